@@ -1,0 +1,244 @@
+package keys
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func testMaster(t testing.TB) *Master {
+	t.Helper()
+	m, err := NewMaster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestKeyFileRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "root.key")
+	r1, err := CreateKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("root key mode = %v, want 0600", fi.Mode().Perm())
+	}
+	if _, err := CreateKeyFile(path); err == nil {
+		t.Fatal("CreateKeyFile overwrote an existing key")
+	}
+	m := testMaster(t)
+	wrapped, err := m.Wrap(r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenMaster(wrapped, r2); err != nil {
+		t.Fatalf("reloaded root does not open master: %v", err)
+	}
+	other, err := CreateKeyFile(filepath.Join(dir, "other.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenMaster(wrapped, other); !errors.Is(err, ErrWrongRoot) {
+		t.Fatalf("wrong root: err = %v, want ErrWrongRoot", err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKeyFile(path); err == nil {
+		t.Fatal("a world-readable root key file was accepted")
+	}
+	if _, err := LoadKeyFile(filepath.Join(dir, "missing")); !errors.Is(err, ErrNoKeyFile) {
+		t.Fatalf("missing file: err = %v", err)
+	}
+}
+
+func TestPassphraseRoot(t *testing.T) {
+	p := InsecureTestArgon2Params()
+	r, err := RootFromPassphrase([]byte("correct horse"), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := testMaster(t)
+	wrapped, err := m.Wrap(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := RootFromPassphrase([]byte("correct horse"), p)
+	if _, err := OpenMaster(wrapped, again); err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := RootFromPassphrase([]byte("correct horsE"), p)
+	if _, err := OpenMaster(wrapped, wrong); !errors.Is(err, ErrWrongRoot) {
+		t.Fatalf("wrong passphrase: err = %v", err)
+	}
+	if _, err := RootFromPassphrase(nil, p); err == nil {
+		t.Fatal("empty passphrase accepted")
+	}
+}
+
+func TestSealBarriers(t *testing.T) {
+	m := testMaster(t)
+	pk, blob, err := NewPatientKeys(m, "pt_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := NewPatientKeys(m, "pt_b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := []byte(`{"canary":"CANARY-7f3a9c","value":123.456}`)
+	ad := []byte("pt_a|omh:blood-glucose:4.0|t1|u1")
+	env, err := pk.Seal(plain, ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("confidentiality", func(t *testing.T) {
+		if bytes.Contains(env, []byte("CANARY")) || bytes.Contains(env, []byte("123.456")) {
+			t.Fatal("plaintext visible in envelope")
+		}
+		if len(env)%padBlock == 0 && len(env) < len(plain) {
+			t.Fatal("envelope shorter than plaintext")
+		}
+	})
+	t.Run("roundtrip", func(t *testing.T) {
+		got, err := pk.Open(env, ad)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("Open = %q, %v", got, err)
+		}
+		reopened, err := OpenPatientKeys(m, "pt_a", blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := reopened.Open(env, ad); err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("reopened keys: %q, %v", got, err)
+		}
+	})
+	t.Run("integrity", func(t *testing.T) {
+		for i := range env {
+			for _, bit := range []byte{0x01, 0x80} {
+				bad := bytes.Clone(env)
+				bad[i] ^= bit
+				if got, err := pk.Open(bad, ad); err == nil {
+					t.Fatalf("flipped byte %d bit %#x opened to %q", i, bit, got)
+				}
+			}
+		}
+		if _, err := pk.Open(env[:len(env)-1], ad); err == nil {
+			t.Fatal("truncated envelope opened")
+		}
+	})
+	t.Run("move", func(t *testing.T) {
+		if _, err := pk.Open(env, []byte("pt_a|omh:blood-glucose:4.0|t2|u1")); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("moved record: err = %v", err)
+		}
+		if _, err := other.Open(env, ad); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("other patient: err = %v", err)
+		}
+		if _, err := OpenPatientKeys(m, "pt_b", blob); err == nil {
+			t.Fatal("patient key blob opened under another patient's id")
+		}
+	})
+	t.Run("uniqueness", func(t *testing.T) {
+		env2, err := pk.Seal(plain, ad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(env, env2) {
+			t.Fatal("same plaintext sealed twice gave the same ciphertext")
+		}
+		if bytes.Equal(env[2:2+env[1]], env2[2:2+env2[1]]) {
+			t.Fatal("DEK wrap repeated")
+		}
+	})
+	t.Run("key version recorded", func(t *testing.T) {
+		id, ok := EnvelopeKeyID(env)
+		if !ok || id != pk.KEKID() {
+			t.Fatalf("EnvelopeKeyID = %d, %v; KEK id %d", id, ok, pk.KEKID())
+		}
+	})
+}
+
+func TestTagsAndDerivedUUIDs(t *testing.T) {
+	m := testMaster(t)
+	a, _, _ := NewPatientKeys(m, "pt_a")
+	b, _, _ := NewPatientKeys(m, "pt_b")
+	ta1, _ := a.Tag("u1")
+	ta2, _ := a.Tag("u1")
+	tb, _ := b.Tag("u1")
+	if ta1 != ta2 {
+		t.Fatal("tag not deterministic")
+	}
+	if ta1 == tb {
+		t.Fatal("two patients share a dedup key")
+	}
+	u1, _ := a.DeriveUUID([]byte("x"))
+	u2, _ := a.DeriveUUID([]byte("x"))
+	u3, _ := b.DeriveUUID([]byte("x"))
+	if u1 != u2 || u1 == u3 || len(u1) != 36 || u1[14] != '8' {
+		t.Fatalf("derived uuids %s %s %s", u1, u2, u3)
+	}
+}
+
+func TestPad(t *testing.T) {
+	for n := 0; n < 100; n++ {
+		p := bytes.Repeat([]byte{0}, n)
+		padded := pad(p)
+		if len(padded)%padBlock != 0 || len(padded) <= n {
+			t.Fatalf("pad(%d) len %d", n, len(padded))
+		}
+		got, ok := unpad(padded)
+		if !ok || !bytes.Equal(got, p) {
+			t.Fatalf("unpad(pad(%d zero bytes)) failed", n)
+		}
+	}
+	if _, ok := unpad(make([]byte, 32)); ok {
+		t.Fatal("all-zero block unpadded")
+	}
+}
+
+var sink []byte
+
+func benchPlain() []byte { return bytes.Repeat([]byte("x"), 405) }
+
+func BenchmarkSeal(b *testing.B) {
+	pk, _, _ := NewPatientKeys(testMaster(b), "pt_bench")
+	plain, ad := benchPlain(), []byte("pt_bench|omh:blood-glucose:4.0|time|uuid")
+	b.SetBytes(int64(len(plain)))
+	b.ReportAllocs()
+	for b.Loop() {
+		sink, _ = pk.Seal(plain, ad)
+	}
+}
+
+func BenchmarkOpen(b *testing.B) {
+	pk, _, _ := NewPatientKeys(testMaster(b), "pt_bench")
+	plain, ad := benchPlain(), []byte("pt_bench|omh:blood-glucose:4.0|time|uuid")
+	env, _ := pk.Seal(plain, ad)
+	b.SetBytes(int64(len(plain)))
+	b.ReportAllocs()
+	for b.Loop() {
+		sink, _ = pk.Open(env, ad)
+	}
+}
+
+func BenchmarkTag(b *testing.B) {
+	pk, _, _ := NewPatientKeys(testMaster(b), "pt_bench")
+	b.ReportAllocs()
+	for b.Loop() {
+		t, _ := pk.Tag("aaaa1234-1a2b-3c4d-5e6f-000000000001")
+		sink = t[:]
+	}
+}

@@ -1,0 +1,227 @@
+package keys
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/aead/subtle"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/prf"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+// TagSize is the length of a dedup tag.
+const TagSize = 16
+
+const (
+	envelopeV1 = 0x01
+	padBlock   = 32
+)
+
+// ErrDecrypt is returned when a record fails to open: it was changed, moved
+// to another record or patient, or its patient's keys were destroyed.
+var ErrDecrypt = errors.New("record failed to decrypt: it was altered, moved, or its keys were destroyed")
+
+// PatientKeys is one patient's KEK (a Tink AEAD keyset that wraps per-record
+// DEKs) and dedup key (a Tink HMAC-SHA256 PRF keyset).
+type PatientKeys struct {
+	kek    tink.AEAD
+	kekID  uint32
+	prf    *prf.Set
+	handle *keyset.Handle
+}
+
+type patientBlob struct {
+	V   int    `json:"v"`
+	KEK []byte `json:"kek"`
+	PRF []byte `json:"prf"`
+}
+
+func patientAD(patientID, part string) []byte {
+	return []byte("jhvault/patient-keys/v1|" + part + "|" + patientID)
+}
+
+// NewPatientKeys makes fresh random keys for a patient and returns them with
+// their wrapped form, sealed under the master with the patient's id as
+// associated data. They are random, never derived, so destroying the wrapped
+// blob destroys them.
+func NewPatientKeys(m *Master, patientID string) (*PatientKeys, []byte, error) {
+	kh, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return nil, nil, err
+	}
+	ph, err := keyset.NewHandle(prf.HMACSHA256PRFKeyTemplate())
+	if err != nil {
+		return nil, nil, err
+	}
+	var kb, pb bytes.Buffer
+	if err := kh.WriteWithAssociatedData(keyset.NewBinaryWriter(&kb), m.aead, patientAD(patientID, "kek")); err != nil {
+		return nil, nil, err
+	}
+	if err := ph.WriteWithAssociatedData(keyset.NewBinaryWriter(&pb), m.aead, patientAD(patientID, "prf")); err != nil {
+		return nil, nil, err
+	}
+	blob, err := json.Marshal(patientBlob{V: 1, KEK: kb.Bytes(), PRF: pb.Bytes()})
+	if err != nil {
+		return nil, nil, err
+	}
+	pk, err := newPatientKeys(kh, ph)
+	return pk, blob, err
+}
+
+// OpenPatientKeys unwraps a patient's key blob.
+func OpenPatientKeys(m *Master, patientID string, blob []byte) (*PatientKeys, error) {
+	var b patientBlob
+	if err := json.Unmarshal(blob, &b); err != nil || b.V != 1 {
+		return nil, errors.New("patient key blob is corrupt")
+	}
+	kh, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(b.KEK)), m.aead, patientAD(patientID, "kek"))
+	if err != nil {
+		return nil, fmt.Errorf("patient KEK does not open: %w", ErrDecrypt)
+	}
+	ph, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(b.PRF)), m.aead, patientAD(patientID, "prf"))
+	if err != nil {
+		return nil, fmt.Errorf("patient dedup key does not open: %w", ErrDecrypt)
+	}
+	return newPatientKeys(kh, ph)
+}
+
+func newPatientKeys(kh, ph *keyset.Handle) (*PatientKeys, error) {
+	kek, err := aead.New(kh)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := prf.NewPRFSet(ph)
+	if err != nil {
+		return nil, err
+	}
+	return &PatientKeys{kek: kek, kekID: kh.KeysetInfo().GetPrimaryKeyId(), prf: ps, handle: kh}, nil
+}
+
+// Seal encrypts one record under a fresh DEK and wraps the DEK under the
+// KEK. Both bind ad. The plaintext is padded to a multiple of 32 bytes so a
+// ciphertext's length tells little about the value inside.
+//
+// Layout: 0x01 | len(wrapped DEK) | wrapped DEK (Tink: key id prefix, nonce,
+// ciphertext, tag) | record (nonce, ciphertext, tag).
+func (pk *PatientKeys) Seal(plaintext, ad []byte) ([]byte, error) {
+	var dek [32]byte
+	rand.Read(dek[:])
+	wrapped, err := pk.kek.Encrypt(dek[:], ad)
+	if err != nil {
+		return nil, err
+	}
+	g, err := subtle.NewAESGCM(dek[:])
+	if err != nil {
+		return nil, err
+	}
+	padded := pad(plaintext)
+	ct, err := g.Encrypt(padded, ad)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, 2+len(wrapped)+len(ct))
+	out = append(out, envelopeV1, byte(len(wrapped)))
+	out = append(out, wrapped...)
+	return append(out, ct...), nil
+}
+
+// Open decrypts what Seal made with the same ad.
+func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
+	if len(envelope) < 2 || envelope[0] != envelopeV1 || len(envelope) < 2+int(envelope[1]) {
+		return nil, ErrDecrypt
+	}
+	n := int(envelope[1])
+	dek, err := pk.kek.Decrypt(envelope[2:2+n], ad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	g, err := subtle.NewAESGCM(dek)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	padded, err := g.Decrypt(envelope[2+n:], ad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	pt, ok := unpad(padded)
+	if !ok {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// EnvelopeKeyID reports the Tink id of the KEK key that wrapped an
+// envelope's DEK, read from the Tink output prefix.
+func EnvelopeKeyID(envelope []byte) (uint32, bool) {
+	if len(envelope) < 7 || envelope[0] != envelopeV1 || envelope[2] != 0x01 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(envelope[3:7]), true
+}
+
+// KEKID is the Tink id of the patient's primary KEK key.
+func (pk *PatientKeys) KEKID() uint32 { return pk.kekID }
+
+// Tag is the keyed dedup tag of a data point's uuid.
+func (pk *PatientKeys) Tag(uuid string) ([TagSize]byte, error) {
+	var t [TagSize]byte
+	out, err := pk.prf.ComputePrimaryPRF(append([]byte("uuid|"), uuid...), TagSize)
+	if err != nil {
+		return t, err
+	}
+	copy(t[:], out)
+	return t, nil
+}
+
+// DeriveUUID makes a deterministic uuid (RFC 9562 version 8) for a point
+// that arrived without one, keyed under the patient's dedup key so the uuid
+// reveals nothing about the values it was derived from.
+func (pk *PatientKeys) DeriveUUID(content []byte) (string, error) {
+	b, err := pk.prf.ComputePrimaryPRF(append([]byte("derive-uuid|"), content...), 16)
+	if err != nil {
+		return "", err
+	}
+	b[6] = (b[6] & 0x0f) | 0x80 // version 8
+	b[8] = (b[8] & 0x3f) | 0x80 // RFC 9562 variant
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], b[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], b[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], b[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], b[10:])
+	return string(s[:]), nil
+}
+
+// pad appends 0x80 and zeros up to a multiple of padBlock (ISO/IEC 7816-4).
+func pad(p []byte) []byte {
+	n := (len(p)/padBlock + 1) * padBlock
+	out := make([]byte, n)
+	copy(out, p)
+	out[len(p)] = 0x80
+	return out
+}
+
+func unpad(p []byte) ([]byte, bool) {
+	for i := len(p) - 1; i >= 0; i-- {
+		switch p[i] {
+		case 0:
+			continue
+		case 0x80:
+			return p[:i], true
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}

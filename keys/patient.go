@@ -28,8 +28,8 @@ const (
 // to another record or patient, or its patient's keys were destroyed.
 var ErrDecrypt = errors.New("record failed to decrypt: it was altered, moved, or its keys were destroyed")
 
-// PatientKeys is one patient's KEK (a Tink AEAD keyset that wraps per-record
-// DEKs) and dedup key (a Tink HMAC-SHA256 PRF keyset).
+// PatientKeys is one patient's KEK (a Tink AES-256-GCM keyset that wraps
+// per-record DEKs) and dedup key (a Tink AES-256-CMAC PRF keyset).
 type PatientKeys struct {
 	kek    tink.AEAD
 	kekID  uint32
@@ -56,7 +56,7 @@ func NewPatientKeys(m *Master, patientID string) (*PatientKeys, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ph, err := keyset.NewHandle(prf.HMACSHA256PRFKeyTemplate())
+	ph, err := keyset.NewHandle(prf.AESCMACPRFKeyTemplate())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,8 +104,8 @@ func newPatientKeys(kh, ph *keyset.Handle) (*PatientKeys, error) {
 	return &PatientKeys{kek: kek, kekID: kh.KeysetInfo().GetPrimaryKeyId(), prf: ps, handle: kh}, nil
 }
 
-// Seal encrypts one record under a fresh DEK and wraps the DEK under the
-// KEK. Both bind ad. The plaintext is padded to a multiple of 32 bytes so a
+// Seal encrypts one record under a fresh DEK (ChaCha20-Poly1305, whose key
+// setup is cheap enough to pay per record) and wraps the DEK under the KEK. Both bind ad. The plaintext is padded to a multiple of 32 bytes so a
 // ciphertext's length tells little about the value inside.
 //
 // Layout: 0x01 | len(wrapped DEK) | wrapped DEK (Tink: key id prefix, nonce,
@@ -117,7 +117,7 @@ func (pk *PatientKeys) Seal(plaintext, ad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := subtle.NewAESGCM(dek[:])
+	g, err := subtle.NewChaCha20Poly1305(dek[:])
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	g, err := subtle.NewAESGCM(dek)
+	g, err := subtle.NewChaCha20Poly1305(dek)
 	if err != nil {
 		return nil, ErrDecrypt
 	}

@@ -1,0 +1,127 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/labstack/echo/v4"
+)
+
+// Admin requests and responses, shared by the socket server and the CLI.
+type (
+	AdminUserRequest struct {
+		Role         string `json:"role"`
+		Name         string `json:"name"`
+		Organization string `json:"organization,omitempty"`
+		TimeZone     string `json:"tz,omitempty"`
+	}
+	AdminUserResponse struct {
+		ID string `json:"id"`
+	}
+	AdminTokenRequest struct {
+		User string        `json:"user"`
+		Kind string        `json:"kind"`
+		TTL  time.Duration `json:"ttl,omitempty"`
+	}
+	AdminTokenResponse struct {
+		Token   string    `json:"token"`
+		ID      string    `json:"id"`
+		Expires time.Time `json:"expires"`
+	}
+)
+
+// AdminOps are the admin actions. *Vault-backed Admin implements them
+// locally; the CLI also implements them over the admin socket.
+type AdminOps interface {
+	AddUser(AdminUserRequest) (AdminUserResponse, error)
+	DeleteUser(id string) error
+	MintToken(AdminTokenRequest) (AdminTokenResponse, error)
+}
+
+// LocalAdmin runs admin actions on an open vault.
+type LocalAdmin struct {
+	Vault *vault.Vault
+	Log   *slog.Logger
+}
+
+func (a LocalAdmin) AddUser(r AdminUserRequest) (AdminUserResponse, error) {
+	u, err := a.Vault.CreateUser(vault.NewUser{Role: r.Role, Name: r.Name, Organization: r.Organization, TimeZone: r.TimeZone})
+	if err != nil {
+		return AdminUserResponse{}, err
+	}
+	a.Log.Info("admin action", "action", "user-add", "user", u.ID, "role", u.Role)
+	return AdminUserResponse{ID: u.ID}, nil
+}
+
+func (a LocalAdmin) DeleteUser(id string) error {
+	if vault.RoleOf(id) != vault.RolePatient {
+		return &vault.InputError{Code: "bad_user", Message: "only patients can be deleted for now"}
+	}
+	if err := a.Vault.DeletePatient(id); err != nil {
+		return err
+	}
+	a.Log.Info("admin action", "action", "user-delete", "user", id)
+	return nil
+}
+
+func (a LocalAdmin) MintToken(r AdminTokenRequest) (AdminTokenResponse, error) {
+	secret, t, err := a.Vault.MintToken(r.User, r.Kind, r.TTL)
+	if err != nil {
+		return AdminTokenResponse{}, err
+	}
+	a.Log.Info("admin action", "action", "token-mint", "user", t.UserID, "kind", t.Kind, "token_id", t.ID)
+	return AdminTokenResponse{Token: secret, ID: t.ID, Expires: t.Expires}, nil
+}
+
+// AdminError turns an admin failure into an API error.
+func AdminError(err error) *Error {
+	var ie *vault.InputError
+	switch {
+	case errors.As(err, &ie):
+		return newError(http.StatusBadRequest, ie.Code, "%s", ie.Message)
+	case errors.Is(err, vault.ErrNoUser), errors.Is(err, vault.ErrNoPatient):
+		return newError(http.StatusNotFound, "no_user", "no such user")
+	}
+	return internal(err)
+}
+
+// NewAdmin serves the admin actions on the 0600 unix socket in DIR. The
+// socket's file mode is its only authentication.
+func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log)
+	e.POST("/admin/users", func(c echo.Context) error {
+		var r AdminUserRequest
+		if err := c.Bind(&r); err != nil {
+			return newError(http.StatusBadRequest, "bad_request", "the request is not valid JSON")
+		}
+		out, err := ops.AddUser(r)
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusCreated, out)
+	})
+	e.DELETE("/admin/users/:id", func(c echo.Context) error {
+		if err := ops.DeleteUser(c.Param("id")); err != nil {
+			return AdminError(err)
+		}
+		return c.NoContent(http.StatusNoContent)
+	})
+	e.POST("/admin/tokens", func(c echo.Context) error {
+		var r AdminTokenRequest
+		if err := c.Bind(&r); err != nil {
+			return newError(http.StatusBadRequest, "bad_request", "the request is not valid JSON")
+		}
+		out, err := ops.MintToken(r)
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusCreated, out)
+	})
+	e.GET("/admin/ping", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	return e
+}

@@ -1,0 +1,273 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/keys"
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/vault/boltstore"
+)
+
+type fixture struct {
+	srv            *httptest.Server
+	v              *vault.Vault
+	patient        vault.User
+	device, ptok   string
+	clin           string
+	expired, other string
+}
+
+func newFixture(t *testing.T, cfg api.Config) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	root, err := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := boltstore.Open(filepath.Join(dir, "vault.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	v, err := vault.Open(st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{v: v}
+	f.patient, _ = v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "Ada"})
+	other, _ := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "Bo"})
+	c, _ := v.CreateUser(vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Rivera", Organization: "Riverside"})
+	f.device, _, _ = v.MintToken(f.patient.ID, vault.TokenDevice, time.Hour)
+	f.ptok, _, _ = v.MintToken(f.patient.ID, vault.TokenPatient, time.Hour)
+	f.other, _, _ = v.MintToken(other.ID, vault.TokenPatient, time.Hour)
+	f.clin, _, _ = v.MintToken(c.ID, vault.TokenClinician, time.Hour)
+	f.expired, _, _ = v.MintToken(f.patient.ID, vault.TokenDevice, time.Nanosecond)
+	cfg.Vault = v
+	f.srv = httptest.NewServer(api.New(cfg).Echo())
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fixture) do(t *testing.T, method, path, token, ctype string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (f *fixture) stored(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for _, err := range f.v.Readings(context.Background(), f.patient.ID, "omh:blood-glucose:4.0", time.Time{}, time.Time{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+func point(i int, unit string) string {
+	ts := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 5 * time.Minute).Format(time.RFC3339)
+	return fmt.Sprintf(`{"header":{"uuid":"6a1e0d52-0000-4000-8000-%012d","schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"},"source_creation_date_time":%q},"body":{"blood_glucose":{"value":%d,"unit":%q},"effective_time_frame":{"date_time":%q}}}`, i, ts, 90+i, unit, ts)
+}
+
+func batch(n int) string {
+	var ps []string
+	for i := range n {
+		ps = append(ps, point(i, "mg/dL"))
+	}
+	return "[" + strings.Join(ps, ",") + "]"
+}
+
+func errBody(t *testing.T, b []byte) api.ErrorBody {
+	t.Helper()
+	var e api.ErrorBody
+	if err := json.Unmarshal(b, &e); err != nil || e.Code == "" || e.Message == "" {
+		t.Fatalf("error body %s: want {code, message}", b)
+	}
+	return e
+}
+
+func TestIngestRejects(t *testing.T) {
+	f := newFixture(t, api.Config{MaxBodyBytes: 64 << 10, MaxBatch: 50})
+	bad := func(i int, body string) string {
+		ps := []string{point(100, "mg/dL"), point(101, "mg/dL"), body}
+		_ = i
+		return "[" + strings.Join(ps, ",") + "]"
+	}
+	noTime := strings.Replace(point(1, "mg/dL"), `,"effective_time_frame":{"date_time":"2025-02-01T00:05:00Z"}`, "", 1)
+	cases := []struct {
+		name, token, ctype, body string
+		status                   int
+		code                     string
+		index                    int // -1: none
+	}{
+		{"malformed JSON", f.device, "application/json", `{"header":`, 400, "malformed_json", 0},
+		{"malformed JSON in array", f.device, "application/json", `[` + point(1, "mg/dL") + `,{"header":]`, 400, "malformed_json", 1},
+		{"malformed NDJSON line", f.device, "application/x-ndjson", point(1, "mg/dL") + "\n{nope}\n", 400, "malformed_json", 1},
+		{"unknown schema", f.device, "", bad(2, strings.Replace(point(1, "mg/dL"), `"name":"blood-glucose"`, `"name":"blood-sugar"`, 1)), 400, "unknown_schema", 2},
+		{"wrong schema for body", f.device, "", bad(2, strings.Replace(point(1, "mg/dL"), `"name":"blood-glucose","version":"4.0"`, `"name":"heart-rate","version":"2.0"`, 1)), 400, "", 2},
+		{"missing time frame", f.device, "", bad(2, noTime), 400, "missing_time_frame", 2},
+		{"bad unit", f.device, "", bad(2, point(1, "furlongs")), 400, "bad_unit", 2},
+		{"empty body", f.device, "", "  ", 400, "empty_batch", -1},
+		{"oversized body", f.device, "", `[` + strings.Repeat(" ", 70<<10) + `]`, 413, "body_too_large", -1},
+		{"batch over the limit", f.device, "", batch(51), 413, "batch_too_large", -1},
+		{"clinician token", f.clin, "", batch(1), 403, "wrong_token_type", -1},
+		{"expired token", f.expired, "", batch(1), 401, "token_expired", -1},
+		{"invalid token", f.device + "x", "", batch(1), 401, "invalid_token", -1},
+		{"no token", "", "", batch(1), 401, "missing_token", -1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, b := f.do(t, "POST", "/api/v1/readings", tc.token, tc.ctype, []byte(tc.body))
+			if st != tc.status {
+				t.Fatalf("status %d, want %d: %s", st, tc.status, b)
+			}
+			e := errBody(t, b)
+			if tc.code != "" && e.Code != tc.code {
+				t.Fatalf("code %q, want %q (%s)", e.Code, tc.code, e.Message)
+			}
+			if tc.index >= 0 && (e.Index == nil || *e.Index != tc.index) {
+				t.Fatalf("index %v, want %d", e.Index, tc.index)
+			}
+			if n := f.stored(t); n != 0 {
+				t.Fatalf("%d readings stored after a refused batch", n)
+			}
+		})
+	}
+}
+
+func TestIngestAcceptsAndDedups(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	forms := []struct{ ctype, body string }{
+		{"application/json", point(0, "mg/dL")},
+		{"application/json", batch(300)},
+		{"application/x-ndjson", strings.ReplaceAll(strings.Trim(batch(300), "[]"), "},{\"header\"", "}\n{\"header\"")},
+	}
+	st, b := f.do(t, "POST", "/api/v1/readings", f.device, forms[0].ctype, []byte(forms[0].body))
+	if st != 201 || string(bytes.TrimSpace(b)) != `{"accepted":1,"duplicates":0}` {
+		t.Fatalf("single: %d %s", st, b)
+	}
+	st, b = f.do(t, "POST", "/api/v1/readings", f.ptok, forms[1].ctype, []byte(forms[1].body))
+	if st != 201 || string(bytes.TrimSpace(b)) != `{"accepted":299,"duplicates":1}` {
+		t.Fatalf("array: %d %s", st, b)
+	}
+	st, b = f.do(t, "POST", "/api/v1/readings", f.device, forms[2].ctype, []byte(forms[2].body))
+	if st != 201 || string(bytes.TrimSpace(b)) != `{"accepted":0,"duplicates":300}` {
+		t.Fatalf("ndjson re-post: %d %s", st, b)
+	}
+	if n := f.stored(t); n != 300 {
+		t.Fatalf("stored %d, want 300", n)
+	}
+}
+
+func TestGetReadings(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(20)))
+	st, b := f.do(t, "GET", "/api/v1/readings?schema=omh:blood-glucose:4.0&from=2025-02-01T00:10:00Z&to=2025-02-01T00:30:00Z", f.ptok, "", nil)
+	if st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) != 4 {
+		t.Fatalf("got %d lines, want 4 ([00:10, 00:30) every 5 min)", len(lines))
+	}
+	for _, l := range lines {
+		if !json.Valid(l) {
+			t.Fatalf("invalid line %s", l)
+		}
+	}
+	if st, b := f.do(t, "GET", "/api/v1/readings", f.other, "", nil); st != 200 || len(bytes.TrimSpace(b)) != 0 {
+		t.Fatalf("another patient sees data: %d %s", st, b)
+	}
+	for _, tc := range []struct {
+		q, token string
+		status   int
+		code     string
+	}{
+		{"", f.device, 403, "wrong_token_type"},
+		{"", f.clin, 403, "wrong_token_type"},
+		{"?schema=omh:nope:1.0", f.ptok, 400, "unknown_schema"},
+		{"?from=yesterday", f.ptok, 400, "bad_time"},
+		{"?from=2025-02-02T00:00:00Z&to=2025-02-01T00:00:00Z", f.ptok, 400, "bad_window"},
+	} {
+		st, b := f.do(t, "GET", "/api/v1/readings"+tc.q, tc.token, "", nil)
+		if st != tc.status || errBody(t, b).Code != tc.code {
+			t.Errorf("GET %s: %d %s, want %d %s", tc.q, st, b, tc.status, tc.code)
+		}
+	}
+}
+
+func TestClinicianDirectory(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	st, b := f.do(t, "GET", "/api/v1/clinicians", f.ptok, "", nil)
+	if st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(b, &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("%s", b)
+	}
+	for k := range rows[0] {
+		if k != "id" && k != "name" && k != "organization" {
+			t.Errorf("directory exposes %q", k)
+		}
+	}
+	if st, _ := f.do(t, "GET", "/api/v1/clinicians", f.device, "", nil); st != 403 {
+		t.Fatalf("device token read the directory: %d", st)
+	}
+}
+
+func TestAuthFailureRateLimit(t *testing.T) {
+	f := newFixture(t, api.Config{AuthFailuresPerMinute: 5})
+	for i := range 5 {
+		if st, _ := f.do(t, "GET", "/api/v1/clinicians", "vp_bogus", "", nil); st != 401 {
+			t.Fatalf("attempt %d: %d", i, st)
+		}
+	}
+	st, b := f.do(t, "GET", "/api/v1/clinicians", f.ptok, "", nil)
+	if st != 429 || errBody(t, b).Code != "too_many_auth_failures" {
+		t.Fatalf("after 5 failures: %d %s", st, b)
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	if st, b := f.do(t, "GET", "/healthz", "", "", nil); st != 200 || !bytes.Contains(b, []byte(`"ok"`)) {
+		t.Fatalf("healthz %d %s", st, b)
+	}
+	f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(3)))
+	st, b := f.do(t, "GET", "/metrics", "", "", nil)
+	if st != 200 || !bytes.Contains(b, []byte(`vault_ingest_readings_total{outcome="accepted"} 3`)) {
+		t.Fatalf("metrics %d: %s", st, b)
+	}
+	if st, b := f.do(t, "GET", "/nope", "", "", nil); st != 404 || errBody(t, b).Code != "not_found" {
+		t.Fatalf("404: %d %s", st, b)
+	}
+}

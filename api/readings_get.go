@@ -1,0 +1,97 @@
+package api
+
+import (
+	"bufio"
+	"net/http"
+	"time"
+
+	"github.com/jupyterhealth/vault/omh"
+	"github.com/labstack/echo/v4"
+)
+
+// parseWindow reads ?from= and ?to= (RFC 3339; both optional) as [from, to).
+func parseWindow(c echo.Context) (from, to time.Time, err *Error) {
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		v := c.QueryParam(p.name)
+		if v == "" {
+			continue
+		}
+		t, perr := time.Parse(time.RFC3339Nano, v)
+		if perr != nil {
+			return from, to, newError(http.StatusBadRequest, "bad_time", "%s must be an RFC 3339 time with an offset, such as 2025-01-31T00:00:00Z", p.name)
+		}
+		*p.dst = t
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, newError(http.StatusBadRequest, "bad_window", "from must be earlier than to; the window is [from, to)")
+	}
+	return from, to, nil
+}
+
+// parseSchemas reads ?schema=. Without it every supported schema is read;
+// namespace:name without a version means the stored (canonical) version.
+func parseSchemas(c echo.Context) ([]string, *Error) {
+	v := c.QueryParam("schema")
+	if v == "" {
+		var all []string
+		for _, s := range omh.Supported() {
+			all = append(all, s.String())
+		}
+		return all, nil
+	}
+	id, err := omh.ParseSchemaID(v)
+	if err == nil {
+		for _, s := range omh.Supported() {
+			if s.Namespace == id.Namespace && s.Name == id.Name && (id.Version == "" || id.Version == s.Version) {
+				return []string{s.String()}, nil
+			}
+		}
+	}
+	return nil, newError(http.StatusBadRequest, omh.CodeUnknownSchema, "schema must be one the vault stores, written namespace:name:version, such as omh:blood-glucose:4.0")
+}
+
+// getReadings streams the patient's own readings as NDJSON, in time order
+// within each schema.
+func (s *Server) getReadings(c echo.Context) error {
+	tok := principal(c)
+	schemas, aerr := parseSchemas(c)
+	if aerr != nil {
+		return aerr
+	}
+	from, to, aerr := parseWindow(c)
+	if aerr != nil {
+		return aerr
+	}
+	ctx := c.Request().Context()
+	w := c.Response()
+	var bw *bufio.Writer
+	for _, schema := range schemas {
+		for r, err := range s.vault.Readings(ctx, tok.UserID, schema, from, to) {
+			if err != nil {
+				if bw == nil {
+					return internal(err)
+				}
+				// The status is sent: abort so the client sees a broken
+				// stream rather than a complete-looking partial one.
+				s.log.Error("readings stream failed", "patient", tok.UserID, "cause", err.Error())
+				panic(http.ErrAbortHandler)
+			}
+			if bw == nil {
+				w.Header().Set(echo.HeaderContentType, "application/x-ndjson")
+				w.WriteHeader(http.StatusOK)
+				bw = bufio.NewWriterSize(w, 64<<10)
+			}
+			bw.Write(r.JSON)
+			bw.WriteByte('\n')
+		}
+	}
+	if bw == nil {
+		w.Header().Set(echo.HeaderContentType, "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	return bw.Flush()
+}

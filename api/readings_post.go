@@ -1,0 +1,191 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"runtime"
+	"sync"
+
+	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/labstack/echo/v4"
+)
+
+// IngestResponse is the body of a successful POST /api/v1/readings.
+type IngestResponse = vault.IngestResult
+
+// postReadings stores one OMH point, a JSON array of them, or NDJSON, for
+// the token's patient. The batch is atomic: any invalid point and nothing
+// is stored.
+func (s *Server) postReadings(c echo.Context) error {
+	tok := principal(c)
+	body, err := readBody(c.Request(), c.Response(), s.maxBody)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		s.metrics.rejected.WithLabelValues("body_too_large").Inc()
+		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than %d bytes; split it into smaller batches", s.maxBody)
+	}
+	if err != nil {
+		return newError(http.StatusBadRequest, "body_unreadable", "the request body could not be read")
+	}
+	raws, aerr := s.splitPoints(c.Request().Header.Get("Content-Type"), body)
+	if aerr != nil {
+		s.metrics.rejected.WithLabelValues(aerr.Code).Inc()
+		return aerr
+	}
+	pts, aerr := parsePoints(raws)
+	if aerr != nil {
+		s.metrics.rejected.WithLabelValues(aerr.Code).Inc()
+		return aerr
+	}
+	res, err := s.vault.Ingest(c.Request().Context(), tok.UserID, pts)
+	if errors.Is(err, vault.ErrNoPatient) {
+		return newError(http.StatusForbidden, "no_patient", "this token's patient no longer exists")
+	}
+	if err != nil {
+		return internal(err)
+	}
+	s.metrics.ingested.WithLabelValues("accepted").Add(float64(res.Accepted))
+	s.metrics.ingested.WithLabelValues("duplicate").Add(float64(res.Duplicates))
+	return c.JSON(http.StatusCreated, res)
+}
+
+// readBody reads the whole body, at most limit bytes, sized up front from
+// Content-Length when the client sent one.
+func readBody(r *http.Request, w http.ResponseWriter, limit int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength <= 0 || r.ContentLength > limit {
+		return io.ReadAll(rd)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+1))
+	_, err := buf.ReadFrom(rd)
+	return buf.Bytes(), err
+}
+
+func isNDJSON(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch mt {
+	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines":
+		return true
+	}
+	return false
+}
+
+func indexed(i int, code, format string, args ...any) *Error {
+	e := newError(http.StatusBadRequest, code, format, args...)
+	e.Index = &i
+	return e
+}
+
+// splitPoints cuts a body into one raw JSON value per point.
+func (s *Server) splitPoints(contentType string, body []byte) ([][]byte, *Error) {
+	tooMany := func() *Error {
+		return newError(http.StatusRequestEntityTooLarge, "batch_too_large", "a batch may hold at most %d points; split it", s.maxBatch)
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, newError(http.StatusBadRequest, "empty_batch", "the request body holds no data points")
+	}
+	var out [][]byte
+	if isNDJSON(contentType) {
+		for line := range bytes.Lines(trimmed) {
+			line = bytes.TrimSpace(line)
+			if len(line) == 0 {
+				continue
+			}
+			if len(out) == s.maxBatch {
+				return nil, tooMany()
+			}
+			out = append(out, line)
+		}
+		return out, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if trimmed[0] == '[' {
+		if _, err := dec.Token(); err != nil {
+			return nil, indexed(0, omh.CodeMalformedJSON, "the body is not valid JSON")
+		}
+		for dec.More() {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, indexed(len(out), omh.CodeMalformedJSON, "point %d is not valid JSON", len(out))
+			}
+			if len(out) == s.maxBatch {
+				return nil, tooMany()
+			}
+			out = append(out, raw)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, indexed(len(out), omh.CodeMalformedJSON, "the JSON array is not closed properly")
+		}
+		if dec.More() {
+			return nil, indexed(len(out), omh.CodeMalformedJSON, "unexpected data after the JSON array")
+		}
+		if len(out) == 0 {
+			return nil, newError(http.StatusBadRequest, "empty_batch", "the array holds no data points")
+		}
+		return out, nil
+	}
+	// One object, or several concatenated (NDJSON sent without its type).
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, indexed(len(out), omh.CodeMalformedJSON, "point %d is not valid JSON", len(out))
+		}
+		if len(out) == s.maxBatch {
+			return nil, tooMany()
+		}
+		out = append(out, raw)
+	}
+	return out, nil
+}
+
+// parsePoints validates every point, spread over all cores for large
+// batches, and reports the lowest failing index.
+func parsePoints(raws [][]byte) ([]*omh.Point, *Error) {
+	pts := make([]*omh.Point, len(raws))
+	workers := runtime.GOMAXPROCS(0)
+	if len(raws) < 256 {
+		workers = 1
+	}
+	chunk := (len(raws) + workers - 1) / workers
+	firstBad := make([]int, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*chunk, min((w+1)*chunk, len(raws))
+		firstBad[w] = -1
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				p, err := omh.Parse(raws[i])
+				if err == nil && !vault.TimeInRange(p.Time) {
+					err = &omh.Error{Code: omh.CodeInvalidTime, Field: "body.effective_time_frame", Message: "the reading's time must be between 1900 and 2200"}
+				}
+				if err != nil {
+					firstBad[w], errs[w] = i, err
+					return
+				}
+				pts[i] = p
+			}
+		})
+	}
+	wg.Wait()
+	for w := range workers {
+		if firstBad[w] < 0 {
+			continue
+		}
+		i := firstBad[w]
+		var oe *omh.Error
+		if errors.As(errs[w], &oe) {
+			e := indexed(i, oe.Code, "point %d: %s", i, oe.Message)
+			e.Field = oe.Field
+			return nil, e
+		}
+		return nil, indexed(i, omh.CodeInvalidValue, "point %d is not a valid data point", i)
+	}
+	return pts, nil
+}

@@ -1,0 +1,108 @@
+// Package api is the vault's HTTP JSON API, on echo. Every route is
+// registered in routes.go; each handler lives in its own file and returns an
+// error, which the one error handler (errors.go) turns into a stable
+// {code, message} body while the cause goes only to the log.
+package api
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Limits. They are documented in docs/api.md.
+const (
+	DefaultMaxBodyBytes          = 16 << 20 // 16 MiB per request
+	DefaultMaxBatch              = 10000    // points per ingest request
+	DefaultAuthFailuresPerMinute = 20       // failed token checks per client address
+)
+
+// Config configures a Server.
+type Config struct {
+	Vault    *vault.Vault
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // metrics are registered here; nil makes one
+
+	MaxBodyBytes          int64
+	MaxBatch              int
+	AuthFailuresPerMinute int
+}
+
+// Server serves the API.
+type Server struct {
+	vault    *vault.Vault
+	log      *slog.Logger
+	echo     *echo.Echo
+	metrics  *metrics
+	failures *failureLimiter
+	registry *prometheus.Registry
+
+	maxBody  int64
+	maxBatch int
+}
+
+// New builds the API server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.AuthFailuresPerMinute <= 0 {
+		cfg.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
+	}
+	s := &Server{
+		vault:    cfg.Vault,
+		log:      cfg.Logger,
+		metrics:  newMetrics(cfg.Registry),
+		failures: newFailureLimiter(cfg.AuthFailuresPerMinute),
+		registry: cfg.Registry,
+		maxBody:  cfg.MaxBodyBytes,
+		maxBatch: cfg.MaxBatch,
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.Use(s.observe)
+	s.routes(e)
+	s.echo = e
+	return s
+}
+
+// Echo returns the underlying echo instance (an http.Handler).
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// observe logs each request (never its query, body or headers) and records
+// its latency.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		st := c.Response().Status
+		d := time.Since(start)
+		s.metrics.latency.WithLabelValues(c.Request().Method, route, statusClass(st)).Observe(d.Seconds())
+		s.log.Debug("request", "method", c.Request().Method, "route", route, "status", st, "bytes", c.Response().Size, "ms", d.Milliseconds())
+		return nil
+	}
+}
+
+func statusClass(st int) string {
+	return string(rune('0'+st/100)) + "xx"
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/vault/boltstore"
+)
+
+// socketAdmin runs admin actions through a running server's admin socket.
+type socketAdmin struct{ c *http.Client }
+
+func dialSocket(dir string) (*socketAdmin, bool) {
+	sock := sockPath(dir)
+	conn, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return nil, false
+	}
+	conn.Close()
+	c := &http.Client{
+		Timeout: 60 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}},
+	}
+	return &socketAdmin{c: c}, true
+}
+
+func (s *socketAdmin) call(method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://vault"+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.c.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin socket: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var eb api.ErrorBody
+		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Message != "" {
+			return fmt.Errorf("%s (%s)", eb.Message, eb.Code)
+		}
+		return fmt.Errorf("admin socket answered %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (s *socketAdmin) AddUser(r api.AdminUserRequest) (api.AdminUserResponse, error) {
+	var out api.AdminUserResponse
+	return out, s.call(http.MethodPost, "/admin/users", r, &out)
+}
+
+func (s *socketAdmin) DeleteUser(id string) error {
+	return s.call(http.MethodDelete, "/admin/users/"+id, nil, nil)
+}
+
+func (s *socketAdmin) MintToken(r api.AdminTokenRequest) (api.AdminTokenResponse, error) {
+	var out api.AdminTokenResponse
+	return out, s.call(http.MethodPost, "/admin/tokens", r, &out)
+}
+
+// withAdmin runs fn against the running server's socket, or, when no server
+// runs, against the database file opened directly with a lock timeout.
+func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) error {
+	if s, ok := dialSocket(sf.data); ok {
+		return fn(s)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	v, st, err := openVault(sf, false, 2*time.Second, log)
+	if errors.Is(err, boltstore.ErrLocked) {
+		return fmt.Errorf("the database in %s is locked by another process, and no server answers on %s; is a vault running as another user?", sf.data, sockPath(sf.data))
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	err = fn(api.LocalAdmin{Vault: v, Log: log})
+	var ae *api.Error
+	if err != nil && !errors.As(err, &ae) {
+		ae = api.AdminError(err)
+		if ae.Code != "internal" {
+			return fmt.Errorf("%s (%s)", ae.Message, ae.Code)
+		}
+	}
+	return err
+}
+
+func cmdAdmin(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch {
+	case args[0] == "user" && len(args) > 1 && args[1] == "add":
+		return adminUserAdd(args[2:], stdout, stderr)
+	case args[0] == "user" && len(args) > 1 && args[1] == "delete":
+		return adminUserDelete(args[2:], stdout, stderr)
+	case args[0] == "token":
+		return adminToken(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "vault admin: unknown command %q\n\n%s", args[0], usage)
+	return errUsage
+}
+
+func adminUserAdd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("admin user add", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	role := fs.String("role", "", "patient or clinician")
+	name := fs.String("name", "", "the person's name (stored encrypted)")
+	org := fs.String("org", "", "organisation, for clinicians")
+	tz := fs.String("tz", "UTC", "IANA time zone, such as America/New_York")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *role == "" || *name == "" {
+		fmt.Fprintln(stderr, "vault admin user add: --role and --name are required")
+		return errUsage
+	}
+	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
+		out, err := ops.AddUser(api.AdminUserRequest{Role: *role, Name: *name, Organization: *org, TimeZone: *tz})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, out.ID)
+		return nil
+	})
+}
+
+func adminUserDelete(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("admin user delete", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	user := fs.String("user", "", "the patient's id (pt_…)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *user == "" {
+		fmt.Fprintln(stderr, "vault admin user delete: --user is required")
+		return errUsage
+	}
+	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
+		if err := ops.DeleteUser(*user); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "deleted", *user, "(its keys are destroyed; older backups still hold them, see docs/architecture.md)")
+		return nil
+	})
+}
+
+func adminToken(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("admin token", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	user := fs.String("user", "", "the user's id")
+	kind := fs.String("kind", "", "device, patient or clinician")
+	ttl := fs.Duration("ttl", 0, "lifetime (default: device 4320h, patient and clinician 720h)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *user == "" || *kind == "" {
+		fmt.Fprintln(stderr, "vault admin token: --user and --kind are required")
+		return errUsage
+	}
+	if *ttl < 0 {
+		fmt.Fprintln(stderr, "vault admin token: --ttl must be positive")
+		return errUsage
+	}
+	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
+		out, err := ops.MintToken(api.AdminTokenRequest{User: *user, Kind: *kind, TTL: *ttl})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, out.Token)
+		fmt.Fprintf(stderr, "token %s expires %s; it is shown only this once\n", out.ID, out.Expires.Format(time.RFC3339))
+		return nil
+	})
+}

@@ -1,0 +1,110 @@
+// Command vault is JupyterHealth Vault: one binary that serves the vault and
+// administers it.
+//
+//	vault serve [--data DIR] [--addr HOST:PORT] [--base-url URL] [--demo [--demo-days N]]
+//	vault admin user add --role patient|clinician --name NAME [--org ORG] [--tz ZONE]
+//	vault admin user delete --user ID
+//	vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
+//	vault bench [flags]
+//	vault version
+//
+// The root key comes from --root-key-file (default
+// $XDG_CONFIG_HOME/jupyterhealth-vault/root.key) or from
+// VAULT_ROOT_PASSPHRASE / VAULT_ROOT_PASSPHRASE_FILE.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=…".
+var Version = "dev"
+
+const usage = `usage:
+  vault serve [--data DIR] [--addr HOST:PORT] [--base-url URL] [--demo [--demo-days N]]
+  vault admin user add --role patient|clinician --name NAME [--org ORG] [--tz ZONE]
+  vault admin user delete --user ID
+  vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
+  vault bench [--readings N] [--batch N] [--uploaders N]
+  vault version
+
+Every command takes --data DIR (default ./vault-data) and --root-key-file FILE.
+Run 'vault COMMAND -h' for a command's flags.
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// tuneGC trades memory for ingest throughput: sealing allocates per
+// reading, and at the default GOGC=100 the collector takes about a quarter
+// of ingest time (docs/benchmarks.md). An explicit GOGC wins.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+}
+
+// errUsage marks a usage mistake: exit status 2.
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		tuneGC()
+		err = cmdServe(args[1:], stderr)
+	case "admin":
+		err = cmdAdmin(args[1:], stdout, stderr)
+	case "bench":
+		tuneGC()
+		err = cmdBench(args[1:], stdout, stderr)
+	case "bench-load":
+		err = cmdBenchLoad(args[1:], stdout)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "vault", Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "vault: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintln(stderr, "vault:", err)
+	return 1
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("vault "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses and turns flag errors into errUsage (already printed).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}

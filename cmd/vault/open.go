@@ -1,0 +1,167 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jupyterhealth/vault/keys"
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/vault/boltstore"
+)
+
+// storeFlags are the flags every command that opens the vault shares.
+type storeFlags struct {
+	data    string
+	keyFile string
+}
+
+func (f *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.data, "data", envOr("VAULT_DATA", "./vault-data"), "data directory (env VAULT_DATA)")
+	fs.StringVar(&f.keyFile, "root-key-file", envOr("VAULT_ROOT_KEY_FILE", defaultKeyFile()), "root key file, kept outside the data directory (env VAULT_ROOT_KEY_FILE)")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func defaultKeyFile() string {
+	base := os.Getenv("XDG_CONFIG_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "root.key"
+		}
+		base = filepath.Join(home, ".config")
+	}
+	return filepath.Join(base, "jupyterhealth-vault", "root.key")
+}
+
+func dbPath(dir string) string   { return filepath.Join(dir, "vault.db") }
+func sockPath(dir string) string { return filepath.Join(dir, "admin.sock") }
+
+// passphrase returns the root passphrase from the environment, if any.
+func passphrase() ([]byte, error) {
+	if v := os.Getenv("VAULT_ROOT_PASSPHRASE"); v != "" {
+		return []byte(v), nil
+	}
+	if f := os.Getenv("VAULT_ROOT_PASSPHRASE_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("VAULT_ROOT_PASSPHRASE_FILE: %v", err)
+		}
+		p := strings.TrimRight(string(b), "\r\n")
+		if p == "" {
+			return nil, errors.New("VAULT_ROOT_PASSPHRASE_FILE is empty")
+		}
+		return []byte(p), nil
+	}
+	return nil, nil
+}
+
+// inside reports whether path lies inside dir, after resolving both.
+func inside(path, dir string) bool {
+	resolve := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return p
+		}
+		// Resolve the longest existing prefix so a symlinked DIR is caught.
+		for d, rest := a, ""; ; {
+			if r, err := filepath.EvalSymlinks(d); err == nil {
+				return filepath.Join(r, rest)
+			}
+			parent := filepath.Dir(d)
+			if parent == d {
+				return a
+			}
+			rest = filepath.Join(filepath.Base(d), rest)
+			d = parent
+		}
+	}
+	rel, err := filepath.Rel(resolve(dir), resolve(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// openVault opens the store in f.data and unwraps the master with the root
+// key. On a wrong root it returns keys.ErrWrongRoot having written nothing.
+func openVault(f storeFlags, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, *boltstore.Store, error) {
+	pass, err := passphrase()
+	if err != nil {
+		return nil, nil, err
+	}
+	if pass == nil && inside(f.keyFile, f.data) && !demo {
+		return nil, nil, fmt.Errorf("the root key file %s is inside the data directory %s; keep it elsewhere so a copy of the data alone reveals nothing (only --demo allows this)", f.keyFile, f.data)
+	}
+	if err := os.MkdirAll(f.data, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("data directory: %v", err)
+	}
+	st, err := boltstore.Open(dbPath(f.data), boltstore.Options{LockTimeout: lockTimeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := unlock(st, f, pass, log)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return v, st, nil
+}
+
+func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*vault.Vault, error) {
+	info, err := vault.ReadRootInfo(st)
+	if err != nil {
+		return nil, err
+	}
+	existing, err := st.Meta(vault.MetaMaster)
+	if err != nil {
+		return nil, err
+	}
+	var root *keys.Root
+	newInfo := vault.RootInfo{}
+	switch {
+	case pass != nil:
+		var p keys.Argon2Params
+		switch {
+		case info != nil && info.Argon2 != nil:
+			p = *info.Argon2
+		case os.Getenv("VAULT_INSECURE_TEST_ARGON2") == "1":
+			log.Warn("VAULT_INSECURE_TEST_ARGON2=1: the passphrase is stretched with test-only Argon2id costs")
+			p = keys.InsecureTestArgon2Params()
+		default:
+			p = keys.NewArgon2Params()
+		}
+		if root, err = keys.RootFromPassphrase(pass, p); err != nil {
+			return nil, err
+		}
+		newInfo = vault.RootInfo{Kind: root.Kind(), Argon2: &p}
+	default:
+		root, err = keys.LoadKeyFile(f.keyFile)
+		if errors.Is(err, keys.ErrNoKeyFile) {
+			if existing != nil {
+				return nil, fmt.Errorf("the root key file %s does not exist, but this vault was sealed with one; restore that file (or set VAULT_ROOT_PASSPHRASE if the vault uses a passphrase)", f.keyFile)
+			}
+			root, err = keys.CreateKeyFile(f.keyFile)
+			if err == nil {
+				log.Info("created a new root key file; back it up apart from the data directory", "path", f.keyFile)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		newInfo = vault.RootInfo{Kind: root.Kind()}
+	}
+	v, err := vault.Open(st, root, newInfo, vault.Options{Logger: log})
+	if errors.Is(err, keys.ErrWrongRoot) {
+		return nil, fmt.Errorf("refusing to start: %w; check --root-key-file or VAULT_ROOT_PASSPHRASE", err)
+	}
+	return v, err
+}

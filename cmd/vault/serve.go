@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/internal/demo"
+)
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level must be debug, info, warn or error")
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// checkBaseURL refuses a base URL whose host is an IP address: browsers
+// refuse an IP as a WebAuthn RP ID.
+func checkBaseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--base-url must be an http or https URL, such as http://localhost:8080")
+	}
+	if net.ParseIP(u.Hostname()) != nil {
+		return nil, fmt.Errorf("--base-url host %q is an IP address; use a name (such as localhost), because browsers refuse an IP address as a passkey RP ID", u.Hostname())
+	}
+	return u, nil
+}
+
+func cmdServe(args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	addr := fs.String("addr", envOr("VAULT_ADDR", "127.0.0.1:8080"), "listen address (env VAULT_ADDR)")
+	baseURL := fs.String("base-url", envOr("VAULT_BASE_URL", "http://localhost:8080"), "public URL; its host is the passkey RP ID (env VAULT_BASE_URL)")
+	demoMode := fs.Bool("demo", false, "seed demo patient Ada and clinician Dr. Rivera, and write DIR/demo/credentials.json")
+	demoDays := fs.Int("demo-days", 365, "days of synthetic history for --demo")
+	logLevel := fs.String("log-level", envOr("VAULT_LOG_LEVEL", "info"), "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	if _, err := checkBaseURL(*baseURL); err != nil {
+		return err
+	}
+	if *demoDays < 1 || *demoDays > 3660 {
+		return fmt.Errorf("--demo-days must be between 1 and 3660")
+	}
+	start := time.Now()
+	v, st, err := openVault(sf, *demoMode, time.Second, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	if *demoMode {
+		t := time.Now()
+		res, err := demo.Seed(context.Background(), v, demo.Options{Dir: sf.data, Days: *demoDays, BaseURL: *baseURL, Log: log})
+		if err != nil {
+			return fmt.Errorf("demo: %v", err)
+		}
+		log.Info("demo ready", "credentials", res.CredentialsPath, "readings_added", res.Added, "ms", time.Since(t).Milliseconds())
+	}
+
+	srv := api.New(api.Config{Vault: v, Logger: log})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %v", *addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Echo(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	sock := sockPath(sf.data)
+	os.Remove(sock)
+	sln, err := net.Listen("unix", sock)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin socket %s: %v", sock, err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		sln.Close()
+		return fmt.Errorf("admin socket: %v", err)
+	}
+	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Log: log}, log), ReadHeaderTimeout: 10 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	go func() { errc <- adminSrv.Serve(sln) }()
+	log.Info("vault serving", "addr", ln.Addr().String(), "base_url", *baseURL, "admin_socket", sock, "startup_ms", time.Since(start).Milliseconds(), "version", Version)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	var serveErr error
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case serveErr = <-errc:
+	}
+	// In-flight requests (a batch being stored) finish; new ones are refused.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(ctx); err != nil {
+		log.Warn("http shutdown", "err", err.Error())
+	}
+	adminSrv.Shutdown(ctx)
+	os.Remove(sock)
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("close database: %v", err)
+	}
+	log.Info("stopped cleanly")
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+)
+
+// ErrNotFound is returned by a Backend for a missing user, token or key blob.
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned by a Backend when a create would overwrite.
+var ErrExists = errors.New("already exists")
+
+// Record is one stored reading as the backend sees it: the plaintext parts
+// that range scans need (schema, time) and an opaque sealed value. Tag is the
+// keyed hash of the reading's uuid; (Schema, Time, Tag) is its identity, and
+// inserting a record whose identity is present is a duplicate.
+type Record struct {
+	Schema string
+	Time   int64 // unix nanoseconds
+	Tag    [16]byte
+	Value  []byte
+}
+
+// TokenRow is a stored API token. It holds the SHA-256 of the secret, never
+// the secret.
+type TokenRow struct {
+	ID       string    `json:"id"`
+	UserID   string    `json:"user"`
+	Kind     string    `json:"kind"`
+	Hash     []byte    `json:"hash"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// Backend is the storage boundary. bbolt implements it today
+// (vault/boltstore); a PostgreSQL backend can follow behind the same
+// conformance suite (vault/storetest). A Backend stores only what it is
+// given: everything secret arrives already sealed.
+type Backend interface {
+	Meta(key string) ([]byte, error) // nil, nil when absent
+	PutMeta(key string, val []byte) error
+
+	CreateUser(id string, blob []byte) error // ErrExists if present
+	PutUser(id string, blob []byte) error
+	User(id string) ([]byte, error)
+	// Users yields every user whose id starts with prefix, in id order.
+	Users(prefix string) iter.Seq2[string, []byte]
+
+	PutToken(t TokenRow) error
+	Token(id string) (TokenRow, error)
+	TouchToken(id string, at time.Time) error
+
+	CreatePatientKeys(patientID string, blob []byte) error // ErrExists if present
+	PatientKeys(patientID string) ([]byte, error)
+
+	// Insert stores recs for one patient atomically: either every new record
+	// is stored or none is. Records whose identity is already stored (or
+	// repeats earlier in recs) are duplicates and are not stored again. It
+	// returns the number stored and is durable when it returns.
+	Insert(ctx context.Context, patientID string, recs []Record) (inserted int, err error)
+
+	// Scan yields the patient's records of one schema with from <= Time < to,
+	// in time order. It must not hold a transaction open for the whole scan.
+	Scan(ctx context.Context, patientID, schema string, from, to int64) iter.Seq2[Record, error]
+
+	// DeletePatient removes the patient's key blob, records, user and tokens,
+	// and leaves no copy of them in free space.
+	DeletePatient(patientID string) error
+
+	// Ping checks that the store answers.
+	Ping() error
+	Close() error
+}

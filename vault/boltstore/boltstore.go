@@ -1,0 +1,308 @@
+// Package boltstore is the embedded bbolt backend of the vault.
+//
+// Layout (all in one file, DIR/vault.db):
+//
+//	meta       key -> value (format version, root parameters, wrapped master)
+//	users      user id -> sealed account record
+//	tokens     token id -> JSON TokenRow (hash of the secret, never the secret)
+//	pkeys      patient id -> wrapped patient key blob
+//	readings/  one nested bucket per patient id
+//	           schema 0x00 time(8, big-endian, sign-flipped) tag(16) -> sealed reading
+//
+// Record keys are time-ordered within a schema, so a batch of readings in
+// time order appends to the end of the B+tree, and deduplication is a lookup
+// of the key itself. Writes go through one writer goroutine that merges
+// concurrent inserts into one fsync'd transaction (group commit); each
+// caller's records still commit or fail together.
+package boltstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/jupyterhealth/vault/vault"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bMeta     = []byte("meta")
+	bUsers    = []byte("users")
+	bTokens   = []byte("tokens")
+	bPKeys    = []byte("pkeys")
+	bReadings = []byte("readings")
+)
+
+// migrations are applied in order; meta "format" holds how many have run.
+var migrations = []func(tx *bolt.Tx) error{
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bMeta, bUsers, bTokens, bPKeys, bReadings} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+// ErrLocked means another process holds the database.
+var ErrLocked = errors.New("the database is in use by another process")
+
+// Options tune Open.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock. Zero means 1s; Open
+	// never waits forever.
+	LockTimeout time.Duration
+	// ReadOnly opens without the write lock.
+	ReadOnly bool
+	// MaxGroupRecords bounds the records merged into one transaction.
+	MaxGroupRecords int
+}
+
+// Store is a bbolt Backend.
+type Store struct {
+	path string
+	opts Options
+
+	mu sync.RWMutex // write-held only while the file is swapped by compaction
+	db *bolt.DB
+
+	writes   chan *insertReq
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+var _ vault.Backend = (*Store)(nil)
+
+func boltOptions(o Options) *bolt.Options {
+	return &bolt.Options{
+		Timeout:         o.LockTimeout,
+		ReadOnly:        o.ReadOnly,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: 256 << 20,
+	}
+}
+
+// Open opens or creates the database file at path.
+func Open(path string, o Options) (*Store, error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = time.Second
+	}
+	if o.MaxGroupRecords <= 0 {
+		o.MaxGroupRecords = 50000
+	}
+	db, err := bolt.Open(path, 0o600, boltOptions(o))
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, ErrLocked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %v", path, err)
+	}
+	s := &Store{path: path, opts: o, db: db, writes: make(chan *insertReq, 64), stop: make(chan struct{})}
+	if !o.ReadOnly {
+		if err := s.migrate(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+func (s *Store) migrate() error {
+	// Read first, so opening a current database writes nothing (a start
+	// that then fails on a wrong root key leaves the file untouched).
+	current := false
+	s.db.View(func(tx *bolt.Tx) error {
+		if m := tx.Bucket(bMeta); m != nil {
+			v := m.Get([]byte("format"))
+			current = len(v) == 8 && binary.BigEndian.Uint64(v) == uint64(len(migrations))
+		}
+		return nil
+	})
+	if current {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		done := 0
+		if m := tx.Bucket(bMeta); m != nil {
+			if v := m.Get([]byte("format")); len(v) == 8 {
+				done = int(binary.BigEndian.Uint64(v))
+			}
+		}
+		if done > len(migrations) {
+			return fmt.Errorf("database format %d is newer than this binary understands (%d); upgrade the binary", done, len(migrations))
+		}
+		for i := done; i < len(migrations); i++ {
+			if err := migrations[i](tx); err != nil {
+				return fmt.Errorf("migration %d: %v", i+1, err)
+			}
+		}
+		return tx.Bucket(bMeta).Put([]byte("format"), binary.BigEndian.AppendUint64(nil, uint64(len(migrations))))
+	})
+}
+
+// Path is the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// DB runs fn with the underlying handle, for maintenance (backup, checks).
+func (s *Store) DB(fn func(*bolt.DB) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return fn(s.db)
+}
+
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.View(fn)
+}
+
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.db.Update(fn)
+}
+
+func (s *Store) get(bucket []byte, key string) ([]byte, error) {
+	var out []byte
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucket).Get([]byte(key))
+		if v == nil {
+			return vault.ErrNotFound
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) Meta(key string) ([]byte, error) {
+	v, err := s.get(bMeta, key)
+	if errors.Is(err, vault.ErrNotFound) {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (s *Store) PutMeta(key string, val []byte) error {
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put([]byte(key), val) })
+}
+
+func (s *Store) create(bucket []byte, key string, val []byte) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b.Get([]byte(key)) != nil {
+			return vault.ErrExists
+		}
+		return b.Put([]byte(key), val)
+	})
+}
+
+func (s *Store) CreateUser(id string, blob []byte) error { return s.create(bUsers, id, blob) }
+
+func (s *Store) PutUser(id string, blob []byte) error {
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bUsers).Put([]byte(id), blob) })
+}
+
+func (s *Store) User(id string) ([]byte, error) { return s.get(bUsers, id) }
+
+func (s *Store) Users(prefix string) iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		type row struct {
+			id   string
+			blob []byte
+		}
+		var rows []row
+		s.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bUsers).Cursor()
+			p := []byte(prefix)
+			for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+				rows = append(rows, row{string(k), bytes.Clone(v)})
+			}
+			return nil
+		})
+		for _, r := range rows {
+			if !yield(r.id, r.blob) {
+				return
+			}
+		}
+	}
+}
+
+func (s *Store) PutToken(t vault.TokenRow) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bTokens).Put([]byte(t.ID), b) })
+}
+
+func (s *Store) Token(id string) (vault.TokenRow, error) {
+	var t vault.TokenRow
+	b, err := s.get(bTokens, id)
+	if err != nil {
+		return t, err
+	}
+	return t, json.Unmarshal(b, &t)
+}
+
+func (s *Store) TouchToken(id string, at time.Time) error {
+	return s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bTokens)
+		v := b.Get([]byte(id))
+		if v == nil {
+			return vault.ErrNotFound
+		}
+		var t vault.TokenRow
+		if err := json.Unmarshal(v, &t); err != nil {
+			return err
+		}
+		t.LastUsed = at.UTC()
+		nb, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), nb)
+	})
+}
+
+func (s *Store) CreatePatientKeys(patientID string, blob []byte) error {
+	return s.create(bPKeys, patientID, blob)
+}
+
+func (s *Store) PatientKeys(patientID string) ([]byte, error) { return s.get(bPKeys, patientID) }
+
+// recordKey is schema 0x00 time tag.
+func recordKey(dst []byte, schema string, t int64, tag [16]byte) []byte {
+	dst = append(dst, schema...)
+	dst = append(dst, 0)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t)^(1<<63))
+	return append(dst, tag[:]...)
+}
+
+func (s *Store) Ping() error {
+	return s.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bMeta) == nil {
+			return errors.New("meta bucket missing")
+		}
+		return nil
+	})
+}
+
+// Close stops the writer and closes the file. Inserts already queued finish.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db.Close()
+}

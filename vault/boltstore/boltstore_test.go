@@ -1,0 +1,105 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/vault/storetest"
+	bolt "go.etcd.io/bbolt"
+)
+
+// openTest opens a store on a real file in t.TempDir() and, after the test,
+// checks the file's integrity as bbolt's own tests do.
+func openTest(t *testing.T) *Store {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "vault.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			t.Errorf("reopen for check: %v", err)
+			return
+		}
+		defer db.Close()
+		db.View(func(tx *bolt.Tx) error {
+			for err := range tx.Check() {
+				t.Errorf("integrity: %v", err)
+			}
+			return nil
+		})
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) vault.Backend { return openTest(t) })
+}
+
+func TestLockTimeout(t *testing.T) {
+	s := openTest(t)
+	start := time.Now()
+	_, err := Open(s.Path(), Options{LockTimeout: 200 * time.Millisecond})
+	if err != ErrLocked {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("lock wait took %v", d)
+	}
+}
+
+func TestCompactLeavesNoTrace(t *testing.T) {
+	s := openTest(t)
+	canary := bytes.Repeat([]byte("SHRED-CANARY-"), 40)
+	if err := s.CreatePatientKeys("pt_a", canary); err != nil {
+		t.Fatal(err)
+	}
+	s.CreateUser("pt_a", []byte("u"))
+	// Churn so the blob's page is copied around and freed.
+	for i := range 50 {
+		s.Insert(context.Background(), "pt_a", []vault.Record{{Schema: "s", Time: int64(i), Value: bytes.Repeat([]byte{byte(i)}, 3000)}})
+	}
+	if b, _ := os.ReadFile(s.Path()); !bytes.Contains(b, canary) {
+		t.Fatal("test is broken: canary not in the file before delete")
+	}
+	if err := s.DeletePatient("pt_a"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, canary[:24]) {
+		t.Fatal("deleted key blob still in the database file")
+	}
+	if _, err := os.Stat(s.Path() + ".compact"); !os.IsNotExist(err) {
+		t.Fatal("compaction left its temporary file")
+	}
+}
+
+func TestOpenWritesNothingWhenCurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, _ := os.ReadFile(path)
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(before, after) {
+		t.Fatal("opening a current database changed the file")
+	}
+}

@@ -1,0 +1,104 @@
+package boltstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/jupyterhealth/vault/vault"
+	bolt "go.etcd.io/bbolt"
+)
+
+// DeletePatient implements vault.Backend: it deletes the patient's key blob
+// (crypto-shredding every record), records, account and tokens in one
+// transaction, then compacts the file so no free page still holds them.
+func (s *Store) DeletePatient(patientID string) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bPKeys).Get([]byte(patientID)) == nil && tx.Bucket(bUsers).Get([]byte(patientID)) == nil {
+			return vault.ErrNotFound
+		}
+		if err := tx.Bucket(bPKeys).Delete([]byte(patientID)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bReadings).DeleteBucket([]byte(patientID)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return err
+		}
+		if err := tx.Bucket(bUsers).Delete([]byte(patientID)); err != nil {
+			return err
+		}
+		tb := tx.Bucket(bTokens)
+		var drop [][]byte
+		if err := tb.ForEach(func(k, v []byte) error {
+			var t vault.TokenRow
+			if json.Unmarshal(v, &t) == nil && t.UserID == patientID {
+				drop = append(drop, append([]byte(nil), k...))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := tb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.Compact()
+}
+
+// Compact rewrites the database into a fresh file and swaps it in, so that
+// deleted data does not linger in free pages. It blocks other operations
+// while it runs.
+func (s *Store) Compact() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tmp := s.path + ".compact"
+	os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, boltOptions(s.opts))
+	if err != nil {
+		return fmt.Errorf("compact: %v", err)
+	}
+	if err := bolt.Compact(dst, s.db, 64<<20); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("compact: %v", err)
+	}
+	if err := dst.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("compact: %v", err)
+	}
+	if err := syncFile(tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("compact: close: %v", err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fmt.Errorf("compact: %v", err)
+	}
+	if err := syncFile(filepath.Dir(s.path)); err != nil {
+		return err
+	}
+	db, err := bolt.Open(s.path, 0o600, boltOptions(s.opts))
+	if err != nil {
+		return fmt.Errorf("compact: reopen: %v", err)
+	}
+	s.db = db
+	return nil
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

@@ -1,0 +1,152 @@
+package boltstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jupyterhealth/vault/vault"
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrClosed is returned by Insert after Close.
+var ErrClosed = errors.New("the store is closed")
+
+type insertReq struct {
+	patient string
+	recs    []vault.Record
+	n       int
+	err     error
+	done    chan struct{}
+}
+
+// Insert implements vault.Backend. Concurrent calls are merged into one
+// transaction by the writer goroutine (group commit); a caller's records
+// commit or fail together.
+func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Record) (int, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	if s.opts.ReadOnly {
+		return 0, errors.New("the store is read-only")
+	}
+	req := &insertReq{patient: patientID, recs: recs, done: make(chan struct{})}
+	select {
+	case <-s.stop:
+		return 0, ErrClosed
+	default:
+	}
+	select {
+	case s.writes <- req:
+	case <-s.stop:
+		return 0, ErrClosed
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	// Once queued, the writer decides; wait for it so the caller never
+	// reports a failure for records that were in fact stored.
+	<-req.done
+	return req.n, req.err
+}
+
+func (s *Store) writer() {
+	defer s.wg.Done()
+	for {
+		select {
+		case req := <-s.writes:
+			s.commit(s.gather(req))
+		case <-s.stop:
+			for {
+				select {
+				case req := <-s.writes:
+					s.commit(s.gather(req))
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// gather takes whatever else is already queued, up to MaxGroupRecords.
+func (s *Store) gather(first *insertReq) []*insertReq {
+	group := []*insertReq{first}
+	n := len(first.recs)
+	for n < s.opts.MaxGroupRecords {
+		select {
+		case r := <-s.writes:
+			group = append(group, r)
+			n += len(r.recs)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+func (s *Store) commit(group []*insertReq) {
+	err := s.update(func(tx *bolt.Tx) error {
+		for _, r := range group {
+			n, err := insertTx(tx, r.patient, r.recs)
+			if err != nil {
+				return err
+			}
+			r.n = n
+		}
+		return nil
+	})
+	if err != nil && len(group) > 1 {
+		// One caller's failure must not fail the others: retry alone.
+		for _, r := range group {
+			r.n = 0
+			r.err = s.update(func(tx *bolt.Tx) error {
+				n, err := insertTx(tx, r.patient, r.recs)
+				r.n = n
+				return err
+			})
+			if r.err != nil {
+				r.n = 0
+			}
+			close(r.done)
+		}
+		return
+	}
+	for _, r := range group {
+		if err != nil {
+			r.n, r.err = 0, err
+		}
+		close(r.done)
+	}
+}
+
+func insertTx(tx *bolt.Tx, patient string, recs []vault.Record) (int, error) {
+	if patient == "" {
+		return 0, errors.New("empty patient id")
+	}
+	b, err := tx.Bucket(bReadings).CreateBucketIfNotExists([]byte(patient))
+	if err != nil {
+		return 0, fmt.Errorf("patient bucket: %v", err)
+	}
+	b.FillPercent = 0.9
+	size := 0
+	for i := range recs {
+		size += len(recs[i].Schema) + 25
+	}
+	// bbolt keeps a reference to each key until commit: one slab per call.
+	slab := make([]byte, 0, size)
+	n := 0
+	for i := range recs {
+		r := &recs[i]
+		start := len(slab)
+		slab = recordKey(slab, r.Schema, r.Time, r.Tag)
+		key := slab[start:len(slab):len(slab)]
+		if b.Get(key) != nil {
+			continue
+		}
+		if err := b.Put(key, r.Value); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
+}

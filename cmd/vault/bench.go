@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -125,19 +126,21 @@ func cmdBenchLoad(args []string, stdout io.Writer) error {
 }
 
 // cmdBench measures ingest over HTTP against raw bbolt puts of the same
-// bytes, in the same run, and prints both with their ratio.
+// bytes, in the same run, and prints the medians of several rounds with
+// their ratio.
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", stderr)
-	readings := fs.Int("readings", 100000, "readings per uploader")
+	readings := fs.Int("readings", 50000, "readings per uploader")
 	batch := fs.Int("batch", 1000, "readings per request and per baseline transaction")
 	uploaders := fs.Int("uploaders", 4, "concurrent uploaders, one patient each")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the vault side of the HTTP run to this file")
+	rounds := fs.Int("rounds", 3, "rounds; each measures the vault and both baselines on fresh files")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the vault side of the HTTP runs to this file")
 	dir := fs.String("dir", "", "scratch directory (default: a new temporary directory, removed after)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *readings < 1 || *batch < 1 || *uploaders < 1 || *batch > api.DefaultMaxBatch {
-		return fmt.Errorf("--readings, --batch and --uploaders must be positive, and --batch at most %d", api.DefaultMaxBatch)
+	if *readings < 1 || *batch < 1 || *uploaders < 1 || *rounds < 1 || *batch > api.DefaultMaxBatch {
+		return fmt.Errorf("--readings, --batch, --uploaders and --rounds must be positive, and --batch at most %d", api.DefaultMaxBatch)
 	}
 	scratch := *dir
 	if scratch == "" {
@@ -148,45 +151,98 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(d)
 		scratch = d
 	}
-	total := *readings * *uploaders
-
-	// Baselines: raw bbolt, same point bytes, time-ordered keys, fsync'd
-	// transactions, no validation, crypto or index. One commits a
-	// transaction per request batch; the other per uploaders x batch, which
-	// is what the vault's group commit can reach at best. The ratio is taken
-	// against the faster of the two.
-	baseSecs, pointBytes, err := benchBaseline(filepath.Join(scratch, "baseline.db"), *uploaders, *readings, *batch, 1)
-	if err != nil {
-		return fmt.Errorf("baseline: %v", err)
-	}
-	groupSecs, _, err := benchBaseline(filepath.Join(scratch, "baseline-group.db"), *uploaders, *readings, *batch, *uploaders)
-	if err != nil {
-		return fmt.Errorf("baseline: %v", err)
-	}
-
-	// The vault, served on loopback; the load comes from a child process.
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	sf := storeFlags{data: filepath.Join(scratch, "data"), keyFile: filepath.Join(scratch, "root.key")}
-	v, st, err := openVault(sf, false, time.Second, log)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	var tokens []string
-	for u := range *uploaders {
-		p, err := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: fmt.Sprintf("bench patient %d", u)})
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
 		if err != nil {
 			return err
 		}
-		tok, _, err := v.MintToken(p.ID, vault.TokenDevice, time.Hour)
+		defer pf.Close()
+	}
+	total := *readings * *uploaders
+	var vaultSecs, baseSecs, groupSecs []float64
+	var pointBytes int
+	var dbSize int64
+	for r := range *rounds {
+		rdir := filepath.Join(scratch, fmt.Sprint("round", r))
+		// Baselines: raw bbolt, same point bytes, time-ordered keys,
+		// fsync'd transactions, no validation, crypto or index. One commits
+		// a transaction per request batch; the other per uploaders x batch,
+		// which is the most the vault's group commit merges here. The ratio
+		// is taken against the faster of the two.
+		b, n, err := benchBaseline(filepath.Join(rdir, "baseline.db"), *uploaders, *readings, *batch, 1)
+		if err != nil {
+			return fmt.Errorf("baseline: %v", err)
+		}
+		g, _, err := benchBaseline(filepath.Join(rdir, "baseline-group.db"), *uploaders, *readings, *batch, *uploaders)
+		if err != nil {
+			return fmt.Errorf("baseline: %v", err)
+		}
+		prof := ""
+		if r == 0 {
+			prof = *cpuprofile
+		}
+		v, size, err := benchVault(rdir, *uploaders, *readings, *batch, prof, stderr)
 		if err != nil {
 			return err
+		}
+		baseSecs, groupSecs, vaultSecs = append(baseSecs, b), append(groupSecs, g), append(vaultSecs, v)
+		pointBytes, dbSize = n, size
+		os.RemoveAll(rdir)
+	}
+	rate := func(secs []float64) float64 { return float64(total) / median(secs) }
+	ingestRate, baseRate, groupRate := rate(vaultSecs), rate(baseSecs), rate(groupSecs)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(stdout, "vault bench: %d readings per round (%d uploaders x %d, batches of %d, mean point %d bytes), median of %d rounds, GOMAXPROCS=%d\n\n",
+		total, *uploaders, *readings, *batch, pointBytes/total, *rounds, runtime.GOMAXPROCS(0))
+	fmt.Fprintln(tw, "measurement\treadings/s\tmedian s\tall rounds s\t")
+	row := func(name string, rate float64, secs []float64) {
+		var all []string
+		for _, s := range secs {
+			all = append(all, fmt.Sprintf("%.2f", s))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%s\t\n", name, rate, median(secs), strings.Join(all, " "))
+	}
+	row("vault ingest over HTTP (validate, seal, dedup, fsync)", ingestRate, vaultSecs)
+	row(fmt.Sprintf("baseline: raw bbolt puts, same bytes, 1 tx per %d", *batch), baseRate, baseSecs)
+	row(fmt.Sprintf("baseline: raw bbolt puts, same bytes, 1 tx per %d", *batch**uploaders), groupRate, groupSecs)
+	tw.Flush()
+	fmt.Fprintf(stdout, "\nratio vault / faster baseline: %.2f   (targets: >= 150000 readings/s, ratio >= 0.50)\n", ingestRate/max(baseRate, groupRate))
+	fmt.Fprintf(stdout, "vault.db after one round: %.1f MiB (%.0f bytes per reading)\n", float64(dbSize)/(1<<20), float64(dbSize)/float64(total))
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// benchVault serves a fresh vault on loopback and drives it from a child
+// process ('vault bench-load'). It returns the load's wall time.
+func benchVault(dir string, uploaders, readings, batch int, cpuprofile string, stderr io.Writer) (float64, int64, error) {
+	total := uploaders * readings
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	sf := storeFlags{data: filepath.Join(dir, "data"), keyFile: filepath.Join(dir, "root.key")}
+	v, st, err := openVault(sf, false, time.Second, log)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer st.Close()
+	var tokens []string
+	for u := range uploaders {
+		p, err := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: fmt.Sprintf("bench patient %d", u)})
+		if err != nil {
+			return 0, 0, err
+		}
+		tok, _, err := v.MintToken(p.ID, vault.TokenDevice, time.Hour)
+		if err != nil {
+			return 0, 0, err
 		}
 		tokens = append(tokens, tok)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	srv := &http.Server{Handler: api.New(api.Config{Vault: v, Logger: log}).Echo()}
 	go srv.Serve(ln)
@@ -194,57 +250,44 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	cmd := exec.Command(self, "bench-load", "--url", "http://"+ln.Addr().String(), "--readings", fmt.Sprint(*readings), "--batch", fmt.Sprint(*batch))
+	cmd := exec.Command(self, "bench-load", "--url", "http://"+ln.Addr().String(), "--readings", fmt.Sprint(readings), "--batch", fmt.Sprint(batch))
 	cmd.Stdin = strings.NewReader(strings.Join(tokens, "\n"))
 	cmd.Stderr = stderr
-	if *cpuprofile != "" {
-		pf, err := os.Create(*cpuprofile)
+	if cpuprofile != "" {
+		pf, err := os.Create(cpuprofile)
 		if err != nil {
-			return err
+			return 0, 0, err
 		}
 		defer pf.Close()
 		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
+			return 0, 0, err
 		}
+		defer pprof.StopCPUProfile()
 	}
 	out, err := cmd.Output()
-	if *cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
 	if err != nil {
-		return fmt.Errorf("load generator: %v", err)
+		return 0, 0, fmt.Errorf("load generator: %v", err)
 	}
 	var lr loadResult
 	if err := json.Unmarshal(out, &lr); err != nil {
-		return fmt.Errorf("load generator output: %v", err)
+		return 0, 0, fmt.Errorf("load generator output: %v", err)
 	}
 	if lr.Errors > 0 || lr.Accepted != total {
-		return fmt.Errorf("load generator: %d of %d accepted, %d errors, first: %s", lr.Accepted, total, lr.Errors, lr.FirstErr)
+		return 0, 0, fmt.Errorf("load generator: %d of %d accepted, %d errors, first: %s", lr.Accepted, total, lr.Errors, lr.FirstErr)
 	}
-	fi, _ := os.Stat(dbPath(sf.data))
-
-	ingestRate := float64(total) / lr.Seconds
-	baseRate := float64(total) / baseSecs
-	groupRate := float64(total) / groupSecs
-	best := max(baseRate, groupRate)
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(stdout, "vault bench: %d readings (%d uploaders x %d, batches of %d, mean point %d bytes), GOMAXPROCS=%d\n\n",
-		total, *uploaders, *readings, *batch, pointBytes/total, runtimeProcs())
-	fmt.Fprintln(tw, "measurement\treadings\tseconds\treadings/s\t")
-	fmt.Fprintf(tw, "vault ingest over HTTP (validate, seal, dedup, fsync)\t%d\t%.2f\t%.0f\t\n", total, lr.Seconds, ingestRate)
-	fmt.Fprintf(tw, "baseline: raw bbolt puts, same bytes, 1 tx per %d\t%d\t%.2f\t%.0f\t\n", *batch, total, baseSecs, baseRate)
-	fmt.Fprintf(tw, "baseline: raw bbolt puts, same bytes, 1 tx per %d\t%d\t%.2f\t%.0f\t\n", *batch**uploaders, total, groupSecs, groupRate)
-	tw.Flush()
-	fmt.Fprintf(stdout, "\nratio vault/best baseline: %.2f   (targets: >= 150000 readings/s, ratio >= 0.50)\n", ingestRate/best)
-	if fi != nil {
-		fmt.Fprintf(stdout, "vault.db after ingest: %.1f MiB\n", float64(fi.Size())/(1<<20))
+	var size int64
+	if fi, err := os.Stat(dbPath(sf.data)); err == nil {
+		size = fi.Size()
 	}
-	return nil
+	return lr.Seconds, size, nil
 }
 
 func benchBaseline(path string, uploaders, readings, batch, perTx int) (secs float64, pointBytes int, err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return 0, 0, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: 256 << 20})
 	if err != nil {
 		return 0, 0, err
@@ -302,5 +345,3 @@ func benchBaseline(path string, uploaders, readings, batch, perTx int) (secs flo
 	}
 	return time.Since(start).Seconds(), pointBytes, nil
 }
-
-func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

@@ -1,0 +1,69 @@
+package keys
+
+import (
+	"bytes"
+	"testing"
+)
+
+// fuzzKeys is one fixed patient for the fuzzers (made once per process).
+func fuzzKeys(f *testing.F) *PatientKeys {
+	m, err := NewMaster()
+	if err != nil {
+		f.Fatal(err)
+	}
+	pk, _, err := NewPatientKeys(m, "pt_fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	return pk
+}
+
+// FuzzOpen feeds arbitrary envelopes to Open: it must never panic, and
+// must never accept bytes it did not seal.
+func FuzzOpen(f *testing.F) {
+	pk := fuzzKeys(f)
+	ad := []byte("pt_fuzz|omh:blood-glucose:4.0|1|tag")
+	sealed := map[string]bool{}
+	for _, p := range []string{"", "x", `{"header":{},"body":{}}`, string(bytes.Repeat([]byte("a"), 500))} {
+		env, err := pk.Seal([]byte(p), ad)
+		if err != nil {
+			f.Fatal(err)
+		}
+		sealed[string(env)] = true
+		f.Add(env)
+		f.Add(env[:len(env)/2])
+	}
+	f.Add([]byte{})
+	f.Add([]byte{envelopeV1, 0})
+	f.Add([]byte{envelopeV1, 255, 1})
+	f.Fuzz(func(t *testing.T, env []byte) {
+		pt, err := pk.Open(env, ad)
+		if err == nil && !sealed[string(env)] {
+			t.Fatalf("Open accepted bytes it did not seal: %x -> %q", env, pt)
+		}
+		EnvelopeKeyID(env)
+	})
+}
+
+// FuzzSealOpen checks that Open(Seal(p)) returns p for any plaintext and
+// associated data, and that other associated data fails.
+func FuzzSealOpen(f *testing.F) {
+	pk := fuzzKeys(f)
+	f.Add([]byte("reading"), []byte("ad"))
+	f.Add([]byte{}, []byte{})
+	f.Add(bytes.Repeat([]byte{0x80}, 33), []byte{0})
+	f.Add(bytes.Repeat([]byte{0}, 64), []byte("x"))
+	f.Fuzz(func(t *testing.T, p, ad []byte) {
+		env, err := pk.Seal(p, ad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pk.Open(env, ad)
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("round trip: %q, %v; want %q", got, err, p)
+		}
+		if _, err := pk.Open(env, append(bytes.Clone(ad), 1)); err == nil {
+			t.Fatal("opened under other associated data")
+		}
+	})
+}

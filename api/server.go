@@ -73,6 +73,9 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	// The client address is the TCP peer: forwarded headers are not trusted,
+	// so nobody can dodge the sign-in rate limit by sending one.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(s.observe)
 	s.routes(e)
 	s.echo = e

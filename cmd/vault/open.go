@@ -104,6 +104,9 @@ func openVault(f storeFlags, demo bool, lockTimeout time.Duration, log *slog.Log
 	if err := os.MkdirAll(f.data, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("data directory: %v", err)
 	}
+	if fi, err := os.Stat(f.data); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data directory is readable by group or others; run chmod 700 on it", "dir", f.data, "mode", fi.Mode().Perm().String())
+	}
 	st, err := boltstore.Open(dbPath(f.data), boltstore.Options{LockTimeout: lockTimeout})
 	if err != nil {
 		return nil, nil, err

@@ -26,6 +26,7 @@ import (
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/vault/boltstore"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -135,6 +136,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	uploaders := fs.Int("uploaders", 4, "concurrent uploaders, one patient each")
 	rounds := fs.Int("rounds", 3, "rounds; each measures the vault and both baselines on fresh files")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the vault side of the HTTP runs to this file")
+	pageSize := fs.Int("page-size", boltstore.DefaultPageSize, "bbolt page size for the vault and both baselines")
 	dir := fs.String("dir", "", "scratch directory (default: a new temporary directory, removed after)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -169,11 +171,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		// a transaction per request batch; the other per uploaders x batch,
 		// which is the most the vault's group commit merges here. The ratio
 		// is taken against the faster of the two.
-		b, n, err := benchBaseline(filepath.Join(rdir, "baseline.db"), *uploaders, *readings, *batch, 1)
+		b, n, err := benchBaseline(filepath.Join(rdir, "baseline.db"), *uploaders, *readings, *batch, 1, *pageSize)
 		if err != nil {
 			return fmt.Errorf("baseline: %v", err)
 		}
-		g, _, err := benchBaseline(filepath.Join(rdir, "baseline-group.db"), *uploaders, *readings, *batch, *uploaders)
+		g, _, err := benchBaseline(filepath.Join(rdir, "baseline-group.db"), *uploaders, *readings, *batch, *uploaders, *pageSize)
 		if err != nil {
 			return fmt.Errorf("baseline: %v", err)
 		}
@@ -181,7 +183,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		if r == 0 {
 			prof = *cpuprofile
 		}
-		v, size, err := benchVault(rdir, *uploaders, *readings, *batch, prof, stderr)
+		v, size, err := benchVault(rdir, *uploaders, *readings, *batch, *pageSize, prof, stderr)
 		if err != nil {
 			return err
 		}
@@ -219,11 +221,11 @@ func median(xs []float64) float64 {
 
 // benchVault serves a fresh vault on loopback and drives it from a child
 // process ('vault bench-load'). It returns the load's wall time.
-func benchVault(dir string, uploaders, readings, batch int, cpuprofile string, stderr io.Writer) (float64, int64, error) {
+func benchVault(dir string, uploaders, readings, batch, pageSize int, cpuprofile string, stderr io.Writer) (float64, int64, error) {
 	total := uploaders * readings
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	sf := storeFlags{data: filepath.Join(dir, "data"), keyFile: filepath.Join(dir, "root.key")}
-	v, st, err := openVault(sf, false, time.Second, log)
+	v, st, err := openVaultWith(sf, false, boltstore.Options{LockTimeout: time.Second, PageSize: pageSize}, log)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -284,11 +286,11 @@ func benchVault(dir string, uploaders, readings, batch int, cpuprofile string, s
 	return lr.Seconds, size, nil
 }
 
-func benchBaseline(path string, uploaders, readings, batch, perTx int) (secs float64, pointBytes int, err error) {
+func benchBaseline(path string, uploaders, readings, batch, perTx, pageSize int) (secs float64, pointBytes int, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return 0, 0, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: 256 << 20})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: 256 << 20, PageSize: pageSize})
 	if err != nil {
 		return 0, 0, err
 	}

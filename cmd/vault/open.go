@@ -94,6 +94,10 @@ func inside(path, dir string) bool {
 // openVault opens the store in f.data and unwraps the master with the root
 // key. On a wrong root it returns keys.ErrWrongRoot having written nothing.
 func openVault(f storeFlags, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, *boltstore.Store, error) {
+	return openVaultWith(f, demo, boltstore.Options{LockTimeout: lockTimeout}, log)
+}
+
+func openVaultWith(f storeFlags, demo bool, so boltstore.Options, log *slog.Logger) (*vault.Vault, *boltstore.Store, error) {
 	pass, err := passphrase()
 	if err != nil {
 		return nil, nil, err
@@ -107,7 +111,7 @@ func openVault(f storeFlags, demo bool, lockTimeout time.Duration, log *slog.Log
 	if fi, err := os.Stat(f.data); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data directory is readable by group or others; run chmod 700 on it", "dir", f.data, "mode", fi.Mode().Perm().String())
 	}
-	st, err := boltstore.Open(dbPath(f.data), boltstore.Options{LockTimeout: lockTimeout})
+	st, err := boltstore.Open(dbPath(f.data), so)
 	if err != nil {
 		return nil, nil, err
 	}

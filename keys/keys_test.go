@@ -242,3 +242,11 @@ func BenchmarkTag(b *testing.B) {
 		sink = t[:]
 	}
 }
+
+// pad appends (as Seal does in place) 0x80 and zeros up to a multiple of padBlock (ISO/IEC 7816-4).
+func pad(p []byte) []byte {
+	out := make([]byte, paddedLen(len(p)))
+	copy(out, p)
+	out[len(p)] = 0x80
+	return out
+}

@@ -10,10 +10,10 @@ import (
 	"fmt"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/aead/subtle"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/prf"
 	"github.com/tink-crypto/tink-go/v2/tink"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // TagSize is the length of a dedup tag.
@@ -105,48 +105,62 @@ func newPatientKeys(kh, ph *keyset.Handle) (*PatientKeys, error) {
 }
 
 // Seal encrypts one record under a fresh DEK (ChaCha20-Poly1305, whose key
-// setup is cheap enough to pay per record) and wraps the DEK under the KEK. Both bind ad. The plaintext is padded to a multiple of 32 bytes so a
+// setup is cheap enough to pay per record) and wraps the DEK under the KEK.
+// Both bind ad. The plaintext is padded to a multiple of 32 bytes so a
 // ciphertext's length tells little about the value inside.
 //
 // Layout: 0x01 | len(wrapped DEK) | wrapped DEK (Tink: key id prefix, nonce,
 // ciphertext, tag) | record (nonce, ciphertext, tag).
 func (pk *PatientKeys) Seal(plaintext, ad []byte) ([]byte, error) {
-	var dek [32]byte
+	var dek [chacha20poly1305.KeySize]byte
 	rand.Read(dek[:])
 	wrapped, err := pk.kek.Encrypt(dek[:], ad)
 	if err != nil {
 		return nil, err
 	}
-	g, err := subtle.NewChaCha20Poly1305(dek[:])
+	if len(wrapped) > 255 {
+		return nil, errors.New("wrapped DEK too long")
+	}
+	g, err := chacha20poly1305.New(dek[:])
 	if err != nil {
 		return nil, err
 	}
-	padded := pad(plaintext)
-	ct, err := g.Encrypt(padded, ad)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, 2+len(wrapped)+len(ct))
+	padded := paddedLen(len(plaintext))
+	// One buffer holds the envelope; the record is sealed in place.
+	out := make([]byte, 0, 2+len(wrapped)+chacha20poly1305.NonceSize+padded+chacha20poly1305.Overhead)
 	out = append(out, envelopeV1, byte(len(wrapped)))
 	out = append(out, wrapped...)
-	return append(out, ct...), nil
+	nonce := out[len(out) : len(out)+chacha20poly1305.NonceSize]
+	rand.Read(nonce)
+	out = out[:len(out)+len(nonce)]
+	start := len(out)
+	out = append(out, plaintext...)
+	out = append(out, 0x80)
+	out = out[:start+padded] // capacity was made for it; the rest is zero
+	clear(out[start+len(plaintext)+1:])
+	return g.Seal(out[:start], nonce, out[start:], ad), nil
 }
 
 // Open decrypts what Seal made with the same ad.
 func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
-	if len(envelope) < 2 || envelope[0] != envelopeV1 || len(envelope) < 2+int(envelope[1]) {
+	if len(envelope) < 2 || envelope[0] != envelopeV1 {
 		return nil, ErrDecrypt
 	}
 	n := int(envelope[1])
-	dek, err := pk.kek.Decrypt(envelope[2:2+n], ad)
+	rest := envelope[2:]
+	if len(rest) < n+chacha20poly1305.NonceSize+chacha20poly1305.Overhead {
+		return nil, ErrDecrypt
+	}
+	dek, err := pk.kek.Decrypt(rest[:n], ad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	g, err := subtle.NewChaCha20Poly1305(dek)
+	g, err := chacha20poly1305.New(dek)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	padded, err := g.Decrypt(envelope[2+n:], ad)
+	rec := rest[n:]
+	padded, err := g.Open(nil, rec[:chacha20poly1305.NonceSize], rec[chacha20poly1305.NonceSize:], ad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
@@ -203,15 +217,10 @@ func (pk *PatientKeys) DeriveUUID(content []byte) (string, error) {
 	return string(s[:]), nil
 }
 
-// pad appends 0x80 and zeros up to a multiple of padBlock (ISO/IEC 7816-4).
-func pad(p []byte) []byte {
-	n := (len(p)/padBlock + 1) * padBlock
-	out := make([]byte, n)
-	copy(out, p)
-	out[len(p)] = 0x80
-	return out
-}
+// paddedLen is the length of n bytes after padding.
+func paddedLen(n int) int { return (n/padBlock + 1) * padBlock }
 
+// unpad strips the ISO/IEC 7816-4 padding Seal added.
 func unpad(p []byte) ([]byte, bool) {
 	for i := len(p) - 1; i >= 0; i-- {
 		switch p[i] {

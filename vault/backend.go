@@ -58,7 +58,9 @@ type Backend interface {
 	PatientKeys(patientID string) ([]byte, error)
 
 	// Insert stores recs for one patient atomically: either every new record
-	// is stored or none is. Records whose identity is already stored (or
+	// is stored or none is. It returns ErrNotFound, storing nothing, when the
+	// patient has no key blob (never made, or deleted meanwhile): the check
+	// is part of the same transaction. Records whose identity is already stored (or
 	// repeats earlier in recs) are duplicates and are not stored again. It
 	// returns the number stored and is durable when it returns.
 	Insert(ctx context.Context, patientID string, recs []Record) (inserted int, err error)
@@ -68,7 +70,8 @@ type Backend interface {
 	Scan(ctx context.Context, patientID, schema string, from, to int64) iter.Seq2[Record, error]
 
 	// DeletePatient removes the patient's key blob, records, user and tokens,
-	// and leaves no copy of them in free space.
+	// and leaves no copy of them in free space. If it fails after removing
+	// them, the cleanup is finished by the next DeletePatient or Open.
 	DeletePatient(patientID string) error
 
 	// Ping checks that the store answers.

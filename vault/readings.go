@@ -98,6 +98,9 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 		return IngestResult{}, err
 	}
 	n, err := v.b.Insert(ctx, patientID, recs)
+	if errors.Is(err, ErrNotFound) {
+		return IngestResult{}, ErrNoPatient
+	}
 	if err != nil {
 		return IngestResult{}, err
 	}

@@ -153,10 +153,12 @@ func (v *Vault) DeletePatient(id string) error {
 	if RoleOf(id) != RolePatient {
 		return ErrNoPatient
 	}
+	err := v.b.DeletePatient(id)
+	// Evict after the delete: an ingest racing it may have cached the keys
+	// again, but its insert is refused inside the store's transaction.
 	v.pkMu.Lock()
 	delete(v.pks, id)
 	v.pkMu.Unlock()
-	err := v.b.DeletePatient(id)
 	if errors.Is(err, ErrNotFound) {
 		return ErrNoPatient
 	}

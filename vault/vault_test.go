@@ -509,3 +509,56 @@ func BenchmarkRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "readings/s")
 }
+
+// TestDeleteRacingIngest deletes a patient while uploads continue: once the
+// delete returns, nothing of theirs may be stored or readable.
+func TestDeleteRacingIngest(t *testing.T) {
+	e := newEnv(t)
+	p := e.patient(t)
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				pt := parse(t, glucose(uuidN(w*1000000+i), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(w*1000000+i)*time.Second), 100, "x"))
+				_, err := e.v.Ingest(context.Background(), p.ID, pt)
+				if err != nil && !errors.Is(err, vault.ErrNoPatient) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(30 * time.Millisecond)
+	if err := e.v.DeletePatient(p.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	close(stop)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := readAll(t, e.v, p.ID, bg); len(got) != 0 || !errors.Is(err, vault.ErrNoPatient) {
+		t.Fatalf("after delete: %d readings, %v", len(got), err)
+	}
+	var left int
+	e.store.DB(func(db *bolt.DB) error {
+		return db.View(func(tx *bolt.Tx) error {
+			if b := tx.Bucket([]byte("readings")).Bucket([]byte(p.ID)); b != nil {
+				left = b.Stats().KeyN
+			}
+			return nil
+		})
+	})
+	if left != 0 {
+		t.Fatalf("%d records stored after the delete", left)
+	}
+}

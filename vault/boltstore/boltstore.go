@@ -80,6 +80,8 @@ type Store struct {
 	mu sync.RWMutex // write-held only while the file is swapped by compaction
 	db *bolt.DB
 
+	closeMu  sync.RWMutex
+	closed   bool
 	writes   chan *insertReq
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -120,6 +122,12 @@ func Open(path string, o Options) (*Store, error) {
 	s := &Store{path: path, opts: o, db: db, writes: make(chan *insertReq, 64), stop: make(chan struct{})}
 	if !o.ReadOnly {
 		if err := s.migrate(); err != nil {
+			db.Close()
+			return nil, err
+		}
+		// A deletion whose compaction did not finish (a crash, a full disk)
+		// is finished now, before anything else runs.
+		if err := s.finishPendingCompaction(); err != nil {
 			db.Close()
 			return nil, err
 		}
@@ -310,8 +318,12 @@ func (s *Store) Ping() error {
 	})
 }
 
-// Close stops the writer and closes the file. Inserts already queued finish.
+// Close stops the writer and closes the file. Inserts already queued finish;
+// later ones get ErrClosed.
 func (s *Store) Close() error {
+	s.closeMu.Lock()
+	s.closed = true
+	s.closeMu.Unlock()
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.wg.Wait()
 	s.mu.Lock()

@@ -103,3 +103,67 @@ func TestOpenWritesNothingWhenCurrent(t *testing.T) {
 		t.Fatal("opening a current database changed the file")
 	}
 }
+
+func TestFailedCompactionIsFinishedLater(t *testing.T) {
+	for _, how := range []string{"next delete", "next open"} {
+		t.Run(how, func(t *testing.T) {
+			s := openTest(t)
+			canary := bytes.Repeat([]byte("PENDING-CANARY-"), 30)
+			s.CreatePatientKeys("pt_a", canary)
+			s.CreateUser("pt_a", []byte("u"))
+			// Block the compaction: a directory where its temporary file goes.
+			if err := os.Mkdir(s.Path()+".compact", 0o700); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(s.Path()+".compact", "x"), nil, 0o600)
+			if err := s.DeletePatient("pt_a"); err == nil {
+				t.Fatal("compaction was expected to fail")
+			}
+			if err := s.Ping(); err != nil {
+				t.Fatalf("store unusable after a failed compaction: %v", err)
+			}
+			os.RemoveAll(s.Path() + ".compact")
+			switch how {
+			case "next delete":
+				if err := s.DeletePatient("pt_a"); err != vault.ErrNotFound {
+					t.Fatalf("retry: %v, want ErrNotFound", err)
+				}
+			case "next open":
+				s.Close()
+				s2, err := Open(s.Path(), Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s2.Close()
+			}
+			b, _ := os.ReadFile(s.Path())
+			if bytes.Contains(b, canary[:30]) {
+				t.Fatal("deleted key blob still in the file after the retry")
+			}
+		})
+	}
+}
+
+func TestInsertAfterCloseDoesNotHang(t *testing.T) {
+	s := openTest(t)
+	s.CreatePatientKeys("pt_a", []byte("k"))
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			if _, err := s.Insert(context.Background(), "pt_a", []vault.Record{{Schema: "s", Time: int64(i), Value: []byte("v")}}); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	s.Close()
+	select {
+	case err := <-done:
+		if err != ErrClosed {
+			t.Fatalf("insert after close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Insert hung after Close")
+	}
+}

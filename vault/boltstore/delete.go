@@ -19,6 +19,12 @@ func (s *Store) DeletePatient(patientID string) error {
 		if tx.Bucket(bPKeys).Get([]byte(patientID)) == nil && tx.Bucket(bUsers).Get([]byte(patientID)) == nil {
 			return vault.ErrNotFound
 		}
+		// Until the compaction below has swapped the file, the deleted
+		// bytes sit in free pages; this mark makes the next Open (or the
+		// next delete) finish the job.
+		if err := tx.Bucket(bMeta).Put(metaCompactPending, []byte{1}); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bPKeys).Delete([]byte(patientID)); err != nil {
 			return err
 		}
@@ -46,10 +52,36 @@ func (s *Store) DeletePatient(patientID string) error {
 		}
 		return nil
 	})
+	if errors.Is(err, vault.ErrNotFound) {
+		// Nothing to delete, but an earlier delete may not have compacted.
+		if cerr := s.finishPendingCompaction(); cerr != nil {
+			return cerr
+		}
+		return err
+	}
 	if err != nil {
 		return err
 	}
-	return s.Compact()
+	return s.finishPendingCompaction()
+}
+
+var metaCompactPending = []byte("compact_pending")
+
+// finishPendingCompaction compacts if a deletion asked for it, then clears
+// the mark in the fresh file.
+func (s *Store) finishPendingCompaction() error {
+	pending := false
+	s.view(func(tx *bolt.Tx) error {
+		pending = tx.Bucket(bMeta).Get(metaCompactPending) != nil
+		return nil
+	})
+	if !pending {
+		return nil
+	}
+	if err := s.Compact(); err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Delete(metaCompactPending) })
 }
 
 // Compact rewrites the database into a fresh file and swaps it in, so that
@@ -78,19 +110,25 @@ func (s *Store) Compact() error {
 		return err
 	}
 	if err := s.db.Close(); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("compact: close: %v", err)
 	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		return fmt.Errorf("compact: %v", err)
+	renameErr := os.Rename(tmp, s.path)
+	if renameErr != nil {
+		os.Remove(tmp)
+	} else if err := syncFile(filepath.Dir(s.path)); err != nil {
+		renameErr = err
 	}
-	if err := syncFile(filepath.Dir(s.path)); err != nil {
-		return err
-	}
+	// Reopen whichever file is now in place, so the store keeps working
+	// even when the swap failed.
 	db, err := bolt.Open(s.path, 0o600, boltOptions(s.opts))
 	if err != nil {
 		return fmt.Errorf("compact: reopen: %v", err)
 	}
 	s.db = db
+	if renameErr != nil {
+		return fmt.Errorf("compact: %v", renameErr)
+	}
 	return nil
 }
 

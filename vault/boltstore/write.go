@@ -31,16 +31,18 @@ func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Recor
 		return 0, errors.New("the store is read-only")
 	}
 	req := &insertReq{patient: patientID, recs: recs, done: make(chan struct{})}
-	select {
-	case <-s.stop:
+	// Enqueue under the read side of closeMu: Close takes the write side
+	// before it stops the writer, so a queued request is always served.
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
 		return 0, ErrClosed
-	default:
 	}
 	select {
 	case s.writes <- req:
-	case <-s.stop:
-		return 0, ErrClosed
+		s.closeMu.RUnlock()
 	case <-ctx.Done():
+		s.closeMu.RUnlock()
 		return 0, ctx.Err()
 	}
 	// Once queued, the writer decides; wait for it so the caller never
@@ -87,6 +89,7 @@ func (s *Store) gather(first *insertReq) []*insertReq {
 func (s *Store) commit(group []*insertReq) {
 	err := s.update(func(tx *bolt.Tx) error {
 		for _, r := range group {
+			r.n = 0
 			n, err := insertTx(tx, r.patient, r.recs)
 			if err != nil {
 				return err
@@ -122,6 +125,11 @@ func (s *Store) commit(group []*insertReq) {
 func insertTx(tx *bolt.Tx, patient string, recs []vault.Record) (int, error) {
 	if patient == "" {
 		return 0, errors.New("empty patient id")
+	}
+	// Checked in the same transaction as the puts, so an insert racing a
+	// DeletePatient can never bring the patient's records back.
+	if tx.Bucket(bPKeys).Get([]byte(patient)) == nil {
+		return 0, vault.ErrNotFound
 	}
 	b, err := tx.Bucket(bReadings).CreateBucketIfNotExists([]byte(patient))
 	if err != nil {

@@ -34,11 +34,19 @@ func Run(t *testing.T, open Factory) {
 		{"InsertConcurrent", testInsertConcurrent},
 		{"ScanPagesAndBounds", testScanPages},
 		{"DeletePatient", testDeletePatient},
+		{"InsertNeedsPatientKeys", testInsertNeedsKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := open(t)
 			defer b.Close()
+			for _, p := range []string{"pt_a", "pt_b", "pt_0", "pt_1"} {
+				if tc.name != "PatientKeys" && tc.name != "DeletePatient" {
+					if err := b.CreatePatientKeys(p, []byte("keys of "+p)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 			tc.fn(t, b)
 		})
 	}
@@ -254,6 +262,7 @@ func testScanPages(t *testing.T, b vault.Backend) {
 func testDeletePatient(t *testing.T, b vault.Backend) {
 	ctx := context.Background()
 	b.CreatePatientKeys("pt_a", []byte("KEYBLOB"))
+	b.CreatePatientKeys("pt_b", []byte("KEYBLOB-B"))
 	b.CreateUser("pt_a", []byte("USER"))
 	b.PutToken(vault.TokenRow{ID: "t1", UserID: "pt_a", Kind: "device"})
 	b.PutToken(vault.TokenRow{ID: "t2", UserID: "pt_b", Kind: "device"})
@@ -286,5 +295,22 @@ func testDeletePatient(t *testing.T, b vault.Backend) {
 	// The store still works after compaction.
 	if n, err := b.Insert(ctx, "pt_b", []vault.Record{rec("s", 2, 1, "z")}); err != nil || n != 1 {
 		t.Fatalf("insert after delete: %d, %v", n, err)
+	}
+}
+
+func testInsertNeedsKeys(t *testing.T, b vault.Backend) {
+	ctx := context.Background()
+	if _, err := b.Insert(ctx, "pt_nobody", []vault.Record{rec("s", 1, 1, "x")}); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("insert for a patient without keys: %v, want ErrNotFound", err)
+	}
+	if got := collect(t, b, "pt_nobody", "s", 0, 10); len(got) != 0 {
+		t.Fatal("records stored for a patient without keys")
+	}
+	b.CreatePatientKeys("pt_x", []byte("k"))
+	if err := b.DeletePatient("pt_x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Insert(ctx, "pt_x", []vault.Record{rec("s", 1, 1, "x")}); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("insert after delete: %v, want ErrNotFound", err)
 	}
 }

@@ -203,6 +203,10 @@ func TestGetReadings(t *testing.T) {
 			t.Fatalf("invalid line %s", l)
 		}
 	}
+	// An older version that ingest normalises reads as its canonical one.
+	if st, b := f.do(t, "GET", "/api/v1/readings?schema=omh:blood-glucose:3.0&from=2025-02-01T00:10:00Z&to=2025-02-01T00:30:00Z", f.ptok, "", nil); st != 200 || bytes.Count(b, []byte("\n")) != 4 {
+		t.Fatalf("schema 3.0: %d %s", st, b)
+	}
 	if st, b := f.do(t, "GET", "/api/v1/readings", f.other, "", nil); st != 200 || len(bytes.TrimSpace(b)) != 0 {
 		t.Fatalf("another patient sees data: %d %s", st, b)
 	}
@@ -215,6 +219,7 @@ func TestGetReadings(t *testing.T) {
 		{"", f.clin, 403, "wrong_token_type"},
 		{"?schema=omh:nope:1.0", f.ptok, 400, "unknown_schema"},
 		{"?from=yesterday", f.ptok, 400, "bad_time"},
+		{"?to=0001-01-01T00:00:00Z", f.ptok, 400, "bad_time"},
 		{"?from=2025-02-02T00:00:00Z&to=2025-02-01T00:00:00Z", f.ptok, 400, "bad_window"},
 	} {
 		st, b := f.do(t, "GET", "/api/v1/readings"+tc.q, tc.token, "", nil)
@@ -246,6 +251,17 @@ func TestClinicianDirectory(t *testing.T) {
 
 func TestAuthFailureRateLimit(t *testing.T) {
 	f := newFixture(t, api.Config{AuthFailuresPerMinute: 5})
+	// Valid tokens cost nothing, and the scheme is case-insensitive.
+	for i := range 20 {
+		if st, b := f.do(t, "GET", "/api/v1/clinicians", f.ptok, "", nil); st != 200 {
+			t.Fatalf("valid request %d: %d %s", i, st, b)
+		}
+	}
+	req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/clinicians", nil)
+	req.Header.Set("Authorization", "bearer "+f.ptok)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("lower-case bearer: %v %v", resp.StatusCode, err)
+	}
 	for i := range 5 {
 		if st, _ := f.do(t, "GET", "/api/v1/clinicians", "vp_bogus", "", nil); st != 401 {
 			t.Fatalf("attempt %d: %d", i, st)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/vault/boltstore"
 	"github.com/labstack/echo/v4"
 )
 
@@ -36,6 +38,17 @@ func newError(status int, code, format string, args ...any) *Error {
 
 func internal(cause error) *Error {
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "the vault could not complete the request; the error has been logged", Cause: cause}
+}
+
+// storeError maps what the vault returns to a response.
+func storeError(err error) *Error {
+	switch {
+	case errors.Is(err, vault.ErrNoPatient):
+		return newError(http.StatusForbidden, "no_patient", "this token's patient no longer exists")
+	case errors.Is(err, boltstore.ErrClosed):
+		return &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down", Message: "the vault is shutting down; retry shortly", Cause: err}
+	}
+	return internal(err)
 }
 
 // ErrorBody is the JSON body of every error response.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 )
 
@@ -22,6 +23,9 @@ func parseWindow(c echo.Context) (from, to time.Time, err *Error) {
 		t, perr := time.Parse(time.RFC3339Nano, v)
 		if perr != nil {
 			return from, to, newError(http.StatusBadRequest, "bad_time", "%s must be an RFC 3339 time with an offset, such as 2025-01-31T00:00:00Z", p.name)
+		}
+		if !vault.TimeInRange(t) {
+			return from, to, newError(http.StatusBadRequest, "bad_time", "%s must be between 1900 and 2200", p.name)
 		}
 		*p.dst = t
 	}
@@ -44,8 +48,15 @@ func parseSchemas(c echo.Context) ([]string, *Error) {
 	}
 	id, err := omh.ParseSchemaID(v)
 	if err == nil {
+		// An older version that ingest normalises is stored (and so read)
+		// under its canonical version.
+		if id.Version != "" {
+			if c, ok := omh.CanonicalSchema(id); ok {
+				return []string{c.String()}, nil
+			}
+		}
 		for _, s := range omh.Supported() {
-			if s.Namespace == id.Namespace && s.Name == id.Name && (id.Version == "" || id.Version == s.Version) {
+			if id.Version == "" && s.Namespace == id.Namespace && s.Name == id.Name {
 				return []string{s.String()}, nil
 			}
 		}
@@ -72,7 +83,7 @@ func (s *Server) getReadings(c echo.Context) error {
 		for r, err := range s.vault.Readings(ctx, tok.UserID, schema, from, to) {
 			if err != nil {
 				if bw == nil {
-					return internal(err)
+					return storeError(err)
 				}
 				// The status is sent: abort so the client sees a broken
 				// stream rather than a complete-looking partial one.

@@ -23,6 +23,14 @@ type IngestResponse = vault.IngestResult
 // is stored.
 func (s *Server) postReadings(c echo.Context) error {
 	tok := principal(c)
+	// At most maxIngest requests hold a body in memory at once; the rest
+	// wait their turn (or give up with their client).
+	select {
+	case s.ingestSlots <- struct{}{}:
+		defer func() { <-s.ingestSlots }()
+	case <-c.Request().Context().Done():
+		return newError(http.StatusServiceUnavailable, "busy", "the vault is busy; retry shortly")
+	}
 	body, err := readBody(c.Request(), c.Response(), s.maxBody)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -43,11 +51,8 @@ func (s *Server) postReadings(c echo.Context) error {
 		return aerr
 	}
 	res, err := s.vault.Ingest(c.Request().Context(), tok.UserID, pts)
-	if errors.Is(err, vault.ErrNoPatient) {
-		return newError(http.StatusForbidden, "no_patient", "this token's patient no longer exists")
-	}
 	if err != nil {
-		return internal(err)
+		return storeError(err)
 	}
 	s.metrics.ingested.WithLabelValues("accepted").Add(float64(res.Accepted))
 	s.metrics.ingested.WithLabelValues("duplicate").Add(float64(res.Duplicates))

@@ -18,6 +18,7 @@ const (
 	DefaultMaxBodyBytes          = 16 << 20 // 16 MiB per request
 	DefaultMaxBatch              = 10000    // points per ingest request
 	DefaultAuthFailuresPerMinute = 20       // failed token checks per client address
+	DefaultMaxConcurrentIngest   = 8        // ingest requests reading or storing at once
 )
 
 // Config configures a Server.
@@ -29,6 +30,7 @@ type Config struct {
 	MaxBodyBytes          int64
 	MaxBatch              int
 	AuthFailuresPerMinute int
+	MaxConcurrentIngest   int
 }
 
 // Server serves the API.
@@ -40,8 +42,9 @@ type Server struct {
 	failures *failureLimiter
 	registry *prometheus.Registry
 
-	maxBody  int64
-	maxBatch int
+	maxBody     int64
+	maxBatch    int
+	ingestSlots chan struct{}
 }
 
 // New builds the API server.
@@ -61,6 +64,9 @@ func New(cfg Config) *Server {
 	if cfg.AuthFailuresPerMinute <= 0 {
 		cfg.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
 	}
+	if cfg.MaxConcurrentIngest <= 0 {
+		cfg.MaxConcurrentIngest = DefaultMaxConcurrentIngest
+	}
 	s := &Server{
 		vault:    cfg.Vault,
 		log:      cfg.Logger,
@@ -69,6 +75,8 @@ func New(cfg Config) *Server {
 		registry: cfg.Registry,
 		maxBody:  cfg.MaxBodyBytes,
 		maxBatch: cfg.MaxBatch,
+
+		ingestSlots: make(chan struct{}, cfg.MaxConcurrentIngest),
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

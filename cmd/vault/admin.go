@@ -89,7 +89,7 @@ func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) err
 		return fn(s)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	v, st, err := openVault(sf, false, 2*time.Second, log)
+	v, st, err := openVault(sf, openExisting, false, 2*time.Second, log)
 	if errors.Is(err, boltstore.ErrLocked) {
 		return fmt.Errorf("the database in %s is locked by another process, and no server answers on %s; is a vault running as another user?", sf.data, sockPath(sf.data))
 	}

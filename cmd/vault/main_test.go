@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -10,6 +11,9 @@ import (
 // TestMain lets the test binary act as the vault command for testscript and
 // for the end-to-end tests, and stops the shared demo server at the end.
 func TestMain(m *testing.M) {
+	// The test-only Argon2id hook: reachable from tests (and the commands
+	// they run, which re-enter here), never from the shipped binary.
+	insecureTestArgon2 = os.Getenv("VAULT_INSECURE_TEST_ARGON2") == "1"
 	testscript.Main(withSharedServer{m}, map[string]func(){
 		"vault": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
@@ -19,6 +23,22 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waitfor FILE waits (up to 60s) until FILE exists, such as a
+			// server's admin socket.
+			"waitfor": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 || neg {
+					ts.Fatalf("usage: waitfor FILE")
+				}
+				path := ts.MkAbs(args[0])
+				for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					if _, err := os.Stat(path); err == nil {
+						return
+					}
+				}
+				ts.Fatalf("%s did not appear within 60s", args[0])
+			},
+		},
 		Setup: func(e *testscript.Env) error {
 			// Keep the default root key out of the real home directory.
 			e.Setenv("XDG_CONFIG_HOME", e.WorkDir+"/config")

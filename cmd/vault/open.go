@@ -93,11 +93,28 @@ func inside(path, dir string) bool {
 
 // openVault opens the store in f.data and unwraps the master with the root
 // key. On a wrong root it returns keys.ErrWrongRoot having written nothing.
-func openVault(f storeFlags, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, *boltstore.Store, error) {
-	return openVaultWith(f, demo, boltstore.Options{LockTimeout: lockTimeout}, log)
+// insecureTestArgon2 makes new passphrase vaults use test-only Argon2id
+// costs. Only the tests set it (from TestMain); the shipped binary cannot.
+var insecureTestArgon2 bool
+
+// openMode says whether a command may create a new vault.
+type openMode int
+
+const (
+	openExisting openMode = iota // admin: a typo in --data must not make a new vault
+	openOrCreate                 // serve, bench
+)
+
+func openVault(f storeFlags, mode openMode, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, *boltstore.Store, error) {
+	return openVaultWith(f, mode, demo, boltstore.Options{LockTimeout: lockTimeout}, log)
 }
 
-func openVaultWith(f storeFlags, demo bool, so boltstore.Options, log *slog.Logger) (*vault.Vault, *boltstore.Store, error) {
+func openVaultWith(f storeFlags, mode openMode, demo bool, so boltstore.Options, log *slog.Logger) (*vault.Vault, *boltstore.Store, error) {
+	if mode == openExisting {
+		if _, err := os.Stat(dbPath(f.data)); err != nil {
+			return nil, nil, fmt.Errorf("no vault in %s (no %s); check --data, or create the vault by starting it once with 'vault serve --data %s'", f.data, filepath.Base(dbPath(f.data)), f.data)
+		}
+	}
 	pass, err := passphrase()
 	if err != nil {
 		return nil, nil, err
@@ -140,8 +157,7 @@ func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*
 		switch {
 		case info != nil && info.Argon2 != nil:
 			p = *info.Argon2
-		case os.Getenv("VAULT_INSECURE_TEST_ARGON2") == "1":
-			log.Warn("VAULT_INSECURE_TEST_ARGON2=1: the passphrase is stretched with test-only Argon2id costs")
+		case insecureTestArgon2:
 			p = keys.InsecureTestArgon2Params()
 		default:
 			p = keys.NewArgon2Params()

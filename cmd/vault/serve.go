@@ -62,7 +62,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return fmt.Errorf("--demo-days must be between 1 and 3660")
 	}
 	start := time.Now()
-	v, st, err := openVault(sf, *demoMode, time.Second, log)
+	// Signals are caught from here on, so a SIGTERM during demo seeding
+	// stops it between batches and closes the database cleanly.
+	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stopSignals()
+	v, st, err := openVault(sf, openOrCreate, *demoMode, time.Second, log)
 	if err != nil {
 		return err
 	}
@@ -70,7 +74,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 
 	if *demoMode {
 		t := time.Now()
-		res, err := demo.Seed(context.Background(), v, demo.Options{Dir: sf.data, Days: *demoDays, BaseURL: *baseURL, Log: log})
+		res, err := demo.Seed(ctx, v, demo.Options{Dir: sf.data, Days: *demoDays, BaseURL: *baseURL, Log: log})
+		if ctx.Err() != nil {
+			log.Info("interrupted while seeding demo data; stopped cleanly")
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("demo: %v", err)
 		}
@@ -85,21 +93,21 @@ func cmdServe(args []string, stderr io.Writer) error {
 	httpSrv := &http.Server{
 		Handler:           srv.Echo(),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // a 16 MiB batch on a slow uplink, not forever
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	sock := sockPath(sf.data)
 	os.Remove(sock)
+	// The socket is created 0600 (no window where others could connect):
+	// its file mode is its only authentication.
+	old := syscall.Umask(0o177)
 	sln, err := net.Listen("unix", sock)
+	syscall.Umask(old)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("admin socket %s: %v", sock, err)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		ln.Close()
-		sln.Close()
-		return fmt.Errorf("admin socket: %v", err)
 	}
 	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Log: log}, log), ReadHeaderTimeout: 10 * time.Second}
 
@@ -108,22 +116,19 @@ func cmdServe(args []string, stderr io.Writer) error {
 	go func() { errc <- adminSrv.Serve(sln) }()
 	log.Info("vault serving", "addr", ln.Addr().String(), "base_url", *baseURL, "admin_socket", sock, "startup_ms", time.Since(start).Milliseconds(), "version", Version)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
 	var serveErr error
 	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String())
+	case <-ctx.Done():
+		log.Info("shutting down", "signal", context.Cause(ctx).Error())
 	case serveErr = <-errc:
 	}
 	// In-flight requests (a batch being stored) finish; new ones are refused.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := httpSrv.Shutdown(ctx); err != nil {
+	if err := httpSrv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "err", err.Error())
 	}
-	adminSrv.Shutdown(ctx)
+	adminSrv.Shutdown(sctx)
 	os.Remove(sock)
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("close database: %v", err)

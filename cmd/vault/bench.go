@@ -290,7 +290,7 @@ func benchBaseline(path string, uploaders, readings, batch, perTx, pageSize int)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return 0, 0, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: 256 << 20, PageSize: pageSize})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, InitialMmapSize: 256 << 20, PageSize: pageSize})
 	if err != nil {
 		return 0, 0, err
 	}

@@ -95,7 +95,7 @@ func boltOptions(o Options) *bolt.Options {
 	return &bolt.Options{
 		Timeout:         o.LockTimeout,
 		ReadOnly:        o.ReadOnly,
-		NoFreelistSync:  true,
+		NoFreelistSync:  false,
 		FreelistType:    bolt.FreelistMapType,
 		InitialMmapSize: 256 << 20,
 		PageSize:        o.PageSize,

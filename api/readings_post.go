@@ -88,14 +88,14 @@ func indexed(i int, code, format string, args ...any) *Error {
 
 // splitPoints cuts a body into one raw JSON value per point.
 func (s *Server) splitPoints(contentType string, body []byte) ([][]byte, *Error) {
-	tooMany := func() *Error {
-		return newError(http.StatusRequestEntityTooLarge, "batch_too_large", "a batch may hold at most %d points; split it", s.maxBatch)
-	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return nil, newError(http.StatusBadRequest, "empty_batch", "the request body holds no data points")
 	}
-	var out [][]byte
+	var (
+		out  [][]byte
+		aerr *Error
+	)
 	if isNDJSON(contentType) {
 		for line := range bytes.Lines(trimmed) {
 			line = bytes.TrimSpace(line)
@@ -103,7 +103,7 @@ func (s *Server) splitPoints(contentType string, body []byte) ([][]byte, *Error)
 				continue
 			}
 			if len(out) == s.maxBatch {
-				return nil, tooMany()
+				return nil, s.tooMany()
 			}
 			out = append(out, line)
 		}
@@ -114,15 +114,8 @@ func (s *Server) splitPoints(contentType string, body []byte) ([][]byte, *Error)
 		if _, err := dec.Token(); err != nil {
 			return nil, indexed(0, omh.CodeMalformedJSON, "the body is not valid JSON")
 		}
-		for dec.More() {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return nil, indexed(len(out), omh.CodeMalformedJSON, "point %d is not valid JSON", len(out))
-			}
-			if len(out) == s.maxBatch {
-				return nil, tooMany()
-			}
-			out = append(out, raw)
+		if out, aerr = s.decodeValues(dec); aerr != nil {
+			return nil, aerr
 		}
 		if _, err := dec.Token(); err != nil {
 			return nil, indexed(len(out), omh.CodeMalformedJSON, "the JSON array is not closed properly")
@@ -136,17 +129,28 @@ func (s *Server) splitPoints(contentType string, body []byte) ([][]byte, *Error)
 		return out, nil
 	}
 	// One object, or several concatenated (NDJSON sent without its type).
+	return s.decodeValues(dec)
+}
+
+// decodeValues reads JSON values from dec while it has more, at most
+// maxBatch of them.
+func (s *Server) decodeValues(dec *json.Decoder) ([][]byte, *Error) {
+	var out [][]byte
 	for dec.More() {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, indexed(len(out), omh.CodeMalformedJSON, "point %d is not valid JSON", len(out))
 		}
 		if len(out) == s.maxBatch {
-			return nil, tooMany()
+			return nil, s.tooMany()
 		}
 		out = append(out, raw)
 	}
 	return out, nil
+}
+
+func (s *Server) tooMany() *Error {
+	return newError(http.StatusRequestEntityTooLarge, "batch_too_large", "a batch may hold at most %d points; split it", s.maxBatch)
 }
 
 // parsePoints validates every point, spread over all cores for large

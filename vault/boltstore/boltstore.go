@@ -331,3 +331,21 @@ func (s *Store) Close() error {
 	defer s.mu.Unlock()
 	return s.db.Close()
 }
+
+// Check opens the database file at path read-only and runs bbolt's
+// consistency check over every page. The file must not be open elsewhere in
+// this process.
+func Check(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("open %s: %v", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/vault/storetest"
-	bolt "go.etcd.io/bbolt"
 )
 
 // openTest opens a store on a real file in t.TempDir() and, after the test,
@@ -24,18 +23,9 @@ func openTest(t *testing.T) *Store {
 	}
 	t.Cleanup(func() {
 		s.Close()
-		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-		if err != nil {
-			t.Errorf("reopen for check: %v", err)
-			return
+		if err := Check(path); err != nil {
+			t.Errorf("integrity: %v", err)
 		}
-		defer db.Close()
-		db.View(func(tx *bolt.Tx) error {
-			for err := range tx.Check() {
-				t.Errorf("integrity: %v", err)
-			}
-			return nil
-		})
 	})
 	return s
 }

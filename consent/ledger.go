@@ -1,0 +1,306 @@
+package consent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Buckets of the ledger, in the vault's database.
+var (
+	bEntries     = []byte("ledger_entries")     // index -> sealed canonical entry
+	bHashes      = []byte("ledger_hashes")      // stored hash index -> hash (tlog layout)
+	bCheckpoints = []byte("ledger_checkpoints") // tree size -> signed checkpoint
+	bLedgerMeta  = []byte("ledger_meta")        // "skey" (sealed), "vkey", "size"
+)
+
+// DB gives the ledger its database handle for the length of fn. The vault's
+// bbolt store (vault/boltstore) implements it.
+type DB interface {
+	DB(fn func(*bolt.DB) error) error
+}
+
+// Sealer encrypts what the ledger keeps secret (entry contents, the log's
+// signing key) with associated data. The vault's master keyset implements it.
+type Sealer interface {
+	Encrypt(plaintext, ad []byte) ([]byte, error)
+	Decrypt(ciphertext, ad []byte) ([]byte, error)
+}
+
+// Ledger is the append-only consent log.
+type Ledger struct {
+	db     DB
+	sealer Sealer
+	origin string
+	signer note.Signer
+	vkey   string
+	now    func() time.Time
+
+	mu         sync.Mutex // serialises appends and signing
+	lastSigned time.Time
+}
+
+// Options configure Open.
+type Options struct {
+	// Origin names the log in its checkpoints, such as the vault's host.
+	Origin string
+	Now    func() time.Time
+}
+
+func u64(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
+
+func entryAD(i int64) []byte { return []byte("jhvault/ledger-entry/v1|" + strconv.FormatInt(i, 10)) }
+
+var skeyAD = []byte("jhvault/ledger-signing-key/v1")
+
+// Open opens the ledger, creating its buckets and its Ed25519 log key on
+// first use. The signing key is stored sealed.
+func Open(db DB, sealer Sealer, o Options) (*Ledger, error) {
+	if o.Origin == "" {
+		o.Origin = "jupyterhealth-vault"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	l := &Ledger{db: db, sealer: sealer, origin: o.Origin, now: o.Now}
+	var skey string
+	err := db.DB(func(bdb *bolt.DB) error {
+		return bdb.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bEntries, bHashes, bCheckpoints, bLedgerMeta} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			m := tx.Bucket(bLedgerMeta)
+			if sealed := m.Get([]byte("skey")); sealed != nil {
+				b, err := sealer.Decrypt(sealed, skeyAD)
+				if err != nil {
+					return errors.New("the ledger's signing key does not decrypt")
+				}
+				skey = string(b)
+				l.vkey = string(m.Get([]byte("vkey")))
+				return nil
+			}
+			sk, vk, err := note.GenerateKey(rand.Reader, o.Origin)
+			if err != nil {
+				return err
+			}
+			sealed, err := sealer.Encrypt([]byte(sk), skeyAD)
+			if err != nil {
+				return err
+			}
+			skey, l.vkey = sk, vk
+			if err := m.Put([]byte("skey"), sealed); err != nil {
+				return err
+			}
+			return m.Put([]byte("vkey"), []byte(vk))
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if l.signer, err = note.NewSigner(skey); err != nil {
+		return nil, fmt.Errorf("ledger signing key: %v", err)
+	}
+	return l, nil
+}
+
+// VerifierKey is the log's public key in note verifier form
+// (name+hash+key). Clients pin it out of band.
+func (l *Ledger) VerifierKey() string { return l.vkey }
+
+// Origin is the log's name in its checkpoints.
+func (l *Ledger) Origin() string { return l.origin }
+
+// txHashes reads stored hashes inside a transaction.
+func txHashes(tx *bolt.Tx) tlog.HashReaderFunc {
+	b := tx.Bucket(bHashes)
+	return func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			v := b.Get(u64(x))
+			if len(v) != tlog.HashSize {
+				return nil, fmt.Errorf("stored hash %d is missing", x)
+			}
+			copy(out[i][:], v)
+		}
+		return out, nil
+	}
+}
+
+func txSize(tx *bolt.Tx) int64 {
+	v := tx.Bucket(bLedgerMeta).Get([]byte("size"))
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+// Append validates and stores entries in one durable transaction, with their
+// Merkle hashes, and returns the index of the first. Appends are serialised.
+func (l *Ledger) Append(entries ...Entry) (int64, error) {
+	encoded := make([][]byte, len(entries))
+	for i := range entries {
+		b, err := entries[i].Marshal()
+		if err != nil {
+			return 0, err
+		}
+		encoded[i] = b
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var first int64
+	err := l.db.DB(func(bdb *bolt.DB) error {
+		return bdb.Update(func(tx *bolt.Tx) error {
+			n := txSize(tx)
+			first = n
+			eb, hb := tx.Bucket(bEntries), tx.Bucket(bHashes)
+			for _, b := range encoded {
+				sealed, err := l.sealer.Encrypt(b, entryAD(n))
+				if err != nil {
+					return err
+				}
+				if err := eb.Put(u64(n), sealed); err != nil {
+					return err
+				}
+				hs, err := tlog.StoredHashes(n, b, txHashes(tx))
+				if err != nil {
+					return err
+				}
+				base := tlog.StoredHashIndex(0, n)
+				for j, h := range hs {
+					if err := hb.Put(u64(base+int64(j)), bytes.Clone(h[:])); err != nil {
+						return err
+					}
+				}
+				n++
+			}
+			return tx.Bucket(bLedgerMeta).Put([]byte("size"), u64(n))
+		})
+	})
+	return first, err
+}
+
+// Size is the number of entries.
+func (l *Ledger) Size() (int64, error) {
+	var n int64
+	err := l.view(func(tx *bolt.Tx) error { n = txSize(tx); return nil })
+	return n, err
+}
+
+func (l *Ledger) view(fn func(tx *bolt.Tx) error) error {
+	return l.db.DB(func(bdb *bolt.DB) error { return bdb.View(fn) })
+}
+
+// Entry returns the entry at index i and its canonical bytes.
+func (l *Ledger) Entry(i int64) (Entry, []byte, error) {
+	var raw []byte
+	err := l.view(func(tx *bolt.Tx) error {
+		if i < 0 || i >= txSize(tx) {
+			return ErrNoEntry
+		}
+		sealed := tx.Bucket(bEntries).Get(u64(i))
+		if sealed == nil {
+			return fmt.Errorf("entry %d is missing", i)
+		}
+		b, err := l.sealer.Decrypt(sealed, entryAD(i))
+		if err != nil {
+			return fmt.Errorf("entry %d does not decrypt", i)
+		}
+		raw = b
+		return nil
+	})
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	e, err := Parse(raw)
+	return e, raw, err
+}
+
+// ErrNoEntry is returned for an index beyond the log.
+var ErrNoEntry = errors.New("no such ledger entry")
+
+// LeafHash returns the Merkle leaf hash of entry i.
+func (l *Ledger) LeafHash(i int64) (tlog.Hash, error) {
+	var h tlog.Hash
+	err := l.view(func(tx *bolt.Tx) error {
+		if i < 0 || i >= txSize(tx) {
+			return ErrNoEntry
+		}
+		hs, err := txHashes(tx).ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
+		if err == nil {
+			h = hs[0]
+		}
+		return err
+	})
+	return h, err
+}
+
+// TreeHash returns the root hash of the first n entries.
+func (l *Ledger) TreeHash(n int64) (tlog.Hash, error) {
+	var h tlog.Hash
+	err := l.view(func(tx *bolt.Tx) error {
+		if n < 0 || n > txSize(tx) {
+			return fmt.Errorf("tree size %d is beyond the log", n)
+		}
+		var err error
+		h, err = tlog.TreeHash(n, txHashes(tx))
+		return err
+	})
+	return h, err
+}
+
+// ProveInclusion proves that entry i is in the tree of size n.
+func (l *Ledger) ProveInclusion(i, n int64) (tlog.RecordProof, error) {
+	var p tlog.RecordProof
+	err := l.view(func(tx *bolt.Tx) error {
+		if n < 1 || n > txSize(tx) || i < 0 || i >= n {
+			return fmt.Errorf("need 0 <= index < size <= %d", txSize(tx))
+		}
+		var err error
+		p, err = tlog.ProveRecord(n, i, txHashes(tx))
+		return err
+	})
+	return p, err
+}
+
+// ProveConsistency proves that the tree of size m is a prefix of size n.
+func (l *Ledger) ProveConsistency(m, n int64) (tlog.TreeProof, error) {
+	var p tlog.TreeProof
+	err := l.view(func(tx *bolt.Tx) error {
+		if m < 1 || m > n || n > txSize(tx) {
+			return fmt.Errorf("need 1 <= from <= size <= %d", txSize(tx))
+		}
+		var err error
+		p, err = tlog.ProveTree(n, m, txHashes(tx))
+		return err
+	})
+	return p, err
+}
+
+// Run signs a checkpoint about once a second while entries arrive, until
+// ctx ends.
+func (l *Ledger) Run(ctx context.Context, log func(error)) {
+	t := time.NewTicker(SignInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := l.SignIfDue(); err != nil && log != nil {
+				log(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package consent
+
+import (
+	"bytes"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// VerifyResult summarises a successful Verify.
+type VerifyResult struct {
+	Size        int64 // entries replayed
+	Checkpoints int   // stored checkpoints verified
+	Latest      Checkpoint
+	Prior       *Checkpoint // the caller's checkpoint, when given
+}
+
+// TamperError names the first place Verify found wrong.
+type TamperError struct {
+	Index int64  // the entry (or tree size, for a checkpoint) at fault; -1 when none applies
+	What  string // what is wrong there
+}
+
+func (e *TamperError) Error() string {
+	if e.Index < 0 {
+		return "ledger verification failed: " + e.What
+	}
+	return fmt.Sprintf("ledger verification failed at %d: %s", e.Index, e.What)
+}
+
+func tamper(i int64, format string, args ...any) error {
+	return &TamperError{Index: i, What: fmt.Sprintf(format, args...)}
+}
+
+// Verify replays the whole log in one read transaction. It checks that
+// every entry decrypts under its own index and is canonical, recomputes
+// every stored Merkle hash from the entries, checks every stored
+// checkpoint's signature and root against the replay (which also makes
+// successive checkpoints consistent), and, given a checkpoint the caller
+// kept from earlier, checks that the log still extends it: a rolled-back or
+// forked database fails there.
+func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
+	var res VerifyResult
+	err := l.view(func(tx *bolt.Tx) error {
+		n := txSize(tx)
+		res.Size = n
+		eb, hb := tx.Bucket(bEntries), tx.Bucket(bHashes)
+		computed := make([]tlog.Hash, 0, tlog.StoredHashCount(n))
+		reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+			out := make([]tlog.Hash, len(idx))
+			for i, x := range idx {
+				if x < 0 || x >= int64(len(computed)) {
+					return nil, fmt.Errorf("hash %d not yet computed", x)
+				}
+				out[i] = computed[x]
+			}
+			return out, nil
+		})
+		for i := int64(0); i < n; i++ {
+			sealed := eb.Get(u64(i))
+			if sealed == nil {
+				return tamper(i, "entry is missing")
+			}
+			raw, err := l.sealer.Decrypt(sealed, entryAD(i))
+			if err != nil {
+				return tamper(i, "entry does not decrypt under its index (altered or moved)")
+			}
+			if _, err := Parse(raw); err != nil {
+				return tamper(i, "entry is not canonical: %v", err)
+			}
+			hs, err := tlog.StoredHashes(i, raw, reader)
+			if err != nil {
+				return tamper(i, "hashing: %v", err)
+			}
+			base := tlog.StoredHashIndex(0, i)
+			for j, h := range hs {
+				stored := hb.Get(u64(base + int64(j)))
+				if !bytes.Equal(stored, h[:]) {
+					return tamper(i, "stored Merkle hash %d does not match the entries", base+int64(j))
+				}
+			}
+			computed = append(computed, hs...)
+		}
+		if k, _ := eb.Cursor().Last(); k != nil && int64(beUint(k)) >= n {
+			return tamper(int64(beUint(k)), "entry beyond the log's recorded size %d", n)
+		}
+		if k, _ := hb.Cursor().Last(); k != nil && int64(beUint(k)) >= int64(len(computed)) {
+			return tamper(n, "stored hash beyond the log's recorded size")
+		}
+		treeHash := func(size int64) (tlog.Hash, error) { return tlog.TreeHash(size, reader) }
+		c := tx.Bucket(bCheckpoints).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			size := int64(beUint(k))
+			cp, err := OpenCheckpoint(v, l.vkey)
+			if err != nil {
+				return tamper(size, "checkpoint: %v", err)
+			}
+			if cp.Size != size {
+				return tamper(size, "checkpoint is stored under the wrong size %d", cp.Size)
+			}
+			if size > n {
+				return tamper(size, "checkpoint covers %d entries but the log has %d (entries deleted or rolled back)", size, n)
+			}
+			h, err := treeHash(size)
+			if err != nil {
+				return tamper(size, "checkpoint: %v", err)
+			}
+			if h != cp.Hash {
+				return tamper(size, "checkpoint root does not match the entries (the log was rewritten)")
+			}
+			res.Checkpoints++
+			res.Latest = cp
+		}
+		if prior != nil {
+			cp, err := OpenCheckpoint(prior, l.vkey)
+			if err != nil {
+				return tamper(-1, "the given checkpoint: %v", err)
+			}
+			if cp.Size > n {
+				return tamper(cp.Size, "the given checkpoint covers %d entries but the log has only %d: the database was rolled back or truncated", cp.Size, n)
+			}
+			h, err := treeHash(cp.Size)
+			if err != nil {
+				return err
+			}
+			if h != cp.Hash {
+				return tamper(cp.Size, "the log does not extend the given checkpoint: it was rewritten or forked")
+			}
+			res.Prior = &cp
+		}
+		return nil
+	})
+	return res, err
+}

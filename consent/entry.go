@@ -34,9 +34,9 @@ const SaltSize = 16
 type Entry struct {
 	V         int    `json:"v"`
 	Kind      string `json:"kind"`
-	Salt      []byte `json:"salt"`             // random, so a leaf hash reveals nothing about the entry
-	Time      string `json:"time"`             // RFC 3339 UTC, nanoseconds
-	Actor     string `json:"actor"`            // who caused it: a user id, or "admin"
+	Salt      []byte `json:"salt"`  // random, so a leaf hash reveals nothing about the entry
+	Time      string `json:"time"`  // RFC 3339 UTC, nanoseconds
+	Actor     string `json:"actor"` // who caused it: a user id, or "admin"
 	Patient   string `json:"patient,omitempty"`
 	Clinician string `json:"clinician,omitempty"`
 

@@ -2,10 +2,12 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 )
@@ -31,6 +33,16 @@ type (
 		ID      string    `json:"id"`
 		Expires time.Time `json:"expires"`
 	}
+	AdminVerifyRequest struct {
+		Checkpoint []byte `json:"checkpoint,omitempty"` // a signed checkpoint kept from earlier
+	}
+	AdminVerifyResponse struct {
+		Size        int64  `json:"size"`
+		Checkpoints int    `json:"checkpoints"`
+		LatestSize  int64  `json:"latest_size"`
+		PriorSize   *int64 `json:"prior_size,omitempty"`
+		VerifierKey string `json:"verifier_key"`
+	}
 )
 
 // AdminOps are the admin actions. *Vault-backed Admin implements them
@@ -39,12 +51,32 @@ type AdminOps interface {
 	AddUser(AdminUserRequest) (AdminUserResponse, error)
 	DeleteUser(id string) error
 	MintToken(AdminTokenRequest) (AdminTokenResponse, error)
+	VerifyLedger(AdminVerifyRequest) (AdminVerifyResponse, error)
+	LedgerKey() (string, error)
 }
 
-// LocalAdmin runs admin actions on an open vault.
+// LocalAdmin runs admin actions on an open vault. Every action is also an
+// admin entry in the consent ledger.
 type LocalAdmin struct {
-	Vault *vault.Vault
-	Log   *slog.Logger
+	Vault  *vault.Vault
+	Ledger *consent.Ledger
+	Log    *slog.Logger
+}
+
+// record appends an admin entry naming the user it concerns.
+func (a LocalAdmin) record(action, target, detail string) error {
+	e := consent.New(consent.KindAdmin, "admin", time.Now())
+	switch vault.RoleOf(target) {
+	case vault.RolePatient:
+		e.Patient = target
+	case vault.RoleClinician:
+		e.Clinician = target
+	}
+	e.Admin = &consent.Admin{Action: action, Target: target, Detail: detail}
+	if _, err := a.Ledger.Append(e); err != nil {
+		return fmt.Errorf("the action was done but its ledger entry failed: %v", err)
+	}
+	return nil
 }
 
 func (a LocalAdmin) AddUser(r AdminUserRequest) (AdminUserResponse, error) {
@@ -53,7 +85,7 @@ func (a LocalAdmin) AddUser(r AdminUserRequest) (AdminUserResponse, error) {
 		return AdminUserResponse{}, err
 	}
 	a.Log.Info("admin action", "action", "user-add", "user", u.ID, "role", u.Role)
-	return AdminUserResponse{ID: u.ID}, nil
+	return AdminUserResponse{ID: u.ID}, a.record("user-add", u.ID, u.Role)
 }
 
 func (a LocalAdmin) DeleteUser(id string) error {
@@ -64,7 +96,7 @@ func (a LocalAdmin) DeleteUser(id string) error {
 		return err
 	}
 	a.Log.Info("admin action", "action", "user-delete", "user", id)
-	return nil
+	return a.record("user-delete", id, "")
 }
 
 func (a LocalAdmin) MintToken(r AdminTokenRequest) (AdminTokenResponse, error) {
@@ -73,7 +105,23 @@ func (a LocalAdmin) MintToken(r AdminTokenRequest) (AdminTokenResponse, error) {
 		return AdminTokenResponse{}, err
 	}
 	a.Log.Info("admin action", "action", "token-mint", "user", t.UserID, "kind", t.Kind, "token_id", t.ID)
-	return AdminTokenResponse{Token: secret, ID: t.ID, Expires: t.Expires}, nil
+	return AdminTokenResponse{Token: secret, ID: t.ID, Expires: t.Expires}, a.record("token-mint", t.UserID, t.Kind+" "+t.ID)
+}
+
+// LedgerKey is the log's verifier key, for clients to pin.
+func (a LocalAdmin) LedgerKey() (string, error) { return a.Ledger.VerifierKey(), nil }
+
+func (a LocalAdmin) VerifyLedger(r AdminVerifyRequest) (AdminVerifyResponse, error) {
+	res, err := a.Ledger.Verify(r.Checkpoint)
+	if err != nil {
+		return AdminVerifyResponse{}, err
+	}
+	out := AdminVerifyResponse{Size: res.Size, Checkpoints: res.Checkpoints, LatestSize: res.Latest.Size, VerifierKey: a.Ledger.VerifierKey()}
+	if res.Prior != nil {
+		out.PriorSize = &res.Prior.Size
+	}
+	a.Log.Info("admin action", "action", "ledger-verify", "size", res.Size)
+	return out, nil
 }
 
 // AdminError turns an admin failure into an API error.
@@ -84,6 +132,10 @@ func AdminError(err error) *Error {
 		return newError(http.StatusBadRequest, ie.Code, "%s", ie.Message)
 	case errors.Is(err, vault.ErrNoUser), errors.Is(err, vault.ErrNoPatient):
 		return newError(http.StatusNotFound, "no_user", "no such user")
+	}
+	var te *consent.TamperError
+	if errors.As(err, &te) {
+		return newError(http.StatusConflict, "ledger_tampered", "%s", te.Error())
 	}
 	return internal(err)
 }
@@ -121,6 +173,24 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 			return AdminError(err)
 		}
 		return c.JSON(http.StatusCreated, out)
+	})
+	e.POST("/admin/ledger/verify", func(c echo.Context) error {
+		var r AdminVerifyRequest
+		if err := c.Bind(&r); err != nil {
+			return newError(http.StatusBadRequest, "bad_request", "the request is not valid JSON")
+		}
+		out, err := ops.VerifyLedger(r)
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusOK, out)
+	})
+	e.GET("/admin/ledger/key", func(c echo.Context) error {
+		k, err := ops.LedgerKey()
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusOK, map[string]string{"verifier_key": k})
 	})
 	e.GET("/admin/ping", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	return e

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,14 +15,18 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/vault/boltstore"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 type fixture struct {
 	srv            *httptest.Server
 	v              *vault.Vault
+	ledger         *consent.Ledger
+	otherPatient   string
 	patient        vault.User
 	device, ptok   string
 	clin           string
@@ -53,7 +58,11 @@ func newFixture(t *testing.T, cfg api.Config) *fixture {
 	f.other, _, _ = v.MintToken(other.ID, vault.TokenPatient, time.Hour)
 	f.clin, _, _ = v.MintToken(c.ID, vault.TokenClinician, time.Hour)
 	f.expired, _, _ = v.MintToken(f.patient.ID, vault.TokenDevice, time.Nanosecond)
-	cfg.Vault = v
+	f.otherPatient = other.ID
+	if f.ledger, err = consent.Open(st, v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Vault, cfg.Ledger = v, f.ledger
 	f.srv = httptest.NewServer(api.New(cfg).Echo())
 	t.Cleanup(f.srv.Close)
 	return f
@@ -287,3 +296,79 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Fatalf("404: %d %s", st, b)
 	}
 }
+
+// TestLedgerPrivacy: checkpoints and proofs are public and hold hashes
+// only; an entry's content goes only to the parties it names.
+func TestLedgerPrivacy(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	mine := consent.New(consent.KindAdmin, "admin", time.Now())
+	mine.Patient, mine.Admin = f.patient.ID, &consent.Admin{Action: "user-add", Target: f.patient.ID, Detail: "patient"}
+	theirs := consent.New(consent.KindAdmin, "admin", time.Now())
+	theirs.Patient, theirs.Admin = f.otherPatient, &consent.Admin{Action: "user-add", Target: f.otherPatient, Detail: "patient"}
+	if _, err := f.ledger.Append(mine, theirs); err != nil {
+		t.Fatal(err)
+	}
+
+	st, cp := f.do(t, "GET", "/api/v1/ledger/checkpoint", "", "", nil)
+	if st != 200 {
+		t.Fatalf("checkpoint: %d %s", st, cp)
+	}
+	c, err := consent.OpenCheckpoint(cp, f.ledger.VerifierKey())
+	if err != nil || c.Size != 2 {
+		t.Fatalf("checkpoint %+v: %v", c, err)
+	}
+
+	st, b := f.do(t, "GET", "/api/v1/ledger/proof?index=1&size=2", "", "", nil)
+	var pr api.ProofResponse
+	if st != 200 || json.Unmarshal(b, &pr) != nil {
+		t.Fatalf("proof: %d %s", st, b)
+	}
+	if bytes.Contains(b, []byte(f.otherPatient)) || bytes.Contains(b, []byte("user-add")) {
+		t.Fatal("a proof reveals entry content")
+	}
+	var proof tlog.RecordProof
+	for _, p := range pr.Proof {
+		h, _ := base64.StdEncoding.DecodeString(p)
+		proof = append(proof, tlog.Hash(h))
+	}
+	leaf, _ := base64.StdEncoding.DecodeString(pr.LeafHash)
+	if err := tlog.CheckRecord(proof, 2, c.Hash, 1, tlog.Hash(leaf)); err != nil {
+		t.Fatalf("served proof does not verify against the signed checkpoint: %v", err)
+	}
+	if st, b := f.do(t, "GET", "/api/v1/ledger/proof?from=1&size=2", "", "", nil); st != 200 || !bytes.Contains(b, []byte(`"consistency"`)) {
+		t.Fatalf("consistency proof: %d %s", st, b)
+	}
+	for _, q := range []string{"?index=2&size=2", "?size=2", "?index=0&from=1&size=2", "?index=-1&size=1", "?index=0&size=99"} {
+		if st, b := f.do(t, "GET", "/api/v1/ledger/proof"+q, "", "", nil); st != 400 || errBody(t, b).Code != "bad_parameter" {
+			t.Errorf("proof%s: %d %s", q, st, b)
+		}
+	}
+
+	// The patient reads their own entry, with bytes that hash to the leaf.
+	st, b = f.do(t, "GET", "/api/v1/ledger/entries/0", f.ptok, "", nil)
+	var er api.EntryResponse
+	if st != 200 || json.Unmarshal(b, &er) != nil {
+		t.Fatalf("own entry: %d %s", st, b)
+	}
+	if lh := tlog.RecordHash(er.Entry); b64(lh) != er.LeafHash {
+		t.Fatal("served entry does not hash to its leaf")
+	}
+	// Not another patient's, not as an outsider; a missing index looks the same.
+	for _, tc := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/api/v1/ledger/entries/1", f.ptok, 404},
+		{"/api/v1/ledger/entries/99", f.ptok, 404},
+		{"/api/v1/ledger/entries/0", f.clin, 404},
+		{"/api/v1/ledger/entries/0", "", 401},
+		{"/api/v1/ledger/entries/0", f.device, 403},
+	} {
+		st, b := f.do(t, "GET", tc.path, tc.token, "", nil)
+		if st != tc.status || bytes.Contains(b, []byte("user-add")) {
+			t.Errorf("%s: %d %s, want %d", tc.path, st, b, tc.status)
+		}
+	}
+}
+
+func b64(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }

@@ -15,4 +15,10 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.POST("/readings", s.postReadings, s.requireToken(vault.TokenDevice, vault.TokenPatient))
 	v1.GET("/readings", s.getReadings, s.requireToken(vault.TokenPatient))
 	v1.GET("/clinicians", s.getClinicians, s.requireToken(vault.TokenPatient, vault.TokenClinician))
+
+	if s.ledger != nil {
+		v1.GET("/ledger/checkpoint", s.getCheckpoint)
+		v1.GET("/ledger/proof", s.getProof)
+		v1.GET("/ledger/entries/:i", s.getEntry, s.requireToken(vault.TokenPatient, vault.TokenClinician))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ const (
 // Config configures a Server.
 type Config struct {
 	Vault    *vault.Vault
+	Ledger   *consent.Ledger
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // metrics are registered here; nil makes one
 
@@ -36,6 +38,7 @@ type Config struct {
 // Server serves the API.
 type Server struct {
 	vault    *vault.Vault
+	ledger   *consent.Ledger
 	log      *slog.Logger
 	echo     *echo.Echo
 	metrics  *metrics
@@ -69,6 +72,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		vault:    cfg.Vault,
+		ledger:   cfg.Ledger,
 		log:      cfg.Logger,
 		metrics:  newMetrics(cfg.Registry),
 		failures: newFailureLimiter(cfg.AuthFailuresPerMinute),

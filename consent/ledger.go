@@ -112,6 +112,9 @@ func Open(db DB, sealer Sealer, o Options) (*Ledger, error) {
 	if l.signer, err = note.NewSigner(skey); err != nil {
 		return nil, fmt.Errorf("ledger signing key: %v", err)
 	}
+	// The origin is fixed when the key is made: checkpoints keep naming
+	// the same log even if the vault's base URL changes later.
+	l.origin = l.signer.Name()
 	return l, nil
 }
 

@@ -82,6 +82,18 @@ func (s *socketAdmin) MintToken(r api.AdminTokenRequest) (api.AdminTokenResponse
 	return out, s.call(http.MethodPost, "/admin/tokens", r, &out)
 }
 
+func (s *socketAdmin) VerifyLedger(r api.AdminVerifyRequest) (api.AdminVerifyResponse, error) {
+	var out api.AdminVerifyResponse
+	return out, s.call(http.MethodPost, "/admin/ledger/verify", r, &out)
+}
+
+func (s *socketAdmin) LedgerKey() (string, error) {
+	var out struct {
+		Key string `json:"verifier_key"`
+	}
+	return out.Key, s.call(http.MethodGet, "/admin/ledger/key", nil, &out)
+}
+
 // withAdmin runs fn against the running server's socket, or, when no server
 // runs, against the database file opened directly with a lock timeout.
 func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) error {
@@ -97,7 +109,11 @@ func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) err
 		return err
 	}
 	defer st.Close()
-	err = fn(api.LocalAdmin{Vault: v, Log: log})
+	led, err := openLedger(st, v, "")
+	if err != nil {
+		return err
+	}
+	err = fn(api.LocalAdmin{Vault: v, Ledger: led, Log: log})
 	var ae *api.Error
 	if err != nil && !errors.As(err, &ae) {
 		ae = api.AdminError(err)
@@ -120,6 +136,8 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 		return adminUserDelete(args[2:], stdout, stderr)
 	case args[0] == "token":
 		return adminToken(args[1:], stdout, stderr)
+	case args[0] == "ledger-key":
+		return adminLedgerKey(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "vault admin: unknown command %q\n\n%s", args[0], usage)
 	return errUsage
@@ -196,6 +214,23 @@ func adminToken(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, out.Token)
 		fmt.Fprintf(stderr, "token %s expires %s; it is shown only this once\n", out.ID, out.Expires.Format(time.RFC3339))
+		return nil
+	})
+}
+
+func adminLedgerKey(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("admin ledger-key", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
+		k, err := ops.LedgerKey()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, k)
 		return nil
 	})
 }

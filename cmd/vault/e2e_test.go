@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -338,6 +339,116 @@ func TestAdminLockedDoesNotHang(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("locked admin took %v", d)
 	}
+}
+
+// TestLedgerVerifyCLI tampers with a real database file and with its
+// history, and checks that 'vault ledger verify' fails naming the place.
+func TestLedgerVerifyCLI(t *testing.T) {
+	dir := t.TempDir()
+	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "root.key")
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := exec.Command("vault", "serve", "--data", data, "--root-key-file", key, "--addr", addr)
+	var errb bytes.Buffer
+	srv.Stderr = &errb
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitHealthy(t, "http://"+addr, &errb)
+	for i := range 3 {
+		if _, stderr, err := runVault(t, 20*time.Second, "admin", "user", "add", "--data", data, "--role", "patient", "--name", fmt.Sprint("p", i)); err != nil {
+			t.Fatalf("%s %v", stderr, err)
+		}
+	}
+	// An earlier state of the file, and a checkpoint a client kept later.
+	st, cp := httpDo(t, "GET", "http://"+addr+"/api/v1/ledger/checkpoint", "", "", nil)
+	if st != 200 || !bytes.Contains(cp, []byte("\n3\n")) {
+		t.Fatalf("checkpoint: %d %s", st, cp)
+	}
+	srv.Process.Signal(syscall.SIGTERM)
+	srv.Wait()
+	db := filepath.Join(data, "vault.db")
+	cpFile := filepath.Join(dir, "checkpoint.txt")
+	os.WriteFile(cpFile, cp, 0o600)
+
+	out, stderr, err := runVault(t, 20*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key, "--checkpoint", cpFile)
+	if err != nil || !strings.Contains(out, "ledger ok: 3 entries") || !strings.Contains(out, "extends the given checkpoint at size 3") {
+		t.Fatalf("clean verify: %q %s %v", out, stderr, err)
+	}
+	orig, _ := os.ReadFile(db)
+
+	// Roll back: make the file what it was before the third entry.
+	func() {
+		b, err := bolt.Open(db, 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		b.Update(func(tx *bolt.Tx) error {
+			m := tx.Bucket([]byte("ledger_meta"))
+			tx.Bucket([]byte("ledger_entries")).Delete(binary.BigEndian.AppendUint64(nil, 2))
+			// Drop checkpoints and hashes past size 2, as an old copy would have.
+			c := tx.Bucket([]byte("ledger_checkpoints")).Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				if binary.BigEndian.Uint64(k) > 2 {
+					c.Delete()
+				}
+			}
+			h := tx.Bucket([]byte("ledger_hashes")).Cursor()
+			for k, _ := h.First(); k != nil; k, _ = h.Next() {
+				if binary.BigEndian.Uint64(k) >= 3 { // stored hashes of entries 0 and 1 are 0..2
+					h.Delete()
+				}
+			}
+			return m.Put([]byte("size"), binary.BigEndian.AppendUint64(nil, 2))
+		})
+	}()
+	if out, stderr, err := runVault(t, 20*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key); err != nil {
+		t.Fatalf("the rolled-back copy is self-consistent, so verify alone passes: %q %s %v", out, stderr, err)
+	}
+	_, stderr, err = runVault(t, 20*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key, "--checkpoint", cpFile)
+	if err == nil || !strings.Contains(stderr, "failed at 3") || !strings.Contains(stderr, "rolled back") {
+		t.Fatalf("rollback not caught: %s %v", stderr, err)
+	}
+
+	// Flip one byte of entry 1.
+	os.WriteFile(db, orig, 0o600)
+	func() {
+		b, err := bolt.Open(db, 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		b.Update(func(tx *bolt.Tx) error {
+			eb := tx.Bucket([]byte("ledger_entries"))
+			k := binary.BigEndian.AppendUint64(nil, 1)
+			v := bytes.Clone(eb.Get(k))
+			v[len(v)/2] ^= 1
+			return eb.Put(k, v)
+		})
+	}()
+	_, stderr, err = runVault(t, 20*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key)
+	if err == nil || !strings.Contains(stderr, "failed at 1") {
+		t.Fatalf("flipped entry not caught: %s %v", stderr, err)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit status: %v, want 1", err)
+	}
+}
+
+func waitHealthy(t *testing.T, url string, log *bytes.Buffer) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(url + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+	}
+	t.Fatalf("server at %s did not become healthy: %s", url, log.String())
 }
 
 // initVault creates a vault by starting the server once and stopping it.

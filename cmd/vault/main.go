@@ -5,6 +5,8 @@
 //	vault admin user add --role patient|clinician --name NAME [--org ORG] [--tz ZONE]
 //	vault admin user delete --user ID
 //	vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
+//	vault admin ledger-key
+//	vault ledger verify [--checkpoint FILE]
 //	vault bench [flags]
 //	vault version
 //
@@ -30,6 +32,8 @@ const usage = `usage:
   vault admin user add --role patient|clinician --name NAME [--org ORG] [--tz ZONE]
   vault admin user delete --user ID
   vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
+  vault admin ledger-key
+  vault ledger verify [--checkpoint FILE]
   vault bench [--readings N] [--batch N] [--uploaders N]
   vault version
 
@@ -63,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdServe(args[1:], stderr)
 	case "admin":
 		err = cmdAdmin(args[1:], stdout, stderr)
+	case "ledger":
+		err = cmdLedger(args[1:], stdout, stderr)
 	case "bench":
 		tuneGC()
 		err = cmdBench(args[1:], stdout, stderr)

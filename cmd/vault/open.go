@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/vault/boltstore"
@@ -187,4 +188,14 @@ func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*
 		return nil, fmt.Errorf("refusing to start: %w; check --root-key-file or VAULT_ROOT_PASSPHRASE", err)
 	}
 	return v, err
+}
+
+// openLedger opens the consent ledger in the vault's database. origin names
+// a new log (the base URL's host); an existing log keeps its own.
+func openLedger(st *boltstore.Store, v *vault.Vault, origin string) (*consent.Ledger, error) {
+	l, err := consent.Open(st, v.Master(), consent.Options{Origin: origin})
+	if err != nil {
+		return nil, fmt.Errorf("consent ledger: %v", err)
+	}
+	return l, nil
 }

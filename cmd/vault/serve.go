@@ -56,7 +56,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := checkBaseURL(*baseURL); err != nil {
+	base, err := checkBaseURL(*baseURL)
+	if err != nil {
 		return err
 	}
 	if *demoDays < 1 || *demoDays > 3660 {
@@ -72,6 +73,10 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	led, err := openLedger(st, v, base.Host)
+	if err != nil {
+		return err
+	}
 
 	if *demoMode {
 		t := time.Now()
@@ -89,7 +94,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		debug.FreeOSMemory()
 	}
 
-	srv := api.New(api.Config{Vault: v, Logger: log})
+	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %v", *addr, err)
@@ -113,12 +118,13 @@ func cmdServe(args []string, stderr io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Log: log}, log), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log}, log), ReadHeaderTimeout: 10 * time.Second}
+	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 
 	errc := make(chan error, 2)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	go func() { errc <- adminSrv.Serve(sln) }()
-	log.Info("vault serving", "addr", ln.Addr().String(), "base_url", *baseURL, "admin_socket", sock, "startup_ms", time.Since(start).Milliseconds(), "version", Version)
+	log.Info("vault serving", "addr", ln.Addr().String(), "base_url", *baseURL, "admin_socket", sock, "ledger_verifier_key", led.VerifierKey(), "startup_ms", time.Since(start).Milliseconds(), "version", Version)
 
 	var serveErr error
 	select {
@@ -134,6 +140,10 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	adminSrv.Shutdown(sctx)
 	os.Remove(sock)
+	// A final checkpoint covers every entry appended before the stop.
+	if _, err := led.Sign(); err != nil {
+		log.Warn("final checkpoint", "err", err.Error())
+	}
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("close database: %v", err)
 	}

@@ -233,7 +233,7 @@ func TestCheckpoints(t *testing.T) {
 	if bytes.Contains(b, []byte("PRIVATE+KEY")) {
 		t.Fatal("the log's signing key is on disk in plaintext")
 	}
-	if bytes.Contains(b, []byte(`"cl_b"`)) || bytes.Contains(b, []byte("gr_1")) {
+	if bytes.Contains(b, []byte("cl_b")) || bytes.Contains(b, []byte("omh:blood-glucose")) || bytes.Contains(b, []byte("TREAT")) {
 		t.Fatal("entry content is on disk in plaintext")
 	}
 }

@@ -48,6 +48,7 @@ type Ledger struct {
 
 	mu         sync.Mutex // serialises appends and signing
 	lastSigned time.Time
+	grants     *grantIndex
 }
 
 // Options configure Open.
@@ -76,7 +77,7 @@ func Open(db DB, sealer Sealer, o Options) (*Ledger, error) {
 	var skey string
 	err := db.DB(func(bdb *bolt.DB) error {
 		return bdb.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bEntries, bHashes, bCheckpoints, bLedgerMeta} {
+			for _, b := range [][]byte{bEntries, bHashes, bCheckpoints, bLedgerMeta, bGrants} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 					return err
 				}
@@ -115,6 +116,9 @@ func Open(db DB, sealer Sealer, o Options) (*Ledger, error) {
 	// The origin is fixed when the key is made: checkpoints keep naming
 	// the same log even if the vault's base URL changes later.
 	l.origin = l.signer.Name()
+	if err := l.view(l.loadIndex); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -150,8 +154,18 @@ func txSize(tx *bolt.Tx) int64 {
 }
 
 // Append validates and stores entries in one durable transaction, with their
-// Merkle hashes, and returns the index of the first. Appends are serialised.
+// Merkle hashes and their effect on the grant index, and returns the index
+// of the first. Appends are serialised. A revoke of an unknown or revoked
+// grant fails the whole append (ErrNoGrant, ErrRevoked).
 func (l *Ledger) Append(entries ...Entry) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.appendLocked(entries, nil)
+}
+
+// appendLocked appends with l.mu held. check, when given, runs first inside
+// the transaction and can refuse the append.
+func (l *Ledger) appendLocked(entries []Entry, check func(n int64) error) (int64, error) {
 	encoded := make([][]byte, len(entries))
 	for i := range entries {
 		b, err := entries[i].Marshal()
@@ -160,15 +174,27 @@ func (l *Ledger) Append(entries ...Entry) (int64, error) {
 		}
 		encoded[i] = b
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var first int64
+	var changed []*GrantState
 	err := l.db.DB(func(bdb *bolt.DB) error {
 		return bdb.Update(func(tx *bolt.Tx) error {
+			changed = changed[:0]
 			n := txSize(tx)
 			first = n
+			if check != nil {
+				if err := check(n); err != nil {
+					return err
+				}
+			}
 			eb, hb := tx.Bucket(bEntries), tx.Bucket(bHashes)
-			for _, b := range encoded {
+			for k, b := range encoded {
+				g, err := l.applyTx(tx, n, &entries[k])
+				if err != nil {
+					return err
+				}
+				if g != nil {
+					changed = append(changed, g)
+				}
 				sealed, err := l.sealer.Encrypt(b, entryAD(n))
 				if err != nil {
 					return err
@@ -191,6 +217,12 @@ func (l *Ledger) Append(entries ...Entry) (int64, error) {
 			return tx.Bucket(bLedgerMeta).Put([]byte("size"), u64(n))
 		})
 	})
+	if err == nil {
+		// Committed: decisions see the change from now on.
+		for _, g := range changed {
+			l.grants.put(g)
+		}
+	}
 	return first, err
 }
 

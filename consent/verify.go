@@ -2,6 +2,7 @@ package consent
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,6 +58,7 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			}
 			return out, nil
 		})
+		replayed := map[string]*GrantState{}
 		for i := int64(0); i < n; i++ {
 			sealed := eb.Get(u64(i))
 			if sealed == nil {
@@ -66,8 +68,16 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			if err != nil {
 				return tamper(i, "entry does not decrypt under its index (altered or moved)")
 			}
-			if _, err := Parse(raw); err != nil {
+			e, err := Parse(raw)
+			if err != nil {
 				return tamper(i, "entry is not canonical: %v", err)
+			}
+			if id := grantID(&e); id != "" {
+				st, err := nextGrantState(replayed[id], i, &e)
+				if err != nil {
+					return tamper(i, "entry does not apply to its grant: %v", err)
+				}
+				replayed[id] = st
 			}
 			hs, err := tlog.StoredHashes(i, raw, reader)
 			if err != nil {
@@ -87,6 +97,9 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 		}
 		if k, _ := hb.Cursor().Last(); k != nil && int64(beUint(k)) >= int64(len(computed)) {
 			return tamper(n, "stored hash beyond the log's recorded size")
+		}
+		if err := l.checkIndex(tx, replayed); err != nil {
+			return err
 		}
 		treeHash := func(size int64) (tlog.Hash, error) { return tlog.TreeHash(size, reader) }
 		c := tx.Bucket(bCheckpoints).Cursor()
@@ -132,4 +145,77 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 		return nil
 	})
 	return res, err
+}
+
+// checkIndex compares the stored grant index with the replay.
+func (l *Ledger) checkIndex(tx *bolt.Tx, replayed map[string]*GrantState) error {
+	gb := tx.Bucket(bGrants)
+	stored := 0
+	err := gb.ForEach(func(k, _ []byte) error {
+		stored++
+		g, err := l.getGrant(gb, string(k))
+		if err != nil {
+			return tamper(-1, "grant index: %v", err)
+		}
+		want := replayed[g.ID]
+		if want == nil {
+			return tamper(g.Index, "grant index holds %s, which the log never granted", g.ID)
+		}
+		a, _ := json.Marshal(g)
+		b, _ := json.Marshal(want)
+		if !bytes.Equal(a, b) {
+			return tamper(want.Index, "grant index entry for %s differs from the log (run vault ledger rebuild)", g.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if stored != len(replayed) {
+		return tamper(-1, "grant index holds %d grants but the log has %d (run vault ledger rebuild)", stored, len(replayed))
+	}
+	return nil
+}
+
+// Rebuild replaces the stored grant index with one replayed from the log.
+func (l *Ledger) Rebuild() (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	count := 0
+	err := l.db.DB(func(bdb *bolt.DB) error {
+		return bdb.Update(func(tx *bolt.Tx) error {
+			if err := tx.DeleteBucket(bGrants); err != nil {
+				return err
+			}
+			gb, err := tx.CreateBucket(bGrants)
+			if err != nil {
+				return err
+			}
+			n := txSize(tx)
+			states := map[string]*GrantState{}
+			for i := int64(0); i < n; i++ {
+				raw, err := l.sealer.Decrypt(tx.Bucket(bEntries).Get(u64(i)), entryAD(i))
+				if err != nil {
+					return tamper(i, "entry does not decrypt; verify the log first")
+				}
+				e, err := Parse(raw)
+				if err != nil {
+					return tamper(i, "entry is not canonical: %v", err)
+				}
+				if id := grantID(&e); id != "" {
+					if states[id], err = nextGrantState(states[id], i, &e); err != nil {
+						return tamper(i, "%v", err)
+					}
+				}
+			}
+			for _, st := range states {
+				if err := l.putGrant(gb, st); err != nil {
+					return err
+				}
+			}
+			count = len(states)
+			return l.loadIndex(tx)
+		})
+	})
+	return count, err
 }

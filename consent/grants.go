@@ -1,0 +1,371 @@
+package consent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bGrants is the materialised index of grants: grant id -> GrantState JSON,
+// sealed under the master (a consent relationship can reveal a diagnosis).
+// It is written in the same transaction as the entry that changes it, and
+// can be rebuilt from the log (Rebuild).
+var bGrants = []byte("ledger_grants")
+
+// GrantState is a grant as the index holds it.
+type GrantState struct {
+	ID          string     `json:"id"`
+	Index       int64      `json:"index"` // the grant entry
+	Patient     string     `json:"patient"`
+	Clinician   string     `json:"clinician"`
+	Schemas     []string   `json:"schemas"`
+	DataFrom    time.Time  `json:"data_from,omitzero"`
+	DataTo      time.Time  `json:"data_to,omitzero"`
+	Expires     time.Time  `json:"expires_at"`
+	Purpose     string     `json:"purpose"`
+	Recipients  []string   `json:"recipients,omitempty"`
+	Signed      bool       `json:"signed"`
+	Created     time.Time  `json:"created"`
+	RevokeIndex *int64     `json:"revoke_index,omitempty"`
+	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Active reports whether the grant is in force at now: not revoked, and now
+// before its expiry (a grant expiring at exactly now is expired).
+func (g *GrantState) Active(now time.Time) bool {
+	return g.RevokeIndex == nil && now.Before(g.Expires)
+}
+
+// covers reports whether the grant's schema list covers a schema id
+// (namespace:name:version); namespace:name covers every version.
+func (g *GrantState) covers(schema string) bool {
+	for _, s := range g.Schemas {
+		if s == schema || strings.HasPrefix(schema, s+":") && strings.Count(s, ":") == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// grantIndex is the in-memory copy of the index, for fast decisions.
+type grantIndex struct {
+	mu     sync.RWMutex
+	byID   map[string]*GrantState
+	byPair map[[2]string][]*GrantState // (clinician, patient)
+}
+
+func newGrantIndex() *grantIndex {
+	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}}
+}
+
+func (x *grantIndex) put(g *GrantState) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if old := x.byID[g.ID]; old != nil {
+		k := [2]string{old.Clinician, old.Patient}
+		x.byPair[k] = slices.DeleteFunc(x.byPair[k], func(o *GrantState) bool { return o.ID == g.ID })
+	}
+	x.byID[g.ID] = g
+	k := [2]string{g.Clinician, g.Patient}
+	x.byPair[k] = append(x.byPair[k], g)
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+// applyTx updates the index for an entry being appended at index i. It
+// refuses entries that make no sense against the index (a revoke of an
+// unknown or already revoked grant, a grant id used twice).
+func grantAD(id string) []byte { return []byte("jhvault/grant-index/v1|" + id) }
+
+func (l *Ledger) putGrant(gb *bolt.Bucket, st *GrantState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	sealed, err := l.sealer.Encrypt(b, grantAD(st.ID))
+	if err != nil {
+		return err
+	}
+	return gb.Put([]byte(st.ID), sealed)
+}
+
+func (l *Ledger) getGrant(gb *bolt.Bucket, id string) (*GrantState, error) {
+	v := gb.Get([]byte(id))
+	if v == nil {
+		return nil, ErrNoGrant
+	}
+	b, err := l.sealer.Decrypt(v, grantAD(id))
+	if err != nil {
+		return nil, fmt.Errorf("grant index entry %s does not decrypt", id)
+	}
+	var st GrantState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("grant index entry %s is corrupt", id)
+	}
+	return &st, nil
+}
+
+// grantID is the grant an entry changes, or "" if it changes none.
+func grantID(e *Entry) string {
+	switch e.Kind {
+	case KindGrant:
+		return e.Grant.ID
+	case KindRevoke:
+		return e.Revoke.GrantID
+	}
+	return ""
+}
+
+// nextGrantState is what an entry at index i makes of its grant's state
+// (prev is nil for a grant not seen before). It refuses entries that make
+// no sense: a grant id used twice, a revoke of an unknown or revoked grant.
+func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
+	switch e.Kind {
+	case KindGrant:
+		g := e.Grant
+		if e.Patient == "" || e.Clinician == "" || g.ID == "" || len(g.Schemas) == 0 {
+			return nil, errors.New("a grant names a patient, a clinician, an id and schemas")
+		}
+		if prev != nil {
+			return nil, fmt.Errorf("grant id %s is already used", g.ID)
+		}
+		st := &GrantState{ID: g.ID, Index: i, Patient: e.Patient, Clinician: e.Clinician, Schemas: g.Schemas,
+			Purpose: g.Purpose, Recipients: g.Recipients, Signed: len(g.Assertion) > 0}
+		var err error
+		if st.DataFrom, err = parseTime(g.DataFrom); err != nil {
+			return nil, errors.New("grant data_from is not RFC 3339")
+		}
+		if st.DataTo, err = parseTime(g.DataTo); err != nil {
+			return nil, errors.New("grant data_to is not RFC 3339")
+		}
+		if st.Expires, err = parseTime(g.Expires); err != nil || st.Expires.IsZero() {
+			return nil, errors.New("grant expires_at is not RFC 3339")
+		}
+		st.Created, _ = parseTime(e.Time)
+		return st, nil
+	case KindRevoke:
+		if prev == nil {
+			return nil, ErrNoGrant
+		}
+		if prev.Index != e.Revoke.GrantIndex || prev.Patient != e.Patient {
+			return nil, errors.New("the revoke does not match its grant")
+		}
+		if prev.RevokeIndex != nil {
+			return nil, ErrRevoked
+		}
+		st := *prev
+		at, _ := parseTime(e.Time)
+		st.RevokeIndex, st.RevokedAt = &i, &at
+		return &st, nil
+	}
+	return nil, nil
+}
+
+// applyTx updates the stored index for an entry appended at index i.
+func (l *Ledger) applyTx(tx *bolt.Tx, i int64, e *Entry) (*GrantState, error) {
+	id := grantID(e)
+	if id == "" {
+		return nil, nil
+	}
+	gb := tx.Bucket(bGrants)
+	prev, err := l.getGrant(gb, id)
+	if err != nil && !errors.Is(err, ErrNoGrant) {
+		return nil, err
+	}
+	st, err := nextGrantState(prev, i, e)
+	if err != nil {
+		return nil, err
+	}
+	return st, l.putGrant(gb, st)
+}
+
+// Grant errors.
+var (
+	ErrNoGrant = errors.New("no such grant")
+	ErrRevoked = errors.New("the grant is already revoked")
+)
+
+// loadIndex fills the in-memory index from the stored one.
+func (l *Ledger) loadIndex(tx *bolt.Tx) error {
+	x := newGrantIndex()
+	gb := tx.Bucket(bGrants)
+	err := gb.ForEach(func(k, _ []byte) error {
+		g, err := l.getGrant(gb, string(k))
+		if err != nil {
+			return err
+		}
+		x.put(g)
+		return nil
+	})
+	if err == nil {
+		l.grants = x
+	}
+	return err
+}
+
+// Grant returns a grant's state.
+func (l *Ledger) Grant(id string) (GrantState, error) {
+	l.grants.mu.RLock()
+	defer l.grants.mu.RUnlock()
+	g := l.grants.byID[id]
+	if g == nil {
+		return GrantState{}, ErrNoGrant
+	}
+	return *g, nil
+}
+
+// Grants returns the grants a patient made (patient != "") or received by
+// a clinician (clinician != ""), newest first.
+func (l *Ledger) Grants(patient, clinician string) []GrantState {
+	l.grants.mu.RLock()
+	defer l.grants.mu.RUnlock()
+	var out []GrantState
+	for _, g := range l.grants.byID {
+		if (patient == "" || g.Patient == patient) && (clinician == "" || g.Clinician == clinician) {
+			out = append(out, *g)
+		}
+	}
+	slices.SortFunc(out, func(a, b GrantState) int { return int(b.Index - a.Index) })
+	return out
+}
+
+// Window is a half-open time window [From, To); a zero end is open.
+type Window struct {
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+}
+
+// Request asks whether a clinician may read a patient's data of one schema
+// in a window, at a time.
+type Request struct {
+	Clinician, Patient string
+	Schema             string // namespace:name:version
+	Window             Window
+	Now                time.Time
+}
+
+// Decision is the answer. A permit lists every covering grant and the
+// request's window clipped to them (merged where they overlap).
+type Decision struct {
+	Permit  bool         `json:"permit"`
+	Reason  string       `json:"reason,omitempty"` // for a deny: no_grant, expired, revoked, schema_not_granted, window_not_granted
+	Grants  []GrantState `json:"grants,omitempty"`
+	Windows []Window     `json:"windows,omitempty"`
+}
+
+// later is the later of two window starts, where zero is -infinity.
+func later(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero(), a.After(b):
+		return a
+	}
+	return b
+}
+
+// earlier is the earlier of two window ends, where zero is +infinity.
+func earlier(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero():
+		return a
+	case a.Before(b):
+		return a
+	}
+	return b
+}
+
+// intersect clips w to [from, to); ok is false when nothing is left.
+func intersect(w Window, from, to time.Time) (Window, bool) {
+	out := Window{From: later(w.From, from), To: earlier(w.To, to)}
+	if !out.To.IsZero() && !out.From.IsZero() && !out.From.Before(out.To) {
+		return Window{}, false
+	}
+	return out, true
+}
+
+// Decide answers a request from the index, as of the last committed entry:
+// a revoke that has committed denies at once.
+func (l *Ledger) Decide(r Request) Decision {
+	l.grants.mu.RLock()
+	defer l.grants.mu.RUnlock()
+	return decide(l.grants.byPair[[2]string{r.Clinician, r.Patient}], r)
+}
+
+func decide(gs []*GrantState, r Request) Decision {
+	if len(gs) == 0 {
+		return Decision{Reason: "no_grant"}
+	}
+	reason := "revoked"
+	var d Decision
+	for _, g := range gs {
+		if g.RevokeIndex != nil {
+			continue
+		}
+		if !r.Now.Before(g.Expires) {
+			if reason == "revoked" {
+				reason = "expired"
+			}
+			continue
+		}
+		if !g.covers(r.Schema) {
+			if reason == "revoked" || reason == "expired" {
+				reason = "schema_not_granted"
+			}
+			continue
+		}
+		w, ok := intersect(r.Window, g.DataFrom, g.DataTo)
+		if !ok {
+			reason = "window_not_granted"
+			continue
+		}
+		d.Grants = append(d.Grants, *g)
+		d.Windows = append(d.Windows, w)
+	}
+	if len(d.Grants) == 0 {
+		return Decision{Reason: reason}
+	}
+	d.Permit = true
+	d.Windows = mergeWindows(d.Windows)
+	return d
+}
+
+// mergeWindows sorts windows and merges those that overlap or touch.
+func mergeWindows(ws []Window) []Window {
+	slices.SortFunc(ws, func(a, b Window) int {
+		switch {
+		case a.From.Equal(b.From):
+			return 0
+		case a.From.IsZero() || (!b.From.IsZero() && a.From.Before(b.From)):
+			return -1
+		}
+		return 1
+	})
+	out := ws[:1]
+	for _, w := range ws[1:] {
+		last := &out[len(out)-1]
+		if last.To.IsZero() || !w.From.After(last.To) {
+			if last.To.IsZero() || w.To.IsZero() {
+				last.To = time.Time{}
+			} else if w.To.After(last.To) {
+				last.To = w.To
+			}
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}

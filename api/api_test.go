@@ -27,6 +27,7 @@ type fixture struct {
 	v              *vault.Vault
 	ledger         *consent.Ledger
 	otherPatient   string
+	clinID         string
 	patient        vault.User
 	device, ptok   string
 	clin           string
@@ -58,7 +59,7 @@ func newFixture(t *testing.T, cfg api.Config) *fixture {
 	f.other, _, _ = v.MintToken(other.ID, vault.TokenPatient, time.Hour)
 	f.clin, _, _ = v.MintToken(c.ID, vault.TokenClinician, time.Hour)
 	f.expired, _, _ = v.MintToken(f.patient.ID, vault.TokenDevice, time.Nanosecond)
-	f.otherPatient = other.ID
+	f.otherPatient, f.clinID = other.ID, c.ID
 	if f.ledger, err = consent.Open(st, v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -372,3 +373,93 @@ func TestLedgerPrivacy(t *testing.T) {
 }
 
 func b64(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }
+
+func TestGrants(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	exp := time.Now().Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	body := func(mod func(r *api.GrantRequest)) []byte {
+		r := api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:blood-glucose", "omh:heart-rate:2.0"}, DataFrom: "2025-01-01T00:00:00Z", ExpiresAt: exp, Purpose: "TREAT"}
+		if mod != nil {
+			mod(&r)
+		}
+		b, _ := json.Marshal(r)
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(r *api.GrantRequest)
+		code string
+	}{
+		{"unknown clinician", func(r *api.GrantRequest) { r.Clinician = "cl_aaaaaaaaaaaaaaaa" }, "unknown_clinician"},
+		{"a patient as grantee", func(r *api.GrantRequest) { r.Clinician = f.patient.ID }, "unknown_clinician"},
+		{"no schemas", func(r *api.GrantRequest) { r.Schemas = nil }, "bad_schemas"},
+		{"unknown schema", func(r *api.GrantRequest) { r.Schemas = []string{"omh:blood-sugar"} }, "unknown_schema"},
+		{"bad window", func(r *api.GrantRequest) { r.DataTo = "2024-01-01T00:00:00Z" }, "bad_window"},
+		{"no expiry", func(r *api.GrantRequest) { r.ExpiresAt = "" }, "bad_time"},
+		{"past expiry", func(r *api.GrantRequest) { r.ExpiresAt = "2020-01-01T00:00:00Z" }, "bad_expiry"},
+		{"expiry too far", func(r *api.GrantRequest) { r.ExpiresAt = "2099-01-01T00:00:00Z" }, "bad_expiry"},
+		{"bad purpose", func(r *api.GrantRequest) { r.Purpose = "FUN" }, "bad_purpose"},
+	} {
+		st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "application/json", body(tc.mod))
+		if st != 400 || errBody(t, b).Code != tc.code {
+			t.Errorf("%s: %d %s, want 400 %s", tc.name, st, b, tc.code)
+		}
+	}
+	if st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "application/json", []byte(`{"clinician":"x","extra":1}`)); st != 400 || errBody(t, b).Code != "malformed_json" {
+		t.Errorf("unknown field: %d %s", st, b)
+	}
+	if st, _ := f.do(t, "POST", "/api/v1/grants", f.clin, "application/json", body(nil)); st != 403 {
+		t.Errorf("clinician made a grant: %d", st)
+	}
+	if n, _ := f.ledger.Size(); n != 0 {
+		t.Fatalf("%d ledger entries after refused grants", n)
+	}
+
+	st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "application/json", body(nil))
+	var g api.GrantResponse
+	if st != 201 || json.Unmarshal(b, &g) != nil || g.Status != "active" || !strings.HasPrefix(g.ID, "gr_") || g.Signed {
+		t.Fatalf("grant: %d %s", st, b)
+	}
+	if fmt.Sprint(g.Schemas) != "[omh:blood-glucose omh:heart-rate:2.0]" {
+		t.Fatalf("schemas %v", g.Schemas)
+	}
+	// The clinician sees the patient; another patient does not see the grant.
+	if st, b := f.do(t, "GET", "/api/v1/clinician/patients", f.clin, "", nil); st != 200 || !bytes.Contains(b, []byte(f.patient.ID)) || !bytes.Contains(b, []byte(g.ID)) {
+		t.Fatalf("clinician patients: %d %s", st, b)
+	}
+	if st, _ := f.do(t, "GET", "/api/v1/grants/"+g.ID, f.other, "", nil); st != 404 {
+		t.Fatalf("another patient read the grant: %d", st)
+	}
+	if st, b := f.do(t, "GET", "/api/v1/grants", f.other, "", nil); st != 200 || string(bytes.TrimSpace(b)) != "[]" {
+		t.Fatalf("another patient's list: %d %s", st, b)
+	}
+	st, b = f.do(t, "GET", "/api/v1/grants/"+g.ID+"?format=fhir", f.clin, "", nil)
+	var fc map[string]any
+	if st != 200 || json.Unmarshal(b, &fc) != nil || fc["resourceType"] != "Consent" || fc["status"] != "active" {
+		t.Fatalf("fhir: %d %s", st, b)
+	}
+	d := f.ledger.Decide(consent.Request{Clinician: f.clinID, Patient: f.patient.ID, Schema: "omh:blood-glucose:4.0", Now: time.Now()})
+	if !d.Permit {
+		t.Fatalf("decision after grant: %+v", d)
+	}
+
+	// Revoke: at once, once, by the patient only.
+	if st, _ := f.do(t, "POST", "/api/v1/grants/"+g.ID+"/revoke", f.other, "", nil); st != 404 {
+		t.Fatalf("another patient revoked: %d", st)
+	}
+	if st, b := f.do(t, "POST", "/api/v1/grants/"+g.ID+"/revoke", f.ptok, "", nil); st != 200 || !bytes.Contains(b, []byte(`"status":"revoked"`)) {
+		t.Fatalf("revoke: %d %s", st, b)
+	}
+	if d := f.ledger.Decide(consent.Request{Clinician: f.clinID, Patient: f.patient.ID, Schema: "omh:blood-glucose:4.0", Now: time.Now()}); d.Permit {
+		t.Fatal("permit after revoke")
+	}
+	if st, b := f.do(t, "POST", "/api/v1/grants/"+g.ID+"/revoke", f.ptok, "", nil); st != 409 || errBody(t, b).Code != "already_revoked" {
+		t.Fatalf("second revoke: %d %s", st, b)
+	}
+	if st, b := f.do(t, "GET", "/api/v1/clinician/patients", f.clin, "", nil); st != 200 || bytes.Contains(b, []byte(f.patient.ID)) {
+		t.Fatalf("clinician still lists the patient after revoke: %s", b)
+	}
+	if _, err := f.ledger.Verify(nil); err != nil {
+		t.Fatal(err)
+	}
+}

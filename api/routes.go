@@ -20,5 +20,11 @@ func (s *Server) routes(e *echo.Echo) {
 		v1.GET("/ledger/checkpoint", s.getCheckpoint)
 		v1.GET("/ledger/proof", s.getProof)
 		v1.GET("/ledger/entries/:i", s.getEntry, s.requireToken(vault.TokenPatient, vault.TokenClinician))
+
+		v1.GET("/grants", s.getGrants, s.requireToken(vault.TokenPatient))
+		v1.POST("/grants", s.postGrant, s.requireToken(vault.TokenPatient))
+		v1.GET("/grants/:id", s.getGrant, s.requireToken(vault.TokenPatient, vault.TokenClinician))
+		v1.POST("/grants/:id/revoke", s.revokeGrant, s.requireToken(vault.TokenPatient))
+		v1.GET("/clinician/patients", s.getClinicianPatients, s.requireToken(vault.TokenClinician))
 	}
 }

@@ -201,6 +201,11 @@ func TestEndToEnd(t *testing.T) {
 		if st != 200 || lines < 2*288-2 || lines > 2*288+2 {
 			t.Fatalf("demo CGM: status %d, %d readings", st, lines)
 		}
+		// Ada's demo grant to Dr. Rivera is active, so the notebook works at once.
+		st, b = httpDo(t, "GET", s.url+"/api/v1/clinician/patients", c.ClinicianToken, "", nil)
+		if st != 200 || !strings.HasPrefix(c.GrantID, "gr_") || !bytes.Contains(b, []byte(c.GrantID)) || !bytes.Contains(b, []byte(c.PatientID)) {
+			t.Fatalf("demo grant: %d %s (credentials grant %q)", st, b, c.GrantID)
+		}
 		for _, schema := range []string{"omh:heart-rate:2.0", "omh:step-count:3.0"} {
 			_, b := httpDo(t, "GET", s.url+"/api/v1/readings?schema="+schema, c.PatientToken, "", nil)
 			if bytes.Count(b, []byte("\n")) == 0 {

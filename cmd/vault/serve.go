@@ -80,7 +80,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 
 	if *demoMode {
 		t := time.Now()
-		res, err := demo.Seed(ctx, v, demo.Options{Dir: sf.data, Days: *demoDays, BaseURL: *baseURL, Log: log})
+		res, err := demo.Seed(ctx, v, demo.Options{Dir: sf.data, Days: *demoDays, BaseURL: *baseURL, Log: log, Ledger: led})
 		if ctx.Err() != nil {
 			log.Info("interrupted while seeding demo data; stopped cleanly")
 			return nil

@@ -16,9 +16,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"filippo.io/age"
+	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/vault"
 )
@@ -36,6 +39,7 @@ type Credentials struct {
 	ClinicianToken     string `json:"clinician_token"`
 	ClinicianIdentity  string `json:"clinician_identity"`
 	ClinicianRecipient string `json:"clinician_recipient"`
+	GrantID            string `json:"grant_id,omitempty"`
 }
 
 // Options for Seed.
@@ -44,7 +48,8 @@ type Options struct {
 	Days    int    // days of history
 	BaseURL string
 	Log     *slog.Logger
-	Now     time.Time // zero means time.Now
+	Now     time.Time       // zero means time.Now
+	Ledger  *consent.Ledger // when set, Ada's grant to Dr. Rivera is kept active
 }
 
 // Result says what Seed did.
@@ -123,6 +128,11 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 		return Result{}, err
 	}
 	c.ClinicianIdentity, c.ClinicianRecipient = idPath, recip
+	if o.Ledger != nil {
+		if c.GrantID, err = ensureGrant(o.Ledger, c.PatientID, c.ClinicianID, o.Now); err != nil {
+			return Result{}, err
+		}
+	}
 
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -136,6 +146,29 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 		return Result{}, err
 	}
 	return Result{CredentialsPath: path, Credentials: c, Added: added}, nil
+}
+
+// ensureGrant keeps an active grant from Ada to Dr. Rivera: blood glucose,
+// heart rate and steps from 90 days ago on, expiring in a year.
+func ensureGrant(l *consent.Ledger, patient, clinician string, now time.Time) (string, error) {
+	for _, g := range l.Grants(patient, clinician) {
+		if g.Active(now) {
+			return g.ID, nil
+		}
+	}
+	e := consent.New(consent.KindGrant, patient, now)
+	e.Patient, e.Clinician = patient, clinician
+	e.Grant = &consent.Grant{
+		ID:       "gr_demo" + strings.ToLower(strconv.FormatInt(now.Unix(), 36)),
+		Schemas:  []string{"omh:blood-glucose", "omh:heart-rate", "omh:step-count"},
+		DataFrom: now.Add(-90 * 24 * time.Hour).UTC().Truncate(time.Hour).Format(time.RFC3339Nano),
+		Expires:  now.Add(365 * 24 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339Nano),
+		Purpose:  "TREAT",
+	}
+	if _, err := l.Append(e); err != nil {
+		return "", fmt.Errorf("demo grant: %v", err)
+	}
+	return e.Grant.ID, nil
 }
 
 func ensureIdentity(path string, now time.Time) (string, error) {

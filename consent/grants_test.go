@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,4 +249,21 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 	b.ReportMetric(100000/(b.Elapsed().Seconds()/float64(b.N)), "entries/s")
+}
+
+// BenchmarkAppendConcurrent appends from 16 goroutines at once: group
+// commit merges them, and every Append still returns only after its fsync.
+func BenchmarkAppendConcurrent(b *testing.B) {
+	e := newTestEnv(b)
+	var next atomic.Int64
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := e.l.Append(grantEntry(int(next.Add(1)))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }

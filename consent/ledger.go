@@ -46,9 +46,12 @@ type Ledger struct {
 	vkey   string
 	now    func() time.Time
 
-	mu         sync.Mutex // serialises appends and signing
+	mu         sync.Mutex // serialises commits and signing
 	lastSigned time.Time
 	grants     *grantIndex
+
+	qmu   sync.Mutex
+	queue []*appendReq // appends waiting for the next group commit
 }
 
 // Options configure Open.
@@ -155,75 +158,137 @@ func txSize(tx *bolt.Tx) int64 {
 
 // Append validates and stores entries in one durable transaction, with their
 // Merkle hashes and their effect on the grant index, and returns the index
-// of the first. Appends are serialised. A revoke of an unknown or revoked
-// grant fails the whole append (ErrNoGrant, ErrRevoked).
+// of the first. A revoke of an unknown or revoked grant fails the whole
+// append (ErrNoGrant, ErrRevoked). It returns only after the fsync.
+//
+// Concurrent appends are group-committed: while one transaction commits,
+// the appends that arrive queue up, and the next one to take the lock
+// commits them all in one transaction (each caller's entries still commit
+// or fail together).
 func (l *Ledger) Append(entries ...Entry) (int64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.appendLocked(entries, nil)
+	return l.AppendChecked(nil, entries...)
 }
 
-// appendLocked appends with l.mu held. check, when given, runs first inside
-// the transaction and can refuse the append.
-func (l *Ledger) appendLocked(entries []Entry, check func(n int64) error) (int64, error) {
-	encoded := make([][]byte, len(entries))
+// AppendChecked is Append with a check that runs inside the transaction,
+// before the entries, with the index the first entry will get; its error
+// refuses the append. The export issue's access-start uses it, so that the
+// consent decision and the append happen in one serialised step.
+func (l *Ledger) AppendChecked(check func(next int64) error, entries ...Entry) (int64, error) {
+	req := &appendReq{entries: entries, check: check, done: make(chan struct{})}
+	req.encoded = make([][]byte, len(entries))
 	for i := range entries {
 		b, err := entries[i].Marshal()
 		if err != nil {
 			return 0, err
 		}
-		encoded[i] = b
+		req.encoded[i] = b
 	}
-	var first int64
-	var changed []*GrantState
-	err := l.db.DB(func(bdb *bolt.DB) error {
-		return bdb.Update(func(tx *bolt.Tx) error {
-			changed = changed[:0]
-			n := txSize(tx)
-			first = n
-			if check != nil {
-				if err := check(n); err != nil {
-					return err
-				}
+	l.qmu.Lock()
+	l.queue = append(l.queue, req)
+	l.qmu.Unlock()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-req.done: // an earlier leader committed it
+		return req.first, req.err
+	default:
+	}
+	l.qmu.Lock()
+	batch := l.queue
+	l.queue = nil
+	l.qmu.Unlock()
+	l.commitBatch(batch)
+	return req.first, req.err
+}
+
+type appendReq struct {
+	entries []Entry
+	encoded [][]byte
+	check   func(next int64) error
+	first   int64
+	changed []*GrantState
+	err     error
+	done    chan struct{}
+}
+
+// commitBatch commits a batch in one transaction; if that fails, each
+// request is retried alone so one caller's refusal fails only that caller.
+func (l *Ledger) commitBatch(batch []*appendReq) {
+	err := l.update(func(tx *bolt.Tx) error {
+		for _, r := range batch {
+			if err := l.appendTx(tx, r); err != nil {
+				return err
 			}
-			eb, hb := tx.Bucket(bEntries), tx.Bucket(bHashes)
-			for k, b := range encoded {
-				g, err := l.applyTx(tx, n, &entries[k])
-				if err != nil {
-					return err
-				}
-				if g != nil {
-					changed = append(changed, g)
-				}
-				sealed, err := l.sealer.Encrypt(b, entryAD(n))
-				if err != nil {
-					return err
-				}
-				if err := eb.Put(u64(n), sealed); err != nil {
-					return err
-				}
-				hs, err := tlog.StoredHashes(n, b, txHashes(tx))
-				if err != nil {
-					return err
-				}
-				base := tlog.StoredHashIndex(0, n)
-				for j, h := range hs {
-					if err := hb.Put(u64(base+int64(j)), bytes.Clone(h[:])); err != nil {
-						return err
-					}
-				}
-				n++
-			}
-			return tx.Bucket(bLedgerMeta).Put([]byte("size"), u64(n))
-		})
+		}
+		return nil
 	})
-	if err == nil {
+	if err != nil && len(batch) > 1 {
+		for _, r := range batch {
+			r.err = l.update(func(tx *bolt.Tx) error { return l.appendTx(tx, r) })
+			l.finish(r)
+		}
+		return
+	}
+	for _, r := range batch {
+		r.err = err
+		l.finish(r)
+	}
+}
+
+func (l *Ledger) update(fn func(tx *bolt.Tx) error) error {
+	return l.db.DB(func(bdb *bolt.DB) error { return bdb.Update(fn) })
+}
+
+// finish publishes a committed request's index changes and wakes it.
+func (l *Ledger) finish(r *appendReq) {
+	if r.err == nil {
 		// Committed: decisions see the change from now on.
-		for _, g := range changed {
+		for _, g := range r.changed {
 			l.grants.put(g)
 		}
 	}
-	return first, err
+	close(r.done)
+}
+
+func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
+	r.changed = r.changed[:0]
+	n := txSize(tx)
+	r.first = n
+	if r.check != nil {
+		if err := r.check(n); err != nil {
+			return err
+		}
+	}
+	eb, hb := tx.Bucket(bEntries), tx.Bucket(bHashes)
+	for k, b := range r.encoded {
+		g, err := l.applyTx(tx, n, &r.entries[k])
+		if err != nil {
+			return err
+		}
+		if g != nil {
+			r.changed = append(r.changed, g)
+		}
+		sealed, err := l.sealer.Encrypt(b, entryAD(n))
+		if err != nil {
+			return err
+		}
+		if err := eb.Put(u64(n), sealed); err != nil {
+			return err
+		}
+		hs, err := tlog.StoredHashes(n, b, txHashes(tx))
+		if err != nil {
+			return err
+		}
+		base := tlog.StoredHashIndex(0, n)
+		for j, h := range hs {
+			if err := hb.Put(u64(base+int64(j)), bytes.Clone(h[:])); err != nil {
+				return err
+			}
+		}
+		n++
+	}
+	return tx.Bucket(bLedgerMeta).Put([]byte("size"), u64(n))
 }
 
 // Size is the number of entries.

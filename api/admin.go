@@ -53,6 +53,7 @@ type AdminOps interface {
 	MintToken(AdminTokenRequest) (AdminTokenResponse, error)
 	VerifyLedger(AdminVerifyRequest) (AdminVerifyResponse, error)
 	LedgerKey() (string, error)
+	RebuildLedgerIndex() (int, error)
 }
 
 // LocalAdmin runs admin actions on an open vault. Every action is also an
@@ -106,6 +107,16 @@ func (a LocalAdmin) MintToken(r AdminTokenRequest) (AdminTokenResponse, error) {
 	}
 	a.Log.Info("admin action", "action", "token-mint", "user", t.UserID, "kind", t.Kind, "token_id", t.ID)
 	return AdminTokenResponse{Token: secret, ID: t.ID, Expires: t.Expires}, a.record("token-mint", t.UserID, t.Kind+" "+t.ID)
+}
+
+// RebuildLedgerIndex replaces the grant index with a replay of the log.
+func (a LocalAdmin) RebuildLedgerIndex() (int, error) {
+	n, err := a.Ledger.Rebuild()
+	if err != nil {
+		return 0, err
+	}
+	a.Log.Info("admin action", "action", "ledger-rebuild", "grants", n)
+	return n, a.record("ledger-rebuild", "", fmt.Sprint(n, " grants"))
 }
 
 // LedgerKey is the log's verifier key, for clients to pin.
@@ -184,6 +195,13 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 			return AdminError(err)
 		}
 		return c.JSON(http.StatusOK, out)
+	})
+	e.POST("/admin/ledger/rebuild", func(c echo.Context) error {
+		n, err := ops.RebuildLedgerIndex()
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusOK, map[string]int{"grants": n})
 	})
 	e.GET("/admin/ledger/key", func(c echo.Context) error {
 		k, err := ops.LedgerKey()

@@ -87,6 +87,13 @@ func (s *socketAdmin) VerifyLedger(r api.AdminVerifyRequest) (api.AdminVerifyRes
 	return out, s.call(http.MethodPost, "/admin/ledger/verify", r, &out)
 }
 
+func (s *socketAdmin) RebuildLedgerIndex() (int, error) {
+	var out struct {
+		Grants int `json:"grants"`
+	}
+	return out.Grants, s.call(http.MethodPost, "/admin/ledger/rebuild", nil, &out)
+}
+
 func (s *socketAdmin) LedgerKey() (string, error) {
 	var out struct {
 		Key string `json:"verifier_key"`

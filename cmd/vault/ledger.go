@@ -9,6 +9,9 @@ import (
 )
 
 func cmdLedger(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "rebuild" {
+		return ledgerRebuild(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		fmt.Fprint(stderr, usage)
 		return errUsage
@@ -39,6 +42,23 @@ func cmdLedger(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, line)
 		fmt.Fprintln(stdout, "verifier key (pin this out of band):", res.VerifierKey)
+		return nil
+	})
+}
+
+func ledgerRebuild(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ledger rebuild", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
+		n, err := ops.RebuildLedgerIndex()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "grant index rebuilt from the log: %d grants\n", n)
 		return nil
 	})
 }

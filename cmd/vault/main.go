@@ -7,6 +7,7 @@
 //	vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
 //	vault admin ledger-key
 //	vault ledger verify [--checkpoint FILE]
+//	vault ledger rebuild
 //	vault bench [flags]
 //	vault version
 //
@@ -34,6 +35,7 @@ const usage = `usage:
   vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
   vault admin ledger-key
   vault ledger verify [--checkpoint FILE]
+  vault ledger rebuild
   vault bench [--readings N] [--batch N] [--uploaders N]
   vault version
 

@@ -66,15 +66,7 @@ type LocalAdmin struct {
 
 // record appends an admin entry naming the user it concerns.
 func (a LocalAdmin) record(action, target, detail string) error {
-	e := consent.New(consent.KindAdmin, "admin", time.Now())
-	switch vault.RoleOf(target) {
-	case vault.RolePatient:
-		e.Patient = target
-	case vault.RoleClinician:
-		e.Clinician = target
-	}
-	e.Admin = &consent.Admin{Action: action, Target: target, Detail: detail}
-	if _, err := a.Ledger.Append(e); err != nil {
+	if _, err := a.Ledger.Append(consent.NewAdmin(action, target, detail, time.Now())); err != nil {
 		return fmt.Errorf("the action was done but its ledger entry failed: %v", err)
 	}
 	return nil

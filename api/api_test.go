@@ -302,10 +302,8 @@ func TestHealthAndMetrics(t *testing.T) {
 // only; an entry's content goes only to the parties it names.
 func TestLedgerPrivacy(t *testing.T) {
 	f := newFixture(t, api.Config{})
-	mine := consent.New(consent.KindAdmin, "admin", time.Now())
-	mine.Patient, mine.Admin = f.patient.ID, &consent.Admin{Action: "user-add", Target: f.patient.ID, Detail: "patient"}
-	theirs := consent.New(consent.KindAdmin, "admin", time.Now())
-	theirs.Patient, theirs.Admin = f.otherPatient, &consent.Admin{Action: "user-add", Target: f.otherPatient, Detail: "patient"}
+	mine := consent.NewAdmin("user-add", f.patient.ID, "patient", time.Now())
+	theirs := consent.NewAdmin("user-add", f.otherPatient, "patient", time.Now())
 	if _, err := f.ledger.Append(mine, theirs); err != nil {
 		t.Fatal(err)
 	}

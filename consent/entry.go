@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -107,6 +108,21 @@ func New(kind, actor string, now time.Time) Entry {
 	salt := make([]byte, SaltSize)
 	rand.Read(salt)
 	return Entry{V: EntryVersion, Kind: kind, Salt: salt, Time: now.UTC().Format(time.RFC3339Nano), Actor: actor}
+}
+
+// NewAdmin makes an admin entry about target. A target with a patient
+// (pt_) or clinician (cl_) id prefix is named as a party, so that user can
+// read the entry.
+func NewAdmin(action, target, detail string, now time.Time) Entry {
+	e := New(KindAdmin, "admin", now)
+	switch {
+	case strings.HasPrefix(target, "pt_"):
+		e.Patient = target
+	case strings.HasPrefix(target, "cl_"):
+		e.Clinician = target
+	}
+	e.Admin = &Admin{Action: action, Target: target, Detail: detail}
+	return e
 }
 
 // body reports which body an entry kind must carry.

@@ -94,7 +94,7 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 			return err
 		}
 		*id = u.ID
-		return nil
+		return record(o.Ledger, "user-add", u.ID, u.Role+" (demo)", o.Now)
 	}
 	c.PatientName, c.ClinicianName = "Ada Moreno", "Dr. Sofia Rivera"
 	if err := ensureUser(&c.PatientID, vault.NewUser{Role: vault.RolePatient, Name: c.PatientName, TimeZone: "America/New_York"}); err != nil {
@@ -109,9 +109,12 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 				return nil
 			}
 		}
-		s, _, err := v.MintToken(user, kind, 0)
+		s, t, err := v.MintToken(user, kind, 0)
+		if err != nil {
+			return err
+		}
 		*tok = s
-		return err
+		return record(o.Ledger, "token-mint", user, kind+" "+t.ID+" (demo)", o.Now)
 	}
 	if err := ensureToken(&c.DeviceToken, c.PatientID, vault.TokenDevice); err != nil {
 		return Result{}, err
@@ -146,6 +149,15 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 		return Result{}, err
 	}
 	return Result{CredentialsPath: path, Credentials: c, Added: added}, nil
+}
+
+// record logs a demo admin action in the ledger, as the admin commands do.
+func record(l *consent.Ledger, action, target, detail string, now time.Time) error {
+	if l == nil {
+		return nil
+	}
+	_, err := l.Append(consent.NewAdmin(action, target, detail, now))
+	return err
 }
 
 // ensureGrant keeps an active grant from Ada to Dr. Rivera: blood glucose,

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
@@ -15,6 +16,8 @@ import (
 //   - provision.class: the granted Open mHealth schemas
 //   - provision.dataPeriod: the grant's data window; provision.period: from
 //     the grant's creation to its expiry (or revocation)
+//   - ids: the vault's "_" becomes "-" (R4 ids allow [A-Za-z0-9-.] only);
+//     identifier.value keeps the grant id as it is
 
 type (
 	fhirCoding struct {
@@ -71,6 +74,11 @@ func fhirTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// fhirID turns a vault id into a FHIR id: R4 ids allow [A-Za-z0-9-.] only,
+// and vault ids never hold "-", so mapping "_" to "-" is reversible. The
+// true grant id stays in Consent.identifier.
+func fhirID(id string) string { return strings.ReplaceAll(id, "_", "-") }
+
 // FHIRConsent renders a grant as an R4 Consent.
 func FHIRConsent(g consent.GrantState, now time.Time) FHIRConsentResource {
 	status := "active"
@@ -83,19 +91,19 @@ func FHIRConsent(g consent.GrantState, now time.Time) FHIRConsentResource {
 	}
 	c := FHIRConsentResource{
 		ResourceType: "Consent",
-		ID:           g.ID,
+		ID:           fhirID(g.ID),
 		Identifier:   []fhirIdentifier{{System: "urn:jupyterhealth-vault:grant", Value: g.ID}},
 		Status:       status,
 		Scope:        fhirConcept{Coding: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/consentscope", Code: "patient-privacy"}}},
 		Category:     []fhirConcept{{Coding: []fhirCoding{{System: "http://loinc.org", Code: "59284-0"}}}},
-		Patient:      fhirReference{Reference: "Patient/" + g.Patient},
+		Patient:      fhirReference{Reference: "Patient/" + fhirID(g.Patient)},
 		DateTime:     fhirTime(g.Created),
-		Performer:    []fhirReference{{Reference: "Patient/" + g.Patient}},
+		Performer:    []fhirReference{{Reference: "Patient/" + fhirID(g.Patient)}},
 		PolicyRule:   fhirConcept{Coding: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/v3-ActCode", Code: "OPTIN"}}},
 		Provision: fhirProvision{
 			Type:    "permit",
 			Period:  &fhirPeriod{Start: fhirTime(g.Created), End: fhirTime(end)},
-			Actor:   []fhirActor{{Role: fhirConcept{Coding: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", Code: "IRCP"}}}, Reference: fhirReference{Reference: "Practitioner/" + g.Clinician}}},
+			Actor:   []fhirActor{{Role: fhirConcept{Coding: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", Code: "IRCP"}}}, Reference: fhirReference{Reference: "Practitioner/" + fhirID(g.Clinician)}}},
 			Purpose: []fhirCoding{{System: "http://terminology.hl7.org/CodeSystem/v3-ActReason", Code: g.Purpose}},
 		},
 	}

@@ -85,6 +85,22 @@ func (a LocalAdmin) DeleteUser(id string) error {
 	if vault.RoleOf(id) != vault.RolePatient {
 		return &vault.InputError{Code: "bad_user", Message: "only patients can be deleted for now"}
 	}
+	if _, err := a.Vault.User(id); err != nil {
+		return err
+	}
+	// Their grants end first: nothing may be decided on a deleted patient.
+	now := time.Now()
+	for _, g := range a.Ledger.Grants(id, "") {
+		if !g.Active(now) {
+			continue
+		}
+		e := consent.New(consent.KindRevoke, "admin", now)
+		e.Patient, e.Clinician = g.Patient, g.Clinician
+		e.Revoke = &consent.Revoke{GrantIndex: g.Index, GrantID: g.ID}
+		if _, err := a.Ledger.Append(e); err != nil && !errors.Is(err, consent.ErrRevoked) {
+			return fmt.Errorf("revoking %s before the delete: %v", g.ID, err)
+		}
+	}
 	if err := a.Vault.DeletePatient(id); err != nil {
 		return err
 	}

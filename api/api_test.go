@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -456,6 +457,31 @@ func TestGrants(t *testing.T) {
 	}
 	if st, b := f.do(t, "GET", "/api/v1/clinician/patients", f.clin, "", nil); st != 200 || bytes.Contains(b, []byte(f.patient.ID)) {
 		t.Fatalf("clinician still lists the patient after revoke: %s", b)
+	}
+	if _, err := f.ledger.Verify(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeletePatientEndsGrants: a deleted patient's grants are revoked in
+// the ledger before the crypto-shred.
+func TestDeletePatientEndsGrants(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	exp := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "", []byte(`{"clinician":"`+f.clinID+`","schemas":["omh:heart-rate"],"expires_at":"`+exp+`","purpose":"TREAT"}`))
+	if st != 201 {
+		t.Fatalf("%d %s", st, b)
+	}
+	admin := api.LocalAdmin{Vault: f.v, Ledger: f.ledger, Log: slog.New(slog.DiscardHandler)}
+	if err := admin.DeleteUser(f.patient.ID); err != nil {
+		t.Fatal(err)
+	}
+	gs := f.ledger.Grants(f.patient.ID, "")
+	if len(gs) != 1 || gs[0].RevokeIndex == nil {
+		t.Fatalf("grants after delete: %+v", gs)
+	}
+	if d := f.ledger.Decide(consent.Request{Clinician: f.clinID, Patient: f.patient.ID, Schema: "omh:heart-rate:2.0", Now: time.Now()}); d.Permit {
+		t.Fatal("permit for a deleted patient")
 	}
 	if _, err := f.ledger.Verify(nil); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,8 @@ const (
 
 // Purposes are the FHIR v3 ActReason purpose-of-use codes a grant may carry.
 var Purposes = []string{"TREAT", "ETREAT", "CAREMGT", "HRESCH", "CLINTRL", "PATRQT", "FAMRQT", "PUBHLTH", "HOPERAT"}
+
+var fingerprintRE = regexp.MustCompile(`^[A-Za-z0-9:_+/=-]{1,128}$`)
 
 // GrantRequest is the body of POST /api/v1/grants.
 type GrantRequest struct {
@@ -146,8 +149,8 @@ func (s *Server) postGrant(c echo.Context) error {
 		return badGrant("bad_recipients", "a grant may pin at most %d recipient fingerprints", MaxGrantRecipients)
 	}
 	for _, fp := range r.Recipients {
-		if fp == "" || len(fp) > 128 {
-			return badGrant("bad_recipients", "each recipient fingerprint is 1 to 128 characters")
+		if !fingerprintRE.MatchString(fp) {
+			return badGrant("bad_recipients", "each recipient fingerprint is 1 to 128 characters of letters, digits and :_+/=-")
 		}
 	}
 	e := consent.New(consent.KindGrant, tok.UserID, now)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -15,9 +14,12 @@ import (
 // The ledger's read endpoints. Checkpoints and proofs hold hashes only and
 // are public; an entry's content goes only to the parties it names.
 
+// getCheckpoint returns the newest signed checkpoint. With ?fresh=1 it
+// signs one covering every entry so far first (a new signature only when
+// entries arrived since the last), for a caller that needs a proof now.
 func (s *Server) getCheckpoint(c echo.Context) error {
 	cp, err := s.ledger.LatestCheckpoint()
-	if err == nil && cp == nil {
+	if err == nil && (cp == nil || c.QueryParam("fresh") != "") {
 		cp, err = s.ledger.Sign()
 	}
 	if err != nil {
@@ -104,11 +106,13 @@ func (s *Server) getProof(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// EntryResponse is one ledger entry, for a party to it.
+// EntryResponse is one ledger entry, for a party to it. Entry is the
+// canonical bytes the leaf hashes, in standard base64, so a client can hash
+// exactly them (re-encoding parsed JSON would not give the same bytes).
 type EntryResponse struct {
-	Index    int64           `json:"index"`
-	LeafHash string          `json:"leaf_hash"`
-	Entry    json.RawMessage `json:"entry"` // the canonical bytes the leaf hashes
+	Index    int64  `json:"index"`
+	LeafHash string `json:"leaf_hash"`
+	Entry    []byte `json:"entry"`
 }
 
 func (s *Server) getEntry(c echo.Context) error {

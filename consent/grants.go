@@ -141,7 +141,7 @@ func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
 			return nil, fmt.Errorf("grant id %s is already used", g.ID)
 		}
 		st := &GrantState{ID: g.ID, Index: i, Patient: e.Patient, Clinician: e.Clinician, Schemas: g.Schemas,
-			Purpose: g.Purpose, Recipients: g.Recipients, Signed: len(g.Assertion) > 0}
+			Purpose: g.Purpose, Recipients: g.Recipients, Signed: len(g.Assertion) > 0 && string(g.Assertion) != "null"}
 		var err error
 		if st.DataFrom, err = parseTime(g.DataFrom); err != nil {
 			return nil, errors.New("grant data_from is not RFC 3339")
@@ -158,7 +158,7 @@ func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
 		if prev == nil {
 			return nil, ErrNoGrant
 		}
-		if prev.Index != e.Revoke.GrantIndex || prev.Patient != e.Patient {
+		if prev.Index != e.Revoke.GrantIndex || prev.Patient != e.Patient || (e.Clinician != "" && prev.Clinician != e.Clinician) {
 			return nil, errors.New("the revoke does not match its grant")
 		}
 		if prev.RevokeIndex != nil {
@@ -196,8 +196,9 @@ var (
 	ErrRevoked = errors.New("the grant is already revoked")
 )
 
-// loadIndex fills the in-memory index from the stored one.
-func (l *Ledger) loadIndex(tx *bolt.Tx) error {
+// readIndex reads the stored index into a new in-memory one. The caller
+// publishes it (l.grants.Store) once its transaction has committed.
+func (l *Ledger) readIndex(tx *bolt.Tx) (*grantIndex, error) {
 	x := newGrantIndex()
 	gb := tx.Bucket(bGrants)
 	err := gb.ForEach(func(k, _ []byte) error {
@@ -208,17 +209,18 @@ func (l *Ledger) loadIndex(tx *bolt.Tx) error {
 		x.put(g)
 		return nil
 	})
-	if err == nil {
-		l.grants = x
+	if err != nil {
+		return nil, err
 	}
-	return err
+	return x, nil
 }
 
 // Grant returns a grant's state.
 func (l *Ledger) Grant(id string) (GrantState, error) {
-	l.grants.mu.RLock()
-	defer l.grants.mu.RUnlock()
-	g := l.grants.byID[id]
+	x := l.grants.Load()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	g := x.byID[id]
 	if g == nil {
 		return GrantState{}, ErrNoGrant
 	}
@@ -228,10 +230,11 @@ func (l *Ledger) Grant(id string) (GrantState, error) {
 // Grants returns the grants a patient made (patient != "") or received by
 // a clinician (clinician != ""), newest first.
 func (l *Ledger) Grants(patient, clinician string) []GrantState {
-	l.grants.mu.RLock()
-	defer l.grants.mu.RUnlock()
+	x := l.grants.Load()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
 	var out []GrantState
-	for _, g := range l.grants.byID {
+	for _, g := range x.byID {
 		if (patient == "" || g.Patient == patient) && (clinician == "" || g.Clinician == clinician) {
 			out = append(out, *g)
 		}
@@ -259,7 +262,7 @@ type Request struct {
 // request's window clipped to them (merged where they overlap).
 type Decision struct {
 	Permit  bool         `json:"permit"`
-	Reason  string       `json:"reason,omitempty"` // for a deny: no_grant, expired, revoked, schema_not_granted, window_not_granted
+	Reason  string       `json:"reason,omitempty"` // for a deny: no_grant, expired, revoked, schema_not_granted, window_not_granted, index_untrusted
 	Grants  []GrantState `json:"grants,omitempty"`
 	Windows []Window     `json:"windows,omitempty"`
 }
@@ -300,9 +303,13 @@ func intersect(w Window, from, to time.Time) (Window, bool) {
 // Decide answers a request from the index, as of the last committed entry:
 // a revoke that has committed denies at once.
 func (l *Ledger) Decide(r Request) Decision {
-	l.grants.mu.RLock()
-	defer l.grants.mu.RUnlock()
-	return decide(l.grants.byPair[[2]string{r.Clinician, r.Patient}], r)
+	if l.indexBad.Load() != nil {
+		return Decision{Reason: "index_untrusted"}
+	}
+	x := l.grants.Load()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return decide(x.byPair[[2]string{r.Clinician, r.Patient}], r)
 }
 
 func decide(gs []*GrantState, r Request) Decision {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -48,7 +49,9 @@ type Ledger struct {
 
 	mu         sync.Mutex // serialises commits and signing
 	lastSigned time.Time
-	grants     *grantIndex
+	grants     atomic.Pointer[grantIndex] // swapped whole by Open and Rebuild
+	indexBad   atomic.Pointer[error]      // set when the stored index is not trusted
+	dkey       []byte                     // MAC key of the index digest
 
 	qmu   sync.Mutex
 	queue []*appendReq // appends waiting for the next group commit
@@ -86,6 +89,16 @@ func Open(db DB, sealer Sealer, o Options) (*Ledger, error) {
 				}
 			}
 			m := tx.Bucket(bLedgerMeta)
+			if err := l.loadDigestKey(m); err != nil {
+				return err
+			}
+			if m.Get(metaDigest) == nil {
+				// A new ledger, or one from before the digest: start it from
+				// the index as it stands.
+				if err := l.writeDigest(tx, txSize(tx), l.computeDigest(tx)); err != nil {
+					return err
+				}
+			}
 			if sealed := m.Get([]byte("skey")); sealed != nil {
 				b, err := sealer.Decrypt(sealed, skeyAD)
 				if err != nil {
@@ -119,10 +132,45 @@ func Open(db DB, sealer Sealer, o Options) (*Ledger, error) {
 	// The origin is fixed when the key is made: checkpoints keep naming
 	// the same log even if the vault's base URL changes later.
 	l.origin = l.signer.Name()
-	if err := l.view(l.loadIndex); err != nil {
-		return nil, err
+	// The stored verifier key must be the signing key's: a swapped one
+	// would have clients pin a key the vault does not sign with.
+	probe, err := note.Sign(&note.Note{Text: "jhvault key check\n"}, l.signer)
+	if err == nil {
+		var v note.Verifier
+		if v, err = note.NewVerifier(l.vkey); err == nil {
+			_, err = note.Open(probe, note.VerifierList(v))
+		}
 	}
+	if err != nil {
+		return nil, errors.New("the ledger's stored verifier key does not match its signing key (the file was altered)")
+	}
+	// An untrusted index does not stop the ledger opening (verify and
+	// rebuild must still run), but every decision fails closed until a
+	// rebuild.
+	var x *grantIndex
+	ierr := l.view(func(tx *bolt.Tx) error {
+		if err := l.checkDigest(tx); err != nil {
+			return err
+		}
+		var err error
+		x, err = l.readIndex(tx)
+		return err
+	})
+	if ierr != nil {
+		l.indexBad.Store(&ierr)
+		x = newGrantIndex()
+	}
+	l.grants.Store(x)
 	return l, nil
+}
+
+// IndexError reports why the grant index is not trusted (decisions then
+// deny with reason index_untrusted), or nil.
+func (l *Ledger) IndexError() error {
+	if p := l.indexBad.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // VerifierKey is the log's public key in note verifier form
@@ -174,11 +222,18 @@ func (l *Ledger) Append(entries ...Entry) (int64, error) {
 // refuses the append. The export issue's access-start uses it, so that the
 // consent decision and the append happen in one serialised step.
 func (l *Ledger) AppendChecked(check func(next int64) error, entries ...Entry) (int64, error) {
-	req := &appendReq{entries: entries, check: check, done: make(chan struct{})}
+	req := &appendReq{check: check, done: make(chan struct{})}
 	req.encoded = make([][]byte, len(entries))
+	req.entries = make([]Entry, len(entries))
 	for i := range entries {
 		b, err := entries[i].Marshal()
 		if err != nil {
+			return 0, err
+		}
+		// The index is updated from the stored bytes, parsed back, so it
+		// always equals a replay; bytes that do not parse back (invalid
+		// UTF-8, say) are refused here rather than failing Verify later.
+		if req.entries[i], err = Parse(b); err != nil {
 			return 0, err
 		}
 		req.encoded[i] = b
@@ -198,8 +253,25 @@ func (l *Ledger) AppendChecked(check func(next int64) error, entries ...Entry) (
 	batch := l.queue
 	l.queue = nil
 	l.qmu.Unlock()
-	l.commitBatch(batch)
-	return req.first, req.err
+	// A checked request decides against the published index, so it commits
+	// alone, after everything queued before it has committed and been
+	// published; runs of unchecked requests share a transaction.
+	for len(batch) > 0 {
+		k := 1
+		if batch[0].check == nil {
+			for k < len(batch) && batch[k].check == nil {
+				k++
+			}
+		}
+		l.commitBatch(batch[:k])
+		batch = batch[k:]
+	}
+	select {
+	case <-req.done:
+		return req.first, req.err
+	default:
+		return 0, errors.New("ledger append was not committed")
+	}
 }
 
 type appendReq struct {
@@ -215,6 +287,21 @@ type appendReq struct {
 // commitBatch commits a batch in one transaction; if that fails, each
 // request is retried alone so one caller's refusal fails only that caller.
 func (l *Ledger) commitBatch(batch []*appendReq) {
+	defer func() {
+		// A panic (in a check, say) must not leave batchmates waiting, or
+		// let them report success for entries that never committed.
+		if p := recover(); p != nil {
+			for _, r := range batch {
+				select {
+				case <-r.done:
+				default:
+					r.err, r.changed = errors.New("ledger append aborted"), nil
+					close(r.done)
+				}
+			}
+			panic(p)
+		}
+	}()
 	err := l.update(func(tx *bolt.Tx) error {
 		for _, r := range batch {
 			if err := l.appendTx(tx, r); err != nil {
@@ -244,8 +331,9 @@ func (l *Ledger) update(fn func(tx *bolt.Tx) error) error {
 func (l *Ledger) finish(r *appendReq) {
 	if r.err == nil {
 		// Committed: decisions see the change from now on.
+		x := l.grants.Load()
 		for _, g := range r.changed {
-			l.grants.put(g)
+			x.put(g)
 		}
 	}
 	close(r.done)
@@ -260,14 +348,30 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 			return err
 		}
 	}
-	eb, hb := tx.Bucket(bEntries), tx.Bucket(bHashes)
+	digest, err := l.readDigest(tx, n)
+	if err != nil {
+		return err
+	}
+	eb, hb, gb := tx.Bucket(bEntries), tx.Bucket(bHashes), tx.Bucket(bGrants)
 	for k, b := range r.encoded {
+		var old []byte
+		id := grantID(&r.entries[k])
+		if id != "" {
+			if err := l.IndexError(); err != nil {
+				return fmt.Errorf("grants cannot change while %v", err)
+			}
+			old = bytes.Clone(gb.Get([]byte(id)))
+		}
 		g, err := l.applyTx(tx, n, &r.entries[k])
 		if err != nil {
 			return err
 		}
 		if g != nil {
 			r.changed = append(r.changed, g)
+			if old != nil {
+				digest.toggle(l.rowMAC([]byte(id), old))
+			}
+			digest.toggle(l.rowMAC([]byte(id), gb.Get([]byte(id))))
 		}
 		sealed, err := l.sealer.Encrypt(b, entryAD(n))
 		if err != nil {
@@ -287,6 +391,9 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 			}
 		}
 		n++
+	}
+	if err := l.writeDigest(tx, n, digest); err != nil {
+		return err
 	}
 	return tx.Bucket(bLedgerMeta).Put([]byte("size"), u64(n))
 }

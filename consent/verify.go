@@ -101,6 +101,25 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 		if err := l.checkIndex(tx, replayed); err != nil {
 			return err
 		}
+		if err := l.checkDigest(tx); err != nil {
+			return tamper(-1, "%v", err)
+		}
+		// Nothing may sit beside the log: every key is accounted for.
+		if k := eb.Stats().KeyN; int64(k) != n {
+			return tamper(n, "the entries bucket holds %d keys for %d entries", k, n)
+		}
+		if k := hb.Stats().KeyN; int64(k) != tlog.StoredHashCount(n) {
+			return tamper(n, "the hashes bucket holds %d keys for %d stored hashes", k, tlog.StoredHashCount(n))
+		}
+		if err := tx.Bucket(bLedgerMeta).ForEach(func(k, _ []byte) error {
+			switch string(k) {
+			case "skey", "vkey", "size", string(metaDigestKey), string(metaDigest):
+				return nil
+			}
+			return tamper(-1, "unknown key %q in the ledger's metadata", k)
+		}); err != nil {
+			return err
+		}
 		treeHash := func(size int64) (tlog.Hash, error) { return tlog.TreeHash(size, reader) }
 		c := tx.Bucket(bCheckpoints).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -182,6 +201,7 @@ func (l *Ledger) Rebuild() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	count := 0
+	var fresh *grantIndex
 	err := l.db.DB(func(bdb *bolt.DB) error {
 		return bdb.Update(func(tx *bolt.Tx) error {
 			if err := tx.DeleteBucket(bGrants); err != nil {
@@ -213,9 +233,17 @@ func (l *Ledger) Rebuild() (int, error) {
 					return err
 				}
 			}
+			if err := l.writeDigest(tx, n, l.computeDigest(tx)); err != nil {
+				return err
+			}
 			count = len(states)
-			return l.loadIndex(tx)
+			fresh, err = l.readIndex(tx)
+			return err
 		})
 	})
+	if err == nil {
+		l.grants.Store(fresh) // only once the rebuilt index has committed
+		l.indexBad.Store(nil)
+	}
 	return count, err
 }

@@ -77,6 +77,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := led.IndexError(); err != nil {
+		log.Error("the consent ledger's grant index is not trusted: every access is denied until 'vault ledger rebuild'", "cause", err.Error())
+	}
 
 	if *demoMode {
 		t := time.Now()

@@ -8,6 +8,7 @@
 //	vault admin ledger-key
 //	vault ledger verify [--checkpoint FILE]
 //	vault ledger rebuild
+//	vault decrypt -i IDENTITY [-o OUT] [FILE]
 //	vault bench [flags]
 //	vault version
 //
@@ -36,6 +37,7 @@ const usage = `usage:
   vault admin ledger-key
   vault ledger verify [--checkpoint FILE]
   vault ledger rebuild
+  vault decrypt -i IDENTITY [-o OUT] [FILE]
   vault bench [--readings N] [--batch N] [--uploaders N]
   vault version
 
@@ -71,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdAdmin(args[1:], stdout, stderr)
 	case "ledger":
 		err = cmdLedger(args[1:], stdout, stderr)
+	case "decrypt":
+		err = cmdDecrypt(args[1:], os.Stdin, stdout, stderr)
 	case "bench":
 		tuneGC()
 		err = cmdBench(args[1:], stdout, stderr)

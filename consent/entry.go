@@ -70,10 +70,13 @@ type Revoke struct {
 	GrantID    string `json:"grant_id"`
 }
 
-// ClinicianKey is the body of a clinician-key entry.
+// ClinicianKey is the body of a clinician-key entry. A removal carries the
+// fingerprint only.
 type ClinicianKey struct {
 	Fingerprint string `json:"fingerprint"`
 	Recipient   string `json:"recipient,omitempty"`
+	Label       string `json:"label,omitempty"`
+	ActiveFrom  string `json:"active_from,omitempty"` // RFC 3339; the activation delay's end
 }
 
 // Passkey is the body of a passkey-registered entry.

@@ -58,10 +58,37 @@ type grantIndex struct {
 	mu     sync.RWMutex
 	byID   map[string]*GrantState
 	byPair map[[2]string][]*GrantState // (clinician, patient)
+	keys   map[string]*KeyState        // by key row id
 }
 
 func newGrantIndex() *grantIndex {
-	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}}
+	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, keys: map[string]*KeyState{}}
+}
+
+func (x *grantIndex) putRow(r indexRow) {
+	if r.Grant != nil {
+		x.put(r.Grant)
+	}
+	if r.Key != nil {
+		x.mu.Lock()
+		x.keys[keyRowID(r.Key.Clinician, r.Key.Fingerprint)] = r.Key
+		x.mu.Unlock()
+	}
+}
+
+// indexRow is one row of the stored index: a grant or a clinician key.
+type indexRow struct {
+	Grant *GrantState
+	Key   *KeyState
+}
+
+func (r indexRow) empty() bool { return r.Grant == nil && r.Key == nil }
+
+func (r indexRow) value() any {
+	if r.Grant != nil {
+		return r.Grant
+	}
+	return r.Key
 }
 
 func (x *grantIndex) put(g *GrantState) {
@@ -89,42 +116,80 @@ func parseTime(s string) (time.Time, error) {
 func grantAD(id string) []byte { return []byte("jhvault/grant-index/v1|" + id) }
 
 func (l *Ledger) putGrant(gb *bolt.Bucket, st *GrantState) error {
-	b, err := json.Marshal(st)
+	return l.putRow(gb, st.ID, indexRow{Grant: st})
+}
+
+func (l *Ledger) putRow(gb *bolt.Bucket, id string, r indexRow) error {
+	b, err := json.Marshal(r.value())
 	if err != nil {
 		return err
 	}
-	sealed, err := l.sealer.Encrypt(b, grantAD(st.ID))
+	sealed, err := l.sealer.Encrypt(b, grantAD(id))
 	if err != nil {
 		return err
 	}
-	return gb.Put([]byte(st.ID), sealed)
+	return gb.Put([]byte(id), sealed)
 }
 
 func (l *Ledger) getGrant(gb *bolt.Bucket, id string) (*GrantState, error) {
+	r, err := l.getRow(gb, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.Grant == nil {
+		return nil, ErrNoGrant
+	}
+	return r.Grant, nil
+}
+
+// getRow reads one index row; a missing row is the zero row.
+func (l *Ledger) getRow(gb *bolt.Bucket, id string) (indexRow, error) {
 	v := gb.Get([]byte(id))
 	if v == nil {
-		return nil, ErrNoGrant
+		return indexRow{}, nil
 	}
 	b, err := l.sealer.Decrypt(v, grantAD(id))
 	if err != nil {
-		return nil, fmt.Errorf("grant index entry %s does not decrypt", id)
+		return indexRow{}, fmt.Errorf("index entry %s does not decrypt", id)
 	}
-	var st GrantState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("grant index entry %s is corrupt", id)
+	var r indexRow
+	if isKeyRow(id) {
+		r.Key = new(KeyState)
+		err = json.Unmarshal(b, r.Key)
+	} else {
+		r.Grant = new(GrantState)
+		err = json.Unmarshal(b, r.Grant)
 	}
-	return &st, nil
+	if err != nil {
+		return indexRow{}, fmt.Errorf("index entry %s is corrupt", id)
+	}
+	return r, nil
 }
 
-// grantID is the grant an entry changes, or "" if it changes none.
-func grantID(e *Entry) string {
+// rowID is the index row an entry changes, or "" if it changes none.
+func rowID(e *Entry) string {
 	switch e.Kind {
 	case KindGrant:
 		return e.Grant.ID
 	case KindRevoke:
 		return e.Revoke.GrantID
+	case KindClinicianKeyAdd, KindClinicianKeyDel:
+		return keyRowID(e.Clinician, e.Key.Fingerprint)
 	}
 	return ""
+}
+
+// nextRow is what an entry at index i makes of its index row.
+func nextRow(prev indexRow, i int64, e *Entry) (indexRow, error) {
+	switch e.Kind {
+	case KindGrant, KindRevoke:
+		g, err := nextGrantState(prev.Grant, i, e)
+		return indexRow{Grant: g}, err
+	case KindClinicianKeyAdd, KindClinicianKeyDel:
+		k, err := nextKeyState(prev.Key, i, e)
+		return indexRow{Key: k}, err
+	}
+	return indexRow{}, nil
 }
 
 // nextGrantState is what an entry at index i makes of its grant's state
@@ -173,21 +238,21 @@ func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
 }
 
 // applyTx updates the stored index for an entry appended at index i.
-func (l *Ledger) applyTx(tx *bolt.Tx, i int64, e *Entry) (*GrantState, error) {
-	id := grantID(e)
+func (l *Ledger) applyTx(tx *bolt.Tx, i int64, e *Entry) (indexRow, error) {
+	id := rowID(e)
 	if id == "" {
-		return nil, nil
+		return indexRow{}, nil
 	}
 	gb := tx.Bucket(bGrants)
-	prev, err := l.getGrant(gb, id)
-	if err != nil && !errors.Is(err, ErrNoGrant) {
-		return nil, err
-	}
-	st, err := nextGrantState(prev, i, e)
+	prev, err := l.getRow(gb, id)
 	if err != nil {
-		return nil, err
+		return indexRow{}, err
 	}
-	return st, l.putGrant(gb, st)
+	r, err := nextRow(prev, i, e)
+	if err != nil {
+		return indexRow{}, err
+	}
+	return r, l.putRow(gb, id, r)
 }
 
 // Grant errors.
@@ -202,11 +267,11 @@ func (l *Ledger) readIndex(tx *bolt.Tx) (*grantIndex, error) {
 	x := newGrantIndex()
 	gb := tx.Bucket(bGrants)
 	err := gb.ForEach(func(k, _ []byte) error {
-		g, err := l.getGrant(gb, string(k))
+		r, err := l.getRow(gb, string(k))
 		if err != nil {
 			return err
 		}
-		x.put(g)
+		x.putRow(r)
 		return nil
 	})
 	if err != nil {

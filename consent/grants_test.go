@@ -359,3 +359,55 @@ func TestVerifyRefusesStrayKeysAndSwappedKey(t *testing.T) {
 		t.Fatal("opened with a verifier key that is not the signing key's")
 	}
 }
+
+func keyEntry(kind, clinician, fp, recipient string, activeFrom time.Time) Entry {
+	e := New(kind, clinician, t0)
+	e.Clinician = clinician
+	e.Key = &ClinicianKey{Fingerprint: fp, Recipient: recipient}
+	if !activeFrom.IsZero() {
+		e.Key.ActiveFrom = activeFrom.UTC().Format(time.RFC3339Nano)
+	}
+	return e
+}
+
+func TestClinicianKeys(t *testing.T) {
+	e := newTestEnv(t)
+	l := e.l
+	if _, err := l.Append(keyEntry(KindClinicianKeyAdd, "cl_b", "fp_1", "age1xyz", t0.Add(24*time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	ks := l.ClinicianKeys("cl_b")
+	if len(ks) != 1 || ks[0].Active(t0) || !ks[0].Active(t0.Add(24*time.Hour)) {
+		t.Fatalf("keys %+v: want one key, pending until its delay passes", ks)
+	}
+	if _, err := l.Append(keyEntry(KindClinicianKeyAdd, "cl_b", "fp_1", "age1xyz", time.Time{})); !errors.Is(err, ErrKeyExists) {
+		t.Fatalf("duplicate add: %v", err)
+	}
+	if _, err := l.Append(keyEntry(KindClinicianKeyDel, "cl_b", "fp_2", "", time.Time{})); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("remove unknown: %v", err)
+	}
+	if _, err := l.Append(keyEntry(KindClinicianKeyDel, "cl_b", "fp_1", "", time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(keyEntry(KindClinicianKeyDel, "cl_b", "fp_1", "", time.Time{})); !errors.Is(err, ErrKeyRemoved) {
+		t.Fatalf("remove twice: %v", err)
+	}
+	if ks := l.ClinicianKeys("cl_b"); len(ks) != 1 || ks[0].Active(t0.Add(48*time.Hour)) {
+		t.Fatalf("after remove: %+v", ks)
+	}
+	// Re-adding a removed key is a new registration.
+	if _, err := l.Append(keyEntry(KindClinicianKeyAdd, "cl_b", "fp_1", "age1xyz", time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Verify(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Rebuild(); err != nil || n != 1 {
+		t.Fatalf("rebuild: %d %v", n, err)
+	}
+	e.close(t)
+	e.open(t)
+	if ks := e.l.ClinicianKeys("cl_b"); len(ks) != 1 || !ks[0].Active(t0) {
+		t.Fatalf("after reopen: %+v", ks)
+	}
+}

@@ -279,7 +279,7 @@ type appendReq struct {
 	encoded [][]byte
 	check   func(next int64) error
 	first   int64
-	changed []*GrantState
+	changed []indexRow
 	err     error
 	done    chan struct{}
 }
@@ -332,8 +332,8 @@ func (l *Ledger) finish(r *appendReq) {
 	if r.err == nil {
 		// Committed: decisions see the change from now on.
 		x := l.grants.Load()
-		for _, g := range r.changed {
-			x.put(g)
+		for _, row := range r.changed {
+			x.putRow(row)
 		}
 	}
 	close(r.done)
@@ -355,19 +355,19 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 	eb, hb, gb := tx.Bucket(bEntries), tx.Bucket(bHashes), tx.Bucket(bGrants)
 	for k, b := range r.encoded {
 		var old []byte
-		id := grantID(&r.entries[k])
+		id := rowID(&r.entries[k])
 		if id != "" {
 			if err := l.IndexError(); err != nil {
-				return fmt.Errorf("grants cannot change while %v", err)
+				return fmt.Errorf("grants and keys cannot change while %v", err)
 			}
 			old = bytes.Clone(gb.Get([]byte(id)))
 		}
-		g, err := l.applyTx(tx, n, &r.entries[k])
+		row, err := l.applyTx(tx, n, &r.entries[k])
 		if err != nil {
 			return err
 		}
-		if g != nil {
-			r.changed = append(r.changed, g)
+		if !row.empty() {
+			r.changed = append(r.changed, row)
 			if old != nil {
 				digest.toggle(l.rowMAC([]byte(id), old))
 			}

@@ -58,7 +58,7 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			}
 			return out, nil
 		})
-		replayed := map[string]*GrantState{}
+		replayed := map[string]indexRow{}
 		for i := int64(0); i < n; i++ {
 			sealed := eb.Get(u64(i))
 			if sealed == nil {
@@ -72,12 +72,12 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			if err != nil {
 				return tamper(i, "entry is not canonical: %v", err)
 			}
-			if id := grantID(&e); id != "" {
-				st, err := nextGrantState(replayed[id], i, &e)
+			if id := rowID(&e); id != "" {
+				row, err := nextRow(replayed[id], i, &e)
 				if err != nil {
-					return tamper(i, "entry does not apply to its grant: %v", err)
+					return tamper(i, "entry does not apply to its grant or key: %v", err)
 				}
-				replayed[id] = st
+				replayed[id] = row
 			}
 			hs, err := tlog.StoredHashes(i, raw, reader)
 			if err != nil {
@@ -166,24 +166,31 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 	return res, err
 }
 
-// checkIndex compares the stored grant index with the replay.
-func (l *Ledger) checkIndex(tx *bolt.Tx, replayed map[string]*GrantState) error {
+// checkIndex compares the stored index (grants and keys) with the replay.
+func (l *Ledger) checkIndex(tx *bolt.Tx, replayed map[string]indexRow) error {
 	gb := tx.Bucket(bGrants)
 	stored := 0
 	err := gb.ForEach(func(k, _ []byte) error {
 		stored++
-		g, err := l.getGrant(gb, string(k))
+		id := string(k)
+		row, err := l.getRow(gb, id)
 		if err != nil {
 			return tamper(-1, "grant index: %v", err)
 		}
-		want := replayed[g.ID]
-		if want == nil {
-			return tamper(g.Index, "grant index holds %s, which the log never granted", g.ID)
+		want, ok := replayed[id]
+		if !ok {
+			return tamper(-1, "grant index holds %s, which the log never made", id)
 		}
-		a, _ := json.Marshal(g)
-		b, _ := json.Marshal(want)
+		a, _ := json.Marshal(row.value())
+		b, _ := json.Marshal(want.value())
 		if !bytes.Equal(a, b) {
-			return tamper(want.Index, "grant index entry for %s differs from the log (run vault ledger rebuild)", g.ID)
+			at := int64(-1)
+			if want.Grant != nil {
+				at = want.Grant.Index
+			} else if want.Key != nil {
+				at = want.Key.Index
+			}
+			return tamper(at, "grant index entry for %s differs from the log (run vault ledger rebuild)", id)
 		}
 		return nil
 	})
@@ -191,7 +198,7 @@ func (l *Ledger) checkIndex(tx *bolt.Tx, replayed map[string]*GrantState) error 
 		return err
 	}
 	if stored != len(replayed) {
-		return tamper(-1, "grant index holds %d grants but the log has %d (run vault ledger rebuild)", stored, len(replayed))
+		return tamper(-1, "grant index holds %d rows but the log makes %d (run vault ledger rebuild)", stored, len(replayed))
 	}
 	return nil
 }
@@ -212,7 +219,7 @@ func (l *Ledger) Rebuild() (int, error) {
 				return err
 			}
 			n := txSize(tx)
-			states := map[string]*GrantState{}
+			states := map[string]indexRow{}
 			for i := int64(0); i < n; i++ {
 				raw, err := l.sealer.Decrypt(tx.Bucket(bEntries).Get(u64(i)), entryAD(i))
 				if err != nil {
@@ -222,14 +229,14 @@ func (l *Ledger) Rebuild() (int, error) {
 				if err != nil {
 					return tamper(i, "entry is not canonical: %v", err)
 				}
-				if id := grantID(&e); id != "" {
-					if states[id], err = nextGrantState(states[id], i, &e); err != nil {
+				if id := rowID(&e); id != "" {
+					if states[id], err = nextRow(states[id], i, &e); err != nil {
 						return tamper(i, "%v", err)
 					}
 				}
 			}
-			for _, st := range states {
-				if err := l.putGrant(gb, st); err != nil {
+			for id, row := range states {
+				if err := l.putRow(gb, id, row); err != nil {
 					return err
 				}
 			}

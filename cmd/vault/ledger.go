@@ -58,7 +58,7 @@ func ledgerRebuild(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "grant index rebuilt from the log: %d grants\n", n)
+		fmt.Fprintf(stdout, "grant index rebuilt from the log: %d grants and keys\n", n)
 		return nil
 	})
 }

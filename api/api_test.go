@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/keys"
@@ -486,4 +487,77 @@ func TestDeletePatientEndsGrants(t *testing.T) {
 	if _, err := f.ledger.Verify(nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestClinicianKeys(t *testing.T) {
+	x, _ := age.GenerateX25519Identity()
+	pq, _ := age.GenerateHybridIdentity()
+	add := func(f *fixture, label, recipient string) (int, []byte) {
+		b, _ := json.Marshal(api.KeyRequest{Label: label, Recipient: recipient})
+		return f.do(t, "POST", "/api/v1/clinician/keys", f.clin, "application/json", b)
+	}
+	t.Run("token-added keys wait out the delay", func(t *testing.T) {
+		f := newFixture(t, api.Config{}) // default delay: 24h
+		st, b := add(f, "hub", x.Recipient().String())
+		var k api.KeyResponse
+		if st != 201 || json.Unmarshal(b, &k) != nil || k.Status != "pending" || k.Fingerprint != consent.Fingerprint(x.Recipient().String()) {
+			t.Fatalf("add: %d %s", st, b)
+		}
+		if d := k.ActiveFrom.Sub(time.Now()); d < 23*time.Hour || d > 25*time.Hour {
+			t.Fatalf("active from %v: want about 24h from now", k.ActiveFrom)
+		}
+		if k.Active(time.Now()) {
+			t.Fatal("a key added with a token is usable at once")
+		}
+	})
+	t.Run("register, list, remove", func(t *testing.T) {
+		f := newFixture(t, api.Config{KeyActivationDelay: -1})
+		if st, b := add(f, "hub", x.Recipient().String()); st != 201 || !bytes.Contains(b, []byte(`"status":"active"`)) {
+			t.Fatalf("add: %d %s", st, b)
+		}
+		if st, b := add(f, "pq hub", pq.Recipient().String()); st != 201 || !bytes.Contains(b, []byte("age1pq1")) {
+			t.Fatalf("add pq: %d %s", st, b)
+		}
+		for _, tc := range []struct {
+			label, recipient string
+			status           int
+			code             string
+		}{
+			{"hub", "age1notakey", 400, "bad_recipient"},
+			{"hub", "ssh-ed25519 AAAA", 400, "bad_recipient"},
+			{"", x.Recipient().String(), 400, "bad_label"},
+			{"again", x.Recipient().String(), 409, "key_exists"},
+		} {
+			if st, b := add(f, tc.label, tc.recipient); st != tc.status || errBody(t, b).Code != tc.code {
+				t.Errorf("add %q %q: %d %s", tc.label, tc.recipient, st, b)
+			}
+		}
+		b, _ := json.Marshal(api.KeyRequest{Label: "x", Recipient: x.Recipient().String()})
+		if st, _ := f.do(t, "POST", "/api/v1/clinician/keys", f.ptok, "", b); st != 403 {
+			t.Fatalf("patient token added a clinician key: %d", st)
+		}
+		st, body := f.do(t, "GET", "/api/v1/clinician/keys", f.clin, "", nil)
+		var ks []api.KeyResponse
+		if st != 200 || json.Unmarshal(body, &ks) != nil || len(ks) != 2 {
+			t.Fatalf("list: %d %s", st, body)
+		}
+		fp := consent.Fingerprint(x.Recipient().String())
+		if st, _ := f.do(t, "DELETE", "/api/v1/clinician/keys/"+fp, f.clin, "", nil); st != 204 {
+			t.Fatalf("remove: %d", st)
+		}
+		if st, b := f.do(t, "DELETE", "/api/v1/clinician/keys/"+fp, f.clin, "", nil); st != 404 || errBody(t, b).Code != "no_key" {
+			t.Fatalf("remove twice: %d %s", st, b)
+		}
+		// Key transparency: each add and remove is a ledger entry the
+		// clinician can read.
+		if n, _ := f.ledger.Size(); n != 3 {
+			t.Fatalf("%d ledger entries, want 3", n)
+		}
+		if st, b := f.do(t, "GET", "/api/v1/ledger/entries/2", f.clin, "", nil); st != 200 {
+			t.Fatalf("clinician reads their key entry: %d %s", st, b)
+		}
+		if _, err := f.ledger.Verify(nil); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

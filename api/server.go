@@ -33,7 +33,14 @@ type Config struct {
 	MaxBatch              int
 	AuthFailuresPerMinute int
 	MaxConcurrentIngest   int
+	// KeyActivationDelay is how long a clinician key added with an API
+	// token waits before it can receive exports. Negative means none;
+	// zero means DefaultKeyActivationDelay.
+	KeyActivationDelay time.Duration
 }
+
+// DefaultKeyActivationDelay is the wait of a key added with an API token.
+const DefaultKeyActivationDelay = 24 * time.Hour
 
 // Server serves the API.
 type Server struct {
@@ -48,6 +55,7 @@ type Server struct {
 	maxBody     int64
 	maxBatch    int
 	ingestSlots chan struct{}
+	keyDelay    time.Duration
 }
 
 // New builds the API server.
@@ -70,6 +78,12 @@ func New(cfg Config) *Server {
 	if cfg.MaxConcurrentIngest <= 0 {
 		cfg.MaxConcurrentIngest = DefaultMaxConcurrentIngest
 	}
+	switch {
+	case cfg.KeyActivationDelay == 0:
+		cfg.KeyActivationDelay = DefaultKeyActivationDelay
+	case cfg.KeyActivationDelay < 0:
+		cfg.KeyActivationDelay = 0
+	}
 	s := &Server{
 		vault:    cfg.Vault,
 		ledger:   cfg.Ledger,
@@ -81,6 +95,7 @@ func New(cfg Config) *Server {
 		maxBatch: cfg.MaxBatch,
 
 		ingestSlots: make(chan struct{}, cfg.MaxConcurrentIngest),
+		keyDelay:    cfg.KeyActivationDelay,
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -1,6 +1,8 @@
 package consent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -25,6 +27,13 @@ type KeyState struct {
 // and past its activation delay.
 func (k *KeyState) Active(now time.Time) bool {
 	return k.RemoveIndex == nil && !now.Before(k.ActiveFrom)
+}
+
+// Fingerprint names an age recipient: "fp_" and the first 16 bytes of the
+// SHA-256 of its canonical string, in hex. Grants pin recipients by it.
+func Fingerprint(recipient string) string {
+	sum := sha256.Sum256([]byte(recipient))
+	return "fp_" + hex.EncodeToString(sum[:16])
 }
 
 // Key errors.

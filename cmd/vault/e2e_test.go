@@ -206,6 +206,11 @@ func TestEndToEnd(t *testing.T) {
 		if st != 200 || !strings.HasPrefix(c.GrantID, "gr_") || !bytes.Contains(b, []byte(c.GrantID)) || !bytes.Contains(b, []byte(c.PatientID)) {
 			t.Fatalf("demo grant: %d %s (credentials grant %q)", st, b, c.GrantID)
 		}
+		// Dr. Rivera's demo hub key is registered and active at once.
+		st, b = httpDo(t, "GET", s.url+"/api/v1/clinician/keys", c.ClinicianToken, "", nil)
+		if st != 200 || !bytes.Contains(b, []byte(c.ClinicianRecipient)) || !bytes.Contains(b, []byte(`"status":"active"`)) {
+			t.Fatalf("demo key: %d %s", st, b)
+		}
 		for _, schema := range []string{"omh:heart-rate:2.0", "omh:step-count:3.0"} {
 			_, b := httpDo(t, "GET", s.url+"/api/v1/readings?schema="+schema, c.PatientToken, "", nil)
 			if bytes.Count(b, []byte("\n")) == 0 {

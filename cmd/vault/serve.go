@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	demoMode := fs.Bool("demo", false, "seed demo patient Ada and clinician Dr. Rivera, and write DIR/demo/credentials.json")
 	demoDays := fs.Int("demo-days", 365, "days of synthetic history for --demo")
 	logLevel := fs.String("log-level", envOr("VAULT_LOG_LEVEL", "info"), "debug, info, warn or error")
+	keyDelay := fs.Duration("key-activation-delay", api.DefaultKeyActivationDelay, "how long a clinician key added with an API token waits before it can receive exports (0 with --demo unless set)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -62,6 +64,17 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	if *demoDays < 1 || *demoDays > 3660 {
 		return fmt.Errorf("--demo-days must be between 1 and 3660")
+	}
+	if *keyDelay < 0 {
+		return fmt.Errorf("--key-activation-delay must not be negative")
+	}
+	delaySet := false
+	fs.Visit(func(f *flag.Flag) { delaySet = delaySet || f.Name == "key-activation-delay" })
+	if *demoMode && !delaySet {
+		*keyDelay = 0
+	}
+	if *keyDelay == 0 {
+		*keyDelay = -1 // api.Config: negative means no delay
 	}
 	start := time.Now()
 	// Signals are caught from here on, so a SIGTERM during demo seeding
@@ -97,7 +110,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		debug.FreeOSMemory()
 	}
 
-	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log})
+	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %v", *addr, err)

@@ -132,6 +132,9 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 	}
 	c.ClinicianIdentity, c.ClinicianRecipient = idPath, recip
 	if o.Ledger != nil {
+		if err := ensureKey(o.Ledger, c.ClinicianID, recip, o.Now); err != nil {
+			return Result{}, err
+		}
 		if c.GrantID, err = ensureGrant(o.Ledger, c.PatientID, c.ClinicianID, o.Now); err != nil {
 			return Result{}, err
 		}
@@ -157,6 +160,21 @@ func record(l *consent.Ledger, action, target, detail string, now time.Time) err
 		return nil
 	}
 	_, err := l.Append(consent.NewAdmin(action, target, detail, now))
+	return err
+}
+
+// ensureKey registers Dr. Rivera's demo hub key, active at once.
+func ensureKey(l *consent.Ledger, clinician, recipient string, now time.Time) error {
+	fp := consent.Fingerprint(recipient)
+	for _, k := range l.ClinicianKeys(clinician) {
+		if k.Fingerprint == fp && k.RemoveIndex == nil {
+			return nil
+		}
+	}
+	e := consent.New(consent.KindClinicianKeyAdd, clinician, now)
+	e.Clinician = clinician
+	e.Key = &consent.ClinicianKey{Fingerprint: fp, Recipient: recipient, Label: "demo hub"}
+	_, err := l.Append(e)
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/vault/boltstore"
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -30,6 +33,7 @@ type fixture struct {
 	ledger         *consent.Ledger
 	otherPatient   string
 	clinID         string
+	ledgerDB       *flakyDB
 	patient        vault.User
 	device, ptok   string
 	clin           string
@@ -62,13 +66,28 @@ func newFixture(t *testing.T, cfg api.Config) *fixture {
 	f.clin, _, _ = v.MintToken(c.ID, vault.TokenClinician, time.Hour)
 	f.expired, _, _ = v.MintToken(f.patient.ID, vault.TokenDevice, time.Nanosecond)
 	f.otherPatient, f.clinID = other.ID, c.ID
-	if f.ledger, err = consent.Open(st, v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
+	f.ledgerDB = &flakyDB{st: st}
+	if f.ledger, err = consent.Open(f.ledgerDB, v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Vault, cfg.Ledger = v, f.ledger
 	f.srv = httptest.NewServer(api.New(cfg).Echo())
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// flakyDB hands the ledger the real database, or, once fail is set, an
+// error: the one way to make the ledger's append fail on a healthy disk.
+type flakyDB struct {
+	st   *boltstore.Store
+	fail atomic.Bool
+}
+
+func (d *flakyDB) DB(fn func(*bolt.DB) error) error {
+	if d.fail.Load() {
+		return errors.New("injected ledger failure")
+	}
+	return d.st.DB(fn)
 }
 
 func (f *fixture) do(t *testing.T, method, path, token, ctype string, body []byte) (int, []byte) {

@@ -29,5 +29,7 @@ func (s *Server) routes(e *echo.Echo) {
 		v1.GET("/clinician/keys", s.getClinicianKeys, s.requireToken(vault.TokenClinician))
 		v1.POST("/clinician/keys", s.postClinicianKey, s.requireToken(vault.TokenClinician))
 		v1.DELETE("/clinician/keys/:fingerprint", s.deleteClinicianKey, s.requireToken(vault.TokenClinician))
+		v1.GET("/patients/:id/export", s.getExport, s.requireToken(vault.TokenClinician))
+		v1.GET("/access-log", s.getAccessLog, s.requireToken(vault.TokenPatient))
 	}
 }

@@ -153,3 +153,9 @@ func beUint(b []byte) uint64 {
 	}
 	return binary.BigEndian.Uint64(b)
 }
+
+// SignNote signs text (which must end in a newline) with the log key as a
+// C2SP signed note, for statements such as an export's trailer.
+func (l *Ledger) SignNote(text string) ([]byte, error) {
+	return note.Sign(&note.Note{Text: text}, l.signer)
+}

@@ -89,7 +89,8 @@ type Passkey struct {
 
 // Access is the body of an access entry.
 type Access struct {
-	Start       int64    `json:"start,omitempty"` // access-end: the access-start index
+	Start       *int64   `json:"start,omitempty"`  // access-end: the access-start index
+	Grants      []string `json:"grants,omitempty"` // access-start: the covering grant ids
 	Schemas     []string `json:"schemas,omitempty"`
 	From        string   `json:"from,omitempty"`
 	To          string   `json:"to,omitempty"`
@@ -97,6 +98,7 @@ type Access struct {
 	Recipient   string   `json:"recipient,omitempty"`
 	Records     int64    `json:"records,omitempty"`
 	ContentHash []byte   `json:"content_hash,omitempty"`
+	Incomplete  bool     `json:"incomplete,omitempty"` // access-end: the stream broke off
 }
 
 // Admin is the body of an admin entry.

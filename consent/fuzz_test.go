@@ -17,7 +17,8 @@ func FuzzParse(f *testing.F) {
 		return e
 	}(), func() Entry {
 		e := New(KindAccessEnd, "cl_b", time.Unix(1, 0))
-		e.Access = &Access{Start: 9, Records: 12, ContentHash: []byte{1, 2, 3}}
+		start := int64(9)
+		e.Access = &Access{Start: &start, Records: 12, ContentHash: []byte{1, 2, 3}}
 		return e
 	}()} {
 		b, err := e.Marshal()

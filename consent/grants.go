@@ -55,14 +55,15 @@ func (g *GrantState) covers(schema string) bool {
 
 // grantIndex is the in-memory copy of the index, for fast decisions.
 type grantIndex struct {
-	mu     sync.RWMutex
-	byID   map[string]*GrantState
-	byPair map[[2]string][]*GrantState // (clinician, patient)
-	keys   map[string]*KeyState        // by key row id
+	mu       sync.RWMutex
+	byID     map[string]*GrantState
+	byPair   map[[2]string][]*GrantState // (clinician, patient)
+	keys     map[string]*KeyState        // by key row id
+	accesses map[string]*AccessState     // by access row id
 }
 
 func newGrantIndex() *grantIndex {
-	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, keys: map[string]*KeyState{}}
+	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, keys: map[string]*KeyState{}, accesses: map[string]*AccessState{}}
 }
 
 func (x *grantIndex) putRow(r indexRow) {
@@ -74,21 +75,30 @@ func (x *grantIndex) putRow(r indexRow) {
 		x.keys[keyRowID(r.Key.Clinician, r.Key.Fingerprint)] = r.Key
 		x.mu.Unlock()
 	}
+	if r.Access != nil {
+		x.mu.Lock()
+		x.accesses[accessRowID(r.Access.Patient, r.Access.Start)] = r.Access
+		x.mu.Unlock()
+	}
 }
 
 // indexRow is one row of the stored index: a grant or a clinician key.
 type indexRow struct {
-	Grant *GrantState
-	Key   *KeyState
+	Grant  *GrantState
+	Key    *KeyState
+	Access *AccessState
 }
 
-func (r indexRow) empty() bool { return r.Grant == nil && r.Key == nil }
+func (r indexRow) empty() bool { return r.Grant == nil && r.Key == nil && r.Access == nil }
 
 func (r indexRow) value() any {
-	if r.Grant != nil {
+	switch {
+	case r.Grant != nil:
 		return r.Grant
+	case r.Key != nil:
+		return r.Key
 	}
-	return r.Key
+	return r.Access
 }
 
 func (x *grantIndex) put(g *GrantState) {
@@ -153,10 +163,14 @@ func (l *Ledger) getRow(gb *bolt.Bucket, id string) (indexRow, error) {
 		return indexRow{}, fmt.Errorf("index entry %s does not decrypt", id)
 	}
 	var r indexRow
-	if isKeyRow(id) {
+	switch {
+	case isKeyRow(id):
 		r.Key = new(KeyState)
 		err = json.Unmarshal(b, r.Key)
-	} else {
+	case isAccessRow(id):
+		r.Access = new(AccessState)
+		err = json.Unmarshal(b, r.Access)
+	default:
 		r.Grant = new(GrantState)
 		err = json.Unmarshal(b, r.Grant)
 	}
@@ -175,8 +189,22 @@ func rowID(e *Entry) string {
 		return e.Revoke.GrantID
 	case KindClinicianKeyAdd, KindClinicianKeyDel:
 		return keyRowID(e.Clinician, e.Key.Fingerprint)
+	case KindAccessEnd:
+		if e.Access.Start == nil {
+			return accessRowID(e.Patient, -1)
+		}
+		return accessRowID(e.Patient, *e.Access.Start)
 	}
 	return ""
+}
+
+// rowIDAt is rowID for an entry about to be stored at index i: an
+// access-start's row is named by its own index.
+func rowIDAt(e *Entry, i int64) string {
+	if e.Kind == KindAccessStart {
+		return accessRowID(e.Patient, i)
+	}
+	return rowID(e)
 }
 
 // nextRow is what an entry at index i makes of its index row.
@@ -188,6 +216,9 @@ func nextRow(prev indexRow, i int64, e *Entry) (indexRow, error) {
 	case KindClinicianKeyAdd, KindClinicianKeyDel:
 		k, err := nextKeyState(prev.Key, i, e)
 		return indexRow{Key: k}, err
+	case KindAccessStart, KindAccessEnd:
+		a, err := nextAccessState(prev.Access, i, e)
+		return indexRow{Access: a}, err
 	}
 	return indexRow{}, nil
 }
@@ -239,7 +270,7 @@ func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
 
 // applyTx updates the stored index for an entry appended at index i.
 func (l *Ledger) applyTx(tx *bolt.Tx, i int64, e *Entry) (indexRow, error) {
-	id := rowID(e)
+	id := rowIDAt(e, i)
 	if id == "" {
 		return indexRow{}, nil
 	}
@@ -440,4 +471,19 @@ func mergeWindows(ws []Window) []Window {
 		out = append(out, w)
 	}
 	return out
+}
+
+// ClipWindow clips a window to each grant's data window and merges the
+// results: the windows the grants together cover.
+func ClipWindow(w Window, gs []GrantState) []Window {
+	var ws []Window
+	for _, g := range gs {
+		if c, ok := intersect(w, g.DataFrom, g.DataTo); ok {
+			ws = append(ws, c)
+		}
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	return mergeWindows(ws)
 }

@@ -355,7 +355,7 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 	eb, hb, gb := tx.Bucket(bEntries), tx.Bucket(bHashes), tx.Bucket(bGrants)
 	for k, b := range r.encoded {
 		var old []byte
-		id := rowID(&r.entries[k])
+		id := rowIDAt(&r.entries[k], n)
 		if id != "" {
 			if err := l.IndexError(); err != nil {
 				return fmt.Errorf("grants and keys cannot change while %v", err)

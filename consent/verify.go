@@ -72,7 +72,7 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			if err != nil {
 				return tamper(i, "entry is not canonical: %v", err)
 			}
-			if id := rowID(&e); id != "" {
+			if id := rowIDAt(&e, i); id != "" {
 				row, err := nextRow(replayed[id], i, &e)
 				if err != nil {
 					return tamper(i, "entry does not apply to its grant or key: %v", err)
@@ -185,10 +185,13 @@ func (l *Ledger) checkIndex(tx *bolt.Tx, replayed map[string]indexRow) error {
 		b, _ := json.Marshal(want.value())
 		if !bytes.Equal(a, b) {
 			at := int64(-1)
-			if want.Grant != nil {
+			switch {
+			case want.Grant != nil:
 				at = want.Grant.Index
-			} else if want.Key != nil {
+			case want.Key != nil:
 				at = want.Key.Index
+			case want.Access != nil:
+				at = want.Access.Start
 			}
 			return tamper(at, "grant index entry for %s differs from the log (run vault ledger rebuild)", id)
 		}
@@ -229,7 +232,7 @@ func (l *Ledger) Rebuild() (int, error) {
 				if err != nil {
 					return tamper(i, "entry is not canonical: %v", err)
 				}
-				if id := rowID(&e); id != "" {
+				if id := rowIDAt(&e, i); id != "" {
 					if states[id], err = nextRow(states[id], i, &e); err != nil {
 						return tamper(i, "%v", err)
 					}

@@ -1,0 +1,373 @@
+package api
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/omh"
+	"github.com/labstack/echo/v4"
+)
+
+// ExportManifest is the first line of a decrypted export.
+type ExportManifest struct {
+	Manifest    int                         `json:"manifest"` // format version, 1
+	Patient     string                      `json:"patient"`
+	Clinician   string                      `json:"clinician"`
+	Format      string                      `json:"format"`
+	Filters     ExportFilters               `json:"filters"`
+	Windows     map[string][]consent.Window `json:"windows"` // per schema: the filters clipped to the grants
+	Grants      []ExportGrant               `json:"grants"`
+	AccessStart int64                       `json:"access_start"`
+	Recipient   string                      `json:"recipient"`
+	Checkpoint  string                      `json:"checkpoint"` // signed; verify with the pinned log key
+	Proofs      map[string]ProofResponse    `json:"proofs"`     // by ledger index: grants and the access-start
+}
+
+// ExportFilters are the request's filters.
+type ExportFilters struct {
+	Schemas []string `json:"schemas"`
+	From    string   `json:"from,omitempty"`
+	To      string   `json:"to,omitempty"`
+}
+
+// ExportGrant names a covering grant.
+type ExportGrant struct {
+	ID    string `json:"id"`
+	Index int64  `json:"index"`
+}
+
+// ExportTrailer is the last line of a decrypted export.
+type ExportTrailer struct {
+	Trailer     int    `json:"trailer"` // format version, 1
+	Records     int64  `json:"records"`
+	SHA256      string `json:"sha256"` // of the data lines, each with its newline
+	AccessStart int64  `json:"access_start"`
+	Signature   string `json:"signature"` // a signed note over TrailerText, by the log key
+}
+
+// TrailerText is the statement an export's trailer signs.
+func TrailerText(accessStart, records int64, sha string) string {
+	return fmt.Sprintf("jupyterhealth-vault export trailer v1\naccess_start %d\nrecords %d\nsha256 %s\n", accessStart, records, sha)
+}
+
+var errConsentChanged = errors.New("the consent changed while the export was being logged")
+
+// exportSchemas reads ?schema= (repeated or comma-separated) as canonical
+// schema ids.
+func exportSchemas(c echo.Context) ([]string, *Error) {
+	var raw []string
+	for _, v := range c.QueryParams()["schema"] {
+		raw = append(raw, strings.Split(v, ",")...)
+	}
+	if len(raw) == 0 {
+		return nil, newError(http.StatusBadRequest, "bad_schemas", "name at least one schema, such as schema=omh:blood-glucose:4.0")
+	}
+	var out []string
+	for _, s := range raw {
+		id, err := omh.ParseSchemaID(strings.TrimSpace(s))
+		if err != nil {
+			return nil, newError(http.StatusBadRequest, "bad_schemas", "each schema is namespace:name or namespace:name:version")
+		}
+		canon, ok := omh.CanonicalSchema(id)
+		if !ok {
+			return nil, newError(http.StatusBadRequest, omh.CodeUnknownSchema, "a schema is not one the vault stores")
+		}
+		if !slices.Contains(out, canon.String()) {
+			out = append(out, canon.String())
+		}
+	}
+	return out, nil
+}
+
+// decideAll decides every schema; it returns the windows per schema and the
+// covering grants, or the first deny's reason.
+func (s *Server) decideAll(clinician, patient string, schemas []string, w consent.Window, fp string, now time.Time) (map[string][]consent.Window, []ExportGrant, string) {
+	windows := map[string][]consent.Window{}
+	var grants []ExportGrant
+	for _, schema := range schemas {
+		d := s.ledger.Decide(consent.Request{Clinician: clinician, Patient: patient, Schema: schema, Window: w, Now: now})
+		if !d.Permit {
+			return nil, nil, d.Reason
+		}
+		// A grant that pins recipients covers only exports to them.
+		var kept []consent.GrantState
+		for _, g := range d.Grants {
+			if len(g.Recipients) > 0 && !slices.Contains(g.Recipients, fp) {
+				continue
+			}
+			kept = append(kept, g)
+			if !slices.ContainsFunc(grants, func(x ExportGrant) bool { return x.ID == g.ID }) {
+				grants = append(grants, ExportGrant{ID: g.ID, Index: g.Index})
+			}
+		}
+		ws := consent.ClipWindow(w, kept)
+		if len(ws) == 0 {
+			return nil, nil, "recipient_not_pinned"
+		}
+		windows[schema] = ws
+	}
+	slices.SortFunc(grants, func(a, b ExportGrant) int { return int(a.Index - b.Index) })
+	return windows, grants, ""
+}
+
+func (s *Server) chooseKey(clinician, fp string, now time.Time) (consent.KeyState, *Error) {
+	var active []consent.KeyState
+	for _, k := range s.ledger.ClinicianKeys(clinician) {
+		if k.Active(now) {
+			active = append(active, k)
+		}
+	}
+	if fp != "" {
+		for _, k := range active {
+			if k.Fingerprint == fp {
+				return k, nil
+			}
+		}
+		return consent.KeyState{}, newError(http.StatusBadRequest, "bad_recipient", "no active key of yours has that fingerprint (a new key waits out its activation delay)")
+	}
+	switch len(active) {
+	case 0:
+		return consent.KeyState{}, newError(http.StatusConflict, "no_active_key", "register your hub's age key with POST /api/v1/clinician/keys first (a new key waits out its activation delay)")
+	case 1:
+		return active[0], nil
+	}
+	return consent.KeyState{}, newError(http.StatusBadRequest, "recipient_required", "you have several active keys: choose one with recipient=FINGERPRINT")
+}
+
+func (s *Server) proof(index, size int64) (ProofResponse, error) {
+	p, err := s.ledger.ProveInclusion(index, size)
+	if err != nil {
+		return ProofResponse{}, err
+	}
+	leaf, err := s.ledger.LeafHash(index)
+	if err != nil {
+		return ProofResponse{}, err
+	}
+	root, err := s.ledger.TreeHash(size)
+	if err != nil {
+		return ProofResponse{}, err
+	}
+	out := ProofResponse{Kind: "inclusion", Index: &index, Size: size, LeafHash: b64(leaf), RootHash: b64(root), Proof: []string{}}
+	for _, h := range p {
+		out.Proof = append(out.Proof, b64(h))
+	}
+	return out, nil
+}
+
+// getExport streams a patient's consented readings, age-encrypted to the
+// clinician's hub key. The access is logged before the first byte goes out,
+// in the same serialised ledger step as the consent decision.
+func (s *Server) getExport(c echo.Context) error {
+	tok := principal(c)
+	patient := c.Param("id")
+	schemas, aerr := exportSchemas(c)
+	if aerr != nil {
+		return aerr
+	}
+	from, to, aerr := parseWindow(c)
+	if aerr != nil {
+		return aerr
+	}
+	format := c.QueryParam("format")
+	if format == "" {
+		format = "omh"
+	}
+	if format != "omh" {
+		return newError(http.StatusBadRequest, "bad_format", "format must be omh (fhir and csv are not available yet)")
+	}
+	now := time.Now()
+	key, aerr := s.chooseKey(tok.UserID, c.QueryParam("recipient"), now)
+	if aerr != nil {
+		return aerr
+	}
+	recipient, err := parseRecipientValue(key.Recipient)
+	if err != nil {
+		return internal(err)
+	}
+	win := consent.Window{From: from, To: to}
+	denied := func(reason string) *Error {
+		return newError(http.StatusForbidden, "no_consent", "no active grant from this patient covers the request (%s)", reason)
+	}
+	windows, grants, reason := s.decideAll(tok.UserID, patient, schemas, win, key.Fingerprint, now)
+	if reason != "" {
+		return denied(reason)
+	}
+
+	start := consent.New(consent.KindAccessStart, tok.UserID, now)
+	start.Patient, start.Clinician = patient, tok.UserID
+	start.Access = &consent.Access{Schemas: schemas, Format: format, Recipient: key.Fingerprint}
+	for _, g := range grants {
+		start.Access.Grants = append(start.Access.Grants, g.ID)
+	}
+	if !from.IsZero() {
+		start.Access.From = from.UTC().Format(time.RFC3339Nano)
+	}
+	if !to.IsZero() {
+		start.Access.To = to.UTC().Format(time.RFC3339Nano)
+	}
+	// Decide again inside the ledger's serialised step: a revoke cannot
+	// slip between the decision and the access-start.
+	check := func(int64) error {
+		w2, g2, r2 := s.decideAll(tok.UserID, patient, schemas, win, key.Fingerprint, time.Now())
+		if r2 != "" || !slices.Equal(g2, grants) || fmt.Sprint(w2) != fmt.Sprint(windows) {
+			return errConsentChanged
+		}
+		return nil
+	}
+	startIdx, err := s.ledger.AppendChecked(check, start)
+	switch {
+	case errors.Is(err, errConsentChanged):
+		return denied("it changed just now")
+	case err != nil:
+		return &Error{Status: http.StatusServiceUnavailable, Code: "access_log_unavailable", Message: "the access could not be logged, so nothing was sent; retry later", Cause: err}
+	}
+	manifest := ExportManifest{Manifest: 1, Patient: patient, Clinician: tok.UserID, Format: format,
+		Filters: ExportFilters{Schemas: schemas, From: start.Access.From, To: start.Access.To}, Windows: windows,
+		Grants: grants, AccessStart: startIdx, Recipient: key.Fingerprint, Proofs: map[string]ProofResponse{}}
+	cp, err := s.ledger.Sign()
+	var size int64
+	if err == nil {
+		var c consent.Checkpoint
+		if c, err = consent.OpenCheckpoint(cp, s.ledger.VerifierKey()); err == nil {
+			size = c.Size
+		}
+	}
+	for _, idx := range append([]int64{startIdx}, grantIndexes(grants)...) {
+		if err != nil {
+			break
+		}
+		var p ProofResponse
+		if p, err = s.proof(idx, size); err == nil {
+			manifest.Proofs[fmt.Sprint(idx)] = p
+		}
+	}
+	if err != nil {
+		s.endAccess(tok.UserID, patient, startIdx, 0, nil, true)
+		return &Error{Status: http.StatusServiceUnavailable, Code: "access_log_unavailable", Message: "the export could not be prepared, so nothing was sent; retry later", Cause: err}
+	}
+	manifest.Checkpoint = string(cp)
+
+	resp := c.Response()
+	resp.Header().Set(echo.HeaderContentType, "application/age")
+	resp.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%d.ndjson.age"`, patient, startIdx))
+	resp.Header().Set("X-Vault-Access-Start", fmt.Sprint(startIdx))
+	resp.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(resp, 64<<10)
+	aw, err := age.Encrypt(bw, recipient)
+	if err != nil {
+		s.endAccess(tok.UserID, patient, startIdx, 0, nil, true)
+		panic(http.ErrAbortHandler)
+	}
+	records, sum, err := s.writeExport(c, aw, manifest, patient, schemas, windows)
+	if err == nil {
+		err = aw.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	s.endAccess(tok.UserID, patient, startIdx, records, sum, err != nil)
+	if err != nil {
+		s.log.Error("export stream failed", "access_start", startIdx, "cause", err.Error())
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+func grantIndexes(gs []ExportGrant) []int64 {
+	var out []int64
+	for _, g := range gs {
+		out = append(out, g.Index)
+	}
+	return out
+}
+
+func parseRecipientValue(s string) (age.Recipient, error) {
+	if strings.HasPrefix(s, "age1pq1") {
+		return age.ParseHybridRecipient(s)
+	}
+	return age.ParseX25519Recipient(s)
+}
+
+// writeExport writes the manifest, the data lines and the signed trailer.
+func (s *Server) writeExport(c echo.Context, w interface{ Write([]byte) (int, error) }, m ExportManifest, patient string, schemas []string, windows map[string][]consent.Window) (int64, []byte, error) {
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := w.Write(append(mb, '\n')); err != nil {
+		return 0, nil, err
+	}
+	h := sha256.New()
+	var n int64
+	for _, schema := range schemas {
+		for _, win := range windows[schema] {
+			for r, err := range s.vault.Readings(c.Request().Context(), patient, schema, win.From, win.To) {
+				if err != nil {
+					return n, nil, err
+				}
+				line := append(r.JSON, '\n')
+				h.Write(line)
+				if _, err := w.Write(line); err != nil {
+					return n, nil, err
+				}
+				n++
+			}
+		}
+	}
+	sum := h.Sum(nil)
+	signed, err := s.ledger.SignNote(TrailerText(m.AccessStart, n, hex.EncodeToString(sum)))
+	if err != nil {
+		return n, nil, err
+	}
+	tb, err := json.Marshal(ExportTrailer{Trailer: 1, Records: n, SHA256: hex.EncodeToString(sum), AccessStart: m.AccessStart, Signature: string(signed)})
+	if err != nil {
+		return n, nil, err
+	}
+	_, err = w.Write(append(tb, '\n'))
+	return n, sum, err
+}
+
+// endAccess logs the access-end entry. Data has gone out by now, so a
+// failure here is logged, not returned.
+func (s *Server) endAccess(clinician, patient string, start, records int64, sum []byte, incomplete bool) {
+	e := consent.New(consent.KindAccessEnd, clinician, time.Now())
+	e.Patient, e.Clinician = patient, clinician
+	e.Access = &consent.Access{Start: &start, Records: records, ContentHash: sum, Incomplete: incomplete}
+	if _, err := s.ledger.Append(e); err != nil {
+		s.log.Error("access-end not logged", "access_start", start, "cause", err.Error())
+	}
+}
+
+// AccessLogEntry is one row of GET /api/v1/access-log.
+type AccessLogEntry struct {
+	consent.AccessState
+	ClinicianName string `json:"clinician_name,omitempty"`
+	Complete      bool   `json:"complete"`
+}
+
+func (s *Server) getAccessLog(c echo.Context) error {
+	tok := principal(c)
+	out := []AccessLogEntry{}
+	names := map[string]string{}
+	for _, a := range s.ledger.Accesses(tok.UserID, 1000) {
+		name, ok := names[a.Clinician]
+		if !ok {
+			if u, err := s.vault.User(a.Clinician); err == nil {
+				name = u.Name
+			}
+			names[a.Clinician] = name
+		}
+		out = append(out, AccessLogEntry{AccessState: a, ClinicianName: name, Complete: a.End != nil && !a.Incomplete})
+	}
+	return c.JSON(http.StatusOK, out)
+}

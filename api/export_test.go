@@ -1,0 +1,283 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/vault"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+type exportEnv struct {
+	*fixture
+	id      *age.X25519Identity
+	idPath  string
+	fp      string
+	grantID string
+}
+
+// newExportEnv: 20 glucose readings every 5 minutes from 2025-02-01T00:00Z,
+// a grant to the clinician covering [00:10, 00:50), and the clinician's hub
+// key registered (no activation delay).
+func newExportEnv(t *testing.T) *exportEnv {
+	t.Helper()
+	f := newFixture(t, api.Config{KeyActivationDelay: -1})
+	if st, b := f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(20))); st != 201 {
+		t.Fatalf("ingest: %d %s", st, b)
+	}
+	id, _ := age.GenerateX25519Identity()
+	idPath := filepath.Join(t.TempDir(), "hub.agekey")
+	os.WriteFile(idPath, []byte(id.String()+"\n"), 0o600)
+	kb, _ := json.Marshal(api.KeyRequest{Label: "hub", Recipient: id.Recipient().String()})
+	if st, b := f.do(t, "POST", "/api/v1/clinician/keys", f.clin, "", kb); st != 201 {
+		t.Fatalf("key: %d %s", st, b)
+	}
+	gb, _ := json.Marshal(api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:blood-glucose"}, DataFrom: "2025-02-01T00:10:00Z", DataTo: "2025-02-01T00:50:00Z",
+		ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT"})
+	st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "", gb)
+	var g api.GrantResponse
+	if st != 201 || json.Unmarshal(b, &g) != nil {
+		t.Fatalf("grant: %d %s", st, b)
+	}
+	return &exportEnv{fixture: f, id: id, idPath: idPath, fp: consent.Fingerprint(id.Recipient().String()), grantID: g.ID}
+}
+
+func (e *exportEnv) exportURL(patient, query string) string {
+	return "/api/v1/patients/" + patient + "/export?" + query
+}
+
+// ageDecrypt opens an export with Debian's age CLI.
+func ageDecrypt(t *testing.T, idPath string, ct []byte) []byte {
+	t.Helper()
+	ageBin, err := exec.LookPath("age")
+	if err != nil {
+		t.Fatal("age not found: install Debian's age (scripts/test does this when run as root)")
+	}
+	cmd := exec.Command(ageBin, "-d", "-i", idPath)
+	cmd.Stdin = bytes.NewReader(ct)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("age -d: %v", err)
+	}
+	return out
+}
+
+func splitExport(t *testing.T, plain []byte) (api.ExportManifest, [][]byte, api.ExportTrailer) {
+	t.Helper()
+	var lines [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(plain))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		lines = append(lines, bytes.Clone(sc.Bytes()))
+	}
+	if len(lines) < 2 {
+		t.Fatalf("export has %d lines", len(lines))
+	}
+	var m api.ExportManifest
+	var tr api.ExportTrailer
+	if err := json.Unmarshal(lines[0], &m); err != nil || m.Manifest != 1 {
+		t.Fatalf("manifest %s: %v", lines[0], err)
+	}
+	if err := json.Unmarshal(lines[len(lines)-1], &tr); err != nil || tr.Trailer != 1 {
+		t.Fatalf("trailer %s: %v", lines[len(lines)-1], err)
+	}
+	return m, lines[1 : len(lines)-1], tr
+}
+
+func TestExport(t *testing.T) {
+	e := newExportEnv(t)
+	// Ask for more than the grant allows: the window is clipped to it.
+	st, ct := e.do(t, "GET", e.exportURL(e.patient.ID, "schema=omh:blood-glucose:4.0&from=2025-02-01T00:00:00Z&to=2025-02-02T00:00:00Z"), e.clin, "", nil)
+	if st != 200 || !bytes.HasPrefix(ct, []byte("age-encryption.org/v1")) {
+		t.Fatalf("export: %d %.200s", st, ct)
+	}
+	if bytes.Contains(ct, []byte("blood_glucose")) {
+		t.Fatal("export is not encrypted")
+	}
+	m, data, tr := splitExport(t, ageDecrypt(t, e.idPath, ct))
+
+	// The data: exactly the readings in [00:10, 00:50), as the patient reads them.
+	_, want := e.do(t, "GET", "/api/v1/readings?schema=omh:blood-glucose:4.0&from=2025-02-01T00:10:00Z&to=2025-02-01T00:50:00Z", e.ptok, "", nil)
+	wantLines := bytes.Split(bytes.TrimSpace(want), []byte("\n"))
+	if len(data) != 8 || len(wantLines) != 8 {
+		t.Fatalf("%d data lines, %d expected lines; want 8 (window clipped to the grant)", len(data), len(wantLines))
+	}
+	for i := range data {
+		if !bytes.Equal(data[i], wantLines[i]) {
+			t.Fatalf("line %d differs from the stored reading", i)
+		}
+	}
+	if w := m.Windows["omh:blood-glucose:4.0"]; len(w) != 1 || w[0].From.Format(time.RFC3339) != "2025-02-01T00:10:00Z" || w[0].To.Format(time.RFC3339) != "2025-02-01T00:50:00Z" {
+		t.Fatalf("manifest windows %+v", m.Windows)
+	}
+
+	// The trailer: count, hash, and a signature by the pinned log key.
+	h := sha256.New()
+	for _, l := range data {
+		h.Write(append(bytes.Clone(l), '\n'))
+	}
+	if tr.Records != 8 || tr.SHA256 != hex.EncodeToString(h.Sum(nil)) || tr.AccessStart != m.AccessStart {
+		t.Fatalf("trailer %+v", tr)
+	}
+	v, _ := note.NewVerifier(e.ledger.VerifierKey())
+	n, err := note.Open([]byte(tr.Signature), note.VerifierList(v))
+	if err != nil || n.Text != api.TrailerText(tr.AccessStart, tr.Records, tr.SHA256) {
+		t.Fatalf("trailer signature: %v", err)
+	}
+
+	// The manifest: a checkpoint by the pinned key, and inclusion proofs of
+	// the grant and the access-start against it.
+	cp, err := consent.OpenCheckpoint([]byte(m.Checkpoint), e.ledger.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Grants) != 1 || m.Grants[0].ID != e.grantID {
+		t.Fatalf("manifest grants %+v", m.Grants)
+	}
+	for _, idx := range []int64{m.AccessStart, m.Grants[0].Index} {
+		p, ok := m.Proofs[fmt.Sprint(idx)]
+		if !ok {
+			t.Fatalf("no proof for %d", idx)
+		}
+		var proof tlog.RecordProof
+		for _, s := range p.Proof {
+			b, _ := base64.StdEncoding.DecodeString(s)
+			proof = append(proof, tlog.Hash(b))
+		}
+		leaf, _ := base64.StdEncoding.DecodeString(p.LeafHash)
+		if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, idx, tlog.Hash(leaf)); err != nil {
+			t.Fatalf("proof of %d: %v", idx, err)
+		}
+	}
+
+	// The patient sees the pull, with its count; the ledger has both ends.
+	st, b := e.do(t, "GET", "/api/v1/access-log", e.ptok, "", nil)
+	var log []api.AccessLogEntry
+	if st != 200 || json.Unmarshal(b, &log) != nil || len(log) != 1 || log[0].Records != 8 || !log[0].Complete || log[0].ClinicianName != "Dr. Rivera" || log[0].Start != m.AccessStart {
+		t.Fatalf("access log: %d %s", st, b)
+	}
+	if _, err := e.ledger.Verify(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExportPostQuantum(t *testing.T) {
+	e := newExportEnv(t)
+	pq, _ := age.GenerateHybridIdentity()
+	kb, _ := json.Marshal(api.KeyRequest{Label: "pq hub", Recipient: pq.Recipient().String()})
+	e.do(t, "POST", "/api/v1/clinician/keys", e.clin, "", kb)
+	// Two active keys: the recipient must be named.
+	if st, b := e.do(t, "GET", e.exportURL(e.patient.ID, "schema=omh:blood-glucose"), e.clin, "", nil); st != 400 || errBody(t, b).Code != "recipient_required" {
+		t.Fatalf("two keys, no recipient: %d %s", st, b)
+	}
+	st, ct := e.do(t, "GET", e.exportURL(e.patient.ID, "schema=omh:blood-glucose&recipient="+consent.Fingerprint(pq.Recipient().String())), e.clin, "", nil)
+	if st != 200 {
+		t.Fatalf("%d %s", st, ct)
+	}
+	r, err := age.Decrypt(bytes.NewReader(ct), pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plain bytes.Buffer
+	plain.ReadFrom(r)
+	if _, data, tr := splitExport(t, plain.Bytes()); len(data) != 8 || tr.Records != 8 {
+		t.Fatalf("%d lines", len(data))
+	}
+	if _, err := age.Decrypt(bytes.NewReader(ct), e.id); err == nil {
+		t.Fatal("the X25519 key opened an export made for the post-quantum one")
+	}
+}
+
+// TestExportAuthorization is the authorization matrix: each case is a 403
+// and leaves no access in the log.
+func TestExportAuthorization(t *testing.T) {
+	e := newExportEnv(t)
+	ok := "schema=omh:blood-glucose:4.0"
+	// A second clinician with a key of their own but no grant.
+	other, _ := e.v.CreateUser(vaultNewClinician("Dr. Other"))
+	otherTok, _, _ := e.v.MintToken(other.ID, "clinician", time.Hour)
+	oid, _ := age.GenerateX25519Identity()
+	kb, _ := json.Marshal(api.KeyRequest{Label: "hub", Recipient: oid.Recipient().String()})
+	e.do(t, "POST", "/api/v1/clinician/keys", otherTok, "", kb)
+	// An expired grant, appended straight to the ledger (the API refuses a past expiry).
+	exp := consent.New(consent.KindGrant, e.otherPatient, time.Now())
+	exp.Patient, exp.Clinician = e.otherPatient, e.clinID
+	exp.Grant = &consent.Grant{ID: "gr_expired", Schemas: []string{"omh:blood-glucose"}, Expires: time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano), Purpose: "TREAT"}
+	if _, err := e.ledger.Append(exp); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, token, url string
+		status           int
+		code             string
+	}{
+		{"another clinician, no grant", otherTok, e.exportURL(e.patient.ID, ok), 403, "no_consent"},
+		{"another patient's id (IDOR)", e.clin, e.exportURL(e.otherPatient, ok), 403, "no_consent"},
+		{"an unknown patient", e.clin, e.exportURL("pt_aaaaaaaaaaaaaaaa", ok), 403, "no_consent"},
+		{"a schema outside the grant", e.clin, e.exportURL(e.patient.ID, "schema=omh:heart-rate:2.0"), 403, "no_consent"},
+		{"one schema outside the grant, one inside", e.clin, e.exportURL(e.patient.ID, "schema=omh:blood-glucose:4.0,omh:heart-rate:2.0"), 403, "no_consent"},
+		{"a window outside the grant", e.clin, e.exportURL(e.patient.ID, ok+"&from=2025-03-01T00:00:00Z"), 403, "no_consent"},
+		{"a patient token", e.ptok, e.exportURL(e.patient.ID, ok), 403, "wrong_token_type"},
+		{"a device token", e.device, e.exportURL(e.patient.ID, ok), 403, "wrong_token_type"},
+		{"no schema", e.clin, e.exportURL(e.patient.ID, ""), 400, "bad_schemas"},
+		{"csv not yet", e.clin, e.exportURL(e.patient.ID, ok+"&format=csv"), 400, "bad_format"},
+		{"unknown recipient", e.clin, e.exportURL(e.patient.ID, ok+"&recipient=fp_00"), 400, "bad_recipient"},
+	} {
+		st, b := e.do(t, "GET", tc.url, tc.token, "", nil)
+		if st != tc.status || bytes.Contains(b, []byte("age-encryption")) || errBody(t, b).Code != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, st, b, tc.status, tc.code)
+		}
+	}
+	// Expired: the other patient's only grant to this clinician.
+	if st, b := e.do(t, "GET", e.exportURL(e.otherPatient, ok), e.clin, "", nil); st != 403 || !strings.Contains(string(b), "expired") {
+		t.Errorf("expired grant: %d %s", st, b)
+	}
+	// Immediately after a revoke.
+	if st, _ := e.do(t, "POST", "/api/v1/grants/"+e.grantID+"/revoke", e.ptok, "", nil); st != 200 {
+		t.Fatal("revoke failed")
+	}
+	if st, b := e.do(t, "GET", e.exportURL(e.patient.ID, ok), e.clin, "", nil); st != 403 || !strings.Contains(string(b), "revoked") {
+		t.Errorf("after revoke: %d %s", st, b)
+	}
+	if a := e.ledger.Accesses(e.patient.ID, 0); len(a) != 0 {
+		t.Fatalf("refused exports were logged as accesses: %+v", a)
+	}
+}
+
+// TestExportFailsClosed: when the access-start cannot be logged, not one
+// data byte goes out.
+func TestExportFailsClosed(t *testing.T) {
+	e := newExportEnv(t)
+	e.ledgerDB.fail.Store(true)
+	st, b := e.do(t, "GET", e.exportURL(e.patient.ID, "schema=omh:blood-glucose:4.0"), e.clin, "", nil)
+	e.ledgerDB.fail.Store(false)
+	if st != 503 || errBody(t, b).Code != "access_log_unavailable" || bytes.Contains(b, []byte("age-encryption")) || bytes.Contains(b, []byte("blood")) {
+		t.Fatalf("ledger down: %d %s", st, b)
+	}
+	if a := e.ledger.Accesses(e.patient.ID, 0); len(a) != 0 {
+		t.Fatalf("accesses %+v", a)
+	}
+	// And with the ledger back, the export works.
+	if st, _ := e.do(t, "GET", e.exportURL(e.patient.ID, "schema=omh:blood-glucose:4.0"), e.clin, "", nil); st != 200 {
+		t.Fatalf("after recovery: %d", st)
+	}
+}
+
+func vaultNewClinician(name string) vault.NewUser {
+	return vault.NewUser{Role: vault.RoleClinician, Name: name}
+}

@@ -40,7 +40,7 @@ type fixture struct {
 	expired, other string
 }
 
-func newFixture(t *testing.T, cfg api.Config) *fixture {
+func newFixture(t testing.TB, cfg api.Config) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	root, err := keys.CreateKeyFile(filepath.Join(dir, "root.key"))

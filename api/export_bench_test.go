@@ -1,0 +1,124 @@
+package api_test
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/omh"
+	bolt "go.etcd.io/bbolt"
+)
+
+// BenchmarkExport exports one patient-year of CGM (105,120 readings) as
+// age-encrypted OMH NDJSON over HTTP on loopback, and reports beside it a
+// baseline from the same run: a raw bbolt scan of the same canonical bytes
+// plus age encryption, with no consent check or per-record decryption.
+func BenchmarkExport(b *testing.B) {
+	f := newFixture(b, api.Config{KeyActivationDelay: -1})
+	const year = 105120
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var canon [][]byte
+	for i := 0; i < year; i += 5000 {
+		var lines []string
+		for j := i; j < min(i+5000, year); j++ {
+			ts := base.Add(time.Duration(j) * 5 * time.Minute).Format(time.RFC3339)
+			lines = append(lines, fmt.Sprintf(`{"header":{"uuid":"6a1e0d52-0000-4000-8000-%012d","schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"},"source_creation_date_time":%q,"modality":"sensed"},"body":{"blood_glucose":{"value":%d,"unit":"mg/dL"},"effective_time_frame":{"date_time":%q}}}`, j, ts, 70+j%150, ts))
+		}
+		for _, l := range lines {
+			p, err := omh.Parse([]byte(l))
+			if err != nil {
+				b.Fatal(err)
+			}
+			canon = append(canon, p.AppendJSON(nil))
+		}
+		req, _ := http.NewRequest("POST", f.srv.URL+"/api/v1/readings", strings.NewReader(strings.Join(lines, "\n")))
+		req.Header.Set("Authorization", "Bearer "+f.device)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 201 {
+			b.Fatalf("ingest: %v %v", err, resp.Status)
+		}
+		resp.Body.Close()
+	}
+	id, _ := age.GenerateX25519Identity()
+	kb, _ := json.Marshal(api.KeyRequest{Label: "hub", Recipient: id.Recipient().String()})
+	doB(b, f, "POST", "/api/v1/clinician/keys", f.clin, string(kb))
+	gb, _ := json.Marshal(api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:blood-glucose"}, ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT"})
+	doB(b, f, "POST", "/api/v1/grants", f.ptok, string(gb))
+
+	// Baseline: the same canonical bytes in a raw bbolt file, scanned and
+	// age-encrypted.
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "baseline.db"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.Update(func(tx *bolt.Tx) error {
+		bk, _ := tx.CreateBucket([]byte("r"))
+		for i, c := range canon {
+			bk.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), c)
+		}
+		return nil
+	})
+	baseline := func() time.Duration {
+		start := time.Now()
+		w, _ := age.Encrypt(io.Discard, id.Recipient())
+		db.View(func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("r")).ForEach(func(_, v []byte) error {
+				w.Write(v)
+				w.Write([]byte{'\n'})
+				return nil
+			})
+		})
+		w.Close()
+		return time.Since(start)
+	}
+
+	url := f.srv.URL + "/api/v1/patients/" + f.patient.ID + "/export?schema=omh:blood-glucose:4.0"
+	var vaultTime, baseTime time.Duration
+	var peak uint64
+	b.ResetTimer()
+	for b.Loop() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapInuse
+		start := time.Now()
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+f.clin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("export: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		vaultTime += time.Since(start)
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse > before && ms.HeapInuse-before > peak {
+			peak = ms.HeapInuse - before
+		}
+		baseTime += baseline()
+	}
+	n := float64(b.N)
+	b.ReportMetric(vaultTime.Seconds()/n, "export-s")
+	b.ReportMetric(baseTime.Seconds()/n, "baseline-s")
+	b.ReportMetric(baseTime.Seconds()/vaultTime.Seconds(), "ratio")
+}
+
+func doB(b *testing.B, f *fixture, method, path, token, body string) {
+	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode >= 300 {
+		b.Fatalf("%s %s: %v %v", method, path, err, resp.Status)
+	}
+	resp.Body.Close()
+}

@@ -39,22 +39,22 @@ func keyResponse(k consent.KeyState, now time.Time) KeyResponse {
 }
 
 // parseRecipient accepts an age X25519 (age1…) or hybrid post-quantum
-// (age1pq1…) recipient, parsed by filippo.io/age, and returns its
+// (age1pq1…) recipient, parsed by filippo.io/age, and returns it with its
 // canonical string.
-func parseRecipient(s string) (string, error) {
+func parseRecipient(s string) (age.Recipient, string, error) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "age1pq1") {
 		r, err := age.ParseHybridRecipient(s)
 		if err != nil {
-			return "", err
+			return nil, "", err
 		}
-		return r.String(), nil
+		return r, r.String(), nil
 	}
 	r, err := age.ParseX25519Recipient(s)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	return r.String(), nil
+	return r, r.String(), nil
 }
 
 func (s *Server) postClinicianKey(c echo.Context) error {
@@ -67,7 +67,7 @@ func (s *Server) postClinicianKey(c echo.Context) error {
 	if r.Label == "" || len(r.Label) > 100 || !utf8.ValidString(r.Label) {
 		return newError(http.StatusBadRequest, "bad_label", "label must be 1 to 100 characters, such as the hub's name")
 	}
-	recipient, err := parseRecipient(r.Recipient)
+	_, recipient, err := parseRecipient(r.Recipient)
 	if err != nil {
 		return newError(http.StatusBadRequest, "bad_recipient", "recipient must be an age X25519 (age1…) or post-quantum (age1pq1…) public key")
 	}

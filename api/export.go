@@ -190,7 +190,7 @@ func (s *Server) getExport(c echo.Context) error {
 	if aerr != nil {
 		return aerr
 	}
-	recipient, err := parseRecipientValue(key.Recipient)
+	recipient, _, err := parseRecipient(key.Recipient)
 	if err != nil {
 		return internal(err)
 	}
@@ -289,13 +289,6 @@ func grantIndexes(gs []ExportGrant) []int64 {
 		out = append(out, g.Index)
 	}
 	return out
-}
-
-func parseRecipientValue(s string) (age.Recipient, error) {
-	if strings.HasPrefix(s, "age1pq1") {
-		return age.ParseHybridRecipient(s)
-	}
-	return age.ParseX25519Recipient(s)
 }
 
 // writeExport writes the manifest, the data lines and the signed trailer.

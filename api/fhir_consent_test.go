@@ -40,7 +40,7 @@ type fhirIDs struct{ grant, patient, clinician string }
 
 var (
 	// vaultIDs are shaped like the vault's own (api.newGrantID,
-	// vault.randomID): a prefix with an underscore, then 16 lowercase
+	// vault.NewID): a prefix with an underscore, then 16 lowercase
 	// base32 characters. These are what FHIRConsent gets in production.
 	vaultIDs = fhirIDs{"gr_mfrggzdfmztwq2lk", "pt_nbswy3dpo5xxe3de", "cl_onxw2zlunbuw4zzr"}
 	// r4SafeIDs are the same with a hyphen, inside the R4 id alphabet, so

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"net/http"
 	"regexp"
@@ -101,12 +99,6 @@ func rfc3339(name, v string, required bool) (time.Time, *Error) {
 	return t.UTC(), nil
 }
 
-func newGrantID() string {
-	b := make([]byte, 10)
-	rand.Read(b)
-	return "gr_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-}
-
 func (s *Server) postGrant(c echo.Context) error {
 	tok := principal(c)
 	var r GrantRequest
@@ -155,7 +147,7 @@ func (s *Server) postGrant(c echo.Context) error {
 	}
 	e := consent.New(consent.KindGrant, tok.UserID, now)
 	e.Patient, e.Clinician = tok.UserID, r.Clinician
-	e.Grant = &consent.Grant{ID: newGrantID(), Schemas: schemas, Expires: exp.Format(time.RFC3339Nano), Purpose: r.Purpose, Recipients: r.Recipients}
+	e.Grant = &consent.Grant{ID: vault.NewID("gr_"), Schemas: schemas, Expires: exp.Format(time.RFC3339Nano), Purpose: r.Purpose, Recipients: r.Recipients}
 	if !from.IsZero() {
 		e.Grant.DataFrom = from.Format(time.RFC3339Nano)
 	}

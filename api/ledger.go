@@ -75,33 +75,24 @@ func (s *Server) getProof(c echo.Context) error {
 	if err != nil {
 		return newError(http.StatusBadRequest, "bad_parameter", "size is beyond the log")
 	}
-	out := ProofResponse{Size: size, RootHash: b64(root), Proof: []string{}}
 	if hasIndex {
-		p, err := s.ledger.ProveInclusion(index, size)
+		out, err := s.proof(index, size)
 		if err != nil {
 			return newError(http.StatusBadRequest, "bad_parameter", "need 0 <= index < size <= the log's size")
 		}
-		leaf, err := s.ledger.LeafHash(index)
-		if err != nil {
-			return internal(err)
-		}
-		out.Kind, out.Index, out.LeafHash = "inclusion", &index, b64(leaf)
-		for _, h := range p {
-			out.Proof = append(out.Proof, b64(h))
-		}
-	} else {
-		p, err := s.ledger.ProveConsistency(from, size)
-		if err != nil {
-			return newError(http.StatusBadRequest, "bad_parameter", "need 1 <= from <= size <= the log's size")
-		}
-		fh, err := s.ledger.TreeHash(from)
-		if err != nil {
-			return internal(err)
-		}
-		out.Kind, out.From, out.FromHash = "consistency", &from, b64(fh)
-		for _, h := range p {
-			out.Proof = append(out.Proof, b64(h))
-		}
+		return c.JSON(http.StatusOK, out)
+	}
+	p, err := s.ledger.ProveConsistency(from, size)
+	if err != nil {
+		return newError(http.StatusBadRequest, "bad_parameter", "need 1 <= from <= size <= the log's size")
+	}
+	fh, err := s.ledger.TreeHash(from)
+	if err != nil {
+		return internal(err)
+	}
+	out := ProofResponse{Kind: "consistency", From: &from, Size: size, RootHash: b64(root), FromHash: b64(fh), Proof: []string{}}
+	for _, h := range p {
+		out.Proof = append(out.Proof, b64(h))
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -41,7 +41,9 @@ var (
 
 var idEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-func randomID(prefix string) string {
+// NewID makes an opaque id: prefix and 16 base32 characters (80 random
+// bits), the form every vault id takes.
+func NewID(prefix string) string {
 	b := make([]byte, 10)
 	rand.Read(b)
 	return prefix + strings.ToLower(idEncoding.EncodeToString(b))
@@ -107,7 +109,7 @@ func (v *Vault) CreateUser(n NewUser) (User, error) {
 	if _, err := time.LoadLocation(n.TimeZone); err != nil || n.TimeZone == "Local" {
 		return User{}, &InputError{"bad_time_zone", "time zone must be an IANA name such as Europe/Berlin or America/New_York"}
 	}
-	u := User{ID: randomID(prefix), Role: n.Role, Name: n.Name, Organization: n.Organization, TimeZone: n.TimeZone, Created: v.now().UTC().Truncate(time.Second)}
+	u := User{ID: NewID(prefix), Role: n.Role, Name: n.Name, Organization: n.Organization, TimeZone: n.TimeZone, Created: v.now().UTC().Truncate(time.Second)}
 	if n.Role == RolePatient {
 		pk, blob, err := keysForPatient(v, u.ID)
 		if err != nil {
@@ -219,7 +221,7 @@ func (v *Vault) MintToken(userID, kind string, ttl time.Duration) (string, Token
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL[kind]
 	}
-	id := randomID("")
+	id := NewID("")
 	sec := make([]byte, tokenSecretLen)
 	rand.Read(sec)
 	secret := prefix + id + "_" + base64.RawURLEncoding.EncodeToString(sec)

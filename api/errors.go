@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 	"github.com/labstack/echo/v4"
 )
 
@@ -45,7 +44,7 @@ func storeError(err error) *Error {
 	switch {
 	case errors.Is(err, vault.ErrNoPatient):
 		return newError(http.StatusForbidden, "no_patient", "this token's patient no longer exists")
-	case errors.Is(err, boltstore.ErrClosed):
+	case errors.Is(err, vault.ErrClosed):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down", Message: "the vault is shutting down; retry shortly", Cause: err}
 	}
 	return internal(err)

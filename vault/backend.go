@@ -13,6 +13,9 @@ var ErrNotFound = errors.New("not found")
 // ErrExists is returned by a Backend when a create would overwrite.
 var ErrExists = errors.New("already exists")
 
+// ErrClosed is returned by a Backend's Insert after Close (a shutdown).
+var ErrClosed = errors.New("the store is closed")
+
 // Record is one stored reading as the backend sees it: the plaintext parts
 // that range scans need (schema, time) and an opaque sealed value. Tag is the
 // keyed hash of the reading's uuid; (Schema, Time, Tag) is its identity, and

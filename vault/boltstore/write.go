@@ -10,7 +10,7 @@ import (
 )
 
 // ErrClosed is returned by Insert after Close.
-var ErrClosed = errors.New("the store is closed")
+var ErrClosed = vault.ErrClosed
 
 type insertReq struct {
 	patient string

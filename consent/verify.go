@@ -60,24 +60,9 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 		})
 		replayed := map[string]indexRow{}
 		for i := int64(0); i < n; i++ {
-			sealed := eb.Get(u64(i))
-			if sealed == nil {
-				return tamper(i, "entry is missing")
-			}
-			raw, err := l.sealer.Decrypt(sealed, entryAD(i))
+			raw, err := l.replayEntry(tx, i, replayed)
 			if err != nil {
-				return tamper(i, "entry does not decrypt under its index (altered or moved)")
-			}
-			e, err := Parse(raw)
-			if err != nil {
-				return tamper(i, "entry is not canonical: %v", err)
-			}
-			if id := rowIDAt(&e, i); id != "" {
-				row, err := nextRow(replayed[id], i, &e)
-				if err != nil {
-					return tamper(i, "entry does not apply to its grant or key: %v", err)
-				}
-				replayed[id] = row
+				return err
 			}
 			hs, err := tlog.StoredHashes(i, raw, reader)
 			if err != nil {
@@ -224,18 +209,8 @@ func (l *Ledger) Rebuild() (int, error) {
 			n := txSize(tx)
 			states := map[string]indexRow{}
 			for i := int64(0); i < n; i++ {
-				raw, err := l.sealer.Decrypt(tx.Bucket(bEntries).Get(u64(i)), entryAD(i))
-				if err != nil {
-					return tamper(i, "entry does not decrypt; verify the log first")
-				}
-				e, err := Parse(raw)
-				if err != nil {
-					return tamper(i, "entry is not canonical: %v", err)
-				}
-				if id := rowIDAt(&e, i); id != "" {
-					if states[id], err = nextRow(states[id], i, &e); err != nil {
-						return tamper(i, "%v", err)
-					}
+				if _, err := l.replayEntry(tx, i, states); err != nil {
+					return err
 				}
 			}
 			for id, row := range states {
@@ -256,4 +231,30 @@ func (l *Ledger) Rebuild() (int, error) {
 		l.indexBad.Store(nil)
 	}
 	return count, err
+}
+
+// replayEntry reads entry i (it must decrypt under its own index and be
+// canonical), applies it to rows, and returns its bytes. Verify and Rebuild
+// both replay the log through it.
+func (l *Ledger) replayEntry(tx *bolt.Tx, i int64, rows map[string]indexRow) ([]byte, error) {
+	sealed := tx.Bucket(bEntries).Get(u64(i))
+	if sealed == nil {
+		return nil, tamper(i, "entry is missing")
+	}
+	raw, err := l.sealer.Decrypt(sealed, entryAD(i))
+	if err != nil {
+		return nil, tamper(i, "entry does not decrypt under its index (altered or moved)")
+	}
+	e, err := Parse(raw)
+	if err != nil {
+		return nil, tamper(i, "entry is not canonical: %v", err)
+	}
+	if id := rowIDAt(&e, i); id != "" {
+		row, err := nextRow(rows[id], i, &e)
+		if err != nil {
+			return nil, tamper(i, "entry does not apply to its grant or key: %v", err)
+		}
+		rows[id] = row
+	}
+	return raw, nil
 }

@@ -94,10 +94,7 @@ func (a LocalAdmin) DeleteUser(id string) error {
 		if !g.Active(now) {
 			continue
 		}
-		e := consent.New(consent.KindRevoke, "admin", now)
-		e.Patient, e.Clinician = g.Patient, g.Clinician
-		e.Revoke = &consent.Revoke{GrantIndex: g.Index, GrantID: g.ID}
-		if _, err := a.Ledger.Append(e); err != nil && !errors.Is(err, consent.ErrRevoked) {
+		if _, err := a.Ledger.Append(consent.NewRevoke("admin", g, now)); err != nil && !errors.Is(err, consent.ErrRevoked) {
 			return fmt.Errorf("revoking %s before the delete: %v", g.ID, err)
 		}
 	}

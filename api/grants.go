@@ -208,10 +208,7 @@ func (s *Server) revokeGrant(c echo.Context) error {
 	if g.Patient != tok.UserID {
 		return newError(http.StatusNotFound, "no_grant", "no grant with that id is yours")
 	}
-	e := consent.New(consent.KindRevoke, tok.UserID, time.Now())
-	e.Patient, e.Clinician = g.Patient, g.Clinician
-	e.Revoke = &consent.Revoke{GrantIndex: g.Index, GrantID: g.ID}
-	if _, err := s.ledger.Append(e); err != nil {
+	if _, err := s.ledger.Append(consent.NewRevoke(tok.UserID, g, time.Now())); err != nil {
 		if errors.Is(err, consent.ErrRevoked) {
 			return newError(http.StatusConflict, "already_revoked", "this grant is already revoked")
 		}

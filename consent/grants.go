@@ -286,6 +286,14 @@ func (l *Ledger) applyTx(tx *bolt.Tx, i int64, e *Entry) (indexRow, error) {
 	return r, l.putRow(gb, id, r)
 }
 
+// NewRevoke makes the entry that revokes g, naming both its parties.
+func NewRevoke(actor string, g GrantState, now time.Time) Entry {
+	e := New(KindRevoke, actor, now)
+	e.Patient, e.Clinician = g.Patient, g.Clinician
+	e.Revoke = &Revoke{GrantIndex: g.Index, GrantID: g.ID}
+	return e
+}
+
 // Grant errors.
 var (
 	ErrNoGrant = errors.New("no such grant")

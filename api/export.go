@@ -2,11 +2,10 @@ package api
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,51 +13,10 @@ import (
 
 	"filippo.io/age"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/export"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/labstack/echo/v4"
 )
-
-// ExportManifest is the first line of a decrypted export.
-type ExportManifest struct {
-	Manifest    int                         `json:"manifest"` // format version, 1
-	Patient     string                      `json:"patient"`
-	Clinician   string                      `json:"clinician"`
-	Format      string                      `json:"format"`
-	Filters     ExportFilters               `json:"filters"`
-	Windows     map[string][]consent.Window `json:"windows"` // per schema: the filters clipped to the grants
-	Grants      []ExportGrant               `json:"grants"`
-	AccessStart int64                       `json:"access_start"`
-	Recipient   string                      `json:"recipient"`
-	Checkpoint  string                      `json:"checkpoint"` // signed; verify with the pinned log key
-	Proofs      map[string]ProofResponse    `json:"proofs"`     // by ledger index: grants and the access-start
-}
-
-// ExportFilters are the request's filters.
-type ExportFilters struct {
-	Schemas []string `json:"schemas"`
-	From    string   `json:"from,omitempty"`
-	To      string   `json:"to,omitempty"`
-}
-
-// ExportGrant names a covering grant.
-type ExportGrant struct {
-	ID    string `json:"id"`
-	Index int64  `json:"index"`
-}
-
-// ExportTrailer is the last line of a decrypted export.
-type ExportTrailer struct {
-	Trailer     int    `json:"trailer"` // format version, 1
-	Records     int64  `json:"records"`
-	SHA256      string `json:"sha256"` // of the data lines, each with its newline
-	AccessStart int64  `json:"access_start"`
-	Signature   string `json:"signature"` // a signed note over TrailerText, by the log key
-}
-
-// TrailerText is the statement an export's trailer signs.
-func TrailerText(accessStart, records int64, sha string) string {
-	return fmt.Sprintf("jupyterhealth-vault export trailer v1\naccess_start %d\nrecords %d\nsha256 %s\n", accessStart, records, sha)
-}
 
 var errConsentChanged = errors.New("the consent changed while the export was being logged")
 
@@ -91,9 +49,9 @@ func exportSchemas(c echo.Context) ([]string, *Error) {
 
 // decideAll decides every schema; it returns the windows per schema and the
 // covering grants, or the first deny's reason.
-func (s *Server) decideAll(clinician, patient string, schemas []string, w consent.Window, fp string, now time.Time) (map[string][]consent.Window, []ExportGrant, string) {
+func (s *Server) decideAll(clinician, patient string, schemas []string, w consent.Window, fp string, now time.Time) (map[string][]consent.Window, []export.Grant, string) {
 	windows := map[string][]consent.Window{}
-	var grants []ExportGrant
+	var grants []export.Grant
 	for _, schema := range schemas {
 		d := s.ledger.Decide(consent.Request{Clinician: clinician, Patient: patient, Schema: schema, Window: w, Now: now})
 		if !d.Permit {
@@ -106,8 +64,8 @@ func (s *Server) decideAll(clinician, patient string, schemas []string, w consen
 				continue
 			}
 			kept = append(kept, g)
-			if !slices.ContainsFunc(grants, func(x ExportGrant) bool { return x.ID == g.ID }) {
-				grants = append(grants, ExportGrant{ID: g.ID, Index: g.Index})
+			if !slices.ContainsFunc(grants, func(x export.Grant) bool { return x.ID == g.ID }) {
+				grants = append(grants, export.Grant{ID: g.ID, Index: g.Index})
 			}
 		}
 		ws := consent.ClipWindow(w, kept)
@@ -116,7 +74,7 @@ func (s *Server) decideAll(clinician, patient string, schemas []string, w consen
 		}
 		windows[schema] = ws
 	}
-	slices.SortFunc(grants, func(a, b ExportGrant) int { return int(a.Index - b.Index) })
+	slices.SortFunc(grants, func(a, b export.Grant) int { return int(a.Index - b.Index) })
 	return windows, grants, ""
 }
 
@@ -180,10 +138,19 @@ func (s *Server) getExport(c echo.Context) error {
 	}
 	format := c.QueryParam("format")
 	if format == "" {
-		format = "omh"
+		format = export.Formats()[0]
 	}
-	if format != "omh" {
-		return newError(http.StatusBadRequest, "bad_format", "format must be omh (fhir and csv are not available yet)")
+	enc, err := export.NewEncoder(format, patient)
+	switch {
+	case errors.Is(err, export.ErrUnknownFormat):
+		return newError(http.StatusBadRequest, "bad_format", "format must be one of %s", strings.Join(export.Formats(), ", "))
+	case err != nil:
+		return internal(err)
+	}
+	for _, schema := range schemas {
+		if !export.Supports(format, schema) {
+			return newError(http.StatusBadRequest, "format_unsupported", "%s readings have no %s form; export them as omh or csv", schema, format)
+		}
 	}
 	now := time.Now()
 	key, aerr := s.chooseKey(tok.UserID, c.QueryParam("recipient"), now)
@@ -231,9 +198,10 @@ func (s *Server) getExport(c echo.Context) error {
 	case err != nil:
 		return &Error{Status: http.StatusServiceUnavailable, Code: "access_log_unavailable", Message: "the access could not be logged, so nothing was sent; retry later", Cause: err}
 	}
-	manifest := ExportManifest{Manifest: 1, Patient: patient, Clinician: tok.UserID, Format: format,
-		Filters: ExportFilters{Schemas: schemas, From: start.Access.From, To: start.Access.To}, Windows: windows,
-		Grants: grants, AccessStart: startIdx, Recipient: key.Fingerprint, Proofs: map[string]ProofResponse{}}
+	manifest := export.Manifest{Manifest: 1, Patient: patient, Clinician: tok.UserID, Format: format,
+		Filters: export.Filters{Schemas: schemas, From: start.Access.From, To: start.Access.To}, Windows: windows,
+		Grants: grants, AccessStart: startIdx, Recipient: key.Fingerprint,
+		Proofs: map[string]consent.Proof{}, Entries: map[string][]byte{}}
 	cp, err := s.ledger.Sign()
 	var size int64
 	if err == nil {
@@ -246,10 +214,12 @@ func (s *Server) getExport(c echo.Context) error {
 		if err != nil {
 			break
 		}
-		var p ProofResponse
-		if p, err = s.proof(idx, size); err == nil {
-			manifest.Proofs[fmt.Sprint(idx)] = p
+		var p consent.Proof
+		var raw []byte
+		if p, err = s.ledger.InclusionProof(idx, size); err == nil {
+			_, raw, err = s.ledger.Entry(idx)
 		}
+		manifest.Proofs[fmt.Sprint(idx)], manifest.Entries[fmt.Sprint(idx)] = p, raw
 	}
 	if err != nil {
 		s.endAccess(tok.UserID, patient, startIdx, 0, nil, true)
@@ -259,7 +229,7 @@ func (s *Server) getExport(c echo.Context) error {
 
 	resp := c.Response()
 	resp.Header().Set(echo.HeaderContentType, "application/age")
-	resp.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%d.ndjson.age"`, patient, startIdx))
+	resp.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-%d.%s.age"`, patient, startIdx, export.Extension(format)))
 	resp.Header().Set("X-Vault-Access-Start", fmt.Sprint(startIdx))
 	resp.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(resp, 64<<10)
@@ -268,14 +238,14 @@ func (s *Server) getExport(c echo.Context) error {
 		s.endAccess(tok.UserID, patient, startIdx, 0, nil, true)
 		panic(http.ErrAbortHandler)
 	}
-	records, sum, err := s.writeExport(c, aw, manifest, patient, schemas, windows)
+	st, err := export.Write(aw, &manifest, enc, s.points(c.Request().Context(), patient, schemas, windows), s.ledger.SignNote)
 	if err == nil {
 		err = aw.Close()
 	}
 	if err == nil {
 		err = bw.Flush()
 	}
-	s.endAccess(tok.UserID, patient, startIdx, records, sum, err != nil)
+	s.endAccess(tok.UserID, patient, startIdx, st.Records, st.SHA256, err != nil)
 	if err != nil {
 		s.log.Error("export stream failed", "access_start", startIdx, "cause", err.Error())
 		panic(http.ErrAbortHandler)
@@ -283,7 +253,7 @@ func (s *Server) getExport(c echo.Context) error {
 	return nil
 }
 
-func grantIndexes(gs []ExportGrant) []int64 {
+func grantIndexes(gs []export.Grant) []int64 {
 	var out []int64
 	for _, g := range gs {
 		out = append(out, g.Index)
@@ -291,43 +261,20 @@ func grantIndexes(gs []ExportGrant) []int64 {
 	return out
 }
 
-// writeExport writes the manifest, the data lines and the signed trailer.
-func (s *Server) writeExport(c echo.Context, w interface{ Write([]byte) (int, error) }, m ExportManifest, patient string, schemas []string, windows map[string][]consent.Window) (int64, []byte, error) {
-	mb, err := json.Marshal(m)
-	if err != nil {
-		return 0, nil, err
-	}
-	if _, err := w.Write(append(mb, '\n')); err != nil {
-		return 0, nil, err
-	}
-	h := sha256.New()
-	var n int64
-	for _, schema := range schemas {
-		for _, win := range windows[schema] {
-			for r, err := range s.vault.Readings(c.Request().Context(), patient, schema, win.From, win.To) {
-				if err != nil {
-					return n, nil, err
+// points yields the canonical OMH points of each schema in its windows, in
+// schema order, then time order.
+func (s *Server) points(ctx context.Context, patient string, schemas []string, windows map[string][]consent.Window) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for _, schema := range schemas {
+			for _, win := range windows[schema] {
+				for r, err := range s.vault.Readings(ctx, patient, schema, win.From, win.To) {
+					if !yield(r.JSON, err) || err != nil {
+						return
+					}
 				}
-				line := append(r.JSON, '\n')
-				h.Write(line)
-				if _, err := w.Write(line); err != nil {
-					return n, nil, err
-				}
-				n++
 			}
 		}
 	}
-	sum := h.Sum(nil)
-	signed, err := s.ledger.SignNote(TrailerText(m.AccessStart, n, hex.EncodeToString(sum)))
-	if err != nil {
-		return n, nil, err
-	}
-	tb, err := json.Marshal(ExportTrailer{Trailer: 1, Records: n, SHA256: hex.EncodeToString(sum), AccessStart: m.AccessStart, Signature: string(signed)})
-	if err != nil {
-		return n, nil, err
-	}
-	_, err = w.Write(append(tb, '\n'))
-	return n, sum, err
 }
 
 // endAccess logs the access-end entry. Data has gone out by now, so a

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"filippo.io/age"
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/export"
 	"github.com/jupyterhealth/vault/vault"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -77,7 +80,7 @@ func ageDecrypt(t *testing.T, idPath string, ct []byte) []byte {
 	return out
 }
 
-func splitExport(t *testing.T, plain []byte) (api.ExportManifest, [][]byte, api.ExportTrailer) {
+func splitExport(t *testing.T, plain []byte) (export.Manifest, [][]byte, export.Trailer) {
 	t.Helper()
 	var lines [][]byte
 	sc := bufio.NewScanner(bytes.NewReader(plain))
@@ -88,13 +91,16 @@ func splitExport(t *testing.T, plain []byte) (api.ExportManifest, [][]byte, api.
 	if len(lines) < 2 {
 		t.Fatalf("export has %d lines", len(lines))
 	}
-	var m api.ExportManifest
-	var tr api.ExportTrailer
+	var m export.Manifest
+	var tr export.Trailer
 	if err := json.Unmarshal(lines[0], &m); err != nil || m.Manifest != 1 {
 		t.Fatalf("manifest %s: %v", lines[0], err)
 	}
 	if err := json.Unmarshal(lines[len(lines)-1], &tr); err != nil || tr.Trailer != 1 {
 		t.Fatalf("trailer %s: %v", lines[len(lines)-1], err)
+	}
+	if ms := sha256.Sum256(append(bytes.Clone(lines[0]), '\n')); tr.ManifestSHA256 != hex.EncodeToString(ms[:]) {
+		t.Fatalf("trailer's manifest hash %s is not the manifest line's", tr.ManifestSHA256)
 	}
 	return m, lines[1 : len(lines)-1], tr
 }
@@ -136,7 +142,7 @@ func TestExport(t *testing.T) {
 	}
 	v, _ := note.NewVerifier(e.ledger.VerifierKey())
 	n, err := note.Open([]byte(tr.Signature), note.VerifierList(v))
-	if err != nil || n.Text != api.TrailerText(tr.AccessStart, tr.Records, tr.SHA256) {
+	if err != nil || n.Text != export.TrailerText(tr.AccessStart, tr.ManifestSHA256, tr.Records, tr.SHA256) {
 		t.Fatalf("trailer signature: %v", err)
 	}
 
@@ -159,9 +165,22 @@ func TestExport(t *testing.T) {
 			b, _ := base64.StdEncoding.DecodeString(s)
 			proof = append(proof, tlog.Hash(b))
 		}
-		leaf, _ := base64.StdEncoding.DecodeString(p.LeafHash)
-		if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, idx, tlog.Hash(leaf)); err != nil {
+		// The leaf is hashed from the entry the manifest carries, and the
+		// entry says what was logged.
+		raw := m.Entries[fmt.Sprint(idx)]
+		leaf := tlog.RecordHash(raw)
+		if base64.StdEncoding.EncodeToString(leaf[:]) != p.LeafHash {
+			t.Fatalf("entry %d does not hash to the proof's leaf", idx)
+		}
+		if err := tlog.CheckRecord(proof, cp.Size, cp.Hash, idx, leaf); err != nil {
 			t.Fatalf("proof of %d: %v", idx, err)
+		}
+		var ent consent.Entry
+		if err := json.Unmarshal(raw, &ent); err != nil || ent.Patient != e.patient.ID || ent.Clinician != e.clinID {
+			t.Fatalf("entry %d: %+v %v", idx, ent, err)
+		}
+		if want := map[bool]string{true: consent.KindAccessStart, false: consent.KindGrant}[idx == m.AccessStart]; ent.Kind != want {
+			t.Fatalf("entry %d is a %s, want %s", idx, ent.Kind, want)
 		}
 	}
 
@@ -235,7 +254,8 @@ func TestExportAuthorization(t *testing.T) {
 		{"a patient token", e.ptok, e.exportURL(e.patient.ID, ok), 403, "wrong_token_type"},
 		{"a device token", e.device, e.exportURL(e.patient.ID, ok), 403, "wrong_token_type"},
 		{"no schema", e.clin, e.exportURL(e.patient.ID, ""), 400, "bad_schemas"},
-		{"csv not yet", e.clin, e.exportURL(e.patient.ID, ok+"&format=csv"), 400, "bad_format"},
+		{"an unknown format", e.clin, e.exportURL(e.patient.ID, ok+"&format=xml"), 400, "bad_format"},
+		{"a schema fhir cannot carry", e.clin, e.exportURL(e.patient.ID, "schema=omh:physical-activity&format=fhir"), 400, "format_unsupported"},
 		{"unknown recipient", e.clin, e.exportURL(e.patient.ID, ok+"&recipient=fp_00"), 400, "bad_recipient"},
 	} {
 		st, b := e.do(t, "GET", tc.url, tc.token, "", nil)
@@ -280,4 +300,71 @@ func TestExportFailsClosed(t *testing.T) {
 
 func vaultNewClinician(name string) vault.NewUser {
 	return vault.NewUser{Role: vault.RoleClinician, Name: name}
+}
+
+// TestExportFormats pulls the same window as fhir and as csv: one line per
+// reading after the csv header, the header inside the trailer's hash but
+// not its count, and the values those of the stored points.
+func TestExportFormats(t *testing.T) {
+	e := newExportEnv(t)
+	q := "schema=omh:blood-glucose:4.0&from=2025-02-01T00:00:00Z&to=2025-02-02T00:00:00Z"
+	_, want := e.do(t, "GET", "/api/v1/readings?schema=omh:blood-glucose:4.0&from=2025-02-01T00:10:00Z&to=2025-02-01T00:50:00Z", e.ptok, "", nil)
+	var stored []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(want), []byte("\n")) {
+		var p map[string]any
+		json.Unmarshal(l, &p)
+		stored = append(stored, p)
+	}
+	value := func(p map[string]any) float64 {
+		return p["body"].(map[string]any)["blood_glucose"].(map[string]any)["value"].(float64)
+	}
+	for _, format := range []string{"fhir", "csv"} {
+		st, ct := e.do(t, "GET", e.exportURL(e.patient.ID, q+"&format="+format), e.clin, "", nil)
+		if st != 200 {
+			t.Fatalf("%s export: %d %.200s", format, st, ct)
+		}
+		m, data, tr := splitExport(t, ageDecrypt(t, e.idPath, ct))
+		h := sha256.New()
+		for _, l := range data {
+			h.Write(append(bytes.Clone(l), '\n'))
+		}
+		if m.Format != format || tr.SHA256 != hex.EncodeToString(h.Sum(nil)) || tr.Records != 8 {
+			t.Fatalf("%s: manifest format %q, trailer %+v", format, m.Format, tr)
+		}
+		switch format {
+		case "fhir":
+			if len(data) != 8 {
+				t.Fatalf("fhir: %d lines, want 8 Observations", len(data))
+			}
+			for i, l := range data {
+				var o struct {
+					ResourceType string
+					Subject      struct{ Reference string }
+					Code         struct {
+						Coding []struct{ System, Code string }
+					}
+					ValueQuantity struct {
+						Value float64
+						Code  string
+					}
+				}
+				if err := json.Unmarshal(l, &o); err != nil || o.ResourceType != "Observation" || o.Subject.Reference != "Patient/"+strings.ReplaceAll(e.patient.ID, "_", "-") {
+					t.Fatalf("fhir line %d: %s (%v)", i, l, err)
+				}
+				if len(o.Code.Coding) == 0 || o.Code.Coding[0].System != "http://loinc.org" || o.ValueQuantity.Value != value(stored[i]) || o.ValueQuantity.Code != "mg/dL" {
+					t.Fatalf("fhir line %d does not carry the stored reading: %s", i, l)
+				}
+			}
+		case "csv":
+			rows, err := csv.NewReader(bytes.NewReader(bytes.Join(data, []byte("\n")))).ReadAll()
+			if err != nil || len(rows) != 9 || strings.Join(rows[0], ",") != "uuid,schema,time,end_time,value,unit,value2,unit2,source" {
+				t.Fatalf("csv: %d rows %v: %v", len(rows), rows, err)
+			}
+			for i, r := range rows[1:] {
+				if v, _ := strconv.ParseFloat(r[4], 64); v != value(stored[i]) || r[5] != "mg/dL" || r[1] != "omh:blood-glucose:4.0" {
+					t.Fatalf("csv row %d does not carry the stored reading: %v", i, r)
+				}
+			}
+		}
+	}
 }

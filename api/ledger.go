@@ -42,16 +42,7 @@ func queryInt(c echo.Context, name string) (int64, bool, *Error) {
 }
 
 // ProofResponse is an inclusion or consistency proof.
-type ProofResponse struct {
-	Kind     string   `json:"kind"` // inclusion or consistency
-	Index    *int64   `json:"index,omitempty"`
-	From     *int64   `json:"from,omitempty"`
-	Size     int64    `json:"size"`
-	LeafHash string   `json:"leaf_hash,omitempty"`
-	RootHash string   `json:"root_hash"`
-	FromHash string   `json:"from_hash,omitempty"`
-	Proof    []string `json:"proof"`
-}
+type ProofResponse = consent.Proof
 
 func b64(h tlog.Hash) string { return base64.StdEncoding.EncodeToString(h[:]) }
 
@@ -71,28 +62,19 @@ func (s *Server) getProof(c echo.Context) error {
 	if !hasSize || hasIndex == hasFrom {
 		return newError(http.StatusBadRequest, "bad_parameter", "ask for ?index=I&size=N (inclusion) or ?from=M&size=N (consistency)")
 	}
-	root, err := s.ledger.TreeHash(size)
-	if err != nil {
+	if _, err := s.ledger.TreeHash(size); err != nil {
 		return newError(http.StatusBadRequest, "bad_parameter", "size is beyond the log")
 	}
 	if hasIndex {
-		out, err := s.proof(index, size)
+		out, err := s.ledger.InclusionProof(index, size)
 		if err != nil {
 			return newError(http.StatusBadRequest, "bad_parameter", "need 0 <= index < size <= the log's size")
 		}
 		return c.JSON(http.StatusOK, out)
 	}
-	p, err := s.ledger.ProveConsistency(from, size)
+	out, err := s.ledger.ConsistencyProof(from, size)
 	if err != nil {
 		return newError(http.StatusBadRequest, "bad_parameter", "need 1 <= from <= size <= the log's size")
-	}
-	fh, err := s.ledger.TreeHash(from)
-	if err != nil {
-		return internal(err)
-	}
-	out := ProofResponse{Kind: "consistency", From: &from, Size: size, RootHash: b64(root), FromHash: b64(fh), Proof: []string{}}
-	for _, h := range p {
-		out.Proof = append(out.Proof, b64(h))
 	}
 	return c.JSON(http.StatusOK, out)
 }

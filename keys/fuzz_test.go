@@ -45,8 +45,9 @@ func FuzzOpen(f *testing.F) {
 	})
 }
 
-// FuzzSealOpen checks that Open(Seal(p)) returns p for any plaintext and
-// associated data, and that other associated data fails.
+// FuzzSealOpen checks that Open(Seal(p)) and OpenInPlace(Seal(p)) return p
+// for any plaintext and associated data, and that other associated data
+// fails.
 func FuzzSealOpen(f *testing.F) {
 	pk := fuzzKeys(f)
 	f.Add([]byte("reading"), []byte("ad"))
@@ -64,6 +65,15 @@ func FuzzSealOpen(f *testing.F) {
 		}
 		if _, err := pk.Open(env, append(bytes.Clone(ad), 1)); err == nil {
 			t.Fatal("opened under other associated data")
+		}
+		// Open leaves the envelope as it was; OpenInPlace gives the same
+		// plaintext from a copy it may overwrite.
+		again, err := pk.OpenInPlace(bytes.Clone(env), ad)
+		if err != nil || !bytes.Equal(again, p) {
+			t.Fatalf("in place: %q, %v; want %q", again, err, p)
+		}
+		if _, err := pk.OpenInPlace(bytes.Clone(env), append(bytes.Clone(ad), 1)); err == nil {
+			t.Fatal("opened in place under other associated data")
 		}
 	})
 }

@@ -141,8 +141,16 @@ func (pk *PatientKeys) Seal(plaintext, ad []byte) ([]byte, error) {
 	return g.Seal(out[:start], nonce, out[start:], ad), nil
 }
 
-// Open decrypts what Seal made with the same ad.
+// Open decrypts what Seal made with the same ad. envelope is left as it was.
 func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
+	return pk.OpenInPlace(bytes.Clone(envelope), ad)
+}
+
+// OpenInPlace is Open without a copy: the record is decrypted in place, so
+// envelope is overwritten (zeroed on failure) and the plaintext returned
+// shares its memory. It is for a caller that owns envelope, such as a scan
+// that copied it out of a read transaction.
+func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
 	if len(envelope) < 2 || envelope[0] != envelopeV1 {
 		return nil, ErrDecrypt
 	}
@@ -160,7 +168,8 @@ func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
 		return nil, ErrDecrypt
 	}
 	rec := rest[n:]
-	padded, err := g.Open(nil, rec[:chacha20poly1305.NonceSize], rec[chacha20poly1305.NonceSize:], ad)
+	ct := rec[chacha20poly1305.NonceSize:]
+	padded, err := g.Open(ct[:0], rec[:chacha20poly1305.NonceSize], ct, ad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}

@@ -70,6 +70,9 @@ type Backend interface {
 
 	// Scan yields the patient's records of one schema with from <= Time < to,
 	// in time order. It must not hold a transaction open for the whole scan.
+	// Each record's Value belongs to the caller, who may overwrite it (the
+	// vault decrypts in place), so it must not alias storage or another
+	// record.
 	Scan(ctx context.Context, patientID, schema string, from, to int64) iter.Seq2[Record, error]
 
 	// DeletePatient removes the patient's key blob, records, user and tokens,

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -135,8 +136,14 @@ type Reading struct {
 }
 
 // Readings yields a patient's readings of one schema with from <= time < to,
-// in time order, decrypting as it goes. A zero from or to leaves that end
-// open. A record that fails to decrypt stops the scan with an error.
+// in time order. A zero from or to leaves that end open. A record that fails
+// to decrypt stops the scan with an error.
+//
+// Records are decrypted ahead of the caller, a batch at a time, on up to
+// GOMAXPROCS goroutines, so a long read (an export) uses every core while
+// the caller encrypts and writes. At most a few batches are in flight, so
+// memory stays bounded whatever the range. Stopping the loop early stops
+// the decryption too.
 func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[Reading, error] {
 	return func(yield func(Reading, error) bool) {
 		pk, err := v.patientKeys(patientID)
@@ -151,23 +158,104 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 		if !to.IsZero() {
 			hi = clampNanos(to)
 		}
-		var ad []byte
-		for r, err := range v.b.Scan(ctx, patientID, schema, lo, hi) {
-			if err != nil {
-				yield(Reading{}, err)
+		ctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer cancel()
+
+		workers := max(1, min(runtime.GOMAXPROCS(0), maxReadWorkers))
+		work := make(chan *readBatch, workers)
+		order := make(chan *readBatch, 2*workers)
+		wg.Add(1 + workers)
+		go func() {
+			defer wg.Done()
+			defer close(order)
+			defer close(work)
+			b := &readBatch{done: make(chan struct{})}
+			send := func() bool {
+				select {
+				case order <- b:
+				case <-ctx.Done():
+					return false
+				}
+				select {
+				case work <- b:
+				case <-ctx.Done():
+					return false
+				}
+				b = &readBatch{done: make(chan struct{})}
+				return true
+			}
+			for r, err := range v.b.Scan(ctx, patientID, schema, lo, hi) {
+				if err != nil {
+					b.err = err
+					break
+				}
+				b.recs = append(b.recs, r)
+				if len(b.recs) == readBatchSize && !send() {
+					return
+				}
+			}
+			if len(b.recs) > 0 || b.err != nil {
+				send()
+			}
+		}()
+		for range workers {
+			go func() {
+				defer wg.Done()
+				var ad []byte
+				for b := range work {
+					b.out = make([]Reading, 0, len(b.recs))
+					for _, r := range b.recs {
+						ad = recordAD(ad[:0], patientID, r.Schema, r.Time, r.Tag)
+						pt, err := pk.OpenInPlace(r.Value, ad)
+						if err != nil {
+							b.decErr = err
+							break
+						}
+						b.out = append(b.out, Reading{Schema: r.Schema, Time: time.Unix(0, r.Time).UTC(), JSON: pt})
+					}
+					b.recs = nil
+					close(b.done)
+				}
+			}()
+		}
+		for b := range order {
+			select {
+			case <-b.done:
+			case <-ctx.Done():
+				yield(Reading{}, ctx.Err())
 				return
 			}
-			ad = recordAD(ad[:0], patientID, r.Schema, r.Time, r.Tag)
-			pt, err := pk.Open(r.Value, ad)
-			if err != nil {
-				yield(Reading{}, err)
-				return
+			for _, r := range b.out {
+				if !yield(r, nil) {
+					return
+				}
 			}
-			if !yield(Reading{Schema: r.Schema, Time: time.Unix(0, r.Time).UTC(), JSON: pt}, nil) {
+			if err := cmp.Or(b.decErr, b.err); err != nil {
+				yield(Reading{}, err)
 				return
 			}
 		}
 	}
+}
+
+// readBatchSize is how many records one decryption job holds, and
+// maxReadWorkers caps the decrypting goroutines of one scan.
+const (
+	readBatchSize  = 256
+	maxReadWorkers = 4
+)
+
+// readBatch is one job of Readings: scanned records in, readings out. done
+// closes when out is ready. decErr is a decryption failure (out holds the
+// readings before it); err is a scan failure that ended the batch.
+type readBatch struct {
+	recs   []Record
+	out    []Reading
+	decErr error
+	err    error
+	done   chan struct{}
 }
 
 func clampNanos(t time.Time) int64 {

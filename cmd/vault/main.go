@@ -10,6 +10,7 @@
 //	vault ledger rebuild
 //	vault decrypt -i IDENTITY [-o OUT] [FILE]
 //	vault bench [flags]
+//	vault bench export [--rounds N] [--years N]
 //	vault version
 //
 // The root key comes from --root-key-file (default
@@ -39,6 +40,7 @@ const usage = `usage:
   vault ledger rebuild
   vault decrypt -i IDENTITY [-o OUT] [FILE]
   vault bench [--readings N] [--batch N] [--uploaders N]
+  vault bench export [--rounds N] [--years N]
   vault version
 
 Every command takes --data DIR (default ./vault-data) and --root-key-file FILE.
@@ -77,9 +79,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDecrypt(args[1:], os.Stdin, stdout, stderr)
 	case "bench":
 		tuneGC()
-		err = cmdBench(args[1:], stdout, stderr)
+		if len(args) > 1 && args[1] == "export" {
+			err = cmdBenchExport(args[2:], stdout, stderr)
+		} else {
+			err = cmdBench(args[1:], stdout, stderr)
+		}
 	case "bench-load":
 		err = cmdBenchLoad(args[1:], stdout)
+	case "bench-export-client":
+		err = cmdBenchExportClient(args[1:], stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "vault", Version)
 	case "help", "-h", "--help":

@@ -40,6 +40,10 @@ type Credentials struct {
 	ClinicianIdentity  string `json:"clinician_identity"`
 	ClinicianRecipient string `json:"clinician_recipient"`
 	GrantID            string `json:"grant_id,omitempty"`
+	// LedgerVerifierKey is the key a hub pins (VAULT_LOG_KEY). A real hub
+	// gets it from the admin out of band (vault admin ledger-key); the demo
+	// writes it here for convenience.
+	LedgerVerifierKey string `json:"ledger_verifier_key,omitempty"`
 }
 
 // Options for Seed.
@@ -132,6 +136,7 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 	}
 	c.ClinicianIdentity, c.ClinicianRecipient = idPath, recip
 	if o.Ledger != nil {
+		c.LedgerVerifierKey = o.Ledger.VerifierKey()
 		if err := ensureKey(o.Ledger, c.ClinicianID, recip, o.Now); err != nil {
 			return Result{}, err
 		}

@@ -13,6 +13,9 @@ import (
 // scanPage is how many records one short read transaction copies out.
 const scanPage = 512
 
+// arenaSize is the size of the blocks a page's values are copied into.
+const arenaSize = 64 << 10
+
 // Scan implements vault.Backend. It copies records out a page at a time, so
 // no read transaction stays open while the caller streams.
 func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int64) iter.Seq2[vault.Record, error] {
@@ -26,6 +29,7 @@ func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int
 				return
 			}
 			page := make([]vault.Record, 0, scanPage)
+			var arena []byte
 			err := s.view(func(tx *bolt.Tx) error {
 				b := tx.Bucket(bReadings).Bucket([]byte(patientID))
 				if b == nil {
@@ -44,10 +48,17 @@ func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int
 					if t >= to {
 						break
 					}
-					r := vault.Record{Schema: schema, Time: t, Value: bytes.Clone(v)}
+					// One arena per page: a record's value is a full slice of it,
+					// capped so that an append cannot run into the next value.
+					if cap(arena)-len(arena) < len(v) {
+						arena = make([]byte, 0, max(arenaSize, len(v)))
+					}
+					off := len(arena)
+					arena = append(arena, v...)
+					r := vault.Record{Schema: schema, Time: t, Value: arena[off:len(arena):len(arena)]}
 					copy(r.Tag[:], k[len(prefix)+8:])
 					page = append(page, r)
-					last = bytes.Clone(k)
+					last = append(last[:0], k...)
 				}
 				return nil
 			})

@@ -1,0 +1,102 @@
+package vault_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/jupyterhealth/vault/omh"
+)
+
+// TestReadingsAcrossBatches reads more records than several decryption
+// batches and scan pages hold: every reading comes back once, in time
+// order, and stopping early or cancelling leaves no goroutine behind.
+func TestReadingsAcrossBatches(t *testing.T) {
+	e := newEnv(t)
+	p := e.patient(t)
+	const n = 2345 // not a multiple of the batch (256) or the page (512)
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var pts []*omh.Point
+	for i := range n {
+		pts = append(pts, parse(t, glucose(uuidN(i), at.Add(time.Duration(i)*time.Minute), float64(70+i%100), "cgm"))...)
+	}
+	if _, err := e.v.Ingest(context.Background(), p.ID, pts); err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+
+	got, err := readAll(t, e.v, p.ID, bg)
+	if err != nil || len(got) != n {
+		t.Fatalf("read %d of %d: %v", len(got), n, err)
+	}
+	for i, r := range got {
+		if want := at.Add(time.Duration(i) * time.Minute); !r.Time.Equal(want) {
+			t.Fatalf("reading %d at %v, want %v", i, r.Time, want)
+		}
+		if id := extractUUID(r.JSON); id != uuidN(i) {
+			t.Fatalf("reading %d is %s, want %s", i, id, uuidN(i))
+		}
+	}
+
+	// Stop after 700: the loop ends and the decryptors stop with it.
+	seen := 0
+	for _, err := range e.v.Readings(context.Background(), p.ID, bg, time.Time{}, time.Time{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen++; seen == 700 {
+			break
+		}
+	}
+	// Cancelled mid-scan: an error, not a silent short read.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen = 0
+	var cerr error
+	for _, err := range e.v.Readings(ctx, p.ID, bg, time.Time{}, time.Time{}) {
+		if err != nil {
+			cerr = err
+			break
+		}
+		if seen++; seen == 300 {
+			cancel()
+		}
+	}
+	if cerr == nil {
+		t.Fatalf("a cancelled read ended without an error after %d readings", seen)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > base {
+		t.Fatalf("%d goroutines left running after the reads (was %d)", g, base)
+	}
+}
+
+// TestReadingsStopAtCorruptRecord damages one record in the middle of a long
+// scan: every reading before it comes back, then the error, and nothing
+// after it.
+func TestReadingsStopAtCorruptRecord(t *testing.T) {
+	e := newEnv(t)
+	p := e.patient(t)
+	const n, bad = 1000, 600
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var pts []*omh.Point
+	for i := range n {
+		pts = append(pts, parse(t, glucose(uuidN(i), at.Add(time.Duration(i)*time.Minute), 100, "cgm"))...)
+	}
+	if _, err := e.v.Ingest(context.Background(), p.ID, pts); err != nil {
+		t.Fatal(err)
+	}
+	ks, vs := rawRecords(t, e.store, p.ID)
+	v := vs[bad]
+	v[len(v)-1] ^= 1
+	putRaw(t, e.store, p.ID, ks[bad], v)
+
+	got, err := readAll(t, e.v, p.ID, bg)
+	if err == nil || len(got) != bad {
+		t.Fatalf("got %d readings and err %v; want %d readings, then an error", len(got), err, bad)
+	}
+}

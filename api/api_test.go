@@ -528,6 +528,20 @@ func TestClinicianKeys(t *testing.T) {
 		if k.Active(time.Now()) {
 			t.Fatal("a key added with a token is usable at once")
 		}
+		// The patient who granted access sees the new key, pending, with
+		// the time it becomes usable, on her grant.
+		gb, _ := json.Marshal(api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:heart-rate"}, ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT"})
+		if st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "", gb); st != 201 {
+			t.Fatalf("grant: %d %s", st, b)
+		}
+		st, b = f.do(t, "GET", "/api/v1/grants", f.ptok, "", nil)
+		var gs []api.GrantResponse
+		if st != 200 || json.Unmarshal(b, &gs) != nil || len(gs) != 1 || len(gs[0].ClinicianKeys) != 1 {
+			t.Fatalf("patient's grants: %d %s", st, b)
+		}
+		if pk := gs[0].ClinicianKeys[0]; pk.Fingerprint != k.Fingerprint || pk.Status != "pending" || !pk.ActiveFrom.Equal(k.ActiveFrom) {
+			t.Fatalf("patient sees the key as %+v, want %+v", pk, k)
+		}
 	})
 	t.Run("register, list, remove", func(t *testing.T) {
 		f := newFixture(t, api.Config{KeyActivationDelay: -1})

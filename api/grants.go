@@ -41,6 +41,24 @@ type GrantRequest struct {
 type GrantResponse struct {
 	consent.GrantState
 	Status string `json:"status"` // active, expired or revoked
+	// ClinicianKeys are the keys the clinician has registered (and
+	// removed), from the ledger: where exports under this grant can go.
+	// They are shown on GET /api/v1/grants and GET /api/v1/grants/{id}, so
+	// a patient sees a new key, and its activation time, before it is used.
+	ClinicianKeys []KeyResponse `json:"clinician_keys,omitempty"`
+}
+
+// withKeys adds the clinician's keys to a grant response, for a live
+// grant; a grant that can no longer be used doesn't need them.
+func (s *Server) withKeys(r GrantResponse, now time.Time) GrantResponse {
+	if r.Status != "active" {
+		return r
+	}
+	r.ClinicianKeys = []KeyResponse{}
+	for _, k := range s.ledger.ClinicianKeys(r.Clinician) {
+		r.ClinicianKeys = append(r.ClinicianKeys, keyResponse(k, now))
+	}
+	return r
 }
 
 func grantResponse(g consent.GrantState, now time.Time) GrantResponse {
@@ -169,7 +187,7 @@ func (s *Server) getGrants(c echo.Context) error {
 	now := time.Now()
 	out := []GrantResponse{}
 	for _, g := range s.ledger.Grants(tok.UserID, "") {
-		out = append(out, grantResponse(g, now))
+		out = append(out, s.withKeys(grantResponse(g, now), now))
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -192,7 +210,8 @@ func (s *Server) getGrant(c echo.Context) error {
 	}
 	switch c.QueryParam("format") {
 	case "", "json":
-		return c.JSON(http.StatusOK, grantResponse(g, time.Now()))
+		now := time.Now()
+		return c.JSON(http.StatusOK, s.withKeys(grantResponse(g, now), now))
 	case "fhir":
 		return c.JSON(http.StatusOK, FHIRConsent(g, time.Now()))
 	}

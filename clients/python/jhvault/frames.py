@@ -1,0 +1,221 @@
+"""Turning verified export lines into rows and a typed pandas DataFrame.
+
+Columns, in order: time (datetime64[ns, UTC]: the reading's time, or the
+start of its interval), end_time (the interval's end, NaT for a point in
+time), schema (the canonical id), value and unit (float64, string), value2
+and unit2 (the second value where a reading has one: diastolic blood
+pressure, a physical activity's kcal, a sleep episode's total sleep time;
+a sleep episode's value is its length in minutes, as the csv export has
+it), source (the device or app, from the
+OMH header's external datasheets) and uuid.
+"""
+
+import contextlib
+import csv
+import datetime
+import json
+
+import pandas as pd
+
+from .errors import ManifestError
+
+COLUMNS = ["time", "end_time", "schema", "value", "unit", "value2", "unit2", "source", "uuid"]
+CSV_HEADER = "uuid,schema,time,end_time,value,unit,value2,unit2,source"
+
+# OMH duration units in seconds (months and years are nominal).
+_DURATION_SECONDS = {
+    "ps": 1e-12, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "sec": 1.0, "min": 60.0, "h": 3600.0,
+    "d": 86400.0, "wk": 604800.0, "Mo": 2629746.0, "yr": 31556952.0,
+}
+
+# The body member holding each schema's value, and its second value.
+_OMH_VALUES = {
+    "blood-glucose": ("blood_glucose", None),
+    "heart-rate": ("heart_rate", None),
+    "step-count": ("step_count", None),
+    "blood-pressure": ("systolic_blood_pressure", "diastolic_blood_pressure"),
+    "body-weight": ("body_weight", None),
+    "oxygen-saturation": ("oxygen_saturation", None),
+    "respiratory-rate": ("respiratory_rate", None),
+    "body-temperature": ("body_temperature", None),
+    "physical-activity": ("distance", "kcal_burned"),
+    "sleep-episode": (None, "total_sleep_time"),  # value: the episode's length in minutes
+}
+
+
+def _uv(body, member):
+    v = body.get(member) if member else None
+    if isinstance(v, dict):
+        return v.get("value"), v.get("unit")
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v, None
+    return None, None
+
+
+def _source(header):
+    """Where a reading came from, as the vault's csv export writes it (export.provenance)."""
+    sheets = [d for d in header.get("external_datasheets") or [] if isinstance(d, dict)]
+    if not sheets:
+        return None
+    if len(sheets) == 1 and sheets[0].get("datasheet_type", "") in ("", "source_name"):
+        return sheets[0].get("datasheet_reference")
+    parts = []
+    for d in sheets:
+        t = d.get("datasheet_type", "")
+        parts.append((f"{t}: " if t not in ("", "source_name") else "") + str(d.get("datasheet_reference", "")))
+    return "; ".join(parts)
+
+
+def omh_row(line):
+    """One canonical OMH point (a JSON line) as a row tuple in COLUMNS order (times as strings)."""
+    p = json.loads(line)
+    h, b = p.get("header", {}), p.get("body", {})
+    sid = h.get("schema_id", {})
+    schema = f"{sid.get('namespace')}:{sid.get('name')}:{sid.get('version')}"
+    members = _OMH_VALUES.get(sid.get("name"), (None, None))
+    value, unit = _uv(b, members[0])
+    value2, unit2 = _uv(b, members[1])
+    tf = b.get("effective_time_frame") or {}
+    start = end = None
+    dur = None
+    if "date_time" in tf:
+        start = tf["date_time"]
+    elif isinstance(tf.get("time_interval"), dict):
+        ti = tf["time_interval"]
+        start, end = ti.get("start_date_time"), ti.get("end_date_time")
+        d = ti.get("duration")
+        if isinstance(d, dict) and d.get("unit") in _DURATION_SECONDS and isinstance(d.get("value"), (int, float)):
+            dur = d["value"] * _DURATION_SECONDS[d["unit"]]
+        if start is None and ti.get("date"):
+            start = ti["date"] + "T00:00:00Z"
+    if sid.get("name") == "sleep-episode" and start:
+        with contextlib.suppress(ValueError, TypeError):
+            t0 = datetime.datetime.fromisoformat(start)
+            t1 = datetime.datetime.fromisoformat(end) if end else (t0 + datetime.timedelta(seconds=dur) if dur is not None else None)
+            if t1 is not None:
+                value, unit = (t1 - t0).total_seconds() / 60, "min"
+    return (start, end, dur, schema, value, unit, value2, unit2, _source(h), h.get("uuid"))
+
+
+def check_csv_header(header_line):
+    """The csv export's first data line must be the known header row."""
+    got = header_line.rstrip("\r\n")
+    if got != CSV_HEADER:
+        raise ManifestError(f"the csv export's header row is {got!r}, not {CSV_HEADER!r}; update the client")
+
+
+def csv_row(line):
+    """One csv export row as a row tuple in COLUMNS order (times as strings)."""
+    rec = next(csv.reader([line.rstrip("\r\n")]))
+    if len(rec) != 9:
+        raise ManifestError(f"a csv export row has {len(rec)} fields, not 9")
+    uuid, schema, time, end_time, value, unit, value2, unit2, source = [x if x != "" else None for x in rec]
+    return (time, end_time, None, schema, value, unit, value2, unit2, source, uuid)
+
+
+# FHIR LOINC codes (DESIGN.md) back to OMH schemas, for an Observation that
+# does not name its schema.
+_LOINC_SCHEMA = {
+    "99504-3": "omh:blood-glucose:4.0", "105272-9": "omh:blood-glucose:4.0", "41653-7": "omh:blood-glucose:4.0",
+    "2339-0": "omh:blood-glucose:4.0", "2345-7": "omh:blood-glucose:4.0", "14749-6": "omh:blood-glucose:4.0",
+    "8867-4": "omh:heart-rate:2.0", "55423-8": "omh:step-count:3.0", "85354-9": "omh:blood-pressure:4.0",
+    "29463-7": "omh:body-weight:3.0", "59408-5": "omh:oxygen-saturation:2.0", "2708-6": "omh:oxygen-saturation:2.0",
+    "9279-1": "omh:respiratory-rate:2.0", "8310-5": "omh:body-temperature:4.0",
+    "14743-9": "omh:blood-glucose:4.0", "15074-8": "omh:blood-glucose:4.0", "93832-4": "omh:sleep-episode:1.1",
+}
+_SYSTOLIC, _DIASTOLIC = "8480-6", "8462-4"
+
+
+def _codes(concept):
+    return [c.get("code") for c in (concept or {}).get("coding", []) if isinstance(c, dict)]
+
+
+def _qty(q):
+    if not isinstance(q, dict):
+        return None, None
+    return q.get("value"), q.get("unit") or q.get("code")
+
+
+def fhir_row(line):
+    """One FHIR R4 Observation (a JSON line) as a row tuple in COLUMNS order (times as strings)."""
+    o = json.loads(line)
+    schema = None
+    for ident in o.get("identifier") or []:
+        if isinstance(ident, dict) and str(ident.get("system", "")).endswith("schema"):
+            schema = ident.get("value")
+    for tag in (o.get("meta") or {}).get("tag", []) or []:
+        if schema is None and isinstance(tag, dict) and str(tag.get("code", "")).startswith("omh:"):
+            schema = tag["code"]
+    if schema is None:
+        for c in _codes(o.get("code")):
+            if c in _LOINC_SCHEMA:
+                schema = _LOINC_SCHEMA[c]
+                break
+    if schema is None and str((o.get("code") or {}).get("text", "")).startswith("Glucose"):
+        schema = "omh:blood-glucose:4.0"  # glucose in a specimen LOINC has no code for
+    value, unit = _qty(o.get("valueQuantity"))
+    value2 = unit2 = None
+    for comp in o.get("component") or []:
+        cs = _codes(comp.get("code"))
+        if _SYSTOLIC in cs:
+            value, unit = _qty(comp.get("valueQuantity"))
+        elif _DIASTOLIC in cs:
+            value2, unit2 = _qty(comp.get("valueQuantity"))
+    start = end = None
+    if o.get("effectiveDateTime"):
+        start = o["effectiveDateTime"]
+    elif isinstance(o.get("effectivePeriod"), dict):
+        start, end = o["effectivePeriod"].get("start"), o["effectivePeriod"].get("end")
+    elif o.get("effectiveInstant"):
+        start = o["effectiveInstant"]
+    if schema == "omh:sleep-episode:1.1":
+        # As the omh and csv frames have it: value is the episode's length,
+        # value2 the Observation's quantity (the total sleep time, or the
+        # length again when the point gave none).
+        value2, unit2 = value, unit
+        value = unit = None
+        with contextlib.suppress(ValueError, TypeError):
+            if start and end:
+                value = (datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)).total_seconds() / 60
+                unit = "min"
+    uuid = None
+    for ident in o.get("identifier") or []:
+        if isinstance(ident, dict) and str(ident.get("system", "")).startswith("urn:ietf:rfc:3986"):
+            uuid = str(ident.get("value", "")).removeprefix("urn:uuid:")
+    if uuid is None:
+        uuid = o.get("id")
+    source = None
+    dev = o.get("device")
+    if isinstance(dev, dict):
+        source = dev.get("display")
+    return (start, end, None, schema, value, unit, value2, unit2, source, uuid)
+
+
+def to_frame(rows):
+    """A typed DataFrame from row tuples (start, end, duration_s, schema, value, unit, value2, unit2, source, uuid)."""
+    cols = list(zip(*rows)) if rows else [()] * 10
+    start, end, dur, schema, value, unit, value2, unit2, source, uuid = cols
+    time = pd.to_datetime(pd.Series(start, dtype="object"), utc=True)
+    end_time = pd.to_datetime(pd.Series(end, dtype="object"), utc=True)
+    if any(d is not None for d in dur):
+        d = pd.Series([pd.Timedelta(seconds=x) if x is not None else pd.NaT for x in dur], dtype="timedelta64[ns]")
+        end_time = end_time.where(end_time.notna(), time + d)
+
+    def num(xs):
+        return pd.to_numeric(pd.Series(xs, dtype="object"), errors="coerce").astype("float64")
+
+    def text(xs):
+        return pd.Series(xs, dtype="object").astype("string")
+
+    df = pd.DataFrame({
+        "time": time.astype("datetime64[ns, UTC]"),
+        "end_time": end_time.astype("datetime64[ns, UTC]"),
+        "schema": text(schema),
+        "value": num(value),
+        "unit": text(unit),
+        "value2": num(value2),
+        "unit2": text(unit2),
+        "source": text(source),
+        "uuid": text(uuid),
+    }, columns=COLUMNS)
+    return df.reset_index(drop=True)

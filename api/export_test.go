@@ -368,3 +368,50 @@ func TestExportFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestExportWaitsForKeyActivation: a key just added with a clinician token
+// receives nothing until its activation delay has passed, whether it is
+// the default or named; after the delay the same request succeeds.
+func TestExportWaitsForKeyActivation(t *testing.T) {
+	const delay = 2 * time.Second // long enough that the refusals below land inside it
+	f := newFixture(t, api.Config{KeyActivationDelay: delay})
+	if st, b := f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(5))); st != 201 {
+		t.Fatalf("ingest: %d %s", st, b)
+	}
+	id, _ := age.GenerateX25519Identity()
+	kb, _ := json.Marshal(api.KeyRequest{Label: "new hub", Recipient: id.Recipient().String()})
+	st, b := f.do(t, "POST", "/api/v1/clinician/keys", f.clin, "", kb)
+	var k api.KeyResponse
+	if st != 201 || json.Unmarshal(b, &k) != nil || k.Status != "pending" {
+		t.Fatalf("key: %d %s", st, b)
+	}
+	gb, _ := json.Marshal(api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:blood-glucose"}, ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT"})
+	if st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "", gb); st != 201 {
+		t.Fatalf("grant: %d %s", st, b)
+	}
+	url := "/api/v1/patients/" + f.patient.ID + "/export?schema=omh:blood-glucose:4.0"
+	for _, tc := range []struct {
+		name, url string
+		status    int
+		code      string
+	}{
+		{"the only key, pending", url, 409, "no_active_key"},
+		{"the pending key by fingerprint", url + "&recipient=" + k.Fingerprint, 400, "bad_recipient"},
+	} {
+		st, b := f.do(t, "GET", tc.url, f.clin, "", nil)
+		if st != tc.status || bytes.Contains(b, []byte("age-encryption")) || errBody(t, b).Code != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, st, b, tc.status, tc.code)
+		}
+	}
+	if a := f.ledger.Accesses(f.patient.ID, 0); len(a) != 0 {
+		t.Fatalf("refused exports were logged as accesses: %+v", a)
+	}
+	time.Sleep(time.Until(k.ActiveFrom) + 50*time.Millisecond)
+	st, ct := f.do(t, "GET", url, f.clin, "", nil)
+	if st != 200 || !bytes.HasPrefix(ct, []byte("age-encryption.org/v1")) {
+		t.Fatalf("after the delay: %d %.200s", st, ct)
+	}
+	if _, err := age.Decrypt(bytes.NewReader(ct), id); err != nil {
+		t.Fatalf("the export is not for the activated key: %v", err)
+	}
+}

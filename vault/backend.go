@@ -25,6 +25,9 @@ type Record struct {
 	Time   int64 // unix nanoseconds
 	Tag    [16]byte
 	Value  []byte
+	// Stored is set by Insert: true for a record it wrote, false for a
+	// duplicate. It means nothing when Insert returns an error.
+	Stored bool
 }
 
 // TokenRow is a stored API token. It holds the SHA-256 of the secret, never
@@ -65,7 +68,8 @@ type Backend interface {
 	// patient has no key blob (never made, or deleted meanwhile): the check
 	// is part of the same transaction. Records whose identity is already stored (or
 	// repeats earlier in recs) are duplicates and are not stored again. It
-	// returns the number stored and is durable when it returns.
+	// returns the number stored and is durable when it returns. It sets each
+	// record's Stored.
 	Insert(ctx context.Context, patientID string, recs []Record) (inserted int, err error)
 
 	// Scan yields the patient's records of one schema with from <= Time < to,

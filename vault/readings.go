@@ -45,6 +45,14 @@ func recordAD(dst []byte, patient, schema string, t int64, tag [keys.TagSize]byt
 type IngestResult struct {
 	Accepted   int `json:"accepted"`
 	Duplicates int `json:"duplicates"`
+	// BySchema splits the counts by canonical schema id.
+	BySchema map[string]Counts `json:"-"`
+}
+
+// Counts are one schema's share of an IngestResult.
+type Counts struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
 }
 
 // parallelMin is the batch size from which sealing is spread over all cores.
@@ -105,7 +113,17 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 	if err != nil {
 		return IngestResult{}, err
 	}
-	return IngestResult{Accepted: n, Duplicates: len(recs) - n}, nil
+	res := IngestResult{Accepted: n, Duplicates: len(recs) - n, BySchema: map[string]Counts{}}
+	for i := range recs {
+		c := res.BySchema[recs[i].Schema]
+		if recs[i].Stored {
+			c.Accepted++
+		} else {
+			c.Duplicates++
+		}
+		res.BySchema[recs[i].Schema] = c
+	}
+	return res, nil
 }
 
 // parallel runs fn over [0,n) in one chunk per core when n is large.
@@ -224,7 +242,9 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 			select {
 			case <-b.done:
 			case <-ctx.Done():
-				yield(Reading{}, ctx.Err())
+			}
+			if err := ctx.Err(); err != nil {
+				yield(Reading{}, err)
 				return
 			}
 			for _, r := range b.out {
@@ -236,6 +256,11 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 				yield(Reading{}, err)
 				return
 			}
+		}
+		// The producer stops quietly when the context ends; a cut-short
+		// read must still end in an error.
+		if err := ctx.Err(); err != nil {
+			yield(Reading{}, err)
 		}
 	}
 }

@@ -145,6 +145,9 @@ func insertTx(tx *bolt.Tx, patient string, recs []vault.Record) (int, error) {
 	slab := make([]byte, 0, size)
 	n := 0
 	for i := range recs {
+		recs[i].Stored = false
+	}
+	for i := range recs {
 		r := &recs[i]
 		start := len(slab)
 		slab = recordKey(slab, r.Schema, r.Time, r.Tag)
@@ -155,6 +158,7 @@ func insertTx(tx *bolt.Tx, patient string, recs []vault.Record) (int, error) {
 		if err := b.Put(key, r.Value); err != nil {
 			return 0, err
 		}
+		r.Stored = true
 		n++
 	}
 	return n, nil

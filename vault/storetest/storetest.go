@@ -184,9 +184,17 @@ func testInsertDuplicates(t *testing.T, b vault.Backend) {
 	if err != nil || n != 2 {
 		t.Fatalf("Insert = %d, %v; want 2 (third repeats the first)", n, err)
 	}
+	if !recs[0].Stored || !recs[1].Stored || recs[2].Stored {
+		t.Fatalf("Stored = %v %v %v; want true true false", recs[0].Stored, recs[1].Stored, recs[2].Stored)
+	}
 	n, err = b.Insert(ctx, "pt_a", recs)
 	if err != nil || n != 0 {
 		t.Fatalf("re-insert = %d, %v; want 0", n, err)
+	}
+	for i, r := range recs {
+		if r.Stored {
+			t.Fatalf("record %d marked stored on a re-insert", i)
+		}
 	}
 	got := collect(t, b, "pt_a", "s", 0, 10)
 	if len(got) != 2 || string(got[0].Value) != "a" {

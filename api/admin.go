@@ -1,13 +1,18 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/ingest/importer"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 )
@@ -33,6 +38,12 @@ type (
 		ID      string    `json:"id"`
 		Expires time.Time `json:"expires"`
 	}
+	// AdminImportRequest names the patient and, optionally, the format of
+	// a file an admin imports (vault import).
+	AdminImportRequest struct {
+		Patient string `json:"patient"`
+		Format  string `json:"format,omitempty"`
+	}
 	AdminVerifyRequest struct {
 		Checkpoint []byte `json:"checkpoint,omitempty"` // a signed checkpoint kept from earlier
 	}
@@ -54,14 +65,19 @@ type AdminOps interface {
 	VerifyLedger(AdminVerifyRequest) (AdminVerifyResponse, error)
 	LedgerKey() (string, error)
 	RebuildLedgerIndex() (int, error)
+	// Import imports a patient's file. body is an *os.File when the CLI
+	// runs on the database directly, or the upload over the socket.
+	Import(r AdminImportRequest, body io.Reader) (importer.Result, error)
 }
 
 // LocalAdmin runs admin actions on an open vault. Every action is also an
 // admin entry in the consent ledger.
 type LocalAdmin struct {
-	Vault  *vault.Vault
-	Ledger *consent.Ledger
-	Log    *slog.Logger
+	Vault     *vault.Vault
+	Ledger    *consent.Ledger
+	Log       *slog.Logger
+	Importers Importers // for Import
+	SpoolDir  string    // for an upload over the socket (os.TempDir() when empty)
 }
 
 // record appends an admin entry naming the user it concerns.
@@ -122,6 +138,45 @@ func (a LocalAdmin) RebuildLedgerIndex() (int, error) {
 	}
 	a.Log.Info("admin action", "action", "ledger-rebuild", "grants", n)
 	return n, a.record("ledger-rebuild", "", fmt.Sprint(n, " grants"))
+}
+
+// Import imports a file into a patient's records, as POST /api/v1/imports
+// does, and records it as an admin entry (format and counts only).
+func (a LocalAdmin) Import(r AdminImportRequest, body io.Reader) (importer.Result, error) {
+	if a.Importers == nil {
+		return importer.Result{}, newError(http.StatusBadRequest, "no_importers", "this vault takes no imports")
+	}
+	var f importer.Format
+	if r.Format != "" {
+		var ok bool
+		if f, ok = a.Importers.Lookup(r.Format); !ok {
+			return importer.Result{}, newError(http.StatusBadRequest, "bad_format", "format must be one of %s, or left out to be recognised", strings.Join(a.Importers.Names(), ", "))
+		}
+	}
+	var src importer.Source
+	if file, ok := body.(*os.File); ok {
+		src = importer.File{F: file}
+	} else {
+		dir := a.SpoolDir
+		if dir == "" {
+			dir = os.TempDir()
+		}
+		sp, err := importer.Spool(body, dir, DefaultMaxImportBytes)
+		if errors.Is(err, importer.ErrTooLarge) {
+			return importer.Result{}, newError(http.StatusRequestEntityTooLarge, "body_too_large", "the file is larger than the import limit of %d bytes", int64(DefaultMaxImportBytes))
+		}
+		if err != nil {
+			return importer.Result{}, err
+		}
+		defer sp.Close()
+		src = sp
+	}
+	res, err := runImport(context.Background(), a.Vault, a.Importers, r.Patient, f, src)
+	if err != nil {
+		return res, err
+	}
+	a.Log.Info("admin action", "action", "import", "user", r.Patient, "format", res.Format, "accepted", res.Accepted, "duplicates", res.Duplicates)
+	return res, a.record("import", r.Patient, fmt.Sprintf("%s: %d accepted, %d duplicates, %d skipped", res.Format, res.Accepted, res.Duplicates, res.Skipped))
 }
 
 // LedgerKey is the log's verifier key, for clients to pin.
@@ -186,6 +241,18 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 		}
 		out, err := ops.MintToken(r)
 		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusCreated, out)
+	})
+	e.POST("/admin/import", func(c echo.Context) error {
+		http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(importReadTimeout))
+		out, err := ops.Import(AdminImportRequest{Patient: c.QueryParam("patient"), Format: c.QueryParam("format")}, c.Request().Body)
+		var ae *Error
+		switch {
+		case errors.As(err, &ae):
+			return ae
+		case err != nil:
 			return AdminError(err)
 		}
 		return c.JSON(http.StatusCreated, out)

@@ -102,26 +102,6 @@ func (s *Server) chooseKey(clinician, fp string, now time.Time) (consent.KeyStat
 	return consent.KeyState{}, newError(http.StatusBadRequest, "recipient_required", "you have several active keys: choose one with recipient=FINGERPRINT")
 }
 
-func (s *Server) proof(index, size int64) (ProofResponse, error) {
-	p, err := s.ledger.ProveInclusion(index, size)
-	if err != nil {
-		return ProofResponse{}, err
-	}
-	leaf, err := s.ledger.LeafHash(index)
-	if err != nil {
-		return ProofResponse{}, err
-	}
-	root, err := s.ledger.TreeHash(size)
-	if err != nil {
-		return ProofResponse{}, err
-	}
-	out := ProofResponse{Kind: "inclusion", Index: &index, Size: size, LeafHash: b64(leaf), RootHash: b64(root), Proof: []string{}}
-	for _, h := range p {
-		out.Proof = append(out.Proof, b64(h))
-	}
-	return out, nil
-}
-
 // getExport streams a patient's consented readings, age-encrypted to the
 // clinician's hub key. The access is logged before the first byte goes out,
 // in the same serialised ledger step as the consent decision.
@@ -140,12 +120,8 @@ func (s *Server) getExport(c echo.Context) error {
 	if format == "" {
 		format = export.Formats()[0]
 	}
-	enc, err := export.NewEncoder(format, patient)
-	switch {
-	case errors.Is(err, export.ErrUnknownFormat):
+	if !slices.Contains(export.Formats(), format) {
 		return newError(http.StatusBadRequest, "bad_format", "format must be one of %s", strings.Join(export.Formats(), ", "))
-	case err != nil:
-		return internal(err)
 	}
 	for _, schema := range schemas {
 		if !export.Supports(format, schema) {
@@ -168,6 +144,11 @@ func (s *Server) getExport(c echo.Context) error {
 	windows, grants, reason := s.decideAll(tok.UserID, patient, schemas, win, key.Fingerprint, now)
 	if reason != "" {
 		return denied(reason)
+	}
+	// Only now, with a grant from this patient, is the id known to be one.
+	enc, err := export.NewEncoder(format, patient)
+	if err != nil {
+		return internal(err)
 	}
 
 	start := consent.New(consent.KindAccessStart, tok.UserID, now)

@@ -14,6 +14,7 @@ func (s *Server) routes(e *echo.Echo) {
 	v1 := e.Group("/api/v1")
 	v1.POST("/readings", s.postReadings, s.requireToken(vault.TokenDevice, vault.TokenPatient))
 	v1.GET("/readings", s.getReadings, s.requireToken(vault.TokenPatient))
+	v1.POST("/imports", s.postImport, s.requireToken(vault.TokenDevice, vault.TokenPatient))
 	v1.GET("/clinicians", s.getClinicians, s.requireToken(vault.TokenPatient, vault.TokenClinician))
 
 	if s.ledger != nil {

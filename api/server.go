@@ -6,6 +6,7 @@ package api
 
 import (
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
@@ -37,6 +38,15 @@ type Config struct {
 	// token waits before it can receive exports. Negative means none;
 	// zero means DefaultKeyActivationDelay.
 	KeyActivationDelay time.Duration
+
+	// Importers are the formats POST /api/v1/imports takes; nil turns
+	// imports off.
+	Importers Importers
+	// MaxImportBytes caps an import's upload (DefaultMaxImportBytes when 0).
+	MaxImportBytes int64
+	// SpoolDir holds uploads, age-encrypted to a key only in memory, while
+	// they import (os.TempDir() when empty).
+	SpoolDir string
 }
 
 // DefaultKeyActivationDelay is the wait of a key added with an API token.
@@ -56,6 +66,11 @@ type Server struct {
 	maxBatch    int
 	ingestSlots chan struct{}
 	keyDelay    time.Duration
+
+	importers   Importers
+	importSlots chan struct{}
+	maxImport   int64
+	spoolDir    string
 }
 
 // New builds the API server.
@@ -78,6 +93,12 @@ func New(cfg Config) *Server {
 	if cfg.MaxConcurrentIngest <= 0 {
 		cfg.MaxConcurrentIngest = DefaultMaxConcurrentIngest
 	}
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = DefaultMaxImportBytes
+	}
+	if cfg.SpoolDir == "" {
+		cfg.SpoolDir = os.TempDir()
+	}
 	switch {
 	case cfg.KeyActivationDelay == 0:
 		cfg.KeyActivationDelay = DefaultKeyActivationDelay
@@ -96,6 +117,11 @@ func New(cfg Config) *Server {
 
 		ingestSlots: make(chan struct{}, cfg.MaxConcurrentIngest),
 		keyDelay:    cfg.KeyActivationDelay,
+
+		importers:   cfg.Importers,
+		importSlots: make(chan struct{}, maxConcurrentImports),
+		maxImport:   cfg.MaxImportBytes,
+		spoolDir:    cfg.SpoolDir,
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jupyterhealth/vault/omh"
 )
@@ -130,31 +129,22 @@ func sourceCell(s string) string {
 	if s == "" {
 		return ""
 	}
-	guard := false
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r':
-		guard = true
-	}
-	clean := true
-	for _, r := range s {
-		if breaksLine(r) || r == utf8.RuneError {
-			clean = false
-			break
-		}
-	}
-	if clean && !guard {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 1)
-	if guard {
-		b.WriteByte('\'')
-	}
-	for _, r := range s {
+	// Clean first: a control character becomes a space, and the guard then
+	// looks at what a spreadsheet would see first once it trims spaces.
+	clean := strings.Map(func(r rune) rune {
 		if breaksLine(r) {
-			r = ' '
+			return ' '
 		}
-		b.WriteRune(r)
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if t := strings.TrimLeft(clean, " "); t != "" {
+		switch t[0] {
+		case '=', '+', '-', '@':
+			return "'" + clean
+		}
 	}
-	return b.String()
+	if strings.HasPrefix(s, "\t") || strings.HasPrefix(s, "\r") {
+		return "'" + clean
+	}
+	return clean
 }

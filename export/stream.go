@@ -76,9 +76,11 @@ const hashBuffers = 3
 
 // Write streams one export to w (normally an age encrypting writer): the
 // manifest line, enc's header, one line per point, and a trailer whose
-// statement sign signs with the log key. It holds at most about 64 KiB of
-// the export at a time. On an error the trailer is not written, so a
+// statement sign signs with the log key. On an error the trailer is not written, so a
 // payload cut short never verifies.
+//
+// It holds hashBuffers buffers of about flushAt bytes each, whatever the
+// size of the export.
 func Write(w io.Writer, m *Manifest, enc Encoder, points iter.Seq2[[]byte, error], sign func(text string) ([]byte, error)) (Stats, error) {
 	var st Stats
 	mb, err := json.Marshal(m)

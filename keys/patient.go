@@ -147,8 +147,8 @@ func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
 }
 
 // OpenInPlace is Open without a copy: the record is decrypted in place, so
-// envelope is overwritten (zeroed on failure) and the plaintext returned
-// shares its memory. It is for a caller that owns envelope, such as a scan
+// envelope is overwritten (its record part zeroed when the record fails to
+// open) and the plaintext returned shares its memory. It is for a caller that owns envelope, such as a scan
 // that copied it out of a read transaction.
 func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
 	if len(envelope) < 2 || envelope[0] != envelopeV1 {

@@ -157,8 +157,8 @@ type Reading struct {
 // in time order. A zero from or to leaves that end open. A record that fails
 // to decrypt stops the scan with an error.
 //
-// Records are decrypted ahead of the caller, a batch at a time, on up to
-// GOMAXPROCS goroutines, so a long read (an export) uses every core while
+// Records are decrypted ahead of the caller, a batch at a time, on
+// GOMAXPROCS goroutines (at most maxReadWorkers), so a long read (an export) uses every core while
 // the caller encrypts and writes. At most a few batches are in flight, so
 // memory stays bounded whatever the range. Stopping the loop early stops
 // the decryption too.
@@ -223,6 +223,11 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 				defer wg.Done()
 				var ad []byte
 				for b := range work {
+					if ctx.Err() != nil {
+						// The read is over: don't decrypt what nobody reads.
+						close(b.done)
+						continue
+					}
 					b.out = make([]Reading, 0, len(b.recs))
 					for _, r := range b.recs {
 						ad = recordAD(ad[:0], patientID, r.Schema, r.Time, r.Tag)

@@ -100,3 +100,36 @@ func TestReadingsStopAtCorruptRecord(t *testing.T) {
 		t.Fatalf("got %d readings and err %v; want %d readings, then an error", len(got), err, bad)
 	}
 }
+
+// TestReadingsCancelAlwaysErrs cancels a long read right after its first
+// reading, many times over: each read must end in an error, never in a
+// quiet short read (an export would sign a cut-short payload).
+func TestReadingsCancelAlwaysErrs(t *testing.T) {
+	e := newEnv(t)
+	p := e.patient(t)
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var pts []*omh.Point
+	for i := range 2000 {
+		pts = append(pts, parse(t, glucose(uuidN(i), at.Add(time.Duration(i)*time.Minute), 100, "cgm"))...)
+	}
+	if _, err := e.v.Ingest(context.Background(), p.ID, pts); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 200 {
+		ctx, cancel := context.WithCancel(context.Background())
+		n, ended := 0, false
+		for _, err := range e.v.Readings(ctx, p.ID, bg, time.Time{}, time.Time{}) {
+			if err != nil {
+				ended = true
+				break
+			}
+			if n++; n == 1 {
+				cancel()
+			}
+		}
+		cancel()
+		if !ended && n != 2000 {
+			t.Fatalf("round %d: a cancelled read ended quietly after %d of 2000 readings", round, n)
+		}
+	}
+}

@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/ingest/formats"
+	"github.com/jupyterhealth/vault/ingest/importer"
 	"github.com/jupyterhealth/vault/vault/boltstore"
 )
 
@@ -94,6 +97,36 @@ func (s *socketAdmin) RebuildLedgerIndex() (int, error) {
 	return out.Grants, s.call(http.MethodPost, "/admin/ledger/rebuild", nil, &out)
 }
 
+// Import streams the file to the server, which spools it encrypted and
+// imports it; it may take minutes, so it has no overall timeout.
+func (s *socketAdmin) Import(r api.AdminImportRequest, body io.Reader) (importer.Result, error) {
+	q := url.Values{"patient": {r.Patient}}
+	if r.Format != "" {
+		q.Set("format", r.Format)
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://vault/admin/import?"+q.Encode(), body)
+	if err != nil {
+		return importer.Result{}, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	c := *s.c
+	c.Timeout = 0
+	resp, err := c.Do(req)
+	if err != nil {
+		return importer.Result{}, fmt.Errorf("admin socket: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var eb api.ErrorBody
+		if json.NewDecoder(resp.Body).Decode(&eb) == nil && eb.Message != "" {
+			return importer.Result{}, fmt.Errorf("%s (%s)", eb.Message, eb.Code)
+		}
+		return importer.Result{}, fmt.Errorf("admin socket answered %s", resp.Status)
+	}
+	var out importer.Result
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
 func (s *socketAdmin) LedgerKey() (string, error) {
 	var out struct {
 		Key string `json:"verifier_key"`
@@ -120,7 +153,7 @@ func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) err
 	if err != nil {
 		return err
 	}
-	err = fn(api.LocalAdmin{Vault: v, Ledger: led, Log: log})
+	err = fn(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New()})
 	var ae *api.Error
 	if err != nil && !errors.As(err, &ae) {
 		ae = api.AdminError(err)

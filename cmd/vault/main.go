@@ -8,6 +8,7 @@
 //	vault admin ledger-key
 //	vault ledger verify [--checkpoint FILE]
 //	vault ledger rebuild
+//	vault import --patient ID [--format F] FILE
 //	vault decrypt -i IDENTITY [-o OUT] [FILE]
 //	vault bench [flags]
 //	vault bench export [--rounds N] [--years N]
@@ -38,6 +39,7 @@ const usage = `usage:
   vault admin ledger-key
   vault ledger verify [--checkpoint FILE]
   vault ledger rebuild
+  vault import --patient ID [--format F] FILE
   vault decrypt -i IDENTITY [-o OUT] [FILE]
   vault bench [--readings N] [--batch N] [--uploaders N]
   vault bench export [--rounds N] [--years N]
@@ -75,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdAdmin(args[1:], stdout, stderr)
 	case "ledger":
 		err = cmdLedger(args[1:], stdout, stderr)
+	case "import":
+		err = cmdImport(args[1:], stdout, stderr)
 	case "decrypt":
 		err = cmdDecrypt(args[1:], os.Stdin, stdout, stderr)
 	case "bench":

@@ -12,11 +12,13 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/internal/demo"
 )
 
@@ -110,7 +112,18 @@ func cmdServe(args []string, stderr io.Writer) error {
 		debug.FreeOSMemory()
 	}
 
-	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay})
+	// Uploads being imported wait here, age-encrypted to a key that lives
+	// only in this process; whatever a crash left behind is unreadable, and
+	// goes now.
+	spool := filepath.Join(sf.data, "spool")
+	if err := os.RemoveAll(spool); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return err
+	}
+	importers := formats.New()
+	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %v", *addr, err)
@@ -134,7 +147,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log}, log), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool}, log), ReadHeaderTimeout: 10 * time.Second}
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 
 	errc := make(chan error, 2)

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/labstack/echo/v4"
+)
+
+// Importers are the file formats POST /api/v1/imports takes
+// (ingest/formats).
+type Importers interface {
+	// Lookup returns a format by name.
+	Lookup(name string) (importer.Format, bool)
+	// Sniff recognises a format from the start of a file.
+	Sniff(head []byte) (importer.Format, bool)
+	// Names lists the format names.
+	Names() []string
+}
+
+// Import limits.
+const (
+	DefaultMaxImportBytes = 2 << 30 // an Apple Health export.zip of several years
+	// maxConcurrentImports bounds the imports that run at once: each parses
+	// its file twice and holds one transaction's readings.
+	maxConcurrentImports = 2
+	// importReadTimeout replaces the server's read timeout for an upload.
+	importReadTimeout = 30 * time.Minute
+	sniffBytes        = 8 << 10
+)
+
+// ImportResponse is the answer to POST /api/v1/imports.
+type ImportResponse = importer.Result
+
+// postImport imports a file: the raw body, or the "file" part of a
+// multipart form. ?format= names the format; without it the format is
+// recognised from the file's start.
+func (s *Server) postImport(c echo.Context) error {
+	if s.importers == nil {
+		return newError(http.StatusNotFound, "not_found", "this vault takes no imports")
+	}
+	tok := principal(c)
+	select {
+	case s.importSlots <- struct{}{}:
+		defer func() { <-s.importSlots }()
+	default:
+		return newError(http.StatusTooManyRequests, "too_many_imports", "%d imports are running; retry in a minute", maxConcurrentImports)
+	}
+	var f importer.Format
+	if name := c.QueryParam("format"); name != "" {
+		var ok bool
+		if f, ok = s.importers.Lookup(name); !ok {
+			return newError(http.StatusBadRequest, "bad_format", "format must be one of %s, or left out to be recognised", strings.Join(s.importers.Names(), ", "))
+		}
+	}
+	req, w := c.Request(), c.Response()
+	// An upload of a few GB on a home uplink takes longer than the
+	// server's read timeout allows an ordinary request.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(importReadTimeout))
+	// The limit applies to the whole request, form and all.
+	req.Body = http.MaxBytesReader(w, req.Body, s.maxImport+64<<10)
+	body, aerr := importBody(req)
+	if aerr != nil {
+		return aerr
+	}
+	sp, err := importer.Spool(body, s.spoolDir, s.maxImport)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, importer.ErrTooLarge) || errors.As(err, &mbe):
+		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the file is larger than the import limit of %d bytes", s.maxImport)
+	case err != nil:
+		return &Error{Status: http.StatusBadRequest, Code: "upload_failed", Message: "the upload did not arrive whole; send it again", Cause: err}
+	}
+	defer sp.Close()
+	if sp.Size() == 0 {
+		return newError(http.StatusBadRequest, "empty_file", "the file is empty")
+	}
+	res, err := runImport(req.Context(), s.vault, s.importers, tok.UserID, f, sp)
+	if err != nil {
+		return err
+	}
+	s.log.Info("import", "format", f.Name, "readings", res.Readings, "accepted", res.Accepted, "duplicates", res.Duplicates, "skipped", res.Skipped, "transactions", res.Transactions)
+	return c.JSON(http.StatusCreated, res)
+}
+
+// runImport imports src into patientID's records, in format f, or in the
+// format recognised from the file's start when f is unnamed. Timestamps
+// without an offset are read in the patient's time zone.
+func runImport(ctx context.Context, v *vault.Vault, importers Importers, patientID string, f importer.Format, src importer.Source) (importer.Result, error) {
+	u, err := v.User(patientID)
+	if err != nil {
+		return importer.Result{}, storeError(err)
+	}
+	if u.Role != vault.RolePatient {
+		return importer.Result{}, newError(http.StatusBadRequest, "bad_user", "only a patient's records can be imported")
+	}
+	loc := time.UTC
+	if u.TimeZone != "" {
+		if l, err := time.LoadLocation(u.TimeZone); err == nil {
+			loc = l
+		}
+	}
+	if f.Name == "" {
+		head, err := src.Head(sniffBytes)
+		if err != nil {
+			return importer.Result{}, internal(err)
+		}
+		var ok bool
+		if f, ok = importers.Sniff(head); !ok {
+			return importer.Result{}, newError(http.StatusBadRequest, "unknown_format", "the file's format was not recognised; name it with format (one of %s)", strings.Join(importers.Names(), ", "))
+		}
+	}
+	in, err := src.Input()
+	if err != nil {
+		return importer.Result{}, internal(err)
+	}
+	res, err := importer.Run(ctx, v, patientID, f, in, ingest.Options{Location: loc})
+	if err != nil {
+		return res, importError(err, res)
+	}
+	return res, nil
+}
+
+// importError maps an import's failure to a response. A malformed file is
+// a 400 naming the line or element; a storage failure part way is a 503
+// that says how far it got and that re-running the import finishes it.
+func importError(err error, res importer.Result) *Error {
+	var ie *ingest.Error
+	switch {
+	case errors.As(err, &ie) && !errors.Is(err, importer.ErrStopped):
+		return &Error{Status: http.StatusBadRequest, Code: ie.Code, Message: ie.Pos.String() + ": " + ie.Message + "; nothing was imported", Field: ie.Pos.Element}
+	case errors.Is(err, importer.ErrStopped):
+		ae := storeError(err)
+		if ae.Code == "internal" {
+			ae = &Error{Status: http.StatusServiceUnavailable, Code: "import_incomplete", Cause: err}
+		}
+		ae.Message = importIncomplete(res)
+		return ae
+	}
+	return storeError(err)
+}
+
+func importIncomplete(res importer.Result) string {
+	return fmt.Sprintf("the import stopped after %d of %d readings were stored; send the same file again to finish it (what is stored already counts as duplicates)",
+		res.Accepted+res.Duplicates, res.Readings)
+}
+
+// importBody returns the upload: the raw body, or the first file part of a
+// multipart form (named "file").
+func importBody(req *http.Request) (io.Reader, *Error) {
+	mt, params, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != "multipart/form-data" {
+		return req.Body, nil
+	}
+	mr := multipart.NewReader(req.Body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return nil, newError(http.StatusBadRequest, "no_file", "the form has no part named file")
+		}
+		if err != nil {
+			return nil, newError(http.StatusBadRequest, "bad_multipart", "the multipart form is malformed")
+		}
+		if p.FormName() == "file" {
+			return p, nil
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package export_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/jupyterhealth/vault/export"
+)
+
+// points yields n OMH-shaped lines of about 300 bytes, then err if set.
+func points(n int, err error) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for i := range n {
+			p := fmt.Appendf(nil, `{"header":{"uuid":"00000000-0000-4000-8000-%012d"},"body":{"blood_glucose":{"value":%d,"unit":"mg/dL"},"pad":%q}}`, i, 70+i%100, bytes.Repeat([]byte("x"), 180))
+			if !yield(p, nil) {
+				return
+			}
+		}
+		if err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+func sign(text string) ([]byte, error) { return []byte("signed:" + text), nil }
+
+// TestWrite checks the payload: the manifest line, every data line in
+// order, and a trailer whose counts and hashes are those of the lines as
+// written, over many flushes.
+func TestWrite(t *testing.T) {
+	enc, _ := export.NewEncoder("omh", "pt_test")
+	var out bytes.Buffer
+	m := &export.Manifest{Manifest: 1, Patient: "pt_test", AccessStart: 42}
+	const n = 5000 // about 1.6 MB: many 64 KiB flushes through the three buffers
+	st, err := export.Write(&out, m, enc, points(n, nil), sign)
+	if err != nil || st.Records != n {
+		t.Fatalf("Write: %+v %v", st, err)
+	}
+	var lines [][]byte
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		lines = append(lines, append(bytes.Clone(sc.Bytes()), '\n'))
+	}
+	if len(lines) != n+2 {
+		t.Fatalf("%d lines, want %d", len(lines), n+2)
+	}
+	i := 0
+	for p := range points(n, nil) {
+		if !bytes.Equal(lines[1+i], append(p, '\n')) {
+			t.Fatalf("data line %d differs", i)
+		}
+		i++
+	}
+	h := sha256.New()
+	for _, l := range lines[1 : n+1] {
+		h.Write(l)
+	}
+	ms := sha256.Sum256(lines[0])
+	var tr export.Trailer
+	if err := json.Unmarshal(lines[n+1], &tr); err != nil {
+		t.Fatal(err)
+	}
+	want := export.TrailerText(42, hex.EncodeToString(ms[:]), n, hex.EncodeToString(h.Sum(nil)))
+	if tr.Records != n || tr.SHA256 != hex.EncodeToString(h.Sum(nil)) || tr.ManifestSHA256 != hex.EncodeToString(ms[:]) || tr.Signature != "signed:"+want || !bytes.Equal(st.SHA256, h.Sum(nil)) {
+		t.Fatalf("trailer %+v", tr)
+	}
+}
+
+// failAfter accepts `ok` writes, then fails every one.
+type failAfter struct{ ok int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if f.ok == 0 {
+		return 0, errors.New("connection reset")
+	}
+	f.ok--
+	return len(p), nil
+}
+
+// TestWriteFails: a writer that fails at any flush, a points error and a
+// signing error each end Write with that error, write no trailer, and
+// leave no goroutine behind.
+func TestWriteFails(t *testing.T) {
+	enc, _ := export.NewEncoder("omh", "pt_test")
+	m := &export.Manifest{Manifest: 1}
+	base := runtime.NumGoroutine()
+	for _, ok := range []int{0, 1, 2, 3, 10} {
+		if _, err := export.Write(&failAfter{ok: ok}, m, enc, points(3000, nil), sign); err == nil {
+			t.Errorf("writer failing after %d writes: no error", ok)
+		}
+	}
+	scanErr := errors.New("record 77 does not decrypt")
+	var out bytes.Buffer
+	if _, err := export.Write(&out, m, enc, points(1000, scanErr), sign); !errors.Is(err, scanErr) {
+		t.Errorf("points error: %v", err)
+	}
+	if bytes.Contains(out.Bytes(), []byte(`"trailer"`)) {
+		t.Error("a trailer was written after a points error")
+	}
+	out.Reset()
+	signErr := errors.New("log key unavailable")
+	if _, err := export.Write(&out, m, enc, points(10, nil), func(string) ([]byte, error) { return nil, signErr }); !errors.Is(err, signErr) {
+		t.Errorf("sign error: %v", err)
+	}
+	if bytes.Contains(out.Bytes(), []byte(`"trailer"`)) {
+		t.Error("a trailer was written without a signature")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > base {
+		t.Fatalf("%d goroutines left (was %d)", g, base)
+	}
+}

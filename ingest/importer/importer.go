@@ -1,0 +1,207 @@
+// Package importer runs an import: it parses a file twice, first to check
+// all of it, then to store it, so a malformed file stores nothing.
+//
+// A file of up to [OneTransaction] readings is stored in one transaction:
+// it imports whole or not at all. A bigger one (a multi-GB Apple Health
+// export holds millions) is stored in transactions of OneTransaction
+// readings, in file order, after the whole file has been checked. Only a
+// storage failure (a full disk, a shutdown) can stop it half way; the
+// answer then says how far it got, and running the same import again
+// finishes it: every reading already stored is a duplicate and costs a
+// lookup, so no import id has to be kept.
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
+)
+
+// OneTransaction is the most readings stored in one transaction, and so
+// the size of the biggest file that imports atomically.
+const OneTransaction = 20000
+
+// MaxSkipRows is how many skipped rows an answer lists one by one.
+const MaxSkipRows = 20
+
+// Store is what an import writes to: a *vault.Vault.
+type Store interface {
+	Ingest(ctx context.Context, patientID string, pts []*omh.Point) (vault.IngestResult, error)
+}
+
+// Input is a file to import. Open is called once per pass and must give
+// the same bytes each time.
+type Input struct {
+	// Open returns a reader over the whole file.
+	Open func() (io.ReadCloser, error)
+	// ReaderAt and Size give random access, for formats that need it (a
+	// zip). Either may be unset for a format that only streams.
+	ReaderAt io.ReaderAt
+	Size     int64
+}
+
+// Format is one importable format.
+type Format struct {
+	Name string
+	// Parse streams the format. ParseAt, when set, is used instead for
+	// input with random access (Apple's export.zip).
+	Parse   ingest.Parser
+	ParseAt func(ra io.ReaderAt, size int64, o ingest.Options, sink ingest.Sink) error
+}
+
+// Counts are one type's numbers.
+type Counts struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+}
+
+// Result is what an import did.
+type Result struct {
+	Format     string            `json:"format"`
+	Readings   int               `json:"readings"` // found in the file
+	Accepted   int               `json:"accepted"`
+	Duplicates int               `json:"duplicates"`
+	Skipped    int               `json:"skipped"`
+	BySchema   map[string]Counts `json:"by_schema"`       // by canonical schema id
+	SkippedBy  map[string]int    `json:"skipped_by_type"` // by the source's own type
+	SkipRows   []ingest.Skip     `json:"skipped_rows"`    // the first MaxSkipRows
+	// Transactions is how many transactions stored the readings: 1 means
+	// the file was stored atomically.
+	Transactions int  `json:"transactions"`
+	Complete     bool `json:"complete"`
+}
+
+// ErrStopped wraps a storage failure after some readings were stored; the
+// Result says how many.
+var ErrStopped = errors.New("the import stopped part way")
+
+// Run imports in into patientID's records.
+func Run(ctx context.Context, st Store, patientID string, f Format, in Input, o ingest.Options) (Result, error) {
+	res := Result{Format: f.Name, BySchema: map[string]Counts{}, SkippedBy: map[string]int{}, SkipRows: []ingest.Skip{}}
+	check := &checkSink{res: &res}
+	if err := parse(f, in, o, check); err != nil {
+		return Result{Format: f.Name}, err
+	}
+	if res.Readings == 0 {
+		res.Complete = true
+		return res, nil
+	}
+	store := &storeSink{ctx: ctx, st: st, patient: patientID, res: &res}
+	err := parse(f, in, o, store)
+	if err == nil {
+		err = store.flush()
+	}
+	var pe *ingest.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &pe):
+		// The file parsed in the first pass; a second parse that fails
+		// means it changed under us.
+		return res, fmt.Errorf("%w after %d of %d readings: the file changed during the import (%v)", ErrStopped, res.Accepted+res.Duplicates, res.Readings, err)
+	default:
+		return res, fmt.Errorf("%w after %d of %d readings; run the same import again to finish it: %w", ErrStopped, res.Accepted+res.Duplicates, res.Readings, err)
+	}
+	if store.seen != res.Readings {
+		return res, fmt.Errorf("%w: the file changed during the import (%d readings, then %d)", ErrStopped, res.Readings, store.seen)
+	}
+	res.Complete = true
+	return res, nil
+}
+
+func parse(f Format, in Input, o ingest.Options, sink ingest.Sink) error {
+	if f.ParseAt != nil && in.ReaderAt != nil {
+		return f.ParseAt(in.ReaderAt, in.Size, o, sink)
+	}
+	if f.Parse == nil {
+		return &ingest.Error{Code: "bad_input", Message: "this format needs a file the vault can read at random (a zip); upload it as a file"}
+	}
+	r, err := in.Open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return f.Parse(r, o, sink)
+}
+
+// checkSink is the first pass: it counts and checks, storing nothing.
+type checkSink struct{ res *Result }
+
+func (c *checkSink) Reading(it ingest.Item) error {
+	if !vault.TimeInRange(it.Point.Time) {
+		return ingest.Errorf(it.Pos, "bad_time", "the reading's time is outside the years the vault stores (1900 to 2199)")
+	}
+	c.res.Readings++
+	return nil
+}
+
+func (c *checkSink) Skipped(s ingest.Skip) error {
+	c.res.Skipped++
+	c.res.SkippedBy[s.Type]++
+	if len(c.res.SkipRows) < MaxSkipRows {
+		c.res.SkipRows = append(c.res.SkipRows, s)
+	}
+	return nil
+}
+
+// storeSink is the second pass: it stores readings in transactions of
+// OneTransaction, in file order.
+type storeSink struct {
+	ctx     context.Context
+	st      Store
+	patient string
+	res     *Result
+	batch   []*omh.Point
+	seen    int
+}
+
+func (s *storeSink) Reading(it ingest.Item) error {
+	s.seen++
+	s.batch = append(s.batch, it.Point)
+	if len(s.batch) >= OneTransaction {
+		return s.flush()
+	}
+	return nil
+}
+
+func (s *storeSink) Skipped(ingest.Skip) error { return nil }
+
+func (s *storeSink) flush() error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	r, err := s.st.Ingest(s.ctx, s.patient, s.batch)
+	if err != nil {
+		return err
+	}
+	s.res.Transactions++
+	s.res.Accepted += r.Accepted
+	s.res.Duplicates += r.Duplicates
+	for schema, c := range r.BySchema {
+		sc := s.res.BySchema[schema]
+		sc.Accepted += c.Accepted
+		sc.Duplicates += c.Duplicates
+		s.res.BySchema[schema] = sc
+	}
+	clear(s.batch)
+	s.batch = s.batch[:0]
+	return nil
+}
+
+// Schemas lists a result's schemas in order, for display.
+func (r Result) Schemas() []string {
+	var out []string
+	for s := range r.BySchema {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,6 +69,15 @@ type AdminOps interface {
 	// Import imports a patient's file. body is an *os.File when the CLI
 	// runs on the database directly, or the upload over the socket.
 	Import(r AdminImportRequest, body io.Reader) (importer.Result, error)
+	// Backup writes a consistent snapshot of the database to w; size is
+	// told its length before the first byte.
+	Backup(w io.Writer, size func(int64)) (int64, error)
+}
+
+// Snapshotter takes a consistent snapshot of the database
+// (*boltstore.Store).
+type Snapshotter interface {
+	Backup(w io.Writer, size func(int64)) (int64, error)
 }
 
 // LocalAdmin runs admin actions on an open vault. Every action is also an
@@ -76,8 +86,22 @@ type LocalAdmin struct {
 	Vault     *vault.Vault
 	Ledger    *consent.Ledger
 	Log       *slog.Logger
-	Importers Importers // for Import
-	SpoolDir  string    // for an upload over the socket (os.TempDir() when empty)
+	Importers Importers   // for Import
+	SpoolDir  string      // for an upload over the socket (os.TempDir() when empty)
+	Store     Snapshotter // for Backup
+}
+
+// Backup snapshots the database. It is logged, not a ledger entry: writing
+// an entry would change what is being copied.
+func (a LocalAdmin) Backup(w io.Writer, size func(int64)) (int64, error) {
+	if a.Store == nil {
+		return 0, errors.New("no store to back up")
+	}
+	n, err := a.Store.Backup(w, size)
+	if err == nil {
+		a.Log.Info("admin action", "action", "backup", "bytes", n)
+	}
+	return n, err
 }
 
 // record appends an admin entry naming the user it concerns.
@@ -256,6 +280,25 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 			return AdminError(err)
 		}
 		return c.JSON(http.StatusCreated, out)
+	})
+	e.GET("/admin/backup", func(c echo.Context) error {
+		w := c.Response()
+		started := false
+		_, err := ops.Backup(w, func(n int64) {
+			w.Header().Set(echo.HeaderContentType, "application/octet-stream")
+			w.Header().Set(echo.HeaderContentLength, strconv.FormatInt(n, 10))
+			w.WriteHeader(http.StatusOK)
+			started = true
+		})
+		if err != nil && started {
+			// The length promised is not met: the client sees a short body.
+			log.Error("backup stream failed", "cause", err.Error())
+			panic(http.ErrAbortHandler)
+		}
+		if err != nil {
+			return AdminError(err)
+		}
+		return nil
 	})
 	e.POST("/admin/ledger/verify", func(c echo.Context) error {
 		var r AdminVerifyRequest

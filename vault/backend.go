@@ -79,6 +79,9 @@ type Backend interface {
 	// record.
 	Scan(ctx context.Context, patientID, schema string, from, to int64) iter.Seq2[Record, error]
 
+	// Count returns how many records the patient has, of every schema.
+	Count(patientID string) (int, error)
+
 	// DeletePatient removes the patient's key blob, records, user and tokens,
 	// and leaves no copy of them in free space. If it fails after removing
 	// them, the cleanup is finished by the next DeletePatient or Open.

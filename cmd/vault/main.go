@@ -9,6 +9,8 @@
 //	vault ledger verify [--checkpoint FILE]
 //	vault ledger rebuild
 //	vault import --patient ID [--format F] FILE
+//	vault backup --out FILE
+//	vault restore --in FILE --data DIR
 //	vault decrypt -i IDENTITY [-o OUT] [FILE]
 //	vault bench [flags]
 //	vault bench export [--rounds N] [--years N]
@@ -40,6 +42,8 @@ const usage = `usage:
   vault ledger verify [--checkpoint FILE]
   vault ledger rebuild
   vault import --patient ID [--format F] FILE
+  vault backup --out FILE
+  vault restore --in FILE --data DIR
   vault decrypt -i IDENTITY [-o OUT] [FILE]
   vault bench [--readings N] [--batch N] [--uploaders N]
   vault bench export [--rounds N] [--years N]
@@ -79,6 +83,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLedger(args[1:], stdout, stderr)
 	case "import":
 		err = cmdImport(args[1:], stdout, stderr)
+	case "backup":
+		err = cmdBackup(args[1:], stdout, stderr)
+	case "restore":
+		err = cmdRestore(args[1:], stdout, stderr)
 	case "decrypt":
 		err = cmdDecrypt(args[1:], os.Stdin, stdout, stderr)
 	case "bench":

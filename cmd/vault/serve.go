@@ -147,7 +147,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool}, log), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st}, log), ReadHeaderTimeout: 10 * time.Second}
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 
 	errc := make(chan error, 2)

@@ -78,3 +78,17 @@ func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int
 		}
 	}
 }
+
+// Count implements vault.Backend.
+func (s *Store) Count(patientID string) (int, error) {
+	n := 0
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bReadings).Bucket([]byte(patientID))
+		if b == nil {
+			return nil
+		}
+		n = b.Stats().KeyN
+		return nil
+	})
+	return n, err
+}

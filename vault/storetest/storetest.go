@@ -35,6 +35,7 @@ func Run(t *testing.T, open Factory) {
 		{"ScanPagesAndBounds", testScanPages},
 		{"DeletePatient", testDeletePatient},
 		{"InsertNeedsPatientKeys", testInsertNeedsKeys},
+		{"Count", testCount},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,5 +321,19 @@ func testInsertNeedsKeys(t *testing.T, b vault.Backend) {
 	}
 	if _, err := b.Insert(ctx, "pt_x", []vault.Record{rec("s", 1, 1, "x")}); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("insert after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func testCount(t *testing.T, b vault.Backend) {
+	ctx := context.Background()
+	if n, err := b.Count("pt_a"); err != nil || n != 0 {
+		t.Fatalf("Count of an empty patient = %d, %v", n, err)
+	}
+	recs := []vault.Record{rec("s", 1, 1, "a"), rec("s", 2, 1, "b"), rec("t", 1, 2, "c")}
+	if _, err := b.Insert(ctx, "pt_a", recs); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Count("pt_a"); err != nil || n != 3 {
+		t.Fatalf("Count = %d, %v; want 3 over two schemas", n, err)
 	}
 }

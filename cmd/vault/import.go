@@ -19,7 +19,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	sf.register(fs)
 	patient := fs.String("patient", "", "the patient's id (pt_…)")
 	format := fs.String("format", "", "one of "+strings.Join(formats.New().Names(), ", ")+" (default: recognised from the file)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsArgs(fs, args, 1); err != nil {
 		return err
 	}
 	if *patient == "" || fs.NArg() != 1 {

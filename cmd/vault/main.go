@@ -8,6 +8,7 @@
 //	vault admin ledger-key
 //	vault ledger verify [--checkpoint FILE]
 //	vault ledger rebuild
+//	vault config [serve's flags]
 //	vault import --patient ID [--format F] FILE
 //	vault backup --out FILE
 //	vault restore --in FILE --data DIR
@@ -41,6 +42,7 @@ const usage = `usage:
   vault admin ledger-key
   vault ledger verify [--checkpoint FILE]
   vault ledger rebuild
+  vault config [serve's flags]
   vault import --patient ID [--format F] FILE
   vault backup --out FILE
   vault restore --in FILE --data DIR
@@ -81,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdAdmin(args[1:], stdout, stderr)
 	case "ledger":
 		err = cmdLedger(args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
 	case "import":
 		err = cmdImport(args[1:], stdout, stderr)
 	case "backup":
@@ -127,15 +131,31 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses and turns flag errors into errUsage (already printed).
+// Settings (see config.go) are also read from the environment.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	return parseFlagsArgs(fs, args, 0)
+}
+
+// parseFlagsArgs is parseFlags for a command that takes up to maxArgs
+// arguments after its flags.
+func parseFlagsArgs(fs *flag.FlagSet, args []string, maxArgs int) error {
+	fs.VisitAll(func(f *flag.Flag) {
+		if isSetting(f.Name) {
+			f.Usage += " [env " + envName(f.Name) + "]"
+		}
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return errUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+	if fs.NArg() > maxArgs {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(maxArgs))
+		return errUsage
+	}
+	if err := applyEnv(fs); err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
 		return errUsage
 	}
 	return nil

@@ -23,15 +23,8 @@ type storeFlags struct {
 }
 
 func (f *storeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.data, "data", envOr("VAULT_DATA", "./vault-data"), "data directory (env VAULT_DATA)")
-	fs.StringVar(&f.keyFile, "root-key-file", envOr("VAULT_ROOT_KEY_FILE", defaultKeyFile()), "root key file, kept outside the data directory (env VAULT_ROOT_KEY_FILE)")
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
+	fs.StringVar(&f.data, "data", "./vault-data", "data directory")
+	fs.StringVar(&f.keyFile, "root-key-file", defaultKeyFile(), "root key file, kept outside the data directory")
 }
 
 func defaultKeyFile() string {

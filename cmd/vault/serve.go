@@ -43,19 +43,30 @@ func checkBaseURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// registerServe declares serve's settings; cmdServe and cmdConfig share
+// them. Each can also be set as VAULT_NAME (see config.go).
+func registerServe(fs *flag.FlagSet) *serveFlags {
+	sv := &serveFlags{}
+	sv.store.register(fs)
+	sv.addr = fs.String("addr", "127.0.0.1:8080", "listen address")
+	sv.baseURL = fs.String("base-url", "http://localhost:8080", "public URL; its host is the passkey RP ID")
+	sv.demo = fs.Bool("demo", false, "seed demo patient Ada and clinician Dr. Rivera, and write DIR/demo/credentials.json")
+	sv.demoDays = fs.Int("demo-days", 365, "days of synthetic history for --demo")
+	sv.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
+	sv.keyDelay = fs.Duration("key-activation-delay", api.DefaultKeyActivationDelay, "how long a clinician key added with an API token waits before it can receive exports (0 with --demo unless set)")
+	return sv
+}
+
 func cmdServe(args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
-	var sf storeFlags
-	sf.register(fs)
-	addr := fs.String("addr", envOr("VAULT_ADDR", "127.0.0.1:8080"), "listen address (env VAULT_ADDR)")
-	baseURL := fs.String("base-url", envOr("VAULT_BASE_URL", "http://localhost:8080"), "public URL; its host is the passkey RP ID (env VAULT_BASE_URL)")
-	demoMode := fs.Bool("demo", false, "seed demo patient Ada and clinician Dr. Rivera, and write DIR/demo/credentials.json")
-	demoDays := fs.Int("demo-days", 365, "days of synthetic history for --demo")
-	logLevel := fs.String("log-level", envOr("VAULT_LOG_LEVEL", "info"), "debug, info, warn or error")
-	keyDelay := fs.Duration("key-activation-delay", api.DefaultKeyActivationDelay, "how long a clinician key added with an API token waits before it can receive exports (0 with --demo unless set)")
+	sv := registerServe(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := checkServe(fs); err != nil {
+		return err
+	}
+	sf, addr, baseURL, demoMode, demoDays, logLevel, keyDelay := sv.store, sv.addr, sv.baseURL, sv.demo, sv.demoDays, sv.logLevel, sv.keyDelay
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
 		return err
@@ -70,7 +81,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if *keyDelay < 0 {
 		return fmt.Errorf("--key-activation-delay must not be negative")
 	}
-	delaySet := false
+	delaySet := os.Getenv(envName("key-activation-delay")) != ""
 	fs.Visit(func(f *flag.Flag) { delaySet = delaySet || f.Name == "key-activation-delay" })
 	if *demoMode && !delaySet {
 		*keyDelay = 0

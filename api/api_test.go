@@ -70,7 +70,7 @@ func newFixture(t testing.TB, cfg api.Config) *fixture {
 	if f.ledger, err = consent.Open(f.ledgerDB, v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Vault, cfg.Ledger = v, f.ledger
+	cfg.Vault, cfg.Ledger, cfg.Store = v, f.ledger, st
 	f.srv = httptest.NewServer(api.New(cfg).Echo())
 	t.Cleanup(f.srv.Close)
 	return f
@@ -316,6 +316,20 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	if st, b := f.do(t, "GET", "/nope", "", "", nil); st != 404 || errBody(t, b).Code != "not_found" {
 		t.Fatalf("404: %d %s", st, b)
+	}
+	// The gauges an admin alerts on: ledger size, database size, and the
+	// last backup (none yet, then one).
+	for _, want := range []string{"vault_ledger_entries 0", "vault_db_size_bytes ", "vault_last_backup_timestamp_seconds 0"} {
+		if !bytes.Contains(b, []byte("\n"+want)) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if _, err := f.ledgerDB.st.Backup(io.Discard, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, b = f.do(t, "GET", "/metrics", "", "", nil)
+	if bytes.Contains(b, []byte("\nvault_last_backup_timestamp_seconds 0")) || !bytes.Contains(b, []byte("\nvault_last_backup_timestamp_seconds 1.")) {
+		t.Errorf("the last backup is not in the metrics")
 	}
 }
 

@@ -139,6 +139,7 @@ func (s *Server) getExport(c echo.Context) error {
 	}
 	win := consent.Window{From: from, To: to}
 	denied := func(reason string) *Error {
+		s.metrics.exports.WithLabelValues(format, "refused").Inc()
 		return newError(http.StatusForbidden, "no_consent", "no active grant from this patient covers the request (%s)", reason)
 	}
 	windows, grants, reason := s.decideAll(tok.UserID, patient, schemas, win, key.Fingerprint, now)
@@ -177,6 +178,7 @@ func (s *Server) getExport(c echo.Context) error {
 	case errors.Is(err, errConsentChanged):
 		return denied("it changed just now")
 	case err != nil:
+		s.metrics.exports.WithLabelValues(format, "access_log_unavailable").Inc()
 		return &Error{Status: http.StatusServiceUnavailable, Code: "access_log_unavailable", Message: "the access could not be logged, so nothing was sent; retry later", Cause: err}
 	}
 	manifest := export.Manifest{Manifest: 1, Patient: patient, Clinician: tok.UserID, Format: format,
@@ -227,6 +229,8 @@ func (s *Server) getExport(c echo.Context) error {
 		err = bw.Flush()
 	}
 	s.endAccess(tok.UserID, patient, startIdx, st.Records, st.SHA256, err != nil)
+	s.metrics.exported.Add(float64(st.Records))
+	s.metrics.exports.WithLabelValues(format, map[bool]string{true: "incomplete", false: "complete"}[err != nil]).Inc()
 	if err != nil {
 		s.log.Error("export stream failed", "access_start", startIdx, "cause", err.Error())
 		panic(http.ErrAbortHandler)

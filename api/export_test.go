@@ -184,6 +184,10 @@ func TestExport(t *testing.T) {
 		}
 	}
 
+	if _, mb := e.do(t, "GET", "/metrics", "", "", nil); !bytes.Contains(mb, []byte(`vault_exports_total{format="omh",outcome="complete"} 1`)) || !bytes.Contains(mb, []byte("vault_export_readings_total 8")) {
+		t.Errorf("export metrics missing")
+	}
+
 	// The patient sees the pull, with its count; the ledger has both ends.
 	st, b := e.do(t, "GET", "/api/v1/access-log", e.ptok, "", nil)
 	var log []api.AccessLogEntry

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,9 +87,17 @@ func (s *Server) postImport(c echo.Context) error {
 		return newError(http.StatusBadRequest, "empty_file", "the file is empty")
 	}
 	res, err := runImport(req.Context(), s.vault, s.importers, tok.UserID, f, sp)
+	s.metrics.ingested.WithLabelValues("accepted").Add(float64(res.Accepted))
+	s.metrics.ingested.WithLabelValues("duplicate").Add(float64(res.Duplicates))
 	if err != nil {
+		outcome := "refused"
+		if res.Accepted+res.Duplicates > 0 {
+			outcome = "incomplete"
+		}
+		s.metrics.imports.WithLabelValues(cmp.Or(res.Format, f.Name, "unknown"), outcome).Inc()
 		return err
 	}
+	s.metrics.imports.WithLabelValues(res.Format, "complete").Inc()
 	s.log.Info("import", "format", f.Name, "readings", res.Readings, "accepted", res.Accepted, "duplicates", res.Duplicates, "skipped", res.Skipped, "transactions", res.Transactions)
 	return c.JSON(http.StatusCreated, res)
 }

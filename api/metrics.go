@@ -1,12 +1,67 @@
 package api
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	latency      *prometheus.HistogramVec
 	ingested     *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	authFailures *prometheus.CounterVec
+	exports      *prometheus.CounterVec
+	exported     prometheus.Counter
+	imports      *prometheus.CounterVec
+}
+
+// StoreInfo is what the metrics read from the database (*boltstore.Store).
+type StoreInfo interface {
+	Path() string
+	LastBackup() time.Time
+}
+
+// registerGauges adds the gauges an admin alerts on that are read when
+// scraped: the ledger's size, the database file's size, and the time since
+// the last backup.
+func (s *Server) registerGauges(reg *prometheus.Registry, st StoreInfo) {
+	if s.ledger != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vault_ledger_entries",
+			Help: "Entries in the consent ledger.",
+		}, func() float64 {
+			n, err := s.ledger.Size()
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+	}
+	if st == nil {
+		return
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vault_db_size_bytes",
+		Help: "Size of the database file.",
+	}, func() float64 {
+		fi, err := os.Stat(st.Path())
+		if err != nil {
+			return -1
+		}
+		return float64(fi.Size())
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vault_last_backup_timestamp_seconds",
+		Help: "Unix time of the last completed vault backup, 0 if none. Alert on time() minus this.",
+	}, func() float64 {
+		t := st.LastBackup()
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.Unix())
+	}))
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -28,7 +83,19 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "vault_auth_failures_total",
 			Help: "Failed token authentications, by reason.",
 		}, []string{"reason"}),
+		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vault_exports_total",
+			Help: "Exports started, by format and outcome (complete, incomplete, refused, access_log_unavailable).",
+		}, []string{"format", "outcome"}),
+		exported: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vault_export_readings_total",
+			Help: "Readings sent in exports.",
+		}),
+		imports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vault_imports_total",
+			Help: "Imports, by format and outcome (complete, refused, incomplete).",
+		}, []string{"format", "outcome"}),
 	}
-	reg.MustRegister(m.latency, m.ingested, m.rejected, m.authFailures)
+	reg.MustRegister(m.latency, m.ingested, m.rejected, m.authFailures, m.exports, m.exported, m.imports)
 	return m
 }

@@ -44,6 +44,9 @@ type Config struct {
 	Importers Importers
 	// MaxImportBytes caps an import's upload (DefaultMaxImportBytes when 0).
 	MaxImportBytes int64
+	// Store feeds the database size and last-backup gauges; nil leaves
+	// them out.
+	Store StoreInfo
 	// SpoolDir holds uploads, age-encrypted to a key only in memory, while
 	// they import (os.TempDir() when empty).
 	SpoolDir string
@@ -123,6 +126,7 @@ func New(cfg Config) *Server {
 		maxImport:   cfg.MaxImportBytes,
 		spoolDir:    cfg.SpoolDir,
 	}
+	s.registerGauges(cfg.Registry, cfg.Store)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)

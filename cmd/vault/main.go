@@ -9,6 +9,7 @@
 //	vault ledger verify [--checkpoint FILE]
 //	vault ledger rebuild
 //	vault config [serve's flags]
+//	vault healthcheck [--addr HOST:PORT]
 //	vault import --patient ID [--format F] FILE
 //	vault backup --out FILE
 //	vault restore --in FILE --data DIR
@@ -43,6 +44,7 @@ const usage = `usage:
   vault ledger verify [--checkpoint FILE]
   vault ledger rebuild
   vault config [serve's flags]
+  vault healthcheck [--addr HOST:PORT]
   vault import --patient ID [--format F] FILE
   vault backup --out FILE
   vault restore --in FILE --data DIR
@@ -85,6 +87,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLedger(args[1:], stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
+	case "healthcheck":
+		err = cmdHealthcheck(args[1:], stdout, stderr)
 	case "import":
 		err = cmdImport(args[1:], stdout, stderr)
 	case "backup":

@@ -10,6 +10,7 @@
 //	vault ledger rebuild
 //	vault config [serve's flags]
 //	vault healthcheck [--addr HOST:PORT]
+//	vault keys new-root --out FILE
 //	vault import --patient ID [--format F] FILE
 //	vault backup --out FILE
 //	vault restore --in FILE --data DIR
@@ -45,6 +46,7 @@ const usage = `usage:
   vault ledger rebuild
   vault config [serve's flags]
   vault healthcheck [--addr HOST:PORT]
+  vault keys new-root --out FILE
   vault import --patient ID [--format F] FILE
   vault backup --out FILE
   vault restore --in FILE --data DIR
@@ -87,6 +89,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLedger(args[1:], stdout, stderr)
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
+	case "keys":
+		err = cmdKeys(args[1:], stdout, stderr)
 	case "healthcheck":
 		err = cmdHealthcheck(args[1:], stdout, stderr)
 	case "import":

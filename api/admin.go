@@ -14,6 +14,7 @@ import (
 
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 )
@@ -72,6 +73,11 @@ type AdminOps interface {
 	// Backup writes a consistent snapshot of the database to w; size is
 	// told its length before the first byte.
 	Backup(w io.Writer, size func(int64)) (int64, error)
+	// RotateKeys adds a master primary and re-wraps every patient key under
+	// it, or finishes an interrupted rotation.
+	RotateKeys() (vault.RotateResult, error)
+	// KeyStatus reports the master keys and any rotation under way.
+	KeyStatus() (vault.KeyStatus, error)
 }
 
 // Snapshotter takes a consistent snapshot of the database
@@ -89,7 +95,34 @@ type LocalAdmin struct {
 	Importers Importers   // for Import
 	SpoolDir  string      // for an upload over the socket (os.TempDir() when empty)
 	Store     Snapshotter // for Backup
+	Root      *keys.Root  // for RotateKeys: it wraps the rotated master
 }
+
+// RotateKeys rotates the master keyset online (ingest carries on) and
+// records it in the ledger, kinds and ids only. An interrupted rotation is
+// finished, and recorded as such.
+func (a LocalAdmin) RotateKeys() (vault.RotateResult, error) {
+	if a.Root == nil {
+		return vault.RotateResult{}, errors.New("no root key to wrap the rotated master")
+	}
+	res, err := a.Vault.RotateMaster(context.Background(), a.Root, nil)
+	if err != nil {
+		if p, perr := a.Vault.PendingRotation(); perr == nil && p != nil {
+			a.record("key-rotate", "", fmt.Sprintf("interrupted: target %d", p.Target))
+		}
+		return res, err
+	}
+	a.Log.Info("admin action", "action", "key-rotate", "previous", res.Previous, "target", res.Target, "rewrapped", res.Rewrapped, "resumed", res.Resumed)
+	return res, a.record("key-rotate", "", RotationDetail(res))
+}
+
+// RotationDetail is a rotation's ledger detail: key ids and counts only.
+func RotationDetail(res vault.RotateResult) string {
+	return fmt.Sprintf("master %d -> %d, %d patient keys re-wrapped, %d patients, resumed=%v", res.Previous, res.Target, res.Rewrapped, res.Patients, res.Resumed)
+}
+
+// KeyStatus reports the keys (ids and counts only).
+func (a LocalAdmin) KeyStatus() (vault.KeyStatus, error) { return a.Vault.KeyStatus() }
 
 // Backup snapshots the database. It is logged, not a ledger entry: writing
 // an entry would change what is being copied.
@@ -299,6 +332,20 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 			return AdminError(err)
 		}
 		return nil
+	})
+	e.POST("/admin/keys/rotate", func(c echo.Context) error {
+		out, err := ops.RotateKeys()
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusOK, out)
+	})
+	e.GET("/admin/keys/status", func(c echo.Context) error {
+		out, err := ops.KeyStatus()
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusOK, out)
 	})
 	e.POST("/admin/ledger/verify", func(c echo.Context) error {
 		var r AdminVerifyRequest

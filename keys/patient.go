@@ -60,14 +60,8 @@ func NewPatientKeys(m *Master, patientID string) (*PatientKeys, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var kb, pb bytes.Buffer
-	if err := kh.WriteWithAssociatedData(keyset.NewBinaryWriter(&kb), m.aead, patientAD(patientID, "kek")); err != nil {
-		return nil, nil, err
-	}
-	if err := ph.WriteWithAssociatedData(keyset.NewBinaryWriter(&pb), m.aead, patientAD(patientID, "prf")); err != nil {
-		return nil, nil, err
-	}
-	blob, err := json.Marshal(patientBlob{V: 1, KEK: kb.Bytes(), PRF: pb.Bytes()})
+	// One version of the master wraps both parts, even if it rotates now.
+	blob, err := wrapPatientBlob(m.keys().aead, patientID, kh, ph)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -81,15 +75,36 @@ func OpenPatientKeys(m *Master, patientID string, blob []byte) (*PatientKeys, er
 	if err := json.Unmarshal(blob, &b); err != nil || b.V != 1 {
 		return nil, errors.New("patient key blob is corrupt")
 	}
-	kh, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(b.KEK)), m.aead, patientAD(patientID, "kek"))
+	kh, ph, err := unwrapPatientBlob(m.keys().aead, patientID, b)
 	if err != nil {
-		return nil, fmt.Errorf("patient KEK does not open: %w", ErrDecrypt)
-	}
-	ph, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(b.PRF)), m.aead, patientAD(patientID, "prf"))
-	if err != nil {
-		return nil, fmt.Errorf("patient dedup key does not open: %w", ErrDecrypt)
+		return nil, err
 	}
 	return newPatientKeys(kh, ph)
+}
+
+// wrapPatientBlob seals a patient's two keysets under one master primitive.
+func wrapPatientBlob(master tink.AEAD, patientID string, kh, ph *keyset.Handle) ([]byte, error) {
+	var kb, pb bytes.Buffer
+	if err := kh.WriteWithAssociatedData(keyset.NewBinaryWriter(&kb), master, patientAD(patientID, "kek")); err != nil {
+		return nil, err
+	}
+	if err := ph.WriteWithAssociatedData(keyset.NewBinaryWriter(&pb), master, patientAD(patientID, "prf")); err != nil {
+		return nil, err
+	}
+	return json.Marshal(patientBlob{V: 1, KEK: kb.Bytes(), PRF: pb.Bytes()})
+}
+
+// unwrapPatientBlob opens a parsed blob's two keysets.
+func unwrapPatientBlob(master tink.AEAD, patientID string, b patientBlob) (kh, ph *keyset.Handle, err error) {
+	kh, err = keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(b.KEK)), master, patientAD(patientID, "kek"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("patient KEK does not open: %w", ErrDecrypt)
+	}
+	ph, err = keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(b.PRF)), master, patientAD(patientID, "prf"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("patient dedup key does not open: %w", ErrDecrypt)
+	}
+	return kh, ph, nil
 }
 
 func newPatientKeys(kh, ph *keyset.Handle) (*PatientKeys, error) {

@@ -90,4 +90,26 @@ type Backend interface {
 	// Ping checks that the store answers.
 	Ping() error
 	Close() error
+
+	// PatientKeyBlobs returns up to limit patient key blobs in patient id
+	// order, starting after the id after ("" for the first page). Each
+	// blob belongs to the caller. Master rotation pages through them.
+	PatientKeyBlobs(after string, limit int) ([]PatientKeyBlob, error)
+
+	// SwapPatientKeys replaces, in one transaction, each patient's key
+	// blob that still equals its Old with its New, and sets Swapped on
+	// those it replaced. A blob that changed meanwhile is left alone, and
+	// one that is gone (the patient was deleted) stays gone: it never
+	// creates a blob. It returns an error, having swapped nothing, only
+	// when the transaction fails.
+	SwapPatientKeys(swaps []KeySwap) error
+
+	// SwapMeta applies every swap in one transaction if each key's value
+	// still equals its Old (a nil Old means the key must be absent);
+	// otherwise it changes nothing and returns ErrConflict. A nil New
+	// deletes the key. With scrub, the values it replaced must not survive
+	// anywhere in the store, free space included (bbolt compacts the file,
+	// and finishes the compaction at the next Open if it is cut short), so
+	// a master wrapped under a retired root is really gone.
+	SwapMeta(swaps []MetaSwap, scrub bool) error
 }

@@ -57,6 +57,11 @@ type Vault struct {
 
 	touchMu sync.Mutex
 	touched map[string]time.Time
+
+	// keyOpMu serialises the changes of the stored master keyset (a
+	// rotation's first step, a root change), and rewrapMu the re-wrap
+	// passes.
+	keyOpMu, rewrapMu sync.Mutex
 }
 
 // Options for Open.

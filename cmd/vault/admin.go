@@ -16,6 +16,7 @@ import (
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/vault/boltstore"
 )
 
@@ -127,6 +128,18 @@ func (s *socketAdmin) Import(r api.AdminImportRequest, body io.Reader) (importer
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
+func (s *socketAdmin) RotateKeys() (vault.RotateResult, error) {
+	var out vault.RotateResult
+	c := *s.c
+	c.Timeout = 0 // re-wrapping many patients takes a while
+	return out, (&socketAdmin{c: &c}).call(http.MethodPost, "/admin/keys/rotate", nil, &out)
+}
+
+func (s *socketAdmin) KeyStatus() (vault.KeyStatus, error) {
+	var out vault.KeyStatus
+	return out, s.call(http.MethodGet, "/admin/keys/status", nil, &out)
+}
+
 func (s *socketAdmin) LedgerKey() (string, error) {
 	var out struct {
 		Key string `json:"verifier_key"`
@@ -141,7 +154,7 @@ func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) err
 		return fn(s)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	v, st, err := openVault(sf, openExisting, false, 2*time.Second, log)
+	v, st, root, err := openVault(sf, openExisting, false, 2*time.Second, log)
 	if errors.Is(err, boltstore.ErrLocked) {
 		return fmt.Errorf("the database in %s is locked by another process, and no server answers on %s; is a vault running as another user?", sf.data, sockPath(sf.data))
 	}
@@ -153,7 +166,7 @@ func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) err
 	if err != nil {
 		return err
 	}
-	err = fn(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New()})
+	err = fn(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root})
 	var ae *api.Error
 	if err != nil && !errors.As(err, &ae) {
 		ae = api.AdminError(err)

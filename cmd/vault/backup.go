@@ -186,7 +186,7 @@ func verifyRestored(path string, sf storeFlags, stderr io.Writer) (string, error
 	if err != nil {
 		return "", err
 	}
-	v, err := unlock(st, sf, pass, log)
+	v, _, err := unlock(st, sf, pass, log)
 	if err != nil {
 		return "", err
 	}

@@ -225,7 +225,7 @@ func benchVault(dir string, uploaders, readings, batch, pageSize int, cpuprofile
 	total := uploaders * readings
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	sf := storeFlags{data: filepath.Join(dir, "data"), keyFile: filepath.Join(dir, "root.key")}
-	v, st, err := openVaultWith(sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second, PageSize: pageSize}, log)
+	v, st, _, err := openVaultWith(sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second, PageSize: pageSize}, log)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -63,7 +63,7 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	sf := storeFlags{data: filepath.Join(scratch, "data"), keyFile: filepath.Join(scratch, "root.key")}
-	v, st, err := openVaultWith(sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second}, log)
+	v, st, _, err := openVaultWith(sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second}, log)
 	if err != nil {
 		return err
 	}

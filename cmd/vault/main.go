@@ -11,6 +11,8 @@
 //	vault config [serve's flags]
 //	vault healthcheck [--addr HOST:PORT]
 //	vault keys new-root --out FILE
+//	vault keys rotate | status
+//	vault keys change-root (--new-root-key-file FILE | --new-passphrase-file FILE)
 //	vault import --patient ID [--format F] FILE
 //	vault backup --out FILE
 //	vault restore --in FILE --data DIR
@@ -47,6 +49,8 @@ const usage = `usage:
   vault config [serve's flags]
   vault healthcheck [--addr HOST:PORT]
   vault keys new-root --out FILE
+  vault keys rotate | status
+  vault keys change-root (--new-root-key-file FILE | --new-passphrase-file FILE)
   vault import --patient ID [--format F] FILE
   vault backup --out FILE
   vault restore --in FILE --data DIR

@@ -99,49 +99,49 @@ const (
 	openOrCreate                 // serve, bench
 )
 
-func openVault(f storeFlags, mode openMode, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, *boltstore.Store, error) {
+func openVault(f storeFlags, mode openMode, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, *boltstore.Store, *keys.Root, error) {
 	return openVaultWith(f, mode, demo, boltstore.Options{LockTimeout: lockTimeout}, log)
 }
 
-func openVaultWith(f storeFlags, mode openMode, demo bool, so boltstore.Options, log *slog.Logger) (*vault.Vault, *boltstore.Store, error) {
+func openVaultWith(f storeFlags, mode openMode, demo bool, so boltstore.Options, log *slog.Logger) (*vault.Vault, *boltstore.Store, *keys.Root, error) {
 	if mode == openExisting {
 		if _, err := os.Stat(dbPath(f.data)); err != nil {
-			return nil, nil, fmt.Errorf("no vault in %s (no %s); check --data, or create the vault by starting it once with 'vault serve --data %s'", f.data, filepath.Base(dbPath(f.data)), f.data)
+			return nil, nil, nil, fmt.Errorf("no vault in %s (no %s); check --data, or create the vault by starting it once with 'vault serve --data %s'", f.data, filepath.Base(dbPath(f.data)), f.data)
 		}
 	}
 	pass, err := passphrase()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if pass == nil && inside(f.keyFile, f.data) && !demo {
-		return nil, nil, fmt.Errorf("the root key file %s is inside the data directory %s; keep it elsewhere so a copy of the data alone reveals nothing (only --demo allows this)", f.keyFile, f.data)
+		return nil, nil, nil, fmt.Errorf("the root key file %s is inside the data directory %s; keep it elsewhere so a copy of the data alone reveals nothing (only --demo allows this)", f.keyFile, f.data)
 	}
 	if err := os.MkdirAll(f.data, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("data directory: %v", err)
+		return nil, nil, nil, fmt.Errorf("data directory: %v", err)
 	}
 	if fi, err := os.Stat(f.data); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data directory is readable by group or others; run chmod 700 on it", "dir", f.data, "mode", fi.Mode().Perm().String())
 	}
 	st, err := boltstore.Open(dbPath(f.data), so)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	v, err := unlock(st, f, pass, log)
+	v, root, err := unlock(st, f, pass, log)
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return v, st, nil
+	return v, st, root, nil
 }
 
-func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*vault.Vault, error) {
+func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*vault.Vault, *keys.Root, error) {
 	info, err := vault.ReadRootInfo(st)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	existing, err := st.Meta(vault.MetaMaster)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var root *keys.Root
 	newInfo := vault.RootInfo{}
@@ -157,14 +157,14 @@ func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*
 			p = keys.NewArgon2Params()
 		}
 		if root, err = keys.RootFromPassphrase(pass, p); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		newInfo = vault.RootInfo{Kind: root.Kind(), Argon2: &p}
 	default:
 		root, err = keys.LoadKeyFile(f.keyFile)
 		if errors.Is(err, keys.ErrNoKeyFile) {
 			if existing != nil {
-				return nil, fmt.Errorf("the root key file %s does not exist, but this vault was sealed with one; restore that file (or set VAULT_ROOT_PASSPHRASE if the vault uses a passphrase)", f.keyFile)
+				return nil, nil, fmt.Errorf("the root key file %s does not exist, but this vault was sealed with one; restore that file (or set VAULT_ROOT_PASSPHRASE if the vault uses a passphrase)", f.keyFile)
 			}
 			root, err = keys.CreateKeyFile(f.keyFile)
 			if err == nil {
@@ -172,15 +172,15 @@ func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*
 			}
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		newInfo = vault.RootInfo{Kind: root.Kind()}
 	}
 	v, err := vault.Open(st, root, newInfo, vault.Options{Logger: log})
 	if errors.Is(err, keys.ErrWrongRoot) {
-		return nil, fmt.Errorf("refusing to start: %w; check --root-key-file or VAULT_ROOT_PASSPHRASE", err)
+		return nil, nil, fmt.Errorf("refusing to start: %w; check --root-key-file or VAULT_ROOT_PASSPHRASE", err)
 	}
-	return v, err
+	return v, root, err
 }
 
 // openLedger opens the consent ledger in the vault's database. origin names

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/internal/demo"
 )
@@ -94,7 +95,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	// stops it between batches and closes the database cleanly.
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
-	v, st, err := openVault(sf, openOrCreate, *demoMode, time.Second, log)
+	v, st, root, err := openVault(sf, openOrCreate, *demoMode, time.Second, log)
 	if err != nil {
 		return err
 	}
@@ -158,8 +159,24 @@ func cmdServe(args []string, stderr io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st}, log), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root}, log), ReadHeaderTimeout: 10 * time.Second}
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
+	// A key rotation a crash or a kill cut short is finished in the
+	// background; until then the old master key still opens what it
+	// wrapped, so nothing waits for it.
+	if p, err := v.PendingRotation(); err == nil && p != nil {
+		go func() {
+			res, err := v.ResumeRotation(ctx, nil)
+			if err != nil {
+				log.Error("resuming the key rotation failed; run 'vault keys rotate' to finish it", "target", p.Target, "cause", err.Error())
+				return
+			}
+			log.Info("key rotation resumed and finished", "target", res.Target, "rewrapped", res.Rewrapped)
+			if _, err := led.Append(consent.NewAdmin("key-rotate", "", api.RotationDetail(res), time.Now())); err != nil {
+				log.Error("the resumed rotation's ledger entry failed", "cause", err.Error())
+			}
+		}()
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- httpSrv.Serve(ln) }()

@@ -36,6 +36,9 @@ func Run(t *testing.T, open Factory) {
 		{"DeletePatient", testDeletePatient},
 		{"InsertNeedsPatientKeys", testInsertNeedsKeys},
 		{"Count", testCount},
+		{"PatientKeyBlobs", testPatientKeyBlobs},
+		{"SwapPatientKeys", testSwapPatientKeys},
+		{"SwapMeta", testSwapMeta},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

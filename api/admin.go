@@ -43,8 +43,9 @@ type (
 	// AdminImportRequest names the patient and, optionally, the format of
 	// a file an admin imports (vault import).
 	AdminImportRequest struct {
-		Patient string `json:"patient"`
-		Format  string `json:"format,omitempty"`
+		Patient   string `json:"patient"`
+		Format    string `json:"format,omitempty"`
+		DateOrder string `json:"date_order,omitempty"`
 	}
 	AdminVerifyRequest struct {
 		Checkpoint []byte `json:"checkpoint,omitempty"` // a signed checkpoint kept from earlier
@@ -228,7 +229,7 @@ func (a LocalAdmin) Import(r AdminImportRequest, body io.Reader) (importer.Resul
 		defer sp.Close()
 		src = sp
 	}
-	res, err := runImport(context.Background(), a.Vault, a.Importers, r.Patient, f, src)
+	res, err := runImport(context.Background(), a.Vault, a.Importers, r.Patient, f, r.DateOrder, src)
 	if err != nil {
 		return res, err
 	}
@@ -304,7 +305,7 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 	})
 	e.POST("/admin/import", func(c echo.Context) error {
 		http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(importReadTimeout))
-		out, err := ops.Import(AdminImportRequest{Patient: c.QueryParam("patient"), Format: c.QueryParam("format")}, c.Request().Body)
+		out, err := ops.Import(AdminImportRequest{Patient: c.QueryParam("patient"), Format: c.QueryParam("format"), DateOrder: c.QueryParam("date_order")}, c.Request().Body)
 		var ae *Error
 		switch {
 		case errors.As(err, &ae):

@@ -86,7 +86,7 @@ func (s *Server) postImport(c echo.Context) error {
 	if sp.Size() == 0 {
 		return newError(http.StatusBadRequest, "empty_file", "the file is empty")
 	}
-	res, err := runImport(req.Context(), s.vault, s.importers, tok.UserID, f, sp)
+	res, err := runImport(req.Context(), s.vault, s.importers, tok.UserID, f, c.QueryParam("date_order"), sp)
 	s.metrics.ingested.WithLabelValues("accepted").Add(float64(res.Accepted))
 	s.metrics.ingested.WithLabelValues("duplicate").Add(float64(res.Duplicates))
 	if err != nil {
@@ -105,7 +105,12 @@ func (s *Server) postImport(c echo.Context) error {
 // runImport imports src into patientID's records, in format f, or in the
 // format recognised from the file's start when f is unnamed. Timestamps
 // without an offset are read in the patient's time zone.
-func runImport(ctx context.Context, v *vault.Vault, importers Importers, patientID string, f importer.Format, src importer.Source) (importer.Result, error) {
+func runImport(ctx context.Context, v *vault.Vault, importers Importers, patientID string, f importer.Format, dateOrder string, src importer.Source) (importer.Result, error) {
+	switch dateOrder {
+	case "", ingest.DateMonthFirst, ingest.DateDayFirst:
+	default:
+		return importer.Result{}, newError(http.StatusBadRequest, "bad_date_order", "date order must be %s or %s", ingest.DateMonthFirst, ingest.DateDayFirst)
+	}
 	u, err := v.User(patientID)
 	if err != nil {
 		return importer.Result{}, storeError(err)
@@ -133,7 +138,7 @@ func runImport(ctx context.Context, v *vault.Vault, importers Importers, patient
 	if err != nil {
 		return importer.Result{}, internal(err)
 	}
-	res, err := importer.Run(ctx, v, patientID, f, in, ingest.Options{Location: loc})
+	res, err := importer.Run(ctx, v, patientID, f, in, ingest.Options{Location: loc, DateOrder: dateOrder})
 	if err != nil {
 		return res, importError(err, res)
 	}
@@ -147,7 +152,11 @@ func importError(err error, res importer.Result) *Error {
 	var ie *ingest.Error
 	switch {
 	case errors.As(err, &ie) && !errors.Is(err, importer.ErrStopped):
-		return &Error{Status: http.StatusBadRequest, Code: ie.Code, Message: ie.Pos.String() + ": " + ie.Message + "; nothing was imported", Field: ie.Pos.Element}
+		msg := ie.Pos.String() + ": " + ie.Message + "; nothing was imported"
+		if ie.Code == "ambiguous_date" {
+			msg += " (say how to read the dates with date_order=" + ingest.DateMonthFirst + " or " + ingest.DateDayFirst + ")"
+		}
+		return &Error{Status: http.StatusBadRequest, Code: ie.Code, Message: msg, Field: ie.Pos.Element}
 	case errors.Is(err, importer.ErrStopped):
 		ae := storeError(err)
 		if ae.Code == "internal" {

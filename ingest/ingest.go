@@ -41,7 +41,17 @@ type Options struct {
 	// Location reads timestamps that carry no offset: the patient's time
 	// zone. Nil means UTC.
 	Location *time.Location
+	// DateOrder says how to read a date such as 03-04-2025 in a format
+	// whose dates don't say (LibreView's CSV): "" finds it from the file,
+	// or DateMonthFirst, DateDayFirst.
+	DateOrder string
 }
+
+// Date orders for Options.DateOrder.
+const (
+	DateMonthFirst = "month-first"
+	DateDayFirst   = "day-first"
+)
 
 // Loc returns o.Location, or UTC when it is nil.
 func (o Options) Loc() *time.Location {

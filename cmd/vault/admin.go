@@ -105,6 +105,9 @@ func (s *socketAdmin) Import(r api.AdminImportRequest, body io.Reader) (importer
 	if r.Format != "" {
 		q.Set("format", r.Format)
 	}
+	if r.DateOrder != "" {
+		q.Set("date_order", r.DateOrder)
+	}
 	req, err := http.NewRequest(http.MethodPost, "http://vault/admin/import?"+q.Encode(), body)
 	if err != nil {
 		return importer.Result{}, err
@@ -167,12 +170,15 @@ func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) err
 		return err
 	}
 	err = fn(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root})
+	if err == nil {
+		return nil
+	}
 	var ae *api.Error
-	if err != nil && !errors.As(err, &ae) {
+	if !errors.As(err, &ae) {
 		ae = api.AdminError(err)
-		if ae.Code != "internal" {
-			return fmt.Errorf("%s (%s)", ae.Message, ae.Code)
-		}
+	}
+	if ae.Code != "internal" {
+		return fmt.Errorf("%s (%s)", ae.Message, ae.Code)
 	}
 	return err
 }

@@ -19,11 +19,12 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	sf.register(fs)
 	patient := fs.String("patient", "", "the patient's id (pt_…)")
 	format := fs.String("format", "", "one of "+strings.Join(formats.New().Names(), ", ")+" (default: recognised from the file)")
+	dateOrder := fs.String("date-order", "", "month-first or day-first, for CSV dates such as 03-04-2025 when the file doesn't settle it")
 	if err := parseFlagsArgs(fs, args, 1); err != nil {
 		return err
 	}
 	if *patient == "" || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: vault import --patient ID [--format F] FILE")
+		fmt.Fprintln(stderr, "usage: vault import --patient ID [--format F] [--date-order month-first|day-first] FILE")
 		return errUsage
 	}
 	f, err := os.Open(fs.Arg(0))
@@ -32,7 +33,7 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	}
 	defer f.Close()
 	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
-		res, err := ops.Import(api.AdminImportRequest{Patient: *patient, Format: *format}, f)
+		res, err := ops.Import(api.AdminImportRequest{Patient: *patient, Format: *format, DateOrder: *dateOrder}, f)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,13 @@
 package formats
 
 import (
+	"io"
+
+	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/cgmcsv"
+	"github.com/jupyterhealth/vault/ingest/fhirobs"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/ingest/nightscout"
 )
 
 // entry is one format and its recogniser.
@@ -16,9 +22,26 @@ type entry struct {
 type Registry struct{ entries []entry }
 
 // New returns every import format, in the order files are tried when
-// recognising one.
+// recognising one: the most specific signatures first.
 func New() *Registry {
-	return &Registry{}
+	return &Registry{entries: []entry{
+		{importer.Format{Name: ingest.FormatDexcom, Parse: cgmcsv.ParseDexcom}, cgmcsv.SniffDexcom},
+		{importer.Format{Name: ingest.FormatLibre, Parse: parseLibre}, cgmcsv.SniffLibre},
+		{importer.Format{Name: ingest.FormatFHIR, Parse: fhirobs.Parse}, fhirobs.Sniff},
+		{importer.Format{Name: ingest.FormatNightscout, Parse: nightscout.Parse}, nightscout.Sniff},
+	}}
+}
+
+// parseLibre reads LibreView's CSV in the date order the options name.
+func parseLibre(r io.Reader, o ingest.Options, sink ingest.Sink) error {
+	order := cgmcsv.DateOrderAuto
+	switch o.DateOrder {
+	case ingest.DateMonthFirst:
+		order = cgmcsv.MonthFirst
+	case ingest.DateDayFirst:
+		order = cgmcsv.DayFirst
+	}
+	return cgmcsv.ParseLibreDateOrder(r, o, order, sink)
 }
 
 // Lookup returns a format by name.

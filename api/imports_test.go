@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
 	"mime/multipart"
@@ -120,5 +121,30 @@ func TestImportRefusals(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(spool); len(ents) != 0 {
 		t.Fatalf("the spool directory keeps %d files", len(ents))
+	}
+}
+
+// TestImportAppleZip: an iPhone's export.zip, recognised by its first
+// bytes and read at random through the encrypted spool (a zip's directory
+// is at its end), imports; the same file again stores nothing new.
+func TestImportAppleZip(t *testing.T) {
+	f, _ := importFixture(t, 0)
+	x, err := os.ReadFile(filepath.Join("..", "ingest", "apple", "testdata", "export_small.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("apple_health_export/export.xml")
+	w.Write(x)
+	zw.Close()
+	st, b := f.do(t, "POST", "/api/v1/imports", f.ptok, "application/zip", zb.Bytes())
+	r := importResult(t, st, b)
+	if r.Format != "apple-health" || r.Accepted == 0 || !r.Complete || len(r.BySchema) < 3 {
+		t.Fatalf("apple import: %+v", r)
+	}
+	st, b = f.do(t, "POST", "/api/v1/imports?format=apple-health", f.ptok, "application/zip", zb.Bytes())
+	if again := importResult(t, st, b); again.Accepted != 0 || again.Duplicates != r.Accepted {
+		t.Fatalf("re-import: %+v", again)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/apple"
 	"github.com/jupyterhealth/vault/ingest/cgmcsv"
 	"github.com/jupyterhealth/vault/ingest/fhirobs"
 	"github.com/jupyterhealth/vault/ingest/importer"
@@ -25,6 +26,7 @@ type Registry struct{ entries []entry }
 // recognising one: the most specific signatures first.
 func New() *Registry {
 	return &Registry{entries: []entry{
+		{importer.Format{Name: ingest.FormatApple, Parse: apple.Parse, ParseAt: apple.ParseZip}, apple.Sniff},
 		{importer.Format{Name: ingest.FormatDexcom, Parse: cgmcsv.ParseDexcom}, cgmcsv.SniffDexcom},
 		{importer.Format{Name: ingest.FormatLibre, Parse: parseLibre}, cgmcsv.SniffLibre},
 		{importer.Format{Name: ingest.FormatFHIR, Parse: fhirobs.Parse}, fhirobs.Sniff},

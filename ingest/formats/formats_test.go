@@ -1,6 +1,8 @@
 package formats_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +15,7 @@ import (
 func TestSniff(t *testing.T) {
 	r := formats.New()
 	for file, want := range map[string]string{
+		"../apple/testdata/export_small.xml":        "apple-health",
 		"../cgmcsv/testdata/dexcom_mgdl.csv":        "dexcom-clarity",
 		"../cgmcsv/testdata/dexcom_mmol.csv":        "dexcom-clarity",
 		"../cgmcsv/testdata/libre_us.csv":           "libreview",
@@ -33,6 +36,16 @@ func TestSniff(t *testing.T) {
 		if g, ok := r.Lookup(want); !ok || g.Name != want {
 			t.Errorf("Lookup(%q) = %v", want, ok)
 		}
+	}
+	// An export.zip is recognised too.
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("apple_health_export/export.xml")
+	x, _ := os.ReadFile(filepath.FromSlash("../apple/testdata/export_small.xml"))
+	w.Write(x)
+	zw.Close()
+	if f, ok := r.Sniff(zb.Bytes()[:min(zb.Len(), 8<<10)]); !ok || f.Name != "apple-health" || f.ParseAt == nil {
+		t.Errorf("export.zip sniffed as %q (%v)", f.Name, ok)
 	}
 	for _, junk := range []string{"", "hello", "a,b,c\n1,2,3\n", `{"x":1}`, "[1,2,3]"} {
 		if f, ok := r.Sniff([]byte(junk)); ok {

@@ -11,9 +11,10 @@ returned; a failure raises a VerificationError subclass.
 
 from .checkpoint import Checkpoint, open_checkpoint
 from .client import Client, fingerprint
-from .errors import (CheckpointFormatError, CheckpointSignatureError, ConfigError, DecryptionError, EntryMismatchError,
-                     ExportFormatError, InclusionProofError, ManifestError, NoteError, RollbackError, StateError,
-                     TrailerMismatchError, TrailerSignatureError, VaultError, VerificationError)
+from .errors import (CheckpointFormatError, CheckpointSignatureError, ConfigError, DataWindowError, DecryptionError,
+                     EntryMismatchError, ExportFormatError, ForkError, InclusionProofError, MalformedExportError,
+                     ManifestError, NoteError, RollbackError, StaleExportWarning, StateError, TrailerMismatchError,
+                     TrailerSignatureError, VaultError, VerificationError)
 from .note import Verifier
 from .schemas import CANONICAL as SCHEMAS, canonical
 from .summary import glucose_mgdl, resample, time_in_range
@@ -28,4 +29,5 @@ __all__ = [
     "VaultError", "ConfigError", "ExportFormatError", "VerificationError", "DecryptionError", "NoteError",
     "CheckpointSignatureError", "CheckpointFormatError", "RollbackError", "InclusionProofError",
     "EntryMismatchError", "ManifestError", "TrailerSignatureError", "TrailerMismatchError", "StateError",
+    "ForkError", "DataWindowError", "MalformedExportError", "StaleExportWarning",
 ]

@@ -5,6 +5,7 @@ import datetime as dt
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 
 import pandas as pd
@@ -15,8 +16,8 @@ from .decrypt import Decryptor, recipients_of
 from .errors import ConfigError, NoteError, VaultError
 from .note import Verifier
 from .schemas import canonical
-from .state import State
-from .verify import Expect, VerifiedExport, check_consistency, verify_lines
+from .state import CLOEXEC, NOFOLLOW, State, fsync_dir
+from .verify import NEWER, Expect, VerifiedExport, check_consistency, verify_lines
 
 FORMATS = ("omh", "fhir", "csv")
 
@@ -24,6 +25,73 @@ FORMATS = ("omh", "fhir", "csv")
 def fingerprint(recipient):
     """The vault's fingerprint of an age recipient: fp_ + the first 16 bytes of SHA-256, in hex."""
     return "fp_" + hashlib.sha256(recipient.encode()).hexdigest()[:32]
+
+
+def _euid():
+    return os.geteuid()
+
+
+def materialise_identity(key, state):
+    """Write an age identity given as text (VAULT_IDENTITY_KEY) to the state directory, once; return its path.
+
+    The file is <state dir>/identity-<first 8 hex of SHA-256 of the key>.agekey,
+    mode 0600, created with O_EXCL and O_NOFOLLOW by the user's own process.
+    If it exists with the same content it is reused; a symbolic link, a file
+    of another user's, or one holding another key is refused. The age CLI
+    and 'vault decrypt' read identities from a file, hence the file.
+    """
+    lines = [l.strip() for l in key.replace("\r", "\n").split("\n")]
+    ids = [l for l in lines if l and not l.startswith("#")]
+    if not ids or not all(l.upper().startswith("AGE-SECRET-KEY-") for l in ids):
+        raise ConfigError("VAULT_IDENTITY_KEY does not hold an age identity: it should be the line "
+                          "AGE-SECRET-KEY-1… (or AGE-SECRET-KEY-PQ-1…) that age-keygen prints")
+    pubs = [l for l in lines if l.startswith("# public key:")]
+    data = ("\n".join(pubs + ids) + "\n").encode()
+    tag = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:8]
+    path = os.path.join(state.dir, f"identity-{tag}.agekey")
+    with state.lock():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC, 0o600)
+        except FileExistsError:
+            _check_identity_file(path, data)
+            return path
+        except OSError as e:
+            raise ConfigError(f"cannot write the age identity to {path}: {e}") from e
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            fsync_dir(state.dir)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            if isinstance(e, OSError):
+                raise ConfigError(f"cannot write the age identity to {path}: {e}") from e
+            raise
+    return path
+
+
+def _check_identity_file(path, data):
+    """An identity file that already exists: reuse it only if it is the user's own regular file holding data."""
+    refuse = (f"; remove it (rm {path}) and the client writes it again from VAULT_IDENTITY_KEY")
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise ConfigError(f"{path} is a symbolic link, not the identity file this client wrote" + refuse)
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW | CLOEXEC)
+    except OSError as e:
+        raise ConfigError(f"cannot read the age identity {path}: {e}" + refuse) from e
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path} is not a regular file" + refuse)
+        if st.st_uid != _euid():
+            raise ConfigError(f"{path} belongs to user id {st.st_uid}, not to you ({_euid()})" + refuse)
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(f.fileno(), 0o600)
+        got = f.read(len(data) + 1)
+    if got != data:
+        raise ConfigError(f"{path} holds another identity than VAULT_IDENTITY_KEY" + refuse)
 
 
 def _rfc3339(t, now):
@@ -47,7 +115,9 @@ class Client:
 
     url, token: the vault's base URL and a clinician token (default: the
     VAULT_URL and VAULT_TOKEN environment variables).
-    identity: the hub's age identity file (default: VAULT_IDENTITY).
+    identity: the hub's age identity file (default: VAULT_IDENTITY; failing
+    that, VAULT_IDENTITY_KEY, the identity itself, which the client writes
+    once to a 0600 file in state_dir; see materialise_identity).
     log_key: the vault's pinned log verifier key, from the hub's config
     (default: VAULT_LOG_KEY). Required: without it nothing can be verified,
     and a key fetched from the vault itself would prove nothing.
@@ -76,6 +146,8 @@ class Client:
         except NoteError as e:
             raise ConfigError(f"VAULT_LOG_KEY: {e}") from e
         self.state = State(state_dir)
+        if not self.identity and os.environ.get("VAULT_IDENTITY_KEY", "").strip():
+            self.identity = materialise_identity(os.environ["VAULT_IDENTITY_KEY"], self.state)
         self.timeout = timeout
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {self.token}"
@@ -163,7 +235,7 @@ class Client:
         r = self._get("/api/v1/ledger/checkpoint", {"fresh": "1"} if fresh else None, auth=False)
         cp = open_checkpoint(r.text, self.verifier)
         with self.state.lock():
-            if check_consistency(self.state.load(self.verifier), cp, self.consistency_proof):
+            if check_consistency(self.state.load(self.verifier), cp, self.consistency_proof) == NEWER:
                 self.state.store(self.verifier, cp)
         return cp
 
@@ -177,7 +249,8 @@ class Client:
     def decryptor(self):
         if self._decryptor is None:
             if not self.identity:
-                raise ConfigError("no age identity: pass identity= or set VAULT_IDENTITY to the hub's identity file")
+                raise ConfigError("no age identity: pass identity=, or set VAULT_IDENTITY to the hub's identity file "
+                                  "(or VAULT_IDENTITY_KEY to the identity itself)")
             self._decryptor = Decryptor(self.identity, self._decryptor_name, self._vault_bin)
         return self._decryptor
 
@@ -336,21 +409,29 @@ class Client:
         """
         return self.fetch(patient, schemas, start, end, format, recipient).to_frame()
 
-    def _verify_path(self, path, expect=None, keep_lines=False):
+    def _verify_path(self, path, expect=None, keep_lines=False, allow_stale=False):
         with self.decryptor.lines(path) as lines:
             return verify_lines(lines, verifier=self.verifier, state=self.state, fetch_proof=self.consistency_proof,
-                                expect=expect, keep_lines=keep_lines)
+                                expect=expect, keep_lines=keep_lines, allow_stale=allow_stale)
 
-    def verify_file(self, path, patient=None, format=None, keep_lines=False):
-        """Decrypt and verify an age export file (as downloaded, or as a hub stored it)."""
-        return self._verify_path(path, Expect(patient=patient, format=format), keep_lines)
+    def verify_file(self, path, patient=None, format=None, keep_lines=False, allow_stale=True):
+        """Decrypt and verify an age export file (as downloaded, or as a hub stored it).
 
-    def verify_payload(self, payload, patient=None, format=None, keep_lines=False):
-        """Verify a decrypted payload (bytes, or an iterable of lines) without decrypting."""
+        The file may be older than the checkpoint this client kept since: its
+        checkpoint is then accepted if the vault proves it a prefix of the
+        kept one (GET /api/v1/ledger/proof?from=OLD&size=KEPT), the result is
+        marked ``stale`` and a StaleExportWarning is issued. allow_stale=False
+        refuses it, as a live export is refused (RollbackError).
+        """
+        return self._verify_path(path, Expect(patient=patient, format=format), keep_lines, allow_stale)
+
+    def verify_payload(self, payload, patient=None, format=None, keep_lines=False, allow_stale=True):
+        """Verify a decrypted payload (bytes, or an iterable of lines) without decrypting; as verify_file."""
         from .verify import split_lines
         lines = split_lines(payload) if isinstance(payload, (bytes, bytearray)) else payload
         return verify_lines(lines, verifier=self.verifier, state=self.state, fetch_proof=self.consistency_proof,
-                            expect=Expect(patient=patient, format=format), keep_lines=keep_lines)
+                            expect=Expect(patient=patient, format=format), keep_lines=keep_lines,
+                            allow_stale=allow_stale)
 
 
-__all__ = ["Client", "VerifiedExport", "fingerprint"]
+__all__ = ["Client", "VerifiedExport", "fingerprint", "materialise_identity"]

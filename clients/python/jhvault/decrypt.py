@@ -8,8 +8,10 @@ two: age 1.1 and pyrage cannot open ``age1pq1`` exports.
 Plaintext is never written to disk: the subprocess backends stream it
 through a pipe, and pyrage works in memory. Each backend yields the
 plaintext as lines; a failure to decrypt (a wrong identity, or ciphertext
-that fails age's authentication) raises DecryptionError when the stream
-ends, before the last line (the trailer) is handed over.
+that fails age's authentication) raises DecryptionError before the last
+line (the trailer) is handed over: pyrage decrypts the whole file first,
+and the subprocess backends hold each line back until the next one arrives,
+yielding the last only after the decryptor has exited successfully.
 """
 
 import contextlib
@@ -159,8 +161,14 @@ def _piped(argv, name):
     t.start()
 
     def gen():
+        # One line is held back: the last one (the trailer) is handed over
+        # only once the decryptor has exited and said the whole file
+        # authenticated, so a failure is raised before it.
+        held = None
         for line in proc.stdout:
-            yield line
+            if held is not None:
+                yield held
+            held = line
         rc = proc.wait()
         t.join()
         if rc != 0:
@@ -169,6 +177,8 @@ def _piped(argv, name):
                 f"the export does not decrypt ({name} said: {msg or 'exit ' + str(rc)}). Either it was encrypted "
                 "to another key than this hub's identity, or it was damaged or altered in transit; "
                 "download it again, and if it keeps failing, tell the vault's operator")
+        if held is not None:
+            yield held
 
     try:
         yield gen()

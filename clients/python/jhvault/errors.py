@@ -49,6 +49,10 @@ class RollbackError(VerificationError):
     """The vault's log is older than, or forked from, the checkpoint this client kept."""
 
 
+class ForkError(RollbackError):
+    """The vault's log is not an extension (or, for an old export, a prefix) of the checkpoint this client kept."""
+
+
 class InclusionProofError(VerificationError):
     """An inclusion proof for a grant or the access-start entry does not verify."""
 
@@ -67,6 +71,18 @@ class TrailerSignatureError(NoteError):
 
 class TrailerMismatchError(VerificationError):
     """The trailer's numbers do not match the data received: the export is incomplete or altered."""
+
+
+class DataWindowError(VerificationError):
+    """A data line's schema or time is outside the windows the manifest and the access log name."""
+
+
+class MalformedExportError(VerificationError):
+    """The export is malformed in a way no vault writes (a value of the wrong type, say)."""
+
+
+class StaleExportWarning(UserWarning):
+    """An export verified later carries a checkpoint older than the kept one (see VerifiedExport.stale)."""
 
 
 class StateError(VerificationError):

@@ -10,14 +10,14 @@ it), source (the device or app, from the
 OMH header's external datasheets) and uuid.
 """
 
-import contextlib
 import csv
-import datetime
 import json
+import math
 
 import pandas as pd
 
-from .errors import ManifestError
+from . import times
+from .errors import ExportFormatError, ManifestError
 
 COLUMNS = ["time", "end_time", "schema", "value", "unit", "value2", "unit2", "source", "uuid"]
 CSV_HEADER = "uuid,schema,time,end_time,value,unit,value2,unit2,source"
@@ -66,6 +66,36 @@ def _source(header):
     return "; ".join(parts)
 
 
+def _omh_times(tf):
+    """(start, end, duration_s) of an OMH effective_time_frame, as the vault reads it (omh.TimeFrame.Start).
+
+    Exactly one of date_time and time_interval is valid in a stored point; a
+    member present but invalid beside a valid one is kept verbatim, so each
+    is parsed rather than trusted for being there. An interval given as end
+    and duration gets its start computed (omh.subtractDuration). start and
+    end are RFC 3339 texts; start is None when the frame has no time.
+    """
+    if not isinstance(tf, dict):
+        return None, None, None
+    if times.parse(tf.get("date_time")) is not None:
+        return tf["date_time"], None, None
+    ti = tf.get("time_interval")
+    if not isinstance(ti, dict):
+        return None, None, None
+    start, end, d = ti.get("start_date_time"), ti.get("end_date_time"), ti.get("duration")
+    ps, pe = times.parse(start), times.parse(end)
+    dur_ok = (isinstance(d, dict) and d.get("unit") in times.UNIT_NANOS and isinstance(d.get("value"), (int, float))
+              and not isinstance(d.get("value"), bool) and math.isfinite(d["value"]))
+    if ps is not None and pe is not None:
+        return start, end, None
+    if ps is not None and dur_ok:
+        return start, None, d["value"] * times.UNIT_NANOS[d["unit"]] / times.NS
+    if pe is not None and dur_ok:
+        t = times.subtract(pe, d["value"], d["unit"])
+        return (times.format_utc(t) if t is not None else None), end, None
+    return None, None, None
+
+
 def omh_row(line):
     """One canonical OMH point (a JSON line) as a row tuple in COLUMNS order (times as strings)."""
     p = json.loads(line)
@@ -75,25 +105,13 @@ def omh_row(line):
     members = _OMH_VALUES.get(sid.get("name"), (None, None))
     value, unit = _uv(b, members[0])
     value2, unit2 = _uv(b, members[1])
-    tf = b.get("effective_time_frame") or {}
-    start = end = None
-    dur = None
-    if "date_time" in tf:
-        start = tf["date_time"]
-    elif isinstance(tf.get("time_interval"), dict):
-        ti = tf["time_interval"]
-        start, end = ti.get("start_date_time"), ti.get("end_date_time")
-        d = ti.get("duration")
-        if isinstance(d, dict) and d.get("unit") in _DURATION_SECONDS and isinstance(d.get("value"), (int, float)):
-            dur = d["value"] * _DURATION_SECONDS[d["unit"]]
-        if start is None and ti.get("date"):
-            start = ti["date"] + "T00:00:00Z"
+    start, end, dur = _omh_times(b.get("effective_time_frame"))
     if sid.get("name") == "sleep-episode" and start:
-        with contextlib.suppress(ValueError, TypeError):
-            t0 = datetime.datetime.fromisoformat(start)
-            t1 = datetime.datetime.fromisoformat(end) if end else (t0 + datetime.timedelta(seconds=dur) if dur is not None else None)
-            if t1 is not None:
-                value, unit = (t1 - t0).total_seconds() / 60, "min"
+        t0, t1 = times.instant(start), times.instant(end)
+        if t0 is not None and t1 is None and dur is not None:
+            t1 = t0 + round(dur * times.NS)
+        if t0 is not None and t1 is not None:
+            value, unit = (t1 - t0) / 60e9, "min"
     return (start, end, dur, schema, value, unit, value2, unit2, _source(h), h.get("uuid"))
 
 
@@ -110,7 +128,25 @@ def csv_row(line):
     if len(rec) != 9:
         raise ManifestError(f"a csv export row has {len(rec)} fields, not 9")
     uuid, schema, time, end_time, value, unit, value2, unit2, source = [x if x != "" else None for x in rec]
-    return (time, end_time, None, schema, value, unit, value2, unit2, source, uuid)
+    return (time, end_time, None, schema, value, unit, value2, unit2, unguard(source), uuid)
+
+
+def unguard(cell):
+    """The text of a csv cell without the vault's formula guard (export/csv.go sourceCell).
+
+    The vault writes a leading "'" before a cell whose text, after leading
+    spaces, starts with '=', '+', '-' or '@', or that started with a tab or
+    a carriage return (which, like every control, it writes as a space). One
+    such "'" is removed, so the frame's source is the same in every format.
+    A source that itself began with "'" and then a space or one of those
+    characters is read as guarded: the csv cannot tell the two apart.
+    """
+    if cell is None or not cell.startswith("'"):
+        return cell
+    rest = cell[1:]
+    if rest.startswith(" ") or rest.lstrip(" ")[:1] in ("=", "+", "-", "@"):
+        return rest
+    return cell
 
 
 # FHIR LOINC codes (DESIGN.md) back to OMH schemas, for an Observation that
@@ -174,10 +210,9 @@ def fhir_row(line):
         # length again when the point gave none).
         value2, unit2 = value, unit
         value = unit = None
-        with contextlib.suppress(ValueError, TypeError):
-            if start and end:
-                value = (datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)).total_seconds() / 60
-                unit = "min"
+        t0, t1 = times.instant(start), times.instant(end)
+        if t0 is not None and t1 is not None:
+            value, unit = (t1 - t0) / 60e9, "min"
     uuid = None
     for ident in o.get("identifier") or []:
         if isinstance(ident, dict) and str(ident.get("system", "")).startswith("urn:ietf:rfc:3986"):
@@ -191,12 +226,25 @@ def fhir_row(line):
     return (start, end, None, schema, value, unit, value2, unit2, source, uuid)
 
 
+def _timestamps(texts):
+    """RFC 3339 texts as a datetime64[ns, UTC] Series (exact to the nanosecond; NaT where there is no time)."""
+    out = []
+    for s in texts:
+        ns = times.instant(s)
+        if ns is not None and not _PD_MIN <= ns <= _PD_MAX:
+            raise ExportFormatError(f"a reading's time {s!r} is outside what pandas can hold (the years 1677 to 2262)")
+        out.append(ns)
+    return pd.to_datetime(pd.Series(pd.array(out, dtype="Int64")), unit="ns", utc=True)
+
+
+_PD_MIN, _PD_MAX = pd.Timestamp.min.value, pd.Timestamp.max.value
+
+
 def to_frame(rows):
     """A typed DataFrame from row tuples (start, end, duration_s, schema, value, unit, value2, unit2, source, uuid)."""
     cols = list(zip(*rows)) if rows else [()] * 10
     start, end, dur, schema, value, unit, value2, unit2, source, uuid = cols
-    time = pd.to_datetime(pd.Series(start, dtype="object"), utc=True)
-    end_time = pd.to_datetime(pd.Series(end, dtype="object"), utc=True)
+    time, end_time = _timestamps(start), _timestamps(end)
     if any(d is not None for d in dur):
         d = pd.Series([pd.Timedelta(seconds=x) if x is not None else pd.NaT for x in dur], dtype="timedelta64[ns]")
         end_time = end_time.where(end_time.notna(), time + d)

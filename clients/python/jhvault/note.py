@@ -62,6 +62,10 @@ class Verifier:
     def __init__(self, vkey):
         if not isinstance(vkey, str):
             raise NoteError("the pinned log key must be a string like name+hash+base64")
+        try:
+            vkey.encode("utf-8")
+        except UnicodeError:
+            raise NoteError("the pinned log key is not valid UTF-8") from None
         name, _, rest = vkey.strip().partition("+")
         hash16, _, key64 = rest.partition("+")
         key = _b64decode(key64)
@@ -100,11 +104,14 @@ def open_note(msg, verifier, error=NoteError, what="note"):
     and at least one must. Signatures by other keys are ignored. Raises
     ``error`` (a NoteError subclass) on any failure.
     """
-    if isinstance(msg, str):
-        msg = msg.encode("utf-8")
     try:
+        if isinstance(msg, str):
+            msg = msg.encode("utf-8")  # a lone surrogate (from a JSON "\\ud800") cannot be
+        if not isinstance(msg, (bytes, bytearray)):
+            raise error(f"the {what} is not text")
+        msg = bytes(msg)
         s = msg.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise error(f"the {what} is not valid UTF-8")
     if any(ord(c) < 0x20 and c != "\n" for c in s):
         raise error(f"the {what} is malformed (control characters)")

@@ -4,6 +4,11 @@ It lives in a 0700 directory (default ``~/.jhvault``) as one 0600 file per
 (origin, log key), holding the signed checkpoint note. On load it is opened
 again with the pinned key, so a file edited on disk is refused rather than
 trusted. A lock file serialises clients that share the directory.
+
+The directory must be the user's own and writable by no one else (anyone
+who can write there can swap files); files in it are opened without
+following symbolic links, and a new checkpoint is written to a fresh
+temporary file, synced, renamed over the old one, and the directory synced.
 """
 
 import contextlib
@@ -11,14 +16,41 @@ import fcntl
 import hashlib
 import os
 import stat
+import tempfile
 import threading
 
 from .checkpoint import open_checkpoint
 from .errors import ConfigError, StateError, VerificationError
 
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
 
 def default_state_dir():
     return os.path.join(os.path.expanduser("~"), ".jhvault")
+
+
+def _euid():
+    return os.geteuid()
+
+
+def check_private_dir(path):
+    """Refuse a directory that is not the user's own or that others can write; make it 0700 otherwise."""
+    st = os.stat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"the state directory {path} is not a directory")
+    if st.st_uid != _euid():
+        raise ConfigError(
+            f"the state directory {path} belongs to user id {st.st_uid}, not to you ({_euid()}): whoever owns it "
+            "can replace the checkpoint this client keeps. Use a directory of your own (JHVAULT_STATE_DIR), "
+            "or have it chowned to you and run: chmod 700 " + path)
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022:
+        raise ConfigError(
+            f"the state directory {path} is writable by others (mode {mode:04o}): they could replace the "
+            f"checkpoint this client keeps, or the identity it writes there. Run: chmod 700 {path}")
+    if mode & 0o077:
+        os.chmod(path, 0o700)  # readable by others: tighten it (nothing there is secret, but keep it private)
 
 
 class State:
@@ -26,9 +58,7 @@ class State:
         self.dir = os.path.abspath(directory or os.environ.get("JHVAULT_STATE_DIR") or default_state_dir())
         try:
             os.makedirs(self.dir, mode=0o700, exist_ok=True)
-            st = os.stat(self.dir)
-            if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) & 0o077:
-                os.chmod(self.dir, 0o700)
+            check_private_dir(self.dir)
         except OSError as e:
             raise ConfigError(f"cannot use the state directory {self.dir}: {e}") from e
         self._mu = threading.RLock()
@@ -44,7 +74,11 @@ class State:
         """An exclusive lock on the state directory, re-entrant within this process."""
         with self._mu:
             if self._depth == 0:
-                fd = os.open(os.path.join(self.dir, ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+                p = os.path.join(self.dir, ".lock")
+                try:
+                    fd = os.open(p, os.O_CREAT | os.O_RDWR | NOFOLLOW | CLOEXEC, 0o600)
+                except OSError as e:
+                    raise StateError(f"cannot open the lock file {p} ({e}); if it is a symbolic link, remove it") from e
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 except BaseException:
@@ -65,10 +99,16 @@ class State:
         """The kept checkpoint for this log and key, or None."""
         p = self.path(verifier)
         try:
-            with open(p, "r", encoding="utf-8") as f:
-                signed = f.read()
+            fd = os.open(p, os.O_RDONLY | NOFOLLOW | CLOEXEC)
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise StateError(f"cannot read the kept checkpoint {p} ({e}); if it is a symbolic link, remove it") from e
+        try:
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise StateError(f"the kept checkpoint {p} is not a regular file; remove it")
+                signed = f.read(1 << 16)
         except OSError as e:
             raise StateError(f"cannot read the kept checkpoint {p}: {e}") from e
         try:
@@ -80,16 +120,31 @@ class State:
                 "delete the file and the next export starts from the vault's current checkpoint") from e
 
     def store(self, verifier, cp):
+        """Keep cp, atomically: a fresh temporary file, synced, renamed over the old one; then the directory synced."""
         p = self.path(verifier)
-        tmp = f"{p}.tmp{os.getpid()}"
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(cp.signed)
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".checkpoint-", suffix=".tmp")  # 0600, O_EXCL
+        except OSError as e:
+            raise StateError(f"cannot write the kept checkpoint in {self.dir}: {e}") from e
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(cp.signed.encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, p)
-        except BaseException:
+            fsync_dir(self.dir)
+        except BaseException as e:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise StateError(f"cannot write the kept checkpoint {p}: {e}") from e
             raise
+
+
+def fsync_dir(path):
+    """Sync a directory, so a rename or a new file in it survives a crash."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -19,7 +19,8 @@ if os.path.dirname(HERE) not in sys.path:
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from jhvault import note, tlog
+from jhvault import note, times, tlog
+from jhvault.schemas import covers
 from jhvault.verify import trailer_text
 
 
@@ -102,22 +103,61 @@ class FakeVault:
         return {"kind": "consistency", "from": m, "size": n, "from_hash": b64(mth(lv[:m])),
                 "root_hash": b64(mth(lv)), "proof": [b64(h) for h in consistency(m, lv)]}
 
-    def grant(self, patient, clinician, schemas=("omh:blood-glucose",), gid="gr_fake1", expires="2099-01-01T00:00:00Z"):
+    def grant(self, patient, clinician, schemas=("omh:blood-glucose",), gid="gr_fake1", expires="2099-01-01T00:00:00Z",
+              data_from=None, data_to=None, recipients=None):
+        body = {"id": gid, "schemas": list(schemas), "expires_at": expires, "purpose": "TREAT"}
+        if data_from:
+            body["data_from"] = data_from
+        if data_to:
+            body["data_to"] = data_to
+        if recipients:
+            body["recipients"] = list(recipients)
         idx = self.append({"v": 1, "kind": "grant", "salt": b64(os.urandom(16)), "time": "2026-01-01T00:00:00Z",
-                           "actor": patient, "patient": patient, "clinician": clinician,
-                           "grant": {"id": gid, "schemas": list(schemas), "expires_at": expires,
-                                     "purpose": "TREAT"}})
+                           "actor": patient, "patient": patient, "clinician": clinician, "grant": body})
         return {"id": gid, "index": idx}
 
+    def windows(self, grants, schemas, start=None, end=None):
+        """The manifest's windows as the vault computes them (consent.ClipWindow): per schema, the request
+        window clipped to each covering grant's data window, merged."""
+        out = {}
+        for s in schemas:
+            spans = []
+            for g in grants:
+                body = json.loads(self.entries[g["index"]])["grant"]
+                if not any(covers(gs, s) for gs in body["schemas"]):
+                    continue
+                lo = [t for t in (start, body.get("data_from")) if t]
+                hi = [t for t in (end, body.get("data_to")) if t]
+                lo = max(lo, key=times.instant) if lo else None
+                hi = min(hi, key=times.instant) if hi else None
+                if lo and hi and times.instant(lo) >= times.instant(hi):
+                    continue
+                spans.append((lo, hi))
+            spans.sort(key=lambda w: -float("inf") if w[0] is None else times.instant(w[0]))
+            merged = []
+            for lo, hi in spans:
+                if merged and (merged[-1][1] is None or lo is None or times.instant(lo) <= times.instant(merged[-1][1])):
+                    plo, phi = merged[-1]
+                    merged[-1] = (plo, None if phi is None or hi is None else max(phi, hi, key=times.instant))
+                else:
+                    merged.append((lo, hi))
+            out[s] = [{k: v for k, v in (("from", lo), ("to", hi)) if v} for lo, hi in merged]
+        return out
+
     def export(self, patient, clinician, data_lines, grants, schemas=("omh:blood-glucose:4.0",), fmt="omh",
-               recipient="fp_fake", records=None):
-        start = self.append({"v": 1, "kind": "access-start", "salt": b64(os.urandom(16)), "time": "2026-06-01T00:00:00Z",
-                             "actor": clinician, "patient": patient, "clinician": clinician,
-                             "access": {"grants": [g["id"] for g in grants], "schemas": list(schemas),
-                                        "format": fmt, "recipient": recipient}})
-        idxs = [start] + [g["index"] for g in grants]
+               recipient="fp_fake", records=None, start=None, end=None, windows=None):
+        access = {"grants": [g["id"] for g in grants], "schemas": list(schemas), "format": fmt, "recipient": recipient}
+        filters = {"schemas": list(schemas)}
+        for k, v in (("from", start), ("to", end)):
+            if v:
+                access[k] = filters[k] = v
+        if windows is None:
+            windows = self.windows(grants, schemas, start, end)
+        at = self.append({"v": 1, "kind": "access-start", "salt": b64(os.urandom(16)), "time": "2026-06-01T00:00:00Z",
+                          "actor": clinician, "patient": patient, "clinician": clinician, "access": access})
+        idxs = [at] + [g["index"] for g in grants]
         m = {"manifest": 1, "patient": patient, "clinician": clinician, "format": fmt,
-             "filters": {"schemas": list(schemas)}, "windows": {}, "grants": grants, "access_start": start,
+             "filters": filters, "windows": windows, "grants": grants, "access_start": at,
              "recipient": recipient, "checkpoint": self.checkpoint(),
              "proofs": {str(i): self.inclusion(i) for i in idxs},
              "entries": {str(i): b64(self.entries[i]) for i in idxs}}
@@ -144,7 +184,10 @@ def split_payload(payload):
 
 def dumps(obj):
     """JSON as Go's encoding/json writes the vault's manifest and trailer (no spaces, UTF-8 kept)."""
-    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    try:
+        return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    except UnicodeEncodeError:  # a lone surrogate, as a crafted payload may hold: escaped
+        return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
 
 
 def join_payload(manifest, data_lines, trailer):

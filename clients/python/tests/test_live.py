@@ -14,6 +14,7 @@ import stat
 import sys
 import tempfile
 import unittest
+from unittest import mock
 
 import pandas as pd
 import requests
@@ -153,19 +154,24 @@ class TestHappyPaths(Live):
         def t(hours):
             return (now - pd.Timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-        def pt(i, name, version, body):
+        def pt(i, name, version, body, sheets=({"datasheet_type": "manufacturer", "datasheet_reference": "Test device"},)):
             return {"header": {"uuid": f"5c4e0000-{run[:4]}-4000-8000-{run}{i:04d}",
                                "schema_id": {"namespace": "omh", "name": name, "version": version},
                                "source_creation_date_time": t(1),
-                               "external_datasheets": [{"datasheet_type": "manufacturer", "datasheet_reference": "Test device"}]},
+                               "external_datasheets": list(sheets)},
                     "body": body}
+
+        # Sources the csv export guards against formula injection ('=…' is written "'=…").
+        formula = '=HYPERLINK("http://example.org","x")'
 
         at = {"date_time": t(3)}
         points = [
             pt(1, "blood-pressure", "4.0", {"systolic_blood_pressure": {"value": 121, "unit": "mmHg"},
                                             "diastolic_blood_pressure": {"value": 79, "unit": "mmHg"}, "effective_time_frame": at}),
-            pt(2, "body-weight", "3.0", {"body_weight": {"value": 70.5, "unit": "kg"}, "effective_time_frame": at}),
-            pt(3, "oxygen-saturation", "2.0", {"oxygen_saturation": {"value": 97, "unit": "%"}, "effective_time_frame": at}),
+            pt(2, "body-weight", "3.0", {"body_weight": {"value": 70.5, "unit": "kg"}, "effective_time_frame": at},
+               [{"datasheet_reference": formula}]),
+            pt(3, "oxygen-saturation", "2.0", {"oxygen_saturation": {"value": 97, "unit": "%"}, "effective_time_frame": at},
+               [{"datasheet_type": "source_name", "datasheet_reference": "-5 dB @home"}]),
             pt(4, "body-temperature", "4.0", {"body_temperature": {"value": 36.8, "unit": "C"}, "effective_time_frame": at}),
             pt(5, "respiratory-rate", "2.0", {"respiratory_rate": {"value": 14, "unit": "breaths/min"}, "effective_time_frame": at}),
             pt(6, "sleep-episode", "1.1", {"effective_time_frame": {"time_interval": {"start_date_time": t(10), "end_date_time": t(2)}},
@@ -215,8 +221,9 @@ class TestHappyPaths(Live):
         self.assertEqual(walk.end_time - walk.time, pd.Timedelta(minutes=30))
         self.assertEqual((walk.value, walk.unit, walk.value2, walk.unit2), (2.1, "km", 120.0, "kcal"))
         self.assertEqual(by["omh:body-temperature:4.0"].value, 36.8)
-        self.assertEqual(set(omh["source"]), {"manufacturer: Test device"})
-        pd.testing.assert_frame_equal(omh, csv)
+        self.assertEqual(set(omh["source"]), {"manufacturer: Test device", formula, "-5 dB @home"})
+        self.assertEqual(by["omh:body-weight:3.0"].source, formula)
+        pd.testing.assert_frame_equal(omh, csv)  # the csv's formula guard is stripped
         omh6 = omh[omh["schema"] != "omh:physical-activity:1.2"].reset_index(drop=True)
         for col in ("time", "end_time", "schema", "value", "value2", "uuid", "source"):
             pd.testing.assert_series_equal(omh6[col], fhir[col], obj=f"fhir {col}")
@@ -232,6 +239,19 @@ class TestHappyPaths(Live):
         self.assertGreater(c.kept_checkpoint().size, kept.size)
         cp = c.checkpoint(fresh=True)
         self.assertEqual(cp.size, c.kept_checkpoint().size)
+
+    def test_identity_from_the_environment(self):
+        """A hub that hands over the identity itself (VAULT_IDENTITY_KEY): the client writes it once, 0600."""
+        ids, _ = read_identity(self.identity)
+        env = {k: v for k, v in os.environ.items() if k != "VAULT_IDENTITY"}
+        env["VAULT_IDENTITY_KEY"] = ids[0]
+        with mock.patch.dict(os.environ, env, clear=True):
+            c = self.client(decryptor="age")
+            self.assertEqual(os.path.dirname(c.identity), c.state.dir)
+            self.assertEqual(stat.S_IMODE(os.stat(c.identity).st_mode), 0o600)
+            df = c.export(self.patient, ["blood-glucose"], start=self.start, end=self.end)
+            self.assertGreater(len(df), 0)
+            self.assertEqual(df.attrs["recipient"], jhvault.fingerprint(self.recipient))
 
     def test_default_state_dir_is_home(self):
         c = jhvault.Client()
@@ -383,17 +403,69 @@ class TestRejections(Live):
         with self.assertRaisesRegex(jhvault.TrailerMismatchError, "another export"):
             self.client().verify_file(self.reencrypt(helpers.join_payload(m1, d1, t2)))
 
+    def serve(self, client, path):
+        """Make client's next export requests answer the ciphertext at path (a vault restored from a backup
+        that still serves what it had then), with its access-start header."""
+        m = json.loads(self.plaintext(path).split(b"\n")[0])
+
+        def download_to(dst, patient, params):
+            shutil.copyfile(path, dst)
+            return m["access_start"]
+
+        client._download_to = download_to
+
     def test_rolled_back_checkpoint(self):
         old = self.download()
         c = self.client()
         self.client().export(self.patient, ["heart-rate"], start=self.start)  # more ledger entries
         later = c.checkpoint(fresh=True)
         old_manifest = json.loads(self.plaintext(old).split(b"\n")[0])
-        self.assertGreater(later.size, jhvault.open_checkpoint(old_manifest["checkpoint"], c.verifier).size)
+        old_size = jhvault.open_checkpoint(old_manifest["checkpoint"], c.verifier).size
+        self.assertGreater(later.size, old_size)
+        # A live export presenting an older checkpoint is a rollback, even though the vault proves it a prefix.
+        self.serve(c, old)
+        with self.assertRaisesRegex(jhvault.RollbackError, "older than") as cm:
+            c.export(self.patient, ["blood-glucose"], start=self.start, end=self.end)
+        self.assertNotIsInstance(cm.exception, jhvault.ForkError)
+        self.assertEqual(c.kept_checkpoint(), later)
+        # The same file verified later, as a downloaded export: accepted, marked stale, and not kept.
+        asked = []
+        real = c.consistency_proof
+        c.consistency_proof = lambda m, n: asked.append((m, n)) or real(m, n)
+        with self.assertWarns(jhvault.StaleExportWarning):
+            ve = c.verify_file(old, patient=self.patient)
+        self.assertEqual(asked, [(old_size, later.size)])
+        self.assertTrue(ve.stale)
+        self.assertEqual(ve.kept_size, later.size)
+        self.assertTrue(ve.to_frame().attrs["stale"])
+        self.assertEqual(c.kept_checkpoint(), later)
         with self.assertRaisesRegex(jhvault.RollbackError, "older than"):
+            c.verify_file(old, allow_stale=False)
+        # A fresh client (nothing kept) accepts the same old export, and it is not stale.
+        self.assertFalse(self.client().verify_file(old, patient=self.patient).stale)
+
+    def test_older_inconsistent_checkpoint_is_a_fork(self):
+        """An older checkpoint that is not a prefix of the kept one is a fork, live or verified later."""
+        old = self.download()
+        c = self.client()
+        self.client().export(self.patient, ["heart-rate"], start=self.start)
+        later = c.checkpoint(fresh=True)
+        real = c.consistency_proof
+
+        def forked(m, n):
+            p = real(m, n)
+            h = bytearray(base64.b64decode(p["proof"][0]))
+            h[0] ^= 0x01
+            p["proof"][0] = base64.b64encode(bytes(h)).decode()
+            return p
+
+        c.consistency_proof = forked
+        with self.assertRaisesRegex(jhvault.ForkError, "not a prefix"):
             c.verify_file(old)
-        # A fresh client (nothing kept) accepts the same old export.
-        self.client().verify_file(old, patient=self.patient)
+        self.serve(c, old)
+        with self.assertRaisesRegex(jhvault.ForkError, "not a prefix"):
+            c.export(self.patient, ["blood-glucose"], start=self.start, end=self.end)
+        self.assertEqual(c.kept_checkpoint(), later)
 
     def test_inconsistent_proof_from_the_vault(self):
         c = self.client()

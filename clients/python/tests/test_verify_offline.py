@@ -225,10 +225,82 @@ class TestRejections(Base):
 
 class TestRollback(Base):
     def test_older_checkpoint_rejected(self):
+        """Live (the default): an older checkpoint is a rollback even when it is a prefix of the kept one."""
         old = self.good()
         self.verify(self.good())  # keeps a later checkpoint
-        with self.assertRaisesRegex(jhvault.RollbackError, "older"):
+        kept = self.state.load(self.v)
+        with self.assertRaisesRegex(jhvault.RollbackError, "older") as cm:
             self.verify(old)
+        self.assertNotIsInstance(cm.exception, jhvault.ForkError)
+        self.assertEqual(self.state.load(self.v), kept)
+        # A rolled-back vault cannot prove the entries it lost: still a rollback.
+        def unprovable(m, n):
+            raise jhvault.VaultError(400, "bad_size", "size is beyond the log")
+        with self.assertRaisesRegex(jhvault.RollbackError, "older"):
+            verify_bytes(old, verifier=self.v, state=self.state, fetch_proof=unprovable)
+
+    def test_old_export_verified_later_is_stale(self):
+        old = self.good(5)
+        old_size = open_checkpoint(helpers.split_payload(old)[0]["checkpoint"], self.v).size
+        self.verify(self.good())  # keeps a later checkpoint
+        kept = self.state.load(self.v)
+        self.assertGreater(kept.size, old_size)
+        asked = []
+
+        def proof(m, n):
+            asked.append((m, n))
+            return self.fv.consistency(m, n)
+
+        with self.assertWarns(jhvault.StaleExportWarning):
+            ve = verify_bytes(old, verifier=self.v, state=self.state, fetch_proof=proof, allow_stale=True)
+        self.assertEqual(asked, [(old_size, kept.size)])  # GET /api/v1/ledger/proof?from=OLD&size=KEPT
+        self.assertTrue(ve.stale)
+        self.assertEqual(ve.kept_size, kept.size)
+        df = ve.to_frame()
+        self.assertEqual(len(df), 5)
+        self.assertTrue(df.attrs["stale"])
+        self.assertEqual(self.state.load(self.v), kept)  # the older checkpoint is not kept
+        # A current export is not stale.
+        ve = self.verify(self.good(), allow_stale=True)
+        self.assertFalse(ve.stale)
+        self.assertFalse(ve.to_frame().attrs["stale"])
+        # Verifying later needs the vault's proof: without it, the vault's error.
+        def down(m, n):
+            raise jhvault.VaultError(0, "unreachable", "down")
+        with self.assertRaises(jhvault.VaultError):
+            verify_bytes(old, verifier=self.v, state=self.state, fetch_proof=down, allow_stale=True)
+
+    def test_older_and_inconsistent_is_a_fork_in_both_paths(self):
+        self.verify(self.good())
+        kept = self.state.load(self.v)
+        # A fork of the log, shorter than the kept checkpoint, signed by the same key.
+        fork = helpers.FakeVault(origin=self.fv.origin, key=self.fv.key)
+        fork.entries = [b'{"v":1,"kind":"admin","actor":"someone else"}', self.fv.entries[self.g["index"]]]
+        g = {"id": self.g["id"], "index": 1}
+        p = fork.export(PT, CL, [point(1)], [g])
+        self.assertLess(len(fork.entries), kept.size)
+        for allow_stale in (False, True):
+            for name, fetch in (("the honest vault's proof", self.fv.consistency), ("the fork's own", fork.consistency)):
+                with self.subTest(allow_stale=allow_stale, proof=name):
+                    with self.assertRaises(jhvault.ForkError) as cm:
+                        verify_bytes(p, verifier=self.v, state=self.state, fetch_proof=fetch, allow_stale=allow_stale)
+                    self.assertIsInstance(cm.exception, jhvault.RollbackError)
+        # An old export of the honest log, with a tampered proof: a fork too.
+        old = self.good(3)
+        self.verify(self.good())
+
+        def tampered(m, n):
+            pr = self.fv.consistency(m, n)
+            h = bytearray(base64.b64decode(pr["proof"][0]))
+            h[3] ^= 1
+            pr["proof"][0] = base64.b64encode(bytes(h)).decode()
+            return pr
+
+        for allow_stale in (False, True):
+            with self.subTest(tampered=True, allow_stale=allow_stale):
+                with self.assertRaises(jhvault.ForkError):
+                    verify_bytes(old, verifier=self.v, state=self.state, fetch_proof=tampered, allow_stale=allow_stale)
+        self.assertGreater(self.state.load(self.v).size, kept.size)
 
     def test_fork_rejected(self):
         self.verify(self.good())

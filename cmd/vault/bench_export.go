@@ -253,28 +253,12 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 		}
 		// Anonymous memory is what an export costs: the database is
 		// mmapped, so reading it also maps file pages that the kernel can
-		// drop at will. Sample RssAnon while the export runs.
-		debug.FreeOSMemory()
-		rssBefore = procStatusKB("RssAnon")
-		stop := make(chan struct{})
-		sampled := make(chan uint64)
-		go func() {
-			peak := rssBefore
-			t := time.NewTicker(2 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					sampled <- peak
-					return
-				case <-t.C:
-					peak = max(peak, procStatusKB("RssAnon"))
-				}
-			}
-		}()
-		many, err = fetch(manyID)
-		close(stop)
-		rssPeak = <-sampled
+		// drop at will.
+		rssBefore, rssPeak, err = peakAnonRSS(func() error {
+			var err error
+			many, err = fetch(manyID)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -401,4 +385,31 @@ func procStatusKB(field string) uint64 {
 		}
 	}
 	return 0
+}
+
+// peakAnonRSS runs fn and samples this process's anonymous RSS (RssAnon)
+// every 2 ms meanwhile; it returns the figure before (after handing freed
+// memory back) and the peak, in kB.
+func peakAnonRSS(fn func() error) (before, peak uint64, err error) {
+	debug.FreeOSMemory()
+	before = procStatusKB("RssAnon")
+	stop := make(chan struct{})
+	sampled := make(chan uint64)
+	go func() {
+		p := before
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				sampled <- p
+				return
+			case <-t.C:
+				p = max(p, procStatusKB("RssAnon"))
+			}
+		}
+	}()
+	err = fn()
+	close(stop)
+	return before, <-sampled, err
 }

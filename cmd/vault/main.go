@@ -19,6 +19,7 @@
 //	vault decrypt -i IDENTITY [-o OUT] [FILE]
 //	vault bench [flags]
 //	vault bench export [--rounds N] [--years N]
+//	vault bench import [--mb N] [--csv-rows N]
 //	vault version
 //
 // The root key comes from --root-key-file (default
@@ -57,6 +58,7 @@ const usage = `usage:
   vault decrypt -i IDENTITY [-o OUT] [FILE]
   vault bench [--readings N] [--batch N] [--uploaders N]
   vault bench export [--rounds N] [--years N]
+  vault bench import [--mb N] [--csv-rows N]
   vault version
 
 Every command takes --data DIR (default ./vault-data) and --root-key-file FILE.
@@ -107,9 +109,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDecrypt(args[1:], os.Stdin, stdout, stderr)
 	case "bench":
 		tuneGC()
-		if len(args) > 1 && args[1] == "export" {
+		switch {
+		case len(args) > 1 && args[1] == "export":
 			err = cmdBenchExport(args[2:], stdout, stderr)
-		} else {
+		case len(args) > 1 && args[1] == "import":
+			err = cmdBenchImport(args[2:], stdout, stderr)
+		default:
 			err = cmdBench(args[1:], stdout, stderr)
 		}
 	case "bench-load":

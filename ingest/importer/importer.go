@@ -3,8 +3,8 @@
 //
 // A file of up to [OneTransaction] readings is stored in one transaction:
 // it imports whole or not at all. A bigger one (a multi-GB Apple Health
-// export holds millions) is stored in transactions of OneTransaction
-// readings, in file order, after the whole file has been checked. Only a
+// export holds millions) is stored in transactions of [Chunk] readings,
+// in file order, after the whole file has been checked. Only a
 // storage failure (a full disk, a shutdown) can stop it half way; the
 // answer then says how far it got, and running the same import again
 // finishes it: every reading already stored is a duplicate and costs a
@@ -23,9 +23,14 @@ import (
 	"github.com/jupyterhealth/vault/vault"
 )
 
-// OneTransaction is the most readings stored in one transaction, and so
-// the size of the biggest file that imports atomically.
+// OneTransaction is the size of the biggest file (in readings) that is
+// stored in one transaction, atomically.
 const OneTransaction = 20000
+
+// Chunk is the size of the transactions a bigger file is stored in. It is
+// smaller than OneTransaction: a transaction's readings are held in memory
+// until it commits, and a big file gains nothing from big ones.
+const Chunk = 5000
 
 // MaxSkipRows is how many skipped rows an answer lists one by one.
 const MaxSkipRows = 20
@@ -92,7 +97,11 @@ func Run(ctx context.Context, st Store, patientID string, f Format, in Input, o 
 		res.Complete = true
 		return res, nil
 	}
-	store := &storeSink{ctx: ctx, st: st, patient: patientID, res: &res}
+	size := OneTransaction
+	if res.Readings > OneTransaction {
+		size = Chunk
+	}
+	store := &storeSink{ctx: ctx, st: st, patient: patientID, res: &res, size: size}
 	err := parse(f, in, o, store)
 	if err == nil {
 		err = store.flush()
@@ -150,7 +159,7 @@ func (c *checkSink) Skipped(s ingest.Skip) error {
 }
 
 // storeSink is the second pass: it stores readings in transactions of
-// OneTransaction, in file order.
+// size readings, in file order.
 type storeSink struct {
 	ctx     context.Context
 	st      Store
@@ -158,12 +167,13 @@ type storeSink struct {
 	res     *Result
 	batch   []*omh.Point
 	seen    int
+	size    int // readings per transaction
 }
 
 func (s *storeSink) Reading(it ingest.Item) error {
 	s.seen++
 	s.batch = append(s.batch, it.Point)
-	if len(s.batch) >= OneTransaction {
+	if len(s.batch) >= s.size {
 		return s.flush()
 	}
 	return nil

@@ -162,9 +162,9 @@ func TestImportMalformedStoresNothing(t *testing.T) {
 
 func TestImportBigFileInTransactions(t *testing.T) {
 	e := newEnv(t)
-	n := 2*importer.OneTransaction + 7
+	n := importer.OneTransaction + 7
 	res, err := importer.Run(context.Background(), e.v, e.patient, lines, input(file(n)), ingest.Options{})
-	if err != nil || !res.Complete || res.Transactions != 3 || res.Accepted != n {
+	if want := (n + importer.Chunk - 1) / importer.Chunk; err != nil || !res.Complete || res.Transactions != want || res.Accepted != n {
 		t.Fatalf("%+v %v", res, err)
 	}
 	if got := e.count(t); got != n {
@@ -192,18 +192,18 @@ func TestImportStoppedHalfWayResumes(t *testing.T) {
 	n := 3 * importer.OneTransaction
 	b := file(n)
 	res, err := importer.Run(context.Background(), &failing{Vault: e.v, ok: 1}, e.patient, lines, input(b), ingest.Options{})
-	if !errors.Is(err, importer.ErrStopped) || res.Complete || res.Accepted != importer.OneTransaction {
+	if !errors.Is(err, importer.ErrStopped) || res.Complete || res.Accepted != importer.Chunk {
 		t.Fatalf("%+v %v", res, err)
 	}
 	if !strings.Contains(err.Error(), "run the same import again") {
 		t.Fatalf("the error does not say how to finish: %v", err)
 	}
-	if got := e.count(t); got != importer.OneTransaction {
-		t.Fatalf("%d stored after the failure, want the first transaction's %d", got, importer.OneTransaction)
+	if got := e.count(t); got != importer.Chunk {
+		t.Fatalf("%d stored after the failure, want the first transaction's %d", got, importer.Chunk)
 	}
 	// Run again: the stored part counts as duplicates, the rest is stored.
 	res, err = importer.Run(context.Background(), e.v, e.patient, lines, input(b), ingest.Options{})
-	if err != nil || !res.Complete || res.Duplicates != importer.OneTransaction || res.Accepted != n-importer.OneTransaction {
+	if err != nil || !res.Complete || res.Duplicates != importer.Chunk || res.Accepted != n-importer.Chunk {
 		t.Fatalf("resume: %+v %v", res, err)
 	}
 	if got := e.count(t); got != n {

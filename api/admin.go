@@ -47,6 +47,13 @@ type (
 		Format    string `json:"format,omitempty"`
 		DateOrder string `json:"date_order,omitempty"`
 	}
+	AdminInviteRequest struct {
+		User string        `json:"user"`
+		TTL  time.Duration `json:"ttl,omitempty"`
+	}
+	AdminInviteResponse struct {
+		Link string `json:"link"`
+	}
 	AdminVerifyRequest struct {
 		Checkpoint []byte `json:"checkpoint,omitempty"` // a signed checkpoint kept from earlier
 	}
@@ -79,6 +86,8 @@ type AdminOps interface {
 	RotateKeys() (vault.RotateResult, error)
 	// KeyStatus reports the master keys and any rotation under way.
 	KeyStatus() (vault.KeyStatus, error)
+	// Invite makes a one-time passkey enrolment link.
+	Invite(AdminInviteRequest) (AdminInviteResponse, error)
 }
 
 // Snapshotter takes a consistent snapshot of the database
@@ -97,6 +106,29 @@ type LocalAdmin struct {
 	SpoolDir  string      // for an upload over the socket (os.TempDir() when empty)
 	Store     Snapshotter // for Backup
 	Root      *keys.Root  // for RotateKeys: it wraps the rotated master
+	Invites   Inviter     // for Invite
+}
+
+// Inviter makes one-time passkey enrolment links (*web.Server).
+type Inviter interface {
+	NewInvite(userID string, ttl time.Duration) (string, error)
+}
+
+// Invite makes a one-time link for a user to enrol a passkey. The web UI
+// records it in the ledger as an admin entry.
+func (a LocalAdmin) Invite(r AdminInviteRequest) (AdminInviteResponse, error) {
+	if a.Invites == nil {
+		return AdminInviteResponse{}, errors.New("no web UI to enrol in")
+	}
+	if _, err := a.Vault.User(r.User); err != nil {
+		return AdminInviteResponse{}, err
+	}
+	link, err := a.Invites.NewInvite(r.User, r.TTL)
+	if err != nil {
+		return AdminInviteResponse{}, &vault.InputError{Code: "bad_invite", Message: err.Error()}
+	}
+	a.Log.Info("admin action", "action", "invite", "user", r.User)
+	return AdminInviteResponse{Link: link}, nil
 }
 
 // RotateKeys rotates the master keyset online (ingest carries on) and
@@ -333,6 +365,17 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 			return AdminError(err)
 		}
 		return nil
+	})
+	e.POST("/admin/invites", func(c echo.Context) error {
+		var r AdminInviteRequest
+		if err := c.Bind(&r); err != nil {
+			return newError(http.StatusBadRequest, "bad_request", "the request is not valid JSON")
+		}
+		out, err := ops.Invite(r)
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusCreated, out)
 	})
 	e.POST("/admin/keys/rotate", func(c echo.Context) error {
 		out, err := ops.RotateKeys()

@@ -18,6 +18,7 @@ import (
 	"github.com/jupyterhealth/vault/ingest/importer"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/vault/boltstore"
+	"github.com/jupyterhealth/vault/web"
 )
 
 // socketAdmin runs admin actions through a running server's admin socket.
@@ -138,6 +139,11 @@ func (s *socketAdmin) RotateKeys() (vault.RotateResult, error) {
 	return out, (&socketAdmin{c: &c}).call(http.MethodPost, "/admin/keys/rotate", nil, &out)
 }
 
+func (s *socketAdmin) Invite(r api.AdminInviteRequest) (api.AdminInviteResponse, error) {
+	var out api.AdminInviteResponse
+	return out, s.call(http.MethodPost, "/admin/invites", r, &out)
+}
+
 func (s *socketAdmin) KeyStatus() (vault.KeyStatus, error) {
 	var out vault.KeyStatus
 	return out, s.call(http.MethodGet, "/admin/keys/status", nil, &out)
@@ -153,6 +159,12 @@ func (s *socketAdmin) LedgerKey() (string, error) {
 // withAdmin runs fn against the running server's socket, or, when no server
 // runs, against the database file opened directly with a lock timeout.
 func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) error {
+	return withAdminBase(sf, nil, stderr, fn)
+}
+
+// withAdminBase is withAdmin for an action that needs the web UI on the
+// file directly (an invite): base is the vault's public URL.
+func withAdminBase(sf storeFlags, base *url.URL, stderr io.Writer, fn func(api.AdminOps) error) error {
 	if s, ok := dialSocket(sf.data); ok {
 		return fn(s)
 	}
@@ -169,7 +181,15 @@ func withAdmin(sf storeFlags, stderr io.Writer, fn func(api.AdminOps) error) err
 	if err != nil {
 		return err
 	}
-	err = fn(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root})
+	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root}
+	if base != nil {
+		ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st, BaseURL: base, Logger: log})
+		if err != nil {
+			return err
+		}
+		local.Invites = ws
+	}
+	err = fn(local)
 	if err == nil {
 		return nil
 	}
@@ -197,6 +217,8 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 		return adminToken(args[1:], stdout, stderr)
 	case args[0] == "ledger-key":
 		return adminLedgerKey(args[1:], stdout, stderr)
+	case args[0] == "invite":
+		return adminInvite(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "vault admin: unknown command %q\n\n%s", args[0], usage)
 	return errUsage
@@ -290,6 +312,35 @@ func adminLedgerKey(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(stdout, k)
+		return nil
+	})
+}
+
+// adminInvite prints a one-time link for a user to enrol a passkey in the
+// web UI.
+func adminInvite(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("admin invite", stderr)
+	sv := registerServe(fs) // the store flags and --base-url, for an offline invite
+	user := fs.String("user", "", "the user's id (pt_… or cl_…)")
+	ttl := fs.Duration("ttl", 0, "how long the link works (default 72h, at most 720h)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *user == "" {
+		fmt.Fprintln(stderr, "vault admin invite: --user is required")
+		return errUsage
+	}
+	base, err := checkBaseURL(*sv.baseURL)
+	if err != nil {
+		return err
+	}
+	return withAdminBase(sv.store, base, stderr, func(ops api.AdminOps) error {
+		out, err := ops.Invite(api.AdminInviteRequest{User: *user, TTL: *ttl})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, out.Link)
+		fmt.Fprintln(stderr, "one-time link; send it to the user by a channel you trust")
 		return nil
 	})
 }

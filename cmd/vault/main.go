@@ -6,6 +6,7 @@
 //	vault admin user delete --user ID
 //	vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
 //	vault admin ledger-key
+//	vault admin invite --user ID [--ttl DURATION]
 //	vault ledger verify [--checkpoint FILE]
 //	vault ledger rebuild
 //	vault config [serve's flags]
@@ -45,6 +46,7 @@ const usage = `usage:
   vault admin user delete --user ID
   vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
   vault admin ledger-key
+  vault admin invite --user ID [--ttl DURATION]
   vault ledger verify [--checkpoint FILE]
   vault ledger rebuild
   vault config [serve's flags]

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/internal/demo"
+	"github.com/jupyterhealth/vault/web"
 )
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -31,8 +33,9 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-// checkBaseURL refuses a base URL whose host is an IP address: browsers
-// refuse an IP as a WebAuthn RP ID.
+// checkBaseURL refuses a base URL the web UI can't use: an IP address
+// (browsers refuse one as a passkey RP ID), plain http anywhere but
+// localhost (passkeys and Secure cookies need https), or a path.
 func checkBaseURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -40,6 +43,9 @@ func checkBaseURL(s string) (*url.URL, error) {
 	}
 	if net.ParseIP(u.Hostname()) != nil {
 		return nil, fmt.Errorf("--base-url host %q is an IP address; use a name (such as localhost), because browsers refuse an IP address as a passkey RP ID", u.Hostname())
+	}
+	if err := web.CheckBaseURL(u); err != nil {
+		return nil, fmt.Errorf("--base-url: %s", strings.TrimPrefix(err.Error(), "web: "))
 	}
 	return u, nil
 }
@@ -136,12 +142,28 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	importers := formats.New()
 	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st})
+	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st, BaseURL: base, Logger: log})
+	if err != nil {
+		return err
+	}
+	if *demoMode {
+		if err := demoInvites(ws, sf.data); err != nil {
+			return fmt.Errorf("demo: %v", err)
+		}
+	}
+	// One listener: the API, health and metrics on echo; every other path
+	// is the web UI.
+	mux := http.NewServeMux()
+	mux.Handle("/api/", srv.Echo())
+	mux.Handle("/healthz", srv.Echo())
+	mux.Handle("/metrics", srv.Echo())
+	mux.Handle("/", ws.Handler())
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %v", *addr, err)
 	}
 	httpSrv := &http.Server{
-		Handler:           srv.Echo(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute, // a 16 MiB batch on a slow uplink, not forever
 		IdleTimeout:       2 * time.Minute,
@@ -159,7 +181,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root}, log), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws}, log), ReadHeaderTimeout: 10 * time.Second}
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it
@@ -209,4 +231,31 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return serveErr
 	}
 	return nil
+}
+
+// demoInvites gives Ada and Dr. Rivera an enrolment link each, written
+// into credentials.json beside their tokens; a link still usable is kept,
+// so a restart changes nothing.
+func demoInvites(ws *web.Server, data string) error {
+	c, err := demo.ReadCredentials(data)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, p := range []struct {
+		link *string
+		user string
+	}{{&c.PatientInvite, c.PatientID}, {&c.ClinicianInvite, c.ClinicianID}} {
+		if ws.InviteUsable(*p.link, p.user) {
+			continue
+		}
+		if *p.link, err = ws.NewInvite(p.user, 0); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	return demo.WriteCredentials(data, c)
 }

@@ -44,6 +44,29 @@ type Credentials struct {
 	// gets it from the admin out of band (vault admin ledger-key); the demo
 	// writes it here for convenience.
 	LedgerVerifierKey string `json:"ledger_verifier_key,omitempty"`
+	// PatientInvite and ClinicianInvite are one-time links to enrol a
+	// passkey in the web UI, made afresh at each demo start (72 hours).
+	PatientInvite   string `json:"patient_invite,omitempty"`
+	ClinicianInvite string `json:"clinician_invite,omitempty"`
+}
+
+// ReadCredentials reads DIR/demo/credentials.json.
+func ReadCredentials(data string) (Credentials, error) {
+	var c Credentials
+	b, err := os.ReadFile(filepath.Join(data, "demo", "credentials.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	return c, err
+}
+
+// WriteCredentials replaces DIR/demo/credentials.json.
+func WriteCredentials(data string, c Credentials) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(data, "demo", "credentials.json"), append(b, '\n'))
 }
 
 // Options for Seed.

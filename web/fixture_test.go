@@ -1,0 +1,287 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/keys"
+	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/vault/boltstore"
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// logBuffer collects the server's log lines, to scan them for secrets.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// fixture is the whole stack in-process: a real vault and ledger in a
+// bbolt file under t.TempDir(), and the web server.
+type fixture struct {
+	t       testing.TB
+	dir     string
+	st      *boltstore.Store
+	v       *vault.Vault
+	led     *consent.Ledger
+	srv     *Server
+	h       http.Handler
+	base    string
+	logs    *logBuffer
+	clock   *clock // nil when the server runs on the real clock
+	patient vault.User
+	other   vault.User
+	clin    vault.User
+}
+
+type fixtureOpts struct {
+	baseURL  string // default http://localhost:8080
+	listen   bool   // serve on a loopback listener, base URL http://localhost:PORT
+	clock    bool   // a settable clock instead of time.Now
+	perMin   int
+	days     int // days of CGM history for the patient (0: none)
+	cfgTweak func(*Config)
+}
+
+// patientName and clinicianName are canaries: they must never reach the
+// database file or a log line.
+const (
+	patientName   = "Ada Moreno"
+	otherName     = "Bo Lindqvist"
+	clinicianName = "Dr. Sofia Rivera"
+)
+
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	root, err := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := boltstore.Open(filepath.Join(dir, "vault.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	logs := &logBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	v, err := vault.Open(st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := consent.Open(st, v.Master(), consent.Options{Origin: "vault.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, dir: dir, st: st, v: v, led: led, logs: logs}
+	mk := func(n vault.NewUser) vault.User {
+		u, err := v.CreateUser(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	f.patient = mk(vault.NewUser{Role: vault.RolePatient, Name: patientName, TimeZone: "America/New_York"})
+	f.other = mk(vault.NewUser{Role: vault.RolePatient, Name: otherName})
+	f.clin = mk(vault.NewUser{Role: vault.RoleClinician, Name: clinicianName, Organization: "Riverside", TimeZone: "America/New_York"})
+
+	cfg := Config{Vault: v, Ledger: led, Store: st, Logger: log, AuthPerMinute: o.perMin}
+	var ln net.Listener
+	base := o.baseURL
+	if o.listen {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		base = fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	}
+	if base == "" {
+		base = "http://localhost:8080"
+	}
+	f.base = base
+	u, _ := url.Parse(base)
+	cfg.BaseURL = u
+	now := time.Now()
+	if o.clock {
+		f.clock = &clock{t: now}
+		cfg.Now = f.clock.Now
+		now = f.clock.Now()
+	}
+	if o.cfgTweak != nil {
+		o.cfgTweak(&cfg)
+	}
+	if o.days > 0 {
+		f.seedReadings(now, o.days)
+	}
+	if f.srv, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.h = f.srv.Handler()
+	if ln != nil {
+		hs := &http.Server{Handler: f.h, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		t.Cleanup(func() { hs.Close() })
+	}
+	return f
+}
+
+// seedReadings gives the patient `days` days of 5-minute CGM readings
+// ending now (meals, a dawn rise and noise, with a few lows and highs),
+// and a little heart rate, steps and blood pressure.
+func (f *fixture) seedReadings(now time.Time, days int) {
+	f.t.Helper()
+	end := now.Truncate(5 * time.Minute)
+	start := end.Add(-time.Duration(days) * 24 * time.Hour)
+	var pts []*omh.Point
+	parse := func(s string) {
+		p, err := omh.Parse([]byte(s))
+		if err != nil {
+			f.t.Fatalf("seed point: %v\n%s", err, s)
+		}
+		pts = append(pts, p)
+	}
+	hdr := func(name, version string, t time.Time) string {
+		return fmt.Sprintf(`{"schema_id":{"namespace":"omh","name":%q,"version":%q},"source_creation_date_time":%q,"modality":"sensed"}`, name, version, t.Format(time.RFC3339))
+	}
+	i := 0
+	for t := start; t.Before(end); t = t.Add(5 * time.Minute) {
+		if t.Sub(start) > 50*time.Hour && t.Sub(start) < 53*time.Hour {
+			continue // a sensor change: a gap the chart must not join across
+		}
+		h := float64(t.Hour()) + float64(t.Minute())/60
+		v := 115 + 15*math.Sin(2*math.Pi*(h-4)/24)
+		for _, meal := range []float64{7.5, 12.5, 19} {
+			if d := h - meal; d > 0 && d < 4 {
+				v += 68 * d * math.Exp(1-d)
+			}
+		}
+		v += 12 * math.Sin(float64(i)*0.37) * math.Cos(float64(i)*0.11)
+		if t.Weekday() == time.Tuesday && h > 3 && h < 4 {
+			v = 58 - 6*math.Sin(h*3)
+		}
+		parse(fmt.Sprintf(`{"header":%s,"body":{"blood_glucose":{"value":%d,"unit":"mg/dL"},"effective_time_frame":{"date_time":%q}}}`,
+			hdr("blood-glucose", "4.0", t), int(math.Round(v)), t.Format(time.RFC3339)))
+		i++
+	}
+	last := end.Add(-10 * time.Minute)
+	parse(fmt.Sprintf(`{"header":%s,"body":{"heart_rate":{"value":72,"unit":"beats/min"},"effective_time_frame":{"date_time":%q}}}`, hdr("heart-rate", "2.0", last), last.Format(time.RFC3339)))
+	parse(fmt.Sprintf(`{"header":%s,"body":{"systolic_blood_pressure":{"value":118,"unit":"mmHg"},"diastolic_blood_pressure":{"value":76,"unit":"mmHg"},"effective_time_frame":{"date_time":%q}}}`, hdr("blood-pressure", "4.0", last), last.Format(time.RFC3339)))
+	parse(fmt.Sprintf(`{"header":%s,"body":{"step_count":{"value":5234,"unit":"steps"},"effective_time_frame":{"time_interval":{"start_date_time":%q,"end_date_time":%q}}}}`,
+		hdr("step-count", "3.0", last), last.Add(-time.Hour).Format(time.RFC3339), last.Format(time.RFC3339)))
+	if _, err := f.v.Ingest(context.Background(), f.patient.ID, pts); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// grant records an active grant from the patient to the clinician.
+func (f *fixture) grant(patient, clinician string) {
+	f.t.Helper()
+	now := time.Now()
+	e := consent.New(consent.KindGrant, patient, now)
+	e.Patient, e.Clinician = patient, clinician
+	e.Grant = &consent.Grant{ID: vault.NewID("gr_"), Schemas: []string{"omh:blood-glucose"}, Expires: now.Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339Nano), Purpose: "TREAT"}
+	if _, err := f.led.Append(e); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// signIn makes a session for a user directly (the handler tests' stand-in
+// for a passkey ceremony; the e2e test does the real one) and returns its
+// cookie value and CSRF token.
+func (f *fixture) signIn(userID string) (cookie, csrf string) {
+	id := f.srv.sessions.create(session{UserID: userID, Role: vault.RoleOf(userID)})
+	s, _ := f.srv.sessions.get(id)
+	return id, s.CSRF
+}
+
+// addCred stores a credential record for a user without a ceremony.
+func (f *fixture) addCred(userID, label string) []byte {
+	f.t.Helper()
+	id := []byte(vault.NewID("cred-"))
+	rec := credRecord{ID: id, UserID: userID, Handle: []byte("handle-" + userID), PublicKey: []byte{1, 2, 3}, Label: label, Created: time.Now()}
+	if err := f.srv.creds.add(&rec); err != nil {
+		f.t.Fatal(err)
+	}
+	return id
+}
+
+type req struct {
+	method, path string
+	cookie       string
+	body         string
+	ctype        string
+	headers      map[string]string
+}
+
+// do sends a request through the handler (no network).
+func (f *fixture) do(r req) *http.Response {
+	f.t.Helper()
+	if r.method == "" {
+		r.method = http.MethodGet
+	}
+	hr := httptest.NewRequest(r.method, f.base+r.path, strings.NewReader(r.body))
+	hr.RemoteAddr = "192.0.2.10:1234"
+	if r.cookie != "" {
+		hr.AddCookie(&http.Cookie{Name: SessionCookie, Value: r.cookie})
+	}
+	if r.ctype != "" {
+		hr.Header.Set("Content-Type", r.ctype)
+	}
+	for k, v := range r.headers {
+		hr.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, hr)
+	return w.Result()
+}
+
+func body(t testing.TB, r *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

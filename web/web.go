@@ -1,0 +1,316 @@
+// Package web is the vault's browser interface: server-rendered pages
+// (html/template, every asset embedded) for patients and clinicians, with
+// passkey enrolment and sign-in (WebAuthn, github.com/go-webauthn/webauthn).
+//
+// The handler serves everything but the JSON API: "/", "/signin",
+// "/signout", "/enrol/{token}", "/passkeys", "/patients", "/static/…" and
+// "/webauthn/…". cmd/vault mounts it beside the API (/api/, /healthz,
+// /metrics). docs/web.md describes the pages, sessions, CSRF defence, CSP,
+// cookies, rate limits and the sign-count clone policy.
+//
+// Invites and credential records live in the vault's bbolt file, in the
+// buckets web_invites, web_credentials and web_credentials_by_user, every
+// value sealed under the master keyset with associated data naming the
+// record. Sessions and WebAuthn ceremonies live only in memory.
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/vault/boltstore"
+)
+
+// Defaults and limits. docs/web.md lists them.
+const (
+	DefaultInviteTTL     = 72 * time.Hour
+	MaxInviteTTL         = 30 * 24 * time.Hour
+	DefaultIdleTimeout   = 30 * time.Minute
+	DefaultAbsTimeout    = 12 * time.Hour
+	DefaultAuthPerMinute = 30 // sign-in and enrolment requests per client address
+	CeremonyTimeout      = 5 * time.Minute
+	MaxSessions          = 100000
+	MaxCeremonies        = 10000
+	MaxPasskeysPerUser   = 20
+	MaxLabelLength       = 60
+	maxJSONBody          = 64 << 10
+	maxFormBody          = 8 << 10
+)
+
+// Config configures a Server. Vault, Ledger, Store and BaseURL are
+// required.
+type Config struct {
+	Vault  *vault.Vault
+	Ledger *consent.Ledger
+	Store  *boltstore.Store
+	// BaseURL is the public URL of the vault. Its host is the WebAuthn RP
+	// ID and its origin the only origin ceremonies and state-changing
+	// requests are accepted from. An IP address is refused (browsers refuse
+	// it as an RP ID), and so is plain http anywhere but localhost
+	// (WebAuthn and Secure cookies need a secure context).
+	BaseURL *url.URL
+	Logger  *slog.Logger
+
+	// Optional knobs; zero means the default.
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+	// AuthPerMinute bounds requests to the sign-in and enrolment endpoints
+	// per client address (a token bucket refilled at this rate a minute).
+	AuthPerMinute int
+	// Now is the clock, for tests.
+	Now func() time.Time
+}
+
+// Server is the web interface.
+type Server struct {
+	vault  *vault.Vault
+	ledger *consent.Ledger
+	store  *boltstore.Store
+	log    *slog.Logger
+	now    func() time.Time
+
+	base   *url.URL
+	origin string // scheme://host[:port], no trailing slash
+	rpID   string
+	secure bool // base URL is https: send HSTS
+
+	wa       *webauthn.WebAuthn
+	sessions *sessionStore
+	cers     *ceremonyStore
+	limiter  *limiter
+	creds    *credStore
+	invites  *inviteStore
+	pages    *pageSet
+	mux      *http.ServeMux
+}
+
+// checkBase validates the base URL and returns its origin and RP ID.
+func checkBase(u *url.URL) (origin, rpID string, err error) {
+	if u == nil {
+		return "", "", errors.New("web: BaseURL is required")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", "", errors.New("web: BaseURL must be an http or https URL, such as http://localhost:8080")
+	}
+	host := u.Hostname()
+	if net.ParseIP(host) != nil {
+		return "", "", fmt.Errorf("web: BaseURL host %q is an IP address; use a name (such as localhost): browsers refuse an IP address as a passkey RP ID", host)
+	}
+	if u.Scheme == "http" && host != "localhost" && !strings.HasSuffix(host, ".localhost") {
+		return "", "", fmt.Errorf("web: BaseURL %s is plain http; passkeys and Secure cookies need https anywhere but localhost (put the vault behind a TLS reverse proxy and give its https URL)", u.Redacted())
+	}
+	if u.Path != "" && u.Path != "/" {
+		return "", "", errors.New("web: BaseURL must not have a path; serve the vault at the root of its host")
+	}
+	return u.Scheme + "://" + u.Host, strings.ToLower(host), nil
+}
+
+// CheckBaseURL reports whether u can be the vault's public URL (the same
+// checks as New), so a bad one is refused before anything starts.
+func CheckBaseURL(u *url.URL) error {
+	_, _, err := checkBase(u)
+	return err
+}
+
+// New builds the web server. It creates its buckets on first use.
+func New(cfg Config) (*Server, error) {
+	if cfg.Vault == nil || cfg.Ledger == nil || cfg.Store == nil {
+		return nil, errors.New("web: Vault, Ledger and Store are required")
+	}
+	origin, rpID, err := checkBase(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.AbsoluteTimeout <= 0 {
+		cfg.AbsoluteTimeout = DefaultAbsTimeout
+	}
+	if cfg.AuthPerMinute <= 0 {
+		cfg.AuthPerMinute = DefaultAuthPerMinute
+	}
+	wa, err := webauthn.New(&webauthn.Config{
+		RPID:                  rpID,
+		RPDisplayName:         "JupyterHealth Vault",
+		RPOrigins:             []string{origin},
+		AttestationPreference: protocol.PreferNoAttestation,
+		AuthenticatorSelection: protocol.AuthenticatorSelection{
+			ResidentKey:        protocol.ResidentKeyRequirementRequired,
+			RequireResidentKey: protocol.ResidentKeyRequired(),
+			UserVerification:   protocol.VerificationRequired,
+		},
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: CeremonyTimeout, TimeoutUVD: CeremonyTimeout},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: CeremonyTimeout, TimeoutUVD: CeremonyTimeout},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("web: webauthn: %v", err)
+	}
+	s := &Server{
+		vault: cfg.Vault, ledger: cfg.Ledger, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
+		base: cfg.BaseURL, origin: origin, rpID: rpID, secure: cfg.BaseURL.Scheme == "https",
+		wa:       wa,
+		sessions: newSessionStore(cfg.IdleTimeout, cfg.AbsoluteTimeout, cfg.Now),
+		cers:     newCeremonyStore(cfg.Now),
+		limiter:  newLimiter(cfg.AuthPerMinute, cfg.Now),
+	}
+	sealer := cfg.Vault.Master()
+	s.creds = &credStore{db: cfg.Store, sealer: sealer}
+	s.invites = &inviteStore{db: cfg.Store, sealer: sealer}
+	if err := s.creds.init(); err != nil {
+		return nil, fmt.Errorf("web: %v", err)
+	}
+	if err := s.invites.init(); err != nil {
+		return nil, fmt.Errorf("web: %v", err)
+	}
+	if s.pages, err = loadPages(); err != nil {
+		return nil, fmt.Errorf("web: templates: %v", err)
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler serves the web interface. Every response carries the security
+// headers (CSP and the rest), whatever its status.
+func (s *Server) Handler() http.Handler { return s.secureHeaders(s.mux) }
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /{$}", s.home)
+	m.HandleFunc("GET /signin", s.signinPage)
+	m.HandleFunc("POST /signout", s.requireSession(s.signout))
+	m.HandleFunc("GET /enrol/{token}", s.limited(s.enrolPage))
+	m.HandleFunc("GET /passkeys", s.requireSession(s.passkeysPage))
+	m.HandleFunc("POST /passkeys/{id}/rename", s.requireSession(s.renamePasskey))
+	m.HandleFunc("POST /passkeys/{id}/remove", s.requireSession(s.removePasskey))
+	m.HandleFunc("GET /patients", s.requireSession(s.patientsPage))
+	m.Handle("GET /static/", s.static())
+
+	m.HandleFunc("POST /webauthn/enrol/begin", s.limited(s.jsonOnly(s.enrolBegin)))
+	m.HandleFunc("POST /webauthn/enrol/finish", s.limited(s.jsonOnly(s.enrolFinish)))
+	m.HandleFunc("POST /webauthn/signin/begin", s.limited(s.jsonOnly(s.signinBegin)))
+	m.HandleFunc("POST /webauthn/signin/finish", s.limited(s.jsonOnly(s.signinFinish)))
+	m.HandleFunc("POST /webauthn/passkeys/begin", s.jsonOnly(s.requireSession(s.addPasskeyBegin)))
+	m.HandleFunc("POST /webauthn/passkeys/finish", s.jsonOnly(s.requireSession(s.addPasskeyFinish)))
+	m.HandleFunc("/", s.notFound)
+	s.mux = m
+}
+
+// csp is the Content-Security-Policy of every response: no inline script
+// or style, nothing from another origin.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func (s *Server) secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		// same-origin, not no-referrer: with no-referrer Chromium sends
+		// "Origin: null" on form posts, and the Origin check needs the
+		// real one. Other sites still get no referrer at all.
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		// HSTS only where the browser reached us over TLS: directly, or
+		// through a proxy whose public URL is https.
+		if r.TLS != nil || s.secure {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		if !strings.HasPrefix(r.URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// clientAddr is the address rate limits apply to: the TCP peer, as the
+// API does (forwarded headers are not trusted). IPv6 clients are grouped by
+// /64.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return clientKey(host)
+}
+
+// limited applies the per-address rate limit of the sign-in and enrolment
+// endpoints.
+func (s *Server) limited(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.limiter.take(clientAddr(r)) {
+			s.log.Warn("web rate limit", "path", routeOf(r), "addr", clientAddr(r))
+			w.Header().Set("Retry-After", "60")
+			if strings.HasPrefix(r.URL.Path, "/webauthn/") {
+				writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "Too many attempts from this address. Wait a minute and try again.")
+				return
+			}
+			s.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts", "Too many attempts came from this address. Wait a minute and try again.")
+			return
+		}
+		next(w, r)
+	}
+}
+
+// routeOf names a request's route for logs without its secrets (the invite
+// token in /enrol/{token}).
+func routeOf(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/enrol/") {
+		return "/enrol/{token}"
+	}
+	return r.URL.Path
+}
+
+// sameOrigin reports whether a state-changing request comes from the
+// vault's own pages, by the Fetch Metadata and Origin headers browsers send.
+// A request without either (an old browser, a script) is left to the CSRF
+// token; requireOrigin demands the Origin header.
+func (s *Server) sameOrigin(r *http.Request, requireOrigin bool) bool {
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" && sfs != "none" {
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return !requireOrigin
+	}
+	return o == s.origin
+}
+
+// jsonOnly guards the JSON endpoints of the WebAuthn ceremonies: the
+// Origin header must be the vault's (browsers always send it on fetch POST)
+// and the body JSON, which a cross-origin form cannot send without a CORS
+// preflight this server never answers.
+func (s *Server) jsonOnly(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.sameOrigin(r, true) {
+			writeJSONError(w, http.StatusForbidden, "bad_origin", "This request did not come from the vault's own pages.")
+			return
+		}
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			writeJSONError(w, http.StatusUnsupportedMediaType, "bad_content_type", "Send the request as application/json.")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
+		next(w, r)
+	}
+}

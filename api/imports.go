@@ -20,14 +20,7 @@ import (
 
 // Importers are the file formats POST /api/v1/imports takes
 // (ingest/formats).
-type Importers interface {
-	// Lookup returns a format by name.
-	Lookup(name string) (importer.Format, bool)
-	// Sniff recognises a format from the start of a file.
-	Sniff(head []byte) (importer.Format, bool)
-	// Names lists the format names.
-	Names() []string
-}
+type Importers = importer.Registry
 
 // Import limits.
 const (
@@ -37,7 +30,6 @@ const (
 	maxConcurrentImports = 2
 	// importReadTimeout replaces the server's read timeout for an upload.
 	importReadTimeout = 30 * time.Minute
-	sniffBytes        = 8 << 10
 )
 
 // ImportResponse is the answer to POST /api/v1/imports.
@@ -102,47 +94,22 @@ func (s *Server) postImport(c echo.Context) error {
 	return c.JSON(http.StatusCreated, res)
 }
 
-// runImport imports src into patientID's records, in format f, or in the
-// format recognised from the file's start when f is unnamed. Timestamps
-// without an offset are read in the patient's time zone.
+// runImport runs importer.Import and maps its refusals to responses.
 func runImport(ctx context.Context, v *vault.Vault, importers Importers, patientID string, f importer.Format, dateOrder string, src importer.Source) (importer.Result, error) {
-	switch dateOrder {
-	case "", ingest.DateMonthFirst, ingest.DateDayFirst:
-	default:
-		return importer.Result{}, newError(http.StatusBadRequest, "bad_date_order", "date order must be %s or %s", ingest.DateMonthFirst, ingest.DateDayFirst)
+	res, err := importer.Import(ctx, v, importers, patientID, f, dateOrder, src)
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, importer.ErrBadDateOrder):
+		return res, newError(http.StatusBadRequest, "bad_date_order", "date order must be %s or %s", ingest.DateMonthFirst, ingest.DateDayFirst)
+	case errors.Is(err, vault.ErrNoUser):
+		return res, newError(http.StatusNotFound, "no_user", "no such patient")
+	case errors.Is(err, importer.ErrNotPatient):
+		return res, newError(http.StatusBadRequest, "bad_user", "only a patient's records can be imported")
+	case errors.Is(err, importer.ErrUnrecognised):
+		return res, newError(http.StatusBadRequest, "unknown_format", "the file's format was not recognised; name it with format (one of %s)", strings.Join(importers.Names(), ", "))
 	}
-	u, err := v.User(patientID)
-	if err != nil {
-		return importer.Result{}, storeError(err)
-	}
-	if u.Role != vault.RolePatient {
-		return importer.Result{}, newError(http.StatusBadRequest, "bad_user", "only a patient's records can be imported")
-	}
-	loc := time.UTC
-	if u.TimeZone != "" {
-		if l, err := time.LoadLocation(u.TimeZone); err == nil {
-			loc = l
-		}
-	}
-	if f.Name == "" {
-		head, err := src.Head(sniffBytes)
-		if err != nil {
-			return importer.Result{}, internal(err)
-		}
-		var ok bool
-		if f, ok = importers.Sniff(head); !ok {
-			return importer.Result{}, newError(http.StatusBadRequest, "unknown_format", "the file's format was not recognised; name it with format (one of %s)", strings.Join(importers.Names(), ", "))
-		}
-	}
-	in, err := src.Input()
-	if err != nil {
-		return importer.Result{}, internal(err)
-	}
-	res, err := importer.Run(ctx, v, patientID, f, in, ingest.Options{Location: loc, DateOrder: dateOrder})
-	if err != nil {
-		return res, importError(err, res)
-	}
-	return res, nil
+	return res, importError(err, res)
 }
 
 // importError maps an import's failure to a response. A malformed file is

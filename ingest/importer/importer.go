@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/omh"
@@ -214,4 +215,61 @@ func (r Result) Schemas() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Registry is the set of import formats (ingest/formats).
+type Registry interface {
+	Lookup(name string) (Format, bool)
+	Sniff(head []byte) (Format, bool)
+	Names() []string
+}
+
+// Why Import refuses before reading a file.
+var (
+	ErrBadDateOrder = errors.New("the date order must be " + ingest.DateMonthFirst + " or " + ingest.DateDayFirst)
+	ErrNotPatient   = errors.New("only a patient's records can be imported")
+	ErrUnrecognised = errors.New("the file's format was not recognised")
+)
+
+// SniffBytes is how much of a file recognising its format reads.
+const SniffBytes = 8 << 10
+
+// Import imports src into a patient's records: in format f, or in the
+// format recognised from the file's start when f is unnamed, reading
+// timestamps without an offset in the patient's time zone. It is what the
+// API, the CLI and the web UI's upload form share.
+func Import(ctx context.Context, v *vault.Vault, reg Registry, patientID string, f Format, dateOrder string, src Source) (Result, error) {
+	switch dateOrder {
+	case "", ingest.DateMonthFirst, ingest.DateDayFirst:
+	default:
+		return Result{}, ErrBadDateOrder
+	}
+	u, err := v.User(patientID)
+	if err != nil {
+		return Result{}, err
+	}
+	if u.Role != vault.RolePatient {
+		return Result{}, ErrNotPatient
+	}
+	loc := time.UTC
+	if u.TimeZone != "" {
+		if l, err := time.LoadLocation(u.TimeZone); err == nil {
+			loc = l
+		}
+	}
+	if f.Name == "" {
+		head, err := src.Head(SniffBytes)
+		if err != nil {
+			return Result{}, err
+		}
+		var ok bool
+		if f, ok = reg.Sniff(head); !ok {
+			return Result{}, ErrUnrecognised
+		}
+	}
+	in, err := src.Input()
+	if err != nil {
+		return Result{}, err
+	}
+	return Run(ctx, v, patientID, f, in, ingest.Options{Location: loc, DateOrder: dateOrder})
 }

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"log/slog"
 	"os"
 	"time"
@@ -57,12 +58,16 @@ const DefaultKeyActivationDelay = 24 * time.Hour
 
 // Server serves the API.
 type Server struct {
-	vault    *vault.Vault
-	ledger   *consent.Ledger
-	log      *slog.Logger
-	echo     *echo.Echo
-	metrics  *metrics
-	failures *failureLimiter
+	vault   *vault.Vault
+	ledger  *consent.Ledger
+	log     *slog.Logger
+	echo    *echo.Echo
+	metrics *metrics
+	// failures bounds failed authentications per client address: an
+	// attempt is taken before the token is checked, so concurrent guesses
+	// cannot overrun the budget, and given back when the token is valid,
+	// so only failures count.
+	failures *ratelimit.Limiter
 	registry *prometheus.Registry
 
 	maxBody     int64
@@ -113,7 +118,7 @@ func New(cfg Config) *Server {
 		ledger:   cfg.Ledger,
 		log:      cfg.Logger,
 		metrics:  newMetrics(cfg.Registry),
-		failures: newFailureLimiter(cfg.AuthFailuresPerMinute),
+		failures: ratelimit.New(cfg.AuthFailuresPerMinute, nil),
 		registry: cfg.Registry,
 		maxBody:  cfg.MaxBodyBytes,
 		maxBatch: cfg.MaxBatch,

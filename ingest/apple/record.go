@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/omh"
@@ -284,7 +283,7 @@ func (p *parser) header(b []byte, id, name, version, sourceName, device, creatio
 	b = append(b, `{"header":{`...)
 	if id != "" {
 		b = append(b, `"uuid":`...)
-		b = appendString(b, id)
+		b = ingest.AppendString(b, id)
 		b = append(b, ',')
 	}
 	b = append(b, `"schema_id":{"namespace":"omh","name":"`...)
@@ -311,7 +310,7 @@ func (p *parser) header(b []byte, id, name, version, sourceName, device, creatio
 		b = append(b, `,"external_datasheets":[`...)
 		if sourceName != "" {
 			b = append(b, `{"datasheet_type":"source_name","datasheet_reference":`...)
-			b = appendString(b, sourceName)
+			b = ingest.AppendString(b, sourceName)
 			b = append(b, '}')
 		}
 		if device != "" {
@@ -319,7 +318,7 @@ func (p *parser) header(b []byte, id, name, version, sourceName, device, creatio
 				b = append(b, ',')
 			}
 			b = append(b, `{"datasheet_type":"device","datasheet_reference":`...)
-			b = appendString(b, device)
+			b = ingest.AppendString(b, device)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -602,48 +601,4 @@ func daysIn(month, year int) int {
 		return 30
 	}
 	return 31
-}
-
-// appendString appends s as a JSON string. Invalid UTF-8 (which
-// encoding/xml does not let through) would become U+FFFD.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

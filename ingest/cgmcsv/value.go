@@ -351,14 +351,14 @@ type reading struct {
 // depends on when or how often the file is imported.
 func (r *reading) appendJSON(b []byte) []byte {
 	b = append(b, `{"header":{"schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"},"source_creation_date_time":`...)
-	b = appendString(b, r.at)
+	b = ingest.AppendString(b, r.at)
 	b = append(b, `,"modality":`...)
-	b = appendString(b, r.modality)
+	b = ingest.AppendString(b, r.modality)
 	if r.manufacturer != "" || r.sourceName != "" {
 		b = append(b, `,"external_datasheets":[`...)
 		if r.manufacturer != "" {
 			b = append(b, `{"datasheet_type":"manufacturer","datasheet_reference":`...)
-			b = appendString(b, r.manufacturer)
+			b = ingest.AppendString(b, r.manufacturer)
 			b = append(b, '}')
 		}
 		if r.sourceName != "" {
@@ -366,7 +366,7 @@ func (r *reading) appendJSON(b []byte) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"datasheet_type":"source_name","datasheet_reference":`...)
-			b = appendString(b, r.sourceName)
+			b = ingest.AppendString(b, r.sourceName)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
@@ -374,30 +374,12 @@ func (r *reading) appendJSON(b []byte) []byte {
 	b = append(b, `},"body":{"blood_glucose":{"value":`...)
 	b = strconv.AppendFloat(b, r.value, 'f', -1, 64)
 	b = append(b, `,"unit":`...)
-	b = appendString(b, r.unit)
+	b = ingest.AppendString(b, r.unit)
 	b = append(b, `},"specimen_source":`...)
-	b = appendString(b, r.specimen)
+	b = ingest.AppendString(b, r.specimen)
 	b = append(b, `,"effective_time_frame":{"date_time":`...)
-	b = appendString(b, r.at)
+	b = ingest.AppendString(b, r.at)
 	return append(b, `}}}`...)
-}
-
-// appendString writes s (valid UTF-8) as a JSON string.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }
 
 // emitter builds points and hands them to the sink.

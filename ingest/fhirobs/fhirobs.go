@@ -275,7 +275,7 @@ func (p *parser) topLevel(line int) error {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, m.key)
+		b = ingest.AppendString(b, m.key)
 		b = append(b, ':')
 		b = append(b, m.raw...)
 	}
@@ -342,23 +342,4 @@ func (p *parser) entries() error {
 
 func (p *parser) skip(pos ingest.Pos, typ, reason string) error {
 	return p.sink.Skipped(ingest.Skip{Pos: pos, Type: typ, Reason: reason})
-}
-
-// appendString appends s as a JSON string. s is valid UTF-8 (it comes from
-// encoding/json, which replaces invalid bytes).
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }

@@ -72,21 +72,21 @@ func (p *parser) omhObservation(r *rawResource, pos ingest.Pos, c coding, typ, i
 		b = append(b, `{"header":{`...)
 		if id != "" {
 			b = append(b, `"uuid":`...)
-			b = appendString(b, id)
+			b = ingest.AppendString(b, id)
 			b = append(b, ',')
 		}
 		b = append(b, `"schema_id":{"namespace":`...)
-		b = appendString(b, sid.Namespace)
+		b = ingest.AppendString(b, sid.Namespace)
 		b = append(b, `,"name":`...)
-		b = appendString(b, sid.Name)
+		b = ingest.AppendString(b, sid.Name)
 		b = append(b, `,"version":`...)
-		b = appendString(b, sid.Version)
+		b = ingest.AppendString(b, sid.Version)
 		b = append(b, '}')
 		if ds.ref != "" {
 			b = append(b, `,"external_datasheets":[{"datasheet_type":`...)
-			b = appendString(b, ds.typ)
+			b = ingest.AppendString(b, ds.typ)
 			b = append(b, `,"datasheet_reference":`...)
-			b = appendString(b, ds.ref)
+			b = ingest.AppendString(b, ds.ref)
 			b = append(b, `}]`...)
 		}
 		b = append(b, `},"body":`...)

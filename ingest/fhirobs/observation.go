@@ -283,7 +283,7 @@ func (p *parser) loincObservation(r *rawResource, pos ingest.Pos, m mapping, typ
 		// A UUID becomes the point's uuid; any other id becomes its
 		// x_vault.source_id, from which the vault derives the uuid.
 		b = append(b, `"uuid":`...)
-		b = appendString(b, id)
+		b = ingest.AppendString(b, id)
 		b = append(b, ',')
 	}
 	b = append(b, `"schema_id":{"namespace":"omh","name":"`...)
@@ -291,12 +291,12 @@ func (p *parser) loincObservation(r *rawResource, pos ingest.Pos, m mapping, typ
 	b = append(b, `","version":"`...)
 	b = append(b, s.version...)
 	b = append(b, `"},"source_creation_date_time":`...)
-	b = appendString(b, f.startText())
+	b = ingest.AppendString(b, f.startText())
 	if ds.ref != "" {
 		b = append(b, `,"external_datasheets":[{"datasheet_type":`...)
-		b = appendString(b, ds.typ)
+		b = ingest.AppendString(b, ds.typ)
 		b = append(b, `,"datasheet_reference":`...)
-		b = appendString(b, ds.ref)
+		b = ingest.AppendString(b, ds.ref)
 		b = append(b, `}]`...)
 	}
 	b = append(b, `},"body":{`...)
@@ -361,7 +361,7 @@ func (p *parser) value(b []byte, r *rawResource, pos ingest.Pos, m mapping) ([]b
 		b = appendUnitValue(b, "blood_glucose", num, unit)
 		if m.specimen != "" {
 			b = append(b, `,"specimen_source":`...)
-			b = appendString(b, m.specimen)
+			b = ingest.AppendString(b, m.specimen)
 		}
 	case kindSpO2:
 		b = appendUnitValue(b, "oxygen_saturation", num, unit)
@@ -486,20 +486,20 @@ func appendUnitValue(b []byte, name string, num []byte, unit string) []byte {
 	b = append(b, `":{"value":`...)
 	b = append(b, num...)
 	b = append(b, `,"unit":`...)
-	b = appendString(b, unit)
+	b = ingest.AppendString(b, unit)
 	return append(b, '}')
 }
 
 func appendFrame(b []byte, f frame) []byte {
 	if f.dt != "" {
 		b = append(b, `"effective_time_frame":{"date_time":`...)
-		b = appendString(b, f.dt)
+		b = ingest.AppendString(b, f.dt)
 		return append(b, '}')
 	}
 	b = append(b, `"effective_time_frame":{"time_interval":{"start_date_time":`...)
-	b = appendString(b, f.start)
+	b = ingest.AppendString(b, f.start)
 	b = append(b, `,"end_date_time":`...)
-	b = appendString(b, f.end)
+	b = ingest.AppendString(b, f.end)
 	return append(b, "}}"...)
 }
 

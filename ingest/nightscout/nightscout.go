@@ -35,7 +35,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/omh"
@@ -463,44 +462,23 @@ func (r *reading) appendJSON(b []byte) []byte {
 	b = append(b, `{"header":{`...)
 	if r.id != "" {
 		b = append(b, `"uuid":`...)
-		b = appendString(b, r.id)
+		b = ingest.AppendString(b, r.id)
 		b = append(b, ',')
 	}
 	b = append(b, `"schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"},"source_creation_date_time":`...)
-	b = appendString(b, r.at)
+	b = ingest.AppendString(b, r.at)
 	b = append(b, `,"modality":`...)
-	b = appendString(b, r.modality)
+	b = ingest.AppendString(b, r.modality)
 	if r.device != "" {
 		b = append(b, `,"external_datasheets":[{"datasheet_type":"source_name","datasheet_reference":`...)
-		b = appendString(b, r.device)
+		b = ingest.AppendString(b, r.device)
 		b = append(b, `}]`...)
 	}
 	b = append(b, `},"body":{"blood_glucose":{"value":`...)
 	b = strconv.AppendFloat(b, r.value, 'g', -1, 64)
 	b = append(b, `,"unit":"mg/dL"},"specimen_source":`...)
-	b = appendString(b, r.specimen)
+	b = ingest.AppendString(b, r.specimen)
 	b = append(b, `,"effective_time_frame":{"date_time":`...)
-	b = appendString(b, r.at)
+	b = ingest.AppendString(b, r.at)
 	return append(b, `}}}`...)
-}
-
-// appendString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
 }

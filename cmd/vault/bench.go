@@ -144,15 +144,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if *readings < 1 || *batch < 1 || *uploaders < 1 || *rounds < 1 || *batch > api.DefaultMaxBatch {
 		return fmt.Errorf("--readings, --batch, --uploaders and --rounds must be positive, and --batch at most %d", api.DefaultMaxBatch)
 	}
-	scratch := *dir
-	if scratch == "" {
-		d, err := os.MkdirTemp("", "vault-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		scratch = d
+	scratch, cleanup, err := scratchDir(*dir, "vault-bench-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	if *cpuprofile != "" {
 		pf, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -346,4 +342,16 @@ func benchBaseline(path string, uploaders, readings, batch, perTx, pageSize int)
 		}
 	}
 	return time.Since(start).Seconds(), pointBytes, nil
+}
+
+// scratchDir is dir, or a new temporary directory removed by cleanup.
+func scratchDir(dir, prefix string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
 }

@@ -52,15 +52,11 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 	if *rounds < 1 || *years < 0 {
 		return fmt.Errorf("--rounds must be positive and --years not negative")
 	}
-	scratch := *dir
-	if scratch == "" {
-		d, err := os.MkdirTemp("", "vault-bench-export-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		scratch = d
+	scratch, cleanup, err := scratchDir(*dir, "vault-bench-export-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	sf := storeFlags{data: filepath.Join(scratch, "data"), keyFile: filepath.Join(scratch, "root.key")}
 	v, st, _, err := openVaultWith(sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second}, log)

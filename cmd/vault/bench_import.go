@@ -44,15 +44,11 @@ func cmdBenchImport(args []string, stdout, stderr io.Writer) error {
 	if *mb < 1 || *csvRows < 1 {
 		return fmt.Errorf("--mb and --csv-rows must be positive")
 	}
-	scratch := *dir
-	if scratch == "" {
-		d, err := os.MkdirTemp("", "vault-bench-import-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		scratch = d
+	scratch, cleanup, err := scratchDir(*dir, "vault-bench-import-")
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	xmlPath := filepath.Join(scratch, "export.xml")
 	t0 := time.Now()
 	if err := writeFile(xmlPath, func(w io.Writer) error { return apple.WriteSynthetic(w, *mb*1e6/480, 1) }); err != nil {

@@ -20,6 +20,10 @@ import (
 
 var errConsentChanged = errors.New("the consent changed while the export was being logged")
 
+// reasonUnsigned is decideAll's deny when only unsigned grants cover a
+// request and the vault requires signed ones.
+const reasonUnsigned = "unsigned_grant"
+
 // exportSchemas reads ?schema= (repeated or comma-separated) as canonical
 // schema ids.
 func exportSchemas(c echo.Context) ([]string, *Error) {
@@ -57,19 +61,29 @@ func (s *Server) decideAll(clinician, patient string, schemas []string, w consen
 		if !d.Permit {
 			return nil, nil, d.Reason
 		}
-		// A grant that pins recipients covers only exports to them.
+		// A grant that pins recipients covers only exports to them; with
+		// RequireSignedGrants, only a grant the patient signed with her
+		// passkey covers anything.
 		var kept []consent.GrantState
+		unsigned := false
 		for _, g := range d.Grants {
 			if len(g.Recipients) > 0 && !slices.Contains(g.Recipients, fp) {
 				continue
 			}
+			if s.requireSigned && !g.Signed {
+				unsigned = true
+				continue
+			}
 			kept = append(kept, g)
 			if !slices.ContainsFunc(grants, func(x export.Grant) bool { return x.ID == g.ID }) {
-				grants = append(grants, export.Grant{ID: g.ID, Index: g.Index})
+				grants = append(grants, export.Grant{ID: g.ID, Index: g.Index, Signed: g.Signed})
 			}
 		}
 		ws := consent.ClipWindow(w, kept)
 		if len(ws) == 0 {
+			if unsigned {
+				return nil, nil, reasonUnsigned
+			}
 			return nil, nil, "recipient_not_pinned"
 		}
 		windows[schema] = ws
@@ -140,6 +154,9 @@ func (s *Server) getExport(c echo.Context) error {
 	win := consent.Window{From: from, To: to}
 	denied := func(reason string) *Error {
 		s.metrics.exports.WithLabelValues(format, "refused").Inc()
+		if reason == reasonUnsigned {
+			return newError(http.StatusForbidden, "unsigned_grant", "this vault requires grants signed with the patient's passkey, and the grants that cover the request were made with an API token; ask the patient to make the grant again on the vault's consent page, where she signs it with her passkey")
+		}
 		return newError(http.StatusForbidden, "no_consent", "no active grant from this patient covers the request (%s)", reason)
 	}
 	windows, grants, reason := s.decideAll(tok.UserID, patient, schemas, win, key.Fingerprint, now)

@@ -51,6 +51,10 @@ type Config struct {
 	// SpoolDir holds uploads, age-encrypted to a key only in memory, while
 	// they import (os.TempDir() when empty).
 	SpoolDir string
+	// RequireSignedGrants refuses exports that no grant signed with the
+	// patient's passkey covers (403 unsigned_grant): a grant made with an
+	// API token then covers nothing (--require-signed-grants).
+	RequireSignedGrants bool
 }
 
 // DefaultKeyActivationDelay is the wait of a key added with an API token.
@@ -79,6 +83,8 @@ type Server struct {
 	importSlots chan struct{}
 	maxImport   int64
 	spoolDir    string
+
+	requireSigned bool
 }
 
 // New builds the API server.
@@ -130,6 +136,8 @@ func New(cfg Config) *Server {
 		importSlots: make(chan struct{}, maxConcurrentImports),
 		maxImport:   cfg.MaxImportBytes,
 		spoolDir:    cfg.SpoolDir,
+
+		requireSigned: cfg.RequireSignedGrants,
 	}
 	s.registerGauges(cfg.Registry, cfg.Store)
 	e := echo.New()

@@ -59,9 +59,10 @@ type Grant struct {
 	Purpose  string   `json:"purpose"`             // FHIR v3 ActReason code, such as TREAT
 	// Recipients pins export recipients by fingerprint (export issue).
 	Recipients []string `json:"recipients,omitempty"`
-	// Assertion is reserved for the patient's WebAuthn assertion over the
-	// grant (web issue); empty means an unsigned grant.
-	Assertion json.RawMessage `json:"assertion,omitempty"`
+	// Assertion is the patient's WebAuthn assertion over the grant, made
+	// with her passkey in the web UI (assertion.go). A grant without one,
+	// made with an API token, is unsigned.
+	Assertion *Assertion `json:"assertion,omitempty"`
 }
 
 // Revoke is the body of a revoke entry: it points at the grant's index.

@@ -16,6 +16,11 @@ func FuzzParse(f *testing.F) {
 		e.Patient, e.Revoke = "pt_a", &Revoke{GrantIndex: 3, GrantID: "gr_x"}
 		return e
 	}(), func() Entry {
+		e := grantEntry(2)
+		e.Grant.Assertion = &Assertion{CredentialID: []byte{1}, PasskeyIndex: 4, Nonce: make([]byte, NonceSize),
+			AuthenticatorData: []byte{2}, ClientDataJSON: []byte(`{"type":"webauthn.get"}`), Signature: []byte{3}}
+		return e
+	}(), func() Entry {
 		e := New(KindAccessEnd, "cl_b", time.Unix(1, 0))
 		start := int64(9)
 		e.Access = &Access{Start: &start, Records: 12, ContentHash: []byte{1, 2, 3}}

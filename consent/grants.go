@@ -237,7 +237,7 @@ func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
 			return nil, fmt.Errorf("grant id %s is already used", g.ID)
 		}
 		st := &GrantState{ID: g.ID, Index: i, Patient: e.Patient, Clinician: e.Clinician, Schemas: g.Schemas,
-			Purpose: g.Purpose, Recipients: g.Recipients, Signed: len(g.Assertion) > 0 && string(g.Assertion) != "null"}
+			Purpose: g.Purpose, Recipients: g.Recipients, Signed: g.Assertion != nil}
 		var err error
 		if st.DataFrom, err = parseTime(g.DataFrom); err != nil {
 			return nil, errors.New("grant data_from is not RFC 3339")

@@ -362,6 +362,11 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 			}
 			old = bytes.Clone(gb.Get([]byte(id)))
 		}
+		if g := r.entries[k].Grant; g != nil && g.Assertion != nil {
+			if err := l.checkSignedGrant(tx, n, &r.entries[k]); err != nil {
+				return err
+			}
+		}
 		row, err := l.applyTx(tx, n, &r.entries[k])
 		if err != nil {
 			return err

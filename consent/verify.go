@@ -13,8 +13,11 @@ import (
 type VerifyResult struct {
 	Size        int64 // entries replayed
 	Checkpoints int   // stored checkpoints verified
-	Latest      Checkpoint
-	Prior       *Checkpoint // the caller's checkpoint, when given
+	// SignedGrants is how many grants carried a passkey assertion, each
+	// checked against its passkey-registered entry.
+	SignedGrants int
+	Latest       Checkpoint
+	Prior        *Checkpoint // the caller's checkpoint, when given
 }
 
 // TamperError names the first place Verify found wrong.
@@ -59,10 +62,26 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			return out, nil
 		})
 		replayed := map[string]indexRow{}
+		passkeys := map[int64]Entry{} // passkey-registered entries, by index
 		for i := int64(0); i < n; i++ {
-			raw, err := l.replayEntry(tx, i, replayed)
+			raw, e, err := l.replayEntry(tx, i, replayed)
 			if err != nil {
 				return err
+			}
+			switch {
+			case e.Kind == KindPasskey:
+				passkeys[i] = e
+			case e.Kind == KindGrant && e.Grant.Assertion != nil:
+				// A signed grant is checked against its passkey's entry
+				// earlier in this log, never against the server's tables.
+				pk, ok := passkeys[e.Grant.Assertion.PasskeyIndex]
+				if !ok {
+					return tamper(i, "signed grant names entry %d, which is not a passkey-registered entry before it", e.Grant.Assertion.PasskeyIndex)
+				}
+				if err := VerifyGrantAssertion(e, pk); err != nil {
+					return tamper(i, "%v", err)
+				}
+				res.SignedGrants++
 			}
 			hs, err := tlog.StoredHashes(i, raw, reader)
 			if err != nil {
@@ -209,7 +228,7 @@ func (l *Ledger) Rebuild() (int, error) {
 			n := txSize(tx)
 			states := map[string]indexRow{}
 			for i := int64(0); i < n; i++ {
-				if _, err := l.replayEntry(tx, i, states); err != nil {
+				if _, _, err := l.replayEntry(tx, i, states); err != nil {
 					return err
 				}
 			}
@@ -234,27 +253,27 @@ func (l *Ledger) Rebuild() (int, error) {
 }
 
 // replayEntry reads entry i (it must decrypt under its own index and be
-// canonical), applies it to rows, and returns its bytes. Verify and Rebuild
-// both replay the log through it.
-func (l *Ledger) replayEntry(tx *bolt.Tx, i int64, rows map[string]indexRow) ([]byte, error) {
+// canonical), applies it to rows, and returns its bytes and the entry.
+// Verify and Rebuild both replay the log through it.
+func (l *Ledger) replayEntry(tx *bolt.Tx, i int64, rows map[string]indexRow) ([]byte, Entry, error) {
 	sealed := tx.Bucket(bEntries).Get(u64(i))
 	if sealed == nil {
-		return nil, tamper(i, "entry is missing")
+		return nil, Entry{}, tamper(i, "entry is missing")
 	}
 	raw, err := l.sealer.Decrypt(sealed, entryAD(i))
 	if err != nil {
-		return nil, tamper(i, "entry does not decrypt under its index (altered or moved)")
+		return nil, Entry{}, tamper(i, "entry does not decrypt under its index (altered or moved)")
 	}
 	e, err := Parse(raw)
 	if err != nil {
-		return nil, tamper(i, "entry is not canonical: %v", err)
+		return nil, Entry{}, tamper(i, "entry is not canonical: %v", err)
 	}
 	if id := rowIDAt(&e, i); id != "" {
 		row, err := nextRow(rows[id], i, &e)
 		if err != nil {
-			return nil, tamper(i, "entry does not apply to its grant or key: %v", err)
+			return nil, Entry{}, tamper(i, "entry does not apply to its grant or key: %v", err)
 		}
 		rows[id] = row
 	}
-	return raw, nil
+	return raw, e, nil
 }

@@ -44,6 +44,10 @@ type Filters struct {
 type Grant struct {
 	ID    string `json:"id"`
 	Index int64  `json:"index"`
+	// Signed says the patient signed the grant with her passkey (its
+	// ledger entry carries the WebAuthn assertion); false means it was
+	// made with an API token.
+	Signed bool `json:"signed"`
 }
 
 // Trailer is the last line of a decrypted export.

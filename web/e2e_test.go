@@ -373,7 +373,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		if _, err := chromedp.Call(ctx, cdpwebauthn.RemoveVirtualAuthenticator, cdpwebauthn.RemoveVirtualAuthenticatorParams{AuthenticatorID: auth}); err != nil {
 			t.Fatal(err)
 		}
-		authenticator(t, ctx)
+		auth = authenticator(t, ctx)
 		run(t, ctx,
 			chromedp.Navigate(f.base+"/passkeys"),
 			chromedp.SendKeys(chromedp.CSS("#add-label"), "Backup key"),
@@ -390,6 +390,125 @@ func TestBrowserPasskeys(t *testing.T) {
 		screenshot(t, ctx, "passkeys")
 		signOut(t)
 		signIn(t) // with the new passkey
+	})
+
+	t.Run("upload", func(t *testing.T) {
+		csv, err := filepath.Abs(filepath.Join("..", "ingest", "cgmcsv", "testdata", "dexcom_mgdl.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := f.glucoseCount(f.patient.ID)
+		run(t, ctx,
+			chromedp.Navigate(f.base+"/upload"),
+			chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{csv}),
+			chromedp.Click(chromedp.CSS(`#upload-form button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#result-h")),
+		)
+		txt := get(t, ctx, chromedp.Text(chromedp.CSS("main")))
+		if !strings.Contains(txt, "Imported 4 new readings") || !strings.Contains(txt, "Dexcom Clarity") || !strings.Contains(txt, "Insulin") {
+			t.Fatalf("upload result: %q", txt)
+		}
+		if n := f.glucoseCount(f.patient.ID); n != before+4 {
+			t.Fatalf("%d glucose readings after the upload, had %d", n, before)
+		}
+		screenshot(t, ctx, "upload")
+	})
+
+	// grantVia fills in the consent form and signs it with the passkey.
+	grantVia := func(t *testing.T, schemas ...string) {
+		t.Helper()
+		steps := []chromedp.Action[chromedp.Void]{chromedp.Navigate(f.base + "/consent"), chromedp.WaitVisible(chromedp.CSS("#grant-form"))}
+		for _, sc := range schemas {
+			steps = append(steps, chromedp.Click(chromedp.CSS(`input[name="schemas"][value="`+sc+`"]`)))
+		}
+		steps = append(steps,
+			chromedp.SetValue(chromedp.CSS("#data-from"), "2024-03-01"),
+			chromedp.SetValue(chromedp.CSS("#purpose"), "CAREMGT"),
+			chromedp.Click(chromedp.CSS(`#grant-form button[type="submit"]`)),
+		)
+		run(t, ctx, steps...)
+	}
+	var signed consent.GrantState
+	t.Run("grant signed with the passkey", func(t *testing.T) {
+		grantVia(t, "omh:heart-rate")
+		run(t, ctx, chromedp.WaitVisible(chromedp.CSS("p.notice")))
+		gs := f.led.Grants(f.patient.ID, "")
+		if len(gs) != 1 || !gs[0].Signed || gs[0].Clinician != f.clin.ID || strings.Join(gs[0].Schemas, ",") != "omh:blood-glucose,omh:heart-rate" || gs[0].Purpose != "CAREMGT" {
+			t.Fatalf("grants after signing: %+v", gs)
+		}
+		signed = gs[0]
+		e, _, err := f.led.Entry(signed.Index)
+		if err != nil || e.Grant.Assertion == nil {
+			t.Fatalf("grant entry: %+v %v", e, err)
+		}
+		// The assertion is the second passkey's, checked against its
+		// passkey-registered entry by verify.
+		recs, _ := f.srv.creds.list(f.patient.ID)
+		if !bytes.Equal(e.Grant.Assertion.CredentialID, recs[1].ID) || e.Grant.Assertion.PasskeyIndex != recs[1].LedgerIndex {
+			t.Fatal("the grant was not signed by the passkey in use")
+		}
+		res, err := f.led.Verify(nil)
+		if err != nil || res.SignedGrants != 1 {
+			t.Fatalf("ledger verify: %v (%d signed grants)", err, res.SignedGrants)
+		}
+		if txt := get(t, ctx, chromedp.Text(chromedp.CSS("main"))); !strings.Contains(txt, "with your passkey") || !strings.Contains(txt, clinicianName) {
+			t.Fatalf("consent page: %q", txt)
+		}
+	})
+
+	t.Run("grant with a bogus signature", func(t *testing.T) {
+		n0, _ := f.led.Size()
+		overrides(cdpwebauthn.SetResponseOverrideBitsParams{IsBogusSignature: &yes})
+		grantVia(t)
+		if msg := waitStatus(t, ctx); !strings.Contains(msg, "could not be verified") {
+			t.Fatalf("status %q", msg)
+		}
+		overrides(cdpwebauthn.SetResponseOverrideBitsParams{})
+		if n1, _ := f.led.Size(); n1 != n0 || len(f.led.Grants(f.patient.ID, "")) != 1 {
+			t.Fatal("a grant with a bogus signature changed the ledger")
+		}
+	})
+
+	t.Run("revoke", func(t *testing.T) {
+		// A second signed grant stays active, beside one made with an API
+		// token, for the screenshot.
+		grantVia(t, "omh:step-count")
+		run(t, ctx, chromedp.WaitVisible(chromedp.CSS("p.notice")))
+		f.grant(f.patient.ID, f.clin.ID)
+		run(t, ctx,
+			chromedp.Navigate(f.base+"/consent"),
+			chromedp.Click(chromedp.CSS(`form[action="/consent/`+signed.ID+`/revoke"] button`)),
+			chromedp.WaitVisible(chromedp.CSS("#revoked-h")),
+		)
+		g, _ := f.led.Grant(signed.ID)
+		if g.RevokeIndex == nil {
+			t.Fatal("not revoked")
+		}
+		if txt := get(t, ctx, chromedp.Text(chromedp.CSS("p.notice"))); !strings.Contains(txt, "revoked") {
+			t.Fatalf("notice %q", txt)
+		}
+		if _, err := f.led.Verify(nil); err != nil {
+			t.Fatalf("ledger verify after the revoke: %v", err)
+		}
+		screenshot(t, ctx, "consent")
+	})
+
+	t.Run("access log", func(t *testing.T) {
+		var active consent.GrantState
+		for _, g := range f.led.Grants(f.patient.ID, "") {
+			if g.Signed && g.RevokeIndex == nil {
+				active = g
+			}
+		}
+		// Two exports, logged as the API's export logs them.
+		f.access(f.patient.ID, active, 4032, false)
+		f.access(f.patient.ID, active, 288, false)
+		run(t, ctx, chromedp.Navigate(f.base+"/access-log"), chromedp.WaitVisible(chromedp.CSS("table.access")))
+		txt := get(t, ctx, chromedp.Text(chromedp.CSS("main")))
+		if !strings.Contains(txt, clinicianName) || !strings.Contains(txt, "4032") || !strings.Contains(txt, "complete") {
+			t.Fatalf("access log: %q", txt)
+		}
+		screenshot(t, ctx, "access-log")
 	})
 
 	// Nothing secret or personal reached the logs or the database file.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/vault"
@@ -128,7 +130,10 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	f.other = mk(vault.NewUser{Role: vault.RolePatient, Name: otherName})
 	f.clin = mk(vault.NewUser{Role: vault.RoleClinician, Name: clinicianName, Organization: "Riverside", TimeZone: "America/New_York"})
 
-	cfg := Config{Vault: v, Ledger: led, Store: st, Logger: log, AuthPerMinute: o.perMin}
+	cfg := Config{Vault: v, Ledger: led, Store: st, Logger: log, AuthPerMinute: o.perMin, Importers: formats.New(), SpoolDir: filepath.Join(dir, "spool")}
+	if err := os.Mkdir(cfg.SpoolDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	var ln net.Listener
 	base := o.baseURL
 	if o.listen {

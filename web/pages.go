@@ -64,6 +64,7 @@ func loadPages() (*pageSet, error) {
 		return nil, err
 	}
 	funcs := template.FuncMap{
+		"grantTable": grantTable,
 		"asset": func(name string) string {
 			if f, ok := ps.static[name]; ok {
 				return "/static/" + name + "?v=" + f.hash
@@ -385,17 +386,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 
 func grantViewOf(g consent.GrantState, loc *time.Location) grantView {
 	v := grantView{Schemas: strings.Join(g.Schemas, ", "), Expires: fmtTime(g.Expires, loc), Purpose: g.Purpose, Signed: g.Signed}
-	day := func(t time.Time) string { return t.In(loc).Format("2 Jan 2006") }
-	switch {
-	case g.DataFrom.IsZero() && g.DataTo.IsZero():
-		v.Window = "all data"
-	case g.DataTo.IsZero():
-		v.Window = "from " + day(g.DataFrom)
-	case g.DataFrom.IsZero():
-		v.Window = "before " + day(g.DataTo)
-	default:
-		v.Window = day(g.DataFrom) + " to " + day(g.DataTo)
-	}
+	v.Window = windowText(g.DataFrom, g.DataTo, loc)
 	return v
 }
 

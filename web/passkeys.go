@@ -371,14 +371,27 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
 		return
 	}
-	// The sign count: the library flags a count that did not go up (and
-	// is not 0 on both sides) as a possible clone. The vault lets the
-	// sign-in through (the signature and user verification are good) but
-	// marks the passkey for good, logs it, and shows a warning; see
-	// docs/web.md for why it does not refuse.
+	clone, err := s.noteUse(rec, cred, parsed)
+	if err != nil {
+		s.internal(w, "credential update", err)
+		return
+	}
+	s.startSession(w, r, session{UserID: rec.UserID, Role: vault.RoleOf(rec.UserID), Credential: rec.ID, CloneWarning: clone || rec.CloneWarning})
+	s.log.Info("web sign-in", "user", rec.UserID)
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/"})
+}
+
+// noteUse records a verified assertion on the credential's record: its
+// sign count and flags, and when it was last used. The library flags a
+// count that did not go up (and is not 0 on both sides) as a possible
+// clone. The vault lets the assertion through (the signature and user
+// verification are good) but marks the passkey for good, logs it, and
+// shows a warning; see docs/web.md for why it does not refuse. It reports
+// whether this assertion raised the warning.
+func (s *Server) noteUse(rec credRecord, cred *webauthn.Credential, parsed *protocol.ParsedCredentialAssertionData) (bool, error) {
 	clone := cred.Authenticator.CloneWarning
 	now := s.now().UTC()
-	err = s.creds.modify(rec.UserID, rec.ID, func(c *credRecord) error {
+	err := s.creds.modify(rec.UserID, rec.ID, func(c *credRecord) error {
 		if clone && !c.CloneWarning {
 			c.CloneWarning = true
 		}
@@ -390,15 +403,12 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		s.internal(w, "credential update", err)
-		return
+		return false, err
 	}
 	if clone {
 		s.log.Warn("passkey sign count did not increase: possible cloned authenticator", "user", rec.UserID, "ledger_index", rec.LedgerIndex, "stored_count", rec.SignCount, "reported_count", parsed.Response.AuthenticatorData.Counter)
 	}
-	s.startSession(w, r, session{UserID: rec.UserID, Role: vault.RoleOf(rec.UserID), Credential: rec.ID, CloneWarning: clone || rec.CloneWarning})
-	s.log.Info("web sign-in", "user", rec.UserID)
-	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/"})
+	return clone, nil
 }
 
 // webauthnReason is a refusal's reason for the log: the library's error

@@ -1,16 +1,21 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/jupyterhealth/vault/consent"
 )
 
 // Cookie names. The __Host- prefix makes the browser insist on Secure,
@@ -160,6 +165,21 @@ func (s *Server) currentSession(r *http.Request) (session, bool) {
 // request must also come from the vault's own pages and carry the
 // session's CSRF token (form field "csrf" or header X-CSRF-Token).
 func (s *Server) requireSession(next func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
+	return s.withSession(next, s.validCSRF)
+}
+
+// requireUploadSession is requireSession for the upload form, a
+// multipart body too big to parse whole before the token is checked: the
+// token is the form's first part (multipartCSRF).
+func (s *Server) requireUploadSession(next func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
+	return s.withSession(next, s.multipartCSRF)
+}
+
+// csrfCheck checks a state-changing request's CSRF token, and may return
+// the request with something it read along the way.
+type csrfCheck func(w http.ResponseWriter, r *http.Request, sess session) (*http.Request, bool)
+
+func (s *Server) withSession(next func(http.ResponseWriter, *http.Request, session), csrfOK csrfCheck) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		sess, ok := s.currentSession(r)
 		isJSON := strings.HasPrefix(r.URL.Path, "/webauthn/")
@@ -179,7 +199,11 @@ func (s *Server) requireSession(next func(http.ResponseWriter, *http.Request, se
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if !s.sameOrigin(r, false) || !s.validCSRF(w, r, sess) {
+			ok := s.sameOrigin(r, false)
+			if ok {
+				r, ok = csrfOK(w, r, sess)
+			}
+			if !ok {
 				s.log.Warn("web csrf refused", "path", r.URL.Path, "user", sess.UserID)
 				if isJSON {
 					writeJSONError(w, http.StatusForbidden, "csrf", "This request could not be verified. Reload the page and try again.")
@@ -195,7 +219,7 @@ func (s *Server) requireSession(next func(http.ResponseWriter, *http.Request, se
 
 // validCSRF checks the synchroniser token in constant time. The form is
 // parsed with a small body limit; JSON requests send the header.
-func (s *Server) validCSRF(w http.ResponseWriter, r *http.Request, sess session) bool {
+func (s *Server) validCSRF(w http.ResponseWriter, r *http.Request, sess session) (*http.Request, bool) {
 	tok := r.Header.Get("X-CSRF-Token")
 	if tok == "" {
 		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
@@ -205,7 +229,45 @@ func (s *Server) validCSRF(w http.ResponseWriter, r *http.Request, sess session)
 			}
 		}
 	}
+	return r, csrfEqual(tok, sess)
+}
+
+func csrfEqual(tok string, sess session) bool {
 	return tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(sess.CSRF)) == 1
+}
+
+// multipartKey carries the upload's multipart reader, past its csrf part,
+// from multipartCSRF to the handler.
+type multipartKey struct{}
+
+// multipartCSRF checks the token of a multipart form: it must be the
+// form's first part, named csrf (the upload form puts its hidden field
+// first, and browsers send parts in the form's order). Nothing of the file
+// is read before the token is checked. The body is limited to the upload
+// limit; the reader, past the token, goes to the handler in the request's
+// context.
+func (s *Server) multipartCSRF(w http.ResponseWriter, r *http.Request, sess session) (*http.Request, bool) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return r, false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.maxUpload+maxFormBody)
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	p, err := mr.NextPart()
+	if err != nil || p.FormName() != "csrf" {
+		return r, false
+	}
+	tok, err := io.ReadAll(io.LimitReader(p, 256))
+	if err != nil || !csrfEqual(string(tok), sess) {
+		return r, false
+	}
+	return r.WithContext(context.WithValue(r.Context(), multipartKey{}, mr)), true
+}
+
+// multipartOf returns the reader multipartCSRF left in the request.
+func multipartOf(r *http.Request) *multipart.Reader {
+	mr, _ := r.Context().Value(multipartKey{}).(*multipart.Reader)
+	return mr
 }
 
 // A ceremony is one WebAuthn registration or sign-in in progress: the
@@ -213,7 +275,7 @@ func (s *Server) validCSRF(w http.ResponseWriter, r *http.Request, sess session)
 // one-time cookie, and taken (deleted) by the finish request before the
 // response is checked, so a challenge answers at most one response.
 type ceremony struct {
-	Kind    string // "enrol", "signin" or "add"
+	Kind    string // "enrol", "signin", "add" or "grant"
 	Data    webauthn.SessionData
 	Expires time.Time
 	// enrol and add:
@@ -221,7 +283,11 @@ type ceremony struct {
 	Handle  []byte
 	Label   string
 	Invite  [32]byte // enrol: the invite's token hash
-	Session [32]byte // add: the hash of the session's CSRF token, binding it to that session
+	Session [32]byte // add and grant: the hash of the session's CSRF token, binding it to that session
+	// grant: the unsigned grant entry the passkey is asked to sign, and the
+	// server's nonce mixed into its challenge.
+	Grant *consent.Entry
+	Nonce []byte
 }
 
 type ceremonyStore struct {

@@ -3,8 +3,8 @@
 // passkey enrolment and sign-in (WebAuthn, github.com/go-webauthn/webauthn).
 //
 // The handler serves everything but the JSON API: "/", "/signin",
-// "/signout", "/enrol/{token}", "/passkeys", "/patients", "/static/…" and
-// "/webauthn/…". cmd/vault mounts it beside the API (/api/, /healthz,
+// "/signout", "/enrol/{token}", "/passkeys", "/patients", "/consent",
+// "/upload", "/access-log", "/static/…" and "/webauthn/…". cmd/vault mounts it beside the API (/api/, /healthz,
 // /metrics). docs/web.md describes the pages, sessions, CSRF defence, CSP,
 // cookies, rate limits and the sign-count clone policy.
 //
@@ -21,12 +21,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/ingest/importer"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/vault/boltstore"
 )
@@ -45,6 +47,14 @@ const (
 	MaxLabelLength       = 60
 	maxJSONBody          = 64 << 10
 	maxFormBody          = 8 << 10
+	// DefaultMaxUploadBytes caps an upload, as the API caps an import: an
+	// Apple Health export.zip of several years.
+	DefaultMaxUploadBytes = 2 << 30
+	// maxConcurrentUploads bounds the uploads importing at once: each
+	// parses its file twice and holds one transaction's readings.
+	maxConcurrentUploads = 2
+	// uploadReadTimeout replaces the server's read timeout for an upload.
+	uploadReadTimeout = 30 * time.Minute
 )
 
 // Config configures a Server. Vault, Ledger, Store and BaseURL are
@@ -69,6 +79,15 @@ type Config struct {
 	AuthPerMinute int
 	// Now is the clock, for tests.
 	Now func() time.Time
+
+	// Importers are the file formats the upload page takes
+	// (ingest/formats); nil turns the upload page off.
+	Importers importer.Registry
+	// SpoolDir holds uploads, age-encrypted to a key only in memory, while
+	// they import (os.TempDir() when empty).
+	SpoolDir string
+	// MaxUploadBytes caps an upload (DefaultMaxUploadBytes when 0).
+	MaxUploadBytes int64
 }
 
 // Server is the web interface.
@@ -92,6 +111,11 @@ type Server struct {
 	invites  *inviteStore
 	pages    *pageSet
 	mux      *http.ServeMux
+
+	importers   importer.Registry
+	spoolDir    string
+	maxUpload   int64
+	uploadSlots chan struct{}
 }
 
 // checkBase validates the base URL and returns its origin and RP ID.
@@ -146,6 +170,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AuthPerMinute <= 0 {
 		cfg.AuthPerMinute = DefaultAuthPerMinute
 	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if cfg.SpoolDir == "" {
+		cfg.SpoolDir = os.TempDir()
+	}
 	wa, err := webauthn.New(&webauthn.Config{
 		RPID:                  rpID,
 		RPDisplayName:         "JupyterHealth Vault",
@@ -171,6 +201,9 @@ func New(cfg Config) (*Server, error) {
 		sessions: newSessionStore(cfg.IdleTimeout, cfg.AbsoluteTimeout, cfg.Now),
 		cers:     newCeremonyStore(cfg.Now),
 		limiter:  newLimiter(cfg.AuthPerMinute, cfg.Now),
+
+		importers: cfg.Importers, spoolDir: cfg.SpoolDir, maxUpload: cfg.MaxUploadBytes,
+		uploadSlots: make(chan struct{}, maxConcurrentUploads),
 	}
 	sealer := cfg.Vault.Master()
 	s.creds = &credStore{db: cfg.Store, sealer: sealer}
@@ -202,6 +235,11 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /passkeys/{id}/rename", s.requireSession(s.renamePasskey))
 	m.HandleFunc("POST /passkeys/{id}/remove", s.requireSession(s.removePasskey))
 	m.HandleFunc("GET /patients", s.requireSession(s.patientsPage))
+	m.HandleFunc("GET /consent", s.requireSession(s.patientOnly(s.consentPage)))
+	m.HandleFunc("POST /consent/{id}/revoke", s.requireSession(s.patientOnly(s.revokeGrant)))
+	m.HandleFunc("GET /access-log", s.requireSession(s.patientOnly(s.accessLogPage)))
+	m.HandleFunc("GET /upload", s.requireSession(s.patientOnly(s.uploadPage)))
+	m.HandleFunc("POST /upload", s.requireUploadSession(s.patientOnly(s.upload)))
 	m.Handle("GET /static/", s.static())
 
 	m.HandleFunc("POST /webauthn/enrol/begin", s.limited(s.jsonOnly(s.enrolBegin)))
@@ -210,6 +248,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /webauthn/signin/finish", s.limited(s.jsonOnly(s.signinFinish)))
 	m.HandleFunc("POST /webauthn/passkeys/begin", s.jsonOnly(s.requireSession(s.addPasskeyBegin)))
 	m.HandleFunc("POST /webauthn/passkeys/finish", s.jsonOnly(s.requireSession(s.addPasskeyFinish)))
+	m.HandleFunc("POST /webauthn/grant/begin", s.jsonOnly(s.requireSession(s.patientOnly(s.grantBegin))))
+	m.HandleFunc("POST /webauthn/grant/finish", s.jsonOnly(s.requireSession(s.patientOnly(s.grantFinish))))
 	m.HandleFunc("/", s.notFound)
 	s.mux = m
 }

@@ -69,6 +69,12 @@ func TestSecurityHeadersEveryPage(t *testing.T) {
 		{"passkeys", "/passkeys", pc, 200},
 		{"clinician home", "/", cc, 200},
 		{"clinician patients", "/patients", cc, 200},
+		{"consent", "/consent", pc, 200},
+		{"upload", "/upload", pc, 200},
+		{"access log", "/access-log", pc, 200},
+		{"clinician consent", "/consent", cc, 404},
+		{"clinician upload", "/upload", cc, 404},
+		{"clinician access log", "/access-log", cc, 404},
 		{"not found", "/nope", "", 404},
 		{"static css", "/static/app.css", "", 200},
 		{"static js", "/static/webauthn.js", "", 200},
@@ -120,7 +126,7 @@ func TestBaseURLChecks(t *testing.T) {
 // without one.
 func TestAuthRedirects(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	for _, p := range []string{"/", "/passkeys", "/patients"} {
+	for _, p := range []string{"/", "/passkeys", "/patients", "/consent", "/upload", "/access-log"} {
 		r := f.do(req{path: p})
 		if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/signin" {
 			t.Errorf("GET %s signed out: %d %q", p, r.StatusCode, r.Header.Get("Location"))

@@ -61,6 +61,7 @@ func registerServe(fs *flag.FlagSet) *serveFlags {
 	sv.demoDays = fs.Int("demo-days", 365, "days of synthetic history for --demo")
 	sv.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	sv.keyDelay = fs.Duration("key-activation-delay", api.DefaultKeyActivationDelay, "how long a clinician key added with an API token waits before it can receive exports (0 with --demo unless set)")
+	fs.Bool("require-signed-grants", false, "refuse exports not covered by a grant the patient signed with her passkey in the web UI (recommended once patients use it)")
 	return sv
 }
 
@@ -74,6 +75,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	sf, addr, baseURL, demoMode, demoDays, logLevel, keyDelay := sv.store, sv.addr, sv.baseURL, sv.demo, sv.demoDays, sv.logLevel, sv.keyDelay
+	requireSigned := fs.Lookup("require-signed-grants").Value.(flag.Getter).Get().(bool)
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
 		return err
@@ -141,8 +143,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	importers := formats.New()
-	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st})
-	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st, BaseURL: base, Logger: log})
+	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned})
+	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st, BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool})
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,24 @@
     return post("/webauthn/signin/finish", assertionJSON(cred));
   }
 
+  // grant signs a grant with the user's passkey: the server makes the
+  // grant from the form, and the challenge is the hash of that grant and a
+  // server nonce, so the signature covers exactly what the form says.
+  async function grant(form) {
+    var fd = new FormData(form);
+    var body = {
+      clinician: fd.get("clinician") || "",
+      schemas: fd.getAll("schemas"),
+      data_from: fd.get("data_from") || "",
+      data_to: fd.get("data_to") || "",
+      expires_on: fd.get("expires_on") || "",
+      purpose: fd.get("purpose") || "",
+    };
+    var opts = await post("/webauthn/grant/begin", body);
+    var cred = await navigator.credentials.get(requestOptions(opts));
+    return post("/webauthn/grant/finish", assertionJSON(cred));
+  }
+
   function status(msg, isError) {
     var el = document.getElementById("status");
     if (!el) return;
@@ -145,6 +163,12 @@
       run(btn, function () {
         return register("/webauthn/passkeys/begin", "/webauthn/passkeys/finish", { label: label });
       }, "Follow your device's prompt to create the new passkey…");
+    });
+    var gf = document.querySelector('form[data-webauthn="grant"]');
+    if (gf) gf.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var btn = gf.querySelector('button[type="submit"]');
+      run(btn, function () { return grant(gf); }, "Follow your device's prompt to sign the grant with your passkey…");
     });
   }
 

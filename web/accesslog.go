@@ -1,0 +1,96 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/vault"
+)
+
+// MaxAccessLogRows is how many exports the access log page lists, newest
+// first.
+const MaxAccessLogRows = 500
+
+type accessView struct {
+	When      string
+	Clinician string
+	Schemas   string
+	Window    string
+	Format    string
+	Records   string
+	Status    string
+	Class     string
+	Grants    string
+	Start     int64
+	End       string
+}
+
+// accessLogPage shows the patient who pulled what, when, and how many
+// records: the access-start and access-end entries the export logs, from
+// the ledger's index.
+func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess session) {
+	u, _ := s.vault.User(sess.UserID)
+	loc := u.Location()
+	names := map[string]string{}
+	var rows []accessView
+	for _, a := range s.ledger.Accesses(sess.UserID, MaxAccessLogRows) {
+		name, ok := names[a.Clinician]
+		if !ok {
+			name = a.Clinician // a clinician no longer in the directory
+			if c, err := s.vault.User(a.Clinician); err == nil && c.Role == vault.RoleClinician {
+				name = c.Name
+			}
+			names[a.Clinician] = name
+		}
+		rows = append(rows, accessViewOf(a, name, loc))
+	}
+	d := s.signedData(sess, "Access log", "access-log")
+	d.Body = rows
+	s.render(w, http.StatusOK, "access-log", d)
+}
+
+func accessViewOf(a consent.AccessState, clinician string, loc *time.Location) accessView {
+	v := accessView{When: fmtTime(a.Time, loc), Clinician: clinician, Schemas: schemaList(a.Schemas), Format: strings.ToUpper(a.Format),
+		Grants: strings.Join(a.Grants, ", "), Start: a.Start}
+	from, _ := time.Parse(time.RFC3339Nano, a.From)
+	to, _ := time.Parse(time.RFC3339Nano, a.To)
+	v.Window = windowText(from, to, loc)
+	switch {
+	case a.End == nil:
+		v.Status, v.Class, v.Records = "in progress, or stopped before it was logged", "warn", "–"
+	case a.Incomplete:
+		v.Status, v.Class, v.Records = "cut short", "warn", strconv.FormatInt(a.Records, 10)+" sent"
+	default:
+		v.Status, v.Class, v.Records = "complete", "ok", strconv.FormatInt(a.Records, 10)
+	}
+	if a.End != nil {
+		v.End = "#" + strconv.FormatInt(*a.End, 10)
+	}
+	return v
+}
+
+// windowText describes a half-open window [from, to) for people; a zero
+// end is open. An end at a local midnight (as the consent form makes) is
+// shown as the last day it includes.
+func windowText(from, to time.Time, loc *time.Location) string {
+	day := func(t time.Time) string { return t.In(loc).Format("2 Jan 2006") }
+	last := func(t time.Time) string {
+		lt := t.In(loc)
+		if lt.Hour() == 0 && lt.Minute() == 0 && lt.Second() == 0 && lt.Nanosecond() == 0 {
+			lt = lt.AddDate(0, 0, -1)
+		}
+		return day(lt)
+	}
+	switch {
+	case from.IsZero() && to.IsZero():
+		return "all data"
+	case to.IsZero():
+		return "from " + day(from)
+	case from.IsZero():
+		return "up to " + last(to)
+	}
+	return day(from) + " to " + last(to)
+}

@@ -1,0 +1,442 @@
+package web
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
+)
+
+// DefaultGrantDays is how long the consent form offers a grant lasts.
+const DefaultGrantDays = 90
+
+// purposeLabels name the ActReason codes a grant may carry.
+var purposeLabels = map[string]string{
+	"TREAT":   "Treatment",
+	"ETREAT":  "Emergency treatment",
+	"CAREMGT": "Care management",
+	"HRESCH":  "Healthcare research",
+	"CLINTRL": "Clinical trial",
+	"PATRQT":  "At my request",
+	"FAMRQT":  "At a family member's request",
+	"PUBHLTH": "Public health",
+	"HOPERAT": "Healthcare operations",
+}
+
+// patientOnly lets only patients through; anyone else gets the same 404
+// as a missing page.
+func (s *Server) patientOnly(next func(http.ResponseWriter, *http.Request, session)) func(http.ResponseWriter, *http.Request, session) {
+	return func(w http.ResponseWriter, r *http.Request, sess session) {
+		if sess.Role != vault.RolePatient {
+			if strings.HasPrefix(r.URL.Path, "/webauthn/") {
+				writeJSONError(w, http.StatusNotFound, "not_found", "Only a patient can do this.")
+				return
+			}
+			s.notFound(w, r)
+			return
+		}
+		next(w, r, sess)
+	}
+}
+
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
+type consentGrantView struct {
+	ID        string
+	Clinician string
+	grantView
+	Index     int64
+	Created   string
+	RevokedAt string
+}
+
+type consentBody struct {
+	Clinicians []option
+	Schemas    []option
+	Purposes   []option
+	Today      string
+	ExpiresOn  string
+	MaxOn      string
+	Active     []consentGrantView
+	Expired    []consentGrantView
+	Revoked    []consentGrantView
+}
+
+// schemaLabels name the schemas people know by another name.
+var schemaLabels = map[string]string{
+	"omh:step-count":        "Steps",
+	"omh:oxygen-saturation": "Oxygen saturation (SpO2)",
+	"omh:sleep-episode":     "Sleep",
+}
+
+// schemaLabel names a namespace:name for people: "omh:blood-glucose" is
+// "Blood glucose".
+func schemaLabel(id string) string {
+	if l, ok := schemaLabels[id]; ok {
+		return l
+	}
+	_, name, _ := strings.Cut(id, ":")
+	name = strings.ReplaceAll(name, "-", " ")
+	if name == "" {
+		return id
+	}
+	return strings.ToUpper(name[:1]) + name[1:]
+}
+
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, sess session) {
+	d := s.signedData(sess, "Consent", "consent")
+	switch {
+	case r.URL.Query().Get("granted") == "1":
+		d.Notice = "The grant is signed with your passkey and recorded in the consent ledger."
+	case r.URL.Query().Get("revoked") == "1":
+		d.Notice = "The grant is revoked. The clinician can no longer export your data under it."
+	}
+	s.renderConsent(w, sess, http.StatusOK, d)
+}
+
+func (s *Server) renderConsent(w http.ResponseWriter, sess session, status int, d pageData) {
+	u, _ := s.vault.User(sess.UserID)
+	loc := u.Location()
+	now := s.now()
+	b := consentBody{
+		Today:     now.In(loc).Format(time.DateOnly),
+		ExpiresOn: now.In(loc).AddDate(0, 0, DefaultGrantDays).Format(time.DateOnly),
+		MaxOn:     now.Add(consent.MaxGrantLifetime).In(loc).AddDate(0, 0, -1).Format(time.DateOnly),
+	}
+	clinicians, err := s.vault.Users(vault.RoleClinician)
+	if err != nil {
+		s.log.Error("web clinician directory", "cause", err.Error())
+		status, d.Error = http.StatusInternalServerError, "The clinician directory could not be read. Try again shortly."
+	}
+	names := map[string]string{}
+	for _, c := range clinicians {
+		label := c.Name
+		if c.Organization != "" {
+			label += " (" + c.Organization + ")"
+		}
+		names[c.ID] = c.Name
+		b.Clinicians = append(b.Clinicians, option{Value: c.ID, Label: label})
+	}
+	slices.SortFunc(b.Clinicians, func(a, b option) int { return strings.Compare(a.Label, b.Label) })
+	for _, id := range omh.Supported() {
+		v := id.Namespace + ":" + id.Name
+		b.Schemas = append(b.Schemas, option{Value: v, Label: schemaLabel(v), Selected: v == "omh:blood-glucose"})
+	}
+	for _, p := range consent.Purposes {
+		b.Purposes = append(b.Purposes, option{Value: p, Label: purposeLabels[p], Selected: p == "TREAT"})
+	}
+	for _, g := range s.ledger.Grants(sess.UserID, "") {
+		name, ok := names[g.Clinician]
+		if !ok {
+			name = g.Clinician // a clinician no longer in the directory
+		}
+		v := consentGrantView{ID: g.ID, Clinician: name, grantView: grantViewOf(g, loc), Index: g.Index, Created: fmtTime(g.Created, loc)}
+		v.Schemas = schemaList(g.Schemas)
+		v.Expires = expiryText(g.Expires, loc)
+		if l, ok := purposeLabels[g.Purpose]; ok {
+			v.Purpose = l
+		}
+		switch {
+		case g.RevokeIndex != nil:
+			v.RevokedAt = fmtTime(*g.RevokedAt, loc)
+			b.Revoked = append(b.Revoked, v)
+		case !g.Active(now):
+			b.Expired = append(b.Expired, v)
+		default:
+			b.Active = append(b.Active, v)
+		}
+	}
+	d.Body, d.Script = b, true
+	s.render(w, status, "consent", d)
+}
+
+// expiryText says when a grant ends: a grant ending at a local midnight
+// (as the consent form makes them) lasts to the end of the day before.
+func expiryText(t time.Time, loc *time.Location) string {
+	lt := t.In(loc)
+	if lt.Hour() == 0 && lt.Minute() == 0 && lt.Second() == 0 && lt.Nanosecond() == 0 {
+		return "end of " + lt.AddDate(0, 0, -1).Format("2 Jan 2006")
+	}
+	return fmtTime(t, loc)
+}
+
+// schemaList names a grant's schemas for people.
+func schemaList(ids []string) string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, schemaLabel(schemaName(id)))
+	}
+	return strings.Join(out, ", ")
+}
+
+// grantForm is the consent form as the page's script sends it. Dates are
+// days in the patient's time zone.
+type grantForm struct {
+	Clinician string   `json:"clinician"`
+	Schemas   []string `json:"schemas"`
+	DataFrom  string   `json:"data_from"`  // the first day of data, or empty for all earlier data
+	DataTo    string   `json:"data_to"`    // the last day of data, or empty for all later data
+	ExpiresOn string   `json:"expires_on"` // the last day the grant is in force
+	Purpose   string   `json:"purpose"`
+}
+
+// day parses a YYYY-MM-DD day and returns the local midnight that starts
+// it, plus days more.
+func day(v string, loc *time.Location, plus int) (time.Time, bool) {
+	d, err := time.ParseInLocation(time.DateOnly, v, loc)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Date(d.Year(), d.Month(), d.Day()+plus, 0, 0, 0, 0, loc), true
+}
+
+// request turns the form into a grant request: the data window is
+// [first day's midnight, the midnight after the last day), and the grant
+// expires at the midnight after its last day, all in the patient's zone.
+func (f grantForm) request(loc *time.Location) (consent.GrantRequest, string) {
+	r := consent.GrantRequest{Clinician: f.Clinician, Schemas: f.Schemas, Purpose: f.Purpose}
+	if f.DataFrom != "" {
+		t, ok := day(f.DataFrom, loc, 0)
+		if !ok {
+			return r, "The first day of data is not a date."
+		}
+		r.DataFrom = t.Format(time.RFC3339)
+	}
+	if f.DataTo != "" {
+		t, ok := day(f.DataTo, loc, 1)
+		if !ok {
+			return r, "The last day of data is not a date."
+		}
+		r.DataTo = t.Format(time.RFC3339)
+	}
+	t, ok := day(f.ExpiresOn, loc, 1)
+	if !ok {
+		return r, "Choose the last day the grant lasts."
+	}
+	r.ExpiresAt = t.Format(time.RFC3339)
+	return r, ""
+}
+
+// grantMessages say what to change on the form, by consent.RequestError
+// code.
+var grantMessages = map[string]string{
+	"unknown_clinician":   "Choose a clinician from the list.",
+	"bad_schemas":         "Choose at least one data type.",
+	"bad_window":          "The first day of data must not be after the last day.",
+	"bad_expiry":          "The grant must end after today, and within five years.",
+	"bad_purpose":         "Choose a purpose from the list.",
+	"bad_time":            "A date on the form is not one the vault can store.",
+	omh.CodeUnknownSchema: "Choose data types from the list.",
+}
+
+// grantBegin checks the consent form, makes the grant's entry (unsigned),
+// and starts a WebAuthn assertion over it: the challenge is
+// consent.GrantChallenge(entry, nonce), and only the patient's own
+// passkeys may answer, with user verification.
+func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session) {
+	var f grantForm
+	if !readJSON(w, r, &f) {
+		return
+	}
+	u, err := s.vault.User(sess.UserID)
+	if err != nil {
+		writeJSONError(w, http.StatusNotFound, "no_user", "This account no longer exists.")
+		return
+	}
+	req, msg := f.request(u.Location())
+	if msg != "" {
+		writeJSONError(w, http.StatusBadRequest, "bad_date", msg)
+		return
+	}
+	e, err := consent.NewGrant(sess.UserID, req, s.isClinician, s.now())
+	var re *consent.RequestError
+	switch {
+	case errors.As(err, &re):
+		msg := grantMessages[re.Code]
+		if msg == "" {
+			msg = re.Message
+		}
+		writeJSONError(w, http.StatusBadRequest, re.Code, msg)
+		return
+	case err != nil:
+		s.internal(w, "new grant", err)
+		return
+	}
+	nonce := make([]byte, consent.NonceSize)
+	rand.Read(nonce)
+	challenge, err := consent.GrantChallenge(e, nonce)
+	if err != nil {
+		s.internal(w, "grant challenge", err)
+		return
+	}
+	wu, err := s.signer(sess.UserID)
+	switch {
+	case errors.Is(err, errNoPasskey):
+		writeJSONError(w, http.StatusConflict, "no_passkey", "A grant is signed with a passkey, and this account has none. Add one on the Passkeys page first.")
+		return
+	case err != nil:
+		s.internal(w, "grant signer", err)
+		return
+	}
+	assertion, sd, err := s.wa.BeginLogin(wu, webauthn.WithChallenge(challenge), webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		s.internal(w, "begin grant assertion", err)
+		return
+	}
+	id := s.cers.put(ceremony{Kind: "grant", Data: *sd, UserID: sess.UserID, Session: hashOf(sess.CSRF), Grant: &e, Nonce: nonce})
+	if id == "" {
+		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
+		return
+	}
+	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
+	writeJSON(w, http.StatusOK, assertion)
+}
+
+func (s *Server) isClinician(id string) bool {
+	u, err := s.vault.User(id)
+	return err == nil && u.Role == vault.RoleClinician
+}
+
+var errNoPasskey = errors.New("the user has no passkey")
+
+// signer is the signed-in user as the library sees them for an assertion:
+// their passkeys (and no one else's) are the only ones allowed.
+func (s *Server) signer(userID string) (*waUser, error) {
+	recs, err := s.creds.list(userID)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, errNoPasskey
+	}
+	wu := &waUser{handle: recs[0].Handle, name: userID, display: userID}
+	for _, rec := range recs {
+		wu.creds = append(wu.creds, rec.webauthnCredential())
+	}
+	return wu, nil
+}
+
+const grantRefused = "Your passkey's signature on the grant could not be verified, so nothing was granted. Try again, and unlock the passkey with your fingerprint, face or PIN."
+
+// grantFinish verifies the assertion over the grant and appends the
+// grant entry with the assertion in it. The ledger checks the assertion
+// again against the passkey's ledger entry before it stores the grant, so
+// a grant it stores as signed always passes vault ledger verify.
+func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess session) {
+	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), "grant")
+	s.clearCookie(w, CeremonyCookie)
+	if !ok || c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) || c.Grant == nil {
+		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This grant request has expired or was already used. Start again.")
+		return
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
+	if err != nil {
+		s.log.Info("web grant refused", "user", sess.UserID, "reason", webauthnReason(err))
+		writeJSONError(w, http.StatusBadRequest, "bad_assertion", grantRefused)
+		return
+	}
+	wu, err := s.signer(sess.UserID)
+	if err != nil {
+		s.internal(w, "grant signer", err)
+		return
+	}
+	cred, err := s.wa.ValidateLogin(wu, c.Data, parsed)
+	if err != nil || !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
+		reason := "user not verified"
+		if err != nil {
+			reason = webauthnReason(err)
+		}
+		s.log.Info("web grant refused", "user", sess.UserID, "reason", reason)
+		writeJSONError(w, http.StatusUnauthorized, "grant_refused", grantRefused)
+		return
+	}
+	rec, err := s.creds.get(parsed.RawID)
+	if err != nil || rec.UserID != sess.UserID {
+		writeJSONError(w, http.StatusUnauthorized, "grant_refused", grantRefused)
+		return
+	}
+	// The form was checked at the start; what can change in the five
+	// minutes since is checked again.
+	e := *c.Grant
+	exp, _ := time.Parse(time.RFC3339Nano, e.Grant.Expires)
+	if !exp.After(s.now()) || !s.isClinician(e.Clinician) {
+		writeJSONError(w, http.StatusConflict, "grant_stale", "The grant's clinician or dates are no longer valid. Check the form and try again.")
+		return
+	}
+	g := *e.Grant
+	g.Assertion = &consent.Assertion{
+		CredentialID:      bytes.Clone(parsed.RawID),
+		PasskeyIndex:      rec.LedgerIndex,
+		Nonce:             c.Nonce,
+		AuthenticatorData: parsed.Raw.AssertionResponse.AuthenticatorData,
+		ClientDataJSON:    parsed.Raw.AssertionResponse.ClientDataJSON,
+		Signature:         parsed.Response.Signature,
+	}
+	e.Grant = &g
+	idx, err := s.ledger.Append(e)
+	switch {
+	case errors.Is(err, consent.ErrBadAssertion):
+		s.log.Warn("web grant refused by the ledger", "user", sess.UserID, "ledger_index", rec.LedgerIndex, "cause", err.Error())
+		writeJSONError(w, http.StatusUnauthorized, "grant_refused", grantRefused)
+		return
+	case err != nil:
+		s.log.Error("web grant not recorded", "user", sess.UserID, "cause", err.Error())
+		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "The grant could not be recorded. Nothing was granted; try again shortly.")
+		return
+	}
+	if _, err := s.noteUse(rec, cred, parsed); err != nil {
+		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
+	}
+	s.log.Info("grant signed", "user", sess.UserID, "grant", e.Grant.ID, "ledger_index", idx, "passkey_index", rec.LedgerIndex)
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/consent?granted=1", "grant": e.Grant.ID})
+}
+
+// revokeGrant revokes one of the patient's grants (a revoke entry, as
+// POST /api/v1/grants/{id}/revoke makes). A grant that is not the
+// patient's answers 404, as a missing one.
+func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, sess session) {
+	g, err := s.ledger.Grant(r.PathValue("id"))
+	if err != nil || g.Patient != sess.UserID {
+		s.notFound(w, r)
+		return
+	}
+	_, err = s.ledger.Append(consent.NewRevoke(sess.UserID, g, s.now()))
+	switch {
+	case errors.Is(err, consent.ErrRevoked):
+		d := s.signedData(sess, "Consent", "consent")
+		d.Error = "That grant was already revoked."
+		s.renderConsent(w, sess, http.StatusConflict, d)
+		return
+	case err != nil:
+		s.log.Error("web revoke", "user", sess.UserID, "grant", g.ID, "cause", err.Error())
+		s.errorPage(w, r, http.StatusServiceUnavailable, "Not revoked", "The grant could not be revoked just now. Try again shortly.")
+		return
+	}
+	s.log.Info("grant revoked", "user", sess.UserID, "grant", g.ID)
+	http.Redirect(w, r, "/consent?revoked=1", http.StatusSeeOther)
+}
+
+// grantTableData is what the consent page's "grants" template reads.
+type grantTableData struct {
+	Grants  []consentGrantView
+	Caption string
+	CSRF    string
+	Revoke  bool // a Revoke button on each
+	Revoked bool // show when each was revoked
+}
+
+func grantTable(gs []consentGrantView, caption, csrf string, revoke, revoked bool) grantTableData {
+	return grantTableData{Grants: gs, Caption: caption, CSRF: csrf, Revoke: revoke, Revoked: revoked}
+}

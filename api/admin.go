@@ -63,6 +63,9 @@ type (
 		LatestSize  int64  `json:"latest_size"`
 		PriorSize   *int64 `json:"prior_size,omitempty"`
 		VerifierKey string `json:"verifier_key"`
+		// SignedGrants counts the grants whose passkey assertion verified
+		// against their passkey-registered entry.
+		SignedGrants int `json:"signed_grants"`
 	}
 )
 
@@ -277,7 +280,7 @@ func (a LocalAdmin) VerifyLedger(r AdminVerifyRequest) (AdminVerifyResponse, err
 	if err != nil {
 		return AdminVerifyResponse{}, err
 	}
-	out := AdminVerifyResponse{Size: res.Size, Checkpoints: res.Checkpoints, LatestSize: res.Latest.Size, VerifierKey: a.Ledger.VerifierKey()}
+	out := AdminVerifyResponse{Size: res.Size, Checkpoints: res.Checkpoints, LatestSize: res.Latest.Size, VerifierKey: a.Ledger.VerifierKey(), SignedGrants: res.SignedGrants}
 	if res.Prior != nil {
 		out.PriorSize = &res.Prior.Size
 	}

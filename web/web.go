@@ -17,6 +17,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"log/slog"
 	"net"
 	"net/http"
@@ -106,7 +107,11 @@ type Server struct {
 	wa       *webauthn.WebAuthn
 	sessions *sessionStore
 	cers     *ceremonyStore
-	limiter  *limiter
+	// limiter bounds sign-in and enrolment requests per client address.
+	// Unlike the API's failure limit it counts every request: a WebAuthn
+	// ceremony costs a challenge and a signature check whether or not it
+	// succeeds, and an invite link is a secret worth guessing.
+	limiter *ratelimit.Limiter
 	creds    *credStore
 	invites  *inviteStore
 	pages    *pageSet
@@ -200,7 +205,7 @@ func New(cfg Config) (*Server, error) {
 		wa:       wa,
 		sessions: newSessionStore(cfg.IdleTimeout, cfg.AbsoluteTimeout, cfg.Now),
 		cers:     newCeremonyStore(cfg.Now),
-		limiter:  newLimiter(cfg.AuthPerMinute, cfg.Now),
+		limiter:  ratelimit.New(cfg.AuthPerMinute, cfg.Now),
 
 		importers: cfg.Importers, spoolDir: cfg.SpoolDir, maxUpload: cfg.MaxUploadBytes,
 		uploadSlots: make(chan struct{}, maxConcurrentUploads),
@@ -291,14 +296,14 @@ func clientAddr(r *http.Request) string {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	return clientKey(host)
+	return ratelimit.ClientKey(host)
 }
 
 // limited applies the per-address rate limit of the sign-in and enrolment
 // endpoints.
 func (s *Server) limited(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.limiter.take(clientAddr(r)) {
+		if !s.limiter.Take(clientAddr(r)) {
 			s.log.Warn("web rate limit", "path", routeOf(r), "addr", clientAddr(r))
 			w.Header().Set("Retry-After", "60")
 			if strings.HasPrefix(r.URL.Path, "/webauthn/") {

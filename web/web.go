@@ -112,10 +112,10 @@ type Server struct {
 	// ceremony costs a challenge and a signature check whether or not it
 	// succeeds, and an invite link is a secret worth guessing.
 	limiter *ratelimit.Limiter
-	creds    *credStore
-	invites  *inviteStore
-	pages    *pageSet
-	mux      *http.ServeMux
+	creds   *credStore
+	invites *inviteStore
+	pages   *pageSet
+	mux     *http.ServeMux
 
 	importers   importer.Registry
 	spoolDir    string

@@ -140,19 +140,28 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(dst); err == nil {
 		return fmt.Errorf("%s already holds a vault; restore into a new directory (restore never overwrites data)", sf.data)
 	}
+	_, statErr := os.Stat(sf.data)
+	created := os.IsNotExist(statErr)
 	if err := os.MkdirAll(sf.data, 0o700); err != nil {
 		return err
 	}
-	tmp := dst + ".restoring"
-	if err := copyFile(*in, tmp); err != nil {
+	if err := os.Chmod(sf.data, 0o700); err != nil {
 		return err
 	}
+	tmp := dst + ".restoring"
+	os.Remove(tmp) // what an interrupted restore left
 	ok := false
 	defer func() {
 		if !ok {
 			os.Remove(tmp)
+			if created {
+				os.Remove(sf.data) // only if still empty
+			}
 		}
 	}()
+	if err := copyFile(*in, tmp); err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := boltstore.Check(tmp); err != nil {
 		return fmt.Errorf("the backup is damaged (bbolt check): %v", err)

@@ -35,6 +35,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	_ "time/tzdata" // patients' time zones load on a distroless image too, which has no zoneinfo
 )
 
 // Version is set at build time with -ldflags "-X main.Version=…".

@@ -804,3 +804,18 @@ func TestSourceID(t *testing.T) {
 		t.Error("another time has the same identity")
 	}
 }
+
+// TestHugeTokenRefused: megabytes without a tag (whitespace a zip inflates
+// to, a giant attribute) are refused before encoding/xml holds them whole.
+func TestHugeTokenRefused(t *testing.T) {
+	for name, body := range map[string]string{
+		"text":      "<HealthData locale=\"en_US\">" + strings.Repeat(" ", maxTokenBytes+10) + "</HealthData>",
+		"attribute": "<HealthData locale=\"en_US\"><Record type=\"" + strings.Repeat("x", maxTokenBytes+10) + "\"/></HealthData>",
+	} {
+		_, err := parseString(body, ingest.Options{})
+		var ie *ingest.Error
+		if !errors.As(err, &ie) || ie.Code != "bad_xml" || !strings.Contains(ie.Message, "4 MiB") {
+			t.Errorf("%s: %v, want a bad_xml refusal", name, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package apple
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -32,13 +33,45 @@ type parser struct {
 
 // errTracker remembers the reader's own error, so that Parse can tell a
 // read error (returned unchanged) from encoding/xml's refusal of the text.
+//
+// It also bounds what encoding/xml holds at once: a token (a run of text,
+// a tag with its attributes) lies between two '<', and the decoder keeps a
+// whole token in memory, so a file with megabytes without a '<' (a zip
+// that inflates to whitespace, an attribute of a gigabyte) is refused
+// before it can cost that much memory. Apple's records are a few hundred
+// bytes each.
 type errTracker struct {
-	r   io.Reader
-	err error
+	r        io.Reader
+	err      error
+	sinceLT  int64 // bytes read since the last '<'
+	tooLarge bool
 }
 
+// maxTokenBytes is the most the importer reads without a '<'.
+const maxTokenBytes = 4 << 20
+
 func (t *errTracker) Read(b []byte) (int, error) {
+	if t.tooLarge {
+		return 0, t.err
+	}
 	n, err := t.r.Read(b)
+	// The longest run without a '<' may lie inside one read.
+	rest, longest := b[:n], int64(0)
+	for {
+		i := bytes.IndexByte(rest, '<')
+		if i < 0 {
+			t.sinceLT += int64(len(rest))
+			break
+		}
+		longest = max(longest, t.sinceLT+int64(i))
+		t.sinceLT = 0
+		rest = rest[i+1:]
+	}
+	if max(longest, t.sinceLT) > maxTokenBytes {
+		t.tooLarge = true
+		t.err = errf(ingest.Pos{}, "bad_xml", "the file holds more than 4 MiB without an XML tag; it is not an Apple Health export")
+		return 0, t.err
+	}
 	if err != nil && err != io.EOF {
 		t.err = err
 	}

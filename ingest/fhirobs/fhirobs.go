@@ -68,6 +68,10 @@ type parser struct {
 // MaxResource.
 var errTooLarge = errors.New("fhirobs: value too large")
 
+// maxPendingNewlines bounds the newlines remembered for line numbers
+// within the input not yet decoded.
+const maxPendingNewlines = 1 << 20
+
 // lineReader counts lines as the decoder reads, so that a value's starting
 // offset can be turned into a line number, and stops a decoder whose
 // current value grows past MaxResource.
@@ -98,6 +102,12 @@ func (lr *lineReader) Read(b []byte) (int, error) {
 		j := bytes.IndexByte(b[i:n], '\n')
 		if j < 0 {
 			break
+		}
+		if len(lr.nl) >= maxPendingNewlines {
+			// A value spread over a million lines is no FHIR resource a
+			// server writes; remembering each line would cost 8 bytes a
+			// newline.
+			return 0, errTooLarge
 		}
 		lr.nl = append(lr.nl, lr.off+int64(i+j))
 		i += j + 1
@@ -155,7 +165,7 @@ func (p *parser) run() error {
 				}
 				n++
 				line := p.lr.lineAt(p.dec.InputOffset() - int64(len(raw)))
-				if err := p.resource(raw, ingest.Pos{Line: line, Element: rt}); err != nil {
+				if err := p.resource(raw, ingest.Pos{Line: line, Element: typeName(rt)}); err != nil {
 					return err
 				}
 				continue
@@ -280,7 +290,7 @@ func (p *parser) topLevel(line int) error {
 		b = append(b, m.raw...)
 	}
 	b = append(b, '}')
-	return p.resource(b, ingest.Pos{Line: line, Element: rt})
+	return p.resource(b, ingest.Pos{Line: line, Element: typeName(rt)})
 }
 
 // entries streams a Bundle's entry array, one entry at a time, and of each
@@ -342,4 +352,18 @@ func (p *parser) entries() error {
 
 func (p *parser) skip(pos ingest.Pos, typ, reason string) error {
 	return p.sink.Skipped(ingest.Skip{Pos: pos, Type: typ, Reason: reason})
+}
+
+// typeName is a resourceType fit to name an element in a message: FHIR's
+// type names are letters; anything else in the file is not repeated back.
+func typeName(rt string) string {
+	if len(rt) == 0 || len(rt) > 64 {
+		return "resource"
+	}
+	for i := 0; i < len(rt); i++ {
+		if c := rt[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return "resource"
+		}
+	}
+	return rt
 }

@@ -90,7 +90,7 @@ var ErrStopped = errors.New("the import stopped part way")
 // Run imports in into patientID's records.
 func Run(ctx context.Context, st Store, patientID string, f Format, in Input, o ingest.Options) (Result, error) {
 	res := Result{Format: f.Name, BySchema: map[string]Counts{}, SkippedBy: map[string]int{}, SkipRows: []ingest.Skip{}}
-	check := &checkSink{res: &res}
+	check := &checkSink{ctx: ctx, res: &res}
 	if err := parse(f, in, o, check); err != nil {
 		return Result{Format: f.Name}, err
 	}
@@ -104,6 +104,11 @@ func Run(ctx context.Context, st Store, patientID string, f Format, in Input, o 
 	}
 	store := &storeSink{ctx: ctx, st: st, patient: patientID, res: &res, size: size}
 	err := parse(f, in, o, store)
+	if err == nil && store.seen != res.Readings {
+		// Checked before the last transaction, so a small file that
+		// changed between the passes stores nothing.
+		return res, fmt.Errorf("%w: the file changed during the import (%d readings, then %d); %d were stored", ErrStopped, res.Readings, store.seen, res.Accepted+res.Duplicates)
+	}
 	if err == nil {
 		err = store.flush()
 	}
@@ -116,9 +121,6 @@ func Run(ctx context.Context, st Store, patientID string, f Format, in Input, o 
 		return res, fmt.Errorf("%w after %d of %d readings: the file changed during the import (%v)", ErrStopped, res.Accepted+res.Duplicates, res.Readings, err)
 	default:
 		return res, fmt.Errorf("%w after %d of %d readings; run the same import again to finish it: %w", ErrStopped, res.Accepted+res.Duplicates, res.Readings, err)
-	}
-	if store.seen != res.Readings {
-		return res, fmt.Errorf("%w: the file changed during the import (%d readings, then %d)", ErrStopped, res.Readings, store.seen)
 	}
 	res.Complete = true
 	return res, nil
@@ -139,24 +141,55 @@ func parse(f Format, in Input, o ingest.Options, sink ingest.Sink) error {
 	return f.Parse(r, o, sink)
 }
 
+// Bounds on what a file can make the answer hold: the source's own type
+// names are the file's text.
+const (
+	maxSkipTypes   = 64
+	maxSkipTypeLen = 128
+	otherTypes     = "(other types)"
+)
+
 // checkSink is the first pass: it counts and checks, storing nothing.
-type checkSink struct{ res *Result }
+type checkSink struct {
+	ctx context.Context
+	res *Result
+	n   int
+}
+
+// tick checks for cancellation now and then: a client gone mid-upload
+// stops a long first pass too.
+func (c *checkSink) tick() error {
+	if c.n++; c.n%4096 == 0 {
+		return c.ctx.Err()
+	}
+	return nil
+}
 
 func (c *checkSink) Reading(it ingest.Item) error {
 	if !vault.TimeInRange(it.Point.Time) {
 		return ingest.Errorf(it.Pos, "bad_time", "the reading's time is outside the years the vault stores (1900 to 2199)")
 	}
 	c.res.Readings++
-	return nil
+	return c.tick()
 }
 
 func (c *checkSink) Skipped(s ingest.Skip) error {
 	c.res.Skipped++
-	c.res.SkippedBy[s.Type]++
+	typ := s.Type
+	if len(typ) > maxSkipTypeLen {
+		typ = otherTypes
+	}
+	if _, ok := c.res.SkippedBy[typ]; !ok && len(c.res.SkippedBy) >= maxSkipTypes {
+		typ = otherTypes
+	}
+	c.res.SkippedBy[typ]++
 	if len(c.res.SkipRows) < MaxSkipRows {
+		if len(s.Type) > maxSkipTypeLen {
+			s.Type = otherTypes
+		}
 		c.res.SkipRows = append(c.res.SkipRows, s)
 	}
-	return nil
+	return c.tick()
 }
 
 // storeSink is the second pass: it stores readings in transactions of
@@ -253,8 +286,11 @@ func Import(ctx context.Context, v *vault.Vault, reg Registry, patientID string,
 	}
 	loc := time.UTC
 	if u.TimeZone != "" {
-		if l, err := time.LoadLocation(u.TimeZone); err == nil {
-			loc = l
+		// The binary embeds the zone database (time/tzdata), so a zone
+		// that doesn't load is a broken account, not a missing file: local
+		// times read in UTC would all be off.
+		if loc, err = time.LoadLocation(u.TimeZone); err != nil {
+			return Result{}, fmt.Errorf("the patient's time zone does not load: %v", err)
 		}
 	}
 	if f.Name == "" {

@@ -217,6 +217,7 @@ func TestImportLocalTimes(t *testing.T) {
 	if _, err := importer.Run(context.Background(), e.v, e.patient, lines, input([]byte("0,100\n")), ingest.Options{Location: ny}); err != nil {
 		t.Fatal(err)
 	}
+	n := 0
 	for r, err := range e.v.Readings(context.Background(), e.patient, "omh:blood-glucose:4.0", time.Time{}, time.Time{}) {
 		if err != nil {
 			t.Fatal(err)
@@ -224,6 +225,47 @@ func TestImportLocalTimes(t *testing.T) {
 		if want := time.Date(2025, 1, 1, 5, 0, 0, 0, time.UTC); !r.Time.Equal(want) {
 			t.Fatalf("time %v, want %v (midnight in New York)", r.Time, want)
 		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("%d readings stored, want 1", n)
+	}
+}
+
+// TestImportFileChangedBetweenPasses: a file that changes after the check
+// (only a local file can) stores nothing when it fits one transaction.
+func TestImportFileChangedBetweenPasses(t *testing.T) {
+	e := newEnv(t)
+	opens := 0
+	in := importer.Input{Open: func() (io.ReadCloser, error) {
+		opens++
+		if opens == 1 {
+			return io.NopCloser(bytes.NewReader(file(100))), nil
+		}
+		return io.NopCloser(bytes.NewReader(file(60))), nil
+	}}
+	_, err := importer.Run(context.Background(), e.v, e.patient, lines, in, ingest.Options{})
+	if !errors.Is(err, importer.ErrStopped) || !strings.Contains(err.Error(), "changed") {
+		t.Fatalf("err %v", err)
+	}
+	if n := e.count(t); n != 0 {
+		t.Fatalf("%d readings stored from a file that changed", n)
+	}
+}
+
+// TestImportSkipTypesBounded: a file with many made-up types can't grow
+// the answer without bound.
+func TestImportSkipTypesBounded(t *testing.T) {
+	e := newEnv(t)
+	var b bytes.Buffer
+	for i := range 500 {
+		fmt.Fprintf(&b, "event,Type%d\n", i)
+	}
+	fmt.Fprintf(&b, "event,%s\n", strings.Repeat("x", 1000))
+	b.WriteString("0,100\n")
+	res, err := importer.Run(context.Background(), e.v, e.patient, lines, input(b.Bytes()), ingest.Options{})
+	if err != nil || res.Skipped != 501 || len(res.SkippedBy) > 65 || res.SkippedBy["(other types)"] != 501-64 {
+		t.Fatalf("%d types, %d skipped, other %d: %v", len(res.SkippedBy), res.Skipped, res.SkippedBy["(other types)"], err)
 	}
 }
 

@@ -50,6 +50,9 @@ var errTooLarge = errors.New("nightscout: entry too large")
 // reads, remembers where the newlines were so that an offset can be turned
 // into a line, and fails once more than maxEntry bytes have gone by since
 // the last complete entry.
+// maxPendingNewlines bounds the newlines remembered for line numbers.
+const maxPendingNewlines = 1 << 20
+
 type tracker struct {
 	r       io.Reader
 	n       int64   // bytes handed out
@@ -70,6 +73,11 @@ func (t *tracker) Read(p []byte) (int, error) {
 		k := bytes.IndexByte(p[i:n], '\n')
 		if k < 0 {
 			break
+		}
+		if len(t.nl) >= maxPendingNewlines {
+			// Blank lines by the million inside one entry: no Nightscout
+			// export looks like that, and each would cost 8 bytes.
+			return 0, errTooLarge
 		}
 		t.nl = append(t.nl, t.n+int64(i+k))
 		i += k + 1

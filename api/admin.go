@@ -80,7 +80,7 @@ type AdminOps interface {
 	RebuildLedgerIndex() (int, error)
 	// Import imports a patient's file. body is an *os.File when the CLI
 	// runs on the database directly, or the upload over the socket.
-	Import(r AdminImportRequest, body io.Reader) (importer.Result, error)
+	Import(ctx context.Context, r AdminImportRequest, body io.Reader) (importer.Result, error)
 	// Backup writes a consistent snapshot of the database to w; size is
 	// told its length before the first byte.
 	Backup(w io.Writer, size func(int64)) (int64, error)
@@ -162,15 +162,46 @@ func (a LocalAdmin) KeyStatus() (vault.KeyStatus, error) { return a.Vault.KeySta
 
 // Backup snapshots the database. It is logged, not a ledger entry: writing
 // an entry would change what is being copied.
+//
+// The snapshot is first copied to a file in the spool directory, in one
+// read transaction at local-disk speed, and then streamed: streaming to a
+// slow client from inside the transaction would keep it open all that time,
+// and an open read transaction stops bbolt from growing its memory map and
+// holds up a compaction after a patient's deletion.
 func (a LocalAdmin) Backup(w io.Writer, size func(int64)) (int64, error) {
 	if a.Store == nil {
 		return 0, errors.New("no store to back up")
 	}
-	n, err := a.Store.Backup(w, size)
+	dir := a.SpoolDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, "backup-*.partial")
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	n, err := a.Store.Backup(f, nil)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	if size != nil {
+		size(n)
+	}
+	m, err := io.Copy(w, f)
+	if err == nil && m != n {
+		err = fmt.Errorf("the snapshot copy stopped after %d of %d bytes", m, n)
+	}
 	if err == nil {
 		a.Log.Info("admin action", "action", "backup", "bytes", n)
 	}
-	return n, err
+	return m, err
 }
 
 // record appends an admin entry naming the user it concerns.
@@ -194,24 +225,13 @@ func (a LocalAdmin) DeleteUser(id string) error {
 	if vault.RoleOf(id) != vault.RolePatient {
 		return &vault.InputError{Code: "bad_user", Message: "only patients can be deleted for now"}
 	}
-	if _, err := a.Vault.User(id); err != nil {
-		return err
+	// Their grants end first, then the crypto-shred, then the ledger entry:
+	// the same steps as the web UI's account deletion (consent.DeletePatient).
+	err := consent.DeletePatient(a.Vault, a.Ledger, "admin", id, time.Now())
+	if err == nil {
+		a.Log.Info("admin action", "action", "user-delete", "user", id)
 	}
-	// Their grants end first: nothing may be decided on a deleted patient.
-	now := time.Now()
-	for _, g := range a.Ledger.Grants(id, "") {
-		if !g.Active(now) {
-			continue
-		}
-		if _, err := a.Ledger.Append(consent.NewRevoke("admin", g, now)); err != nil && !errors.Is(err, consent.ErrRevoked) {
-			return fmt.Errorf("revoking %s before the delete: %v", g.ID, err)
-		}
-	}
-	if err := a.Vault.DeletePatient(id); err != nil {
-		return err
-	}
-	a.Log.Info("admin action", "action", "user-delete", "user", id)
-	return a.record("user-delete", id, "")
+	return err
 }
 
 func (a LocalAdmin) MintToken(r AdminTokenRequest) (AdminTokenResponse, error) {
@@ -235,7 +255,7 @@ func (a LocalAdmin) RebuildLedgerIndex() (int, error) {
 
 // Import imports a file into a patient's records, as POST /api/v1/imports
 // does, and records it as an admin entry (format and counts only).
-func (a LocalAdmin) Import(r AdminImportRequest, body io.Reader) (importer.Result, error) {
+func (a LocalAdmin) Import(ctx context.Context, r AdminImportRequest, body io.Reader) (importer.Result, error) {
 	if a.Importers == nil {
 		return importer.Result{}, newError(http.StatusBadRequest, "no_importers", "this vault takes no imports")
 	}
@@ -264,8 +284,12 @@ func (a LocalAdmin) Import(r AdminImportRequest, body io.Reader) (importer.Resul
 		defer sp.Close()
 		src = sp
 	}
-	res, err := runImport(context.Background(), a.Vault, a.Importers, r.Patient, f, r.DateOrder, src)
+	res, err := runImport(ctx, a.Vault, a.Importers, r.Patient, f, r.DateOrder, src)
 	if err != nil {
+		if res.Accepted+res.Duplicates > 0 {
+			// Part of it is stored: that is on the record too.
+			a.record("import", r.Patient, fmt.Sprintf("%s: incomplete, %d of %d readings stored", res.Format, res.Accepted+res.Duplicates, res.Readings))
+		}
 		return res, err
 	}
 	a.Log.Info("admin action", "action", "import", "user", r.Patient, "format", res.Format, "accepted", res.Accepted, "duplicates", res.Duplicates)
@@ -340,7 +364,7 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 	})
 	e.POST("/admin/import", func(c echo.Context) error {
 		http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(importReadTimeout))
-		out, err := ops.Import(AdminImportRequest{Patient: c.QueryParam("patient"), Format: c.QueryParam("format"), DateOrder: c.QueryParam("date_order")}, c.Request().Body)
+		out, err := ops.Import(c.Request().Context(), AdminImportRequest{Patient: c.QueryParam("patient"), Format: c.QueryParam("format"), DateOrder: c.QueryParam("date_order")}, c.Request().Body)
 		var ae *Error
 		switch {
 		case errors.As(err, &ae):

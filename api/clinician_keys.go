@@ -9,6 +9,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/export"
 	"github.com/labstack/echo/v4"
 )
 
@@ -39,23 +40,9 @@ func keyResponse(k consent.KeyState, now time.Time) KeyResponse {
 }
 
 // parseRecipient accepts an age X25519 (age1…) or hybrid post-quantum
-// (age1pq1…) recipient, parsed by filippo.io/age, and returns it with its
-// canonical string.
-func parseRecipient(s string) (age.Recipient, string, error) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "age1pq1") {
-		r, err := age.ParseHybridRecipient(s)
-		if err != nil {
-			return nil, "", err
-		}
-		return r, r.String(), nil
-	}
-	r, err := age.ParseX25519Recipient(s)
-	if err != nil {
-		return nil, "", err
-	}
-	return r, r.String(), nil
-}
+// (age1pq1…) recipient (export.ParseRecipient, shared with the web UI's
+// key page).
+func parseRecipient(s string) (age.Recipient, string, error) { return export.ParseRecipient(s) }
 
 func (s *Server) postClinicianKey(c echo.Context) error {
 	tok := principal(c)

@@ -90,7 +90,7 @@ func (s *Server) postImport(c echo.Context) error {
 		return err
 	}
 	s.metrics.imports.WithLabelValues(res.Format, "complete").Inc()
-	s.log.Info("import", "format", f.Name, "readings", res.Readings, "accepted", res.Accepted, "duplicates", res.Duplicates, "skipped", res.Skipped, "transactions", res.Transactions)
+	s.log.Info("import", "format", res.Format, "readings", res.Readings, "accepted", res.Accepted, "duplicates", res.Duplicates, "skipped", res.Skipped, "transactions", res.Transactions)
 	return c.JSON(http.StatusCreated, res)
 }
 
@@ -126,10 +126,15 @@ func importError(err error, res importer.Result) *Error {
 		return &Error{Status: http.StatusBadRequest, Code: ie.Code, Message: msg, Field: ie.Pos.Element}
 	case errors.Is(err, importer.ErrStopped):
 		ae := storeError(err)
-		if ae.Code == "internal" {
+		switch ae.Code {
+		case "internal":
 			ae = &Error{Status: http.StatusServiceUnavailable, Code: "import_incomplete", Cause: err}
+			ae.Message = importIncomplete(res)
+		case "shutting_down":
+			ae.Message = importIncomplete(res)
 		}
-		ae.Message = importIncomplete(res)
+		// Otherwise (the patient was deleted meanwhile) sending the file
+		// again would not help: the store's own answer stands.
 		return ae
 	}
 	return storeError(err)

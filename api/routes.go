@@ -16,6 +16,8 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.GET("/readings", s.getReadings, s.requireToken(vault.TokenPatient))
 	v1.POST("/imports", s.postImport, s.requireToken(vault.TokenDevice, vault.TokenPatient))
 	v1.GET("/clinicians", s.getClinicians, s.requireToken(vault.TokenPatient, vault.TokenClinician))
+	v1.GET("/tokens", s.getTokens, s.requireToken(vault.TokenPatient))
+	v1.DELETE("/tokens/:id", s.deleteToken, s.requireToken(vault.TokenPatient))
 
 	if s.ledger != nil {
 		v1.GET("/ledger/checkpoint", s.getCheckpoint)

@@ -53,6 +53,18 @@ func unsignedBytes(e Entry) ([]byte, error) {
 	return e.Marshal()
 }
 
+// entryChallenge is SHA-256(nonce || b), the challenge a passkey signs over
+// an entry's canonical bytes b without its assertion.
+func entryChallenge(b, nonce []byte) ([]byte, error) {
+	if len(nonce) != NonceSize {
+		return nil, fmt.Errorf("the nonce must be %d bytes", NonceSize)
+	}
+	h := sha256.New()
+	h.Write(nonce)
+	h.Write(b)
+	return h.Sum(nil), nil
+}
+
 // GrantChallenge is the WebAuthn challenge a patient's passkey signs to
 // make a grant: SHA-256(nonce || the entry's canonical bytes without its
 // assertion). The entry's salt, time, parties, grant id and scope are all
@@ -66,10 +78,7 @@ func GrantChallenge(e Entry, nonce []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
-	h.Write(nonce)
-	h.Write(b)
-	return h.Sum(nil), nil
+	return entryChallenge(b, nonce)
 }
 
 // VerifyGrantAssertion checks a signed grant entry's assertion against
@@ -99,44 +108,54 @@ func VerifyGrantAssertion(grant, passkey Entry) error {
 	if err != nil {
 		return badAssertion("%v", err)
 	}
+	return checkAssertion(a, challenge, pk, badAssertion)
+}
 
+// checkAssertion checks a stored assertion against its challenge and the
+// passkey-registered entry's key, RP ID and origin: clientDataJSON is a
+// webauthn.get for the challenge, from the passkey's origin, not
+// cross-origin; authenticatorData is for the passkey's RP ID, with the user
+// present and verified; and the signature over authenticatorData ||
+// SHA-256(clientDataJSON) verifies with the passkey's COSE public key. bad
+// makes each failure's error.
+func checkAssertion(a *Assertion, challenge []byte, pk *Passkey, bad func(string, ...any) error) error {
 	var cd protocol.CollectedClientData
 	if err := json.Unmarshal(a.ClientDataJSON, &cd); err != nil {
-		return badAssertion("clientDataJSON is not JSON")
+		return bad("clientDataJSON is not JSON")
 	}
 	switch {
 	case cd.Type != protocol.AssertCeremony:
-		return badAssertion("clientDataJSON's type is %q, not webauthn.get", cd.Type)
+		return bad("clientDataJSON's type is %q, not webauthn.get", cd.Type)
 	case cd.Challenge != base64.RawURLEncoding.EncodeToString(challenge):
-		return badAssertion("clientDataJSON's challenge is not the grant's")
+		return bad("clientDataJSON's challenge is not the entry's")
 	case cd.Origin != pk.Origin:
-		return badAssertion("clientDataJSON's origin is not the passkey's")
+		return bad("clientDataJSON's origin is not the passkey's")
 	case cd.CrossOrigin || cd.TopOrigin != "":
-		return badAssertion("the assertion was made cross-origin")
+		return bad("the assertion was made cross-origin")
 	}
 
 	var ad protocol.AuthenticatorData
 	if err := ad.Unmarshal(a.AuthenticatorData); err != nil {
-		return badAssertion("authenticatorData does not parse")
+		return bad("authenticatorData does not parse")
 	}
 	rpIDHash := sha256.Sum256([]byte(pk.RPID))
 	switch {
 	case !bytes.Equal(ad.RPIDHash, rpIDHash[:]):
-		return badAssertion("authenticatorData is for another RP ID")
+		return bad("authenticatorData is for another RP ID")
 	case !ad.Flags.HasUserPresent():
-		return badAssertion("the user was not present")
+		return bad("the user was not present")
 	case !ad.Flags.HasUserVerified():
-		return badAssertion("the user was not verified")
+		return bad("the user was not verified")
 	}
 
 	key, err := webauthncose.ParsePublicKey(pk.PublicKey)
 	if err != nil {
-		return badAssertion("the passkey's public key does not parse")
+		return bad("the passkey's public key does not parse")
 	}
 	cdHash := sha256.Sum256(a.ClientDataJSON)
 	ok, err := webauthncose.VerifySignature(key, slices.Concat(a.AuthenticatorData, cdHash[:]), a.Signature)
 	if err != nil || !ok {
-		return badAssertion("the signature does not verify with the passkey's public key")
+		return bad("the signature does not verify with the passkey's public key")
 	}
 	return nil
 }

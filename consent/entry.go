@@ -78,6 +78,10 @@ type ClinicianKey struct {
 	Recipient   string `json:"recipient,omitempty"`
 	Label       string `json:"label,omitempty"`
 	ActiveFrom  string `json:"active_from,omitempty"` // RFC 3339; the activation delay's end
+	// Assertion is the clinician's WebAuthn assertion over the entry,
+	// made with their passkey in the web UI (keyconfirm.go): a confirmed
+	// key is active at once. A key added with an API token has none.
+	Assertion *Assertion `json:"assertion,omitempty"`
 }
 
 // Passkey is the body of a passkey-registered entry.

@@ -21,6 +21,9 @@ type KeyState struct {
 	ActiveFrom  time.Time  `json:"active_from"`
 	RemoveIndex *int64     `json:"remove_index,omitempty"`
 	RemovedAt   *time.Time `json:"removed_at,omitempty"`
+	// Confirmed: the clinician-key-added entry carries a passkey
+	// assertion (the key was registered in the web UI).
+	Confirmed bool `json:"confirmed,omitempty"`
 }
 
 // Active reports whether the key may receive exports at now: not removed,
@@ -73,7 +76,7 @@ func nextKeyState(prev *KeyState, i int64, e *Entry) (*KeyState, error) {
 		if from.IsZero() {
 			from = at
 		}
-		return &KeyState{Clinician: e.Clinician, Fingerprint: k.Fingerprint, Recipient: k.Recipient, Label: k.Label, Index: i, Added: at, ActiveFrom: from}, nil
+		return &KeyState{Clinician: e.Clinician, Fingerprint: k.Fingerprint, Recipient: k.Recipient, Label: k.Label, Index: i, Added: at, ActiveFrom: from, Confirmed: k.Assertion != nil}, nil
 	case KindClinicianKeyDel:
 		if prev == nil {
 			return nil, ErrNoKey

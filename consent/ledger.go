@@ -367,6 +367,11 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 				return err
 			}
 		}
+		if ck := r.entries[k].Key; ck != nil && ck.Assertion != nil {
+			if err := l.checkConfirmedKey(tx, n, &r.entries[k]); err != nil {
+				return err
+			}
+		}
 		row, err := l.applyTx(tx, n, &r.entries[k])
 		if err != nil {
 			return err

@@ -16,8 +16,11 @@ type VerifyResult struct {
 	// SignedGrants is how many grants carried a passkey assertion, each
 	// checked against its passkey-registered entry.
 	SignedGrants int
-	Latest       Checkpoint
-	Prior        *Checkpoint // the caller's checkpoint, when given
+	// ConfirmedKeys is how many clinician keys carried a passkey
+	// confirmation, each checked against its passkey-registered entry.
+	ConfirmedKeys int
+	Latest        Checkpoint
+	Prior         *Checkpoint // the caller's checkpoint, when given
 }
 
 // TamperError names the first place Verify found wrong.
@@ -82,6 +85,17 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 					return tamper(i, "%v", err)
 				}
 				res.SignedGrants++
+			case e.Kind == KindClinicianKeyAdd && e.Key.Assertion != nil:
+				// A confirmed key likewise, against the clinician's
+				// passkey entry.
+				pk, ok := passkeys[e.Key.Assertion.PasskeyIndex]
+				if !ok {
+					return tamper(i, "confirmed key names entry %d, which is not a passkey-registered entry before it", e.Key.Assertion.PasskeyIndex)
+				}
+				if err := VerifyKeyConfirmation(e, pk); err != nil {
+					return tamper(i, "%v", err)
+				}
+				res.ConfirmedKeys++
 			}
 			hs, err := tlog.StoredHashes(i, raw, reader)
 			if err != nil {

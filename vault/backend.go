@@ -112,4 +112,12 @@ type Backend interface {
 	// and finishes the compaction at the next Open if it is cut short), so
 	// a master wrapped under a retired root is really gone.
 	SwapMeta(swaps []MetaSwap, scrub bool) error
+
+	// Tokens returns the user's token rows (expired ones too), in id
+	// order.
+	Tokens(userID string) ([]TokenRow, error)
+	// DeleteToken removes a token row; ErrNotFound if there is none. A
+	// deleted token must not authenticate again, and TouchToken must not
+	// bring it back.
+	DeleteToken(id string) error
 }

@@ -232,6 +232,7 @@ type dashboardBody struct {
 	PeriodText  string
 	Sufficiency string
 	TZ          string
+	Activity    activityBody // heart rate and steps (patient_charts.go)
 }
 
 // buildDashboard reads the last 14 days of glucose and the latest
@@ -240,22 +241,16 @@ func (s *Server) buildDashboard(ctx context.Context, u vault.User, now time.Time
 	loc := u.Location()
 	b := dashboardBody{Name: u.Name, TZ: loc.String()}
 	from := now.Add(-cgmDays * 24 * time.Hour)
-	var pts []glucosePoint
-	var lastGlucose *vault.Reading
 	glucoseSchema := ""
 	for _, id := range omh.Supported() {
 		if id.Name == "blood-glucose" {
 			glucoseSchema = id.String()
 		}
 	}
-	for r, err := range s.vault.Readings(ctx, u.ID, glucoseSchema, from, now.Add(time.Minute)) {
-		if err != nil {
-			return b, err
-		}
-		if v, ok := glucoseOf(r.JSON); ok {
-			pts = append(pts, glucosePoint{T: r.Time, MgDL: v})
-		}
-		lastGlucose = &r
+	// Through the in-memory cache of daily series (cache.go).
+	pts, err := s.dailySeries(ctx, u, "glucose", glucoseSchema, glucoseValue, from, now.Add(time.Minute))
+	if err != nil {
+		return b, err
 	}
 	b.PeriodText = from.In(loc).Format("2 Jan") + " – " + now.In(loc).Format("2 Jan 2006")
 	if len(pts) > 0 {
@@ -285,6 +280,11 @@ func (s *Server) buildDashboard(ctx context.Context, u vault.User, now time.Time
 		b.Chart, b.ChartDesc = glucoseChart(pts, from, now, loc, st)
 		b.Days = dailyRows(pts, loc)
 	}
+	act, err := s.buildActivity(ctx, u, from, now.Add(time.Minute))
+	if err != nil {
+		return b, err
+	}
+	b.Activity = act
 	// The latest reading of each schema, looked for in the last two days
 	// and then the last 30.
 	for _, id := range omh.Supported() {
@@ -292,21 +292,9 @@ func (s *Server) buildDashboard(ctx context.Context, u vault.User, now time.Time
 		if name == "" {
 			name = id.Name
 		}
-		var last *vault.Reading
-		if id.String() == glucoseSchema {
-			last = lastGlucose
-		} else {
-			for _, back := range []time.Duration{48 * time.Hour, 30 * 24 * time.Hour} {
-				for r, err := range s.vault.Readings(ctx, u.ID, id.String(), now.Add(-back), now.Add(time.Minute)) {
-					if err != nil {
-						return b, err
-					}
-					last = &r
-				}
-				if last != nil {
-					break
-				}
-			}
+		last, err := s.latestReading(ctx, u, id.String(), now) // cache.go
+		if err != nil {
+			return b, err
 		}
 		if last == nil {
 			continue

@@ -511,6 +511,10 @@ func TestBrowserPasskeys(t *testing.T) {
 		screenshot(t, ctx, "access-log")
 	})
 
+	// The patient's ledger, tokens and account pages, ending with the
+	// account's deletion (patient_e2e_test.go).
+	f.patientBrowserFlow(t, ctx, browserSteps{signOut: signOut, refused: refused})
+
 	// Nothing secret or personal reached the logs or the database file.
 	logs := f.logs.String()
 	db, err := os.ReadFile(filepath.Join(f.dir, "vault.db"))

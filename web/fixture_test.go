@@ -210,6 +210,25 @@ func (f *fixture) seedReadings(now time.Time, days int) {
 			hdr("blood-glucose", "4.0", t), int(math.Round(v)), t.Format(time.RFC3339)))
 		i++
 	}
+	// Heart rate every 20 minutes (a daily rhythm, higher after meals and
+	// on a walk) and hourly step counts in the daytime, for the activity
+	// charts; they stop before the latest readings below.
+	for t := start; t.Before(end.Add(-3 * time.Hour)); t = t.Add(20 * time.Minute) {
+		h := float64(t.Hour()) + float64(t.Minute())/60
+		hr := 64 + 10*math.Sin(2*math.Pi*(h-10)/24) + 6*math.Sin(float64(t.Unix()/1200)*0.7)
+		if h >= 17 && h < 18 {
+			hr += 35
+		}
+		parse(fmt.Sprintf(`{"header":%s,"body":{"heart_rate":{"value":%d,"unit":"beats/min"},"effective_time_frame":{"date_time":%q}}}`, hdr("heart-rate", "2.0", t), int(math.Round(hr)), t.Format(time.RFC3339)))
+		if t.Minute() < 20 && h >= 8 && h < 21 {
+			steps := 300 + int(250*math.Abs(math.Sin(float64(t.Unix()/3600)*1.3)))
+			if h >= 17 && h < 18 {
+				steps += 3500
+			}
+			parse(fmt.Sprintf(`{"header":%s,"body":{"step_count":{"value":%d,"unit":"steps"},"effective_time_frame":{"time_interval":{"start_date_time":%q,"end_date_time":%q}}}}`,
+				hdr("step-count", "3.0", t), steps, t.Format(time.RFC3339), t.Add(time.Hour).Format(time.RFC3339)))
+		}
+	}
 	last := end.Add(-10 * time.Minute)
 	parse(fmt.Sprintf(`{"header":%s,"body":{"heart_rate":{"value":72,"unit":"beats/min"},"effective_time_frame":{"date_time":%q}}}`, hdr("heart-rate", "2.0", last), last.Format(time.RFC3339)))
 	parse(fmt.Sprintf(`{"header":%s,"body":{"systolic_blood_pressure":{"value":118,"unit":"mmHg"},"diastolic_blood_pressure":{"value":76,"unit":"mmHg"},"effective_time_frame":{"date_time":%q}}}`, hdr("blood-pressure", "4.0", last), last.Format(time.RFC3339)))

@@ -124,7 +124,8 @@ type pageData struct {
 	UserName     string
 	CSRF         string
 	CloneWarning bool
-	Script       bool // the page runs the WebAuthn script
+	Script       bool     // the page runs the WebAuthn script
+	Scripts      []string // further embedded scripts (under static/), run after the WebAuthn one
 	Notice       string
 	Error        string
 	Body         any

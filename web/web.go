@@ -121,6 +121,9 @@ type Server struct {
 	spoolDir    string
 	maxUpload   int64
 	uploadSlots chan struct{}
+
+	// cache holds the dashboard's daily glucose in memory only (cache.go).
+	cache *pageCache
 }
 
 // checkBase validates the base URL and returns its origin and RP ID.
@@ -222,6 +225,7 @@ func New(cfg Config) (*Server, error) {
 	if s.pages, err = loadPages(); err != nil {
 		return nil, fmt.Errorf("web: templates: %v", err)
 	}
+	s.cache = newPageCache(cfg.Vault, cfg.Now)
 	s.routes()
 	return s, nil
 }
@@ -255,6 +259,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /webauthn/passkeys/finish", s.jsonOnly(s.requireSession(s.addPasskeyFinish)))
 	m.HandleFunc("POST /webauthn/grant/begin", s.jsonOnly(s.requireSession(s.patientOnly(s.grantBegin))))
 	m.HandleFunc("POST /webauthn/grant/finish", s.jsonOnly(s.requireSession(s.patientOnly(s.grantFinish))))
+	s.clinicianRoutes(m)
+	s.patientRoutes(m)
 	m.HandleFunc("/", s.notFound)
 	s.mux = m
 }

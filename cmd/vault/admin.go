@@ -101,7 +101,7 @@ func (s *socketAdmin) RebuildLedgerIndex() (int, error) {
 
 // Import streams the file to the server, which spools it encrypted and
 // imports it; it may take minutes, so it has no overall timeout.
-func (s *socketAdmin) Import(r api.AdminImportRequest, body io.Reader) (importer.Result, error) {
+func (s *socketAdmin) Import(ctx context.Context, r api.AdminImportRequest, body io.Reader) (importer.Result, error) {
 	q := url.Values{"patient": {r.Patient}}
 	if r.Format != "" {
 		q.Set("format", r.Format)
@@ -109,7 +109,7 @@ func (s *socketAdmin) Import(r api.AdminImportRequest, body io.Reader) (importer
 	if r.DateOrder != "" {
 		q.Set("date_order", r.DateOrder)
 	}
-	req, err := http.NewRequest(http.MethodPost, "http://vault/admin/import?"+q.Encode(), body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://vault/admin/import?"+q.Encode(), body)
 	if err != nil {
 		return importer.Result{}, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -106,6 +107,9 @@ func checkServe(fs *flag.FlagSet) error {
 	if !demo && (given["demo-days"] || os.Getenv(envName("demo-days")) != "") {
 		errs = append(errs, errors.New("--demo-days applies only with --demo"))
 	}
+	if err := checkTLS(get("tls-cert"), get("tls-key"), get("base-url")); err != nil {
+		errs = append(errs, err)
+	}
 	keyFileSet := given["root-key-file"] || os.Getenv(envName("root-key-file")) != ""
 	if keyFileSet && (os.Getenv("VAULT_ROOT_PASSPHRASE") != "" || os.Getenv("VAULT_ROOT_PASSPHRASE_FILE") != "") {
 		errs = append(errs, errors.New("both a root key file and a root passphrase are set; a vault is sealed with one of them"))
@@ -163,5 +167,24 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		return errors.New("the configuration is not valid")
 	}
 	fmt.Fprintln(stdout, "\nvalid")
+	return nil
+}
+
+// checkTLS wants --tls-cert and --tls-key both or neither; when both, the
+// pair must load and the base URL be https (browsers reach the vault over
+// TLS, so the passkey origin is https).
+func checkTLS(cert, key, baseURL string) error {
+	switch {
+	case cert == "" && key == "":
+		return nil
+	case cert == "" || key == "":
+		return errors.New("--tls-cert and --tls-key go together: set both to serve HTTPS, or neither")
+	}
+	if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+		return fmt.Errorf("--tls-cert and --tls-key do not load as a certificate and its key: %v", err)
+	}
+	if !strings.HasPrefix(baseURL, "https://") {
+		return errors.New("--tls-cert serves HTTPS, so --base-url must be the https URL browsers use")
+	}
 	return nil
 }

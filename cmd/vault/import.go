@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/ingest/formats"
@@ -33,7 +36,10 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	}
 	defer f.Close()
 	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
-		res, err := ops.Import(api.AdminImportRequest{Patient: *patient, Format: *format, DateOrder: *dateOrder}, f)
+		// Ctrl-C stops the import, on the server too.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		res, err := ops.Import(ctx, api.AdminImportRequest{Patient: *patient, Format: *format, DateOrder: *dateOrder}, f)
 		if err != nil {
 			return err
 		}

@@ -62,6 +62,8 @@ func registerServe(fs *flag.FlagSet) *serveFlags {
 	sv.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	sv.keyDelay = fs.Duration("key-activation-delay", api.DefaultKeyActivationDelay, "how long a clinician key added with an API token waits before it can receive exports (0 with --demo unless set)")
 	fs.Bool("require-signed-grants", false, "refuse exports not covered by a grant the patient signed with her passkey in the web UI (recommended once patients use it)")
+	fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key and an https --base-url")
+	fs.String("tls-key", "", "the PEM private key of --tls-cert")
 	return sv
 }
 
@@ -203,7 +205,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 
 	errc := make(chan error, 2)
-	go func() { errc <- httpSrv.Serve(ln) }()
+	if cert, key := fs.Lookup("tls-cert").Value.String(), fs.Lookup("tls-key").Value.String(); cert != "" {
+		// TLS without a proxy (checkServe made sure both are set and load).
+		go func() { errc <- httpSrv.ServeTLS(ln, cert, key) }()
+	} else {
+		go func() { errc <- httpSrv.Serve(ln) }()
+	}
 	go func() { errc <- adminSrv.Serve(sln) }()
 	log.Info("vault serving", "addr", ln.Addr().String(), "base_url", *baseURL, "admin_socket", sock, "ledger_verifier_key", led.VerifierKey(), "startup_ms", time.Since(start).Milliseconds(), "version", Version)
 

@@ -28,6 +28,7 @@ func Run(t *testing.T, open Factory) {
 		{"Meta", testMeta},
 		{"Users", testUsers},
 		{"Tokens", testTokens},
+		{"TokenListAndDelete", testTokenListAndDelete},
 		{"PatientKeys", testPatientKeys},
 		{"InsertAndScan", testInsertAndScan},
 		{"InsertDuplicates", testInsertDuplicates},

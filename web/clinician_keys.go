@@ -1,0 +1,299 @@
+package web
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/export"
+	"github.com/jupyterhealth/vault/vault"
+)
+
+// maxClinicianKeys bounds a clinician's registered (not removed) keys, as
+// the API does (api.MaxClinicianKeys; a test keeps the two equal).
+const maxClinicianKeys = 10
+
+// ceremonyKey is the kind of the key-confirmation ceremony. Its unsigned
+// clinician-key-added entry rides in the ceremony's Grant field (an
+// entry, whatever its kind), with the nonce in Nonce.
+const ceremonyKey = "clinician-key"
+
+var fingerprintRE = regexp.MustCompile(`^fp_[0-9a-f]{32}$`)
+
+// clinicianOnly lets only clinicians through; anyone else gets the same
+// 404 as a missing page.
+func (s *Server) clinicianOnly(next func(http.ResponseWriter, *http.Request, session)) func(http.ResponseWriter, *http.Request, session) {
+	return func(w http.ResponseWriter, r *http.Request, sess session) {
+		if sess.Role != vault.RoleClinician {
+			if strings.HasPrefix(r.URL.Path, "/webauthn/") {
+				writeJSONError(w, http.StatusNotFound, "not_found", "Only a clinician can do this.")
+				return
+			}
+			s.notFound(w, r)
+			return
+		}
+		next(w, r, sess)
+	}
+}
+
+type clinicianKeyView struct {
+	Label       string
+	Fingerprint string
+	Recipient   string
+	PostQuantum bool
+	Status      string // pending, active or removed
+	ActiveFrom  string
+	Added       string
+	Removed     string
+	Confirmed   bool
+	Index       int64
+}
+
+type clinicianKeysBody struct {
+	Live     []clinicianKeyView
+	Removed  []clinicianKeyView
+	CanAdd   bool
+	Max      int
+	MaxLabel int
+	BaseURL  string
+}
+
+func keyStatus(k consent.KeyState, now time.Time) string {
+	switch {
+	case k.RemoveIndex != nil:
+		return "removed"
+	case now.Before(k.ActiveFrom):
+		return "pending"
+	}
+	return "active"
+}
+
+func (s *Server) clinicianKeysPage(w http.ResponseWriter, r *http.Request, sess session) {
+	d := s.signedData(sess, "Hub keys", "keys")
+	switch {
+	case r.URL.Query().Get("added") == "1":
+		d.Notice = "The key is registered, confirmed with your passkey, and active now: exports can be encrypted to it."
+	case r.URL.Query().Get("removed") == "1":
+		d.Notice = "The key is removed. No export will be encrypted to it again."
+	}
+	s.renderClinicianKeys(w, sess, http.StatusOK, d)
+}
+
+func (s *Server) renderClinicianKeys(w http.ResponseWriter, sess session, status int, d pageData) {
+	u, _ := s.vault.User(sess.UserID)
+	loc := u.Location()
+	now := s.now()
+	b := clinicianKeysBody{Max: maxClinicianKeys, MaxLabel: MaxLabelLength, BaseURL: s.origin}
+	for _, k := range s.ledger.ClinicianKeys(sess.UserID) {
+		v := clinicianKeyView{Label: k.Label, Fingerprint: k.Fingerprint, Recipient: k.Recipient, PostQuantum: strings.HasPrefix(k.Recipient, "age1pq1"),
+			Status: keyStatus(k, now), ActiveFrom: fmtTime(k.ActiveFrom, loc), Added: fmtTime(k.Added, loc), Confirmed: k.Confirmed, Index: k.Index}
+		if len(v.Recipient) > 40 {
+			v.Recipient = v.Recipient[:20] + "…" + v.Recipient[len(v.Recipient)-12:]
+		}
+		if k.RemovedAt != nil {
+			v.Removed = fmtTime(*k.RemovedAt, loc)
+			b.Removed = append(b.Removed, v)
+			continue
+		}
+		b.Live = append(b.Live, v)
+	}
+	b.CanAdd = len(b.Live) < maxClinicianKeys
+	d.Body, d.Script = b, true
+	d.Scripts = append(d.Scripts, "clinician.js")
+	s.render(w, status, "clinician_keys", d)
+}
+
+// keyForm is the key form as the page's script sends it.
+type keyForm struct {
+	Label     string `json:"label"`
+	Recipient string `json:"recipient"`
+}
+
+// keyEntry checks the form and makes the clinician-key-added entry,
+// unconfirmed, active from its own time: the passkey's assertion is what
+// lets it skip the activation delay. It returns a code and a message for
+// the form on a refusal.
+func (s *Server) keyEntry(clinician string, f keyForm) (consent.Entry, string, string) {
+	label, ok := cleanLabel(f.Label)
+	if !ok || label == "" {
+		return consent.Entry{}, "bad_label", "Name the key (1 to 60 characters), such as the hub's name."
+	}
+	rs := strings.TrimSpace(f.Recipient)
+	if strings.HasPrefix(strings.ToUpper(rs), "AGE-SECRET-KEY-") {
+		// Never echo or log it: it is the hub's private key.
+		return consent.Entry{}, "secret_key", "That is the hub's secret key (AGE-SECRET-KEY-…), which must never leave the hub. Paste the public key, the age1… line, instead; and since the secret key has now been outside the hub, make a new one."
+	}
+	_, recipient, err := export.ParseRecipient(rs)
+	if err != nil {
+		return consent.Entry{}, "bad_recipient", "That is not an age public key. Paste the age1… (X25519) or age1pq1… (post-quantum) line that age-keygen prints as the public key."
+	}
+	live := 0
+	fp := consent.Fingerprint(recipient)
+	for _, k := range s.ledger.ClinicianKeys(clinician) {
+		if k.RemoveIndex == nil {
+			live++
+			if k.Fingerprint == fp {
+				return consent.Entry{}, "key_exists", "This key is already registered."
+			}
+		}
+	}
+	if live >= maxClinicianKeys {
+		return consent.Entry{}, "too_many_keys", "You have the most keys the vault keeps. Remove one before adding another."
+	}
+	e := consent.New(consent.KindClinicianKeyAdd, clinician, s.now())
+	e.Clinician = clinician
+	e.Key = &consent.ClinicianKey{Fingerprint: fp, Recipient: recipient, Label: label, ActiveFrom: e.Time}
+	return e, "", ""
+}
+
+// keyBegin checks the key form, makes the key's entry (unconfirmed) and
+// starts a WebAuthn assertion over it: the challenge is
+// consent.KeyChallenge(entry, nonce), and only the clinician's own
+// passkeys may answer, with user verification.
+func (s *Server) keyBegin(w http.ResponseWriter, r *http.Request, sess session) {
+	var f keyForm
+	if !readJSON(w, r, &f) {
+		return
+	}
+	e, code, msg := s.keyEntry(sess.UserID, f)
+	if code != "" {
+		status := http.StatusBadRequest
+		if code == "key_exists" || code == "too_many_keys" {
+			status = http.StatusConflict
+		}
+		writeJSONError(w, status, code, msg)
+		return
+	}
+	nonce := make([]byte, consent.NonceSize)
+	rand.Read(nonce)
+	challenge, err := consent.KeyChallenge(e, nonce)
+	if err != nil {
+		s.internal(w, "key challenge", err)
+		return
+	}
+	wu, err := s.signer(sess.UserID)
+	switch {
+	case errors.Is(err, errNoPasskey):
+		writeJSONError(w, http.StatusConflict, "no_passkey", "A key is confirmed with a passkey, and this account has none. Add one on the Passkeys page first.")
+		return
+	case err != nil:
+		s.internal(w, "key signer", err)
+		return
+	}
+	assertion, sd, err := s.wa.BeginLogin(wu, webauthn.WithChallenge(challenge), webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		s.internal(w, "begin key assertion", err)
+		return
+	}
+	id := s.cers.put(ceremony{Kind: ceremonyKey, Data: *sd, UserID: sess.UserID, Session: hashOf(sess.CSRF), Grant: &e, Nonce: nonce})
+	if id == "" {
+		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
+		return
+	}
+	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
+	writeJSON(w, http.StatusOK, assertion)
+}
+
+const keyRefused = "Your passkey's confirmation of the key could not be verified, so the key was not registered. Try again, and unlock the passkey with your fingerprint, face or PIN."
+
+// keyFinish verifies the assertion over the key's entry and appends it
+// with the assertion in it. The ledger checks the assertion again against
+// the passkey's ledger entry before it stores the key, so a key it stores
+// as confirmed always passes vault ledger verify.
+func (s *Server) keyFinish(w http.ResponseWriter, r *http.Request, sess session) {
+	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), ceremonyKey)
+	s.clearCookie(w, CeremonyCookie)
+	if !ok || c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) || c.Grant == nil || c.Grant.Key == nil {
+		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This key request has expired or was already used. Start again.")
+		return
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
+	if err != nil {
+		s.log.Info("web key confirmation refused", "user", sess.UserID, "reason", webauthnReason(err))
+		writeJSONError(w, http.StatusBadRequest, "bad_assertion", keyRefused)
+		return
+	}
+	wu, err := s.signer(sess.UserID)
+	if err != nil {
+		s.internal(w, "key signer", err)
+		return
+	}
+	cred, err := s.wa.ValidateLogin(wu, c.Data, parsed)
+	if err != nil || !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
+		reason := "user not verified"
+		if err != nil {
+			reason = webauthnReason(err)
+		}
+		s.log.Info("web key confirmation refused", "user", sess.UserID, "reason", reason)
+		writeJSONError(w, http.StatusUnauthorized, "key_refused", keyRefused)
+		return
+	}
+	rec, err := s.creds.get(parsed.RawID)
+	if err != nil || rec.UserID != sess.UserID {
+		writeJSONError(w, http.StatusUnauthorized, "key_refused", keyRefused)
+		return
+	}
+	e := *c.Grant
+	k := *e.Key
+	k.Assertion = &consent.Assertion{
+		CredentialID:      bytes.Clone(parsed.RawID),
+		PasskeyIndex:      rec.LedgerIndex,
+		Nonce:             c.Nonce,
+		AuthenticatorData: parsed.Raw.AssertionResponse.AuthenticatorData,
+		ClientDataJSON:    parsed.Raw.AssertionResponse.ClientDataJSON,
+		Signature:         parsed.Response.Signature,
+	}
+	e.Key = &k
+	idx, err := s.ledger.Append(e)
+	switch {
+	case errors.Is(err, consent.ErrBadKeyConfirmation):
+		s.log.Warn("web key confirmation refused by the ledger", "user", sess.UserID, "ledger_index", rec.LedgerIndex, "cause", err.Error())
+		writeJSONError(w, http.StatusUnauthorized, "key_refused", keyRefused)
+		return
+	case errors.Is(err, consent.ErrKeyExists):
+		writeJSONError(w, http.StatusConflict, "key_exists", "This key is already registered.")
+		return
+	case err != nil:
+		s.log.Error("web key not recorded", "user", sess.UserID, "cause", err.Error())
+		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "The key could not be recorded. Nothing was registered; try again shortly.")
+		return
+	}
+	if _, err := s.noteUse(rec, cred, parsed); err != nil {
+		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
+	}
+	s.log.Info("clinician key confirmed", "user", sess.UserID, "fingerprint", k.Fingerprint, "ledger_index", idx, "passkey_index", rec.LedgerIndex)
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/clinician/keys?added=1", "fingerprint": k.Fingerprint})
+}
+
+// removeClinicianKey removes one of the clinician's keys (a
+// clinician-key-removed entry, as DELETE /api/v1/clinician/keys/{fp}
+// makes). A key that is not theirs, or already removed, answers 404.
+func (s *Server) removeClinicianKey(w http.ResponseWriter, r *http.Request, sess session) {
+	fp := r.PathValue("fingerprint")
+	if !fingerprintRE.MatchString(fp) {
+		s.notFound(w, r)
+		return
+	}
+	e := consent.New(consent.KindClinicianKeyDel, sess.UserID, s.now())
+	e.Clinician = sess.UserID
+	e.Key = &consent.ClinicianKey{Fingerprint: fp}
+	_, err := s.ledger.Append(e)
+	switch {
+	case errors.Is(err, consent.ErrNoKey), errors.Is(err, consent.ErrKeyRemoved):
+		s.notFound(w, r)
+		return
+	case err != nil:
+		s.log.Error("web remove key", "user", sess.UserID, "cause", err.Error())
+		s.errorPage(w, r, http.StatusServiceUnavailable, "Not removed", "The key could not be removed just now. Try again shortly.")
+		return
+	}
+	s.log.Info("clinician key removed", "user", sess.UserID, "fingerprint", fp)
+	http.Redirect(w, r, "/clinician/keys?removed=1", http.StatusSeeOther)
+}

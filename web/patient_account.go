@@ -1,0 +1,222 @@
+package web
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/jupyterhealth/vault/consent"
+	bolt "go.etcd.io/bbolt"
+)
+
+// DeleteConfirmation is what the patient types to confirm deleting her
+// account.
+const DeleteConfirmation = "delete my account"
+
+type accountBody struct {
+	Codes        []string // new recovery codes, shown once
+	Remaining    int
+	Count        int
+	Confirmation string
+	Recovered    bool
+}
+
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess session) {
+	d := s.signedData(sess, "Account", "account")
+	if r.URL.Query().Get("recovered") == "1" {
+		d.Notice = "You signed in with a recovery code, which now no longer works. Add a new passkey on the Passkeys page now, and remove any passkey you lost."
+	}
+	s.renderAccount(w, sess, http.StatusOK, d, nil)
+}
+
+func (s *Server) renderAccount(w http.ResponseWriter, sess session, status int, d pageData, codes []string) {
+	n, err := s.recovery().remaining(sess.UserID)
+	if err != nil {
+		s.log.Error("web recovery count", "user", sess.UserID, "cause", err.Error())
+	}
+	d.Body = accountBody{Codes: codes, Remaining: n, Count: RecoveryCodeCount, Confirmation: DeleteConfirmation}
+	d.Script, d.Scripts = true, []string{"patient_account.js"}
+	s.render(w, status, "patient_account", d)
+}
+
+type deleteBeginRequest struct {
+	Confirm string `json:"confirm"`
+}
+
+// deleteChallenge binds the re-authentication to this one action: a
+// signature over it cannot be replayed as a sign-in or a grant.
+func deleteChallenge(userID string, nonce []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("jhvault/delete-account/v1\x00" + userID + "\x00"))
+	h.Write(nonce)
+	return h.Sum(nil)
+}
+
+// deleteBegin checks the typed confirmation and starts the passkey
+// re-authentication: an assertion with user verification, by one of the
+// patient's own passkeys, over a fresh server challenge.
+func (s *Server) deleteBegin(w http.ResponseWriter, r *http.Request, sess session) {
+	var req deleteBeginRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if !strings.EqualFold(strings.Join(strings.Fields(req.Confirm), " "), DeleteConfirmation) {
+		writeJSONError(w, http.StatusBadRequest, "not_confirmed", "Type \""+DeleteConfirmation+"\" to confirm.")
+		return
+	}
+	wu, err := s.signer(sess.UserID)
+	if err != nil {
+		if errors.Is(err, errNoPasskey) {
+			writeJSONError(w, http.StatusConflict, "no_passkey", "Deleting your account needs one of your passkeys. Add one on the Passkeys page first.")
+			return
+		}
+		s.internal(w, "delete signer", err)
+		return
+	}
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	assertion, sd, err := s.wa.BeginLogin(wu, webauthn.WithChallenge(deleteChallenge(sess.UserID, nonce)), webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		s.internal(w, "begin delete assertion", err)
+		return
+	}
+	id := s.cers.put(ceremony{Kind: "delete-account", Data: *sd, UserID: sess.UserID, Session: hashOf(sess.CSRF), Nonce: nonce})
+	if id == "" {
+		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
+		return
+	}
+	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
+	writeJSON(w, http.StatusOK, assertion)
+}
+
+const deleteRefused = "Your passkey could not be verified, so nothing was deleted. Try again, and unlock the passkey with your fingerprint, face or PIN."
+
+// deleteFinish verifies the re-authentication, then deletes the account
+// as the admin's vault admin delete-user does (consent.DeletePatient:
+// revoke her active grants, crypto-shred, record it), then removes her web
+// credentials, recovery codes and invites and ends all her sessions.
+func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess session) {
+	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), "delete-account")
+	s.clearCookie(w, CeremonyCookie)
+	if !ok || c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) {
+		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This request has expired or was already used. Start again.")
+		return
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
+	if err != nil {
+		s.log.Info("web account deletion refused", "user", sess.UserID, "reason", webauthnReason(err))
+		writeJSONError(w, http.StatusBadRequest, "bad_assertion", deleteRefused)
+		return
+	}
+	wu, err := s.signer(sess.UserID)
+	if err != nil {
+		s.internal(w, "delete signer", err)
+		return
+	}
+	cred, err := s.wa.ValidateLogin(wu, c.Data, parsed)
+	if err != nil || !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
+		reason := "user not verified"
+		if err != nil {
+			reason = webauthnReason(err)
+		}
+		s.log.Info("web account deletion refused", "user", sess.UserID, "reason", reason)
+		writeJSONError(w, http.StatusUnauthorized, "reauth_refused", deleteRefused)
+		return
+	}
+	rec, err := s.creds.get(parsed.RawID)
+	if err != nil || rec.UserID != sess.UserID {
+		writeJSONError(w, http.StatusUnauthorized, "reauth_refused", deleteRefused)
+		return
+	}
+	if _, err := s.noteUse(rec, cred, parsed); err != nil {
+		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
+	}
+	if err := consent.DeletePatient(s.vault, s.ledger, sess.UserID, sess.UserID, s.now()); err != nil {
+		s.log.Error("web account deletion failed", "user", sess.UserID, "cause", err.Error())
+		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "Your account could not be deleted just now. Try again shortly, or ask your vault's administrator.")
+		return
+	}
+	if err := s.forgetUser(sess.UserID); err != nil {
+		// The account is gone (its sign-ins are refused: the user no
+		// longer exists); only the web records linger.
+		s.log.Error("web records of a deleted account remain", "user", sess.UserID, "cause", err.Error())
+	}
+	s.clearCookie(w, SessionCookie)
+	s.log.Info("account deleted by its user", "user", sess.UserID)
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/account/deleted"})
+}
+
+// forgetUser removes what the web interface keeps about a user: passkey
+// records (their ledger entries stay; the ledger is append-only),
+// recovery codes, invites, and every session and ceremony in memory.
+func (s *Server) forgetUser(userID string) error {
+	s.sessions.deleteUser(userID)
+	s.cers.deleteUser(userID)
+	err := update(s.store, func(tx *bolt.Tx) error {
+		b, ub := tx.Bucket(bCredentials), tx.Bucket(bCredsByUser)
+		prefix := []byte(userID + "\x00")
+		var keys [][]byte
+		c := ub.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if err := b.Delete(k[len(prefix):]); err != nil {
+				return err
+			}
+			if err := ub.Delete(k); err != nil {
+				return err
+			}
+		}
+		ib := tx.Bucket(bInvites)
+		var stale [][]byte
+		ib.ForEach(func(k, v []byte) error {
+			if inv, err := s.invites.open(k, v); err == nil && inv.UserID == userID {
+				stale = append(stale, bytes.Clone(k))
+			}
+			return nil
+		})
+		for _, k := range stale {
+			if err := ib.Delete(k); err != nil {
+				return err
+			}
+		}
+		if rb := tx.Bucket(bRecovery); rb != nil {
+			return deleteRecoveryTx(rb, userID)
+		}
+		return nil
+	})
+	return err
+}
+
+// deleteUser ends every session of a user.
+func (st *sessionStore) deleteUser(userID string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for k, s := range st.m {
+		if s.UserID == userID {
+			delete(st.m, k)
+		}
+	}
+}
+
+// deleteUser drops every ceremony of a user.
+func (cs *ceremonyStore) deleteUser(userID string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for k, c := range cs.m {
+		if c.UserID == userID {
+			delete(cs.m, k)
+		}
+	}
+}
+
+func (s *Server) accountDeletedPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "patient_account_deleted", pageData{Title: "Account deleted"})
+}

@@ -1,0 +1,251 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
+)
+
+// activityBody is the dashboard's heart-rate and steps part: two charts
+// over the same 14 days as the glucose chart, server-rendered SVG.
+type activityBody struct {
+	HasHR, HasSteps bool
+	HRChart         template.HTML
+	StepsChart      template.HTML
+	HRMean          string // mean of the hourly means, beats/min
+	HRRange         string // lowest and highest hourly mean
+	HRHours         int    // hours with a reading
+	StepsDays       []stepsDay
+	StepsMean       string // mean steps a day, over days with any
+}
+
+type stepsDay struct {
+	Day   string
+	Steps string
+}
+
+// schemaID returns the supported schema id (namespace:name:version) of a
+// schema name, or "".
+func schemaID(name string) string {
+	for _, id := range omh.Supported() {
+		if id.Name == name {
+			return id.String()
+		}
+	}
+	return ""
+}
+
+// readingValue reads the unit-value under key of a stored reading, in
+// the unit given (any unit when unit is "").
+func readingValue(b []byte, key, unit string) (float64, bool) {
+	var r readingJSON
+	if json.Unmarshal(b, &r) != nil {
+		return 0, false
+	}
+	uv, ok := bodyUnitValue(r.Body, key)
+	if !ok || unit != "" && uv.Unit != unit {
+		return 0, false
+	}
+	v, err := uv.Value.Float64()
+	return v, err == nil && !math.IsNaN(v) && !math.IsInf(v, 0)
+}
+
+// buildActivity reads the period's heart rate (as hourly means) and steps
+// (as daily totals, each reading counted on the local day it starts).
+func (s *Server) buildActivity(ctx context.Context, u vault.User, from, to time.Time) (activityBody, error) {
+	loc := u.Location()
+	var b activityBody
+	type hour struct {
+		sum float64
+		n   int
+	}
+	hours := map[time.Time]*hour{}
+	var order []time.Time
+	if id := schemaID("heart-rate"); id != "" {
+		series, err := s.dailySeries(ctx, u, "heart-rate", id, heartRateValue, from, to) // cache.go
+		if err != nil {
+			return b, err
+		}
+		for _, r := range series {
+			v := r.MgDL
+			h := r.T.Truncate(time.Hour)
+			if hours[h] == nil {
+				hours[h] = &hour{}
+				order = append(order, h)
+			}
+			hours[h].sum += v
+			hours[h].n++
+		}
+	}
+	if len(order) > 0 {
+		pts := make([]glucosePoint, len(order)) // (time, value): the hour's middle and its mean
+		lo, hi, sum := math.Inf(1), math.Inf(-1), 0.0
+		for i, h := range order {
+			m := hours[h].sum / float64(hours[h].n)
+			pts[i] = glucosePoint{T: h.Add(30 * time.Minute), MgDL: m}
+			lo, hi, sum = min(lo, m), max(hi, m), sum+m
+		}
+		b.HasHR, b.HRHours = true, len(order)
+		b.HRMean = fmt.Sprintf("%.0f beats/min", sum/float64(len(order)))
+		b.HRRange = fmt.Sprintf("%.0f–%.0f beats/min", lo, hi)
+		b.HRChart = hrChart(pts, from, to, loc, b)
+	}
+
+	d0 := from.In(loc)
+	first := time.Date(d0.Year(), d0.Month(), d0.Day(), 0, 0, 0, 0, loc)
+	var days []time.Time
+	for d := first; d.Before(to); d = d.AddDate(0, 0, 1) {
+		days = append(days, d)
+	}
+	totals := make([]float64, len(days))
+	have := false
+	if id := schemaID("step-count"); id != "" {
+		series, err := s.dailySeries(ctx, u, "steps", id, stepsValue, from, to) // cache.go
+		if err != nil {
+			return b, err
+		}
+		for _, r := range series {
+			v := r.MgDL
+			if v < 0 {
+				continue
+			}
+			lt := r.T.In(loc)
+			day := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, loc)
+			for i, d := range days {
+				if d.Equal(day) {
+					totals[i] += v
+					have = true
+				}
+			}
+		}
+	}
+	if have {
+		b.HasSteps = true
+		sum, n := 0.0, 0
+		for i := len(days) - 1; i >= 0; i-- {
+			if totals[i] > 0 {
+				sum, n = sum+totals[i], n+1
+			}
+			b.StepsDays = append(b.StepsDays, stepsDay{Day: days[i].Format("Mon 2 Jan"), Steps: fmt.Sprintf("%.0f", totals[i])})
+		}
+		b.StepsMean = fmt.Sprintf("%.0f", sum/float64(max(n, 1)))
+		b.StepsChart = stepsChart(days, totals, to, loc, b.StepsMean)
+	}
+	return b, nil
+}
+
+// Activity charts share the glucose chart's width and margins, shorter.
+const (
+	acH     = 200.0
+	acPlotH = acH - chTop - chBottom
+	hrGap   = 90 * time.Minute // hourly means further apart are not joined
+)
+
+// niceMax rounds a chart's top up to a round number.
+func niceMax(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if v <= m*p {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// dayAxis draws day gridlines at local midnights and every other label.
+func dayAxis(w func(string, ...any), from, to time.Time, loc *time.Location, x func(time.Time) float64, h float64) {
+	d0 := from.In(loc)
+	day := time.Date(d0.Year(), d0.Month(), d0.Day(), 0, 0, 0, 0, loc).AddDate(0, 0, 1)
+	for i := 0; !day.After(to); i++ {
+		xd := x(day)
+		w(`<line class="grid" x1="%s" x2="%s" y1="%s" y2="%s"/>`, f1(xd), f1(xd), f1(chTop), f1(chTop+h))
+		if i%2 == 0 {
+			w(`<text class="xlab" x="%s" y="%s">%s</text>`, f1(xd), f1(chTop+h+18), day.Format("2 Jan"))
+		}
+		day = day.AddDate(0, 0, 1)
+	}
+}
+
+// hrChart draws hourly mean heart rate as a line; hours more than 90
+// minutes apart are not joined.
+func hrChart(pts []glucosePoint, from, to time.Time, loc *time.Location, b activityBody) template.HTML {
+	lo, hi := 40.0, 120.0
+	for _, p := range pts {
+		lo, hi = min(lo, math.Floor(p.MgDL/10)*10), max(hi, math.Ceil(p.MgDL/20)*20)
+	}
+	span := to.Sub(from).Seconds()
+	x := func(t time.Time) float64 { return chLeft + chPlotW*t.Sub(from).Seconds()/span }
+	y := func(v float64) float64 { return chTop + acPlotH*(1-(v-lo)/(hi-lo)) }
+	desc := fmt.Sprintf("Hourly mean heart rate from %s to %s: %d hours with readings, mean %s, hourly means %s.",
+		from.In(loc).Format("2 Jan"), to.In(loc).Format("2 Jan 2006"), b.HRHours, b.HRMean, b.HRRange)
+	var sb strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
+	w(`<svg class="chart hr" viewBox="0 0 %s %s" role="img" aria-labelledby="hr-title hr-desc" xmlns="http://www.w3.org/2000/svg">`, f1(chW), f1(acH))
+	w(`<title id="hr-title">Heart rate, last 14 days</title><desc id="hr-desc">%s</desc>`, template.HTMLEscapeString(desc))
+	for _, v := range []float64{lo, (lo + hi) / 2, hi} {
+		w(`<line class="grid" x1="%s" x2="%s" y1="%s" y2="%s"/>`, f1(chLeft), f1(chLeft+chPlotW), f1(y(v)), f1(y(v)))
+		w(`<text class="ylab" x="%s" y="%s">%s</text>`, f1(chLeft-6), f1(y(v)+4), f1(v))
+	}
+	w(`<text class="yunit" x="%s" y="%s">bpm</text>`, f1(chLeft-6), f1(acH-6))
+	dayAxis(w, from, to, loc, x, acPlotH)
+	w(`<rect class="frame" x="%s" y="%s" width="%s" height="%s"/>`, f1(chLeft), f1(chTop), f1(chPlotW), f1(acPlotH))
+	sb.WriteString(`<path class="line hr-line" d="`)
+	for i, p := range pts {
+		cmd := "L"
+		if i == 0 || p.T.Sub(pts[i-1].T) > hrGap {
+			cmd = "M"
+		}
+		// A lone hour is drawn as a short tick so it shows.
+		sb.WriteString(cmd + f1(x(p.T)) + " " + f1(y(p.MgDL)))
+		if cmd == "M" && (i+1 == len(pts) || pts[i+1].T.Sub(p.T) > hrGap) {
+			sb.WriteString("h1")
+		}
+	}
+	sb.WriteString(`"/></svg>`)
+	return template.HTML(sb.String())
+}
+
+// stepsChart draws daily step totals as bars, one per local day.
+func stepsChart(days []time.Time, totals []float64, to time.Time, loc *time.Location, mean string) template.HTML {
+	top := 1000.0
+	for _, v := range totals {
+		top = max(top, niceMax(v))
+	}
+	n := float64(len(days))
+	slot := chPlotW / n
+	y := func(v float64) float64 { return chTop + acPlotH*(1-v/top) }
+	desc := fmt.Sprintf("Steps a day from %s to %s: a mean of %s steps on days with any; the table below lists each day.",
+		days[0].Format("2 Jan"), to.In(loc).Format("2 Jan 2006"), mean)
+	var sb strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
+	w(`<svg class="chart steps" viewBox="0 0 %s %s" role="img" aria-labelledby="steps-title steps-desc" xmlns="http://www.w3.org/2000/svg">`, f1(chW), f1(acH))
+	w(`<title id="steps-title">Steps, last 14 days</title><desc id="steps-desc">%s</desc>`, template.HTMLEscapeString(desc))
+	for _, v := range []float64{0, top / 2, top} {
+		w(`<line class="grid" x1="%s" x2="%s" y1="%s" y2="%s"/>`, f1(chLeft), f1(chLeft+chPlotW), f1(y(v)), f1(y(v)))
+		w(`<text class="ylab" x="%s" y="%s">%s</text>`, f1(chLeft-6), f1(y(v)+4), f1(v))
+	}
+	w(`<text class="yunit" x="%s" y="%s">steps</text>`, f1(chLeft-6), f1(acH-6))
+	for i, d := range days {
+		x0 := chLeft + slot*float64(i)
+		if totals[i] > 0 {
+			w(`<rect class="bar" x="%s" y="%s" width="%s" height="%s"><title>%s: %.0f steps</title></rect>`,
+				f1(x0+slot*0.15), f1(y(totals[i])), f1(slot*0.7), f1(chTop+acPlotH-y(totals[i])), d.Format("2 Jan"), totals[i])
+		}
+		if i%2 == 0 {
+			w(`<text class="xlab" x="%s" y="%s">%s</text>`, f1(x0+slot/2), f1(chTop+acPlotH+18), d.Format("2 Jan"))
+		}
+	}
+	w(`<rect class="frame" x="%s" y="%s" width="%s" height="%s"/>`, f1(chLeft), f1(chTop), f1(chPlotW), f1(acPlotH))
+	sb.WriteString(`</svg>`)
+	return template.HTML(sb.String())
+}

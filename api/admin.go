@@ -66,6 +66,9 @@ type (
 		// SignedGrants counts the grants whose passkey assertion verified
 		// against their passkey-registered entry.
 		SignedGrants int `json:"signed_grants"`
+		// ConfirmedKeys counts the clinician keys whose passkey
+		// confirmation verified the same way.
+		ConfirmedKeys int `json:"confirmed_keys"`
 	}
 )
 
@@ -304,7 +307,7 @@ func (a LocalAdmin) VerifyLedger(r AdminVerifyRequest) (AdminVerifyResponse, err
 	if err != nil {
 		return AdminVerifyResponse{}, err
 	}
-	out := AdminVerifyResponse{Size: res.Size, Checkpoints: res.Checkpoints, LatestSize: res.Latest.Size, VerifierKey: a.Ledger.VerifierKey(), SignedGrants: res.SignedGrants}
+	out := AdminVerifyResponse{Size: res.Size, Checkpoints: res.Checkpoints, LatestSize: res.Latest.Size, VerifierKey: a.Ledger.VerifierKey(), SignedGrants: res.SignedGrants, ConfirmedKeys: res.ConfirmedKeys}
 	if res.Prior != nil {
 		out.PriorSize = &res.Prior.Size
 	}

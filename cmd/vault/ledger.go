@@ -36,7 +36,7 @@ func cmdLedger(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		line := fmt.Sprintf("ledger ok: %d entries replayed, %d checkpoints verified, latest at size %d, %d passkey-signed grants verified", res.Size, res.Checkpoints, res.LatestSize, res.SignedGrants)
+		line := fmt.Sprintf("ledger ok: %d entries replayed, %d checkpoints verified, latest at size %d, %d passkey-signed grants and %d passkey-confirmed keys verified", res.Size, res.Checkpoints, res.LatestSize, res.SignedGrants, res.ConfirmedKeys)
 		if res.PriorSize != nil {
 			line += fmt.Sprintf("; extends the given checkpoint at size %d", *res.PriorSize)
 		}

@@ -34,6 +34,7 @@ const (
 	FormatLibre      = "libreview"      // LibreView (FreeStyle Libre) CSV export
 	FormatNightscout = "nightscout"     // Nightscout entries JSON
 	FormatFHIR       = "fhir"           // FHIR R4 Observation or Bundle (JSON)
+	FormatOMH        = "omh"            // Open mHealth points: one, an array, or NDJSON
 )
 
 // Options for one parse.

@@ -469,6 +469,29 @@ func TestBrowserPasskeys(t *testing.T) {
 		}
 	})
 
+	t.Run("missing CSRF token", func(t *testing.T) {
+		// The revoke form, submitted by the real browser with its CSRF
+		// field taken out: refused, and the grant stays active.
+		form := `form[action="/consent/` + signed.ID + `/revoke"]`
+		run(t, ctx,
+			chromedp.Navigate(f.base+"/consent"),
+			chromedp.WaitVisible(chromedp.CSS(form+" button")),
+		)
+		if !get(t, ctx, chromedp.Evaluate[bool](`(() => { document.querySelector('`+form+` input[name="csrf"]').remove(); return true })()`)) {
+			t.Fatal("could not take the CSRF field out")
+		}
+		run(t, ctx,
+			chromedp.Click(chromedp.CSS(form+" button")),
+			chromedp.WaitVisible(chromedp.CSS("p.error-text")),
+		)
+		if g, _ := f.led.Grant(signed.ID); g.RevokeIndex != nil {
+			t.Fatal("a form without its CSRF token revoked the grant")
+		}
+		if txt := get(t, ctx, chromedp.Text(chromedp.CSS("main"))); !strings.Contains(txt, "could not be verified") {
+			t.Fatalf("the page after a form without its CSRF token: %q", txt)
+		}
+	})
+
 	t.Run("revoke", func(t *testing.T) {
 		// A second signed grant stays active, beside one made with an API
 		// token, for the screenshot.

@@ -11,6 +11,7 @@ import (
 	"github.com/jupyterhealth/vault/ingest/fhirobs"
 	"github.com/jupyterhealth/vault/ingest/importer"
 	"github.com/jupyterhealth/vault/ingest/nightscout"
+	"github.com/jupyterhealth/vault/ingest/omhjson"
 )
 
 // entry is one format and its recogniser.
@@ -31,6 +32,7 @@ func New() *Registry {
 		{importer.Format{Name: ingest.FormatLibre, Parse: parseLibre}, cgmcsv.SniffLibre},
 		{importer.Format{Name: ingest.FormatFHIR, Parse: fhirobs.Parse}, fhirobs.Sniff},
 		{importer.Format{Name: ingest.FormatNightscout, Parse: nightscout.Parse}, nightscout.Sniff},
+		{importer.Format{Name: ingest.FormatOMH, Parse: omhjson.Parse}, omhjson.Sniff},
 	}}
 }
 

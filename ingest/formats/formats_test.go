@@ -37,6 +37,12 @@ func TestSniff(t *testing.T) {
 			t.Errorf("Lookup(%q) = %v", want, ok)
 		}
 	}
+	omhPoint := `{"header":{"schema_id":{"namespace":"omh","name":"heart-rate","version":"2.0"}},"body":{"heart_rate":{"value":60,"unit":"beats/min"},"effective_time_frame":{"date_time":"2025-01-01T00:00:00Z"}}}`
+	for _, in := range []string{omhPoint, "[" + omhPoint + "]", omhPoint + "\n" + omhPoint} {
+		if f, ok := r.Sniff([]byte(in)); !ok || f.Name != "omh" {
+			t.Errorf("OMH points sniffed as %q (%v)", f.Name, ok)
+		}
+	}
 	// An export.zip is recognised too.
 	var zb bytes.Buffer
 	zw := zip.NewWriter(&zb)

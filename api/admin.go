@@ -115,9 +115,11 @@ type LocalAdmin struct {
 	Invites   Inviter     // for Invite
 }
 
-// Inviter makes one-time passkey enrolment links (*web.Server).
+// Inviter is the web UI (*web.Server): it makes one-time passkey
+// enrolment links, and forgets a deleted user's passkeys and sessions.
 type Inviter interface {
 	NewInvite(userID string, ttl time.Duration) (string, error)
+	ForgetUser(userID string) error
 }
 
 // Invite makes a one-time link for a user to enrol a passkey. The web UI
@@ -231,10 +233,17 @@ func (a LocalAdmin) DeleteUser(id string) error {
 	// Their grants end first, then the crypto-shred, then the ledger entry:
 	// the same steps as the web UI's account deletion (consent.DeletePatient).
 	err := consent.DeletePatient(a.Vault, a.Ledger, "admin", id, time.Now())
-	if err == nil {
-		a.Log.Info("admin action", "action", "user-delete", "user", id)
+	if err != nil {
+		return err
 	}
-	return err
+	a.Log.Info("admin action", "action", "user-delete", "user", id)
+	if a.Invites != nil {
+		// Her web sessions end now, and her passkey records go.
+		if err := a.Invites.ForgetUser(id); err != nil {
+			a.Log.Error("web records of a deleted patient remain", "user", id, "cause", err.Error())
+		}
+	}
+	return nil
 }
 
 func (a LocalAdmin) MintToken(r AdminTokenRequest) (AdminTokenResponse, error) {

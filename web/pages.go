@@ -326,6 +326,9 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess sess
 		s.errorPage(w, r, http.StatusInternalServerError, "Not removed", "The passkey could not be removed. Try again shortly.")
 		return
 	}
+	// A session that signed in with the removed passkey (a lost phone's)
+	// ends with it.
+	s.sessions.deleteCredential(sess.UserID, id)
 	s.log.Info("passkey removed", "user", sess.UserID)
 	http.Redirect(w, r, "/passkeys?removed=1", http.StatusSeeOther)
 }

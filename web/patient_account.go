@@ -152,12 +152,18 @@ func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess sessi
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/account/deleted"})
 }
 
+// ForgetUser removes what the web interface keeps about a deleted user, for
+// a deletion made elsewhere (vault admin user delete): the same as the web
+// UI's own account deletion does.
+func (s *Server) ForgetUser(userID string) error { return s.forgetUser(userID) }
+
 // forgetUser removes what the web interface keeps about a user: passkey
 // records (their ledger entries stay; the ledger is append-only),
 // recovery codes, invites, and every session and ceremony in memory.
 func (s *Server) forgetUser(userID string) error {
 	s.sessions.deleteUser(userID)
 	s.cers.deleteUser(userID)
+	s.cache.invalidate(userID) // decrypted daily figures go with the keys
 	err := update(s.store, func(tx *bolt.Tx) error {
 		b, ub := tx.Bucket(bCredentials), tx.Bucket(bCredsByUser)
 		prefix := []byte(userID + "\x00")
@@ -201,6 +207,17 @@ func (st *sessionStore) deleteUser(userID string) {
 	defer st.mu.Unlock()
 	for k, s := range st.m {
 		if s.UserID == userID {
+			delete(st.m, k)
+		}
+	}
+}
+
+// deleteCredential drops the sessions signed in with one passkey.
+func (st *sessionStore) deleteCredential(userID string, cred []byte) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for k, s := range st.m {
+		if s.UserID == userID && bytes.Equal(s.Credential, cred) {
 			delete(st.m, k)
 		}
 	}

@@ -157,7 +157,17 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess sessi
 
 // currentSession returns the request's live session.
 func (s *Server) currentSession(r *http.Request) (session, bool) {
-	return s.sessions.get(cookieValue(r, SessionCookie))
+	sess, ok := s.sessions.get(cookieValue(r, SessionCookie))
+	if !ok {
+		return sess, false
+	}
+	// A user deleted meanwhile (by the admin, say) is signed out here,
+	// whatever path the deletion took.
+	if _, err := s.vault.User(sess.UserID); err != nil {
+		s.sessions.deleteUser(sess.UserID)
+		return session{}, false
+	}
+	return sess, true
 }
 
 // requireSession lets only signed-in browsers through. A page request

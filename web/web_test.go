@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"encoding/base64"
+	"github.com/jupyterhealth/vault/vault"
 	"net/http"
 	"net/url"
 	"os"
@@ -591,5 +592,39 @@ func TestGlucoseStats(t *testing.T) {
 	approx("active", st.ActivePct, 100)
 	if v, ok := glucoseOf([]byte(`{"header":{},"body":{"blood_glucose":{"unit":"mmol/L","value":5.5}}}`)); !ok || v < 99 || v > 99.2 {
 		t.Errorf("mmol/L conversion: %v", v)
+	}
+}
+
+// TestSessionsEndWithTheirUserAndPasskey: a patient deleted by the admin
+// (not through the web UI) is signed out at once; removing a passkey ends
+// the sessions that signed in with it, and only those.
+func TestSessionsEndWithTheirUserAndPasskey(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	lost := f.addCred(f.patient.ID, "lost phone")
+	kept := f.addCred(f.patient.ID, "laptop")
+	idLost := f.srv.sessions.create(session{UserID: f.patient.ID, Role: vault.RolePatient, Credential: lost})
+	idKept := f.srv.sessions.create(session{UserID: f.patient.ID, Role: vault.RolePatient, Credential: kept})
+	sk, _ := f.srv.sessions.get(idKept)
+	csrf := sk.CSRF
+	if r := f.do(req{path: "/", cookie: idLost}); r.StatusCode != http.StatusOK {
+		t.Fatalf("dashboard: %d", r.StatusCode)
+	}
+	r := f.do(req{method: http.MethodPost, path: "/passkeys/" + base64.RawURLEncoding.EncodeToString(lost) + "/remove", cookie: idKept,
+		body: "csrf=" + csrf, ctype: "application/x-www-form-urlencoded", headers: map[string]string{"Origin": f.base}})
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("remove: %d %s", r.StatusCode, body(t, r))
+	}
+	if r := f.do(req{path: "/", cookie: idLost}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a session of the removed passkey still works: %d", r.StatusCode)
+	}
+	if r := f.do(req{path: "/", cookie: idKept}); r.StatusCode != http.StatusOK {
+		t.Fatalf("the other session ended too: %d", r.StatusCode)
+	}
+	// Deleted elsewhere: the next request is signed out.
+	if err := consent.DeletePatient(f.v, f.led, "admin", f.patient.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.do(req{path: "/consent", cookie: idKept}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a deleted patient's session still opens pages: %d", r.StatusCode)
 	}
 }

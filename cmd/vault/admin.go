@@ -251,8 +251,7 @@ func adminUserAdd(args []string, stdout, stderr io.Writer) error {
 
 func adminUserDelete(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin user delete", stderr)
-	var sf storeFlags
-	sf.register(fs)
+	sv := registerServe(fs) // the store flags and --base-url, for the web UI's records when no server runs
 	user := fs.String("user", "", "the patient's id (pt_…)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -261,7 +260,11 @@ func adminUserDelete(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "vault admin user delete: --user is required")
 		return errUsage
 	}
-	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
+	base, err := checkBaseURL(*sv.baseURL)
+	if err != nil {
+		return err
+	}
+	return withAdminBase(sv.store, base, stderr, func(ops api.AdminOps) error {
 		if err := ops.DeleteUser(*user); err != nil {
 			return err
 		}

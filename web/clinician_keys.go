@@ -208,38 +208,11 @@ const keyRefused = "Your passkey's confirmation of the key could not be verified
 // the passkey's ledger entry before it stores the key, so a key it stores
 // as confirmed always passes vault ledger verify.
 func (s *Server) keyFinish(w http.ResponseWriter, r *http.Request, sess session) {
-	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), ceremonyKey)
-	s.clearCookie(w, CeremonyCookie)
-	if !ok || c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) || c.Grant == nil || c.Grant.Key == nil {
-		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This key request has expired or was already used. Start again.")
+	su, ok := s.finishStepUp(w, r, sess, ceremonyKey, func(c ceremony) bool { return c.Grant != nil && c.Grant.Key != nil }, stepUpRefusal{what: "key confirmation", code: "key_refused", refused: keyRefused, stale: "This key request has expired or was already used. Start again."})
+	if !ok {
 		return
 	}
-	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
-	if err != nil {
-		s.log.Info("web key confirmation refused", "user", sess.UserID, "reason", webauthnReason(err))
-		writeJSONError(w, http.StatusBadRequest, "bad_assertion", keyRefused)
-		return
-	}
-	wu, err := s.signer(sess.UserID)
-	if err != nil {
-		s.internal(w, "key signer", err)
-		return
-	}
-	cred, err := s.wa.ValidateLogin(wu, c.Data, parsed)
-	if err != nil || !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
-		reason := "user not verified"
-		if err != nil {
-			reason = webauthnReason(err)
-		}
-		s.log.Info("web key confirmation refused", "user", sess.UserID, "reason", reason)
-		writeJSONError(w, http.StatusUnauthorized, "key_refused", keyRefused)
-		return
-	}
-	rec, err := s.creds.get(parsed.RawID)
-	if err != nil || rec.UserID != sess.UserID {
-		writeJSONError(w, http.StatusUnauthorized, "key_refused", keyRefused)
-		return
-	}
+	c, parsed, cred, rec := su.c, su.parsed, su.cred, su.rec
 	e := *c.Grant
 	k := *e.Key
 	k.Assertion = &consent.Assertion{

@@ -335,38 +335,11 @@ const grantRefused = "Your passkey's signature on the grant could not be verifie
 // again against the passkey's ledger entry before it stores the grant, so
 // a grant it stores as signed always passes vault ledger verify.
 func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess session) {
-	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), "grant")
-	s.clearCookie(w, CeremonyCookie)
-	if !ok || c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) || c.Grant == nil {
-		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This grant request has expired or was already used. Start again.")
+	su, ok := s.finishStepUp(w, r, sess, "grant", func(c ceremony) bool { return c.Grant != nil }, stepUpRefusal{what: "grant", code: "grant_refused", refused: grantRefused, stale: "This grant request has expired or was already used. Start again."})
+	if !ok {
 		return
 	}
-	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
-	if err != nil {
-		s.log.Info("web grant refused", "user", sess.UserID, "reason", webauthnReason(err))
-		writeJSONError(w, http.StatusBadRequest, "bad_assertion", grantRefused)
-		return
-	}
-	wu, err := s.signer(sess.UserID)
-	if err != nil {
-		s.internal(w, "grant signer", err)
-		return
-	}
-	cred, err := s.wa.ValidateLogin(wu, c.Data, parsed)
-	if err != nil || !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
-		reason := "user not verified"
-		if err != nil {
-			reason = webauthnReason(err)
-		}
-		s.log.Info("web grant refused", "user", sess.UserID, "reason", reason)
-		writeJSONError(w, http.StatusUnauthorized, "grant_refused", grantRefused)
-		return
-	}
-	rec, err := s.creds.get(parsed.RawID)
-	if err != nil || rec.UserID != sess.UserID {
-		writeJSONError(w, http.StatusUnauthorized, "grant_refused", grantRefused)
-		return
-	}
+	c, parsed, cred, rec := su.c, su.parsed, su.cred, su.rec
 	// The form was checked at the start; what can change in the five
 	// minutes since is checked again.
 	e := *c.Grant

@@ -460,3 +460,60 @@ func (s *Server) internal(w http.ResponseWriter, what string, err error) {
 	s.log.Error("web internal error", "op", what, "cause", err.Error())
 	writeJSONError(w, http.StatusInternalServerError, "internal", "Something went wrong on the vault. Try again shortly.")
 }
+
+// stepUp is a passkey re-authentication inside a session, verified: the
+// ceremony taken for it, the parsed assertion, and the passkey that made it
+// (one of the user's own, with user verification).
+type stepUp struct {
+	c      ceremony
+	parsed *protocol.ParsedCredentialAssertionData
+	cred   *webauthn.Credential
+	rec    credRecord
+}
+
+// stepUpRefusal is what a step-up ceremony answers when it fails.
+type stepUpRefusal struct {
+	what    string // for the log, such as "grant"
+	code    string // the JSON error code of a refused assertion
+	refused string // its message
+	stale   string // the message when the ceremony is gone or not this session's
+}
+
+// finishStepUp takes the ceremony of kind for this session (want checks
+// what it carries), and verifies the passkey's assertion against it. On
+// any failure it has written the answer and returns false.
+func (s *Server) finishStepUp(w http.ResponseWriter, r *http.Request, sess session, kind string, want func(ceremony) bool, m stepUpRefusal) (stepUp, bool) {
+	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), kind)
+	s.clearCookie(w, CeremonyCookie)
+	if !ok || c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) || (want != nil && !want(c)) {
+		writeJSONError(w, http.StatusBadRequest, "no_ceremony", m.stale)
+		return stepUp{}, false
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
+	if err != nil {
+		s.log.Info("web "+m.what+" refused", "user", sess.UserID, "reason", webauthnReason(err))
+		writeJSONError(w, http.StatusBadRequest, "bad_assertion", m.refused)
+		return stepUp{}, false
+	}
+	wu, err := s.signer(sess.UserID)
+	if err != nil {
+		s.internal(w, m.what+" signer", err)
+		return stepUp{}, false
+	}
+	cred, err := s.wa.ValidateLogin(wu, c.Data, parsed)
+	if err != nil || !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
+		reason := "user not verified"
+		if err != nil {
+			reason = webauthnReason(err)
+		}
+		s.log.Info("web "+m.what+" refused", "user", sess.UserID, "reason", reason)
+		writeJSONError(w, http.StatusUnauthorized, m.code, m.refused)
+		return stepUp{}, false
+	}
+	rec, err := s.creds.get(parsed.RawID)
+	if err != nil || rec.UserID != sess.UserID {
+		writeJSONError(w, http.StatusUnauthorized, m.code, m.refused)
+		return stepUp{}, false
+	}
+	return stepUp{c: c, parsed: parsed, cred: cred, rec: rec}, true
+}

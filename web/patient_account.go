@@ -102,38 +102,11 @@ const deleteRefused = "Your passkey could not be verified, so nothing was delete
 // revoke her active grants, crypto-shred, record it), then removes her web
 // credentials, recovery codes and invites and ends all her sessions.
 func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess session) {
-	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), "delete-account")
-	s.clearCookie(w, CeremonyCookie)
-	if !ok || c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) {
-		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This request has expired or was already used. Start again.")
+	su, ok := s.finishStepUp(w, r, sess, "delete-account", nil, stepUpRefusal{what: "account deletion", code: "reauth_refused", refused: deleteRefused, stale: "This request has expired or was already used. Start again."})
+	if !ok {
 		return
 	}
-	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
-	if err != nil {
-		s.log.Info("web account deletion refused", "user", sess.UserID, "reason", webauthnReason(err))
-		writeJSONError(w, http.StatusBadRequest, "bad_assertion", deleteRefused)
-		return
-	}
-	wu, err := s.signer(sess.UserID)
-	if err != nil {
-		s.internal(w, "delete signer", err)
-		return
-	}
-	cred, err := s.wa.ValidateLogin(wu, c.Data, parsed)
-	if err != nil || !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
-		reason := "user not verified"
-		if err != nil {
-			reason = webauthnReason(err)
-		}
-		s.log.Info("web account deletion refused", "user", sess.UserID, "reason", reason)
-		writeJSONError(w, http.StatusUnauthorized, "reauth_refused", deleteRefused)
-		return
-	}
-	rec, err := s.creds.get(parsed.RawID)
-	if err != nil || rec.UserID != sess.UserID {
-		writeJSONError(w, http.StatusUnauthorized, "reauth_refused", deleteRefused)
-		return
-	}
+	parsed, cred, rec := su.parsed, su.cred, su.rec
 	if _, err := s.noteUse(rec, cred, parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}

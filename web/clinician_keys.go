@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/export"
 	"github.com/jupyterhealth/vault/vault"
@@ -178,27 +176,8 @@ func (s *Server) keyBegin(w http.ResponseWriter, r *http.Request, sess session) 
 		s.internal(w, "key challenge", err)
 		return
 	}
-	wu, err := s.signer(sess.UserID)
-	switch {
-	case errors.Is(err, errNoPasskey):
-		writeJSONError(w, http.StatusConflict, "no_passkey", "A key is confirmed with a passkey, and this account has none. Add one on the Passkeys page first.")
-		return
-	case err != nil:
-		s.internal(w, "key signer", err)
-		return
-	}
-	assertion, sd, err := s.wa.BeginLogin(wu, webauthn.WithChallenge(challenge), webauthn.WithUserVerification(protocol.VerificationRequired))
-	if err != nil {
-		s.internal(w, "begin key assertion", err)
-		return
-	}
-	id := s.cers.put(ceremony{Kind: ceremonyKey, Data: *sd, UserID: sess.UserID, Session: hashOf(sess.CSRF), Grant: &e, Nonce: nonce})
-	if id == "" {
-		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
-		return
-	}
-	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
-	writeJSON(w, http.StatusOK, assertion)
+	s.beginStepUp(w, sess, ceremony{Kind: ceremonyKey, Grant: &e, Nonce: nonce}, challenge, "key",
+		"A key is confirmed with a passkey, and this account has none. Add one on the Passkeys page first.")
 }
 
 const keyRefused = "Your passkey's confirmation of the key could not be verified, so the key was not registered. Try again, and unlock the passkey with your fingerprint, face or PIN."

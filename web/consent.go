@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/vault"
@@ -281,27 +279,8 @@ func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session
 		s.internal(w, "grant challenge", err)
 		return
 	}
-	wu, err := s.signer(sess.UserID)
-	switch {
-	case errors.Is(err, errNoPasskey):
-		writeJSONError(w, http.StatusConflict, "no_passkey", "A grant is signed with a passkey, and this account has none. Add one on the Passkeys page first.")
-		return
-	case err != nil:
-		s.internal(w, "grant signer", err)
-		return
-	}
-	assertion, sd, err := s.wa.BeginLogin(wu, webauthn.WithChallenge(challenge), webauthn.WithUserVerification(protocol.VerificationRequired))
-	if err != nil {
-		s.internal(w, "begin grant assertion", err)
-		return
-	}
-	id := s.cers.put(ceremony{Kind: "grant", Data: *sd, UserID: sess.UserID, Session: hashOf(sess.CSRF), Grant: &e, Nonce: nonce})
-	if id == "" {
-		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
-		return
-	}
-	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
-	writeJSON(w, http.StatusOK, assertion)
+	s.beginStepUp(w, sess, ceremony{Kind: "grant", Grant: &e, Nonce: nonce}, challenge, "grant",
+		"A grant is signed with a passkey, and this account has none. Add one on the Passkeys page first.")
 }
 
 func (s *Server) isClinician(id string) bool {

@@ -517,3 +517,33 @@ func (s *Server) finishStepUp(w http.ResponseWriter, r *http.Request, sess sessi
 	}
 	return stepUp{c: c, parsed: parsed, cred: cred, rec: rec}, true
 }
+
+// beginStepUp starts a passkey re-authentication inside a session over
+// challenge: the user's own passkeys, user verification required, a
+// one-use ceremony bound to this session (c carries what the finish
+// needs). It writes the WebAuthn options, or the refusal: noPasskey says
+// what to do for an account without a passkey.
+func (s *Server) beginStepUp(w http.ResponseWriter, sess session, c ceremony, challenge []byte, what, noPasskey string) {
+	wu, err := s.signer(sess.UserID)
+	switch {
+	case errors.Is(err, errNoPasskey):
+		writeJSONError(w, http.StatusConflict, "no_passkey", noPasskey)
+		return
+	case err != nil:
+		s.internal(w, what+" signer", err)
+		return
+	}
+	assertion, sd, err := s.wa.BeginLogin(wu, webauthn.WithChallenge(challenge), webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		s.internal(w, "begin "+what+" assertion", err)
+		return
+	}
+	c.Data, c.UserID, c.Session = *sd, sess.UserID, hashOf(sess.CSRF)
+	id := s.cers.put(c)
+	if id == "" {
+		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
+		return
+	}
+	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
+	writeJSON(w, http.StatusOK, assertion)
+}

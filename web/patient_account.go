@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"net/http"
 	"strings"
-	"time"
 
-	"github.com/go-webauthn/webauthn/protocol"
-	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
 	bolt "go.etcd.io/bbolt"
 )
@@ -70,29 +66,10 @@ func (s *Server) deleteBegin(w http.ResponseWriter, r *http.Request, sess sessio
 		writeJSONError(w, http.StatusBadRequest, "not_confirmed", "Type \""+DeleteConfirmation+"\" to confirm.")
 		return
 	}
-	wu, err := s.signer(sess.UserID)
-	if err != nil {
-		if errors.Is(err, errNoPasskey) {
-			writeJSONError(w, http.StatusConflict, "no_passkey", "Deleting your account needs one of your passkeys. Add one on the Passkeys page first.")
-			return
-		}
-		s.internal(w, "delete signer", err)
-		return
-	}
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
-	assertion, sd, err := s.wa.BeginLogin(wu, webauthn.WithChallenge(deleteChallenge(sess.UserID, nonce)), webauthn.WithUserVerification(protocol.VerificationRequired))
-	if err != nil {
-		s.internal(w, "begin delete assertion", err)
-		return
-	}
-	id := s.cers.put(ceremony{Kind: "delete-account", Data: *sd, UserID: sess.UserID, Session: hashOf(sess.CSRF), Nonce: nonce})
-	if id == "" {
-		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
-		return
-	}
-	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
-	writeJSON(w, http.StatusOK, assertion)
+	s.beginStepUp(w, sess, ceremony{Kind: "delete-account", Nonce: nonce}, deleteChallenge(sess.UserID, nonce), "delete",
+		"Deleting your account needs one of your passkeys. Add one on the Passkeys page first.")
 }
 
 const deleteRefused = "Your passkey could not be verified, so nothing was deleted. Try again, and unlock the passkey with your fingerprint, face or PIN."

@@ -11,6 +11,6 @@ func (s *Server) clinicianRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /webauthn/clinician/keys/finish", s.jsonOnly(s.requireSession(s.clinicianOnly(s.keyFinish))))
 	m.HandleFunc("GET /clinician/export", s.requireSession(s.clinicianOnly(s.clinicianExportPage)))
 	m.HandleFunc("GET /clinician/tokens", s.requireSession(s.clinicianOnly(s.clinicianTokensPage)))
-	m.HandleFunc("POST /clinician/tokens", s.requireSession(s.clinicianOnly(s.createClinicianToken)))
+	m.HandleFunc("POST /clinician/tokens", s.requireSession(s.clinicianOnly(s.recent(s.createClinicianToken))))
 	m.HandleFunc("POST /clinician/tokens/{id}/revoke", s.requireSession(s.clinicianOnly(s.revokeClinicianToken)))
 }

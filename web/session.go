@@ -351,3 +351,26 @@ func (cs *ceremonyStore) take(id, kind string) (ceremony, bool) {
 	}
 	return *c, true
 }
+
+// RecentSignIn is how long after signing in (with a passkey or a recovery
+// code) a session may add a passkey, remove one, make an API or device
+// token, or make new recovery codes. Later, the user signs in again first:
+// a session taken over later (a browser left open) can't give someone a
+// lasting way in.
+const RecentSignIn = 15 * time.Minute
+
+// recent lets a sensitive action through only soon after sign-in.
+func (s *Server) recent(next func(http.ResponseWriter, *http.Request, session)) func(http.ResponseWriter, *http.Request, session) {
+	return func(w http.ResponseWriter, r *http.Request, sess session) {
+		if s.now().Sub(sess.Created) > RecentSignIn {
+			const msg = "For your safety, this needs a recent sign-in. Sign out, sign in again with your passkey, and try once more."
+			if strings.HasPrefix(r.URL.Path, "/webauthn/") {
+				writeJSONError(w, http.StatusForbidden, "sign_in_again", msg)
+				return
+			}
+			s.errorPage(w, r, http.StatusForbidden, "Sign in again", msg)
+			return
+		}
+		next(w, r, sess)
+	}
+}

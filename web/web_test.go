@@ -628,3 +628,34 @@ func TestSessionsEndWithTheirUserAndPasskey(t *testing.T) {
 		t.Fatalf("a deleted patient's session still opens pages: %d", r.StatusCode)
 	}
 }
+
+// TestSensitiveActionsNeedRecentSignIn: making a token or recovery codes,
+// and adding or removing a passkey, work soon after sign-in and are refused
+// later in the same session, so a browser left open gives no lasting way in.
+func TestSensitiveActionsNeedRecentSignIn(t *testing.T) {
+	f := newFixture(t, fixtureOpts{clock: true})
+	c, csrf := f.signIn(f.patient.ID)
+	form := func(path string) *http.Response {
+		return f.do(req{method: http.MethodPost, path: path, cookie: c, body: "csrf=" + csrf + "&days=30",
+			ctype: "application/x-www-form-urlencoded", headers: map[string]string{"Origin": f.base}})
+	}
+	if r := form("/tokens"); r.StatusCode != http.StatusOK {
+		t.Fatalf("a token right after sign-in: %d", r.StatusCode)
+	}
+	f.clock.Advance(RecentSignIn + time.Minute)
+	for _, path := range []string{"/tokens", "/account/recovery-codes", "/passkeys/AAAA/remove"} {
+		r := form(path)
+		if b := body(t, r); r.StatusCode != http.StatusForbidden || !strings.Contains(b, "recent sign-in") {
+			t.Errorf("%s later in the session: %d", path, r.StatusCode)
+		}
+	}
+	r := f.do(req{method: http.MethodPost, path: "/webauthn/passkeys/begin", cookie: c, ctype: "application/json", body: "{}",
+		headers: map[string]string{"Origin": f.base, "X-CSRF-Token": csrf}})
+	if b := body(t, r); r.StatusCode != http.StatusForbidden || !strings.Contains(b, "sign_in_again") {
+		t.Errorf("adding a passkey later in the session: %d %s", r.StatusCode, b)
+	}
+	// The page itself still opens: only the action waits for a new sign-in.
+	if r := f.do(req{path: "/tokens", cookie: c}); r.StatusCode != http.StatusOK {
+		t.Errorf("the tokens page: %d", r.StatusCode)
+	}
+}

@@ -12,6 +12,7 @@ type metrics struct {
 	ingested     *prometheus.CounterVec
 	rejected     *prometheus.CounterVec
 	authFailures *prometheus.CounterVec
+	signins      *prometheus.CounterVec
 	exports      *prometheus.CounterVec
 	exported     prometheus.Counter
 	imports      *prometheus.CounterVec
@@ -83,6 +84,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "vault_auth_failures_total",
 			Help: "Failed token authentications, by reason.",
 		}, []string{"reason"}),
+		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vault_signin_failures_total",
+			Help: "Refused web UI sign-ins, by method (passkey, recovery_code, rate_limited).",
+		}, []string{"method"}),
 		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vault_exports_total",
 			Help: "Exports started, by format and outcome (complete, incomplete, refused, access_log_unavailable).",
@@ -96,6 +101,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Imports, by format and outcome (complete, refused, incomplete).",
 		}, []string{"format", "outcome"}),
 	}
-	reg.MustRegister(m.latency, m.ingested, m.rejected, m.authFailures, m.exports, m.exported, m.imports)
+	reg.MustRegister(m.latency, m.ingested, m.rejected, m.authFailures, m.signins, m.exports, m.exported, m.imports)
 	return m
+}
+
+// CountSignInFailure counts a refused web UI sign-in (web.Config's
+// OnSignInFailure).
+func (s *Server) CountSignInFailure(method string) {
+	s.metrics.signins.WithLabelValues(method).Inc()
 }

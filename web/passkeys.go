@@ -343,6 +343,7 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
 	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
 	if err != nil {
 		s.log.Info("web sign-in refused", "reason", webauthnReason(err))
+		s.signInFailed("passkey")
 		writeJSONError(w, http.StatusBadRequest, "bad_assertion", signinRefused)
 		return
 	}
@@ -360,14 +361,17 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
 	_, cred, err := s.wa.ValidatePasskeyLogin(handler, c.Data, parsed)
 	if err != nil {
 		s.log.Info("web sign-in refused", "reason", webauthnReason(err))
+		s.signInFailed("passkey")
 		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
 		return
 	}
 	if !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
+		s.signInFailed("passkey")
 		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
 		return
 	}
 	if _, err := s.vault.User(rec.UserID); err != nil {
+		s.signInFailed("passkey")
 		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
 		return
 	}

@@ -239,6 +239,7 @@ func (s *Server) recoverySignin(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := s.recovery().use(r.PostForm.Get("code"))
 	if errors.Is(err, errNoRecoveryCode) {
+		s.signInFailed("recovery_code")
 		s.log.Info("web recovery sign-in refused", "addr", clientAddr(r))
 		refuse()
 		return

@@ -71,6 +71,10 @@ type Config struct {
 	// (WebAuthn and Secure cookies need a secure context).
 	BaseURL *url.URL
 	Logger  *slog.Logger
+	// OnSignInFailure, when set, is told of each refused sign-in, by how it
+	// was tried: "passkey", "recovery_code", or "rate_limited" (for the
+	// metrics an admin alerts on).
+	OnSignInFailure func(method string)
 
 	// Optional knobs; zero means the default.
 	IdleTimeout     time.Duration
@@ -98,6 +102,8 @@ type Server struct {
 	store  *boltstore.Store
 	log    *slog.Logger
 	now    func() time.Time
+
+	onSignInFailure func(method string)
 
 	base   *url.URL
 	origin string // scheme://host[:port], no trailing slash
@@ -210,6 +216,8 @@ func New(cfg Config) (*Server, error) {
 		cers:     newCeremonyStore(cfg.Now),
 		limiter:  ratelimit.New(cfg.AuthPerMinute, cfg.Now),
 
+		onSignInFailure: cfg.OnSignInFailure,
+
 		importers: cfg.Importers, spoolDir: cfg.SpoolDir, maxUpload: cfg.MaxUploadBytes,
 		uploadSlots: make(chan struct{}, maxConcurrentUploads),
 	}
@@ -310,6 +318,7 @@ func clientAddr(r *http.Request) string {
 func (s *Server) limited(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.limiter.Take(clientAddr(r)) {
+			s.signInFailed("rate_limited")
 			s.log.Warn("web rate limit", "path", routeOf(r), "addr", clientAddr(r))
 			w.Header().Set("Retry-After", "60")
 			if strings.HasPrefix(r.URL.Path, "/webauthn/") {
@@ -363,5 +372,12 @@ func (s *Server) jsonOnly(next http.HandlerFunc) http.HandlerFunc {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
 		next(w, r)
+	}
+}
+
+// signInFailed reports a refused sign-in to Config.OnSignInFailure.
+func (s *Server) signInFailed(method string) {
+	if s.onSignInFailure != nil {
+		s.onSignInFailure(method)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -657,5 +658,24 @@ func TestSensitiveActionsNeedRecentSignIn(t *testing.T) {
 	// The page itself still opens: only the action waits for a new sign-in.
 	if r := f.do(req{path: "/tokens", cookie: c}); r.StatusCode != http.StatusOK {
 		t.Errorf("the tokens page: %d", r.StatusCode)
+	}
+}
+
+// TestSignInFailuresReported: refused sign-ins reach OnSignInFailure (the
+// admin's metric), by method.
+func TestSignInFailuresReported(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	f := newFixture(t, fixtureOpts{perMin: 3, cfgTweak: func(c *Config) {
+		c.OnSignInFailure = func(m string) { mu.Lock(); got[m]++; mu.Unlock() }
+	}})
+	for range 4 {
+		f.do(req{method: http.MethodPost, path: "/signin/recovery", body: "code=aaaaa-bbbbb-ccccc-ddddd-eeeeee",
+			ctype: "application/x-www-form-urlencoded", headers: map[string]string{"Origin": f.base}})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got["recovery_code"] != 3 || got["rate_limited"] != 1 {
+		t.Fatalf("reported %v, want 3 recovery_code and 1 rate_limited", got)
 	}
 }

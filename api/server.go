@@ -7,6 +7,7 @@ package api
 import (
 	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -175,6 +176,41 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		return nil
 	}
 }
+
+// ObserveWeb wraps the web UI's handler so its pages land in the same
+// latency histogram as the API, under the route "web" (a page's path may
+// hold a secret, such as an invite token, so it is not a label).
+func (s *Server) ObserveWeb(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		s.metrics.latency.WithLabelValues(r.Method, "web", statusClass(sw.status)).Observe(time.Since(start).Seconds())
+	})
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushing) through the wrapper.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func statusClass(st int) string {
 	return string(rune('0'+st/100)) + "xx"

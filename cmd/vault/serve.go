@@ -161,7 +161,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	mux.Handle("/api/", srv.Echo())
 	mux.Handle("/healthz", srv.Echo())
 	mux.Handle("/metrics", srv.Echo())
-	mux.Handle("/", ws.Handler())
+	mux.Handle("/", srv.ObserveWeb(ws.Handler()))
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %v", *addr, err)

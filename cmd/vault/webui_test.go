@@ -40,3 +40,14 @@ func TestWebMounted(t *testing.T) {
 		t.Fatalf("a made-up invite: %d", st)
 	}
 }
+
+// TestWebPagesInLatencyHistogram: the web UI's requests are in the same
+// latency histogram as the API's, under the route "web".
+func TestWebPagesInLatencyHistogram(t *testing.T) {
+	s := sharedServer(t)
+	httpDo(t, "GET", s.url+"/signin", "", "", nil)
+	_, b := httpDo(t, "GET", s.url+"/metrics", "", "", nil)
+	if !strings.Contains(string(b), `vault_http_request_duration_seconds_count{method="GET",route="web",status="2xx"}`) {
+		t.Fatal("no web pages in the latency histogram")
+	}
+}

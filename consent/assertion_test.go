@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -278,4 +279,39 @@ func TestVerifyDetectsAlteredSignedGrant(t *testing.T) {
 			t.Fatalf("a consistent rewrite of an unsigned grant: %v", err)
 		}
 	})
+}
+
+// TestVerifyRefusesGrantsAfterPasskeyRemoved: once a passkey-removed entry
+// names a credential, a grant signed with it later in the log fails verify
+// (a server that kept a removed passkey, or forged with one, is caught);
+// grants it signed before its removal stay valid.
+func TestVerifyRefusesGrantsAfterPasskeyRemoved(t *testing.T) {
+	e := newTestEnv(t)
+	a := consenttest.New(testRPID, testOrigin)
+	pkIdx, err := e.l.Append(passkeyEntry("pt_a", a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.l.Append(signGrant(t, grantEntry(0), a, pkIdx, consenttest.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	rm := New(KindPasskeyRemoved, "pt_a", time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC))
+	rm.Patient = "pt_a"
+	rm.Passkey = &Passkey{CredentialID: a.ID}
+	rmIdx, err := e.l.Append(rm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.l.Verify(nil); err != nil || res.SignedGrants != 1 {
+		t.Fatalf("verify with the grant signed before the removal: %v", err)
+	}
+	late, err := e.l.Append(signGrant(t, grantEntry(1), a, pkIdx, consenttest.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.l.Verify(nil)
+	var te *TamperError
+	if !errors.As(err, &te) || te.Index != late || !strings.Contains(err.Error(), fmt.Sprintf("removed at entry %d", rmIdx)) {
+		t.Fatalf("verify: %v, want a tamper at %d naming the removal at %d", err, late, rmIdx)
+	}
 }

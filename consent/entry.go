@@ -20,6 +20,7 @@ const (
 	KindClinicianKeyAdd = "clinician-key-added"
 	KindClinicianKeyDel = "clinician-key-removed"
 	KindPasskey         = "passkey-registered"
+	KindPasskeyRemoved  = "passkey-removed" // carries the credential id only
 	KindAccessStart     = "access-start"
 	KindAccessEnd       = "access-end"
 	KindAdmin           = "admin"
@@ -149,7 +150,7 @@ func (e *Entry) body() (want string, have []string) {
 		return "revoke", have
 	case KindClinicianKeyAdd, KindClinicianKeyDel:
 		return "key", have
-	case KindPasskey:
+	case KindPasskey, KindPasskeyRemoved:
 		return "passkey", have
 	case KindAccessStart, KindAccessEnd:
 		return "access", have

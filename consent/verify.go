@@ -66,6 +66,7 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 		})
 		replayed := map[string]indexRow{}
 		passkeys := map[int64]Entry{} // passkey-registered entries, by index
+		removed := map[string]int64{} // credential id -> index of its passkey-removed entry
 		for i := int64(0); i < n; i++ {
 			raw, e, err := l.replayEntry(tx, i, replayed)
 			if err != nil {
@@ -74,12 +75,17 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			switch {
 			case e.Kind == KindPasskey:
 				passkeys[i] = e
+			case e.Kind == KindPasskeyRemoved:
+				removed[string(e.Passkey.CredentialID)] = i
 			case e.Kind == KindGrant && e.Grant.Assertion != nil:
 				// A signed grant is checked against its passkey's entry
 				// earlier in this log, never against the server's tables.
 				pk, ok := passkeys[e.Grant.Assertion.PasskeyIndex]
 				if !ok {
 					return tamper(i, "signed grant names entry %d, which is not a passkey-registered entry before it", e.Grant.Assertion.PasskeyIndex)
+				}
+				if r, ok := removed[string(pk.Passkey.CredentialID)]; ok {
+					return tamper(i, "signed grant is signed by a passkey removed at entry %d", r)
 				}
 				if err := VerifyGrantAssertion(e, pk); err != nil {
 					return tamper(i, "%v", err)
@@ -91,6 +97,9 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 				pk, ok := passkeys[e.Key.Assertion.PasskeyIndex]
 				if !ok {
 					return tamper(i, "confirmed key names entry %d, which is not a passkey-registered entry before it", e.Key.Assertion.PasskeyIndex)
+				}
+				if r, ok := removed[string(pk.Passkey.CredentialID)]; ok {
+					return tamper(i, "confirmed key is confirmed by a passkey removed at entry %d", r)
 				}
 				if err := VerifyKeyConfirmation(e, pk); err != nil {
 					return tamper(i, "%v", err)

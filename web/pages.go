@@ -312,6 +312,21 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess sess
 		return
 	}
 	err := s.creds.remove(sess.UserID, id)
+	if err == nil {
+		// On the record: from here on, vault ledger verify refuses any
+		// grant or key confirmation signed with this passkey.
+		e := consent.New(consent.KindPasskeyRemoved, sess.UserID, s.now())
+		switch vault.RoleOf(sess.UserID) {
+		case vault.RolePatient:
+			e.Patient = sess.UserID
+		case vault.RoleClinician:
+			e.Clinician = sess.UserID
+		}
+		e.Passkey = &consent.Passkey{CredentialID: id}
+		if _, lerr := s.ledger.Append(e); lerr != nil {
+			s.log.Error("passkey removal not logged", "user", sess.UserID, "cause", lerr.Error())
+		}
+	}
 	switch {
 	case errors.Is(err, errNoCredential):
 		s.notFound(w, r)

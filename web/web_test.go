@@ -618,6 +618,11 @@ func TestSessionsEndWithTheirUserAndPasskey(t *testing.T) {
 	if r := f.do(req{path: "/", cookie: idLost}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("a session of the removed passkey still works: %d", r.StatusCode)
 	}
+	// The removal is on the record, for vault ledger verify.
+	n, _ := f.led.Size()
+	if e, _, err := f.led.Entry(n - 1); err != nil || e.Kind != consent.KindPasskeyRemoved || e.Patient != f.patient.ID || !bytes.Equal(e.Passkey.CredentialID, lost) {
+		t.Fatalf("last ledger entry %+v %v, want the passkey's removal", e, err)
+	}
 	if r := f.do(req{path: "/", cookie: idKept}); r.StatusCode != http.StatusOK {
 		t.Fatalf("the other session ended too: %d", r.StatusCode)
 	}

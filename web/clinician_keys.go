@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"crypto/rand"
 	"errors"
 	"net/http"
@@ -194,14 +193,7 @@ func (s *Server) keyFinish(w http.ResponseWriter, r *http.Request, sess session)
 	c, parsed, cred, rec := su.c, su.parsed, su.cred, su.rec
 	e := *c.Grant
 	k := *e.Key
-	k.Assertion = &consent.Assertion{
-		CredentialID:      bytes.Clone(parsed.RawID),
-		PasskeyIndex:      rec.LedgerIndex,
-		Nonce:             c.Nonce,
-		AuthenticatorData: parsed.Raw.AssertionResponse.AuthenticatorData,
-		ClientDataJSON:    parsed.Raw.AssertionResponse.ClientDataJSON,
-		Signature:         parsed.Response.Signature,
-	}
+	k.Assertion = su.assertion()
 	e.Key = &k
 	idx, err := s.ledger.Append(e)
 	switch {

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -33,24 +32,12 @@ func (s *Server) clinicianTokensPage(w http.ResponseWriter, r *http.Request, ses
 }
 
 func (s *Server) renderClinicianTokens(w http.ResponseWriter, sess session, status int, d pageData, b clinicianTokensBody) {
-	u, _ := s.vault.User(sess.UserID)
-	loc := u.Location()
-	now := s.now()
-	list, err := s.vault.Tokens(sess.UserID)
-	if err != nil {
+	var err error
+	if b.Tokens, err = s.tokenViews(sess, nil); err != nil {
 		s.log.Error("web clinician tokens", "user", sess.UserID, "cause", err.Error())
 		status, d.Error = http.StatusInternalServerError, "Your tokens could not be read. Try again shortly."
 	}
-	for _, t := range list {
-		v := tokenView{ID: t.ID, Kind: t.Kind, Created: fmtTime(t.Created, loc), Expires: fmtTime(t.Expires, loc), LastUsed: "never", Expired: t.Expired(now)}
-		if !t.LastUsed.IsZero() {
-			v.LastUsed = fmtTime(t.LastUsed, loc)
-		}
-		b.Tokens = append(b.Tokens, v)
-	}
-	for i, n := range clinicianTokenDays {
-		b.Days = append(b.Days, option{Value: strconv.Itoa(n), Label: strconv.Itoa(n) + " days", Selected: i == 0})
-	}
+	b.Days = dayOptions(clinicianTokenDays)
 	b.BaseURL = s.origin
 	d.Body = b
 	s.render(w, status, "clinician_tokens", d)
@@ -80,19 +67,8 @@ func (s *Server) createClinicianToken(w http.ResponseWriter, r *http.Request, se
 	s.renderClinicianTokens(w, sess, http.StatusOK, d, clinicianTokensBody{New: secret, NewID: t.ID})
 }
 
-// revokeClinicianToken revokes one of the clinician's tokens. A token
-// that is not theirs answers 404, as a missing one.
+// revokeClinicianToken revokes one of the clinician's tokens (see
+// revokeOwnToken).
 func (s *Server) revokeClinicianToken(w http.ResponseWriter, r *http.Request, sess session) {
-	err := consent.RevokeToken(s.vault, s.ledger, sess.UserID, r.PathValue("id"), s.now())
-	switch {
-	case errors.Is(err, vault.ErrNoToken):
-		s.notFound(w, r)
-		return
-	case err != nil:
-		s.log.Error("web clinician token revoke", "user", sess.UserID, "cause", err.Error())
-		s.errorPage(w, r, http.StatusServiceUnavailable, "Not revoked", "The token could not be revoked just now. Try again shortly.")
-		return
-	}
-	s.log.Info("token revoked by its user", "user", sess.UserID, "token_id", r.PathValue("id"))
-	http.Redirect(w, r, "/clinician/tokens?revoked=1", http.StatusSeeOther)
+	s.revokeOwnToken(w, r, sess, "/clinician/tokens")
 }

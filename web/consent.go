@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"crypto/rand"
 	"errors"
 	"net/http"
@@ -328,14 +327,7 @@ func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess sessio
 		return
 	}
 	g := *e.Grant
-	g.Assertion = &consent.Assertion{
-		CredentialID:      bytes.Clone(parsed.RawID),
-		PasskeyIndex:      rec.LedgerIndex,
-		Nonce:             c.Nonce,
-		AuthenticatorData: parsed.Raw.AssertionResponse.AuthenticatorData,
-		ClientDataJSON:    parsed.Raw.AssertionResponse.ClientDataJSON,
-		Signature:         parsed.Response.Signature,
-	}
+	g.Assertion = su.assertion()
 	e.Grant = &g
 	idx, err := s.ledger.Append(e)
 	switch {

@@ -551,3 +551,16 @@ func (s *Server) beginStepUp(w http.ResponseWriter, sess session, c ceremony, ch
 	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
 	writeJSON(w, http.StatusOK, assertion)
 }
+
+// assertion is the verified assertion as the ledger stores it in the entry
+// it signs, naming the passkey's passkey-registered entry.
+func (su stepUp) assertion() *consent.Assertion {
+	return &consent.Assertion{
+		CredentialID:      bytes.Clone(su.parsed.RawID),
+		PasskeyIndex:      su.rec.LedgerIndex,
+		Nonce:             su.c.Nonce,
+		AuthenticatorData: su.parsed.Raw.AssertionResponse.AuthenticatorData,
+		ClientDataJSON:    su.parsed.Raw.AssertionResponse.ClientDataJSON,
+		Signature:         su.parsed.Response.Signature,
+	}
+}

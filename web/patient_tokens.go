@@ -46,27 +46,12 @@ func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request, sess session
 }
 
 func (s *Server) renderTokens(w http.ResponseWriter, sess session, status int, d pageData, b tokensBody) {
-	u, _ := s.vault.User(sess.UserID)
-	loc := u.Location()
-	now := s.now()
-	list, err := s.vault.Tokens(sess.UserID)
-	if err != nil {
+	var err error
+	if b.Tokens, err = s.tokenViews(sess, tokenKindLabels); err != nil {
 		s.log.Error("web tokens", "user", sess.UserID, "cause", err.Error())
 		status, d.Error = http.StatusInternalServerError, "Your tokens could not be read. Try again shortly."
 	}
-	for _, t := range list {
-		v := tokenView{ID: t.ID, Kind: tokenKindLabels[t.Kind], Created: fmtTime(t.Created, loc), Expires: fmtTime(t.Expires, loc), LastUsed: "never", Expired: t.Expired(now)}
-		if v.Kind == "" {
-			v.Kind = t.Kind
-		}
-		if !t.LastUsed.IsZero() {
-			v.LastUsed = fmtTime(t.LastUsed, loc)
-		}
-		b.Tokens = append(b.Tokens, v)
-	}
-	for i, n := range deviceTokenDays {
-		b.Days = append(b.Days, option{Value: strconv.Itoa(n), Label: strconv.Itoa(n) + " days", Selected: i == 0})
-	}
+	b.Days = dayOptions(deviceTokenDays)
 	d.Body = b
 	s.render(w, status, "patient_tokens", d)
 }
@@ -97,6 +82,42 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, sess sessio
 // revokeToken revokes one of the patient's tokens. A token that is not
 // hers answers 404, as a missing one.
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, sess session) {
+	s.revokeOwnToken(w, r, sess, "/tokens")
+}
+
+// tokenViews lists the signed-in user's tokens for a tokens page, times in
+// her zone, kinds by labels (the kind itself where it has none).
+func (s *Server) tokenViews(sess session, labels map[string]string) ([]tokenView, error) {
+	u, _ := s.vault.User(sess.UserID)
+	loc := u.Location()
+	now := s.now()
+	list, err := s.vault.Tokens(sess.UserID)
+	var out []tokenView
+	for _, t := range list {
+		v := tokenView{ID: t.ID, Kind: labels[t.Kind], Created: fmtTime(t.Created, loc), Expires: fmtTime(t.Expires, loc), LastUsed: "never", Expired: t.Expired(now)}
+		if v.Kind == "" {
+			v.Kind = t.Kind
+		}
+		if !t.LastUsed.IsZero() {
+			v.LastUsed = fmtTime(t.LastUsed, loc)
+		}
+		out = append(out, v)
+	}
+	return out, err
+}
+
+// dayOptions are a token lifetime's choices, the first selected.
+func dayOptions(days []int) []option {
+	var out []option
+	for i, n := range days {
+		out = append(out, option{Value: strconv.Itoa(n), Label: strconv.Itoa(n) + " days", Selected: i == 0})
+	}
+	return out
+}
+
+// revokeOwnToken revokes one of the signed-in user's tokens and returns to
+// back. A token that is not theirs answers 404, as a missing one.
+func (s *Server) revokeOwnToken(w http.ResponseWriter, r *http.Request, sess session, back string) {
 	err := consent.RevokeToken(s.vault, s.ledger, sess.UserID, r.PathValue("id"), s.now())
 	switch {
 	case errors.Is(err, vault.ErrNoToken):
@@ -108,5 +129,5 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, sess sessio
 		return
 	}
 	s.log.Info("token revoked by its user", "user", sess.UserID, "token_id", r.PathValue("id"))
-	http.Redirect(w, r, "/tokens?revoked=1", http.StatusSeeOther)
+	http.Redirect(w, r, back+"?revoked=1", http.StatusSeeOther)
 }

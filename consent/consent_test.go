@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/keys"
-	"github.com/jupyterhealth/vault/vault/boltstore"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
 )

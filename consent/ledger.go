@@ -26,7 +26,7 @@ var (
 )
 
 // DB gives the ledger its database handle for the length of fn. The vault's
-// bbolt store (vault/boltstore) implements it.
+// bbolt store (store/boltstore) implements it.
 type DB interface {
 	DB(fn func(*bolt.DB) error) error
 }

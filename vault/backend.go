@@ -43,8 +43,8 @@ type TokenRow struct {
 }
 
 // Backend is the storage boundary. bbolt implements it today
-// (vault/boltstore); a PostgreSQL backend can follow behind the same
-// conformance suite (vault/storetest). A Backend stores only what it is
+// (store/boltstore); a PostgreSQL backend can follow behind the same
+// conformance suite (store/storetest). A Backend stores only what it is
 // given: everything secret arrives already sealed.
 type Backend interface {
 	Meta(key string) ([]byte, error) // nil, nil when absent

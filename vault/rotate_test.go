@@ -17,8 +17,8 @@ import (
 
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/keys"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 	bolt "go.etcd.io/bbolt"
 )
 

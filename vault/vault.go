@@ -1,7 +1,7 @@
 // Package vault is the per-patient record store: accounts, API tokens, and
 // readings sealed one by one under the key hierarchy of package keys.
 //
-// A [Vault] sits on a [Backend] (bbolt today, see vault/boltstore). It turns
+// A [Vault] sits on a [Backend] (bbolt today, see store/boltstore). It turns
 // validated Open mHealth points (package omh) into sealed records: each gets
 // a keyed dedup tag of its uuid, a fresh DEK, and associated data binding it
 // to (patient, schema, time, uuid tag). Only the patient id, schema and time

@@ -21,8 +21,8 @@ import (
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 )
 
 // clock is a settable time source.

@@ -30,8 +30,8 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 )
 
 // Defaults and limits. docs/web.md lists them.

@@ -16,8 +16,8 @@ import (
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 	"github.com/jupyterhealth/vault/web"
 )
 

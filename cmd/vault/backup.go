@@ -14,8 +14,8 @@ import (
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 )
 
 // Backup streams a snapshot from the running server.

@@ -25,8 +25,8 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 	bolt "go.etcd.io/bbolt"
 )
 

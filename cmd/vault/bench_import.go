@@ -18,8 +18,8 @@ import (
 	"github.com/jupyterhealth/vault/ingest/cgmcsv"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 )
 
 // countSink counts what a parser finds and keeps nothing.

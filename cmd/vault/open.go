@@ -12,8 +12,8 @@ import (
 
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/keys"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 )
 
 // storeFlags are the flags every command that opens the vault shares.

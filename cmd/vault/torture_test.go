@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jupyterhealth/vault/vault/boltstore"
+	"github.com/jupyterhealth/vault/store/boltstore"
 )
 
 // The crash torture test: the real binary under concurrent ingest, grants,

@@ -18,8 +18,8 @@ import (
 	"github.com/jupyterhealth/vault/ingest/importer"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/boltstore"
 )
 
 // lines is a small format for these tests: "minute,value" per line makes a

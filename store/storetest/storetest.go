@@ -1,5 +1,5 @@
 // Package storetest is the conformance suite every vault.Backend must pass.
-// bbolt runs it today (vault/boltstore); a PostgreSQL backend will run the
+// bbolt runs it today (store/boltstore); a PostgreSQL backend will run the
 // same suite.
 package storetest
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/store/storetest"
 	"github.com/jupyterhealth/vault/vault"
-	"github.com/jupyterhealth/vault/vault/storetest"
 )
 
 // openTest opens a store on a real file in t.TempDir() and, after the test,

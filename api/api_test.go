@@ -536,7 +536,7 @@ func TestClinicianKeys(t *testing.T) {
 		if st != 201 || json.Unmarshal(b, &k) != nil || k.Status != "pending" || k.Fingerprint != consent.Fingerprint(x.Recipient().String()) {
 			t.Fatalf("add: %d %s", st, b)
 		}
-		if d := k.ActiveFrom.Sub(time.Now()); d < 23*time.Hour || d > 25*time.Hour {
+		if d := time.Until(k.ActiveFrom); d < 23*time.Hour || d > 25*time.Hour {
 			t.Fatalf("active from %v: want about 24h from now", k.ActiveFrom)
 		}
 		if k.Active(time.Now()) {

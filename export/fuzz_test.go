@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -104,7 +105,7 @@ func FuzzEncoderFields(f *testing.F) {
 	f.Add(uint8(0), 104.0, uint8(0), "2026-01-02T15:04:05Z", "", 0.0, "Dexcom G7", uint8(0))
 	f.Add(uint8(1), 72.5, uint8(0), "2016-12-31T23:59:60Z", "", 0.0, "=1+2", uint8(1))
 	f.Add(uint8(2), 1e21, uint8(0), "2026-01-02T00:00:00+14:30", "2026-01-03T00:00:00-12:00", 0.0, "a\nb\u2028", uint8(2))
-	f.Add(uint8(8), -0.0, uint8(3), "0001-01-01T00:00:00.123456789123Z", "", 1e-9, "", uint8(3))
+	f.Add(uint8(8), math.Copysign(0, -1), uint8(3), "0001-01-01T00:00:00.123456789123Z", "", 1e-9, "", uint8(3))
 	f.Add(uint8(9), 420.0, uint8(5), "2026-01-01T23:00:00+01:00", "", 7.5, "\t@x", uint8(4))
 	u := encR4(f)
 	f.Fuzz(func(t *testing.T, schema uint8, value float64, unit uint8, start, end string, dur float64, source string, extra uint8) {

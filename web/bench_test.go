@@ -26,8 +26,6 @@ var benchVault struct {
 	err     error
 }
 
-type benchTB struct{ testing.TB }
-
 func benchFixture(b *testing.B) (*fixture, string, string) {
 	benchVault.once.Do(func() {
 		// The fixture outlives the benchmark that made it: its temp dir is

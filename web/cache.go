@@ -301,7 +301,7 @@ func (v *seriesValue) float() (float64, bool) {
 func quickUnitValue(b []byte, key string) (v float64, unit string, ok bool) {
 	k := []byte(`"` + key + `":{"value":`)
 	i := bytes.Index(b, k)
-	if i < 0 || bytes.Index(b[i+len(k):], k) >= 0 {
+	if i < 0 || bytes.Contains(b[i+len(k):], k) {
 		return 0, "", false
 	}
 	rest := b[i+len(k):]

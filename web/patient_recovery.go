@@ -153,17 +153,6 @@ func (rs *recoveryStore) remaining(userID string) (int, error) {
 	return n, err
 }
 
-// deleteAll removes a user's codes.
-func (rs *recoveryStore) deleteAll(userID string) error {
-	return update(rs.db, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bRecovery)
-		if b == nil {
-			return nil
-		}
-		return deleteRecoveryTx(b, userID)
-	})
-}
-
 var errNoRecoveryCode = errors.New("the recovery code is not valid")
 
 // use spends a code: it is found by its hash, checked, and deleted in one

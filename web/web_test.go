@@ -293,7 +293,7 @@ func (r *recorder) WriteHeader(int)             {}
 // after sign-out the old cookie is worthless; a new sign-in gets a new id.
 func TestSessionTimeoutsAndSignOut(t *testing.T) {
 	f := newFixture(t, fixtureOpts{clock: true})
-	c, tok := f.signIn(f.patient.ID)
+	c, _ := f.signIn(f.patient.ID)
 	if r := f.do(req{path: "/passkeys", cookie: c}); r.StatusCode != 200 {
 		t.Fatalf("fresh session: %d", r.StatusCode)
 	}
@@ -318,7 +318,7 @@ func TestSessionTimeoutsAndSignOut(t *testing.T) {
 		t.Fatalf("session outlived 12 hours: %d", r.StatusCode)
 	}
 	// Sign-out.
-	c, tok = f.signIn(f.patient.ID)
+	c, tok := f.signIn(f.patient.ID)
 	r := f.do(req{method: "POST", path: "/signout", cookie: c, ctype: "application/x-www-form-urlencoded", body: "csrf=" + url.QueryEscape(tok)})
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/signin?bye=1" {
 		t.Fatalf("sign-out: %d %q", r.StatusCode, r.Header.Get("Location"))

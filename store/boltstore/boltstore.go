@@ -28,6 +28,7 @@ import (
 
 	"github.com/jupyterhealth/vault/vault"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -114,7 +115,7 @@ func Open(path string, o Options) (*Store, error) {
 		o.PageSize = DefaultPageSize
 	}
 	db, err := bolt.Open(path, 0o600, boltOptions(o))
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, ErrLocked
 	}
 	if err != nil {

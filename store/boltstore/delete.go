@@ -9,6 +9,7 @@ import (
 
 	"github.com/jupyterhealth/vault/vault"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // DeletePatient implements vault.Backend: it deletes the patient's key blob
@@ -28,7 +29,7 @@ func (s *Store) DeletePatient(patientID string) error {
 		if err := tx.Bucket(bPKeys).Delete([]byte(patientID)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bReadings).DeleteBucket([]byte(patientID)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.Bucket(bReadings).DeleteBucket([]byte(patientID)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return err
 		}
 		if err := tx.Bucket(bUsers).Delete([]byte(patientID)); err != nil {

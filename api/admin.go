@@ -75,9 +75,9 @@ type (
 // AdminOps are the admin actions. *Vault-backed Admin implements them
 // locally; the CLI also implements them over the admin socket.
 type AdminOps interface {
-	AddUser(AdminUserRequest) (AdminUserResponse, error)
-	DeleteUser(id string) error
-	MintToken(AdminTokenRequest) (AdminTokenResponse, error)
+	AddUser(ctx context.Context, r AdminUserRequest) (AdminUserResponse, error)
+	DeleteUser(ctx context.Context, id string) error
+	MintToken(ctx context.Context, r AdminTokenRequest) (AdminTokenResponse, error)
 	VerifyLedger(AdminVerifyRequest) (AdminVerifyResponse, error)
 	LedgerKey() (string, error)
 	RebuildLedgerIndex() (int, error)
@@ -89,15 +89,17 @@ type AdminOps interface {
 	Backup(w io.Writer, size func(int64)) (int64, error)
 	// RotateKeys adds a master primary and re-wraps every patient key under
 	// it, or finishes an interrupted rotation.
-	RotateKeys() (vault.RotateResult, error)
+	RotateKeys(ctx context.Context) (vault.RotateResult, error)
 	// KeyStatus reports the master keys and any rotation under way.
-	KeyStatus() (vault.KeyStatus, error)
+	KeyStatus(ctx context.Context) (vault.KeyStatus, error)
 	// Invite makes a one-time passkey enrolment link.
-	Invite(AdminInviteRequest) (AdminInviteResponse, error)
+	Invite(ctx context.Context, r AdminInviteRequest) (AdminInviteResponse, error)
 }
 
-// Snapshotter takes a consistent snapshot of the database
-// (*boltstore.Store).
+// Snapshotter is the store's backup, as LocalAdmin.Backup needs it: a
+// consistent snapshot of the whole database written to w, size told its
+// length before the first byte, and the time of the backup recorded for
+// the metrics (StoreInfo.LastBackup). The bbolt store implements it.
 type Snapshotter interface {
 	Backup(w io.Writer, size func(int64)) (int64, error)
 }
@@ -118,20 +120,20 @@ type LocalAdmin struct {
 // Inviter is the web UI (*web.Server): it makes one-time passkey
 // enrolment links, and forgets a deleted user's passkeys and sessions.
 type Inviter interface {
-	NewInvite(userID string, ttl time.Duration) (string, error)
+	NewInvite(ctx context.Context, userID string, ttl time.Duration) (string, error)
 	ForgetUser(userID string) error
 }
 
 // Invite makes a one-time link for a user to enrol a passkey. The web UI
 // records it in the ledger as an admin entry.
-func (a LocalAdmin) Invite(r AdminInviteRequest) (AdminInviteResponse, error) {
+func (a LocalAdmin) Invite(ctx context.Context, r AdminInviteRequest) (AdminInviteResponse, error) {
 	if a.Invites == nil {
 		return AdminInviteResponse{}, errors.New("no web UI to enrol in")
 	}
-	if _, err := a.Vault.User(r.User); err != nil {
+	if _, err := a.Vault.User(ctx, r.User); err != nil {
 		return AdminInviteResponse{}, err
 	}
-	link, err := a.Invites.NewInvite(r.User, r.TTL)
+	link, err := a.Invites.NewInvite(ctx, r.User, r.TTL)
 	if err != nil {
 		return AdminInviteResponse{}, &vault.InputError{Code: "bad_invite", Message: err.Error()}
 	}
@@ -141,14 +143,17 @@ func (a LocalAdmin) Invite(r AdminInviteRequest) (AdminInviteResponse, error) {
 
 // RotateKeys rotates the master keyset online (ingest carries on) and
 // records it in the ledger, kinds and ids only. An interrupted rotation is
-// finished, and recorded as such.
-func (a LocalAdmin) RotateKeys() (vault.RotateResult, error) {
+// finished, and recorded as such. It runs to the end even if the asker
+// goes away (a rotation stopped half-way is resumable, but is left
+// half-way until then).
+func (a LocalAdmin) RotateKeys(ctx context.Context) (vault.RotateResult, error) {
 	if a.Root == nil {
 		return vault.RotateResult{}, errors.New("no root key to wrap the rotated master")
 	}
-	res, err := a.Vault.RotateMaster(context.Background(), a.Root, nil)
+	ctx = context.WithoutCancel(ctx)
+	res, err := a.Vault.RotateMaster(ctx, a.Root, nil)
 	if err != nil {
-		if p, perr := a.Vault.PendingRotation(); perr == nil && p != nil {
+		if p, perr := a.Vault.PendingRotation(ctx); perr == nil && p != nil {
 			a.record("key-rotate", "", fmt.Sprintf("interrupted: target %d", p.Target))
 		}
 		return res, err
@@ -163,16 +168,18 @@ func RotationDetail(res vault.RotateResult) string {
 }
 
 // KeyStatus reports the keys (ids and counts only).
-func (a LocalAdmin) KeyStatus() (vault.KeyStatus, error) { return a.Vault.KeyStatus() }
+func (a LocalAdmin) KeyStatus(ctx context.Context) (vault.KeyStatus, error) {
+	return a.Vault.KeyStatus(ctx)
+}
 
 // Backup snapshots the database. It is logged, not a ledger entry: writing
 // an entry would change what is being copied.
 //
-// The snapshot is first copied to a file in the spool directory, in one
-// read transaction at local-disk speed, and then streamed: streaming to a
-// slow client from inside the transaction would keep it open all that time,
-// and an open read transaction stops bbolt from growing its memory map and
-// holds up a compaction after a patient's deletion.
+// The snapshot is first copied to a file in the spool directory at
+// local-disk speed, and then streamed: streaming to a slow client straight
+// from the store would hold the store's snapshot (a read transaction) open
+// all that time, and a long-open snapshot holds up the store's own upkeep
+// (growing its file, the compaction after a patient's deletion).
 func (a LocalAdmin) Backup(w io.Writer, size func(int64)) (int64, error) {
 	if a.Store == nil {
 		return 0, errors.New("no store to back up")
@@ -217,8 +224,8 @@ func (a LocalAdmin) record(action, target, detail string) error {
 	return nil
 }
 
-func (a LocalAdmin) AddUser(r AdminUserRequest) (AdminUserResponse, error) {
-	u, err := a.Vault.CreateUser(vault.NewUser{Role: r.Role, Name: r.Name, Organization: r.Organization, TimeZone: r.TimeZone})
+func (a LocalAdmin) AddUser(ctx context.Context, r AdminUserRequest) (AdminUserResponse, error) {
+	u, err := a.Vault.CreateUser(ctx, vault.NewUser{Role: r.Role, Name: r.Name, Organization: r.Organization, TimeZone: r.TimeZone})
 	if err != nil {
 		return AdminUserResponse{}, err
 	}
@@ -226,13 +233,13 @@ func (a LocalAdmin) AddUser(r AdminUserRequest) (AdminUserResponse, error) {
 	return AdminUserResponse{ID: u.ID}, a.record("user-add", u.ID, u.Role)
 }
 
-func (a LocalAdmin) DeleteUser(id string) error {
+func (a LocalAdmin) DeleteUser(ctx context.Context, id string) error {
 	if vault.RoleOf(id) != vault.RolePatient {
 		return &vault.InputError{Code: "bad_user", Message: "only patients can be deleted for now"}
 	}
 	// Their grants end first, then the crypto-shred, then the ledger entry:
 	// the same steps as the web UI's account deletion (consent.DeletePatient).
-	err := consent.DeletePatient(a.Vault, a.Ledger, "admin", id, time.Now())
+	err := consent.DeletePatient(ctx, a.Vault, a.Ledger, "admin", id, time.Now())
 	if err != nil {
 		return err
 	}
@@ -246,8 +253,8 @@ func (a LocalAdmin) DeleteUser(id string) error {
 	return nil
 }
 
-func (a LocalAdmin) MintToken(r AdminTokenRequest) (AdminTokenResponse, error) {
-	secret, t, err := a.Vault.MintToken(r.User, r.Kind, r.TTL)
+func (a LocalAdmin) MintToken(ctx context.Context, r AdminTokenRequest) (AdminTokenResponse, error) {
+	secret, t, err := a.Vault.MintToken(ctx, r.User, r.Kind, r.TTL)
 	if err != nil {
 		return AdminTokenResponse{}, err
 	}
@@ -351,14 +358,14 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 		if err := c.Bind(&r); err != nil {
 			return newError(http.StatusBadRequest, "bad_request", "the request is not valid JSON")
 		}
-		out, err := ops.AddUser(r)
+		out, err := ops.AddUser(c.Request().Context(), r)
 		if err != nil {
 			return AdminError(err)
 		}
 		return c.JSON(http.StatusCreated, out)
 	})
 	e.DELETE("/admin/users/:id", func(c echo.Context) error {
-		if err := ops.DeleteUser(c.Param("id")); err != nil {
+		if err := ops.DeleteUser(c.Request().Context(), c.Param("id")); err != nil {
 			return AdminError(err)
 		}
 		return c.NoContent(http.StatusNoContent)
@@ -368,7 +375,7 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 		if err := c.Bind(&r); err != nil {
 			return newError(http.StatusBadRequest, "bad_request", "the request is not valid JSON")
 		}
-		out, err := ops.MintToken(r)
+		out, err := ops.MintToken(c.Request().Context(), r)
 		if err != nil {
 			return AdminError(err)
 		}
@@ -410,21 +417,21 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 		if err := c.Bind(&r); err != nil {
 			return newError(http.StatusBadRequest, "bad_request", "the request is not valid JSON")
 		}
-		out, err := ops.Invite(r)
+		out, err := ops.Invite(c.Request().Context(), r)
 		if err != nil {
 			return AdminError(err)
 		}
 		return c.JSON(http.StatusCreated, out)
 	})
 	e.POST("/admin/keys/rotate", func(c echo.Context) error {
-		out, err := ops.RotateKeys()
+		out, err := ops.RotateKeys(c.Request().Context())
 		if err != nil {
 			return AdminError(err)
 		}
 		return c.JSON(http.StatusOK, out)
 	})
 	e.GET("/admin/keys/status", func(c echo.Context) error {
-		out, err := ops.KeyStatus()
+		out, err := ops.KeyStatus(c.Request().Context())
 		if err != nil {
 			return AdminError(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,7 +21,7 @@ import (
 	"filippo.io/age"
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
-	"github.com/jupyterhealth/vault/keys"
+	"github.com/jupyterhealth/vault/internal/vaulttest"
 	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
 	bolt "go.etcd.io/bbolt"
@@ -42,38 +43,67 @@ type fixture struct {
 
 func newFixture(t testing.TB, cfg api.Config) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	root, err := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
+	e := vaulttest.New(t, vaulttest.Options{})
+	f := &fixture{v: e.Vault}
+	f.patient = e.User(t, vault.RolePatient, "Ada")
+	other := e.User(t, vault.RolePatient, "Bo")
+	c, err := e.Vault.CreateUser(t.Context(), vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Rivera", Organization: "Riverside"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := boltstore.Open(filepath.Join(dir, "vault.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	v, err := vault.Open(st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{v: v}
-	f.patient, _ = v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "Ada"})
-	other, _ := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "Bo"})
-	c, _ := v.CreateUser(vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Rivera", Organization: "Riverside"})
-	f.device, _, _ = v.MintToken(f.patient.ID, vault.TokenDevice, time.Hour)
-	f.ptok, _, _ = v.MintToken(f.patient.ID, vault.TokenPatient, time.Hour)
-	f.other, _, _ = v.MintToken(other.ID, vault.TokenPatient, time.Hour)
-	f.clin, _, _ = v.MintToken(c.ID, vault.TokenClinician, time.Hour)
-	f.expired, _, _ = v.MintToken(f.patient.ID, vault.TokenDevice, time.Nanosecond)
+	f.device = e.TokenFor(t, f.patient.ID, vault.TokenDevice, time.Hour)
+	f.ptok = e.TokenFor(t, f.patient.ID, vault.TokenPatient, time.Hour)
+	f.other = e.TokenFor(t, other.ID, vault.TokenPatient, time.Hour)
+	f.clin = e.TokenFor(t, c.ID, vault.TokenClinician, time.Hour)
+	f.expired = e.TokenFor(t, f.patient.ID, vault.TokenDevice, time.Nanosecond)
 	f.otherPatient, f.clinID = other.ID, c.ID
-	f.ledgerDB = &flakyDB{st: st}
-	if f.ledger, err = consent.Open(f.ledgerDB, v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
+	f.ledgerDB = &flakyDB{st: e.Store}
+	if f.ledger, err = consent.Open(f.ledgerDB, e.Vault.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Vault, cfg.Ledger, cfg.Store = v, f.ledger, st
+	cfg.Vault, cfg.Ledger, cfg.Store = e.Vault, f.ledger, e.Store
 	f.srv = httptest.NewServer(api.New(cfg).Echo())
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// x25519 makes an age identity.
+func x25519(t testing.TB) *age.X25519Identity {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// hybrid makes a post-quantum age identity.
+func hybrid(t testing.TB) *age.HybridIdentity {
+	t.Helper()
+	id, err := age.GenerateHybridIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// hubKey makes an age identity, writes it where the age CLI reads it, and
+// registers its recipient as the clinician's hub key (tok's).
+func (f *fixture) hubKey(t *testing.T, tok, label string) (*age.X25519Identity, string) {
+	t.Helper()
+	id := x25519(t)
+	path := filepath.Join(t.TempDir(), "hub.agekey")
+	if err := os.WriteFile(path, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kb, err := json.Marshal(api.KeyRequest{Label: label, Recipient: id.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, b := f.do(t, "POST", "/api/v1/clinician/keys", tok, "", kb); st != 201 {
+		t.Fatalf("key: %d %s", st, b)
+	}
+	return id, path
 }
 
 // flakyDB hands the ledger the real database, or, once fail is set, an
@@ -288,7 +318,10 @@ func TestAuthFailureRateLimit(t *testing.T) {
 			t.Fatalf("valid request %d: %d %s", i, st, b)
 		}
 	}
-	req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/clinicians", nil)
+	req, err := http.NewRequest("GET", f.srv.URL+"/api/v1/clinicians", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.Header.Set("Authorization", "bearer "+f.ptok)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("lower-case bearer: %v %v", resp.StatusCode, err)
@@ -507,7 +540,7 @@ func TestDeletePatientEndsGrants(t *testing.T) {
 		t.Fatalf("%d %s", st, b)
 	}
 	admin := api.LocalAdmin{Vault: f.v, Ledger: f.ledger, Log: slog.New(slog.DiscardHandler)}
-	if err := admin.DeleteUser(f.patient.ID); err != nil {
+	if err := admin.DeleteUser(t.Context(), f.patient.ID); err != nil {
 		t.Fatal(err)
 	}
 	gs := f.ledger.Grants(f.patient.ID, "")
@@ -523,8 +556,7 @@ func TestDeletePatientEndsGrants(t *testing.T) {
 }
 
 func TestClinicianKeys(t *testing.T) {
-	x, _ := age.GenerateX25519Identity()
-	pq, _ := age.GenerateHybridIdentity()
+	x, pq := x25519(t), hybrid(t)
 	add := func(f *fixture, label, recipient string) (int, []byte) {
 		b, _ := json.Marshal(api.KeyRequest{Label: label, Recipient: recipient})
 		return f.do(t, "POST", "/api/v1/clinician/keys", f.clin, "application/json", b)

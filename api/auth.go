@@ -42,7 +42,7 @@ func (s *Server) requireToken(kinds ...string) echo.MiddlewareFunc {
 				s.metrics.authFailures.WithLabelValues("rate_limited").Inc()
 				return newError(http.StatusTooManyRequests, "too_many_auth_failures", "too many failed sign-in attempts from this address; wait a minute and try again")
 			}
-			tok, err := s.vault.Authenticate(secret)
+			tok, err := s.vault.Authenticate(c.Request().Context(), secret)
 			switch {
 			case errors.Is(err, vault.ErrTokenExpired):
 				s.metrics.authFailures.WithLabelValues("expired").Inc()

@@ -15,7 +15,7 @@ type ClinicianEntry struct {
 }
 
 func (s *Server) getClinicians(c echo.Context) error {
-	us, err := s.vault.Users(vault.RoleClinician)
+	us, err := s.vault.Users(c.Request().Context(), vault.RoleClinician)
 	if err != nil {
 		return internal(err)
 	}

@@ -304,7 +304,7 @@ func (s *Server) getAccessLog(c echo.Context) error {
 	for _, a := range s.ledger.Accesses(tok.UserID, 1000) {
 		name, ok := names[a.Clinician]
 		if !ok {
-			if u, err := s.vault.User(a.Clinician); err == nil {
+			if u, err := s.vault.User(c.Request().Context(), a.Clinician); err == nil {
 				name = u.Name
 			}
 			names[a.Clinician] = name

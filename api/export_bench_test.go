@@ -40,7 +40,10 @@ func BenchmarkExport(b *testing.B) {
 			}
 			canon = append(canon, p.AppendJSON(nil))
 		}
-		req, _ := http.NewRequest("POST", f.srv.URL+"/api/v1/readings", strings.NewReader(strings.Join(lines, "\n")))
+		req, err := http.NewRequest("POST", f.srv.URL+"/api/v1/readings", strings.NewReader(strings.Join(lines, "\n")))
+		if err != nil {
+			b.Fatal(err)
+		}
 		req.Header.Set("Authorization", "Bearer "+f.device)
 		req.Header.Set("Content-Type", "application/x-ndjson")
 		resp, err := http.DefaultClient.Do(req)
@@ -49,7 +52,7 @@ func BenchmarkExport(b *testing.B) {
 		}
 		resp.Body.Close()
 	}
-	id, _ := age.GenerateX25519Identity()
+	id := x25519(b)
 	kb, _ := json.Marshal(api.KeyRequest{Label: "hub", Recipient: id.Recipient().String()})
 	doB(b, f, "POST", "/api/v1/clinician/keys", f.clin, string(kb))
 	gb, _ := json.Marshal(api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:blood-glucose"}, ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT"})
@@ -62,13 +65,21 @@ func BenchmarkExport(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	db.Update(func(tx *bolt.Tx) error {
-		bk, _ := tx.CreateBucket([]byte("r"))
+	err = db.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucket([]byte("r"))
+		if err != nil {
+			return err
+		}
 		for i, c := range canon {
-			bk.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), c)
+			if err := bk.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), c); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	baseline := func() time.Duration {
 		start := time.Now()
 		w, _ := age.Encrypt(io.Discard, id.Recipient())

@@ -9,9 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,13 +41,7 @@ func newExportEnv(t *testing.T) *exportEnv {
 	if st, b := f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(20))); st != 201 {
 		t.Fatalf("ingest: %d %s", st, b)
 	}
-	id, _ := age.GenerateX25519Identity()
-	idPath := filepath.Join(t.TempDir(), "hub.agekey")
-	os.WriteFile(idPath, []byte(id.String()+"\n"), 0o600)
-	kb, _ := json.Marshal(api.KeyRequest{Label: "hub", Recipient: id.Recipient().String()})
-	if st, b := f.do(t, "POST", "/api/v1/clinician/keys", f.clin, "", kb); st != 201 {
-		t.Fatalf("key: %d %s", st, b)
-	}
+	id, idPath := f.hubKey(t, f.clin, "hub")
 	gb, _ := json.Marshal(api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:blood-glucose"}, DataFrom: "2025-02-01T00:10:00Z", DataTo: "2025-02-01T00:50:00Z",
 		ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT"})
 	st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "", gb)
@@ -201,7 +193,7 @@ func TestExport(t *testing.T) {
 
 func TestExportPostQuantum(t *testing.T) {
 	e := newExportEnv(t)
-	pq, _ := age.GenerateHybridIdentity()
+	pq := hybrid(t)
 	kb, _ := json.Marshal(api.KeyRequest{Label: "pq hub", Recipient: pq.Recipient().String()})
 	e.do(t, "POST", "/api/v1/clinician/keys", e.clin, "", kb)
 	// Two active keys: the recipient must be named.
@@ -232,11 +224,15 @@ func TestExportAuthorization(t *testing.T) {
 	e := newExportEnv(t)
 	ok := "schema=omh:blood-glucose:4.0"
 	// A second clinician with a key of their own but no grant.
-	other, _ := e.v.CreateUser(vaultNewClinician("Dr. Other"))
-	otherTok, _, _ := e.v.MintToken(other.ID, "clinician", time.Hour)
-	oid, _ := age.GenerateX25519Identity()
-	kb, _ := json.Marshal(api.KeyRequest{Label: "hub", Recipient: oid.Recipient().String()})
-	e.do(t, "POST", "/api/v1/clinician/keys", otherTok, "", kb)
+	other, err := e.v.CreateUser(t.Context(), vaultNewClinician("Dr. Other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherTok, _, err := e.v.MintToken(t.Context(), other.ID, "clinician", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.hubKey(t, otherTok, "hub")
 	// An expired grant, appended straight to the ledger (the API refuses a past expiry).
 	exp := consent.New(consent.KindGrant, e.otherPatient, time.Now())
 	exp.Patient, exp.Clinician = e.otherPatient, e.clinID
@@ -382,7 +378,7 @@ func TestExportWaitsForKeyActivation(t *testing.T) {
 	if st, b := f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(5))); st != 201 {
 		t.Fatalf("ingest: %d %s", st, b)
 	}
-	id, _ := age.GenerateX25519Identity()
+	id := x25519(t)
 	kb, _ := json.Marshal(api.KeyRequest{Label: "new hub", Recipient: id.Recipient().String()})
 	st, b := f.do(t, "POST", "/api/v1/clinician/keys", f.clin, "", kb)
 	var k api.KeyResponse

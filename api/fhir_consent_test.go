@@ -59,12 +59,16 @@ type fhirCase struct {
 	wantEnd    time.Time // provision.period.end
 }
 
-func fhirCases(ids fhirIDs) []fhirCase {
+func fhirCases(t *testing.T, ids fhirIDs) []fhirCase {
+	t.Helper()
 	created := time.Date(2026, 3, 1, 9, 30, 15, 123456789, time.UTC)
 	expires := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
 	revokedAt := time.Date(2026, 6, 2, 12, 0, 0, 0, time.FixedZone("EDT", -4*3600))
 	revIdx := int64(42)
-	ny, _ := time.LoadLocation("America/New_York")
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := func() consent.GrantState {
 		return consent.GrantState{
 			ID:        ids.grant,
@@ -183,7 +187,7 @@ func checkConsentInvariants(t *testing.T, c *conpb.Consent) {
 // Consent, the grant's own id kept in Consent.identifier.
 func TestFHIRConsentIsValidR4(t *testing.T) {
 	u := r4Unmarshaller(t)
-	for _, tc := range fhirCases(vaultIDs) {
+	for _, tc := range fhirCases(t, vaultIDs) {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := json.Marshal(api.FHIRConsent(tc.g, tc.now))
 			if err != nil {
@@ -211,7 +215,7 @@ func TestFHIRConsentIsValidR4(t *testing.T) {
 // alphabet, validates them, and checks what each element says.
 func TestFHIRConsentContent(t *testing.T) {
 	u := r4Unmarshaller(t)
-	for _, tc := range fhirCases(r4SafeIDs) {
+	for _, tc := range fhirCases(t, r4SafeIDs) {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := json.Marshal(api.FHIRConsent(tc.g, tc.now))
 			if err != nil {
@@ -303,7 +307,7 @@ func TestFHIRConsentValidatorRefuses(t *testing.T) {
 	u := r4Unmarshaller(t)
 	// The richest case (data window, several schemas), with R4-safe ids so
 	// that each mutation below is the only thing wrong with the resource.
-	cs := fhirCases(r4SafeIDs)
+	cs := fhirCases(t, r4SafeIDs)
 	g := cs[1].g
 	good, err := json.Marshal(api.FHIRConsent(g, cs[1].now))
 	if err != nil {
@@ -365,7 +369,7 @@ func prov(r map[string]any) map[string]any { return r["provision"].(map[string]a
 // library checks Consent.id itself; it does not check the id part of a
 // reference, so this test does.
 func TestFHIRConsentIDs(t *testing.T) {
-	for _, tc := range fhirCases(vaultIDs)[:1] {
+	for _, tc := range fhirCases(t, vaultIDs)[:1] {
 		c := api.FHIRConsent(tc.g, tc.now)
 		check := func(where, id string) {
 			if !r4ID.MatchString(id) {

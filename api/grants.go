@@ -69,7 +69,7 @@ func (s *Server) postGrant(c echo.Context) error {
 		return err
 	}
 	now := time.Now()
-	isClinician := func(id string) bool { _, err := s.vault.User(id); return err == nil }
+	isClinician := func(id string) bool { _, err := s.vault.User(c.Request().Context(), id); return err == nil }
 	e, err := consent.NewGrant(tok.UserID, r, isClinician, now)
 	var re *consent.RequestError
 	switch {
@@ -164,7 +164,7 @@ func (s *Server) getClinicianPatients(c echo.Context) error {
 		}
 		p := byPatient[g.Patient]
 		if p == nil {
-			u, err := s.vault.User(g.Patient)
+			u, err := s.vault.User(c.Request().Context(), g.Patient)
 			if err != nil {
 				continue // deleted patient
 			}

@@ -61,9 +61,16 @@ func TestImport(t *testing.T) {
 	var form bytes.Buffer
 	mw := multipart.NewWriter(&form)
 	mw.WriteField("note", "ignored")
-	fw, _ := mw.CreateFormFile("file", "clarity.csv")
-	fw.Write(file)
-	mw.Close()
+	fw, err := mw.CreateFormFile("file", "clarity.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Write(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	st, b = f.do(t, "POST", "/api/v1/imports?format=dexcom-clarity", f.ptok, mw.FormDataContentType(), form.Bytes())
 	again := importResult(t, st, b)
 	if again.Accepted != 0 || again.Duplicates != r.Accepted {
@@ -135,9 +142,16 @@ func TestImportAppleZip(t *testing.T) {
 	}
 	var zb bytes.Buffer
 	zw := zip.NewWriter(&zb)
-	w, _ := zw.Create("apple_health_export/export.xml")
-	w.Write(x)
-	zw.Close()
+	w, err := zw.Create("apple_health_export/export.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(x); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	st, b := f.do(t, "POST", "/api/v1/imports", f.ptok, "application/zip", zb.Bytes())
 	r := importResult(t, st, b)
 	if r.Format != "apple-health" || r.Accepted == 0 || !r.Complete || len(r.BySchema) < 3 {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,15 +17,18 @@ type metrics struct {
 	imports      *prometheus.CounterVec
 }
 
-// StoreInfo is what the metrics read from the database (*boltstore.Store).
+// StoreInfo is what the metrics read from the store when scraped. The
+// bbolt store implements it.
 type StoreInfo interface {
-	Path() string
+	// Size is the database's size in bytes.
+	Size() (int64, error)
+	// LastBackup is when the last backup completed, zero if never.
 	LastBackup() time.Time
 }
 
 // registerGauges adds the gauges an admin alerts on that are read when
-// scraped: the ledger's size, the database file's size, and the time since
-// the last backup.
+// scraped: the ledger's size, the database's size, and the time since the
+// last backup.
 func (s *Server) registerGauges(reg *prometheus.Registry, st StoreInfo) {
 	if s.ledger != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -45,13 +47,13 @@ func (s *Server) registerGauges(reg *prometheus.Registry, st StoreInfo) {
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vault_db_size_bytes",
-		Help: "Size of the database file.",
+		Help: "Size of the database.",
 	}, func() float64 {
-		fi, err := os.Stat(st.Path())
+		n, err := st.Size()
 		if err != nil {
 			return -1
 		}
-		return float64(fi.Size())
+		return float64(n)
 	}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vault_last_backup_timestamp_seconds",

@@ -3,13 +3,10 @@ package api_test
 import (
 	"crypto/rand"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"filippo.io/age"
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/consent/consenttest"
@@ -25,13 +22,7 @@ func signedEnv(t *testing.T, cfg api.Config) *exportEnv {
 	if st, b := f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(20))); st != 201 {
 		t.Fatalf("ingest: %d %s", st, b)
 	}
-	id, _ := age.GenerateX25519Identity()
-	idPath := filepath.Join(t.TempDir(), "hub.agekey")
-	os.WriteFile(idPath, []byte(id.String()+"\n"), 0o600)
-	kb, _ := json.Marshal(api.KeyRequest{Label: "hub", Recipient: id.Recipient().String()})
-	if st, b := f.do(t, "POST", "/api/v1/clinician/keys", f.clin, "", kb); st != 201 {
-		t.Fatalf("key: %d %s", st, b)
-	}
+	id, idPath := f.hubKey(t, f.clin, "hub")
 	gb, _ := json.Marshal(api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:blood-glucose"},
 		ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT"})
 	st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "", gb)
@@ -62,7 +53,10 @@ func (e *exportEnv) signedGrant(t *testing.T) string {
 	}
 	nonce := make([]byte, consent.NonceSize)
 	rand.Read(nonce)
-	ch, _ := consent.GrantChallenge(g, nonce)
+	ch, err := consent.GrantChallenge(g, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := a.Sign(ch, consenttest.Options{})
 	g.Grant.Assertion = &consent.Assertion{CredentialID: a.ID, PasskeyIndex: pkIdx, Nonce: nonce,
 		AuthenticatorData: s.AuthenticatorData, ClientDataJSON: s.ClientDataJSON, Signature: s.Signature}

@@ -31,7 +31,7 @@ type TokensResponse struct {
 // getTokens lists the patient's tokens (device and patient), newest first.
 func (s *Server) getTokens(c echo.Context) error {
 	tok := principal(c)
-	list, err := s.vault.Tokens(tok.UserID)
+	list, err := s.vault.Tokens(c.Request().Context(), tok.UserID)
 	if err != nil {
 		return internal(err)
 	}
@@ -54,7 +54,7 @@ func (s *Server) getTokens(c echo.Context) error {
 // missing one.
 func (s *Server) deleteToken(c echo.Context) error {
 	tok := principal(c)
-	err := consent.RevokeToken(s.vault, s.ledger, tok.UserID, c.Param("id"), time.Now())
+	err := consent.RevokeToken(c.Request().Context(), s.vault, s.ledger, tok.UserID, c.Param("id"), time.Now())
 	switch {
 	case errors.Is(err, vault.ErrNoToken):
 		return newError(http.StatusNotFound, "no_token", "you have no token with that id")

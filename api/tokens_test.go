@@ -81,15 +81,18 @@ func TestTokensAPI(t *testing.T) {
 	if st2 != st || errBody(t, b2) != errBody(t, b) {
 		t.Fatalf("missing and foreign tokens answer differently: %s vs %s", b2, b)
 	}
-	if _, err := f.v.Authenticate(f.device); err != nil {
+	if _, err := f.v.Authenticate(t.Context(), f.device); err != nil {
 		t.Fatalf("device token after a foreign delete: %v", err)
 	}
 
-	n0, _ := f.ledger.Size()
+	n0, err := f.ledger.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st, b := f.do(t, "DELETE", "/api/v1/tokens/"+deviceID, f.ptok, "", nil); st != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", st, b)
 	}
-	if _, err := f.v.Authenticate(f.device); err == nil {
+	if _, err := f.v.Authenticate(t.Context(), f.device); err == nil {
 		t.Fatal("a revoked token still authenticates")
 	}
 	if st, _ := f.do(t, "POST", "/api/v1/readings", f.device, "application/json", []byte(batch(1))); st != http.StatusUnauthorized {

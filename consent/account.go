@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -21,13 +22,16 @@ import (
 //
 // Only patients can be deleted. An unknown patient is vault.ErrNoUser. If
 // the last step fails the deletion has happened; the error says so.
-func DeletePatient(v *vault.Vault, l *Ledger, actor, id string, now time.Time) error {
+func DeletePatient(ctx context.Context, v *vault.Vault, l *Ledger, actor, id string, now time.Time) error {
 	if vault.RoleOf(id) != vault.RolePatient {
 		return &vault.InputError{Code: "bad_user", Message: "only patients can be deleted for now"}
 	}
-	if _, err := v.User(id); err != nil {
+	if _, err := v.User(ctx, id); err != nil {
 		return err
 	}
+	// Begun, it goes through even if the asker goes away: a cancelled
+	// request must not leave grants revoked and the patient kept.
+	ctx = context.WithoutCancel(ctx)
 	if actor == "" {
 		actor = "admin"
 	}
@@ -39,7 +43,7 @@ func DeletePatient(v *vault.Vault, l *Ledger, actor, id string, now time.Time) e
 			return fmt.Errorf("revoking %s before the delete: %v", g.ID, err)
 		}
 	}
-	if err := v.DeletePatient(id); err != nil {
+	if err := v.DeletePatient(ctx, id); err != nil {
 		return err
 	}
 	e := NewAdmin("user-delete", id, "", now)
@@ -54,8 +58,8 @@ func DeletePatient(v *vault.Vault, l *Ledger, actor, id string, now time.Time) e
 // web UI's token page) and records it as a "token-mint" admin entry with
 // the user as its actor (kind and token id only), as the admin's
 // vault admin token is recorded. The secret is returned once.
-func MintOwnToken(v *vault.Vault, l *Ledger, userID, kind string, ttl time.Duration, now time.Time) (string, vault.Token, error) {
-	secret, t, err := v.MintToken(userID, kind, ttl)
+func MintOwnToken(ctx context.Context, v *vault.Vault, l *Ledger, userID, kind string, ttl time.Duration, now time.Time) (string, vault.Token, error) {
+	secret, t, err := v.MintToken(ctx, userID, kind, ttl)
 	if err != nil {
 		return "", vault.Token{}, err
 	}
@@ -65,7 +69,7 @@ func MintOwnToken(v *vault.Vault, l *Ledger, userID, kind string, ttl time.Durat
 		if _, err := l.Append(e); err != nil {
 			// Nothing is granted by a token the ledger has not recorded:
 			// take it back.
-			if rerr := v.RevokeToken(userID, t.ID); rerr != nil {
+			if rerr := v.RevokeToken(context.WithoutCancel(ctx), userID, t.ID); rerr != nil {
 				return "", vault.Token{}, fmt.Errorf("ledger: %v; the token could not be taken back: %v", err, rerr)
 			}
 			return "", vault.Token{}, fmt.Errorf("ledger: %v", err)
@@ -79,8 +83,8 @@ func MintOwnToken(v *vault.Vault, l *Ledger, userID, kind string, ttl time.Durat
 // and a "token-revoke" admin entry with the user as its actor records it
 // (l may be nil). A token that is not the user's is vault.ErrNoToken. If
 // only the entry fails, the token is revoked and the error says so.
-func RevokeToken(v *vault.Vault, l *Ledger, userID, tokenID string, now time.Time) error {
-	if err := v.RevokeToken(userID, tokenID); err != nil {
+func RevokeToken(ctx context.Context, v *vault.Vault, l *Ledger, userID, tokenID string, now time.Time) error {
+	if err := v.RevokeToken(ctx, userID, tokenID); err != nil {
 		return err
 	}
 	if l != nil {

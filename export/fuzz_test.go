@@ -34,7 +34,10 @@ func FuzzEncoders(f *testing.F) {
 	if shared == "" {
 		shared = filepath.Join("..", "..", "shared")
 	}
-	files, _ := filepath.Glob(filepath.Join(shared, "schemas", "examples", "*.json"))
+	files, err := filepath.Glob(filepath.Join(shared, "schemas", "examples", "*.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, file := range files {
 		if b, err := os.ReadFile(file); err == nil {
 			f.Add(b)

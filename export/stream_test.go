@@ -37,7 +37,10 @@ func sign(text string) ([]byte, error) { return []byte("signed:" + text), nil }
 // order, and a trailer whose counts and hashes are those of the lines as
 // written, over many flushes.
 func TestWrite(t *testing.T) {
-	enc, _ := export.NewEncoder("omh", "pt_test")
+	enc, err := export.NewEncoder("omh", "pt_test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
 	m := &export.Manifest{Manifest: 1, Patient: "pt_test", AccessStart: 42}
 	const n = 5000 // about 1.6 MB: many 64 KiB flushes through the three buffers
@@ -91,7 +94,10 @@ func (f *failAfter) Write(p []byte) (int, error) {
 // signing error each end Write with that error, write no trailer, and
 // leave no goroutine behind.
 func TestWriteFails(t *testing.T) {
-	enc, _ := export.NewEncoder("omh", "pt_test")
+	enc, err := export.NewEncoder("omh", "pt_test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	m := &export.Manifest{Manifest: 1}
 	base := runtime.NumGoroutine()
 	for _, ok := range []int{0, 1, 2, 3, 10} {

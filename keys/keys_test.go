@@ -75,11 +75,17 @@ func TestPassphraseRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := RootFromPassphrase([]byte("correct horse"), p)
+	again, err := RootFromPassphrase([]byte("correct horse"), p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := OpenMaster(wrapped, again); err != nil {
 		t.Fatal(err)
 	}
-	wrong, _ := RootFromPassphrase([]byte("correct horsE"), p)
+	wrong, err := RootFromPassphrase([]byte("correct horsE"), p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := OpenMaster(wrapped, wrong); !errors.Is(err, ErrWrongRoot) {
 		t.Fatalf("wrong passphrase: err = %v", err)
 	}
@@ -173,20 +179,44 @@ func TestSealBarriers(t *testing.T) {
 
 func TestTagsAndDerivedUUIDs(t *testing.T) {
 	m := testMaster(t)
-	a, _, _ := NewPatientKeys(m, "pt_a")
-	b, _, _ := NewPatientKeys(m, "pt_b")
-	ta1, _ := a.Tag("u1")
-	ta2, _ := a.Tag("u1")
-	tb, _ := b.Tag("u1")
+	a, _, err := NewPatientKeys(m, "pt_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := NewPatientKeys(m, "pt_b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta1, err := a.Tag("u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta2, err := a.Tag("u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := b.Tag("u1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if ta1 != ta2 {
 		t.Fatal("tag not deterministic")
 	}
 	if ta1 == tb {
 		t.Fatal("two patients share a dedup key")
 	}
-	u1, _ := a.DeriveUUID([]byte("x"))
-	u2, _ := a.DeriveUUID([]byte("x"))
-	u3, _ := b.DeriveUUID([]byte("x"))
+	u1, err := a.DeriveUUID([]byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2, err := a.DeriveUUID([]byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u3, err := b.DeriveUUID([]byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if u1 != u2 || u1 == u3 || len(u1) != 36 || u1[14] != '8' {
 		t.Fatalf("derived uuids %s %s %s", u1, u2, u3)
 	}
@@ -214,7 +244,10 @@ var sink []byte
 func benchPlain() []byte { return bytes.Repeat([]byte("x"), 405) }
 
 func BenchmarkSeal(b *testing.B) {
-	pk, _, _ := NewPatientKeys(testMaster(b), "pt_bench")
+	pk, _, err := NewPatientKeys(testMaster(b), "pt_bench")
+	if err != nil {
+		b.Fatal(err)
+	}
 	plain, ad := benchPlain(), []byte("pt_bench|omh:blood-glucose:4.0|time|uuid")
 	b.SetBytes(int64(len(plain)))
 	b.ReportAllocs()
@@ -224,9 +257,15 @@ func BenchmarkSeal(b *testing.B) {
 }
 
 func BenchmarkOpen(b *testing.B) {
-	pk, _, _ := NewPatientKeys(testMaster(b), "pt_bench")
+	pk, _, err := NewPatientKeys(testMaster(b), "pt_bench")
+	if err != nil {
+		b.Fatal(err)
+	}
 	plain, ad := benchPlain(), []byte("pt_bench|omh:blood-glucose:4.0|time|uuid")
-	env, _ := pk.Seal(plain, ad)
+	env, err := pk.Seal(plain, ad)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(int64(len(plain)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -235,7 +274,10 @@ func BenchmarkOpen(b *testing.B) {
 }
 
 func BenchmarkTag(b *testing.B) {
-	pk, _, _ := NewPatientKeys(testMaster(b), "pt_bench")
+	pk, _, err := NewPatientKeys(testMaster(b), "pt_bench")
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		t, _ := pk.Tag("aaaa1234-1a2b-3c4d-5e6f-000000000001")

@@ -52,7 +52,10 @@ func TestMasterRotate(t *testing.T) {
 	if pt, err := next.Decrypt(sealed, []byte("user|pt_x")); err != nil || string(pt) != "account CANARY" {
 		t.Fatalf("rotated master does not open an old secret: %v", err)
 	}
-	fresh, _ := next.Encrypt([]byte("new"), []byte("ad"))
+	fresh, err := next.Encrypt([]byte("new"), []byte("ad"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if prefixID(t, fresh) != next.PrimaryID() {
 		t.Fatal("rotated master does not seal under its new primary")
 	}
@@ -116,7 +119,10 @@ func TestRewrapPatientKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, _ := pk.Tag("uuid-1")
+	tag, err := pk.Tag("uuid-1")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	next, err := m.Rotate()
 	if err != nil {
@@ -174,15 +180,27 @@ func TestRewrapPatientKeys(t *testing.T) {
 
 func TestRewrapMaster(t *testing.T) {
 	dir := t.TempDir()
-	r1, _ := CreateKeyFile(filepath.Join(dir, "a.key"))
-	r2, _ := CreateKeyFile(filepath.Join(dir, "b.key"))
+	r1, err := CreateKeyFile(filepath.Join(dir, "a.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := CreateKeyFile(filepath.Join(dir, "b.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	pass, err := RootFromPassphrase([]byte("new passphrase"), InsecureTestArgon2Params())
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := testMaster(t)
-	m2, _ := m.Rotate()
-	w1, _ := m2.Wrap(r1)
+	m2, err := m.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1, err := m2.Wrap(r1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := RewrapMaster(w1, r2, pass); !errors.Is(err, ErrWrongRoot) {
 		t.Fatalf("rewrap with the wrong old root: %v", err)
 	}

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -91,7 +92,7 @@ type NewUser struct {
 }
 
 // CreateUser makes an account. A patient also gets fresh keys.
-func (v *Vault) CreateUser(n NewUser) (User, error) {
+func (v *Vault) CreateUser(ctx context.Context, n NewUser) (User, error) {
 	prefix, ok := idPrefix[n.Role]
 	if !ok {
 		return User{}, &InputError{"bad_role", "role must be patient or clinician"}
@@ -115,21 +116,21 @@ func (v *Vault) CreateUser(n NewUser) (User, error) {
 		if err != nil {
 			return User{}, err
 		}
-		if err := v.b.CreatePatientKeys(u.ID, blob); err != nil {
+		if err := v.b.CreatePatientKeys(ctx, u.ID, blob); err != nil {
 			return User{}, err
 		}
 		v.pkMu.Lock()
 		v.pks[u.ID] = pk
 		v.pkMu.Unlock()
 	}
-	if err := v.putUser(u, true); err != nil {
+	if err := v.putUser(ctx, u, true); err != nil {
 		return User{}, err
 	}
 	v.log.Info("user created", "user", u.ID, "role", u.Role)
 	return u, nil
 }
 
-func (v *Vault) putUser(u User, create bool) error {
+func (v *Vault) putUser(ctx context.Context, u User, create bool) error {
 	b, err := json.Marshal(u)
 	if err != nil {
 		return err
@@ -139,17 +140,17 @@ func (v *Vault) putUser(u User, create bool) error {
 		return err
 	}
 	if create {
-		return v.b.CreateUser(u.ID, sealed)
+		return v.b.CreateUser(ctx, u.ID, sealed)
 	}
-	return v.b.PutUser(u.ID, sealed)
+	return v.b.PutUser(ctx, u.ID, sealed)
 }
 
 // ErrNoUser is returned for an unknown user id.
 var ErrNoUser = errors.New("no such user")
 
 // User returns an account.
-func (v *Vault) User(id string) (User, error) {
-	blob, err := v.b.User(id)
+func (v *Vault) User(ctx context.Context, id string) (User, error) {
+	blob, err := v.b.User(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return User{}, ErrNoUser
 	}
@@ -169,14 +170,18 @@ func (v *Vault) openUser(id string, blob []byte) (User, error) {
 }
 
 // Users lists accounts of one role, in id order.
-func (v *Vault) Users(role string) ([]User, error) {
+func (v *Vault) Users(ctx context.Context, role string) ([]User, error) {
 	prefix, ok := idPrefix[role]
 	if !ok {
 		return nil, &InputError{"bad_role", "role must be patient or clinician"}
 	}
-	var out []User
-	for id, blob := range v.b.Users(prefix) {
-		u, err := v.openUser(id, blob)
+	rows, err := v.b.Users(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]User, 0, len(rows))
+	for _, r := range rows {
+		u, err := v.openUser(r.ID, r.Blob)
 		if err != nil {
 			return nil, err
 		}
@@ -206,12 +211,12 @@ const (
 
 // MintToken makes a token for a user and returns its secret, which is shown
 // once and stored only as a SHA-256 hash. ttl <= 0 means the kind's default.
-func (v *Vault) MintToken(userID, kind string, ttl time.Duration) (string, Token, error) {
+func (v *Vault) MintToken(ctx context.Context, userID, kind string, ttl time.Duration) (string, Token, error) {
 	prefix, ok := tokenPrefix[kind]
 	if !ok {
 		return "", Token{}, &InputError{"bad_token_kind", "token kind must be device, patient or clinician"}
 	}
-	u, err := v.User(userID)
+	u, err := v.User(ctx, userID)
 	if err != nil {
 		return "", Token{}, err
 	}
@@ -228,7 +233,7 @@ func (v *Vault) MintToken(userID, kind string, ttl time.Duration) (string, Token
 	sum := sha256.Sum256([]byte(secret))
 	now := v.now().UTC()
 	row := TokenRow{ID: id, UserID: u.ID, Kind: kind, Hash: sum[:], Created: now, Expires: now.Add(ttl)}
-	if err := v.b.PutToken(row); err != nil {
+	if err := v.b.PutToken(ctx, row); err != nil {
 		return "", Token{}, err
 	}
 	v.log.Info("token minted", "token_id", id, "user", u.ID, "kind", kind, "expires", row.Expires)
@@ -238,7 +243,7 @@ func (v *Vault) MintToken(userID, kind string, ttl time.Duration) (string, Token
 // Authenticate checks a bearer token: its prefix, its hash (compared in
 // constant time) and its expiry. It records the last use at most every
 // five minutes.
-func (v *Vault) Authenticate(secret string) (Token, error) {
+func (v *Vault) Authenticate(ctx context.Context, secret string) (Token, error) {
 	if len(secret) < 3+tokenIDLen+1 || secret[3+tokenIDLen] != '_' {
 		return Token{}, ErrTokenInvalid
 	}
@@ -252,7 +257,7 @@ func (v *Vault) Authenticate(secret string) (Token, error) {
 		return Token{}, ErrTokenInvalid
 	}
 	id := secret[3 : 3+tokenIDLen]
-	row, err := v.b.Token(id)
+	row, err := v.b.Token(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Token{}, ErrTokenInvalid
 	}
@@ -267,11 +272,11 @@ func (v *Vault) Authenticate(secret string) (Token, error) {
 	if !now.Before(row.Expires) {
 		return Token{}, ErrTokenExpired
 	}
-	v.touch(id, now)
+	v.touch(ctx, id, now)
 	return Token{ID: row.ID, UserID: row.UserID, Kind: row.Kind, Expires: row.Expires}, nil
 }
 
-func (v *Vault) touch(id string, now time.Time) {
+func (v *Vault) touch(ctx context.Context, id string, now time.Time) {
 	v.touchMu.Lock()
 	last, seen := v.touched[id]
 	due := !seen || now.Sub(last) >= 5*time.Minute
@@ -280,7 +285,7 @@ func (v *Vault) touch(id string, now time.Time) {
 	}
 	v.touchMu.Unlock()
 	if due {
-		if err := v.b.TouchToken(id, now); err != nil {
+		if err := v.b.TouchToken(ctx, id, now); err != nil {
 			v.log.Warn("token last-used update failed", "token_id", id, "err", err)
 		}
 	}

@@ -63,7 +63,7 @@ const parallelMin = 256
 // point without a uuid gets one derived under the patient's dedup key from
 // its content (or its original OMH 1.x id), so re-sending it is a duplicate.
 func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) (IngestResult, error) {
-	pk, err := v.patientKeys(patientID)
+	pk, err := v.patientKeys(ctx, patientID)
 	if err != nil {
 		return IngestResult{}, err
 	}
@@ -165,7 +165,7 @@ type Reading struct {
 // the decryption too.
 func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[Reading, error] {
 	return func(yield func(Reading, error) bool) {
-		pk, err := v.patientKeys(patientID)
+		pk, err := v.patientKeys(ctx, patientID)
 		if err != nil {
 			yield(Reading{}, err)
 			return
@@ -311,7 +311,7 @@ type VerifyStats struct {
 // backup must be whole before it replaces anything.
 func (v *Vault) VerifyRecords(ctx context.Context) (VerifyStats, error) {
 	var st VerifyStats
-	patients, err := v.Users(RolePatient)
+	patients, err := v.Users(ctx, RolePatient)
 	if err != nil {
 		return st, err
 	}
@@ -326,7 +326,7 @@ func (v *Vault) VerifyRecords(ctx context.Context) (VerifyStats, error) {
 				n++
 			}
 		}
-		stored, err := v.b.Count(p.ID)
+		stored, err := v.b.Count(ctx, p.ID)
 		if err != nil {
 			return st, err
 		}

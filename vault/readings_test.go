@@ -22,12 +22,12 @@ func TestReadingsAcrossBatches(t *testing.T) {
 	for i := range n {
 		pts = append(pts, parse(t, glucose(uuidN(i), at.Add(time.Duration(i)*time.Minute), float64(70+i%100), "cgm"))...)
 	}
-	if _, err := e.v.Ingest(context.Background(), p.ID, pts); err != nil {
+	if _, err := e.Vault.Ingest(t.Context(), p.ID, pts); err != nil {
 		t.Fatal(err)
 	}
 	base := runtime.NumGoroutine()
 
-	got, err := readAll(t, e.v, p.ID, bg)
+	got, err := readAll(t, e.Vault, p.ID, bg)
 	if err != nil || len(got) != n {
 		t.Fatalf("read %d of %d: %v", len(got), n, err)
 	}
@@ -42,7 +42,7 @@ func TestReadingsAcrossBatches(t *testing.T) {
 
 	// Stop after 700: the loop ends and the decryptors stop with it.
 	seen := 0
-	for _, err := range e.v.Readings(context.Background(), p.ID, bg, time.Time{}, time.Time{}) {
+	for _, err := range e.Vault.Readings(t.Context(), p.ID, bg, time.Time{}, time.Time{}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,11 +51,11 @@ func TestReadingsAcrossBatches(t *testing.T) {
 		}
 	}
 	// Cancelled mid-scan: an error, not a silent short read.
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	seen = 0
 	var cerr error
-	for _, err := range e.v.Readings(ctx, p.ID, bg, time.Time{}, time.Time{}) {
+	for _, err := range e.Vault.Readings(ctx, p.ID, bg, time.Time{}, time.Time{}) {
 		if err != nil {
 			cerr = err
 			break
@@ -88,15 +88,14 @@ func TestReadingsStopAtCorruptRecord(t *testing.T) {
 	for i := range n {
 		pts = append(pts, parse(t, glucose(uuidN(i), at.Add(time.Duration(i)*time.Minute), 100, "cgm"))...)
 	}
-	if _, err := e.v.Ingest(context.Background(), p.ID, pts); err != nil {
+	if _, err := e.Vault.Ingest(t.Context(), p.ID, pts); err != nil {
 		t.Fatal(err)
 	}
-	ks, vs := rawRecords(t, e.store, p.ID)
-	v := vs[bad]
-	v[len(v)-1] ^= 1
-	putRaw(t, e.store, p.ID, ks[bad], v)
+	recs := rawRecords(t, e, p.ID)
+	recs[bad].Value[len(recs[bad].Value)-1] ^= 1
+	putRaw(t, e, p.ID, recs[bad])
 
-	got, err := readAll(t, e.v, p.ID, bg)
+	got, err := readAll(t, e.Vault, p.ID, bg)
 	if err == nil || len(got) != bad {
 		t.Fatalf("got %d readings and err %v; want %d readings, then an error", len(got), err, bad)
 	}
@@ -113,13 +112,13 @@ func TestReadingsCancelAlwaysErrs(t *testing.T) {
 	for i := range 2000 {
 		pts = append(pts, parse(t, glucose(uuidN(i), at.Add(time.Duration(i)*time.Minute), 100, "cgm"))...)
 	}
-	if _, err := e.v.Ingest(context.Background(), p.ID, pts); err != nil {
+	if _, err := e.Vault.Ingest(t.Context(), p.ID, pts); err != nil {
 		t.Fatal(err)
 	}
 	for round := range 200 {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(t.Context())
 		n, ended := 0, false
-		for _, err := range e.v.Readings(ctx, p.ID, bg, time.Time{}, time.Time{}) {
+		for _, err := range e.Vault.Readings(ctx, p.ID, bg, time.Time{}, time.Time{}) {
 			if err != nil {
 				ended = true
 				break
@@ -146,24 +145,25 @@ func TestVerifyRecords(t *testing.T) {
 	for i := range 300 {
 		pts = append(pts, parse(t, glucose(uuidN(i), at.Add(time.Duration(i)*time.Minute), 100, "cgm"))...)
 	}
-	if _, err := e.v.Ingest(context.Background(), p.ID, pts); err != nil {
+	if _, err := e.Vault.Ingest(t.Context(), p.ID, pts); err != nil {
 		t.Fatal(err)
 	}
-	st, err := e.v.VerifyRecords(context.Background())
+	st, err := e.Vault.VerifyRecords(t.Context())
 	if err != nil || st.Patients != 2 || st.Records != 300 {
 		t.Fatalf("%+v %v", st, err)
 	}
-	ks, vs := rawRecords(t, e.store, p.ID)
+	recs := rawRecords(t, e, p.ID)
 	// A record under a schema no reader knows is found by the count.
-	putRaw(t, e.store, p.ID, append([]byte("omh:unknown:1.0\x00"), ks[0][len("omh:blood-glucose:4.0\x00"):]...), vs[0])
-	if _, err := e.v.VerifyRecords(context.Background()); err == nil || !strings.Contains(err.Error(), "301 stored records but 300 readable") {
+	stray := recs[0]
+	stray.Schema = "omh:unknown:1.0"
+	putRaw(t, e, p.ID, stray)
+	if _, err := e.Vault.VerifyRecords(t.Context()); err == nil || !strings.Contains(err.Error(), "301 stored records but 300 readable") {
 		t.Fatalf("stray record: %v", err)
 	}
 	// A flipped byte fails its record.
-	v := vs[7]
-	v[len(v)-3] ^= 0x40
-	putRaw(t, e.store, p.ID, ks[7], v)
-	if _, err := e.v.VerifyRecords(context.Background()); err == nil || strings.Contains(err.Error(), "stored records") {
+	recs[7].Value[len(recs[7].Value)-3] ^= 0x40
+	putRaw(t, e, p.ID, recs[7])
+	if _, err := e.Vault.VerifyRecords(t.Context()); err == nil || strings.Contains(err.Error(), "stored records") {
 		t.Fatalf("damaged record: %v", err)
 	}
 }

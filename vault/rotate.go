@@ -103,13 +103,13 @@ type RotateResult struct {
 }
 
 // PendingRotation returns the unfinished rotation, or nil.
-func (v *Vault) PendingRotation() (*Rotation, error) {
-	r, _, err := v.pendingRotation()
+func (v *Vault) PendingRotation(ctx context.Context) (*Rotation, error) {
+	r, _, err := v.pendingRotation(ctx)
 	return r, err
 }
 
-func (v *Vault) pendingRotation() (*Rotation, []byte, error) {
-	raw, err := v.b.Meta(MetaRotation)
+func (v *Vault) pendingRotation(ctx context.Context) (*Rotation, []byte, error) {
+	raw, err := v.b.Meta(ctx, MetaRotation)
 	if err != nil || raw == nil {
 		return nil, nil, err
 	}
@@ -122,12 +122,12 @@ func (v *Vault) pendingRotation() (*Rotation, []byte, error) {
 
 // storedRoot returns the stored root description, refusing a root of
 // another kind than it names, as Open does.
-func (v *Vault) storedRoot(root *keys.Root) ([]byte, error) {
-	raw, err := v.b.Meta(MetaRoot)
+func (v *Vault) storedRoot(ctx context.Context, root *keys.Root) ([]byte, error) {
+	raw, err := v.b.Meta(ctx, MetaRoot)
 	if err != nil {
 		return nil, err
 	}
-	stored, err := ReadRootInfo(v.b)
+	stored, err := ReadRootInfo(ctx, v.b)
 	if err != nil {
 		return nil, err
 	}
@@ -139,14 +139,14 @@ func (v *Vault) storedRoot(root *keys.Root) ([]byte, error) {
 
 // openStoredMaster unwraps the stored master with root and checks that it
 // is the keyset this vault runs with.
-func (v *Vault) openStoredMaster(root *keys.Root) (wrapped []byte, m *keys.Master, err error) {
+func (v *Vault) openStoredMaster(ctx context.Context, root *keys.Root) (wrapped []byte, m *keys.Master, err error) {
 	if root == nil {
 		return nil, nil, errors.New("no root key given")
 	}
-	if _, err := v.storedRoot(root); err != nil {
+	if _, err := v.storedRoot(ctx, root); err != nil {
 		return nil, nil, err
 	}
-	wrapped, err = v.b.Meta(MetaMaster)
+	wrapped, err = v.b.Meta(ctx, MetaMaster)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -174,12 +174,12 @@ func (v *Vault) openStoredMaster(root *keys.Root) (wrapped []byte, m *keys.Maste
 // goroutine with the blobs under the new key and the blobs in all.
 func (v *Vault) RotateMaster(ctx context.Context, root *keys.Root, progress func(done, total int)) (RotateResult, error) {
 	v.keyOpMu.Lock()
-	stored, cur, err := v.openStoredMaster(root)
+	stored, cur, err := v.openStoredMaster(ctx, root)
 	if err != nil {
 		v.keyOpMu.Unlock()
 		return RotateResult{}, err
 	}
-	rot, raw, err := v.pendingRotation()
+	rot, raw, err := v.pendingRotation(ctx)
 	if err != nil || rot != nil {
 		v.keyOpMu.Unlock()
 		if err != nil {
@@ -202,7 +202,7 @@ func (v *Vault) RotateMaster(ctx context.Context, root *keys.Root, progress func
 		v.keyOpMu.Unlock()
 		return RotateResult{}, err
 	}
-	err = v.b.SwapMeta([]MetaSwap{{Key: MetaMaster, Old: stored, New: wrapped}, {Key: MetaRotation, New: raw}}, false)
+	err = v.b.SwapMeta(ctx, []MetaSwap{{Key: MetaMaster, Old: stored, New: wrapped}, {Key: MetaRotation, New: raw}}, false)
 	if errors.Is(err, ErrConflict) {
 		err = errors.New("the master keyset changed while the rotation began; nothing was changed, try again")
 	}
@@ -224,7 +224,7 @@ func (v *Vault) RotateMaster(ctx context.Context, root *keys.Root, progress func
 // already stored and running. It returns ErrNoRotation when none is
 // pending.
 func (v *Vault) ResumeRotation(ctx context.Context, progress func(done, total int)) (RotateResult, error) {
-	rot, raw, err := v.pendingRotation()
+	rot, raw, err := v.pendingRotation(ctx)
 	if err != nil {
 		return RotateResult{}, err
 	}
@@ -257,7 +257,7 @@ func (v *Vault) finishRotation(ctx context.Context, rot *Rotation, raw []byte, r
 	// Another call may have finished this rotation while this one waited:
 	// then the passes below only confirm it. One may even have started
 	// the next.
-	if _, now, err := v.pendingRotation(); err != nil {
+	if _, now, err := v.pendingRotation(ctx); err != nil {
 		return res, err
 	} else if now != nil && !bytes.Equal(now, raw) {
 		return res, errors.New("another master key rotation began meanwhile; it is in progress")
@@ -289,7 +289,7 @@ func (v *Vault) finishRotation(ctx context.Context, rot *Rotation, raw []byte, r
 		seen := 0
 		err := v.pageBlobs(ctx, func(page []PatientKeyBlob) error {
 			seen += len(page)
-			return v.rewrapPage(page, st)
+			return v.rewrapPage(ctx, page, st)
 		})
 		res.Rewrapped = st.rewrapped
 		if err != nil {
@@ -307,10 +307,10 @@ func (v *Vault) finishRotation(ctx context.Context, rot *Rotation, raw []byte, r
 			break
 		}
 	}
-	err := v.b.SwapMeta([]MetaSwap{{Key: MetaRotation, Old: raw}}, false)
+	err := v.b.SwapMeta(ctx, []MetaSwap{{Key: MetaRotation, Old: raw}}, false)
 	if errors.Is(err, ErrConflict) {
 		// Another call finished (or restarted) it meanwhile.
-		if now, _, rerr := v.pendingRotation(); rerr == nil && now == nil {
+		if now, _, rerr := v.pendingRotation(ctx); rerr == nil && now == nil {
 			err = nil
 		}
 	}
@@ -335,7 +335,7 @@ func (v *Vault) pageBlobs(ctx context.Context, fn func([]PatientKeyBlob) error) 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		page, err := v.b.PatientKeyBlobs(after, rotateBatch)
+		page, err := v.b.PatientKeyBlobs(ctx, after, rotateBatch)
 		if err != nil {
 			return err
 		}
@@ -351,7 +351,7 @@ func (v *Vault) pageBlobs(ctx context.Context, fn func([]PatientKeyBlob) error) 
 
 // rewrapPage re-wraps the page's blobs that are not under the target, in
 // one compare-and-swap transaction.
-func (v *Vault) rewrapPage(page []PatientKeyBlob, st *rewrapState) error {
+func (v *Vault) rewrapPage(ctx context.Context, page []PatientKeyBlob, st *rewrapState) error {
 	var swaps []KeySwap
 	for _, p := range page {
 		if underKey(p.Blob, st.target) {
@@ -370,7 +370,7 @@ func (v *Vault) rewrapPage(page []PatientKeyBlob, st *rewrapState) error {
 	if len(swaps) == 0 {
 		return nil
 	}
-	if err := v.b.SwapPatientKeys(swaps); err != nil {
+	if err := v.b.SwapPatientKeys(ctx, swaps); err != nil {
 		return err
 	}
 	// A blob not swapped was deleted or changed meanwhile: the next pass
@@ -416,9 +416,9 @@ type RotationStatus struct {
 
 // KeyStatus reports the state of the keys. It reads every patient key blob
 // (a page at a time), so it costs about a millisecond per thousand patients.
-func (v *Vault) KeyStatus() (KeyStatus, error) {
+func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	var ks KeyStatus
-	info, err := ReadRootInfo(v.b)
+	info, err := ReadRootInfo(ctx, v.b)
 	if err != nil {
 		return ks, err
 	}
@@ -433,14 +433,14 @@ func (v *Vault) KeyStatus() (KeyStatus, error) {
 			ks.Primary = k.ID
 		}
 	}
-	rot, _, err := v.pendingRotation()
+	rot, _, err := v.pendingRotation(ctx)
 	if err != nil {
 		return ks, err
 	}
 	if rot != nil {
 		ks.Rotation = &RotationStatus{Rotation: *rot}
 	}
-	err = v.pageBlobs(context.Background(), func(page []PatientKeyBlob) error {
+	err = v.pageBlobs(ctx, func(page []PatientKeyBlob) error {
 		for _, p := range page {
 			ks.Patients++
 			kek, prf, err := keys.PatientBlobKeyIDs(p.Blob)
@@ -485,7 +485,7 @@ func (v *Vault) KeyStatus() (KeyStatus, error) {
 // before still hold it). If that scrub is cut short, the new root is in
 // place and the error wraps ErrScrubPending: the store finishes the scrub
 // at its next start.
-func (v *Vault) ChangeRoot(oldRoot, newRoot *keys.Root, newInfo RootInfo) error {
+func (v *Vault) ChangeRoot(ctx context.Context, oldRoot, newRoot *keys.Root, newInfo RootInfo) error {
 	if newRoot == nil {
 		return errors.New("no new root key given")
 	}
@@ -507,11 +507,11 @@ func (v *Vault) ChangeRoot(oldRoot, newRoot *keys.Root, newInfo RootInfo) error 
 	if oldRoot == nil {
 		return errors.New("no current root key given")
 	}
-	storedInfo, err := v.storedRoot(oldRoot)
+	storedInfo, err := v.storedRoot(ctx, oldRoot)
 	if err != nil {
 		return err
 	}
-	stored, err := v.b.Meta(MetaMaster)
+	stored, err := v.b.Meta(ctx, MetaMaster)
 	if err != nil {
 		return err
 	}
@@ -525,7 +525,7 @@ func (v *Vault) ChangeRoot(oldRoot, newRoot *keys.Root, newInfo RootInfo) error 
 	if !m.SameKeys(v.master) {
 		return errMasterDiffers
 	}
-	err = v.b.SwapMeta([]MetaSwap{{Key: MetaMaster, Old: stored, New: wrapped}, {Key: MetaRoot, Old: storedInfo, New: ib}}, true)
+	err = v.b.SwapMeta(ctx, []MetaSwap{{Key: MetaMaster, Old: stored, New: wrapped}, {Key: MetaRoot, Old: storedInfo, New: ib}}, true)
 	if errors.Is(err, ErrConflict) {
 		return errors.New("the master keyset changed while the root was being changed; nothing was changed, try again")
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	bolt "go.etcd.io/bbolt"
 )
 
 // allBlobs returns every stored patient key blob by patient id.
@@ -28,7 +27,7 @@ func allBlobs(t *testing.T, b vault.Backend) map[string][]byte {
 	out := map[string][]byte{}
 	after := ""
 	for {
-		page, err := b.PatientKeyBlobs(after, 1000)
+		page, err := b.PatientKeyBlobs(t.Context(), after, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +65,7 @@ func (e *env) ingestN(t *testing.T, pid string, first, n int) {
 	for i := first; i < first+n; i++ {
 		raws = append(raws, glucose(uuidN(i), base.Add(time.Duration(i)*time.Minute), float64(70+i%100), "rot"))
 	}
-	res, err := e.v.Ingest(context.Background(), pid, parse(t, raws...))
+	res, err := e.Vault.Ingest(context.Background(), pid, parse(t, raws...))
 	if err != nil || res.Accepted != n {
 		t.Fatalf("ingest %s: %+v, %v", pid, res, err)
 	}
@@ -111,25 +110,16 @@ func (e *env) patients(t *testing.T, n int) []string {
 func (e *env) bulkPatients(t *testing.T, n int) []string {
 	t.Helper()
 	ids := make([]string, n)
-	blobs := make([][]byte, n)
+	blobs := make([]vault.PatientKeyBlob, n)
 	for i := range ids {
 		ids[i] = vault.NewID("pt_")
-		var err error
-		if _, blobs[i], err = keys.NewPatientKeys(e.v.Master(), ids[i]); err != nil {
+		_, blob, err := keys.NewPatientKeys(e.Vault.Master(), ids[i])
+		if err != nil {
 			t.Fatal(err)
 		}
+		blobs[i] = vault.PatientKeyBlob{PatientID: ids[i], Blob: blob}
 	}
-	err := e.store.DB(func(db *bolt.DB) error {
-		return db.Update(func(tx *bolt.Tx) error {
-			for i, id := range ids {
-				if err := tx.Bucket([]byte("pkeys")).Put([]byte(id), blobs[i]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	})
-	if err != nil {
+	if err := e.Store.RecordTamperer().PutPatientKeys(t.Context(), blobs); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(ids)
@@ -169,11 +159,11 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 	for i, pid := range pids {
 		e.ingestN(t, pid, i*1000, 50)
 	}
-	clin, err := e.v.CreateUser(vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Rotate"})
+	clin, err := e.Vault.CreateUser(t.Context(), vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Rotate"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	led, err := consent.Open(e.store, e.v.Master(), consent.Options{})
+	led, err := consent.Open(e.Store, e.Vault.Master(), consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,20 +172,22 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 	}
 	// Reopen, so no patient keys are cached: reads after the rotation
 	// must open the re-wrapped blobs with the switched master.
-	e.close(t)
-	e.open(t)
-	led, err = consent.Open(e.store, e.v.Master(), consent.Options{})
+	e.Reopen(t)
+	led, err = consent.Open(e.Store, e.Vault.Master(), consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	master := e.v.Master()
+	master := e.Vault.Master()
 	old := master.PrimaryID()
-	if ks, err := e.v.KeyStatus(); err != nil || ks.Root != "key-file" || ks.Primary != old || blobsOf(ks, old) != 3 || ks.Rotation != nil {
+	// The keyset as it is before the rotation (the old key alone), to
+	// tell later what is sealed under the new primary.
+	beforeRotation := storedMaster(t, e)
+	if ks, err := e.Vault.KeyStatus(t.Context()); err != nil || ks.Root != "key-file" || ks.Primary != old || blobsOf(ks, old) != 3 || ks.Rotation != nil {
 		t.Fatalf("status before = %+v, %v", ks, err)
 	}
 
 	var calls [][2]int
-	res, err := e.v.RotateMaster(context.Background(), e.root, func(done, total int) { calls = append(calls, [2]int{done, total}) })
+	res, err := e.Vault.RotateMaster(context.Background(), e.Root, func(done, total int) { calls = append(calls, [2]int{done, total}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,22 +201,22 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 	if master.PrimaryID() != res.Target || !slices.Equal(master.KeyIDs(), []uint32{old, res.Target}) {
 		t.Fatalf("running master: primary %d keys %v", master.PrimaryID(), master.KeyIDs())
 	}
-	if u, all := underTarget(t, e.store, res.Target); u != 3 || all != 3 {
+	if u, all := underTarget(t, e.Store, res.Target); u != 3 || all != 3 {
 		t.Fatalf("%d of %d blobs under the new key", u, all)
 	}
-	if r, _ := e.v.PendingRotation(); r != nil {
-		t.Fatalf("rotation record left: %+v", r)
+	if r, err := e.Vault.PendingRotation(t.Context()); err != nil || r != nil {
+		t.Fatalf("rotation record left: %+v, %v", r, err)
 	}
 
 	check := func(t *testing.T) {
 		t.Helper()
 		for i, pid := range pids {
 			want := slices.Sorted(slices.Values(append(wantUUIDs(i*1000, 50), wantUUIDs(i*1000+500, 10)...)))
-			if got := uuidsOf(t, e.v, pid); !slices.Equal(got, want) {
+			if got := uuidsOf(t, e.Vault, pid); !slices.Equal(got, want) {
 				t.Fatalf("%s: %d readings, want the 60 stored", pid, len(got))
 			}
 		}
-		if u, err := e.v.User(clin.ID); err != nil || u.Name != "Dr. Rotate" {
+		if u, err := e.Vault.User(t.Context(), clin.ID); err != nil || u.Name != "Dr. Rotate" {
 			t.Fatalf("account sealed before the rotation: %v", err)
 		}
 	}
@@ -234,31 +226,30 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 	}
 	fresh := e.patient(t)
 	e.ingestN(t, fresh.ID, 9000, 20)
-	if kek, prf, _ := keys.PatientBlobKeyIDs(allBlobs(t, e.store)[fresh.ID]); kek != res.Target || prf != res.Target {
-		t.Fatalf("a new patient's keys are wrapped by %d/%d, not the new primary", kek, prf)
+	if kek, prf, err := keys.PatientBlobKeyIDs(allBlobs(t, e.Store)[fresh.ID]); err != nil || kek != res.Target || prf != res.Target {
+		t.Fatalf("a new patient's keys are wrapped by %d/%d (%v), not the new primary", kek, prf, err)
 	}
-	if raw, _ := e.store.User(fresh.ID); tinkPrefix(raw) != res.Target {
+	if raw, err := e.Store.User(t.Context(), fresh.ID); err != nil || tinkPrefix(raw) != res.Target {
 		t.Fatal("a new account is not sealed under the new primary")
 	}
-	if raw, _ := e.store.User(clin.ID); tinkPrefix(raw) != old {
+	if raw, err := e.Store.User(t.Context(), clin.ID); err != nil || tinkPrefix(raw) != old {
 		t.Fatal("test is broken: the old account should still be under the old key")
 	}
 	if _, err := led.Append(consent.NewAdmin("key-rotate", "", fmt.Sprintf("target %d previous %d", res.Target, res.Previous), e.now)); err != nil {
 		t.Fatal(err)
 	}
 	check(t)
-	ks, err := e.v.KeyStatus()
+	ks, err := e.Vault.KeyStatus(t.Context())
 	if err != nil || ks.Primary != res.Target || blobsOf(ks, old) != 0 || blobsOf(ks, res.Target) != 4 || ks.Patients != 4 || ks.Unknown != 0 || ks.Rotation != nil {
 		t.Fatalf("status after = %+v, %v", ks, err)
 	}
 
-	e.close(t)
-	e.open(t)
+	e.Reopen(t)
 	check(t)
-	if got := uuidsOf(t, e.v, fresh.ID); !slices.Equal(got, wantUUIDs(9000, 20)) {
+	if got := uuidsOf(t, e.Vault, fresh.ID); !slices.Equal(got, wantUUIDs(9000, 20)) {
 		t.Fatalf("new patient after reopen: %d readings", len(got))
 	}
-	led, err = consent.Open(e.store, e.v.Master(), consent.Options{})
+	led, err = consent.Open(e.Store, e.Vault.Master(), consent.Options{})
 	if err != nil {
 		t.Fatalf("ledger after rotation and reopen: %v", err)
 	}
@@ -270,28 +261,33 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 			t.Fatalf("ledger entry %d: %v", i, err)
 		}
 	}
-	var sealed []byte
-	e.store.DB(func(db *bolt.DB) error {
-		return db.View(func(tx *bolt.Tx) error {
-			sealed = bytes.Clone(tx.Bucket([]byte("ledger_entries")).Get(binary.BigEndian.AppendUint64(nil, 1)))
-			return nil
-		})
-	})
-	if tinkPrefix(sealed) != res.Target {
-		t.Fatal("a ledger entry appended after the rotation is not sealed under the new primary")
+	// Entry 0 was sealed before the rotation, entry 1 after: with the old
+	// key alone the ledger opens the first and not the second.
+	oldOnly, err := keys.OpenMaster(beforeRotation, e.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldLed, err := consent.Open(e.Store, oldOnly, consent.Options{})
+	if err != nil {
+		t.Fatalf("ledger with the pre-rotation keyset: %v", err)
+	}
+	if _, _, err := oldLed.Entry(0); err != nil {
+		t.Fatalf("a ledger entry sealed before the rotation does not open with the old key: %v", err)
+	}
+	if _, _, err := oldLed.Entry(1); err == nil {
+		t.Fatal("a ledger entry appended after the rotation opens with the old key alone: it is not sealed under the new primary")
 	}
 
 	// A second rotation adds a third key; everything still opens.
-	res2, err := e.v.RotateMaster(context.Background(), e.root, nil)
+	res2, err := e.Vault.RotateMaster(context.Background(), e.Root, nil)
 	if err != nil || res2.Previous != res.Target || res2.Rewrapped != 4 {
 		t.Fatalf("second rotation: %+v, %v", res2, err)
 	}
-	if ids := e.v.Master().KeyIDs(); len(ids) != 3 {
+	if ids := e.Vault.Master().KeyIDs(); len(ids) != 3 {
 		t.Fatalf("keys after two rotations: %v", ids)
 	}
 	check(t)
-	e.close(t)
-	e.open(t)
+	e.Reopen(t)
 	check(t)
 }
 
@@ -301,7 +297,7 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 func TestRotateDuringIngest(t *testing.T) {
 	e := newEnv(t)
 	pids := append(e.patients(t, 4), e.bulkPatients(t, 236)...) // three re-wrap batches
-	old := e.v.Master().PrimaryID()
+	old := e.Vault.Master().PrimaryID()
 
 	var (
 		mu    sync.Mutex
@@ -323,7 +319,7 @@ func TestRotateDuringIngest(t *testing.T) {
 				}
 				pid := pids[(w+4*i)%len(pids)]
 				if w == 0 && i%5 == 0 {
-					u, err := e.v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "Late Patient"})
+					u, err := e.Vault.CreateUser(t.Context(), vault.NewUser{Role: vault.RolePatient, Name: "Late Patient"})
 					if err != nil {
 						errs <- err
 						return
@@ -341,7 +337,7 @@ func TestRotateDuringIngest(t *testing.T) {
 					ids = append(ids, uuidN(n))
 				}
 				pts := parse(t, raws...)
-				res, err := e.v.Ingest(context.Background(), pid, pts)
+				res, err := e.Vault.Ingest(context.Background(), pid, pts)
 				if err != nil {
 					errs <- fmt.Errorf("ingest during rotation: %w", err)
 					return
@@ -363,7 +359,7 @@ func TestRotateDuringIngest(t *testing.T) {
 	// Between re-wrap batches, wait for ingest to make progress, so the
 	// two really interleave.
 	before := ops.Load()
-	res, err := e.v.RotateMaster(context.Background(), e.root, func(done, total int) {
+	res, err := e.Vault.RotateMaster(context.Background(), e.Root, func(done, total int) {
 		if done > 0 && done < total {
 			seen := ops.Load()
 			for ops.Load() < seen+2 {
@@ -398,7 +394,7 @@ func TestRotateDuringIngest(t *testing.T) {
 		for pid, ids := range acked {
 			want := slices.Clone(ids)
 			slices.Sort(want)
-			if got := uuidsOf(t, e.v, pid); !slices.Equal(got, want) {
+			if got := uuidsOf(t, e.Vault, pid); !slices.Equal(got, want) {
 				t.Fatalf("%s: read %d readings, %d acknowledged", pid, len(got), len(want))
 			}
 			total += len(ids)
@@ -411,15 +407,14 @@ func TestRotateDuringIngest(t *testing.T) {
 	// A patient added during the rotation may have been wrapped under the
 	// old primary just before the switch and stored after the last pass;
 	// it still opens. Everything else is under the new key.
-	ks, err := e.v.KeyStatus()
+	ks, err := e.Vault.KeyStatus(t.Context())
 	if err != nil || ks.Rotation != nil || ks.Unknown != 0 || ks.Patients != len(pids)+len(added) {
 		t.Fatalf("status = %+v, %v", ks, err)
 	}
 	if n := blobsOf(ks, old); n > 1 {
 		t.Fatalf("%d blobs left under the old key", n)
 	}
-	e.close(t)
-	e.open(t)
+	e.Reopen(t)
 	check()
 }
 
@@ -431,12 +426,12 @@ type failSwaps struct {
 	calls int
 }
 
-func (f *failSwaps) SwapPatientKeys(s []vault.KeySwap) error {
+func (f *failSwaps) SwapPatientKeys(ctx context.Context, s []vault.KeySwap) error {
 	f.calls++
 	if f.calls > f.after {
 		return errors.New("injected failure")
 	}
-	return f.Backend.SwapPatientKeys(s)
+	return f.Backend.SwapPatientKeys(ctx, s)
 }
 
 func TestRotateInterruptedResumes(t *testing.T) {
@@ -446,17 +441,17 @@ func TestRotateInterruptedResumes(t *testing.T) {
 			pids := e.bulkPatients(t, 250)
 			e.ingestN(t, pids[0], 0, 5)
 			e.ingestN(t, pids[len(pids)-1], 100, 5)
-			old := e.v.Master().PrimaryID()
-			if _, err := e.v.ResumeRotation(context.Background(), nil); !errors.Is(err, vault.ErrNoRotation) {
+			old := e.Vault.Master().PrimaryID()
+			if _, err := e.Vault.ResumeRotation(context.Background(), nil); !errors.Is(err, vault.ErrNoRotation) {
 				t.Fatalf("resume with nothing pending: %v", err)
 			}
 
 			var err error
-			running := e.v
+			running := e.Vault
 			switch how {
 			case "cancelled":
 				ctx, cancel := context.WithCancel(context.Background())
-				_, err = e.v.RotateMaster(ctx, e.root, func(done, total int) {
+				_, err = e.Vault.RotateMaster(ctx, e.Root, func(done, total int) {
 					if done >= 100 {
 						cancel()
 					}
@@ -466,17 +461,17 @@ func TestRotateInterruptedResumes(t *testing.T) {
 					t.Fatalf("cancelled rotation: %v", err)
 				}
 			case "failed write":
-				v2, oerr := vault.Open(&failSwaps{Backend: e.store, after: 1}, e.root, vault.RootInfo{Kind: e.root.Kind()}, vault.Options{})
+				v2, oerr := vault.Open(t.Context(), &failSwaps{Backend: e.Store, after: 1}, e.Root, vault.RootInfo{Kind: e.Root.Kind()}, vault.Options{})
 				if oerr != nil {
 					t.Fatal(oerr)
 				}
 				running = v2
-				_, err = v2.RotateMaster(context.Background(), e.root, nil)
+				_, err = v2.RotateMaster(context.Background(), e.Root, nil)
 				if err == nil || !strings.Contains(err.Error(), "injected failure") {
 					t.Fatalf("failing rotation: %v", err)
 				}
 			}
-			ks, err := running.KeyStatus()
+			ks, err := running.KeyStatus(t.Context())
 			if err != nil || ks.Rotation == nil {
 				t.Fatalf("status after the interruption = %+v, %v", ks, err)
 			}
@@ -486,26 +481,25 @@ func TestRotateInterruptedResumes(t *testing.T) {
 			}
 
 			// The process dies; the vault is opened again from the file.
-			e.close(t)
-			e.open(t)
-			rot, err := e.v.PendingRotation()
-			if err != nil || rot == nil || rot.Target != target || e.v.Master().PrimaryID() != target {
+			e.Reopen(t)
+			rot, err := e.Vault.PendingRotation(t.Context())
+			if err != nil || rot == nil || rot.Target != target || e.Vault.Master().PrimaryID() != target {
 				t.Fatalf("pending after reopen: %+v, %v", rot, err)
 			}
 			// Both halves read meanwhile, and a new patient gets the new key.
-			if got := uuidsOf(t, e.v, pids[0]); len(got) != 5 {
+			if got := uuidsOf(t, e.Vault, pids[0]); len(got) != 5 {
 				t.Fatalf("re-wrapped patient reads %d", len(got))
 			}
-			if got := uuidsOf(t, e.v, pids[len(pids)-1]); len(got) != 5 {
+			if got := uuidsOf(t, e.Vault, pids[len(pids)-1]); len(got) != 5 {
 				t.Fatalf("not yet re-wrapped patient reads %d", len(got))
 			}
 			late := e.patient(t)
 
 			var res vault.RotateResult
 			if how == "cancelled" {
-				res, err = e.v.RotateMaster(context.Background(), e.root, nil)
+				res, err = e.Vault.RotateMaster(context.Background(), e.Root, nil)
 			} else {
-				res, err = e.v.ResumeRotation(context.Background(), nil)
+				res, err = e.Vault.ResumeRotation(context.Background(), nil)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -513,25 +507,24 @@ func TestRotateInterruptedResumes(t *testing.T) {
 			if !res.Resumed || res.Target != target || res.Previous != old || res.Rewrapped != 150 || res.Patients != 251 {
 				t.Fatalf("resumed = %+v", res)
 			}
-			if ids := e.v.Master().KeyIDs(); !slices.Equal(ids, []uint32{old, target}) {
+			if ids := e.Vault.Master().KeyIDs(); !slices.Equal(ids, []uint32{old, target}) {
 				t.Fatalf("keys after resuming = %v, want [%d %d] (no extra key)", ids, old, target)
 			}
-			if u, all := underTarget(t, e.store, target); u != 251 || all != 251 {
+			if u, all := underTarget(t, e.Store, target); u != 251 || all != 251 {
 				t.Fatalf("%d of %d blobs under the target", u, all)
 			}
-			if _, ok := allBlobs(t, e.store)[late.ID]; !ok {
+			if _, ok := allBlobs(t, e.Store)[late.ID]; !ok {
 				t.Fatal("the patient added mid-rotation lost its keys")
 			}
-			e.close(t)
-			e.open(t)
-			if r, _ := e.v.PendingRotation(); r != nil {
-				t.Fatal("rotation record survives its end")
+			e.Reopen(t)
+			if r, err := e.Vault.PendingRotation(t.Context()); err != nil || r != nil {
+				t.Fatalf("rotation record survives its end: %+v, %v", r, err)
 			}
-			if got := uuidsOf(t, e.v, pids[len(pids)-1]); len(got) != 5 {
+			if got := uuidsOf(t, e.Vault, pids[len(pids)-1]); len(got) != 5 {
 				t.Fatalf("after resuming, a patient reads %d", len(got))
 			}
-			if ks, _ := e.v.KeyStatus(); len(ks.Keys) != 2 || blobsOf(ks, target) != 251 || blobsOf(ks, old) != 0 {
-				t.Fatalf("final status = %+v", ks)
+			if ks, err := e.Vault.KeyStatus(t.Context()); err != nil || len(ks.Keys) != 2 || blobsOf(ks, target) != 251 || blobsOf(ks, old) != 0 {
+				t.Fatalf("final status = %+v, %v", ks, err)
 			}
 		})
 	}
@@ -545,11 +538,11 @@ type deleteBeforeSwap struct {
 	once    sync.Once
 }
 
-func (d *deleteBeforeSwap) SwapPatientKeys(s []vault.KeySwap) error {
+func (d *deleteBeforeSwap) SwapPatientKeys(ctx context.Context, s []vault.KeySwap) error {
 	var err error
 	d.once.Do(func() {
 		for _, id := range d.victims {
-			if err = d.Backend.DeletePatient(id); err != nil {
+			if err = d.Backend.DeletePatient(ctx, id); err != nil {
 				return
 			}
 		}
@@ -557,20 +550,20 @@ func (d *deleteBeforeSwap) SwapPatientKeys(s []vault.KeySwap) error {
 	if err != nil {
 		return err
 	}
-	return d.Backend.SwapPatientKeys(s)
+	return d.Backend.SwapPatientKeys(ctx, s)
 }
 
 func TestRotateConcurrentDelete(t *testing.T) {
 	checkGone := func(t *testing.T, e *env, ids []string) {
 		t.Helper()
 		for _, id := range ids {
-			if _, err := e.store.PatientKeys(id); !errors.Is(err, vault.ErrNotFound) {
+			if _, err := e.Store.PatientKeys(t.Context(), id); !errors.Is(err, vault.ErrNotFound) {
 				t.Fatalf("%s: key blob came back: %v", id, err)
 			}
-			if _, err := e.v.User(id); !errors.Is(err, vault.ErrNoUser) {
+			if _, err := e.Vault.User(t.Context(), id); !errors.Is(err, vault.ErrNoUser) {
 				t.Fatalf("%s: account came back: %v", id, err)
 			}
-			if _, err := readAll(t, e.v, id, bg); !errors.Is(err, vault.ErrNoPatient) {
+			if _, err := readAll(t, e.Vault, id, bg); !errors.Is(err, vault.ErrNoPatient) {
 				t.Fatalf("%s: read after delete: %v", id, err)
 			}
 		}
@@ -582,30 +575,29 @@ func TestRotateConcurrentDelete(t *testing.T) {
 			e.ingestN(t, pid, 0, 3)
 		}
 		victims := []string{pids[0], pids[17], pids[29]}
-		d := &deleteBeforeSwap{Backend: e.store, victims: victims}
-		v2, err := vault.Open(d, e.root, vault.RootInfo{Kind: e.root.Kind()}, vault.Options{})
+		d := &deleteBeforeSwap{Backend: e.Store, victims: victims}
+		v2, err := vault.Open(t.Context(), d, e.Root, vault.RootInfo{Kind: e.Root.Kind()}, vault.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := v2.RotateMaster(context.Background(), e.root, nil)
+		res, err := v2.RotateMaster(context.Background(), e.Root, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Rewrapped != 27 || res.Patients != 27 {
 			t.Fatalf("result = %+v, want 27 re-wrapped", res)
 		}
-		e.close(t)
-		e.open(t)
+		e.Reopen(t)
 		checkGone(t, e, victims)
 		for _, pid := range pids[1:29] {
 			if pid == pids[17] {
 				continue
 			}
-			if got := uuidsOf(t, e.v, pid); len(got) != 3 {
+			if got := uuidsOf(t, e.Vault, pid); len(got) != 3 {
 				t.Fatalf("%s reads %d", pid, len(got))
 			}
 		}
-		if u, all := underTarget(t, e.store, res.Target); u != 27 || all != 27 {
+		if u, all := underTarget(t, e.Store, res.Target); u != 27 || all != 27 {
 			t.Fatalf("%d of %d under the target", u, all)
 		}
 	})
@@ -627,14 +619,14 @@ func TestRotateConcurrentDelete(t *testing.T) {
 		wg.Go(func() {
 			<-started
 			for _, id := range victims {
-				if err := e.v.DeletePatient(id); err != nil {
+				if err := e.Vault.DeletePatient(t.Context(), id); err != nil {
 					delErr <- err
 					return
 				}
 			}
 			delErr <- nil
 		})
-		res, err := e.v.RotateMaster(context.Background(), e.root, func(done, total int) {
+		res, err := e.Vault.RotateMaster(context.Background(), e.Root, func(done, total int) {
 			once.Do(func() { close(started) })
 		})
 		wg.Wait()
@@ -645,19 +637,38 @@ func TestRotateConcurrentDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkGone(t, e, victims)
-		e.close(t)
-		e.open(t)
+		e.Reopen(t)
 		checkGone(t, e, victims)
 		want := len(pids) - len(victims)
-		if u, all := underTarget(t, e.store, res.Target); u != want || all != want {
+		if u, all := underTarget(t, e.Store, res.Target); u != want || all != want {
 			t.Fatalf("%d of %d under the target, want %d", u, all, want)
 		}
 		for _, pid := range pids[1:10] {
-			if got := uuidsOf(t, e.v, pid); len(got) != 3 {
+			if got := uuidsOf(t, e.Vault, pid); len(got) != 3 {
 				t.Fatalf("%s reads %d", pid, len(got))
 			}
 		}
 	})
+}
+
+// keyFile makes another root key file beside the vault's.
+func keyFile(t *testing.T, e *env, name string) *keys.Root {
+	t.Helper()
+	r, err := keys.CreateKeyFile(filepath.Join(e.Dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// storedMaster is the stored (wrapped) master keyset.
+func storedMaster(t *testing.T, e *env) []byte {
+	t.Helper()
+	m, err := e.Store.Meta(t.Context(), vault.MetaMaster)
+	if err != nil || m == nil {
+		t.Fatalf("stored master = %d bytes, %v", len(m), err)
+	}
+	return m
 }
 
 func TestChangeRoot(t *testing.T) {
@@ -669,45 +680,38 @@ func TestChangeRoot(t *testing.T) {
 	check := func(t *testing.T) {
 		t.Helper()
 		for i, pid := range pids {
-			if got := uuidsOf(t, e.v, pid); !slices.Equal(got, wantUUIDs(i*100, 20)) {
+			if got := uuidsOf(t, e.Vault, pid); !slices.Equal(got, wantUUIDs(i*100, 20)) {
 				t.Fatalf("%s reads %d", pid, len(got))
 			}
 		}
 	}
 	fileBytes := func() []byte {
-		b, err := os.ReadFile(e.path)
+		b, err := os.ReadFile(e.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	// openWith opens the file with a root and reports the error.
-	openWith := func(r *keys.Root) error {
-		st, err := boltstore.Open(e.path, boltstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		_, err = vault.Open(st, r, vault.RootInfo{Kind: r.Kind()}, vault.Options{})
-		return err
-	}
 
 	t.Run("refusals write nothing", func(t *testing.T) {
-		wrong, _ := keys.CreateKeyFile(filepath.Join(e.dir, "wrong.key"))
-		next, _ := keys.CreateKeyFile(filepath.Join(e.dir, "unused.key"))
+		wrong := keyFile(t, e, "wrong.key")
+		next := keyFile(t, e, "unused.key")
 		before := fileBytes()
-		if err := e.v.ChangeRoot(wrong, next, vault.RootInfo{Kind: "key-file"}); !errors.Is(err, keys.ErrWrongRoot) {
+		if err := e.Vault.ChangeRoot(t.Context(), wrong, next, vault.RootInfo{Kind: "key-file"}); !errors.Is(err, keys.ErrWrongRoot) {
 			t.Fatalf("wrong current root: %v", err)
 		}
-		if err := e.v.ChangeRoot(e.root, next, vault.RootInfo{Kind: "passphrase"}); err == nil {
+		if err := e.Vault.ChangeRoot(t.Context(), e.Root, next, vault.RootInfo{Kind: "passphrase"}); err == nil {
 			t.Fatal("a description of another kind was accepted")
 		}
 		p := keys.InsecureTestArgon2Params()
-		pr, _ := keys.RootFromPassphrase([]byte("x"), p)
-		if err := e.v.ChangeRoot(e.root, pr, vault.RootInfo{Kind: "passphrase"}); err == nil {
+		pr, err := keys.RootFromPassphrase([]byte("x"), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Vault.ChangeRoot(t.Context(), e.Root, pr, vault.RootInfo{Kind: "passphrase"}); err == nil {
 			t.Fatal("a passphrase root without Argon2id parameters was accepted")
 		}
-		if err := e.v.ChangeRoot(pr, next, vault.RootInfo{Kind: "key-file"}); err == nil || !strings.Contains(err.Error(), "key-file root") {
+		if err := e.Vault.ChangeRoot(t.Context(), pr, next, vault.RootInfo{Kind: "key-file"}); err == nil || !strings.Contains(err.Error(), "key-file root") {
 			t.Fatalf("current root of the wrong kind: %v", err)
 		}
 		if !bytes.Equal(before, fileBytes()) {
@@ -716,17 +720,17 @@ func TestChangeRoot(t *testing.T) {
 	})
 
 	t.Run("key file to key file", func(t *testing.T) {
-		blobs := allBlobs(t, e.store)
-		oldWrapped, _ := e.store.Meta(vault.MetaMaster)
-		oldRoot := e.root
-		newRoot, err := keys.CreateKeyFile(filepath.Join(e.dir, "new.key"))
+		blobs := allBlobs(t, e.Store)
+		oldWrapped := storedMaster(t, e)
+		oldRoot := e.Root
+		newRoot, err := keys.CreateKeyFile(filepath.Join(e.Dir, "new.key"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.v.ChangeRoot(oldRoot, newRoot, vault.RootInfo{Kind: "key-file"}); err != nil {
+		if err := e.Vault.ChangeRoot(t.Context(), oldRoot, newRoot, vault.RootInfo{Kind: "key-file"}); err != nil {
 			t.Fatal(err)
 		}
-		if after := allBlobs(t, e.store); len(after) != len(blobs) {
+		if after := allBlobs(t, e.Store); len(after) != len(blobs) {
 			t.Fatal("patient blobs changed")
 		} else {
 			for id, b := range blobs {
@@ -736,76 +740,81 @@ func TestChangeRoot(t *testing.T) {
 			}
 		}
 		check(t) // the running vault carries on
-		if _, err := e.v.RotateMaster(context.Background(), oldRoot, nil); !errors.Is(err, keys.ErrWrongRoot) {
+		if _, err := e.Vault.RotateMaster(context.Background(), oldRoot, nil); !errors.Is(err, keys.ErrWrongRoot) {
 			t.Fatalf("rotation with the retired root: %v", err)
 		}
-		e.close(t)
+		e.Close(t)
 		if bytes.Contains(fileBytes(), oldWrapped) {
 			t.Fatal("the master wrapped under the old root is still in the file")
 		}
-		if err := openWith(oldRoot); !errors.Is(err, keys.ErrWrongRoot) {
+		if err := openWith(t, e, oldRoot); !errors.Is(err, keys.ErrWrongRoot) {
 			t.Fatalf("old root after the change: %v", err)
 		}
-		e.root = newRoot
-		e.open(t)
+		e.Root = newRoot
+		e.Open(t)
 		check(t)
-		if ks, err := e.v.KeyStatus(); err != nil || ks.Root != "key-file" {
+		if ks, err := e.Vault.KeyStatus(t.Context()); err != nil || ks.Root != "key-file" {
 			t.Fatalf("status: %+v, %v", ks, err)
 		}
 	})
 
 	t.Run("key file to passphrase", func(t *testing.T) {
-		blobs := allBlobs(t, e.store)
-		oldWrapped, _ := e.store.Meta(vault.MetaMaster)
-		oldRoot := e.root
+		blobs := allBlobs(t, e.Store)
+		oldWrapped := storedMaster(t, e)
+		oldRoot := e.Root
 		params := keys.InsecureTestArgon2Params()
 		pass := []byte("correct horse battery staple CANARY")
 		pr, err := keys.RootFromPassphrase(pass, params)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.v.ChangeRoot(oldRoot, pr, vault.RootInfo{Kind: "passphrase", Argon2: &params}); err != nil {
+		if err := e.Vault.ChangeRoot(t.Context(), oldRoot, pr, vault.RootInfo{Kind: "passphrase", Argon2: &params}); err != nil {
 			t.Fatal(err)
 		}
-		for id, b := range allBlobs(t, e.store) {
+		for id, b := range allBlobs(t, e.Store) {
 			if !bytes.Equal(blobs[id], b) {
 				t.Fatalf("%s: key blob changed by a root change", id)
 			}
 		}
 		// A rotation with the new root works while running.
-		res, err := e.v.RotateMaster(context.Background(), pr, nil)
+		res, err := e.Vault.RotateMaster(context.Background(), pr, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.close(t)
+		e.Close(t)
 		file := fileBytes()
 		if bytes.Contains(file, oldWrapped) || bytes.Contains(file, pass) {
 			t.Fatal("the old wrapping or the passphrase is in the file")
 		}
-		if err := openWith(oldRoot); err == nil || !strings.Contains(err.Error(), "passphrase root") {
+		if err := openWith(t, e, oldRoot); err == nil || !strings.Contains(err.Error(), "passphrase root") {
 			t.Fatalf("old key file after the change: %v", err)
 		}
 		// Derive the root as a start does: from the stored parameters.
-		st, err := boltstore.Open(e.path, boltstore.Options{})
+		st, err := boltstore.Open(e.Path, boltstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := vault.ReadRootInfo(st)
-		st.Close()
+		info, err := vault.ReadRootInfo(t.Context(), st)
+		if cerr := st.Close(); cerr != nil {
+			t.Fatal(cerr)
+		}
 		if err != nil || info.Kind != "passphrase" || info.Argon2 == nil {
 			t.Fatalf("stored root info = %+v, %v", info, err)
 		}
-		wrongPass, _ := keys.RootFromPassphrase([]byte("wrong"), *info.Argon2)
-		if err := openWith(wrongPass); !errors.Is(err, keys.ErrWrongRoot) {
-			t.Fatalf("wrong passphrase: %v", err)
-		}
-		e.root, err = keys.RootFromPassphrase(pass, *info.Argon2)
+		wrongPass, err := keys.RootFromPassphrase([]byte("wrong"), *info.Argon2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.open(t)
+		if err := openWith(t, e, wrongPass); !errors.Is(err, keys.ErrWrongRoot) {
+			t.Fatalf("wrong passphrase: %v", err)
+		}
+		e.Root, err = keys.RootFromPassphrase(pass, *info.Argon2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Open(t)
 		check(t)
-		if ks, err := e.v.KeyStatus(); err != nil || ks.Root != "passphrase" || ks.Primary != res.Target || len(ks.Keys) != 2 {
+		if ks, err := e.Vault.KeyStatus(t.Context()); err != nil || ks.Root != "passphrase" || ks.Primary != res.Target || len(ks.Keys) != 2 {
 			t.Fatalf("status: %+v, %v", ks, err)
 		}
 	})

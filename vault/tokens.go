@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -26,8 +27,8 @@ func (t TokenInfo) Expired(now time.Time) bool { return !now.Before(t.Expires) }
 var ErrNoToken = errors.New("no such token")
 
 // Tokens lists a user's API tokens, expired ones included, newest first.
-func (v *Vault) Tokens(userID string) ([]TokenInfo, error) {
-	rows, err := v.b.Tokens(userID)
+func (v *Vault) Tokens(ctx context.Context, userID string) ([]TokenInfo, error) {
+	rows, err := v.b.Tokens(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -51,15 +52,15 @@ func (v *Vault) Tokens(userID string) ([]TokenInfo, error) {
 // once: Authenticate reads the token's row on every call, and no copy of
 // it is cached. A token that is not the user's is ErrNoToken, as a
 // missing one.
-func (v *Vault) RevokeToken(userID, tokenID string) error {
-	row, err := v.b.Token(tokenID)
+func (v *Vault) RevokeToken(ctx context.Context, userID, tokenID string) error {
+	row, err := v.b.Token(ctx, tokenID)
 	if errors.Is(err, ErrNotFound) || err == nil && row.UserID != userID {
 		return ErrNoToken
 	}
 	if err != nil {
 		return err
 	}
-	if err := v.b.DeleteToken(tokenID); err != nil {
+	if err := v.b.DeleteToken(ctx, tokenID); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return ErrNoToken
 		}

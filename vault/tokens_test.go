@@ -14,23 +14,23 @@ import (
 func TestTokensListAndRevoke(t *testing.T) {
 	e := newEnv(t)
 	p, q := e.patient(t), e.patient(t)
-	sec1, t1, err := e.v.MintToken(p.ID, vault.TokenDevice, 0)
+	sec1, t1, err := e.Vault.MintToken(t.Context(), p.ID, vault.TokenDevice, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.now = e.now.Add(time.Minute)
-	sec2, t2, err := e.v.MintToken(p.ID, vault.TokenPatient, time.Hour)
+	sec2, t2, err := e.Vault.MintToken(t.Context(), p.ID, vault.TokenPatient, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, tq, err := e.v.MintToken(q.ID, vault.TokenDevice, 0)
+	_, tq, err := e.Vault.MintToken(t.Context(), q.ID, vault.TokenDevice, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.v.Authenticate(sec1); err != nil {
+	if _, err := e.Vault.Authenticate(t.Context(), sec1); err != nil {
 		t.Fatal(err)
 	}
-	list, err := e.v.Tokens(p.ID)
+	list, err := e.Vault.Tokens(t.Context(), p.ID)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("Tokens = %+v, %v", list, err)
 	}
@@ -42,28 +42,28 @@ func TestTokensListAndRevoke(t *testing.T) {
 		t.Fatalf("token times %+v", list[0])
 	}
 	// Another user's token, or a missing one, is ErrNoToken; nothing changes.
-	if err := e.v.RevokeToken(p.ID, tq.ID); !errors.Is(err, vault.ErrNoToken) {
+	if err := e.Vault.RevokeToken(t.Context(), p.ID, tq.ID); !errors.Is(err, vault.ErrNoToken) {
 		t.Fatalf("revoking another user's token: %v", err)
 	}
-	if err := e.v.RevokeToken(p.ID, "nope"); !errors.Is(err, vault.ErrNoToken) {
+	if err := e.Vault.RevokeToken(t.Context(), p.ID, "nope"); !errors.Is(err, vault.ErrNoToken) {
 		t.Fatalf("revoking a missing token: %v", err)
 	}
-	if l, _ := e.v.Tokens(q.ID); len(l) != 1 {
-		t.Fatal("another user's token was touched")
+	if l, err := e.Vault.Tokens(t.Context(), q.ID); err != nil || len(l) != 1 {
+		t.Fatalf("another user's token was touched: %+v, %v", l, err)
 	}
-	if err := e.v.RevokeToken(p.ID, t1.ID); err != nil {
+	if err := e.Vault.RevokeToken(t.Context(), p.ID, t1.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.v.Authenticate(sec1); !errors.Is(err, vault.ErrTokenInvalid) {
+	if _, err := e.Vault.Authenticate(t.Context(), sec1); !errors.Is(err, vault.ErrTokenInvalid) {
 		t.Fatalf("revoked token authenticates: %v", err)
 	}
-	if _, err := e.v.Authenticate(sec2); err != nil {
+	if _, err := e.Vault.Authenticate(t.Context(), sec2); err != nil {
 		t.Fatalf("the other token stopped working: %v", err)
 	}
-	if l, _ := e.v.Tokens(p.ID); len(l) != 1 || l[0].ID != t2.ID {
-		t.Fatalf("after revoke: %+v", l)
+	if l, err := e.Vault.Tokens(t.Context(), p.ID); err != nil || len(l) != 1 || l[0].ID != t2.ID {
+		t.Fatalf("after revoke: %+v, %v", l, err)
 	}
-	if err := e.v.RevokeToken(p.ID, t1.ID); !errors.Is(err, vault.ErrNoToken) {
+	if err := e.Vault.RevokeToken(t.Context(), p.ID, t1.ID); !errors.Is(err, vault.ErrNoToken) {
 		t.Fatalf("revoking twice: %v", err)
 	}
 }

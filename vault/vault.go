@@ -9,6 +9,7 @@
 package vault
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,8 +34,8 @@ type RootInfo struct {
 }
 
 // ReadRootInfo returns the stored root description, or nil for a new vault.
-func ReadRootInfo(b Backend) (*RootInfo, error) {
-	v, err := b.Meta(MetaRoot)
+func ReadRootInfo(ctx context.Context, b Backend) (*RootInfo, error) {
+	v, err := b.Meta(ctx, MetaRoot)
 	if err != nil || v == nil {
 		return nil, err
 	}
@@ -73,7 +74,14 @@ type Options struct {
 // Open unwraps the master keyset with root, or creates and stores one if
 // this is a new vault (info is then stored too). A root that does not open
 // an existing master returns keys.ErrWrongRoot and writes nothing.
-func Open(b Backend, root *keys.Root, info RootInfo, o Options) (*Vault, error) {
+//
+// Creation is a compare-and-swap, never a plain write: the new master and
+// info are stored together by one SwapMeta that succeeds only while no
+// master is stored. Of several processes (or goroutines, or replicas)
+// opening an empty store at once, exactly one stores its keyset; the others
+// get ErrConflict from the store, read what the winner stored and open
+// that, so every one of them seals under the same master.
+func Open(ctx context.Context, b Backend, root *keys.Root, info RootInfo, o Options) (*Vault, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -81,40 +89,72 @@ func Open(b Backend, root *keys.Root, info RootInfo, o Options) (*Vault, error) 
 		o.Now = time.Now
 	}
 	v := &Vault{b: b, log: o.Logger, now: o.Now, pks: map[string]*keys.PatientKeys{}, touched: map[string]time.Time{}}
-	wrapped, err := b.Meta(MetaMaster)
-	if err != nil {
-		return nil, err
-	}
-	if wrapped != nil {
-		stored, err := ReadRootInfo(b)
+	// Two rounds suffice: a conflict means another opener stored its
+	// master (both keys go in one transaction), which the next read finds.
+	for range 3 {
+		wrapped, err := b.Meta(ctx, MetaMaster)
 		if err != nil {
 			return nil, err
 		}
-		if stored != nil && stored.Kind != root.Kind() {
-			return nil, fmt.Errorf("this vault's master keyset is wrapped by a %s root, but a %s root was given", stored.Kind, root.Kind())
+		if wrapped != nil {
+			if v.master, err = openMaster(ctx, b, wrapped, root); err != nil {
+				return nil, err
+			}
+			return v, nil
 		}
-		if v.master, err = keys.OpenMaster(wrapped, root); err != nil {
+		m, err := createMaster(ctx, b, root, info)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
+		v.master = m
 		return v, nil
 	}
-	if v.master, err = keys.NewMaster(); err != nil {
+	return nil, errors.New("the vault's master keyset kept changing while it was being created; try again")
+}
+
+// openMaster unwraps a stored master with root, refusing a root of another
+// kind than the stored description names.
+func openMaster(ctx context.Context, b Backend, wrapped []byte, root *keys.Root) (*keys.Master, error) {
+	stored, err := ReadRootInfo(ctx, b)
+	if err != nil {
 		return nil, err
 	}
-	if wrapped, err = v.master.Wrap(root); err != nil {
+	if stored != nil && stored.Kind != root.Kind() {
+		return nil, fmt.Errorf("this vault's master keyset is wrapped by a %s root, but a %s root was given", stored.Kind, root.Kind())
+	}
+	return keys.OpenMaster(wrapped, root)
+}
+
+// createMaster makes a master keyset and stores it, wrapped by root, with
+// info, if no master is stored yet: ErrConflict otherwise.
+func createMaster(ctx context.Context, b Backend, root *keys.Root, info RootInfo) (*keys.Master, error) {
+	// A root description without a master is left by a first start that
+	// older versions (two plain writes) cut short: it is replaced, but
+	// only if it is still the one read here.
+	oldInfo, err := b.Meta(ctx, MetaRoot)
+	if err != nil {
+		return nil, err
+	}
+	m, err := keys.NewMaster()
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := m.Wrap(root)
+	if err != nil {
 		return nil, err
 	}
 	ib, err := json.Marshal(info)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.PutMeta(MetaRoot, ib); err != nil {
+	err = b.SwapMeta(ctx, []MetaSwap{{Key: MetaRoot, Old: oldInfo, New: ib}, {Key: MetaMaster, Old: nil, New: wrapped}}, false)
+	if err != nil {
 		return nil, err
 	}
-	if err := b.PutMeta(MetaMaster, wrapped); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return m, nil
 }
 
 // Backend is the store under the vault.
@@ -127,14 +167,14 @@ func (v *Vault) Master() *keys.Master { return v.master }
 // ErrNoPatient is returned for an unknown patient id.
 var ErrNoPatient = errors.New("no such patient")
 
-func (v *Vault) patientKeys(id string) (*keys.PatientKeys, error) {
+func (v *Vault) patientKeys(ctx context.Context, id string) (*keys.PatientKeys, error) {
 	v.pkMu.Lock()
 	pk := v.pks[id]
 	v.pkMu.Unlock()
 	if pk != nil {
 		return pk, nil
 	}
-	blob, err := v.b.PatientKeys(id)
+	blob, err := v.b.PatientKeys(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrNoPatient
 	}
@@ -154,11 +194,11 @@ func (v *Vault) patientKeys(id string) (*keys.PatientKeys, error) {
 // DeletePatient crypto-shreds a patient: their key blob is destroyed, so
 // every record sealed under it is unrecoverable even with the master key,
 // and the store is compacted so no free page keeps the blob.
-func (v *Vault) DeletePatient(id string) error {
+func (v *Vault) DeletePatient(ctx context.Context, id string) error {
 	if RoleOf(id) != RolePatient {
 		return ErrNoPatient
 	}
-	err := v.b.DeletePatient(id)
+	err := v.b.DeletePatient(ctx, id)
 	// Evict after the delete: an ingest racing it may have cached the keys
 	// again, but its insert is refused inside the store's transaction.
 	v.pkMu.Lock()

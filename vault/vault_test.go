@@ -8,63 +8,28 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/vaulttest"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	bolt "go.etcd.io/bbolt"
 )
 
+// env is a vault on a real file (vaulttest) with a clock the test moves.
 type env struct {
-	dir   string
-	path  string
-	root  *keys.Root
-	store *boltstore.Store
-	v     *vault.Vault
-	now   time.Time
+	*vaulttest.Env
+	now time.Time
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dir := t.TempDir()
-	root, err := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{dir: dir, path: filepath.Join(dir, "vault.db"), root: root, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	e.open(t)
-	t.Cleanup(func() { e.close(t) })
+	e := &env{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	e.Env = vaulttest.New(t, vaulttest.Options{Now: func() time.Time { return e.now }})
 	return e
-}
-
-func (e *env) open(t *testing.T) {
-	t.Helper()
-	st, err := boltstore.Open(e.path, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.Open(st, e.root, vault.RootInfo{Kind: e.root.Kind()}, vault.Options{Now: func() time.Time { return e.now }})
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
-	e.store, e.v = st, v
-}
-
-// close closes the store and checks the file's integrity.
-func (e *env) close(t *testing.T) {
-	t.Helper()
-	if e.store == nil {
-		return
-	}
-	e.store.Close()
-	e.store = nil
-	if err := boltstore.Check(e.path); err != nil {
-		t.Errorf("integrity: %v", err)
-	}
 }
 
 func glucose(uuid string, at time.Time, value float64, source string) []byte {
@@ -73,7 +38,7 @@ func glucose(uuid string, at time.Time, value float64, source string) []byte {
 		uuid, ts, source, value, ts)
 }
 
-func parse(t *testing.T, raws ...[]byte) []*omh.Point {
+func parse(t testing.TB, raws ...[]byte) []*omh.Point {
 	t.Helper()
 	var out []*omh.Point
 	for _, r := range raws {
@@ -90,7 +55,7 @@ func uuidN(i int) string { return fmt.Sprintf("3f1c2b7a-0000-4000-8000-%012d", i
 
 func (e *env) patient(t *testing.T) vault.User {
 	t.Helper()
-	u, err := e.v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "Canary Patientname", TimeZone: "Europe/Berlin"})
+	u, err := e.Vault.CreateUser(t.Context(), vault.NewUser{Role: vault.RolePatient, Name: "Canary Patientname", TimeZone: "Europe/Berlin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,15 +84,15 @@ func TestIngestReadDedup(t *testing.T) {
 	for i := range 600 { // above the parallel threshold, out of order
 		raws = append(raws, glucose(uuidN(i), base.Add(time.Duration((i*7)%600)*time.Minute), float64(80+i%100), "cgm"))
 	}
-	res, err := e.v.Ingest(context.Background(), p.ID, parse(t, raws...))
+	res, err := e.Vault.Ingest(context.Background(), p.ID, parse(t, raws...))
 	if err != nil || res.Accepted != 600 || res.Duplicates != 0 {
 		t.Fatalf("ingest = %+v, %v", res, err)
 	}
-	res, err = e.v.Ingest(context.Background(), p.ID, parse(t, raws...))
+	res, err = e.Vault.Ingest(context.Background(), p.ID, parse(t, raws...))
 	if err != nil || res.Accepted != 0 || res.Duplicates != 600 {
 		t.Fatalf("re-ingest = %+v, %v; want all duplicates", res, err)
 	}
-	got, err := readAll(t, e.v, p.ID, bg)
+	got, err := readAll(t, e.Vault, p.ID, bg)
 	if err != nil || len(got) != 600 {
 		t.Fatalf("read %d, %v", len(got), err)
 	}
@@ -138,7 +103,7 @@ func TestIngestReadDedup(t *testing.T) {
 	}
 	// Window [from, to) is half-open.
 	var n int
-	for _, err := range e.v.Readings(context.Background(), p.ID, bg, base, base.Add(10*time.Minute)) {
+	for _, err := range e.Vault.Readings(context.Background(), p.ID, bg, base, base.Add(10*time.Minute)) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,15 +120,20 @@ func TestDerivedUUIDIsStableAndKeyed(t *testing.T) {
 	q := e.patient(t)
 	raw := []byte(`{"header":{"schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"},"source_creation_date_time":"2025-01-01T00:00:00Z"},"body":{"blood_glucose":{"value":101,"unit":"mg/dL"},"effective_time_frame":{"date_time":"2025-01-01T00:00:00Z"}}}`)
 	for range 2 {
-		if _, err := e.v.Ingest(context.Background(), p.ID, parse(t, raw)); err != nil {
+		if _, err := e.Vault.Ingest(context.Background(), p.ID, parse(t, raw)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.v.Ingest(context.Background(), q.ID, parse(t, raw))
-	a, _ := readAll(t, e.v, p.ID, bg)
-	b, _ := readAll(t, e.v, q.ID, bg)
-	if len(a) != 1 {
-		t.Fatalf("uuid-less point stored %d times, want once", len(a))
+	if _, err := e.Vault.Ingest(t.Context(), q.ID, parse(t, raw)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := readAll(t, e.Vault, p.ID, bg)
+	if err != nil || len(a) != 1 {
+		t.Fatalf("uuid-less point stored %d times (%v), want once", len(a), err)
+	}
+	b, err := readAll(t, e.Vault, q.ID, bg)
+	if err != nil || len(b) != 1 {
+		t.Fatalf("other patient: %d readings, %v", len(b), err)
 	}
 	ua, ub := extractUUID(a[0].JSON), extractUUID(b[0].JSON)
 	if ua == "" || ua == ub {
@@ -180,34 +150,29 @@ func extractUUID(js []byte) string {
 	return string(u)
 }
 
-// rawRecords returns the patient's stored record keys and values.
-func rawRecords(t *testing.T, st *boltstore.Store, pid string) (ks, vs [][]byte) {
+// rawRecords returns the patient's stored records, values as stored.
+func rawRecords(t *testing.T, e *env, pid string) []vault.Record {
 	t.Helper()
-	st.DB(func(db *bolt.DB) error {
-		return db.View(func(tx *bolt.Tx) error {
-			return tx.Bucket([]byte("readings")).Bucket([]byte(pid)).ForEach(func(k, v []byte) error {
-				ks, vs = append(ks, bytes.Clone(k)), append(vs, bytes.Clone(v))
-				return nil
-			})
-		})
-	})
-	return ks, vs
-}
-
-func putRaw(t *testing.T, st *boltstore.Store, pid string, k, v []byte) {
-	t.Helper()
-	err := st.DB(func(db *bolt.DB) error {
-		return db.Update(func(tx *bolt.Tx) error {
-			b, err := tx.Bucket([]byte("readings")).CreateBucketIfNotExists([]byte(pid))
-			if err != nil {
-				return err
-			}
-			return b.Put(k, v)
-		})
-	})
+	recs, err := e.Store.RecordTamperer().Records(t.Context(), pid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return recs
+}
+
+// putRaw stores r for the patient below the vault, replacing the record
+// with its identity.
+func putRaw(t *testing.T, e *env, pid string, r vault.Record) {
+	t.Helper()
+	if err := e.Store.RecordTamperer().PutRecord(t.Context(), pid, r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// withValue is r holding another value.
+func withValue(r vault.Record, v []byte) vault.Record {
+	r.Value = v
+	return r
 }
 
 func TestBarriers(t *testing.T) {
@@ -220,14 +185,16 @@ func TestBarriers(t *testing.T) {
 		glucose(uuidN(1), at, 987.654, canary),
 		glucose(uuidN(2), at.Add(time.Minute), 123.457, canary),
 	)
-	if _, err := e.v.Ingest(context.Background(), p.ID, pts); err != nil {
+	if _, err := e.Vault.Ingest(context.Background(), p.ID, pts); err != nil {
 		t.Fatal(err)
 	}
-	e.v.Ingest(context.Background(), other.ID, parse(t, glucose(uuidN(3), at, 111, "x")))
+	if _, err := e.Vault.Ingest(t.Context(), other.ID, parse(t, glucose(uuidN(3), at, 111, "x"))); err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("confidentiality", func(t *testing.T) {
-		e.close(t)
-		b, err := os.ReadFile(e.path)
+		e.Close(t)
+		b, err := os.ReadFile(e.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,77 +203,84 @@ func TestBarriers(t *testing.T) {
 				t.Errorf("%q is in the database file in plaintext", s)
 			}
 		}
-		e.open(t)
+		e.Open(t)
 	})
 	t.Run("integrity", func(t *testing.T) {
-		ks, vs := rawRecords(t, e.store, p.ID)
-		orig := vs[0]
+		recs := rawRecords(t, e, p.ID)
+		orig := recs[0].Value
 		for _, i := range []int{0, 1, 2, 10, len(orig) / 2, len(orig) - 1} {
 			bad := bytes.Clone(orig)
 			bad[i] ^= 0x01
-			putRaw(t, e.store, p.ID, ks[0], bad)
-			if got, err := readAll(t, e.v, p.ID, bg); err == nil {
+			putRaw(t, e, p.ID, withValue(recs[0], bad))
+			if got, err := readAll(t, e.Vault, p.ID, bg); err == nil {
 				t.Fatalf("flipped byte %d: read %d readings without error", i, len(got))
 			} else if !errors.Is(err, keys.ErrDecrypt) {
 				t.Fatalf("flipped byte %d: err %v, want ErrDecrypt", i, err)
 			}
 		}
-		putRaw(t, e.store, p.ID, ks[0], orig)
-		if _, err := readAll(t, e.v, p.ID, bg); err != nil {
+		putRaw(t, e, p.ID, recs[0])
+		if _, err := readAll(t, e.Vault, p.ID, bg); err != nil {
 			t.Fatalf("restored record does not read: %v", err)
 		}
 	})
 	t.Run("move", func(t *testing.T) {
-		ks, vs := rawRecords(t, e.store, p.ID)
-		// Record 0's ciphertext under record 1's key.
-		putRaw(t, e.store, p.ID, ks[1], vs[0])
-		if _, err := readAll(t, e.v, p.ID, bg); !errors.Is(err, keys.ErrDecrypt) {
+		recs := rawRecords(t, e, p.ID)
+		// Record 0's ciphertext under record 1's identity.
+		putRaw(t, e, p.ID, withValue(recs[1], recs[0].Value))
+		if _, err := readAll(t, e.Vault, p.ID, bg); !errors.Is(err, keys.ErrDecrypt) {
 			t.Fatalf("moved within patient: %v", err)
 		}
-		putRaw(t, e.store, p.ID, ks[1], vs[1])
-		// Record 0 into the other patient, under the same key.
-		oks, ovs := rawRecords(t, e.store, other.ID)
-		putRaw(t, e.store, other.ID, ks[0], vs[0])
-		if _, err := readAll(t, e.v, other.ID, bg); !errors.Is(err, keys.ErrDecrypt) {
+		putRaw(t, e, p.ID, recs[1])
+		// Record 0 into the other patient, under the same identity.
+		putRaw(t, e, other.ID, recs[0])
+		if _, err := readAll(t, e.Vault, other.ID, bg); !errors.Is(err, keys.ErrDecrypt) {
 			t.Fatalf("moved to other patient: %v", err)
 		}
-		st := e.store
-		st.DB(func(db *bolt.DB) error {
-			return db.Update(func(tx *bolt.Tx) error {
-				b := tx.Bucket([]byte("readings")).Bucket([]byte(other.ID))
-				b.Delete(ks[0])
-				return b.Put(oks[0], ovs[0])
-			})
-		})
+		if err := e.Store.RecordTamperer().DeleteRecord(t.Context(), other.ID, recs[0]); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readAll(t, e.Vault, other.ID, bg); err != nil || len(got) != 1 {
+			t.Fatalf("other patient after the moved record is gone: %d readings, %v", len(got), err)
+		}
 	})
 	t.Run("uniqueness", func(t *testing.T) {
 		q := e.patient(t)
 		r := glucose(uuidN(9), at, 100, "same")
-		e.v.Ingest(context.Background(), q.ID, parse(t, r))
-		_, v1 := rawRecords(t, e.store, q.ID)
+		if _, err := e.Vault.Ingest(t.Context(), q.ID, parse(t, r)); err != nil {
+			t.Fatal(err)
+		}
+		v1 := rawRecords(t, e, q.ID)
 		// The same plaintext for another patient, and as a new point.
 		q2 := e.patient(t)
-		e.v.Ingest(context.Background(), q2.ID, parse(t, r))
-		_, v2 := rawRecords(t, e.store, q2.ID)
-		if bytes.Equal(v1[0], v2[0]) {
+		if _, err := e.Vault.Ingest(t.Context(), q2.ID, parse(t, r)); err != nil {
+			t.Fatal(err)
+		}
+		v2 := rawRecords(t, e, q2.ID)
+		if len(v1) != 1 || len(v2) != 1 {
+			t.Fatalf("stored %d and %d records, want one each", len(v1), len(v2))
+		}
+		if bytes.Equal(v1[0].Value, v2[0].Value) {
 			t.Fatal("same plaintext gave the same ciphertext")
 		}
 	})
 	t.Run("crypto-shred", func(t *testing.T) {
-		blob, err := e.store.PatientKeys(p.ID)
+		blob, err := e.Store.PatientKeys(t.Context(), p.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, envelopes := rawRecords(t, e.store, p.ID)
-		if err := e.v.DeletePatient(p.ID); err != nil {
+		var envelopes [][]byte
+		for _, r := range rawRecords(t, e, p.ID) {
+			envelopes = append(envelopes, r.Value)
+		}
+		if err := e.Vault.DeletePatient(t.Context(), p.ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := readAll(t, e.v, p.ID, bg); !errors.Is(err, vault.ErrNoPatient) {
+		if _, err := readAll(t, e.Vault, p.ID, bg); !errors.Is(err, vault.ErrNoPatient) {
 			t.Fatalf("read after delete: %v", err)
 		}
 		// Even with the master key, nothing opens: the KEK is gone, and a
 		// fresh KEK under the same id is a different key.
-		master := e.v.Master()
+		master := e.Vault.Master()
 		if _, err := keys.OpenPatientKeys(master, p.ID, nil); err == nil {
 			t.Fatal("opened patient keys from nothing")
 		}
@@ -319,8 +293,8 @@ func TestBarriers(t *testing.T) {
 				t.Fatal("an envelope opened after its KEK was destroyed")
 			}
 		}
-		e.close(t)
-		b, err := os.ReadFile(e.path)
+		e.Close(t)
+		b, err := os.ReadFile(e.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,64 +306,81 @@ func TestBarriers(t *testing.T) {
 				t.Fatal("a deleted record's bytes are still in the database file")
 			}
 		}
-		e.open(t)
-		if _, err := readAll(t, e.v, other.ID, bg); err != nil {
+		e.Open(t)
+		if _, err := readAll(t, e.Vault, other.ID, bg); err != nil {
 			t.Fatalf("other patient unreadable after compaction: %v", err)
 		}
 	})
 }
 
+// openWith opens the closed env's file with another root and closes it
+// again, returning vault.Open's error.
+func openWith(t *testing.T, e *env, root *keys.Root) error {
+	t.Helper()
+	st, err := boltstore.Open(e.Path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = vault.Open(t.Context(), st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
+	if cerr := st.Close(); cerr != nil {
+		t.Fatal(cerr)
+	}
+	return err
+}
+
 func TestWrongRootWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.patient(t)
-	e.close(t)
-	before, err := os.ReadFile(e.path)
+	e.Close(t)
+	before := readFile(t, e.Path)
+	wrong, err := keys.CreateKeyFile(filepath.Join(e.Dir, "wrong.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong, _ := keys.CreateKeyFile(filepath.Join(e.dir, "wrong.key"))
-	st, err := boltstore.Open(e.path, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = vault.Open(st, wrong, vault.RootInfo{Kind: wrong.Kind()}, vault.Options{})
-	st.Close()
-	if !errors.Is(err, keys.ErrWrongRoot) {
+	if err := openWith(t, e, wrong); !errors.Is(err, keys.ErrWrongRoot) {
 		t.Fatalf("wrong root: %v", err)
 	}
-	after, _ := os.ReadFile(e.path)
-	if !bytes.Equal(before, after) {
+	if !bytes.Equal(before, readFile(t, e.Path)) {
 		t.Fatal("a refused start changed the database file")
 	}
-	pass, _ := keys.RootFromPassphrase([]byte("x"), keys.InsecureTestArgon2Params())
-	st, _ = boltstore.Open(e.path, boltstore.Options{})
-	_, err = vault.Open(st, pass, vault.RootInfo{Kind: pass.Kind()}, vault.Options{})
-	st.Close()
-	if err == nil || !strings.Contains(err.Error(), "key-file root") {
+	pass, err := keys.RootFromPassphrase([]byte("x"), keys.InsecureTestArgon2Params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := openWith(t, e, pass); err == nil || !strings.Contains(err.Error(), "key-file root") {
 		t.Fatalf("passphrase on a key-file vault: %v", err)
 	}
-	e.open(t)
+	e.Open(t)
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestTokens(t *testing.T) {
 	e := newEnv(t)
 	p := e.patient(t)
-	c, err := e.v.CreateUser(vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Canary", Organization: "Clinic"})
+	c, err := e.Vault.CreateUser(t.Context(), vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Canary", Organization: "Clinic"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, tok, err := e.v.MintToken(p.ID, vault.TokenDevice, time.Hour)
+	dev, tok, err := e.Vault.MintToken(t.Context(), p.ID, vault.TokenDevice, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(dev, "vd_") || len(dev) < 40 {
 		t.Fatalf("device token %q", dev)
 	}
-	got, err := e.v.Authenticate(dev)
+	got, err := e.Vault.Authenticate(t.Context(), dev)
 	if err != nil || got.UserID != p.ID || got.Kind != vault.TokenDevice || got.ID != tok.ID {
 		t.Fatalf("Authenticate = %+v, %v", got, err)
 	}
-	if _, _, err := e.v.MintToken(c.ID, vault.TokenDevice, 0); err == nil {
+	if _, _, err := e.Vault.MintToken(t.Context(), c.ID, vault.TokenDevice, 0); err == nil {
 		t.Fatal("device token minted for a clinician")
 	}
 	cases := map[string]string{
@@ -400,24 +391,24 @@ func TestTokens(t *testing.T) {
 		"garbage":        "vd_" + strings.Repeat("a", 16) + "_x",
 	}
 	for name, s := range cases {
-		if _, err := e.v.Authenticate(s); !errors.Is(err, vault.ErrTokenInvalid) {
+		if _, err := e.Vault.Authenticate(t.Context(), s); !errors.Is(err, vault.ErrTokenInvalid) {
 			t.Errorf("%s: err = %v, want ErrTokenInvalid", name, err)
 		}
 	}
 	e.now = e.now.Add(2 * time.Hour)
-	if _, err := e.v.Authenticate(dev); !errors.Is(err, vault.ErrTokenExpired) {
+	if _, err := e.Vault.Authenticate(t.Context(), dev); !errors.Is(err, vault.ErrTokenExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	cs, err := e.v.Users(vault.RoleClinician)
+	cs, err := e.Vault.Users(t.Context(), vault.RoleClinician)
 	if err != nil || len(cs) != 1 || cs[0].Name != "Dr. Canary" {
 		t.Fatalf("clinicians = %+v, %v", cs, err)
 	}
-	e.close(t)
-	b, _ := os.ReadFile(e.path)
+	e.Close(t)
+	b := readFile(t, e.Path)
 	if bytes.Contains(b, []byte(dev)) || bytes.Contains(b, []byte(dev[20:])) || bytes.Contains(b, []byte("Dr. Canary")) {
 		t.Fatal("token secret or name in the database file")
 	}
-	e.open(t)
+	e.Open(t)
 }
 
 func TestCreateUserValidation(t *testing.T) {
@@ -429,7 +420,7 @@ func TestCreateUserValidation(t *testing.T) {
 		{Role: vault.RolePatient, Name: strings.Repeat("x", 201)},
 	} {
 		var ie *vault.InputError
-		if _, err := e.v.CreateUser(n); !errors.As(err, &ie) {
+		if _, err := e.Vault.CreateUser(t.Context(), n); !errors.As(err, &ie) {
 			t.Errorf("%+v: err = %v, want InputError", n, err)
 		}
 	}
@@ -439,18 +430,8 @@ func TestCreateUserValidation(t *testing.T) {
 // JSON, sealing under a fresh DEK, and an fsync'd insert, in batches of
 // 1,000 (parsing is measured in package omh, HTTP by 'vault bench').
 func BenchmarkIngest(b *testing.B) {
-	dir := b.TempDir()
-	root, _ := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
-	st, err := boltstore.Open(filepath.Join(dir, "vault.db"), boltstore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	v, err := vault.Open(st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	u, _ := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "bench"})
+	e := vaulttest.New(b, vaulttest.Options{})
+	u := e.User(b, vault.RolePatient, "bench")
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	const batch = 1000
 	raws := make([][]byte, 0, batch)
@@ -462,12 +443,7 @@ func BenchmarkIngest(b *testing.B) {
 			raws = append(raws, glucose(uuidN(i), base.Add(time.Duration(i)*time.Minute), float64(70+i%200), "bench"))
 			i++
 		}
-		var pts []*omh.Point
-		for _, r := range raws {
-			p, _ := omh.Parse(r)
-			pts = append(pts, p)
-		}
-		if _, err := v.Ingest(context.Background(), u.ID, pts); err != nil {
+		if _, err := e.Vault.Ingest(b.Context(), u.ID, parse(b, raws...)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -475,23 +451,20 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 func BenchmarkRead(b *testing.B) {
-	dir := b.TempDir()
-	root, _ := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
-	st, _ := boltstore.Open(filepath.Join(dir, "vault.db"), boltstore.Options{})
-	defer st.Close()
-	v, _ := vault.Open(st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
-	u, _ := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "bench"})
+	e := vaulttest.New(b, vaulttest.Options{})
+	u := e.User(b, vault.RolePatient, "bench")
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	var pts []*omh.Point
+	raws := make([][]byte, 0, 10000)
 	for i := range 10000 {
-		p, _ := omh.Parse(glucose(uuidN(i), base.Add(time.Duration(i)*time.Minute), 100, "bench"))
-		pts = append(pts, p)
+		raws = append(raws, glucose(uuidN(i), base.Add(time.Duration(i)*time.Minute), 100, "bench"))
 	}
-	v.Ingest(context.Background(), u.ID, pts)
+	if _, err := e.Vault.Ingest(b.Context(), u.ID, parse(b, raws...)); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
-		for _, err := range v.Readings(context.Background(), u.ID, bg, time.Time{}, time.Time{}) {
+		for _, err := range e.Vault.Readings(b.Context(), u.ID, bg, time.Time{}, time.Time{}) {
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -518,7 +491,7 @@ func TestDeleteRacingIngest(t *testing.T) {
 				default:
 				}
 				pt := parse(t, glucose(uuidN(w*1000000+i), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(w*1000000+i)*time.Second), 100, "x"))
-				_, err := e.v.Ingest(context.Background(), p.ID, pt)
+				_, err := e.Vault.Ingest(context.Background(), p.ID, pt)
 				if err != nil && !errors.Is(err, vault.ErrNoPatient) {
 					errs <- err
 					return
@@ -527,7 +500,7 @@ func TestDeleteRacingIngest(t *testing.T) {
 		}()
 	}
 	time.Sleep(30 * time.Millisecond)
-	if err := e.v.DeletePatient(p.ID); err != nil {
+	if err := e.Vault.DeletePatient(t.Context(), p.ID); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(30 * time.Millisecond)
@@ -537,19 +510,149 @@ func TestDeleteRacingIngest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, err := readAll(t, e.v, p.ID, bg); len(got) != 0 || !errors.Is(err, vault.ErrNoPatient) {
+	if got, err := readAll(t, e.Vault, p.ID, bg); len(got) != 0 || !errors.Is(err, vault.ErrNoPatient) {
 		t.Fatalf("after delete: %d readings, %v", len(got), err)
 	}
-	var left int
-	e.store.DB(func(db *bolt.DB) error {
-		return db.View(func(tx *bolt.Tx) error {
-			if b := tx.Bucket([]byte("readings")).Bucket([]byte(p.ID)); b != nil {
-				left = b.Stats().KeyN
-			}
-			return nil
-		})
-	})
+	left, err := e.Store.Count(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if left != 0 {
 		t.Fatalf("%d records stored after the delete", left)
+	}
+}
+
+// masterGate holds every opener's first read of the master keyset until
+// all of them have made it, so all find the store empty before any of them
+// writes: the interleaving that makes a read-then-write creation store two
+// keysets. Later reads pass.
+type masterGate struct {
+	vault.Backend
+	mu      sync.Mutex
+	waiting int
+	all     chan struct{}
+}
+
+func newMasterGate(b vault.Backend, openers int) *masterGate {
+	return &masterGate{Backend: b, waiting: openers, all: make(chan struct{})}
+}
+
+func (g *masterGate) Meta(ctx context.Context, key string) ([]byte, error) {
+	v, err := g.Backend.Meta(ctx, key)
+	if key != vault.MetaMaster {
+		return v, err
+	}
+	g.mu.Lock()
+	first := g.waiting > 0
+	if first {
+		if g.waiting--; g.waiting == 0 {
+			close(g.all)
+		}
+	}
+	g.mu.Unlock()
+	if first {
+		select {
+		case <-g.all:
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("test: the other openers never read the master")
+		}
+	}
+	return v, err
+}
+
+// TestFirstOpenRace opens an empty store from several openers at once. They
+// must end with one master keyset, and each must open what the others
+// sealed: a patient made through one is read through the next.
+//
+// Two processes would each hold a handle of their own; bbolt allows one
+// handle per file in a process (a second Open waits for the file's lock),
+// so here the openers are goroutines sharing one handle. A backend that
+// allows several handles runs the same race on one handle each.
+func TestFirstOpenRace(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		openers int
+		gated   bool // every opener reads the empty store before any writes
+	}{
+		{"all read first", 4, true},
+		{"free", 8, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			root, err := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "vault.db")
+			st, err := boltstore.Open(path, boltstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := st.Close(); err != nil {
+					t.Error(err)
+				}
+				if err := boltstore.Check(path); err != nil {
+					t.Errorf("integrity: %v", err)
+				}
+			})
+			var b vault.Backend = st
+			if tc.gated {
+				b = newMasterGate(st, tc.openers)
+			}
+			vs := make([]*vault.Vault, tc.openers)
+			errs := make([]error, tc.openers)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range vs {
+				wg.Go(func() {
+					<-start
+					vs[i], errs[i] = vault.Open(t.Context(), b, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
+				})
+			}
+			close(start)
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("opener %d: %v", i, err)
+				}
+			}
+			// One keyset, the stored one.
+			stored, err := st.Meta(t.Context(), vault.MetaMaster)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := keys.OpenMaster(stored, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vs {
+				if !v.Master().SameKeys(m) {
+					t.Fatalf("opener %d runs a master keyset that is not the stored one", i)
+				}
+			}
+			if info, err := vault.ReadRootInfo(t.Context(), st); err != nil || info == nil || info.Kind != root.Kind() {
+				t.Fatalf("stored root description = %+v, %v", info, err)
+			}
+			// Each reads what the next sealed.
+			at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+			for i, v := range vs {
+				p, err := v.CreateUser(t.Context(), vault.NewUser{Role: vault.RolePatient, Name: fmt.Sprint("patient of opener ", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := v.Ingest(t.Context(), p.ID, parse(t, glucose(uuidN(i), at, 100+float64(i), "cgm"))); err != nil {
+					t.Fatal(err)
+				}
+				other := vs[(i+1)%len(vs)]
+				if u, err := other.User(t.Context(), p.ID); err != nil || u.Name != fmt.Sprint("patient of opener ", i) {
+					t.Fatalf("opener %d's account read through another: %+v, %v", i, u, err)
+				}
+				got, err := readAll(t, other, p.ID, bg)
+				if err != nil || len(got) != 1 {
+					t.Fatalf("opener %d's reading read through another: %d, %v", i, len(got), err)
+				}
+			}
+		})
 	}
 }

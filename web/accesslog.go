@@ -32,7 +32,7 @@ type accessView struct {
 // records: the access-start and access-end entries the export logs, from
 // the ledger's index.
 func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess session) {
-	u, _ := s.vault.User(sess.UserID)
+	u, _ := s.vault.User(r.Context(), sess.UserID)
 	loc := u.Location()
 	names := map[string]string{}
 	var rows []accessView
@@ -40,14 +40,14 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess sess
 		name, ok := names[a.Clinician]
 		if !ok {
 			name = a.Clinician // a clinician no longer in the directory
-			if c, err := s.vault.User(a.Clinician); err == nil && c.Role == vault.RoleClinician {
+			if c, err := s.vault.User(r.Context(), a.Clinician); err == nil && c.Role == vault.RoleClinician {
 				name = c.Name
 			}
 			names[a.Clinician] = name
 		}
 		rows = append(rows, accessViewOf(a, name, loc))
 	}
-	d := s.signedData(sess, "Access log", "access-log")
+	d := s.signedData(r.Context(), sess, "Access log", "access-log")
 	d.Body = rows
 	s.render(w, http.StatusOK, "access-log", d)
 }

@@ -86,7 +86,7 @@ func (c *pageCache) invalidate(patient string) {
 
 // entry returns the patient's live entry and its generation, re-reading
 // the record count when the last check is older than cacheCheckEvery.
-func (c *pageCache) entry(patient string) (uint64, error) {
+func (c *pageCache) entry(ctx context.Context, patient string) (uint64, error) {
 	now := time.Now() // wall time for the check interval, whatever the pages' clock
 	c.mu.Lock()
 	e := c.m[patient]
@@ -97,7 +97,7 @@ func (c *pageCache) entry(patient string) (uint64, error) {
 		return g, nil
 	}
 	c.mu.Unlock()
-	n, err := c.v.Backend().Count(patient)
+	n, err := c.v.Backend().Count(ctx, patient)
 	if err != nil {
 		return 0, err
 	}
@@ -153,7 +153,7 @@ func (c *pageCache) putDay(patient string, gen uint64, k cacheKey, pts []glucose
 // number, or false to skip a reading), then served from memory until the
 // patient's data changes. series names the schema and the extraction.
 func (s *Server) dailySeries(ctx context.Context, u vault.User, series, schema string, value func([]byte) (float64, bool), from, to time.Time) ([]glucosePoint, error) {
-	gen, err := s.cache.entry(u.ID)
+	gen, err := s.cache.entry(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (s *Server) dailySeries(ctx context.Context, u vault.User, series, schema s
 // the last hour, then two days, then 30, so a schema read every few
 // minutes costs a few decryptions, not two days of them.
 func (s *Server) latestReading(ctx context.Context, u vault.User, schema string, now time.Time) (*vault.Reading, error) {
-	gen, err := s.cache.entry(u.ID)
+	gen, err := s.cache.entry(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ func TestCacheEviction(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	c := f.srv.cache
 	for i := range cacheMaxPatients + 5 {
-		if _, err := c.entry(fmt.Sprintf("pt_%d", i)); err != nil {
+		if _, err := c.entry(t.Context(), fmt.Sprintf("pt_%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -42,7 +42,7 @@ func TestBrowserClinician(t *testing.T) {
 	}
 
 	t.Run("enrol, sign out, sign in", func(t *testing.T) {
-		link, err := f.srv.NewInvite(f.clin.ID, 0)
+		link, err := f.srv.NewInvite(t.Context(), f.clin.ID, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestBrowserClinician(t *testing.T) {
 		}
 	})
 
-	tok, _, err := f.v.MintToken(f.clin.ID, vault.TokenClinician, time.Hour)
+	tok, _, err := f.v.MintToken(t.Context(), f.clin.ID, vault.TokenClinician, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestBrowserClinician(t *testing.T) {
 		run(t, ctx, chromedp.Navigate(f.base+"/clinician/tokens"), chromedp.WaitVisible(chromedp.CSS("#token-form")),
 			chromedp.Click(chromedp.CSS("#token-form button")), chromedp.WaitVisible(chromedp.CSS("#new-token")))
 		secret := get(t, ctx, chromedp.Value(chromedp.CSS("#new-token")))
-		got, err := f.v.Authenticate(secret)
+		got, err := f.v.Authenticate(t.Context(), secret)
 		if err != nil || got.UserID != f.clin.ID || got.Kind != vault.TokenClinician {
 			t.Fatalf("the token the page made: %+v %v", got, err)
 		}

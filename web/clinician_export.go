@@ -53,7 +53,7 @@ type exportQuery struct {
 }
 
 func (s *Server) clinicianExportPage(w http.ResponseWriter, r *http.Request, sess session) {
-	u, _ := s.vault.User(sess.UserID)
+	u, _ := s.vault.User(r.Context(), sess.UserID)
 	loc := u.Location()
 	now := s.now()
 	q := r.URL.Query()
@@ -78,7 +78,7 @@ func (s *Server) clinicianExportPage(w http.ResponseWriter, r *http.Request, ses
 		}
 		p := byID[g.Patient]
 		if p == nil {
-			pu, err := s.vault.User(g.Patient)
+			pu, err := s.vault.User(r.Context(), g.Patient)
 			if err != nil {
 				continue
 			}
@@ -128,7 +128,7 @@ func (s *Server) clinicianExportPage(w http.ResponseWriter, r *http.Request, ses
 		}
 	}
 
-	d := s.signedData(sess, "Export builder", "export")
+	d := s.signedData(r.Context(), sess, "Export builder", "export")
 	if q.Get("patient") != "" {
 		status := s.buildExport(&b, in, byID, active, loc)
 		d.Body = b

@@ -29,7 +29,7 @@ func TestClinicianExportBuilder(t *testing.T) {
 	if r := f.do(req{path: "/clinician/export", cookie: ps}); r.StatusCode != 404 {
 		t.Fatalf("a patient: %d", r.StatusCode)
 	}
-	tok, _, _ := f.v.MintToken(f.clin.ID, vault.TokenClinician, time.Hour)
+	tok, _, _ := f.v.MintToken(t.Context(), f.clin.ID, vault.TokenClinician, time.Hour)
 	if r := f.do(req{path: "/clinician/export", headers: map[string]string{"Authorization": "Bearer " + tok}}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("an API token instead of a session: %d", r.StatusCode)
 	}
@@ -105,7 +105,7 @@ func TestClinicianExportBuilder(t *testing.T) {
 	if !strings.Contains(b, "no_active_key") {
 		t.Fatalf("no key, no warning:\n%s", b)
 	}
-	other, _ := f.v.CreateUser(vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Other"})
+	other, _ := f.v.CreateUser(t.Context(), vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Other"})
 	os, _ := f.signIn(other.ID)
 	b = body(t, f.do(req{path: "/clinician/export", cookie: os}))
 	if strings.Contains(b, patientName) || !strings.Contains(b, "No patient has an active grant") {

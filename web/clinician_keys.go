@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net/http"
@@ -73,18 +74,18 @@ func keyStatus(k consent.KeyState, now time.Time) string {
 }
 
 func (s *Server) clinicianKeysPage(w http.ResponseWriter, r *http.Request, sess session) {
-	d := s.signedData(sess, "Hub keys", "keys")
+	d := s.signedData(r.Context(), sess, "Hub keys", "keys")
 	switch {
 	case r.URL.Query().Get("added") == "1":
 		d.Notice = "The key is registered, confirmed with your passkey, and active now: exports can be encrypted to it."
 	case r.URL.Query().Get("removed") == "1":
 		d.Notice = "The key is removed. No export will be encrypted to it again."
 	}
-	s.renderClinicianKeys(w, sess, http.StatusOK, d)
+	s.renderClinicianKeys(r.Context(), w, sess, http.StatusOK, d)
 }
 
-func (s *Server) renderClinicianKeys(w http.ResponseWriter, sess session, status int, d pageData) {
-	u, _ := s.vault.User(sess.UserID)
+func (s *Server) renderClinicianKeys(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) {
+	u, _ := s.vault.User(ctx, sess.UserID)
 	loc := u.Location()
 	now := s.now()
 	b := clinicianKeysBody{Max: maxClinicianKeys, MaxLabel: MaxLabelLength, BaseURL: s.origin}

@@ -279,7 +279,7 @@ func (f *fixture) apiKey(t testing.TB, clinician, rcpt string, delay time.Durati
 // twice).
 func TestClinicianKeysPageAndRemove(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	other, err := f.v.CreateUser(vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Other"})
+	other, err := f.v.CreateUser(t.Context(), vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Other"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestClinicianKeysPageAndRemove(t *testing.T) {
 	if r := f.do(req{path: "/clinician/keys", cookie: ps}); r.StatusCode != 404 {
 		t.Fatalf("a patient: %d", r.StatusCode)
 	}
-	tok, _, err := f.v.MintToken(f.clin.ID, vault.TokenClinician, time.Hour)
+	tok, _, err := f.v.MintToken(t.Context(), f.clin.ID, vault.TokenClinician, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -24,16 +25,16 @@ type clinicianTokensBody struct {
 }
 
 func (s *Server) clinicianTokensPage(w http.ResponseWriter, r *http.Request, sess session) {
-	d := s.signedData(sess, "API tokens", "tokens")
+	d := s.signedData(r.Context(), sess, "API tokens", "tokens")
 	if r.URL.Query().Get("revoked") == "1" {
 		d.Notice = "The token is revoked. Any hub or notebook still using it is refused from now on."
 	}
-	s.renderClinicianTokens(w, sess, http.StatusOK, d, clinicianTokensBody{})
+	s.renderClinicianTokens(r.Context(), w, sess, http.StatusOK, d, clinicianTokensBody{})
 }
 
-func (s *Server) renderClinicianTokens(w http.ResponseWriter, sess session, status int, d pageData, b clinicianTokensBody) {
+func (s *Server) renderClinicianTokens(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData, b clinicianTokensBody) {
 	var err error
-	if b.Tokens, err = s.tokenViews(sess, nil); err != nil {
+	if b.Tokens, err = s.tokenViews(ctx, sess, nil); err != nil {
 		s.log.Error("web clinician tokens", "user", sess.UserID, "cause", err.Error())
 		status, d.Error = http.StatusInternalServerError, "Your tokens could not be read. Try again shortly."
 	}
@@ -50,21 +51,21 @@ func (s *Server) renderClinicianTokens(w http.ResponseWriter, sess session, stat
 func (s *Server) createClinicianToken(w http.ResponseWriter, r *http.Request, sess session) {
 	days, err := strconv.Atoi(r.PostForm.Get("days"))
 	if err != nil || !slices.Contains(clinicianTokenDays, days) {
-		d := s.signedData(sess, "API tokens", "tokens")
+		d := s.signedData(r.Context(), sess, "API tokens", "tokens")
 		d.Error = "Choose how long the token lasts from the list."
-		s.renderClinicianTokens(w, sess, http.StatusBadRequest, d, clinicianTokensBody{})
+		s.renderClinicianTokens(r.Context(), w, sess, http.StatusBadRequest, d, clinicianTokensBody{})
 		return
 	}
-	secret, t, err := consent.MintOwnToken(s.vault, s.ledger, sess.UserID, vault.TokenClinician, time.Duration(days)*24*time.Hour, s.now())
+	secret, t, err := consent.MintOwnToken(r.Context(), s.vault, s.ledger, sess.UserID, vault.TokenClinician, time.Duration(days)*24*time.Hour, s.now())
 	if err != nil {
 		s.log.Error("web clinician token mint", "user", sess.UserID, "cause", err.Error())
 		s.errorPage(w, r, http.StatusServiceUnavailable, "No token made", "The token could not be made just now. Try again shortly.")
 		return
 	}
 	s.log.Info("clinician token made by its user", "user", sess.UserID, "token_id", t.ID)
-	d := s.signedData(sess, "API tokens", "tokens")
+	d := s.signedData(r.Context(), sess, "API tokens", "tokens")
 	d.Notice = "Your new API token is below. Copy it into your hub now: it is shown only this once."
-	s.renderClinicianTokens(w, sess, http.StatusOK, d, clinicianTokensBody{New: secret, NewID: t.ID})
+	s.renderClinicianTokens(r.Context(), w, sess, http.StatusOK, d, clinicianTokensBody{New: secret, NewID: t.ID})
 }
 
 // revokeClinicianToken revokes one of the clinician's tokens (see

@@ -42,7 +42,7 @@ func TestClinicianTokens(t *testing.T) {
 			t.Errorf("mint, %s: %d", name, r.StatusCode)
 		}
 	}
-	if list, _ := f.v.Tokens(f.clin.ID); len(list) != 0 {
+	if list, _ := f.v.Tokens(t.Context(), f.clin.ID); len(list) != 0 {
 		t.Fatal("a refused mint made a token")
 	}
 	if r := f.do(req{method: "POST", path: "/clinician/tokens", cookie: sess, ctype: form, body: "days=3650&" + ok, headers: same}); r.StatusCode != 400 {
@@ -56,7 +56,7 @@ func TestClinicianTokens(t *testing.T) {
 	if r.StatusCode != 200 || secret == "" || !strings.Contains(b, "shown only this once") {
 		t.Fatalf("mint: %d\n%s", r.StatusCode, b)
 	}
-	tok, err := f.v.Authenticate(secret)
+	tok, err := f.v.Authenticate(t.Context(), secret)
 	if err != nil || tok.Kind != vault.TokenClinician || tok.UserID != f.clin.ID || time.Until(tok.Expires) > 7*24*time.Hour {
 		t.Fatalf("the minted token: %+v %v", tok, err)
 	}
@@ -72,7 +72,7 @@ func TestClinicianTokens(t *testing.T) {
 		t.Fatalf("token list:\n%s", page)
 	}
 
-	theirs, theirTok, _ := f.v.MintToken(f.patient.ID, vault.TokenPatient, time.Hour)
+	theirs, theirTok, _ := f.v.MintToken(t.Context(), f.patient.ID, vault.TokenPatient, time.Hour)
 	path := "/clinician/tokens/" + tok.ID + "/revoke"
 	if r := f.do(req{method: "POST", path: path, cookie: sess, ctype: form, body: "csrf=nope", headers: same}); r.StatusCode != 403 {
 		t.Fatalf("revoke with a wrong token: %d", r.StatusCode)
@@ -80,14 +80,14 @@ func TestClinicianTokens(t *testing.T) {
 	if r := f.do(req{method: "POST", path: "/clinician/tokens/" + theirTok.ID + "/revoke", cookie: sess, ctype: form, body: ok, headers: same}); r.StatusCode != 404 {
 		t.Fatalf("revoking a patient's token: %d", r.StatusCode)
 	}
-	if _, err := f.v.Authenticate(theirs); err != nil {
+	if _, err := f.v.Authenticate(t.Context(), theirs); err != nil {
 		t.Fatal("a patient's token was revoked by a clinician")
 	}
 	r = f.do(req{method: "POST", path: path, cookie: sess, ctype: form, body: ok, headers: same})
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/clinician/tokens?revoked=1" {
 		t.Fatalf("revoke: %d", r.StatusCode)
 	}
-	if _, err := f.v.Authenticate(secret); err == nil {
+	if _, err := f.v.Authenticate(t.Context(), secret); err == nil {
 		t.Fatal("a revoked token still authenticates")
 	}
 	if r := f.do(req{method: "POST", path: path, cookie: sess, ctype: form, body: ok, headers: same}); r.StatusCode != 404 {

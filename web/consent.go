@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net/http"
@@ -93,18 +94,18 @@ func schemaLabel(id string) string {
 }
 
 func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, sess session) {
-	d := s.signedData(sess, "Consent", "consent")
+	d := s.signedData(r.Context(), sess, "Consent", "consent")
 	switch {
 	case r.URL.Query().Get("granted") == "1":
 		d.Notice = "The grant is signed with your passkey and recorded in the consent ledger."
 	case r.URL.Query().Get("revoked") == "1":
 		d.Notice = "The grant is revoked. The clinician can no longer export your data under it."
 	}
-	s.renderConsent(w, sess, http.StatusOK, d)
+	s.renderConsent(r.Context(), w, sess, http.StatusOK, d)
 }
 
-func (s *Server) renderConsent(w http.ResponseWriter, sess session, status int, d pageData) {
-	u, _ := s.vault.User(sess.UserID)
+func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) {
+	u, _ := s.vault.User(ctx, sess.UserID)
 	loc := u.Location()
 	now := s.now()
 	b := consentBody{
@@ -112,7 +113,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, sess session, status int, 
 		ExpiresOn: now.In(loc).AddDate(0, 0, DefaultGrantDays).Format(time.DateOnly),
 		MaxOn:     now.Add(consent.MaxGrantLifetime).In(loc).AddDate(0, 0, -1).Format(time.DateOnly),
 	}
-	clinicians, err := s.vault.Users(vault.RoleClinician)
+	clinicians, err := s.vault.Users(ctx, vault.RoleClinician)
 	if err != nil {
 		s.log.Error("web clinician directory", "cause", err.Error())
 		status, d.Error = http.StatusInternalServerError, "The clinician directory could not be read. Try again shortly."
@@ -247,7 +248,7 @@ func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session
 	if !readJSON(w, r, &f) {
 		return
 	}
-	u, err := s.vault.User(sess.UserID)
+	u, err := s.vault.User(r.Context(), sess.UserID)
 	if err != nil {
 		writeJSONError(w, http.StatusNotFound, "no_user", "This account no longer exists.")
 		return
@@ -257,7 +258,7 @@ func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session
 		writeJSONError(w, http.StatusBadRequest, "bad_date", msg)
 		return
 	}
-	e, err := consent.NewGrant(sess.UserID, req, s.isClinician, s.now())
+	e, err := consent.NewGrant(sess.UserID, req, func(id string) bool { return s.isClinician(r.Context(), id) }, s.now())
 	var re *consent.RequestError
 	switch {
 	case errors.As(err, &re):
@@ -282,8 +283,8 @@ func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session
 		"A grant is signed with a passkey, and this account has none. Add one on the Passkeys page first.")
 }
 
-func (s *Server) isClinician(id string) bool {
-	u, err := s.vault.User(id)
+func (s *Server) isClinician(ctx context.Context, id string) bool {
+	u, err := s.vault.User(ctx, id)
 	return err == nil && u.Role == vault.RoleClinician
 }
 
@@ -322,7 +323,7 @@ func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess sessio
 	// minutes since is checked again.
 	e := *c.Grant
 	exp, _ := time.Parse(time.RFC3339Nano, e.Grant.Expires)
-	if !exp.After(s.now()) || !s.isClinician(e.Clinician) {
+	if !exp.After(s.now()) || !s.isClinician(r.Context(), e.Clinician) {
 		writeJSONError(w, http.StatusConflict, "grant_stale", "The grant's clinician or dates are no longer valid. Check the form and try again.")
 		return
 	}
@@ -359,9 +360,9 @@ func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, sess sessio
 	_, err = s.ledger.Append(consent.NewRevoke(sess.UserID, g, s.now()))
 	switch {
 	case errors.Is(err, consent.ErrRevoked):
-		d := s.signedData(sess, "Consent", "consent")
+		d := s.signedData(r.Context(), sess, "Consent", "consent")
 		d.Error = "That grant was already revoked."
-		s.renderConsent(w, sess, http.StatusConflict, d)
+		s.renderConsent(r.Context(), w, sess, http.StatusConflict, d)
 		return
 	case err != nil:
 		s.log.Error("web revoke", "user", sess.UserID, "grant", g.ID, "cause", err.Error())

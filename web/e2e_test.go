@@ -179,7 +179,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	yes := true
 
 	t.Run("expired invite", func(t *testing.T) {
-		link, err := f.srv.NewInvite(f.patient.ID, 1500*time.Millisecond)
+		link, err := f.srv.NewInvite(t.Context(), f.patient.ID, 1500*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +199,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	t.Run("enrol", func(t *testing.T) {
 		n0, _ := f.led.Size()
 		var err error
-		if link, err = f.srv.NewInvite(f.patient.ID, 0); err != nil {
+		if link, err = f.srv.NewInvite(t.Context(), f.patient.ID, 0); err != nil {
 			t.Fatal(err)
 		}
 		run(t, ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#enrol-form")))

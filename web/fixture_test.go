@@ -110,7 +110,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Cleanup(func() { st.Close() })
 	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	v, err := vault.Open(st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{Logger: log})
+	v, err := vault.Open(t.Context(), st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	f := &fixture{t: t, dir: dir, st: st, v: v, led: led, logs: logs}
 	mk := func(n vault.NewUser) vault.User {
-		u, err := v.CreateUser(n)
+		u, err := v.CreateUser(t.Context(), n)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -145,9 +145,9 @@ func (s *Server) render(w http.ResponseWriter, status int, page string, d pageDa
 }
 
 // signedData fills the layout's part for a signed-in page.
-func (s *Server) signedData(sess session, title, nav string) pageData {
+func (s *Server) signedData(ctx context.Context, sess session, title, nav string) pageData {
 	d := pageData{Title: title, Nav: nav, Signed: true, CSRF: sess.CSRF, CloneWarning: sess.CloneWarning, Clinician: sess.Role == vault.RoleClinician}
-	if u, err := s.vault.User(sess.UserID); err == nil {
+	if u, err := s.vault.User(ctx, sess.UserID); err == nil {
 		d.UserName = u.Name
 	}
 	return d
@@ -156,7 +156,7 @@ func (s *Server) signedData(sess session, title, nav string) pageData {
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	d := pageData{Title: title, Error: msg}
 	if sess, ok := s.currentSession(r); ok {
-		d = s.signedData(sess, title, "")
+		d = s.signedData(r.Context(), sess, title, "")
 		d.Error = msg
 	}
 	s.render(w, status, "error", d)
@@ -212,7 +212,7 @@ func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusGone, "Enrolment link not valid", inviteInvalidMessage)
 		return
 	}
-	u, err := s.vault.User(inv.UserID)
+	u, err := s.vault.User(r.Context(), inv.UserID)
 	if err != nil {
 		s.errorPage(w, r, http.StatusGone, "Enrolment link not valid", inviteInvalidMessage)
 		return
@@ -240,7 +240,7 @@ type passkeysBody struct {
 }
 
 func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, sess session) {
-	d := s.signedData(sess, "Passkeys", "passkeys")
+	d := s.signedData(r.Context(), sess, "Passkeys", "passkeys")
 	switch {
 	case r.URL.Query().Get("added") == "1":
 		d.Notice = "Your new passkey is saved."
@@ -249,16 +249,16 @@ func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, sess sessi
 	case r.URL.Query().Get("removed") == "1":
 		d.Notice = "The passkey was removed. It can no longer sign in to this vault."
 	}
-	s.renderPasskeys(w, sess, http.StatusOK, d)
+	s.renderPasskeys(r.Context(), w, sess, http.StatusOK, d)
 }
 
-func (s *Server) renderPasskeys(w http.ResponseWriter, sess session, status int, d pageData) {
+func (s *Server) renderPasskeys(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) {
 	recs, err := s.creds.list(sess.UserID)
 	if err != nil {
 		s.log.Error("web passkeys", "user", sess.UserID, "cause", err.Error())
 		status, d.Error = http.StatusInternalServerError, "Your passkeys could not be read. Try again shortly."
 	}
-	u, _ := s.vault.User(sess.UserID)
+	u, _ := s.vault.User(ctx, sess.UserID)
 	loc := u.Location()
 	b := passkeysBody{Max: MaxPasskeysPerUser, CanAdd: len(recs) < MaxPasskeysPerUser, MaxLabel: MaxLabelLength}
 	for _, c := range recs {
@@ -287,9 +287,9 @@ func (s *Server) renamePasskey(w http.ResponseWriter, r *http.Request, sess sess
 	r.ParseForm()
 	label, ok := cleanLabel(r.PostForm.Get("label"))
 	if !ok || label == "" {
-		d := s.signedData(sess, "Passkeys", "passkeys")
+		d := s.signedData(r.Context(), sess, "Passkeys", "passkeys")
 		d.Error = "A passkey's name is 1 to 60 characters, without control characters."
-		s.renderPasskeys(w, sess, http.StatusBadRequest, d)
+		s.renderPasskeys(r.Context(), w, sess, http.StatusBadRequest, d)
 		return
 	}
 	err := s.creds.modify(sess.UserID, id, func(c *credRecord) error { c.Label = label; return nil })
@@ -332,9 +332,9 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess sess
 		s.notFound(w, r)
 		return
 	case errors.Is(err, errLastPasskey):
-		d := s.signedData(sess, "Passkeys", "passkeys")
+		d := s.signedData(r.Context(), sess, "Passkeys", "passkeys")
 		d.Error = "This is your only passkey, so it can't be removed: you could not sign in again. Add another passkey first."
-		s.renderPasskeys(w, sess, http.StatusConflict, d)
+		s.renderPasskeys(r.Context(), w, sess, http.StatusConflict, d)
 		return
 	case err != nil:
 		s.log.Error("web remove passkey", "user", sess.UserID, "cause", err.Error())
@@ -373,7 +373,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 		return
 	}
 	now := s.now()
-	u, _ := s.vault.User(sess.UserID)
+	u, _ := s.vault.User(r.Context(), sess.UserID)
 	loc := u.Location()
 	byPatient := map[string]*patientView{}
 	var order []string
@@ -383,7 +383,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 		}
 		p := byPatient[g.Patient]
 		if p == nil {
-			pu, err := s.vault.User(g.Patient)
+			pu, err := s.vault.User(r.Context(), g.Patient)
 			if err != nil {
 				continue // a deleted patient
 			}
@@ -398,7 +398,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 		list = append(list, *byPatient[id])
 	}
 	slices.SortStableFunc(list, func(a, b patientView) int { return strings.Compare(a.Name, b.Name) })
-	d := s.signedData(sess, "Patients", "patients")
+	d := s.signedData(r.Context(), sess, "Patients", "patients")
 	d.Body = list
 	s.render(w, http.StatusOK, "patients", d)
 }
@@ -416,7 +416,7 @@ func fmtTime(t time.Time, loc *time.Location) string {
 // ---- patient dashboard ----
 
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, sess session) {
-	u, err := s.vault.User(sess.UserID)
+	u, err := s.vault.User(r.Context(), sess.UserID)
 	if err != nil {
 		s.errorPage(w, r, http.StatusNotFound, "No account", "This account no longer exists.")
 		return
@@ -429,7 +429,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, sess session)
 		s.errorPage(w, r, http.StatusInternalServerError, "Dashboard unavailable", "Your readings could not be read just now. Try again shortly.")
 		return
 	}
-	d := s.signedData(sess, "Dashboard", "dashboard")
+	d := s.signedData(r.Context(), sess, "Dashboard", "dashboard")
 	d.Body = b
 	s.render(w, http.StatusOK, "dashboard", d)
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -27,14 +28,14 @@ const InvitePrefix = "vi_"
 // stored. It expires after ttl (DefaultInviteTTL when ttl <= 0, at most
 // MaxInviteTTL) and works once. Making one is an "invite" admin entry in
 // the ledger.
-func (s *Server) NewInvite(userID string, ttl time.Duration) (string, error) {
+func (s *Server) NewInvite(ctx context.Context, userID string, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		ttl = DefaultInviteTTL
 	}
 	if ttl > MaxInviteTTL {
 		return "", fmt.Errorf("an invite may last at most %v", MaxInviteTTL)
 	}
-	if _, err := s.vault.User(userID); err != nil {
+	if _, err := s.vault.User(ctx, userID); err != nil {
 		return "", err
 	}
 	raw := make([]byte, 32)
@@ -80,8 +81,8 @@ func (u *waUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
 // the authenticator's account picker (never stored by the vault), their
 // handle (the existing one, or a new random one for a first passkey), and
 // their passkeys, which the authenticator is told not to duplicate.
-func (s *Server) registrant(userID string) (*waUser, error) {
-	u, err := s.vault.User(userID)
+func (s *Server) registrant(ctx context.Context, userID string) (*waUser, error) {
+	u, err := s.vault.User(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +156,7 @@ func (s *Server) enrolBegin(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusGone, "invite_invalid", inviteInvalidMessage)
 		return
 	}
-	wu, err := s.registrant(inv.UserID)
+	wu, err := s.registrant(r.Context(), inv.UserID)
 	if err != nil {
 		writeJSONError(w, http.StatusGone, "invite_invalid", inviteInvalidMessage)
 		return
@@ -285,7 +286,7 @@ func (s *Server) addPasskeyBegin(w http.ResponseWriter, r *http.Request, sess se
 		writeJSONError(w, http.StatusBadRequest, "bad_label", fmt.Sprintf("A passkey's name is at most %d characters, without control characters.", MaxLabelLength))
 		return
 	}
-	wu, err := s.registrant(sess.UserID)
+	wu, err := s.registrant(r.Context(), sess.UserID)
 	if err != nil {
 		s.internal(w, "registrant", err)
 		return
@@ -370,7 +371,7 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
 		return
 	}
-	if _, err := s.vault.User(rec.UserID); err != nil {
+	if _, err := s.vault.User(r.Context(), rec.UserID); err != nil {
 		s.signInFailed("passkey")
 		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
 		return

@@ -24,7 +24,7 @@ type accountBody struct {
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess session) {
-	d := s.signedData(sess, "Account", "account")
+	d := s.signedData(r.Context(), sess, "Account", "account")
 	if r.URL.Query().Get("recovered") == "1" {
 		d.Notice = "You signed in with a recovery code, which now no longer works. Add a new passkey on the Passkeys page now, and remove any passkey you lost."
 	}
@@ -87,7 +87,7 @@ func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess sessi
 	if _, err := s.noteUse(rec, cred, parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}
-	if err := consent.DeletePatient(s.vault, s.ledger, sess.UserID, sess.UserID, s.now()); err != nil {
+	if err := consent.DeletePatient(r.Context(), s.vault, s.ledger, sess.UserID, sess.UserID, s.now()); err != nil {
 		s.log.Error("web account deletion failed", "user", sess.UserID, "cause", err.Error())
 		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "Your account could not be deleted just now. Try again shortly, or ask your vault's administrator.")
 		return

@@ -56,7 +56,7 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 	t.Run("device token", func(t *testing.T) {
 		run(t, ctx, chromedp.Navigate(f.base+"/tokens"), chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS("#new-token")))
 		secret := get(t, ctx, chromedp.Value(chromedp.CSS("#new-token")))
-		tok, err := f.v.Authenticate(secret)
+		tok, err := f.v.Authenticate(t.Context(), secret)
 		if err != nil || tok.UserID != f.patient.ID || tok.Kind != vault.TokenDevice {
 			t.Fatalf("the token shown: %v", err)
 		}
@@ -66,11 +66,11 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 			t.Fatal("the token is shown again")
 		}
 		run(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/tokens/`+tok.ID+`/revoke"] button`)), chromedp.WaitVisible(chromedp.CSS("p.notice")))
-		if _, err := f.v.Authenticate(secret); err == nil {
+		if _, err := f.v.Authenticate(t.Context(), secret); err == nil {
 			t.Fatal("the revoked token still authenticates")
 		}
 		// Another patient's token id by URL: 404, and it keeps working.
-		otherSecret, ot, err := f.v.MintToken(f.other.ID, vault.TokenDevice, 0)
+		otherSecret, ot, err := f.v.MintToken(t.Context(), f.other.ID, vault.TokenDevice, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,10 +82,10 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 		if status != 404 {
 			t.Fatalf("revoking another patient's token from the browser: %d", status)
 		}
-		if _, err := f.v.Authenticate(otherSecret); err != nil {
+		if _, err := f.v.Authenticate(t.Context(), otherSecret); err != nil {
 			t.Fatal("another patient's token was revoked")
 		}
-		if _, _, err := f.v.MintToken(f.patient.ID, vault.TokenPatient, 0); err != nil {
+		if _, _, err := f.v.MintToken(t.Context(), f.patient.ID, vault.TokenPatient, 0); err != nil {
 			t.Fatal(err)
 		}
 		run(t, ctx, chromedp.Navigate(f.base+"/tokens"), chromedp.WaitVisible(chromedp.CSS("table.tokens")))
@@ -161,7 +161,7 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 		if msg := waitStatus(t, ctx); !strings.Contains(msg, DeleteConfirmation) {
 			t.Fatalf("status %q", msg)
 		}
-		if _, err := f.v.User(f.patient.ID); err != nil {
+		if _, err := f.v.User(ctx, f.patient.ID); err != nil {
 			t.Fatal("deleted without confirmation")
 		}
 		get(t, ctx, chromedp.Evaluate[string](`document.getElementById("confirm").value = ""`))
@@ -170,7 +170,7 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 			chromedp.Click(chromedp.CSS("#delete-form button")),
 			chromedp.WaitVisible(chromedp.CSS("#gone-h")),
 		)
-		if _, err := f.v.User(f.patient.ID); !errors.Is(err, vault.ErrNoUser) {
+		if _, err := f.v.User(ctx, f.patient.ID); !errors.Is(err, vault.ErrNoUser) {
 			t.Fatalf("the account after deletion: %v", err)
 		}
 		for _, err := range f.v.Readings(context.Background(), f.patient.ID, "omh:blood-glucose:4.0", time.Time{}, time.Time{}) {

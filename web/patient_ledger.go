@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -46,8 +47,8 @@ type ledgerBody struct {
 // server checks each proof (tlog.CheckRecord) as a convenience; the proof's
 // JSON is linked so anyone can check it themselves.
 func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, sess session) {
-	d := s.signedData(sess, "Ledger", "ledger")
-	b, err := s.buildLedger(sess.UserID)
+	d := s.signedData(r.Context(), sess, "Ledger", "ledger")
+	b, err := s.buildLedger(r.Context(), sess.UserID)
 	if err != nil {
 		s.log.Error("web ledger page", "user", sess.UserID, "cause", err.Error())
 		s.errorPage(w, r, http.StatusInternalServerError, "Ledger unavailable", "The ledger could not be read just now. Try again shortly.")
@@ -57,7 +58,7 @@ func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, sess session
 	s.render(w, http.StatusOK, "patient_ledger", d)
 }
 
-func (s *Server) buildLedger(userID string) (ledgerBody, error) {
+func (s *Server) buildLedger(ctx context.Context, userID string) (ledgerBody, error) {
 	// A checkpoint covering every entry so far: a new signature only when
 	// entries arrived since the newest one (as ?fresh=1 on the API).
 	signed, err := s.ledger.Sign()
@@ -75,11 +76,11 @@ func (s *Server) buildLedger(userID string) (ledgerBody, error) {
 		return ledgerBody{}, err
 	}
 	b.More = more
-	u, _ := s.vault.User(userID)
+	u, _ := s.vault.User(ctx, userID)
 	loc := u.Location()
 	names := map[string]string{}
 	for _, pe := range entries {
-		v := ledgerEntryView{Index: pe.Index, Kind: kindLabel(pe.Entry.Kind), Summary: s.entrySummary(pe.Entry, userID, names)}
+		v := ledgerEntryView{Index: pe.Index, Kind: kindLabel(pe.Entry.Kind), Summary: s.entrySummary(ctx, pe.Entry, userID, names)}
 		if t, err := time.Parse(time.RFC3339Nano, pe.Entry.Time); err == nil {
 			v.When = fmtTime(t, loc)
 		}
@@ -142,7 +143,7 @@ var adminActions = map[string]string{
 // entrySummary says what an entry records, in words, from ids the
 // directory can name. It never shows another patient's name: entries that
 // name the user name at most one other party, a clinician.
-func (s *Server) entrySummary(e consent.Entry, self string, names map[string]string) string {
+func (s *Server) entrySummary(ctx context.Context, e consent.Entry, self string, names map[string]string) string {
 	who := func(id string) string {
 		if id == "" || id == self {
 			return "you"
@@ -151,7 +152,7 @@ func (s *Server) entrySummary(e consent.Entry, self string, names map[string]str
 			return n
 		}
 		n := id
-		if u, err := s.vault.User(id); err == nil && u.Role == vault.RoleClinician {
+		if u, err := s.vault.User(ctx, id); err == nil && u.Role == vault.RoleClinician {
 			n = u.Name
 		}
 		names[id] = n

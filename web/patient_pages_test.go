@@ -86,7 +86,7 @@ func TestPatientPagesAccess(t *testing.T) {
 			t.Errorf("POST %s as a clinician: %d", p, r.StatusCode)
 		}
 	}
-	if toks, _ := f.v.Tokens(f.patient.ID); len(toks) != 0 {
+	if toks, _ := f.v.Tokens(t.Context(), f.patient.ID); len(toks) != 0 {
 		t.Fatal("a refused request made a token")
 	}
 	if n, _ := f.srv.recovery().remaining(f.patient.ID); n != 0 {
@@ -122,7 +122,7 @@ func TestLedgerPage(t *testing.T) {
 	if _, err := f.led.Append(consent.NewRevoke(f.patient.ID, g, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.srv.NewInvite(f.patient.ID, 0); err != nil {
+	if _, err := f.srv.NewInvite(t.Context(), f.patient.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	f.grant(f.other.ID, f.clin.ID)
@@ -212,7 +212,7 @@ func TestTokensPage(t *testing.T) {
 		t.Fatalf("no token shown:\n%s", b)
 	}
 	secret := m[1]
-	tok, err := f.v.Authenticate(secret)
+	tok, err := f.v.Authenticate(t.Context(), secret)
 	if err != nil || tok.UserID != f.patient.ID || tok.Kind != vault.TokenDevice {
 		t.Fatalf("the new token: %+v %v", tok, err)
 	}
@@ -228,13 +228,13 @@ func TestTokensPage(t *testing.T) {
 		t.Fatalf("a lifetime not offered: %d", r.StatusCode)
 	}
 	// Another patient's token by URL.
-	otherSecret, ot, _ := f.v.MintToken(f.other.ID, vault.TokenDevice, 0)
+	otherSecret, ot, _ := f.v.MintToken(t.Context(), f.other.ID, vault.TokenDevice, 0)
 	for _, id := range []string{ot.ID, "nosuchtoken", "%2e%2e"} {
 		if r := f.post("/tokens/"+id+"/revoke", sess, "csrf="+url.QueryEscape(csrf)); r.StatusCode != http.StatusNotFound {
 			t.Fatalf("revoking %s: %d", id, r.StatusCode)
 		}
 	}
-	if _, err := f.v.Authenticate(otherSecret); err != nil {
+	if _, err := f.v.Authenticate(t.Context(), otherSecret); err != nil {
 		t.Fatal("another patient's token was revoked")
 	}
 	if b := body(t, f.do(req{path: "/tokens", cookie: sess})); strings.Contains(b, ot.ID) {
@@ -245,7 +245,7 @@ func TestTokensPage(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/tokens?revoked=1" {
 		t.Fatalf("revoke: %d", r.StatusCode)
 	}
-	if _, err := f.v.Authenticate(secret); err == nil {
+	if _, err := f.v.Authenticate(t.Context(), secret); err == nil {
 		t.Fatal("a revoked token authenticates")
 	}
 	if b := body(t, f.do(req{path: "/tokens?revoked=1", cookie: sess})); strings.Contains(b, tok.ID) || !strings.Contains(b, "revoked") {
@@ -316,7 +316,7 @@ func TestAccountDeletion(t *testing.T) {
 	theirs := f.softPasskey(f.other.ID)
 	f.grant(f.patient.ID, f.clin.ID)
 	g := f.led.Grants(f.patient.ID, "")[0]
-	secret, _, _ := f.v.MintToken(f.patient.ID, vault.TokenDevice, 0)
+	secret, _, _ := f.v.MintToken(t.Context(), f.patient.ID, vault.TokenDevice, 0)
 	if _, err := f.srv.recovery().replace(f.patient.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestAccountDeletion(t *testing.T) {
 		if r := f.jsonPost("/webauthn/account/delete/finish", sess, csrf, cer, resp); r.StatusCode != want {
 			t.Fatalf("%s: %d, want %d", what, r.StatusCode, want)
 		}
-		if _, err := f.v.User(f.patient.ID); err != nil {
+		if _, err := f.v.User(t.Context(), f.patient.ID); err != nil {
 			t.Fatalf("%s deleted the account", what)
 		}
 	}
@@ -372,7 +372,7 @@ func TestAccountDeletion(t *testing.T) {
 	}
 
 	// The data is gone.
-	if _, err := f.v.User(f.patient.ID); err == nil {
+	if _, err := f.v.User(t.Context(), f.patient.ID); err == nil {
 		t.Fatal("the account still exists")
 	}
 	var readErr error
@@ -386,7 +386,7 @@ func TestAccountDeletion(t *testing.T) {
 	if !errors.Is(readErr, vault.ErrNoPatient) {
 		t.Fatalf("reading a deleted patient: %v", readErr)
 	}
-	if _, err := f.v.Authenticate(secret); err == nil {
+	if _, err := f.v.Authenticate(t.Context(), secret); err == nil {
 		t.Fatal("the patient's token still works")
 	}
 	// The grant was revoked first, by her, and the deletion recorded.

@@ -238,7 +238,7 @@ func (s *Server) recoverySignin(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusServiceUnavailable, "Not signed in", "The vault could not check the code just now. Try again shortly.")
 		return
 	}
-	if _, err := s.vault.User(user); err != nil {
+	if _, err := s.vault.User(r.Context(), user); err != nil {
 		refuse()
 		return
 	}
@@ -257,7 +257,7 @@ func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, sess s
 		return
 	}
 	s.log.Info("recovery codes made", "user", sess.UserID, "count", len(codes))
-	d := s.signedData(sess, "Account", "account")
+	d := s.signedData(r.Context(), sess, "Account", "account")
 	d.Notice = "Your new recovery codes are below. Save them now: they are shown only this once, and your old codes no longer work."
 	s.renderAccount(w, sess, http.StatusOK, d, codes)
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -38,16 +39,16 @@ var tokenKindLabels = map[string]string{
 }
 
 func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request, sess session) {
-	d := s.signedData(sess, "Devices and tokens", "tokens")
+	d := s.signedData(r.Context(), sess, "Devices and tokens", "tokens")
 	if r.URL.Query().Get("revoked") == "1" {
 		d.Notice = "The token is revoked. Anything still using it is refused from now on."
 	}
-	s.renderTokens(w, sess, http.StatusOK, d, tokensBody{})
+	s.renderTokens(r.Context(), w, sess, http.StatusOK, d, tokensBody{})
 }
 
-func (s *Server) renderTokens(w http.ResponseWriter, sess session, status int, d pageData, b tokensBody) {
+func (s *Server) renderTokens(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData, b tokensBody) {
 	var err error
-	if b.Tokens, err = s.tokenViews(sess, tokenKindLabels); err != nil {
+	if b.Tokens, err = s.tokenViews(ctx, sess, tokenKindLabels); err != nil {
 		s.log.Error("web tokens", "user", sess.UserID, "cause", err.Error())
 		status, d.Error = http.StatusInternalServerError, "Your tokens could not be read. Try again shortly."
 	}
@@ -62,21 +63,21 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, sess sessio
 	days, err := strconv.Atoi(r.PostForm.Get("days"))
 	ok := err == nil && slices.Contains(deviceTokenDays, days)
 	if !ok {
-		d := s.signedData(sess, "Devices and tokens", "tokens")
+		d := s.signedData(r.Context(), sess, "Devices and tokens", "tokens")
 		d.Error = "Choose how long the token lasts from the list."
-		s.renderTokens(w, sess, http.StatusBadRequest, d, tokensBody{})
+		s.renderTokens(r.Context(), w, sess, http.StatusBadRequest, d, tokensBody{})
 		return
 	}
-	secret, t, err := consent.MintOwnToken(s.vault, s.ledger, sess.UserID, vault.TokenDevice, time.Duration(days)*24*time.Hour, s.now())
+	secret, t, err := consent.MintOwnToken(r.Context(), s.vault, s.ledger, sess.UserID, vault.TokenDevice, time.Duration(days)*24*time.Hour, s.now())
 	if err != nil {
 		s.log.Error("web token mint", "user", sess.UserID, "cause", err.Error())
 		s.errorPage(w, r, http.StatusServiceUnavailable, "No token made", "The token could not be made just now. Try again shortly.")
 		return
 	}
 	s.log.Info("device token made by its user", "user", sess.UserID, "token_id", t.ID)
-	d := s.signedData(sess, "Devices and tokens", "tokens")
+	d := s.signedData(r.Context(), sess, "Devices and tokens", "tokens")
 	d.Notice = "Your new device token is below. Copy it now: it is shown only this once."
-	s.renderTokens(w, sess, http.StatusOK, d, tokensBody{New: secret, NewID: t.ID, NewKind: tokenKindLabels[t.Kind]})
+	s.renderTokens(r.Context(), w, sess, http.StatusOK, d, tokensBody{New: secret, NewID: t.ID, NewKind: tokenKindLabels[t.Kind]})
 }
 
 // revokeToken revokes one of the patient's tokens. A token that is not
@@ -87,11 +88,11 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, sess sessio
 
 // tokenViews lists the signed-in user's tokens for a tokens page, times in
 // her zone, kinds by labels (the kind itself where it has none).
-func (s *Server) tokenViews(sess session, labels map[string]string) ([]tokenView, error) {
-	u, _ := s.vault.User(sess.UserID)
+func (s *Server) tokenViews(ctx context.Context, sess session, labels map[string]string) ([]tokenView, error) {
+	u, _ := s.vault.User(ctx, sess.UserID)
 	loc := u.Location()
 	now := s.now()
-	list, err := s.vault.Tokens(sess.UserID)
+	list, err := s.vault.Tokens(ctx, sess.UserID)
 	var out []tokenView
 	for _, t := range list {
 		v := tokenView{ID: t.ID, Kind: labels[t.Kind], Created: fmtTime(t.Created, loc), Expires: fmtTime(t.Expires, loc), LastUsed: "never", Expired: t.Expired(now)}
@@ -118,7 +119,7 @@ func dayOptions(days []int) []option {
 // revokeOwnToken revokes one of the signed-in user's tokens and returns to
 // back. A token that is not theirs answers 404, as a missing one.
 func (s *Server) revokeOwnToken(w http.ResponseWriter, r *http.Request, sess session, back string) {
-	err := consent.RevokeToken(s.vault, s.ledger, sess.UserID, r.PathValue("id"), s.now())
+	err := consent.RevokeToken(r.Context(), s.vault, s.ledger, sess.UserID, r.PathValue("id"), s.now())
 	switch {
 	case errors.Is(err, vault.ErrNoToken):
 		s.notFound(w, r)

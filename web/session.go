@@ -163,7 +163,7 @@ func (s *Server) currentSession(r *http.Request) (session, bool) {
 	}
 	// A user deleted meanwhile (by the admin, say) is signed out here,
 	// whatever path the deletion took.
-	if _, err := s.vault.User(sess.UserID); err != nil {
+	if _, err := s.vault.User(r.Context(), sess.UserID); err != nil {
 		s.sessions.deleteUser(sess.UserID)
 		return session{}, false
 	}

@@ -90,7 +90,7 @@ func byteSize(n int64) string {
 }
 
 func (s *Server) uploadPage(w http.ResponseWriter, r *http.Request, sess session) {
-	d := s.signedData(sess, "Upload", "upload")
+	d := s.signedData(r.Context(), sess, "Upload", "upload")
 	d.Body = s.uploadForm("", "")
 	s.render(w, http.StatusOK, "upload", d)
 }
@@ -101,7 +101,7 @@ func (s *Server) uploadPage(w http.ResponseWriter, r *http.Request, sess session
 // does. The form is csrf, format, date_order, then file, in that order;
 // multipartCSRF has read the csrf part already.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) {
-	d := s.signedData(sess, "Upload", "upload")
+	d := s.signedData(r.Context(), sess, "Upload", "upload")
 	fail := func(status int, format, dateOrder, msg string) {
 		d.Body, d.Error = s.uploadForm(format, dateOrder), msg
 		s.render(w, status, "upload", d)

@@ -53,7 +53,7 @@ func TestSecurityHeadersEveryPage(t *testing.T) {
 	f.grant(f.patient.ID, f.clin.ID)
 	pc, _ := f.signIn(f.patient.ID)
 	cc, _ := f.signIn(f.clin.ID)
-	link, err := f.srv.NewInvite(f.other.ID, 0)
+	link, err := f.srv.NewInvite(t.Context(), f.other.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func addrHandler(h http.Handler, addr string) http.Handler {
 func TestInvites(t *testing.T) {
 	f := newFixture(t, fixtureOpts{clock: true})
 	n0, _ := f.led.Size()
-	link, err := f.srv.NewInvite(f.patient.ID, 0)
+	link, err := f.srv.NewInvite(t.Context(), f.patient.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,10 +420,10 @@ func TestInvites(t *testing.T) {
 	if e.Kind != consent.KindAdmin || e.Admin.Action != "invite" || e.Patient != f.patient.ID {
 		t.Fatalf("invite entry %+v", e)
 	}
-	if _, err := f.srv.NewInvite("pt_nobody", 0); err == nil {
+	if _, err := f.srv.NewInvite(t.Context(), "pt_nobody", 0); err == nil {
 		t.Fatal("invite for an unknown user")
 	}
-	if _, err := f.srv.NewInvite(f.patient.ID, 31*24*time.Hour); err == nil {
+	if _, err := f.srv.NewInvite(t.Context(), f.patient.ID, 31*24*time.Hour); err == nil {
 		t.Fatal("invite beyond the longest lifetime")
 	}
 	path := "/enrol/" + token
@@ -455,7 +455,7 @@ func TestInvites(t *testing.T) {
 		t.Fatalf("begin with an expired invite: %d", st)
 	}
 	// Single use: a claim takes it; a second claim fails; release returns it.
-	link2, _ := f.srv.NewInvite(f.patient.ID, time.Hour)
+	link2, _ := f.srv.NewInvite(t.Context(), f.patient.ID, time.Hour)
 	tok2 := strings.TrimPrefix(link2, f.base+"/enrol/")
 	h := hashOf(tok2)
 	_, sealed, err := f.srv.invites.claim(h, f.clock.Now())
@@ -627,7 +627,7 @@ func TestSessionsEndWithTheirUserAndPasskey(t *testing.T) {
 		t.Fatalf("the other session ended too: %d", r.StatusCode)
 	}
 	// Deleted elsewhere: the next request is signed out.
-	if err := consent.DeletePatient(f.v, f.led, "admin", f.patient.ID, time.Now()); err != nil {
+	if err := consent.DeletePatient(t.Context(), f.v, f.led, "admin", f.patient.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if r := f.do(req{path: "/consent", cookie: idKept}); r.StatusCode != http.StatusSeeOther {

@@ -41,7 +41,7 @@ func dialSocket(dir string) (*socketAdmin, bool) {
 	return &socketAdmin{c: c}, true
 }
 
-func (s *socketAdmin) call(method, path string, in, out any) error {
+func (s *socketAdmin) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -50,7 +50,7 @@ func (s *socketAdmin) call(method, path string, in, out any) error {
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, "http://vault"+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, "http://vault"+path, body)
 	if err != nil {
 		return err
 	}
@@ -73,30 +73,30 @@ func (s *socketAdmin) call(method, path string, in, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func (s *socketAdmin) AddUser(r api.AdminUserRequest) (api.AdminUserResponse, error) {
+func (s *socketAdmin) AddUser(ctx context.Context, r api.AdminUserRequest) (api.AdminUserResponse, error) {
 	var out api.AdminUserResponse
-	return out, s.call(http.MethodPost, "/admin/users", r, &out)
+	return out, s.call(ctx, http.MethodPost, "/admin/users", r, &out)
 }
 
-func (s *socketAdmin) DeleteUser(id string) error {
-	return s.call(http.MethodDelete, "/admin/users/"+id, nil, nil)
+func (s *socketAdmin) DeleteUser(ctx context.Context, id string) error {
+	return s.call(ctx, http.MethodDelete, "/admin/users/"+id, nil, nil)
 }
 
-func (s *socketAdmin) MintToken(r api.AdminTokenRequest) (api.AdminTokenResponse, error) {
+func (s *socketAdmin) MintToken(ctx context.Context, r api.AdminTokenRequest) (api.AdminTokenResponse, error) {
 	var out api.AdminTokenResponse
-	return out, s.call(http.MethodPost, "/admin/tokens", r, &out)
+	return out, s.call(ctx, http.MethodPost, "/admin/tokens", r, &out)
 }
 
 func (s *socketAdmin) VerifyLedger(r api.AdminVerifyRequest) (api.AdminVerifyResponse, error) {
 	var out api.AdminVerifyResponse
-	return out, s.call(http.MethodPost, "/admin/ledger/verify", r, &out)
+	return out, s.call(context.Background(), http.MethodPost, "/admin/ledger/verify", r, &out)
 }
 
 func (s *socketAdmin) RebuildLedgerIndex() (int, error) {
 	var out struct {
 		Grants int `json:"grants"`
 	}
-	return out.Grants, s.call(http.MethodPost, "/admin/ledger/rebuild", nil, &out)
+	return out.Grants, s.call(context.Background(), http.MethodPost, "/admin/ledger/rebuild", nil, &out)
 }
 
 // Import streams the file to the server, which spools it encrypted and
@@ -132,28 +132,28 @@ func (s *socketAdmin) Import(ctx context.Context, r api.AdminImportRequest, body
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
-func (s *socketAdmin) RotateKeys() (vault.RotateResult, error) {
+func (s *socketAdmin) RotateKeys(ctx context.Context) (vault.RotateResult, error) {
 	var out vault.RotateResult
 	c := *s.c
 	c.Timeout = 0 // re-wrapping many patients takes a while
-	return out, (&socketAdmin{c: &c}).call(http.MethodPost, "/admin/keys/rotate", nil, &out)
+	return out, (&socketAdmin{c: &c}).call(ctx, http.MethodPost, "/admin/keys/rotate", nil, &out)
 }
 
-func (s *socketAdmin) Invite(r api.AdminInviteRequest) (api.AdminInviteResponse, error) {
+func (s *socketAdmin) Invite(ctx context.Context, r api.AdminInviteRequest) (api.AdminInviteResponse, error) {
 	var out api.AdminInviteResponse
-	return out, s.call(http.MethodPost, "/admin/invites", r, &out)
+	return out, s.call(ctx, http.MethodPost, "/admin/invites", r, &out)
 }
 
-func (s *socketAdmin) KeyStatus() (vault.KeyStatus, error) {
+func (s *socketAdmin) KeyStatus(ctx context.Context) (vault.KeyStatus, error) {
 	var out vault.KeyStatus
-	return out, s.call(http.MethodGet, "/admin/keys/status", nil, &out)
+	return out, s.call(ctx, http.MethodGet, "/admin/keys/status", nil, &out)
 }
 
 func (s *socketAdmin) LedgerKey() (string, error) {
 	var out struct {
 		Key string `json:"verifier_key"`
 	}
-	return out.Key, s.call(http.MethodGet, "/admin/ledger/key", nil, &out)
+	return out.Key, s.call(context.Background(), http.MethodGet, "/admin/ledger/key", nil, &out)
 }
 
 // withAdmin runs fn against the running server's socket, or, when no server
@@ -169,7 +169,7 @@ func withAdminBase(sf storeFlags, base *url.URL, stderr io.Writer, fn func(api.A
 		return fn(s)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	v, st, root, err := openVault(sf, openExisting, false, 2*time.Second, log)
+	v, st, root, err := openVault(context.Background(), sf, openExisting, false, 2*time.Second, log)
 	if errors.Is(err, boltstore.ErrLocked) {
 		return fmt.Errorf("the database in %s is locked by another process, and no server answers on %s; is a vault running as another user?", sf.data, sockPath(sf.data))
 	}
@@ -240,7 +240,7 @@ func adminUserAdd(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
-		out, err := ops.AddUser(api.AdminUserRequest{Role: *role, Name: *name, Organization: *org, TimeZone: *tz})
+		out, err := ops.AddUser(context.Background(), api.AdminUserRequest{Role: *role, Name: *name, Organization: *org, TimeZone: *tz})
 		if err != nil {
 			return err
 		}
@@ -265,7 +265,7 @@ func adminUserDelete(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return withAdminBase(sv.store, base, stderr, func(ops api.AdminOps) error {
-		if err := ops.DeleteUser(*user); err != nil {
+		if err := ops.DeleteUser(context.Background(), *user); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, "deleted", *user, "(its keys are destroyed; older backups still hold them, see docs/architecture.md)")
@@ -292,7 +292,7 @@ func adminToken(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
-		out, err := ops.MintToken(api.AdminTokenRequest{User: *user, Kind: *kind, TTL: *ttl})
+		out, err := ops.MintToken(context.Background(), api.AdminTokenRequest{User: *user, Kind: *kind, TTL: *ttl})
 		if err != nil {
 			return err
 		}
@@ -338,7 +338,7 @@ func adminInvite(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return withAdminBase(sv.store, base, stderr, func(ops api.AdminOps) error {
-		out, err := ops.Invite(api.AdminInviteRequest{User: *user, TTL: *ttl})
+		out, err := ops.Invite(context.Background(), api.AdminInviteRequest{User: *user, TTL: *ttl})
 		if err != nil {
 			return err
 		}

@@ -182,20 +182,21 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 // verifyRestored opens the restored file with the root key and checks the
 // ledger and every record.
 func verifyRestored(path string, sf storeFlags, stderr io.Writer) (string, error) {
+	ctx := context.Background()
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	st, err := boltstore.Open(path, boltstore.Options{LockTimeout: time.Second})
 	if err != nil {
 		return "", err
 	}
 	defer st.Close()
-	if m, err := st.Meta(vault.MetaMaster); err != nil || m == nil {
+	if m, err := st.Meta(ctx, vault.MetaMaster); err != nil || m == nil {
 		return "", errors.New("the backup holds no vault (no master keyset)")
 	}
 	pass, err := passphrase()
 	if err != nil {
 		return "", err
 	}
-	v, _, err := unlock(st, sf, pass, log)
+	v, _, err := unlock(ctx, st, sf, pass, log)
 	if err != nil {
 		return "", err
 	}
@@ -211,7 +212,7 @@ func verifyRestored(path string, sf storeFlags, stderr io.Writer) (string, error
 	if err != nil {
 		return "", err
 	}
-	rs, err := v.VerifyRecords(context.Background())
+	rs, err := v.VerifyRecords(ctx)
 	if err != nil {
 		return "", fmt.Errorf("the backup's records do not verify: %v", err)
 	}

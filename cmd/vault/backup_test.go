@@ -202,12 +202,17 @@ func TestBackupDuringIngestRestores(t *testing.T) {
 		})
 	}
 	// A damaged backup is refused, and leaves no directory behind it.
-	b, _ := os.ReadFile(b2)
+	b, err := os.ReadFile(b2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 8192; i < len(b); i += 4096 * 7 {
 		b[i] ^= 0xff
 	}
 	bad := filepath.Join(dir, "damaged.vaultbackup")
-	os.WriteFile(bad, b, 0o600)
+	if err := os.WriteFile(bad, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	rbad := filepath.Join(dir, "restored-damaged")
 	if _, _, err := runVault(t, 60*time.Second, "restore", "--in", bad, "--data", rbad, "--root-key-file", key); err == nil {
 		t.Fatal("a damaged backup restored")

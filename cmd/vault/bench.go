@@ -221,18 +221,18 @@ func benchVault(dir string, uploaders, readings, batch, pageSize int, cpuprofile
 	total := uploaders * readings
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	sf := storeFlags{data: filepath.Join(dir, "data"), keyFile: filepath.Join(dir, "root.key")}
-	v, st, _, err := openVaultWith(sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second, PageSize: pageSize}, log)
+	v, st, _, err := openVaultWith(context.Background(), sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second, PageSize: pageSize}, log)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer st.Close()
 	var tokens []string
 	for u := range uploaders {
-		p, err := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: fmt.Sprintf("bench patient %d", u)})
+		p, err := v.CreateUser(context.Background(), vault.NewUser{Role: vault.RolePatient, Name: fmt.Sprintf("bench patient %d", u)})
 		if err != nil {
 			return 0, 0, err
 		}
-		tok, _, err := v.MintToken(p.ID, vault.TokenDevice, time.Hour)
+		tok, _, err := v.MintToken(context.Background(), p.ID, vault.TokenDevice, time.Hour)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -59,7 +59,7 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 	defer cleanup()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	sf := storeFlags{data: filepath.Join(scratch, "data"), keyFile: filepath.Join(scratch, "root.key")}
-	v, st, _, err := openVaultWith(sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second}, log)
+	v, st, _, err := openVaultWith(context.Background(), sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second}, log)
 	if err != nil {
 		return err
 	}
@@ -81,11 +81,11 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	clin, err := v.CreateUser(vault.NewUser{Role: vault.RoleClinician, Name: "bench clinician"})
+	clin, err := v.CreateUser(context.Background(), vault.NewUser{Role: vault.RoleClinician, Name: "bench clinician"})
 	if err != nil {
 		return err
 	}
-	ctok, _, err := v.MintToken(clin.ID, vault.TokenClinician, time.Hour)
+	ctok, _, err := v.MintToken(context.Background(), clin.ID, vault.TokenClinician, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 	// clinician; it returns the canonical bytes stored.
 	start := time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC)
 	patient := func(name string, n int, keep bool) (string, [][]byte, error) {
-		p, err := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: name})
+		p, err := v.CreateUser(context.Background(), vault.NewUser{Role: vault.RolePatient, Name: name})
 		if err != nil {
 			return "", nil, err
 		}
@@ -119,7 +119,7 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 				return "", nil, err
 			}
 		}
-		ptok, _, err := v.MintToken(p.ID, vault.TokenPatient, time.Hour)
+		ptok, _, err := v.MintToken(context.Background(), p.ID, vault.TokenPatient, time.Hour)
 		if err != nil {
 			return "", nil, err
 		}

@@ -104,12 +104,12 @@ func cmdBenchImport(args []string, stdout, stderr io.Writer) error {
 	// The whole import into a fresh vault: two passes, then storage.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	sf := storeFlags{data: filepath.Join(scratch, "data"), keyFile: filepath.Join(scratch, "root.key")}
-	v, st, _, err := openVaultWith(sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second}, log)
+	v, st, _, err := openVaultWith(context.Background(), sf, openOrCreate, false, boltstore.Options{LockTimeout: time.Second}, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	p, err := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "bench patient", TimeZone: "America/New_York"})
+	p, err := v.CreateUser(context.Background(), vault.NewUser{Role: vault.RolePatient, Name: "bench patient", TimeZone: "America/New_York"})
 	if err != nil {
 		return err
 	}

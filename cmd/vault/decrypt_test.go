@@ -19,7 +19,9 @@ func TestDecrypt(t *testing.T) {
 	dir := t.TempDir()
 	plain := bytes.Repeat([]byte("{\"canary\":\"CANARY-decrypt\"}\n"), 1000)
 	plainPath := filepath.Join(dir, "plain")
-	os.WriteFile(plainPath, plain, 0o600)
+	if err := os.WriteFile(plainPath, plain, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("x25519 from the age CLI", func(t *testing.T) {
 		keygen, err1 := exec.LookPath("age-keygen")
@@ -44,14 +46,21 @@ func TestDecrypt(t *testing.T) {
 			t.Fatalf("decrypt: %v %s (%d bytes)", err, stderr, len(out))
 		}
 		armored := filepath.Join(dir, "x.asc")
-		exec.Command(ageBin, "-a", "-r", strings.TrimSpace(string(rcpt)), "-o", armored, plainPath).Run()
+		if out, err := exec.Command(ageBin, "-a", "-r", strings.TrimSpace(string(rcpt)), "-o", armored, plainPath).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v", out, err)
+		}
 		if out, _, err := runVault(t, 20*time.Second, "decrypt", "-i", id, armored); err != nil || out != strings.TrimSpace(string(plain)) {
 			t.Fatalf("armored: %v", err)
 		}
 		// A flipped byte in the payload is refused, not passed on.
-		b, _ := os.ReadFile(ct)
+		b, err := os.ReadFile(ct)
+		if err != nil {
+			t.Fatal(err)
+		}
 		b[len(b)-20] ^= 1
-		os.WriteFile(ct, b, 0o600)
+		if err := os.WriteFile(ct, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		if _, stderr, err := runVault(t, 20*time.Second, "decrypt", "-i", id, ct); err == nil || !strings.Contains(stderr, "altered") {
 			t.Fatalf("tampered file: %v %s", err, stderr)
 		}
@@ -63,27 +72,40 @@ func TestDecrypt(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := filepath.Join(dir, "pq.txt")
-		os.WriteFile(id, []byte(pq.String()+"\n"), 0o600)
+		if err := os.WriteFile(id, []byte(pq.String()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		var buf bytes.Buffer
 		w, err := age.Encrypt(&buf, pq.Recipient())
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.Write(plain)
-		w.Close()
+		if _, err := w.Write(plain); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if !strings.HasPrefix(pq.Recipient().String(), "age1pq1") {
 			t.Fatalf("recipient %s", pq.Recipient())
 		}
 		ct := filepath.Join(dir, "pq.age")
-		os.WriteFile(ct, buf.Bytes(), 0o600)
+		if err := os.WriteFile(ct, buf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		out, stderr, err := runVault(t, 20*time.Second, "decrypt", "-i", id, ct)
 		if err != nil || out != strings.TrimSpace(string(plain)) {
 			t.Fatalf("decrypt: %v %s", err, stderr)
 		}
 		// Another key cannot open it.
-		other, _ := age.GenerateX25519Identity()
+		other, err := age.GenerateX25519Identity()
+		if err != nil {
+			t.Fatal(err)
+		}
 		oid := filepath.Join(dir, "other.txt")
-		os.WriteFile(oid, []byte(other.String()+"\n"), 0o600)
+		if err := os.WriteFile(oid, []byte(other.String()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		if _, stderr, err := runVault(t, 20*time.Second, "decrypt", "-i", oid, ct); err == nil || !strings.Contains(stderr, "no identity") {
 			t.Fatalf("wrong identity: %v %s", err, stderr)
 		}

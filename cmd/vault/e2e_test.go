@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/internal/demo"
+	"github.com/jupyterhealth/vault/store/boltstore"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -251,10 +252,10 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("admin against the live server", func(t *testing.T) {
-		if _, err := os.Stat(filepath.Join(s.data, "admin.sock")); err != nil {
+		fi, err := os.Stat(filepath.Join(s.data, "admin.sock"))
+		if err != nil {
 			t.Fatalf("admin socket: %v", err)
 		}
-		fi, _ := os.Stat(filepath.Join(s.data, "admin.sock"))
 		if fi.Mode().Perm() != 0o600 {
 			t.Fatalf("admin socket mode %v", fi.Mode().Perm())
 		}
@@ -277,7 +278,10 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs, _ := os.ReadFile(s.logPath)
+		logs, err := os.ReadFile(s.logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
 		secrets := []string{canary, "7654.4321", "7700.4321", "CANARY-unit", c.PatientName, c.ClinicianName, "Dr. Canary Secondname",
 			c.DeviceToken, c.PatientToken, c.ClinicianToken, minted, c.DeviceToken[20:], "c0ffee00-0000-4000-8000"}
 		for _, sec := range secrets {
@@ -305,7 +309,10 @@ func TestEndToEnd(t *testing.T) {
 		if err := s.stop(); err != nil {
 			t.Fatalf("graceful stop: %v", err)
 		}
-		logs, _ := os.ReadFile(s.logPath)
+		logs, err := os.ReadFile(s.logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !bytes.Contains(logs, []byte("stopped cleanly")) {
 			t.Fatal("no clean shutdown in the log")
 		}
@@ -336,11 +343,12 @@ func TestAdminLockedDoesNotHang(t *testing.T) {
 	dir := t.TempDir()
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "root.key")
 	initVault(t, data, key)
-	db, err := bolt.Open(filepath.Join(data, "vault.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	// This process holds the database, as a running server would.
+	st, err := boltstore.Open(filepath.Join(data, "vault.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer st.Close()
 	start := time.Now()
 	_, stderr, err := runVault(t, 20*time.Second, "admin", "user", "add", "--data", data, "--root-key-file", key, "--role", "patient", "--name", "y")
 	if err == nil || !strings.Contains(stderr, "locked by another process") {

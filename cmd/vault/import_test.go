@@ -30,9 +30,14 @@ func TestImportCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, " 0 accepted") {
 		t.Fatalf("offline re-import: %v\n%s\n%s", err, out, errs)
 	}
-	b, _ := os.ReadFile(file)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(dir, "bad.csv")
-	os.WriteFile(bad, []byte(strings.Replace(string(b), ",EGV,,,,iOS G6,112,", ",EGV,,,,iOS G6,11.2.3,", 1)), 0o600)
+	if err := os.WriteFile(bad, []byte(strings.Replace(string(b), ",EGV,,,,iOS G6,112,", ",EGV,,,,iOS G6,11.2.3,", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	_, errs, err = runVault(t, 60*time.Second, "import", "--data", data, "--root-key-file", key, "--patient", pt, bad)
 	if err == nil || !strings.Contains(errs, "line 13") || strings.Contains(errs, "11.2.3") {
 		t.Fatalf("malformed file: %v %s", err, errs)

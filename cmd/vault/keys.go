@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -68,7 +69,7 @@ func keysRotate(args []string, stdout, stderr io.Writer) error {
 	}
 	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
 		t := time.Now()
-		res, err := ops.RotateKeys()
+		res, err := ops.RotateKeys(context.Background())
 		if err != nil {
 			return err
 		}
@@ -92,7 +93,7 @@ func keysStatus(args []string, stdout, stderr io.Writer) error {
 }
 
 func printKeyStatus(ops api.AdminOps, w io.Writer) error {
-	ks, err := ops.KeyStatus()
+	ks, err := ops.KeyStatus(context.Background())
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func keysChangeRoot(args []string, stdout, stderr io.Writer) error {
 		info = vault.RootInfo{Kind: newRoot.Kind(), Argon2: &p}
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	v, st, oldRoot, err := openVault(sf, openExisting, false, 2*time.Second, log)
+	v, st, oldRoot, err := openVault(context.Background(), sf, openExisting, false, 2*time.Second, log)
 	if err != nil {
 		return err
 	}
@@ -173,7 +174,7 @@ func keysChangeRoot(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = v.ChangeRoot(oldRoot, newRoot, info)
+	err = v.ChangeRoot(context.Background(), oldRoot, newRoot, info)
 	if errors.Is(err, vault.ErrScrubPending) {
 		fmt.Fprintln(stderr, "warning: the new root is in place, but compacting away the old wrapping was cut short; it finishes at the next start")
 		err = nil

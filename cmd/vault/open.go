@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -99,11 +100,11 @@ const (
 	openOrCreate                 // serve, bench
 )
 
-func openVault(f storeFlags, mode openMode, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, *boltstore.Store, *keys.Root, error) {
-	return openVaultWith(f, mode, demo, boltstore.Options{LockTimeout: lockTimeout}, log)
+func openVault(ctx context.Context, f storeFlags, mode openMode, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, *boltstore.Store, *keys.Root, error) {
+	return openVaultWith(ctx, f, mode, demo, boltstore.Options{LockTimeout: lockTimeout}, log)
 }
 
-func openVaultWith(f storeFlags, mode openMode, demo bool, so boltstore.Options, log *slog.Logger) (*vault.Vault, *boltstore.Store, *keys.Root, error) {
+func openVaultWith(ctx context.Context, f storeFlags, mode openMode, demo bool, so boltstore.Options, log *slog.Logger) (*vault.Vault, *boltstore.Store, *keys.Root, error) {
 	if mode == openExisting {
 		if _, err := os.Stat(dbPath(f.data)); err != nil {
 			return nil, nil, nil, fmt.Errorf("no vault in %s (no %s); check --data, or create the vault by starting it once with 'vault serve --data %s'", f.data, filepath.Base(dbPath(f.data)), f.data)
@@ -126,7 +127,7 @@ func openVaultWith(f storeFlags, mode openMode, demo bool, so boltstore.Options,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	v, root, err := unlock(st, f, pass, log)
+	v, root, err := unlock(ctx, st, f, pass, log)
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, err
@@ -134,12 +135,12 @@ func openVaultWith(f storeFlags, mode openMode, demo bool, so boltstore.Options,
 	return v, st, root, nil
 }
 
-func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*vault.Vault, *keys.Root, error) {
-	info, err := vault.ReadRootInfo(st)
+func unlock(ctx context.Context, st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*vault.Vault, *keys.Root, error) {
+	info, err := vault.ReadRootInfo(ctx, st)
 	if err != nil {
 		return nil, nil, err
 	}
-	existing, err := st.Meta(vault.MetaMaster)
+	existing, err := st.Meta(ctx, vault.MetaMaster)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -176,7 +177,7 @@ func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*
 		}
 		newInfo = vault.RootInfo{Kind: root.Kind()}
 	}
-	v, err := vault.Open(st, root, newInfo, vault.Options{Logger: log})
+	v, err := vault.Open(ctx, st, root, newInfo, vault.Options{Logger: log})
 	if errors.Is(err, keys.ErrWrongRoot) {
 		return nil, nil, fmt.Errorf("refusing to start: %w; check --root-key-file or VAULT_ROOT_PASSPHRASE", err)
 	}

@@ -105,7 +105,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	// stops it between batches and closes the database cleanly.
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
-	v, st, root, err := openVault(sf, openOrCreate, *demoMode, time.Second, log)
+	v, st, root, err := openVault(ctx, sf, openOrCreate, *demoMode, time.Second, log)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	if *demoMode {
-		if err := demoInvites(ws, sf.data); err != nil {
+		if err := demoInvites(ctx, ws, sf.data); err != nil {
 			return fmt.Errorf("demo: %v", err)
 		}
 	}
@@ -190,7 +190,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it
 	// wrapped, so nothing waits for it.
-	if p, err := v.PendingRotation(); err == nil && p != nil {
+	if p, err := v.PendingRotation(ctx); err == nil && p != nil {
 		go func() {
 			res, err := v.ResumeRotation(ctx, nil)
 			if err != nil {
@@ -245,7 +245,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 // demoInvites gives Ada and Dr. Rivera an enrolment link each, written
 // into credentials.json beside their tokens; a link still usable is kept,
 // so a restart changes nothing.
-func demoInvites(ws *web.Server, data string) error {
+func demoInvites(ctx context.Context, ws *web.Server, data string) error {
 	c, err := demo.ReadCredentials(data)
 	if err != nil {
 		return err
@@ -258,7 +258,7 @@ func demoInvites(ws *web.Server, data string) error {
 		if ws.InviteUsable(*p.link, p.user) {
 			continue
 		}
-		if *p.link, err = ws.NewInvite(p.user, 0); err != nil {
+		if *p.link, err = ws.NewInvite(ctx, p.user, 0); err != nil {
 			return err
 		}
 		changed = true

@@ -50,7 +50,10 @@ func selfSigned(t *testing.T, dir string) (certPath, keyPath string, pool *x509.
 	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certPath, keyPath, pool
@@ -91,7 +94,10 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := "https://localhost:" + port
 	cmd := exec.Command("vault", "serve", "--data", data, "--root-key-file", key, "--addr", addr, "--base-url", base, "--tls-cert", certPath, "--tls-key", keyPath)
 	var log bytes.Buffer

@@ -475,7 +475,11 @@ func TestTorture(t *testing.T) {
 		// The log of the killed process too: a race report there would
 		// otherwise go unseen, since it never exits by itself.
 		for _, l := range []string{killedLog, proc.logPath} {
-			if b, _ := os.ReadFile(l); bytes.Contains(b, []byte(`"level":"ERROR"`)) || bytes.Contains(b, []byte("DATA RACE")) {
+			b, err := os.ReadFile(l)
+			if err != nil {
+				fail(round, "server log: %v", err)
+			}
+			if bytes.Contains(b, []byte(`"level":"ERROR"`)) || bytes.Contains(b, []byte("DATA RACE")) {
 				fail(round, "a server logged an error: %s", tortureLogTail(l))
 			}
 		}
@@ -512,7 +516,10 @@ func tortureCheck(t *testing.T, s *tortureState, url string, ptTok [2]string, ro
 	defer s.mu.Unlock()
 	count := make([]int, len(s.batches))
 	for p := range ptTok {
-		req, _ := http.NewRequest("GET", url+"/api/v1/readings?schema=omh:blood-glucose:4.0", nil)
+		req, err := http.NewRequest("GET", url+"/api/v1/readings?schema=omh:blood-glucose:4.0", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		req.Header.Set("Authorization", "Bearer "+ptTok[p])
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -277,7 +277,7 @@ func Import(ctx context.Context, v *vault.Vault, reg Registry, patientID string,
 	default:
 		return Result{}, ErrBadDateOrder
 	}
-	u, err := v.User(patientID)
+	u, err := v.User(ctx, patientID)
 	if err != nil {
 		return Result{}, err
 	}

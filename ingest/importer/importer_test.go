@@ -83,11 +83,11 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("integrity: %v", err)
 		}
 	})
-	v, err := vault.Open(st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
+	v, err := vault.Open(t.Context(), st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := v.CreateUser(vault.NewUser{Role: vault.RolePatient, Name: "Import Patient", TimeZone: "America/New_York"})
+	u, err := v.CreateUser(t.Context(), vault.NewUser{Role: vault.RolePatient, Name: "Import Patient", TimeZone: "America/New_York"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,11 +112,11 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 
 	ensureUser := func(id *string, n vault.NewUser) error {
 		if *id != "" {
-			if _, err := v.User(*id); err == nil {
+			if _, err := v.User(ctx, *id); err == nil {
 				return nil
 			}
 		}
-		u, err := v.CreateUser(n)
+		u, err := v.CreateUser(ctx, n)
 		if err != nil {
 			return err
 		}
@@ -132,11 +132,11 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 	}
 	ensureToken := func(tok *string, user, kind string) error {
 		if *tok != "" {
-			if t, err := v.Authenticate(*tok); err == nil && t.UserID == user && o.Now.Add(7*24*time.Hour).Before(t.Expires) {
+			if t, err := v.Authenticate(ctx, *tok); err == nil && t.UserID == user && o.Now.Add(7*24*time.Hour).Before(t.Expires) {
 				return nil
 			}
 		}
-		s, t, err := v.MintToken(user, kind, 0)
+		s, t, err := v.MintToken(ctx, user, kind, 0)
 		if err != nil {
 			return err
 		}
@@ -272,12 +272,12 @@ func demoUUID(kind string, t time.Time) string {
 func seedReadings(ctx context.Context, v *vault.Vault, patient string, o Options) (int, error) {
 	end := o.Now.Truncate(5 * time.Minute)
 	start := end.Add(-time.Duration(o.Days) * 24 * time.Hour)
-	if b, _ := v.Backend().Meta(seededMeta + "|" + patient); b != nil {
+	if b, _ := v.Backend().Meta(ctx, seededMeta+"|"+patient); b != nil {
 		if t, err := time.Parse(time.RFC3339, string(b)); err == nil && t.After(start) {
 			start = t
 		}
 	}
-	u, err := v.User(patient)
+	u, err := v.User(ctx, patient)
 	if err != nil {
 		return 0, err
 	}
@@ -309,5 +309,5 @@ func seedReadings(ctx context.Context, v *vault.Vault, patient string, o Options
 	if err := flush(); err != nil {
 		return added, err
 	}
-	return added, v.Backend().PutMeta(seededMeta+"|"+patient, []byte(end.UTC().Format(time.RFC3339)))
+	return added, v.Backend().PutMeta(ctx, seededMeta+"|"+patient, []byte(end.UTC().Format(time.RFC3339)))
 }

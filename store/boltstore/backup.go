@@ -1,7 +1,9 @@
 package boltstore
 
 import (
+	"context"
 	"io"
+	"os"
 	"strconv"
 	"time"
 
@@ -21,7 +23,7 @@ const MetaLastBackup = "last_backup"
 // size, when set, is told the snapshot's size before the first byte.
 func (s *Store) Backup(w io.Writer, size func(int64)) (int64, error) {
 	var n int64
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(context.Background(), func(tx *bolt.Tx) error {
 		if size != nil {
 			size(tx.Size())
 		}
@@ -32,12 +34,21 @@ func (s *Store) Backup(w io.Writer, size func(int64)) (int64, error) {
 	if err != nil || s.opts.ReadOnly {
 		return n, err
 	}
-	return n, s.PutMeta(MetaLastBackup, []byte(strconv.FormatInt(time.Now().Unix(), 10)))
+	return n, s.PutMeta(context.Background(), MetaLastBackup, []byte(strconv.FormatInt(time.Now().Unix(), 10)))
+}
+
+// Size is the database file's size in bytes (api.StoreInfo).
+func (s *Store) Size() (int64, error) {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }
 
 // LastBackup is when Backup last completed, zero if never.
 func (s *Store) LastBackup() time.Time {
-	b, err := s.Meta(MetaLastBackup)
+	b, err := s.Meta(context.Background(), MetaLastBackup)
 	if err != nil || b == nil {
 		return time.Time{}
 	}

@@ -18,11 +18,11 @@ package boltstore
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"iter"
 	"sync"
 	"time"
 
@@ -182,21 +182,29 @@ func (s *Store) DB(fn func(*bolt.DB) error) error {
 	return fn(s.db)
 }
 
-func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+// view and update run fn in a read or write transaction, refusing a
+// cancelled ctx before they begin (bbolt itself takes no context).
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.db.View(fn)
 }
 
-func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.db.Update(fn)
 }
 
-func (s *Store) get(bucket []byte, key string) ([]byte, error) {
+func (s *Store) get(ctx context.Context, bucket []byte, key string) ([]byte, error) {
 	var out []byte
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucket).Get([]byte(key))
 		if v == nil {
 			return vault.ErrNotFound
@@ -207,20 +215,20 @@ func (s *Store) get(bucket []byte, key string) ([]byte, error) {
 	return out, err
 }
 
-func (s *Store) Meta(key string) ([]byte, error) {
-	v, err := s.get(bMeta, key)
+func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.get(ctx, bMeta, key)
 	if errors.Is(err, vault.ErrNotFound) {
 		return nil, nil
 	}
 	return v, err
 }
 
-func (s *Store) PutMeta(key string, val []byte) error {
-	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put([]byte(key), val) })
+func (s *Store) PutMeta(ctx context.Context, key string, val []byte) error {
+	return s.update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put([]byte(key), val) })
 }
 
-func (s *Store) create(bucket []byte, key string, val []byte) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) create(ctx context.Context, bucket []byte, key string, val []byte) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
 		if b.Get([]byte(key)) != nil {
 			return vault.ErrExists
@@ -229,56 +237,52 @@ func (s *Store) create(bucket []byte, key string, val []byte) error {
 	})
 }
 
-func (s *Store) CreateUser(id string, blob []byte) error { return s.create(bUsers, id, blob) }
-
-func (s *Store) PutUser(id string, blob []byte) error {
-	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bUsers).Put([]byte(id), blob) })
+func (s *Store) CreateUser(ctx context.Context, id string, blob []byte) error {
+	return s.create(ctx, bUsers, id, blob)
 }
 
-func (s *Store) User(id string) ([]byte, error) { return s.get(bUsers, id) }
+func (s *Store) PutUser(ctx context.Context, id string, blob []byte) error {
+	return s.update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bUsers).Put([]byte(id), blob) })
+}
 
-func (s *Store) Users(prefix string) iter.Seq2[string, []byte] {
-	return func(yield func(string, []byte) bool) {
-		type row struct {
-			id   string
-			blob []byte
+func (s *Store) User(ctx context.Context, id string) ([]byte, error) { return s.get(ctx, bUsers, id) }
+
+// Users implements vault.Backend: one read transaction copies the rows out.
+func (s *Store) Users(ctx context.Context, prefix string) ([]vault.UserRow, error) {
+	var rows []vault.UserRow
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bUsers).Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			rows = append(rows, vault.UserRow{ID: string(k), Blob: bytes.Clone(v)})
 		}
-		var rows []row
-		s.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bUsers).Cursor()
-			p := []byte(prefix)
-			for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-				rows = append(rows, row{string(k), bytes.Clone(v)})
-			}
-			return nil
-		})
-		for _, r := range rows {
-			if !yield(r.id, r.blob) {
-				return
-			}
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return rows, nil
 }
 
-func (s *Store) PutToken(t vault.TokenRow) error {
+func (s *Store) PutToken(ctx context.Context, t vault.TokenRow) error {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}
-	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bTokens).Put([]byte(t.ID), b) })
+	return s.update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bTokens).Put([]byte(t.ID), b) })
 }
 
-func (s *Store) Token(id string) (vault.TokenRow, error) {
+func (s *Store) Token(ctx context.Context, id string) (vault.TokenRow, error) {
 	var t vault.TokenRow
-	b, err := s.get(bTokens, id)
+	b, err := s.get(ctx, bTokens, id)
 	if err != nil {
 		return t, err
 	}
 	return t, json.Unmarshal(b, &t)
 }
 
-func (s *Store) TouchToken(id string, at time.Time) error {
-	return s.update(func(tx *bolt.Tx) error {
+func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bTokens)
 		v := b.Get([]byte(id))
 		if v == nil {
@@ -297,11 +301,13 @@ func (s *Store) TouchToken(id string, at time.Time) error {
 	})
 }
 
-func (s *Store) CreatePatientKeys(patientID string, blob []byte) error {
-	return s.create(bPKeys, patientID, blob)
+func (s *Store) CreatePatientKeys(ctx context.Context, patientID string, blob []byte) error {
+	return s.create(ctx, bPKeys, patientID, blob)
 }
 
-func (s *Store) PatientKeys(patientID string) ([]byte, error) { return s.get(bPKeys, patientID) }
+func (s *Store) PatientKeys(ctx context.Context, patientID string) ([]byte, error) {
+	return s.get(ctx, bPKeys, patientID)
+}
 
 // recordKey is schema 0x00 time tag.
 func recordKey(dst []byte, schema string, t int64, tag [16]byte) []byte {
@@ -311,8 +317,8 @@ func recordKey(dst []byte, schema string, t int64, tag [16]byte) []byte {
 	return append(dst, tag[:]...)
 }
 
-func (s *Store) Ping() error {
-	return s.view(func(tx *bolt.Tx) error {
+func (s *Store) Ping(ctx context.Context) error {
+	return s.view(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bMeta) == nil {
 			return errors.New("meta bucket missing")
 		}

@@ -3,6 +3,8 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,13 +24,36 @@ func openTest(t *testing.T) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		s.Close()
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
 		if err := Check(path); err != nil {
 			t.Errorf("integrity: %v", err)
 		}
 	})
 	return s
 }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var (
+	_ vault.Backend            = (*Store)(nil)
+	_ storetest.RecordTamperer = (*RecordTamperer)(nil)
+)
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) vault.Backend { return openTest(t) })
@@ -46,32 +71,46 @@ func TestLockTimeout(t *testing.T) {
 	}
 }
 
+// TestCompactLeavesNoTrace is bbolt's physical half of the erasure
+// promise (vault.Backend): after DeletePatient, no free page of the file
+// keeps the deleted bytes.
 func TestCompactLeavesNoTrace(t *testing.T) {
 	s := openTest(t)
+	ctx := t.Context()
 	canary := bytes.Repeat([]byte("SHRED-CANARY-"), 40)
-	if err := s.CreatePatientKeys("pt_a", canary); err != nil {
-		t.Fatal(err)
-	}
-	s.CreateUser("pt_a", []byte("u"))
+	must(t, s.CreatePatientKeys(ctx, "pt_a", canary))
+	must(t, s.CreateUser(ctx, "pt_a", []byte("u")))
 	// Churn so the blob's page is copied around and freed.
 	for i := range 50 {
-		s.Insert(context.Background(), "pt_a", []vault.Record{{Schema: "s", Time: int64(i), Value: bytes.Repeat([]byte{byte(i)}, 3000)}})
+		if _, err := s.Insert(ctx, "pt_a", []vault.Record{{Schema: "s", Time: int64(i), Value: bytes.Repeat([]byte{byte(i)}, 3000)}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if b, _ := os.ReadFile(s.Path()); !bytes.Contains(b, canary) {
+	if !bytes.Contains(readFile(t, s.Path()), canary) {
 		t.Fatal("test is broken: canary not in the file before delete")
 	}
-	if err := s.DeletePatient("pt_a"); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(s.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(b, canary[:24]) {
+	must(t, s.DeletePatient(ctx, "pt_a"))
+	if bytes.Contains(readFile(t, s.Path()), canary[:24]) {
 		t.Fatal("deleted key blob still in the database file")
 	}
 	if _, err := os.Stat(s.Path() + ".compact"); !os.IsNotExist(err) {
 		t.Fatal("compaction left its temporary file")
+	}
+}
+
+// TestScrubLeavesNoTrace: the same for a value a scrubbing SwapMeta
+// replaced.
+func TestScrubLeavesNoTrace(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	canary := bytes.Repeat([]byte("SCRUB-CANARY-"), 40)
+	must(t, s.SwapMeta(ctx, []vault.MetaSwap{{Key: "master", New: canary}}, false))
+	if !bytes.Contains(readFile(t, s.Path()), canary) {
+		t.Fatal("test is broken: canary not in the file before the swap")
+	}
+	must(t, s.SwapMeta(ctx, []vault.MetaSwap{{Key: "master", Old: canary, New: []byte("rewrapped")}}, true))
+	if bytes.Contains(readFile(t, s.Path()), canary[:24]) {
+		t.Fatal("a scrubbed meta value is still in the database file")
 	}
 }
 
@@ -81,15 +120,14 @@ func TestOpenWritesNothingWhenCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	before, _ := os.ReadFile(path)
+	must(t, s.Close())
+	before := readFile(t, path)
 	s, err = Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	after, _ := os.ReadFile(path)
-	if !bytes.Equal(before, after) {
+	must(t, s.Close())
+	if !bytes.Equal(before, readFile(t, path)) {
 		t.Fatal("opening a current database changed the file")
 	}
 }
@@ -98,36 +136,38 @@ func TestFailedCompactionIsFinishedLater(t *testing.T) {
 	for _, how := range []string{"next delete", "next open"} {
 		t.Run(how, func(t *testing.T) {
 			s := openTest(t)
+			ctx := t.Context()
 			canary := bytes.Repeat([]byte("PENDING-CANARY-"), 30)
-			s.CreatePatientKeys("pt_a", canary)
-			s.CreateUser("pt_a", []byte("u"))
+			must(t, s.CreatePatientKeys(ctx, "pt_a", canary))
+			must(t, s.CreateUser(ctx, "pt_a", []byte("u")))
 			// Block the compaction: a directory where its temporary file goes.
-			if err := os.Mkdir(s.Path()+".compact", 0o700); err != nil {
-				t.Fatal(err)
-			}
-			os.WriteFile(filepath.Join(s.Path()+".compact", "x"), nil, 0o600)
-			if err := s.DeletePatient("pt_a"); err == nil {
+			must(t, os.Mkdir(s.Path()+".compact", 0o700))
+			must(t, os.WriteFile(filepath.Join(s.Path()+".compact", "x"), nil, 0o600))
+			if err := s.DeletePatient(ctx, "pt_a"); err == nil {
 				t.Fatal("compaction was expected to fail")
 			}
-			if err := s.Ping(); err != nil {
+			if err := s.Ping(ctx); err != nil {
 				t.Fatalf("store unusable after a failed compaction: %v", err)
 			}
-			os.RemoveAll(s.Path() + ".compact")
+			// Already gone from the live store, though not yet from the file.
+			if _, err := s.PatientKeys(ctx, "pt_a"); !errors.Is(err, vault.ErrNotFound) {
+				t.Fatalf("key blob readable after a delete whose compaction failed: %v", err)
+			}
+			must(t, os.RemoveAll(s.Path()+".compact"))
 			switch how {
 			case "next delete":
-				if err := s.DeletePatient("pt_a"); err != vault.ErrNotFound {
+				if err := s.DeletePatient(ctx, "pt_a"); err != vault.ErrNotFound {
 					t.Fatalf("retry: %v, want ErrNotFound", err)
 				}
 			case "next open":
-				s.Close()
+				must(t, s.Close())
 				s2, err := Open(s.Path(), Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				s2.Close()
+				must(t, s2.Close())
 			}
-			b, _ := os.ReadFile(s.Path())
-			if bytes.Contains(b, canary[:30]) {
+			if bytes.Contains(readFile(t, s.Path()), canary[:30]) {
 				t.Fatal("deleted key blob still in the file after the retry")
 			}
 		})
@@ -136,7 +176,7 @@ func TestFailedCompactionIsFinishedLater(t *testing.T) {
 
 func TestInsertAfterCloseDoesNotHang(t *testing.T) {
 	s := openTest(t)
-	s.CreatePatientKeys("pt_a", []byte("k"))
+	must(t, s.CreatePatientKeys(t.Context(), "pt_a", []byte("k")))
 	done := make(chan error, 1)
 	go func() {
 		for i := 0; ; i++ {
@@ -147,7 +187,7 @@ func TestInsertAfterCloseDoesNotHang(t *testing.T) {
 		}
 	}()
 	time.Sleep(20 * time.Millisecond)
-	s.Close()
+	must(t, s.Close())
 	select {
 	case err := <-done:
 		if err != ErrClosed {
@@ -155,5 +195,83 @@ func TestInsertAfterCloseDoesNotHang(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Insert hung after Close")
+	}
+}
+
+// TestRecordTamperer: the test hook reads back exactly what Insert stored,
+// and what it writes is what Scan returns.
+func TestRecordTamperer(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	tm := s.RecordTamperer()
+	must(t, s.CreatePatientKeys(ctx, "pt_a", []byte("k")))
+	in := []vault.Record{
+		{Schema: "omh:heart-rate:2.0", Time: -7, Tag: [16]byte{1}, Value: []byte("hr")},
+		{Schema: "omh:blood-glucose:4.0", Time: 5, Tag: [16]byte{2, 3}, Value: []byte("g\x00")},
+	}
+	if _, err := s.Insert(ctx, "pt_a", in); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tm.Records(ctx, "pt_a")
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Records = %d, %v", len(got), err)
+	}
+	// Key order: schema first.
+	for i, want := range []vault.Record{in[1], in[0]} {
+		if got[i].Schema != want.Schema || got[i].Time != want.Time || got[i].Tag != want.Tag || !bytes.Equal(got[i].Value, want.Value) {
+			t.Fatalf("record %d = %+v, want %+v", i, got[i], want)
+		}
+	}
+	forged := got[0]
+	forged.Value = []byte("forged")
+	must(t, tm.PutRecord(ctx, "pt_a", forged))
+	var scanned []vault.Record
+	for r, err := range s.Scan(ctx, "pt_a", forged.Schema, 0, 10) {
+		must(t, err)
+		scanned = append(scanned, r)
+	}
+	if len(scanned) != 1 || string(scanned[0].Value) != "forged" {
+		t.Fatalf("after PutRecord, Scan = %+v", scanned)
+	}
+	must(t, tm.DeleteRecord(ctx, "pt_a", forged))
+	if n, err := s.Count(ctx, "pt_a"); err != nil || n != 1 {
+		t.Fatalf("after DeleteRecord, Count = %d, %v", n, err)
+	}
+	must(t, tm.PutPatientKeys(ctx, []vault.PatientKeyBlob{{PatientID: "pt_b", Blob: []byte("b")}, {PatientID: "pt_c", Blob: []byte("c")}}))
+	if page, err := s.PatientKeyBlobs(ctx, "", 10); err != nil || len(page) != 3 {
+		t.Fatalf("after PutPatientKeys, %d blobs, %v", len(page), err)
+	}
+}
+
+// BenchmarkCount measures Count (a walk of the patient bucket's page
+// headers) at two sizes; vault.Backend's Count documents the figures.
+func BenchmarkCount(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "vault.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := b.Context()
+			if err := s.CreatePatientKeys(ctx, "pt_a", []byte("k")); err != nil {
+				b.Fatal(err)
+			}
+			val := bytes.Repeat([]byte{0xa5}, 450) // about a sealed reading
+			for i := 0; i < n; i += 10_000 {
+				recs := make([]vault.Record, 10_000)
+				for j := range recs {
+					recs[j] = vault.Record{Schema: "omh:blood-glucose:4.0", Time: int64(i+j) * 1e9, Value: val}
+				}
+				if _, err := s.Insert(ctx, "pt_a", recs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				if c, err := s.Count(ctx, "pt_a"); err != nil || c != n {
+					b.Fatalf("Count = %d, %v", c, err)
+				}
+			}
+		})
 	}
 }

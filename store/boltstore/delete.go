@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,8 @@ import (
 // DeletePatient implements vault.Backend: it deletes the patient's key blob
 // (crypto-shredding every record), records, account and tokens in one
 // transaction, then compacts the file so no free page still holds them.
-func (s *Store) DeletePatient(patientID string) error {
-	err := s.update(func(tx *bolt.Tx) error {
+func (s *Store) DeletePatient(ctx context.Context, patientID string) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bPKeys).Get([]byte(patientID)) == nil && tx.Bucket(bUsers).Get([]byte(patientID)) == nil {
 			return vault.ErrNotFound
 		}
@@ -72,7 +73,7 @@ var metaCompactPending = []byte("compact_pending")
 // the mark in the fresh file.
 func (s *Store) finishPendingCompaction() error {
 	pending := false
-	s.view(func(tx *bolt.Tx) error {
+	s.view(context.Background(), func(tx *bolt.Tx) error {
 		pending = tx.Bucket(bMeta).Get(metaCompactPending) != nil
 		return nil
 	})
@@ -82,7 +83,7 @@ func (s *Store) finishPendingCompaction() error {
 	if err := s.Compact(); err != nil {
 		return err
 	}
-	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Delete(metaCompactPending) })
+	return s.update(context.Background(), func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Delete(metaCompactPending) })
 }
 
 // Compact rewrites the database into a fresh file and swaps it in, so that

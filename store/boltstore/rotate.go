@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 
@@ -10,12 +11,12 @@ import (
 )
 
 // PatientKeyBlobs implements vault.Backend.
-func (s *Store) PatientKeyBlobs(after string, limit int) ([]vault.PatientKeyBlob, error) {
+func (s *Store) PatientKeyBlobs(ctx context.Context, after string, limit int) ([]vault.PatientKeyBlob, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	var out []vault.PatientKeyBlob
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bPKeys).Cursor()
 		k, v := c.First()
 		if after != "" {
@@ -33,7 +34,7 @@ func (s *Store) PatientKeyBlobs(after string, limit int) ([]vault.PatientKeyBlob
 }
 
 // SwapPatientKeys implements vault.Backend.
-func (s *Store) SwapPatientKeys(swaps []vault.KeySwap) error {
+func (s *Store) SwapPatientKeys(ctx context.Context, swaps []vault.KeySwap) error {
 	if len(swaps) == 0 {
 		return nil
 	}
@@ -41,7 +42,7 @@ func (s *Store) SwapPatientKeys(swaps []vault.KeySwap) error {
 		return errors.New("the store is read-only")
 	}
 	done := make([]bool, len(swaps))
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bPKeys)
 		for i, sw := range swaps {
 			done[i] = false
@@ -69,11 +70,11 @@ func (s *Store) SwapPatientKeys(swaps []vault.KeySwap) error {
 // same transaction, as DeletePatient does, and runs it before returning, so
 // the replaced values leave no copy in free pages; a compaction cut short is
 // finished by the next DeletePatient or Open.
-func (s *Store) SwapMeta(swaps []vault.MetaSwap, scrub bool) error {
+func (s *Store) SwapMeta(ctx context.Context, swaps []vault.MetaSwap, scrub bool) error {
 	if s.opts.ReadOnly {
 		return errors.New("the store is read-only")
 	}
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
 		m := tx.Bucket(bMeta)
 		for _, sw := range swaps {
 			if sw.Key == "" || bytes.Equal([]byte(sw.Key), metaCompactPending) || sw.Key == "format" {

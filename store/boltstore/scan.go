@@ -30,7 +30,7 @@ func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int
 			}
 			page := make([]vault.Record, 0, scanPage)
 			var arena []byte
-			err := s.view(func(tx *bolt.Tx) error {
+			err := s.view(ctx, func(tx *bolt.Tx) error {
 				b := tx.Bucket(bReadings).Bucket([]byte(patientID))
 				if b == nil {
 					return nil
@@ -80,9 +80,9 @@ func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int
 }
 
 // Count implements vault.Backend.
-func (s *Store) Count(patientID string) (int, error) {
+func (s *Store) Count(ctx context.Context, patientID string) (int, error) {
 	n := 0
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bReadings).Bucket([]byte(patientID))
 		if b == nil {
 			return nil

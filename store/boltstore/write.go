@@ -30,6 +30,11 @@ func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Recor
 	if s.opts.ReadOnly {
 		return 0, errors.New("the store is read-only")
 	}
+	// Checked first: the select below picks at random when both the
+	// queue and ctx.Done are ready.
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	req := &insertReq{patient: patientID, recs: recs, done: make(chan struct{})}
 	// Enqueue under the read side of closeMu: Close takes the write side
 	// before it stops the writer, so a queued request is always served.
@@ -86,8 +91,12 @@ func (s *Store) gather(first *insertReq) []*insertReq {
 	return group
 }
 
+// commit runs in the writer goroutine. Its transactions take no caller's
+// context: a queued request is always carried out, so its caller never
+// hears of a failure for records that were stored.
 func (s *Store) commit(group []*insertReq) {
-	err := s.update(func(tx *bolt.Tx) error {
+	ctx := context.Background()
+	err := s.update(ctx, func(tx *bolt.Tx) error {
 		for _, r := range group {
 			r.n = 0
 			n, err := insertTx(tx, r.patient, r.recs)
@@ -102,7 +111,7 @@ func (s *Store) commit(group []*insertReq) {
 		// One caller's failure must not fail the others: retry alone.
 		for _, r := range group {
 			r.n = 0
-			r.err = s.update(func(tx *bolt.Tx) error {
+			r.err = s.update(ctx, func(tx *bolt.Tx) error {
 				n, err := insertTx(tx, r.patient, r.recs)
 				r.n = n
 				return err
@@ -149,6 +158,9 @@ func insertTx(tx *bolt.Tx, patient string, recs []vault.Record) (int, error) {
 	}
 	for i := range recs {
 		r := &recs[i]
+		if r.Schema == "" || len(r.Value) == 0 {
+			return 0, fmt.Errorf("record %d has no schema or no value", i)
+		}
 		start := len(slab)
 		slab = recordKey(slab, r.Schema, r.Time, r.Tag)
 		key := slab[start:len(slab):len(slab)]

@@ -1,6 +1,17 @@
 // Package storetest is the conformance suite every vault.Backend must pass.
 // bbolt runs it today (store/boltstore); a PostgreSQL backend will run the
 // same suite.
+//
+// A backend's test calls [Run] with a [Factory] that opens a fresh, empty
+// store on real storage (for bbolt, a file in t.TempDir(), checked with
+// bbolt's consistency check when the test ends). Each case gets its own
+// store. The cases hold a backend to what vault.Backend's documentation
+// promises: every method takes a context and refuses a cancelled one,
+// errors are reported (Users included), Insert is atomic, SwapMeta is a
+// compare-and-swap that exactly one of many racing creators wins, and what
+// DeletePatient or a scrubbing SwapMeta removed is never returned again.
+// What a removal leaves physically (free pages, dead rows) is
+// backend-specific and tested by each backend's own tests.
 package storetest
 
 import (
@@ -8,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,45 +27,72 @@ import (
 	"github.com/jupyterhealth/vault/vault"
 )
 
-// Factory opens a fresh, empty backend for one test. The backend is closed
-// by the suite; the factory may register further checks with t.Cleanup.
+// Factory opens a fresh, empty backend for one test. The suite closes it
+// (some cases close it early; closing again must be harmless); the
+// factory may register further checks with t.Cleanup.
 type Factory func(t *testing.T) vault.Backend
+
+// prepared are the patients whose key blobs ("keys of pt_a", ...) the suite
+// creates before a case runs, unless the case starts empty.
+var prepared = []string{"pt_a", "pt_b", "pt_0", "pt_1"}
 
 // Run runs the suite.
 func Run(t *testing.T, open Factory) {
 	tests := []struct {
-		name string
-		fn   func(t *testing.T, b vault.Backend)
+		name  string
+		fn    func(t *testing.T, b vault.Backend)
+		empty bool // no key blobs made first
 	}{
-		{"Meta", testMeta},
-		{"Users", testUsers},
-		{"Tokens", testTokens},
-		{"TokenListAndDelete", testTokenListAndDelete},
-		{"PatientKeys", testPatientKeys},
-		{"InsertAndScan", testInsertAndScan},
-		{"InsertDuplicates", testInsertDuplicates},
-		{"InsertConcurrent", testInsertConcurrent},
-		{"ScanPagesAndBounds", testScanPages},
-		{"DeletePatient", testDeletePatient},
-		{"InsertNeedsPatientKeys", testInsertNeedsKeys},
-		{"Count", testCount},
-		{"PatientKeyBlobs", testPatientKeyBlobs},
-		{"SwapPatientKeys", testSwapPatientKeys},
-		{"SwapMeta", testSwapMeta},
+		{"Meta", testMeta, false},
+		{"MetaBinary", testMetaBinary, false},
+		{"Users", testUsers, false},
+		{"UsersPrefix", testUsersPrefix, false},
+		{"UsersErrors", testUsersErrors, false},
+		{"Tokens", testTokens, false},
+		{"TokenListAndDelete", testTokenListAndDelete, false},
+		{"PatientKeys", testPatientKeys, true},
+		{"InsertAndScan", testInsertAndScan, false},
+		{"InsertDuplicates", testInsertDuplicates, false},
+		{"InsertConcurrent", testInsertConcurrent, false},
+		{"InsertAtomic", testInsertAtomic, false},
+		{"InsertAfterClose", testInsertAfterClose, false},
+		{"ScanPagesAndBounds", testScanPages, false},
+		{"CancelledContext", testCancelled, false},
+		{"DeletePatient", testDeletePatient, true},
+		{"InsertNeedsPatientKeys", testInsertNeedsKeys, false},
+		{"Count", testCount, false},
+		{"PatientKeyBlobs", testPatientKeyBlobs, false},
+		{"SwapPatientKeys", testSwapPatientKeys, false},
+		{"SwapMeta", testSwapMeta, false},
+		{"SwapMetaCreateRace", testSwapMetaCreateRace, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := open(t)
 			defer b.Close()
-			for _, p := range []string{"pt_a", "pt_b", "pt_0", "pt_1"} {
-				if tc.name != "PatientKeys" && tc.name != "DeletePatient" {
-					if err := b.CreatePatientKeys(p, []byte("keys of "+p)); err != nil {
-						t.Fatal(err)
-					}
+			if !tc.empty {
+				for _, p := range prepared {
+					must(t, b.CreatePatientKeys(t.Context(), p, []byte("keys of "+p)))
 				}
 			}
 			tc.fn(t, b)
 		})
+	}
+}
+
+// must fails the test on a setup step's error.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// insert stores recs for a patient as a setup step.
+func insert(t *testing.T, b vault.Backend, patient string, recs ...vault.Record) {
+	t.Helper()
+	if _, err := b.Insert(t.Context(), patient, recs); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -66,7 +105,7 @@ func rec(schema string, t int64, tag byte, val string) vault.Record {
 func collect(t *testing.T, b vault.Backend, patient, schema string, from, to int64) []vault.Record {
 	t.Helper()
 	var out []vault.Record
-	for r, err := range b.Scan(context.Background(), patient, schema, from, to) {
+	for r, err := range b.Scan(t.Context(), patient, schema, from, to) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,80 +114,165 @@ func collect(t *testing.T, b vault.Backend, patient, schema string, from, to int
 	return out
 }
 
-func testMeta(t *testing.T, b vault.Backend) {
-	if v, err := b.Meta("nope"); err != nil || v != nil {
-		t.Fatalf("absent meta = %q, %v", v, err)
-	}
-	if err := b.PutMeta("k", []byte("v1")); err != nil {
+func count(t *testing.T, b vault.Backend, patient string) int {
+	t.Helper()
+	n, err := b.Count(t.Context(), patient)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := b.Meta("k"); string(v) != "v1" {
-		t.Fatalf("meta = %q", v)
+	return n
+}
+
+func userIDs(t *testing.T, b vault.Backend, prefix string) []string {
+	t.Helper()
+	rows, err := b.Users(t.Context(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range rows {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+func testMeta(t *testing.T, b vault.Backend) {
+	ctx := t.Context()
+	if v, err := b.Meta(ctx, "nope"); err != nil || v != nil {
+		t.Fatalf("absent meta = %q, %v", v, err)
+	}
+	must(t, b.PutMeta(ctx, "k", []byte("v1")))
+	if v, err := b.Meta(ctx, "k"); err != nil || string(v) != "v1" {
+		t.Fatalf("meta = %q, %v", v, err)
+	}
+	must(t, b.PutMeta(ctx, "k", []byte("v2")))
+	if v, err := b.Meta(ctx, "k"); err != nil || string(v) != "v2" {
+		t.Fatalf("meta after overwrite = %q, %v", v, err)
+	}
+}
+
+// testMetaBinary: meta values are bytes, not text: NUL and 0xff survive,
+// and SwapMeta compares every byte (a C-string comparison would stop at
+// the first NUL).
+func testMetaBinary(t *testing.T, b vault.Backend) {
+	ctx := t.Context()
+	v1 := []byte("\x00wrapped\x00master\xff\x00")
+	must(t, b.PutMeta(ctx, "bin", v1))
+	if got, err := b.Meta(ctx, "bin"); err != nil || !bytes.Equal(got, v1) {
+		t.Fatalf("binary meta = %q, %v; want %q", got, err, v1)
+	}
+	// A returned value belongs to the caller.
+	got, err := b.Meta(ctx, "bin")
+	must(t, err)
+	got[1] ^= 0xff
+	if again, _ := b.Meta(ctx, "bin"); !bytes.Equal(again, v1) {
+		t.Fatal("a returned meta value aliases the store")
+	}
+	// Old differs from the stored value only after a NUL.
+	stale := []byte("\x00wrapped\x00master\xff\x01")
+	if err := b.SwapMeta(ctx, []vault.MetaSwap{{Key: "bin", Old: stale, New: []byte("x")}}, false); !errors.Is(err, vault.ErrConflict) {
+		t.Fatalf("swap with an Old differing after a NUL: %v, want ErrConflict", err)
+	}
+	v2 := []byte{0, 0, 0}
+	must(t, b.SwapMeta(ctx, []vault.MetaSwap{{Key: "bin", Old: v1, New: v2}}, false))
+	if got, err := b.Meta(ctx, "bin"); err != nil || !bytes.Equal(got, v2) {
+		t.Fatalf("after swap = %q, %v; want three NULs", got, err)
 	}
 }
 
 func testUsers(t *testing.T, b vault.Backend) {
-	if err := b.CreateUser("pt_a", []byte("A")); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.CreateUser("pt_a", []byte("B")); !errors.Is(err, vault.ErrExists) {
+	ctx := t.Context()
+	must(t, b.CreateUser(ctx, "pt_a", []byte("A")))
+	if err := b.CreateUser(ctx, "pt_a", []byte("B")); !errors.Is(err, vault.ErrExists) {
 		t.Fatalf("duplicate create: %v", err)
 	}
-	b.CreateUser("cl_x", []byte("X"))
-	b.CreateUser("pt_b", []byte("B"))
-	if _, err := b.User("pt_zz"); !errors.Is(err, vault.ErrNotFound) {
+	must(t, b.CreateUser(ctx, "cl_x", []byte("X")))
+	must(t, b.CreateUser(ctx, "pt_b", []byte("B")))
+	if _, err := b.User(ctx, "pt_zz"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("missing user: %v", err)
 	}
-	var ids []string
-	for id := range b.Users("pt_") {
-		ids = append(ids, id)
+	rows, err := b.Users(ctx, "pt_")
+	if err != nil || len(rows) != 2 || rows[0].ID != "pt_a" || string(rows[0].Blob) != "A" || rows[1].ID != "pt_b" {
+		t.Fatalf("Users(pt_) = %+v, %v", rows, err)
 	}
-	if fmt.Sprint(ids) != "[pt_a pt_b]" {
-		t.Fatalf("Users(pt_) = %v", ids)
+	// A returned blob belongs to the caller.
+	rows[0].Blob[0] = 'Z'
+	if v, err := b.User(ctx, "pt_a"); err != nil || string(v) != "A" {
+		t.Fatalf("a returned user blob aliases the store: %q, %v", v, err)
 	}
-	if err := b.PutUser("pt_a", []byte("A2")); err != nil {
-		t.Fatal(err)
+	must(t, b.PutUser(ctx, "pt_a", []byte("A2")))
+	if v, err := b.User(ctx, "pt_a"); err != nil || string(v) != "A2" {
+		t.Fatalf("user = %q, %v", v, err)
 	}
-	if v, _ := b.User("pt_a"); string(v) != "A2" {
-		t.Fatalf("user = %q", v)
+	if got := userIDs(t, b, "nobody_"); len(got) != 0 {
+		t.Fatalf("Users of an unused prefix = %v", got)
+	}
+}
+
+// testUsersPrefix: the prefix is compared as bytes. "pt_" is no pattern
+// (an SQL LIKE would read "_" as any character and match "ptx…").
+func testUsersPrefix(t *testing.T, b vault.Backend) {
+	for _, id := range []string{"pt_a", "ptxa", "pt", "pt_", "pu_a", "cl_x", "PT_b", "pt_z", "ptx_b", "pt%a"} {
+		must(t, b.CreateUser(t.Context(), id, []byte("u "+id)))
+	}
+	if got, want := userIDs(t, b, "pt_"), []string{"pt_", "pt_a", "pt_z"}; !slices.Equal(got, want) {
+		t.Fatalf("Users(pt_) = %v, want %v", got, want)
+	}
+	if got, want := userIDs(t, b, "pt%"), []string{"pt%a"}; !slices.Equal(got, want) {
+		t.Fatalf("Users(pt%%) = %v, want %v", got, want)
+	}
+	if got := userIDs(t, b, ""); len(got) != 10 || !slices.IsSorted(got) {
+		t.Fatalf("Users(\"\") = %v, want all ten in id order", got)
+	}
+}
+
+// testUsersErrors: Users reports a failure instead of an empty list.
+func testUsersErrors(t *testing.T, b vault.Backend) {
+	must(t, b.CreateUser(t.Context(), "pt_a", []byte("A")))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if rows, err := b.Users(ctx, "pt_"); !errors.Is(err, context.Canceled) || rows != nil {
+		t.Fatalf("Users with a cancelled context = %v, %v; want context.Canceled", rows, err)
+	}
+	must(t, b.Close())
+	if rows, err := b.Users(t.Context(), "pt_"); err == nil {
+		t.Fatalf("Users on a closed store = %v, nil; want an error", rows)
 	}
 }
 
 func testTokens(t *testing.T, b vault.Backend) {
+	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Second)
 	row := vault.TokenRow{ID: "tok1", UserID: "pt_a", Kind: "device", Hash: []byte{1, 2, 3}, Created: now, Expires: now.Add(time.Hour)}
-	if err := b.PutToken(row); err != nil {
-		t.Fatal(err)
-	}
-	got, err := b.Token("tok1")
+	must(t, b.PutToken(ctx, row))
+	got, err := b.Token(ctx, "tok1")
 	if err != nil || got.UserID != "pt_a" || !bytes.Equal(got.Hash, row.Hash) || !got.Expires.Equal(row.Expires) {
 		t.Fatalf("Token = %+v, %v", got, err)
 	}
-	if err := b.TouchToken("tok1", now.Add(time.Minute)); err != nil {
-		t.Fatal(err)
+	must(t, b.TouchToken(ctx, "tok1", now.Add(time.Minute)))
+	if got, err := b.Token(ctx, "tok1"); err != nil || !got.LastUsed.Equal(now.Add(time.Minute)) {
+		t.Fatalf("LastUsed = %v, %v", got.LastUsed, err)
 	}
-	if got, _ := b.Token("tok1"); !got.LastUsed.Equal(now.Add(time.Minute)) {
-		t.Fatalf("LastUsed = %v", got.LastUsed)
-	}
-	if _, err := b.Token("nope"); !errors.Is(err, vault.ErrNotFound) {
+	if _, err := b.Token(ctx, "nope"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("missing token: %v", err)
 	}
 }
 
 func testPatientKeys(t *testing.T, b vault.Backend) {
-	if err := b.CreatePatientKeys("pt_a", []byte("blob")); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.CreatePatientKeys("pt_a", []byte("other")); !errors.Is(err, vault.ErrExists) {
+	ctx := t.Context()
+	must(t, b.CreatePatientKeys(ctx, "pt_a", []byte("blob")))
+	if err := b.CreatePatientKeys(ctx, "pt_a", []byte("other")); !errors.Is(err, vault.ErrExists) {
 		t.Fatalf("overwrote patient keys: %v", err)
 	}
-	if v, _ := b.PatientKeys("pt_a"); string(v) != "blob" {
-		t.Fatalf("keys = %q", v)
+	if v, err := b.PatientKeys(ctx, "pt_a"); err != nil || string(v) != "blob" {
+		t.Fatalf("keys = %q, %v", v, err)
+	}
+	if _, err := b.PatientKeys(ctx, "pt_none"); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("missing keys: %v", err)
 	}
 }
 
 func testInsertAndScan(t *testing.T, b vault.Backend) {
-	ctx := context.Background()
 	recs := []vault.Record{
 		rec("omh:heart-rate:2.0", 30, 1, "hr30"),
 		rec("omh:blood-glucose:4.0", 20, 1, "g20"),
@@ -156,7 +280,7 @@ func testInsertAndScan(t *testing.T, b vault.Backend) {
 		rec("omh:blood-glucose:4.0", 10, 3, "g10"),
 		rec("omh:blood-glucose:4.0", 10, 4, "g10b"), // same time, other uuid
 	}
-	n, err := b.Insert(ctx, "pt_a", recs)
+	n, err := b.Insert(t.Context(), "pt_a", recs)
 	if err != nil || n != 5 {
 		t.Fatalf("Insert = %d, %v", n, err)
 	}
@@ -183,7 +307,7 @@ func testInsertAndScan(t *testing.T, b vault.Backend) {
 }
 
 func testInsertDuplicates(t *testing.T, b vault.Backend) {
-	ctx := context.Background()
+	ctx := t.Context()
 	recs := []vault.Record{rec("s", 1, 1, "a"), rec("s", 2, 1, "b"), rec("s", 1, 1, "a-again")}
 	n, err := b.Insert(ctx, "pt_a", recs)
 	if err != nil || n != 2 {
@@ -208,7 +332,6 @@ func testInsertDuplicates(t *testing.T, b vault.Backend) {
 }
 
 func testInsertConcurrent(t *testing.T, b vault.Backend) {
-	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 8 {
@@ -217,7 +340,7 @@ func testInsertConcurrent(t *testing.T, b vault.Backend) {
 			for i := range 200 {
 				recs = append(recs, rec("s", int64(i), byte(w), "v"))
 			}
-			n, err := b.Insert(ctx, fmt.Sprintf("pt_%d", w%2), recs)
+			n, err := b.Insert(t.Context(), fmt.Sprintf("pt_%d", w%2), recs)
 			if err == nil && n != 200 {
 				err = fmt.Errorf("writer %d stored %d of 200", w, n)
 			}
@@ -236,15 +359,88 @@ func testInsertConcurrent(t *testing.T, b vault.Backend) {
 	}
 }
 
+// testInsertAtomic: a large batch that fails near its end (a record with
+// no schema) stores nothing, and does not fail other callers' batches
+// committed alongside it.
+func testInsertAtomic(t *testing.T, b vault.Backend) {
+	const size = 5000
+	batch := func(w int) []vault.Record {
+		recs := make([]vault.Record, size)
+		for i := range recs {
+			recs[i] = rec("s", int64(i), byte(w), "v")
+		}
+		return recs
+	}
+	bad := batch(0)
+	bad[size-10].Schema = ""
+	n, err := b.Insert(t.Context(), "pt_a", bad)
+	if err == nil || errors.Is(err, vault.ErrNotFound) {
+		t.Fatalf("batch with a schema-less record = %d, %v; want an error", n, err)
+	}
+	if c := count(t, b, "pt_a"); c != 0 {
+		t.Fatalf("a failed batch left %d records", c)
+	}
+	bad = batch(0)
+	bad[size/2].Value = nil
+	if _, err := b.Insert(t.Context(), "pt_a", bad); err == nil {
+		t.Fatal("a record with no value was accepted")
+	}
+	if c := count(t, b, "pt_a"); c != 0 {
+		t.Fatalf("a failed batch left %d records", c)
+	}
+
+	// Failing batches alongside good ones: each good one is stored whole.
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 8 {
+		wg.Go(func() {
+			recs := batch(w)
+			patient := "pt_b"
+			if w%2 == 1 {
+				recs[size-1].Schema = ""
+				patient = "pt_a"
+			}
+			n, err := b.Insert(t.Context(), patient, recs)
+			switch {
+			case w%2 == 1 && err == nil:
+				errs <- fmt.Errorf("writer %d: a failing batch was accepted", w)
+			case w%2 == 0 && (err != nil || n != size):
+				errs <- fmt.Errorf("writer %d: a good batch beside failing ones stored %d, %v", w, n, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if c := count(t, b, "pt_a"); c != 0 {
+		t.Fatalf("failed batches left %d records", c)
+	}
+	if c := count(t, b, "pt_b"); c != 4*size {
+		t.Fatalf("good batches stored %d records, want %d", c, 4*size)
+	}
+	// Nothing of a failed batch was kept: all of it is new now.
+	if n, err := b.Insert(t.Context(), "pt_a", batch(0)); err != nil || n != size {
+		t.Fatalf("the failed batch, repaired = %d, %v; want all %d new", n, err, size)
+	}
+}
+
+// testInsertAfterClose: a closed store refuses inserts with ErrClosed.
+func testInsertAfterClose(t *testing.T, b vault.Backend) {
+	must(t, b.Close())
+	if n, err := b.Insert(t.Context(), "pt_a", []vault.Record{rec("s", 1, 1, "x")}); !errors.Is(err, vault.ErrClosed) {
+		t.Fatalf("Insert after Close = %d, %v; want ErrClosed", n, err)
+	}
+}
+
 func testScanPages(t *testing.T, b vault.Backend) {
-	ctx := context.Background()
+	ctx := t.Context()
 	var recs []vault.Record
 	for i := range 2000 {
 		recs = append(recs, rec("s", int64(i), 0, fmt.Sprint(i)))
 	}
-	if _, err := b.Insert(ctx, "pt_a", recs); err != nil {
-		t.Fatal(err)
-	}
+	insert(t, b, "pt_a", recs...)
 	got := collect(t, b, "pt_a", "s", 100, 1900)
 	if len(got) != 1800 || got[0].Time != 100 || got[len(got)-1].Time != 1899 {
 		t.Fatalf("scan gave %d records", len(got))
@@ -262,82 +458,224 @@ func testScanPages(t *testing.T, b vault.Backend) {
 			break
 		}
 	}
+	// Cancelled midway: the scan ends with the context's error.
 	cctx, cancel := context.WithCancel(ctx)
-	cancel()
+	n = 0
+	var last error
 	for _, err := range b.Scan(cctx, "pt_a", "s", 0, 2000) {
-		if err == nil {
-			t.Fatal("scan ignored a cancelled context")
+		if err != nil {
+			last = err
+			break
 		}
-		break
+		if n++; n == 100 {
+			cancel()
+		}
+	}
+	cancel()
+	if !errors.Is(last, context.Canceled) || n >= 2000 {
+		t.Fatalf("scan cancelled after 100 records read %d and ended with %v", n, last)
 	}
 }
 
-func testDeletePatient(t *testing.T, b vault.Backend) {
-	ctx := context.Background()
-	b.CreatePatientKeys("pt_a", []byte("KEYBLOB"))
-	b.CreatePatientKeys("pt_b", []byte("KEYBLOB-B"))
-	b.CreateUser("pt_a", []byte("USER"))
-	b.PutToken(vault.TokenRow{ID: "t1", UserID: "pt_a", Kind: "device"})
-	b.PutToken(vault.TokenRow{ID: "t2", UserID: "pt_b", Kind: "device"})
-	b.Insert(ctx, "pt_a", []vault.Record{rec("s", 1, 1, "x")})
-	b.Insert(ctx, "pt_b", []vault.Record{rec("s", 1, 1, "y")})
-	if err := b.DeletePatient("pt_a"); err != nil {
-		t.Fatal(err)
+// testCancelled: every method refuses a context cancelled before the call
+// with the context's error, and changes nothing.
+func testCancelled(t *testing.T, b vault.Backend) {
+	live := t.Context()
+	now := time.Now().UTC().Truncate(time.Second)
+	must(t, b.CreateUser(live, "pt_a", []byte("A")))
+	must(t, b.PutToken(live, vault.TokenRow{ID: "tok1", UserID: "pt_a", Kind: "device", Created: now, Expires: now.Add(time.Hour)}))
+	must(t, b.PutMeta(live, "k", []byte("v")))
+	insert(t, b, "pt_a", rec("s", 1, 1, "x"))
+
+	ctx, cancel := context.WithCancel(live)
+	cancel()
+	calls := map[string]func() error{
+		"Meta":              func() error { _, err := b.Meta(ctx, "k"); return err },
+		"PutMeta":           func() error { return b.PutMeta(ctx, "k", []byte("changed")) },
+		"CreateUser":        func() error { return b.CreateUser(ctx, "pt_new", []byte("N")) },
+		"PutUser":           func() error { return b.PutUser(ctx, "pt_a", []byte("changed")) },
+		"User":              func() error { _, err := b.User(ctx, "pt_a"); return err },
+		"Users":             func() error { _, err := b.Users(ctx, "pt_"); return err },
+		"PutToken":          func() error { return b.PutToken(ctx, vault.TokenRow{ID: "tok2", UserID: "pt_a"}) },
+		"Token":             func() error { _, err := b.Token(ctx, "tok1"); return err },
+		"TouchToken":        func() error { return b.TouchToken(ctx, "tok1", now.Add(time.Minute)) },
+		"Tokens":            func() error { _, err := b.Tokens(ctx, "pt_a"); return err },
+		"DeleteToken":       func() error { return b.DeleteToken(ctx, "tok1") },
+		"CreatePatientKeys": func() error { return b.CreatePatientKeys(ctx, "pt_new", []byte("K")) },
+		"PatientKeys":       func() error { _, err := b.PatientKeys(ctx, "pt_a"); return err },
+		"Insert": func() error {
+			_, err := b.Insert(ctx, "pt_a", []vault.Record{rec("s", 2, 1, "y")})
+			return err
+		},
+		"Scan": func() error {
+			for _, err := range b.Scan(ctx, "pt_a", "s", 0, 10) {
+				return err
+			}
+			return nil
+		},
+		"Count":           func() error { _, err := b.Count(ctx, "pt_a"); return err },
+		"DeletePatient":   func() error { return b.DeletePatient(ctx, "pt_a") },
+		"Ping":            func() error { return b.Ping(ctx) },
+		"PatientKeyBlobs": func() error { _, err := b.PatientKeyBlobs(ctx, "", 10); return err },
+		"SwapPatientKeys": func() error {
+			return b.SwapPatientKeys(ctx, []vault.KeySwap{{PatientID: "pt_a", Old: []byte("keys of pt_a"), New: []byte("changed")}})
+		},
+		"SwapMeta": func() error {
+			return b.SwapMeta(ctx, []vault.MetaSwap{{Key: "k", Old: []byte("v"), New: []byte("changed")}}, false)
+		},
 	}
-	if _, err := b.PatientKeys("pt_a"); !errors.Is(err, vault.ErrNotFound) {
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a cancelled context: %v, want context.Canceled", name, err)
+		}
+	}
+	// Nothing changed.
+	if v, err := b.Meta(live, "k"); err != nil || string(v) != "v" {
+		t.Errorf("meta = %q, %v", v, err)
+	}
+	if v, err := b.User(live, "pt_a"); err != nil || string(v) != "A" {
+		t.Errorf("user = %q, %v", v, err)
+	}
+	if _, err := b.User(live, "pt_new"); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("user created under a cancelled context: %v", err)
+	}
+	if rows, err := b.Tokens(live, "pt_a"); err != nil || len(rows) != 1 || !rows[0].LastUsed.IsZero() {
+		t.Errorf("tokens = %+v, %v; want tok1 alone, never used", rows, err)
+	}
+	if _, err := b.PatientKeys(live, "pt_new"); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("keys created under a cancelled context: %v", err)
+	}
+	if v, err := b.PatientKeys(live, "pt_a"); err != nil || string(v) != "keys of pt_a" {
+		t.Errorf("keys = %q, %v", v, err)
+	}
+	if c := count(t, b, "pt_a"); c != 1 {
+		t.Errorf("pt_a has %d records, want the one stored before", c)
+	}
+}
+
+// testDeletePatient: what DeletePatient removed is never returned again,
+// by any method; other patients keep theirs.
+func testDeletePatient(t *testing.T, b vault.Backend) {
+	ctx := t.Context()
+	must(t, b.CreatePatientKeys(ctx, "pt_a", []byte("KEYBLOB")))
+	must(t, b.CreatePatientKeys(ctx, "pt_b", []byte("KEYBLOB-B")))
+	must(t, b.CreateUser(ctx, "pt_a", []byte("USER")))
+	must(t, b.CreateUser(ctx, "pt_b", []byte("USER-B")))
+	must(t, b.PutToken(ctx, vault.TokenRow{ID: "t1", UserID: "pt_a", Kind: "device"}))
+	must(t, b.PutToken(ctx, vault.TokenRow{ID: "t2", UserID: "pt_b", Kind: "device"}))
+	insert(t, b, "pt_a", rec("s", 1, 1, "x"), rec("t", 1, 1, "x2"))
+	insert(t, b, "pt_b", rec("s", 1, 1, "y"))
+	must(t, b.DeletePatient(ctx, "pt_a"))
+
+	if _, err := b.PatientKeys(ctx, "pt_a"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("keys survive: %v", err)
 	}
-	if _, err := b.User("pt_a"); !errors.Is(err, vault.ErrNotFound) {
+	if _, err := b.User(ctx, "pt_a"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("user survives: %v", err)
 	}
-	if _, err := b.Token("t1"); !errors.Is(err, vault.ErrNotFound) {
+	if got := userIDs(t, b, "pt_"); !slices.Equal(got, []string{"pt_b"}) {
+		t.Fatalf("Users after the delete = %v", got)
+	}
+	if _, err := b.Token(ctx, "t1"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("token survives: %v", err)
 	}
-	if _, err := b.Token("t2"); err != nil {
-		t.Fatalf("other patient's token gone: %v", err)
+	if rows, err := b.Tokens(ctx, "pt_a"); err != nil || len(rows) != 0 {
+		t.Fatalf("Tokens after the delete = %+v, %v", rows, err)
 	}
 	if got := collect(t, b, "pt_a", "s", 0, 10); len(got) != 0 {
 		t.Fatal("records survive")
 	}
+	if c := count(t, b, "pt_a"); c != 0 {
+		t.Fatalf("Count after the delete = %d", c)
+	}
+	if page, err := b.PatientKeyBlobs(ctx, "", 10); err != nil || len(page) != 1 || page[0].PatientID != "pt_b" {
+		t.Fatalf("PatientKeyBlobs after the delete = %v, %v", blobIDs(page), err)
+	}
+	if _, err := b.Token(ctx, "t2"); err != nil {
+		t.Fatalf("other patient's token gone: %v", err)
+	}
 	if got := collect(t, b, "pt_b", "s", 0, 10); len(got) != 1 {
 		t.Fatal("other patient's records gone")
 	}
-	if err := b.DeletePatient("pt_a"); !errors.Is(err, vault.ErrNotFound) {
+	if err := b.DeletePatient(ctx, "pt_a"); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
-	// The store still works after compaction.
+	// The store still works after the delete's cleanup.
 	if n, err := b.Insert(ctx, "pt_b", []vault.Record{rec("s", 2, 1, "z")}); err != nil || n != 1 {
 		t.Fatalf("insert after delete: %d, %v", n, err)
 	}
 }
 
 func testInsertNeedsKeys(t *testing.T, b vault.Backend) {
-	ctx := context.Background()
+	ctx := t.Context()
 	if _, err := b.Insert(ctx, "pt_nobody", []vault.Record{rec("s", 1, 1, "x")}); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("insert for a patient without keys: %v, want ErrNotFound", err)
 	}
 	if got := collect(t, b, "pt_nobody", "s", 0, 10); len(got) != 0 {
 		t.Fatal("records stored for a patient without keys")
 	}
-	b.CreatePatientKeys("pt_x", []byte("k"))
-	if err := b.DeletePatient("pt_x"); err != nil {
-		t.Fatal(err)
-	}
+	must(t, b.CreatePatientKeys(ctx, "pt_x", []byte("k")))
+	must(t, b.DeletePatient(ctx, "pt_x"))
 	if _, err := b.Insert(ctx, "pt_x", []vault.Record{rec("s", 1, 1, "x")}); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("insert after delete: %v, want ErrNotFound", err)
 	}
 }
 
 func testCount(t *testing.T, b vault.Backend) {
-	ctx := context.Background()
-	if n, err := b.Count("pt_a"); err != nil || n != 0 {
-		t.Fatalf("Count of an empty patient = %d, %v", n, err)
+	if c := count(t, b, "pt_a"); c != 0 {
+		t.Fatalf("Count of an empty patient = %d", c)
 	}
-	recs := []vault.Record{rec("s", 1, 1, "a"), rec("s", 2, 1, "b"), rec("t", 1, 2, "c")}
-	if _, err := b.Insert(ctx, "pt_a", recs); err != nil {
-		t.Fatal(err)
+	if c := count(t, b, "pt_never"); c != 0 {
+		t.Fatalf("Count of an unknown patient = %d", c)
 	}
-	if n, err := b.Count("pt_a"); err != nil || n != 3 {
-		t.Fatalf("Count = %d, %v; want 3 over two schemas", n, err)
+	insert(t, b, "pt_a", rec("s", 1, 1, "a"), rec("s", 2, 1, "b"), rec("t", 1, 2, "c"))
+	if c := count(t, b, "pt_a"); c != 3 {
+		t.Fatalf("Count = %d; want 3 over two schemas", c)
+	}
+	insert(t, b, "pt_a", rec("s", 1, 1, "a"), rec("s", 3, 1, "d")) // one duplicate
+	if c := count(t, b, "pt_a"); c != 4 {
+		t.Fatalf("Count after a duplicate = %d; want 4", c)
+	}
+}
+
+// testSwapMetaCreateRace: many callers create the same keys at once with
+// a nil Old, as vault.Open does on an empty store: exactly one wins, the
+// others get ErrConflict, and what is stored is the winner's, whole.
+func testSwapMetaCreateRace(t *testing.T, b vault.Backend) {
+	const n = 16
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = b.SwapMeta(t.Context(), []vault.MetaSwap{
+				{Key: "root", New: fmt.Appendf(nil, "root %d\x00", i)},
+				{Key: "master", New: fmt.Appendf(nil, "master %d\x00", i)},
+			}, false)
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("creators %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, vault.ErrConflict):
+			t.Fatalf("creator %d: %v, want ErrConflict", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no creator won")
+	}
+	root, err := b.Meta(t.Context(), "root")
+	must(t, err)
+	master, err := b.Meta(t.Context(), "master")
+	must(t, err)
+	if string(root) != fmt.Sprintf("root %d\x00", winner) || string(master) != fmt.Sprintf("master %d\x00", winner) {
+		t.Fatalf("stored %q and %q; want creator %d's pair", root, master, winner)
 	}
 }

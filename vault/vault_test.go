@@ -578,24 +578,8 @@ func TestFirstOpenRace(t *testing.T) {
 		{"free", 8, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			root, err := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(dir, "vault.db")
-			st, err := boltstore.Open(path, boltstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if err := st.Close(); err != nil {
-					t.Error(err)
-				}
-				if err := boltstore.Check(path); err != nil {
-					t.Errorf("integrity: %v", err)
-				}
-			})
+			e := vaulttest.Empty(t, vaulttest.Options{})
+			st, root := e.Store, e.Root
 			var b vault.Backend = st
 			if tc.gated {
 				b = newMasterGate(st, tc.openers)

@@ -54,13 +54,23 @@ type Env struct {
 // file's integrity.
 func New(t testing.TB, o Options) *Env {
 	t.Helper()
+	e := Empty(t, o)
+	e.openVault(t)
+	return e
+}
+
+// Empty is New without the vault: the root key file and the open, empty
+// store, for a test that opens the vault itself (Vault is nil). Open and
+// Reopen open the vault too.
+func Empty(t testing.TB, o Options) *Env {
+	t.Helper()
 	dir := t.TempDir()
 	root, err := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &Env{Dir: dir, Path: filepath.Join(dir, "vault.db"), Root: root, opts: o}
-	e.Open(t)
+	e.openStore(t)
 	t.Cleanup(func() { e.Close(t) })
 	return e
 }
@@ -69,19 +79,29 @@ func New(t testing.TB, o Options) *Env {
 // Close, it is the vault's restart.
 func (e *Env) Open(t testing.TB) {
 	t.Helper()
+	e.openStore(t)
+	e.openVault(t)
+}
+
+func (e *Env) openStore(t testing.TB) {
+	t.Helper()
 	if e.Store != nil {
-		t.Fatal("vaulttest: Open on an open vault")
+		t.Fatal("vaulttest: Open on an open store")
 	}
 	st, err := boltstore.Open(e.Path, e.opts.Store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := vault.Open(t.Context(), st, e.Root, vault.RootInfo{Kind: e.Root.Kind()}, vault.Options{Now: e.opts.Now, Logger: e.opts.Logger})
+	e.Store = st
+}
+
+func (e *Env) openVault(t testing.TB) {
+	t.Helper()
+	v, err := vault.Open(t.Context(), e.Store, e.Root, vault.RootInfo{Kind: e.Root.Kind()}, vault.Options{Now: e.opts.Now, Logger: e.opts.Logger})
 	if err != nil {
-		st.Close()
 		t.Fatal(err)
 	}
-	e.Store, e.Vault = st, v
+	e.Vault = v
 }
 
 // Close closes the store and checks the file's integrity. Closing a

@@ -114,7 +114,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	led, err := consent.Open(st, v.Master(), consent.Options{Origin: "vault.test"})
+	led, err := consent.Open(st.Ledger(), v.Master(), consent.Options{Origin: "vault.test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,8 +138,8 @@ func (t *ledgerTx) EntriesDesc(below int64, fn func(i int64, sealed []byte) bool
 		return nil
 	}
 	c := t.entries.Cursor()
-	k, v := c.Seek(key64(below))
-	if k == nil {
+	var k, v []byte
+	if k, _ = c.Seek(key64(below)); k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()

@@ -730,7 +730,9 @@ func testLedgerTamper(t *testing.T, open LedgerFactory) {
 		{"flip the first entry's first byte", func(s *tamperSetup) error { return s.flip(TableEntries, "0", 0) }, 0, "does not decrypt"},
 		{"flip a stored leaf hash", func(s *tamperSetup) error { return s.flip(TableHashes, key(tlog.StoredHashIndex(0, 17)), 3) }, 17, "stored Merkle hash"},
 		{"flip a stored interior hash", func(s *tamperSetup) error { return s.flip(TableHashes, key(tlog.StoredHashIndex(1, 4)), 31) }, 9, "stored Merkle hash"},
-		{"delete a stored hash", func(s *tamperSetup) error { return s.b.Tamper.SetRaw(TableHashes, key(tlog.StoredHashIndex(0, 5)), nil) }, 5, "stored Merkle hash"},
+		{"delete a stored hash", func(s *tamperSetup) error {
+			return s.b.Tamper.SetRaw(TableHashes, key(tlog.StoredHashIndex(0, 5)), nil)
+		}, 5, "stored Merkle hash"},
 		{"truncate a stored hash", func(s *tamperSetup) error {
 			return s.b.Tamper.SetRaw(TableHashes, key(tlog.StoredHashIndex(0, 6)), []byte("short"))
 		}, 6, "stored Merkle hash"},

@@ -672,6 +672,22 @@ func (w webStore) DeleteSessions(ctx context.Context, userID string, match func(
 }
 
 func (w webStore) PutCeremony(ctx context.Context, c webstore.Ceremony, max int) error {
+	// A full store of live ceremonies refuses from a read transaction: a
+	// flood of unauthenticated begins then costs no write (and no fsync).
+	full := false
+	err := w.view(ctx, func(wt *webTx) error {
+		if wt.cers.count() >= uint64(max) {
+			k, _ := wt.cers.byExp.Cursor().First()
+			full = len(k) == 40 && readTime(k).After(c.Created)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if full {
+		return webstore.ErrFull
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.cers
 		if err := t.sweep(c.Created, sweepBatch); err != nil {

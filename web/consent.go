@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net/http"
@@ -278,7 +279,7 @@ func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session
 		s.internal(w, "grant challenge", err)
 		return
 	}
-	s.beginStepUp(w, sess, ceremony{Kind: "grant", Grant: &e, Nonce: nonce}, challenge, "grant",
+	s.beginStepUp(r.Context(), w, sess, ceremony{Kind: "grant", Grant: &e, Nonce: nonce}, challenge, "grant",
 		"A grant is signed with a passkey, and this account has none. Add one on the Passkeys page first.")
 }
 
@@ -291,8 +292,8 @@ var errNoPasskey = errors.New("the user has no passkey")
 
 // signer is the signed-in user as the library sees them for an assertion:
 // their passkeys (and no one else's) are the only ones allowed.
-func (s *Server) signer(userID string) (*waUser, error) {
-	recs, err := s.creds.list(userID)
+func (s *Server) signer(ctx context.Context, userID string) (*waUser, error) {
+	recs, err := s.creds.list(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +341,7 @@ func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess sessio
 		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "The grant could not be recorded. Nothing was granted; try again shortly.")
 		return
 	}
-	if _, err := s.noteUse(rec, cred, parsed); err != nil {
+	if _, err := s.noteUse(r.Context(), rec, cred, parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}
 	s.log.Info("grant signed", "user", sess.UserID, "grant", e.Grant.ID, "ledger_index", idx, "passkey_index", rec.LedgerIndex)

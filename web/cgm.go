@@ -102,14 +102,8 @@ func (s *Server) buildDashboard(ctx context.Context, u vault.User, now time.Time
 	loc := u.Location()
 	b := dashboardBody{Name: u.Name, TZ: loc.String()}
 	from := now.Add(-stats.CGMDays * 24 * time.Hour)
-	glucoseSchema := ""
-	for _, id := range omh.Supported() {
-		if id.Name == "blood-glucose" {
-			glucoseSchema = id.String()
-		}
-	}
 	// Through the in-memory cache of daily series (cache.go).
-	pts, err := s.dailySeries(ctx, u, "glucose", glucoseSchema, stats.GlucoseMgDL, from, now.Add(time.Minute))
+	pts, err := s.dailySeries(ctx, u, "glucose", schemaID("blood-glucose"), stats.GlucoseMgDL, from, now.Add(time.Minute))
 	if err != nil {
 		return b, err
 	}

@@ -33,18 +33,11 @@ func parseDateTime(s string) (time.Time, bool) {
 	if s[10] != 'T' && s[10] != 't' {
 		return time.Time{}, false
 	}
-	year, ok1 := calendar.Digits(s[0:4])
-	month, ok2 := calendar.Digits(s[5:7])
-	day, ok3 := calendar.Digits(s[8:10])
-	hour, ok4 := calendar.Digits(s[11:13])
-	minute, ok5 := calendar.Digits(s[14:16])
-	sec, ok6 := calendar.Digits(s[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
+	w, ok := calendar.ParseWall(s)
+	if !ok {
 		return time.Time{}, false
 	}
-	if month < 1 || month > 12 || day < 1 || day > calendar.DaysIn(month, year) || hour > 23 || minute > 59 || sec > 60 {
-		return time.Time{}, false
-	}
+	year, month, day, hour, minute, sec := w.Year, w.Month, w.Day, w.Hour, w.Minute, w.Second
 	rest := s[19:]
 	nsec := 0
 	if rest != "" && rest[0] == '.' {

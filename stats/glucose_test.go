@@ -1,19 +1,11 @@
 package stats
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
 )
-
-func loadLoc(t testing.TB, name string) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
-}
 
 // every5 returns readings of the values 5 minutes apart from t0.
 func every5(t0 time.Time, values ...float64) []Point {
@@ -173,69 +165,50 @@ func TestSensorActivity(t *testing.T) {
 // TestDailyGlucose: local days in the patient's zone, across both clock
 // changes in New York and in a zone half an hour off UTC.
 func TestDailyGlucose(t *testing.T) {
-	ny := loadLoc(t, "America/New_York")
-	kol := loadLoc(t, "Asia/Kolkata")
-	at := func(s string) time.Time {
-		t.Helper()
-		v, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	type day struct {
-		start     string
-		n         int
-		mean, tgt float64
-	}
 	for _, tc := range []struct {
 		name string
-		loc  *time.Location
+		zone string
 		pts  []Point
-		want []day
+		want []string // start, readings, mean, share in range
 	}{
-		{"spring forward", ny, []Point{
-			{at("2024-03-09T23:30:00-05:00"), 100},
-			{at("2024-03-10T00:00:00-05:00"), 50}, // the 23-hour day: 50, 70, 180, 200
-			{at("2024-03-10T01:59:00-05:00"), 70},
-			{at("2024-03-10T03:00:00-04:00"), 180},
-			{at("2024-03-10T23:59:00-04:00"), 200},
-			{at("2024-03-11T00:00:00-04:00"), 181},
-		}, []day{
-			{"2024-03-09T00:00:00-05:00", 1, 100, 100},
-			{"2024-03-10T00:00:00-05:00", 4, 125, 50},
-			{"2024-03-11T00:00:00-04:00", 1, 181, 0},
+		{"spring forward", "America/New_York", readings(t,
+			"2024-03-09T23:30:00-05:00 100",
+			"2024-03-10T00:00:00-05:00 50", // the 23-hour day: 50, 70, 180, 200
+			"2024-03-10T01:59:00-05:00 70",
+			"2024-03-10T03:00:00-04:00 180",
+			"2024-03-10T23:59:00-04:00 200",
+			"2024-03-11T00:00:00-04:00 181",
+		), []string{
+			"2024-03-09T00:00:00-05:00 1 100 100%",
+			"2024-03-10T00:00:00-05:00 4 125 50%",
+			"2024-03-11T00:00:00-04:00 1 181 0%",
 		}},
-		{"fall back", ny, []Point{
-			{at("2024-11-03T00:30:00-04:00"), 60}, // the 25-hour day, 01:30 twice
-			{at("2024-11-03T01:30:00-04:00"), 80},
-			{at("2024-11-03T01:30:00-05:00"), 100},
-			{at("2024-11-03T23:30:00-05:00"), 260},
-			{at("2024-11-04T00:00:00-05:00"), 54},
-		}, []day{
-			{"2024-11-03T00:00:00-04:00", 4, 125, 50},
-			{"2024-11-04T00:00:00-05:00", 1, 54, 0},
+		{"fall back", "America/New_York", readings(t,
+			"2024-11-03T00:30:00-04:00 60", // the 25-hour day, 01:30 twice
+			"2024-11-03T01:30:00-04:00 80",
+			"2024-11-03T01:30:00-05:00 100",
+			"2024-11-03T23:30:00-05:00 260",
+			"2024-11-04T00:00:00-05:00 54",
+		), []string{
+			"2024-11-03T00:00:00-04:00 4 125 50%",
+			"2024-11-04T00:00:00-05:00 1 54 0%",
 		}},
-		{"half-hour offset", kol, []Point{
-			{at("2024-03-09T18:29:00Z"), 69}, // 23:59 IST
-			{at("2024-03-09T18:30:00Z"), 70}, // 00:00 IST the next day
-			{at("2024-03-10T18:29:59Z"), 180},
-		}, []day{
-			{"2024-03-09T00:00:00+05:30", 1, 69, 0},
-			{"2024-03-10T00:00:00+05:30", 2, 125, 100},
+		{"half-hour offset", "Asia/Kolkata", readings(t,
+			"2024-03-09T18:29:00Z 69", // 23:59 IST
+			"2024-03-09T18:30:00Z 70", // 00:00 IST the next day
+			"2024-03-10T18:29:59Z 180",
+		), []string{
+			"2024-03-09T00:00:00+05:30 1 69 0%",
+			"2024-03-10T00:00:00+05:30 2 125 100%",
 		}},
-		{"single reading", ny, []Point{{at("2024-06-01T12:00:00Z"), 250}}, []day{{"2024-06-01T00:00:00-04:00", 1, 250, 0}}},
-		{"none", ny, nil, nil},
+		{"single reading", "America/New_York", readings(t, "2024-06-01T12:00:00Z 250"), []string{"2024-06-01T00:00:00-04:00 1 250 0%"}},
+		{"none", "America/New_York", nil, nil},
 	} {
-		got := DailyGlucose(tc.pts, tc.loc)
-		if len(got) != len(tc.want) {
-			t.Fatalf("%s: %d days, want %d: %+v", tc.name, len(got), len(tc.want), got)
+		loc := loadLoc(t, tc.zone)
+		var got []string
+		for _, d := range DailyGlucose(tc.pts, loc) {
+			got = append(got, fmt.Sprintf("%s %d %v %v%%", d.Start.In(loc).Format(time.RFC3339), d.N, d.Mean, d.TargetPct))
 		}
-		for i, w := range tc.want {
-			g := got[i]
-			if s := g.Start.In(tc.loc).Format(time.RFC3339); s != w.start || g.N != w.n || g.Mean != w.mean || g.TargetPct != w.tgt {
-				t.Errorf("%s: day %d = %s %d %v %v, want %+v", tc.name, i, s, g.N, g.Mean, g.TargetPct, w)
-			}
-		}
+		sameRows(t, tc.name, got, tc.want)
 	}
 }

@@ -1,72 +1,55 @@
 package stats
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
 )
 
-func rfc(t testing.TB, s string) time.Time {
-	t.Helper()
-	v, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // TestHourlyMeans: means by local clock hour, including a zone half an
 // hour off UTC and the repeated hour of an autumn clock change.
 func TestHourlyMeans(t *testing.T) {
-	type hour struct {
-		start string
-		n     int
-		mean  float64
-	}
 	for _, tc := range []struct {
 		name string
 		zone string
 		pts  []Point
-		want []hour
+		want []string // start, readings, mean
 	}{
-		{"UTC", "UTC", []Point{
-			{rfc(t, "2024-03-10T08:00:00Z"), 60},
-			{rfc(t, "2024-03-10T08:59:59Z"), 80},
-			{rfc(t, "2024-03-10T09:00:00Z"), 90},
-			{rfc(t, "2024-03-10T11:30:00Z"), 75},
-		}, []hour{{"2024-03-10T08:00:00Z", 2, 70}, {"2024-03-10T09:00:00Z", 1, 90}, {"2024-03-10T11:00:00Z", 1, 75}}},
-		{"half-hour offset: hours run :00 to :00 local, not UTC", "Asia/Kolkata", []Point{
-			{rfc(t, "2024-03-10T10:00:00+05:30"), 60}, // 04:30 UTC
-			{rfc(t, "2024-03-10T10:29:00+05:30"), 70}, // 04:59 UTC
-			{rfc(t, "2024-03-10T10:30:00+05:30"), 80}, // 05:00 UTC
-			{rfc(t, "2024-03-10T11:29:00+05:30"), 100},
-		}, []hour{{"2024-03-10T10:00:00+05:30", 3, 70}, {"2024-03-10T11:00:00+05:30", 1, 100}}},
-		{"quarter-hour offset", "Asia/Kathmandu", []Point{
-			{rfc(t, "2024-03-10T10:59:00+05:45"), 60},
-			{rfc(t, "2024-03-10T11:00:00+05:45"), 80},
-		}, []hour{{"2024-03-10T10:00:00+05:45", 1, 60}, {"2024-03-10T11:00:00+05:45", 1, 80}}},
-		{"fall back: 01:00 twice", "America/New_York", []Point{
-			{rfc(t, "2024-11-03T01:10:00-04:00"), 60},
-			{rfc(t, "2024-11-03T01:50:00-04:00"), 62},
-			{rfc(t, "2024-11-03T01:10:00-05:00"), 90},
-			{rfc(t, "2024-11-03T02:10:00-05:00"), 70},
-		}, []hour{{"2024-11-03T01:00:00-04:00", 2, 61}, {"2024-11-03T01:00:00-05:00", 1, 90}, {"2024-11-03T02:00:00-05:00", 1, 70}}},
-		{"spring forward: 01:59 then 03:00", "America/New_York", []Point{
-			{rfc(t, "2024-03-10T01:59:00-05:00"), 60},
-			{rfc(t, "2024-03-10T03:00:00-04:00"), 80},
-		}, []hour{{"2024-03-10T01:00:00-05:00", 1, 60}, {"2024-03-10T03:00:00-04:00", 1, 80}}},
+		{"UTC", "UTC", readings(t,
+			"2024-03-10T08:00:00Z 60",
+			"2024-03-10T08:59:59Z 80",
+			"2024-03-10T09:00:00Z 90",
+			"2024-03-10T11:30:00Z 75",
+		), []string{"2024-03-10T08:00:00Z 2 70", "2024-03-10T09:00:00Z 1 90", "2024-03-10T11:00:00Z 1 75"}},
+		{"half-hour offset: hours run :00 to :00 local, not UTC", "Asia/Kolkata", readings(t,
+			"2024-03-10T10:00:00+05:30 60", // 04:30 UTC
+			"2024-03-10T10:29:00+05:30 70", // 04:59 UTC
+			"2024-03-10T10:30:00+05:30 80", // 05:00 UTC
+			"2024-03-10T11:29:00+05:30 100",
+		), []string{"2024-03-10T10:00:00+05:30 3 70", "2024-03-10T11:00:00+05:30 1 100"}},
+		{"quarter-hour offset", "Asia/Kathmandu", readings(t,
+			"2024-03-10T10:59:00+05:45 60",
+			"2024-03-10T11:00:00+05:45 80",
+		), []string{"2024-03-10T10:00:00+05:45 1 60", "2024-03-10T11:00:00+05:45 1 80"}},
+		{"fall back: 01:00 twice", "America/New_York", readings(t,
+			"2024-11-03T01:10:00-04:00 60",
+			"2024-11-03T01:50:00-04:00 62",
+			"2024-11-03T01:10:00-05:00 90",
+			"2024-11-03T02:10:00-05:00 70",
+		), []string{"2024-11-03T01:00:00-04:00 2 61", "2024-11-03T01:00:00-05:00 1 90", "2024-11-03T02:00:00-05:00 1 70"}},
+		{"spring forward: 01:59 then 03:00", "America/New_York", readings(t,
+			"2024-03-10T01:59:00-05:00 60",
+			"2024-03-10T03:00:00-04:00 80",
+		), []string{"2024-03-10T01:00:00-05:00 1 60", "2024-03-10T03:00:00-04:00 1 80"}},
 		{"none", "UTC", nil, nil},
 	} {
 		loc := loadLoc(t, tc.zone)
-		got := HourlyMeans(tc.pts, loc)
-		if len(got) != len(tc.want) {
-			t.Fatalf("%s: %+v, want %+v", tc.name, got, tc.want)
+		var got []string
+		for _, h := range HourlyMeans(tc.pts, loc) {
+			got = append(got, fmt.Sprintf("%s %d %v", h.Start.In(loc).Format(time.RFC3339), h.N, h.Mean))
 		}
-		for i, w := range tc.want {
-			if s := got[i].Start.In(loc).Format(time.RFC3339); s != w.start || got[i].N != w.n || got[i].Mean != w.mean {
-				t.Errorf("%s: hour %d = %s %d %v, want %+v", tc.name, i, s, got[i].N, got[i].Mean, w)
-			}
-		}
+		sameRows(t, tc.name, got, tc.want)
 	}
 }
 
@@ -74,61 +57,52 @@ func TestHourlyMeans(t *testing.T) {
 // across the spring clock change in New York and a day without a
 // midnight in Havana.
 func TestDailyTotals(t *testing.T) {
-	type day struct {
-		start string
-		n     int
-		total float64
-	}
 	for _, tc := range []struct {
 		name     string
 		zone     string
 		from, to string
 		pts      []Point
-		want     []day
+		want     []string // start, readings counted, total
 	}{
-		{"spring forward", "America/New_York", "2024-03-08T12:00:00-05:00", "2024-03-11T12:00:00-04:00", []Point{
-			{rfc(t, "2024-03-07T23:00:00-05:00"), 999}, // before the first day: not counted
-			{rfc(t, "2024-03-08T09:00:00-05:00"), 1000},
-			{rfc(t, "2024-03-08T23:59:59-05:00"), 500},
-			{rfc(t, "2024-03-10T00:00:00-05:00"), 300},
-			{rfc(t, "2024-03-10T03:00:00-04:00"), 700},
-			{rfc(t, "2024-03-10T12:00:00-04:00"), -50}, // negative: not counted
-			{rfc(t, "2024-03-11T09:00:00-04:00"), 0},   // counted, adds nothing
-			{rfc(t, "2024-03-12T00:00:00-04:00"), 999}, // after the last day: not counted
-		}, []day{
-			{"2024-03-08T00:00:00-05:00", 2, 1500},
-			{"2024-03-09T00:00:00-05:00", 0, 0},
-			{"2024-03-10T00:00:00-05:00", 2, 1000},
-			{"2024-03-11T00:00:00-04:00", 1, 0},
+		{"spring forward", "America/New_York", "2024-03-08T12:00:00-05:00", "2024-03-11T12:00:00-04:00", readings(t,
+			"2024-03-07T23:00:00-05:00 999", // before the first day: not counted
+			"2024-03-08T09:00:00-05:00 1000",
+			"2024-03-08T23:59:59-05:00 500",
+			"2024-03-10T00:00:00-05:00 300",
+			"2024-03-10T03:00:00-04:00 700",
+			"2024-03-10T12:00:00-04:00 -50", // negative: not counted
+			"2024-03-11T09:00:00-04:00 0",   // counted, adds nothing
+			"2024-03-12T00:00:00-04:00 999", // after the last day: not counted
+		), []string{
+			"2024-03-08T00:00:00-05:00 2 1500",
+			"2024-03-09T00:00:00-05:00 0 0",
+			"2024-03-10T00:00:00-05:00 2 1000",
+			"2024-03-11T00:00:00-04:00 1 0",
 		}},
-		{"no midnight", "America/Havana", "2024-03-09T12:00:00-05:00", "2024-03-11T12:00:00-04:00", []Point{
-			{rfc(t, "2024-03-09T23:59:00-05:00"), 100},
-			{rfc(t, "2024-03-10T01:00:00-04:00"), 200}, // the first instant of 10 March
-			{rfc(t, "2024-03-11T00:00:00-04:00"), 400},
-		}, []day{
-			{"2024-03-09T00:00:00-05:00", 1, 100},
-			{"2024-03-10T01:00:00-04:00", 1, 200},
-			{"2024-03-11T00:00:00-04:00", 1, 400},
+		{"no midnight", "America/Havana", "2024-03-09T12:00:00-05:00", "2024-03-11T12:00:00-04:00", readings(t,
+			"2024-03-09T23:59:00-05:00 100",
+			"2024-03-10T01:00:00-04:00 200", // the first instant of 10 March
+			"2024-03-11T00:00:00-04:00 400",
+		), []string{
+			"2024-03-09T00:00:00-05:00 1 100",
+			"2024-03-10T01:00:00-04:00 1 200",
+			"2024-03-11T00:00:00-04:00 1 400",
 		}},
-		{"half-hour offset", "Asia/Kolkata", "2024-03-09T12:00:00+05:30", "2024-03-10T12:00:00+05:30", []Point{
-			{rfc(t, "2024-03-09T18:29:00Z"), 10}, // 23:59 IST
-			{rfc(t, "2024-03-09T18:30:00Z"), 20}, // 00:00 IST
-		}, []day{
-			{"2024-03-09T00:00:00+05:30", 1, 10},
-			{"2024-03-10T00:00:00+05:30", 1, 20},
+		{"half-hour offset", "Asia/Kolkata", "2024-03-09T12:00:00+05:30", "2024-03-10T12:00:00+05:30", readings(t,
+			"2024-03-09T18:29:00Z 10", // 23:59 IST
+			"2024-03-09T18:30:00Z 20", // 00:00 IST
+		), []string{
+			"2024-03-09T00:00:00+05:30 1 10",
+			"2024-03-10T00:00:00+05:30 1 20",
 		}},
-		{"empty window", "UTC", "2024-03-09T12:00:00Z", "2024-03-09T12:00:00Z", []Point{{rfc(t, "2024-03-09T12:00:00Z"), 5}}, nil},
+		{"empty window", "UTC", "2024-03-09T12:00:00Z", "2024-03-09T12:00:00Z", readings(t, "2024-03-09T12:00:00Z 5"), nil},
 	} {
 		loc := loadLoc(t, tc.zone)
-		got := DailyTotals(tc.pts, rfc(t, tc.from), rfc(t, tc.to), loc)
-		if len(got) != len(tc.want) {
-			t.Fatalf("%s: %+v, want %+v", tc.name, got, tc.want)
+		var got []string
+		for _, d := range DailyTotals(tc.pts, rfc(t, tc.from), rfc(t, tc.to), loc) {
+			got = append(got, fmt.Sprintf("%s %d %v", d.Start.In(loc).Format(time.RFC3339), d.N, d.Total))
 		}
-		for i, w := range tc.want {
-			if s := got[i].Start.In(loc).Format(time.RFC3339); s != w.start || got[i].N != w.n || got[i].Total != w.total {
-				t.Errorf("%s: day %d = %s %d %v, want %+v", tc.name, i, s, got[i].N, got[i].Total, w)
-			}
-		}
+		sameRows(t, tc.name, got, tc.want)
 	}
 }
 

@@ -523,16 +523,11 @@ func appendTime(b []byte, s string, loc *time.Location) ([]byte, int64, bool) {
 	if len(s) < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
 		return b, 0, false
 	}
-	year, ok1 := calendar.Digits(s[0:4])
-	month, ok2 := calendar.Digits(s[5:7])
-	day, ok3 := calendar.Digits(s[8:10])
-	hour, ok4 := calendar.Digits(s[11:13])
-	minute, ok5 := calendar.Digits(s[14:16])
-	sec, ok6 := calendar.Digits(s[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > calendar.DaysIn(month, year) ||
-		hour > 23 || minute > 59 || sec > 59 {
+	w, valid := calendar.ParseWall(s)
+	if !valid || w.Second > 59 {
 		return b, 0, false
 	}
+	year, month, day, hour, minute, sec := w.Year, w.Month, w.Day, w.Hour, w.Minute, w.Second
 	rest := s[19:]
 	if rest == "" {
 		// No offset: the patient's zone. A wall time that the zone skips

@@ -4,8 +4,9 @@
 //
 //   - The parsers of timestamps (omh, and the Apple Health and CGM CSV
 //     importers) check a date's fields by hand, for speed and to refuse
-//     what time.Parse would accept: [Digits] reads a fixed-width field and
-//     [DaysIn] says how many days its month has.
+//     what time.Parse would accept: [ParseWall] reads and checks the
+//     "YYYY-MM-DD hh:mm:ss" they share, [Digits] reads one fixed-width
+//     field and [DaysIn] says how many days a month has.
 //   - The pages and the statistics count in a patient's local days, in her
 //     IANA time zone: [DayStart] finds the first instant of the local day
 //     that holds a moment, [Midnight] the first instant of a given date,
@@ -55,6 +56,34 @@ func Digits(s string) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+// Wall is a date and a time of day as a timestamp's text gives them,
+// before any offset or zone.
+type Wall struct {
+	Year, Month, Day, Hour, Minute, Second int
+}
+
+// ParseWall reads the fields of "YYYY-MM-DD?hh:mm:ss" at the start of s
+// (the separators, and what follows, are the caller's to check) and checks
+// their ranges: a real date of the proleptic Gregorian calendar, hour
+// 0–23, minute 0–59 and second 0–60. A second of 60 is a leap second;
+// a caller that refuses them checks Second.
+func ParseWall(s string) (Wall, bool) {
+	if len(s) < 19 {
+		return Wall{}, false
+	}
+	year, ok1 := Digits(s[0:4])
+	month, ok2 := Digits(s[5:7])
+	day, ok3 := Digits(s[8:10])
+	hour, ok4 := Digits(s[11:13])
+	minute, ok5 := Digits(s[14:16])
+	sec, ok6 := Digits(s[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > DaysIn(month, year) ||
+		hour > 23 || minute > 59 || sec > 60 {
+		return Wall{}, false
+	}
+	return Wall{year, month, day, hour, minute, sec}, true
 }
 
 // Midnight returns the first instant of the local day year-month-day in

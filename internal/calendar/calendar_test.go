@@ -177,3 +177,29 @@ func TestDays(t *testing.T) {
 		}
 	}
 }
+
+func TestParseWall(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Wall
+		ok   bool
+	}{
+		{"2024-02-29T23:59:60Z", Wall{2024, 2, 29, 23, 59, 60}, true}, // a leap second: the caller decides
+		{"2024-01-31 08:00:00 -0500", Wall{2024, 1, 31, 8, 0, 0}, true},
+		{"0000-01-01T00:00:00", Wall{0, 1, 1, 0, 0, 0}, true},
+		{"2023-02-29T00:00:00Z", Wall{}, false}, // not a leap year
+		{"2024-04-31T00:00:00Z", Wall{}, false},
+		{"2024-13-01T00:00:00Z", Wall{}, false},
+		{"2024-00-01T00:00:00Z", Wall{}, false},
+		{"2024-01-00T00:00:00Z", Wall{}, false},
+		{"2024-01-01T24:00:00Z", Wall{}, false},
+		{"2024-01-01T23:60:00Z", Wall{}, false},
+		{"2024-01-01T23:59:61Z", Wall{}, false},
+		{"2024-01-01T+1:00:00Z", Wall{}, false},
+		{"2024-01-01T01:00:0", Wall{}, false}, // short
+	} {
+		if got, ok := ParseWall(tc.in); got != tc.want || ok != tc.ok {
+			t.Errorf("ParseWall(%q) = %+v %v, want %+v %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

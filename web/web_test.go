@@ -578,34 +578,6 @@ func TestDashboard(t *testing.T) {
 	t.Logf("dashboard: %d KB in %v (cold)", len(b)>>10, took)
 }
 
-func TestGlucoseStats(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var pts []glucosePoint
-	for i, v := range []float64{50, 60, 70, 100, 180, 200, 260, 150, 120, 110} {
-		pts = append(pts, glucosePoint{T: t0.Add(time.Duration(i) * 5 * time.Minute), MgDL: v})
-	}
-	st := glucoseStats(pts, 50*time.Minute)
-	approx := func(name string, got, want float64) {
-		t.Helper()
-		if d := got - want; d > 0.01 || d < -0.01 {
-			t.Errorf("%s = %.4f, want %.4f", name, got, want)
-		}
-	}
-	approx("mean", st.Mean, 130)
-	approx("SD", st.SD, 67.4949) // sample SD
-	approx("CV", st.CV, 51.9191)
-	approx("GMI", st.GMI, 3.31+0.02392*130)
-	approx("very low", st.VeryLow, 10)
-	approx("low", st.Low, 10)
-	approx("in range", st.InRange, 60) // 70 and 180 are in range
-	approx("high", st.High, 10)
-	approx("very high", st.VeryHi, 10)
-	approx("active", st.ActivePct, 100)
-	if v, ok := glucoseOf([]byte(`{"header":{},"body":{"blood_glucose":{"unit":"mmol/L","value":5.5}}}`)); !ok || v < 99 || v > 99.2 {
-		t.Errorf("mmol/L conversion: %v", v)
-	}
-}
-
 // TestSessionsEndWithTheirUserAndPasskey: a patient deleted by the admin
 // (not through the web UI) is signed out at once; removing a passkey ends
 // the sessions that signed in with it, and only those.

@@ -64,7 +64,7 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	led, err := consent.Open(st, v.Master(), consent.Options{Origin: "bench.invalid"})
+	led, err := consent.Open(st.Ledger(), v.Master(), consent.Options{Origin: "bench.invalid"})
 	if err != nil {
 		return err
 	}

@@ -80,14 +80,6 @@ func Run(t *testing.T, open Factory) {
 	}
 }
 
-// must fails the test on a setup step's error.
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // insert stores recs for a patient as a setup step.
 func insert(t *testing.T, b vault.Backend, patient string, recs ...vault.Record) {
 	t.Helper()

@@ -119,9 +119,10 @@ type Backend interface {
 	// without reading the records' values, from a counter or an index, in
 	// O(1) or O(log n) where it can. bbolt cannot: it walks the page
 	// headers of the patient's bucket (no value is read), linear in the
-	// patient's pages; measured on a 2-core machine with 450-byte values,
-	// 0.03 ms at 10,000 records, 0.3 ms at 100,000, 2.7 ms at 500,000 and
-	// 12 ms at 1,000,000 (a year of one-minute heart rate is about 525,000).
+	// patient's pages; measured on a shared 2-core machine with 450-byte
+	// values, 0.03-0.05 ms at 10,000 records, 0.3-0.4 ms at 100,000, 2.7 ms
+	// at 500,000 and 12 ms at 1,000,000 (a year of one-minute heart rate is
+	// about 525,000).
 	Count(ctx context.Context, patientID string) (int, error)
 
 	// DeletePatient removes the patient's key blob, records, user and

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -27,14 +28,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the vault side of the HTTP runs to this file")
 	fs.IntVar(&c.PageSize, "page-size", boltstore.DefaultPageSize, "bbolt page size for the vault and both baselines")
 	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	r, err := bench.Ingest(c)
-	if err != nil {
-		return err
-	}
-	return r.Print(stdout)
+	return runBench(fs, args, stdout, func() (report, error) { return bench.Ingest(c) })
 }
 
 // cmdBenchExport measures exports of a patient-year of CGM against a raw
@@ -47,14 +41,7 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.Years, "years", 10, "patient-years of CGM for the memory run (0 skips it)")
 	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the server during the one-year rounds to this file")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	r, err := bench.Export(c)
-	if err != nil {
-		return err
-	}
-	return r.Print(stdout)
+	return runBench(fs, args, stdout, func() (report, error) { return bench.Export(c) })
 }
 
 // cmdBenchImport measures the importers on a synthetic Apple Health export
@@ -65,10 +52,18 @@ func cmdBenchImport(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.MB, "mb", 1024, "size of the synthetic Apple Health export, in MB")
 	fs.IntVar(&c.CSVRows, "csv-rows", 500000, "rows of the synthetic Dexcom Clarity CSV")
 	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
+	return runBench(fs, args, stdout, func() (report, error) { return bench.Import(c) })
+}
+
+// report is what a bench returns.
+type report interface{ Print(io.Writer) error }
+
+// runBench parses a bench command's flags, runs it and prints its report.
+func runBench(fs *flag.FlagSet, args []string, stdout io.Writer, run func() (report, error)) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	r, err := bench.Import(c)
+	r, err := run()
 	if err != nil {
 		return err
 	}

@@ -37,11 +37,11 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/internal/procstat"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -163,30 +163,12 @@ func post(url, token string, body any) error {
 	return nil
 }
 
-// procStatusKB reads a kB field of /proc/self/status (0 where there is
-// none, as off Linux).
-func procStatusKB(field string) uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			n, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
 // peakAnonRSS runs fn and samples this process's anonymous RSS (RssAnon)
 // every 2 ms meanwhile; it returns the figure before (after handing freed
 // memory back) and the peak, in kB.
 func peakAnonRSS(fn func() error) (before, peak uint64, err error) {
 	debug.FreeOSMemory()
-	before = procStatusKB("RssAnon")
+	before = procstat.KB("RssAnon")
 	stop := make(chan struct{})
 	sampled := make(chan uint64)
 	go func() {
@@ -199,7 +181,7 @@ func peakAnonRSS(fn func() error) (before, peak uint64, err error) {
 				sampled <- p
 				return
 			case <-t.C:
-				p = max(p, procStatusKB("RssAnon"))
+				p = max(p, procstat.KB("RssAnon"))
 			}
 		}
 	}()

@@ -102,14 +102,7 @@ func Import(c ImportConfig) (*ImportReport, error) {
 	var parsed counter
 	r.ParseRSSBefore, r.ParseRSSPeak, err = peakAnonRSS(func() error {
 		var err error
-		r.ParseSecs, err = timed(func() error {
-			f, err := os.Open(xmlPath)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return apple.Parse(f, ingest.Options{}, &parsed)
-		})
+		r.ParseSecs, err = timed(func() error { return parseFile(xmlPath, apple.Parse, &parsed) })
 		return err
 	})
 	if err != nil {
@@ -158,14 +151,7 @@ func Import(c ImportConfig) (*ImportReport, error) {
 		return nil, err
 	}
 	var rows counter
-	r.CSVSecs, err = timed(func() error {
-		cf, err := os.Open(csvPath)
-		if err != nil {
-			return err
-		}
-		defer cf.Close()
-		return cgmcsv.ParseDexcom(cf, ingest.Options{}, &rows)
-	})
+	r.CSVSecs, err = timed(func() error { return parseFile(csvPath, cgmcsv.ParseDexcom, &rows) })
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +177,16 @@ func (r *ImportReport) Print(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "Dexcom Clarity CSV: %d rows in %.2f s: %.0f rows/s   (targets: Apple >= 50 MB/s with < 100 MB extra RSS; CSV >= 200,000 rows/s)\n",
 		r.CSVRows, r.CSVSecs, float64(r.CSVRows)/r.CSVSecs)
 	return err
+}
+
+// parseFile parses the file at path into sink.
+func parseFile(path string, parse ingest.Parser, sink ingest.Sink) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return parse(f, ingest.Options{}, sink)
 }
 
 // writeClarity writes a Dexcom Clarity CSV export with n glucose rows

@@ -20,10 +20,10 @@ import (
 	"filippo.io/age"
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -33,7 +33,8 @@ type fixture struct {
 	ledger         *consent.Ledger
 	otherPatient   string
 	clinID         string
-	ledgerDB       *flakyDB
+	store          *boltstore.Store
+	ledgerStore    *flakyStore
 	patient        vault.User
 	device, ptok   string
 	clin           string
@@ -66,8 +67,8 @@ func newFixture(t testing.TB, cfg api.Config) *fixture {
 	f.clin, _, _ = v.MintToken(c.ID, vault.TokenClinician, time.Hour)
 	f.expired, _, _ = v.MintToken(f.patient.ID, vault.TokenDevice, time.Nanosecond)
 	f.otherPatient, f.clinID = other.ID, c.ID
-	f.ledgerDB = &flakyDB{st: st}
-	if f.ledger, err = consent.Open(f.ledgerDB, v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
+	f.store, f.ledgerStore = st, &flakyStore{Store: st.Ledger()}
+	if f.ledger, err = consent.Open(f.ledgerStore, v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Vault, cfg.Ledger, cfg.Store = v, f.ledger, st
@@ -76,18 +77,28 @@ func newFixture(t testing.TB, cfg api.Config) *fixture {
 	return f
 }
 
-// flakyDB hands the ledger the real database, or, once fail is set, an
-// error: the one way to make the ledger's append fail on a healthy disk.
-type flakyDB struct {
-	st   *boltstore.Store
+// flakyStore is the ledger's real store (bbolt) that, once fail is set,
+// refuses every transaction: the one way to make the ledger's append fail on
+// a healthy disk.
+type flakyStore struct {
+	consent.Store
 	fail atomic.Bool
 }
 
-func (d *flakyDB) DB(fn func(*bolt.DB) error) error {
-	if d.fail.Load() {
-		return errors.New("injected ledger failure")
+var errInjected = errors.New("injected ledger failure")
+
+func (s *flakyStore) Update(ctx context.Context, fn func(ledgerstore.WriteTx) error) error {
+	if s.fail.Load() {
+		return errInjected
 	}
-	return d.st.DB(fn)
+	return s.Store.Update(ctx, fn)
+}
+
+func (s *flakyStore) View(ctx context.Context, fn func(ledgerstore.ReadTx) error) error {
+	if s.fail.Load() {
+		return errInjected
+	}
+	return s.Store.View(ctx, fn)
 }
 
 func (f *fixture) do(t *testing.T, method, path, token, ctype string, body []byte) (int, []byte) {
@@ -324,7 +335,7 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
-	if _, err := f.ledgerDB.st.Backup(io.Discard, nil); err != nil {
+	if _, err := f.store.Backup(io.Discard, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, b = f.do(t, "GET", "/metrics", "", "", nil)

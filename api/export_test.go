@@ -287,9 +287,9 @@ func TestExportAuthorization(t *testing.T) {
 // data byte goes out.
 func TestExportFailsClosed(t *testing.T) {
 	e := newExportEnv(t)
-	e.ledgerDB.fail.Store(true)
+	e.ledgerStore.fail.Store(true)
 	st, b := e.do(t, "GET", e.exportURL(e.patient.ID, "schema=omh:blood-glucose:4.0"), e.clin, "", nil)
-	e.ledgerDB.fail.Store(false)
+	e.ledgerStore.fail.Store(false)
 	if st != 503 || errBody(t, b).Code != "access_log_unavailable" || bytes.Contains(b, []byte("age-encryption")) || bytes.Contains(b, []byte("blood")) {
 		t.Fatalf("ledger down: %d %s", st, b)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 )
 
 // NonceSize is the length of the server nonce a grant's challenge mixes in.
@@ -164,7 +164,7 @@ func checkAssertion(a *Assertion, challenge []byte, pk *Passkey, bad func(string
 // against the passkey entry it names, read inside the append's
 // transaction: the ledger never stores a signed grant that verify would
 // refuse.
-func (l *Ledger) checkSignedGrant(tx *bolt.Tx, n int64, e *Entry) error {
+func (l *Ledger) checkSignedGrant(tx ledgerstore.ReadTx, n int64, e *Entry) error {
 	a := e.Grant.Assertion
 	if a.PasskeyIndex < 0 || a.PasskeyIndex >= n {
 		return badAssertion("it names passkey entry %d, which is not before it", a.PasskeyIndex)
@@ -177,8 +177,11 @@ func (l *Ledger) checkSignedGrant(tx *bolt.Tx, n int64, e *Entry) error {
 }
 
 // txEntry reads and parses entry i inside a transaction.
-func (l *Ledger) txEntry(tx *bolt.Tx, i int64) (Entry, error) {
-	sealed := tx.Bucket(bEntries).Get(u64(i))
+func (l *Ledger) txEntry(tx ledgerstore.ReadTx, i int64) (Entry, error) {
+	sealed, err := tx.Entry(i)
+	if err != nil {
+		return Entry{}, err
+	}
 	if sealed == nil {
 		return Entry{}, fmt.Errorf("entry %d is missing", i)
 	}

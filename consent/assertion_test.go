@@ -2,15 +2,17 @@ package consent
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/consent/consenttest"
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -107,13 +109,8 @@ func TestVerifyGrantAssertion(t *testing.T) {
 func TestAppendSignedGrant(t *testing.T) {
 	e := newTestEnv(t)
 	a := consenttest.New(testRPID, testOrigin)
-	pkIdx, err := e.l.Append(passkeyEntry("pt_a", a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.l.Append(grantEntry(0)); err != nil { // unsigned, as with an API token
-		t.Fatal(err)
-	}
+	pkIdx := e.append(t, passkeyEntry("pt_a", a))
+	e.append(t, grantEntry(0)) // unsigned, as with an API token
 	refused := []struct {
 		name  string
 		entry Entry
@@ -130,11 +127,11 @@ func TestAppendSignedGrant(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
-			n0, _ := e.l.Size()
+			n0 := e.size(t)
 			if _, err := e.l.Append(tc.entry); !errors.Is(err, ErrBadAssertion) {
 				t.Fatalf("append: %v, want ErrBadAssertion", err)
 			}
-			if n1, _ := e.l.Size(); n1 != n0 {
+			if n1 := e.size(t); n1 != n0 {
 				t.Fatalf("size %d after a refused append, was %d", n1, n0)
 			}
 			if _, err := e.l.Grant("gr_1"); !errors.Is(err, ErrNoGrant) {
@@ -146,8 +143,14 @@ func TestAppendSignedGrant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _ := e.l.Grant("gr_1")
-	u, _ := e.l.Grant("gr_0")
+	g, err := e.l.Grant("gr_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := e.l.Grant("gr_0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !g.Signed || u.Signed || g.Index != idx {
 		t.Fatalf("signed %v (index %d), unsigned %v", g.Signed, g.Index, u.Signed)
 	}
@@ -173,41 +176,53 @@ func (e *testEnv) rewriteEntry(t *testing.T, i int64, fn func(*Entry)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = e.store.DB(func(db *bolt.DB) error {
-		return db.Update(func(tx *bolt.Tx) error {
-			sealed, err := e.master.Encrypt(b, entryAD(i))
+	err = e.store.Ledger().Update(context.Background(), func(tx ledgerstore.WriteTx) error {
+		sealed, err := e.master.Encrypt(b, entryAD(i))
+		if err != nil {
+			return err
+		}
+		if err := tx.PutEntry(i, sealed); err != nil {
+			return err
+		}
+		n, err := tx.Size()
+		if err != nil {
+			return err
+		}
+		for j := int64(0); j < n; j++ {
+			sealed, err := tx.Entry(j)
 			if err != nil {
 				return err
 			}
-			eb, hb := tx.Bucket(bEntries), tx.Bucket(bHashes)
-			if err := eb.Put(u64(i), sealed); err != nil {
+			raw, err := e.master.Decrypt(sealed, entryAD(j))
+			if err != nil {
 				return err
 			}
-			n := txSize(tx)
-			for j := int64(0); j < n; j++ {
-				raw, err := e.master.Decrypt(eb.Get(u64(j)), entryAD(j))
-				if err != nil {
-					return err
-				}
-				hs, err := tlog.StoredHashes(j, raw, txHashes(tx))
-				if err != nil {
-					return err
-				}
-				for k, h := range hs {
-					if err := hb.Put(u64(tlog.StoredHashIndex(0, j)+int64(k)), bytes.Clone(h[:])); err != nil {
-						return err
-					}
-				}
-			}
-			if err := tx.DeleteBucket(bCheckpoints); err != nil {
+			hs, err := tlog.StoredHashes(j, raw, tx)
+			if err != nil {
 				return err
 			}
-			_, err = tx.CreateBucket(bCheckpoints)
-			return err
-		})
+			if err := tx.PutHashes(tlog.StoredHashIndex(0, j), hs); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The checkpoints go: they would name the old root.
+	var sizes []int64
+	err = e.store.Ledger().View(context.Background(), func(tx ledgerstore.ReadTx) error {
+		return tx.Checkpoints(func(size int64, _ []byte) error { sizes = append(sizes, size); return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamper := e.store.LedgerTamperer()
+	for _, size := range sizes {
+		if err := tamper.SetRaw("checkpoints", strconv.FormatInt(size, 10), nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := e.l.Rebuild(); err != nil {
 		t.Fatal(err)
@@ -244,23 +259,20 @@ func TestVerifyDetectsAlteredSignedGrant(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEnv(t)
 			a, b := consenttest.New(testRPID, testOrigin), consenttest.New(testRPID, testOrigin)
-			pkA, _ := e.l.Append(passkeyEntry("pt_a", a))
-			pkB, _ := e.l.Append(passkeyEntry("pt_a", b))
+			pkA := e.append(t, passkeyEntry("pt_a", a))
+			pkB := e.append(t, passkeyEntry("pt_a", b))
 			g := grantEntry(1)
 			g.Grant.DataFrom = "2025-01-01T00:00:00Z"
-			gi, err := e.l.Append(signGrant(t, g, a, pkA, consenttest.Options{}))
-			if err != nil {
-				t.Fatal(err)
-			}
+			gi := e.append(t, signGrant(t, g, a, pkA, consenttest.Options{}))
 			for i := range 3 {
-				e.l.Append(grantEntry(10 + i))
+				e.append(t, grantEntry(10+i))
 			}
-			e.l.Sign()
+			e.sign(t)
 			if _, err := e.l.Verify(nil); err != nil {
 				t.Fatalf("untouched: %v", err)
 			}
 			e.rewriteEntry(t, gi, func(en *Entry) { tc.fn(en, pkB) })
-			_, err = e.l.Verify(nil)
+			_, err := e.l.Verify(nil)
 			var te *TamperError
 			if !errors.As(err, &te) || te.Index != gi || !strings.Contains(te.What, tc.want) {
 				t.Fatalf("verify: %v, want a TamperError at %d saying %q", err, gi, tc.want)
@@ -272,7 +284,7 @@ func TestVerifyDetectsAlteredSignedGrant(t *testing.T) {
 	t.Run("control", func(t *testing.T) {
 		e := newTestEnv(t)
 		for i := range 4 {
-			e.l.Append(grantEntry(i))
+			e.append(t, grantEntry(i))
 		}
 		e.rewriteEntry(t, 1, func(en *Entry) { en.Grant.Expires = "2100-01-01T00:00:00Z" })
 		if _, err := e.l.Verify(nil); err != nil {

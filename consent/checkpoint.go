@@ -3,14 +3,13 @@ package consent
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -89,11 +88,10 @@ const SignInterval = time.Second
 // LatestCheckpoint returns the newest signed checkpoint, or nil if none.
 func (l *Ledger) LatestCheckpoint() ([]byte, error) {
 	var out []byte
-	err := l.view(func(tx *bolt.Tx) error {
-		if _, v := tx.Bucket(bCheckpoints).Cursor().Last(); v != nil {
-			out = bytes.Clone(v)
-		}
-		return nil
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		_, v, err := tx.LatestCheckpoint()
+		out = bytes.Clone(v)
+		return err
 	})
 	return out, err
 }
@@ -109,25 +107,29 @@ func (l *Ledger) Sign() ([]byte, error) {
 
 func (l *Ledger) signLocked() ([]byte, error) {
 	var out []byte
-	err := l.db.DB(func(bdb *bolt.DB) error {
-		return bdb.Update(func(tx *bolt.Tx) error {
-			n := txSize(tx)
-			cb := tx.Bucket(bCheckpoints)
-			if k, v := cb.Cursor().Last(); k != nil && int64(beUint(k)) == n {
-				out = bytes.Clone(v)
-				return nil
-			}
-			h, err := tlog.TreeHash(n, txHashes(tx))
-			if err != nil {
-				return err
-			}
-			signed, err := note.Sign(&note.Note{Text: string(Checkpoint{Origin: l.origin, Size: n, Hash: h}.Marshal())}, l.signer)
-			if err != nil {
-				return err
-			}
-			out = signed
-			return cb.Put(u64(n), signed)
-		})
+	err := l.update(func(tx ledgerstore.WriteTx) error {
+		n, err := tx.Size()
+		if err != nil {
+			return err
+		}
+		size, v, err := tx.LatestCheckpoint()
+		if err != nil {
+			return err
+		}
+		if v != nil && size == n {
+			out = bytes.Clone(v)
+			return nil
+		}
+		h, err := tlog.TreeHash(n, tx)
+		if err != nil {
+			return err
+		}
+		signed, err := note.Sign(&note.Note{Text: string(Checkpoint{Origin: l.origin, Size: n, Hash: h}.Marshal())}, l.signer)
+		if err != nil {
+			return err
+		}
+		out = signed
+		return tx.PutCheckpoint(n, signed)
 	})
 	if err == nil {
 		l.lastSigned = l.now()
@@ -145,13 +147,6 @@ func (l *Ledger) SignIfDue() error {
 	}
 	_, err := l.signLocked()
 	return err
-}
-
-func beUint(b []byte) uint64 {
-	if len(b) != 8 {
-		return 1<<64 - 1
-	}
-	return binary.BigEndian.Uint64(b)
 }
 
 // SignNote signs text (which must end in a newline) with the log key as a

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"strconv"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 )
 
 // The grant index is guarded by a digest, so that a row pasted back from an
@@ -18,11 +18,12 @@ import (
 // as associated data; the MAC key is random and sealed too, so nobody
 // without the master can compute a row's MAC or forge a matching set.
 
-var (
-	metaDigestKey = []byte("dkey")
-	metaDigest    = []byte("idigest")
-	dkeyAD        = []byte("jhvault/grant-index-digest-key/v1")
+const (
+	metaDigestKey = "dkey"    // sealed
+	metaDigest    = "idigest" // sealed
 )
+
+var dkeyAD = []byte("jhvault/grant-index-digest-key/v1")
 
 func digestAD(size int64) []byte {
 	return []byte("jhvault/grant-index-digest/v1|" + strconv.FormatInt(size, 10))
@@ -47,42 +48,49 @@ func (l *Ledger) rowMAC(id, sealed []byte) indexDigest {
 	return out
 }
 
-// loadDigestKey reads (or, for a new ledger, makes) the sealed MAC key.
-func (l *Ledger) loadDigestKey(m *bolt.Bucket) error {
-	if sealed := m.Get(metaDigestKey); sealed != nil {
+// loadDigestKey reads (or, for a new ledger, makes) the sealed MAC key, and
+// reports whether it made it.
+func (l *Ledger) loadDigestKey(tx ledgerstore.WriteTx) (created bool, err error) {
+	sealed, err := tx.Meta(metaDigestKey)
+	if err != nil {
+		return false, err
+	}
+	if sealed != nil {
 		k, err := l.sealer.Decrypt(sealed, dkeyAD)
 		if err != nil {
-			return errors.New("the grant index digest key does not decrypt")
+			return false, errors.New("the grant index digest key does not decrypt")
 		}
 		l.dkey = k
-		return nil
+		return false, nil
 	}
 	k := make([]byte, 32)
 	rand.Read(k)
-	sealed, err := l.sealer.Encrypt(k, dkeyAD)
-	if err != nil {
-		return err
+	if sealed, err = l.sealer.Encrypt(k, dkeyAD); err != nil {
+		return false, err
 	}
 	l.dkey = k
-	return m.Put(metaDigestKey, sealed)
+	return true, tx.PutMeta(metaDigestKey, sealed)
 }
 
 // computeDigest hashes the stored index as it is.
-func (l *Ledger) computeDigest(tx *bolt.Tx) indexDigest {
+func (l *Ledger) computeDigest(tx ledgerstore.ReadTx) (indexDigest, error) {
 	var d indexDigest
-	tx.Bucket(bGrants).ForEach(func(k, v []byte) error {
-		d.toggle(l.rowMAC(k, v))
+	err := tx.IndexRows(func(id string, sealed []byte) error {
+		d.toggle(l.rowMAC([]byte(id), sealed))
 		return nil
 	})
-	return d
+	return d, err
 }
 
 var errDigest = errors.New("the grant index does not match its sealed digest (a row was altered, removed or restored from an older copy); run vault ledger rebuild")
 
 // readDigest opens the stored digest for a log of size n.
-func (l *Ledger) readDigest(tx *bolt.Tx, n int64) (indexDigest, error) {
+func (l *Ledger) readDigest(tx ledgerstore.ReadTx, n int64) (indexDigest, error) {
 	var d indexDigest
-	sealed := tx.Bucket(bLedgerMeta).Get(metaDigest)
+	sealed, err := tx.Meta(metaDigest)
+	if err != nil {
+		return d, err
+	}
 	if sealed == nil {
 		return d, errDigest
 	}
@@ -94,21 +102,29 @@ func (l *Ledger) readDigest(tx *bolt.Tx, n int64) (indexDigest, error) {
 	return d, nil
 }
 
-func (l *Ledger) writeDigest(tx *bolt.Tx, n int64, d indexDigest) error {
+func (l *Ledger) writeDigest(tx ledgerstore.WriteTx, n int64, d indexDigest) error {
 	sealed, err := l.sealer.Encrypt(d[:], digestAD(n))
 	if err != nil {
 		return err
 	}
-	return tx.Bucket(bLedgerMeta).Put(metaDigest, sealed)
+	return tx.PutMeta(metaDigest, sealed)
 }
 
 // checkDigest reports whether the stored index matches its digest.
-func (l *Ledger) checkDigest(tx *bolt.Tx) error {
-	want, err := l.readDigest(tx, txSize(tx))
+func (l *Ledger) checkDigest(tx ledgerstore.ReadTx) error {
+	n, err := tx.Size()
 	if err != nil {
 		return err
 	}
-	if got := l.computeDigest(tx); !bytes.Equal(got[:], want[:]) {
+	want, err := l.readDigest(tx, n)
+	if err != nil {
+		return err
+	}
+	got, err := l.computeDigest(tx)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got[:], want[:]) {
 		return errDigest
 	}
 	return nil

@@ -7,7 +7,15 @@
 // RFC 6962 hash of those bytes, so a leaf hash reveals nothing about the
 // entry. Entries are stored sealed under the vault's master keyset, bound
 // to their index, beside the tree's stored hashes (golang.org/x/mod's tlog
-// layout), all in the vault's bbolt file and written in one transaction.
+// layout) and the sealed grant index, each append in one transaction.
+//
+// The ledger keeps them in a [Store] (package ledgerstore states the
+// contract): a transaction interface that reads and writes sealed bytes,
+// ids, indexes and hashes, and knows no rule. Every rule (validation,
+// sealing, the index digest, hashing, verification, rebuilding, group
+// commit) is here, so each backend runs the same ledger. The bbolt backend's
+// is (*boltstore.Store).Ledger; storetest.RunLedger is the conformance
+// suite every backend passes.
 //
 // [Ledger.Sign] signs a [Checkpoint] (C2SP tlog-checkpoint, as a C2SP
 // signed note with the log's Ed25519 key, whose private half is sealed

@@ -9,14 +9,14 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 )
 
-// bGrants is the materialised index of grants: grant id -> GrantState JSON,
-// sealed under the master (a consent relationship can reveal a diagnosis).
-// It is written in the same transaction as the entry that changes it, and
-// can be rebuilt from the log (Rebuild).
-var bGrants = []byte("ledger_grants")
+// The stored index is the materialised state of grants, clinician keys and
+// accesses: row id -> the row's JSON, sealed under the master (a consent
+// relationship can reveal a diagnosis). It is written in the same
+// transaction as the entry that changes it, and can be rebuilt from the log
+// (Rebuild).
 
 // GrantState is a grant as the index holds it.
 type GrantState struct {
@@ -125,24 +125,26 @@ func parseTime(s string) (time.Time, error) {
 // unknown or already revoked grant, a grant id used twice).
 func grantAD(id string) []byte { return []byte("jhvault/grant-index/v1|" + id) }
 
-func (l *Ledger) putGrant(gb *bolt.Bucket, st *GrantState) error {
-	return l.putRow(gb, st.ID, indexRow{Grant: st})
+func (l *Ledger) putGrant(tx ledgerstore.WriteTx, st *GrantState) error {
+	_, err := l.putRow(tx, st.ID, indexRow{Grant: st})
+	return err
 }
 
-func (l *Ledger) putRow(gb *bolt.Bucket, id string, r indexRow) error {
+// putRow seals and stores one index row, and returns the sealed bytes.
+func (l *Ledger) putRow(tx ledgerstore.WriteTx, id string, r indexRow) ([]byte, error) {
 	b, err := json.Marshal(r.value())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sealed, err := l.sealer.Encrypt(b, grantAD(id))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return gb.Put([]byte(id), sealed)
+	return sealed, tx.PutIndexRow(id, sealed)
 }
 
-func (l *Ledger) getGrant(gb *bolt.Bucket, id string) (*GrantState, error) {
-	r, err := l.getRow(gb, id)
+func (l *Ledger) getGrant(tx ledgerstore.ReadTx, id string) (*GrantState, error) {
+	r, err := l.getRow(tx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -153,12 +155,17 @@ func (l *Ledger) getGrant(gb *bolt.Bucket, id string) (*GrantState, error) {
 }
 
 // getRow reads one index row; a missing row is the zero row.
-func (l *Ledger) getRow(gb *bolt.Bucket, id string) (indexRow, error) {
-	v := gb.Get([]byte(id))
-	if v == nil {
-		return indexRow{}, nil
+func (l *Ledger) getRow(tx ledgerstore.ReadTx, id string) (indexRow, error) {
+	v, err := tx.IndexRow(id)
+	if err != nil || v == nil {
+		return indexRow{}, err
 	}
-	b, err := l.sealer.Decrypt(v, grantAD(id))
+	return l.openRow(id, v)
+}
+
+// openRow opens a sealed index row.
+func (l *Ledger) openRow(id string, sealed []byte) (indexRow, error) {
+	b, err := l.sealer.Decrypt(sealed, grantAD(id))
 	if err != nil {
 		return indexRow{}, fmt.Errorf("index entry %s does not decrypt", id)
 	}
@@ -268,22 +275,24 @@ func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
 	return nil, nil
 }
 
-// applyTx updates the stored index for an entry appended at index i.
-func (l *Ledger) applyTx(tx *bolt.Tx, i int64, e *Entry) (indexRow, error) {
+// applyTx updates the stored index for an entry appended at index i, and
+// returns the new row and its sealed bytes (none for an entry that changes
+// no row).
+func (l *Ledger) applyTx(tx ledgerstore.WriteTx, i int64, e *Entry) (indexRow, []byte, error) {
 	id := rowIDAt(e, i)
 	if id == "" {
-		return indexRow{}, nil
+		return indexRow{}, nil, nil
 	}
-	gb := tx.Bucket(bGrants)
-	prev, err := l.getRow(gb, id)
+	prev, err := l.getRow(tx, id)
 	if err != nil {
-		return indexRow{}, err
+		return indexRow{}, nil, err
 	}
 	r, err := nextRow(prev, i, e)
 	if err != nil {
-		return indexRow{}, err
+		return indexRow{}, nil, err
 	}
-	return r, l.putRow(gb, id, r)
+	sealed, err := l.putRow(tx, id, r)
+	return r, sealed, err
 }
 
 // NewRevoke makes the entry that revokes g, naming both its parties.
@@ -302,11 +311,10 @@ var (
 
 // readIndex reads the stored index into a new in-memory one. The caller
 // publishes it (l.grants.Store) once its transaction has committed.
-func (l *Ledger) readIndex(tx *bolt.Tx) (*grantIndex, error) {
+func (l *Ledger) readIndex(tx ledgerstore.ReadTx) (*grantIndex, error) {
 	x := newGrantIndex()
-	gb := tx.Bucket(bGrants)
-	err := gb.ForEach(func(k, _ []byte) error {
-		r, err := l.getRow(gb, string(k))
+	err := tx.IndexRows(func(id string, sealed []byte) error {
+		r, err := l.openRow(id, sealed)
 		if err != nil {
 			return err
 		}

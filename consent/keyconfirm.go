@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 )
 
 // ErrBadKeyConfirmation is wrapped by every reason a clinician key's
@@ -73,7 +73,7 @@ func VerifyKeyConfirmation(key, passkey Entry) error {
 // checkConfirmedKey verifies a confirmed key about to be stored at index n
 // against the passkey entry it names, inside the append's transaction, so
 // the ledger never stores a confirmation that verify would refuse.
-func (l *Ledger) checkConfirmedKey(tx *bolt.Tx, n int64, e *Entry) error {
+func (l *Ledger) checkConfirmedKey(tx ledgerstore.ReadTx, n int64, e *Entry) error {
 	a := e.Key.Assertion
 	if a.PasskeyIndex < 0 || a.PasskeyIndex >= n {
 		return badKeyConfirmation("it names passkey entry %d, which is not before it", a.PasskeyIndex)

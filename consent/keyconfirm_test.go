@@ -92,11 +92,8 @@ func TestVerifyKeyConfirmation(t *testing.T) {
 func TestAppendConfirmedKey(t *testing.T) {
 	e := newTestEnv(t)
 	a := consenttest.New(testRPID, testOrigin)
-	pkIdx, err := e.l.Append(clinicianPassconfirmableKey("cl_a", a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	patientPk, _ := e.l.Append(passkeyEntry("pt_a", a))
+	pkIdx := e.append(t, clinicianPassconfirmableKey("cl_a", a))
+	patientPk := e.append(t, passkeyEntry("pt_a", a))
 	for _, tc := range []struct {
 		name  string
 		entry Entry
@@ -110,11 +107,11 @@ func TestAppendConfirmedKey(t *testing.T) {
 		{"passkey index beyond the log", confirmKey(t, confirmableKey("cl_a", testRecipient), a, 99, consenttest.Options{})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n0, _ := e.l.Size()
+			n0 := e.size(t)
 			if _, err := e.l.Append(tc.entry); !errors.Is(err, ErrBadKeyConfirmation) {
 				t.Fatalf("append: %v, want ErrBadKeyConfirmation", err)
 			}
-			if n1, _ := e.l.Size(); n1 != n0 || len(e.l.ClinicianKeys("cl_a")) != 0 {
+			if n1 := e.size(t); n1 != n0 || len(e.l.ClinicianKeys("cl_a")) != 0 {
 				t.Fatal("a refused confirmation changed the ledger")
 			}
 		})
@@ -127,7 +124,7 @@ func TestAppendConfirmedKey(t *testing.T) {
 	if len(ks) != 1 || !ks[0].Confirmed || !ks[0].Active(ks[0].Added) {
 		t.Fatalf("keys %+v", ks)
 	}
-	e.l.Sign()
+	e.sign(t)
 	res, err := e.l.Verify(nil)
 	if err != nil || res.ConfirmedKeys != 1 {
 		t.Fatalf("verify: %v, %d confirmed keys", err, res.ConfirmedKeys)
@@ -148,13 +145,10 @@ func TestAppendConfirmedKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEnv(t)
-			pk, _ := e.l.Append(clinicianPassconfirmableKey("cl_a", a))
-			ki, err := e.l.Append(confirmKey(t, confirmableKey("cl_a", testRecipient), a, pk, consenttest.Options{}))
-			if err != nil {
-				t.Fatal(err)
-			}
+			pk := e.append(t, clinicianPassconfirmableKey("cl_a", a))
+			ki := e.append(t, confirmKey(t, confirmableKey("cl_a", testRecipient), a, pk, consenttest.Options{}))
 			e.rewriteEntry(t, ki, tc.fn)
-			_, err = e.l.Verify(nil)
+			_, err := e.l.Verify(nil)
 			var te *TamperError
 			if !errors.As(err, &te) || te.Index != ki || !strings.Contains(te.What, tc.want) || !strings.Contains(te.What, "confirmation") {
 				t.Fatalf("verify: %v, want a TamperError at %d saying %q", err, ki, tc.want)

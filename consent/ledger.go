@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,24 +11,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// Buckets of the ledger, in the vault's database.
-var (
-	bEntries     = []byte("ledger_entries")     // index -> sealed canonical entry
-	bHashes      = []byte("ledger_hashes")      // stored hash index -> hash (tlog layout)
-	bCheckpoints = []byte("ledger_checkpoints") // tree size -> signed checkpoint
-	bLedgerMeta  = []byte("ledger_meta")        // "skey" (sealed), "vkey", "size"
-)
-
-// DB gives the ledger its database handle for the length of fn. The vault's
-// bbolt store (store/boltstore) implements it.
-type DB interface {
-	DB(fn func(*bolt.DB) error) error
-}
+// Store is where the ledger keeps its log: entries, Merkle hashes, the
+// grant index, checkpoints and metadata, read and written in transactions.
+// Package ledgerstore states the contract; (*boltstore.Store).Ledger is the
+// bbolt one. The store sees sealed bytes, ids, indexes and hashes only.
+type Store = ledgerstore.Store
 
 // Sealer encrypts what the ledger keeps secret (entry contents, the log's
 // signing key) with associated data. The vault's master keyset implements it.
@@ -40,7 +31,7 @@ type Sealer interface {
 
 // Ledger is the append-only consent log.
 type Ledger struct {
-	db     DB
+	store  Store
 	sealer Sealer
 	origin string
 	signer note.Signer
@@ -64,64 +55,83 @@ type Options struct {
 	Now    func() time.Time
 }
 
-func u64(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
-
 func entryAD(i int64) []byte { return []byte("jhvault/ledger-entry/v1|" + strconv.FormatInt(i, 10)) }
 
 var skeyAD = []byte("jhvault/ledger-signing-key/v1")
 
-// Open opens the ledger, creating its buckets and its Ed25519 log key on
-// first use. The signing key is stored sealed.
-func Open(db DB, sealer Sealer, o Options) (*Ledger, error) {
+// Metadata names in the store.
+const (
+	metaSigningKey  = "skey" // sealed
+	metaVerifierKey = "vkey"
+)
+
+// Open opens the ledger in store, creating its Ed25519 log key and the
+// grant index's digest key on first use; both private keys are stored
+// sealed. Creating them is one transaction that looks again before it
+// writes, so ledgers opened at once on one empty store end with one key
+// each, and every one opens what the first wrote.
+func Open(store Store, sealer Sealer, o Options) (*Ledger, error) {
 	if o.Origin == "" {
 		o.Origin = "jupyterhealth-vault"
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	l := &Ledger{db: db, sealer: sealer, origin: o.Origin, now: o.Now}
+	l := &Ledger{store: store, sealer: sealer, origin: o.Origin, now: o.Now}
 	var skey string
-	err := db.DB(func(bdb *bolt.DB) error {
-		return bdb.Update(func(tx *bolt.Tx) error {
-			for _, b := range [][]byte{bEntries, bHashes, bCheckpoints, bLedgerMeta, bGrants} {
-				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-					return err
-				}
-			}
-			m := tx.Bucket(bLedgerMeta)
-			if err := l.loadDigestKey(m); err != nil {
-				return err
-			}
-			if m.Get(metaDigest) == nil {
-				// A new ledger, or one from before the digest: start it from
-				// the index as it stands.
-				if err := l.writeDigest(tx, txSize(tx), l.computeDigest(tx)); err != nil {
-					return err
-				}
-			}
-			if sealed := m.Get([]byte("skey")); sealed != nil {
-				b, err := sealer.Decrypt(sealed, skeyAD)
-				if err != nil {
-					return errors.New("the ledger's signing key does not decrypt")
-				}
-				skey = string(b)
-				l.vkey = string(m.Get([]byte("vkey")))
-				return nil
-			}
-			sk, vk, err := note.GenerateKey(rand.Reader, o.Origin)
+	err := store.Update(context.Background(), func(tx ledgerstore.WriteTx) error {
+		created, err := l.loadDigestKey(tx)
+		if err != nil {
+			return err
+		}
+		d, err := tx.Meta(metaDigest)
+		if err != nil {
+			return err
+		}
+		if created && d == nil {
+			// A new ledger, or one from before the digest: start it from
+			// the index as it stands. A digest missing beside its key was
+			// removed, and the index stays untrusted.
+			n, err := tx.Size()
 			if err != nil {
 				return err
 			}
-			sealed, err := sealer.Encrypt([]byte(sk), skeyAD)
+			digest, err := l.computeDigest(tx)
 			if err != nil {
 				return err
 			}
-			skey, l.vkey = sk, vk
-			if err := m.Put([]byte("skey"), sealed); err != nil {
+			if err := l.writeDigest(tx, n, digest); err != nil {
 				return err
 			}
-			return m.Put([]byte("vkey"), []byte(vk))
-		})
+		}
+		sealed, err := tx.Meta(metaSigningKey)
+		if err != nil {
+			return err
+		}
+		if sealed != nil {
+			b, err := sealer.Decrypt(sealed, skeyAD)
+			if err != nil {
+				return errors.New("the ledger's signing key does not decrypt")
+			}
+			vk, err := tx.Meta(metaVerifierKey)
+			if err != nil {
+				return err
+			}
+			skey, l.vkey = string(b), string(vk)
+			return nil
+		}
+		sk, vk, err := note.GenerateKey(rand.Reader, o.Origin)
+		if err != nil {
+			return err
+		}
+		if sealed, err = sealer.Encrypt([]byte(sk), skeyAD); err != nil {
+			return err
+		}
+		if err := tx.PutMeta(metaSigningKey, sealed); err != nil {
+			return err
+		}
+		skey, l.vkey = sk, vk
+		return tx.PutMeta(metaVerifierKey, []byte(vk))
 	})
 	if err != nil {
 		return nil, err
@@ -148,7 +158,7 @@ func Open(db DB, sealer Sealer, o Options) (*Ledger, error) {
 	// rebuild must still run), but every decision fails closed until a
 	// rebuild.
 	var x *grantIndex
-	ierr := l.view(func(tx *bolt.Tx) error {
+	ierr := l.view(func(tx ledgerstore.ReadTx) error {
 		if err := l.checkDigest(tx); err != nil {
 			return err
 		}
@@ -179,30 +189,6 @@ func (l *Ledger) VerifierKey() string { return l.vkey }
 
 // Origin is the log's name in its checkpoints.
 func (l *Ledger) Origin() string { return l.origin }
-
-// txHashes reads stored hashes inside a transaction.
-func txHashes(tx *bolt.Tx) tlog.HashReaderFunc {
-	b := tx.Bucket(bHashes)
-	return func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			v := b.Get(u64(x))
-			if len(v) != tlog.HashSize {
-				return nil, fmt.Errorf("stored hash %d is missing", x)
-			}
-			copy(out[i][:], v)
-		}
-		return out, nil
-	}
-}
-
-func txSize(tx *bolt.Tx) int64 {
-	v := tx.Bucket(bLedgerMeta).Get([]byte("size"))
-	if len(v) != 8 {
-		return 0
-	}
-	return int64(binary.BigEndian.Uint64(v))
-}
 
 // Append validates and stores entries in one durable transaction, with their
 // Merkle hashes and their effect on the grant index, and returns the index
@@ -302,7 +288,7 @@ func (l *Ledger) commitBatch(batch []*appendReq) {
 			panic(p)
 		}
 	}()
-	err := l.update(func(tx *bolt.Tx) error {
+	err := l.update(func(tx ledgerstore.WriteTx) error {
 		for _, r := range batch {
 			if err := l.appendTx(tx, r); err != nil {
 				return err
@@ -312,7 +298,7 @@ func (l *Ledger) commitBatch(batch []*appendReq) {
 	})
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
-			r.err = l.update(func(tx *bolt.Tx) error { return l.appendTx(tx, r) })
+			r.err = l.update(func(tx ledgerstore.WriteTx) error { return l.appendTx(tx, r) })
 			l.finish(r)
 		}
 		return
@@ -323,8 +309,14 @@ func (l *Ledger) commitBatch(batch []*appendReq) {
 	}
 }
 
-func (l *Ledger) update(fn func(tx *bolt.Tx) error) error {
-	return l.db.DB(func(bdb *bolt.DB) error { return bdb.Update(fn) })
+// update and view run fn in one of the store's transactions. The ledger's
+// public methods take no context (yet), so neither do these.
+func (l *Ledger) update(fn func(tx ledgerstore.WriteTx) error) error {
+	return l.store.Update(context.Background(), fn)
+}
+
+func (l *Ledger) view(fn func(tx ledgerstore.ReadTx) error) error {
+	return l.store.View(context.Background(), fn)
 }
 
 // finish publishes a committed request's index changes and wakes it.
@@ -339,9 +331,12 @@ func (l *Ledger) finish(r *appendReq) {
 	close(r.done)
 }
 
-func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
+func (l *Ledger) appendTx(tx ledgerstore.WriteTx, r *appendReq) error {
 	r.changed = r.changed[:0]
-	n := txSize(tx)
+	n, err := tx.Size()
+	if err != nil {
+		return err
+	}
 	r.first = n
 	if r.check != nil {
 		if err := r.check(n); err != nil {
@@ -352,7 +347,6 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 	if err != nil {
 		return err
 	}
-	eb, hb, gb := tx.Bucket(bEntries), tx.Bucket(bHashes), tx.Bucket(bGrants)
 	for k, b := range r.encoded {
 		var old []byte
 		id := rowIDAt(&r.entries[k], n)
@@ -360,7 +354,11 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 			if err := l.IndexError(); err != nil {
 				return fmt.Errorf("grants and keys cannot change while %v", err)
 			}
-			old = bytes.Clone(gb.Get([]byte(id)))
+			v, err := tx.IndexRow(id)
+			if err != nil {
+				return err
+			}
+			old = bytes.Clone(v)
 		}
 		if g := r.entries[k].Grant; g != nil && g.Assertion != nil {
 			if err := l.checkSignedGrant(tx, n, &r.entries[k]); err != nil {
@@ -372,7 +370,7 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 				return err
 			}
 		}
-		row, err := l.applyTx(tx, n, &r.entries[k])
+		row, sealedRow, err := l.applyTx(tx, n, &r.entries[k])
 		if err != nil {
 			return err
 		}
@@ -381,52 +379,56 @@ func (l *Ledger) appendTx(tx *bolt.Tx, r *appendReq) error {
 			if old != nil {
 				digest.toggle(l.rowMAC([]byte(id), old))
 			}
-			digest.toggle(l.rowMAC([]byte(id), gb.Get([]byte(id))))
+			digest.toggle(l.rowMAC([]byte(id), sealedRow))
 		}
 		sealed, err := l.sealer.Encrypt(b, entryAD(n))
 		if err != nil {
 			return err
 		}
-		if err := eb.Put(u64(n), sealed); err != nil {
+		if err := tx.PutEntry(n, sealed); err != nil {
 			return err
 		}
-		hs, err := tlog.StoredHashes(n, b, txHashes(tx))
+		hs, err := tlog.StoredHashes(n, b, tx)
 		if err != nil {
 			return err
 		}
-		base := tlog.StoredHashIndex(0, n)
-		for j, h := range hs {
-			if err := hb.Put(u64(base+int64(j)), bytes.Clone(h[:])); err != nil {
-				return err
-			}
+		if err := tx.PutHashes(tlog.StoredHashIndex(0, n), hs); err != nil {
+			return err
 		}
 		n++
 	}
 	if err := l.writeDigest(tx, n, digest); err != nil {
 		return err
 	}
-	return tx.Bucket(bLedgerMeta).Put([]byte("size"), u64(n))
+	return tx.SetSize(n)
 }
 
 // Size is the number of entries.
 func (l *Ledger) Size() (int64, error) {
 	var n int64
-	err := l.view(func(tx *bolt.Tx) error { n = txSize(tx); return nil })
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		var err error
+		n, err = tx.Size()
+		return err
+	})
 	return n, err
-}
-
-func (l *Ledger) view(fn func(tx *bolt.Tx) error) error {
-	return l.db.DB(func(bdb *bolt.DB) error { return bdb.View(fn) })
 }
 
 // Entry returns the entry at index i and its canonical bytes.
 func (l *Ledger) Entry(i int64) (Entry, []byte, error) {
 	var raw []byte
-	err := l.view(func(tx *bolt.Tx) error {
-		if i < 0 || i >= txSize(tx) {
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		n, err := tx.Size()
+		if err != nil {
+			return err
+		}
+		if i < 0 || i >= n {
 			return ErrNoEntry
 		}
-		sealed := tx.Bucket(bEntries).Get(u64(i))
+		sealed, err := tx.Entry(i)
+		if err != nil {
+			return err
+		}
 		if sealed == nil {
 			return fmt.Errorf("entry %d is missing", i)
 		}
@@ -450,11 +452,15 @@ var ErrNoEntry = errors.New("no such ledger entry")
 // LeafHash returns the Merkle leaf hash of entry i.
 func (l *Ledger) LeafHash(i int64) (tlog.Hash, error) {
 	var h tlog.Hash
-	err := l.view(func(tx *bolt.Tx) error {
-		if i < 0 || i >= txSize(tx) {
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		n, err := tx.Size()
+		if err != nil {
+			return err
+		}
+		if i < 0 || i >= n {
 			return ErrNoEntry
 		}
-		hs, err := txHashes(tx).ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
+		hs, err := tx.ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
 		if err == nil {
 			h = hs[0]
 		}
@@ -466,12 +472,15 @@ func (l *Ledger) LeafHash(i int64) (tlog.Hash, error) {
 // TreeHash returns the root hash of the first n entries.
 func (l *Ledger) TreeHash(n int64) (tlog.Hash, error) {
 	var h tlog.Hash
-	err := l.view(func(tx *bolt.Tx) error {
-		if n < 0 || n > txSize(tx) {
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		size, err := tx.Size()
+		if err != nil {
+			return err
+		}
+		if n < 0 || n > size {
 			return fmt.Errorf("tree size %d is beyond the log", n)
 		}
-		var err error
-		h, err = tlog.TreeHash(n, txHashes(tx))
+		h, err = tlog.TreeHash(n, tx)
 		return err
 	})
 	return h, err
@@ -480,12 +489,15 @@ func (l *Ledger) TreeHash(n int64) (tlog.Hash, error) {
 // ProveInclusion proves that entry i is in the tree of size n.
 func (l *Ledger) ProveInclusion(i, n int64) (tlog.RecordProof, error) {
 	var p tlog.RecordProof
-	err := l.view(func(tx *bolt.Tx) error {
-		if n < 1 || n > txSize(tx) || i < 0 || i >= n {
-			return fmt.Errorf("need 0 <= index < size <= %d", txSize(tx))
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		size, err := tx.Size()
+		if err != nil {
+			return err
 		}
-		var err error
-		p, err = tlog.ProveRecord(n, i, txHashes(tx))
+		if n < 1 || n > size || i < 0 || i >= n {
+			return fmt.Errorf("need 0 <= index < size <= %d", size)
+		}
+		p, err = tlog.ProveRecord(n, i, tx)
 		return err
 	})
 	return p, err
@@ -494,12 +506,15 @@ func (l *Ledger) ProveInclusion(i, n int64) (tlog.RecordProof, error) {
 // ProveConsistency proves that the tree of size m is a prefix of size n.
 func (l *Ledger) ProveConsistency(m, n int64) (tlog.TreeProof, error) {
 	var p tlog.TreeProof
-	err := l.view(func(tx *bolt.Tx) error {
-		if m < 1 || m > n || n > txSize(tx) {
-			return fmt.Errorf("need 1 <= from <= size <= %d", txSize(tx))
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		size, err := tx.Size()
+		if err != nil {
+			return err
 		}
-		var err error
-		p, err = tlog.ProveTree(n, m, txHashes(tx))
+		if m < 1 || m > n || n > size {
+			return fmt.Errorf("need 1 <= from <= size <= %d", size)
+		}
+		p, err = tlog.ProveTree(n, m, tx)
 		return err
 	})
 	return p, err

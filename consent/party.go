@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -24,7 +24,7 @@ type PartyEntry struct {
 // the party were left out. size <= 0 means the whole log.
 //
 // No index lists a party's entries, so this reads the log from the end in
-// one read transaction, opening each entry; a cheap byte search skips
+// one read transaction (ReadTx.EntriesDesc), opening each entry; a cheap byte search skips
 // entries that cannot name the party before any is parsed.
 func (l *Ledger) PartyEntries(party string, size int64, limit int) (out []PartyEntry, more bool, err error) {
 	if party == "" {
@@ -32,41 +32,60 @@ func (l *Ledger) PartyEntries(party string, size int64, limit int) (out []PartyE
 	}
 	q, _ := json.Marshal(party)
 	needles := [][]byte{append([]byte(`"patient":`), q...), append([]byte(`"clinician":`), q...)}
-	err = l.view(func(tx *bolt.Tx) error {
-		n := txSize(tx)
-		if size <= 0 || size > n {
-			size = n
+	err = l.view(func(tx ledgerstore.ReadTx) error {
+		out, more = nil, false
+		n, err := tx.Size()
+		if err != nil {
+			return err
 		}
-		eb := tx.Bucket(bEntries)
-		hashes := txHashes(tx)
-		for i := size - 1; i >= 0; i-- {
-			sealed := eb.Get(u64(i))
-			if sealed == nil {
-				return fmt.Errorf("entry %d is missing", i)
+		below := size
+		if below <= 0 || below > n {
+			below = n
+		}
+		next := below - 1 // the index the next entry must have
+		var ferr error
+		err = tx.EntriesDesc(below, func(i int64, sealed []byte) bool {
+			if i != next {
+				ferr = fmt.Errorf("entry %d is missing", next)
+				return false
 			}
+			next--
 			raw, err := l.sealer.Decrypt(sealed, entryAD(i))
 			if err != nil {
-				return fmt.Errorf("entry %d does not decrypt", i)
+				ferr = fmt.Errorf("entry %d does not decrypt", i)
+				return false
 			}
 			if !bytes.Contains(raw, needles[0]) && !bytes.Contains(raw, needles[1]) {
-				continue
+				return true
 			}
 			e, err := Parse(raw)
 			if err != nil {
-				return fmt.Errorf("entry %d: %v", i, err)
+				ferr = fmt.Errorf("entry %d: %v", i, err)
+				return false
 			}
 			if e.Patient != party && e.Clinician != party {
-				continue
+				return true
 			}
 			if limit > 0 && len(out) == limit {
-				more = true
-				return nil
+				more, next = true, -1
+				return false
 			}
-			hs, err := hashes.ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
+			hs, err := tx.ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
 			if err != nil {
-				return err
+				ferr = err
+				return false
 			}
 			out = append(out, PartyEntry{Index: i, Entry: e, Raw: raw, LeafHash: hs[0]})
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if ferr != nil {
+			return ferr
+		}
+		if next >= 0 {
+			return fmt.Errorf("entry %d is missing", next)
 		}
 		return nil
 	})

@@ -3,9 +3,10 @@ package consent
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -40,7 +41,7 @@ func tamper(i int64, format string, args ...any) error {
 	return &TamperError{Index: i, What: fmt.Sprintf(format, args...)}
 }
 
-// Verify replays the whole log in one read transaction. It checks that
+// Verify replays the whole log in one read transaction (one snapshot). It checks that
 // every entry decrypts under its own index and is canonical, recomputes
 // every stored Merkle hash from the entries, checks every stored
 // checkpoint's signature and root against the replay (which also makes
@@ -49,10 +50,13 @@ func tamper(i int64, format string, args ...any) error {
 // forked database fails there.
 func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 	var res VerifyResult
-	err := l.view(func(tx *bolt.Tx) error {
-		n := txSize(tx)
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		res = VerifyResult{}
+		n, err := tx.Size()
+		if err != nil {
+			return err
+		}
 		res.Size = n
-		eb, hb := tx.Bucket(bEntries), tx.Bucket(bHashes)
 		computed := make([]tlog.Hash, 0, tlog.StoredHashCount(n))
 		reader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
 			out := make([]tlog.Hash, len(idx))
@@ -110,19 +114,21 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			if err != nil {
 				return tamper(i, "hashing: %v", err)
 			}
-			base := tlog.StoredHashIndex(0, i)
-			for j, h := range hs {
-				stored := hb.Get(u64(base + int64(j)))
-				if !bytes.Equal(stored, h[:]) {
-					return tamper(i, "stored Merkle hash %d does not match the entries", base+int64(j))
-				}
+			if err := checkStoredHashes(tx, i, tlog.StoredHashIndex(0, i), hs); err != nil {
+				return err
 			}
 			computed = append(computed, hs...)
 		}
-		if k, _ := eb.Cursor().Last(); k != nil && int64(beUint(k)) >= n {
-			return tamper(int64(beUint(k)), "entry beyond the log's recorded size %d", n)
+		// Nothing may sit beside the log: every entry and hash is accounted
+		// for.
+		ext, err := tx.Extent()
+		if err != nil {
+			return err
 		}
-		if k, _ := hb.Cursor().Last(); k != nil && int64(beUint(k)) >= int64(len(computed)) {
+		if ext.LastEntry >= n {
+			return tamper(ext.LastEntry, "entry beyond the log's recorded size %d", n)
+		}
+		if ext.LastHash >= int64(len(computed)) {
 			return tamper(n, "stored hash beyond the log's recorded size")
 		}
 		if err := l.checkIndex(tx, replayed); err != nil {
@@ -131,16 +137,15 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 		if err := l.checkDigest(tx); err != nil {
 			return tamper(-1, "%v", err)
 		}
-		// Nothing may sit beside the log: every key is accounted for.
-		if k := eb.Stats().KeyN; int64(k) != n {
-			return tamper(n, "the entries bucket holds %d keys for %d entries", k, n)
+		if ext.Entries != n {
+			return tamper(n, "the log stores %d entries for a size of %d", ext.Entries, n)
 		}
-		if k := hb.Stats().KeyN; int64(k) != tlog.StoredHashCount(n) {
-			return tamper(n, "the hashes bucket holds %d keys for %d stored hashes", k, tlog.StoredHashCount(n))
+		if ext.Hashes != tlog.StoredHashCount(n) {
+			return tamper(n, "the log stores %d hashes for %d entries, which make %d", ext.Hashes, n, tlog.StoredHashCount(n))
 		}
-		if err := tx.Bucket(bLedgerMeta).ForEach(func(k, _ []byte) error {
-			switch string(k) {
-			case "skey", "vkey", "size", string(metaDigestKey), string(metaDigest):
+		if err := tx.MetaKeys(func(k string) error {
+			switch k {
+			case metaSigningKey, metaVerifierKey, metaDigestKey, metaDigest:
 				return nil
 			}
 			return tamper(-1, "unknown key %q in the ledger's metadata", k)
@@ -148,9 +153,7 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			return err
 		}
 		treeHash := func(size int64) (tlog.Hash, error) { return tlog.TreeHash(size, reader) }
-		c := tx.Bucket(bCheckpoints).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			size := int64(beUint(k))
+		if err := tx.Checkpoints(func(size int64, v []byte) error {
 			cp, err := OpenCheckpoint(v, l.vkey)
 			if err != nil {
 				return tamper(size, "checkpoint: %v", err)
@@ -170,6 +173,9 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 			}
 			res.Checkpoints++
 			res.Latest = cp
+			return nil
+		}); err != nil {
+			return err
 		}
 		if prior != nil {
 			cp, err := OpenCheckpoint(prior, l.vkey)
@@ -193,14 +199,39 @@ func (l *Ledger) Verify(prior []byte) (VerifyResult, error) {
 	return res, err
 }
 
+// checkStoredHashes compares the stored hashes from first with hs, the
+// hashes that entry i adds, recomputed.
+func checkStoredHashes(tx ledgerstore.ReadTx, i, first int64, hs []tlog.Hash) error {
+	idx := make([]int64, len(hs))
+	for j := range idx {
+		idx[j] = first + int64(j)
+	}
+	stored, err := tx.ReadHashes(idx)
+	if errors.Is(err, ledgerstore.ErrMissing) {
+		// Name the first one missing.
+		for _, x := range idx {
+			if _, err := tx.ReadHashes([]int64{x}); err != nil {
+				return tamper(i, "stored Merkle hash %d does not match the entries: %v", x, err)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for j := range hs {
+		if stored[j] != hs[j] {
+			return tamper(i, "stored Merkle hash %d does not match the entries", idx[j])
+		}
+	}
+	return nil
+}
+
 // checkIndex compares the stored index (grants and keys) with the replay.
-func (l *Ledger) checkIndex(tx *bolt.Tx, replayed map[string]indexRow) error {
-	gb := tx.Bucket(bGrants)
+func (l *Ledger) checkIndex(tx ledgerstore.ReadTx, replayed map[string]indexRow) error {
 	stored := 0
-	err := gb.ForEach(func(k, _ []byte) error {
+	err := tx.IndexRows(func(id string, sealed []byte) error {
 		stored++
-		id := string(k)
-		row, err := l.getRow(gb, id)
+		row, err := l.openRow(id, sealed)
 		if err != nil {
 			return tamper(-1, "grant index: %v", err)
 		}
@@ -239,34 +270,35 @@ func (l *Ledger) Rebuild() (int, error) {
 	defer l.mu.Unlock()
 	count := 0
 	var fresh *grantIndex
-	err := l.db.DB(func(bdb *bolt.DB) error {
-		return bdb.Update(func(tx *bolt.Tx) error {
-			if err := tx.DeleteBucket(bGrants); err != nil {
-				return err
-			}
-			gb, err := tx.CreateBucket(bGrants)
-			if err != nil {
-				return err
-			}
-			n := txSize(tx)
-			states := map[string]indexRow{}
-			for i := int64(0); i < n; i++ {
-				if _, _, err := l.replayEntry(tx, i, states); err != nil {
-					return err
-				}
-			}
-			for id, row := range states {
-				if err := l.putRow(gb, id, row); err != nil {
-					return err
-				}
-			}
-			if err := l.writeDigest(tx, n, l.computeDigest(tx)); err != nil {
-				return err
-			}
-			count = len(states)
-			fresh, err = l.readIndex(tx)
+	err := l.update(func(tx ledgerstore.WriteTx) error {
+		if err := tx.ClearIndex(); err != nil {
 			return err
-		})
+		}
+		n, err := tx.Size()
+		if err != nil {
+			return err
+		}
+		states := map[string]indexRow{}
+		for i := int64(0); i < n; i++ {
+			if _, _, err := l.replayEntry(tx, i, states); err != nil {
+				return err
+			}
+		}
+		for id, row := range states {
+			if _, err := l.putRow(tx, id, row); err != nil {
+				return err
+			}
+		}
+		d, err := l.computeDigest(tx)
+		if err != nil {
+			return err
+		}
+		if err := l.writeDigest(tx, n, d); err != nil {
+			return err
+		}
+		count = len(states)
+		fresh, err = l.readIndex(tx)
+		return err
 	})
 	if err == nil {
 		l.grants.Store(fresh) // only once the rebuilt index has committed
@@ -278,8 +310,11 @@ func (l *Ledger) Rebuild() (int, error) {
 // replayEntry reads entry i (it must decrypt under its own index and be
 // canonical), applies it to rows, and returns its bytes and the entry.
 // Verify and Rebuild both replay the log through it.
-func (l *Ledger) replayEntry(tx *bolt.Tx, i int64, rows map[string]indexRow) ([]byte, Entry, error) {
-	sealed := tx.Bucket(bEntries).Get(u64(i))
+func (l *Ledger) replayEntry(tx ledgerstore.ReadTx, i int64, rows map[string]indexRow) ([]byte, Entry, error) {
+	sealed, err := tx.Entry(i)
+	if err != nil {
+		return nil, Entry{}, err
+	}
 	if sealed == nil {
 		return nil, Entry{}, tamper(i, "entry is missing")
 	}

@@ -1,6 +1,10 @@
 package omh
 
-import "time"
+import (
+	"time"
+
+	"github.com/jupyterhealth/vault/internal/calendar"
+)
 
 // DateTime is an RFC 3339 date-time as a point gave it. Text is what the
 // canonical JSON carries: the submitted text with "t" and "z" upper-cased,
@@ -29,18 +33,11 @@ func parseDateTime(s string) (time.Time, bool) {
 	if s[10] != 'T' && s[10] != 't' {
 		return time.Time{}, false
 	}
-	year, ok1 := digits(s[0:4])
-	month, ok2 := digits(s[5:7])
-	day, ok3 := digits(s[8:10])
-	hour, ok4 := digits(s[11:13])
-	minute, ok5 := digits(s[14:16])
-	sec, ok6 := digits(s[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
+	w, ok := calendar.ParseWall(s)
+	if !ok {
 		return time.Time{}, false
 	}
-	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 60 {
-		return time.Time{}, false
-	}
+	year, month, day, hour, minute, sec := w.Year, w.Month, w.Day, w.Hour, w.Minute, w.Second
 	rest := s[19:]
 	nsec := 0
 	if rest != "" && rest[0] == '.' {
@@ -63,8 +60,8 @@ func parseDateTime(s string) (time.Time, bool) {
 	switch {
 	case rest == "Z" || rest == "z":
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
-		oh, okh := digits(rest[1:3])
-		om, okm := digits(rest[4:6])
+		oh, okh := calendar.Digits(rest[1:3])
+		om, okm := calendar.Digits(rest[4:6])
 		if !okh || !okm || oh > 23 || om > 59 {
 			return time.Time{}, false
 		}
@@ -84,31 +81,6 @@ func parseDateTime(s string) (time.Time, bool) {
 		}
 	}
 	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, zone(offset)), true
-}
-
-func digits(s string) (int, bool) {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }
 
 // zones holds one fixed zone for every offset that is a whole quarter hour
@@ -147,8 +119,8 @@ func isFullDate(s string) bool {
 	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
 		return false
 	}
-	_, y := digits(s[0:4])
-	_, m := digits(s[5:7])
-	_, d := digits(s[8:10])
+	_, y := calendar.Digits(s[0:4])
+	_, m := calendar.Digits(s[5:7])
+	_, d := calendar.Digits(s[8:10])
 	return y && m && d
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
@@ -173,7 +174,7 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	led, err := consent.Open(e.store, e.v.Master(), consent.Options{})
+	led, err := consent.Open(e.store.Ledger(), e.v.Master(), consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 	// must open the re-wrapped blobs with the switched master.
 	e.close(t)
 	e.open(t)
-	led, err = consent.Open(e.store, e.v.Master(), consent.Options{})
+	led, err = consent.Open(e.store.Ledger(), e.v.Master(), consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 	if got := uuidsOf(t, e.v, fresh.ID); !slices.Equal(got, wantUUIDs(9000, 20)) {
 		t.Fatalf("new patient after reopen: %d readings", len(got))
 	}
-	led, err = consent.Open(e.store, e.v.Master(), consent.Options{})
+	led, err = consent.Open(e.store.Ledger(), e.v.Master(), consent.Options{})
 	if err != nil {
 		t.Fatalf("ledger after rotation and reopen: %v", err)
 	}
@@ -271,12 +272,14 @@ func TestRotateOldAndNewRecords(t *testing.T) {
 		}
 	}
 	var sealed []byte
-	e.store.DB(func(db *bolt.DB) error {
-		return db.View(func(tx *bolt.Tx) error {
-			sealed = bytes.Clone(tx.Bucket([]byte("ledger_entries")).Get(binary.BigEndian.AppendUint64(nil, 1)))
-			return nil
-		})
+	err = e.store.Ledger().View(context.Background(), func(tx ledgerstore.ReadTx) error {
+		v, err := tx.Entry(1)
+		sealed = bytes.Clone(v)
+		return err
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if tinkPrefix(sealed) != res.Target {
 		t.Fatal("a ledger entry appended after the rotation is not sealed under the new primary")
 	}

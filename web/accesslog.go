@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/internal/calendar"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -78,11 +79,10 @@ func accessViewOf(a consent.AccessState, clinician string, loc *time.Location) a
 func windowText(from, to time.Time, loc *time.Location) string {
 	day := func(t time.Time) string { return t.In(loc).Format("2 Jan 2006") }
 	last := func(t time.Time) string {
-		lt := t.In(loc)
-		if lt.Hour() == 0 && lt.Minute() == 0 && lt.Second() == 0 && lt.Nanosecond() == 0 {
-			lt = lt.AddDate(0, 0, -1)
+		if calendar.IsDayStart(t, loc) {
+			t = t.Add(-time.Nanosecond)
 		}
-		return day(lt)
+		return day(t)
 	}
 	switch {
 	case from.IsZero() && to.IsZero():

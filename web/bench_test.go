@@ -114,3 +114,16 @@ func BenchmarkPages(b *testing.B) {
 	}
 	_ = fmt.Sprint
 }
+
+// BenchmarkSessionLookup is what every signed-in request pays to find its
+// session: a read transaction and an AEAD open (no write: the last-seen
+// time is written at most once a minute).
+func BenchmarkSessionLookup(b *testing.B) {
+	f := newFixture(b, fixtureOpts{})
+	cookie, _ := f.signIn(f.patient.ID)
+	for b.Loop() {
+		if _, err := f.srv.sessions.lookup(b.Context(), cookie); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

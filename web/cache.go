@@ -3,13 +3,12 @@ package web
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"math"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/calendar"
+	"github.com/jupyterhealth/vault/stats"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -53,7 +52,7 @@ type patientCache struct {
 	gen     uint64 // bumped whenever the entry is dropped, so a fill that raced it is not stored
 	checked time.Time
 	used    time.Time
-	days    map[cacheKey][]glucosePoint
+	days    map[cacheKey][]stats.Point
 	latest  map[string]latestEntry
 }
 
@@ -109,7 +108,7 @@ func (c *pageCache) entry(patient string) (uint64, error) {
 			c.evict()
 		}
 		c.gen++
-		e = &patientCache{version: n, gen: c.gen, days: map[cacheKey][]glucosePoint{}, latest: map[string]latestEntry{}}
+		e = &patientCache{version: n, gen: c.gen, days: map[cacheKey][]stats.Point{}, latest: map[string]latestEntry{}}
 		c.m[patient] = e
 	}
 	e.checked, e.used = now, now
@@ -128,7 +127,7 @@ func (c *pageCache) evict() {
 	delete(c.m, oldest)
 }
 
-func (c *pageCache) getDay(patient string, gen uint64, k cacheKey) ([]glucosePoint, bool) {
+func (c *pageCache) getDay(patient string, gen uint64, k cacheKey) ([]stats.Point, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[patient]
@@ -139,7 +138,7 @@ func (c *pageCache) getDay(patient string, gen uint64, k cacheKey) ([]glucosePoi
 	return pts, ok
 }
 
-func (c *pageCache) putDay(patient string, gen uint64, k cacheKey, pts []glucosePoint) {
+func (c *pageCache) putDay(patient string, gen uint64, k cacheKey, pts []stats.Point) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.m[patient]; e != nil && e.gen == gen {
@@ -150,20 +149,17 @@ func (c *pageCache) putDay(patient string, gen uint64, k cacheKey, pts []glucose
 // dailySeries returns the (time, value) pairs of a patient's readings of
 // one schema in [from, to), in time order, through the cache: each local
 // day the window touches is read and decrypted once (value extracts the
-// number, or false to skip a reading), then served from memory until the
-// patient's data changes. series names the schema and the extraction.
-func (s *Server) dailySeries(ctx context.Context, u vault.User, series, schema string, value func([]byte) (float64, bool), from, to time.Time) ([]glucosePoint, error) {
+// number, or false to skip a reading: one of package stats's readers),
+// then served from memory until the patient's data changes. series names
+// the schema and the extraction.
+func (s *Server) dailySeries(ctx context.Context, u vault.User, series, schema string, value func([]byte) (float64, bool), from, to time.Time) ([]stats.Point, error) {
 	gen, err := s.cache.entry(u.ID)
 	if err != nil {
 		return nil, err
 	}
 	loc := u.Location()
-	l0 := from.In(loc)
-	var days []time.Time
-	for d := time.Date(l0.Year(), l0.Month(), l0.Day(), 0, 0, 0, 0, loc); d.Before(to); d = d.AddDate(0, 0, 1) {
-		days = append(days, d)
-	}
-	got := make([][]glucosePoint, len(days))
+	days := calendar.Days(from, to, loc)
+	got := make([][]stats.Point, len(days))
 	var missing []int
 	for i, d := range days {
 		pts, ok := s.cache.getDay(u.ID, gen, cacheKey{series: series, day: d.Unix()})
@@ -186,14 +182,14 @@ func (s *Server) dailySeries(ctx context.Context, u vault.User, series, schema s
 		for range min(len(missing), runtime.GOMAXPROCS(0)) {
 			wg.Go(func() {
 				for i := range next {
-					var pts []glucosePoint
-					for r, err := range s.vault.Readings(ctx, u.ID, schema, days[i], days[i].AddDate(0, 0, 1)) {
+					var pts []stats.Point
+					for r, err := range s.vault.Readings(ctx, u.ID, schema, days[i], calendar.Next(days[i], loc)) {
 						if err != nil {
 							errs[i] = err
 							break
 						}
 						if v, ok := value(r.JSON); ok {
-							pts = append(pts, glucosePoint{T: r.Time, MgDL: v})
+							pts = append(pts, stats.Point{Time: r.Time, Value: v})
 						}
 					}
 					got[i] = pts
@@ -208,10 +204,10 @@ func (s *Server) dailySeries(ctx context.Context, u vault.User, series, schema s
 			s.cache.putDay(u.ID, gen, cacheKey{series: series, day: days[i].Unix()}, got[i])
 		}
 	}
-	var out []glucosePoint
+	var out []stats.Point
 	for _, pts := range got {
 		for _, p := range pts {
-			if !p.T.Before(from) && p.T.Before(to) {
+			if !p.Time.Before(from) && p.Time.Before(to) {
 				out = append(out, p)
 			}
 		}
@@ -265,110 +261,4 @@ func (s *Server) latestReading(ctx context.Context, u vault.User, schema string,
 	}
 	s.cache.mu.Unlock()
 	return last, nil
-}
-
-// seriesBody is the part of a stored reading the cached series read: a
-// typed decode, several times faster than the generic one (no map, no
-// second pass), which matters when a cold dashboard decodes about 8,000
-// readings.
-type seriesBody struct {
-	Body struct {
-		BloodGlucose *seriesValue `json:"blood_glucose"`
-		HeartRate    *seriesValue `json:"heart_rate"`
-		StepCount    *seriesValue `json:"step_count"`
-	} `json:"body"`
-}
-
-type seriesValue struct {
-	Value json.Number `json:"value"`
-	Unit  string      `json:"unit"`
-}
-
-func (v *seriesValue) float() (float64, bool) {
-	if v == nil || v.Value == "" {
-		return 0, false
-	}
-	f, err := v.Value.Float64()
-	return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
-}
-
-// quickUnitValue reads `"key":{"value":NUMBER,"unit":"UNIT"}` straight
-// from a stored reading's bytes: the form the vault's canonical encoder
-// writes. The bytes are the vault's own (authenticated by the decryption),
-// and a quoted key can only be a key (quotes in strings are escaped), but
-// anything else (the key twice, another order, an escape in the unit)
-// reports false, and the caller decodes the reading properly.
-func quickUnitValue(b []byte, key string) (v float64, unit string, ok bool) {
-	k := []byte(`"` + key + `":{"value":`)
-	i := bytes.Index(b, k)
-	if i < 0 || bytes.Contains(b[i+len(k):], k) {
-		return 0, "", false
-	}
-	rest := b[i+len(k):]
-	j := bytes.IndexByte(rest, ',')
-	if j <= 0 || !bytes.HasPrefix(rest[j:], []byte(`,"unit":"`)) {
-		return 0, "", false
-	}
-	f, err := strconv.ParseFloat(string(rest[:j]), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, "", false
-	}
-	u := rest[j+len(`,"unit":"`):]
-	e := bytes.IndexByte(u, '"')
-	if e < 0 || bytes.IndexByte(u[:e], '\\') >= 0 || !bytes.HasPrefix(u[e:], []byte(`"}`)) {
-		return 0, "", false
-	}
-	return f, string(u[:e]), true
-}
-
-// glucoseValue is glucoseOf for the cache: mg/dL, mmol/L converted.
-func glucoseValue(b []byte) (float64, bool) {
-	if v, unit, ok := quickUnitValue(b, "blood_glucose"); ok {
-		switch unit {
-		case "mg/dL":
-			return v, true
-		case "mmol/L":
-			return v * mgdlPerMmol, true
-		}
-		return 0, false
-	}
-	var r seriesBody
-	if json.Unmarshal(b, &r) != nil {
-		return 0, false
-	}
-	v, ok := r.Body.BloodGlucose.float()
-	if !ok {
-		return 0, false
-	}
-	switch r.Body.BloodGlucose.Unit {
-	case "mg/dL":
-		return v, true
-	case "mmol/L":
-		return v * mgdlPerMmol, true
-	}
-	return 0, false
-}
-
-// heartRateValue and stepsValue are readingValue(b, "heart_rate", "")
-// and readingValue(b, "step_count", "") for the cache.
-func heartRateValue(b []byte) (float64, bool) {
-	if v, _, ok := quickUnitValue(b, "heart_rate"); ok {
-		return v, true
-	}
-	var r seriesBody
-	if json.Unmarshal(b, &r) != nil {
-		return 0, false
-	}
-	return r.Body.HeartRate.float()
-}
-
-func stepsValue(b []byte) (float64, bool) {
-	if v, _, ok := quickUnitValue(b, "step_count"); ok {
-		return v, true
-	}
-	var r seriesBody
-	if json.Unmarshal(b, &r) != nil {
-		return 0, false
-	}
-	return r.Body.StepCount.float()
 }

@@ -10,60 +10,6 @@ import (
 	"github.com/jupyterhealth/vault/omh"
 )
 
-// TestQuickValues: the cache's fast value readers agree with the full
-// decode on the vault's stored form, and fall back to it on anything else.
-func TestQuickValues(t *testing.T) {
-	f := newFixture(t, fixtureOpts{days: 1})
-	n := 0
-	for _, name := range []string{"blood-glucose", "heart-rate", "step-count"} {
-		for r, err := range f.v.Readings(context.Background(), f.patient.ID, schemaID(name), time.Time{}, time.Time{}) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			n++
-			var want, got float64
-			var wok, gok bool
-			switch name {
-			case "blood-glucose":
-				want, wok = glucoseOf(r.JSON)
-				got, gok = glucoseValue(r.JSON)
-				if _, _, quick := quickUnitValue(r.JSON, "blood_glucose"); !quick {
-					t.Fatalf("the stored form is not the quick one: %s", r.JSON)
-				}
-			case "heart-rate":
-				want, wok = readingValue(r.JSON, "heart_rate", "")
-				got, gok = heartRateValue(r.JSON)
-			case "step-count":
-				want, wok = readingValue(r.JSON, "step_count", "")
-				got, gok = stepsValue(r.JSON)
-			}
-			if want != got || wok != gok || !gok {
-				t.Fatalf("%s: %v %v, want %v %v", name, got, gok, want, wok)
-			}
-		}
-	}
-	if n < 200 {
-		t.Fatalf("only %d readings", n)
-	}
-	for _, tc := range []struct {
-		in   string
-		want float64
-		ok   bool
-	}{
-		{`{"body":{"blood_glucose":{"unit":"mg/dL","value":101}}}`, 101, true},                                                             // other order: decoded
-		{`{"body":{"blood_glucose":{"value":5.5,"unit":"mmol/L"}}}`, 5.5 * mgdlPerMmol, true},                                              // converted
-		{`{"body":{"blood_glucose":{"value":99,"unit":"mg\u002fdL"}}}`, 99, true},                                                          // an escape: decoded
-		{`{"body":{"blood_glucose":{"value":99,"unit":"g/L"}}}`, 0, false},                                                                 // unknown unit
-		{`{"header":{"x":{"blood_glucose":{"value":1,"unit":"mg/dL"}}},"body":{"blood_glucose":{"value":120,"unit":"mg/dL"}}}`, 120, true}, // twice: decoded
-		{`{"body":{"blood_glucose":{"value":"NaN","unit":"mg/dL"}}}`, 0, false},
-	} {
-		got, ok := glucoseValue([]byte(tc.in))
-		if ok != tc.ok || ok && fmt.Sprintf("%.6f", got) != fmt.Sprintf("%.6f", tc.want) {
-			t.Errorf("%s: %v %v, want %v %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 // TestDashboardCache: the dashboard's daily series come from memory once
 // read; a reading stored by any path (here vault.Ingest, as the API
 // does) shows once the record count is checked again, and not before;

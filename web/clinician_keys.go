@@ -175,7 +175,7 @@ func (s *Server) keyBegin(w http.ResponseWriter, r *http.Request, sess session) 
 		s.internal(w, "key challenge", err)
 		return
 	}
-	s.beginStepUp(w, sess, ceremony{Kind: ceremonyKey, Grant: &e, Nonce: nonce}, challenge, "key",
+	s.beginStepUp(r.Context(), w, sess, ceremony{Kind: ceremonyKey, Grant: &e, Nonce: nonce}, challenge, "key",
 		"A key is confirmed with a passkey, and this account has none. Add one on the Passkeys page first.")
 }
 
@@ -209,7 +209,7 @@ func (s *Server) keyFinish(w http.ResponseWriter, r *http.Request, sess session)
 		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "The key could not be recorded. Nothing was registered; try again shortly.")
 		return
 	}
-	if _, err := s.noteUse(rec, cred, parsed); err != nil {
+	if _, err := s.noteUse(r.Context(), rec, cred, parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}
 	s.log.Info("clinician key confirmed", "user", sess.UserID, "fingerprint", k.Fingerprint, "ledger_index", idx, "passkey_index", rec.LedgerIndex)

@@ -99,7 +99,7 @@ func TestClinicianKeyConfirmed(t *testing.T) {
 			t.Fatalf("key %+v", k)
 		}
 		e, _, _ := f.led.Entry(k.Index)
-		recs, _ := f.srv.creds.list(f.clin.ID)
+		recs, _ := f.srv.creds.list(t.Context(), f.clin.ID)
 		as := e.Key.Assertion
 		if as == nil || !bytes.Equal(as.CredentialID, a.ID) || as.PasskeyIndex != recs[0].LedgerIndex || e.Actor != f.clin.ID {
 			t.Fatalf("stored assertion %+v", as)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/internal/calendar"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/vault"
 )
@@ -162,9 +164,8 @@ func (s *Server) renderConsent(w http.ResponseWriter, sess session, status int, 
 // expiryText says when a grant ends: a grant ending at a local midnight
 // (as the consent form makes them) lasts to the end of the day before.
 func expiryText(t time.Time, loc *time.Location) string {
-	lt := t.In(loc)
-	if lt.Hour() == 0 && lt.Minute() == 0 && lt.Second() == 0 && lt.Nanosecond() == 0 {
-		return "end of " + lt.AddDate(0, 0, -1).Format("2 Jan 2006")
+	if calendar.IsDayStart(t, loc) {
+		return "end of " + t.Add(-time.Nanosecond).In(loc).Format("2 Jan 2006")
 	}
 	return fmtTime(t, loc)
 }
@@ -189,14 +190,14 @@ type grantForm struct {
 	Purpose   string   `json:"purpose"`
 }
 
-// day parses a YYYY-MM-DD day and returns the local midnight that starts
-// it, plus days more.
+// day parses a YYYY-MM-DD day and returns the first instant of the local
+// day plus days after it (its midnight, unless a clock change skips it).
 func day(v string, loc *time.Location, plus int) (time.Time, bool) {
-	d, err := time.ParseInLocation(time.DateOnly, v, loc)
+	d, err := time.Parse(time.DateOnly, v)
 	if err != nil {
 		return time.Time{}, false
 	}
-	return time.Date(d.Year(), d.Month(), d.Day()+plus, 0, 0, 0, 0, loc), true
+	return calendar.Midnight(d.Year(), d.Month(), d.Day()+plus, loc), true
 }
 
 // request turns the form into a grant request: the data window is
@@ -278,7 +279,7 @@ func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session
 		s.internal(w, "grant challenge", err)
 		return
 	}
-	s.beginStepUp(w, sess, ceremony{Kind: "grant", Grant: &e, Nonce: nonce}, challenge, "grant",
+	s.beginStepUp(r.Context(), w, sess, ceremony{Kind: "grant", Grant: &e, Nonce: nonce}, challenge, "grant",
 		"A grant is signed with a passkey, and this account has none. Add one on the Passkeys page first.")
 }
 
@@ -291,8 +292,8 @@ var errNoPasskey = errors.New("the user has no passkey")
 
 // signer is the signed-in user as the library sees them for an assertion:
 // their passkeys (and no one else's) are the only ones allowed.
-func (s *Server) signer(userID string) (*waUser, error) {
-	recs, err := s.creds.list(userID)
+func (s *Server) signer(ctx context.Context, userID string) (*waUser, error) {
+	recs, err := s.creds.list(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +341,7 @@ func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess sessio
 		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "The grant could not be recorded. Nothing was granted; try again shortly.")
 		return
 	}
-	if _, err := s.noteUse(rec, cred, parsed); err != nil {
+	if _, err := s.noteUse(r.Context(), rec, cred, parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}
 	s.log.Info("grant signed", "user", sess.UserID, "grant", e.Grant.ID, "ledger_index", idx, "passkey_index", rec.LedgerIndex)

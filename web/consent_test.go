@@ -23,11 +23,11 @@ import (
 func (f *fixture) softPasskey(userID string) *consenttest.Authenticator {
 	f.t.Helper()
 	a := consenttest.New(f.srv.rpID, f.srv.origin)
-	if recs, _ := f.srv.creds.list(userID); len(recs) > 0 {
+	if recs, _ := f.srv.creds.list(f.t.Context(), userID); len(recs) > 0 {
 		a.Handle = recs[0].Handle
 	}
 	cred := &webauthn.Credential{ID: a.ID, PublicKey: a.PublicKey(), Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: true}}
-	if _, err := f.srv.register(ceremony{UserID: userID, Handle: a.Handle, Label: "Soft key"}, cred); err != nil {
+	if _, err := f.srv.register(f.t.Context(), ceremony{UserID: userID, Handle: a.Handle, Label: "Soft key"}, cred); err != nil {
 		f.t.Fatal(err)
 	}
 	return a
@@ -126,7 +126,7 @@ func TestGrantSignedWithPasskey(t *testing.T) {
 		t.Fatalf("grant window %v to %v, expires %v", g.DataFrom, g.DataTo, g.Expires)
 	}
 	e, _, _ := f.led.Entry(g.Index)
-	recs, _ := f.srv.creds.list(f.patient.ID)
+	recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
 	as := e.Grant.Assertion
 	if as == nil || !bytes.Equal(as.CredentialID, a.ID) || as.PasskeyIndex != recs[0].LedgerIndex || len(as.Nonce) != consent.NonceSize {
 		t.Fatalf("stored assertion %+v", as)

@@ -151,7 +151,7 @@ func (f *fixture) browserSession(t *testing.T, ctx context.Context) (session, bo
 			if !c.Secure || !c.HTTPOnly || c.SameSite != network.CookieSameSiteStrict {
 				t.Fatalf("session cookie in the browser: %+v", c)
 			}
-			return f.srv.sessions.get(c.Value)
+			return f.srv.sessions.get(t.Context(), c.Value)
 		}
 	}
 	return session{}, false
@@ -216,7 +216,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		if !ok || sess.UserID != f.patient.ID {
 			t.Fatalf("not signed in after enrolment: %+v", sess)
 		}
-		recs, _ := f.srv.creds.list(f.patient.ID)
+		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
 		if len(recs) != 1 || recs[0].Label != "Ada's phone" || len(recs[0].Handle) != 32 {
 			t.Fatalf("credential records: %+v", recs)
 		}
@@ -287,7 +287,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		if txt := get(t, ctx, chromedp.Text(chromedp.CSS("main"))); !strings.Contains(txt, "Time in range") || !strings.Contains(txt, "GMI") {
 			t.Fatalf("dashboard text: %q", txt)
 		}
-		recs, _ := f.srv.creds.list(f.patient.ID)
+		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
 		if recs[0].LastUsed.IsZero() || recs[0].SignCount == 0 || recs[0].CloneWarning {
 			t.Fatalf("credential after sign-in: %+v", recs[0])
 		}
@@ -340,7 +340,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			t.Fatalf("credentials: %v", err)
 		}
 		old := creds.Credentials[0]
-		recs, _ := f.srv.creds.list(f.patient.ID)
+		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
 		if recs[0].SignCount < 2 {
 			t.Fatalf("stored sign count %d", recs[0].SignCount)
 		}
@@ -357,7 +357,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		if txt := get(t, ctx, chromedp.Text(chromedp.CSS(".banner.warn"))); !strings.Contains(txt, "Check your passkey") {
 			t.Fatalf("banner %q", txt)
 		}
-		recs, _ = f.srv.creds.list(f.patient.ID)
+		recs, _ = f.srv.creds.list(t.Context(), f.patient.ID)
 		if !recs[0].CloneWarning {
 			t.Fatal("credential not flagged")
 		}
@@ -380,7 +380,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#add-form button")),
 			chromedp.WaitVisible(chromedp.CSS("p.notice")),
 		)
-		recs, _ := f.srv.creds.list(f.patient.ID)
+		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
 		if len(recs) != 2 || recs[1].Label != "Backup key" || !bytes.Equal(recs[0].Handle, recs[1].Handle) {
 			t.Fatalf("passkeys after adding: %d", len(recs))
 		}
@@ -443,7 +443,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		}
 		// The assertion is the second passkey's, checked against its
 		// passkey-registered entry by verify.
-		recs, _ := f.srv.creds.list(f.patient.ID)
+		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
 		if !bytes.Equal(e.Grant.Assertion.CredentialID, recs[1].ID) || e.Grant.Assertion.PasskeyIndex != recs[1].LedgerIndex {
 			t.Fatal("the grant was not signed by the passkey in use")
 		}

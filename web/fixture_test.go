@@ -66,6 +66,11 @@ func (l *logBuffer) String() string {
 type fixture struct {
 	t       testing.TB
 	dir     string
+	root    *keys.Root
+	log     *slog.Logger
+	cfg     Config       // the server's configuration, for restart
+	hs      *http.Server // serving on addr, when the fixture listens
+	addr    string
 	st      *boltstore.Store
 	v       *vault.Vault
 	led     *consent.Ledger
@@ -103,22 +108,12 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := boltstore.Open(filepath.Join(dir, "vault.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	v, err := vault.Open(st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	led, err := consent.Open(st, v.Master(), consent.Options{Origin: "vault.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{t: t, dir: dir, st: st, v: v, led: led, logs: logs}
+	f := &fixture{t: t, dir: dir, root: root, log: log, logs: logs}
+	f.open()
+	t.Cleanup(func() { f.st.Close() })
+	v := f.v
 	mk := func(n vault.NewUser) vault.User {
 		u, err := v.CreateUser(n)
 		if err != nil {
@@ -130,7 +125,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	f.other = mk(vault.NewUser{Role: vault.RolePatient, Name: otherName})
 	f.clin = mk(vault.NewUser{Role: vault.RoleClinician, Name: clinicianName, Organization: "Riverside", TimeZone: "America/New_York"})
 
-	cfg := Config{Vault: v, Ledger: led, Store: st, Logger: log, AuthPerMinute: o.perMin, Importers: formats.New(), SpoolDir: filepath.Join(dir, "spool")}
+	cfg := Config{Vault: v, Ledger: f.led, Store: f.st.Web(), Logger: log, AuthPerMinute: o.perMin, Importers: formats.New(), SpoolDir: filepath.Join(dir, "spool")}
 	if err := os.Mkdir(cfg.SpoolDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -160,16 +155,69 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if o.days > 0 {
 		f.seedReadings(now, o.days)
 	}
+	f.cfg = cfg
 	if f.srv, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	f.h = f.srv.Handler()
 	if ln != nil {
-		hs := &http.Server{Handler: f.h, ReadHeaderTimeout: 10 * time.Second}
-		go hs.Serve(ln)
-		t.Cleanup(func() { hs.Close() })
+		f.addr = ln.Addr().String()
+		f.serve(ln)
+		t.Cleanup(func() { f.hs.Close() })
 	}
 	return f
+}
+
+// open opens the vault's file, the vault and the ledger.
+func (f *fixture) open() {
+	f.t.Helper()
+	st, err := boltstore.Open(filepath.Join(f.dir, "vault.db"), boltstore.Options{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.st = st
+	if f.v, err = vault.Open(st, f.root, vault.RootInfo{Kind: f.root.Kind()}, vault.Options{Logger: f.log}); err != nil {
+		f.t.Fatal(err)
+	}
+	if f.led, err = consent.Open(st.Ledger(), f.v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) serve(ln net.Listener) {
+	f.hs = &http.Server{Handler: f.h, ReadHeaderTimeout: 10 * time.Second}
+	go f.hs.Serve(ln)
+}
+
+// restart is a process restart: the web server stops, the store closes,
+// and the same file opens again under a new vault, ledger and web server
+// with the same configuration, served (when the fixture listens) on the
+// same address. Only what is in the file survives.
+func (f *fixture) restart() {
+	f.t.Helper()
+	if f.hs != nil {
+		if err := f.hs.Close(); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	if err := f.st.Close(); err != nil {
+		f.t.Fatal(err)
+	}
+	f.open()
+	cfg := f.cfg
+	cfg.Vault, cfg.Ledger, cfg.Store = f.v, f.led, f.st.Web()
+	srv, err := New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.srv, f.h = srv, srv.Handler()
+	if f.addr != "" {
+		ln, err := net.Listen("tcp", f.addr)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.serve(ln)
+	}
 }
 
 // seedReadings gives the patient `days` days of 5-minute CGM readings
@@ -255,8 +303,11 @@ func (f *fixture) grant(patient, clinician string) {
 // for a passkey ceremony; the e2e test does the real one) and returns its
 // cookie value and CSRF token.
 func (f *fixture) signIn(userID string) (cookie, csrf string) {
-	id := f.srv.sessions.create(session{UserID: userID, Role: vault.RoleOf(userID)})
-	s, _ := f.srv.sessions.get(id)
+	f.t.Helper()
+	id, s, err := f.srv.sessions.create(f.t.Context(), session{UserID: userID, Role: vault.RoleOf(userID)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	return id, s.CSRF
 }
 
@@ -265,7 +316,7 @@ func (f *fixture) addCred(userID, label string) []byte {
 	f.t.Helper()
 	id := []byte(vault.NewID("cred-"))
 	rec := credRecord{ID: id, UserID: userID, Handle: []byte("handle-" + userID), PublicKey: []byte{1, 2, 3}, Label: label, Created: time.Now()}
-	if err := f.srv.creds.add(&rec); err != nil {
+	if err := f.srv.creds.add(f.t.Context(), &rec); err != nil {
 		f.t.Fatal(err)
 	}
 	return id

@@ -194,7 +194,12 @@ func (s *Server) signinPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) signout(w http.ResponseWriter, r *http.Request, sess session) {
-	s.sessions.delete(cookieValue(r, SessionCookie))
+	if err := s.sessions.delete(r.Context(), cookieValue(r, SessionCookie)); err != nil {
+		// The cookie stays, so the browser can try again.
+		s.log.Error("web sign-out", "user", sess.UserID, "cause", err.Error())
+		s.errorPage(w, r, http.StatusServiceUnavailable, "Not signed out", "You could not be signed out just now. Try again shortly.")
+		return
+	}
 	s.clearCookie(w, SessionCookie)
 	s.log.Info("web sign-out", "user", sess.UserID)
 	http.Redirect(w, r, "/signin?bye=1", http.StatusSeeOther)
@@ -207,7 +212,7 @@ type enrolBody struct {
 
 func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
-	inv, err := s.invites.get(hashOf(token), s.now())
+	inv, err := s.invites.get(r.Context(), hashOf(token), s.now())
 	if err != nil {
 		s.errorPage(w, r, http.StatusGone, "Enrolment link not valid", inviteInvalidMessage)
 		return
@@ -249,11 +254,11 @@ func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, sess sessi
 	case r.URL.Query().Get("removed") == "1":
 		d.Notice = "The passkey was removed. It can no longer sign in to this vault."
 	}
-	s.renderPasskeys(w, sess, http.StatusOK, d)
+	s.renderPasskeys(r.Context(), w, sess, http.StatusOK, d)
 }
 
-func (s *Server) renderPasskeys(w http.ResponseWriter, sess session, status int, d pageData) {
-	recs, err := s.creds.list(sess.UserID)
+func (s *Server) renderPasskeys(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) {
+	recs, err := s.creds.list(ctx, sess.UserID)
 	if err != nil {
 		s.log.Error("web passkeys", "user", sess.UserID, "cause", err.Error())
 		status, d.Error = http.StatusInternalServerError, "Your passkeys could not be read. Try again shortly."
@@ -289,10 +294,10 @@ func (s *Server) renamePasskey(w http.ResponseWriter, r *http.Request, sess sess
 	if !ok || label == "" {
 		d := s.signedData(sess, "Passkeys", "passkeys")
 		d.Error = "A passkey's name is 1 to 60 characters, without control characters."
-		s.renderPasskeys(w, sess, http.StatusBadRequest, d)
+		s.renderPasskeys(r.Context(), w, sess, http.StatusBadRequest, d)
 		return
 	}
-	err := s.creds.modify(sess.UserID, id, func(c *credRecord) error { c.Label = label; return nil })
+	err := s.creds.modify(r.Context(), sess.UserID, id, func(c *credRecord) error { c.Label = label; return nil })
 	if errors.Is(err, errNoCredential) {
 		s.notFound(w, r)
 		return
@@ -311,7 +316,7 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess sess
 		s.notFound(w, r)
 		return
 	}
-	err := s.creds.remove(sess.UserID, id)
+	err := s.creds.remove(r.Context(), sess.UserID, id)
 	if err == nil {
 		// On the record: from here on, vault ledger verify refuses any
 		// grant or key confirmation signed with this passkey.
@@ -334,7 +339,7 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess sess
 	case errors.Is(err, errLastPasskey):
 		d := s.signedData(sess, "Passkeys", "passkeys")
 		d.Error = "This is your only passkey, so it can't be removed: you could not sign in again. Add another passkey first."
-		s.renderPasskeys(w, sess, http.StatusConflict, d)
+		s.renderPasskeys(r.Context(), w, sess, http.StatusConflict, d)
 		return
 	case err != nil:
 		s.log.Error("web remove passkey", "user", sess.UserID, "cause", err.Error())
@@ -343,7 +348,9 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess sess
 	}
 	// A session that signed in with the removed passkey (a lost phone's)
 	// ends with it.
-	s.sessions.deleteCredential(sess.UserID, id)
+	if err := s.sessions.deleteCredential(r.Context(), sess.UserID, id); err != nil {
+		s.log.Error("web sessions of a removed passkey remain", "user", sess.UserID, "cause", err.Error())
+	}
 	s.log.Info("passkey removed", "user", sess.UserID)
 	http.Redirect(w, r, "/passkeys?removed=1", http.StatusSeeOther)
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -45,7 +46,7 @@ func (s *Server) NewInvite(userID string, ttl time.Duration) (string, error) {
 	if _, err := s.ledger.Append(consent.NewAdmin("invite", userID, "", now)); err != nil {
 		return "", fmt.Errorf("ledger: %v", err)
 	}
-	if err := s.invites.put(invite{Hash: h[:], UserID: userID, Created: now, Expires: now.Add(ttl)}, now); err != nil {
+	if err := s.invites.put(context.Background(), invite{Hash: h[:], UserID: userID, Created: now, Expires: now.Add(ttl)}, now); err != nil {
 		return "", err
 	}
 	s.log.Info("enrolment invite made", "user", userID, "expires", now.Add(ttl))
@@ -60,7 +61,7 @@ func (s *Server) InviteUsable(link, userID string) bool {
 	if !ok {
 		return false
 	}
-	inv, err := s.invites.get(hashOf(token), s.now())
+	inv, err := s.invites.get(context.Background(), hashOf(token), s.now())
 	return err == nil && inv.UserID == userID
 }
 
@@ -80,12 +81,12 @@ func (u *waUser) WebAuthnCredentials() []webauthn.Credential { return u.creds }
 // the authenticator's account picker (never stored by the vault), their
 // handle (the existing one, or a new random one for a first passkey), and
 // their passkeys, which the authenticator is told not to duplicate.
-func (s *Server) registrant(userID string) (*waUser, error) {
+func (s *Server) registrant(ctx context.Context, userID string) (*waUser, error) {
 	u, err := s.vault.User(userID)
 	if err != nil {
 		return nil, err
 	}
-	recs, err := s.creds.list(userID)
+	recs, err := s.creds.list(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +107,7 @@ func (s *Server) registrant(userID string) (*waUser, error) {
 	return wu, nil
 }
 
-func (s *Server) beginRegistration(w http.ResponseWriter, c ceremony, wu *waUser) {
+func (s *Server) beginRegistration(ctx context.Context, w http.ResponseWriter, c ceremony, wu *waUser) {
 	opts := []webauthn.RegistrationOption{
 		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
 		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
@@ -123,9 +124,8 @@ func (s *Server) beginRegistration(w http.ResponseWriter, c ceremony, wu *waUser
 		return
 	}
 	c.Data, c.Handle = *sd, wu.handle
-	id := s.cers.put(c)
-	if id == "" {
-		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
+	id, ok := s.putCeremony(ctx, w, c)
+	if !ok {
 		return
 	}
 	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
@@ -150,27 +150,25 @@ func (s *Server) enrolBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := hashOf(req.Token)
-	inv, err := s.invites.get(h, s.now())
+	inv, err := s.invites.get(r.Context(), h, s.now())
 	if err != nil {
 		writeJSONError(w, http.StatusGone, "invite_invalid", inviteInvalidMessage)
 		return
 	}
-	wu, err := s.registrant(inv.UserID)
+	wu, err := s.registrant(r.Context(), inv.UserID)
 	if err != nil {
 		writeJSONError(w, http.StatusGone, "invite_invalid", inviteInvalidMessage)
 		return
 	}
-	s.beginRegistration(w, ceremony{Kind: "enrol", UserID: inv.UserID, Label: label, Invite: h}, wu)
+	s.beginRegistration(r.Context(), w, ceremony{Kind: "enrol", UserID: inv.UserID, Label: label, Invite: h}, wu)
 }
 
 const inviteInvalidMessage = "This enrolment link has expired or has been used already. Ask your vault's administrator for a new one."
 
 // finishRegistration checks the browser's attestation against a ceremony.
 func (s *Server) finishRegistration(w http.ResponseWriter, r *http.Request, kind string) (ceremony, *webauthn.Credential, bool) {
-	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), kind)
-	s.clearCookie(w, CeremonyCookie)
+	c, ok := s.takeCeremony(w, r, kind, "This passkey request has expired or was already used. Start again.")
 	if !ok {
-		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This passkey request has expired or was already used. Start again.")
 		return c, nil, false
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBody(r.Body)
@@ -200,7 +198,7 @@ func (s *Server) finishRegistration(w http.ResponseWriter, r *http.Request, kind
 
 // register logs a new passkey in the ledger and then stores it for
 // sign-in, so every usable passkey has its passkey-registered entry.
-func (s *Server) register(c ceremony, cred *webauthn.Credential) (credRecord, error) {
+func (s *Server) register(ctx context.Context, c ceremony, cred *webauthn.Credential) (credRecord, error) {
 	now := s.now().UTC()
 	e := consent.New(consent.KindPasskey, c.UserID, now)
 	switch vault.RoleOf(c.UserID) {
@@ -210,7 +208,7 @@ func (s *Server) register(c ceremony, cred *webauthn.Credential) (credRecord, er
 		e.Clinician = c.UserID
 	}
 	e.Passkey = &consent.Passkey{CredentialID: cred.ID, PublicKey: cred.PublicKey, RPID: s.rpID, Origin: s.origin}
-	if _, err := s.creds.get(cred.ID); err == nil {
+	if _, err := s.creds.get(ctx, cred.ID); err == nil {
 		return credRecord{}, errCredExists
 	}
 	idx, err := s.ledger.Append(e)
@@ -228,7 +226,7 @@ func (s *Server) register(c ceremony, cred *webauthn.Credential) (credRecord, er
 	if rec.Label == "" {
 		rec.Label = "Passkey added " + now.Format("2 Jan 2006")
 	}
-	if err := s.creds.add(&rec); err != nil {
+	if err := s.creds.add(ctx, &rec); err != nil {
 		return credRecord{}, err
 	}
 	s.log.Info("passkey registered", "user", c.UserID, "ledger_index", idx)
@@ -241,20 +239,28 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, sealed, err := s.invites.claim(c.Invite, s.now())
-	if err != nil {
+	_, row, err := s.invites.claim(r.Context(), c.Invite, s.now())
+	if errors.Is(err, errInvite) {
 		writeJSONError(w, http.StatusGone, "invite_invalid", inviteInvalidMessage)
 		return
 	}
-	rec, err := s.register(c, cred)
 	if err != nil {
-		if rerr := s.invites.release(c.Invite, sealed); rerr != nil {
+		s.internal(w, "claim invite", err)
+		return
+	}
+	rec, err := s.register(r.Context(), c, cred)
+	if err != nil {
+		if rerr := s.invites.release(r.Context(), row); rerr != nil {
 			s.log.Error("invite release failed", "user", c.UserID, "cause", rerr.Error())
 		}
 		s.registerFailed(w, c, err)
 		return
 	}
-	s.startSession(w, r, session{UserID: c.UserID, Role: vault.RoleOf(c.UserID), Credential: rec.ID})
+	if err := s.startSession(w, r, session{UserID: c.UserID, Role: vault.RoleOf(c.UserID), Credential: rec.ID}); err != nil {
+		s.log.Error("web session not started", "user", c.UserID, "cause", err.Error())
+		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "Your passkey is saved, but you could not be signed in just now. Sign in with it shortly.")
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/"})
 }
 
@@ -285,7 +291,7 @@ func (s *Server) addPasskeyBegin(w http.ResponseWriter, r *http.Request, sess se
 		writeJSONError(w, http.StatusBadRequest, "bad_label", fmt.Sprintf("A passkey's name is at most %d characters, without control characters.", MaxLabelLength))
 		return
 	}
-	wu, err := s.registrant(sess.UserID)
+	wu, err := s.registrant(r.Context(), sess.UserID)
 	if err != nil {
 		s.internal(w, "registrant", err)
 		return
@@ -294,7 +300,7 @@ func (s *Server) addPasskeyBegin(w http.ResponseWriter, r *http.Request, sess se
 		writeJSONError(w, http.StatusConflict, "too_many_passkeys", fmt.Sprintf("An account can have at most %d passkeys. Remove one first.", MaxPasskeysPerUser))
 		return
 	}
-	s.beginRegistration(w, ceremony{Kind: "add", UserID: sess.UserID, Label: label, Session: hashOf(sess.CSRF)}, wu)
+	s.beginRegistration(r.Context(), w, ceremony{Kind: "add", UserID: sess.UserID, Label: label, Session: hashOf(sess.CSRF)}, wu)
 }
 
 func (s *Server) addPasskeyFinish(w http.ResponseWriter, r *http.Request, sess session) {
@@ -306,7 +312,7 @@ func (s *Server) addPasskeyFinish(w http.ResponseWriter, r *http.Request, sess s
 		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This passkey request has expired or was already used. Start again.")
 		return
 	}
-	if _, err := s.register(c, cred); err != nil {
+	if _, err := s.register(r.Context(), c, cred); err != nil {
 		s.registerFailed(w, c, err)
 		return
 	}
@@ -321,9 +327,8 @@ func (s *Server) signinBegin(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "begin login", err)
 		return
 	}
-	id := s.cers.put(ceremony{Kind: "signin", Data: *sd})
-	if id == "" {
-		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
+	id, ok := s.putCeremony(r.Context(), w, ceremony{Kind: "signin", Data: *sd})
+	if !ok {
 		return
 	}
 	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
@@ -334,10 +339,8 @@ const signinRefused = "That passkey could not sign you in. Use a passkey you reg
 
 // signinFinish checks the assertion and starts a session.
 func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), "signin")
-	s.clearCookie(w, CeremonyCookie)
+	c, ok := s.takeCeremony(w, r, "signin", "This sign-in request has expired or was already used. Start again.")
 	if !ok {
-		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This sign-in request has expired or was already used. Start again.")
 		return
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
@@ -350,7 +353,7 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
 	var rec credRecord
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
 		var err error
-		if rec, err = s.creds.get(rawID); err != nil {
+		if rec, err = s.creds.get(r.Context(), rawID); err != nil {
 			return nil, errNoCredential
 		}
 		if !bytes.Equal(rec.Handle, userHandle) {
@@ -375,12 +378,15 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
 		return
 	}
-	clone, err := s.noteUse(rec, cred, parsed)
+	clone, err := s.noteUse(r.Context(), rec, cred, parsed)
 	if err != nil {
 		s.internal(w, "credential update", err)
 		return
 	}
-	s.startSession(w, r, session{UserID: rec.UserID, Role: vault.RoleOf(rec.UserID), Credential: rec.ID, CloneWarning: clone || rec.CloneWarning})
+	if err := s.startSession(w, r, session{UserID: rec.UserID, Role: vault.RoleOf(rec.UserID), Credential: rec.ID, CloneWarning: clone || rec.CloneWarning}); err != nil {
+		s.internal(w, "start session", err)
+		return
+	}
 	s.log.Info("web sign-in", "user", rec.UserID)
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/"})
 }
@@ -392,10 +398,10 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
 // verification are good) but marks the passkey for good, logs it, and
 // shows a warning; see docs/web.md for why it does not refuse. It reports
 // whether this assertion raised the warning.
-func (s *Server) noteUse(rec credRecord, cred *webauthn.Credential, parsed *protocol.ParsedCredentialAssertionData) (bool, error) {
+func (s *Server) noteUse(ctx context.Context, rec credRecord, cred *webauthn.Credential, parsed *protocol.ParsedCredentialAssertionData) (bool, error) {
 	clone := cred.Authenticator.CloneWarning
 	now := s.now().UTC()
-	err := s.creds.modify(rec.UserID, rec.ID, func(c *credRecord) error {
+	err := s.creds.modify(ctx, rec.UserID, rec.ID, func(c *credRecord) error {
 		if clone && !c.CloneWarning {
 			c.CloneWarning = true
 		}
@@ -487,9 +493,11 @@ type stepUpRefusal struct {
 // what it carries), and verifies the passkey's assertion against it. On
 // any failure it has written the answer and returns false.
 func (s *Server) finishStepUp(w http.ResponseWriter, r *http.Request, sess session, kind string, want func(ceremony) bool, m stepUpRefusal) (stepUp, bool) {
-	c, ok := s.cers.take(cookieValue(r, CeremonyCookie), kind)
-	s.clearCookie(w, CeremonyCookie)
-	if !ok || c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) || (want != nil && !want(c)) {
+	c, ok := s.takeCeremony(w, r, kind, m.stale)
+	if !ok {
+		return stepUp{}, false
+	}
+	if c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) || (want != nil && !want(c)) {
 		writeJSONError(w, http.StatusBadRequest, "no_ceremony", m.stale)
 		return stepUp{}, false
 	}
@@ -499,7 +507,7 @@ func (s *Server) finishStepUp(w http.ResponseWriter, r *http.Request, sess sessi
 		writeJSONError(w, http.StatusBadRequest, "bad_assertion", m.refused)
 		return stepUp{}, false
 	}
-	wu, err := s.signer(sess.UserID)
+	wu, err := s.signer(r.Context(), sess.UserID)
 	if err != nil {
 		s.internal(w, m.what+" signer", err)
 		return stepUp{}, false
@@ -514,7 +522,7 @@ func (s *Server) finishStepUp(w http.ResponseWriter, r *http.Request, sess sessi
 		writeJSONError(w, http.StatusUnauthorized, m.code, m.refused)
 		return stepUp{}, false
 	}
-	rec, err := s.creds.get(parsed.RawID)
+	rec, err := s.creds.get(r.Context(), parsed.RawID)
 	if err != nil || rec.UserID != sess.UserID {
 		writeJSONError(w, http.StatusUnauthorized, m.code, m.refused)
 		return stepUp{}, false
@@ -527,8 +535,8 @@ func (s *Server) finishStepUp(w http.ResponseWriter, r *http.Request, sess sessi
 // one-use ceremony bound to this session (c carries what the finish
 // needs). It writes the WebAuthn options, or the refusal: noPasskey says
 // what to do for an account without a passkey.
-func (s *Server) beginStepUp(w http.ResponseWriter, sess session, c ceremony, challenge []byte, what, noPasskey string) {
-	wu, err := s.signer(sess.UserID)
+func (s *Server) beginStepUp(ctx context.Context, w http.ResponseWriter, sess session, c ceremony, challenge []byte, what, noPasskey string) {
+	wu, err := s.signer(ctx, sess.UserID)
 	switch {
 	case errors.Is(err, errNoPasskey):
 		writeJSONError(w, http.StatusConflict, "no_passkey", noPasskey)
@@ -543,13 +551,43 @@ func (s *Server) beginStepUp(w http.ResponseWriter, sess session, c ceremony, ch
 		return
 	}
 	c.Data, c.UserID, c.Session = *sd, sess.UserID, hashOf(sess.CSRF)
-	id := s.cers.put(c)
-	if id == "" {
-		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
+	id, ok := s.putCeremony(ctx, w, c)
+	if !ok {
 		return
 	}
 	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
 	writeJSON(w, http.StatusOK, assertion)
+}
+
+// putCeremony stores a ceremony and returns its cookie value; when it
+// can't, it has written the answer (503 busy when too many are in flight).
+func (s *Server) putCeremony(ctx context.Context, w http.ResponseWriter, c ceremony) (string, bool) {
+	id, err := s.cers.put(ctx, c)
+	switch {
+	case errors.Is(err, errBusy):
+		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
+		return "", false
+	case err != nil:
+		s.internal(w, "store ceremony", err)
+		return "", false
+	}
+	return id, true
+}
+
+// takeCeremony takes the request's ceremony of a kind and clears its
+// cookie; when there is none it has written the answer (stale says why).
+func (s *Server) takeCeremony(w http.ResponseWriter, r *http.Request, kind, stale string) (ceremony, bool) {
+	c, err := s.cers.take(r.Context(), cookieValue(r, CeremonyCookie), kind)
+	s.clearCookie(w, CeremonyCookie)
+	switch {
+	case errors.Is(err, errNoCeremony):
+		writeJSONError(w, http.StatusBadRequest, "no_ceremony", stale)
+		return c, false
+	case err != nil:
+		s.internal(w, "take ceremony", err)
+		return c, false
+	}
+	return c, true
 }
 
 // assertion is the verified assertion as the ledger stores it in the entry

@@ -1,14 +1,13 @@
 package web
 
 import (
-	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"net/http"
 	"strings"
 
 	"github.com/jupyterhealth/vault/consent"
-	bolt "go.etcd.io/bbolt"
 )
 
 // DeleteConfirmation is what the patient types to confirm deleting her
@@ -28,11 +27,11 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess sessio
 	if r.URL.Query().Get("recovered") == "1" {
 		d.Notice = "You signed in with a recovery code, which now no longer works. Add a new passkey on the Passkeys page now, and remove any passkey you lost."
 	}
-	s.renderAccount(w, sess, http.StatusOK, d, nil)
+	s.renderAccount(r.Context(), w, sess, http.StatusOK, d, nil)
 }
 
-func (s *Server) renderAccount(w http.ResponseWriter, sess session, status int, d pageData, codes []string) {
-	n, err := s.recovery().remaining(sess.UserID)
+func (s *Server) renderAccount(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData, codes []string) {
+	n, err := s.recovery().remaining(ctx, sess.UserID)
 	if err != nil {
 		s.log.Error("web recovery count", "user", sess.UserID, "cause", err.Error())
 	}
@@ -68,7 +67,7 @@ func (s *Server) deleteBegin(w http.ResponseWriter, r *http.Request, sess sessio
 	}
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
-	s.beginStepUp(w, sess, ceremony{Kind: "delete-account", Nonce: nonce}, deleteChallenge(sess.UserID, nonce), "delete",
+	s.beginStepUp(r.Context(), w, sess, ceremony{Kind: "delete-account", Nonce: nonce}, deleteChallenge(sess.UserID, nonce), "delete",
 		"Deleting your account needs one of your passkeys. Add one on the Passkeys page first.")
 }
 
@@ -84,7 +83,7 @@ func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess sessi
 		return
 	}
 	parsed, cred, rec := su.parsed, su.cred, su.rec
-	if _, err := s.noteUse(rec, cred, parsed); err != nil {
+	if _, err := s.noteUse(r.Context(), rec, cred, parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}
 	if err := consent.DeletePatient(s.vault, s.ledger, sess.UserID, sess.UserID, s.now()); err != nil {
@@ -92,7 +91,7 @@ func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess sessi
 		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "Your account could not be deleted just now. Try again shortly, or ask your vault's administrator.")
 		return
 	}
-	if err := s.forgetUser(sess.UserID); err != nil {
+	if err := s.forgetUser(r.Context(), sess.UserID); err != nil {
 		// The account is gone (its sign-ins are refused: the user no
 		// longer exists); only the web records linger.
 		s.log.Error("web records of a deleted account remain", "user", sess.UserID, "cause", err.Error())
@@ -105,83 +104,15 @@ func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess sessi
 // ForgetUser removes what the web interface keeps about a deleted user, for
 // a deletion made elsewhere (vault admin user delete): the same as the web
 // UI's own account deletion does.
-func (s *Server) ForgetUser(userID string) error { return s.forgetUser(userID) }
+func (s *Server) ForgetUser(userID string) error { return s.forgetUser(context.Background(), userID) }
 
-// forgetUser removes what the web interface keeps about a user: passkey
-// records (their ledger entries stay; the ledger is append-only),
-// recovery codes, invites, and every session and ceremony in memory.
-func (s *Server) forgetUser(userID string) error {
-	s.sessions.deleteUser(userID)
-	s.cers.deleteUser(userID)
+// forgetUser removes what the web interface keeps about a user, in one
+// store transaction: passkey records (their ledger entries stay; the
+// ledger is append-only), recovery codes, invites, and every session and
+// ceremony. Her decrypted daily figures leave the page cache.
+func (s *Server) forgetUser(ctx context.Context, userID string) error {
 	s.cache.invalidate(userID) // decrypted daily figures go with the keys
-	err := update(s.store, func(tx *bolt.Tx) error {
-		b, ub := tx.Bucket(bCredentials), tx.Bucket(bCredsByUser)
-		prefix := []byte(userID + "\x00")
-		var keys [][]byte
-		c := ub.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			keys = append(keys, bytes.Clone(k))
-		}
-		for _, k := range keys {
-			if err := b.Delete(k[len(prefix):]); err != nil {
-				return err
-			}
-			if err := ub.Delete(k); err != nil {
-				return err
-			}
-		}
-		ib := tx.Bucket(bInvites)
-		var stale [][]byte
-		ib.ForEach(func(k, v []byte) error {
-			if inv, err := s.invites.open(k, v); err == nil && inv.UserID == userID {
-				stale = append(stale, bytes.Clone(k))
-			}
-			return nil
-		})
-		for _, k := range stale {
-			if err := ib.Delete(k); err != nil {
-				return err
-			}
-		}
-		if rb := tx.Bucket(bRecovery); rb != nil {
-			return deleteRecoveryTx(rb, userID)
-		}
-		return nil
-	})
-	return err
-}
-
-// deleteUser ends every session of a user.
-func (st *sessionStore) deleteUser(userID string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for k, s := range st.m {
-		if s.UserID == userID {
-			delete(st.m, k)
-		}
-	}
-}
-
-// deleteCredential drops the sessions signed in with one passkey.
-func (st *sessionStore) deleteCredential(userID string, cred []byte) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for k, s := range st.m {
-		if s.UserID == userID && bytes.Equal(s.Credential, cred) {
-			delete(st.m, k)
-		}
-	}
-}
-
-// deleteUser drops every ceremony of a user.
-func (cs *ceremonyStore) deleteUser(userID string) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	for k, c := range cs.m {
-		if c.UserID == userID {
-			delete(cs.m, k)
-		}
-	}
+	return s.store.ForgetUser(ctx, userID)
 }
 
 func (s *Server) accountDeletedPage(w http.ResponseWriter, r *http.Request) {

@@ -2,14 +2,16 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/calendar"
 	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/stats"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -42,101 +44,44 @@ func schemaID(name string) string {
 	return ""
 }
 
-// readingValue reads the unit-value under key of a stored reading, in
-// the unit given (any unit when unit is "").
-func readingValue(b []byte, key, unit string) (float64, bool) {
-	var r readingJSON
-	if json.Unmarshal(b, &r) != nil {
-		return 0, false
-	}
-	uv, ok := bodyUnitValue(r.Body, key)
-	if !ok || unit != "" && uv.Unit != unit {
-		return 0, false
-	}
-	v, err := uv.Value.Float64()
-	return v, err == nil && !math.IsNaN(v) && !math.IsInf(v, 0)
-}
-
 // buildActivity reads the period's heart rate (as hourly means) and steps
 // (as daily totals, each reading counted on the local day it starts).
 func (s *Server) buildActivity(ctx context.Context, u vault.User, from, to time.Time) (activityBody, error) {
 	loc := u.Location()
 	var b activityBody
-	type hour struct {
-		sum float64
-		n   int
-	}
-	hours := map[time.Time]*hour{}
-	var order []time.Time
 	if id := schemaID("heart-rate"); id != "" {
-		series, err := s.dailySeries(ctx, u, "heart-rate", id, heartRateValue, from, to) // cache.go
+		series, err := s.dailySeries(ctx, u, "heart-rate", id, stats.HeartRate, from, to) // cache.go
 		if err != nil {
 			return b, err
 		}
-		for _, r := range series {
-			v := r.MgDL
-			h := r.T.Truncate(time.Hour)
-			if hours[h] == nil {
-				hours[h] = &hour{}
-				order = append(order, h)
+		if hours := stats.HourlyMeans(series, loc); len(hours) > 0 {
+			pts := make([]stats.Point, len(hours)) // (time, value): the hour's middle and its mean
+			means := make([]float64, len(hours))
+			for i, h := range hours {
+				pts[i] = stats.Point{Time: h.Start.Add(30 * time.Minute), Value: h.Mean}
+				means[i] = h.Mean
 			}
-			hours[h].sum += v
-			hours[h].n++
+			m := stats.Describe(means)
+			b.HasHR, b.HRHours = true, m.N
+			b.HRMean = fmt.Sprintf("%.0f beats/min", m.Mean)
+			b.HRRange = fmt.Sprintf("%.0f–%.0f beats/min", m.Min, m.Max)
+			b.HRChart = hrChart(pts, from, to, loc, b)
 		}
 	}
-	if len(order) > 0 {
-		pts := make([]glucosePoint, len(order)) // (time, value): the hour's middle and its mean
-		lo, hi, sum := math.Inf(1), math.Inf(-1), 0.0
-		for i, h := range order {
-			m := hours[h].sum / float64(hours[h].n)
-			pts[i] = glucosePoint{T: h.Add(30 * time.Minute), MgDL: m}
-			lo, hi, sum = min(lo, m), max(hi, m), sum+m
-		}
-		b.HasHR, b.HRHours = true, len(order)
-		b.HRMean = fmt.Sprintf("%.0f beats/min", sum/float64(len(order)))
-		b.HRRange = fmt.Sprintf("%.0f–%.0f beats/min", lo, hi)
-		b.HRChart = hrChart(pts, from, to, loc, b)
-	}
-
-	d0 := from.In(loc)
-	first := time.Date(d0.Year(), d0.Month(), d0.Day(), 0, 0, 0, 0, loc)
-	var days []time.Time
-	for d := first; d.Before(to); d = d.AddDate(0, 0, 1) {
-		days = append(days, d)
-	}
-	totals := make([]float64, len(days))
-	have := false
 	if id := schemaID("step-count"); id != "" {
-		series, err := s.dailySeries(ctx, u, "steps", id, stepsValue, from, to) // cache.go
+		series, err := s.dailySeries(ctx, u, "steps", id, stats.Steps, from, to) // cache.go
 		if err != nil {
 			return b, err
 		}
-		for _, r := range series {
-			v := r.MgDL
-			if v < 0 {
-				continue
+		days := stats.DailyTotals(series, from, to, loc)
+		if slices.ContainsFunc(days, func(d stats.DayTotal) bool { return d.N > 0 }) {
+			b.HasSteps = true
+			for _, d := range slices.Backward(days) {
+				b.StepsDays = append(b.StepsDays, stepsDay{Day: d.Start.In(loc).Format("Mon 2 Jan"), Steps: fmt.Sprintf("%.0f", d.Total)})
 			}
-			lt := r.T.In(loc)
-			day := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, loc)
-			for i, d := range days {
-				if d.Equal(day) {
-					totals[i] += v
-					have = true
-				}
-			}
+			b.StepsMean = fmt.Sprintf("%.0f", stats.ActiveDayMean(days))
+			b.StepsChart = stepsChart(days, to, loc, b.StepsMean)
 		}
-	}
-	if have {
-		b.HasSteps = true
-		sum, n := 0.0, 0
-		for i := len(days) - 1; i >= 0; i-- {
-			if totals[i] > 0 {
-				sum, n = sum+totals[i], n+1
-			}
-			b.StepsDays = append(b.StepsDays, stepsDay{Day: days[i].Format("Mon 2 Jan"), Steps: fmt.Sprintf("%.0f", totals[i])})
-		}
-		b.StepsMean = fmt.Sprintf("%.0f", sum/float64(max(n, 1)))
-		b.StepsChart = stepsChart(days, totals, to, loc, b.StepsMean)
 	}
 	return b, nil
 }
@@ -162,26 +107,24 @@ func niceMax(v float64) float64 {
 	return 10 * p
 }
 
-// dayAxis draws day gridlines at local midnights and every other label.
+// dayAxis draws day gridlines at the local midnights in (from, to] and
+// every other label.
 func dayAxis(w func(string, ...any), from, to time.Time, loc *time.Location, x func(time.Time) float64, h float64) {
-	d0 := from.In(loc)
-	day := time.Date(d0.Year(), d0.Month(), d0.Day(), 0, 0, 0, 0, loc).AddDate(0, 0, 1)
-	for i := 0; !day.After(to); i++ {
+	for i, day := 0, calendar.Next(from, loc); !day.After(to); i, day = i+1, calendar.Next(day, loc) {
 		xd := x(day)
 		w(`<line class="grid" x1="%s" x2="%s" y1="%s" y2="%s"/>`, f1(xd), f1(xd), f1(chTop), f1(chTop+h))
 		if i%2 == 0 {
 			w(`<text class="xlab" x="%s" y="%s">%s</text>`, f1(xd), f1(chTop+h+18), day.Format("2 Jan"))
 		}
-		day = day.AddDate(0, 0, 1)
 	}
 }
 
 // hrChart draws hourly mean heart rate as a line; hours more than 90
 // minutes apart are not joined.
-func hrChart(pts []glucosePoint, from, to time.Time, loc *time.Location, b activityBody) template.HTML {
+func hrChart(pts []stats.Point, from, to time.Time, loc *time.Location, b activityBody) template.HTML {
 	lo, hi := 40.0, 120.0
 	for _, p := range pts {
-		lo, hi = min(lo, math.Floor(p.MgDL/10)*10), max(hi, math.Ceil(p.MgDL/20)*20)
+		lo, hi = min(lo, math.Floor(p.Value/10)*10), max(hi, math.Ceil(p.Value/20)*20)
 	}
 	span := to.Sub(from).Seconds()
 	x := func(t time.Time) float64 { return chLeft + chPlotW*t.Sub(from).Seconds()/span }
@@ -202,12 +145,12 @@ func hrChart(pts []glucosePoint, from, to time.Time, loc *time.Location, b activ
 	sb.WriteString(`<path class="line hr-line" d="`)
 	for i, p := range pts {
 		cmd := "L"
-		if i == 0 || p.T.Sub(pts[i-1].T) > hrGap {
+		if i == 0 || p.Time.Sub(pts[i-1].Time) > hrGap {
 			cmd = "M"
 		}
 		// A lone hour is drawn as a short tick so it shows.
-		sb.WriteString(cmd + f1(x(p.T)) + " " + f1(y(p.MgDL)))
-		if cmd == "M" && (i+1 == len(pts) || pts[i+1].T.Sub(p.T) > hrGap) {
+		sb.WriteString(cmd + f1(x(p.Time)) + " " + f1(y(p.Value)))
+		if cmd == "M" && (i+1 == len(pts) || pts[i+1].Time.Sub(p.Time) > hrGap) {
 			sb.WriteString("h1")
 		}
 	}
@@ -216,16 +159,16 @@ func hrChart(pts []glucosePoint, from, to time.Time, loc *time.Location, b activ
 }
 
 // stepsChart draws daily step totals as bars, one per local day.
-func stepsChart(days []time.Time, totals []float64, to time.Time, loc *time.Location, mean string) template.HTML {
+func stepsChart(days []stats.DayTotal, to time.Time, loc *time.Location, mean string) template.HTML {
 	top := 1000.0
-	for _, v := range totals {
-		top = max(top, niceMax(v))
+	for _, d := range days {
+		top = max(top, niceMax(d.Total))
 	}
 	n := float64(len(days))
 	slot := chPlotW / n
 	y := func(v float64) float64 { return chTop + acPlotH*(1-v/top) }
 	desc := fmt.Sprintf("Steps a day from %s to %s: a mean of %s steps on days with any; the table below lists each day.",
-		days[0].Format("2 Jan"), to.In(loc).Format("2 Jan 2006"), mean)
+		days[0].Start.In(loc).Format("2 Jan"), to.In(loc).Format("2 Jan 2006"), mean)
 	var sb strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&sb, format, args...) }
 	w(`<svg class="chart steps" viewBox="0 0 %s %s" role="img" aria-labelledby="steps-title steps-desc" xmlns="http://www.w3.org/2000/svg">`, f1(chW), f1(acH))
@@ -237,12 +180,13 @@ func stepsChart(days []time.Time, totals []float64, to time.Time, loc *time.Loca
 	w(`<text class="yunit" x="%s" y="%s">steps</text>`, f1(chLeft-6), f1(acH-6))
 	for i, d := range days {
 		x0 := chLeft + slot*float64(i)
-		if totals[i] > 0 {
+		label := d.Start.In(loc).Format("2 Jan")
+		if d.Total > 0 {
 			w(`<rect class="bar" x="%s" y="%s" width="%s" height="%s"><title>%s: %.0f steps</title></rect>`,
-				f1(x0+slot*0.15), f1(y(totals[i])), f1(slot*0.7), f1(chTop+acPlotH-y(totals[i])), d.Format("2 Jan"), totals[i])
+				f1(x0+slot*0.15), f1(y(d.Total)), f1(slot*0.7), f1(chTop+acPlotH-y(d.Total)), label, d.Total)
 		}
 		if i%2 == 0 {
-			w(`<text class="xlab" x="%s" y="%s">%s</text>`, f1(x0+slot/2), f1(chTop+acPlotH+18), d.Format("2 Jan"))
+			w(`<text class="xlab" x="%s" y="%s">%s</text>`, f1(x0+slot/2), f1(chTop+acPlotH+18), label)
 		}
 	}
 	w(`<rect class="frame" x="%s" y="%s" width="%s" height="%s"/>`, f1(chLeft), f1(chTop), f1(chPlotW), f1(acPlotH))

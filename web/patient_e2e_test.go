@@ -130,7 +130,7 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 		if loc := get(t, ctx, chromedp.Location()); loc != f.base+"/signin" {
 			t.Fatalf("the old session opened %s", loc)
 		}
-		if _, ok := f.srv.sessions.get(old); ok || sess.UserID == "" {
+		if _, ok := f.srv.sessions.get(t.Context(), old); ok || sess.UserID == "" {
 			t.Fatal("the signed-out session is live")
 		}
 	})

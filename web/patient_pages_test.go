@@ -89,7 +89,7 @@ func TestPatientPagesAccess(t *testing.T) {
 	if toks, _ := f.v.Tokens(f.patient.ID); len(toks) != 0 {
 		t.Fatal("a refused request made a token")
 	}
-	if n, _ := f.srv.recovery().remaining(f.patient.ID); n != 0 {
+	if n, _ := f.srv.recovery().remaining(t.Context(), f.patient.ID); n != 0 {
 		t.Fatal("a refused request made recovery codes")
 	}
 	// The JSON ceremony endpoints of account deletion.
@@ -317,7 +317,7 @@ func TestAccountDeletion(t *testing.T) {
 	f.grant(f.patient.ID, f.clin.ID)
 	g := f.led.Grants(f.patient.ID, "")[0]
 	secret, _, _ := f.v.MintToken(f.patient.ID, vault.TokenDevice, 0)
-	if _, err := f.srv.recovery().replace(f.patient.ID, time.Now()); err != nil {
+	if _, err := f.srv.recovery().replace(t.Context(), f.patient.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if f.softSignIn(t, a) != 200 {
@@ -407,10 +407,10 @@ func TestAccountDeletion(t *testing.T) {
 			t.Fatalf("a session survived the deletion: %d", r.StatusCode)
 		}
 	}
-	if recs, _ := f.srv.creds.list(f.patient.ID); len(recs) != 0 {
+	if recs, _ := f.srv.creds.list(t.Context(), f.patient.ID); len(recs) != 0 {
 		t.Fatal("passkey records remain")
 	}
-	if n, _ := f.srv.recovery().remaining(f.patient.ID); n != 0 {
+	if n, _ := f.srv.recovery().remaining(t.Context(), f.patient.ID); n != 0 {
 		t.Fatal("recovery codes remain")
 	}
 	if f.softSignIn(t, a) != http.StatusUnauthorized {
@@ -481,7 +481,7 @@ func TestRecoveryCodes(t *testing.T) {
 			cookie = c.Value
 		}
 	}
-	s, ok := f.srv.sessions.get(cookie)
+	s, ok := f.srv.sessions.get(t.Context(), cookie)
 	if !ok || s.UserID != f.patient.ID {
 		t.Fatal("no session after a recovery sign-in")
 	}
@@ -516,7 +516,7 @@ func TestRecoveryCodes(t *testing.T) {
 	if r := use(newCodes[2], origin); r.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("a code past the limit: %d", r.StatusCode)
 	}
-	if n, _ := f.srv.recovery().remaining(f.patient.ID); n != RecoveryCodeCount-1 {
+	if n, _ := f.srv.recovery().remaining(t.Context(), f.patient.ID); n != RecoveryCodeCount-1 {
 		t.Fatalf("a rate-limited attempt spent a code: %d left", n)
 	}
 }

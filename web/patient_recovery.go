@@ -1,7 +1,7 @@
 package web
 
 import (
-	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/vault"
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/web/webstore"
 )
 
 // Recovery codes let a user who lost every passkey sign in once more, to
@@ -25,12 +25,6 @@ const (
 	recoveryCodeBytes = 16
 	recoveryCodeLen   = 26 // base32 characters of 16 bytes, unpadded
 )
-
-// bRecovery holds the codes' records:
-//
-//	"c/" hex(SHA-256(code))        -> sealed recoveryCode
-//	"u/" user id 0x00 hex(hash)    -> empty (the index that lists a user's codes)
-var bRecovery = []byte("web_recovery")
 
 type recoveryCode struct {
 	Hash    []byte    `json:"hash"` // the key again, compared in constant time
@@ -70,125 +64,63 @@ func normalizeRecoveryCode(s string) (string, bool) {
 }
 
 type recoveryStore struct {
-	db     dbHandle
+	store  Store
 	sealer sealer
 }
 
 func (s *Server) recovery() *recoveryStore {
-	return &recoveryStore{db: s.store, sealer: s.vault.Master()}
-}
-
-func recoveryUserPrefix(userID string) []byte { return []byte("u/" + userID + "\x00") }
-
-// deleteUserTx removes every code of a user; the caller holds an update.
-func deleteRecoveryTx(b *bolt.Bucket, userID string) error {
-	prefix := recoveryUserPrefix(userID)
-	var keys [][]byte
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
-	for _, k := range keys {
-		if err := b.Delete(append([]byte("c/"), k[len(prefix):]...)); err != nil {
-			return err
-		}
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return &recoveryStore{store: s.store, sealer: s.vault.Master()}
 }
 
 // replace makes a new set of codes for a user, in place of any old set,
 // and returns them; only their hashes are stored.
-func (rs *recoveryStore) replace(userID string, now time.Time) ([]string, error) {
+func (rs *recoveryStore) replace(ctx context.Context, userID string, now time.Time) ([]string, error) {
 	codes := make([]string, RecoveryCodeCount)
-	type row struct {
-		hexHash string
-		sealed  []byte
-	}
-	rows := make([]row, RecoveryCodeCount)
+	rows := make([]webstore.RecoveryCode, RecoveryCodeCount)
 	for i := range codes {
 		code, h := newRecoveryCode()
-		hx := hex.EncodeToString(h[:])
-		sealed, err := rs.sealer.Encrypt(mustJSON(recoveryCode{Hash: h[:], UserID: userID, Created: now.UTC()}), recoveryAD(hx))
+		sealed, err := rs.sealer.Encrypt(mustJSON(recoveryCode{Hash: h[:], UserID: userID, Created: now.UTC()}), recoveryAD(hex.EncodeToString(h[:])))
 		if err != nil {
 			return nil, err
 		}
-		codes[i], rows[i] = code, row{hx, sealed}
+		codes[i], rows[i] = code, webstore.RecoveryCode{Hash: h, Sealed: sealed}
 	}
-	err := update(rs.db, func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bRecovery)
-		if err != nil {
-			return err
-		}
-		if err := deleteRecoveryTx(b, userID); err != nil {
-			return err
-		}
-		for _, r := range rows {
-			if err := b.Put([]byte("c/"+r.hexHash), r.sealed); err != nil {
-				return err
-			}
-			if err := b.Put(append(recoveryUserPrefix(userID), r.hexHash...), []byte{}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := rs.store.ReplaceRecoveryCodes(ctx, userID, rows); err != nil {
 		return nil, err
 	}
 	return codes, nil
 }
 
 // remaining counts a user's unused codes.
-func (rs *recoveryStore) remaining(userID string) (int, error) {
-	n := 0
-	err := view(rs.db, func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bRecovery); b != nil {
-			n = countPrefix(b, recoveryUserPrefix(userID))
-		}
-		return nil
-	})
-	return n, err
+func (rs *recoveryStore) remaining(ctx context.Context, userID string) (int, error) {
+	return rs.store.RecoveryCodesLeft(ctx, userID)
 }
 
 var errNoRecoveryCode = errors.New("the recovery code is not valid")
 
-// use spends a code: it is found by its hash, checked, and deleted in one
-// transaction, so a code signs in at most once even when two requests race
-// with it. It returns the code's user.
-func (rs *recoveryStore) use(code string) (string, error) {
+// use spends a code: the store finds it by its hash, has it checked here,
+// and deletes it in one transaction, so a code signs in at most once even
+// when two requests race with it. It returns the code's user.
+func (rs *recoveryStore) use(ctx context.Context, code string) (string, error) {
 	norm, ok := normalizeRecoveryCode(code)
 	if !ok {
 		return "", errNoRecoveryCode
 	}
 	h := sha256.Sum256([]byte(norm))
-	hx := hex.EncodeToString(h[:])
-	var user string
-	err := update(rs.db, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bRecovery)
-		if b == nil {
-			return errNoRecoveryCode
-		}
-		v := b.Get([]byte("c/" + hx))
-		if v == nil {
-			return errNoRecoveryCode
-		}
-		pt, err := rs.sealer.Decrypt(v, recoveryAD(hx))
+	user, err := rs.store.UseRecoveryCode(ctx, h, func(sealed []byte) (string, error) {
+		pt, err := rs.sealer.Decrypt(sealed, recoveryAD(hex.EncodeToString(h[:])))
 		if err != nil {
-			return errNoRecoveryCode
+			return "", errNoRecoveryCode
 		}
 		var rc recoveryCode
 		if json.Unmarshal(pt, &rc) != nil || subtle.ConstantTimeCompare(rc.Hash, h[:]) != 1 || rc.UserID == "" {
-			return errNoRecoveryCode
+			return "", errNoRecoveryCode
 		}
-		user = rc.UserID
-		if err := b.Delete([]byte("c/" + hx)); err != nil {
-			return err
-		}
-		return b.Delete(append(recoveryUserPrefix(user), hx...))
+		return rc.UserID, nil
 	})
+	if errors.Is(err, webstore.ErrNotFound) {
+		return "", errNoRecoveryCode
+	}
 	return user, err
 }
 
@@ -226,7 +158,7 @@ func (s *Server) recoverySignin(w http.ResponseWriter, r *http.Request) {
 		d := pageData{Title: "Sign in with a recovery code", Error: recoveryRefused, Body: recoverySigninBody{}}
 		s.render(w, http.StatusUnauthorized, "patient_recovery_signin", d)
 	}
-	user, err := s.recovery().use(r.PostForm.Get("code"))
+	user, err := s.recovery().use(r.Context(), r.PostForm.Get("code"))
 	if errors.Is(err, errNoRecoveryCode) {
 		s.signInFailed("recovery_code")
 		s.log.Info("web recovery sign-in refused", "addr", clientAddr(r))
@@ -242,7 +174,12 @@ func (s *Server) recoverySignin(w http.ResponseWriter, r *http.Request) {
 		refuse()
 		return
 	}
-	s.startSession(w, r, session{UserID: user, Role: vault.RoleOf(user)})
+	if err := s.startSession(w, r, session{UserID: user, Role: vault.RoleOf(user)}); err != nil {
+		// The code is spent: the user is told to use another.
+		s.log.Error("web session not started", "user", user, "cause", err.Error())
+		s.errorPage(w, r, http.StatusServiceUnavailable, "Not signed in", "You could not be signed in just now. Try again shortly with another of your codes: the one you entered no longer works.")
+		return
+	}
 	s.log.Info("web sign-in with a recovery code", "user", user)
 	http.Redirect(w, r, "/account?recovered=1", http.StatusSeeOther)
 }
@@ -250,7 +187,7 @@ func (s *Server) recoverySignin(w http.ResponseWriter, r *http.Request) {
 // newRecoveryCodes replaces the patient's recovery codes and shows the new
 // ones, once.
 func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, sess session) {
-	codes, err := s.recovery().replace(sess.UserID, s.now())
+	codes, err := s.recovery().replace(r.Context(), sess.UserID, s.now())
 	if err != nil {
 		s.log.Error("web recovery codes", "user", sess.UserID, "cause", err.Error())
 		s.errorPage(w, r, http.StatusServiceUnavailable, "No codes made", "The recovery codes could not be made just now. Try again shortly.")
@@ -259,5 +196,5 @@ func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, sess s
 	s.log.Info("recovery codes made", "user", sess.UserID, "count", len(codes))
 	d := s.signedData(sess, "Account", "account")
 	d.Notice = "Your new recovery codes are below. Save them now: they are shown only this once, and your old codes no longer work."
-	s.renderAccount(w, sess, http.StatusOK, d, codes)
+	s.renderAccount(r.Context(), w, sess, http.StatusOK, d, codes)
 }

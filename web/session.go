@@ -1,21 +1,26 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/web/webstore"
 )
 
 // Cookie names. The __Host- prefix makes the browser insist on Secure,
@@ -36,97 +41,155 @@ func newSecret() (string, [32]byte) {
 
 func hashOf(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
-// session is a signed-in browser. It lives only in memory, keyed by the
-// SHA-256 of its cookie's value.
+// session is a signed-in browser. The store keeps it under the SHA-256 of
+// its cookie's value: the user id and the times in plaintext, the rest
+// (and the user id and created time again) sealed, with the hash as
+// associated data.
 type session struct {
-	UserID  string
-	Role    string
-	Created time.Time
-	Last    time.Time
-	CSRF    string // the synchroniser token of this session's forms
+	UserID  string    `json:"user"`
+	Role    string    `json:"role"`
+	Created time.Time `json:"created"`
+	Last    time.Time `json:"-"`    // the store's last-seen time
+	CSRF    string    `json:"csrf"` // the synchroniser token of this session's forms
 	// CloneWarning is set when the passkey this session signed in with
 	// reported a sign count that did not go up (a possible clone).
-	CloneWarning bool
+	CloneWarning bool `json:"clone_warning,omitempty"`
 	// Credential is the id of the passkey the session signed in with.
-	Credential []byte
+	Credential []byte `json:"credential,omitempty"`
 }
 
+// SessionTouchInterval is how old a session's stored last-seen time gets
+// before a request writes it again: a busy session costs one write a
+// minute, not one a request. The idle timeout so ends a session between
+// IdleTimeout minus this and IdleTimeout after its last request.
+const SessionTouchInterval = time.Minute
+
 type sessionStore struct {
-	mu        sync.Mutex
-	m         map[[32]byte]*session
+	store     Store
+	sealer    sealer
 	idle, abs time.Duration
 	now       func() time.Time
 }
 
-func newSessionStore(idle, abs time.Duration, now func() time.Time) *sessionStore {
-	return &sessionStore{m: map[[32]byte]*session{}, idle: idle, abs: abs, now: now}
+// errNoSession: the cookie names no live session (none, expired, signed
+// out, or unreadable).
+var errNoSession = errors.New("no live session")
+
+func sessionAD(h [32]byte) []byte {
+	return []byte("jhvault/web-session/v1|" + hex.EncodeToString(h[:]))
 }
 
 func (st *sessionStore) expired(s *session, now time.Time) bool {
 	return now.Sub(s.Last) >= st.idle || now.Sub(s.Created) >= st.abs
 }
 
-// sweep drops expired sessions; the caller holds mu.
-func (st *sessionStore) sweep(now time.Time) {
-	for k, s := range st.m {
-		if st.expired(s, now) {
-			delete(st.m, k)
-		}
+// expires is when a session created and last seen at these times ends if
+// it is not seen again.
+func (st *sessionStore) expires(created, last time.Time) time.Time {
+	idle, abs := last.Add(st.idle), created.Add(st.abs)
+	if idle.Before(abs) {
+		return idle
 	}
+	return abs
 }
 
-// create starts a session and returns its cookie value. A full store is
-// swept first; if still full, the oldest session goes.
-func (st *sessionStore) create(s session) string {
+// create starts a session and returns its cookie value and the session as
+// stored. The store sweeps expired sessions as it goes; a full store
+// drops the session closest to expiring.
+func (st *sessionStore) create(ctx context.Context, s session) (string, session, error) {
 	id, h := newSecret()
 	csrf, _ := newSecret()
 	now := st.now()
 	s.Created, s.Last, s.CSRF = now, now, csrf
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.m) >= MaxSessions {
-		st.sweep(now)
+	sealed, err := st.sealer.Encrypt(mustJSON(s), sessionAD(h))
+	if err != nil {
+		return "", session{}, err
 	}
-	if len(st.m) >= MaxSessions {
-		var oldest [32]byte
-		var t time.Time
-		for k, v := range st.m {
-			if t.IsZero() || v.Created.Before(t) {
-				oldest, t = k, v.Created
-			}
-		}
-		delete(st.m, oldest)
+	row := webstore.Session{Hash: h, UserID: s.UserID, Created: now, LastSeen: now, Expires: st.expires(now, now), Sealed: sealed}
+	if err := st.store.CreateSession(ctx, row, MaxSessions); err != nil {
+		return "", session{}, err
 	}
-	st.m[h] = &s
-	return id
+	return id, s, nil
 }
 
-// get returns a copy of a live session and marks it used; an expired one
-// is deleted.
-func (st *sessionStore) get(id string) (session, bool) {
+// open reads a session's row.
+func (st *sessionStore) open(row webstore.Session) (session, error) {
+	var s session
+	pt, err := st.sealer.Decrypt(row.Sealed, sessionAD(row.Hash))
+	if err != nil {
+		return s, errors.New("session record does not decrypt")
+	}
+	if err := json.Unmarshal(pt, &s); err != nil {
+		return s, err
+	}
+	if s.UserID != row.UserID || !s.Created.Equal(row.Created) {
+		return s, errors.New("session record does not match its row")
+	}
+	s.Last = row.LastSeen
+	return s, nil
+}
+
+// lookup returns the live session a cookie value names, and marks it seen
+// (in the store at most every SessionTouchInterval). A session that has
+// expired, or does not open, is deleted; it and a missing one are
+// errNoSession. Any other error is the store's.
+func (st *sessionStore) lookup(ctx context.Context, id string) (session, error) {
 	if id == "" {
-		return session{}, false
+		return session{}, errNoSession
 	}
 	h := hashOf(id)
+	row, err := st.store.Session(ctx, h)
+	if errors.Is(err, webstore.ErrNotFound) {
+		return session{}, errNoSession
+	}
+	if err != nil {
+		return session{}, err
+	}
 	now := st.now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	s, ok := st.m[h]
-	if !ok {
-		return session{}, false
+	s, err := st.open(row)
+	if err != nil || st.expired(&s, now) {
+		if err := st.store.DeleteSession(ctx, h); err != nil {
+			return session{}, err
+		}
+		return session{}, errNoSession
 	}
-	if st.expired(s, now) {
-		delete(st.m, h)
-		return session{}, false
+	if now.Sub(s.Last) >= SessionTouchInterval {
+		err := st.store.TouchSession(ctx, h, now, st.expires(s.Created, now))
+		if errors.Is(err, webstore.ErrNotFound) {
+			return session{}, errNoSession // signed out meanwhile
+		}
+		if err != nil {
+			return session{}, err
+		}
+		s.Last = now
 	}
-	s.Last = now
-	return *s, true
+	return s, nil
 }
 
-func (st *sessionStore) delete(id string) {
-	st.mu.Lock()
-	delete(st.m, hashOf(id))
-	st.mu.Unlock()
+// get is lookup for tests: a live session or none.
+func (st *sessionStore) get(ctx context.Context, id string) (session, bool) {
+	s, err := st.lookup(ctx, id)
+	return s, err == nil
+}
+
+func (st *sessionStore) delete(ctx context.Context, id string) error {
+	return st.store.DeleteSession(ctx, hashOf(id))
+}
+
+// deleteUser ends every session of a user.
+func (st *sessionStore) deleteUser(ctx context.Context, userID string) error {
+	_, err := st.store.DeleteSessions(ctx, userID, nil)
+	return err
+}
+
+// deleteCredential ends the sessions a user signed in with one passkey
+// (and any of theirs that does not open).
+func (st *sessionStore) deleteCredential(ctx context.Context, userID string, cred []byte) error {
+	_, err := st.store.DeleteSessions(ctx, userID, func(row webstore.Session) bool {
+		s, err := st.open(row)
+		return err != nil || bytes.Equal(s.Credential, cred)
+	})
+	return err
 }
 
 func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
@@ -148,26 +211,48 @@ func cookieValue(r *http.Request, name string) string {
 
 // startSession signs a user in: any session the browser had ends, and a
 // new one, with a new id, begins.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, sess session) error {
 	if old := cookieValue(r, SessionCookie); old != "" {
-		s.sessions.delete(old)
+		if err := s.sessions.delete(r.Context(), old); err != nil {
+			return err
+		}
 	}
-	s.setCookie(w, SessionCookie, s.sessions.create(sess), 0)
+	id, _, err := s.sessions.create(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	s.setCookie(w, SessionCookie, id, 0)
+	return nil
 }
 
-// currentSession returns the request's live session.
-func (s *Server) currentSession(r *http.Request) (session, bool) {
-	sess, ok := s.sessions.get(cookieValue(r, SessionCookie))
-	if !ok {
-		return sess, false
+// session returns the request's live session, or errNoSession. A user
+// deleted meanwhile (by the admin, say) is signed out here, whatever path
+// the deletion took. Any other error is the store's.
+func (s *Server) session(r *http.Request) (session, error) {
+	sess, err := s.sessions.lookup(r.Context(), cookieValue(r, SessionCookie))
+	if err != nil {
+		return session{}, err
 	}
-	// A user deleted meanwhile (by the admin, say) is signed out here,
-	// whatever path the deletion took.
 	if _, err := s.vault.User(sess.UserID); err != nil {
-		s.sessions.deleteUser(sess.UserID)
-		return session{}, false
+		if !errors.Is(err, vault.ErrNoUser) {
+			return session{}, err
+		}
+		if err := s.sessions.deleteUser(r.Context(), sess.UserID); err != nil {
+			s.log.Error("web sessions of a deleted user remain", "user", sess.UserID, "cause", err.Error())
+		}
+		return session{}, errNoSession
 	}
-	return sess, true
+	return sess, nil
+}
+
+// currentSession returns the request's live session, if any; a store
+// failure is logged and counts as none.
+func (s *Server) currentSession(r *http.Request) (session, bool) {
+	sess, err := s.session(r)
+	if err != nil && !errors.Is(err, errNoSession) {
+		s.log.Error("web session lookup", "cause", err.Error())
+	}
+	return sess, err == nil
 }
 
 // requireSession lets only signed-in browsers through. A page request
@@ -185,15 +270,27 @@ func (s *Server) requireUploadSession(next func(http.ResponseWriter, *http.Reque
 	return s.withSession(next, s.multipartCSRF)
 }
 
+const sessionUnavailable = "The vault could not check your sign-in just now. Try again shortly."
+
 // csrfCheck checks a state-changing request's CSRF token, and may return
 // the request with something it read along the way.
 type csrfCheck func(w http.ResponseWriter, r *http.Request, sess session) (*http.Request, bool)
 
 func (s *Server) withSession(next func(http.ResponseWriter, *http.Request, session), csrfOK csrfCheck) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		sess, ok := s.currentSession(r)
+		sess, err := s.session(r)
 		isJSON := strings.HasPrefix(r.URL.Path, "/webauthn/")
-		if !ok {
+		if err != nil && !errors.Is(err, errNoSession) {
+			// The session may well be live: keep the cookie.
+			s.log.Error("web session lookup", "path", r.URL.Path, "cause", err.Error())
+			if isJSON {
+				writeJSONError(w, http.StatusServiceUnavailable, "unavailable", sessionUnavailable)
+				return
+			}
+			s.render(w, http.StatusServiceUnavailable, "error", pageData{Title: "Try again shortly", Error: sessionUnavailable})
+			return
+		}
+		if err != nil {
 			if cookieValue(r, SessionCookie) != "" {
 				s.clearCookie(w, SessionCookie)
 			}
@@ -281,9 +378,11 @@ func multipartOf(r *http.Request) *multipart.Reader {
 }
 
 // A ceremony is one WebAuthn registration or sign-in in progress: the
-// challenge and what it is for. It is held in memory under the hash of a
-// one-time cookie, and taken (deleted) by the finish request before the
-// response is checked, so a challenge answers at most one response.
+// challenge and what it is for. The store keeps it, sealed, under a hash
+// of its kind and of a one-time cookie's value, and the finish request
+// takes it (deletes it) before the response is checked, so a challenge
+// answers at most one response. A finish of another kind finds nothing
+// and leaves it alone.
 type ceremony struct {
 	Kind    string // "enrol", "signin", "add" or "grant"
 	Data    webauthn.SessionData
@@ -301,55 +400,73 @@ type ceremony struct {
 }
 
 type ceremonyStore struct {
-	mu  sync.Mutex
-	m   map[[32]byte]*ceremony
-	now func() time.Time
+	store  Store
+	sealer sealer
+	now    func() time.Time
 }
 
-func newCeremonyStore(now func() time.Time) *ceremonyStore {
-	return &ceremonyStore{m: map[[32]byte]*ceremony{}, now: now}
+var (
+	// errNoCeremony: the cookie names no live ceremony of the kind (none,
+	// expired, taken already, or unreadable).
+	errNoCeremony = errors.New("no such ceremony")
+	// errBusy: MaxCeremonies are in flight.
+	errBusy = errors.New("too many ceremonies in flight")
+)
+
+// ceremonyHash is a ceremony's key: a hash of its kind and its cookie's
+// value, so the kind is not in plaintext and a finish of another kind
+// cannot take it.
+func ceremonyHash(kind, id string) [32]byte {
+	return sha256.Sum256([]byte("jhvault/web-ceremony/v1|" + kind + "|" + id))
 }
 
-// put stores a ceremony and returns its cookie value, or "" when too many
-// are in flight.
-func (cs *ceremonyStore) put(c ceremony) string {
+func ceremonyAD(h [32]byte) []byte {
+	return []byte("jhvault/web-ceremony/v1|" + hex.EncodeToString(h[:]))
+}
+
+// put stores a ceremony and returns its cookie value, or errBusy when too
+// many are in flight.
+func (cs *ceremonyStore) put(ctx context.Context, c ceremony) (string, error) {
 	now := cs.now()
 	c.Expires = now.Add(CeremonyTimeout)
-	id, h := newSecret()
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if len(cs.m) >= MaxCeremonies {
-		for k, v := range cs.m {
-			if !now.Before(v.Expires) {
-				delete(cs.m, k)
-			}
-		}
-		if len(cs.m) >= MaxCeremonies {
-			return ""
-		}
+	id, _ := newSecret()
+	h := ceremonyHash(c.Kind, id)
+	sealed, err := cs.sealer.Encrypt(mustJSON(c), ceremonyAD(h))
+	if err != nil {
+		return "", err
 	}
-	cs.m[h] = &c
-	return id
+	err = cs.store.PutCeremony(ctx, webstore.Ceremony{Hash: h, UserID: c.UserID, Created: now, Expires: c.Expires, Sealed: sealed}, MaxCeremonies)
+	if errors.Is(err, webstore.ErrFull) {
+		return "", errBusy
+	}
+	if err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
-// take removes and returns a live ceremony of a kind. A ceremony of
-// another kind is left alone.
-func (cs *ceremonyStore) take(id, kind string) (ceremony, bool) {
+// take removes and returns a live ceremony of a kind: errNoCeremony when
+// there is none.
+func (cs *ceremonyStore) take(ctx context.Context, id, kind string) (ceremony, error) {
 	if id == "" {
-		return ceremony{}, false
+		return ceremony{}, errNoCeremony
 	}
-	h := hashOf(id)
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	c, ok := cs.m[h]
-	if !ok || c.Kind != kind {
-		return ceremony{}, false
+	row, err := cs.store.TakeCeremony(ctx, ceremonyHash(kind, id))
+	if errors.Is(err, webstore.ErrNotFound) {
+		return ceremony{}, errNoCeremony
 	}
-	delete(cs.m, h)
+	if err != nil {
+		return ceremony{}, err
+	}
+	var c ceremony
+	pt, err := cs.sealer.Decrypt(row.Sealed, ceremonyAD(row.Hash))
+	if err != nil || json.Unmarshal(pt, &c) != nil || c.Kind != kind || c.UserID != row.UserID || !c.Expires.Equal(row.Expires) {
+		return ceremony{}, errNoCeremony
+	}
 	if !cs.now().Before(c.Expires) {
-		return ceremony{}, false
+		return ceremony{}, errNoCeremony
 	}
-	return *c, true
+	return c, nil
 }
 
 // RecentSignIn is how long after signing in (with a passkey or a recovery

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -13,36 +14,22 @@ import (
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/web/webstore"
 )
 
-// Buckets of the web interface, in the vault's database. Every value is
-// sealed under the master keyset with associated data naming its record,
-// so a value moved to another key, or written by someone without the
-// root key, does not open.
-var (
-	bInvites     = []byte("web_invites")             // SHA-256(token) -> sealed invite
-	bCredentials = []byte("web_credentials")         // credential id -> sealed credRecord
-	bCredsByUser = []byte("web_credentials_by_user") // user id 0x00 credential id -> empty (index)
-)
+// Store is where the web interface keeps its records (webstore.Store:
+// invites, passkeys, recovery codes, sessions, ceremonies).
+// store/boltstore's (*Store).Web is the one in the vault's file.
+//
+// Every value web hands it is sealed under the master keyset with
+// associated data naming its row, so a value moved to another row, or
+// written by someone without the root key, does not open.
+type Store = webstore.Store
 
 // sealer is the master keyset's AEAD.
 type sealer interface {
 	Encrypt(plaintext, ad []byte) ([]byte, error)
 	Decrypt(ciphertext, ad []byte) ([]byte, error)
-}
-
-// dbHandle is the bbolt store's handle (boltstore.Store.DB).
-type dbHandle interface {
-	DB(fn func(*bolt.DB) error) error
-}
-
-func update(db dbHandle, fn func(tx *bolt.Tx) error) error {
-	return db.DB(func(b *bolt.DB) error { return b.Update(fn) })
-}
-
-func view(db dbHandle, fn func(tx *bolt.Tx) error) error {
-	return db.DB(func(b *bolt.DB) error { return b.View(fn) })
 }
 
 // ---- invites ----
@@ -58,58 +45,43 @@ type invite struct {
 
 func inviteAD(hash []byte) []byte { return []byte("jhvault/web-invite/v1|" + hex.EncodeToString(hash)) }
 
-type inviteStore struct {
-	db     dbHandle
-	sealer sealer
-}
+// inviteSweepAfter is how long an expired invite is kept before a later
+// put drops it.
+const inviteSweepAfter = 24 * time.Hour
 
-func (is *inviteStore) init() error {
-	return update(is.db, func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bInvites, bCredentials, bCredsByUser} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+type inviteStore struct {
+	store  Store
+	sealer sealer
 }
 
 // put stores an invite, and drops invites that expired more than a day
 // ago.
-func (is *inviteStore) put(inv invite, now time.Time) error {
+func (is *inviteStore) put(ctx context.Context, inv invite, now time.Time) error {
 	sealed, err := is.sealer.Encrypt(mustJSON(inv), inviteAD(inv.Hash))
 	if err != nil {
 		return err
 	}
-	return update(is.db, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bInvites)
-		var stale [][]byte
-		b.ForEach(func(k, v []byte) error {
-			if old, err := is.open(k, v); err != nil || now.Sub(old.Expires) > 24*time.Hour {
-				stale = append(stale, bytes.Clone(k))
-			}
-			return nil
-		})
-		for _, k := range stale {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return b.Put(inv.Hash, sealed)
-	})
+	row := webstore.Invite{Hash: [32]byte(inv.Hash), UserID: inv.UserID, Expires: inv.Expires, Sealed: sealed}
+	return is.store.PutInvite(ctx, row, now.Add(-inviteSweepAfter))
 }
 
-func (is *inviteStore) open(k, v []byte) (invite, error) {
+// open reads an invite's row: its record must open under the row's hash
+// and name the hash (and the user and expiry the row has in plaintext,
+// when it has them).
+func (is *inviteStore) open(row webstore.Invite) (invite, error) {
 	var inv invite
-	pt, err := is.sealer.Decrypt(v, inviteAD(k))
+	pt, err := is.sealer.Decrypt(row.Sealed, inviteAD(row.Hash[:]))
 	if err != nil {
 		return inv, errors.New("invite record does not decrypt")
 	}
 	if err := json.Unmarshal(pt, &inv); err != nil {
 		return inv, err
 	}
-	if subtle.ConstantTimeCompare(inv.Hash, k) != 1 {
+	if subtle.ConstantTimeCompare(inv.Hash, row.Hash[:]) != 1 {
 		return inv, errors.New("invite record does not match its key")
+	}
+	if row.UserID != "" && (row.UserID != inv.UserID || !row.Expires.Equal(inv.Expires)) {
+		return inv, errors.New("invite record does not match its owner row")
 	}
 	return inv, nil
 }
@@ -119,53 +91,67 @@ func (is *inviteStore) open(k, v []byte) (invite, error) {
 var errInvite = errors.New("the invite is not valid")
 
 // get returns a usable invite by its token's hash.
-func (is *inviteStore) get(hash [32]byte, now time.Time) (invite, error) {
-	var inv invite
-	err := view(is.db, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bInvites).Get(hash[:])
-		if v == nil {
-			return errInvite
-		}
-		var err error
-		inv, err = is.open(hash[:], v)
-		return err
-	})
+func (is *inviteStore) get(ctx context.Context, hash [32]byte, now time.Time) (invite, error) {
+	row, err := is.store.Invite(ctx, hash)
 	if err != nil {
 		return invite{}, errInvite
 	}
-	if subtle.ConstantTimeCompare(inv.Hash, hash[:]) != 1 || !now.Before(inv.Expires) {
+	inv, err := is.open(row)
+	if err != nil || !now.Before(inv.Expires) {
 		return invite{}, errInvite
 	}
 	return inv, nil
 }
 
-// claim takes an invite for one enrolment: it is deleted in the same
-// transaction that finds it usable, so two enrolments racing on one link
-// cannot both win. release puts it back when the enrolment then fails.
-func (is *inviteStore) claim(hash [32]byte, now time.Time) (invite, []byte, error) {
-	var inv invite
-	var sealed []byte
-	err := update(is.db, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bInvites)
-		v := b.Get(hash[:])
-		if v == nil {
-			return errInvite
-		}
-		var err error
-		if inv, err = is.open(hash[:], v); err != nil {
-			return errInvite
-		}
-		if !now.Before(inv.Expires) {
-			return errInvite
-		}
-		sealed = bytes.Clone(v)
-		return b.Delete(hash[:])
-	})
-	return inv, sealed, err
+// claim takes an invite for one enrolment: the store deletes it in the
+// transaction that finds it, so two enrolments racing on one link cannot
+// both win (an expired one is gone too; it was of no use). release puts it
+// back when the enrolment then fails.
+func (is *inviteStore) claim(ctx context.Context, hash [32]byte, now time.Time) (invite, webstore.Invite, error) {
+	row, err := is.store.ClaimInvite(ctx, hash)
+	if errors.Is(err, webstore.ErrNotFound) {
+		return invite{}, row, errInvite
+	}
+	if err != nil {
+		return invite{}, row, err
+	}
+	inv, err := is.open(row)
+	if err != nil || !now.Before(inv.Expires) {
+		return invite{}, row, errInvite
+	}
+	return inv, row, nil
 }
 
-func (is *inviteStore) release(hash [32]byte, sealed []byte) error {
-	return update(is.db, func(tx *bolt.Tx) error { return tx.Bucket(bInvites).Put(hash[:], sealed) })
+func (is *inviteStore) release(ctx context.Context, row webstore.Invite) error {
+	return is.store.ReleaseInvite(ctx, row)
+}
+
+// adoptOld completes the invites an earlier version stored with their
+// user and expiry only sealed: it puts them back with both in the owner
+// row (so the store can sweep them and forget them with their user), and
+// drops any that does not open.
+func (is *inviteStore) adoptOld(ctx context.Context) error {
+	rows, err := is.store.Invites(ctx)
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		if row.UserID != "" {
+			continue
+		}
+		inv, err := is.open(row)
+		if err != nil {
+			if _, err := is.store.ClaimInvite(ctx, row.Hash); err != nil && !errors.Is(err, webstore.ErrNotFound) {
+				return err
+			}
+			continue
+		}
+		row.UserID, row.Expires = inv.UserID, inv.Expires
+		if err := is.store.ReleaseInvite(ctx, row); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ---- credentials ----
@@ -194,10 +180,6 @@ func credAD(id []byte) []byte {
 	return []byte("jhvault/web-credential/v1|" + base64.RawURLEncoding.EncodeToString(id))
 }
 
-func userKey(userID string, credID []byte) []byte {
-	return append(append([]byte(userID), 0), credID...)
-}
-
 // webauthnCredential is the library's view of the record.
 func (c *credRecord) webauthnCredential() webauthn.Credential {
 	ts := make([]protocol.AuthenticatorTransport, len(c.Transports))
@@ -212,11 +194,9 @@ func (c *credRecord) webauthnCredential() webauthn.Credential {
 }
 
 type credStore struct {
-	db     dbHandle
+	store  Store
 	sealer sealer
 }
-
-func (cs *credStore) init() error { return nil } // buckets come with the invites' init
 
 func (cs *credStore) seal(c *credRecord) ([]byte, error) {
 	return cs.sealer.Encrypt(mustJSON(c), credAD(c.ID))
@@ -237,137 +217,76 @@ func (cs *credStore) open(id, v []byte) (credRecord, error) {
 	return c, nil
 }
 
+// The store's refusals, as web names them.
 var (
-	errNoCredential = errors.New("no such credential")
-	errCredExists   = errors.New("credential already registered")
-	errTooMany      = errors.New("too many passkeys")
-	errLastPasskey  = errors.New("the last passkey cannot be removed")
+	errNoCredential = webstore.ErrNotFound
+	errCredExists   = webstore.ErrExists
+	errTooMany      = webstore.ErrTooMany
+	errLastPasskey  = webstore.ErrLastPasskey
 )
 
-// add stores a new credential.
-func (cs *credStore) add(c *credRecord) error {
+// add stores a new credential; the store refuses a duplicate and one past
+// MaxPasskeysPerUser.
+func (cs *credStore) add(ctx context.Context, c *credRecord) error {
 	sealed, err := cs.seal(c)
 	if err != nil {
 		return err
 	}
-	return update(cs.db, func(tx *bolt.Tx) error {
-		b, ub := tx.Bucket(bCredentials), tx.Bucket(bCredsByUser)
-		if b.Get(c.ID) != nil {
-			return errCredExists
-		}
-		if n := countPrefix(ub, []byte(c.UserID+"\x00")); n >= MaxPasskeysPerUser {
-			return errTooMany
-		}
-		if err := b.Put(c.ID, sealed); err != nil {
-			return err
-		}
-		return ub.Put(userKey(c.UserID, c.ID), []byte{})
-	})
-}
-
-func countPrefix(b *bolt.Bucket, prefix []byte) int {
-	n := 0
-	c := b.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		n++
-	}
-	return n
+	return cs.store.AddCredential(ctx, c.UserID, webstore.Credential{ID: c.ID, Sealed: sealed}, MaxPasskeysPerUser)
 }
 
 // get returns a credential by id.
-func (cs *credStore) get(id []byte) (credRecord, error) {
-	var c credRecord
-	err := view(cs.db, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bCredentials).Get(id)
-		if v == nil {
-			return errNoCredential
-		}
-		var err error
-		c, err = cs.open(id, v)
-		return err
-	})
-	return c, err
+func (cs *credStore) get(ctx context.Context, id []byte) (credRecord, error) {
+	row, err := cs.store.Credential(ctx, id)
+	if err != nil {
+		return credRecord{}, err
+	}
+	return cs.open(row.ID, row.Sealed)
 }
 
 // list returns a user's credentials, oldest first.
-func (cs *credStore) list(userID string) ([]credRecord, error) {
-	var out []credRecord
-	err := view(cs.db, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bCredentials)
-		prefix := []byte(userID + "\x00")
-		c := tx.Bucket(bCredsByUser).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			id := k[len(prefix):]
-			v := b.Get(id)
-			if v == nil {
-				continue
-			}
-			rec, err := cs.open(id, v)
-			if err != nil {
-				return err
-			}
-			if rec.UserID != userID {
-				return fmt.Errorf("credential index names the wrong user")
-			}
-			out = append(out, rec)
+func (cs *credStore) list(ctx context.Context, userID string) ([]credRecord, error) {
+	rows, err := cs.store.Credentials(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]credRecord, 0, len(rows))
+	for _, row := range rows {
+		rec, err := cs.open(row.ID, row.Sealed)
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
+		if rec.UserID != userID {
+			return nil, fmt.Errorf("credential index names the wrong user")
+		}
+		out = append(out, rec)
+	}
 	slices.SortFunc(out, func(a, b credRecord) int { return a.Created.Compare(b.Created) })
-	return out, err
+	return out, nil
 }
 
 // modify changes one of a user's credentials in a transaction. A
 // credential of another user is errNoCredential, as a missing one.
-func (cs *credStore) modify(userID string, id []byte, fn func(c *credRecord) error) error {
-	return update(cs.db, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bCredentials)
-		v := b.Get(id)
-		if v == nil {
-			return errNoCredential
-		}
-		c, err := cs.open(id, v)
+func (cs *credStore) modify(ctx context.Context, userID string, id []byte, fn func(c *credRecord) error) error {
+	return cs.store.ModifyCredential(ctx, userID, id, func(sealed []byte) ([]byte, error) {
+		c, err := cs.open(id, sealed)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if c.UserID != userID {
-			return errNoCredential
+			return nil, errNoCredential
 		}
 		if err := fn(&c); err != nil {
-			return err
+			return nil, err
 		}
-		sealed, err := cs.seal(&c)
-		if err != nil {
-			return err
-		}
-		return b.Put(id, sealed)
+		return cs.seal(&c)
 	})
 }
 
 // remove deletes one of a user's credentials, but never the last one: a
 // user with no passkey could not sign in again.
-func (cs *credStore) remove(userID string, id []byte) error {
-	return update(cs.db, func(tx *bolt.Tx) error {
-		b, ub := tx.Bucket(bCredentials), tx.Bucket(bCredsByUser)
-		v := b.Get(id)
-		if v == nil {
-			return errNoCredential
-		}
-		c, err := cs.open(id, v)
-		if err != nil {
-			return err
-		}
-		if c.UserID != userID {
-			return errNoCredential
-		}
-		if countPrefix(ub, []byte(userID+"\x00")) <= 1 {
-			return errLastPasskey
-		}
-		if err := b.Delete(id); err != nil {
-			return err
-		}
-		return ub.Delete(userKey(userID, id))
-	})
+func (cs *credStore) remove(ctx context.Context, userID string, id []byte) error {
+	return cs.store.RemoveCredential(ctx, userID, id)
 }
 
 func mustJSON(v any) []byte {

@@ -8,13 +8,16 @@
 // /metrics). docs/web.md describes the pages, sessions, CSRF defence, CSP,
 // cookies, rate limits and the sign-count clone policy.
 //
-// Invites and credential records live in the vault's bbolt file, in the
-// buckets web_invites, web_credentials and web_credentials_by_user, every
-// value sealed under the master keyset with associated data naming the
-// record. Sessions and WebAuthn ceremonies live only in memory.
+// Invites, passkey records, recovery codes, sessions and WebAuthn
+// ceremonies live in a Store (package webstore; store/boltstore keeps
+// them in the vault's file). Web seals every value under the master keyset
+// with associated data naming its row; the store sees hashed ids, user
+// ids, times and sealed bytes. Sessions and ceremonies so survive a
+// restart, and a later replica could finish a ceremony another began.
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/jupyterhealth/vault/internal/ratelimit"
@@ -30,7 +33,6 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/importer"
-	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -63,7 +65,7 @@ const (
 type Config struct {
 	Vault  *vault.Vault
 	Ledger *consent.Ledger
-	Store  *boltstore.Store
+	Store  Store
 	// BaseURL is the public URL of the vault. Its host is the WebAuthn RP
 	// ID and its origin the only origin ceremonies and state-changing
 	// requests are accepted from. An IP address is refused (browsers refuse
@@ -99,7 +101,7 @@ type Config struct {
 type Server struct {
 	vault  *vault.Vault
 	ledger *consent.Ledger
-	store  *boltstore.Store
+	store  Store
 	log    *slog.Logger
 	now    func() time.Time
 
@@ -160,7 +162,8 @@ func CheckBaseURL(u *url.URL) error {
 	return err
 }
 
-// New builds the web server. It creates its buckets on first use.
+// New builds the web server. Invites an earlier version stored with their
+// user only sealed are completed in the store (Store.Invites).
 func New(cfg Config) (*Server, error) {
 	if cfg.Vault == nil || cfg.Ledger == nil || cfg.Store == nil {
 		return nil, errors.New("web: Vault, Ledger and Store are required")
@@ -211,10 +214,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		vault: cfg.Vault, ledger: cfg.Ledger, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		base: cfg.BaseURL, origin: origin, rpID: rpID, secure: cfg.BaseURL.Scheme == "https",
-		wa:       wa,
-		sessions: newSessionStore(cfg.IdleTimeout, cfg.AbsoluteTimeout, cfg.Now),
-		cers:     newCeremonyStore(cfg.Now),
-		limiter:  ratelimit.New(cfg.AuthPerMinute, cfg.Now),
+		wa:      wa,
+		limiter: ratelimit.New(cfg.AuthPerMinute, cfg.Now),
 
 		onSignInFailure: cfg.OnSignInFailure,
 
@@ -222,13 +223,12 @@ func New(cfg Config) (*Server, error) {
 		uploadSlots: make(chan struct{}, maxConcurrentUploads),
 	}
 	sealer := cfg.Vault.Master()
-	s.creds = &credStore{db: cfg.Store, sealer: sealer}
-	s.invites = &inviteStore{db: cfg.Store, sealer: sealer}
-	if err := s.creds.init(); err != nil {
-		return nil, fmt.Errorf("web: %v", err)
-	}
-	if err := s.invites.init(); err != nil {
-		return nil, fmt.Errorf("web: %v", err)
+	s.sessions = &sessionStore{store: cfg.Store, sealer: sealer, idle: cfg.IdleTimeout, abs: cfg.AbsoluteTimeout, now: cfg.Now}
+	s.cers = &ceremonyStore{store: cfg.Store, sealer: sealer, now: cfg.Now}
+	s.creds = &credStore{store: cfg.Store, sealer: sealer}
+	s.invites = &inviteStore{store: cfg.Store, sealer: sealer}
+	if err := s.invites.adoptOld(context.Background()); err != nil {
+		return nil, fmt.Errorf("web: invites: %v", err)
 	}
 	if s.pages, err = loadPages(); err != nil {
 		return nil, fmt.Errorf("web: templates: %v", err)

@@ -114,12 +114,12 @@ func TestBaseURLChecks(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	for _, bad := range []string{"http://127.0.0.1:8080", "http://[::1]:8080", "http://vault.example.org", "ftp://localhost", "https://localhost/vault"} {
 		u, _ := url.Parse(bad)
-		if _, err := New(Config{Vault: f.v, Ledger: f.led, Store: f.st, BaseURL: u}); err == nil {
+		if _, err := New(Config{Vault: f.v, Ledger: f.led, Store: f.st.Web(), BaseURL: u}); err == nil {
 			t.Errorf("%s accepted as a base URL", bad)
 		}
 	}
 	u, _ := url.Parse("https://vault.example.org")
-	if s, err := New(Config{Vault: f.v, Ledger: f.led, Store: f.st, BaseURL: u}); err != nil || s.rpID != "vault.example.org" || s.origin != "https://vault.example.org" {
+	if s, err := New(Config{Vault: f.v, Ledger: f.led, Store: f.st.Web(), BaseURL: u}); err != nil || s.rpID != "vault.example.org" || s.origin != "https://vault.example.org" {
 		t.Fatalf("https base URL: %v", err)
 	}
 }
@@ -195,11 +195,11 @@ func TestCSRF(t *testing.T) {
 		}
 	}
 	// Nothing changed.
-	recs, _ := f.srv.creds.list(f.patient.ID)
+	recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
 	if len(recs) != 2 || recs[0].Label != "Phone" {
 		t.Fatalf("a refused request changed the passkeys: %+v", recs)
 	}
-	if _, ok := f.srv.sessions.get(c); !ok {
+	if _, ok := f.srv.sessions.get(t.Context(), c); !ok {
 		t.Fatal("a refused sign-out ended the session")
 	}
 	// JSON endpoints: the header token, and the Origin.
@@ -229,7 +229,7 @@ func TestCSRF(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("rename with the token: %d %s", r.StatusCode, body(t, r))
 	}
-	recs, _ = f.srv.creds.list(f.patient.ID)
+	recs, _ = f.srv.creds.list(t.Context(), f.patient.ID)
 	if recs[0].Label != "Renamed" {
 		t.Fatalf("rename did not happen: %q", recs[0].Label)
 	}
@@ -262,7 +262,9 @@ func TestCookieFlags(t *testing.T) {
 	// The session cookie, as startSession writes it.
 	w := &recorder{h: http.Header{}}
 	hr, _ := http.NewRequest("GET", f.base+"/", nil)
-	f.srv.startSession(w, hr, session{UserID: f.patient.ID, Role: "patient"})
+	if err := f.srv.startSession(w, hr, session{UserID: f.patient.ID, Role: "patient"}); err != nil {
+		t.Fatal(err)
+	}
 	resp := http.Response{Header: w.h}
 	cs := resp.Cookies()
 	if len(cs) != 1 || cs[0].Name != SessionCookie {
@@ -275,11 +277,17 @@ func TestCookieFlags(t *testing.T) {
 	if len(cs[0].Value) < 43 {
 		t.Fatalf("session id too short: %d characters", len(cs[0].Value))
 	}
-	// The store keeps only the hash of the id.
-	for k := range f.srv.sessions.m {
-		if bytes.Contains([]byte(cs[0].Value), k[:]) || k != hashOf(cs[0].Value) {
-			t.Fatal("session stored under something other than the id's hash")
-		}
+	// The store keeps the session under the hash of its id, and the id
+	// itself nowhere.
+	if _, err := f.srv.store.Session(t.Context(), hashOf(cs[0].Value)); err != nil {
+		t.Fatalf("no session under the id's hash: %v", err)
+	}
+	db, err := os.ReadFile(filepath.Join(f.dir, "vault.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(db, []byte(cs[0].Value)) {
+		t.Fatal("the session id is in the database file")
 	}
 }
 
@@ -343,8 +351,10 @@ func TestSessionTimeoutsAndSignOut(t *testing.T) {
 	w := &recorder{h: http.Header{}}
 	hr, _ := http.NewRequest("GET", f.base+"/", nil)
 	hr.AddCookie(&http.Cookie{Name: SessionCookie, Value: old})
-	f.srv.startSession(w, hr, session{UserID: f.patient.ID, Role: "patient"})
-	if _, ok := f.srv.sessions.get(old); ok {
+	if err := f.srv.startSession(w, hr, session{UserID: f.patient.ID, Role: "patient"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.srv.sessions.get(t.Context(), old); ok {
 		t.Fatal("the session before sign-in survived it")
 	}
 }
@@ -458,11 +468,11 @@ func TestInvites(t *testing.T) {
 	link2, _ := f.srv.NewInvite(f.patient.ID, time.Hour)
 	tok2 := strings.TrimPrefix(link2, f.base+"/enrol/")
 	h := hashOf(tok2)
-	_, sealed, err := f.srv.invites.claim(h, f.clock.Now())
+	_, row, err := f.srv.invites.claim(t.Context(), h, f.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.srv.invites.claim(h, f.clock.Now()); err == nil {
+	if _, _, err := f.srv.invites.claim(t.Context(), h, f.clock.Now()); err == nil {
 		t.Fatal("an invite was claimed twice")
 	}
 	if r := f.do(req{path: "/enrol/" + tok2}); r.StatusCode != http.StatusGone {
@@ -471,7 +481,7 @@ func TestInvites(t *testing.T) {
 	if st := begin(tok2); st != http.StatusGone {
 		t.Fatalf("begin with a used invite: %d", st)
 	}
-	if err := f.srv.invites.release(h, sealed); err != nil {
+	if err := f.srv.invites.release(t.Context(), row); err != nil {
 		t.Fatal(err)
 	}
 	if r := f.do(req{path: "/enrol/" + tok2}); r.StatusCode != 200 {
@@ -510,7 +520,7 @@ func TestOtherUsersPages(t *testing.T) {
 			t.Errorf("POST %s: %d, want 404", p, r.StatusCode)
 		}
 	}
-	recs, _ := f.srv.creds.list(f.other.ID)
+	recs, _ := f.srv.creds.list(t.Context(), f.other.ID)
 	if len(recs) != 2 || recs[0].Label != "Their phone" {
 		t.Fatalf("another user's passkeys changed: %+v", recs)
 	}
@@ -568,34 +578,6 @@ func TestDashboard(t *testing.T) {
 	t.Logf("dashboard: %d KB in %v (cold)", len(b)>>10, took)
 }
 
-func TestGlucoseStats(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var pts []glucosePoint
-	for i, v := range []float64{50, 60, 70, 100, 180, 200, 260, 150, 120, 110} {
-		pts = append(pts, glucosePoint{T: t0.Add(time.Duration(i) * 5 * time.Minute), MgDL: v})
-	}
-	st := glucoseStats(pts, 50*time.Minute)
-	approx := func(name string, got, want float64) {
-		t.Helper()
-		if d := got - want; d > 0.01 || d < -0.01 {
-			t.Errorf("%s = %.4f, want %.4f", name, got, want)
-		}
-	}
-	approx("mean", st.Mean, 130)
-	approx("SD", st.SD, 67.4949) // sample SD
-	approx("CV", st.CV, 51.9191)
-	approx("GMI", st.GMI, 3.31+0.02392*130)
-	approx("very low", st.VeryLow, 10)
-	approx("low", st.Low, 10)
-	approx("in range", st.InRange, 60) // 70 and 180 are in range
-	approx("high", st.High, 10)
-	approx("very high", st.VeryHi, 10)
-	approx("active", st.ActivePct, 100)
-	if v, ok := glucoseOf([]byte(`{"header":{},"body":{"blood_glucose":{"unit":"mmol/L","value":5.5}}}`)); !ok || v < 99 || v > 99.2 {
-		t.Errorf("mmol/L conversion: %v", v)
-	}
-}
-
 // TestSessionsEndWithTheirUserAndPasskey: a patient deleted by the admin
 // (not through the web UI) is signed out at once; removing a passkey ends
 // the sessions that signed in with it, and only those.
@@ -603,9 +585,14 @@ func TestSessionsEndWithTheirUserAndPasskey(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	lost := f.addCred(f.patient.ID, "lost phone")
 	kept := f.addCred(f.patient.ID, "laptop")
-	idLost := f.srv.sessions.create(session{UserID: f.patient.ID, Role: vault.RolePatient, Credential: lost})
-	idKept := f.srv.sessions.create(session{UserID: f.patient.ID, Role: vault.RolePatient, Credential: kept})
-	sk, _ := f.srv.sessions.get(idKept)
+	idLost, _, err := f.srv.sessions.create(t.Context(), session{UserID: f.patient.ID, Role: vault.RolePatient, Credential: lost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idKept, sk, err := f.srv.sessions.create(t.Context(), session{UserID: f.patient.ID, Role: vault.RolePatient, Credential: kept})
+	if err != nil {
+		t.Fatal(err)
+	}
 	csrf := sk.CSRF
 	if r := f.do(req{path: "/", cookie: idLost}); r.StatusCode != http.StatusOK {
 		t.Fatalf("dashboard: %d", r.StatusCode)

@@ -183,7 +183,7 @@ func withAdminBase(sf storeFlags, base *url.URL, stderr io.Writer, fn func(api.A
 	}
 	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root}
 	if base != nil {
-		ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st, BaseURL: base, Logger: log})
+		ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log})
 		if err != nil {
 			return err
 		}

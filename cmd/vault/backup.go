@@ -199,7 +199,7 @@ func verifyRestored(path string, sf storeFlags, stderr io.Writer) (string, error
 	if err != nil {
 		return "", err
 	}
-	led, err := consent.Open(st, v.Master(), consent.Options{})
+	led, err := consent.Open(st.Ledger(), v.Master(), consent.Options{})
 	if err != nil {
 		return "", fmt.Errorf("consent ledger: %v", err)
 	}

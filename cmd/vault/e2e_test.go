@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,7 +19,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/internal/demo"
-	bolt "go.etcd.io/bbolt"
+	"github.com/jupyterhealth/vault/store/boltstore"
 )
 
 // The end-to-end tests share one demo server: the real binary (this test
@@ -336,11 +335,11 @@ func TestAdminLockedDoesNotHang(t *testing.T) {
 	dir := t.TempDir()
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "root.key")
 	initVault(t, data, key)
-	db, err := bolt.Open(filepath.Join(data, "vault.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	st, err := boltstore.Open(filepath.Join(data, "vault.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer st.Close()
 	start := time.Now()
 	_, stderr, err := runVault(t, 20*time.Second, "admin", "user", "add", "--data", data, "--root-key-file", key, "--role", "patient", "--name", "y")
 	if err == nil || !strings.Contains(stderr, "locked by another process") {
@@ -421,18 +420,20 @@ func TestLedgerVerifyCLI(t *testing.T) {
 	// Flip one byte of entry 1.
 	os.WriteFile(db, current, 0o600)
 	func() {
-		b, err := bolt.Open(db, 0o600, &bolt.Options{Timeout: time.Second})
+		st, err := boltstore.Open(db, boltstore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer b.Close()
-		b.Update(func(tx *bolt.Tx) error {
-			eb := tx.Bucket([]byte("ledger_entries"))
-			k := binary.BigEndian.AppendUint64(nil, 1)
-			v := bytes.Clone(eb.Get(k))
-			v[len(v)/2] ^= 1
-			return eb.Put(k, v)
-		})
+		defer st.Close()
+		tamper := st.LedgerTamperer()
+		v, err := tamper.Raw("entries", "1")
+		if err != nil || v == nil {
+			t.Fatalf("entry 1: %v", err)
+		}
+		v[len(v)/2] ^= 1
+		if err := tamper.SetRaw("entries", "1", v); err != nil {
+			t.Fatal(err)
+		}
 	}()
 	_, stderr, err = runVault(t, 20*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key)
 	if err == nil || !strings.Contains(stderr, "failed at 1") {

@@ -186,7 +186,7 @@ func unlock(st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*
 // openLedger opens the consent ledger in the vault's database. origin names
 // a new log (the base URL's host); an existing log keeps its own.
 func openLedger(st *boltstore.Store, v *vault.Vault, origin string) (*consent.Ledger, error) {
-	l, err := consent.Open(st, v.Master(), consent.Options{Origin: origin})
+	l, err := consent.Open(st.Ledger(), v.Master(), consent.Options{Origin: origin})
 	if err != nil {
 		return nil, fmt.Errorf("consent ledger: %v", err)
 	}

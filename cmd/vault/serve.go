@@ -146,7 +146,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	importers := formats.New()
 	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned})
-	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st, BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure})
+	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/internal/calendar"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -522,16 +523,11 @@ func appendTime(b []byte, s string, loc *time.Location) ([]byte, int64, bool) {
 	if len(s) < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
 		return b, 0, false
 	}
-	year, ok1 := digits(s[0:4])
-	month, ok2 := digits(s[5:7])
-	day, ok3 := digits(s[8:10])
-	hour, ok4 := digits(s[11:13])
-	minute, ok5 := digits(s[14:16])
-	sec, ok6 := digits(s[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
-		hour > 23 || minute > 59 || sec > 59 {
+	w, valid := calendar.ParseWall(s)
+	if !valid || w.Second > 59 {
 		return b, 0, false
 	}
+	year, month, day, hour, minute, sec := w.Year, w.Month, w.Day, w.Hour, w.Minute, w.Second
 	rest := s[19:]
 	if rest == "" {
 		// No offset: the patient's zone. A wall time that the zone skips
@@ -553,13 +549,13 @@ func appendTime(b []byte, s string, loc *time.Location) ([]byte, int64, bool) {
 	switch {
 	case len(rest) == 5 && (rest[0] == '+' || rest[0] == '-'):
 		var okh, okm bool
-		oh, okh = digits(rest[1:3])
-		om, okm = digits(rest[3:5])
+		oh, okh = calendar.Digits(rest[1:3])
+		om, okm = calendar.Digits(rest[3:5])
 		ok = okh && okm
 	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
 		var okh, okm bool
-		oh, okh = digits(rest[1:3])
-		om, okm = digits(rest[4:6])
+		oh, okh = calendar.Digits(rest[1:3])
+		om, okm = calendar.Digits(rest[4:6])
 		ok = okh && okm
 	}
 	if !ok || oh > 23 || om > 59 {
@@ -576,29 +572,4 @@ func appendTime(b []byte, s string, loc *time.Location) ([]byte, int64, bool) {
 	b = append(b, rest[len(rest)-2:]...)
 	unix := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Unix() - int64(off)
 	return b, unix, true
-}
-
-func digits(s string) (int, bool) {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }

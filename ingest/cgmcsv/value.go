@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/internal/calendar"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -91,21 +92,8 @@ type clock struct {
 
 // valid checks the ranges.
 func (c clock) valid() bool {
-	return c.month >= 1 && c.month <= 12 && c.day >= 1 && c.day <= daysIn(c.month, c.year) &&
+	return c.month >= 1 && c.month <= 12 && c.day >= 1 && c.day <= calendar.DaysIn(c.month, c.year) &&
 		c.hour <= 23 && c.min <= 59 && c.sec <= 59
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }
 
 // text writes c as an RFC 3339 date-time with an offset: its own, or the

@@ -20,10 +20,10 @@
 //
 // The package lives in internal/ and not beside the product's packages:
 // nothing but cmd/vault (and its tests) has any use for it, and keeping it
-// out of the module's public API lets it change with the command. It is
-// the one package outside store/boltstore that imports bbolt, for its
-// raw-bbolt baselines; the vault itself it opens only through the [Opener]
-// cmd/vault passes in, which opens it exactly as 'vault serve' does.
+// out of the module's public API lets it change with the command. Its
+// raw-bbolt baselines (baseline.go) are the one use of bbolt outside
+// store/boltstore; the vault itself it opens only through the [Opener]
+// cmd/vault passes in, which opens it exactly as every command does.
 package bench
 
 import (

@@ -59,7 +59,7 @@ func open(t *testing.T) Opener {
 			Vault:  v,
 			DBFile: path,
 			Ledger: func(origin string) (*consent.Ledger, error) {
-				return consent.Open(st, v.Master(), consent.Options{Origin: origin})
+				return consent.Open(st.Ledger(), v.Master(), consent.Options{Origin: origin})
 			},
 			Close: func() error {
 				if err := st.Close(); err != nil {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,7 +22,6 @@ import (
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/vault"
-	bolt "go.etcd.io/bbolt"
 )
 
 // ExportClientCommand is the first argument that makes the running
@@ -168,41 +166,12 @@ func Export(c ExportConfig) (*ExportReport, error) {
 		r.CanonBytes += len(b) + 1
 	}
 
-	db, err := bolt.Open(filepath.Join(scratch, "baseline.db"), 0o600, nil)
+	base, err := openScanBaseline(filepath.Join(scratch, "baseline.db"), canon)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket([]byte("r"))
-		for i, c := range canon {
-			if err == nil {
-				err = b.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), c)
-			}
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	baseline := func() (float64, error) {
-		t0 := time.Now()
-		w, err := age.Encrypt(io.Discard, id.Recipient())
-		if err != nil {
-			return 0, err
-		}
-		err = db.View(func(tx *bolt.Tx) error {
-			return tx.Bucket([]byte("r")).ForEach(func(_, v []byte) error {
-				w.Write(v)
-				_, err := w.Write([]byte{'\n'})
-				return err
-			})
-		})
-		if err == nil {
-			err = w.Close()
-		}
-		return time.Since(t0).Seconds(), err
-	}
+	defer base.Close()
+	baseline := func() (float64, error) { return base.scan(id.Recipient()) }
 
 	self, err := os.Executable()
 	if err != nil {

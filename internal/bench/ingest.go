@@ -4,10 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,7 +23,6 @@ import (
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/vault"
-	bolt "go.etcd.io/bbolt"
 )
 
 // LoadCommand is the first argument that makes the running executable the
@@ -89,11 +85,11 @@ func Ingest(c IngestConfig) (*IngestReport, error) {
 		// a transaction per request batch; the other per uploaders x batch,
 		// which is the most the vault's group commit merges here. The ratio
 		// is taken against the faster of the two.
-		b, n, err := baseline(filepath.Join(rdir, "baseline.db"), c.Uploaders, c.Readings, c.Batch, 1, c.PageSize)
+		b, n, err := putBaseline(filepath.Join(rdir, "baseline.db"), c.Uploaders, c.Readings, c.Batch, 1, c.PageSize)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %v", err)
 		}
-		g, _, err := baseline(filepath.Join(rdir, "baseline-group.db"), c.Uploaders, c.Readings, c.Batch, c.Uploaders, c.PageSize)
+		g, _, err := putBaseline(filepath.Join(rdir, "baseline-group.db"), c.Uploaders, c.Readings, c.Batch, c.Uploaders, c.PageSize)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %v", err)
 		}
@@ -282,69 +278,4 @@ func upload(client *http.Client, url, token string, body []byte) (int, error) {
 	var out api.IngestResponse
 	err = json.NewDecoder(resp.Body).Decode(&out)
 	return out.Accepted, err
-}
-
-// baseline puts the same points in a raw bbolt file under time-ordered
-// keys, perTx request batches to an fsync'd transaction, and returns the
-// time the puts took.
-func baseline(path string, uploaders, readings, batch, perTx, pageSize int) (secs float64, pointBytes int, err error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return 0, 0, err
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, InitialMmapSize: 256 << 20, PageSize: pageSize})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer db.Close()
-	type kv struct{ k, v []byte }
-	var txs [][]kv
-	for u := range uploaders {
-		bs, n := bodies(u, readings, batch)
-		pointBytes += n
-		i := 0
-		for _, body := range bs {
-			var tx []kv
-			for line := range bytes.Lines(body) {
-				k := make([]byte, 24)
-				binary.BigEndian.PutUint64(k, uint64(u)<<56|uint64(i))
-				rand.Read(k[8:])
-				tx = append(tx, kv{k, bytes.TrimSuffix(line, []byte("\n"))})
-				i++
-			}
-			txs = append(txs, tx)
-		}
-	}
-	if perTx > 1 {
-		// Interleave uploaders as concurrent requests arrive, perTx batches
-		// to a transaction.
-		var merged [][]kv
-		per := len(txs) / uploaders
-		for i := 0; i < per; i++ {
-			var m []kv
-			for u := range uploaders {
-				m = append(m, txs[u*per+i]...)
-			}
-			merged = append(merged, m)
-		}
-		txs = merged
-	}
-	start := time.Now()
-	for _, tx := range txs {
-		err := db.Update(func(t *bolt.Tx) error {
-			b, err := t.CreateBucketIfNotExists([]byte("readings"))
-			if err != nil {
-				return err
-			}
-			for _, p := range tx {
-				if err := b.Put(p.k, p.v); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return 0, 0, errors.New(err.Error())
-		}
-	}
-	return time.Since(start).Seconds(), pointBytes, nil
 }

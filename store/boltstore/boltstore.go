@@ -8,6 +8,9 @@
 //	pkeys      patient id -> wrapped patient key blob
 //	readings/  one nested bucket per patient id
 //	           schema 0x00 time(8, big-endian, sign-flipped) tag(16) -> sealed reading
+//	ledger_*   the consent ledger's store (ledger.go, [Store.Ledger])
+//	web_…      the web UI's invites, passkeys, recovery codes, sessions and
+//	           ceremonies (web.go; [Store.Web] hands them out)
 //
 // Record keys are time-ordered within a schema, so a batch of readings in
 // time order appends to the end of the B+tree, and deduplication is a lookup
@@ -49,6 +52,19 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
+	// The consent ledger's buckets (ledger.go). Files where the ledger
+	// already made them keep them as they are.
+	func(tx *bolt.Tx) error {
+		for _, name := range ledgerBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+	// The web UI's buckets (web.go): those earlier versions made on first
+	// use, the invites' owner rows, sessions and ceremonies.
+	createWebBuckets,
 }
 
 // ErrLocked means another process holds the database.

@@ -3,6 +3,9 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +13,8 @@ import (
 
 	"github.com/jupyterhealth/vault/store/storetest"
 	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/web/webstore"
+	bolt "go.etcd.io/bbolt"
 )
 
 // openTest opens a store on a real file in t.TempDir() and, after the test,
@@ -155,5 +160,134 @@ func TestInsertAfterCloseDoesNotHang(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Insert hung after Close")
+	}
+}
+
+// TestWebConformance runs the web store's suite on a real file; after each
+// case the file is closed and checked (bbolt's consistency check over every
+// page).
+func TestWebConformance(t *testing.T) {
+	storetest.RunWeb(t, func(t *testing.T) (webstore.Store, func() webstore.Store) {
+		path := filepath.Join(t.TempDir(), "vault.db")
+		s, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+			if err := Check(path); err != nil {
+				t.Errorf("integrity: %v", err)
+			}
+		})
+		reopen := func() webstore.Store {
+			t.Helper()
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := Check(path); err != nil {
+				t.Fatalf("integrity: %v", err)
+			}
+			if s, err = Open(path, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			return s.Web()
+		}
+		return s.Web(), reopen
+	})
+}
+
+// TestWebBucketsMigration: a file of the previous format (web buckets made
+// by the web UI on first use, or none yet) is brought up to date on open,
+// and its passkeys and invites are read as they were written.
+func TestWebBucketsMigration(t *testing.T) {
+	for _, withOld := range []bool{true, false} {
+		t.Run(fmt.Sprintf("old web buckets %v", withOld), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "vault.db")
+			s, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Back to format 1, as the previous version left it.
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			invHash := sha256.Sum256([]byte("vi_token"))
+			err = db.Update(func(tx *bolt.Tx) error {
+				for _, name := range webBuckets {
+					if err := tx.DeleteBucket(name); err != nil {
+						return err
+					}
+				}
+				if err := tx.Bucket(bMeta).Put([]byte("format"), binary.BigEndian.AppendUint64(nil, 1)); err != nil {
+					return err
+				}
+				if !withOld {
+					return nil
+				}
+				for name, kv := range map[string][2]string{
+					"web_credentials":         {"cred1", "sealed credential"},
+					"web_credentials_by_user": {"pt_a\x00cred1", ""},
+					"web_invites":             {string(invHash[:]), "sealed invite"},
+				} {
+					b, err := tx.CreateBucket([]byte(name))
+					if err != nil {
+						return err
+					}
+					if err := b.Put([]byte(kv[0]), []byte(kv[1])); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			s, err = Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := s.Web()
+			creds, err := w.Credentials(t.Context(), "pt_a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			invs, err := w.Invites(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if withOld {
+				if len(creds) != 1 || string(creds[0].ID) != "cred1" || string(creds[0].Sealed) != "sealed credential" {
+					t.Fatalf("credentials after the migration: %+v", creds)
+				}
+				if len(invs) != 1 || invs[0].Hash != invHash || invs[0].UserID != "" || string(invs[0].Sealed) != "sealed invite" {
+					t.Fatalf("invites after the migration: %+v", invs)
+				}
+			} else if len(creds) != 0 || len(invs) != 0 {
+				t.Fatalf("rows from nowhere: %v %v", creds, invs)
+			}
+			now := time.Now()
+			if err := w.CreateSession(t.Context(), webstore.Session{Hash: sha256.Sum256([]byte("s")), UserID: "pt_a", Created: now, LastSeen: now, Expires: now.Add(time.Hour), Sealed: []byte("x")}, 10); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := s.Meta("format"); err != nil || binary.BigEndian.Uint64(v) != uint64(len(migrations)) {
+				t.Fatalf("format after the migration: %x %v", v, err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := Check(path); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

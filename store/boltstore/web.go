@@ -1,0 +1,739 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jupyterhealth/vault/web/webstore"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The web UI's buckets (webstore.Store). Values are sealed by package web;
+// keys and the few plaintext fields are listed here.
+//
+//	web_invites               SHA-256(invite token) -> sealed invite
+//	web_invite_owners         SHA-256(invite token) -> expires(8) user id
+//	web_credentials           credential id -> sealed passkey record
+//	web_credentials_by_user   user id 0x00 credential id -> empty
+//	web_recovery              "c/" hex(SHA-256(code)) -> sealed code record
+//	                          "u/" user id 0x00 hex(SHA-256(code)) -> empty
+//	web_sessions              SHA-256(session id) -> timed row
+//	web_sessions_by_user      user id 0x00 SHA-256(session id) -> empty
+//	web_sessions_by_expiry    expires(8) SHA-256(session id) -> empty
+//	web_ceremonies            ceremony hash -> timed row
+//	web_ceremonies_by_user    user id 0x00 ceremony hash -> empty
+//	web_ceremonies_by_expiry  expires(8) ceremony hash -> empty
+//
+// A timed row is created(8) last-seen(8) expires(8) len(user)(2) user
+// sealed; times are Unix nanoseconds, big-endian with the sign bit flipped
+// so they sort. The sessions' and ceremonies' bucket sequence is their row
+// count (for the limits). web_invites, web_credentials,
+// web_credentials_by_user and web_recovery are as earlier versions wrote
+// them; web_invite_owners is new, so an invite stored before it has no
+// owner row until web completes it.
+var (
+	bWebInvites        = []byte("web_invites")
+	bWebInviteOwners   = []byte("web_invite_owners")
+	bWebCreds          = []byte("web_credentials")
+	bWebCredsByUser    = []byte("web_credentials_by_user")
+	bWebRecovery       = []byte("web_recovery")
+	bWebSessions       = []byte("web_sessions")
+	bWebSessionsByUser = []byte("web_sessions_by_user")
+	bWebSessionsByExp  = []byte("web_sessions_by_expiry")
+	bWebCers           = []byte("web_ceremonies")
+	bWebCersByUser     = []byte("web_ceremonies_by_user")
+	bWebCersByExp      = []byte("web_ceremonies_by_expiry")
+
+	webBuckets = [][]byte{
+		bWebInvites, bWebInviteOwners, bWebCreds, bWebCredsByUser, bWebRecovery,
+		bWebSessions, bWebSessionsByUser, bWebSessionsByExp,
+		bWebCers, bWebCersByUser, bWebCersByExp,
+	}
+)
+
+// sweepBatch bounds the expired sessions or ceremonies one put drops
+// when the store is not full.
+const sweepBatch = 64
+
+// createWebBuckets is a migration: the web UI's buckets. Older files have
+// some of them already (web created them on first use).
+func createWebBuckets(tx *bolt.Tx) error {
+	for _, name := range webBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Web is the web UI's store, in the same file.
+func (s *Store) Web() webstore.Store { return webStore{s} }
+
+type webStore struct{ s *Store }
+
+var _ webstore.Store = webStore{}
+
+// webTx is one transaction's view of the web buckets.
+type webTx struct {
+	invites, owners, creds, credsByUser, recovery *bolt.Bucket
+	sessions, cers                                timed
+}
+
+// timed is a bucket of timed rows with its user and expiry indexes.
+type timed struct{ rows, byUser, byExp *bolt.Bucket }
+
+func openWeb(tx *bolt.Tx) (*webTx, error) {
+	bs := make([]*bolt.Bucket, len(webBuckets))
+	for i, name := range webBuckets {
+		if bs[i] = tx.Bucket(name); bs[i] == nil {
+			return nil, fmt.Errorf("bucket %s missing", name)
+		}
+	}
+	return &webTx{
+		invites: bs[0], owners: bs[1], creds: bs[2], credsByUser: bs[3], recovery: bs[4],
+		sessions: timed{bs[5], bs[6], bs[7]},
+		cers:     timed{bs[8], bs[9], bs[10]},
+	}, nil
+}
+
+func (w webStore) view(ctx context.Context, fn func(*webTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return w.s.view(func(tx *bolt.Tx) error {
+		wt, err := openWeb(tx)
+		if err != nil {
+			return err
+		}
+		return fn(wt)
+	})
+}
+
+func (w webStore) update(ctx context.Context, fn func(*webTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return w.s.update(func(tx *bolt.Tx) error {
+		wt, err := openWeb(tx)
+		if err != nil {
+			return err
+		}
+		return fn(wt)
+	})
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(t.UnixNano())^(1<<63))
+}
+
+func readTime(b []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b)^(1<<63))).UTC()
+}
+
+func userKey(userID string, id []byte) []byte {
+	return append(append([]byte(userID), 0), id...)
+}
+
+func userPrefix(userID string) []byte { return append([]byte(userID), 0) }
+
+// keysWithPrefix returns copies of the keys starting with prefix.
+func keysWithPrefix(b *bolt.Bucket, prefix []byte) [][]byte {
+	var out [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		out = append(out, bytes.Clone(k))
+	}
+	return out
+}
+
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- invites ----
+
+func (wt *webTx) invite(hash [32]byte) (webstore.Invite, error) {
+	v := wt.invites.Get(hash[:])
+	if v == nil {
+		return webstore.Invite{}, webstore.ErrNotFound
+	}
+	inv := webstore.Invite{Hash: hash, Sealed: bytes.Clone(v)}
+	if o := wt.owners.Get(hash[:]); len(o) >= 8 {
+		inv.Expires, inv.UserID = readTime(o), string(o[8:])
+	}
+	return inv, nil
+}
+
+func (wt *webTx) putInvite(inv webstore.Invite) error {
+	if err := wt.invites.Put(inv.Hash[:], inv.Sealed); err != nil {
+		return err
+	}
+	if inv.UserID == "" {
+		return wt.owners.Delete(inv.Hash[:])
+	}
+	return wt.owners.Put(inv.Hash[:], append(appendTime(nil, inv.Expires), inv.UserID...))
+}
+
+func (wt *webTx) deleteInvites(hashes [][]byte) error {
+	if err := deleteKeys(wt.invites, hashes); err != nil {
+		return err
+	}
+	return deleteKeys(wt.owners, hashes)
+}
+
+// invitesWhere returns the hashes of the invites whose owner row matches.
+func (wt *webTx) invitesWhere(match func(expires time.Time, userID string) bool) [][]byte {
+	var out [][]byte
+	c := wt.owners.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(v) >= 8 && match(readTime(v), string(v[8:])) {
+			out = append(out, bytes.Clone(k))
+		}
+	}
+	return out
+}
+
+func (w webStore) PutInvite(ctx context.Context, inv webstore.Invite, sweepBefore time.Time) error {
+	return w.update(ctx, func(wt *webTx) error {
+		if !sweepBefore.IsZero() {
+			stale := wt.invitesWhere(func(exp time.Time, _ string) bool { return exp.Before(sweepBefore) })
+			if err := wt.deleteInvites(stale); err != nil {
+				return err
+			}
+		}
+		return wt.putInvite(inv)
+	})
+}
+
+func (w webStore) Invite(ctx context.Context, hash [32]byte) (webstore.Invite, error) {
+	var inv webstore.Invite
+	err := w.view(ctx, func(wt *webTx) error {
+		var err error
+		inv, err = wt.invite(hash)
+		return err
+	})
+	return inv, err
+}
+
+func (w webStore) ClaimInvite(ctx context.Context, hash [32]byte) (webstore.Invite, error) {
+	var inv webstore.Invite
+	err := w.update(ctx, func(wt *webTx) error {
+		var err error
+		if inv, err = wt.invite(hash); err != nil {
+			return err
+		}
+		return wt.deleteInvites([][]byte{hash[:]})
+	})
+	return inv, err
+}
+
+func (w webStore) ReleaseInvite(ctx context.Context, inv webstore.Invite) error {
+	return w.update(ctx, func(wt *webTx) error { return wt.putInvite(inv) })
+}
+
+func (w webStore) Invites(ctx context.Context) ([]webstore.Invite, error) {
+	var out []webstore.Invite
+	err := w.view(ctx, func(wt *webTx) error {
+		c := wt.invites.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) != 32 {
+				continue
+			}
+			inv, err := wt.invite([32]byte(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, inv)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ---- passkeys ----
+
+func (w webStore) AddCredential(ctx context.Context, userID string, c webstore.Credential, max int) error {
+	return w.update(ctx, func(wt *webTx) error {
+		if wt.creds.Get(c.ID) != nil {
+			return webstore.ErrExists
+		}
+		if len(keysWithPrefix(wt.credsByUser, userPrefix(userID))) >= max {
+			return webstore.ErrTooMany
+		}
+		if err := wt.creds.Put(c.ID, c.Sealed); err != nil {
+			return err
+		}
+		return wt.credsByUser.Put(userKey(userID, c.ID), []byte{})
+	})
+}
+
+func (w webStore) Credential(ctx context.Context, id []byte) (webstore.Credential, error) {
+	var c webstore.Credential
+	err := w.view(ctx, func(wt *webTx) error {
+		v := wt.creds.Get(id)
+		if v == nil {
+			return webstore.ErrNotFound
+		}
+		c = webstore.Credential{ID: bytes.Clone(id), Sealed: bytes.Clone(v)}
+		return nil
+	})
+	return c, err
+}
+
+func (w webStore) Credentials(ctx context.Context, userID string) ([]webstore.Credential, error) {
+	var out []webstore.Credential
+	err := w.view(ctx, func(wt *webTx) error {
+		prefix := userPrefix(userID)
+		for _, k := range keysWithPrefix(wt.credsByUser, prefix) {
+			id := k[len(prefix):]
+			if v := wt.creds.Get(id); v != nil {
+				out = append(out, webstore.Credential{ID: id, Sealed: bytes.Clone(v)})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// usersCredential returns the sealed record of one of a user's passkeys.
+func (wt *webTx) usersCredential(userID string, id []byte) ([]byte, error) {
+	if wt.credsByUser.Get(userKey(userID, id)) == nil {
+		return nil, webstore.ErrNotFound
+	}
+	v := wt.creds.Get(id)
+	if v == nil {
+		return nil, webstore.ErrNotFound
+	}
+	return v, nil
+}
+
+func (w webStore) ModifyCredential(ctx context.Context, userID string, id []byte, fn func(sealed []byte) ([]byte, error)) error {
+	return w.update(ctx, func(wt *webTx) error {
+		v, err := wt.usersCredential(userID, id)
+		if err != nil {
+			return err
+		}
+		nv, err := fn(bytes.Clone(v))
+		if err != nil {
+			return err
+		}
+		return wt.creds.Put(id, nv)
+	})
+}
+
+func (w webStore) RemoveCredential(ctx context.Context, userID string, id []byte) error {
+	return w.update(ctx, func(wt *webTx) error {
+		if _, err := wt.usersCredential(userID, id); err != nil {
+			return err
+		}
+		if len(keysWithPrefix(wt.credsByUser, userPrefix(userID))) <= 1 {
+			return webstore.ErrLastPasskey
+		}
+		if err := wt.creds.Delete(id); err != nil {
+			return err
+		}
+		return wt.credsByUser.Delete(userKey(userID, id))
+	})
+}
+
+// deleteCredentials removes every passkey of a user.
+func (wt *webTx) deleteCredentials(userID string) error {
+	prefix := userPrefix(userID)
+	keys := keysWithPrefix(wt.credsByUser, prefix)
+	for _, k := range keys {
+		if err := wt.creds.Delete(k[len(prefix):]); err != nil {
+			return err
+		}
+	}
+	return deleteKeys(wt.credsByUser, keys)
+}
+
+// ---- recovery codes ----
+
+func recoveryCodeKey(hash [32]byte) []byte { return []byte("c/" + hex.EncodeToString(hash[:])) }
+
+func recoveryUserPrefix(userID string) []byte { return []byte("u/" + userID + "\x00") }
+
+func recoveryUserKey(userID string, hash [32]byte) []byte {
+	return append(recoveryUserPrefix(userID), hex.EncodeToString(hash[:])...)
+}
+
+// deleteRecovery removes every code of a user.
+func (wt *webTx) deleteRecovery(userID string) error {
+	prefix := recoveryUserPrefix(userID)
+	keys := keysWithPrefix(wt.recovery, prefix)
+	for _, k := range keys {
+		if err := wt.recovery.Delete(append([]byte("c/"), k[len(prefix):]...)); err != nil {
+			return err
+		}
+	}
+	return deleteKeys(wt.recovery, keys)
+}
+
+func (w webStore) ReplaceRecoveryCodes(ctx context.Context, userID string, codes []webstore.RecoveryCode) error {
+	return w.update(ctx, func(wt *webTx) error {
+		if err := wt.deleteRecovery(userID); err != nil {
+			return err
+		}
+		for _, c := range codes {
+			if err := wt.recovery.Put(recoveryCodeKey(c.Hash), c.Sealed); err != nil {
+				return err
+			}
+			if err := wt.recovery.Put(recoveryUserKey(userID, c.Hash), []byte{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (w webStore) RecoveryCodesLeft(ctx context.Context, userID string) (int, error) {
+	n := 0
+	err := w.view(ctx, func(wt *webTx) error {
+		n = len(keysWithPrefix(wt.recovery, recoveryUserPrefix(userID)))
+		return nil
+	})
+	return n, err
+}
+
+func (w webStore) UseRecoveryCode(ctx context.Context, hash [32]byte, open func(sealed []byte) (string, error)) (string, error) {
+	var user string
+	err := w.update(ctx, func(wt *webTx) error {
+		v := wt.recovery.Get(recoveryCodeKey(hash))
+		if v == nil {
+			return webstore.ErrNotFound
+		}
+		u, err := open(bytes.Clone(v))
+		if err != nil {
+			return err
+		}
+		if wt.recovery.Get(recoveryUserKey(u, hash)) == nil {
+			return webstore.ErrNotFound
+		}
+		if err := wt.recovery.Delete(recoveryCodeKey(hash)); err != nil {
+			return err
+		}
+		user = u
+		return wt.recovery.Delete(recoveryUserKey(u, hash))
+	})
+	return user, err
+}
+
+// ---- sessions and ceremonies ----
+
+// timedRow is a session's or a ceremony's row (a ceremony's LastSeen is
+// its Created).
+type timedRow struct {
+	hash                       [32]byte
+	userID                     string
+	created, lastSeen, expires time.Time
+	sealed                     []byte
+}
+
+func (r timedRow) encode() []byte {
+	b := make([]byte, 0, 26+len(r.userID)+len(r.sealed))
+	b = appendTime(b, r.created)
+	b = appendTime(b, r.lastSeen)
+	b = appendTime(b, r.expires)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r.userID)))
+	b = append(b, r.userID...)
+	return append(b, r.sealed...)
+}
+
+var errBadRow = errors.New("malformed row")
+
+func decodeTimed(hash []byte, v []byte) (timedRow, error) {
+	if len(hash) != 32 || len(v) < 26 {
+		return timedRow{}, errBadRow
+	}
+	n := int(binary.BigEndian.Uint16(v[24:]))
+	if len(v) < 26+n {
+		return timedRow{}, errBadRow
+	}
+	return timedRow{
+		hash: [32]byte(hash), created: readTime(v), lastSeen: readTime(v[8:]), expires: readTime(v[16:]),
+		userID: string(v[26 : 26+n]), sealed: bytes.Clone(v[26+n:]),
+	}, nil
+}
+
+func expiryKey(t time.Time, hash [32]byte) []byte { return append(appendTime(nil, t), hash[:]...) }
+
+func (t timed) count() uint64 { return t.rows.Sequence() }
+
+func (t timed) get(hash [32]byte) (timedRow, error) {
+	v := t.rows.Get(hash[:])
+	if v == nil {
+		return timedRow{}, webstore.ErrNotFound
+	}
+	return decodeTimed(hash[:], v)
+}
+
+// put stores a new row with its index entries.
+func (t timed) put(r timedRow) error {
+	if len(r.userID) > 0xffff {
+		return errors.New("user id too long")
+	}
+	if old, err := t.get(r.hash); err == nil {
+		if err := t.delete(old); err != nil {
+			return err
+		}
+	}
+	if err := t.rows.Put(r.hash[:], r.encode()); err != nil {
+		return err
+	}
+	if err := t.byExp.Put(expiryKey(r.expires, r.hash), []byte{}); err != nil {
+		return err
+	}
+	if r.userID != "" {
+		if err := t.byUser.Put(userKey(r.userID, r.hash[:]), []byte{}); err != nil {
+			return err
+		}
+	}
+	return t.rows.SetSequence(t.count() + 1)
+}
+
+// delete removes a row and its index entries.
+func (t timed) delete(r timedRow) error {
+	if err := t.rows.Delete(r.hash[:]); err != nil {
+		return err
+	}
+	if err := t.byExp.Delete(expiryKey(r.expires, r.hash)); err != nil {
+		return err
+	}
+	if r.userID != "" {
+		if err := t.byUser.Delete(userKey(r.userID, r.hash[:])); err != nil {
+			return err
+		}
+	}
+	n := t.count()
+	if n > 0 {
+		n--
+	}
+	return t.rows.SetSequence(n)
+}
+
+// deleteHashes deletes the rows with these hashes (missing ones are
+// skipped).
+func (t timed) deleteHashes(hashes [][32]byte) error {
+	for _, h := range hashes {
+		r, err := t.get(h)
+		if errors.Is(err, webstore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := t.delete(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweep deletes up to limit rows (all when limit < 0) that expired by now,
+// soonest first.
+func (t timed) sweep(now time.Time, limit int) error {
+	var hashes [][32]byte
+	c := t.byExp.Cursor()
+	for k, _ := c.First(); k != nil && limit != 0; k, _ = c.Next() {
+		if len(k) != 40 || readTime(k).After(now) {
+			break
+		}
+		hashes = append(hashes, [32]byte(k[8:]))
+		limit--
+	}
+	return t.deleteHashes(hashes)
+}
+
+// soonest returns the hash of the row that expires first.
+func (t timed) soonest() ([32]byte, bool) {
+	k, _ := t.byExp.Cursor().First()
+	if len(k) != 40 {
+		return [32]byte{}, false
+	}
+	return [32]byte(k[8:]), true
+}
+
+// userHashes returns the hashes of a user's rows.
+func (t timed) userHashes(userID string) [][32]byte {
+	prefix := userPrefix(userID)
+	var out [][32]byte
+	for _, k := range keysWithPrefix(t.byUser, prefix) {
+		if h := k[len(prefix):]; len(h) == 32 {
+			out = append(out, [32]byte(h))
+		}
+	}
+	return out
+}
+
+func sessionRow(s webstore.Session) timedRow {
+	return timedRow{hash: s.Hash, userID: s.UserID, created: s.Created, lastSeen: s.LastSeen, expires: s.Expires, sealed: s.Sealed}
+}
+
+func (r timedRow) session() webstore.Session {
+	return webstore.Session{Hash: r.hash, UserID: r.userID, Created: r.created, LastSeen: r.lastSeen, Expires: r.expires, Sealed: r.sealed}
+}
+
+func (w webStore) CreateSession(ctx context.Context, s webstore.Session, max int) error {
+	return w.update(ctx, func(wt *webTx) error {
+		t := wt.sessions
+		if err := t.sweep(s.Created, sweepBatch); err != nil {
+			return err
+		}
+		if t.count() >= uint64(max) {
+			if err := t.sweep(s.Created, -1); err != nil {
+				return err
+			}
+		}
+		for t.count() >= uint64(max) {
+			h, ok := t.soonest()
+			if !ok {
+				break
+			}
+			if err := t.deleteHashes([][32]byte{h}); err != nil {
+				return err
+			}
+		}
+		return t.put(sessionRow(s))
+	})
+}
+
+func (w webStore) Session(ctx context.Context, hash [32]byte) (webstore.Session, error) {
+	var s webstore.Session
+	err := w.view(ctx, func(wt *webTx) error {
+		r, err := wt.sessions.get(hash)
+		s = r.session()
+		return err
+	})
+	return s, err
+}
+
+func (w webStore) TouchSession(ctx context.Context, hash [32]byte, lastSeen, expires time.Time) error {
+	return w.update(ctx, func(wt *webTx) error {
+		t := wt.sessions
+		r, err := t.get(hash)
+		if err != nil {
+			return err
+		}
+		if !lastSeen.After(r.lastSeen) && !expires.After(r.expires) {
+			return nil
+		}
+		if lastSeen.After(r.lastSeen) {
+			r.lastSeen = lastSeen
+		}
+		if expires.After(r.expires) {
+			if err := t.byExp.Delete(expiryKey(r.expires, hash)); err != nil {
+				return err
+			}
+			r.expires = expires
+			if err := t.byExp.Put(expiryKey(r.expires, hash), []byte{}); err != nil {
+				return err
+			}
+		}
+		return t.rows.Put(hash[:], r.encode())
+	})
+}
+
+func (w webStore) DeleteSession(ctx context.Context, hash [32]byte) error {
+	return w.update(ctx, func(wt *webTx) error { return wt.sessions.deleteHashes([][32]byte{hash}) })
+}
+
+func (w webStore) DeleteSessions(ctx context.Context, userID string, match func(webstore.Session) bool) (int, error) {
+	n := 0
+	err := w.update(ctx, func(wt *webTx) error {
+		n = 0
+		var gone [][32]byte
+		for _, h := range wt.sessions.userHashes(userID) {
+			r, err := wt.sessions.get(h)
+			if errors.Is(err, webstore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if match == nil || match(r.session()) {
+				gone = append(gone, h)
+			}
+		}
+		n = len(gone)
+		return wt.sessions.deleteHashes(gone)
+	})
+	return n, err
+}
+
+func (w webStore) PutCeremony(ctx context.Context, c webstore.Ceremony, max int) error {
+	// A full store of live ceremonies refuses from a read transaction: a
+	// flood of unauthenticated begins then costs no write (and no fsync).
+	full := false
+	err := w.view(ctx, func(wt *webTx) error {
+		if wt.cers.count() >= uint64(max) {
+			k, _ := wt.cers.byExp.Cursor().First()
+			full = len(k) == 40 && readTime(k).After(c.Created)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if full {
+		return webstore.ErrFull
+	}
+	return w.update(ctx, func(wt *webTx) error {
+		t := wt.cers
+		if err := t.sweep(c.Created, sweepBatch); err != nil {
+			return err
+		}
+		if t.count() >= uint64(max) {
+			if err := t.sweep(c.Created, -1); err != nil {
+				return err
+			}
+			if t.count() >= uint64(max) {
+				return webstore.ErrFull
+			}
+		}
+		return t.put(timedRow{hash: c.Hash, userID: c.UserID, created: c.Created, lastSeen: c.Created, expires: c.Expires, sealed: c.Sealed})
+	})
+}
+
+func (w webStore) TakeCeremony(ctx context.Context, hash [32]byte) (webstore.Ceremony, error) {
+	var c webstore.Ceremony
+	err := w.update(ctx, func(wt *webTx) error {
+		r, err := wt.cers.get(hash)
+		if err != nil {
+			return err
+		}
+		c = webstore.Ceremony{Hash: r.hash, UserID: r.userID, Created: r.created, Expires: r.expires, Sealed: r.sealed}
+		return wt.cers.delete(r)
+	})
+	return c, err
+}
+
+// ---- forgetting ----
+
+func (w webStore) ForgetUser(ctx context.Context, userID string) error {
+	return w.update(ctx, func(wt *webTx) error {
+		if err := wt.deleteCredentials(userID); err != nil {
+			return err
+		}
+		if err := wt.deleteInvites(wt.invitesWhere(func(_ time.Time, u string) bool { return u == userID })); err != nil {
+			return err
+		}
+		if err := wt.deleteRecovery(userID); err != nil {
+			return err
+		}
+		if err := wt.sessions.deleteHashes(wt.sessions.userHashes(userID)); err != nil {
+			return err
+		}
+		return wt.cers.deleteHashes(wt.cers.userHashes(userID))
+	})
+}

@@ -17,9 +17,8 @@ import (
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/ingest/importer"
 	"github.com/jupyterhealth/vault/ingest/ingesttest"
-	"github.com/jupyterhealth/vault/keys"
+	"github.com/jupyterhealth/vault/internal/vaulttest"
 	"github.com/jupyterhealth/vault/omh"
-	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -61,40 +60,17 @@ var lines = importer.Format{Name: "lines", Parse: func(r io.Reader, o ingest.Opt
 
 type env struct {
 	v       *vault.Vault
-	st      *boltstore.Store
-	path    string
 	patient string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dir := t.TempDir()
-	root, err := keys.CreateKeyFile(filepath.Join(dir, "root.key"))
+	e := vaulttest.New(t, vaulttest.Options{})
+	u, err := e.Vault.CreateUser(t.Context(), vault.NewUser{Role: vault.RolePatient, Name: "Import Patient", TimeZone: "America/New_York"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "vault.db")
-	st, err := boltstore.Open(path, boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		if err := boltstore.Check(path); err != nil {
-			t.Errorf("integrity: %v", err)
-		}
-	})
-	v, err := vault.Open(t.Context(), st, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := v.CreateUser(t.Context(), vault.NewUser{Role: vault.RolePatient, Name: "Import Patient", TimeZone: "America/New_York"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{v: v, st: st, path: path, patient: u.ID}
+	return &env{v: e.Vault, patient: u.ID}
 }
 
 func (e *env) count(t *testing.T) int {

@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
 
 	"github.com/jupyterhealth/vault/vault"
@@ -105,15 +104,15 @@ func (s *Server) respond(w *responseWriter, r *http.Request, rt route, sess *ses
 	if pe.Cause != nil {
 		attrs = append(attrs, "cause", pe.Cause.Error())
 	}
-	level := slog.LevelInfo
-	if pe.Status >= 500 {
-		level = slog.LevelError
-	}
-	if w.wrote {
-		s.log.Log(r.Context(), slog.LevelError, "web request failed after its response began", attrs...)
+	switch {
+	case w.wrote:
+		s.log.Error("web request failed after its response began", attrs...)
 		return
+	case pe.Status >= 500:
+		s.log.Error("web request failed", attrs...)
+	default:
+		s.log.Info("web request refused", attrs...)
 	}
-	s.log.Log(r.Context(), level, "web request failed", attrs...)
 	if rt.guards&jsonAPI != 0 {
 		writeJSON(w, pe.Status, errorBody{Code: pe.Code, Message: pe.Message})
 		return

@@ -64,24 +64,27 @@ func (l *logBuffer) String() string {
 // fixture is the whole stack in-process: a real vault and ledger in a
 // bbolt file under t.TempDir(), and the web server.
 type fixture struct {
-	t       testing.TB
-	dir     string
-	root    *keys.Root
-	log     *slog.Logger
-	cfg     Config       // the server's configuration, for restart
-	hs      *http.Server // serving on addr, when the fixture listens
-	addr    string
-	st      *boltstore.Store
-	v       *vault.Vault
-	led     *consent.Ledger
-	srv     *Server
-	h       http.Handler
-	base    string
-	logs    *logBuffer
-	clock   *clock // nil when the server runs on the real clock
-	patient vault.User
-	other   vault.User
-	clin    vault.User
+	t     testing.TB
+	dir   string
+	root  *keys.Root
+	log   *slog.Logger
+	cfg   Config       // the server's configuration, for restart
+	hs    *http.Server // serving on addr, when the fixture listens
+	addr  string
+	st    *boltstore.Store
+	v     *vault.Vault
+	led   *consent.Ledger
+	srv   *Server
+	h     http.Handler
+	base  string
+	logs  *logBuffer
+	clock *clock // nil when the server runs on the real clock
+	// wrapLedger, when set, wraps the ledger's store as it opens (to
+	// inject its failures).
+	wrapLedger func(consent.Store) consent.Store
+	patient    vault.User
+	other      vault.User
+	clin       vault.User
 }
 
 type fixtureOpts struct {
@@ -91,6 +94,8 @@ type fixtureOpts struct {
 	perMin   int
 	days     int // days of CGM history for the patient (0: none)
 	cfgTweak func(*Config)
+	// wrapLedger wraps the ledger's real store (see fixture.wrapLedger).
+	wrapLedger func(consent.Store) consent.Store
 }
 
 // patientName and clinicianName are canaries: they must never reach the
@@ -110,7 +115,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f := &fixture{t: t, dir: dir, root: root, log: log, logs: logs}
+	f := &fixture{t: t, dir: dir, root: root, log: log, logs: logs, wrapLedger: o.wrapLedger}
 	f.open()
 	t.Cleanup(func() { f.st.Close() })
 	v := f.v
@@ -179,7 +184,11 @@ func (f *fixture) open() {
 	if f.v, err = vault.Open(st, f.root, vault.RootInfo{Kind: f.root.Kind()}, vault.Options{Logger: f.log}); err != nil {
 		f.t.Fatal(err)
 	}
-	if f.led, err = consent.Open(st.Ledger(), f.v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
+	var ls consent.Store = st.Ledger()
+	if f.wrapLedger != nil {
+		ls = f.wrapLedger(ls)
+	}
+	if f.led, err = consent.Open(ls, f.v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		f.t.Fatal(err)
 	}
 }

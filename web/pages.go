@@ -280,6 +280,9 @@ func (s *Server) renamePasskey(w http.ResponseWriter, r *http.Request, sess sess
 	if !ok {
 		return errNotFound
 	}
+	if err := r.ParseForm(); err != nil {
+		return errBadForm.because(err)
+	}
 	label, ok := cleanLabel(r.PostForm.Get("label"))
 	if !ok || label == "" {
 		d := s.signedData(sess, "Passkeys", "passkeys")

@@ -98,6 +98,9 @@ func (s *Server) renderTokens(w http.ResponseWriter, sess session, p *tokenPage,
 // is a token-mint ledger entry, as the admin's vault admin token is.
 func (s *Server) createToken(p *tokenPage) handler {
 	return func(w http.ResponseWriter, r *http.Request, sess session) error {
+		if err := r.ParseForm(); err != nil {
+			return errBadForm.because(err)
+		}
 		d := s.signedData(sess, p.Title, "tokens")
 		days, err := strconv.Atoi(r.PostForm.Get("days"))
 		if err != nil || !slices.Contains(p.Days, days) {

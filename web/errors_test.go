@@ -282,7 +282,9 @@ func TestEveryFailurePath(t *testing.T) {
 		{name: "a bad passkey name", prepare: func(t *testing.T, f *errFixture) call {
 			return jsonCall("/webauthn/enrol/begin", `{"token":"vi_x","label":"a\u0007b"}`)
 		}, status: 400, code: "bad_label", as: js, message: "A passkey's name is at most"},
-		{name: "unknown invite, the page", prepare: func(t *testing.T, f *errFixture) call { return call{method: "GET", path: "/enrol/vi_unknown-token-4242"} },
+		{name: "unknown invite, the page", prepare: func(t *testing.T, f *errFixture) call {
+			return call{method: "GET", path: "/enrol/vi_unknown-token-4242"}
+		},
 			status: 410, code: "invite_invalid", as: page, message: "expired or has been used"},
 		{name: "unknown invite, JSON", prepare: func(t *testing.T, f *errFixture) call {
 			return jsonCall("/webauthn/enrol/begin", `{"token":"vi_unknown-token-4242","label":""}`)

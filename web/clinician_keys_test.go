@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +21,7 @@ import (
 // the ceremony cookie.
 func (f *fixture) beginCeremony(t *testing.T, path, sess, csrf string, v any) ([]byte, string) {
 	t.Helper()
-	b, _ := json.Marshal(v)
+	b := mustJSONBody(t, v)
 	r := f.jsonPost(path, sess, csrf, "", b)
 	if r.StatusCode != 200 {
 		t.Fatalf("%s: %d %s", path, r.StatusCode, body(t, r))
@@ -98,13 +96,13 @@ func TestClinicianKeyConfirmed(t *testing.T) {
 		if !k.Confirmed || !k.Active(time.Now()) || !k.ActiveFrom.Equal(k.Added) || k.Recipient != rcpt || k.Label != "Riverside hub" {
 			t.Fatalf("key %+v", k)
 		}
-		e, _, _ := f.led.Entry(k.Index)
-		recs, _ := f.srv.creds.list(t.Context(), f.clin.ID)
+		e := f.entry(k.Index)
+		recs := f.creds(f.clin.ID)
 		as := e.Key.Assertion
 		if as == nil || !bytes.Equal(as.CredentialID, a.ID) || as.PasskeyIndex != recs[0].LedgerIndex || e.Actor != f.clin.ID {
 			t.Fatalf("stored assertion %+v", as)
 		}
-		if want, _ := consent.KeyChallenge(e, as.Nonce); !bytes.Equal(want, ch) {
+		if want, err := consent.KeyChallenge(e, as.Nonce); err != nil || !bytes.Equal(want, ch) {
 			t.Fatal("the ceremony's challenge is not the hash of the stored key entry and nonce")
 		}
 	}
@@ -133,10 +131,10 @@ func TestClinicianKeyRefusals(t *testing.T) {
 	sess, csrf := f.signIn(f.clin.ID)
 	rcpt := newRecipient(t)
 	form := keyForm{Label: "hub", Recipient: rcpt}
-	n0, _ := f.led.Size()
+	n0 := f.size()
 	stored := func(t *testing.T) {
 		t.Helper()
-		if n, _ := f.led.Size(); n != n0 || len(f.led.ClinicianKeys(f.clin.ID)) != 0 {
+		if n := f.size(); n != n0 || len(f.led.ClinicianKeys(f.clin.ID)) != 0 {
 			t.Fatalf("a refused key changed the ledger: %d entries, was %d", n, n0)
 		}
 	}
@@ -168,7 +166,7 @@ func TestClinicianKeyRefusals(t *testing.T) {
 		})
 	}
 	t.Run("csrf", func(t *testing.T) {
-		b, _ := json.Marshal(form)
+		b := mustJSONBody(t, form)
 		if r := f.jsonPost("/webauthn/clinician/keys/begin", sess, "", "", b); r.StatusCode != 403 {
 			t.Fatalf("begin without the token: %d", r.StatusCode)
 		}
@@ -197,7 +195,7 @@ func TestClinicianKeyRefusals(t *testing.T) {
 	})
 	t.Run("patient session", func(t *testing.T) {
 		ps, pcsrf := f.signIn(f.patient.ID)
-		b, _ := json.Marshal(form)
+		b := mustJSONBody(t, form)
 		if r := f.jsonPost("/webauthn/clinician/keys/begin", ps, pcsrf, "", b); r.StatusCode != 404 {
 			t.Fatalf("a patient's key begin: %d", r.StatusCode)
 		}
@@ -217,7 +215,7 @@ func TestClinicianKeyRefusals(t *testing.T) {
 		{"the secret key, lower case", keyForm{Label: "hub", Recipient: strings.ToLower(secret)}, 400, "secret_key"},
 	} {
 		t.Run("form: "+tc.name, func(t *testing.T) {
-			b, _ := json.Marshal(tc.form)
+			b := mustJSONBody(t, tc.form)
 			r := f.jsonPost("/webauthn/clinician/keys/begin", sess, csrf, "", b)
 			raw := body(t, r)
 			var e map[string]string
@@ -237,14 +235,14 @@ func TestClinicianKeyRefusals(t *testing.T) {
 		if r := f.jsonPost("/webauthn/clinician/keys/finish", sess, csrf, cer, a.ResponseJSON(a.Sign(ch, consenttest.Options{}))); r.StatusCode != 200 {
 			t.Fatalf("finish: %d", r.StatusCode)
 		}
-		b, _ := json.Marshal(form)
+		b := mustJSONBody(t, form)
 		if r := f.jsonPost("/webauthn/clinician/keys/begin", sess, csrf, "", b); r.StatusCode != 409 {
 			t.Fatalf("a duplicate: %d", r.StatusCode)
 		}
 		for range maxClinicianKeys - 1 {
 			f.apiKey(t, f.clin.ID, newRecipient(t), time.Hour)
 		}
-		b, _ = json.Marshal(keyForm{Label: "one more", Recipient: newRecipient(t)})
+		b = mustJSONBody(t, keyForm{Label: "one more", Recipient: newRecipient(t)})
 		if r := f.jsonPost("/webauthn/clinician/keys/begin", sess, csrf, "", b); r.StatusCode != 409 {
 			t.Fatalf("over the limit: %d", r.StatusCode)
 		}
@@ -352,7 +350,7 @@ func TestClinicianKeysPageAndRemove(t *testing.T) {
 		t.Fatal("another clinician's key was removed")
 	}
 	// Nothing of the page's keys is written outside the ledger.
-	raw, _ := os.ReadFile(filepath.Join(f.dir, "vault.db"))
+	raw := f.dbFile()
 	if bytes.Contains(raw, []byte(k.Recipient)) {
 		t.Fatal("a recipient is in the database file in the clear")
 	}

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +32,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"github.com/jupyterhealth/vault/vault"
 )
 

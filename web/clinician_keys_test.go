@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -17,41 +16,11 @@ import (
 	"github.com/jupyterhealth/vault/vault"
 )
 
-// beginCeremony posts a ceremony's JSON begin and returns the challenge and
-// the ceremony cookie.
+// beginCeremony posts a step-up ceremony's JSON begin (a grant, a key, a
+// deletion) and returns the challenge and the ceremony cookie.
 func (f *fixture) beginCeremony(t *testing.T, path, sess, csrf string, v any) ([]byte, string) {
 	t.Helper()
-	b := mustJSONBody(t, v)
-	r := f.jsonPost(path, sess, csrf, "", b)
-	if r.StatusCode != 200 {
-		t.Fatalf("%s: %d %s", path, r.StatusCode, body(t, r))
-	}
-	var opts struct {
-		PublicKey struct {
-			Challenge        string `json:"challenge"`
-			UserVerification string `json:"userVerification"`
-			AllowCredentials []struct {
-				ID string `json:"id"`
-			} `json:"allowCredentials"`
-		} `json:"publicKey"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&opts); err != nil {
-		t.Fatal(err)
-	}
-	if opts.PublicKey.UserVerification != "required" || len(opts.PublicKey.AllowCredentials) == 0 {
-		t.Fatalf("assertion options: %+v", opts.PublicKey)
-	}
-	ch, err := base64.RawURLEncoding.DecodeString(opts.PublicKey.Challenge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cer string
-	for _, c := range r.Cookies() {
-		if c.Name == CeremonyCookie {
-			cer = c.Value
-		}
-	}
-	return ch, cer
+	return ceremonyOf(t, f.jsonPost(path, sess, csrf, "", mustJSONBody(t, v)), true)
 }
 
 func newRecipient(t testing.TB) string {

@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -61,37 +60,7 @@ func (f *fixture) jsonPost(path, sess, csrf, cer string, body []byte) *http.Resp
 // ceremony cookie.
 func (f *fixture) beginGrant(t *testing.T, sess, csrf string, form grantForm) ([]byte, string) {
 	t.Helper()
-	b := mustJSONBody(t, form)
-	r := f.jsonPost("/webauthn/grant/begin", sess, csrf, "", b)
-	if r.StatusCode != 200 {
-		t.Fatalf("grant begin: %d %s", r.StatusCode, body(t, r))
-	}
-	var opts struct {
-		PublicKey struct {
-			Challenge        string `json:"challenge"`
-			UserVerification string `json:"userVerification"`
-			AllowCredentials []struct {
-				ID string `json:"id"`
-			} `json:"allowCredentials"`
-		} `json:"publicKey"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&opts); err != nil {
-		t.Fatal(err)
-	}
-	if opts.PublicKey.UserVerification != "required" || len(opts.PublicKey.AllowCredentials) == 0 {
-		t.Fatalf("assertion options: %+v", opts.PublicKey)
-	}
-	ch, err := base64.RawURLEncoding.DecodeString(opts.PublicKey.Challenge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cer string
-	for _, c := range r.Cookies() {
-		if c.Name == CeremonyCookie {
-			cer = c.Value
-		}
-	}
-	return ch, cer
+	return f.beginCeremony(t, "/webauthn/grant/begin", sess, csrf, form)
 }
 
 func testForm(f *fixture) grantForm {

@@ -69,6 +69,7 @@ func loadPages() (*pageSet, error) {
 	}
 	funcs := template.FuncMap{
 		"grantTable": grantTable,
+		"postButton": newPostButton,
 		"asset": func(name string) string {
 			if f, ok := ps.static[name]; ok {
 				return "/static/" + name + "?v=" + f.hash
@@ -115,6 +116,16 @@ func (s *Server) static(w http.ResponseWriter, r *http.Request, _ session) error
 	}
 	w.Write(f.body)
 	return nil
+}
+
+// postButton is what the danger-button partial reads: a one-button POST
+// form.
+type postButton struct {
+	Action, CSRF, Label, Aria string
+}
+
+func newPostButton(action, csrf, label, aria string) postButton {
+	return postButton{Action: action, CSRF: csrf, Label: label, Aria: aria}
 }
 
 // pageData is what the layout reads; Body is the page's own.

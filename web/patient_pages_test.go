@@ -282,7 +282,16 @@ func (f *fixture) softSignIn(t *testing.T, a *consenttest.Authenticator) int {
 	return f.jsonPost("/webauthn/signin/finish", "", "", cer, a.ResponseJSON(a.Sign(ch, consenttest.Options{}))).StatusCode
 }
 
+// challengeOf reads a ceremony's begin: its challenge and the ceremony
+// cookie.
 func challengeOf(t *testing.T, r *http.Response) ([]byte, string) {
+	t.Helper()
+	return ceremonyOf(t, r, false)
+}
+
+// ceremonyOf reads a ceremony's begin response. A step-up's options must
+// also ask for user verification and name the user's own passkeys.
+func ceremonyOf(t *testing.T, r *http.Response, stepUp bool) ([]byte, string) {
 	t.Helper()
 	if r.StatusCode != 200 {
 		t.Fatalf("begin: %d %s", r.StatusCode, body(t, r))
@@ -291,10 +300,16 @@ func challengeOf(t *testing.T, r *http.Response) ([]byte, string) {
 		PublicKey struct {
 			Challenge        string `json:"challenge"`
 			UserVerification string `json:"userVerification"`
+			AllowCredentials []struct {
+				ID string `json:"id"`
+			} `json:"allowCredentials"`
 		} `json:"publicKey"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&opts); err != nil {
 		t.Fatal(err)
+	}
+	if stepUp && (opts.PublicKey.UserVerification != "required" || len(opts.PublicKey.AllowCredentials) == 0) {
+		t.Fatalf("assertion options: %+v", opts.PublicKey)
 	}
 	ch, err := base64.RawURLEncoding.DecodeString(opts.PublicKey.Challenge)
 	if err != nil {

@@ -107,25 +107,7 @@ func TestClinicianKeyRefusals(t *testing.T) {
 			t.Fatalf("a refused key changed the ledger: %d entries, was %d", n, n0)
 		}
 	}
-	for _, tc := range []struct {
-		name   string
-		sign   func(ch []byte) []byte
-		status int
-	}{
-		{"bogus signature", func(ch []byte) []byte {
-			s := a.Sign(ch, consenttest.Options{})
-			s.Signature[len(s.Signature)-3] ^= 1
-			return a.ResponseJSON(s)
-		}, 401},
-		{"user not verified", func(ch []byte) []byte { return a.ResponseJSON(a.Sign(ch, consenttest.Options{NoUV: true})) }, 401},
-		{"another origin", func(ch []byte) []byte {
-			return a.ResponseJSON(a.Sign(ch, consenttest.Options{Origin: "https://evil.example"}))
-		}, 401},
-		{"a patient's passkey", func(ch []byte) []byte {
-			return patientKey.ResponseJSON(patientKey.Sign(ch, consenttest.Options{}))
-		}, 401},
-		{"not an assertion", func([]byte) []byte { return []byte(`{"id":"x"}`) }, 400},
-	} {
+	for _, tc := range forgedAssertions(a, patientKey, "a patient's passkey") {
 		t.Run(tc.name, func(t *testing.T) {
 			ch, cer := f.beginCeremony(t, "/webauthn/clinician/keys/begin", sess, csrf, form)
 			if r := f.jsonPost("/webauthn/clinician/keys/finish", sess, csrf, cer, tc.sign(ch)); r.StatusCode != tc.status {

@@ -63,6 +63,34 @@ func (f *fixture) beginGrant(t *testing.T, sess, csrf string, form grantForm) ([
 	return f.beginCeremony(t, "/webauthn/grant/begin", sess, csrf, form)
 }
 
+// assertionCase is an answer to a step-up ceremony (a grant, a key) that
+// the vault must refuse, with the status it refuses it with.
+type assertionCase struct {
+	name   string
+	sign   func(ch []byte) []byte
+	status int
+}
+
+// forgedAssertions are the answers every step-up's finish refuses: a bad
+// signature, no user verification, another origin and no assertion at
+// all, all from a (the signed-in user's passkey), and a good signature by
+// other's, someone else's passkey.
+func forgedAssertions(a, other *consenttest.Authenticator, otherName string) []assertionCase {
+	return []assertionCase{
+		{"bogus signature", func(ch []byte) []byte {
+			s := a.Sign(ch, consenttest.Options{})
+			s.Signature[len(s.Signature)-3] ^= 1
+			return a.ResponseJSON(s)
+		}, 401},
+		{"user not verified", func(ch []byte) []byte { return a.ResponseJSON(a.Sign(ch, consenttest.Options{NoUV: true})) }, 401},
+		{"another origin", func(ch []byte) []byte {
+			return a.ResponseJSON(a.Sign(ch, consenttest.Options{Origin: "https://evil.example"}))
+		}, 401},
+		{otherName, func(ch []byte) []byte { return other.ResponseJSON(other.Sign(ch, consenttest.Options{})) }, 401},
+		{"not an assertion", func([]byte) []byte { return []byte(`{"id":"x"}`) }, 400},
+	}
+}
+
 func testForm(f *fixture) grantForm {
 	return grantForm{Clinician: f.clin.ID, Schemas: []string{"omh:blood-glucose", "omh:heart-rate"}, DataFrom: "2026-01-01", DataTo: "2026-03-31",
 		ExpiresOn: time.Now().AddDate(0, 1, 0).Format(time.DateOnly), Purpose: "TREAT"}
@@ -140,27 +168,12 @@ func TestGrantRefusals(t *testing.T) {
 	}
 	random := make([]byte, 32)
 	rand.Read(random)
-	cases := []struct {
-		name   string
-		sign   func(ch []byte) []byte
-		status int
-	}{
-		{"bogus signature", func(ch []byte) []byte {
-			s := a.Sign(ch, consenttest.Options{})
-			s.Signature[len(s.Signature)-3] ^= 1
-			return a.ResponseJSON(s)
-		}, 401},
-		{"user not verified", func(ch []byte) []byte { return a.ResponseJSON(a.Sign(ch, consenttest.Options{NoUV: true})) }, 401},
-		{"another origin", func(ch []byte) []byte {
-			return a.ResponseJSON(a.Sign(ch, consenttest.Options{Origin: "https://evil.example"}))
-		}, 401},
-		{"another challenge", func([]byte) []byte { return a.ResponseJSON(a.Sign(random, consenttest.Options{})) }, 401},
-		{"a registration, not an assertion", func(ch []byte) []byte {
+	cases := append(forgedAssertions(a, theirs, "another patient's passkey"),
+		assertionCase{"another challenge", func([]byte) []byte { return a.ResponseJSON(a.Sign(random, consenttest.Options{})) }, 401},
+		assertionCase{"a registration, not an assertion", func(ch []byte) []byte {
 			return a.ResponseJSON(a.Sign(ch, consenttest.Options{Type: "webauthn.create"}))
 		}, 401},
-		{"another patient's passkey", func(ch []byte) []byte { return theirs.ResponseJSON(theirs.Sign(ch, consenttest.Options{})) }, 401},
-		{"not an assertion", func([]byte) []byte { return []byte(`{"id":"x"}`) }, 400},
-	}
+	)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ch, cer := f.beginGrant(t, sess, csrf, testForm(f))

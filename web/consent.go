@@ -101,7 +101,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, sess session, status int, 
 	}
 	clinicians, err := s.vault.Users(vault.RoleClinician)
 	if err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Consent unavailable", Message: "The clinician directory could not be read. Try again shortly.", Cause: err}
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Consent unavailable", Message: "The clinician directory could not be read. Try again shortly.", Cause: err}
 	}
 	names := map[string]string{}
 	for _, c := range clinicians {

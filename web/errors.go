@@ -13,18 +13,18 @@ import (
 // from the /webauthn/… endpoints. A handler that succeeds writes its page,
 // JSON or redirect and returns nil.
 //
-// An *Error carries what the person may see. Any other error is internal:
-// it answers 500 with a generic message, and its text goes only to the log.
-// So a store's, the ledger's or a template's error can never reach a
-// browser, whatever a handler does with it. vault.InputError (a caller's
+// A *publicError carries what the person may see. Any other error is
+// internal: it answers 500 with a generic message, and its text goes only
+// to the log. So a store's, the ledger's or a template's error can never
+// reach a browser, whatever a handler does with it. vault.InputError (a caller's
 // mistake the vault package reports) answers 400 with its own code and
 // message, as it does in the API.
 
-// Error is a failure a person may be told about. Code is stable (tests and
-// the page script go by it; docs/web.md lists them), Title heads the error
+// publicError is a failure a person may be told about. Code is stable (a
+// script or a test may go by it; docs/web.md lists them), Title heads the error
 // page, Message says what to do. Cause, if any, goes only to the log.
 // Neither Title nor Message may hold a secret, a name or a reading.
-type Error struct {
+type publicError struct {
 	Status  int
 	Code    string
 	Title   string
@@ -32,31 +32,31 @@ type Error struct {
 	Cause   error
 }
 
-func (e *Error) Error() string {
+func (e *publicError) Error() string {
 	if e.Cause != nil {
 		return e.Code + ": " + e.Cause.Error()
 	}
 	return e.Code
 }
 
-func (e *Error) Unwrap() error { return e.Cause }
+func (e *publicError) Unwrap() error { return e.Cause }
 
 // because returns a copy of e with a cause for the log.
-func (e *Error) because(cause error) *Error {
+func (e *publicError) because(cause error) *publicError {
 	c := *e
 	c.Cause = cause
 	return &c
 }
 
 // refuse is an Error without a cause.
-func refuse(status int, code, title, msg string) *Error {
-	return &Error{Status: status, Code: code, Title: title, Message: msg}
+func refuse(status int, code, title, msg string) *publicError {
+	return &publicError{Status: status, Code: code, Title: title, Message: msg}
 }
 
 // unavailable is a store or ledger failure the person may retry: 503, with
 // what did not happen.
-func unavailable(title, msg string, cause error) *Error {
-	return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: title, Message: msg, Cause: cause}
+func unavailable(title, msg string, cause error) *publicError {
+	return &publicError{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: title, Message: msg, Cause: cause}
 }
 
 // The refusals several handlers and guards share.
@@ -73,19 +73,19 @@ var (
 	errBusy        = refuse(http.StatusServiceUnavailable, "busy", "Try again shortly", "The vault is busy. Try again in a minute.")
 	errNoAccount   = refuse(http.StatusNotFound, "no_user", "No account", "This account no longer exists.")
 	errSessionDown = refuse(http.StatusServiceUnavailable, "unavailable", "Try again shortly", "The vault could not check your sign-in just now. Try again shortly.")
-	// errInternal is what any error that is not an *Error becomes.
+	// errInternal is what any error that is not an *publicError becomes.
 	errInternal = refuse(http.StatusInternalServerError, "internal", "Something went wrong", "Something went wrong on the vault. Try again shortly.")
 )
 
-// publicError is what the person is shown for err.
-func publicError(err error) *Error {
-	var pe *Error
+// asPublic is what the person is shown for err.
+func asPublic(err error) *publicError {
+	var pe *publicError
 	var ie *vault.InputError
 	switch {
 	case errors.As(err, &pe):
 		return pe
 	case errors.As(err, &ie):
-		return &Error{Status: http.StatusBadRequest, Code: ie.Code, Title: "Request refused", Message: ie.Message, Cause: err}
+		return &publicError{Status: http.StatusBadRequest, Code: ie.Code, Title: "Request refused", Message: ie.Message, Cause: err}
 	}
 	return errInternal.because(err)
 }
@@ -96,7 +96,7 @@ func publicError(err error) *Error {
 // as the error page otherwise. sess is the request's session when the
 // route found one. A response the handler had begun is left as it is.
 func (s *Server) respond(w *responseWriter, r *http.Request, rt route, sess *session, err error) {
-	pe := publicError(err)
+	pe := asPublic(err)
 	attrs := []any{"method", r.Method, "route", rt.pattern, "status", pe.Status, "code", pe.Code}
 	if sess != nil {
 		attrs = append(attrs, "user", sess.UserID)

@@ -264,7 +264,7 @@ func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, sess sessi
 func (s *Server) renderPasskeys(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) error {
 	recs, err := s.creds.list(ctx, sess.UserID)
 	if err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Passkeys unavailable", Message: "Your passkeys could not be read. Try again shortly.", Cause: err}
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Passkeys unavailable", Message: "Your passkeys could not be read. Try again shortly.", Cause: err}
 	}
 	u, _ := s.vault.User(sess.UserID)
 	loc := u.Location()
@@ -305,7 +305,7 @@ func (s *Server) renamePasskey(w http.ResponseWriter, r *http.Request, sess sess
 		return errNotFound
 	}
 	if err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Not renamed", Message: "The passkey could not be renamed. Try again shortly.", Cause: err}
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Not renamed", Message: "The passkey could not be renamed. Try again shortly.", Cause: err}
 	}
 	http.Redirect(w, r, "/passkeys?renamed=1", http.StatusSeeOther)
 	return nil
@@ -340,7 +340,7 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess sess
 		d.Error = "This is your only passkey, so it can't be removed: you could not sign in again. Add another passkey first."
 		return s.renderPasskeys(r.Context(), w, sess, http.StatusConflict, d)
 	case err != nil:
-		return &Error{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Not removed", Message: "The passkey could not be removed. Try again shortly.", Cause: err}
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Not removed", Message: "The passkey could not be removed. Try again shortly.", Cause: err}
 	}
 	// A session that signed in with the removed passkey (a lost phone's)
 	// ends with it.
@@ -424,7 +424,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, sess session)
 	defer cancel()
 	b, err := s.buildDashboard(ctx, u, s.now())
 	if err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Dashboard unavailable", Message: "Your readings could not be read just now. Try again shortly.", Cause: err}
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Dashboard unavailable", Message: "Your readings could not be read just now. Try again shortly.", Cause: err}
 	}
 	d := s.signedData(sess, "Dashboard", "dashboard")
 	d.Body = b

@@ -193,7 +193,7 @@ var (
 )
 
 // passkeyRefused is a registration the vault does not accept, and why.
-func passkeyRefused(msg string) *Error {
+func passkeyRefused(msg string) *publicError {
 	return refuse(http.StatusBadRequest, "passkey_refused", "Request refused", msg)
 }
 
@@ -368,7 +368,7 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request, _ session)
 	if err != nil {
 		s.log.Info("web sign-in refused", "reason", webauthnReason(err))
 		s.signInFailed("passkey")
-		return &Error{Status: http.StatusBadRequest, Code: "bad_assertion", Title: errSigninRefused.Title, Message: errSigninRefused.Message}
+		return &publicError{Status: http.StatusBadRequest, Code: "bad_assertion", Title: errSigninRefused.Title, Message: errSigninRefused.Message}
 	}
 	var rec credRecord
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
@@ -499,7 +499,7 @@ type stepUpRefusal struct {
 	stale   string // the message when the ceremony is gone or not this session's
 }
 
-func (m stepUpRefusal) refusal(status int, code string) *Error {
+func (m stepUpRefusal) refusal(status int, code string) *publicError {
 	return refuse(status, code, "Request refused", m.refused)
 }
 
@@ -568,7 +568,7 @@ func (s *Server) beginStepUp(ctx context.Context, w http.ResponseWriter, sess se
 
 // takeCeremony takes the request's ceremony of a kind and clears its
 // cookie; stale is the answer when there is none.
-func (s *Server) takeCeremony(w http.ResponseWriter, r *http.Request, kind string, stale *Error) (ceremony, error) {
+func (s *Server) takeCeremony(w http.ResponseWriter, r *http.Request, kind string, stale *publicError) (ceremony, error) {
 	c, err := s.cers.take(r.Context(), cookieValue(r, CeremonyCookie), kind)
 	s.clearCookie(w, CeremonyCookie)
 	switch {

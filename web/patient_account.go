@@ -34,7 +34,7 @@ func (s *Server) renderAccount(ctx context.Context, w http.ResponseWriter, sess 
 	n, err := s.recovery().remaining(ctx, sess.UserID)
 	if err != nil {
 		if codes == nil {
-			return &Error{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Account unavailable", Message: "Your account page could not be read just now. Try again shortly.", Cause: err}
+			return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Account unavailable", Message: "Your account page could not be read just now. Try again shortly.", Cause: err}
 		}
 		// The new codes are made: show them whatever else fails.
 		s.log.Error("web recovery count", "user", sess.UserID, "cause", err.Error())

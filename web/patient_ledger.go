@@ -49,7 +49,7 @@ func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, sess session
 	d := s.signedData(sess, "Ledger", "ledger")
 	b, err := s.buildLedger(sess.UserID)
 	if err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Ledger unavailable", Message: "The ledger could not be read just now. Try again shortly.", Cause: err}
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Ledger unavailable", Message: "The ledger could not be read just now. Try again shortly.", Cause: err}
 	}
 	d.Body = b
 	return s.render(w, http.StatusOK, "patient_ledger", d)

@@ -86,7 +86,7 @@ func (s *Server) tokensPage(p *tokenPage) handler {
 func (s *Server) renderTokens(w http.ResponseWriter, sess session, p *tokenPage, status int, d pageData, b tokensBody) error {
 	var err error
 	if b.Tokens, err = s.tokenViews(sess, p.Labels); err != nil {
-		return &Error{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Tokens unavailable", Message: "Your tokens could not be read. Try again shortly.", Cause: err}
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Tokens unavailable", Message: "Your tokens could not be read. Try again shortly.", Cause: err}
 	}
 	b.Page, b.Days, b.BaseURL = p, dayOptions(p.Days), s.origin
 	d.Body = b

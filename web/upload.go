@@ -173,7 +173,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) er
 	if err != nil {
 		status, msg := uploadError(err, res)
 		if status >= 500 {
-			return &Error{Status: status, Code: "import_failed", Title: "Not imported", Message: msg, Cause: fmt.Errorf("import %s: %w", res.Format, err)}
+			return &publicError{Status: status, Code: "import_failed", Title: "Not imported", Message: msg, Cause: fmt.Errorf("import %s: %w", res.Format, err)}
 		}
 		return fail(status, format, dateOrder, msg)
 	}

@@ -2,11 +2,16 @@
 // (html/template, every asset embedded) for patients and clinicians, with
 // passkey enrolment and sign-in (WebAuthn, github.com/go-webauthn/webauthn).
 //
-// The handler serves everything but the JSON API: "/", "/signin",
-// "/signout", "/enrol/{token}", "/passkeys", "/patients", "/consent",
-// "/upload", "/access-log", "/static/…" and "/webauthn/…". cmd/vault mounts it beside the API (/api/, /healthz,
-// /metrics). docs/web.md describes the pages, sessions, CSRF defence, CSP,
-// cookies, rate limits and the sign-count clone policy.
+// The handler serves everything but the JSON API: the pages, "/static/…"
+// and the JSON halves of the passkey ceremonies under "/webauthn/…".
+// cmd/vault mounts it beside the API (/api/, /healthz, /metrics). Every
+// route is one row of the table in routes.go, with who may use it and the
+// guards it passes first (rate limit, Origin, session, CSRF token, role,
+// recent sign-in). Every handler returns an error, which one adapter
+// (errors.go) logs and answers: a *publicError with its public message, anything
+// else as a generic 500, its text only in the log. docs/web.md describes
+// the pages, sessions, CSRF defence, CSP, cookies, rate limits, error codes
+// and the sign-count clone policy.
 //
 // Invites, passkey records, recovery codes, sessions and WebAuthn
 // ceremonies live in a Store (package webstore; store/boltstore keeps

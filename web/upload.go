@@ -173,7 +173,11 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) er
 	if err != nil {
 		status, msg := uploadError(err, res)
 		if status >= 500 {
-			return &publicError{Status: status, Code: "import_failed", Title: "Not imported", Message: msg, Cause: fmt.Errorf("import %s: %w", res.Format, err)}
+			code := "import_failed"
+			if errors.Is(err, importer.ErrStopped) {
+				code = "import_incomplete" // as the API says it
+			}
+			return &publicError{Status: status, Code: code, Title: "Not imported", Message: msg, Cause: fmt.Errorf("import %s: %w", res.Format, err)}
 		}
 		return fail(status, format, dateOrder, msg)
 	}

@@ -36,6 +36,8 @@ import (
 	"os"
 	"runtime/debug"
 	_ "time/tzdata" // patients' time zones load on a distroless image too, which has no zoneinfo
+
+	"github.com/jupyterhealth/vault/internal/bench"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=…".
@@ -120,10 +122,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		default:
 			err = cmdBench(args[1:], stdout, stderr)
 		}
-	case "bench-load":
-		err = cmdBenchLoad(args[1:], stdout)
-	case "bench-export-client":
-		err = cmdBenchExportClient(args[1:], stdout)
+	case bench.LoadCommand:
+		err = bench.RunLoad(args[1:], os.Stdin, stdout, stderr)
+	case bench.ExportClientCommand:
+		err = bench.RunExportClient(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "vault", Version)
 	case "help", "-h", "--help":

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -29,19 +28,8 @@ import (
 // HKBodyTemperatureSensorLocation) follow Apple's HKMetadataEnums.h. The
 // values and names are made up.
 
-// collect is a sink that keeps everything.
-type collect struct {
-	items []ingest.Item
-	skips []ingest.Skip
-}
-
-func (c *collect) Reading(it ingest.Item) error { c.items = append(c.items, it); return nil }
-func (c *collect) Skipped(s ingest.Skip) error  { c.skips = append(c.skips, s); return nil }
-
-func parseString(s string, o ingest.Options) (*collect, error) {
-	c := &collect{}
-	err := Parse(strings.NewReader(s), o, c)
-	return c, err
+func parseString(s string, o ingest.Options) (*ingesttest.Sink, error) {
+	return ingesttest.Parse(Parse, []byte(s), o)
 }
 
 // doc wraps records in a minimal export.xml: the declaration, a DOCTYPE
@@ -167,14 +155,11 @@ func TestMapping(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseString(doc(tc.xml), ingest.Options{})
-			if err != nil {
-				t.Fatal(err)
+			c := ingesttest.MustParse(t, Parse, []byte(doc(tc.xml)), ingest.Options{})
+			if len(c.Items) != 1 || len(c.Skips) != 0 {
+				t.Fatalf("got %d readings and %d skips, want one reading", len(c.Items), len(c.Skips))
 			}
-			if len(c.items) != 1 || len(c.skips) != 0 {
-				t.Fatalf("got %d readings and %d skips, want one reading", len(c.items), len(c.skips))
-			}
-			it := c.items[0]
+			it := c.Items[0]
 			if got := it.Point.Schema.String(); got != tc.schema {
 				t.Errorf("schema %s, want %s", got, tc.schema)
 			}
@@ -215,16 +200,13 @@ func TestHeader(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseString(doc(tc.xml), ingest.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(c.items) != 1 {
-				t.Fatalf("got %d readings", len(c.items))
+			c := ingesttest.MustParse(t, Parse, []byte(doc(tc.xml)), ingest.Options{})
+			if len(c.Items) != 1 {
+				t.Fatalf("got %d readings", len(c.Items))
 			}
 			// The source id (the dedup identity, tested in TestSourceID) is
 			// checked apart: the rest of the header is as written here.
-			p := c.items[0].Point
+			p := c.Items[0].Point
 			if !strings.HasPrefix(p.SourceID, "apple:") || strings.Contains(p.SourceID, "Watch") || strings.Contains(p.SourceID, "Polar") {
 				t.Errorf("source id %q", p.SourceID)
 			}
@@ -234,10 +216,7 @@ func TestHeader(t *testing.T) {
 			if h != tc.header {
 				// encoding/json's RawMessage keeps the text; compare
 				// semantically so \u0026 and & are the same.
-				var a, b any
-				_ = json.Unmarshal([]byte(h), &a)
-				_ = json.Unmarshal([]byte(tc.header), &b)
-				if ja, _ := json.Marshal(a); string(ja) != mustMarshal(b) {
+				if semantic(t, h) != semantic(t, tc.header) {
 					t.Errorf("header\n got %s\nwant %s", h, tc.header)
 				}
 			}
@@ -245,8 +224,17 @@ func TestHeader(t *testing.T) {
 	}
 }
 
-func mustMarshal(v any) string {
-	b, _ := json.Marshal(v)
+// semantic is the JSON text s as encoding/json writes it again.
+func semantic(t *testing.T, s string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("%v: %s", err, s)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return string(b)
 }
 
@@ -282,14 +270,11 @@ func TestBloodPressure(t *testing.T) {
 		` <Correlation type="HKCorrelationTypeIdentifierBloodPressure" sourceName="Health Mate" startDate="2024-03-15 07:05:00 -0400" endDate="2024-03-15 07:05:00 -0400">` + "\n" +
 		half(" ", hkSystolic, "130") +
 		" </Correlation>\n"
-	c, err := parseString(doc(body), ingest.Options{})
-	if err != nil {
-		t.Fatal(err)
+	c := ingesttest.MustParse(t, Parse, []byte(doc(body)), ingest.Options{})
+	if len(c.Items) != 1 {
+		t.Fatalf("got %d readings, want 1", len(c.Items))
 	}
-	if len(c.items) != 1 {
-		t.Fatalf("got %d readings, want 1", len(c.items))
-	}
-	it := c.items[0]
+	it := c.Items[0]
 	h, b := split(t, it.Point)
 	if want := `{"systolic_blood_pressure":{"value":121,"unit":"mmHg"},"diastolic_blood_pressure":{"value":79,"unit":"mmHg"},"effective_time_frame":{"date_time":"2024-03-14T07:05:00-04:00"}}`; b != want {
 		t.Errorf("body\n got %s\nwant %s", b, want)
@@ -305,21 +290,7 @@ func TestBloodPressure(t *testing.T) {
 		{Pos: ingest.Pos{Line: 7, Element: "Record[2]"}, Type: hkDiastolic, Reason: reasonBPHalf},
 		{Pos: ingest.Pos{Line: 13, Element: "Correlation[2]"}, Type: hkBloodPressure, Reason: "the blood pressure correlation lacks its systolic or its diastolic record"},
 	}
-	if !equalSkips(c.skips, want) {
-		t.Errorf("skips\n got %+v\nwant %+v", c.skips, want)
-	}
-}
-
-func equalSkips(a, b []ingest.Skip) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	ingesttest.CheckSkips(t, c.Skips, want)
 }
 
 func TestSkips(t *testing.T) {
@@ -340,12 +311,9 @@ func TestSkips(t *testing.T) {
 ` + rec("HKQuantityTypeIdentifierDietaryEnergyConsumed", "Cal", "540", t0, t0, "") +
 		` </Correlation>
 `
-	c, err := parseString(doc(body), ingest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(c.items) != 0 {
-		t.Fatalf("got %d readings", len(c.items))
+	c := ingesttest.MustParse(t, Parse, []byte(doc(body)), ingest.Options{})
+	if len(c.Items) != 0 {
+		t.Fatalf("got %d readings", len(c.Items))
 	}
 	want := []ingest.Skip{
 		{Pos: ingest.Pos{Line: 7, Element: "Me[1]"}, Type: "Me", Reason: otherReason("Me")},
@@ -360,24 +328,14 @@ func TestSkips(t *testing.T) {
 		{Pos: ingest.Pos{Line: 18, Element: "SomethingNew[1]"}, Type: "SomethingNew", Reason: otherReason("SomethingNew")},
 		{Pos: ingest.Pos{Line: 19, Element: "Correlation[1]"}, Type: "HKCorrelationTypeIdentifierFood", Reason: "no Open mHealth schema for this correlation; its records are listed at top level and handled there"},
 	}
-	if !equalSkips(c.skips, want) {
-		t.Errorf("skips\n got %+v\nwant %+v", c.skips, want)
-	}
+	ingesttest.CheckSkips(t, c.Skips, want)
 }
 
 // TestExportSmall reads a whole export shaped like the Health app's.
 func TestExportSmall(t *testing.T) {
-	f, err := os.Open("testdata/export_small.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	c := &collect{}
-	if err := Parse(f, ingest.Options{}, c); err != nil {
-		t.Fatal(err)
-	}
+	c := ingesttest.MustParse(t, Parse, ingesttest.ReadFile(t, "export_small.xml"), ingest.Options{})
 	var got []string
-	for _, it := range c.items {
+	for _, it := range c.Items {
 		got = append(got, it.Pos.Element+" "+it.Point.Schema.String())
 	}
 	want := []string{
@@ -397,7 +355,7 @@ func TestExportSmall(t *testing.T) {
 		t.Errorf("readings\n got %q\nwant %q", got, want)
 	}
 	var skipped []string
-	for _, s := range c.skips {
+	for _, s := range c.Skips {
 		skipped = append(skipped, s.Pos.Element+" "+s.Type)
 	}
 	wantSkips := []string{
@@ -417,12 +375,12 @@ func TestExportSmall(t *testing.T) {
 		t.Errorf("skips\n got %q\nwant %q", skipped, wantSkips)
 	}
 	// The glucose reading in mmol, with its line.
-	if it := c.items[2]; it.Pos.Line != 138 {
+	if it := c.Items[2]; it.Pos.Line != 138 {
 		t.Errorf("glucose at line %d", it.Pos.Line)
 	} else if _, b := split(t, it.Point); b != `{"blood_glucose":{"value":5.6,"unit":"mmol/L"},"effective_time_frame":{"date_time":"2024-03-14T10:25:00-04:00"}}` {
 		t.Errorf("glucose body %s", b)
 	}
-	if _, b := split(t, c.items[5].Point); b != `{"oxygen_saturation":{"value":97,"unit":"%"},"effective_time_frame":{"date_time":"2024-03-14T15:01:40-04:00"}}` {
+	if _, b := split(t, c.Items[5].Point); b != `{"oxygen_saturation":{"value":97,"unit":"%"},"effective_time_frame":{"date_time":"2024-03-14T15:01:40-04:00"}}` {
 		t.Errorf("spo2 body %s", b)
 	}
 }
@@ -430,60 +388,19 @@ func TestExportSmall(t *testing.T) {
 // TestDeterminism: parsing twice gives identical canonical bytes, and every
 // point survives omh.Parse of its own output unchanged.
 func TestDeterminism(t *testing.T) {
-	data, err := os.ReadFile("testdata/export_small.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var synth bytes.Buffer
 	if err := WriteSynthetic(&synth, 3000, 7); err != nil {
 		t.Fatal(err)
 	}
-	for name, in := range map[string][]byte{"small": data, "synthetic": synth.Bytes()} {
+	for name, in := range map[string][]byte{"small": ingesttest.ReadFile(t, "export_small.xml"), "synthetic": synth.Bytes()} {
 		t.Run(name, func(t *testing.T) {
-			run := func() [][]byte {
-				c := &collect{}
-				if err := Parse(bytes.NewReader(in), ingest.Options{Location: mustLoc(t, "Europe/Berlin")}, c); err != nil {
-					t.Fatal(err)
-				}
-				// Serialise only at the end: a point must not share memory
-				// with the parser's reused buffers.
-				var out [][]byte
-				for _, it := range c.items {
-					out = append(out, it.Point.AppendJSON(nil))
-				}
-				return out
-			}
-			a, b := run(), run()
-			if len(a) == 0 || len(a) != len(b) {
-				t.Fatalf("%d and %d points", len(a), len(b))
-			}
-			for i := range a {
-				if !bytes.Equal(a[i], b[i]) {
-					t.Fatalf("point %d differs:\n%s\n%s", i, a[i], b[i])
-				}
-				p, err := omh.Parse(a[i])
-				if err != nil {
-					t.Fatalf("point %d: %v", i, err)
-				}
-				if again := p.AppendJSON(nil); !bytes.Equal(again, a[i]) {
-					t.Fatalf("point %d does not round-trip:\n%s\n%s", i, a[i], again)
-				}
-			}
+			ingesttest.CheckDeterministic(t, Parse, in, ingest.Options{Location: ingesttest.Location(t, "Europe/Berlin")})
 		})
 	}
 }
 
-func mustLoc(t testing.TB, name string) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Skip("no time zone data:", err)
-	}
-	return loc
-}
-
 func TestTimestamps(t *testing.T) {
-	ny := mustLoc(t, "America/New_York")
+	ny := ingesttest.NewYork(t)
 	tests := []struct {
 		name       string
 		start, end string
@@ -511,11 +428,8 @@ func TestTimestamps(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseString(doc(rec(hkHeartRate, "count/min", "70", tc.start, tc.end, "")), ingest.Options{Location: tc.loc})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, b := split(t, c.items[0].Point)
+			c := ingesttest.MustParse(t, Parse, []byte(doc(rec(hkHeartRate, "count/min", "70", tc.start, tc.end, ""))), ingest.Options{Location: tc.loc})
+			_, b := split(t, c.Items[0].Point)
 			want := `{"heart_rate":{"value":70,"unit":"beats/min"},"effective_time_frame":` + tc.frame + `}`
 			if b != want {
 				t.Errorf("body\n got %s\nwant %s", b, want)
@@ -529,12 +443,9 @@ func TestTimestamps(t *testing.T) {
 // unspecified), and the text written is that instant's, never the skipped
 // wall time with an offset that contradicts it.
 func TestSpringGap(t *testing.T) {
-	ny := mustLoc(t, "America/New_York")
-	c, err := parseString(doc(rec(hkHeartRate, "count/min", "70", "2024-03-10 02:30:00", "2024-03-10 02:30:00", "")), ingest.Options{Location: ny})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, b := split(t, c.items[0].Point)
+	ny := ingesttest.NewYork(t)
+	c := ingesttest.MustParse(t, Parse, []byte(doc(rec(hkHeartRate, "count/min", "70", "2024-03-10 02:30:00", "2024-03-10 02:30:00", ""))), ingest.Options{Location: ny})
+	_, b := split(t, c.Items[0].Point)
 	ok := false
 	for _, dt := range []string{"2024-03-10T01:30:00-05:00", "2024-03-10T03:30:00-04:00"} {
 		ok = ok || b == `{"heart_rate":{"value":70,"unit":"beats/min"},"effective_time_frame":{"date_time":"`+dt+`"}}`
@@ -625,103 +536,22 @@ func TestMalformed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseString(tc.in, ingest.Options{})
-			var ie *ingest.Error
-			if !errors.As(err, &ie) {
-				t.Fatalf("error %v (%T), want *ingest.Error", err, err)
-			}
-			if ie.Code != tc.code || ie.Pos != tc.pos {
-				t.Errorf("got %s at %+v (%s), want %s at %+v", ie.Code, ie.Pos, ie.Message, tc.code, tc.pos)
-			}
-			if strings.Contains(ie.Error(), canary) || strings.Contains(ie.Error(), "987654") {
-				t.Errorf("message repeats the value: %s", ie.Error())
-			}
-			if ie.Message == "" || ie.Message != strings.ToLower(ie.Message[:1])+ie.Message[1:] {
-				t.Errorf("message should start lower case: %q", ie.Message)
-			}
-			_ = c
+			_, err := parseString(tc.in, ingest.Options{})
+			ingesttest.CheckErr(t, err, tc.code, tc.pos, canary, "987654")
 		})
 	}
 }
 
-// errSink fails on the nth call.
-type errSink struct {
-	n, calls int
-	err      error
-}
-
-func (s *errSink) Reading(ingest.Item) error { return s.call() }
-func (s *errSink) Skipped(ingest.Skip) error { return s.call() }
-func (s *errSink) call() error {
-	s.calls++
-	if s.calls == s.n {
-		return s.err
-	}
-	return nil
-}
-
-func TestSinkError(t *testing.T) {
-	data, err := os.ReadFile("testdata/export_small.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := errors.New("disk full")
-	for n := 1; n <= 22; n++ {
-		s := &errSink{n: n, err: stop}
-		err := Parse(bytes.NewReader(data), ingest.Options{}, s)
-		if err != stop {
-			t.Fatalf("call %d: got %v, want the sink's error unchanged", n, err)
-		}
-		if s.calls != n {
-			t.Fatalf("call %d: the parser went on to call the sink %d times", n, s.calls)
-		}
-	}
-	// 11 readings and 11 skips: a sink failing on call 23 is never reached.
-	if err := Parse(bytes.NewReader(data), ingest.Options{}, &errSink{n: 23, err: stop}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// failReader returns some of an export, then a read error.
-type failReader struct {
-	r   io.Reader
-	n   int
-	err error
-}
-
-func (f *failReader) Read(b []byte) (int, error) {
-	if f.n <= 0 {
-		return 0, f.err
-	}
-	if len(b) > f.n {
-		b = b[:f.n]
-	}
-	n, err := f.r.Read(b)
-	f.n -= n
-	return n, err
-}
-
-func TestReadError(t *testing.T) {
-	data, err := os.ReadFile("testdata/export_small.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken := errors.New("connection reset")
-	for _, n := range []int{0, 10, 5000, 9000} {
-		err := Parse(&failReader{r: bytes.NewReader(data), n: n, err: broken}, ingest.Options{}, &collect{})
-		if !errors.Is(err, broken) {
-			t.Errorf("after %d bytes: got %v, want the read error", n, err)
-		}
-	}
+// TestStops: a sink's error (on any of the small export's 11 readings and
+// 11 skips) or a read error stops the parse and comes back unchanged.
+func TestStops(t *testing.T) {
+	ingesttest.CheckStops(t, Parse, ingesttest.ReadFile(t, "export_small.xml"), 0, 10, 5000, 9000)
 }
 
 func TestSniff(t *testing.T) {
-	small, err := os.ReadFile("testdata/export_small.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	zipped := buildZip(t, map[string]string{"apple_health_export/export.xml": string(small)}, "apple_health_export/export.xml")
-	other := buildZip(t, map[string]string{"data/readings.csv": "a,b\n"}, "data/readings.csv")
+	small := ingesttest.ReadFile(t, "export_small.xml")
+	zipped := ingesttest.Zip(t, map[string]string{"apple_health_export/export.xml": string(small)}, "apple_health_export/export.xml")
+	other := ingesttest.Zip(t, map[string]string{"data/readings.csv": "a,b\n"}, "data/readings.csv")
 	tests := []struct {
 		name string
 		head []byte
@@ -757,12 +587,9 @@ func TestWriteSynthetic(t *testing.T) {
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Fatal("same seed, different bytes")
 	}
-	c := &collect{}
-	if err := Parse(bytes.NewReader(a.Bytes()), ingest.Options{}, c); err != nil {
-		t.Fatal(err)
-	}
+	c := ingesttest.MustParse(t, Parse, a.Bytes(), ingest.Options{})
 	schemas := map[string]int{}
-	for _, it := range c.items {
+	for _, it := range c.Items {
 		schemas[it.Point.Schema.Name]++
 	}
 	for _, s := range []string{"heart-rate", "step-count", "blood-glucose", "blood-pressure", "sleep-episode", "oxygen-saturation", "respiratory-rate", "body-weight", "body-temperature"} {
@@ -770,10 +597,10 @@ func TestWriteSynthetic(t *testing.T) {
 			t.Errorf("no %s reading in the synthetic export", s)
 		}
 	}
-	if n := len(c.items) + len(c.skips); n < 2000 {
+	if n := len(c.Items) + len(c.Skips); n < 2000 {
 		t.Errorf("%d top-level elements handled, want at least 2000", n)
 	}
-	t.Logf("%d bytes, %d readings, %d skips, %v", a.Len(), len(c.items), len(c.skips), schemas)
+	t.Logf("%d bytes, %d readings, %d skips, %v", a.Len(), len(c.Items), len(c.Skips), schemas)
 }
 
 // TestSourceID: the same reading exported from phones in two time zones
@@ -783,10 +610,10 @@ func TestSourceID(t *testing.T) {
 	one := func(start, end, value, source string) string {
 		t.Helper()
 		c, err := parseString(doc(rec(hkHeartRate, "count/min", value, start, end, source)), ingest.Options{})
-		if err != nil || len(c.items) != 1 {
-			t.Fatalf("%v %d", err, len(c.items))
+		if err != nil || len(c.Items) != 1 {
+			t.Fatalf("%v %d", err, len(c.Items))
 		}
-		return c.items[0].Point.SourceID
+		return c.Items[0].Point.SourceID
 	}
 	a := one("2024-03-14 17:22:58 -0400", "2024-03-14 17:22:58 -0400", "73", "")
 	for name, other := range map[string]string{

@@ -2,25 +2,19 @@ package apple
 
 import (
 	"archive/zip"
-	"bufio"
 	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
+	"github.com/jupyterhealth/vault/internal/procstat"
 )
-
-// count is a sink that keeps nothing.
-type count struct{ readings, skips int }
-
-func (c *count) Reading(ingest.Item) error { c.readings++; return nil }
-func (c *count) Skipped(ingest.Skip) error { c.skips++; return nil }
 
 // benchRecords makes about 50 MB of synthetic export.xml.
 const benchRecords = 105_000
@@ -42,17 +36,17 @@ func BenchmarkParse(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime()
-	var c count
+	var c ingesttest.Count
 	for b.Loop() {
-		c = count{}
+		c = ingesttest.Count{}
 		if err := Parse(bytes.NewReader(data), ingest.Options{}, &c); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
 	perOp := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(float64(c.readings+c.skips)/perOp, "rows/s")
-	b.ReportMetric(float64(c.readings)/perOp, "readings/s")
+	b.ReportMetric(float64(c.Readings+c.Skips)/perOp, "rows/s")
+	b.ReportMetric(float64(c.Readings)/perOp, "readings/s")
 	// On a shared machine wall time varies with the load; the process's
 	// CPU time per op (user and system, GC included) does much less.
 	if cpu := (cpuTime() - cpu0).Seconds() / float64(b.N); cpu > 0 {
@@ -91,15 +85,15 @@ func BenchmarkParseZip(b *testing.B) {
 	b.SetBytes(int64(len(data))) // uncompressed bytes, to compare with Parse
 	b.ResetTimer()
 	cpu0 := cpuTime()
-	var c count
+	var c ingesttest.Count
 	for b.Loop() {
-		c = count{}
+		c = ingesttest.Count{}
 		if err := ParseZip(bytes.NewReader(z), int64(len(z)), ingest.Options{}, &c); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(c.readings+c.skips)/(b.Elapsed().Seconds()/float64(b.N)), "rows/s")
+	b.ReportMetric(float64(c.Readings+c.Skips)/(b.Elapsed().Seconds()/float64(b.N)), "rows/s")
 	if cpu := (cpuTime() - cpu0).Seconds() / float64(b.N); cpu > 0 {
 		b.ReportMetric(float64(len(data))/1e6/cpu, "MB/cpu-s")
 	}
@@ -112,9 +106,13 @@ func BenchmarkParseZip(b *testing.B) {
 //
 //	APPLE_BENCH_GB=1 go test ./ingest/apple -run '^$' -bench BenchmarkParseLarge -benchtime 1x
 func BenchmarkParseLarge(b *testing.B) {
-	gb, _ := strconv.ParseFloat(os.Getenv("APPLE_BENCH_GB"), 64)
-	if gb <= 0 {
+	env := os.Getenv("APPLE_BENCH_GB")
+	if env == "" {
 		b.Skip("set APPLE_BENCH_GB=1 to parse a 1 GB synthetic export")
+	}
+	gb, err := strconv.ParseFloat(env, 64)
+	if err != nil || gb <= 0 {
+		b.Fatalf("APPLE_BENCH_GB=%q: want a size in GB", env)
 	}
 	dir := os.Getenv("APPLE_BENCH_DIR")
 	if dir == "" {
@@ -140,13 +138,15 @@ func BenchmarkParseLarge(b *testing.B) {
 	b.SetBytes(fi.Size())
 	b.ResetTimer()
 	for b.Loop() {
-		resetPeakRSS()
-		before := procStatusKB("VmRSS")
+		if err := resetPeakRSS(); err != nil {
+			b.Fatal(err)
+		}
+		before := procstat.KB("VmRSS")
 		in, err := os.Open(name)
 		if err != nil {
 			b.Fatal(err)
 		}
-		var c count
+		var c ingesttest.Count
 		start, cpu0 := time.Now(), cpuTime()
 		err = Parse(in, ingest.Options{}, &c)
 		elapsed, cpu := time.Since(start), cpuTime()-cpu0
@@ -154,33 +154,16 @@ func BenchmarkParseLarge(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		peak := procStatusKB("VmHWM")
-		b.ReportMetric(float64(peak-before)/1024, "peakRSSgrowthMB")
+		peak := procstat.KB("VmHWM")
+		b.ReportMetric((float64(peak)-float64(before))/1024, "peakRSSgrowthMB")
 		b.ReportMetric(float64(peak)/1024, "peakRSSMB")
 		b.ReportMetric(float64(fi.Size())/1e6/cpu.Seconds(), "MB/cpu-s")
 		b.Logf("%d bytes, %d readings, %d skips in %v (%.1f MB/s; %v CPU, %.1f MB/cpu-s); RSS before %d MB, peak %d MB",
-			fi.Size(), c.readings, c.skips, elapsed, float64(fi.Size())/elapsed.Seconds()/1e6, cpu, float64(fi.Size())/1e6/cpu.Seconds(), before/1024, peak/1024)
+			fi.Size(), c.Readings, c.Skips, elapsed, float64(fi.Size())/elapsed.Seconds()/1e6, cpu, float64(fi.Size())/1e6/cpu.Seconds(), before/1024, peak/1024)
 	}
 }
 
 // resetPeakRSS resets VmHWM to the current RSS (Linux: clear_refs 5).
-func resetPeakRSS() {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
-}
-
-// procStatusKB reads a "kB" field of /proc/self/status; 0 off Linux.
-func procStatusKB(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), field+":"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return n
-		}
-	}
-	return 0
+func resetPeakRSS() error {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }

@@ -1,55 +1,19 @@
 package apple
 
 import (
-	"archive/zip"
 	"bytes"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 )
-
-// buildZip writes a zip of files, first in order (the Health app's
-// export.zip starts with apple_health_export/export.xml's folder), the
-// rest after it.
-func buildZip(t testing.TB, files map[string]string, first ...string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	add := func(name string) {
-		w, err := zw.Create(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write([]byte(files[name])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	done := map[string]bool{}
-	for _, name := range first {
-		add(name)
-		done[name] = true
-	}
-	for name := range files {
-		if !done[name] {
-			add(name)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // The layout of export.zip: apple_health_export/ holding export.xml,
 // export_cda.xml, electrocardiograms/ and workout-routes/ (as described in
 // public write-ups of the export, e.g. tdda.info's "In Defence of XML").
 func TestParseZip(t *testing.T) {
-	small, err := os.ReadFile("testdata/export_small.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	small := ingesttest.ReadFile(t, "export_small.xml")
 	cda := `<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3"/>`
 	tests := []struct {
 		name  string
@@ -76,15 +40,15 @@ func TestParseZip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			z := buildZip(t, tc.files, tc.first...)
-			c := &collect{}
+			z := ingesttest.Zip(t, tc.files, tc.first...)
+			c := &ingesttest.Sink{}
 			err := ParseZip(bytes.NewReader(z), int64(len(z)), ingest.Options{}, c)
 			if tc.code == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(c.items) != 11 || len(c.skips) != 11 {
-					t.Errorf("%d readings, %d skips", len(c.items), len(c.skips))
+				if len(c.Items) != 11 || len(c.Skips) != 11 {
+					t.Errorf("%d readings, %d skips", len(c.Items), len(c.Skips))
 				}
 				return
 			}
@@ -97,24 +61,21 @@ func TestParseZip(t *testing.T) {
 }
 
 func TestParseZipOtherInput(t *testing.T) {
-	small, err := os.ReadFile("testdata/export_small.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	small := ingesttest.ReadFile(t, "export_small.xml")
 	// export.xml itself, handed to ParseZip.
-	c := &collect{}
+	c := &ingesttest.Sink{}
 	if err := ParseZip(bytes.NewReader(small), int64(len(small)), ingest.Options{}, c); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.items) != 11 {
-		t.Errorf("%d readings", len(c.items))
+	if len(c.Items) != 11 {
+		t.Errorf("%d readings", len(c.Items))
 	}
 	for name, in := range map[string][]byte{
 		"garbage":       []byte("\x00\x01binary"),
 		"empty":         nil,
-		"truncated zip": buildZip(t, map[string]string{"apple_health_export/export.xml": string(small)})[:100],
+		"truncated zip": ingesttest.Zip(t, map[string]string{"apple_health_export/export.xml": string(small)})[:100],
 	} {
-		err := ParseZip(bytes.NewReader(in), int64(len(in)), ingest.Options{}, &collect{})
+		err := ParseZip(bytes.NewReader(in), int64(len(in)), ingest.Options{}, &ingesttest.Sink{})
 		var ie *ingest.Error
 		if !errors.As(err, &ie) || (ie.Code != "unknown_format" && ie.Code != "bad_zip") {
 			t.Errorf("%s: got %v", name, err)
@@ -125,15 +86,12 @@ func TestParseZipOtherInput(t *testing.T) {
 // TestParseZipDamaged: a byte flipped inside the compressed export.xml is
 // a bad_zip (a flate or checksum failure), never a panic or a read error.
 func TestParseZipDamaged(t *testing.T) {
-	small, err := os.ReadFile("testdata/export_small.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := buildZip(t, map[string]string{"apple_health_export/export.xml": string(small)})
+	small := ingesttest.ReadFile(t, "export_small.xml")
+	z := ingesttest.Zip(t, map[string]string{"apple_health_export/export.xml": string(small)})
 	for _, off := range []int{200, 600, 1500, 2500} {
 		bad := bytes.Clone(z)
 		bad[off] ^= 0x55
-		err := ParseZip(bytes.NewReader(bad), int64(len(bad)), ingest.Options{}, &collect{})
+		err := ParseZip(bytes.NewReader(bad), int64(len(bad)), ingest.Options{}, &ingesttest.Sink{})
 		var ie *ingest.Error
 		if !errors.As(err, &ie) {
 			t.Errorf("offset %d: got %v (%T), want *ingest.Error", off, err, err)

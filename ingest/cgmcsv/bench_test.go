@@ -7,13 +7,8 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 )
-
-// countSink counts what it is given.
-type countSink struct{ readings, skips int }
-
-func (c *countSink) Reading(ingest.Item) error { c.readings++; return nil }
-func (c *countSink) Skipped(ingest.Skip) error { c.skips++; return nil }
 
 // dexcomBench is a Clarity export of n EGV rows, every field quoted.
 func dexcomBench(n int) []byte {
@@ -40,33 +35,12 @@ func libreBench(n int) []byte {
 	return b.Bytes()
 }
 
-func benchParse(b *testing.B, parse ingest.Parser, in []byte, rows int) {
-	loc, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		loc = time.UTC
-	}
-	o := ingest.Options{Location: loc}
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		var c countSink
-		if err := parse(bytes.NewReader(in), o, &c); err != nil {
-			b.Fatal(err)
-		}
-		if c.readings != rows {
-			b.Fatalf("%d readings, want %d", c.readings, rows)
-		}
-	}
-	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-}
-
 func BenchmarkParseDexcom(b *testing.B) {
 	const n = 20000
-	benchParse(b, ParseDexcom, dexcomBench(n), n)
+	ingesttest.BenchParse(b, ParseDexcom, dexcomBench(n), ingest.Options{Location: ingesttest.NewYork(b)}, n)
 }
 
 func BenchmarkParseLibre(b *testing.B) {
 	const n = 20000
-	benchParse(b, ParseLibre, libreBench(n), n)
+	ingesttest.BenchParse(b, ParseLibre, libreBench(n), ingest.Options{Location: ingesttest.NewYork(b)}, n)
 }

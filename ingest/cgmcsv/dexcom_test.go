@@ -18,75 +18,60 @@ package cgmcsv
 
 import (
 	"bytes"
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 )
 
-func parseDexcom(t *testing.T, in []byte, o ingest.Options) (*collect, error) {
-	t.Helper()
-	c := &collect{}
-	err := ParseDexcom(bytes.NewReader(in), o, c)
-	return c, err
-}
-
-func TestDexcomMgdL(t *testing.T) {
-	in := readFile(t, "dexcom_mgdl.csv")
-	c, err := parseDexcom(t, in, ingest.Options{Location: newYork(t)})
-	if err != nil {
-		t.Fatal(err)
+func TestDexcomFiles(t *testing.T) {
+	const g6, g7 = "manufacturer=Dexcom;source_name=iOS G6", "manufacturer=Dexcom;source_name=android G7"
+	for _, tc := range []sample{
+		{file: "dexcom_mgdl.csv", loc: ingesttest.NewYork(t),
+			points: []want{
+				{13, "2024-03-09T23:57:13-05:00", 112, "mg/dL", "interstitial fluid", "sensed", g6},
+				{14, "2024-03-10T00:02:13-05:00", 108, "mg/dL", "interstitial fluid", "sensed", g6},
+				// After the change to daylight saving time at 02:00.
+				{17, "2024-03-10T03:02:13-04:00", 97, "mg/dL", "interstitial fluid", "sensed", g6},
+				{18, "2024-03-10T07:30:00-04:00", 131, "mg/dL", "capillary blood", "self-reported", g6},
+			},
+			skips: []skipWant{
+				{2, "FirstName", "metadata"},
+				{3, "LastName", "metadata"},
+				{4, "DateOfBirth", "metadata"},
+				{5, "Device", "metadata"},
+				{6, "Alert", "metadata"},
+				{7, "Alert", "metadata"},
+				{8, "Alert", "metadata"},
+				{9, "Alert", "metadata"},
+				{10, "Alert", "metadata"},
+				{11, "Alert", "metadata"},
+				{12, "Alert", "metadata"},
+				{15, "EGV", reasonLow},
+				{16, "EGV", reasonHigh},
+				{19, "Insulin", "insulin"},
+				{20, "Carbs", "carbohydrate"},
+				{21, "Exercise", "exercise"},
+				{22, "Health", "health"},
+				{23, "Alert", "alert"},
+			},
+			secrets: []string{"Jane", "Placeholder", "1980", "8AB0CD"}},
+		// mmol/L, a BOM and every field quoted.
+		{file: "dexcom_mmol.csv",
+			points: []want{
+				{6, "2025-06-01T08:00:04Z", 6.2, "mmol/L", "interstitial fluid", "sensed", g7},
+				{7, "2025-06-01T08:05:04Z", 6.4, "mmol/L", "interstitial fluid", "sensed", g7},
+				{9, "2025-06-01T08:12:00Z", 5.9, "mmol/L", "capillary blood", "self-reported", g7},
+			},
+			skips: []skipWant{
+				{2, "FirstName", "metadata"}, {3, "LastName", "metadata"}, {4, "Device", "metadata"},
+				{5, "Alert", "metadata"}, {8, "EGV", reasonLow},
+			},
+			secrets: []string{"Jane", "Placeholder"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) { checkSample(t, ParseDexcom, tc) })
 	}
-	const src = "manufacturer=Dexcom;source_name=iOS G6"
-	checkPoints(t, c.items, []want{
-		{13, "2024-03-09T23:57:13-05:00", 112, "mg/dL", "interstitial fluid", "sensed", src},
-		{14, "2024-03-10T00:02:13-05:00", 108, "mg/dL", "interstitial fluid", "sensed", src},
-		// After the change to daylight saving time at 02:00.
-		{17, "2024-03-10T03:02:13-04:00", 97, "mg/dL", "interstitial fluid", "sensed", src},
-		{18, "2024-03-10T07:30:00-04:00", 131, "mg/dL", "capillary blood", "self-reported", src},
-	})
-	checkSkips(t, c.skips, []skipWant{
-		{2, "FirstName", "metadata"},
-		{3, "LastName", "metadata"},
-		{4, "DateOfBirth", "metadata"},
-		{5, "Device", "metadata"},
-		{6, "Alert", "metadata"},
-		{7, "Alert", "metadata"},
-		{8, "Alert", "metadata"},
-		{9, "Alert", "metadata"},
-		{10, "Alert", "metadata"},
-		{11, "Alert", "metadata"},
-		{12, "Alert", "metadata"},
-		{15, "EGV", reasonLow},
-		{16, "EGV", reasonHigh},
-		{19, "Insulin", "insulin"},
-		{20, "Carbs", "carbohydrate"},
-		{21, "Exercise", "exercise"},
-		{22, "Health", "health"},
-		{23, "Alert", "alert"},
-	})
-	noLeak(t, c, nil, "Jane", "Placeholder", "1980", "8AB0CD")
-	checkRoundTrip(t, c.items)
-}
-
-func TestDexcomMmolQuotedBOM(t *testing.T) {
-	in := readFile(t, "dexcom_mmol.csv")
-	c, err := parseDexcom(t, in, ingest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const src = "manufacturer=Dexcom;source_name=android G7"
-	checkPoints(t, c.items, []want{
-		{6, "2025-06-01T08:00:04Z", 6.2, "mmol/L", "interstitial fluid", "sensed", src},
-		{7, "2025-06-01T08:05:04Z", 6.4, "mmol/L", "interstitial fluid", "sensed", src},
-		{9, "2025-06-01T08:12:00Z", 5.9, "mmol/L", "capillary blood", "self-reported", src},
-	})
-	checkSkips(t, c.skips, []skipWant{
-		{2, "FirstName", "metadata"}, {3, "LastName", "metadata"}, {4, "Device", "metadata"},
-		{5, "Alert", "metadata"}, {8, "EGV", reasonLow},
-	})
-	noLeak(t, c, nil, "Jane", "Placeholder")
 }
 
 // Variants seen in the wild: a space instead of T and a one-digit hour
@@ -115,12 +100,9 @@ func TestDexcomVariants(t *testing.T) {
 			[]want{{4, "2020-02-13T17:23:00Z", 61, "mg/dL", "interstitial fluid", "sensed", "manufacturer=Dexcom"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseDexcom(t, []byte(tc.in), ingest.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkPoints(t, c.items, tc.want)
-			checkRoundTrip(t, c.items)
+			c := ingesttest.MustParse(t, ParseDexcom, []byte(tc.in), ingest.Options{})
+			checkPoints(t, c.Items, tc.want)
+			ingesttest.CheckRoundTrip(t, c.Items)
 		})
 	}
 }
@@ -150,9 +132,9 @@ func TestDexcomErrors(t *testing.T) {
 		{"long row", h + "1,\"" + strings.Repeat("x", maxRecord+1<<20), "bad_csv", 2, []string{"xxx"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseDexcom(t, []byte(tc.in), ingest.Options{})
-			checkErr(t, err, tc.code, tc.line, tc.secrets...)
-			noLeak(t, c, err, "Jane")
+			c, err := ingesttest.Parse(ParseDexcom, []byte(tc.in), ingest.Options{})
+			ingesttest.CheckErr(t, err, tc.code, ingest.Pos{Line: tc.line}, tc.secrets...)
+			ingesttest.NoLeak(t, c.Skips, err, "Jane")
 		})
 	}
 }
@@ -162,55 +144,26 @@ func TestDexcomErrors(t *testing.T) {
 func TestDexcomUnknownEventType(t *testing.T) {
 	in := "Index,Timestamp (YYYY-MM-DDThh:mm:ss),Event Type,Patient Info,Glucose Value (mg/dL)\n" +
 		"1,,Jane,Jane,\n2,2024-01-01T00:00:00,Something New,,5\n"
-	c, err := parseDexcom(t, []byte(in), ingest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSkips(t, c.skips, []skipWant{{2, typeUnknown, reasonUnknown}, {3, typeUnknown, reasonUnknown}})
-	noLeak(t, c, nil, "Jane", "Something")
+	c := ingesttest.MustParse(t, ParseDexcom, []byte(in), ingest.Options{})
+	checkSkips(t, c.Skips, []skipWant{{2, typeUnknown, reasonUnknown}, {3, typeUnknown, reasonUnknown}})
+	ingesttest.NoLeak(t, c.Skips, nil, "Jane", "Something")
 }
 
 func TestDexcomDeterministic(t *testing.T) {
-	in := readFile(t, "dexcom_mgdl.csv")
-	o := ingest.Options{Location: newYork(t)}
-	a, err := parseDexcom(t, in, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parseDexcom(t, in, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if x, y := canonical(a.items), canonical(b.items); !bytes.Equal(x, y) || len(x) == 0 {
-		t.Fatalf("two parses differ:\n%s\n%s", x, y)
-	}
+	in := ingesttest.ReadFile(t, "dexcom_mgdl.csv")
+	o := ingest.Options{Location: ingesttest.NewYork(t)}
+	a := ingesttest.CheckDeterministic(t, ParseDexcom, in, o)
 	// The same row in another export (other Index, other neighbours) gives
 	// the same point.
 	const h = "Index,Timestamp (YYYY-MM-DDThh:mm:ss),Event Type,Event Subtype,Patient Info,Device Info,Source Device ID,Glucose Value (mg/dL),Insulin Value (u),Carb Value (grams),Duration (hh:mm:ss),Glucose Rate of Change (mg/dL/min),Transmitter Time (Long Integer),Transmitter ID\n"
-	c, err := parseDexcom(t, []byte(h+"99,2024-03-09T23:57:13,EGV,,,,iOS G6,112,,,,0.7,1,8ZZZZZ\n"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if x, y := canonical(c.items), canonical(a.items[:1]); !bytes.Equal(x, y) {
+	c := ingesttest.MustParse(t, ParseDexcom, []byte(h+"99,2024-03-09T23:57:13,EGV,,,,iOS G6,112,,,,0.7,1,8ZZZZZ\n"), o)
+	if x, y := ingesttest.Canonical(c.Items), ingesttest.Canonical(a.Items[:1]); !bytes.Equal(x, y) {
 		t.Fatalf("same reading, other export:\n%s\n%s", x, y)
 	}
 }
 
-func TestDexcomSinkAndReadErrors(t *testing.T) {
-	in := readFile(t, "dexcom_mgdl.csv")
-	stop := errors.New("stop")
-	c := &collect{failAt: 2, err: stop}
-	if err := ParseDexcom(bytes.NewReader(in), ingest.Options{}, c); err != stop {
-		t.Fatalf("got %v, want the sink's error", err)
-	}
-	if len(c.items) != 2 {
-		t.Fatalf("parse went on after the sink failed: %d readings", len(c.items))
-	}
-	broken := errors.New("disk on fire")
-	err := ParseDexcom(&failReader{data: in[:400], err: broken}, ingest.Options{}, &collect{})
-	if err != broken {
-		t.Fatalf("got %v, want the read error", err)
-	}
+func TestDexcomStops(t *testing.T) {
+	ingesttest.CheckStops(t, ParseDexcom, ingesttest.ReadFile(t, "dexcom_mgdl.csv"), 0, 400)
 }
 
 func TestSniffDexcom(t *testing.T) {
@@ -219,9 +172,9 @@ func TestSniffDexcom(t *testing.T) {
 		head []byte
 		want bool
 	}{
-		{"mg/dL", readFile(t, "dexcom_mgdl.csv"), true},
-		{"mmol/L with BOM, quoted", readFile(t, "dexcom_mmol.csv"), true},
-		{"libre", readFile(t, "libre_us.csv"), false},
+		{"mg/dL", ingesttest.ReadFile(t, "dexcom_mgdl.csv"), true},
+		{"mmol/L with BOM, quoted", ingesttest.ReadFile(t, "dexcom_mmol.csv"), true},
+		{"libre", ingesttest.ReadFile(t, "libre_us.csv"), false},
 		{"json", []byte(`[{"sgv":100}]`), false},
 		{"empty", nil, false},
 	} {

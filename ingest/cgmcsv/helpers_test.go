@@ -1,60 +1,39 @@
 package cgmcsv
 
 import (
-	"bytes"
-	"errors"
-	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
-// collect is a sink that keeps everything, and can fail on the n-th
-// reading.
-type collect struct {
-	items  []ingest.Item
-	skips  []ingest.Skip
-	order  []int // lines in the order the sink saw them
-	failAt int   // fail on this reading (1-based); 0 never
-	err    error
+// sample is a test file and what parsing it gives.
+type sample struct {
+	file    string
+	loc     *time.Location // the patient's zone; nil is UTC
+	points  []want
+	skips   []skipWant
+	secrets []string // names and serial numbers no skip may repeat
 }
 
-func (c *collect) Reading(it ingest.Item) error {
-	c.items = append(c.items, it)
-	c.order = append(c.order, it.Pos.Line)
-	if c.failAt > 0 && len(c.items) == c.failAt {
-		return c.err
-	}
-	return nil
-}
-
-func (c *collect) Skipped(s ingest.Skip) error {
-	c.skips = append(c.skips, s)
-	c.order = append(c.order, s.Pos.Line)
-	return nil
-}
-
-func newYork(t testing.TB) *time.Location {
+// checkSample parses a sample file and checks its points (which must
+// round-trip), its skips, that the sink saw every row in file order, and
+// that no skip repeats a secret.
+func checkSample(t *testing.T, parse ingest.Parser, s sample) {
 	t.Helper()
-	loc, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Skipf("no tz database: %v", err)
+	c := ingesttest.MustParse(t, parse, ingesttest.ReadFile(t, s.file), ingest.Options{Location: s.loc})
+	checkPoints(t, c.Items, s.points)
+	checkSkips(t, c.Skips, s.skips)
+	for i := 1; i < len(c.Order); i++ {
+		if c.Order[i] <= c.Order[i-1] {
+			t.Fatalf("out of order: %v", c.Order)
+		}
 	}
-	return loc
-}
-
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	ingesttest.NoLeak(t, c.Skips, nil, s.secrets...)
+	ingesttest.CheckRoundTrip(t, c.Items)
 }
 
 // want is what a test expects of one point.
@@ -70,12 +49,7 @@ type want struct {
 
 func checkPoints(t *testing.T, items []ingest.Item, wants []want) {
 	t.Helper()
-	if len(items) != len(wants) {
-		for _, it := range items {
-			t.Logf("line %d: %s", it.Pos.Line, it.Point.AppendJSON(nil))
-		}
-		t.Fatalf("got %d points, want %d", len(items), len(wants))
-	}
+	ingesttest.CheckLen(t, items, len(wants))
 	for i, w := range wants {
 		it := items[i]
 		p := it.Point
@@ -98,9 +72,8 @@ func checkPoints(t *testing.T, items []ingest.Item, wants []want) {
 		if p.Schema.String() != "omh:blood-glucose:4.0" {
 			t.Errorf("point %d: schema %s", i, p.Schema)
 		}
-		at, _ := time.Parse(time.RFC3339Nano, w.at)
-		if !p.Time.Equal(at) {
-			t.Errorf("point %d: time %v, want %v", i, p.Time, at)
+		if at, err := time.Parse(time.RFC3339Nano, w.at); err != nil || !p.Time.Equal(at) {
+			t.Errorf("point %d: time %v, want %s (%v)", i, p.Time, w.at, err)
 		}
 	}
 }
@@ -127,89 +100,6 @@ func checkSkips(t *testing.T, skips []ingest.Skip, wants []skipWant) {
 		}
 	}
 }
-
-// noLeak fails if any secret appears in a skip or an error.
-func noLeak(t *testing.T, c *collect, err error, secrets ...string) {
-	t.Helper()
-	var texts []string
-	for _, s := range c.skips {
-		texts = append(texts, s.Type, s.Reason, s.Pos.Element)
-	}
-	if err != nil {
-		texts = append(texts, err.Error())
-	}
-	for _, txt := range texts {
-		for _, s := range secrets {
-			if s != "" && strings.Contains(txt, s) {
-				t.Errorf("%q leaks %q", txt, s)
-			}
-		}
-	}
-}
-
-// checkErr checks err is an *ingest.Error with code at line, and that its
-// message holds none of the secrets (the values found in the input).
-func checkErr(t *testing.T, err error, code string, line int, secrets ...string) {
-	t.Helper()
-	var e *ingest.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("error %T %v, want *ingest.Error %s", err, err, code)
-	}
-	if e.Code != code || e.Pos.Line != line {
-		t.Errorf("got %s at line %d (%v), want %s at line %d", e.Code, e.Pos.Line, e, code, line)
-	}
-	if e.Message == "" {
-		t.Error("empty message")
-	}
-	for _, s := range secrets {
-		if strings.Contains(e.Message, s) {
-			t.Errorf("message %q repeats the value %q", e.Message, s)
-		}
-	}
-}
-
-// canonical returns the canonical bytes of every point, one a line.
-func canonical(items []ingest.Item) []byte {
-	var b []byte
-	for _, it := range items {
-		b = it.Point.AppendJSON(b)
-		b = append(b, '\n')
-	}
-	return b
-}
-
-// checkRoundTrip checks every point's canonical bytes parse back to the
-// same bytes.
-func checkRoundTrip(t testing.TB, items []ingest.Item) {
-	t.Helper()
-	for _, it := range items {
-		out := it.Point.AppendJSON(nil)
-		p2, err := omh.Parse(out)
-		if err != nil {
-			t.Fatalf("line %d: canonical point does not parse: %v\n%s", it.Pos.Line, err, out)
-		}
-		if out2 := p2.AppendJSON(nil); !bytes.Equal(out, out2) {
-			t.Fatalf("line %d: not idempotent:\n%s\n%s", it.Pos.Line, out, out2)
-		}
-	}
-}
-
-// failReader returns data, then err.
-type failReader struct {
-	data []byte
-	err  error
-}
-
-func (f *failReader) Read(p []byte) (int, error) {
-	if len(f.data) == 0 {
-		return 0, f.err
-	}
-	n := copy(p, f.data)
-	f.data = f.data[n:]
-	return n, nil
-}
-
-var _ io.Reader = (*failReader)(nil)
 
 // utf16le encodes s as UTF-16LE with a byte order mark.
 func utf16le(s string) []byte {

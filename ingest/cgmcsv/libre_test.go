@@ -21,93 +21,63 @@ package cgmcsv
 
 import (
 	"bytes"
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 )
 
-func parseLibre(t *testing.T, in []byte, o ingest.Options) (*collect, error) {
-	t.Helper()
-	c := &collect{}
-	err := ParseLibre(bytes.NewReader(in), o, c)
-	return c, err
-}
-
-func TestLibreUS(t *testing.T) {
-	in := readFile(t, "libre_us.csv")
-	c, err := parseLibre(t, in, ingest.Options{Location: newYork(t)})
-	if err != nil {
-		t.Fatal(err)
+// The sink sees every row in file order, though the first rows of
+// libre_us.csv (01-12) wait until 01-13 settles the date order.
+func TestLibreFiles(t *testing.T) {
+	ny := ingesttest.NewYork(t)
+	const libre2, link, libre3 = "manufacturer=Abbott;source_name=FreeStyle Libre 2", "manufacturer=Abbott;source_name=FreeStyle LibreLink", "manufacturer=Abbott;source_name=FreeStyle Libre 3"
+	for _, tc := range []sample{
+		{file: "libre_us.csv", loc: ny,
+			points: []want{
+				{3, "2026-01-12T23:40:00-05:00", 91, "mg/dL", "interstitial fluid", "sensed", libre2},
+				{4, "2026-01-12T23:55:00-05:00", 90, "mg/dL", "interstitial fluid", "sensed", libre2},
+				{5, "2026-01-13T00:10:00-05:00", 89, "mg/dL", "interstitial fluid", "sensed", libre2},
+				{7, "2026-01-13T07:00:00-05:00", 104, "mg/dL", "interstitial fluid", "sensed", libre2},
+				{8, "2026-01-13T07:05:00-05:00", 97, "mg/dL", "capillary blood", "sensed", libre2},
+			},
+			skips: []skipWant{
+				{6, "record type 0", reasonHigh},
+				{9, "record type 3", "ketone"},
+				{10, "record type 4", "insulin"},
+				{11, "record type 5", "food"},
+				{12, "record type 6", "note"},
+				{13, "record type 6", "note"},
+			},
+			secrets: []string{"Jane", "Placeholder", "ABCD123"}},
+		{file: "libre_eu_mmol.csv",
+			points: []want{
+				{3, "2021-03-16T13:42:00Z", 4.1, "mmol/L", "interstitial fluid", "sensed", link},
+				{4, "2021-03-16T13:57:00Z", 3.9, "mmol/L", "interstitial fluid", "sensed", link},
+				{5, "2021-03-17T00:01:00Z", 2.2, "mmol/L", "interstitial fluid", "sensed", link},
+				{7, "2021-03-17T08:02:00Z", 5, "mmol/L", "interstitial fluid", "sensed", link},
+			},
+			skips:   []skipWant{{6, "record type 0", reasonLow}},
+			secrets: []string{"Jane", "450E34A9"}},
+		{file: "libre_de.csv", loc: ny,
+			points: []want{
+				{3, "2021-02-18T10:57:00-05:00", 120, "mg/dL", "interstitial fluid", "sensed", libre3},
+				{4, "2021-02-18T11:02:00-05:00", 126, "mg/dL", "interstitial fluid", "sensed", libre3},
+			},
+			skips:   []skipWant{{5, "record type 6", "note"}},
+			secrets: []string{"Jane"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) { checkSample(t, ParseLibre, tc) })
 	}
-	const src = "manufacturer=Abbott;source_name=FreeStyle Libre 2"
-	checkPoints(t, c.items, []want{
-		{3, "2026-01-12T23:40:00-05:00", 91, "mg/dL", "interstitial fluid", "sensed", src},
-		{4, "2026-01-12T23:55:00-05:00", 90, "mg/dL", "interstitial fluid", "sensed", src},
-		{5, "2026-01-13T00:10:00-05:00", 89, "mg/dL", "interstitial fluid", "sensed", src},
-		{7, "2026-01-13T07:00:00-05:00", 104, "mg/dL", "interstitial fluid", "sensed", src},
-		{8, "2026-01-13T07:05:00-05:00", 97, "mg/dL", "capillary blood", "sensed", src},
-	})
-	checkSkips(t, c.skips, []skipWant{
-		{6, "record type 0", reasonHigh},
-		{9, "record type 3", "ketone"},
-		{10, "record type 4", "insulin"},
-		{11, "record type 5", "food"},
-		{12, "record type 6", "note"},
-		{13, "record type 6", "note"},
-	})
-	// The first two rows (01-12) wait until 01-13 settles the order; the
-	// sink still sees everything in file order.
-	for i := 1; i < len(c.order); i++ {
-		if c.order[i] <= c.order[i-1] {
-			t.Fatalf("out of order: %v", c.order)
-		}
-	}
-	noLeak(t, c, nil, "Jane", "Placeholder", "ABCD123")
-	checkRoundTrip(t, c.items)
-}
-
-func TestLibreEUmmol(t *testing.T) {
-	in := readFile(t, "libre_eu_mmol.csv")
-	c, err := parseLibre(t, in, ingest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const src = "manufacturer=Abbott;source_name=FreeStyle LibreLink"
-	checkPoints(t, c.items, []want{
-		{3, "2021-03-16T13:42:00Z", 4.1, "mmol/L", "interstitial fluid", "sensed", src},
-		{4, "2021-03-16T13:57:00Z", 3.9, "mmol/L", "interstitial fluid", "sensed", src},
-		{5, "2021-03-17T00:01:00Z", 2.2, "mmol/L", "interstitial fluid", "sensed", src},
-		{7, "2021-03-17T08:02:00Z", 5, "mmol/L", "interstitial fluid", "sensed", src},
-	})
-	checkSkips(t, c.skips, []skipWant{{6, "record type 0", reasonLow}})
-	noLeak(t, c, nil, "Jane", "450E34A9")
-}
-
-func TestLibreGerman(t *testing.T) {
-	c, err := parseLibre(t, readFile(t, "libre_de.csv"), ingest.Options{Location: newYork(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const src = "manufacturer=Abbott;source_name=FreeStyle Libre 3"
-	checkPoints(t, c.items, []want{
-		{3, "2021-02-18T10:57:00-05:00", 120, "mg/dL", "interstitial fluid", "sensed", src},
-		{4, "2021-02-18T11:02:00-05:00", 126, "mg/dL", "interstitial fluid", "sensed", src},
-	})
-	checkSkips(t, c.skips, []skipWant{{5, "record type 6", "note"}})
-	noLeak(t, c, nil, "Jane")
 }
 
 // The same export in other encodings and spreadsheet re-saves gives the
 // same points.
 func TestLibreEncodings(t *testing.T) {
-	us := readFile(t, "libre_us.csv")
-	o := ingest.Options{Location: newYork(t)}
-	ref, err := parseLibre(t, us, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	us := ingesttest.ReadFile(t, "libre_us.csv")
+	o := ingest.Options{Location: ingesttest.NewYork(t)}
+	ref := ingesttest.MustParse(t, ParseLibre, us, o)
 	semi := strings.NewReplacer(",", ";").Replace(string(us))
 	spaced := strings.NewReplacer(" AM,", " AM ,", ",01-", ", 01-").Replace(string(us))
 	for _, tc := range []struct {
@@ -122,15 +92,12 @@ func TestLibreEncodings(t *testing.T) {
 		{"no title line", us[bytes.IndexByte(us, '\n')+1:]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseLibre(t, tc.in, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if x, y := canonical(c.items), canonical(ref.items); !bytes.Equal(x, y) {
+			c := ingesttest.MustParse(t, ParseLibre, tc.in, o)
+			if x, y := ingesttest.Canonical(c.Items), ingesttest.Canonical(ref.Items); !bytes.Equal(x, y) {
 				t.Fatalf("points differ:\n%s\nwant\n%s", x, y)
 			}
-			if len(c.skips) != len(ref.skips) {
-				t.Fatalf("%d skips, want %d", len(c.skips), len(ref.skips))
+			if len(c.Skips) != len(ref.Skips) {
+				t.Fatalf("%d skips, want %d", len(c.Skips), len(ref.Skips))
 			}
 		})
 	}
@@ -158,12 +125,9 @@ func TestLibreVariants(t *testing.T) {
 		{"no strip column", h + "FreeStyle Libre,X,25-01-2026 08:00,2,,\n", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseLibre(t, []byte(tc.in), ingest.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkPoints(t, c.items, tc.want)
-			checkRoundTrip(t, c.items)
+			c := ingesttest.MustParse(t, ParseLibre, []byte(tc.in), ingest.Options{})
+			checkPoints(t, c.Items, tc.want)
+			ingesttest.CheckRoundTrip(t, c.Items)
 		})
 	}
 }
@@ -176,29 +140,29 @@ func TestLibreAmbiguousDates(t *testing.T) {
 		"FreeStyle Libre 3,X,01-02-2026 11:40 PM,0,91\n" +
 		"FreeStyle Libre 3,X,01-03-2026 12:10 AM,0,89\n" +
 		"FreeStyle Libre 3,X,01-03-2026 12:15 AM,6,\n"
-	c, err := parseLibre(t, []byte(in), ingest.Options{})
-	checkErr(t, err, "ambiguous_date", 3, "01-02", "Jane")
-	if len(c.items)+len(c.skips) != 0 {
+	c, err := ingesttest.Parse(ParseLibre, []byte(in), ingest.Options{})
+	ingesttest.CheckErr(t, err, "ambiguous_date", ingest.Pos{Line: 3}, "01-02", "Jane")
+	if len(c.Items)+len(c.Skips) != 0 {
 		t.Fatal("an ambiguous file gave readings")
 	}
 	for _, tc := range []struct {
 		order DateOrder
 		at    string
 	}{{MonthFirst, "2026-01-02T23:40:00Z"}, {DayFirst, "2026-02-01T23:40:00Z"}} {
-		c := &collect{}
+		c := &ingesttest.Sink{}
 		if err := ParseLibreDateOrder(strings.NewReader(in), ingest.Options{}, tc.order, c); err != nil {
 			t.Fatal(err)
 		}
-		if len(c.items) != 2 || len(c.skips) != 1 {
-			t.Fatalf("order %d: %d points, %d skips", tc.order, len(c.items), len(c.skips))
+		if len(c.Items) != 2 || len(c.Skips) != 1 {
+			t.Fatalf("order %d: %d points, %d skips", tc.order, len(c.Items), len(c.Skips))
 		}
-		if got := c.items[0].Point.Time.Format("2006-01-02T15:04:05Z07:00"); got != tc.at {
+		if got := c.Items[0].Point.Time.Format("2006-01-02T15:04:05Z07:00"); got != tc.at {
 			t.Errorf("order %d: %s, want %s", tc.order, got, tc.at)
 		}
 	}
 	// An explicit order a date contradicts is an error.
-	err = ParseLibreDateOrder(strings.NewReader(in+"FreeStyle Libre 3,X,01-13-2026 12:10 AM,0,89\n"), ingest.Options{}, DayFirst, &collect{})
-	checkErr(t, err, "bad_time", 6, "01-13")
+	err = ParseLibreDateOrder(strings.NewReader(in+"FreeStyle Libre 3,X,01-13-2026 12:10 AM,0,89\n"), ingest.Options{}, DayFirst, &ingesttest.Sink{})
+	ingesttest.CheckErr(t, err, "bad_time", ingest.Pos{Line: 6}, "01-13")
 }
 
 func TestLibreErrors(t *testing.T) {
@@ -226,59 +190,32 @@ func TestLibreErrors(t *testing.T) {
 		{"long row", h + "FreeStyle Libre 2,\"" + strings.Repeat("x", maxRecord+1<<20), "bad_csv", 3, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseLibre(t, []byte(tc.in), ingest.Options{})
-			checkErr(t, err, tc.code, tc.line, tc.secrets...)
-			noLeak(t, c, err, "Jane", "Placeholder")
+			c, err := ingesttest.Parse(ParseLibre, []byte(tc.in), ingest.Options{})
+			ingesttest.CheckErr(t, err, tc.code, ingest.Pos{Line: tc.line}, tc.secrets...)
+			ingesttest.NoLeak(t, c.Skips, err, "Jane", "Placeholder")
 		})
 	}
 }
 
 func TestLibreDeterministic(t *testing.T) {
-	in := readFile(t, "libre_us.csv")
-	o := ingest.Options{Location: newYork(t)}
-	a, err := parseLibre(t, in, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parseLibre(t, in, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if x, y := canonical(a.items), canonical(b.items); !bytes.Equal(x, y) || len(x) == 0 {
-		t.Fatalf("two parses differ:\n%s\n%s", x, y)
-	}
+	ingesttest.CheckDeterministic(t, ParseLibre, ingesttest.ReadFile(t, "libre_us.csv"), ingest.Options{Location: ingesttest.NewYork(t)})
 }
 
-func TestLibreSinkAndReadErrors(t *testing.T) {
-	in := readFile(t, "libre_eu_mmol.csv")
-	stop := errors.New("stop")
-	c := &collect{failAt: 1, err: stop}
-	if err := ParseLibre(bytes.NewReader(in), ingest.Options{}, c); err != stop {
-		t.Fatalf("got %v, want the sink's error", err)
-	}
-	if len(c.items) != 1 {
-		t.Fatalf("parse went on after the sink failed: %d readings", len(c.items))
-	}
-	broken := errors.New("disk on fire")
-	if err := ParseLibre(&failReader{data: in[:700], err: broken}, ingest.Options{}, &collect{}); err != broken {
-		t.Fatalf("got %v, want the read error", err)
-	}
-	if err := ParseLibre(&failReader{err: broken}, ingest.Options{}, &collect{}); err != broken {
-		t.Fatalf("got %v, want the read error", err)
-	}
+func TestLibreStops(t *testing.T) {
+	ingesttest.CheckStops(t, ParseLibre, ingesttest.ReadFile(t, "libre_eu_mmol.csv"), 0, 700)
 }
 
 func TestSniffLibre(t *testing.T) {
-	us := readFile(t, "libre_us.csv")
+	us := ingesttest.ReadFile(t, "libre_us.csv")
 	for _, tc := range []struct {
 		name string
 		head []byte
 		want bool
 	}{
 		{"us", us, true},
-		{"german", readFile(t, "libre_de.csv"), true},
+		{"german", ingesttest.ReadFile(t, "libre_de.csv"), true},
 		{"utf-16", utf16le(string(us)), true},
-		{"dexcom", readFile(t, "dexcom_mgdl.csv"), false},
+		{"dexcom", ingesttest.ReadFile(t, "dexcom_mgdl.csv"), false},
 		{"json", []byte(`[{"sgv":100}]`), false},
 		{"empty", nil, false},
 	} {

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"io"
 	"testing"
-	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 )
 
 // benchInput is n heart rate entries, as a Bundle or as NDJSON.
@@ -32,29 +32,12 @@ func benchInput(b *testing.B, n int, ndjson bool) []byte {
 	return out
 }
 
-func benchParse(b *testing.B, data []byte, rows int) {
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	var c countSink
-	start := time.Now()
-	for b.Loop() {
-		c.n = 0
-		if err := Parse(bytes.NewReader(data), ingest.Options{}, &c); err != nil {
-			b.Fatal(err)
-		}
-		if c.n != rows {
-			b.Fatalf("%d readings, want %d", c.n, rows)
-		}
-	}
-	b.ReportMetric(float64(rows)*float64(b.N)/time.Since(start).Seconds(), "rows/s")
-}
-
 func BenchmarkParseBundle(b *testing.B) {
 	const n = 10000
-	benchParse(b, benchInput(b, n, false), n)
+	ingesttest.BenchParse(b, Parse, benchInput(b, n, false), ingest.Options{}, n)
 }
 
 func BenchmarkParseNDJSON(b *testing.B) {
 	const n = 10000
-	benchParse(b, benchInput(b, n, true), n)
+	ingesttest.BenchParse(b, Parse, benchInput(b, n, true), ingest.Options{}, n)
 }

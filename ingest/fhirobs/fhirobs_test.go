@@ -43,19 +43,11 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
 var update = flag.Bool("update", false, "rewrite the .golden files")
-
-// collect records what a parse finds.
-type collect struct {
-	items []ingest.Item
-	skips []ingest.Skip
-}
-
-func (c *collect) Reading(it ingest.Item) error { c.items = append(c.items, it); return nil }
-func (c *collect) Skipped(s ingest.Skip) error  { c.skips = append(c.skips, s); return nil }
 
 // transcript lists readings and skips in input order.
 type transcript struct {
@@ -72,33 +64,33 @@ func (t *transcript) Skipped(s ingest.Skip) error {
 	return nil
 }
 
-func mustLoc(t testing.TB, name string) *time.Location {
+// samples are the test files, testdata/*.json and *.ndjson, by path.
+func samples(t testing.TB) map[string][]byte {
 	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatalf("LoadLocation(%s): %v", name, err)
+	files, err := filepath.Glob("testdata/*.*json")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("test files missing: %v %v", files, err)
 	}
-	return loc
+	m := map[string][]byte{}
+	for _, f := range files {
+		if m[f], err = os.ReadFile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
 }
 
+// TestFiles: each test file gives what its .golden file lists, the same
+// canonical bytes when parsed again, and points that round-trip.
 func TestFiles(t *testing.T) {
-	ny := mustLoc(t, "America/New_York")
-	files, _ := filepath.Glob("testdata/*.json")
-	nd, _ := filepath.Glob("testdata/*.ndjson")
-	files = append(files, nd...)
-	if len(files) < 3 {
-		t.Fatalf("test files missing: %v", files)
-	}
-	for _, f := range files {
+	ny := ingesttest.NewYork(t)
+	for f, data := range samples(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
 			var tr transcript
 			if err := Parse(bytes.NewReader(data), ingest.Options{Location: ny}, &tr); err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
+			ingesttest.CheckDeterministic(t, Parse, data, ingest.Options{Location: ny})
 			got := strings.Join(tr.lines, "\n") + "\n"
 			golden := strings.TrimSuffix(f, filepath.Ext(f)) + ".golden"
 			if *update {
@@ -158,11 +150,9 @@ const frame1 = `"effective_time_frame":{"date_time":"2024-05-01T08:00:00+02:00"}
 const period1 = `"effectivePeriod":{"start":"2024-05-01T22:00:00Z","end":"2024-05-02T06:30:00Z"}`
 const interval1 = `"effective_time_frame":{"time_interval":{"start_date_time":"2024-05-01T22:00:00Z","end_date_time":"2024-05-02T06:30:00Z"}}`
 
-func parseOne(t *testing.T, in string, loc *time.Location) (*collect, error) {
+func parseOne(t *testing.T, in string, loc *time.Location) (*ingesttest.Sink, error) {
 	t.Helper()
-	c := &collect{}
-	err := Parse(strings.NewReader(in), ingest.Options{Location: loc}, c)
-	return c, err
+	return ingesttest.Parse(Parse, []byte(in), ingest.Options{Location: loc})
 }
 
 // body returns a point's canonical body.
@@ -274,22 +264,19 @@ func TestMapping(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseOne(t, tc.in, nil)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
+			c := ingesttest.MustParse(t, Parse, []byte(tc.in), ingest.Options{})
+			if len(c.Items) != 1 || len(c.Skips) != 0 {
+				t.Fatalf("got %d readings, skips %v; want one reading", len(c.Items), c.Skips)
 			}
-			if len(c.items) != 1 || len(c.skips) != 0 {
-				t.Fatalf("got %d readings, skips %v; want one reading", len(c.items), c.skips)
-			}
-			p := c.items[0].Point
+			p := c.Items[0].Point
 			if p.Schema.String() != tc.schema {
 				t.Errorf("schema %s, want %s", p.Schema, tc.schema)
 			}
 			if got := body(p); got != tc.body {
 				t.Errorf("body\n got %s\nwant %s", got, tc.body)
 			}
-			if c.items[0].Pos != (ingest.Pos{Line: 1, Element: "Observation"}) {
-				t.Errorf("pos %+v", c.items[0].Pos)
+			if c.Items[0].Pos != (ingest.Pos{Line: 1, Element: "Observation"}) {
+				t.Errorf("pos %+v", c.Items[0].Pos)
 			}
 		})
 	}
@@ -314,10 +301,10 @@ func TestIdentity(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseOne(t, tc.in, nil)
-			if err != nil || len(c.items) != 1 {
-				t.Fatalf("Parse: %v, %d readings", err, len(c.items))
+			if err != nil || len(c.Items) != 1 {
+				t.Fatalf("Parse: %v, %d readings", err, len(c.Items))
 			}
-			p := c.items[0].Point
+			p := c.Items[0].Point
 			if p.UUID != tc.uuid || p.SourceID != tc.sourceID {
 				t.Errorf("uuid %q source id %q, want %q %q", p.UUID, p.SourceID, tc.uuid, tc.sourceID)
 			}
@@ -372,14 +359,11 @@ func TestSkips(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseOne(t, tc.in, nil)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
+			c := ingesttest.MustParse(t, Parse, []byte(tc.in), ingest.Options{})
+			if len(c.Items) != 0 || len(c.Skips) != 1 {
+				t.Fatalf("got %d readings, skips %+v; want one skip", len(c.Items), c.Skips)
 			}
-			if len(c.items) != 0 || len(c.skips) != 1 {
-				t.Fatalf("got %d readings, skips %+v; want one skip", len(c.items), c.skips)
-			}
-			s := c.skips[0]
+			s := c.Skips[0]
 			if s.Type != tc.typ || !strings.Contains(s.Reason, tc.reason) {
 				t.Errorf("skip %q %q, want type %q and a reason with %q", s.Type, s.Reason, tc.typ, tc.reason)
 			}
@@ -447,21 +431,7 @@ func TestErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseOne(t, tc.in, nil)
-			var ie *ingest.Error
-			if !errors.As(err, &ie) {
-				t.Fatalf("Parse error %v (%T), want *ingest.Error", err, err)
-			}
-			if ie.Code != tc.code || ie.Pos != tc.pos {
-				t.Errorf("error %q at %+v, want %q at %+v (%v)", ie.Code, ie.Pos, tc.code, tc.pos, ie)
-			}
-			for _, leak := range []string{"7391", "SECRET", "stone", "kPa"} {
-				if strings.Contains(ie.Message, leak) {
-					t.Errorf("message %q repeats a value from the input", ie.Message)
-				}
-			}
-			if ie.Message == "" || ie.Message != strings.ToLower(ie.Message[:1])+ie.Message[1:] {
-				t.Errorf("message %q should start in lower case", ie.Message)
-			}
+			ingesttest.CheckErr(t, err, tc.code, tc.pos, "7391", "SECRET", "stone", "kPa")
 		})
 	}
 }
@@ -492,8 +462,8 @@ func b64(s string) string {
 // TestTimes: offsets kept as given; local times read in the patient's zone
 // with its offset written; partial dates as whole local days for steps.
 func TestTimes(t *testing.T) {
-	kolkata := mustLoc(t, "Asia/Kolkata")
-	ny := mustLoc(t, "America/New_York")
+	kolkata := ingesttest.Location(t, "Asia/Kolkata")
+	ny := ingesttest.NewYork(t)
 	hr := loinc("8867-4") + "," + ucum("72", "/min") + ","
 	steps := loinc("55423-8") + "," + ucum("100", "{steps}") + ","
 	cases := []struct {
@@ -528,10 +498,10 @@ func TestTimes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseOne(t, tc.in, tc.loc)
-			if err != nil || len(c.items) != 1 {
-				t.Fatalf("Parse: %v, %d readings, skips %v", err, len(c.items), c.skips)
+			if err != nil || len(c.Items) != 1 {
+				t.Fatalf("Parse: %v, %d readings, skips %v", err, len(c.Items), c.Skips)
 			}
-			p := c.items[0].Point
+			p := c.Items[0].Point
 			b := body(p)
 			i := strings.Index(b, `"effective_time_frame":`)
 			if got := b[i+len(`"effective_time_frame":`) : len(b)-1]; got != tc.frame {
@@ -544,57 +514,23 @@ func TestTimes(t *testing.T) {
 	}
 }
 
-// TestDeterminism: parsing twice gives the same canonical bytes, and each
-// point's bytes parse back to themselves.
-func TestDeterminism(t *testing.T) {
-	ny := mustLoc(t, "America/New_York")
-	files, _ := filepath.Glob("testdata/*.*json")
-	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		var runs [2][]string
-		for i := range runs {
-			c := &collect{}
-			if err := Parse(bytes.NewReader(data), ingest.Options{Location: ny}, c); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			for _, it := range c.items {
-				b := it.Point.AppendJSON(nil)
-				p2, err := omh.Parse(b)
-				if err != nil {
-					t.Fatalf("%s: canonical point does not parse: %v", f, err)
-				}
-				if b2 := p2.AppendJSON(nil); !bytes.Equal(b, b2) {
-					t.Errorf("%s: canonical bytes change on a second parse", f)
-				}
-				runs[i] = append(runs[i], string(b))
-			}
-		}
-		if strings.Join(runs[0], "\n") != strings.Join(runs[1], "\n") {
-			t.Errorf("%s: two parses differ", f)
-		}
-	}
-}
-
 func TestLines(t *testing.T) {
 	hr := obs(loinc("8867-4") + "," + at1 + "," + ucum("72", "/min"))
 	in := "\xef\xbb\xbf" + hr + "\n\n" + `{"resourceType":"Patient"}` + "\r\n" + hr + "\n"
-	c, err := parseOne(t, in, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(c.items) != 2 || c.items[0].Pos.Line != 1 || c.items[1].Pos.Line != 4 || len(c.skips) != 1 || c.skips[0].Pos.Line != 3 {
-		t.Errorf("readings %+v skips %+v", c.items, c.skips)
+	c := ingesttest.MustParse(t, Parse, []byte(in), ingest.Options{})
+	if len(c.Items) != 2 || c.Items[0].Pos.Line != 1 || c.Items[1].Pos.Line != 4 || len(c.Skips) != 1 || c.Skips[0].Pos.Line != 3 {
+		t.Errorf("readings %+v skips %+v", c.Items, c.Skips)
 	}
 	// A pretty-printed single Observation is one resource.
 	pretty := "{\n  \"resourceType\": \"Observation\",\n  \"status\": \"final\",\n  " + loinc("8867-4") + ",\n  " + at1 + ",\n  " + ucum("72", "/min") + "\n}\n"
-	if c, err = parseOne(t, pretty, nil); err != nil || len(c.items) != 1 || c.items[0].Pos.Line != 1 {
-		t.Errorf("pretty: %v %+v", err, c.items)
+	if c, err := parseOne(t, pretty, nil); err != nil || len(c.Items) != 1 || c.Items[0].Pos.Line != 1 {
+		t.Errorf("pretty: %v %+v", err, c.Items)
 	}
 }
 
 func TestSniff(t *testing.T) {
-	for _, f := range []string{"testdata/vitals-searchset.json", "testdata/bulk.ndjson", "testdata/jhe-searchset.json"} {
-		data, _ := os.ReadFile(f)
+	for _, f := range []string{"vitals-searchset.json", "bulk.ndjson", "jhe-searchset.json"} {
+		data := ingesttest.ReadFile(t, f)
 		if !Sniff(data[:min(len(data), 512)]) {
 			t.Errorf("Sniff(%s) = false", f)
 		}
@@ -609,50 +545,13 @@ func TestSniff(t *testing.T) {
 	}
 }
 
-// failSink fails on the nth call.
-type failSink struct {
-	n   int
-	err error
-}
-
-func (f *failSink) Reading(ingest.Item) error { return f.call() }
-func (f *failSink) Skipped(ingest.Skip) error { return f.call() }
-func (f *failSink) call() error {
-	if f.n--; f.n == 0 {
-		return f.err
-	}
-	return nil
-}
-
-func TestSinkError(t *testing.T) {
-	data, _ := os.ReadFile("testdata/vitals-searchset.json")
-	for n := 1; n <= 12; n++ {
-		want := errors.New("sink full")
-		if err := Parse(bytes.NewReader(data), ingest.Options{}, &failSink{n: n, err: want}); err != want {
-			t.Errorf("call %d: Parse returned %v, want the sink's error", n, err)
-		}
-	}
-}
-
-type errReader struct {
-	r   io.Reader
-	err error
-}
-
-func (e *errReader) Read(b []byte) (int, error) {
-	n, err := e.r.Read(b)
-	if err == io.EOF {
-		return n, e.err
-	}
-	return n, err
-}
-
-func TestReadError(t *testing.T) {
-	want := errors.New("disk gone")
-	in := &errReader{strings.NewReader(`{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient"}},`), want}
-	if err := Parse(in, ingest.Options{}, &collect{}); err != want {
-		t.Errorf("Parse returned %v, want the read error", err)
-	}
+// TestStops: a sink's or a reader's error stops the parse, in a Bundle and
+// in NDJSON.
+func TestStops(t *testing.T) {
+	bundle := ingesttest.ReadFile(t, "vitals-searchset.json")
+	ingesttest.CheckStops(t, Parse, bundle, 0, 1, 100, len(bundle)/2, len(bundle)-1)
+	bulk := ingesttest.ReadFile(t, "bulk.ndjson")
+	ingesttest.CheckStops(t, Parse, bulk, 0, len(bulk)/2, len(bulk)-1)
 }
 
 // bundleReader generates a searchset Bundle of n heart rate entries
@@ -692,21 +591,16 @@ func (g *bundleReader) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-type countSink struct{ n int }
-
-func (c *countSink) Reading(ingest.Item) error { c.n++; return nil }
-func (c *countSink) Skipped(ingest.Skip) error { return nil }
-
 // TestStreaming: a Bundle bigger than MaxResource parses, since it is read
 // entry by entry; one entry bigger than MaxResource is refused.
 func TestStreaming(t *testing.T) {
 	const n = 40000 // about 19 MB
-	var c countSink
+	var c ingesttest.Count
 	if err := Parse(&bundleReader{n: n}, ingest.Options{}, &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.n != n {
-		t.Errorf("%d readings, want %d", c.n, n)
+	if c.Readings != n {
+		t.Errorf("%d readings, want %d", c.Readings, n)
 	}
 	big := `{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Observation","note":[{"text":"` + strings.Repeat("x", MaxResource+1) + `"}]}}]}`
 	var ie *ingest.Error
@@ -741,12 +635,9 @@ func TestShapes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseOne(t, tc.in, nil)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if len(c.items) != tc.readings || len(c.skips) != tc.skips {
-				t.Errorf("%d readings, %d skips %+v; want %d, %d", len(c.items), len(c.skips), c.skips, tc.readings, tc.skips)
+			c := ingesttest.MustParse(t, Parse, []byte(tc.in), ingest.Options{})
+			if len(c.Items) != tc.readings || len(c.Skips) != tc.skips {
+				t.Errorf("%d readings, %d skips %+v; want %d, %d", len(c.Items), len(c.Skips), c.Skips, tc.readings, tc.skips)
 			}
 		})
 	}

@@ -2,44 +2,15 @@ package fhirobs
 
 import (
 	"bytes"
-	"errors"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
-	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 )
 
-// fuzzSink checks every point as it arrives: its canonical bytes must
-// parse back to the same bytes.
-type fuzzSink struct{ t *testing.T }
-
-func (s fuzzSink) Reading(it ingest.Item) error {
-	b := it.Point.AppendJSON(nil)
-	p, err := omh.Parse(b)
-	if err != nil {
-		s.t.Fatalf("a reading's canonical JSON does not parse: %v\n%s", err, b)
-	}
-	if b2 := p.AppendJSON(nil); !bytes.Equal(b, b2) {
-		s.t.Fatalf("a reading's canonical JSON changes when parsed again:\n%s\n%s", b, b2)
-	}
-	return nil
-}
-
-func (fuzzSink) Skipped(s ingest.Skip) error { return nil }
-
-// FuzzParse: Parse never panics, and returns an *ingest.Error or points
-// omh accepts unchanged.
+// FuzzParse: Parse keeps what every parser promises (ingesttest.Fuzz).
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.*json")
-	for _, name := range files {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, data := range samples(f) {
 		f.Add(data)
 		// Each NDJSON line and each Bundle entry on its own, too.
 		for _, line := range bytes.Split(data, []byte("\n")) {
@@ -60,18 +31,8 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	loc, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		f.Fatal(err)
-	}
+	loc := ingesttest.NewYork(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		err := Parse(bytes.NewReader(data), ingest.Options{Location: loc}, fuzzSink{t})
-		var ie *ingest.Error
-		if err != nil && !errors.As(err, &ie) {
-			t.Fatalf("Parse returned %T %v, want an *ingest.Error", err, err)
-		}
-		if ie != nil && (ie.Code == "" || ie.Message == "" || strings.ContainsRune(ie.Message, '\n')) {
-			t.Fatalf("error without code or message: %+v", ie)
-		}
+		ingesttest.Fuzz(t, Parse, data, ingest.Options{Location: loc})
 	})
 }

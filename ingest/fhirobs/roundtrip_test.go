@@ -9,6 +9,7 @@ import (
 	"github.com/jupyterhealth/vault/export"
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/ingest/fhirobs"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -80,18 +81,18 @@ func TestRoundTrip(t *testing.T) {
 		}
 		want = append(want, string(canon))
 	}
-	var c collectSink
+	var c ingesttest.Sink
 	if err := fhirobs.Parse(bytes.NewReader(ndjson), ingest.Options{}, &c); err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if len(c.skips) > 0 {
-		t.Errorf("skipped: %+v", c.skips)
+	if len(c.Skips) > 0 {
+		t.Errorf("skipped: %+v", c.Skips)
 	}
-	if len(c.items) != len(want) {
-		t.Fatalf("%d readings, want %d", len(c.items), len(want))
+	if len(c.Items) != len(want) {
+		t.Fatalf("%d readings, want %d", len(c.Items), len(want))
 	}
 	lines := bytes.Split(ndjson, []byte("\n"))
-	for i, it := range c.items {
+	for i, it := range c.Items {
 		if got := string(it.Point.AppendJSON(nil)); got != want[i] {
 			t.Errorf("point %d does not come back:\n got %s\nwant %s\nfhir %s", i, got, want[i], lines[i])
 		}
@@ -104,7 +105,10 @@ func TestRoundTrip(t *testing.T) {
 // TestRoundTripDuration: an interval given as start and duration comes
 // back as start and end, the same reading.
 func TestRoundTripDuration(t *testing.T) {
-	enc, _ := export.NewEncoder(export.FormatFHIR, "pt_01hzabc")
+	enc, err := export.NewEncoder(export.FormatFHIR, "pt_01hzabc")
+	if err != nil {
+		t.Fatal(err)
+	}
 	in := `{"header":{"uuid":"6e3db887-4a20-4222-9998-2972af6fb091","schema_id":{"namespace":"omh","name":"step-count","version":"3.0"}},"body":{"step_count":{"value":300,"unit":"steps"},"effective_time_frame":{"time_interval":{"start_date_time":"2024-05-01T09:00:00+02:00","duration":{"value":15,"unit":"min"}}}}}`
 	p, err := omh.Parse([]byte(in))
 	if err != nil {
@@ -114,11 +118,11 @@ func TestRoundTripDuration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c collectSink
-	if err := fhirobs.Parse(bytes.NewReader(line), ingest.Options{}, &c); err != nil || len(c.items) != 1 {
-		t.Fatalf("Parse: %v %+v", err, c.skips)
+	var c ingesttest.Sink
+	if err := fhirobs.Parse(bytes.NewReader(line), ingest.Options{}, &c); err != nil || len(c.Items) != 1 {
+		t.Fatalf("Parse: %v %+v", err, c.Skips)
 	}
-	q := c.items[0].Point
+	q := c.Items[0].Point
 	got := q.Body.(*omh.StepCount)
 	ti := got.EffectiveTimeFrame.TimeInterval
 	if q.UUID != p.UUID || !q.Time.Equal(p.Time) || got.StepCount.Value != 300 || got.StepCount.Unit != "steps" ||
@@ -126,11 +130,3 @@ func TestRoundTripDuration(t *testing.T) {
 		t.Errorf("got %s", q.AppendJSON(nil))
 	}
 }
-
-type collectSink struct {
-	items []ingest.Item
-	skips []ingest.Skip
-}
-
-func (c *collectSink) Reading(it ingest.Item) error { c.items = append(c.items, it); return nil }
-func (c *collectSink) Skipped(s ingest.Skip) error  { c.skips = append(c.skips, s); return nil }

@@ -1,13 +1,12 @@
 package formats_test
 
 import (
-	"archive/zip"
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/jupyterhealth/vault/ingest/formats"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 )
 
 // TestSniff recognises each format's sample files from their first 8 KiB,
@@ -44,13 +43,12 @@ func TestSniff(t *testing.T) {
 		}
 	}
 	// An export.zip is recognised too.
-	var zb bytes.Buffer
-	zw := zip.NewWriter(&zb)
-	w, _ := zw.Create("apple_health_export/export.xml")
-	x, _ := os.ReadFile(filepath.FromSlash("../apple/testdata/export_small.xml"))
-	w.Write(x)
-	zw.Close()
-	if f, ok := r.Sniff(zb.Bytes()[:min(zb.Len(), 8<<10)]); !ok || f.Name != "apple-health" || f.ParseAt == nil {
+	x, err := os.ReadFile(filepath.FromSlash("../apple/testdata/export_small.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zb := ingesttest.Zip(t, map[string]string{"apple_health_export/export.xml": string(x)})
+	if f, ok := r.Sniff(zb[:min(len(zb), 8<<10)]); !ok || f.Name != "apple-health" || f.ParseAt == nil {
 		t.Errorf("export.zip sniffed as %q (%v)", f.Name, ok)
 	}
 	for _, junk := range []string{"", "hello", "a,b,c\n1,2,3\n", `{"x":1}`, "[1,2,3]"} {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/store/boltstore"
@@ -78,7 +79,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		st.Close()
+		if err := st.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
 		if err := boltstore.Check(path); err != nil {
 			t.Errorf("integrity: %v", err)
 		}
@@ -213,7 +216,7 @@ func TestImportStoppedHalfWayResumes(t *testing.T) {
 
 func TestImportLocalTimes(t *testing.T) {
 	e := newEnv(t)
-	ny, _ := time.LoadLocation("America/New_York")
+	ny := ingesttest.NewYork(t)
 	if _, err := importer.Run(context.Background(), e.v, e.patient, lines, input([]byte("0,100\n")), ingest.Options{Location: ny}); err != nil {
 		t.Fatal(err)
 	}
@@ -276,11 +279,14 @@ func TestSpool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ents, _ := os.ReadDir(dir)
+	ents := readDir(t, dir)
 	if len(ents) != 1 {
 		t.Fatalf("%d files in the spool directory", len(ents))
 	}
-	onDisk, _ := os.ReadFile(filepath.Join(dir, ents[0].Name()))
+	onDisk, err := os.ReadFile(filepath.Join(dir, ents[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if bytes.Contains(onDisk, []byte("canary-d41d8cd9")) || bytes.Contains(onDisk, []byte("123.456")) {
 		t.Fatal("the spooled upload is on disk in plaintext")
 	}
@@ -289,26 +295,41 @@ func TestSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 { // both passes read the same bytes
-		r, _ := in.Open()
+		r, err := in.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
 		got, err := io.ReadAll(r)
 		if err != nil || !bytes.Equal(got, plain) {
 			t.Fatalf("read back %d bytes, %v", len(got), err)
 		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if head, _ := s.Head(8); string(head) != "0,123.45" || s.Size() != int64(len(plain)) {
-		t.Fatalf("head %q size %d", head, s.Size())
+	if head, err := s.Head(8); err != nil || string(head) != "0,123.45" || s.Size() != int64(len(plain)) {
+		t.Fatalf("head %q size %d: %v", head, s.Size(), err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+	if len(readDir(t, dir)) != 0 {
 		t.Fatal("Close left the spool file")
 	}
 	// Over the limit: refused, and nothing left behind.
 	if _, err := importer.Spool(bytes.NewReader(plain), dir, 1000); !errors.Is(err, importer.ErrTooLarge) {
 		t.Fatalf("over the limit: %v", err)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+	if len(readDir(t, dir)) != 0 {
 		t.Fatal("a refused upload left its spool file")
 	}
+}
+
+func readDir(t *testing.T, dir string) []os.DirEntry {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ents
 }

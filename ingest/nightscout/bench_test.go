@@ -7,12 +7,8 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 )
-
-type countSink struct{ readings, skips int }
-
-func (c *countSink) Reading(ingest.Item) error { c.readings++; return nil }
-func (c *countSink) Skipped(ingest.Skip) error { c.skips++; return nil }
 
 // benchEntries is an /api/v1/entries.json array of n sgv entries as the
 // server returns them.
@@ -34,17 +30,5 @@ func benchEntries(n int) []byte {
 
 func BenchmarkParseNightscout(b *testing.B) {
 	const n = 20000
-	in := benchEntries(n)
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		var c countSink
-		if err := Parse(bytes.NewReader(in), ingest.Options{}, &c); err != nil {
-			b.Fatal(err)
-		}
-		if c.readings != n {
-			b.Fatalf("%d readings", c.readings)
-		}
-	}
-	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	ingesttest.BenchParse(b, Parse, benchEntries(n), ingest.Options{}, n)
 }

@@ -15,58 +15,15 @@ package nightscout
 
 import (
 	"bytes"
-	"errors"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 	"github.com/jupyterhealth/vault/omh"
 )
-
-type collect struct {
-	items  []ingest.Item
-	skips  []ingest.Skip
-	failAt int
-	err    error
-}
-
-func (c *collect) Reading(it ingest.Item) error {
-	c.items = append(c.items, it)
-	if c.failAt > 0 && len(c.items) == c.failAt {
-		return c.err
-	}
-	return nil
-}
-
-func (c *collect) Skipped(s ingest.Skip) error { c.skips = append(c.skips, s); return nil }
-
-func newYork(t testing.TB) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Skipf("no tz database: %v", err)
-	}
-	return loc
-}
-
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func parse(t testing.TB, in []byte, o ingest.Options) (*collect, error) {
-	c := &collect{}
-	err := Parse(bytes.NewReader(in), o, c)
-	return c, err
-}
 
 type want struct {
 	pos      ingest.Pos
@@ -81,12 +38,7 @@ type want struct {
 
 func checkPoints(t *testing.T, items []ingest.Item, wants []want) {
 	t.Helper()
-	if len(items) != len(wants) {
-		for _, it := range items {
-			t.Logf("%v: %s", it.Pos, it.Point.AppendJSON(nil))
-		}
-		t.Fatalf("got %d points, want %d", len(items), len(wants))
-	}
+	ingesttest.CheckLen(t, items, len(wants))
 	for i, w := range wants {
 		p := items[i].Point
 		bg := p.Body.(*omh.BloodGlucose)
@@ -104,44 +56,18 @@ func checkPoints(t *testing.T, items []ingest.Item, wants []want) {
 		if bg.BloodGlucose.Unit != "mg/dL" {
 			t.Errorf("point %d: unit %s", i, bg.BloodGlucose.Unit)
 		}
-		at, _ := time.Parse(time.RFC3339Nano, w.at)
-		if !p.Time.Equal(at) {
-			t.Errorf("point %d: time %v", i, p.Time)
-		}
-		out := p.AppendJSON(nil)
-		p2, err := omh.Parse(out)
-		if err != nil || !bytes.Equal(p2.AppendJSON(nil), out) {
-			t.Errorf("point %d does not round-trip: %v", i, err)
+		if at, err := time.Parse(time.RFC3339Nano, w.at); err != nil || !p.Time.Equal(at) {
+			t.Errorf("point %d: time %v, want %s (%v)", i, p.Time, w.at, err)
 		}
 	}
-}
-
-type skipWant struct {
-	pos    ingest.Pos
-	typ    string
-	reason string
-}
-
-func checkSkips(t *testing.T, skips []ingest.Skip, wants []skipWant) {
-	t.Helper()
-	if len(skips) != len(wants) {
-		t.Fatalf("got %d skips %+v, want %d", len(skips), skips, len(wants))
-	}
-	for i, w := range wants {
-		if s := skips[i]; s.Pos != w.pos || s.Type != w.typ || s.Reason != w.reason {
-			t.Errorf("skip %d: got %+v, want %+v", i, s, w)
-		}
-	}
+	ingesttest.CheckRoundTrip(t, items)
 }
 
 func at(line, i int) ingest.Pos { return ingest.Pos{Line: line, Element: "[" + strconv.Itoa(i) + "]"} }
 
 func TestArray(t *testing.T) {
-	c, err := parse(t, readFile(t, "entries.json"), ingest.Options{Location: newYork(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkPoints(t, c.items, []want{
+	c := ingesttest.MustParse(t, Parse, ingesttest.ReadFile(t, "entries.json"), ingest.Options{Location: ingesttest.NewYork(t)})
+	checkPoints(t, c.Items, []want{
 		{at(2, 0), "2024-01-15T06:05:00-05:00", 112, "interstitial fluid", "sensed", "xDrip-DexcomG6", "", "65a5171a2b0c6d0012345601"},
 		{at(6, 4), "2024-01-15T06:22:03.456-05:00", 131, "capillary blood", "self-reported", "xDrip-DexcomG6", "", "65a5171a2b0c6d0012345605"},
 		// No utcOffset: the patient's zone (daylight saving time then).
@@ -151,22 +77,19 @@ func TestArray(t *testing.T) {
 		// No id: the vault derives one from the content.
 		{at(12, 10), "2024-01-15T06:40:00-05:00", 108, "interstitial fluid", "sensed", "share2", "", ""},
 	})
-	checkSkips(t, c.skips, []skipWant{
-		{at(3, 1), "sgv", reasonLow},
-		{at(4, 2), "sgv", reasonHigh},
-		{at(5, 3), "sgv", reasonError},
-		{at(7, 5), "cal", reasonCal},
-		{at(9, 7), "etc", reasonOther},
-		{at(10, 8), typeNone, reasonNoType},
+	ingesttest.CheckSkips(t, c.Skips, []ingest.Skip{
+		{Pos: at(3, 1), Type: "sgv", Reason: reasonLow},
+		{Pos: at(4, 2), Type: "sgv", Reason: reasonHigh},
+		{Pos: at(5, 3), Type: "sgv", Reason: reasonError},
+		{Pos: at(7, 5), Type: "cal", Reason: reasonCal},
+		{Pos: at(9, 7), Type: "etc", Reason: reasonOther},
+		{Pos: at(10, 8), Type: typeNone, Reason: reasonNoType},
 	})
 }
 
 func TestNDJSON(t *testing.T) {
-	c, err := parse(t, readFile(t, "entries.ndjson"), ingest.Options{Location: newYork(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkPoints(t, c.items, []want{
+	c := ingesttest.MustParse(t, Parse, ingesttest.ReadFile(t, "entries.ndjson"), ingest.Options{Location: ingesttest.NewYork(t)})
+	checkPoints(t, c.Items, []want{
 		{ingest.Pos{Line: 1}, "2024-01-15T06:05:00-05:00", 112, "interstitial fluid", "sensed", "xDrip-DexcomG6", "", "65a5171a2b0c6d0012345601"},
 		{ingest.Pos{Line: 2}, "2024-01-15T06:22:03.456-05:00", 131, "capillary blood", "self-reported", "xDrip-DexcomG6", "", "65a5171a2b0c6d0012345605"},
 		// dateString only, with an offset without a colon.
@@ -186,32 +109,13 @@ func TestSingleObjectAndLayout(t *testing.T) {
 		{"array on one line", "[" + e + "]", at(1, 0)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parse(t, []byte(tc.in), ingest.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkPoints(t, c.items, []want{{tc.pos, "2024-01-01T00:00:00Z", 120, "interstitial fluid", "sensed", "", "", "a1"}})
+			c := ingesttest.MustParse(t, Parse, []byte(tc.in), ingest.Options{})
+			checkPoints(t, c.Items, []want{{tc.pos, "2024-01-01T00:00:00Z", 120, "interstitial fluid", "sensed", "", "", "a1"}})
 		})
 	}
-	c, err := parse(t, []byte("[]"), ingest.Options{})
-	if err != nil || len(c.items)+len(c.skips) != 0 {
+	c, err := ingesttest.Parse(Parse, []byte("[]"), ingest.Options{})
+	if err != nil || len(c.Items)+len(c.Skips) != 0 {
 		t.Fatalf("empty array: %v", err)
-	}
-}
-
-func checkErr(t *testing.T, err error, code string, pos ingest.Pos, secrets ...string) {
-	t.Helper()
-	var e *ingest.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("error %T %v, want *ingest.Error %s", err, err, code)
-	}
-	if e.Code != code || e.Pos != pos {
-		t.Errorf("got %s at %+v (%v), want %s at %+v", e.Code, e.Pos, e, code, pos)
-	}
-	for _, s := range secrets {
-		if strings.Contains(e.Message, s) {
-			t.Errorf("message %q repeats %q", e.Message, s)
-		}
 	}
 }
 
@@ -251,15 +155,9 @@ func TestErrors(t *testing.T) {
 		{"huge entry", "[{\"type\":\"sgv\",\"notes\":\"" + strings.Repeat("x", maxEntry+1<<20) + "\"}]", "bad_json", ingest.Pos{Line: 1}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parse(t, []byte(tc.in), ingest.Options{})
-			checkErr(t, err, tc.code, tc.pos, tc.secrets...)
-			for _, s := range c.skips {
-				for _, secret := range append(tc.secrets, "Jane") {
-					if strings.Contains(s.Type+s.Reason, secret) {
-						t.Errorf("skip %+v leaks %q", s, secret)
-					}
-				}
-			}
+			c, err := ingesttest.Parse(Parse, []byte(tc.in), ingest.Options{})
+			ingesttest.CheckErr(t, err, tc.code, tc.pos, tc.secrets...)
+			ingesttest.NoLeak(t, c.Skips, nil, append(tc.secrets, "Jane")...)
 		})
 	}
 }
@@ -268,72 +166,23 @@ func TestErrors(t *testing.T) {
 // plain word.
 func TestSkipType(t *testing.T) {
 	in := `[{"type":"Jane Placeholder","date":1},{"type":"sensor","date":1}]`
-	c, err := parse(t, []byte(in), ingest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSkips(t, c.skips, []skipWant{{at(1, 0), typeUnknown, reasonOther}, {at(1, 1), "sensor", reasonOther}})
+	c := ingesttest.MustParse(t, Parse, []byte(in), ingest.Options{})
+	ingesttest.CheckSkips(t, c.Skips, []ingest.Skip{{Pos: at(1, 0), Type: typeUnknown, Reason: reasonOther}, {Pos: at(1, 1), Type: "sensor", Reason: reasonOther}})
 }
 
 func TestDeterministic(t *testing.T) {
-	in := readFile(t, "entries.json")
-	o := ingest.Options{Location: newYork(t)}
-	a, err := parse(t, in, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parse(t, in, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(a.items) == 0 || len(a.items) != len(b.items) {
-		t.Fatal("no points")
-	}
-	for i := range a.items {
-		if x, y := a.items[i].Point.AppendJSON(nil), b.items[i].Point.AppendJSON(nil); !bytes.Equal(x, y) {
-			t.Fatalf("two parses differ:\n%s\n%s", x, y)
-		}
-	}
+	in := ingesttest.ReadFile(t, "entries.json")
+	o := ingest.Options{Location: ingesttest.NewYork(t)}
+	a := ingesttest.CheckDeterministic(t, Parse, in, o)
 	// The same entry as NDJSON (mongoexport) is the same point.
-	n, err := parse(t, readFile(t, "entries.ndjson"), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if x, y := n.items[0].Point.AppendJSON(nil), a.items[0].Point.AppendJSON(nil); !bytes.Equal(x, y) {
+	n := ingesttest.MustParse(t, Parse, ingesttest.ReadFile(t, "entries.ndjson"), o)
+	if x, y := n.Items[0].Point.AppendJSON(nil), a.Items[0].Point.AppendJSON(nil); !bytes.Equal(x, y) {
 		t.Fatalf("array and NDJSON differ:\n%s\n%s", x, y)
 	}
 }
 
-func TestSinkAndReadErrors(t *testing.T) {
-	in := readFile(t, "entries.json")
-	stop := errors.New("stop")
-	c := &collect{failAt: 2, err: stop}
-	if err := Parse(bytes.NewReader(in), ingest.Options{}, c); err != stop {
-		t.Fatalf("got %v, want the sink's error", err)
-	}
-	if len(c.items) != 2 {
-		t.Fatalf("parse went on after the sink failed: %d", len(c.items))
-	}
-	broken := errors.New("disk on fire")
-	for _, n := range []int{0, 1, 300} {
-		if err := Parse(&failReader{data: in[:n], err: broken}, ingest.Options{}, &collect{}); err != broken {
-			t.Fatalf("after %d bytes: got %v, want the read error", n, err)
-		}
-	}
-}
-
-type failReader struct {
-	data []byte
-	err  error
-}
-
-func (f *failReader) Read(p []byte) (int, error) {
-	if len(f.data) == 0 {
-		return 0, f.err
-	}
-	n := copy(p, f.data)
-	f.data = f.data[n:]
-	return n, nil
+func TestStops(t *testing.T) {
+	ingesttest.CheckStops(t, Parse, ingesttest.ReadFile(t, "entries.json"), 0, 1, 300)
 }
 
 func TestSniff(t *testing.T) {
@@ -342,8 +191,8 @@ func TestSniff(t *testing.T) {
 		head string
 		want bool
 	}{
-		{"array", string(readFile(t, "entries.json")), true},
-		{"ndjson", string(readFile(t, "entries.ndjson")), true},
+		{"array", string(ingesttest.ReadFile(t, "entries.json")), true},
+		{"ndjson", string(ingesttest.ReadFile(t, "entries.ndjson")), true},
 		{"fhir", `{"resourceType":"Observation","valueQuantity":{"value":100},"sgv":1,"date":2}`, false},
 		{"csv", "Index,Timestamp (YYYY-MM-DDThh:mm:ss),Event Type\n", false},
 		{"treatments", `[{"eventType":"Meal Bolus","created_at":"2024-01-01"}]`, false},

@@ -7,12 +7,8 @@ import (
 	"testing"
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/ingest/ingesttest"
 )
-
-type collect struct{ items []ingest.Item }
-
-func (c *collect) Reading(it ingest.Item) error { c.items = append(c.items, it); return nil }
-func (c *collect) Skipped(ingest.Skip) error    { return nil }
 
 func point(i int) string {
 	ts := fmt.Sprintf("2025-01-01T00:%02d:00Z", i%60)
@@ -28,18 +24,18 @@ func TestParse(t *testing.T) {
 		"concatenated":    strings.Join(three, ""),
 		"ndjson, no last": strings.Join(three, "\n"),
 	} {
-		c := &collect{}
-		if err := Parse(strings.NewReader(in), ingest.Options{}, c); err != nil || len(c.items) != 3 {
-			t.Errorf("%s: %d points, %v", name, len(c.items), err)
+		c := &ingesttest.Sink{}
+		if err := Parse(strings.NewReader(in), ingest.Options{}, c); err != nil || len(c.Items) != 3 {
+			t.Errorf("%s: %d points, %v", name, len(c.Items), err)
 			continue
 		}
-		if c.items[2].Pos.Element != "point[2]" || c.items[2].Point.Schema.String() != "omh:blood-glucose:4.0" {
-			t.Errorf("%s: %+v", name, c.items[2].Pos)
+		if c.Items[2].Pos.Element != "point[2]" || c.Items[2].Point.Schema.String() != "omh:blood-glucose:4.0" {
+			t.Errorf("%s: %+v", name, c.Items[2].Pos)
 		}
 	}
-	c := &collect{}
-	if err := Parse(strings.NewReader(point(7)), ingest.Options{}, c); err != nil || len(c.items) != 1 {
-		t.Fatalf("one point: %d, %v", len(c.items), err)
+	c := &ingesttest.Sink{}
+	if err := Parse(strings.NewReader(point(7)), ingest.Options{}, c); err != nil || len(c.Items) != 1 {
+		t.Fatalf("one point: %d, %v", len(c.Items), err)
 	}
 }
 
@@ -57,10 +53,10 @@ func TestParseRefusals(t *testing.T) {
 		"cut short":         {"[" + point(0) + "," + point(1)[:40], "bad_json", "point[1]"},
 		"a point too large": {`[{"header":{},"body":{"x":"` + strings.Repeat("y", MaxPoint+10) + `"}}]`, "bad_json", "point[0]"},
 	} {
-		c := &collect{}
+		c := &ingesttest.Sink{}
 		err := Parse(strings.NewReader(tc.in), ingest.Options{}, c)
 		if tc.code == "" {
-			if err != nil || len(c.items) != 0 {
+			if err != nil || len(c.Items) != 0 {
 				t.Errorf("%s: %v", name, err)
 			}
 			continue
@@ -95,11 +91,11 @@ func FuzzParse(f *testing.F) {
 	f.Add("[" + point(1) + "," + point(2) + "]")
 	f.Add(point(3) + "\n" + point(4))
 	f.Fuzz(func(t *testing.T, in string) {
-		c := &collect{}
-		if err := Parse(strings.NewReader(in), ingest.Options{}, c); err != nil {
+		c := ingesttest.Fuzz(t, Parse, []byte(in), ingest.Options{})
+		if c == nil {
 			return
 		}
-		for _, it := range c.items {
+		for _, it := range c.Items {
 			if it.Point == nil || !strings.HasPrefix(it.Pos.Element, "point[") {
 				t.Fatalf("item %+v", it)
 			}

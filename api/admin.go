@@ -119,23 +119,24 @@ type LocalAdmin struct {
 
 // Inviter is the web UI (*web.Server): it makes one-time passkey
 // enrolment links, and forgets a deleted user's passkeys and sessions.
+// NewInvite reports the caller's mistakes as a *vault.InputError (a ttl
+// over the maximum) or vault.ErrNoUser; any other error is internal.
 type Inviter interface {
 	NewInvite(ctx context.Context, userID string, ttl time.Duration) (string, error)
 	ForgetUser(userID string) error
 }
 
 // Invite makes a one-time link for a user to enrol a passkey. The web UI
-// records it in the ledger as an admin entry.
+// records it in the ledger as an admin entry. Its errors go to AdminError
+// as they are: a mistake of the caller's answers 400 (bad_ttl) or 404
+// (no_user), anything else 500 with its text only in the log.
 func (a LocalAdmin) Invite(ctx context.Context, r AdminInviteRequest) (AdminInviteResponse, error) {
 	if a.Invites == nil {
-		return AdminInviteResponse{}, errors.New("no web UI to enrol in")
-	}
-	if _, err := a.Vault.User(ctx, r.User); err != nil {
-		return AdminInviteResponse{}, err
+		return AdminInviteResponse{}, newError(http.StatusNotImplemented, "no_web_ui", "this vault serves no web UI to enrol a passkey in")
 	}
 	link, err := a.Invites.NewInvite(ctx, r.User, r.TTL)
 	if err != nil {
-		return AdminInviteResponse{}, &vault.InputError{Code: "bad_invite", Message: err.Error()}
+		return AdminInviteResponse{}, err
 	}
 	a.Log.Info("admin action", "action", "invite", "user", r.User)
 	return AdminInviteResponse{Link: link}, nil
@@ -331,10 +332,16 @@ func (a LocalAdmin) VerifyLedger(r AdminVerifyRequest) (AdminVerifyResponse, err
 	return out, nil
 }
 
-// AdminError turns an admin failure into an API error.
+// AdminError turns an admin failure into an API error: an *Error as it
+// is, a caller's mistake (vault.InputError, an unknown user) as a 4xx with
+// its own message, a failed ledger verification as 409 with what failed;
+// anything else is internal (500, its text only in the log).
 func AdminError(err error) *Error {
+	var ae *Error
 	var ie *vault.InputError
 	switch {
+	case errors.As(err, &ae):
+		return ae
 	case errors.As(err, &ie):
 		return newError(http.StatusBadRequest, ie.Code, "%s", ie.Message)
 	case errors.Is(err, vault.ErrNoUser), errors.Is(err, vault.ErrNoPatient):
@@ -384,11 +391,7 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 	e.POST("/admin/import", func(c echo.Context) error {
 		http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(importReadTimeout))
 		out, err := ops.Import(c.Request().Context(), AdminImportRequest{Patient: c.QueryParam("patient"), Format: c.QueryParam("format"), DateOrder: c.QueryParam("date_order")}, c.Request().Body)
-		var ae *Error
-		switch {
-		case errors.As(err, &ae):
-			return ae
-		case err != nil:
+		if err != nil {
 			return AdminError(err)
 		}
 		return c.JSON(http.StatusCreated, out)

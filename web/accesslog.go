@@ -32,7 +32,7 @@ type accessView struct {
 // accessLogPage shows the patient who pulled what, when, and how many
 // records: the access-start and access-end entries the export logs, from
 // the ledger's index.
-func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	u, _ := s.vault.User(r.Context(), sess.UserID)
 	loc := u.Location()
 	names := map[string]string{}
@@ -50,7 +50,7 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess sess
 	}
 	d := s.signedData(r.Context(), sess, "Access log", "access-log")
 	d.Body = rows
-	s.render(w, http.StatusOK, "access-log", d)
+	return s.render(w, http.StatusOK, "access-log", d)
 }
 
 func accessViewOf(a consent.AccessState, clinician string, loc *time.Location) accessView {

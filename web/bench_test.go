@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -112,7 +111,6 @@ func BenchmarkPages(b *testing.B) {
 			})
 		}
 	}
-	_ = fmt.Sprint
 }
 
 // BenchmarkSessionLookup is what every signed-in request pays to find its

@@ -112,14 +112,14 @@ func TestBrowserClinician(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		n0, _ := f.led.Size()
+		n0 := f.size()
 		set(cdpwebauthn.SetResponseOverrideBitsParams{IsBogusSignature: &yes})
 		addKey(t, "evil", newRecipient(t))
 		if msg := waitStatus(t, ctx); !strings.Contains(msg, "could not be verified") {
 			t.Fatalf("status %q", msg)
 		}
 		set(cdpwebauthn.SetResponseOverrideBitsParams{})
-		if n1, _ := f.led.Size(); n1 != n0 {
+		if n1 := f.size(); n1 != n0 {
 			t.Fatal("a key with a bogus confirmation changed the ledger")
 		}
 	})

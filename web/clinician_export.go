@@ -52,7 +52,7 @@ type exportQuery struct {
 	Recipient string
 }
 
-func (s *Server) clinicianExportPage(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) clinicianExportPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	u, _ := s.vault.User(r.Context(), sess.UserID)
 	loc := u.Location()
 	now := s.now()
@@ -132,11 +132,10 @@ func (s *Server) clinicianExportPage(w http.ResponseWriter, r *http.Request, ses
 	if q.Get("patient") != "" {
 		status := s.buildExport(&b, in, byID, active, loc)
 		d.Body = b
-		s.render(w, status, "clinician_export", d)
-		return
+		return s.render(w, status, "clinician_export", d)
 	}
 	d.Body = b
-	s.render(w, http.StatusOK, "clinician_export", d)
+	return s.render(w, http.StatusOK, "clinician_export", d)
 }
 
 var exportFormatLabels = map[string]string{

@@ -29,7 +29,7 @@ func TestClinicianExportBuilder(t *testing.T) {
 	if r := f.do(req{path: "/clinician/export", cookie: ps}); r.StatusCode != 404 {
 		t.Fatalf("a patient: %d", r.StatusCode)
 	}
-	tok, _, _ := f.v.MintToken(t.Context(), f.clin.ID, vault.TokenClinician, time.Hour)
+	tok, _ := f.mint(f.clin.ID, vault.TokenClinician, time.Hour)
 	if r := f.do(req{path: "/clinician/export", headers: map[string]string{"Authorization": "Bearer " + tok}}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("an API token instead of a session: %d", r.StatusCode)
 	}
@@ -39,7 +39,7 @@ func TestClinicianExportBuilder(t *testing.T) {
 	if r.StatusCode != 200 || !strings.Contains(b, patientName) || !strings.Contains(b, `value="omh:blood-glucose" checked`) || strings.Contains(b, "python-snippet") {
 		t.Fatalf("builder form %d:\n%s", r.StatusCode, b)
 	}
-	n0, _ := f.led.Size()
+	n0 := f.size()
 	q := url.Values{"patient": {f.patient.ID}, "schema": {"omh:blood-glucose"}, "from": {"2026-01-01"}, "to": {"2026-01-14"}, "format": {"csv"}, "recipient": {k.Fingerprint}}
 	r = f.do(req{path: "/clinician/export?" + q.Encode(), cookie: sess})
 	b = html.UnescapeString(body(t, r))
@@ -65,7 +65,7 @@ func TestClinicianExportBuilder(t *testing.T) {
 	if r.StatusCode != 200 || strings.Contains(b, `role="alert"`) {
 		t.Fatalf("builder %d with warnings:\n%s", r.StatusCode, b)
 	}
-	if n, _ := f.led.Size(); n != n0 {
+	if n := f.size(); n != n0 {
 		t.Fatal("the builder wrote to the ledger (it must run no export)")
 	}
 
@@ -105,7 +105,7 @@ func TestClinicianExportBuilder(t *testing.T) {
 	if !strings.Contains(b, "no_active_key") {
 		t.Fatalf("no key, no warning:\n%s", b)
 	}
-	other, _ := f.v.CreateUser(t.Context(), vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Other"})
+	other := f.user(vault.NewUser{Role: vault.RoleClinician, Name: "Dr. Other"})
 	os, _ := f.signIn(other.ID)
 	b = body(t, f.do(req{path: "/clinician/export", cookie: os}))
 	if strings.Contains(b, patientName) || !strings.Contains(b, "No patient has an active grant") {

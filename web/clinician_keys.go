@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/export"
-	"github.com/jupyterhealth/vault/vault"
 )
 
 // maxClinicianKeys bounds a clinician's registered (not removed) keys, as
@@ -24,22 +24,6 @@ const maxClinicianKeys = 10
 const ceremonyKey = "clinician-key"
 
 var fingerprintRE = regexp.MustCompile(`^fp_[0-9a-f]{32}$`)
-
-// clinicianOnly lets only clinicians through; anyone else gets the same
-// 404 as a missing page.
-func (s *Server) clinicianOnly(next func(http.ResponseWriter, *http.Request, session)) func(http.ResponseWriter, *http.Request, session) {
-	return func(w http.ResponseWriter, r *http.Request, sess session) {
-		if sess.Role != vault.RoleClinician {
-			if strings.HasPrefix(r.URL.Path, "/webauthn/") {
-				writeJSONError(w, http.StatusNotFound, "not_found", "Only a clinician can do this.")
-				return
-			}
-			s.notFound(w, r)
-			return
-		}
-		next(w, r, sess)
-	}
-}
 
 type clinicianKeyView struct {
 	Label       string
@@ -73,7 +57,7 @@ func keyStatus(k consent.KeyState, now time.Time) string {
 	return "active"
 }
 
-func (s *Server) clinicianKeysPage(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) clinicianKeysPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	d := s.signedData(r.Context(), sess, "Hub keys", "keys")
 	switch {
 	case r.URL.Query().Get("added") == "1":
@@ -81,10 +65,10 @@ func (s *Server) clinicianKeysPage(w http.ResponseWriter, r *http.Request, sess 
 	case r.URL.Query().Get("removed") == "1":
 		d.Notice = "The key is removed. No export will be encrypted to it again."
 	}
-	s.renderClinicianKeys(r.Context(), w, sess, http.StatusOK, d)
+	return s.renderClinicianKeys(r.Context(), w, sess, http.StatusOK, d)
 }
 
-func (s *Server) renderClinicianKeys(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) {
+func (s *Server) renderClinicianKeys(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) error {
 	u, _ := s.vault.User(ctx, sess.UserID)
 	loc := u.Location()
 	now := s.now()
@@ -105,7 +89,7 @@ func (s *Server) renderClinicianKeys(ctx context.Context, w http.ResponseWriter,
 	b.CanAdd = len(b.Live) < maxClinicianKeys
 	d.Body, d.Script = b, true
 	d.Scripts = append(d.Scripts, "clinician.js")
-	s.render(w, status, "clinician_keys", d)
+	return s.render(w, status, "clinician_keys", d)
 }
 
 // keyForm is the key form as the page's script sends it.
@@ -114,23 +98,24 @@ type keyForm struct {
 	Recipient string `json:"recipient"`
 }
 
+var errKeyExists = refuse(http.StatusConflict, "key_exists", "Request refused", "This key is already registered.")
+
 // keyEntry checks the form and makes the clinician-key-added entry,
 // unconfirmed, active from its own time: the passkey's assertion is what
-// lets it skip the activation delay. It returns a code and a message for
-// the form on a refusal.
-func (s *Server) keyEntry(clinician string, f keyForm) (consent.Entry, string, string) {
+// lets it skip the activation delay. A refusal says what to change.
+func (s *Server) keyEntry(clinician string, f keyForm) (consent.Entry, error) {
 	label, ok := cleanLabel(f.Label)
 	if !ok || label == "" {
-		return consent.Entry{}, "bad_label", "Name the key (1 to 60 characters), such as the hub's name."
+		return consent.Entry{}, refuse(http.StatusBadRequest, "bad_label", "Request refused", "Name the key (1 to 60 characters), such as the hub's name.")
 	}
 	rs := strings.TrimSpace(f.Recipient)
 	if strings.HasPrefix(strings.ToUpper(rs), "AGE-SECRET-KEY-") {
 		// Never echo or log it: it is the hub's private key.
-		return consent.Entry{}, "secret_key", "That is the hub's secret key (AGE-SECRET-KEY-…), which must never leave the hub. Paste the public key, the age1… line, instead; and since the secret key has now been outside the hub, make a new one."
+		return consent.Entry{}, refuse(http.StatusBadRequest, "secret_key", "Request refused", "That is the hub's secret key (AGE-SECRET-KEY-…), which must never leave the hub. Paste the public key, the age1… line, instead; and since the secret key has now been outside the hub, make a new one.")
 	}
 	_, recipient, err := export.ParseRecipient(rs)
 	if err != nil {
-		return consent.Entry{}, "bad_recipient", "That is not an age public key. Paste the age1… (X25519) or age1pq1… (post-quantum) line that age-keygen prints as the public key."
+		return consent.Entry{}, refuse(http.StatusBadRequest, "bad_recipient", "Request refused", "That is not an age public key. Paste the age1… (X25519) or age1pq1… (post-quantum) line that age-keygen prints as the public key.")
 	}
 	live := 0
 	fp := consent.Fingerprint(recipient)
@@ -138,45 +123,39 @@ func (s *Server) keyEntry(clinician string, f keyForm) (consent.Entry, string, s
 		if k.RemoveIndex == nil {
 			live++
 			if k.Fingerprint == fp {
-				return consent.Entry{}, "key_exists", "This key is already registered."
+				return consent.Entry{}, errKeyExists
 			}
 		}
 	}
 	if live >= maxClinicianKeys {
-		return consent.Entry{}, "too_many_keys", "You have the most keys the vault keeps. Remove one before adding another."
+		return consent.Entry{}, refuse(http.StatusConflict, "too_many_keys", "Request refused", "You have the most keys the vault keeps. Remove one before adding another.")
 	}
 	e := consent.New(consent.KindClinicianKeyAdd, clinician, s.now())
 	e.Clinician = clinician
 	e.Key = &consent.ClinicianKey{Fingerprint: fp, Recipient: recipient, Label: label, ActiveFrom: e.Time}
-	return e, "", ""
+	return e, nil
 }
 
 // keyBegin checks the key form, makes the key's entry (unconfirmed) and
 // starts a WebAuthn assertion over it: the challenge is
 // consent.KeyChallenge(entry, nonce), and only the clinician's own
 // passkeys may answer, with user verification.
-func (s *Server) keyBegin(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) keyBegin(w http.ResponseWriter, r *http.Request, sess session) error {
 	var f keyForm
-	if !readJSON(w, r, &f) {
-		return
+	if err := readJSON(r, &f); err != nil {
+		return err
 	}
-	e, code, msg := s.keyEntry(sess.UserID, f)
-	if code != "" {
-		status := http.StatusBadRequest
-		if code == "key_exists" || code == "too_many_keys" {
-			status = http.StatusConflict
-		}
-		writeJSONError(w, status, code, msg)
-		return
+	e, err := s.keyEntry(sess.UserID, f)
+	if err != nil {
+		return err
 	}
 	nonce := make([]byte, consent.NonceSize)
 	rand.Read(nonce)
 	challenge, err := consent.KeyChallenge(e, nonce)
 	if err != nil {
-		s.internal(w, "key challenge", err)
-		return
+		return fmt.Errorf("key challenge: %w", err)
 	}
-	s.beginStepUp(r.Context(), w, sess, ceremony{Kind: ceremonyKey, Grant: &e, Nonce: nonce}, challenge, "key",
+	return s.beginStepUp(r.Context(), w, sess, ceremony{Kind: ceremonyKey, Grant: &e, Nonce: nonce}, challenge, "key",
 		"A key is confirmed with a passkey, and this account has none. Add one on the Passkeys page first.")
 }
 
@@ -186,10 +165,10 @@ const keyRefused = "Your passkey's confirmation of the key could not be verified
 // with the assertion in it. The ledger checks the assertion again against
 // the passkey's ledger entry before it stores the key, so a key it stores
 // as confirmed always passes vault ledger verify.
-func (s *Server) keyFinish(w http.ResponseWriter, r *http.Request, sess session) {
-	su, ok := s.finishStepUp(w, r, sess, ceremonyKey, func(c ceremony) bool { return c.Grant != nil && c.Grant.Key != nil }, stepUpRefusal{what: "key confirmation", code: "key_refused", refused: keyRefused, stale: "This key request has expired or was already used. Start again."})
-	if !ok {
-		return
+func (s *Server) keyFinish(w http.ResponseWriter, r *http.Request, sess session) error {
+	su, err := s.finishStepUp(w, r, sess, ceremonyKey, func(c ceremony) bool { return c.Grant != nil && c.Grant.Key != nil }, stepUpRefusal{what: "key confirmation", code: "key_refused", refused: keyRefused, stale: "This key request has expired or was already used. Start again."})
+	if err != nil {
+		return err
 	}
 	c, parsed, cred, rec := su.c, su.parsed, su.cred, su.rec
 	e := *c.Grant
@@ -200,31 +179,27 @@ func (s *Server) keyFinish(w http.ResponseWriter, r *http.Request, sess session)
 	switch {
 	case errors.Is(err, consent.ErrBadKeyConfirmation):
 		s.log.Warn("web key confirmation refused by the ledger", "user", sess.UserID, "ledger_index", rec.LedgerIndex, "cause", err.Error())
-		writeJSONError(w, http.StatusUnauthorized, "key_refused", keyRefused)
-		return
+		return refuse(http.StatusUnauthorized, "key_refused", "Request refused", keyRefused)
 	case errors.Is(err, consent.ErrKeyExists):
-		writeJSONError(w, http.StatusConflict, "key_exists", "This key is already registered.")
-		return
+		return errKeyExists
 	case err != nil:
-		s.log.Error("web key not recorded", "user", sess.UserID, "cause", err.Error())
-		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "The key could not be recorded. Nothing was registered; try again shortly.")
-		return
+		return unavailable("Not registered", "The key could not be recorded. Nothing was registered; try again shortly.", err)
 	}
 	if _, err := s.noteUse(r.Context(), rec, cred, parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}
 	s.log.Info("clinician key confirmed", "user", sess.UserID, "fingerprint", k.Fingerprint, "ledger_index", idx, "passkey_index", rec.LedgerIndex)
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/clinician/keys?added=1", "fingerprint": k.Fingerprint})
+	return nil
 }
 
 // removeClinicianKey removes one of the clinician's keys (a
 // clinician-key-removed entry, as DELETE /api/v1/clinician/keys/{fp}
 // makes). A key that is not theirs, or already removed, answers 404.
-func (s *Server) removeClinicianKey(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) removeClinicianKey(w http.ResponseWriter, r *http.Request, sess session) error {
 	fp := r.PathValue("fingerprint")
 	if !fingerprintRE.MatchString(fp) {
-		s.notFound(w, r)
-		return
+		return errNotFound
 	}
 	e := consent.New(consent.KindClinicianKeyDel, sess.UserID, s.now())
 	e.Clinician = sess.UserID
@@ -232,13 +207,11 @@ func (s *Server) removeClinicianKey(w http.ResponseWriter, r *http.Request, sess
 	_, err := s.ledger.Append(e)
 	switch {
 	case errors.Is(err, consent.ErrNoKey), errors.Is(err, consent.ErrKeyRemoved):
-		s.notFound(w, r)
-		return
+		return errNotFound
 	case err != nil:
-		s.log.Error("web remove key", "user", sess.UserID, "cause", err.Error())
-		s.errorPage(w, r, http.StatusServiceUnavailable, "Not removed", "The key could not be removed just now. Try again shortly.")
-		return
+		return unavailable("Not removed", "The key could not be removed just now. Try again shortly.", err)
 	}
 	s.log.Info("clinician key removed", "user", sess.UserID, "fingerprint", fp)
 	http.Redirect(w, r, "/clinician/keys?removed=1", http.StatusSeeOther)
+	return nil
 }

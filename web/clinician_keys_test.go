@@ -2,12 +2,9 @@ package web
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,41 +16,11 @@ import (
 	"github.com/jupyterhealth/vault/vault"
 )
 
-// beginCeremony posts a ceremony's JSON begin and returns the challenge and
-// the ceremony cookie.
+// beginCeremony posts a step-up ceremony's JSON begin (a grant, a key, a
+// deletion) and returns the challenge and the ceremony cookie.
 func (f *fixture) beginCeremony(t *testing.T, path, sess, csrf string, v any) ([]byte, string) {
 	t.Helper()
-	b, _ := json.Marshal(v)
-	r := f.jsonPost(path, sess, csrf, "", b)
-	if r.StatusCode != 200 {
-		t.Fatalf("%s: %d %s", path, r.StatusCode, body(t, r))
-	}
-	var opts struct {
-		PublicKey struct {
-			Challenge        string `json:"challenge"`
-			UserVerification string `json:"userVerification"`
-			AllowCredentials []struct {
-				ID string `json:"id"`
-			} `json:"allowCredentials"`
-		} `json:"publicKey"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&opts); err != nil {
-		t.Fatal(err)
-	}
-	if opts.PublicKey.UserVerification != "required" || len(opts.PublicKey.AllowCredentials) == 0 {
-		t.Fatalf("assertion options: %+v", opts.PublicKey)
-	}
-	ch, err := base64.RawURLEncoding.DecodeString(opts.PublicKey.Challenge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cer string
-	for _, c := range r.Cookies() {
-		if c.Name == CeremonyCookie {
-			cer = c.Value
-		}
-	}
-	return ch, cer
+	return ceremonyOf(t, f.jsonPost(path, sess, csrf, "", mustJSONBody(t, v)), true)
 }
 
 func newRecipient(t testing.TB) string {
@@ -98,13 +65,13 @@ func TestClinicianKeyConfirmed(t *testing.T) {
 		if !k.Confirmed || !k.Active(time.Now()) || !k.ActiveFrom.Equal(k.Added) || k.Recipient != rcpt || k.Label != "Riverside hub" {
 			t.Fatalf("key %+v", k)
 		}
-		e, _, _ := f.led.Entry(k.Index)
-		recs, _ := f.srv.creds.list(t.Context(), f.clin.ID)
+		e := f.entry(k.Index)
+		recs := f.creds(f.clin.ID)
 		as := e.Key.Assertion
 		if as == nil || !bytes.Equal(as.CredentialID, a.ID) || as.PasskeyIndex != recs[0].LedgerIndex || e.Actor != f.clin.ID {
 			t.Fatalf("stored assertion %+v", as)
 		}
-		if want, _ := consent.KeyChallenge(e, as.Nonce); !bytes.Equal(want, ch) {
+		if want, err := consent.KeyChallenge(e, as.Nonce); err != nil || !bytes.Equal(want, ch) {
 			t.Fatal("the ceremony's challenge is not the hash of the stored key entry and nonce")
 		}
 	}
@@ -133,32 +100,14 @@ func TestClinicianKeyRefusals(t *testing.T) {
 	sess, csrf := f.signIn(f.clin.ID)
 	rcpt := newRecipient(t)
 	form := keyForm{Label: "hub", Recipient: rcpt}
-	n0, _ := f.led.Size()
+	n0 := f.size()
 	stored := func(t *testing.T) {
 		t.Helper()
-		if n, _ := f.led.Size(); n != n0 || len(f.led.ClinicianKeys(f.clin.ID)) != 0 {
+		if n := f.size(); n != n0 || len(f.led.ClinicianKeys(f.clin.ID)) != 0 {
 			t.Fatalf("a refused key changed the ledger: %d entries, was %d", n, n0)
 		}
 	}
-	for _, tc := range []struct {
-		name   string
-		sign   func(ch []byte) []byte
-		status int
-	}{
-		{"bogus signature", func(ch []byte) []byte {
-			s := a.Sign(ch, consenttest.Options{})
-			s.Signature[len(s.Signature)-3] ^= 1
-			return a.ResponseJSON(s)
-		}, 401},
-		{"user not verified", func(ch []byte) []byte { return a.ResponseJSON(a.Sign(ch, consenttest.Options{NoUV: true})) }, 401},
-		{"another origin", func(ch []byte) []byte {
-			return a.ResponseJSON(a.Sign(ch, consenttest.Options{Origin: "https://evil.example"}))
-		}, 401},
-		{"a patient's passkey", func(ch []byte) []byte {
-			return patientKey.ResponseJSON(patientKey.Sign(ch, consenttest.Options{}))
-		}, 401},
-		{"not an assertion", func([]byte) []byte { return []byte(`{"id":"x"}`) }, 400},
-	} {
+	for _, tc := range forgedAssertions(a, patientKey, "a patient's passkey") {
 		t.Run(tc.name, func(t *testing.T) {
 			ch, cer := f.beginCeremony(t, "/webauthn/clinician/keys/begin", sess, csrf, form)
 			if r := f.jsonPost("/webauthn/clinician/keys/finish", sess, csrf, cer, tc.sign(ch)); r.StatusCode != tc.status {
@@ -168,7 +117,7 @@ func TestClinicianKeyRefusals(t *testing.T) {
 		})
 	}
 	t.Run("csrf", func(t *testing.T) {
-		b, _ := json.Marshal(form)
+		b := mustJSONBody(t, form)
 		if r := f.jsonPost("/webauthn/clinician/keys/begin", sess, "", "", b); r.StatusCode != 403 {
 			t.Fatalf("begin without the token: %d", r.StatusCode)
 		}
@@ -197,7 +146,7 @@ func TestClinicianKeyRefusals(t *testing.T) {
 	})
 	t.Run("patient session", func(t *testing.T) {
 		ps, pcsrf := f.signIn(f.patient.ID)
-		b, _ := json.Marshal(form)
+		b := mustJSONBody(t, form)
 		if r := f.jsonPost("/webauthn/clinician/keys/begin", ps, pcsrf, "", b); r.StatusCode != 404 {
 			t.Fatalf("a patient's key begin: %d", r.StatusCode)
 		}
@@ -217,7 +166,7 @@ func TestClinicianKeyRefusals(t *testing.T) {
 		{"the secret key, lower case", keyForm{Label: "hub", Recipient: strings.ToLower(secret)}, 400, "secret_key"},
 	} {
 		t.Run("form: "+tc.name, func(t *testing.T) {
-			b, _ := json.Marshal(tc.form)
+			b := mustJSONBody(t, tc.form)
 			r := f.jsonPost("/webauthn/clinician/keys/begin", sess, csrf, "", b)
 			raw := body(t, r)
 			var e map[string]string
@@ -237,14 +186,14 @@ func TestClinicianKeyRefusals(t *testing.T) {
 		if r := f.jsonPost("/webauthn/clinician/keys/finish", sess, csrf, cer, a.ResponseJSON(a.Sign(ch, consenttest.Options{}))); r.StatusCode != 200 {
 			t.Fatalf("finish: %d", r.StatusCode)
 		}
-		b, _ := json.Marshal(form)
+		b := mustJSONBody(t, form)
 		if r := f.jsonPost("/webauthn/clinician/keys/begin", sess, csrf, "", b); r.StatusCode != 409 {
 			t.Fatalf("a duplicate: %d", r.StatusCode)
 		}
 		for range maxClinicianKeys - 1 {
 			f.apiKey(t, f.clin.ID, newRecipient(t), time.Hour)
 		}
-		b, _ = json.Marshal(keyForm{Label: "one more", Recipient: newRecipient(t)})
+		b = mustJSONBody(t, keyForm{Label: "one more", Recipient: newRecipient(t)})
 		if r := f.jsonPost("/webauthn/clinician/keys/begin", sess, csrf, "", b); r.StatusCode != 409 {
 			t.Fatalf("over the limit: %d", r.StatusCode)
 		}
@@ -352,7 +301,7 @@ func TestClinicianKeysPageAndRemove(t *testing.T) {
 		t.Fatal("another clinician's key was removed")
 	}
 	// Nothing of the page's keys is written outside the ledger.
-	raw, _ := os.ReadFile(filepath.Join(f.dir, "vault.db"))
+	raw := f.dbFile()
 	if bytes.Contains(raw, []byte(k.Recipient)) {
 		t.Fatal("a recipient is in the database file in the clear")
 	}

@@ -42,14 +42,14 @@ func TestClinicianTokens(t *testing.T) {
 			t.Errorf("mint, %s: %d", name, r.StatusCode)
 		}
 	}
-	if list, _ := f.v.Tokens(t.Context(), f.clin.ID); len(list) != 0 {
+	if list := f.tokens(f.clin.ID); len(list) != 0 {
 		t.Fatal("a refused mint made a token")
 	}
 	if r := f.do(req{method: "POST", path: "/clinician/tokens", cookie: sess, ctype: form, body: "days=3650&" + ok, headers: same}); r.StatusCode != 400 {
 		t.Fatalf("a lifetime not offered: %d", r.StatusCode)
 	}
 
-	n0, _ := f.led.Size()
+	n0 := f.size()
 	r := f.do(req{method: "POST", path: "/clinician/tokens", cookie: sess, ctype: form, body: "days=7&" + ok, headers: same})
 	b := body(t, r)
 	secret := regexp.MustCompile(`vc_[A-Za-z0-9_-]+`).FindString(b)
@@ -60,7 +60,7 @@ func TestClinicianTokens(t *testing.T) {
 	if err != nil || tok.Kind != vault.TokenClinician || tok.UserID != f.clin.ID || time.Until(tok.Expires) > 7*24*time.Hour {
 		t.Fatalf("the minted token: %+v %v", tok, err)
 	}
-	if e, _, _ := f.led.Entry(n0); e.Kind != consent.KindAdmin || e.Admin.Action != "token-mint" || e.Actor != f.clin.ID || strings.Contains(e.Admin.Detail, secret) {
+	if e := f.entry(n0); e.Kind != consent.KindAdmin || e.Admin.Action != "token-mint" || e.Actor != f.clin.ID || strings.Contains(e.Admin.Detail, secret) {
 		t.Fatalf("mint entry %+v", e)
 	}
 	if strings.Contains(f.logs.String(), secret) {
@@ -72,7 +72,7 @@ func TestClinicianTokens(t *testing.T) {
 		t.Fatalf("token list:\n%s", page)
 	}
 
-	theirs, theirTok, _ := f.v.MintToken(t.Context(), f.patient.ID, vault.TokenPatient, time.Hour)
+	theirs, theirTok := f.mint(f.patient.ID, vault.TokenPatient, time.Hour)
 	path := "/clinician/tokens/" + tok.ID + "/revoke"
 	if r := f.do(req{method: "POST", path: path, cookie: sess, ctype: form, body: "csrf=nope", headers: same}); r.StatusCode != 403 {
 		t.Fatalf("revoke with a wrong token: %d", r.StatusCode)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,22 +30,6 @@ var purposeLabels = map[string]string{
 	"FAMRQT":  "At a family member's request",
 	"PUBHLTH": "Public health",
 	"HOPERAT": "Healthcare operations",
-}
-
-// patientOnly lets only patients through; anyone else gets the same 404
-// as a missing page.
-func (s *Server) patientOnly(next func(http.ResponseWriter, *http.Request, session)) func(http.ResponseWriter, *http.Request, session) {
-	return func(w http.ResponseWriter, r *http.Request, sess session) {
-		if sess.Role != vault.RolePatient {
-			if strings.HasPrefix(r.URL.Path, "/webauthn/") {
-				writeJSONError(w, http.StatusNotFound, "not_found", "Only a patient can do this.")
-				return
-			}
-			s.notFound(w, r)
-			return
-		}
-		next(w, r, sess)
-	}
 }
 
 type option struct {
@@ -94,7 +79,7 @@ func schemaLabel(id string) string {
 	return strings.ToUpper(name[:1]) + name[1:]
 }
 
-func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	d := s.signedData(r.Context(), sess, "Consent", "consent")
 	switch {
 	case r.URL.Query().Get("granted") == "1":
@@ -102,10 +87,10 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, sess sessio
 	case r.URL.Query().Get("revoked") == "1":
 		d.Notice = "The grant is revoked. The clinician can no longer export your data under it."
 	}
-	s.renderConsent(r.Context(), w, sess, http.StatusOK, d)
+	return s.renderConsent(r.Context(), w, sess, http.StatusOK, d)
 }
 
-func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) {
+func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) error {
 	u, _ := s.vault.User(ctx, sess.UserID)
 	loc := u.Location()
 	now := s.now()
@@ -116,8 +101,7 @@ func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess 
 	}
 	clinicians, err := s.vault.Users(ctx, vault.RoleClinician)
 	if err != nil {
-		s.log.Error("web clinician directory", "cause", err.Error())
-		status, d.Error = http.StatusInternalServerError, "The clinician directory could not be read. Try again shortly."
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Consent unavailable", Message: "The clinician directory could not be read. Try again shortly.", Cause: err}
 	}
 	names := map[string]string{}
 	for _, c := range clinicians {
@@ -158,7 +142,7 @@ func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess 
 		}
 	}
 	d.Body, d.Script = b, true
-	s.render(w, status, "consent", d)
+	return s.render(w, status, "consent", d)
 }
 
 // expiryText says when a grant ends: a grant ending at a local midnight
@@ -243,20 +227,18 @@ var grantMessages = map[string]string{
 // and starts a WebAuthn assertion over it: the challenge is
 // consent.GrantChallenge(entry, nonce), and only the patient's own
 // passkeys may answer, with user verification.
-func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session) error {
 	var f grantForm
-	if !readJSON(w, r, &f) {
-		return
+	if err := readJSON(r, &f); err != nil {
+		return err
 	}
 	u, err := s.vault.User(r.Context(), sess.UserID)
 	if err != nil {
-		writeJSONError(w, http.StatusNotFound, "no_user", "This account no longer exists.")
-		return
+		return errNoAccount.because(err)
 	}
 	req, msg := f.request(u.Location())
 	if msg != "" {
-		writeJSONError(w, http.StatusBadRequest, "bad_date", msg)
-		return
+		return refuse(http.StatusBadRequest, "bad_date", "Request refused", msg)
 	}
 	e, err := consent.NewGrant(sess.UserID, req, func(id string) bool { return s.isClinician(r.Context(), id) }, s.now())
 	var re *consent.RequestError
@@ -266,20 +248,17 @@ func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session
 		if msg == "" {
 			msg = re.Message
 		}
-		writeJSONError(w, http.StatusBadRequest, re.Code, msg)
-		return
+		return refuse(http.StatusBadRequest, re.Code, "Request refused", msg)
 	case err != nil:
-		s.internal(w, "new grant", err)
-		return
+		return fmt.Errorf("new grant: %w", err)
 	}
 	nonce := make([]byte, consent.NonceSize)
 	rand.Read(nonce)
 	challenge, err := consent.GrantChallenge(e, nonce)
 	if err != nil {
-		s.internal(w, "grant challenge", err)
-		return
+		return fmt.Errorf("grant challenge: %w", err)
 	}
-	s.beginStepUp(r.Context(), w, sess, ceremony{Kind: "grant", Grant: &e, Nonce: nonce}, challenge, "grant",
+	return s.beginStepUp(r.Context(), w, sess, ceremony{Kind: "grant", Grant: &e, Nonce: nonce}, challenge, "grant",
 		"A grant is signed with a passkey, and this account has none. Add one on the Passkeys page first.")
 }
 
@@ -313,10 +292,10 @@ const grantRefused = "Your passkey's signature on the grant could not be verifie
 // grant entry with the assertion in it. The ledger checks the assertion
 // again against the passkey's ledger entry before it stores the grant, so
 // a grant it stores as signed always passes vault ledger verify.
-func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess session) {
-	su, ok := s.finishStepUp(w, r, sess, "grant", func(c ceremony) bool { return c.Grant != nil }, stepUpRefusal{what: "grant", code: "grant_refused", refused: grantRefused, stale: "This grant request has expired or was already used. Start again."})
-	if !ok {
-		return
+func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess session) error {
+	su, err := s.finishStepUp(w, r, sess, "grant", func(c ceremony) bool { return c.Grant != nil }, stepUpRefusal{what: "grant", code: "grant_refused", refused: grantRefused, stale: "This grant request has expired or was already used. Start again."})
+	if err != nil {
+		return err
 	}
 	c, parsed, cred, rec := su.c, su.parsed, su.cred, su.rec
 	// The form was checked at the start; what can change in the five
@@ -324,8 +303,7 @@ func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess sessio
 	e := *c.Grant
 	exp, _ := time.Parse(time.RFC3339Nano, e.Grant.Expires)
 	if !exp.After(s.now()) || !s.isClinician(r.Context(), e.Clinician) {
-		writeJSONError(w, http.StatusConflict, "grant_stale", "The grant's clinician or dates are no longer valid. Check the form and try again.")
-		return
+		return refuse(http.StatusConflict, "grant_stale", "Request refused", "The grant's clinician or dates are no longer valid. Check the form and try again.")
 	}
 	g := *e.Grant
 	g.Assertion = su.assertion()
@@ -334,43 +312,38 @@ func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess sessio
 	switch {
 	case errors.Is(err, consent.ErrBadAssertion):
 		s.log.Warn("web grant refused by the ledger", "user", sess.UserID, "ledger_index", rec.LedgerIndex, "cause", err.Error())
-		writeJSONError(w, http.StatusUnauthorized, "grant_refused", grantRefused)
-		return
+		return refuse(http.StatusUnauthorized, "grant_refused", "Request refused", grantRefused)
 	case err != nil:
-		s.log.Error("web grant not recorded", "user", sess.UserID, "cause", err.Error())
-		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "The grant could not be recorded. Nothing was granted; try again shortly.")
-		return
+		return unavailable("Not granted", "The grant could not be recorded. Nothing was granted; try again shortly.", err)
 	}
 	if _, err := s.noteUse(r.Context(), rec, cred, parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}
 	s.log.Info("grant signed", "user", sess.UserID, "grant", e.Grant.ID, "ledger_index", idx, "passkey_index", rec.LedgerIndex)
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/consent?granted=1", "grant": e.Grant.ID})
+	return nil
 }
 
 // revokeGrant revokes one of the patient's grants (a revoke entry, as
 // POST /api/v1/grants/{id}/revoke makes). A grant that is not the
 // patient's answers 404, as a missing one.
-func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, sess session) error {
 	g, err := s.ledger.Grant(r.PathValue("id"))
 	if err != nil || g.Patient != sess.UserID {
-		s.notFound(w, r)
-		return
+		return errNotFound
 	}
 	_, err = s.ledger.Append(consent.NewRevoke(sess.UserID, g, s.now()))
 	switch {
 	case errors.Is(err, consent.ErrRevoked):
 		d := s.signedData(r.Context(), sess, "Consent", "consent")
 		d.Error = "That grant was already revoked."
-		s.renderConsent(r.Context(), w, sess, http.StatusConflict, d)
-		return
+		return s.renderConsent(r.Context(), w, sess, http.StatusConflict, d)
 	case err != nil:
-		s.log.Error("web revoke", "user", sess.UserID, "grant", g.ID, "cause", err.Error())
-		s.errorPage(w, r, http.StatusServiceUnavailable, "Not revoked", "The grant could not be revoked just now. Try again shortly.")
-		return
+		return unavailable("Not revoked", "The grant could not be revoked just now. Try again shortly.", fmt.Errorf("revoke %s: %w", g.ID, err))
 	}
 	s.log.Info("grant revoked", "user", sess.UserID, "grant", g.ID)
 	http.Redirect(w, r, "/consent?revoked=1", http.StatusSeeOther)
+	return nil
 }
 
 // grantTableData is what the consent page's "grants" template reads.

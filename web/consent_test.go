@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -23,7 +22,7 @@ import (
 func (f *fixture) softPasskey(userID string) *consenttest.Authenticator {
 	f.t.Helper()
 	a := consenttest.New(f.srv.rpID, f.srv.origin)
-	if recs, _ := f.srv.creds.list(f.t.Context(), userID); len(recs) > 0 {
+	if recs := f.creds(userID); len(recs) > 0 {
 		a.Handle = recs[0].Handle
 	}
 	cred := &webauthn.Credential{ID: a.ID, PublicKey: a.PublicKey(), Flags: webauthn.CredentialFlags{UserPresent: true, UserVerified: true}}
@@ -61,37 +60,35 @@ func (f *fixture) jsonPost(path, sess, csrf, cer string, body []byte) *http.Resp
 // ceremony cookie.
 func (f *fixture) beginGrant(t *testing.T, sess, csrf string, form grantForm) ([]byte, string) {
 	t.Helper()
-	b, _ := json.Marshal(form)
-	r := f.jsonPost("/webauthn/grant/begin", sess, csrf, "", b)
-	if r.StatusCode != 200 {
-		t.Fatalf("grant begin: %d %s", r.StatusCode, body(t, r))
+	return f.beginCeremony(t, "/webauthn/grant/begin", sess, csrf, form)
+}
+
+// assertionCase is an answer to a step-up ceremony (a grant, a key) that
+// the vault must refuse, with the status it refuses it with.
+type assertionCase struct {
+	name   string
+	sign   func(ch []byte) []byte
+	status int
+}
+
+// forgedAssertions are the answers every step-up's finish refuses: a bad
+// signature, no user verification, another origin and no assertion at
+// all, all from a (the signed-in user's passkey), and a good signature by
+// other's, someone else's passkey.
+func forgedAssertions(a, other *consenttest.Authenticator, otherName string) []assertionCase {
+	return []assertionCase{
+		{"bogus signature", func(ch []byte) []byte {
+			s := a.Sign(ch, consenttest.Options{})
+			s.Signature[len(s.Signature)-3] ^= 1
+			return a.ResponseJSON(s)
+		}, 401},
+		{"user not verified", func(ch []byte) []byte { return a.ResponseJSON(a.Sign(ch, consenttest.Options{NoUV: true})) }, 401},
+		{"another origin", func(ch []byte) []byte {
+			return a.ResponseJSON(a.Sign(ch, consenttest.Options{Origin: "https://evil.example"}))
+		}, 401},
+		{otherName, func(ch []byte) []byte { return other.ResponseJSON(other.Sign(ch, consenttest.Options{})) }, 401},
+		{"not an assertion", func([]byte) []byte { return []byte(`{"id":"x"}`) }, 400},
 	}
-	var opts struct {
-		PublicKey struct {
-			Challenge        string `json:"challenge"`
-			UserVerification string `json:"userVerification"`
-			AllowCredentials []struct {
-				ID string `json:"id"`
-			} `json:"allowCredentials"`
-		} `json:"publicKey"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&opts); err != nil {
-		t.Fatal(err)
-	}
-	if opts.PublicKey.UserVerification != "required" || len(opts.PublicKey.AllowCredentials) == 0 {
-		t.Fatalf("assertion options: %+v", opts.PublicKey)
-	}
-	ch, err := base64.RawURLEncoding.DecodeString(opts.PublicKey.Challenge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cer string
-	for _, c := range r.Cookies() {
-		if c.Name == CeremonyCookie {
-			cer = c.Value
-		}
-	}
-	return ch, cer
 }
 
 func testForm(f *fixture) grantForm {
@@ -120,19 +117,25 @@ func TestGrantSignedWithPasskey(t *testing.T) {
 	// The days are the patient's (America/New_York): the window is
 	// [1 Jan 00:00, 1 Apr 00:00) there, and the grant ends at the midnight
 	// after its last day.
-	ny, _ := time.LoadLocation("America/New_York")
-	exp, _ := time.ParseInLocation(time.DateOnly, testForm(f).ExpiresOn, ny)
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, err := time.ParseInLocation(time.DateOnly, testForm(f).ExpiresOn, ny)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !g.DataFrom.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, ny)) || !g.DataTo.Equal(time.Date(2026, 4, 1, 0, 0, 0, 0, ny)) || !g.Expires.Equal(exp.AddDate(0, 0, 1)) {
 		t.Fatalf("grant window %v to %v, expires %v", g.DataFrom, g.DataTo, g.Expires)
 	}
-	e, _, _ := f.led.Entry(g.Index)
-	recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
+	e := f.entry(g.Index)
+	recs := f.creds(f.patient.ID)
 	as := e.Grant.Assertion
 	if as == nil || !bytes.Equal(as.CredentialID, a.ID) || as.PasskeyIndex != recs[0].LedgerIndex || len(as.Nonce) != consent.NonceSize {
 		t.Fatalf("stored assertion %+v", as)
 	}
 	// The challenge the passkey signed is the grant's.
-	if want, _ := consent.GrantChallenge(e, as.Nonce); !bytes.Equal(want, ch) {
+	if want, err := consent.GrantChallenge(e, as.Nonce); err != nil || !bytes.Equal(want, ch) {
 		t.Fatal("the ceremony's challenge is not the hash of the stored grant and nonce")
 	}
 	res2, err := f.led.Verify(nil)
@@ -156,36 +159,21 @@ func TestGrantRefusals(t *testing.T) {
 	a := f.softPasskey(f.patient.ID)
 	theirs := f.softPasskey(f.other.ID)
 	sess, csrf := f.signIn(f.patient.ID)
-	n0, _ := f.led.Size()
+	n0 := f.size()
 	stored := func(t *testing.T) {
 		t.Helper()
-		if n, _ := f.led.Size(); n != n0 || len(f.led.Grants(f.patient.ID, "")) != 0 {
+		if n := f.size(); n != n0 || len(f.led.Grants(f.patient.ID, "")) != 0 {
 			t.Fatalf("a refused grant changed the ledger: %d entries, was %d", n, n0)
 		}
 	}
 	random := make([]byte, 32)
 	rand.Read(random)
-	cases := []struct {
-		name   string
-		sign   func(ch []byte) []byte
-		status int
-	}{
-		{"bogus signature", func(ch []byte) []byte {
-			s := a.Sign(ch, consenttest.Options{})
-			s.Signature[len(s.Signature)-3] ^= 1
-			return a.ResponseJSON(s)
-		}, 401},
-		{"user not verified", func(ch []byte) []byte { return a.ResponseJSON(a.Sign(ch, consenttest.Options{NoUV: true})) }, 401},
-		{"another origin", func(ch []byte) []byte {
-			return a.ResponseJSON(a.Sign(ch, consenttest.Options{Origin: "https://evil.example"}))
-		}, 401},
-		{"another challenge", func([]byte) []byte { return a.ResponseJSON(a.Sign(random, consenttest.Options{})) }, 401},
-		{"a registration, not an assertion", func(ch []byte) []byte {
+	cases := append(forgedAssertions(a, theirs, "another patient's passkey"),
+		assertionCase{"another challenge", func([]byte) []byte { return a.ResponseJSON(a.Sign(random, consenttest.Options{})) }, 401},
+		assertionCase{"a registration, not an assertion", func(ch []byte) []byte {
 			return a.ResponseJSON(a.Sign(ch, consenttest.Options{Type: "webauthn.create"}))
 		}, 401},
-		{"another patient's passkey", func(ch []byte) []byte { return theirs.ResponseJSON(theirs.Sign(ch, consenttest.Options{})) }, 401},
-		{"not an assertion", func([]byte) []byte { return []byte(`{"id":"x"}`) }, 400},
-	}
+	)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ch, cer := f.beginGrant(t, sess, csrf, testForm(f))
@@ -229,7 +217,7 @@ func TestGrantRefusals(t *testing.T) {
 	})
 
 	t.Run("csrf", func(t *testing.T) {
-		b, _ := json.Marshal(testForm(f))
+		b := mustJSONBody(t, testForm(f))
 		if r := f.jsonPost("/webauthn/grant/begin", sess, "", "", b); r.StatusCode != 403 {
 			t.Fatalf("begin without the token: %d", r.StatusCode)
 		}
@@ -248,7 +236,7 @@ func TestGrantRefusals(t *testing.T) {
 	t.Run("no passkey", func(t *testing.T) {
 		nf := newFixture(t, fixtureOpts{})
 		ns, nc := nf.signIn(nf.patient.ID)
-		b, _ := json.Marshal(testForm(nf))
+		b := mustJSONBody(t, testForm(nf))
 		if r := nf.jsonPost("/webauthn/grant/begin", ns, nc, "", b); r.StatusCode != 409 {
 			t.Fatalf("a grant without a passkey: %d", r.StatusCode)
 		}
@@ -256,7 +244,7 @@ func TestGrantRefusals(t *testing.T) {
 
 	t.Run("clinician", func(t *testing.T) {
 		c, ccsrf := f.signIn(f.clin.ID)
-		b, _ := json.Marshal(testForm(f))
+		b := mustJSONBody(t, testForm(f))
 		if r := f.jsonPost("/webauthn/grant/begin", c, ccsrf, "", b); r.StatusCode != 404 {
 			t.Fatalf("a clinician's grant begin: %d", r.StatusCode)
 		}
@@ -282,7 +270,7 @@ func TestGrantRefusals(t *testing.T) {
 		t.Run("form: "+tc.name, func(t *testing.T) {
 			form := testForm(f)
 			tc.change(&form)
-			b, _ := json.Marshal(form)
+			b := mustJSONBody(t, form)
 			r := f.jsonPost("/webauthn/grant/begin", sess, csrf, "", b)
 			var e map[string]string
 			if r.StatusCode != 400 || json.NewDecoder(r.Body).Decode(&e) != nil || e["code"] != tc.code || e["message"] == "" {
@@ -330,7 +318,7 @@ func TestConsentPageRevoke(t *testing.T) {
 			t.Errorf("revoke, %s: %d", name, resp.StatusCode)
 		}
 	}
-	if st, _ := f.led.Grant(g.ID); st.RevokeIndex != nil {
+	if st := f.grantState(g.ID); st.RevokeIndex != nil {
 		t.Fatal("a refused revoke revoked the grant")
 	}
 	ok := "csrf=" + url.QueryEscape(csrf)
@@ -341,11 +329,11 @@ func TestConsentPageRevoke(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/consent?revoked=1" {
 		t.Fatalf("revoke: %d", r.StatusCode)
 	}
-	st, _ := f.led.Grant(g.ID)
+	st := f.grantState(g.ID)
 	if st.RevokeIndex == nil {
 		t.Fatal("not revoked")
 	}
-	if e, _, _ := f.led.Entry(*st.RevokeIndex); e.Kind != consent.KindRevoke || e.Actor != f.patient.ID {
+	if e := f.entry(*st.RevokeIndex); e.Kind != consent.KindRevoke || e.Actor != f.patient.ID {
 		t.Fatalf("revoke entry %+v", e)
 	}
 	if b := page(); !strings.Contains(b, "Revoked grants") || strings.Contains(b, `action="/consent/`+g.ID+`/revoke"`) {
@@ -354,7 +342,7 @@ func TestConsentPageRevoke(t *testing.T) {
 	if r := f.do(req{method: "POST", path: "/consent/" + g.ID + "/revoke", cookie: sess, ctype: form, body: ok, headers: same}); r.StatusCode != http.StatusConflict {
 		t.Fatalf("revoking twice: %d", r.StatusCode)
 	}
-	if st, _ := f.led.Grant(theirs.ID); st.RevokeIndex != nil {
+	if st := f.grantState(theirs.ID); st.RevokeIndex != nil {
 		t.Fatal("another patient's grant was revoked")
 	}
 }

@@ -197,7 +197,7 @@ func TestBrowserPasskeys(t *testing.T) {
 
 	var link string
 	t.Run("enrol", func(t *testing.T) {
-		n0, _ := f.led.Size()
+		n0 := f.size()
 		var err error
 		if link, err = f.srv.NewInvite(t.Context(), f.patient.ID, 0); err != nil {
 			t.Fatal(err)
@@ -216,12 +216,12 @@ func TestBrowserPasskeys(t *testing.T) {
 		if !ok || sess.UserID != f.patient.ID {
 			t.Fatalf("not signed in after enrolment: %+v", sess)
 		}
-		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
+		recs := f.creds(f.patient.ID)
 		if len(recs) != 1 || recs[0].Label != "Ada's phone" || len(recs[0].Handle) != 32 {
 			t.Fatalf("credential records: %+v", recs)
 		}
 		// The ledger holds the passkey, with the same public key.
-		n1, _ := f.led.Size()
+		n1 := f.size()
 		e, _, err := f.led.Entry(recs[0].LedgerIndex)
 		if err != nil || n1 <= n0 || e.Kind != consent.KindPasskey || e.Patient != f.patient.ID ||
 			!bytes.Equal(e.Passkey.CredentialID, recs[0].ID) || !bytes.Equal(e.Passkey.PublicKey, recs[0].PublicKey) ||
@@ -287,7 +287,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		if txt := get(t, ctx, chromedp.Text(chromedp.CSS("main"))); !strings.Contains(txt, "Time in range") || !strings.Contains(txt, "GMI") {
 			t.Fatalf("dashboard text: %q", txt)
 		}
-		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
+		recs := f.creds(f.patient.ID)
 		if recs[0].LastUsed.IsZero() || recs[0].SignCount == 0 || recs[0].CloneWarning {
 			t.Fatalf("credential after sign-in: %+v", recs[0])
 		}
@@ -340,7 +340,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			t.Fatalf("credentials: %v", err)
 		}
 		old := creds.Credentials[0]
-		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
+		recs := f.creds(f.patient.ID)
 		if recs[0].SignCount < 2 {
 			t.Fatalf("stored sign count %d", recs[0].SignCount)
 		}
@@ -357,7 +357,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		if txt := get(t, ctx, chromedp.Text(chromedp.CSS(".banner.warn"))); !strings.Contains(txt, "Check your passkey") {
 			t.Fatalf("banner %q", txt)
 		}
-		recs, _ = f.srv.creds.list(t.Context(), f.patient.ID)
+		recs = f.creds(f.patient.ID)
 		if !recs[0].CloneWarning {
 			t.Fatal("credential not flagged")
 		}
@@ -380,7 +380,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#add-form button")),
 			chromedp.WaitVisible(chromedp.CSS("p.notice")),
 		)
-		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
+		recs := f.creds(f.patient.ID)
 		if len(recs) != 2 || recs[1].Label != "Backup key" || !bytes.Equal(recs[0].Handle, recs[1].Handle) {
 			t.Fatalf("passkeys after adding: %d", len(recs))
 		}
@@ -443,7 +443,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		}
 		// The assertion is the second passkey's, checked against its
 		// passkey-registered entry by verify.
-		recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
+		recs := f.creds(f.patient.ID)
 		if !bytes.Equal(e.Grant.Assertion.CredentialID, recs[1].ID) || e.Grant.Assertion.PasskeyIndex != recs[1].LedgerIndex {
 			t.Fatal("the grant was not signed by the passkey in use")
 		}
@@ -457,14 +457,14 @@ func TestBrowserPasskeys(t *testing.T) {
 	})
 
 	t.Run("grant with a bogus signature", func(t *testing.T) {
-		n0, _ := f.led.Size()
+		n0 := f.size()
 		overrides(cdpwebauthn.SetResponseOverrideBitsParams{IsBogusSignature: &yes})
 		grantVia(t)
 		if msg := waitStatus(t, ctx); !strings.Contains(msg, "could not be verified") {
 			t.Fatalf("status %q", msg)
 		}
 		overrides(cdpwebauthn.SetResponseOverrideBitsParams{})
-		if n1, _ := f.led.Size(); n1 != n0 || len(f.led.Grants(f.patient.ID, "")) != 1 {
+		if n1 := f.size(); n1 != n0 || len(f.led.Grants(f.patient.ID, "")) != 1 {
 			t.Fatal("a grant with a bogus signature changed the ledger")
 		}
 	})
@@ -484,7 +484,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			chromedp.Click(chromedp.CSS(form+" button")),
 			chromedp.WaitVisible(chromedp.CSS("p.error-text")),
 		)
-		if g, _ := f.led.Grant(signed.ID); g.RevokeIndex != nil {
+		if g := f.grantState(signed.ID); g.RevokeIndex != nil {
 			t.Fatal("a form without its CSRF token revoked the grant")
 		}
 		if txt := get(t, ctx, chromedp.Text(chromedp.CSS("main"))); !strings.Contains(txt, "could not be verified") {
@@ -503,7 +503,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			chromedp.Click(chromedp.CSS(`form[action="/consent/`+signed.ID+`/revoke"] button`)),
 			chromedp.WaitVisible(chromedp.CSS("#revoked-h")),
 		)
-		g, _ := f.led.Grant(signed.ID)
+		g := f.grantState(signed.ID)
 		if g.RevokeIndex == nil {
 			t.Fatal("not revoked")
 		}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,24 +65,27 @@ func (l *logBuffer) String() string {
 // fixture is the whole stack in-process: a real vault and ledger in a
 // bbolt file under t.TempDir(), and the web server.
 type fixture struct {
-	t       testing.TB
-	dir     string
-	root    *keys.Root
-	log     *slog.Logger
-	cfg     Config       // the server's configuration, for restart
-	hs      *http.Server // serving on addr, when the fixture listens
-	addr    string
-	st      *boltstore.Store
-	v       *vault.Vault
-	led     *consent.Ledger
-	srv     *Server
-	h       http.Handler
-	base    string
-	logs    *logBuffer
-	clock   *clock // nil when the server runs on the real clock
-	patient vault.User
-	other   vault.User
-	clin    vault.User
+	t     testing.TB
+	dir   string
+	root  *keys.Root
+	log   *slog.Logger
+	cfg   Config       // the server's configuration, for restart
+	hs    *http.Server // serving on addr, when the fixture listens
+	addr  string
+	st    *boltstore.Store
+	v     *vault.Vault
+	led   *consent.Ledger
+	srv   *Server
+	h     http.Handler
+	base  string
+	logs  *logBuffer
+	clock *clock // nil when the server runs on the real clock
+	// wrapLedger, when set, wraps the ledger's store as it opens (to
+	// inject its failures).
+	wrapLedger func(consent.Store) consent.Store
+	patient    vault.User
+	other      vault.User
+	clin       vault.User
 }
 
 type fixtureOpts struct {
@@ -91,6 +95,8 @@ type fixtureOpts struct {
 	perMin   int
 	days     int // days of CGM history for the patient (0: none)
 	cfgTweak func(*Config)
+	// wrapLedger wraps the ledger's real store (see fixture.wrapLedger).
+	wrapLedger func(consent.Store) consent.Store
 }
 
 // patientName and clinicianName are canaries: they must never reach the
@@ -110,20 +116,13 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f := &fixture{t: t, dir: dir, root: root, log: log, logs: logs}
+	f := &fixture{t: t, dir: dir, root: root, log: log, logs: logs, wrapLedger: o.wrapLedger}
 	f.open()
 	t.Cleanup(func() { f.st.Close() })
 	v := f.v
-	mk := func(n vault.NewUser) vault.User {
-		u, err := v.CreateUser(t.Context(), n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	f.patient = mk(vault.NewUser{Role: vault.RolePatient, Name: patientName, TimeZone: "America/New_York"})
-	f.other = mk(vault.NewUser{Role: vault.RolePatient, Name: otherName})
-	f.clin = mk(vault.NewUser{Role: vault.RoleClinician, Name: clinicianName, Organization: "Riverside", TimeZone: "America/New_York"})
+	f.patient = f.user(vault.NewUser{Role: vault.RolePatient, Name: patientName, TimeZone: "America/New_York"})
+	f.other = f.user(vault.NewUser{Role: vault.RolePatient, Name: otherName})
+	f.clin = f.user(vault.NewUser{Role: vault.RoleClinician, Name: clinicianName, Organization: "Riverside", TimeZone: "America/New_York"})
 
 	cfg := Config{Vault: v, Ledger: f.led, Store: f.st.Web(), Logger: log, AuthPerMinute: o.perMin, Importers: formats.New(), SpoolDir: filepath.Join(dir, "spool")}
 	if err := os.Mkdir(cfg.SpoolDir, 0o700); err != nil {
@@ -141,8 +140,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		base = "http://localhost:8080"
 	}
 	f.base = base
-	u, _ := url.Parse(base)
-	cfg.BaseURL = u
+	cfg.BaseURL = mustURL(t, base)
 	now := time.Now()
 	if o.clock {
 		f.clock = &clock{t: now}
@@ -179,7 +177,11 @@ func (f *fixture) open() {
 	if f.v, err = vault.Open(f.t.Context(), st, f.root, vault.RootInfo{Kind: f.root.Kind()}, vault.Options{Logger: f.log}); err != nil {
 		f.t.Fatal(err)
 	}
-	if f.led, err = consent.Open(st.Ledger(), f.v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
+	var ls consent.Store = st.Ledger()
+	if f.wrapLedger != nil {
+		ls = f.wrapLedger(ls)
+	}
+	if f.led, err = consent.Open(ls, f.v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -359,4 +361,128 @@ func body(t testing.TB, r *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The helpers below read the fixture's state for a test; each fails the
+// test on an error, so no test goes on from a read that did not happen.
+
+// size is the ledger's size.
+func (f *fixture) size() int64 {
+	f.t.Helper()
+	n, err := f.led.Size()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+// entry is the ledger's entry i.
+func (f *fixture) entry(i int64) consent.Entry {
+	f.t.Helper()
+	e, _, err := f.led.Entry(i)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return e
+}
+
+// grantState is a grant as the ledger's index has it.
+func (f *fixture) grantState(id string) consent.GrantState {
+	f.t.Helper()
+	g, err := f.led.Grant(id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return g
+}
+
+// partyEntries are the entries naming a user, as the ledger page reads
+// them.
+func (f *fixture) partyEntries(userID string, size int64, limit int) ([]consent.PartyEntry, bool) {
+	f.t.Helper()
+	es, more, err := f.led.PartyEntries(userID, size, limit)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return es, more
+}
+
+// creds are a user's stored passkeys.
+func (f *fixture) creds(userID string) []credRecord {
+	f.t.Helper()
+	recs, err := f.srv.creds.list(f.t.Context(), userID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return recs
+}
+
+// codesLeft counts a user's unused recovery codes.
+func (f *fixture) codesLeft(userID string) int {
+	f.t.Helper()
+	n, err := f.srv.recovery().remaining(f.t.Context(), userID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+// tokens are a user's API tokens.
+func (f *fixture) tokens(userID string) []vault.TokenInfo {
+	f.t.Helper()
+	list, err := f.v.Tokens(f.t.Context(), userID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return list
+}
+
+// mint makes an API token directly (the admin's way).
+func (f *fixture) mint(userID, kind string, ttl time.Duration) (string, vault.Token) {
+	f.t.Helper()
+	secret, tok, err := f.v.MintToken(f.t.Context(), userID, kind, ttl)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return secret, tok
+}
+
+// user makes an account.
+func (f *fixture) user(n vault.NewUser) vault.User {
+	f.t.Helper()
+	u, err := f.v.CreateUser(f.t.Context(), n)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return u
+}
+
+// dbFile is the vault's file as it is on disk now.
+func (f *fixture) dbFile() []byte {
+	f.t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.dir, "vault.db"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return b
+}
+
+// mustJSONBody is v as a request body.
+func mustJSONBody(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// mustURL parses a URL the test wrote.
+func mustURL(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

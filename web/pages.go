@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"mime"
@@ -37,6 +38,9 @@ type pageSet struct {
 	static map[string]staticFile
 }
 
+// loadPages reads the embedded assets and parses each page
+// (templates/*.html) with the layout and the partials pages share
+// (templates/partials/*.html).
 func loadPages() (*pageSet, error) {
 	ps := &pageSet{pages: map[string]*template.Template{}, static: map[string]staticFile{}}
 	err := fs.WalkDir(assets, "static", func(p string, d fs.DirEntry, err error) error {
@@ -65,6 +69,7 @@ func loadPages() (*pageSet, error) {
 	}
 	funcs := template.FuncMap{
 		"grantTable": grantTable,
+		"postButton": newPostButton,
 		"asset": func(name string) string {
 			if f, ok := ps.static[name]; ok {
 				return "/static/" + name + "?v=" + f.hash
@@ -81,7 +86,7 @@ func loadPages() (*pageSet, error) {
 		if base == "layout.html" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", n)
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/partials/*.html", n)
 		if err != nil {
 			return nil, err
 		}
@@ -92,27 +97,35 @@ func loadPages() (*pageSet, error) {
 
 // static serves the embedded assets. A request naming the current content
 // hash (?v=) may be cached for a year.
-func (s *Server) static() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := strings.TrimPrefix(r.URL.Path, "/static/")
-		f, ok := s.pages.static[name]
-		if !ok {
-			s.notFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", f.ctype)
-		w.Header().Set("ETag", `"`+f.hash+`"`)
-		if r.URL.Query().Get("v") == f.hash {
-			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		} else {
-			w.Header().Set("Cache-Control", "no-cache")
-		}
-		if r.Header.Get("If-None-Match") == `"`+f.hash+`"` {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		w.Write(f.body)
-	})
+func (s *Server) static(w http.ResponseWriter, r *http.Request, _ session) error {
+	name := strings.TrimPrefix(r.URL.Path, "/static/")
+	f, ok := s.pages.static[name]
+	if !ok {
+		return errNotFound
+	}
+	w.Header().Set("Content-Type", f.ctype)
+	w.Header().Set("ETag", `"`+f.hash+`"`)
+	if r.URL.Query().Get("v") == f.hash {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+	if r.Header.Get("If-None-Match") == `"`+f.hash+`"` {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	w.Write(f.body)
+	return nil
+}
+
+// postButton is what the danger-button partial reads: a one-button POST
+// form.
+type postButton struct {
+	Action, CSRF, Label, Aria string
+}
+
+func newPostButton(action, csrf, label, aria string) postButton {
+	return postButton{Action: action, CSRF: csrf, Label: label, Aria: aria}
 }
 
 // pageData is what the layout reads; Body is the page's own.
@@ -128,20 +141,26 @@ type pageData struct {
 	Scripts      []string // further embedded scripts (under static/), run after the WebAuthn one
 	Notice       string
 	Error        string
+	ErrorCode    string // the error page's stable code (errors.go)
 	Body         any
 }
 
-func (s *Server) render(w http.ResponseWriter, status int, page string, d pageData) {
-	t := s.pages.pages[page]
+// render writes a page. The template runs into a buffer first, so a
+// template that fails has written nothing, and its error (returned) is
+// answered as any internal one.
+func (s *Server) render(w http.ResponseWriter, status int, page string, d pageData) error {
+	t, ok := s.pages.pages[page]
+	if !ok {
+		return fmt.Errorf("no template %q", page)
+	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, d); err != nil {
-		s.log.Error("web template failed", "page", page, "cause", err.Error())
-		http.Error(w, "Something went wrong on the vault.", http.StatusInternalServerError)
-		return
+		return fmt.Errorf("template %s: %w", page, err)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
+	return nil
 }
 
 // signedData fills the layout's part for a signed-in page.
@@ -153,56 +172,47 @@ func (s *Server) signedData(ctx context.Context, sess session, title, nav string
 	return d
 }
 
-func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
-	d := pageData{Title: title, Error: msg}
-	if sess, ok := s.currentSession(r); ok {
-		d = s.signedData(r.Context(), sess, title, "")
-		d.Error = msg
-	}
-	s.render(w, status, "error", d)
-}
+// notFound answers every path no route serves.
+func (s *Server) notFound(http.ResponseWriter, *http.Request, session) error { return errNotFound }
 
-func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address, or it is not yours to see.")
-}
+// hasSession reports whether a route open to anyone (access maybe) found a
+// session.
+func hasSession(sess session) bool { return sess.UserID != "" }
 
 // home is the dashboard for a patient, the patient list for a clinician,
 // and the sign-in page for anyone else.
-func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	sess, ok := s.currentSession(r)
-	if !ok {
+func (s *Server) home(w http.ResponseWriter, r *http.Request, sess session) error {
+	switch {
+	case !hasSession(sess):
 		http.Redirect(w, r, "/signin", http.StatusSeeOther)
-		return
+		return nil
+	case sess.Role == vault.RoleClinician:
+		return s.patientsPage(w, r, sess)
 	}
-	if sess.Role == vault.RoleClinician {
-		s.patientsPage(w, r, sess)
-		return
-	}
-	s.dashboard(w, r, sess)
+	return s.dashboard(w, r, sess)
 }
 
-func (s *Server) signinPage(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.currentSession(r); ok {
+func (s *Server) signinPage(w http.ResponseWriter, r *http.Request, sess session) error {
+	if hasSession(sess) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
+		return nil
 	}
 	d := pageData{Title: "Sign in", Script: true}
 	if r.URL.Query().Get("bye") == "1" {
 		d.Notice = "You have signed out."
 	}
-	s.render(w, http.StatusOK, "signin", d)
+	return s.render(w, http.StatusOK, "signin", d)
 }
 
-func (s *Server) signout(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) signout(w http.ResponseWriter, r *http.Request, sess session) error {
 	if err := s.sessions.delete(r.Context(), cookieValue(r, SessionCookie)); err != nil {
 		// The cookie stays, so the browser can try again.
-		s.log.Error("web sign-out", "user", sess.UserID, "cause", err.Error())
-		s.errorPage(w, r, http.StatusServiceUnavailable, "Not signed out", "You could not be signed out just now. Try again shortly.")
-		return
+		return unavailable("Not signed out", "You could not be signed out just now. Try again shortly.", err)
 	}
 	s.clearCookie(w, SessionCookie)
 	s.log.Info("web sign-out", "user", sess.UserID)
 	http.Redirect(w, r, "/signin?bye=1", http.StatusSeeOther)
+	return nil
 }
 
 type enrolBody struct {
@@ -210,19 +220,13 @@ type enrolBody struct {
 	Name  string
 }
 
-func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
+func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request, _ session) error {
 	token := r.PathValue("token")
-	inv, err := s.invites.get(r.Context(), hashOf(token), s.now())
+	u, err := s.invitee(r.Context(), hashOf(token))
 	if err != nil {
-		s.errorPage(w, r, http.StatusGone, "Enrolment link not valid", inviteInvalidMessage)
-		return
+		return err
 	}
-	u, err := s.vault.User(r.Context(), inv.UserID)
-	if err != nil {
-		s.errorPage(w, r, http.StatusGone, "Enrolment link not valid", inviteInvalidMessage)
-		return
-	}
-	s.render(w, http.StatusOK, "enrol", pageData{Title: "Create your passkey", Script: true, Body: enrolBody{Token: token, Name: u.Name}})
+	return s.render(w, http.StatusOK, "enrol", pageData{Title: "Create your passkey", Script: true, Body: enrolBody{Token: token, Name: u.Name}})
 }
 
 // ---- passkeys ----
@@ -244,7 +248,7 @@ type passkeysBody struct {
 	MaxLabel int
 }
 
-func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	d := s.signedData(r.Context(), sess, "Passkeys", "passkeys")
 	switch {
 	case r.URL.Query().Get("added") == "1":
@@ -254,14 +258,13 @@ func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, sess sessi
 	case r.URL.Query().Get("removed") == "1":
 		d.Notice = "The passkey was removed. It can no longer sign in to this vault."
 	}
-	s.renderPasskeys(r.Context(), w, sess, http.StatusOK, d)
+	return s.renderPasskeys(r.Context(), w, sess, http.StatusOK, d)
 }
 
-func (s *Server) renderPasskeys(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) {
+func (s *Server) renderPasskeys(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData) error {
 	recs, err := s.creds.list(ctx, sess.UserID)
 	if err != nil {
-		s.log.Error("web passkeys", "user", sess.UserID, "cause", err.Error())
-		status, d.Error = http.StatusInternalServerError, "Your passkeys could not be read. Try again shortly."
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Passkeys unavailable", Message: "Your passkeys could not be read. Try again shortly.", Cause: err}
 	}
 	u, _ := s.vault.User(ctx, sess.UserID)
 	loc := u.Location()
@@ -275,7 +278,7 @@ func (s *Server) renderPasskeys(ctx context.Context, w http.ResponseWriter, sess
 		b.Passkeys = append(b.Passkeys, v)
 	}
 	d.Body, d.Script = b, true
-	s.render(w, status, "passkeys", d)
+	return s.render(w, status, "passkeys", d)
 }
 
 func credIDParam(r *http.Request) ([]byte, bool) {
@@ -283,38 +286,35 @@ func credIDParam(r *http.Request) ([]byte, bool) {
 	return id, err == nil && len(id) > 0 && len(id) <= 1023
 }
 
-func (s *Server) renamePasskey(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) renamePasskey(w http.ResponseWriter, r *http.Request, sess session) error {
 	id, ok := credIDParam(r)
 	if !ok {
-		s.notFound(w, r)
-		return
+		return errNotFound
 	}
-	r.ParseForm()
+	if err := r.ParseForm(); err != nil {
+		return errBadForm.because(err)
+	}
 	label, ok := cleanLabel(r.PostForm.Get("label"))
 	if !ok || label == "" {
 		d := s.signedData(r.Context(), sess, "Passkeys", "passkeys")
 		d.Error = "A passkey's name is 1 to 60 characters, without control characters."
-		s.renderPasskeys(r.Context(), w, sess, http.StatusBadRequest, d)
-		return
+		return s.renderPasskeys(r.Context(), w, sess, http.StatusBadRequest, d)
 	}
 	err := s.creds.modify(r.Context(), sess.UserID, id, func(c *credRecord) error { c.Label = label; return nil })
 	if errors.Is(err, errNoCredential) {
-		s.notFound(w, r)
-		return
+		return errNotFound
 	}
 	if err != nil {
-		s.log.Error("web rename passkey", "user", sess.UserID, "cause", err.Error())
-		s.errorPage(w, r, http.StatusInternalServerError, "Not renamed", "The passkey could not be renamed. Try again shortly.")
-		return
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Not renamed", Message: "The passkey could not be renamed. Try again shortly.", Cause: err}
 	}
 	http.Redirect(w, r, "/passkeys?renamed=1", http.StatusSeeOther)
+	return nil
 }
 
-func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess session) error {
 	id, ok := credIDParam(r)
 	if !ok {
-		s.notFound(w, r)
-		return
+		return errNotFound
 	}
 	err := s.creds.remove(r.Context(), sess.UserID, id)
 	if err == nil {
@@ -334,17 +334,13 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess sess
 	}
 	switch {
 	case errors.Is(err, errNoCredential):
-		s.notFound(w, r)
-		return
+		return errNotFound
 	case errors.Is(err, errLastPasskey):
 		d := s.signedData(r.Context(), sess, "Passkeys", "passkeys")
 		d.Error = "This is your only passkey, so it can't be removed: you could not sign in again. Add another passkey first."
-		s.renderPasskeys(r.Context(), w, sess, http.StatusConflict, d)
-		return
+		return s.renderPasskeys(r.Context(), w, sess, http.StatusConflict, d)
 	case err != nil:
-		s.log.Error("web remove passkey", "user", sess.UserID, "cause", err.Error())
-		s.errorPage(w, r, http.StatusInternalServerError, "Not removed", "The passkey could not be removed. Try again shortly.")
-		return
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Not removed", Message: "The passkey could not be removed. Try again shortly.", Cause: err}
 	}
 	// A session that signed in with the removed passkey (a lost phone's)
 	// ends with it.
@@ -353,6 +349,7 @@ func (s *Server) removePasskey(w http.ResponseWriter, r *http.Request, sess sess
 	}
 	s.log.Info("passkey removed", "user", sess.UserID)
 	http.Redirect(w, r, "/passkeys?removed=1", http.StatusSeeOther)
+	return nil
 }
 
 // ---- clinician ----
@@ -374,11 +371,7 @@ type patientView struct {
 // patientsPage lists the patients with an active grant to the signed-in
 // clinician, with each grant's scope (the API's clinician/patients, read
 // from the ledger's grant index).
-func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess session) {
-	if sess.Role != vault.RoleClinician {
-		s.notFound(w, r)
-		return
-	}
+func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	now := s.now()
 	u, _ := s.vault.User(r.Context(), sess.UserID)
 	loc := u.Location()
@@ -407,7 +400,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 	slices.SortStableFunc(list, func(a, b patientView) int { return strings.Compare(a.Name, b.Name) })
 	d := s.signedData(r.Context(), sess, "Patients", "patients")
 	d.Body = list
-	s.render(w, http.StatusOK, "patients", d)
+	return s.render(w, http.StatusOK, "patients", d)
 }
 
 func grantViewOf(g consent.GrantState, loc *time.Location) grantView {
@@ -422,21 +415,18 @@ func fmtTime(t time.Time, loc *time.Location) string {
 
 // ---- patient dashboard ----
 
-func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, sess session) error {
 	u, err := s.vault.User(r.Context(), sess.UserID)
 	if err != nil {
-		s.errorPage(w, r, http.StatusNotFound, "No account", "This account no longer exists.")
-		return
+		return errNoAccount.because(err)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	b, err := s.buildDashboard(ctx, u, s.now())
 	if err != nil {
-		s.log.Error("web dashboard", "user", sess.UserID, "cause", err.Error())
-		s.errorPage(w, r, http.StatusInternalServerError, "Dashboard unavailable", "Your readings could not be read just now. Try again shortly.")
-		return
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Dashboard unavailable", Message: "Your readings could not be read just now. Try again shortly.", Cause: err}
 	}
 	d := s.signedData(r.Context(), sess, "Dashboard", "dashboard")
 	d.Body = b
-	s.render(w, http.StatusOK, "dashboard", d)
+	return s.render(w, http.StatusOK, "dashboard", d)
 }

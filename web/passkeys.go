@@ -28,12 +28,17 @@ const InvitePrefix = "vi_"
 // stored. It expires after ttl (DefaultInviteTTL when ttl <= 0, at most
 // MaxInviteTTL) and works once. Making one is an "invite" admin entry in
 // the ledger.
+//
+// The caller's mistakes are typed: a ttl over MaxInviteTTL is a
+// *vault.InputError (code bad_ttl), an unknown user vault.ErrNoUser. Any
+// other error (the store's, the ledger's) is internal: its text is for the
+// log, not for whoever asked.
 func (s *Server) NewInvite(ctx context.Context, userID string, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		ttl = DefaultInviteTTL
 	}
 	if ttl > MaxInviteTTL {
-		return "", fmt.Errorf("an invite may last at most %v", MaxInviteTTL)
+		return "", &vault.InputError{Code: "bad_ttl", Message: fmt.Sprintf("an invite may last at most %v", MaxInviteTTL)}
 	}
 	if _, err := s.vault.User(ctx, userID); err != nil {
 		return "", err
@@ -44,10 +49,10 @@ func (s *Server) NewInvite(ctx context.Context, userID string, ttl time.Duration
 	h := hashOf(token)
 	now := s.now().UTC()
 	if _, err := s.ledger.Append(consent.NewAdmin("invite", userID, "", now)); err != nil {
-		return "", fmt.Errorf("ledger: %v", err)
+		return "", fmt.Errorf("invite not recorded in the ledger: %v", err)
 	}
 	if err := s.invites.put(context.Background(), invite{Hash: h[:], UserID: userID, Created: now, Expires: now.Add(ttl)}, now); err != nil {
-		return "", err
+		return "", fmt.Errorf("invite not stored: %v", err)
 	}
 	s.log.Info("enrolment invite made", "user", userID, "expires", now.Add(ttl))
 	return s.origin + "/enrol/" + token, nil
@@ -107,7 +112,27 @@ func (s *Server) registrant(ctx context.Context, userID string) (*waUser, error)
 	return wu, nil
 }
 
-func (s *Server) beginRegistration(ctx context.Context, w http.ResponseWriter, c ceremony, wu *waUser) {
+// invitee is the user a usable invite enrols: errInviteInvalid when the
+// invite is unknown, expired or used, or its user is gone.
+func (s *Server) invitee(ctx context.Context, hash [32]byte) (vault.User, error) {
+	inv, err := s.invites.get(ctx, hash, s.now())
+	if errors.Is(err, errInvite) {
+		return vault.User{}, errInviteInvalid
+	}
+	if err != nil {
+		return vault.User{}, unavailable("Try again shortly", "The enrolment link could not be checked just now. Try again shortly.", err)
+	}
+	u, err := s.vault.User(ctx, inv.UserID)
+	if errors.Is(err, vault.ErrNoUser) {
+		return vault.User{}, errInviteInvalid
+	}
+	if err != nil {
+		return vault.User{}, err
+	}
+	return u, nil
+}
+
+func (s *Server) beginRegistration(ctx context.Context, w http.ResponseWriter, c ceremony, wu *waUser) error {
 	opts := []webauthn.RegistrationOption{
 		webauthn.WithResidentKeyRequirement(protocol.ResidentKeyRequirementRequired),
 		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
@@ -120,16 +145,16 @@ func (s *Server) beginRegistration(ctx context.Context, w http.ResponseWriter, c
 	}
 	creation, sd, err := s.wa.BeginRegistration(wu, opts...)
 	if err != nil {
-		s.internal(w, "begin registration", err)
-		return
+		return fmt.Errorf("begin registration: %w", err)
 	}
 	c.Data, c.Handle = *sd, wu.handle
-	id, ok := s.putCeremony(ctx, w, c)
-	if !ok {
-		return
+	id, err := s.cers.put(ctx, c)
+	if err != nil {
+		return err
 	}
 	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
 	writeJSON(w, http.StatusOK, creation)
+	return nil
 }
 
 type enrolBeginRequest struct {
@@ -139,61 +164,64 @@ type enrolBeginRequest struct {
 
 // enrolBegin starts enrolment from an invite: the invite must be usable
 // now (it is claimed only when the passkey is made).
-func (s *Server) enrolBegin(w http.ResponseWriter, r *http.Request) {
+func (s *Server) enrolBegin(w http.ResponseWriter, r *http.Request, _ session) error {
 	var req enrolBeginRequest
-	if !readJSON(w, r, &req) {
-		return
+	if err := readJSON(r, &req); err != nil {
+		return err
 	}
 	label, ok := cleanLabel(req.Label)
 	if !ok {
-		writeJSONError(w, http.StatusBadRequest, "bad_label", fmt.Sprintf("A passkey's name is at most %d characters, without control characters.", MaxLabelLength))
-		return
+		return errBadLabel
 	}
 	h := hashOf(req.Token)
-	inv, err := s.invites.get(r.Context(), h, s.now())
+	u, err := s.invitee(r.Context(), h)
 	if err != nil {
-		writeJSONError(w, http.StatusGone, "invite_invalid", inviteInvalidMessage)
-		return
+		return err
 	}
-	wu, err := s.registrant(r.Context(), inv.UserID)
+	wu, err := s.registrant(r.Context(), u.ID)
 	if err != nil {
-		writeJSONError(w, http.StatusGone, "invite_invalid", inviteInvalidMessage)
-		return
+		return err
 	}
-	s.beginRegistration(r.Context(), w, ceremony{Kind: "enrol", UserID: inv.UserID, Label: label, Invite: h}, wu)
+	return s.beginRegistration(r.Context(), w, ceremony{Kind: "enrol", UserID: u.ID, Label: label, Invite: h}, wu)
 }
 
-const inviteInvalidMessage = "This enrolment link has expired or has been used already. Ask your vault's administrator for a new one."
+var (
+	errInviteInvalid = refuse(http.StatusGone, "invite_invalid", "Enrolment link not valid", "This enrolment link has expired or has been used already. Ask your vault's administrator for a new one.")
+	errBadLabel      = refuse(http.StatusBadRequest, "bad_label", "Request refused", fmt.Sprintf("A passkey's name is at most %d characters, without control characters.", MaxLabelLength))
+	errTooManyKeys   = refuse(http.StatusConflict, "too_many_passkeys", "Request refused", fmt.Sprintf("An account can have at most %d passkeys. Remove one first.", MaxPasskeysPerUser))
+	errPasskeyStale  = refuse(http.StatusBadRequest, "no_ceremony", "Request refused", "This passkey request has expired or was already used. Start again.")
+)
+
+// passkeyRefused is a registration the vault does not accept, and why.
+func passkeyRefused(msg string) *publicError {
+	return refuse(http.StatusBadRequest, "passkey_refused", "Request refused", msg)
+}
 
 // finishRegistration checks the browser's attestation against a ceremony.
-func (s *Server) finishRegistration(w http.ResponseWriter, r *http.Request, kind string) (ceremony, *webauthn.Credential, bool) {
-	c, ok := s.takeCeremony(w, r, kind, "This passkey request has expired or was already used. Start again.")
-	if !ok {
-		return c, nil, false
+func (s *Server) finishRegistration(w http.ResponseWriter, r *http.Request, kind string) (ceremony, *webauthn.Credential, error) {
+	c, err := s.takeCeremony(w, r, kind, errPasskeyStale)
+	if err != nil {
+		return c, nil, err
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBody(r.Body)
 	if err != nil {
 		s.log.Info("web registration refused", "kind", kind, "user", c.UserID, "reason", webauthnReason(err))
-		writeJSONError(w, http.StatusBadRequest, "bad_credential", "The passkey response could not be read. Try again.")
-		return c, nil, false
+		return c, nil, refuse(http.StatusBadRequest, "bad_credential", "Request refused", "The passkey response could not be read. Try again.")
 	}
 	cred, err := s.wa.CreateCredential(&waUser{handle: c.Handle}, c.Data, parsed)
 	if err != nil {
 		s.log.Info("web registration refused", "kind", kind, "user", c.UserID, "reason", webauthnReason(err))
-		writeJSONError(w, http.StatusBadRequest, "passkey_refused", "The passkey could not be verified. It must be a passkey saved on your device that asks for your fingerprint, face or PIN.")
-		return c, nil, false
+		return c, nil, passkeyRefused("The passkey could not be verified. It must be a passkey saved on your device that asks for your fingerprint, face or PIN.")
 	}
 	// The library verifies UV against the session; check the flag and a
 	// discoverable credential again here, where it is policy.
 	if !parsed.Response.AttestationObject.AuthData.Flags.HasUserVerified() {
-		writeJSONError(w, http.StatusBadRequest, "passkey_refused", "The passkey did not verify you (fingerprint, face or PIN).")
-		return c, nil, false
+		return c, nil, passkeyRefused("The passkey did not verify you (fingerprint, face or PIN).")
 	}
 	if rk := parsed.ClientExtensionResults.CredProps; rk != nil && rk.RK != nil && !*rk.RK {
-		writeJSONError(w, http.StatusBadRequest, "passkey_refused", "The authenticator made a credential that it can't find by itself; the vault needs a passkey.")
-		return c, nil, false
+		return c, nil, passkeyRefused("The authenticator made a credential that it can't find by itself; the vault needs a passkey.")
 	}
-	return c, cred, true
+	return c, cred, nil
 }
 
 // register logs a new passkey in the ledger and then stores it for
@@ -234,46 +262,41 @@ func (s *Server) register(ctx context.Context, c ceremony, cred *webauthn.Creden
 }
 
 // enrolFinish makes the passkey, uses up the invite and signs the user in.
-func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) {
-	c, cred, ok := s.finishRegistration(w, r, "enrol")
-	if !ok {
-		return
+func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request, _ session) error {
+	c, cred, err := s.finishRegistration(w, r, "enrol")
+	if err != nil {
+		return err
 	}
 	_, row, err := s.invites.claim(r.Context(), c.Invite, s.now())
 	if errors.Is(err, errInvite) {
-		writeJSONError(w, http.StatusGone, "invite_invalid", inviteInvalidMessage)
-		return
+		return errInviteInvalid
 	}
 	if err != nil {
-		s.internal(w, "claim invite", err)
-		return
+		return fmt.Errorf("claim invite: %w", err)
 	}
 	rec, err := s.register(r.Context(), c, cred)
 	if err != nil {
 		if rerr := s.invites.release(r.Context(), row); rerr != nil {
 			s.log.Error("invite release failed", "user", c.UserID, "cause", rerr.Error())
 		}
-		s.registerFailed(w, c, err)
-		return
+		return registerError(err)
 	}
 	if err := s.startSession(w, r, session{UserID: c.UserID, Role: vault.RoleOf(c.UserID), Credential: rec.ID}); err != nil {
-		s.log.Error("web session not started", "user", c.UserID, "cause", err.Error())
-		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "Your passkey is saved, but you could not be signed in just now. Sign in with it shortly.")
-		return
+		return unavailable("Not signed in", "Your passkey is saved, but you could not be signed in just now. Sign in with it shortly.", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/"})
+	return nil
 }
 
-func (s *Server) registerFailed(w http.ResponseWriter, c ceremony, err error) {
+// registerError is what a failed register answers.
+func registerError(err error) error {
 	switch {
 	case errors.Is(err, errCredExists):
-		writeJSONError(w, http.StatusConflict, "passkey_exists", "This passkey is registered already.")
+		return refuse(http.StatusConflict, "passkey_exists", "Request refused", "This passkey is registered already.")
 	case errors.Is(err, errTooMany):
-		writeJSONError(w, http.StatusConflict, "too_many_passkeys", fmt.Sprintf("An account can have at most %d passkeys. Remove one first.", MaxPasskeysPerUser))
-	default:
-		s.log.Error("passkey registration failed", "user", c.UserID, "cause", err.Error())
-		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "The passkey could not be saved. Nothing was changed; try again shortly.")
+		return errTooManyKeys
 	}
+	return unavailable("Not saved", "The passkey could not be saved. Nothing was changed; try again shortly.", err)
 }
 
 type addBeginRequest struct {
@@ -281,74 +304,71 @@ type addBeginRequest struct {
 }
 
 // addPasskeyBegin starts adding a passkey to the signed-in account.
-func (s *Server) addPasskeyBegin(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) addPasskeyBegin(w http.ResponseWriter, r *http.Request, sess session) error {
 	var req addBeginRequest
-	if !readJSON(w, r, &req) {
-		return
+	if err := readJSON(r, &req); err != nil {
+		return err
 	}
 	label, ok := cleanLabel(req.Label)
 	if !ok {
-		writeJSONError(w, http.StatusBadRequest, "bad_label", fmt.Sprintf("A passkey's name is at most %d characters, without control characters.", MaxLabelLength))
-		return
+		return errBadLabel
 	}
 	wu, err := s.registrant(r.Context(), sess.UserID)
 	if err != nil {
-		s.internal(w, "registrant", err)
-		return
+		return fmt.Errorf("registrant: %w", err)
 	}
 	if len(wu.creds) >= MaxPasskeysPerUser {
-		writeJSONError(w, http.StatusConflict, "too_many_passkeys", fmt.Sprintf("An account can have at most %d passkeys. Remove one first.", MaxPasskeysPerUser))
-		return
+		return errTooManyKeys
 	}
-	s.beginRegistration(r.Context(), w, ceremony{Kind: "add", UserID: sess.UserID, Label: label, Session: hashOf(sess.CSRF)}, wu)
+	return s.beginRegistration(r.Context(), w, ceremony{Kind: "add", UserID: sess.UserID, Label: label, Session: hashOf(sess.CSRF)}, wu)
 }
 
-func (s *Server) addPasskeyFinish(w http.ResponseWriter, r *http.Request, sess session) {
-	c, cred, ok := s.finishRegistration(w, r, "add")
-	if !ok {
-		return
+func (s *Server) addPasskeyFinish(w http.ResponseWriter, r *http.Request, sess session) error {
+	c, cred, err := s.finishRegistration(w, r, "add")
+	if err != nil {
+		return err
 	}
 	if c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) {
-		writeJSONError(w, http.StatusBadRequest, "no_ceremony", "This passkey request has expired or was already used. Start again.")
-		return
+		return errPasskeyStale
 	}
 	if _, err := s.register(r.Context(), c, cred); err != nil {
-		s.registerFailed(w, c, err)
-		return
+		return registerError(err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/passkeys?added=1"})
+	return nil
 }
 
 // signinBegin starts a discoverable sign-in: no user is named, the
 // authenticator offers the passkeys it holds for this site.
-func (s *Server) signinBegin(w http.ResponseWriter, r *http.Request) {
+func (s *Server) signinBegin(w http.ResponseWriter, r *http.Request, _ session) error {
 	assertion, sd, err := s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
-		s.internal(w, "begin login", err)
-		return
+		return fmt.Errorf("begin login: %w", err)
 	}
-	id, ok := s.putCeremony(r.Context(), w, ceremony{Kind: "signin", Data: *sd})
-	if !ok {
-		return
+	id, err := s.cers.put(r.Context(), ceremony{Kind: "signin", Data: *sd})
+	if err != nil {
+		return err
 	}
 	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
 	writeJSON(w, http.StatusOK, assertion)
+	return nil
 }
 
-const signinRefused = "That passkey could not sign you in. Use a passkey you registered with this vault, and unlock it with your fingerprint, face or PIN."
+// errSigninRefused is every refused passkey sign-in: which check failed
+// goes only to the log.
+var errSigninRefused = refuse(http.StatusUnauthorized, "signin_refused", "Not signed in", "That passkey could not sign you in. Use a passkey you registered with this vault, and unlock it with your fingerprint, face or PIN.")
 
 // signinFinish checks the assertion and starts a session.
-func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.takeCeremony(w, r, "signin", "This sign-in request has expired or was already used. Start again.")
-	if !ok {
-		return
+func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request, _ session) error {
+	c, err := s.takeCeremony(w, r, "signin", refuse(http.StatusBadRequest, "no_ceremony", "Not signed in", "This sign-in request has expired or was already used. Start again."))
+	if err != nil {
+		return err
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
 	if err != nil {
 		s.log.Info("web sign-in refused", "reason", webauthnReason(err))
 		s.signInFailed("passkey")
-		writeJSONError(w, http.StatusBadRequest, "bad_assertion", signinRefused)
-		return
+		return &publicError{Status: http.StatusBadRequest, Code: "bad_assertion", Title: errSigninRefused.Title, Message: errSigninRefused.Message}
 	}
 	var rec credRecord
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
@@ -365,30 +385,29 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Info("web sign-in refused", "reason", webauthnReason(err))
 		s.signInFailed("passkey")
-		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
-		return
+		return errSigninRefused
 	}
 	if !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
 		s.signInFailed("passkey")
-		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
-		return
+		return errSigninRefused
 	}
 	if _, err := s.vault.User(r.Context(), rec.UserID); err != nil {
 		s.signInFailed("passkey")
-		writeJSONError(w, http.StatusUnauthorized, "signin_refused", signinRefused)
-		return
+		if !errors.Is(err, vault.ErrNoUser) {
+			return err
+		}
+		return errSigninRefused
 	}
 	clone, err := s.noteUse(r.Context(), rec, cred, parsed)
 	if err != nil {
-		s.internal(w, "credential update", err)
-		return
+		return fmt.Errorf("credential update: %w", err)
 	}
 	if err := s.startSession(w, r, session{UserID: rec.UserID, Role: vault.RoleOf(rec.UserID), Credential: rec.ID, CloneWarning: clone || rec.CloneWarning}); err != nil {
-		s.internal(w, "start session", err)
-		return
+		return fmt.Errorf("start session: %w", err)
 	}
 	s.log.Info("web sign-in", "user", rec.UserID)
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/"})
+	return nil
 }
 
 // noteUse records a verified assertion on the credential's record: its
@@ -445,30 +464,21 @@ func cleanLabel(s string) (string, bool) {
 	return s, true
 }
 
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+// readJSON decodes a JSON endpoint's body (errBadJSON when it is not the
+// JSON expected).
+func readJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "bad_json", "The request body is not the JSON this endpoint expects.")
-		return false
+		return errBadJSON.because(err)
 	}
-	return true
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
-}
-
-func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]string{"code": code, "message": msg})
-}
-
-// internal logs a failure's cause and tells the browser nothing more.
-func (s *Server) internal(w http.ResponseWriter, what string, err error) {
-	s.log.Error("web internal error", "op", what, "cause", err.Error())
-	writeJSONError(w, http.StatusInternalServerError, "internal", "Something went wrong on the vault. Try again shortly.")
 }
 
 // stepUp is a passkey re-authentication inside a session, verified: the
@@ -489,28 +499,29 @@ type stepUpRefusal struct {
 	stale   string // the message when the ceremony is gone or not this session's
 }
 
+func (m stepUpRefusal) refusal(status int, code string) *publicError {
+	return refuse(status, code, "Request refused", m.refused)
+}
+
 // finishStepUp takes the ceremony of kind for this session (want checks
-// what it carries), and verifies the passkey's assertion against it. On
-// any failure it has written the answer and returns false.
-func (s *Server) finishStepUp(w http.ResponseWriter, r *http.Request, sess session, kind string, want func(ceremony) bool, m stepUpRefusal) (stepUp, bool) {
-	c, ok := s.takeCeremony(w, r, kind, m.stale)
-	if !ok {
-		return stepUp{}, false
+// what it carries), and verifies the passkey's assertion against it.
+func (s *Server) finishStepUp(w http.ResponseWriter, r *http.Request, sess session, kind string, want func(ceremony) bool, m stepUpRefusal) (stepUp, error) {
+	stale := refuse(http.StatusBadRequest, "no_ceremony", "Request refused", m.stale)
+	c, err := s.takeCeremony(w, r, kind, stale)
+	if err != nil {
+		return stepUp{}, err
 	}
 	if c.UserID != sess.UserID || c.Session != hashOf(sess.CSRF) || (want != nil && !want(c)) {
-		writeJSONError(w, http.StatusBadRequest, "no_ceremony", m.stale)
-		return stepUp{}, false
+		return stepUp{}, stale
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
 	if err != nil {
 		s.log.Info("web "+m.what+" refused", "user", sess.UserID, "reason", webauthnReason(err))
-		writeJSONError(w, http.StatusBadRequest, "bad_assertion", m.refused)
-		return stepUp{}, false
+		return stepUp{}, m.refusal(http.StatusBadRequest, "bad_assertion")
 	}
 	wu, err := s.signer(r.Context(), sess.UserID)
 	if err != nil {
-		s.internal(w, m.what+" signer", err)
-		return stepUp{}, false
+		return stepUp{}, fmt.Errorf("%s signer: %w", m.what, err)
 	}
 	cred, err := s.wa.ValidateLogin(wu, c.Data, parsed)
 	if err != nil || !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
@@ -519,75 +530,54 @@ func (s *Server) finishStepUp(w http.ResponseWriter, r *http.Request, sess sessi
 			reason = webauthnReason(err)
 		}
 		s.log.Info("web "+m.what+" refused", "user", sess.UserID, "reason", reason)
-		writeJSONError(w, http.StatusUnauthorized, m.code, m.refused)
-		return stepUp{}, false
+		return stepUp{}, m.refusal(http.StatusUnauthorized, m.code)
 	}
 	rec, err := s.creds.get(r.Context(), parsed.RawID)
 	if err != nil || rec.UserID != sess.UserID {
-		writeJSONError(w, http.StatusUnauthorized, m.code, m.refused)
-		return stepUp{}, false
+		return stepUp{}, m.refusal(http.StatusUnauthorized, m.code)
 	}
-	return stepUp{c: c, parsed: parsed, cred: cred, rec: rec}, true
+	return stepUp{c: c, parsed: parsed, cred: cred, rec: rec}, nil
 }
 
 // beginStepUp starts a passkey re-authentication inside a session over
 // challenge: the user's own passkeys, user verification required, a
 // one-use ceremony bound to this session (c carries what the finish
-// needs). It writes the WebAuthn options, or the refusal: noPasskey says
-// what to do for an account without a passkey.
-func (s *Server) beginStepUp(ctx context.Context, w http.ResponseWriter, sess session, c ceremony, challenge []byte, what, noPasskey string) {
+// needs). It writes the WebAuthn options; noPasskey says what to do for an
+// account without a passkey.
+func (s *Server) beginStepUp(ctx context.Context, w http.ResponseWriter, sess session, c ceremony, challenge []byte, what, noPasskey string) error {
 	wu, err := s.signer(ctx, sess.UserID)
 	switch {
 	case errors.Is(err, errNoPasskey):
-		writeJSONError(w, http.StatusConflict, "no_passkey", noPasskey)
-		return
+		return refuse(http.StatusConflict, "no_passkey", "Request refused", noPasskey)
 	case err != nil:
-		s.internal(w, what+" signer", err)
-		return
+		return fmt.Errorf("%s signer: %w", what, err)
 	}
 	assertion, sd, err := s.wa.BeginLogin(wu, webauthn.WithChallenge(challenge), webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
-		s.internal(w, "begin "+what+" assertion", err)
-		return
+		return fmt.Errorf("begin %s assertion: %w", what, err)
 	}
 	c.Data, c.UserID, c.Session = *sd, sess.UserID, hashOf(sess.CSRF)
-	id, ok := s.putCeremony(ctx, w, c)
-	if !ok {
-		return
+	id, err := s.cers.put(ctx, c)
+	if err != nil {
+		return err
 	}
 	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
 	writeJSON(w, http.StatusOK, assertion)
-}
-
-// putCeremony stores a ceremony and returns its cookie value; when it
-// can't, it has written the answer (503 busy when too many are in flight).
-func (s *Server) putCeremony(ctx context.Context, w http.ResponseWriter, c ceremony) (string, bool) {
-	id, err := s.cers.put(ctx, c)
-	switch {
-	case errors.Is(err, errBusy):
-		writeJSONError(w, http.StatusServiceUnavailable, "busy", "The vault is busy. Try again in a minute.")
-		return "", false
-	case err != nil:
-		s.internal(w, "store ceremony", err)
-		return "", false
-	}
-	return id, true
+	return nil
 }
 
 // takeCeremony takes the request's ceremony of a kind and clears its
-// cookie; when there is none it has written the answer (stale says why).
-func (s *Server) takeCeremony(w http.ResponseWriter, r *http.Request, kind, stale string) (ceremony, bool) {
+// cookie; stale is the answer when there is none.
+func (s *Server) takeCeremony(w http.ResponseWriter, r *http.Request, kind string, stale *publicError) (ceremony, error) {
 	c, err := s.cers.take(r.Context(), cookieValue(r, CeremonyCookie), kind)
 	s.clearCookie(w, CeremonyCookie)
 	switch {
 	case errors.Is(err, errNoCeremony):
-		writeJSONError(w, http.StatusBadRequest, "no_ceremony", stale)
-		return c, false
+		return c, stale
 	case err != nil:
-		s.internal(w, "take ceremony", err)
-		return c, false
+		return c, fmt.Errorf("take ceremony: %w", err)
 	}
-	return c, true
+	return c, nil
 }
 
 // assertion is the verified assertion as the ledger stores it in the entry

@@ -22,22 +22,27 @@ type accountBody struct {
 	Recovered    bool
 }
 
-func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	d := s.signedData(r.Context(), sess, "Account", "account")
 	if r.URL.Query().Get("recovered") == "1" {
 		d.Notice = "You signed in with a recovery code, which now no longer works. Add a new passkey on the Passkeys page now, and remove any passkey you lost."
 	}
-	s.renderAccount(r.Context(), w, sess, http.StatusOK, d, nil)
+	return s.renderAccount(r.Context(), w, sess, http.StatusOK, d, nil)
 }
 
-func (s *Server) renderAccount(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData, codes []string) {
+func (s *Server) renderAccount(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData, codes []string) error {
 	n, err := s.recovery().remaining(ctx, sess.UserID)
 	if err != nil {
+		if codes == nil {
+			return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Account unavailable", Message: "Your account page could not be read just now. Try again shortly.", Cause: err}
+		}
+		// The new codes are made: show them whatever else fails.
 		s.log.Error("web recovery count", "user", sess.UserID, "cause", err.Error())
+		n = len(codes)
 	}
 	d.Body = accountBody{Codes: codes, Remaining: n, Count: RecoveryCodeCount, Confirmation: DeleteConfirmation}
 	d.Script, d.Scripts = true, []string{"patient_account.js"}
-	s.render(w, status, "patient_account", d)
+	return s.render(w, status, "patient_account", d)
 }
 
 type deleteBeginRequest struct {
@@ -56,18 +61,17 @@ func deleteChallenge(userID string, nonce []byte) []byte {
 // deleteBegin checks the typed confirmation and starts the passkey
 // re-authentication: an assertion with user verification, by one of the
 // patient's own passkeys, over a fresh server challenge.
-func (s *Server) deleteBegin(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) deleteBegin(w http.ResponseWriter, r *http.Request, sess session) error {
 	var req deleteBeginRequest
-	if !readJSON(w, r, &req) {
-		return
+	if err := readJSON(r, &req); err != nil {
+		return err
 	}
 	if !strings.EqualFold(strings.Join(strings.Fields(req.Confirm), " "), DeleteConfirmation) {
-		writeJSONError(w, http.StatusBadRequest, "not_confirmed", "Type \""+DeleteConfirmation+"\" to confirm.")
-		return
+		return refuse(http.StatusBadRequest, "not_confirmed", "Request refused", "Type \""+DeleteConfirmation+"\" to confirm.")
 	}
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
-	s.beginStepUp(r.Context(), w, sess, ceremony{Kind: "delete-account", Nonce: nonce}, deleteChallenge(sess.UserID, nonce), "delete",
+	return s.beginStepUp(r.Context(), w, sess, ceremony{Kind: "delete-account", Nonce: nonce}, deleteChallenge(sess.UserID, nonce), "delete",
 		"Deleting your account needs one of your passkeys. Add one on the Passkeys page first.")
 }
 
@@ -77,19 +81,17 @@ const deleteRefused = "Your passkey could not be verified, so nothing was delete
 // as the admin's vault admin delete-user does (consent.DeletePatient:
 // revoke her active grants, crypto-shred, record it), then removes her web
 // credentials, recovery codes and invites and ends all her sessions.
-func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess session) {
-	su, ok := s.finishStepUp(w, r, sess, "delete-account", nil, stepUpRefusal{what: "account deletion", code: "reauth_refused", refused: deleteRefused, stale: "This request has expired or was already used. Start again."})
-	if !ok {
-		return
+func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess session) error {
+	su, err := s.finishStepUp(w, r, sess, "delete-account", nil, stepUpRefusal{what: "account deletion", code: "reauth_refused", refused: deleteRefused, stale: "This request has expired or was already used. Start again."})
+	if err != nil {
+		return err
 	}
 	parsed, cred, rec := su.parsed, su.cred, su.rec
 	if _, err := s.noteUse(r.Context(), rec, cred, parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}
 	if err := consent.DeletePatient(r.Context(), s.vault, s.ledger, sess.UserID, sess.UserID, s.now()); err != nil {
-		s.log.Error("web account deletion failed", "user", sess.UserID, "cause", err.Error())
-		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", "Your account could not be deleted just now. Try again shortly, or ask your vault's administrator.")
-		return
+		return unavailable("Not deleted", "Your account could not be deleted just now. Try again shortly, or ask your vault's administrator.", err)
 	}
 	if err := s.forgetUser(r.Context(), sess.UserID); err != nil {
 		// The account is gone (its sign-ins are refused: the user no
@@ -99,6 +101,7 @@ func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess sessi
 	s.clearCookie(w, SessionCookie)
 	s.log.Info("account deleted by its user", "user", sess.UserID)
 	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/account/deleted"})
+	return nil
 }
 
 // ForgetUser removes what the web interface keeps about a deleted user, for
@@ -115,6 +118,6 @@ func (s *Server) forgetUser(ctx context.Context, userID string) error {
 	return s.store.ForgetUser(ctx, userID)
 }
 
-func (s *Server) accountDeletedPage(w http.ResponseWriter, r *http.Request) {
-	s.render(w, http.StatusOK, "patient_account_deleted", pageData{Title: "Account deleted"})
+func (s *Server) accountDeletedPage(w http.ResponseWriter, _ *http.Request, _ session) error {
+	return s.render(w, http.StatusOK, "patient_account_deleted", pageData{Title: "Account deleted"})
 }

@@ -161,7 +161,7 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 		if msg := waitStatus(t, ctx); !strings.Contains(msg, DeleteConfirmation) {
 			t.Fatalf("status %q", msg)
 		}
-		if _, err := f.v.User(ctx, f.patient.ID); err != nil {
+		if _, err := f.v.User(t.Context(), f.patient.ID); err != nil {
 			t.Fatal("deleted without confirmation")
 		}
 		get(t, ctx, chromedp.Evaluate[string](`document.getElementById("confirm").value = ""`))
@@ -170,7 +170,7 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 			chromedp.Click(chromedp.CSS("#delete-form button")),
 			chromedp.WaitVisible(chromedp.CSS("#gone-h")),
 		)
-		if _, err := f.v.User(ctx, f.patient.ID); !errors.Is(err, vault.ErrNoUser) {
+		if _, err := f.v.User(t.Context(), f.patient.ID); !errors.Is(err, vault.ErrNoUser) {
 			t.Fatalf("the account after deletion: %v", err)
 		}
 		for _, err := range f.v.Readings(context.Background(), f.patient.ID, "omh:blood-glucose:4.0", time.Time{}, time.Time{}) {

@@ -46,16 +46,14 @@ type ledgerBody struct {
 // the patient, each with its inclusion proof against that checkpoint. The
 // server checks each proof (tlog.CheckRecord) as a convenience; the proof's
 // JSON is linked so anyone can check it themselves.
-func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) ledgerPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	d := s.signedData(r.Context(), sess, "Ledger", "ledger")
 	b, err := s.buildLedger(r.Context(), sess.UserID)
 	if err != nil {
-		s.log.Error("web ledger page", "user", sess.UserID, "cause", err.Error())
-		s.errorPage(w, r, http.StatusInternalServerError, "Ledger unavailable", "The ledger could not be read just now. Try again shortly.")
-		return
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Ledger unavailable", Message: "The ledger could not be read just now. Try again shortly.", Cause: err}
 	}
 	d.Body = b
-	s.render(w, http.StatusOK, "patient_ledger", d)
+	return s.render(w, http.StatusOK, "patient_ledger", d)
 }
 
 func (s *Server) buildLedger(ctx context.Context, userID string) (ledgerBody, error) {

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -86,10 +84,10 @@ func TestPatientPagesAccess(t *testing.T) {
 			t.Errorf("POST %s as a clinician: %d", p, r.StatusCode)
 		}
 	}
-	if toks, _ := f.v.Tokens(t.Context(), f.patient.ID); len(toks) != 0 {
+	if toks := f.tokens(f.patient.ID); len(toks) != 0 {
 		t.Fatal("a refused request made a token")
 	}
-	if n, _ := f.srv.recovery().remaining(t.Context(), f.patient.ID); n != 0 {
+	if n := f.codesLeft(f.patient.ID); n != 0 {
 		t.Fatal("a refused request made recovery codes")
 	}
 	// The JSON ceremony endpoints of account deletion.
@@ -127,7 +125,7 @@ func TestLedgerPage(t *testing.T) {
 	}
 	f.grant(f.other.ID, f.clin.ID)
 	og := f.led.Grants(f.other.ID, "")[0]
-	size, _ := f.led.Size()
+	size := f.size()
 
 	sess, _ := f.signIn(f.patient.ID)
 	b := body(t, f.do(req{path: "/ledger", cookie: sess}))
@@ -173,16 +171,22 @@ func TestPartyEntriesAndProofCheck(t *testing.T) {
 	if err != nil || !more || len(es) != 2 || es[0].Index != 4 || es[1].Index != 2 {
 		t.Fatalf("PartyEntries = %+v %v %v", es, more, err)
 	}
-	es, more, _ = f.led.PartyEntries(f.clin.ID, 0, 0)
+	es, more = f.partyEntries(f.clin.ID, 0, 0)
 	if more || len(es) != 6 {
 		t.Fatalf("the clinician's entries: %d", len(es))
 	}
-	es, _, _ = f.led.PartyEntries(f.patient.ID, 3, 0) // below size 3: indexes 0 and 2
+	es, _ = f.partyEntries(f.patient.ID, 3, 0) // below size 3: indexes 0 and 2
 	if len(es) != 2 || es[0].Index != 2 {
 		t.Fatalf("below a size: %+v", es)
 	}
-	signed, _ := f.led.Sign()
-	cp, _ := consent.OpenCheckpoint(signed, f.led.VerifierKey())
+	signed, err := f.led.Sign()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := consent.OpenCheckpoint(signed, f.led.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if ok, n := f.srv.checkInclusion(es[0], cp); !ok || n == 0 {
 		t.Fatal("a good proof does not verify")
 	}
@@ -228,7 +232,7 @@ func TestTokensPage(t *testing.T) {
 		t.Fatalf("a lifetime not offered: %d", r.StatusCode)
 	}
 	// Another patient's token by URL.
-	otherSecret, ot, _ := f.v.MintToken(t.Context(), f.other.ID, vault.TokenDevice, 0)
+	otherSecret, ot := f.mint(f.other.ID, vault.TokenDevice, 0)
 	for _, id := range []string{ot.ID, "nosuchtoken", "%2e%2e"} {
 		if r := f.post("/tokens/"+id+"/revoke", sess, "csrf="+url.QueryEscape(csrf)); r.StatusCode != http.StatusNotFound {
 			t.Fatalf("revoking %s: %d", id, r.StatusCode)
@@ -253,7 +257,7 @@ func TestTokensPage(t *testing.T) {
 	}
 	// Both are in the ledger, with the patient as actor.
 	var actions []string
-	es, _, _ := f.led.PartyEntries(f.patient.ID, 0, 0)
+	es, _ := f.partyEntries(f.patient.ID, 0, 0)
 	for _, e := range es {
 		if e.Entry.Kind == consent.KindAdmin && e.Entry.Actor == f.patient.ID {
 			actions = append(actions, e.Entry.Admin.Action)
@@ -263,7 +267,7 @@ func TestTokensPage(t *testing.T) {
 		t.Fatalf("ledger actions %v", actions)
 	}
 	// The secret is in neither the logs nor the database file.
-	db, _ := os.ReadFile(filepath.Join(f.dir, "vault.db"))
+	db := f.dbFile()
 	if strings.Contains(f.logs.String(), secret) || bytes.Contains(db, []byte(secret)) {
 		t.Fatal("the token's secret was stored or logged")
 	}
@@ -278,7 +282,16 @@ func (f *fixture) softSignIn(t *testing.T, a *consenttest.Authenticator) int {
 	return f.jsonPost("/webauthn/signin/finish", "", "", cer, a.ResponseJSON(a.Sign(ch, consenttest.Options{}))).StatusCode
 }
 
+// challengeOf reads a ceremony's begin: its challenge and the ceremony
+// cookie.
 func challengeOf(t *testing.T, r *http.Response) ([]byte, string) {
+	t.Helper()
+	return ceremonyOf(t, r, false)
+}
+
+// ceremonyOf reads a ceremony's begin response. A step-up's options must
+// also ask for user verification and name the user's own passkeys.
+func ceremonyOf(t *testing.T, r *http.Response, stepUp bool) ([]byte, string) {
 	t.Helper()
 	if r.StatusCode != 200 {
 		t.Fatalf("begin: %d %s", r.StatusCode, body(t, r))
@@ -287,10 +300,16 @@ func challengeOf(t *testing.T, r *http.Response) ([]byte, string) {
 		PublicKey struct {
 			Challenge        string `json:"challenge"`
 			UserVerification string `json:"userVerification"`
+			AllowCredentials []struct {
+				ID string `json:"id"`
+			} `json:"allowCredentials"`
 		} `json:"publicKey"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&opts); err != nil {
 		t.Fatal(err)
+	}
+	if stepUp && (opts.PublicKey.UserVerification != "required" || len(opts.PublicKey.AllowCredentials) == 0) {
+		t.Fatalf("assertion options: %+v", opts.PublicKey)
 	}
 	ch, err := base64.RawURLEncoding.DecodeString(opts.PublicKey.Challenge)
 	if err != nil {
@@ -316,7 +335,7 @@ func TestAccountDeletion(t *testing.T) {
 	theirs := f.softPasskey(f.other.ID)
 	f.grant(f.patient.ID, f.clin.ID)
 	g := f.led.Grants(f.patient.ID, "")[0]
-	secret, _, _ := f.v.MintToken(t.Context(), f.patient.ID, vault.TokenDevice, 0)
+	secret, _ := f.mint(f.patient.ID, vault.TokenDevice, 0)
 	if _, err := f.srv.recovery().replace(t.Context(), f.patient.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +345,7 @@ func TestAccountDeletion(t *testing.T) {
 	sess, csrf := f.signIn(f.patient.ID)
 	other, _ := f.signIn(f.patient.ID) // a second browser of hers
 	begin := func(confirm string) *http.Response {
-		b, _ := json.Marshal(deleteBeginRequest{Confirm: confirm})
+		b := mustJSONBody(t, deleteBeginRequest{Confirm: confirm})
 		return f.jsonPost("/webauthn/account/delete/begin", sess, csrf, "", b)
 	}
 	for _, bad := range []string{"", "delete", "delete my acount"} {
@@ -390,10 +409,10 @@ func TestAccountDeletion(t *testing.T) {
 		t.Fatal("the patient's token still works")
 	}
 	// The grant was revoked first, by her, and the deletion recorded.
-	if gs, _ := f.led.Grant(g.ID); gs.RevokeIndex == nil {
+	if gs := f.grantState(g.ID); gs.RevokeIndex == nil {
 		t.Fatal("the grant was not revoked")
 	}
-	es, _, _ := f.led.PartyEntries(f.patient.ID, 0, 2)
+	es, _ := f.partyEntries(f.patient.ID, 0, 2)
 	if es[0].Entry.Kind != consent.KindAdmin || es[0].Entry.Admin.Action != "user-delete" || es[0].Entry.Actor != f.patient.ID ||
 		es[1].Entry.Kind != consent.KindRevoke || es[1].Entry.Actor != f.patient.ID {
 		t.Fatalf("ledger entries after the deletion: %+v, %+v", es[0].Entry, es[1].Entry)
@@ -407,10 +426,10 @@ func TestAccountDeletion(t *testing.T) {
 			t.Fatalf("a session survived the deletion: %d", r.StatusCode)
 		}
 	}
-	if recs, _ := f.srv.creds.list(t.Context(), f.patient.ID); len(recs) != 0 {
+	if recs := f.creds(f.patient.ID); len(recs) != 0 {
 		t.Fatal("passkey records remain")
 	}
-	if n, _ := f.srv.recovery().remaining(t.Context(), f.patient.ID); n != 0 {
+	if n := f.codesLeft(f.patient.ID); n != 0 {
 		t.Fatal("recovery codes remain")
 	}
 	if f.softSignIn(t, a) != http.StatusUnauthorized {
@@ -453,7 +472,7 @@ func TestRecoveryCodes(t *testing.T) {
 	if b := body(t, f.do(req{path: "/account", cookie: sess})); strings.Contains(b, codes[0]) || !strings.Contains(b, "<strong>10</strong> unused") {
 		t.Fatal("the account page shows codes again, or not the count")
 	}
-	db, _ := os.ReadFile(filepath.Join(f.dir, "vault.db"))
+	db := f.dbFile()
 	for _, c := range codes {
 		n, _ := normalizeRecoveryCode(c)
 		if bytes.Contains(db, []byte(n)) || strings.Contains(f.logs.String(), n) || strings.Contains(f.logs.String(), c) {
@@ -516,7 +535,7 @@ func TestRecoveryCodes(t *testing.T) {
 	if r := use(newCodes[2], origin); r.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("a code past the limit: %d", r.StatusCode)
 	}
-	if n, _ := f.srv.recovery().remaining(t.Context(), f.patient.ID); n != RecoveryCodeCount-1 {
+	if n := f.codesLeft(f.patient.ID); n != RecoveryCodeCount-1 {
 		t.Fatalf("a rate-limited attempt spent a code: %d left", n)
 	}
 }

@@ -130,71 +130,63 @@ type recoverySigninBody struct {
 	Code string
 }
 
-func (s *Server) recoverySigninPage(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.currentSession(r); ok {
+func (s *Server) recoverySigninPage(w http.ResponseWriter, r *http.Request, sess session) error {
+	if hasSession(sess) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
-		return
+		return nil
 	}
-	s.render(w, http.StatusOK, "patient_recovery_signin", pageData{Title: "Sign in with a recovery code", Body: recoverySigninBody{}})
+	return s.render(w, http.StatusOK, "patient_recovery_signin", pageData{Title: "Sign in with a recovery code", Body: recoverySigninBody{}})
 }
 
 const recoveryRefused = "That recovery code did not work. Check it, or use another: each code works once."
 
 // recoverySignin signs a user in with a recovery code. There is no
 // session yet to bind a CSRF token to, so, like the passkey sign-in, it
-// must come from the vault's own page (Origin and Fetch Metadata, the
-// Origin header required); it is rate-limited per address like sign-in.
-func (s *Server) recoverySignin(w http.ResponseWriter, r *http.Request) {
-	if !s.sameOrigin(r, true) {
-		s.errorPage(w, r, http.StatusForbidden, "Request refused", "This request did not come from the vault's own pages.")
-		return
-	}
+// must come from the vault's own page (the origin guard: Origin and Fetch
+// Metadata, the Origin header required); it is rate-limited per address
+// like sign-in. A refused code is shown on the form.
+func (s *Server) recoverySignin(w http.ResponseWriter, r *http.Request, _ session) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "Request refused", "The form could not be read. Reload the page and try again.")
-		return
+		return errBadForm.because(err)
 	}
-	refuse := func() {
+	refused := func() error {
 		d := pageData{Title: "Sign in with a recovery code", Error: recoveryRefused, Body: recoverySigninBody{}}
-		s.render(w, http.StatusUnauthorized, "patient_recovery_signin", d)
+		return s.render(w, http.StatusUnauthorized, "patient_recovery_signin", d)
 	}
 	user, err := s.recovery().use(r.Context(), r.PostForm.Get("code"))
 	if errors.Is(err, errNoRecoveryCode) {
 		s.signInFailed("recovery_code")
 		s.log.Info("web recovery sign-in refused", "addr", clientAddr(r))
-		refuse()
-		return
+		return refused()
 	}
 	if err != nil {
-		s.log.Error("web recovery sign-in", "cause", err.Error())
-		s.errorPage(w, r, http.StatusServiceUnavailable, "Not signed in", "The vault could not check the code just now. Try again shortly.")
-		return
+		return unavailable("Not signed in", "The vault could not check the code just now. Try again shortly.", err)
 	}
 	if _, err := s.vault.User(r.Context(), user); err != nil {
-		refuse()
-		return
+		if !errors.Is(err, vault.ErrNoUser) {
+			return err
+		}
+		return refused()
 	}
 	if err := s.startSession(w, r, session{UserID: user, Role: vault.RoleOf(user)}); err != nil {
 		// The code is spent: the user is told to use another.
-		s.log.Error("web session not started", "user", user, "cause", err.Error())
-		s.errorPage(w, r, http.StatusServiceUnavailable, "Not signed in", "You could not be signed in just now. Try again shortly with another of your codes: the one you entered no longer works.")
-		return
+		return unavailable("Not signed in", "You could not be signed in just now. Try again shortly with another of your codes: the one you entered no longer works.", err)
 	}
 	s.log.Info("web sign-in with a recovery code", "user", user)
 	http.Redirect(w, r, "/account?recovered=1", http.StatusSeeOther)
+	return nil
 }
 
 // newRecoveryCodes replaces the patient's recovery codes and shows the new
 // ones, once.
-func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, sess session) error {
 	codes, err := s.recovery().replace(r.Context(), sess.UserID, s.now())
 	if err != nil {
-		s.log.Error("web recovery codes", "user", sess.UserID, "cause", err.Error())
-		s.errorPage(w, r, http.StatusServiceUnavailable, "No codes made", "The recovery codes could not be made just now. Try again shortly.")
-		return
+		return unavailable("No codes made", "The recovery codes could not be made just now. Try again shortly.", err)
 	}
 	s.log.Info("recovery codes made", "user", sess.UserID, "count", len(codes))
 	d := s.signedData(r.Context(), sess, "Account", "account")
 	d.Notice = "Your new recovery codes are below. Save them now: they are shown only this once, and your old codes no longer work."
-	s.renderAccount(r.Context(), w, sess, http.StatusOK, d, codes)
+	return s.renderAccount(r.Context(), w, sess, http.StatusOK, d, codes)
 }

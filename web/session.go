@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -255,75 +256,6 @@ func (s *Server) currentSession(r *http.Request) (session, bool) {
 	return sess, err == nil
 }
 
-// requireSession lets only signed-in browsers through. A page request
-// without a session is sent to the sign-in page; any state-changing
-// request must also come from the vault's own pages and carry the
-// session's CSRF token (form field "csrf" or header X-CSRF-Token).
-func (s *Server) requireSession(next func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
-	return s.withSession(next, s.validCSRF)
-}
-
-// requireUploadSession is requireSession for the upload form, a
-// multipart body too big to parse whole before the token is checked: the
-// token is the form's first part (multipartCSRF).
-func (s *Server) requireUploadSession(next func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
-	return s.withSession(next, s.multipartCSRF)
-}
-
-const sessionUnavailable = "The vault could not check your sign-in just now. Try again shortly."
-
-// csrfCheck checks a state-changing request's CSRF token, and may return
-// the request with something it read along the way.
-type csrfCheck func(w http.ResponseWriter, r *http.Request, sess session) (*http.Request, bool)
-
-func (s *Server) withSession(next func(http.ResponseWriter, *http.Request, session), csrfOK csrfCheck) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		sess, err := s.session(r)
-		isJSON := strings.HasPrefix(r.URL.Path, "/webauthn/")
-		if err != nil && !errors.Is(err, errNoSession) {
-			// The session may well be live: keep the cookie.
-			s.log.Error("web session lookup", "path", r.URL.Path, "cause", err.Error())
-			if isJSON {
-				writeJSONError(w, http.StatusServiceUnavailable, "unavailable", sessionUnavailable)
-				return
-			}
-			s.render(w, http.StatusServiceUnavailable, "error", pageData{Title: "Try again shortly", Error: sessionUnavailable})
-			return
-		}
-		if err != nil {
-			if cookieValue(r, SessionCookie) != "" {
-				s.clearCookie(w, SessionCookie)
-			}
-			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/signin", http.StatusSeeOther)
-				return
-			}
-			if isJSON {
-				writeJSONError(w, http.StatusUnauthorized, "signed_out", "Your session has ended. Sign in again.")
-				return
-			}
-			s.errorPage(w, r, http.StatusUnauthorized, "Signed out", "Your session has ended. Sign in again.")
-			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			ok := s.sameOrigin(r, false)
-			if ok {
-				r, ok = csrfOK(w, r, sess)
-			}
-			if !ok {
-				s.log.Warn("web csrf refused", "path", r.URL.Path, "user", sess.UserID)
-				if isJSON {
-					writeJSONError(w, http.StatusForbidden, "csrf", "This request could not be verified. Reload the page and try again.")
-					return
-				}
-				s.errorPage(w, r, http.StatusForbidden, "Request refused", "This request could not be verified. Reload the page and try again.")
-				return
-			}
-		}
-		next(w, r, sess)
-	}
-}
-
 // validCSRF checks the synchroniser token in constant time. The form is
 // parsed with a small body limit; JSON requests send the header.
 func (s *Server) validCSRF(w http.ResponseWriter, r *http.Request, sess session) (*http.Request, bool) {
@@ -409,8 +341,6 @@ var (
 	// errNoCeremony: the cookie names no live ceremony of the kind (none,
 	// expired, taken already, or unreadable).
 	errNoCeremony = errors.New("no such ceremony")
-	// errBusy: MaxCeremonies are in flight.
-	errBusy = errors.New("too many ceremonies in flight")
 )
 
 // ceremonyHash is a ceremony's key: a hash of its kind and its cookie's
@@ -424,8 +354,8 @@ func ceremonyAD(h [32]byte) []byte {
 	return []byte("jhvault/web-ceremony/v1|" + hex.EncodeToString(h[:]))
 }
 
-// put stores a ceremony and returns its cookie value, or errBusy when too
-// many are in flight.
+// put stores a ceremony and returns its cookie value, or errBusy (503)
+// when too many are in flight.
 func (cs *ceremonyStore) put(ctx context.Context, c ceremony) (string, error) {
 	now := cs.now()
 	c.Expires = now.Add(CeremonyTimeout)
@@ -440,7 +370,7 @@ func (cs *ceremonyStore) put(ctx context.Context, c ceremony) (string, error) {
 		return "", errBusy
 	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("store ceremony: %w", err)
 	}
 	return id, nil
 }
@@ -475,19 +405,3 @@ func (cs *ceremonyStore) take(ctx context.Context, id, kind string) (ceremony, e
 // a session taken over later (a browser left open) can't give someone a
 // lasting way in.
 const RecentSignIn = 15 * time.Minute
-
-// recent lets a sensitive action through only soon after sign-in.
-func (s *Server) recent(next func(http.ResponseWriter, *http.Request, session)) func(http.ResponseWriter, *http.Request, session) {
-	return func(w http.ResponseWriter, r *http.Request, sess session) {
-		if s.now().Sub(sess.Created) > RecentSignIn {
-			const msg = "For your safety, this needs a recent sign-in. Sign out, sign in again with your passkey, and try once more."
-			if strings.HasPrefix(r.URL.Path, "/webauthn/") {
-				writeJSONError(w, http.StatusForbidden, "sign_in_again", msg)
-				return
-			}
-			s.errorPage(w, r, http.StatusForbidden, "Sign in again", msg)
-			return
-		}
-		next(w, r, sess)
-	}
-}

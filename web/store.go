@@ -90,11 +90,15 @@ func (is *inviteStore) open(row webstore.Invite) (invite, error) {
 // used already. They look the same to the browser.
 var errInvite = errors.New("the invite is not valid")
 
-// get returns a usable invite by its token's hash.
+// get returns a usable invite by its token's hash: errInvite when there
+// is none; any other error is the store's.
 func (is *inviteStore) get(ctx context.Context, hash [32]byte, now time.Time) (invite, error) {
 	row, err := is.store.Invite(ctx, hash)
-	if err != nil {
+	if errors.Is(err, webstore.ErrNotFound) {
 		return invite{}, errInvite
+	}
+	if err != nil {
+		return invite{}, err
 	}
 	inv, err := is.open(row)
 	if err != nil || !now.Before(inv.Expires) {

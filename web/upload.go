@@ -89,33 +89,33 @@ func byteSize(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-func (s *Server) uploadPage(w http.ResponseWriter, r *http.Request, sess session) {
+func (s *Server) uploadPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	d := s.signedData(r.Context(), sess, "Upload", "upload")
 	d.Body = s.uploadForm("", "")
-	s.render(w, http.StatusOK, "upload", d)
+	return s.render(w, http.StatusOK, "upload", d)
 }
 
 // upload imports the form's file into the patient's records: it is
 // spooled, age-encrypted to a key only in memory, then parsed twice by
 // importer.Import (checked whole, then stored), as POST /api/v1/imports
 // does. The form is csrf, format, date_order, then file, in that order;
-// multipartCSRF has read the csrf part already.
-func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) {
+// multipartCSRF has read the csrf part already. What is wrong with the
+// file or the form is said on the form; a failure of the vault's is an
+// error.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) error {
 	d := s.signedData(r.Context(), sess, "Upload", "upload")
-	fail := func(status int, format, dateOrder, msg string) {
+	fail := func(status int, format, dateOrder, msg string) error {
 		d.Body, d.Error = s.uploadForm(format, dateOrder), msg
-		s.render(w, status, "upload", d)
+		return s.render(w, status, "upload", d)
 	}
 	if s.importers == nil {
-		fail(http.StatusNotFound, "", "", "This vault takes no uploads.")
-		return
+		return refuse(http.StatusNotFound, "no_uploads", "No uploads", "This vault takes no uploads.")
 	}
 	select {
 	case s.uploadSlots <- struct{}{}:
 		defer func() { <-s.uploadSlots }()
 	default:
-		fail(http.StatusTooManyRequests, "", "", "Other uploads are importing right now. Try again in a minute.")
-		return
+		return refuse(http.StatusTooManyRequests, "busy", "Try again shortly", "Other uploads are importing right now. Try again in a minute.")
 	}
 	// A big export on a home uplink takes longer than the server's read
 	// timeout allows an ordinary request.
@@ -126,12 +126,10 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) {
 	for file == nil {
 		p, err := mr.NextPart()
 		if err == io.EOF {
-			fail(http.StatusBadRequest, format, dateOrder, "Choose a file to upload.")
-			return
+			return fail(http.StatusBadRequest, format, dateOrder, "Choose a file to upload.")
 		}
 		if err != nil {
-			fail(http.StatusBadRequest, format, dateOrder, "The upload did not arrive whole. Send it again.")
-			return
+			return fail(http.StatusBadRequest, format, dateOrder, "The upload did not arrive whole. Send it again.")
 		}
 		switch p.FormName() {
 		case "file":
@@ -139,8 +137,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) {
 		case "format", "date_order":
 			v, err := io.ReadAll(io.LimitReader(p, 64))
 			if err != nil {
-				fail(http.StatusBadRequest, format, dateOrder, "The upload did not arrive whole. Send it again.")
-				return
+				return fail(http.StatusBadRequest, format, dateOrder, "The upload did not arrive whole. Send it again.")
 			}
 			if p.FormName() == "format" {
 				format = string(v)
@@ -153,25 +150,21 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) {
 	if format != "" {
 		var ok bool
 		if f, ok = s.importers.Lookup(format); !ok {
-			fail(http.StatusBadRequest, "", dateOrder, "Choose a format from the list.")
-			return
+			return fail(http.StatusBadRequest, "", dateOrder, "Choose a format from the list.")
 		}
 	}
 	sp, err := importer.Spool(file, s.spoolDir, s.maxUpload)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.Is(err, importer.ErrTooLarge) || errors.As(err, &mbe):
-		fail(http.StatusRequestEntityTooLarge, format, dateOrder, fmt.Sprintf("The file is larger than the upload limit of %s.", byteSize(s.maxUpload)))
-		return
+		return fail(http.StatusRequestEntityTooLarge, format, dateOrder, fmt.Sprintf("The file is larger than the upload limit of %s.", byteSize(s.maxUpload)))
 	case err != nil:
 		s.log.Warn("web upload failed", "user", sess.UserID, "cause", err.Error())
-		fail(http.StatusBadRequest, format, dateOrder, "The upload did not arrive whole. Send it again.")
-		return
+		return fail(http.StatusBadRequest, format, dateOrder, "The upload did not arrive whole. Send it again.")
 	}
 	defer sp.Close()
 	if sp.Size() == 0 {
-		fail(http.StatusBadRequest, format, dateOrder, "The file is empty.")
-		return
+		return fail(http.StatusBadRequest, format, dateOrder, "The file is empty.")
 	}
 	// As with the API, a browser that goes away stops the import; a file
 	// big enough to be stored in parts says how far it got, and uploading
@@ -180,17 +173,20 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) {
 	if err != nil {
 		status, msg := uploadError(err, res)
 		if status >= 500 {
-			s.log.Error("web import failed", "user", sess.UserID, "format", res.Format, "cause", err.Error())
+			code := "import_failed"
+			if errors.Is(err, importer.ErrStopped) {
+				code = "import_incomplete" // as the API says it
+			}
+			return &publicError{Status: status, Code: code, Title: "Not imported", Message: msg, Cause: fmt.Errorf("import %s: %w", res.Format, err)}
 		}
-		fail(status, format, dateOrder, msg)
-		return
+		return fail(status, format, dateOrder, msg)
 	}
 	s.log.Info("web import", "user", sess.UserID, "format", res.Format, "readings", res.Readings, "accepted", res.Accepted, "duplicates", res.Duplicates, "skipped", res.Skipped)
 	b := s.uploadForm(format, dateOrder)
 	b.Result = resultView(res)
 	d.Body = b
 	d.Notice = fmt.Sprintf("Imported %d new readings (%d were already stored).", res.Accepted, res.Duplicates)
-	s.render(w, http.StatusOK, "upload", d)
+	return s.render(w, http.StatusOK, "upload", d)
 }
 
 // uploadError says why an import failed, and what to do.

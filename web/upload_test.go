@@ -141,7 +141,7 @@ func TestUpload(t *testing.T) {
 		}
 	})
 	for _, fx := range []*fixture{f, g} {
-		if left, _ := os.ReadDir(fx.srv.spoolDir); len(left) != 0 {
+		if left, err := os.ReadDir(fx.srv.spoolDir); err != nil || len(left) != 0 {
 			t.Fatalf("spool holds %d files", len(left))
 		}
 	}

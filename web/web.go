@@ -2,11 +2,16 @@
 // (html/template, every asset embedded) for patients and clinicians, with
 // passkey enrolment and sign-in (WebAuthn, github.com/go-webauthn/webauthn).
 //
-// The handler serves everything but the JSON API: "/", "/signin",
-// "/signout", "/enrol/{token}", "/passkeys", "/patients", "/consent",
-// "/upload", "/access-log", "/static/…" and "/webauthn/…". cmd/vault mounts it beside the API (/api/, /healthz,
-// /metrics). docs/web.md describes the pages, sessions, CSRF defence, CSP,
-// cookies, rate limits and the sign-count clone policy.
+// The handler serves everything but the JSON API: the pages, "/static/…"
+// and the JSON halves of the passkey ceremonies under "/webauthn/…".
+// cmd/vault mounts it beside the API (/api/, /healthz, /metrics). Every
+// route is one row of the table in routes.go, with who may use it and the
+// guards it passes first (rate limit, Origin, session, CSRF token, role,
+// recent sign-in). Every handler returns an error, which one adapter
+// (errors.go) logs and answers: a *publicError with its public message, anything
+// else as a generic 500, its text only in the log. docs/web.md describes
+// the pages, sessions, CSRF defence, CSP, cookies, rate limits, error codes
+// and the sign-count clone policy.
 //
 // Invites, passkey records, recovery codes, sessions and WebAuthn
 // ceremonies live in a Store (package webstore; store/boltstore keeps
@@ -20,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +37,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -242,37 +247,6 @@ func New(cfg Config) (*Server, error) {
 // headers (CSP and the rest), whatever its status.
 func (s *Server) Handler() http.Handler { return s.secureHeaders(s.mux) }
 
-func (s *Server) routes() {
-	m := http.NewServeMux()
-	m.HandleFunc("GET /{$}", s.home)
-	m.HandleFunc("GET /signin", s.signinPage)
-	m.HandleFunc("POST /signout", s.requireSession(s.signout))
-	m.HandleFunc("GET /enrol/{token}", s.limited(s.enrolPage))
-	m.HandleFunc("GET /passkeys", s.requireSession(s.passkeysPage))
-	m.HandleFunc("POST /passkeys/{id}/rename", s.requireSession(s.renamePasskey))
-	m.HandleFunc("POST /passkeys/{id}/remove", s.requireSession(s.recent(s.removePasskey)))
-	m.HandleFunc("GET /patients", s.requireSession(s.patientsPage))
-	m.HandleFunc("GET /consent", s.requireSession(s.patientOnly(s.consentPage)))
-	m.HandleFunc("POST /consent/{id}/revoke", s.requireSession(s.patientOnly(s.revokeGrant)))
-	m.HandleFunc("GET /access-log", s.requireSession(s.patientOnly(s.accessLogPage)))
-	m.HandleFunc("GET /upload", s.requireSession(s.patientOnly(s.uploadPage)))
-	m.HandleFunc("POST /upload", s.requireUploadSession(s.patientOnly(s.upload)))
-	m.Handle("GET /static/", s.static())
-
-	m.HandleFunc("POST /webauthn/enrol/begin", s.limited(s.jsonOnly(s.enrolBegin)))
-	m.HandleFunc("POST /webauthn/enrol/finish", s.limited(s.jsonOnly(s.enrolFinish)))
-	m.HandleFunc("POST /webauthn/signin/begin", s.limited(s.jsonOnly(s.signinBegin)))
-	m.HandleFunc("POST /webauthn/signin/finish", s.limited(s.jsonOnly(s.signinFinish)))
-	m.HandleFunc("POST /webauthn/passkeys/begin", s.jsonOnly(s.requireSession(s.recent(s.addPasskeyBegin))))
-	m.HandleFunc("POST /webauthn/passkeys/finish", s.jsonOnly(s.requireSession(s.recent(s.addPasskeyFinish))))
-	m.HandleFunc("POST /webauthn/grant/begin", s.jsonOnly(s.requireSession(s.patientOnly(s.grantBegin))))
-	m.HandleFunc("POST /webauthn/grant/finish", s.jsonOnly(s.requireSession(s.patientOnly(s.grantFinish))))
-	s.clinicianRoutes(m)
-	s.patientRoutes(m)
-	m.HandleFunc("/", s.notFound)
-	s.mux = m
-}
-
 // csp is the Content-Security-Policy of every response: no inline script
 // or style, nothing from another origin.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -313,34 +287,6 @@ func clientAddr(r *http.Request) string {
 	return ratelimit.ClientKey(host)
 }
 
-// limited applies the per-address rate limit of the sign-in and enrolment
-// endpoints.
-func (s *Server) limited(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.limiter.Take(clientAddr(r)) {
-			s.signInFailed("rate_limited")
-			s.log.Warn("web rate limit", "path", routeOf(r), "addr", clientAddr(r))
-			w.Header().Set("Retry-After", "60")
-			if strings.HasPrefix(r.URL.Path, "/webauthn/") {
-				writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "Too many attempts from this address. Wait a minute and try again.")
-				return
-			}
-			s.errorPage(w, r, http.StatusTooManyRequests, "Too many attempts", "Too many attempts came from this address. Wait a minute and try again.")
-			return
-		}
-		next(w, r)
-	}
-}
-
-// routeOf names a request's route for logs without its secrets (the invite
-// token in /enrol/{token}).
-func routeOf(r *http.Request) string {
-	if strings.HasPrefix(r.URL.Path, "/enrol/") {
-		return "/enrol/{token}"
-	}
-	return r.URL.Path
-}
-
 // sameOrigin reports whether a state-changing request comes from the
 // vault's own pages, by the Fetch Metadata and Origin headers browsers send.
 // A request without either (an old browser, a script) is left to the CSRF
@@ -354,25 +300,6 @@ func (s *Server) sameOrigin(r *http.Request, requireOrigin bool) bool {
 		return !requireOrigin
 	}
 	return o == s.origin
-}
-
-// jsonOnly guards the JSON endpoints of the WebAuthn ceremonies: the
-// Origin header must be the vault's (browsers always send it on fetch POST)
-// and the body JSON, which a cross-origin form cannot send without a CORS
-// preflight this server never answers.
-func (s *Server) jsonOnly(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !s.sameOrigin(r, true) {
-			writeJSONError(w, http.StatusForbidden, "bad_origin", "This request did not come from the vault's own pages.")
-			return
-		}
-		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-			writeJSONError(w, http.StatusUnsupportedMediaType, "bad_content_type", "Send the request as application/json.")
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
-		next(w, r)
-	}
 }
 
 // signInFailed reports a refused sign-in to Config.OnSignInFailure.

@@ -3,8 +3,8 @@ package web
 import (
 	"bytes"
 	"encoding/base64"
-	"github.com/jupyterhealth/vault/vault"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/vault"
 )
 
 // checkHeaders asserts the security headers every response carries.
@@ -57,7 +58,7 @@ func TestSecurityHeadersEveryPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lu, _ := url.Parse(link)
+	lu := mustURL(t, link)
 	inline := regexp.MustCompile(`(?i)<script(?:\s[^>]*)?>\s*[^<\s]|\sstyle=|<style|\son[a-z]+=`)
 	cases := []struct {
 		name, path, cookie string
@@ -113,12 +114,12 @@ func TestSecurityHeadersEveryPage(t *testing.T) {
 func TestBaseURLChecks(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	for _, bad := range []string{"http://127.0.0.1:8080", "http://[::1]:8080", "http://vault.example.org", "ftp://localhost", "https://localhost/vault"} {
-		u, _ := url.Parse(bad)
+		u := mustURL(t, bad)
 		if _, err := New(Config{Vault: f.v, Ledger: f.led, Store: f.st.Web(), BaseURL: u}); err == nil {
 			t.Errorf("%s accepted as a base URL", bad)
 		}
 	}
-	u, _ := url.Parse("https://vault.example.org")
+	u := mustURL(t, "https://vault.example.org")
 	if s, err := New(Config{Vault: f.v, Ledger: f.led, Store: f.st.Web(), BaseURL: u}); err != nil || s.rpID != "vault.example.org" || s.origin != "https://vault.example.org" {
 		t.Fatalf("https base URL: %v", err)
 	}
@@ -195,7 +196,7 @@ func TestCSRF(t *testing.T) {
 		}
 	}
 	// Nothing changed.
-	recs, _ := f.srv.creds.list(t.Context(), f.patient.ID)
+	recs := f.creds(f.patient.ID)
 	if len(recs) != 2 || recs[0].Label != "Phone" {
 		t.Fatalf("a refused request changed the passkeys: %+v", recs)
 	}
@@ -229,7 +230,7 @@ func TestCSRF(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("rename with the token: %d %s", r.StatusCode, body(t, r))
 	}
-	recs, _ = f.srv.creds.list(t.Context(), f.patient.ID)
+	recs = f.creds(f.patient.ID)
 	if recs[0].Label != "Renamed" {
 		t.Fatalf("rename did not happen: %q", recs[0].Label)
 	}
@@ -261,7 +262,7 @@ func TestCookieFlags(t *testing.T) {
 	}
 	// The session cookie, as startSession writes it.
 	w := &recorder{h: http.Header{}}
-	hr, _ := http.NewRequest("GET", f.base+"/", nil)
+	hr := httptest.NewRequest("GET", f.base+"/", nil)
 	if err := f.srv.startSession(w, hr, session{UserID: f.patient.ID, Role: "patient"}); err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +350,7 @@ func TestSessionTimeoutsAndSignOut(t *testing.T) {
 	// A new sign-in replaces the browser's session with a new id.
 	old, _ := f.signIn(f.patient.ID)
 	w := &recorder{h: http.Header{}}
-	hr, _ := http.NewRequest("GET", f.base+"/", nil)
+	hr := httptest.NewRequest("GET", f.base+"/", nil)
 	hr.AddCookie(&http.Cookie{Name: SessionCookie, Value: old})
 	if err := f.srv.startSession(w, hr, session{UserID: f.patient.ID, Role: "patient"}); err != nil {
 		t.Fatal(err)
@@ -410,7 +411,7 @@ func addrHandler(h http.Handler, addr string) http.Handler {
 // stored only hashed and sealed; making one is a ledger entry.
 func TestInvites(t *testing.T) {
 	f := newFixture(t, fixtureOpts{clock: true})
-	n0, _ := f.led.Size()
+	n0 := f.size()
 	link, err := f.srv.NewInvite(t.Context(), f.patient.ID, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -423,10 +424,10 @@ func TestInvites(t *testing.T) {
 	if err != nil || len(raw) != 32 {
 		t.Fatalf("token carries %d bytes: %v", len(raw), err)
 	}
-	if n1, _ := f.led.Size(); n1 != n0+1 {
+	if n1 := f.size(); n1 != n0+1 {
 		t.Fatalf("no ledger entry for the invite")
 	}
-	e, _, _ := f.led.Entry(n0)
+	e := f.entry(n0)
 	if e.Kind != consent.KindAdmin || e.Admin.Action != "invite" || e.Patient != f.patient.ID {
 		t.Fatalf("invite entry %+v", e)
 	}
@@ -465,7 +466,10 @@ func TestInvites(t *testing.T) {
 		t.Fatalf("begin with an expired invite: %d", st)
 	}
 	// Single use: a claim takes it; a second claim fails; release returns it.
-	link2, _ := f.srv.NewInvite(t.Context(), f.patient.ID, time.Hour)
+	link2, err := f.srv.NewInvite(t.Context(), f.patient.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tok2 := strings.TrimPrefix(link2, f.base+"/enrol/")
 	h := hashOf(tok2)
 	_, row, err := f.srv.invites.claim(t.Context(), h, f.clock.Now())
@@ -489,11 +493,10 @@ func TestInvites(t *testing.T) {
 	}
 	// The token, its raw bytes and the names are nowhere on disk or in
 	// the logs.
-	f.st.Close()
-	db, err := os.ReadFile(filepath.Join(f.dir, "vault.db"))
-	if err != nil {
+	if err := f.st.Close(); err != nil {
 		t.Fatal(err)
 	}
+	db := f.dbFile()
 	for _, secret := range []string{token, tok2, string(raw), patientName, clinicianName, "Phone"} {
 		if bytes.Contains(db, []byte(secret)) {
 			t.Errorf("%.12q… is on disk", secret)
@@ -520,7 +523,7 @@ func TestOtherUsersPages(t *testing.T) {
 			t.Errorf("POST %s: %d, want 404", p, r.StatusCode)
 		}
 	}
-	recs, _ := f.srv.creds.list(t.Context(), f.other.ID)
+	recs := f.creds(f.other.ID)
 	if len(recs) != 2 || recs[0].Label != "Their phone" {
 		t.Fatalf("another user's passkeys changed: %+v", recs)
 	}
@@ -606,7 +609,7 @@ func TestSessionsEndWithTheirUserAndPasskey(t *testing.T) {
 		t.Fatalf("a session of the removed passkey still works: %d", r.StatusCode)
 	}
 	// The removal is on the record, for vault ledger verify.
-	n, _ := f.led.Size()
+	n := f.size()
 	if e, _, err := f.led.Entry(n - 1); err != nil || e.Kind != consent.KindPasskeyRemoved || e.Patient != f.patient.ID || !bytes.Equal(e.Passkey.CredentialID, lost) {
 		t.Fatalf("last ledger entry %+v %v, want the passkey's removal", e, err)
 	}

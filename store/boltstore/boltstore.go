@@ -191,13 +191,6 @@ func (s *Store) migrate() error {
 // Path is the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// DB runs fn with the underlying handle, for maintenance (backup, checks).
-func (s *Store) DB(fn func(*bolt.DB) error) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return fn(s.db)
-}
-
 // view and update run fn in a read or write transaction, refusing a
 // cancelled ctx before they begin (bbolt itself takes no context).
 func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {

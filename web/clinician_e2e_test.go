@@ -21,9 +21,6 @@ import (
 // a key added with a token waits), a confirmation with a bogus signature
 // refused, an API token made, and the export builder.
 func TestBrowserClinician(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
 	ctx := browser(t)
 	f := newFixture(t, fixtureOpts{listen: true, perMin: 1000})
 	f.grant(f.patient.ID, f.clin.ID)

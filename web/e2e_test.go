@@ -39,10 +39,13 @@ type cdpAddCredential struct {
 	SignCount            float64 `json:"signCount"`
 }
 
-// browser starts headless Chromium with a fresh profile, or skips (fails
-// under CI) when it is missing.
+// browser starts headless Chromium with a fresh profile. It skips the test
+// in -short mode, and when Chromium is missing (fails then under CI).
 func browser(t *testing.T) context.Context {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
 	path := chromiumPath
 	if _, err := os.Stat(path); err != nil {
 		if p, lerr := exec.LookPath("chromium"); lerr == nil {
@@ -163,9 +166,6 @@ func (f *fixture) browserSession(t *testing.T, ctx context.Context) (session, bo
 // virtual authenticator: enrolment from an invite, sign-out, discoverable
 // sign-in, the dashboard's chart, adding a passkey, and the refusals.
 func TestBrowserPasskeys(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
 	ctx := browser(t)
 	f := newFixture(t, fixtureOpts{listen: true, days: 14, perMin: 1000})
 	auth := authenticator(t, ctx)

@@ -18,9 +18,6 @@ import (
 // page, are accepted. Neither the session id (the cookie's value) nor the
 // CSRF token is anywhere in the database file, in any encoding.
 func TestBrowserSessionSurvivesRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
 	ctx := browser(t)
 	f := newFixture(t, fixtureOpts{listen: true, days: 2, perMin: 1000})
 	authenticator(t, ctx)

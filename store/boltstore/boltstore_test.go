@@ -22,6 +22,15 @@ import (
 // checks the file's integrity as bbolt's own tests do.
 func openTest(t *testing.T) *Store {
 	t.Helper()
+	s, _ := openReopenable(t)
+	return s
+}
+
+// openReopenable is openTest with a restart: reopen closes the handle open
+// now, checks the file and opens it again. When the test ends, the handle
+// open then is closed and the file checked.
+func openReopenable(t *testing.T) (s *Store, reopen func(t *testing.T) *Store) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "vault.db")
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -35,7 +44,20 @@ func openTest(t *testing.T) *Store {
 			t.Errorf("integrity: %v", err)
 		}
 	})
-	return s
+	reopen = func(t *testing.T) *Store {
+		t.Helper()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := Check(path); err != nil {
+			t.Fatalf("integrity: %v", err)
+		}
+		if s, err = Open(path, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	return s, reopen
 }
 
 func must(t *testing.T, err error) {
@@ -285,33 +307,8 @@ func BenchmarkCount(b *testing.B) {
 // page).
 func TestWebConformance(t *testing.T) {
 	storetest.RunWeb(t, func(t *testing.T) (webstore.Store, func() webstore.Store) {
-		path := filepath.Join(t.TempDir(), "vault.db")
-		s, err := Open(path, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := s.Close(); err != nil {
-				t.Errorf("close: %v", err)
-			}
-			if err := Check(path); err != nil {
-				t.Errorf("integrity: %v", err)
-			}
-		})
-		reopen := func() webstore.Store {
-			t.Helper()
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := Check(path); err != nil {
-				t.Fatalf("integrity: %v", err)
-			}
-			if s, err = Open(path, Options{}); err != nil {
-				t.Fatal(err)
-			}
-			return s.Web()
-		}
-		return s.Web(), reopen
+		s, reopen := openReopenable(t)
+		return s.Web(), func() webstore.Store { return reopen(t).Web() }
 	})
 }
 

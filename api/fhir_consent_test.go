@@ -33,6 +33,7 @@ import (
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 )
 
 // fhirIDs are a grant's, its patient's and its clinician's ids.
@@ -65,10 +66,7 @@ func fhirCases(t *testing.T, ids fhirIDs) []fhirCase {
 	expires := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
 	revokedAt := time.Date(2026, 6, 2, 12, 0, 0, 0, time.FixedZone("EDT", -4*3600))
 	revIdx := int64(42)
-	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ny := calendartest.Location(t, "America/New_York")
 	base := func() consent.GrantState {
 		return consent.GrantState{
 			ID:        ids.grant,

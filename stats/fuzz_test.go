@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -32,10 +33,7 @@ func FuzzSummarizeCGM(f *testing.F) {
 	f.Add([]byte{30, 0x1c, 0x15})                                                 // 54.04
 	f.Add([]byte{30, 0x18, 0x15, 30, 0x58, 0x1b, 30, 0x50, 0x46, 30, 0xa8, 0x61}) // 54.00, 70.00, 180.00, 250.00
 	f.Add([]byte{255, 0xff, 0xff, 0, 0, 0, 1, 0x15, 0x1b})
-	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		f.Fatal(err)
-	}
+	ny := calendartest.Location(f, "America/New_York")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pts := fuzzPoints(data)
 		period := 14 * 24 * time.Hour

@@ -5,6 +5,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 )
 
 // every5 returns readings of the values 5 minutes apart from t0.
@@ -204,7 +206,7 @@ func TestDailyGlucose(t *testing.T) {
 		{"single reading", "America/New_York", readings(t, "2024-06-01T12:00:00Z 250"), []string{"2024-06-01T00:00:00-04:00 1 250 0%"}},
 		{"none", "America/New_York", nil, nil},
 	} {
-		loc := loadLoc(t, tc.zone)
+		loc := calendartest.Location(t, tc.zone)
 		var got []string
 		for _, d := range DailyGlucose(tc.pts, loc) {
 			got = append(got, fmt.Sprintf("%s %d %v %v%%", d.Start.In(loc).Format(time.RFC3339), d.N, d.Mean, d.TargetPct))

@@ -5,6 +5,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 )
 
 // TestHourlyMeans: means by local clock hour, including a zone half an
@@ -44,7 +46,7 @@ func TestHourlyMeans(t *testing.T) {
 		), []string{"2024-03-10T01:00:00-05:00 1 60", "2024-03-10T03:00:00-04:00 1 80"}},
 		{"none", "UTC", nil, nil},
 	} {
-		loc := loadLoc(t, tc.zone)
+		loc := calendartest.Location(t, tc.zone)
 		var got []string
 		for _, h := range HourlyMeans(tc.pts, loc) {
 			got = append(got, fmt.Sprintf("%s %d %v", h.Start.In(loc).Format(time.RFC3339), h.N, h.Mean))
@@ -97,7 +99,7 @@ func TestDailyTotals(t *testing.T) {
 		}},
 		{"empty window", "UTC", "2024-03-09T12:00:00Z", "2024-03-09T12:00:00Z", readings(t, "2024-03-09T12:00:00Z 5"), nil},
 	} {
-		loc := loadLoc(t, tc.zone)
+		loc := calendartest.Location(t, tc.zone)
 		var got []string
 		for _, d := range DailyTotals(tc.pts, rfc(t, tc.from), rfc(t, tc.to), loc) {
 			got = append(got, fmt.Sprintf("%s %d %v", d.Start.In(loc).Format(time.RFC3339), d.N, d.Total))
@@ -175,7 +177,7 @@ func TestPercentile(t *testing.T) {
 // TestByHourOfDay: readings pooled by local hour of day across days,
 // through a clock change and in a zone half an hour off UTC.
 func TestByHourOfDay(t *testing.T) {
-	ny := loadLoc(t, "America/New_York")
+	ny := calendartest.Location(t, "America/New_York")
 	// 08:15 local on three days around the spring change (13:15, 13:15
 	// and 12:15 UTC), and 23:59 local once.
 	pts := []Point{
@@ -208,7 +210,7 @@ func TestByHourOfDay(t *testing.T) {
 		t.Error("the input was reordered")
 	}
 	// 04:45 UTC is 10:15 in Kolkata.
-	kol := ByHourOfDay([]Point{{rfc(t, "2024-03-10T04:45:00Z"), 90}}, loadLoc(t, "Asia/Kolkata"), 50)
+	kol := ByHourOfDay([]Point{{rfc(t, "2024-03-10T04:45:00Z"), 90}}, calendartest.Location(t, "Asia/Kolkata"), 50)
 	if kol[10].N != 1 || kol[4].N != 0 {
 		t.Errorf("Kolkata: hour 10 has %d, hour 4 has %d", kol[10].N, kol[4].N)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/consent/consenttest"
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 )
 
 // softPasskey registers a software passkey for a user the way enrolment
@@ -117,10 +118,7 @@ func TestGrantSignedWithPasskey(t *testing.T) {
 	// The days are the patient's (America/New_York): the window is
 	// [1 Jan 00:00, 1 Apr 00:00) there, and the grant ends at the midnight
 	// after its last day.
-	ny, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ny := calendartest.Location(t, "America/New_York")
 	exp, err := time.ParseInLocation(time.DateOnly, testForm(f).ExpiresOn, ny)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package web
 import (
 	"testing"
 	"time"
+
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 )
 
 // TestGrantDays: the consent form's days are the patient's local days,
@@ -25,10 +27,7 @@ func TestGrantDays(t *testing.T) {
 		{"America/Havana", "2024-03-09", 1, "2024-03-10T01:00:00-04:00", "end of 9 Mar 2024"},
 		{"America/Havana", "2024-03-10", 1, "2024-03-11T00:00:00-04:00", "end of 10 Mar 2024"},
 	} {
-		loc, err := time.LoadLocation(tc.zone)
-		if err != nil {
-			t.Fatal(err)
-		}
+		loc := calendartest.Location(t, tc.zone)
 		got, ok := day(tc.date, loc, tc.plus)
 		if !ok || got.In(loc).Format(time.RFC3339) != tc.start {
 			t.Errorf("%s day(%s, +%d) = %v %v, want %s", tc.zone, tc.date, tc.plus, got.In(loc), ok, tc.start)
@@ -37,10 +36,7 @@ func TestGrantDays(t *testing.T) {
 			t.Errorf("%s: expiry %q, want %q", tc.zone, e, tc.ends)
 		}
 	}
-	hav, err := time.LoadLocation("America/Havana")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hav := calendartest.Location(t, "America/Havana")
 	from, ok1 := day("2024-03-01", hav, 0)
 	to, ok2 := day("2024-03-09", hav, 1)
 	if !ok1 || !ok2 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -38,10 +39,7 @@ func TestActivityCharts(t *testing.T) {
 		}
 		add(fmt.Sprintf(`{"header":%s,"body":{"heart_rate":{"value":%d,"unit":"beats/min"},"effective_time_frame":{"date_time":%q}}}`, hdr("heart-rate", "2.0", at), v, at.UTC().Format(time.RFC3339)))
 	}
-	loc, err := time.LoadLocation(f.patient.TimeZone)
-	if err != nil {
-		t.Fatal(err)
-	}
+	loc := calendartest.Location(t, f.patient.TimeZone)
 	d5 := now.In(loc).AddDate(0, 0, -5)
 	noon := time.Date(d5.Year(), d5.Month(), d5.Day(), 9, 0, 0, 0, loc)
 	for i := range 4 {

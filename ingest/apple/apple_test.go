@@ -11,6 +11,7 @@ import (
 
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/ingest/ingesttest"
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -394,7 +395,7 @@ func TestDeterminism(t *testing.T) {
 	}
 	for name, in := range map[string][]byte{"small": ingesttest.ReadFile(t, "export_small.xml"), "synthetic": synth.Bytes()} {
 		t.Run(name, func(t *testing.T) {
-			ingesttest.CheckDeterministic(t, Parse, in, ingest.Options{Location: ingesttest.Location(t, "Europe/Berlin")})
+			ingesttest.CheckDeterministic(t, Parse, in, ingest.Options{Location: calendartest.Location(t, "Europe/Berlin")})
 		})
 	}
 }

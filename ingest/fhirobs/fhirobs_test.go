@@ -44,6 +44,7 @@ import (
 
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/ingest/ingesttest"
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -462,7 +463,7 @@ func b64(s string) string {
 // TestTimes: offsets kept as given; local times read in the patient's zone
 // with its offset written; partial dates as whole local days for steps.
 func TestTimes(t *testing.T) {
-	kolkata := ingesttest.Location(t, "Asia/Kolkata")
+	kolkata := calendartest.Location(t, "Asia/Kolkata")
 	ny := ingesttest.NewYork(t)
 	hr := loinc("8867-4") + "," + ucum("72", "/min") + ","
 	steps := loinc("55423-8") + "," + ucum("100", "{steps}") + ","

@@ -23,9 +23,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-	_ "time/tzdata" // Location works on a machine without zoneinfo, as the vault binary does
 
 	"github.com/jupyterhealth/vault/ingest"
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -112,16 +112,6 @@ func ReadFile(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// Location loads a time zone such as "America/New_York".
-func Location(t testing.TB, name string) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
 }
 
 // Zip makes a zip archive of files (name to content): the names in first
@@ -325,7 +315,7 @@ func Fuzz(t *testing.T, parse ingest.Parser, in []byte, o ingest.Options) *Sink 
 // has daylight saving time.
 func NewYork(t testing.TB) *time.Location {
 	t.Helper()
-	return Location(t, "America/New_York")
+	return calendartest.Location(t, "America/New_York")
 }
 
 // CheckSkips checks the skips are want, in order.

@@ -3,16 +3,9 @@ package calendar
 import (
 	"testing"
 	"time"
-)
 
-func load(t *testing.T, name string) *time.Location {
-	t.Helper()
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return loc
-}
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
+)
 
 func TestDaysIn(t *testing.T) {
 	for _, tc := range []struct{ month, year, want int }{
@@ -67,7 +60,7 @@ func TestMidnight(t *testing.T) {
 		{"America/New_York", 2024, 12, 32, "2025-01-01T00:00:00-05:00"}, // normalised
 		{"Pacific/Apia", 2011, 12, 31, "2011-12-31T00:00:00+14:00"},     // the day after the skipped 30 December
 	} {
-		got := Midnight(tc.y, time.Month(tc.m), tc.d, load(t, tc.zone))
+		got := Midnight(tc.y, time.Month(tc.m), tc.d, calendartest.Location(t, tc.zone))
 		if s := got.Format(time.RFC3339); s != tc.want {
 			t.Errorf("%s %d-%02d-%02d: %s, want %s", tc.zone, tc.y, tc.m, tc.d, s, tc.want)
 		}
@@ -97,7 +90,7 @@ func TestDaysInvariants(t *testing.T) {
 		{"Pacific/Apia", "2011-12-28", "2012-01-02"},
 		{"UTC", "2024-02-27", "2024-03-02"},
 	} {
-		loc := load(t, tc.zone)
+		loc := calendartest.Location(t, tc.zone)
 		from, err := time.ParseInLocation(time.DateOnly, tc.from, loc)
 		if err != nil {
 			t.Fatal(err)
@@ -132,9 +125,9 @@ func TestDaysInvariants(t *testing.T) {
 
 // TestDays: the local days a window touches, across clock changes.
 func TestDays(t *testing.T) {
-	ny := load(t, "America/New_York")
-	kol := load(t, "Asia/Kolkata")
-	hav := load(t, "America/Havana")
+	ny := calendartest.Location(t, "America/New_York")
+	kol := calendartest.Location(t, "Asia/Kolkata")
+	hav := calendartest.Location(t, "America/Havana")
 	utc := func(s string) time.Time {
 		t.Helper()
 		v, err := time.Parse(time.RFC3339, s)

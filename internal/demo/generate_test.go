@@ -5,14 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
 	"github.com/jupyterhealth/vault/omh"
 )
 
 func TestGeneratedPointsAreValidAndDeterministic(t *testing.T) {
-	loc, err := time.LoadLocation("America/New_York")
-	if err != nil {
-		t.Fatal(err)
-	}
+	loc := calendartest.Location(t, "America/New_York")
 	g := newGenerator(loc)
 	start := time.Date(2025, 3, 8, 0, 0, 0, 0, time.UTC) // spans a DST change
 	end := start.Add(3 * 24 * time.Hour)

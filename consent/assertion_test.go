@@ -50,6 +50,22 @@ func signGrant(t testing.TB, e Entry, a *consenttest.Authenticator, pkIndex int6
 	return e
 }
 
+// mutated is a copy of e, made from its canonical bytes, changed by fn:
+// the entry a verifier would get after someone altered what was signed.
+func mutated(t *testing.T, e Entry, fn func(e *Entry)) Entry {
+	t.Helper()
+	b, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(&c)
+	return c
+}
+
 // TestVerifyGrantAssertion checks each claim the assertion makes.
 func TestVerifyGrantAssertion(t *testing.T) {
 	a := consenttest.New(testRPID, testOrigin)
@@ -59,12 +75,7 @@ func TestVerifyGrantAssertion(t *testing.T) {
 	if err := VerifyGrantAssertion(honest, pk); err != nil {
 		t.Fatalf("an honest assertion: %v", err)
 	}
-	mutate := func(fn func(e *Entry)) Entry {
-		b, _ := honest.Marshal()
-		e, _ := Parse(b)
-		fn(&e)
-		return e
-	}
+	mutate := func(fn func(e *Entry)) Entry { return mutated(t, honest, fn) }
 	cases := []struct {
 		name    string
 		grant   Entry

@@ -106,7 +106,10 @@ func TestEntryEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _ := got.Marshal()
+	again, err := got.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(b, again) {
 		t.Fatalf("round trip changed bytes:\n%s\n%s", b, again)
 	}
@@ -226,35 +229,16 @@ func TestProofsExhaustive(t *testing.T) {
 	}
 }
 
-func TestCheckpoints(t *testing.T) {
+// TestSealedOnDisk: the log's signing key is sealed under the master and
+// entries are sealed, so neither is in the file in plaintext. (How
+// checkpoints are signed, re-signed and kept, and that the key survives a
+// reopen, is storetest.RunLedger's, which runs on this backend from
+// store/boltstore.)
+func TestSealedOnDisk(t *testing.T) {
 	e := newTestEnv(t)
 	e.append(t, grantEntry(0), grantEntry(1))
-	signed := e.sign(t)
-	cp, err := OpenCheckpoint(signed, e.l.VerifierKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := e.l.TreeHash(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cp.Size != 2 || cp.Hash != root || cp.Origin != "vault.example" {
-		t.Fatalf("checkpoint %+v", cp)
-	}
-	if again := e.sign(t); !bytes.Equal(again, signed) {
-		t.Fatal("re-signing an unchanged log made a new checkpoint")
-	}
-	other := newTestEnv(t)
-	if _, err := OpenCheckpoint(signed, other.l.VerifierKey()); err == nil {
-		t.Fatal("checkpoint verified under another log's key")
-	}
-	// The signing key survives a reopen, sealed under the master.
-	vk := e.l.VerifierKey()
+	e.sign(t)
 	e.close(t)
-	e.open(t)
-	if e.l.VerifierKey() != vk {
-		t.Fatal("verifier key changed across a reopen")
-	}
 	b, err := os.ReadFile(e.path)
 	if err != nil {
 		t.Fatal(err)

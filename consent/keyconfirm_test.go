@@ -49,12 +49,7 @@ func TestVerifyKeyConfirmation(t *testing.T) {
 	if err := VerifyKeyConfirmation(honest, pk); err != nil {
 		t.Fatalf("an honest confirmation: %v", err)
 	}
-	mutate := func(fn func(e *Entry)) Entry {
-		b, _ := honest.Marshal()
-		e, _ := Parse(b)
-		fn(&e)
-		return e
-	}
+	mutate := func(fn func(e *Entry)) Entry { return mutated(t, honest, fn) }
 	// A grant's challenge over the same bytes is not a key's: the
 	// challenges differ in what they hash.
 	if gc, err := GrantChallenge(honest, honest.Key.Assertion.Nonce); err == nil || gc != nil {

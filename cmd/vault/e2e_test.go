@@ -96,7 +96,10 @@ func (s *demoServer) start() error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(s.logPath)
+	log, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return fmt.Errorf("demo server did not become healthy, and its log is unreadable: %v", err)
+	}
 	return fmt.Errorf("demo server did not become healthy; log:\n%s", log)
 }
 
@@ -402,7 +405,9 @@ func TestLedgerVerifyCLI(t *testing.T) {
 	st, cp := httpDo(t, "GET", "http://"+addr+"/api/v1/ledger/checkpoint?fresh=1", "", "", nil)
 	stop(srv)
 	cpFile := filepath.Join(dir, "checkpoint.txt")
-	os.WriteFile(cpFile, cp, 0o600)
+	if err := os.WriteFile(cpFile, cp, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if st != 200 {
 		t.Fatalf("checkpoint: %d %s", st, cp)
 	}
@@ -411,11 +416,16 @@ func TestLedgerVerifyCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "ledger ok: 3 entries") || !strings.Contains(out, "extends the given checkpoint") {
 		t.Fatalf("clean verify: %q %s %v", out, stderr, err)
 	}
-	current, _ := os.ReadFile(db)
+	current, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// Roll the file back to the older copy: alone it is self-consistent;
 	// against the client's checkpoint it is caught.
-	os.WriteFile(db, older, 0o600)
+	if err := os.WriteFile(db, older, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if out, stderr, err := runVault(t, 20*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key); err != nil {
 		t.Fatalf("the older copy is self-consistent, so verify alone passes: %q %s %v", out, stderr, err)
 	}
@@ -425,7 +435,9 @@ func TestLedgerVerifyCLI(t *testing.T) {
 	}
 
 	// Flip one byte of entry 1.
-	os.WriteFile(db, current, 0o600)
+	if err := os.WriteFile(db, current, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	func() {
 		st, err := boltstore.Open(db, boltstore.Options{})
 		if err != nil {

@@ -151,7 +151,10 @@ func (p *tortureProc) term(t *testing.T) {
 }
 
 func tortureLogTail(path string) string {
-	b, _ := os.ReadFile(path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "\n--- " + path + ": unreadable: " + err.Error() + " ---"
+	}
 	if len(b) > 4000 {
 		b = b[len(b)-4000:]
 	}

@@ -550,6 +550,22 @@ func (t timed) sweep(now time.Time, limit int) error {
 }
 
 // soonest returns the hash of the row that expires first.
+// makeRoom drops up to sweepBatch rows expired by now and, when the table
+// still holds max rows or more, every expired row. full: even so, it holds
+// max rows or more.
+func (t timed) makeRoom(now time.Time, max int) (full bool, err error) {
+	if err := t.sweep(now, sweepBatch); err != nil {
+		return false, err
+	}
+	if t.count() < uint64(max) {
+		return false, nil
+	}
+	if err := t.sweep(now, -1); err != nil {
+		return false, err
+	}
+	return t.count() >= uint64(max), nil
+}
+
 func (t timed) soonest() ([32]byte, bool) {
 	k, _ := t.byExp.Cursor().First()
 	if len(k) != 40 {
@@ -581,13 +597,8 @@ func (r timedRow) session() webstore.Session {
 func (w webStore) CreateSession(ctx context.Context, s webstore.Session, max int) error {
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.sessions
-		if err := t.sweep(s.Created, sweepBatch); err != nil {
+		if _, err := t.makeRoom(s.Created, max); err != nil {
 			return err
-		}
-		if t.count() >= uint64(max) {
-			if err := t.sweep(s.Created, -1); err != nil {
-				return err
-			}
 		}
 		for t.count() >= uint64(max) {
 			h, ok := t.soonest()
@@ -684,16 +695,12 @@ func (w webStore) PutCeremony(ctx context.Context, c webstore.Ceremony, max int)
 	}
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.cers
-		if err := t.sweep(c.Created, sweepBatch); err != nil {
+		full, err := t.makeRoom(c.Created, max)
+		if err != nil {
 			return err
 		}
-		if t.count() >= uint64(max) {
-			if err := t.sweep(c.Created, -1); err != nil {
-				return err
-			}
-			if t.count() >= uint64(max) {
-				return webstore.ErrFull
-			}
+		if full {
+			return webstore.ErrFull
 		}
 		return t.put(timedRow{hash: c.Hash, userID: c.UserID, created: c.Created, lastSeen: c.Created, expires: c.Expires, sealed: c.Sealed})
 	})

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strconv"
@@ -62,20 +63,51 @@ func nextAccessState(prev *AccessState, i int64, e *Entry) (*AccessState, error)
 	return nil, nil
 }
 
-// Accesses returns a patient's exports, newest first, at most limit.
+// putAccess puts an access row in its patient's list, replacing the row of
+// the same access-start; the caller holds x.mu. A new access-start is the
+// newest, so it lands at the end.
+func (x *grantIndex) putAccess(a *AccessState) {
+	list := x.accesses[a.Patient]
+	if n := len(list); n == 0 || list[n-1].Start < a.Start {
+		x.accesses[a.Patient] = append(list, a)
+		return
+	}
+	i, found := slices.BinarySearchFunc(list, a.Start, func(e *AccessState, start int64) int { return cmp.Compare(e.Start, start) })
+	if found {
+		list[i] = a
+		return
+	}
+	x.accesses[a.Patient] = slices.Insert(list, i, a)
+}
+
+// Accesses returns a patient's exports, newest first, at most limit (all
+// when limit <= 0).
 func (l *Ledger) Accesses(patient string, limit int) []AccessState {
+	out, _ := l.AccessPage(patient, 0, limit)
+	return out
+}
+
+// AccessPage returns one page of a patient's exports, newest first: at most
+// limit (all when limit <= 0) of those whose access-start index is below
+// before (any, when before <= 0). more reports that older ones remain; the
+// next page is AccessPage(patient, out[len(out)-1].Start, limit). It costs
+// the page, not the patient's whole log.
+func (l *Ledger) AccessPage(patient string, before int64, limit int) (out []AccessState, more bool) {
 	x := l.grants.Load()
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	var out []AccessState
-	for _, a := range x.accesses {
-		if a.Patient == patient {
-			out = append(out, *a)
-		}
+	list := x.accesses[patient]
+	end := len(list)
+	if before > 0 {
+		end, _ = slices.BinarySearchFunc(list, before, func(e *AccessState, start int64) int { return cmp.Compare(e.Start, start) })
 	}
-	slices.SortFunc(out, func(a, b AccessState) int { return int(b.Start - a.Start) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
+	first := 0
+	if limit > 0 && end > limit {
+		first = end - limit
 	}
-	return out
+	out = make([]AccessState, 0, end-first)
+	for i := end - 1; i >= first; i-- {
+		out = append(out, *list[i])
+	}
+	return out, first > 0
 }

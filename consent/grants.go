@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,15 +56,18 @@ func (g *GrantState) covers(schema string) bool {
 
 // grantIndex is the in-memory copy of the index, for fast decisions.
 type grantIndex struct {
-	mu       sync.RWMutex
-	byID     map[string]*GrantState
-	byPair   map[[2]string][]*GrantState // (clinician, patient)
-	keys     map[string]*KeyState        // by key row id
-	accesses map[string]*AccessState     // by access row id
+	mu     sync.RWMutex
+	byID   map[string]*GrantState
+	byPair map[[2]string][]*GrantState // (clinician, patient)
+	keys   map[string]*KeyState        // by key row id
+	// accesses holds each patient's accesses in ledger order (by the
+	// access-start's index), so a page of her access log costs the page,
+	// not every access in the vault.
+	accesses map[string][]*AccessState
 }
 
 func newGrantIndex() *grantIndex {
-	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, keys: map[string]*KeyState{}, accesses: map[string]*AccessState{}}
+	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, keys: map[string]*KeyState{}, accesses: map[string][]*AccessState{}}
 }
 
 func (x *grantIndex) putRow(r indexRow) {
@@ -77,7 +81,7 @@ func (x *grantIndex) putRow(r indexRow) {
 	}
 	if r.Access != nil {
 		x.mu.Lock()
-		x.accesses[accessRowID(r.Access.Patient, r.Access.Start)] = r.Access
+		x.putAccess(r.Access)
 		x.mu.Unlock()
 	}
 }
@@ -313,16 +317,28 @@ var (
 // publishes it (l.grants.Store) once its transaction has committed.
 func (l *Ledger) readIndex(tx ledgerstore.ReadTx) (*grantIndex, error) {
 	x := newGrantIndex()
+	// Access rows come in row-id order, which is not ledger order
+	// ("acc/p/10" < "acc/p/9"): put them in ledger order, so each lands
+	// at the end of its patient's list.
+	var accesses []*AccessState
 	err := tx.IndexRows(func(id string, sealed []byte) error {
 		r, err := l.openRow(id, sealed)
 		if err != nil {
 			return err
+		}
+		if r.Access != nil {
+			accesses = append(accesses, r.Access)
+			return nil
 		}
 		x.putRow(r)
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	slices.SortFunc(accesses, func(a, b *AccessState) int { return cmp.Compare(a.Start, b.Start) })
+	for _, a := range accesses {
+		x.putAccess(a)
 	}
 	return x, nil
 }

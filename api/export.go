@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,6 +191,10 @@ func (s *Server) getExport(c echo.Context) error {
 		}
 		return nil
 	}
+	if aerr := s.limitExport(c.Response().Header(), start.Access.Grants, now); aerr != nil {
+		s.metrics.exports.WithLabelValues(format, "rate_limited").Inc()
+		return aerr
+	}
 	startIdx, err := s.ledger.AppendChecked(check, start)
 	switch {
 	case errors.Is(err, errConsentChanged):
@@ -290,6 +295,12 @@ func (s *Server) endAccess(clinician, patient string, start, records int64, sum 
 	}
 }
 
+// Access log pages. They are documented in docs/api.md.
+const (
+	DefaultAccessLogLimit = 100  // rows in a page when ?limit= is absent
+	MaxAccessLogLimit     = 1000 // the most ?limit= may ask for
+)
+
 // AccessLogEntry is one row of GET /api/v1/access-log.
 type AccessLogEntry struct {
 	consent.AccessState
@@ -297,11 +308,44 @@ type AccessLogEntry struct {
 	Complete      bool   `json:"complete"`
 }
 
+// AccessLogPage is the body of GET /api/v1/access-log: a page of accesses,
+// newest first, and, when older ones remain, Next: the ?before= of the
+// next page.
+type AccessLogPage struct {
+	Accesses []AccessLogEntry `json:"accesses"`
+	Next     *int64           `json:"next,omitempty"`
+}
+
+// accessLogPaging reads ?before= and ?limit=.
+func accessLogPaging(c echo.Context) (before int64, limit int, aerr *Error) {
+	limit = DefaultAccessLogLimit
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxAccessLogLimit {
+			return 0, 0, newError(http.StatusBadRequest, "bad_limit", "limit is a whole number from 1 to %d", MaxAccessLogLimit)
+		}
+		limit = n
+	}
+	if v := c.QueryParam("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return 0, 0, newError(http.StatusBadRequest, "bad_cursor", "before is the next value of the page before, a positive whole number")
+		}
+		before = n
+	}
+	return before, limit, nil
+}
+
 func (s *Server) getAccessLog(c echo.Context) error {
 	tok := principal(c)
-	out := []AccessLogEntry{}
+	before, limit, aerr := accessLogPaging(c)
+	if aerr != nil {
+		return aerr
+	}
+	page, more := s.ledger.AccessPage(tok.UserID, before, limit)
+	out := AccessLogPage{Accesses: []AccessLogEntry{}}
 	names := map[string]string{}
-	for _, a := range s.ledger.Accesses(tok.UserID, 1000) {
+	for _, a := range page {
 		name, ok := names[a.Clinician]
 		if !ok {
 			if u, err := s.vault.User(c.Request().Context(), a.Clinician); err == nil {
@@ -309,7 +353,11 @@ func (s *Server) getAccessLog(c echo.Context) error {
 			}
 			names[a.Clinician] = name
 		}
-		out = append(out, AccessLogEntry{AccessState: a, ClinicianName: name, Complete: a.End != nil && !a.Incomplete})
+		out.Accesses = append(out.Accesses, AccessLogEntry{AccessState: a, ClinicianName: name, Complete: a.End != nil && !a.Incomplete})
+	}
+	if more {
+		next := page[len(page)-1].Start
+		out.Next = &next
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -37,7 +37,12 @@ type exportEnv struct {
 // key registered (no activation delay).
 func newExportEnv(t *testing.T) *exportEnv {
 	t.Helper()
-	f := newFixture(t, api.Config{KeyActivationDelay: -1})
+	return newExportEnvConfig(t, api.Config{KeyActivationDelay: -1})
+}
+
+func newExportEnvConfig(t *testing.T, cfg api.Config) *exportEnv {
+	t.Helper()
+	f := newFixture(t, cfg)
 	if st, b := f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(20))); st != 201 {
 		t.Fatalf("ingest: %d %s", st, b)
 	}
@@ -182,8 +187,11 @@ func TestExport(t *testing.T) {
 
 	// The patient sees the pull, with its count; the ledger has both ends.
 	st, b := e.do(t, "GET", "/api/v1/access-log", e.ptok, "", nil)
-	var log []api.AccessLogEntry
-	if st != 200 || json.Unmarshal(b, &log) != nil || len(log) != 1 || log[0].Records != 8 || !log[0].Complete || log[0].ClinicianName != "Dr. Rivera" || log[0].Start != m.AccessStart {
+	var page api.AccessLogPage
+	if st != 200 || json.Unmarshal(b, &page) != nil || page.Next != nil {
+		t.Fatalf("access log: %d %s", st, b)
+	}
+	if log := page.Accesses; len(log) != 1 || log[0].Records != 8 || !log[0].Complete || log[0].ClinicianName != "Dr. Rivera" || log[0].Start != m.AccessStart {
 		t.Fatalf("access log: %d %s", st, b)
 	}
 	if _, err := e.ledger.Verify(nil); err != nil {

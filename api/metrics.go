@@ -92,7 +92,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"method"}),
 		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vault_exports_total",
-			Help: "Exports started, by format and outcome (complete, incomplete, refused, access_log_unavailable).",
+			Help: "Exports started, by format and outcome (complete, incomplete, refused, rate_limited, access_log_unavailable).",
 		}, []string{"format", "outcome"}),
 		exported: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vault_export_readings_total",

@@ -56,6 +56,11 @@ type Config struct {
 	// patient's passkey covers (403 unsigned_grant): a grant made with an
 	// API token then covers nothing (--require-signed-grants).
 	RequireSignedGrants bool
+
+	// ExportBurstPerGrant and ExportIntervalPerGrant limit exports per
+	// grant (exportlimit.go); zero means the defaults.
+	ExportBurstPerGrant    int
+	ExportIntervalPerGrant time.Duration
 }
 
 // DefaultKeyActivationDelay is the wait of a key added with an API token.
@@ -86,6 +91,8 @@ type Server struct {
 	spoolDir    string
 
 	requireSigned bool
+
+	exportLimit *exportLimiter // exports per grant
 }
 
 // New builds the API server.
@@ -139,6 +146,8 @@ func New(cfg Config) *Server {
 		spoolDir:    cfg.SpoolDir,
 
 		requireSigned: cfg.RequireSignedGrants,
+
+		exportLimit: newExportLimiter(cfg.ExportBurstPerGrant, cfg.ExportIntervalPerGrant),
 	}
 	s.registerGauges(cfg.Registry, cfg.Store)
 	e := echo.New()

@@ -11,9 +11,19 @@ import (
 	"github.com/jupyterhealth/vault/vault"
 )
 
-// MaxAccessLogRows is how many exports the access log page lists, newest
-// first.
+// MaxAccessLogRows is how many exports a page of the access log lists,
+// newest first; an "Older exports" link (?before=) shows the next page.
 const MaxAccessLogRows = 500
+
+// accessLogBody is the access log page's own data: a page of rows, and the
+// link to the older ones when there are any.
+type accessLogBody struct {
+	Rows  []accessView
+	Older string // the next page's URL, or "" on the last
+	Paged bool   // this is not the newest page
+}
+
+var errBadCursor = refuse(http.StatusBadRequest, "bad_cursor", "Request refused", "This link to older exports is not valid. Open the access log again from the menu.")
 
 type accessView struct {
 	When      string
@@ -35,9 +45,21 @@ type accessView struct {
 func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	u, _ := s.vault.User(r.Context(), sess.UserID)
 	loc := u.Location()
+	var before int64
+	if v := r.URL.Query().Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return errBadCursor
+		}
+		before = n
+	}
+	page, more := s.ledger.AccessPage(sess.UserID, before, MaxAccessLogRows)
+	body := accessLogBody{Paged: before > 0}
+	if more {
+		body.Older = "/access-log?before=" + strconv.FormatInt(page[len(page)-1].Start, 10)
+	}
 	names := map[string]string{}
-	var rows []accessView
-	for _, a := range s.ledger.Accesses(sess.UserID, MaxAccessLogRows) {
+	for _, a := range page {
 		name, ok := names[a.Clinician]
 		if !ok {
 			name = a.Clinician // a clinician no longer in the directory
@@ -46,10 +68,10 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess sess
 			}
 			names[a.Clinician] = name
 		}
-		rows = append(rows, accessViewOf(a, name, loc))
+		body.Rows = append(body.Rows, accessViewOf(a, name, loc))
 	}
 	d := s.signedData(r.Context(), sess, "Access log", "access-log")
-	d.Body = rows
+	d.Body = body
 	return s.render(w, http.StatusOK, "access-log", d)
 }
 

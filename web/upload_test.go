@@ -3,11 +3,15 @@ package web
 import (
 	"bytes"
 	"context"
+	"html"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +175,65 @@ func TestAccessLogPage(t *testing.T) {
 	o, _ := f.signIn(f.other.ID)
 	if b := body(t, f.do(req{path: "/access-log", cookie: o})); strings.Contains(b, "4032") || !strings.Contains(b, "999") {
 		t.Fatal("the other patient's log is wrong")
+	}
+}
+
+// TestAccessLogPaged: past MaxAccessLogRows exports, the page says older
+// ones exist and links to them; following the links shows every export
+// exactly once, newest first.
+func TestAccessLogPaged(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	f.grant(f.patient.ID, f.clin.ID)
+	g := f.led.Grants(f.patient.ID, "")[0]
+	var batch []consent.Entry
+	for range MaxAccessLogRows + 20 {
+		a := consent.New(consent.KindAccessStart, g.Clinician, time.Now())
+		a.Patient, a.Clinician = f.patient.ID, g.Clinician
+		a.Access = &consent.Access{Grants: []string{g.ID}, Schemas: []string{"omh:blood-glucose:4.0"}, Format: "omh", Recipient: "fp_0123"}
+		batch = append(batch, a)
+	}
+	first, err := f.led.Append(batch...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _ := f.signIn(f.patient.ID)
+	starts := regexp.MustCompile(`start #(\d+)`)
+	older := regexp.MustCompile(`<a href="(/access-log\?before=\d+)" rel="next">Older exports</a>`)
+	var got []string
+	path := "/access-log"
+	for pages := 1; ; pages++ {
+		if pages > 3 {
+			t.Fatal("the older links do not end")
+		}
+		r := f.do(req{path: path, cookie: sess})
+		b := body(t, r)
+		if r.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, r.StatusCode)
+		}
+		for _, m := range starts.FindAllStringSubmatch(b, -1) {
+			got = append(got, m[1])
+		}
+		m := older.FindStringSubmatch(b)
+		if pages == 1 && (m == nil || len(got) != MaxAccessLogRows) {
+			t.Fatalf("first page: %d rows, older link %v", len(got), m)
+		}
+		if m == nil {
+			if !strings.Contains(b, `href="/access-log">Newest exports`) {
+				t.Fatal("an older page has no link back to the newest")
+			}
+			break
+		}
+		path = html.UnescapeString(m[1])
+	}
+	var want []string
+	for i := first + int64(len(batch)) - 1; i >= first; i-- {
+		want = append(want, strconv.FormatInt(i, 10))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the pages show %d exports, want %d, each once, newest first", len(got), len(want))
+	}
+	if r := f.do(req{path: "/access-log?before=x", cookie: sess}); r.StatusCode != 400 || !strings.Contains(body(t, r), "not valid") {
+		t.Fatalf("a bad cursor: %d", r.StatusCode)
 	}
 }
 

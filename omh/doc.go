@@ -70,7 +70,14 @@
 //	acquisition_provenance's other members      -> kept under acquisition_provenance
 //	user_id and unknown members                 -> kept as they are
 //
-// A header mixing the dialects is refused. In either dialect a missing or
+// A header mixing the dialects is refused (invalid_header, field "header"),
+// in either direction: an OMH 1.x header with modality, acquisition_rate or
+// external_datasheets; an IEEE header with id, or with an
+// acquisition_provenance holding source_name, source_creation_date_time or
+// modality. An IEEE header keeps, as unknown members, a creation_date_time
+// (JupyterHealth Exchange writes one) and an acquisition_provenance with
+// only other members (the canonical form of an OMH 1.x header). In either
+// dialect a missing or
 // empty uuid leaves [Point.UUID] empty (the vault derives one with a keyed
 // HMAC and calls [Point.SetUUID]); a uuid that is a string but not a UUID
 // becomes [Point.SourceID]. A missing source_creation_date_time is set to

@@ -60,7 +60,11 @@ func TestErrorCodes(t *testing.T) {
 		{"datasheets not an array", point(glucoseHeader(`,"external_datasheets":{}`), okBody), CodeInvalidHeader, "header.external_datasheets"},
 		{"datasheet without reference", point(glucoseHeader(`,"external_datasheets":[{"datasheet_type":"x"}]`), okBody), CodeInvalidHeader, "header.external_datasheets[0].datasheet_reference"},
 		{"x_vault member", point(glucoseHeader(`,"x_vault":{"other":1}`), okBody), CodeInvalidHeader, "header.x_vault"},
-		{"mixed dialects", point(`{"id":"a","creation_date_time":"`+testTime+`","modality":"sensed","schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"}}`, okBody), CodeInvalidHeader, "header"},
+		// A header mixing the dialects is refused, whichever it is read as.
+		{"OMH header with an IEEE member", point(`{"id":"a","creation_date_time":"`+testTime+`","modality":"sensed","schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"}}`, okBody), CodeInvalidHeader, "header"},
+		{"IEEE header with id", point(glucoseHeader(`,"id":"a"`), okBody), CodeInvalidHeader, "header"},
+		{"IEEE header with OMH provenance", point(glucoseHeader(`,"acquisition_provenance":{"source_name":"Dexcom"}`), okBody), CodeInvalidHeader, "header"},
+		{"uuid only, with OMH provenance", point(`{"uuid":"`+testUUID+`","acquisition_provenance":{"source_name":"Dexcom","modality":"sensed"},"schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"}}`, okBody), CodeInvalidHeader, "header"},
 		{"provenance without source_name", point(`{"id":"a","creation_date_time":"`+testTime+`","acquisition_provenance":{},"schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"}}`, okBody), CodeInvalidHeader, "header.acquisition_provenance.source_name"},
 
 		// invalid_value
@@ -206,6 +210,28 @@ func TestParseSchemaID(t *testing.T) {
 		got, ok := CanonicalSchema(id)
 		if ok != tc.ok || (ok && got.String() != tc.want) {
 			t.Errorf("CanonicalSchema(%s) = %v, %v", tc.in, got, ok)
+		}
+	}
+}
+
+// TestIEEEHeaderKeepsHarmlessOMHMembers: the members an IEEE header may
+// carry from OMH 1.x, as real data does, are kept, not refused: a
+// creation_date_time (JupyterHealth Exchange writes one), and an
+// acquisition_provenance with only members the OMH mapping leaves in place
+// (the vault's own canonical form of an OMH header).
+func TestIEEEHeaderKeepsHarmlessOMHMembers(t *testing.T) {
+	for name, extra := range map[string]string{
+		"creation_date_time":       `,"creation_date_time":"` + testTime + `"`,
+		"leftover provenance":      `,"acquisition_provenance":{"source_data_point_id":"x7"}`,
+		"provenance not an object": `,"acquisition_provenance":"x"`,
+	} {
+		p, err := Parse([]byte(point(glucoseHeader(extra), okBody)))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if again, err := Parse(p.AppendJSON(nil)); err != nil || string(again.AppendJSON(nil)) != string(p.AppendJSON(nil)) {
+			t.Errorf("%s: the canonical form does not parse back to itself: %v", name, err)
 		}
 	}
 }

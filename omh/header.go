@@ -70,12 +70,48 @@ func isOMHHeader(o *fastjson.Object) bool {
 	return o.Get("id") != nil || o.Get("creation_date_time") != nil || o.Get("acquisition_provenance") != nil
 }
 
+// errMixedDialects refuses a header with members of both dialects, in
+// either direction: an OMH 1.x header with an IEEE-only member, or an IEEE
+// header with an OMH 1.x one. Either way one of them would be silently
+// ignored or kept as an unknown member, so the point would not say what
+// its sender meant.
+func errMixedDialects() *Error {
+	return errf(CodeInvalidHeader, "header", "header mixes OMH 1.x members (id, creation_date_time, acquisition_provenance) with IEEE 1752 ones (uuid, source_creation_date_time, modality, acquisition_rate, external_datasheets); send one dialect")
+}
+
+// hasOMHMembers reports whether an IEEE header holds a member of OMH 1.x
+// that the OMH mapping would read: id, or an acquisition_provenance with a
+// member the mapping moves (source_name, source_creation_date_time,
+// modality). Two OMH members are not refused, as real data has them beside
+// IEEE ones and nothing is lost by keeping them as they are:
+// creation_date_time (JupyterHealth Exchange writes it beside
+// source_creation_date_time), and an acquisition_provenance with only the
+// other members, which is the vault's own canonical form of an OMH header
+// (the members with no IEEE counterpart stay under their old name).
+func hasOMHMembers(o *fastjson.Object) bool {
+	if o.Get("id") != nil {
+		return true
+	}
+	ap := o.Get("acquisition_provenance")
+	if ap == nil {
+		return false
+	}
+	apo, err := ap.Object()
+	if err != nil {
+		return false // kept as an unknown member, as any other
+	}
+	return apo.Get("source_name") != nil || apo.Get("source_creation_date_time") != nil || apo.Get("modality") != nil
+}
+
 // header reads a header of either dialect.
 func (d *decoder) header(o *fastjson.Object) (headerResult, *Error) {
 	if isOMHHeader(o) {
 		return d.omhHeader(o)
 	}
 	var r headerResult
+	if hasOMHMembers(o) {
+		return r, errMixedDialects()
+	}
 	var s [7]*fastjson.Value
 	r.hdr.Extra = d.members(o, ieeeHeaderMembers, s[:])
 	var e *Error
@@ -134,7 +170,7 @@ func (d *decoder) omhHeader(o *fastjson.Object) (headerResult, *Error) {
 	}
 	d.note(noteOMHHeader)
 	if s[6] != nil || s[7] != nil || s[8] != nil {
-		return r, errf(CodeInvalidHeader, "header", "header mixes OMH 1.x members (id, creation_date_time, acquisition_provenance) with IEEE 1752 ones (modality, acquisition_rate, external_datasheets); send one dialect")
+		return r, errMixedDialects()
 	}
 	if r.model, r.legacy, e = d.schemaID(s[1]); e != nil {
 		return r, e

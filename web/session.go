@@ -338,6 +338,7 @@ type ceremonyStore struct {
 	store  Store
 	sealer sealer
 	now    func() time.Time
+	max    int // ceremonies in flight at most
 	// full is told when a ceremony or a spent sign-in challenge is refused
 	// because its table is full (to log and count it).
 	full func(what string)
@@ -371,7 +372,7 @@ func (cs *ceremonyStore) put(ctx context.Context, c ceremony) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	err = cs.store.PutCeremony(ctx, webstore.Ceremony{Hash: h, UserID: c.UserID, Created: now, Expires: c.Expires, Sealed: sealed}, MaxCeremonies)
+	err = cs.store.PutCeremony(ctx, webstore.Ceremony{Hash: h, UserID: c.UserID, Created: now, Expires: c.Expires, Sealed: sealed}, cs.max)
 	if errors.Is(err, webstore.ErrFull) {
 		cs.full(c.Kind)
 		return "", errBusy

@@ -104,6 +104,9 @@ type Config struct {
 	// AuthPerMinute bounds requests to the sign-in and enrolment endpoints
 	// per client address (a token bucket refilled at this rate a minute).
 	AuthPerMinute int
+	// MaxCeremonies bounds the enrolments, passkey additions and step-ups
+	// in flight (MaxCeremonies when 0).
+	MaxCeremonies int
 	// Now is the clock, for tests.
 	Now func() time.Time
 
@@ -207,6 +210,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AuthPerMinute <= 0 {
 		cfg.AuthPerMinute = DefaultAuthPerMinute
 	}
+	if cfg.MaxCeremonies <= 0 {
+		cfg.MaxCeremonies = MaxCeremonies
+	}
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = DefaultMaxUploadBytes
 	}
@@ -244,7 +250,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	sealer := cfg.Vault.Master()
 	s.sessions = &sessionStore{store: cfg.Store, sealer: sealer, idle: cfg.IdleTimeout, abs: cfg.AbsoluteTimeout, now: cfg.Now}
-	s.cers = &ceremonyStore{store: cfg.Store, sealer: sealer, now: cfg.Now, full: func(what string) {
+	s.cers = &ceremonyStore{store: cfg.Store, sealer: sealer, now: cfg.Now, max: cfg.MaxCeremonies, full: func(what string) {
 		s.log.Warn("web ceremony refused: too many in flight", "kind", what)
 		s.signInFailed("ceremony_full")
 	}}

@@ -16,30 +16,29 @@ import (
 // The web UI's buckets (webstore.Store). Values are sealed by package web;
 // keys and the few plaintext fields are listed here.
 //
-//	web_invites               SHA-256(invite token) -> sealed invite
-//	web_invite_owners         SHA-256(invite token) -> expires(8) user id
-//	web_credentials           credential id -> sealed passkey record
-//	web_credentials_by_user   user id 0x00 credential id -> empty
-//	web_recovery              "c/" hex(SHA-256(code)) -> sealed code record
-//	                          "u/" user id 0x00 hex(SHA-256(code)) -> empty
-//	web_sessions              SHA-256(session id) -> timed row
-//	web_sessions_by_user      user id 0x00 SHA-256(session id) -> empty
-//	web_sessions_by_expiry    expires(8) SHA-256(session id) -> empty
-//	web_ceremonies            ceremony hash -> timed row
-//	web_ceremonies_by_user    user id 0x00 ceremony hash -> empty
-//	web_ceremonies_by_expiry  expires(8) ceremony hash -> empty
-//	web_signin_spent          spent-challenge hash -> timed row (no user, nothing sealed)
-//	web_signin_spent_by_expiry expires(8) spent-challenge hash -> empty
+//	web_invites                 SHA-256(invite token) -> sealed invite
+//	web_invite_owners           SHA-256(invite token) -> expires(8) user id
+//	web_credentials             credential id -> sealed passkey record
+//	web_credentials_by_user     user id 0x00 credential id -> empty
+//	web_recovery                "c/" hex(SHA-256(code)) -> sealed code record
+//	                            "u/" user id 0x00 hex(SHA-256(code)) -> empty
+//	web_sessions                SHA-256(session id) -> timed row
+//	web_sessions_by_user        user id 0x00 SHA-256(session id) -> empty
+//	web_sessions_by_expiry      expires(8) SHA-256(session id) -> empty
+//	web_ceremonies              ceremony hash -> timed row
+//	web_ceremonies_by_user      user id 0x00 ceremony hash -> empty
+//	web_ceremonies_by_expiry    expires(8) ceremony hash -> empty
+//	web_signin_spent            spent-challenge hash -> timed row (no user, nothing sealed)
+//	web_signin_spent_by_expiry  expires(8) spent-challenge hash -> empty
 //
 // A timed row is created(8) last-seen(8) expires(8) len(user)(2) user
 // sealed; times are Unix nanoseconds, big-endian with the sign bit flipped
 // so they sort. The sessions' and ceremonies' bucket sequence is their row
 // count (for the limits). The spent sign-in challenges are timed rows too,
-// with an empty user index (web_signin_spent_by_user stays empty) and no
-// sealed part. web_invites, web_credentials,
-// web_credentials_by_user and web_recovery are as earlier versions wrote
-// them; web_invite_owners is new, so an invite stored before it has no
-// owner row until web completes it.
+// with no user (web_signin_spent_by_user stays empty) and no sealed part.
+// web_invites, web_credentials, web_credentials_by_user and web_recovery
+// are as earlier versions wrote them; web_invite_owners is new, so an
+// invite stored before it has no owner row until web completes it.
 var (
 	bWebInvites        = []byte("web_invites")
 	bWebInviteOwners   = []byte("web_invite_owners")

@@ -150,7 +150,7 @@ func TestSignInFloodLocksNobodyOut(t *testing.T) {
 	if sess == "" {
 		t.Fatal("no session cookie after sign-in")
 	}
-	csrf := f.pageCSRF(t, sess)
+	f.pageCSRF(t, sess) // the session opens a page
 
 	// The same sealed challenge and assertion again: refused, counted.
 	r = f.postJSON(t, honest, "/webauthn/signin/finish", "", "", cer, assertion)
@@ -194,7 +194,7 @@ func TestSignInFloodLocksNobodyOut(t *testing.T) {
 	if sess = f.refreshSession(t, honest, a); sess == "" {
 		t.Fatal("no session")
 	}
-	csrf = f.pageCSRF(t, sess)
+	csrf := f.pageCSRF(t, sess)
 
 	// Enrolment from an invite begins.
 	link, err := f.srv.NewInvite(t.Context(), f.other.ID, 0)

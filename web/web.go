@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -118,6 +119,10 @@ type Config struct {
 	SpoolDir string
 	// MaxUploadBytes caps an upload (DefaultMaxUploadBytes when 0).
 	MaxUploadBytes int64
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed for the client address the rate limits key on
+	// (--trusted-proxies, as for the API); none means the TCP peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the web interface.
@@ -147,6 +152,9 @@ type Server struct {
 	invites *inviteStore
 	pages   *pageSet
 	mux     *http.ServeMux
+
+	// clientIP finds a request's client address (ratelimit.ClientIP).
+	clientIP func(*http.Request) string
 
 	importers   importer.Registry
 	spoolDir    string
@@ -243,6 +251,8 @@ func New(cfg Config) (*Server, error) {
 		wa:      wa,
 		limiter: ratelimit.New(cfg.AuthPerMinute, cfg.Now),
 
+		clientIP: ratelimit.ClientIP(cfg.TrustedProxies),
+
 		onSignInFailure: cfg.OnSignInFailure,
 
 		importers: cfg.Importers, spoolDir: cfg.SpoolDir, maxUpload: cfg.MaxUploadBytes,
@@ -300,15 +310,11 @@ func (s *Server) secureHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// clientAddr is the address rate limits apply to: the TCP peer, as the
-// API does (forwarded headers are not trusted). IPv6 clients are grouped by
-// /64.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return ratelimit.ClientKey(host)
+// clientAddr is the address rate limits apply to, found as the API finds
+// it: the TCP peer, or what a trusted proxy (Config.TrustedProxies) says
+// it saw. IPv6 clients are grouped by /64.
+func (s *Server) clientAddr(r *http.Request) string {
+	return ratelimit.ClientKey(s.clientIP(r))
 }
 
 // sameOrigin reports whether a state-changing request comes from the

@@ -103,7 +103,9 @@ func Export(c ExportConfig) (*ExportReport, error) {
 	}
 	url := "http://" + ln.Addr().String()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv := &http.Server{Handler: api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: -1}).Echo()}
+	// The per-token export quota is lifted: this measures an export, and
+	// runs more of them with one token than a minute's quota allows.
+	srv := &http.Server{Handler: api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: -1, ExportsPerMinute: 1 << 20}).Echo()}
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
 

@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -342,9 +344,145 @@ func TestAuthFailureRateLimit(t *testing.T) {
 			t.Fatalf("attempt %d: %d", i, st)
 		}
 	}
-	st, b := f.do(t, "GET", "/api/v1/clinicians", f.ptok, "", nil)
+	st, b := f.do(t, "GET", "/api/v1/clinicians", "vp_bogus", "", nil)
 	if st != 429 || errBody(t, b).Code != "too_many_auth_failures" {
 		t.Fatalf("after 5 failures: %d %s", st, b)
+	}
+}
+
+// statusOf sends one request and returns its status and Retry-After.
+func (f *fixture) statusOf(t *testing.T, method, path, token string, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
+// TestValidTokensNeverRefused: a valid token is never refused for what
+// other requests from its address do, however many are in flight at once
+// and however many bad tokens the address sent (issue 12, finding 4).
+func TestValidTokensNeverRefused(t *testing.T) {
+	f := newFixture(t, api.Config{}) // the default: 20 failures a minute
+	const n = 100
+	// A hub's notebooks, each with its own token, all behind one address.
+	// A token's first use records its last use, one write each, so the
+	// requests queue on the database's single writer while they are
+	// checked: all are in flight at once.
+	toks := make([]string, n)
+	for i := range toks {
+		secret, _, err := f.v.MintToken(t.Context(), f.patient.ID, vault.TokenPatient, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks[i] = secret
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	t.Cleanup(client.CloseIdleConnections)
+	codes := make(chan int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, tok := range toks {
+		wg.Go(func() {
+			req, err := http.NewRequest("GET", f.srv.URL+"/api/v1/clinicians", nil)
+			if err != nil {
+				codes <- -1
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+tok)
+			<-start
+			resp, err := client.Do(req)
+			if err != nil {
+				codes <- -1
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	got := map[int]int{}
+	for c := range codes {
+		got[c]++
+	}
+	if got[200] != n {
+		t.Fatalf("%d concurrent requests with valid tokens from one address: %v, want all 200", n, got)
+	}
+
+	// 25 bad tokens from the address: 20 answer 401, the rest 429 with
+	// Retry-After; a valid token still passes, a bad one still doesn't.
+	bad := "vp_aaaaaaaaaaaaaaaa_" + strings.Repeat("A", 43)
+	got = map[int]int{}
+	for range 25 {
+		st, ra := f.statusOf(t, "GET", "/api/v1/clinicians", bad, nil)
+		if st == 429 && ra == "" {
+			t.Fatal("429 without Retry-After")
+		}
+		got[st]++
+	}
+	if got[401] != api.DefaultAuthFailuresPerMinute || got[429] != 25-api.DefaultAuthFailuresPerMinute {
+		t.Fatalf("25 bad tokens: %v, want %d × 401 then 429", got, api.DefaultAuthFailuresPerMinute)
+	}
+	for _, tok := range []string{f.ptok, f.clin} {
+		if st, _ := f.statusOf(t, "GET", "/api/v1/clinicians", tok, nil); st != 200 {
+			t.Fatalf("a valid token after 25 bad ones from its address: %d", st)
+		}
+	}
+	if st, ra := f.statusOf(t, "GET", "/api/v1/clinicians", bad, nil); st != 429 || ra == "" {
+		t.Fatalf("a bad token after 25: %d (Retry-After %q), want 429", st, ra)
+	}
+	if st, _ := f.statusOf(t, "GET", "/api/v1/clinicians", f.expired, nil); st != 429 {
+		t.Fatalf("an expired token after 25 bad ones: %d, want 429", st)
+	}
+}
+
+// TestTrustedProxies: X-Forwarded-For names the client only when the TCP
+// peer is a trusted proxy; otherwise the peer is the client.
+func TestTrustedProxies(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		// what the second client address's first bad token gets: its own
+		// budget (401) when XFF is believed, the shared one (429) when not
+		want int
+	}{
+		{"no trusted proxies", nil, 429},
+		{"an untrusted peer", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, 429},
+		{"a trusted peer", loopback, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, api.Config{AuthFailuresPerMinute: 3, TrustedProxies: tc.trusted})
+			a := map[string]string{"X-Forwarded-For": "198.51.100.1"}
+			for i := range 3 {
+				if st, _ := f.statusOf(t, "GET", "/api/v1/clinicians", "vp_bogus", a); st != 401 {
+					t.Fatalf("bad token %d: %d", i, st)
+				}
+			}
+			if st, _ := f.statusOf(t, "GET", "/api/v1/clinicians", "vp_bogus", a); st != 429 {
+				t.Fatalf("fourth bad token: %d, want 429", st)
+			}
+			b := map[string]string{"X-Forwarded-For": "198.51.100.2"}
+			if st, _ := f.statusOf(t, "GET", "/api/v1/clinicians", "vp_bogus", b); st != tc.want {
+				t.Fatalf("another forwarded address: %d, want %d", st, tc.want)
+			}
+		})
 	}
 }
 

@@ -2,10 +2,10 @@ package api
 
 import (
 	"errors"
-	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"net/http"
 	"strings"
 
+	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 )
@@ -30,6 +30,15 @@ func bearer(h string) (string, bool) {
 }
 
 // requireToken authenticates a bearer token and checks its kind.
+//
+// The token is checked first, and a valid one is never refused for what
+// other requests from its address did: the per-address bucket
+// (s.failures) is charged only by a failed check, and once it is empty a
+// failed check answers 429 instead of 401. Many notebooks of one JupyterHub
+// share an address; a busy hub, or one notebook with a stale token, must
+// not lock out the rest. Being able to keep testing tokens from an address
+// whose bucket is empty gains a guesser nothing: a token holds 256 random
+// bits, out of reach at any request rate (see docs/api.md, Limits).
 func (s *Server) requireToken(kinds ...string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -37,24 +46,13 @@ func (s *Server) requireToken(kinds ...string) echo.MiddlewareFunc {
 			if !ok {
 				return newError(http.StatusUnauthorized, "missing_token", "send an API token as 'Authorization: Bearer TOKEN'")
 			}
-			addr := ratelimit.ClientKey(c.RealIP())
-			if !s.failures.Take(addr) {
-				s.metrics.authFailures.WithLabelValues("rate_limited").Inc()
-				return newError(http.StatusTooManyRequests, "too_many_auth_failures", "too many failed sign-in attempts from this address; wait a minute and try again")
-			}
 			tok, err := s.vault.Authenticate(c.Request().Context(), secret)
-			switch {
-			case errors.Is(err, vault.ErrTokenExpired):
-				s.metrics.authFailures.WithLabelValues("expired").Inc()
-				return newError(http.StatusUnauthorized, "token_expired", "this token has expired; ask the vault's admin for a new one")
-			case errors.Is(err, vault.ErrTokenInvalid):
-				s.metrics.authFailures.WithLabelValues("invalid").Inc()
-				return newError(http.StatusUnauthorized, "invalid_token", "this token is not valid")
-			case err != nil:
-				s.failures.GiveBack(addr)
+			if errors.Is(err, vault.ErrTokenExpired) || errors.Is(err, vault.ErrTokenInvalid) {
+				return s.authFailed(c, err)
+			}
+			if err != nil {
 				return internal(err)
 			}
-			s.failures.GiveBack(addr) // a valid token costs nothing
 			allowed := false
 			for _, k := range kinds {
 				allowed = allowed || k == tok.Kind
@@ -66,4 +64,20 @@ func (s *Server) requireToken(kinds ...string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// authFailed charges a failed token check to the client's address: 401
+// while its bucket lasts, 429 with Retry-After once it is empty.
+func (s *Server) authFailed(c echo.Context, err error) error {
+	if ok, wait := s.failures.Allow(ratelimit.ClientKey(c.RealIP())); !ok {
+		s.metrics.authFailures.WithLabelValues("rate_limited").Inc()
+		c.Response().Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+		return newError(http.StatusTooManyRequests, "too_many_auth_failures", "too many failed token checks from this address; wait and try again with a valid token")
+	}
+	if errors.Is(err, vault.ErrTokenExpired) {
+		s.metrics.authFailures.WithLabelValues("expired").Inc()
+		return newError(http.StatusUnauthorized, "token_expired", "this token has expired; ask the vault's admin for a new one")
+	}
+	s.metrics.authFailures.WithLabelValues("invalid").Inc()
+	return newError(http.StatusUnauthorized, "invalid_token", "this token is not valid")
 }

@@ -1,12 +1,11 @@
 package api
 
 import (
-	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"golang.org/x/time/rate"
 )
 
@@ -83,9 +82,9 @@ func (s *Server) limitExport(h http.Header, grants []string, now time.Time) *Err
 	if ok {
 		return nil
 	}
-	secs := int(math.Ceil(retry.Seconds()))
-	h.Set("Retry-After", strconv.Itoa(secs))
+	secs := ratelimit.RetryAfter(retry)
+	h.Set("Retry-After", secs)
 	return newError(http.StatusTooManyRequests, "export_rate_limited",
-		"this grant has been exported too often: at most %d exports at once, then one every %s; retry after %d seconds",
+		"this grant has been exported too often: at most %d exports at once, then one every %s; retry after %s seconds",
 		s.exportLimit.burst, s.exportLimit.interval, secs)
 }

@@ -5,13 +5,14 @@
 package api
 
 import (
-	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,13 @@ type Config struct {
 	// patient's passkey covers (403 unsigned_grant): a grant made with an
 	// API token then covers nothing (--require-signed-grants).
 	RequireSignedGrants bool
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed (--trusted-proxies); none means the client address is the
+	// TCP peer.
+	TrustedProxies []netip.Prefix
+	// ExportsPerMinute and LedgerWritesPerMinute are the per-token quotas
+	// (DefaultExportsPerMinute, DefaultLedgerWritesPerMinute when 0).
+	ExportsPerMinute, LedgerWritesPerMinute int
 
 	// ExportBurstPerGrant and ExportIntervalPerGrant limit exports per
 	// grant (exportlimit.go); zero means the defaults.
@@ -73,11 +81,13 @@ type Server struct {
 	log     *slog.Logger
 	echo    *echo.Echo
 	metrics *metrics
-	// failures bounds failed authentications per client address: an
-	// attempt is taken before the token is checked, so concurrent guesses
-	// cannot overrun the budget, and given back when the token is valid,
-	// so only failures count.
+	// failures bounds failed authentications per client address; only a
+	// failed check is charged (requireToken).
 	failures *ratelimit.Limiter
+	// exportQuota and writeQuota are the per-token quotas on ledger
+	// appends (quota.go).
+	exportQuota, writeQuota *ratelimit.Limiter
+
 	registry *prometheus.Registry
 
 	maxBody     int64
@@ -118,6 +128,12 @@ func New(cfg Config) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = DefaultMaxImportBytes
 	}
+	if cfg.ExportsPerMinute <= 0 {
+		cfg.ExportsPerMinute = DefaultExportsPerMinute
+	}
+	if cfg.LedgerWritesPerMinute <= 0 {
+		cfg.LedgerWritesPerMinute = DefaultLedgerWritesPerMinute
+	}
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()
 	}
@@ -133,9 +149,12 @@ func New(cfg Config) *Server {
 		log:      cfg.Logger,
 		metrics:  newMetrics(cfg.Registry),
 		failures: ratelimit.New(cfg.AuthFailuresPerMinute, nil),
-		registry: cfg.Registry,
-		maxBody:  cfg.MaxBodyBytes,
-		maxBatch: cfg.MaxBatch,
+
+		exportQuota: ratelimit.New(cfg.ExportsPerMinute, nil),
+		writeQuota:  ratelimit.New(cfg.LedgerWritesPerMinute, nil),
+		registry:    cfg.Registry,
+		maxBody:     cfg.MaxBodyBytes,
+		maxBatch:    cfg.MaxBatch,
 
 		ingestSlots: make(chan struct{}, cfg.MaxConcurrentIngest),
 		keyDelay:    cfg.KeyActivationDelay,
@@ -153,9 +172,9 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
-	// The client address is the TCP peer: forwarded headers are not trusted,
-	// so nobody can dodge the sign-in rate limit by sending one.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The client address is the TCP peer, or what a trusted proxy says it
+	// saw: nobody else can dodge the failure limit by sending the header.
+	e.IPExtractor = ratelimit.ClientIP(cfg.TrustedProxies)
 	e.Use(s.observe)
 	s.routes(e)
 	s.echo = e

@@ -157,7 +157,7 @@ func (s *Server) recoverySignin(w http.ResponseWriter, r *http.Request, _ sessio
 	user, err := s.recovery().use(r.Context(), r.PostForm.Get("code"))
 	if errors.Is(err, errNoRecoveryCode) {
 		s.signInFailed("recovery_code")
-		s.log.Info("web recovery sign-in refused", "addr", clientAddr(r))
+		s.log.Info("web recovery sign-in refused", "addr", s.clientAddr(r))
 		return refused()
 	}
 	if err != nil {

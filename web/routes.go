@@ -153,9 +153,9 @@ func (s *Server) serve(rt route) http.Handler {
 // request itself (a signed-out page request, sent to /signin), and the
 // session when there is one.
 func (s *Server) guard(w http.ResponseWriter, r *http.Request, rt route) (*http.Request, *session, error) {
-	if rt.guards&limited != 0 && !s.limiter.Take(clientAddr(r)) {
+	if rt.guards&limited != 0 && !s.limiter.Take(s.clientAddr(r)) {
 		s.signInFailed("rate_limited")
-		s.log.Warn("web rate limit", "route", rt.pattern, "addr", clientAddr(r))
+		s.log.Warn("web rate limit", "route", rt.pattern, "addr", s.clientAddr(r))
 		w.Header().Set("Retry-After", "60")
 		return r, nil, errRateLimit
 	}

@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -48,13 +49,25 @@ const (
 	DefaultIdleTimeout   = 30 * time.Minute
 	DefaultAbsTimeout    = 12 * time.Hour
 	DefaultAuthPerMinute = 30 // sign-in and enrolment requests per client address
-	CeremonyTimeout      = 5 * time.Minute
-	MaxSessions          = 100000
-	MaxCeremonies        = 10000
-	MaxPasskeysPerUser   = 20
-	MaxLabelLength       = 60
-	maxJSONBody          = 64 << 10
-	maxFormBody          = 8 << 10
+	// CeremonyTimeout is how long an enrolment, a passkey being added, or
+	// a step-up (grant, key confirmation, account deletion) may take.
+	CeremonyTimeout = 5 * time.Minute
+	// SignInTimeout is how long a passkey sign-in's sealed challenge is
+	// accepted, and so how long its hash is kept once answered.
+	SignInTimeout = 2 * time.Minute
+	MaxSessions   = 100000
+	// MaxCeremonies bounds the ceremonies in flight; only signed-in users
+	// and invitees can begin one (a sign-in stores nothing).
+	MaxCeremonies = 10000
+	// MaxSpentChallenges bounds the answered sign-in challenges kept
+	// until they expire: each is a successful passkey sign-in in the last
+	// SignInTimeout. A full table refuses sign-in (503 busy) rather than
+	// forget one and let it be answered again.
+	MaxSpentChallenges = MaxSessions
+	MaxPasskeysPerUser = 20
+	MaxLabelLength     = 60
+	maxJSONBody        = 64 << 10
+	maxFormBody        = 8 << 10
 	// DefaultMaxUploadBytes caps an upload, as the API caps an import: an
 	// Apple Health export.zip of several years.
 	DefaultMaxUploadBytes = 2 << 30
@@ -79,8 +92,11 @@ type Config struct {
 	BaseURL *url.URL
 	Logger  *slog.Logger
 	// OnSignInFailure, when set, is told of each refused sign-in, by how it
-	// was tried: "passkey", "recovery_code", or "rate_limited" (for the
-	// metrics an admin alerts on).
+	// was tried: "passkey", "recovery_code", or "rate_limited"; a sign-in
+	// finish without a live sealed challenge (none, forged, expired or
+	// replayed) is "bad_challenge"; and a ceremony (of any kind) refused
+	// because its table is full is "ceremony_full" (for the metrics an
+	// admin alerts on).
 	OnSignInFailure func(method string)
 
 	// Optional knobs; zero means the default.
@@ -89,6 +105,9 @@ type Config struct {
 	// AuthPerMinute bounds requests to the sign-in and enrolment endpoints
 	// per client address (a token bucket refilled at this rate a minute).
 	AuthPerMinute int
+	// MaxCeremonies bounds the enrolments, passkey additions and step-ups
+	// in flight (MaxCeremonies when 0).
+	MaxCeremonies int
 	// Now is the clock, for tests.
 	Now func() time.Time
 
@@ -100,6 +119,10 @@ type Config struct {
 	SpoolDir string
 	// MaxUploadBytes caps an upload (DefaultMaxUploadBytes when 0).
 	MaxUploadBytes int64
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed for the client address the rate limits key on
+	// (--trusted-proxies, as for the API); none means the TCP peer.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the web interface.
@@ -129,6 +152,9 @@ type Server struct {
 	invites *inviteStore
 	pages   *pageSet
 	mux     *http.ServeMux
+
+	// clientIP finds a request's client address (ratelimit.ClientIP).
+	clientIP func(*http.Request) string
 
 	importers   importer.Registry
 	spoolDir    string
@@ -192,6 +218,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AuthPerMinute <= 0 {
 		cfg.AuthPerMinute = DefaultAuthPerMinute
 	}
+	if cfg.MaxCeremonies <= 0 {
+		cfg.MaxCeremonies = MaxCeremonies
+	}
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = DefaultMaxUploadBytes
 	}
@@ -222,6 +251,8 @@ func New(cfg Config) (*Server, error) {
 		wa:      wa,
 		limiter: ratelimit.New(cfg.AuthPerMinute, cfg.Now),
 
+		clientIP: ratelimit.ClientIP(cfg.TrustedProxies),
+
 		onSignInFailure: cfg.OnSignInFailure,
 
 		importers: cfg.Importers, spoolDir: cfg.SpoolDir, maxUpload: cfg.MaxUploadBytes,
@@ -229,7 +260,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	sealer := cfg.Vault.Master()
 	s.sessions = &sessionStore{store: cfg.Store, sealer: sealer, idle: cfg.IdleTimeout, abs: cfg.AbsoluteTimeout, now: cfg.Now}
-	s.cers = &ceremonyStore{store: cfg.Store, sealer: sealer, now: cfg.Now}
+	s.cers = &ceremonyStore{store: cfg.Store, sealer: sealer, now: cfg.Now, max: cfg.MaxCeremonies, full: func(what string) {
+		s.log.Warn("web ceremony refused: too many in flight", "kind", what)
+		s.signInFailed("ceremony_full")
+	}}
 	s.creds = &credStore{store: cfg.Store, sealer: sealer}
 	s.invites = &inviteStore{store: cfg.Store, sealer: sealer}
 	if err := s.invites.adoptOld(context.Background()); err != nil {
@@ -276,15 +310,11 @@ func (s *Server) secureHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// clientAddr is the address rate limits apply to: the TCP peer, as the
-// API does (forwarded headers are not trusted). IPv6 clients are grouped by
-// /64.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return ratelimit.ClientKey(host)
+// clientAddr is the address rate limits apply to, found as the API finds
+// it: the TCP peer, or what a trusted proxy (Config.TrustedProxies) says
+// it saw. IPv6 clients are grouped by /64.
+func (s *Server) clientAddr(r *http.Request) string {
+	return ratelimit.ClientKey(s.clientIP(r))
 }
 
 // sameOrigin reports whether a state-changing request comes from the

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -400,6 +401,52 @@ func TestRateLimit(t *testing.T) {
 	}
 	if r := f.do(hr); r.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("second after refill: %d", r.StatusCode)
+	}
+}
+
+// TestRateLimitTrustedProxies: over a real loopback connection, the
+// limiter keys on X-Forwarded-For only when the peer is a trusted proxy
+// (Config.TrustedProxies, as for the API); otherwise on the peer.
+func TestRateLimitTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    int // the second forwarded address's first request
+	}{
+		{"no trusted proxies", nil, http.StatusTooManyRequests},
+		{"an untrusted peer", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, http.StatusTooManyRequests},
+		{"a trusted peer", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{listen: true, perMin: 3, cfgTweak: func(c *Config) { c.TrustedProxies = tc.trusted }})
+			begin := func(xff string) int {
+				t.Helper()
+				r, err := http.NewRequest("POST", "http://"+f.addr+"/webauthn/signin/begin", strings.NewReader("{}"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Header.Set("Origin", f.base)
+				r.Header.Set("Content-Type", "application/json")
+				r.Header.Set("X-Forwarded-For", xff)
+				resp, err := http.DefaultClient.Do(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			for i := range 3 {
+				if st := begin("198.51.100.1"); st != http.StatusOK {
+					t.Fatalf("request %d: %d", i, st)
+				}
+			}
+			if st := begin("198.51.100.1"); st != http.StatusTooManyRequests {
+				t.Fatalf("fourth request: %d, want 429", st)
+			}
+			if st := begin("198.51.100.2"); st != tc.want {
+				t.Fatalf("another forwarded address: %d, want %d", st, tc.want)
+			}
+		})
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jupyterhealth/vault/internal/ratelimit"
 )
 
 // Configuration: every flag of every command can also be set in the
@@ -106,6 +108,9 @@ func checkServe(fs *flag.FlagSet) error {
 	demo := get("demo") == "true"
 	if !demo && (given["demo-days"] || os.Getenv(envName("demo-days")) != "") {
 		errs = append(errs, errors.New("--demo-days applies only with --demo"))
+	}
+	if _, err := ratelimit.ParsePrefixes(get("trusted-proxies")); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies must be comma-separated CIDR ranges, such as 10.0.0.0/8,::1/128: %v", err))
 	}
 	if err := checkTLS(get("tls-cert"), get("tls-key"), get("base-url")); err != nil {
 		errs = append(errs, err)

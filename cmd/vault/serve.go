@@ -22,6 +22,7 @@ import (
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/internal/demo"
+	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"github.com/jupyterhealth/vault/web"
 )
 
@@ -64,6 +65,7 @@ func registerServe(fs *flag.FlagSet) *serveFlags {
 	fs.Bool("require-signed-grants", false, "refuse exports not covered by a grant the patient signed with her passkey in the web UI (recommended once patients use it)")
 	fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key and an https --base-url")
 	fs.String("tls-key", "", "the PEM private key of --tls-cert")
+	fs.String("trusted-proxies", "", "comma-separated CIDR ranges of reverse proxies whose X-Forwarded-For gives the client address rate limits key on (default: none, the TCP peer)")
 	return sv
 }
 
@@ -78,6 +80,10 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	sf, addr, baseURL, demoMode, demoDays, logLevel, keyDelay := sv.store, sv.addr, sv.baseURL, sv.demo, sv.demoDays, sv.logLevel, sv.keyDelay
 	requireSigned := fs.Lookup("require-signed-grants").Value.(flag.Getter).Get().(bool)
+	proxies, err := ratelimit.ParsePrefixes(fs.Lookup("trusted-proxies").Value.String())
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %v", err)
+	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
 		return err
@@ -145,8 +151,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	importers := formats.New()
-	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned})
-	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure})
+	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies})
+	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies})
 	if err != nil {
 		return err
 	}

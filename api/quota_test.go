@@ -63,7 +63,10 @@ func (e *exportEnv) untilRefused(t *testing.T, limit int, method, path, tok stri
 // quota, answered 429 ledger_quota with Retry-After; another token is
 // unaffected, and a revoke is never limited (issue 12, finding 5).
 func TestLedgerQuotas(t *testing.T) {
-	e := newExportEnv(t) // one grant (the patient token) and one key (the clinician's) made
+	// One grant (the patient token) and one key (the clinician's) made; the
+	// per-grant export limit (exportlimit.go) is lifted, so the per-token
+	// quota is what the exports below meet.
+	e := newExportEnvConfig(t, api.Config{KeyActivationDelay: -1, ExportBurstPerGrant: 1 << 20})
 	exp := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	grantBody := func() []byte {
 		b, err := json.Marshal(api.GrantRequest{Clinician: e.clinID, Schemas: []string{"omh:blood-glucose"}, DataFrom: "2025-01-01T00:00:00Z", ExpiresAt: exp, Purpose: "TREAT"})

@@ -148,6 +148,7 @@ func New(cfg Config) *Server {
 	// so nobody can dodge the sign-in rate limit by sending one.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(s.observe)
+	e.Use(noStore)
 	s.routes(e)
 	s.echo = e
 	return s

@@ -25,8 +25,8 @@ const (
 	// publicReadTimeout bounds reading a whole request on the public
 	// listener: a 16 MiB batch on a slow uplink, not forever.
 	publicReadTimeout = 2 * time.Minute
-	// idleTimeout closes a kept-alive connection with no new request.
-	idleTimeout = 2 * time.Minute
+	// defaultIdleTimeout is --idle-timeout's default.
+	defaultIdleTimeout = 2 * time.Minute
 	// maxHeaderBytes bounds a request's headers on every listener.
 	maxHeaderBytes = 64 << 10
 	// metricsTimeout bounds a whole scrape: reading the request and
@@ -41,11 +41,13 @@ const (
 type listenFlags struct {
 	metricsAddr       string
 	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
 }
 
 func (f *listenFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.metricsAddr, "metrics-addr", defaultMetricsAddr, "serve Prometheus /metrics on this HOST:PORT (keep it off the public network); off turns it off")
 	fs.DurationVar(&f.readHeaderTimeout, "read-header-timeout", defaultReadHeaderTimeout, "how long a connection may take to send a request's headers, on every listener")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", defaultIdleTimeout, "how long a kept-alive connection may wait for its next request, on every listener")
 }
 
 // metricsOff reports whether the metrics listener is turned off.
@@ -63,6 +65,9 @@ func (f *listenFlags) check(addr string) error {
 	}
 	if f.readHeaderTimeout <= 0 {
 		errs = append(errs, errors.New("--read-header-timeout must be positive"))
+	}
+	if f.idleTimeout <= 0 {
+		errs = append(errs, errors.New("--idle-timeout must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -86,7 +91,7 @@ func publicServer(h http.Handler, lf *listenFlags, log *slog.Logger) *http.Serve
 		Handler:           h,
 		ReadHeaderTimeout: lf.readHeaderTimeout,
 		ReadTimeout:       publicReadTimeout,
-		IdleTimeout:       idleTimeout,
+		IdleTimeout:       lf.idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -100,7 +105,7 @@ func adminServer(h http.Handler, lf *listenFlags, log *slog.Logger) *http.Server
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: lf.readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
+		IdleTimeout:       lf.idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -126,7 +131,7 @@ func metricsServer(srv *api.Server, lf *listenFlags, log *slog.Logger) (*http.Se
 		ReadHeaderTimeout: lf.readHeaderTimeout,
 		ReadTimeout:       metricsTimeout,
 		WriteTimeout:      metricsTimeout,
-		IdleTimeout:       idleTimeout,
+		IdleTimeout:       lf.idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}, ln, nil
@@ -137,5 +142,6 @@ func listenSettings(fs *flag.FlagSet) *listenFlags {
 	return &listenFlags{
 		metricsAddr:       fs.Lookup("metrics-addr").Value.String(),
 		readHeaderTimeout: fs.Lookup("read-header-timeout").Value.(flag.Getter).Get().(time.Duration),
+		idleTimeout:       fs.Lookup("idle-timeout").Value.(flag.Getter).Get().(time.Duration),
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -118,7 +119,9 @@ func TestMetricsListener(t *testing.T) {
 // TestSlowClients: hundreds of connections that trickle their headers a
 // byte a second, or say nothing at all, on every listener (public, metrics,
 // admin socket), neither keep honest clients from being served nor stay
-// open past --read-header-timeout.
+// open past --read-header-timeout; kept-alive connections that ask nothing
+// more are closed after --idle-timeout (before, the admin socket kept them
+// for ever).
 func TestSlowClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens hundreds of connections for tens of seconds")
@@ -130,12 +133,35 @@ func TestSlowClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const headerTimeout = 2 * time.Second
-	srv := startServer(t, data, key, "--metrics-addr", maddr, "--read-header-timeout", headerTimeout.String())
-	targets := []struct{ network, addr string }{
-		{"tcp", strings.TrimPrefix(srv.url, "http://")},
-		{"tcp", maddr},
-		{"unix", filepath.Join(data, "admin.sock")},
+	const headerTimeout, idleTimeout = 2 * time.Second, 3 * time.Second
+	srv := startServer(t, data, key, "--metrics-addr", maddr, "--read-header-timeout", headerTimeout.String(), "--idle-timeout", idleTimeout.String())
+	targets := []struct{ network, addr, path string }{
+		{"tcp", strings.TrimPrefix(srv.url, "http://"), "/healthz"},
+		{"tcp", maddr, "/metrics"},
+		{"unix", filepath.Join(data, "admin.sock"), "/admin/ping"},
+	}
+
+	// On each listener, connections that made one request, kept alive.
+	var idle []net.Conn
+	for _, tg := range targets {
+		for range 5 {
+			c, err := net.Dial(tg.network, tg.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			idle = append(idle, c)
+			if _, err := io.WriteString(c, "GET "+tg.path+" HTTP/1.1\r\nHost: vault\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Close {
+				t.Fatalf("%s %s: %d, close %v", tg.network, tg.path, resp.StatusCode, resp.Close)
+			}
+		}
 	}
 
 	const slow = 200
@@ -230,5 +256,17 @@ func TestSlowClients(t *testing.T) {
 	rd.Wait()
 	if closed.Load() != slow {
 		t.Errorf("%d of %d slow connections were closed by the server; %d still open after %s", closed.Load(), slow, open.Load(), headerTimeout+60*time.Second)
+	}
+
+	// The idle ones are closed too; ReadResponse above read exactly the
+	// answer, so what is left is the server hanging up.
+	for i, c := range idle {
+		c.SetReadDeadline(time.Now().Add(idleTimeout + 60*time.Second))
+		n, err := io.Copy(io.Discard, c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || n != 0 {
+			t.Errorf("kept-alive connection %d (%s): still open after %s (%d bytes, %v)", i, targets[i/5].network+" "+targets[i/5].path, idleTimeout+60*time.Second, n, err)
+		}
+		c.Close()
 	}
 }

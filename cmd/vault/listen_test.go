@@ -260,8 +260,9 @@ func TestSlowClients(t *testing.T) {
 
 	// The idle ones are closed too; ReadResponse above read exactly the
 	// answer, so what is left is the server hanging up.
+	deadline := time.Now().Add(idleTimeout + 60*time.Second)
 	for i, c := range idle {
-		c.SetReadDeadline(time.Now().Add(idleTimeout + 60*time.Second))
+		c.SetReadDeadline(deadline)
 		n, err := io.Copy(io.Discard, c)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() || n != 0 {

@@ -88,7 +88,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"reason"}),
 		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vault_signin_failures_total",
-			Help: "Refused web UI sign-ins, by method (passkey, recovery_code, rate_limited).",
+			Help: "Refused web UI sign-ins, by method (passkey, recovery_code, rate_limited, bad_challenge, ceremony_full).",
 		}, []string{"method"}),
 		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vault_exports_total",

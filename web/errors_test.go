@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/consent/consenttest"
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/web/webstore"
 )
@@ -65,6 +66,13 @@ func (s *failingStore) PutCeremony(ctx context.Context, c webstore.Ceremony, max
 		return errCanary
 	}
 	return s.Store.PutCeremony(ctx, c, max)
+}
+
+func (s *failingStore) SpendChallenge(ctx context.Context, sp webstore.SpentChallenge, max int) error {
+	if s.fails("SpendChallenge") {
+		return errCanary
+	}
+	return s.Store.SpendChallenge(ctx, sp, max)
 }
 
 func (s *failingStore) Credentials(ctx context.Context, userID string) ([]webstore.Credential, error) {
@@ -328,8 +336,20 @@ func TestEveryFailurePath(t *testing.T) {
 			return call{method: "GET", path: "/enrol/vi_some-token-4242"}
 		}, status: 503, code: "unavailable", as: page, message: "could not be checked just now", cause: true},
 		{name: "ceremony store down", prepare: func(t *testing.T, f *errFixture) call {
+			link, err := f.srv.NewInvite(t.Context(), f.patient.ID, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
 			f.store.arm("PutCeremony")
-			return jsonCall("/webauthn/signin/begin", `{}`)
+			return jsonCall("/webauthn/enrol/begin", `{"token":"`+strings.TrimPrefix(link, f.base+"/enrol/")+`","label":""}`)
+		}, status: 500, code: "internal", as: js, message: "Something went wrong on the vault", cause: true},
+		{name: "spent-challenge store down", prepare: func(t *testing.T, f *errFixture) call {
+			a := f.softPasskey(f.patient.ID)
+			ch, cer := challengeOf(t, f.jsonPost("/webauthn/signin/begin", "", "", "", []byte(`{}`)))
+			f.store.arm("SpendChallenge")
+			c := jsonCall("/webauthn/signin/finish", string(a.ResponseJSON(a.Sign(ch, consenttest.Options{}))))
+			c.headers = map[string]string{"Cookie": CeremonyCookie + "=" + cer}
+			return c
 		}, status: 500, code: "internal", as: js, message: "Something went wrong on the vault", cause: true},
 		{name: "passkeys unreadable", prepare: func(t *testing.T, f *errFixture) call {
 			cookie, _ := patient(f)

@@ -339,20 +339,35 @@ func (s *Server) addPasskeyFinish(w http.ResponseWriter, r *http.Request, sess s
 }
 
 // signinBegin starts a discoverable sign-in: no user is named, the
-// authenticator offers the passkeys it holds for this site.
+// authenticator offers the passkeys it holds for this site. Nothing is
+// stored: the session data goes to the browser sealed, in the ceremony
+// cookie (signinChallenge), and lives SignInTimeout.
 func (s *Server) signinBegin(w http.ResponseWriter, r *http.Request, _ session) error {
-	assertion, sd, err := s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	assertion, sd, err := s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired), withLoginTimeout(SignInTimeout))
 	if err != nil {
 		return fmt.Errorf("begin login: %w", err)
 	}
-	id, err := s.cers.put(r.Context(), ceremony{Kind: "signin", Data: *sd})
+	v, err := s.cers.sealSignin(*sd)
 	if err != nil {
-		return err
+		return fmt.Errorf("seal sign-in challenge: %w", err)
 	}
-	s.setCookie(w, CeremonyCookie, id, int(CeremonyTimeout/time.Second))
+	s.setCookie(w, CeremonyCookie, v, int(SignInTimeout/time.Second))
 	writeJSON(w, http.StatusOK, assertion)
 	return nil
 }
+
+// withLoginTimeout is the timeout the browser is told (the library also
+// makes it the session data's expiry).
+func withLoginTimeout(d time.Duration) webauthn.LoginOption {
+	return func(o *protocol.PublicKeyCredentialRequestOptions) error {
+		o.Timeout = int(d / time.Millisecond)
+		return nil
+	}
+}
+
+// errSigninStale is a sign-in finish without a live challenge: none,
+// expired, or answered already.
+var errSigninStale = refuse(http.StatusBadRequest, "no_ceremony", "Not signed in", "This sign-in request has expired or was already used. Start again.")
 
 // errSigninRefused is every refused passkey sign-in: which check failed
 // goes only to the log.
@@ -360,9 +375,12 @@ var errSigninRefused = refuse(http.StatusUnauthorized, "signin_refused", "Not si
 
 // signinFinish checks the assertion and starts a session.
 func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request, _ session) error {
-	c, err := s.takeCeremony(w, r, "signin", refuse(http.StatusBadRequest, "no_ceremony", "Not signed in", "This sign-in request has expired or was already used. Start again."))
+	c, err := s.cers.openSignin(cookieValue(r, CeremonyCookie))
+	s.clearCookie(w, CeremonyCookie)
 	if err != nil {
-		return err
+		s.log.Info("web sign-in refused", "reason", err.Error())
+		s.signInFailed("bad_challenge")
+		return errSigninStale
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBody(r.Body)
 	if err != nil {
@@ -390,6 +408,17 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request, _ session)
 	if !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
 		s.signInFailed("passkey")
 		return errSigninRefused
+	}
+	// The assertion is good: spend its challenge, so no other answer to it
+	// (this one replayed, or another the same authenticator made) signs
+	// anyone in.
+	if err := s.cers.spendSignin(r.Context(), c); err != nil {
+		if errors.Is(err, errChallengeSpent) {
+			s.log.Warn("web sign-in refused: challenge answered already", "user", rec.UserID)
+			s.signInFailed("bad_challenge")
+			return errSigninStale
+		}
+		return err
 	}
 	if _, err := s.vault.User(r.Context(), rec.UserID); err != nil {
 		s.signInFailed("passkey")

@@ -309,14 +309,17 @@ func multipartOf(r *http.Request) *multipart.Reader {
 	return mr
 }
 
-// A ceremony is one WebAuthn registration or sign-in in progress: the
-// challenge and what it is for. The store keeps it, sealed, under a hash
-// of its kind and of a one-time cookie's value, and the finish request
-// takes it (deletes it) before the response is checked, so a challenge
-// answers at most one response. A finish of another kind finds nothing
-// and leaves it alone.
+// A ceremony is one WebAuthn registration or step-up in progress for a
+// signed-in user or an invitee: the challenge and what it is for. The store
+// keeps it, sealed, under a hash of its kind and of a one-time cookie's
+// value, and the finish request takes it (deletes it) before the response
+// is checked, so a challenge answers at most one response. A finish of
+// another kind finds nothing and leaves it alone. Only a request with a
+// session, or with a usable invite, can begin one: the unauthenticated
+// sign-in stores nothing while it is in flight (signinChallenge), so it
+// cannot crowd these out.
 type ceremony struct {
-	Kind    string // "enrol", "signin", "add" or "grant"
+	Kind    string // "enrol", "add", "grant", ceremonyKey or "delete-account"
 	Data    webauthn.SessionData
 	Expires time.Time
 	// enrol and add:
@@ -335,6 +338,10 @@ type ceremonyStore struct {
 	store  Store
 	sealer sealer
 	now    func() time.Time
+	max    int // ceremonies in flight at most
+	// full is told when a ceremony or a spent sign-in challenge is refused
+	// because its table is full (to log and count it).
+	full func(what string)
 }
 
 var (
@@ -365,8 +372,9 @@ func (cs *ceremonyStore) put(ctx context.Context, c ceremony) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	err = cs.store.PutCeremony(ctx, webstore.Ceremony{Hash: h, UserID: c.UserID, Created: now, Expires: c.Expires, Sealed: sealed}, MaxCeremonies)
+	err = cs.store.PutCeremony(ctx, webstore.Ceremony{Hash: h, UserID: c.UserID, Created: now, Expires: c.Expires, Sealed: sealed}, cs.max)
 	if errors.Is(err, webstore.ErrFull) {
+		cs.full(c.Kind)
 		return "", errBusy
 	}
 	if err != nil {
@@ -397,6 +405,83 @@ func (cs *ceremonyStore) take(ctx context.Context, id, kind string) (ceremony, e
 		return ceremony{}, errNoCeremony
 	}
 	return c, nil
+}
+
+// A signinChallenge is a passkey sign-in in flight. Anyone may begin a
+// sign-in, so the vault stores nothing for it: the library's session data
+// (the challenge, the RP ID, user verification required) and the
+// challenge's expiry are sealed under the master keyset, with associated
+// data naming their use, and the sealed bytes are the ceremony cookie's
+// value. Only the vault can make one that opens, and nothing in it can be
+// changed. Begins from any number of addresses so cost the vault a
+// signature's worth of CPU and no storage.
+//
+// Single use: a sealed challenge can be presented again, so signinFinish,
+// once a valid assertion has answered one, spends it (Store.SpendChallenge
+// keeps a hash of the challenge until the challenge expires; a second
+// spend is refused in the store's transaction). After expiry the row may
+// go, and the sealed challenge is refused as expired. Only a valid
+// assertion by a registered passkey, with user verification, writes a row,
+// so an unauthenticated flood writes nothing at all.
+type signinChallenge struct {
+	Data    webauthn.SessionData `json:"data"`
+	Expires time.Time            `json:"expires"`
+}
+
+const signinChallengeAD = "jhvault/web-signin-challenge/v1"
+
+var (
+	// errBadChallenge: the cookie holds no sign-in challenge this vault
+	// sealed (none, truncated, another vault's, another kind of cookie).
+	errBadChallenge = errors.New("no sealed sign-in challenge")
+	// errChallengeExpired: the challenge is older than SignInTimeout.
+	errChallengeExpired = errors.New("sign-in challenge expired")
+	// errChallengeSpent: a valid assertion answered this challenge already.
+	errChallengeSpent = errors.New("sign-in challenge answered already")
+)
+
+// sealSignin seals a sign-in's session data for the ceremony cookie.
+func (cs *ceremonyStore) sealSignin(sd webauthn.SessionData) (string, error) {
+	sealed, err := cs.sealer.Encrypt(mustJSON(signinChallenge{Data: sd, Expires: cs.now().Add(SignInTimeout)}), []byte(signinChallengeAD))
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// openSignin opens a ceremony cookie's sealed sign-in challenge and checks
+// it has not expired.
+func (cs *ceremonyStore) openSignin(v string) (signinChallenge, error) {
+	var c signinChallenge
+	sealed, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || v == "" {
+		return c, errBadChallenge
+	}
+	pt, err := cs.sealer.Decrypt(sealed, []byte(signinChallengeAD))
+	if err != nil || json.Unmarshal(pt, &c) != nil || c.Data.Challenge == "" || c.Expires.IsZero() {
+		return signinChallenge{}, errBadChallenge
+	}
+	if !cs.now().Before(c.Expires) {
+		return signinChallenge{}, errChallengeExpired
+	}
+	return c, nil
+}
+
+// spendSignin marks a sign-in challenge answered: errChallengeSpent when
+// it was already, errBusy when MaxSpentChallenges live ones are stored.
+func (cs *ceremonyStore) spendSignin(ctx context.Context, c signinChallenge) error {
+	h := sha256.Sum256([]byte("jhvault/web-signin-spent/v1|" + c.Data.Challenge))
+	err := cs.store.SpendChallenge(ctx, webstore.SpentChallenge{Hash: h, Created: cs.now(), Expires: c.Expires}, MaxSpentChallenges)
+	switch {
+	case errors.Is(err, webstore.ErrExists):
+		return errChallengeSpent
+	case errors.Is(err, webstore.ErrFull):
+		cs.full("signin_spent")
+		return errBusy
+	case err != nil:
+		return fmt.Errorf("spend sign-in challenge: %w", err)
+	}
+	return nil
 }
 
 // RecentSignIn is how long after signing in (with a passkey or a recovery

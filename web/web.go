@@ -48,13 +48,25 @@ const (
 	DefaultIdleTimeout   = 30 * time.Minute
 	DefaultAbsTimeout    = 12 * time.Hour
 	DefaultAuthPerMinute = 30 // sign-in and enrolment requests per client address
-	CeremonyTimeout      = 5 * time.Minute
-	MaxSessions          = 100000
-	MaxCeremonies        = 10000
-	MaxPasskeysPerUser   = 20
-	MaxLabelLength       = 60
-	maxJSONBody          = 64 << 10
-	maxFormBody          = 8 << 10
+	// CeremonyTimeout is how long an enrolment, a passkey being added, or
+	// a step-up (grant, key confirmation, account deletion) may take.
+	CeremonyTimeout = 5 * time.Minute
+	// SignInTimeout is how long a passkey sign-in's sealed challenge is
+	// accepted, and so how long its hash is kept once answered.
+	SignInTimeout = 2 * time.Minute
+	MaxSessions   = 100000
+	// MaxCeremonies bounds the ceremonies in flight; only signed-in users
+	// and invitees can begin one (a sign-in stores nothing).
+	MaxCeremonies = 10000
+	// MaxSpentChallenges bounds the answered sign-in challenges kept
+	// until they expire: each is a successful passkey sign-in in the last
+	// SignInTimeout. A full table refuses sign-in (503 busy) rather than
+	// forget one and let it be answered again.
+	MaxSpentChallenges = MaxSessions
+	MaxPasskeysPerUser = 20
+	MaxLabelLength     = 60
+	maxJSONBody        = 64 << 10
+	maxFormBody        = 8 << 10
 	// DefaultMaxUploadBytes caps an upload, as the API caps an import: an
 	// Apple Health export.zip of several years.
 	DefaultMaxUploadBytes = 2 << 30
@@ -79,8 +91,11 @@ type Config struct {
 	BaseURL *url.URL
 	Logger  *slog.Logger
 	// OnSignInFailure, when set, is told of each refused sign-in, by how it
-	// was tried: "passkey", "recovery_code", or "rate_limited" (for the
-	// metrics an admin alerts on).
+	// was tried: "passkey", "recovery_code", or "rate_limited"; a sign-in
+	// finish without a live sealed challenge (none, forged, expired or
+	// replayed) is "bad_challenge"; and a ceremony (of any kind) refused
+	// because its table is full is "ceremony_full" (for the metrics an
+	// admin alerts on).
 	OnSignInFailure func(method string)
 
 	// Optional knobs; zero means the default.
@@ -89,6 +104,9 @@ type Config struct {
 	// AuthPerMinute bounds requests to the sign-in and enrolment endpoints
 	// per client address (a token bucket refilled at this rate a minute).
 	AuthPerMinute int
+	// MaxCeremonies bounds the enrolments, passkey additions and step-ups
+	// in flight (MaxCeremonies when 0).
+	MaxCeremonies int
 	// Now is the clock, for tests.
 	Now func() time.Time
 
@@ -192,6 +210,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.AuthPerMinute <= 0 {
 		cfg.AuthPerMinute = DefaultAuthPerMinute
 	}
+	if cfg.MaxCeremonies <= 0 {
+		cfg.MaxCeremonies = MaxCeremonies
+	}
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = DefaultMaxUploadBytes
 	}
@@ -229,7 +250,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	sealer := cfg.Vault.Master()
 	s.sessions = &sessionStore{store: cfg.Store, sealer: sealer, idle: cfg.IdleTimeout, abs: cfg.AbsoluteTimeout, now: cfg.Now}
-	s.cers = &ceremonyStore{store: cfg.Store, sealer: sealer, now: cfg.Now}
+	s.cers = &ceremonyStore{store: cfg.Store, sealer: sealer, now: cfg.Now, max: cfg.MaxCeremonies, full: func(what string) {
+		s.log.Warn("web ceremony refused: too many in flight", "kind", what)
+		s.signInFailed("ceremony_full")
+	}}
 	s.creds = &credStore{store: cfg.Store, sealer: sealer}
 	s.invites = &inviteStore{store: cfg.Store, sealer: sealer}
 	if err := s.invites.adoptOld(context.Background()); err != nil {

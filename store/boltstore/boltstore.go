@@ -65,6 +65,9 @@ var migrations = []func(tx *bolt.Tx) error{
 	// The web UI's buckets (web.go): those earlier versions made on first
 	// use, the invites' owner rows, sessions and ceremonies.
 	createWebBuckets,
+	// The spent sign-in challenges (web.go), which sign-in keeps since it
+	// stores nothing while a sign-in is in flight.
+	createWebBuckets,
 }
 
 // ErrLocked means another process holds the database.

@@ -16,26 +16,29 @@ import (
 // The web UI's buckets (webstore.Store). Values are sealed by package web;
 // keys and the few plaintext fields are listed here.
 //
-//	web_invites               SHA-256(invite token) -> sealed invite
-//	web_invite_owners         SHA-256(invite token) -> expires(8) user id
-//	web_credentials           credential id -> sealed passkey record
-//	web_credentials_by_user   user id 0x00 credential id -> empty
-//	web_recovery              "c/" hex(SHA-256(code)) -> sealed code record
-//	                          "u/" user id 0x00 hex(SHA-256(code)) -> empty
-//	web_sessions              SHA-256(session id) -> timed row
-//	web_sessions_by_user      user id 0x00 SHA-256(session id) -> empty
-//	web_sessions_by_expiry    expires(8) SHA-256(session id) -> empty
-//	web_ceremonies            ceremony hash -> timed row
-//	web_ceremonies_by_user    user id 0x00 ceremony hash -> empty
-//	web_ceremonies_by_expiry  expires(8) ceremony hash -> empty
+//	web_invites                 SHA-256(invite token) -> sealed invite
+//	web_invite_owners           SHA-256(invite token) -> expires(8) user id
+//	web_credentials             credential id -> sealed passkey record
+//	web_credentials_by_user     user id 0x00 credential id -> empty
+//	web_recovery                "c/" hex(SHA-256(code)) -> sealed code record
+//	                            "u/" user id 0x00 hex(SHA-256(code)) -> empty
+//	web_sessions                SHA-256(session id) -> timed row
+//	web_sessions_by_user        user id 0x00 SHA-256(session id) -> empty
+//	web_sessions_by_expiry      expires(8) SHA-256(session id) -> empty
+//	web_ceremonies              ceremony hash -> timed row
+//	web_ceremonies_by_user      user id 0x00 ceremony hash -> empty
+//	web_ceremonies_by_expiry    expires(8) ceremony hash -> empty
+//	web_signin_spent            spent-challenge hash -> timed row (no user, nothing sealed)
+//	web_signin_spent_by_expiry  expires(8) spent-challenge hash -> empty
 //
 // A timed row is created(8) last-seen(8) expires(8) len(user)(2) user
 // sealed; times are Unix nanoseconds, big-endian with the sign bit flipped
 // so they sort. The sessions' and ceremonies' bucket sequence is their row
-// count (for the limits). web_invites, web_credentials,
-// web_credentials_by_user and web_recovery are as earlier versions wrote
-// them; web_invite_owners is new, so an invite stored before it has no
-// owner row until web completes it.
+// count (for the limits). The spent sign-in challenges are timed rows too,
+// with no user (web_signin_spent_by_user stays empty) and no sealed part.
+// web_invites, web_credentials, web_credentials_by_user and web_recovery
+// are as earlier versions wrote them; web_invite_owners is new, so an
+// invite stored before it has no owner row until web completes it.
 var (
 	bWebInvites        = []byte("web_invites")
 	bWebInviteOwners   = []byte("web_invite_owners")
@@ -48,11 +51,15 @@ var (
 	bWebCers           = []byte("web_ceremonies")
 	bWebCersByUser     = []byte("web_ceremonies_by_user")
 	bWebCersByExp      = []byte("web_ceremonies_by_expiry")
+	bWebSpent          = []byte("web_signin_spent")
+	bWebSpentByUser    = []byte("web_signin_spent_by_user")
+	bWebSpentByExp     = []byte("web_signin_spent_by_expiry")
 
 	webBuckets = [][]byte{
 		bWebInvites, bWebInviteOwners, bWebCreds, bWebCredsByUser, bWebRecovery,
 		bWebSessions, bWebSessionsByUser, bWebSessionsByExp,
 		bWebCers, bWebCersByUser, bWebCersByExp,
+		bWebSpent, bWebSpentByUser, bWebSpentByExp,
 	}
 )
 
@@ -81,7 +88,7 @@ var _ webstore.Store = webStore{}
 // webTx is one transaction's view of the web buckets.
 type webTx struct {
 	invites, owners, creds, credsByUser, recovery *bolt.Bucket
-	sessions, cers                                timed
+	sessions, cers, spent                         timed
 }
 
 // timed is a bucket of timed rows with its user and expiry indexes.
@@ -98,6 +105,7 @@ func openWeb(tx *bolt.Tx) (*webTx, error) {
 		invites: bs[0], owners: bs[1], creds: bs[2], credsByUser: bs[3], recovery: bs[4],
 		sessions: timed{bs[5], bs[6], bs[7]},
 		cers:     timed{bs[8], bs[9], bs[10]},
+		spent:    timed{bs[11], bs[12], bs[13]},
 	}, nil
 }
 
@@ -717,6 +725,25 @@ func (w webStore) TakeCeremony(ctx context.Context, hash [32]byte) (webstore.Cer
 		return wt.cers.delete(r)
 	})
 	return c, err
+}
+
+func (w webStore) SpendChallenge(ctx context.Context, sp webstore.SpentChallenge, max int) error {
+	return w.update(ctx, func(wt *webTx) error {
+		t := wt.spent
+		if _, err := t.get(sp.Hash); err == nil {
+			return webstore.ErrExists
+		} else if !errors.Is(err, webstore.ErrNotFound) {
+			return err
+		}
+		full, err := t.makeRoom(sp.Created, max)
+		if err != nil {
+			return err
+		}
+		if full {
+			return webstore.ErrFull
+		}
+		return t.put(timedRow{hash: sp.Hash, created: sp.Created, lastSeen: sp.Created, expires: sp.Expires})
+	})
 }
 
 // ---- forgetting ----

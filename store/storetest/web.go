@@ -36,6 +36,8 @@ func RunWeb(t *testing.T, open WebFactory) {
 		{"SessionSweepAndLimit", testWebSessionSweepAndLimit},
 		{"Ceremonies", testWebCeremonies},
 		{"CeremonyTakeRace", testWebCeremonyTakeRace},
+		{"SpentChallenges", testWebSpentChallenges},
+		{"SpendRace", testWebSpendRace},
 		{"ForgetUser", testWebForgetUser},
 		{"Reopen", testWebReopen},
 	}
@@ -541,6 +543,42 @@ func testWebCeremonyTakeRace(t *testing.T, s webstore.Store, _ func() webstore.S
 	})
 	if won != 1 {
 		t.Fatalf("%d takes won, want 1", won)
+	}
+}
+
+func spent(name string, created time.Time) webstore.SpentChallenge {
+	return webstore.SpentChallenge{Hash: h32(name), Created: created, Expires: created.Add(2 * time.Minute)}
+}
+
+// testWebSpentChallenges: a challenge is spent once; the table is bounded,
+// a full one refuses rather than forget a live row, and expired rows make
+// room; the rows survive a reopen.
+func testWebSpentChallenges(t *testing.T, s webstore.Store, reopen func() webstore.Store) {
+	ctx := t.Context()
+	must(t, s.SpendChallenge(ctx, spent("a", webNow), 3))
+	wantErr(t, "spending a challenge twice", s.SpendChallenge(ctx, spent("a", webNow.Add(time.Second)), 3), webstore.ErrExists)
+	must(t, s.SpendChallenge(ctx, spent("b", webNow), 3))
+	must(t, s.SpendChallenge(ctx, spent("c", webNow.Add(time.Minute)), 3))
+	wantErr(t, "a spend when full", s.SpendChallenge(ctx, spent("d", webNow.Add(time.Minute)), 3), webstore.ErrFull)
+	// Nothing was dropped to make room: every live row still refuses.
+	for _, n := range []string{"a", "b", "c"} {
+		wantErr(t, "spending "+n+" again when full", s.SpendChallenge(ctx, spent(n, webNow.Add(time.Minute)), 3), webstore.ErrExists)
+	}
+	s = reopen()
+	wantErr(t, "spending a again after reopening", s.SpendChallenge(ctx, spent("a", webNow.Add(time.Minute)), 3), webstore.ErrExists)
+	// a and b expired at +2m; d fits then, and a's row is gone.
+	later := webNow.Add(2*time.Minute + time.Second)
+	must(t, s.SpendChallenge(ctx, spent("d", later), 3))
+	must(t, s.SpendChallenge(ctx, spent("a", later), 3))
+	wantErr(t, "c, still live", s.SpendChallenge(ctx, spent("c", later), 3), webstore.ErrExists)
+}
+
+func testWebSpendRace(t *testing.T, s webstore.Store, _ func() webstore.Store) {
+	won := race(t, 16, webstore.ErrExists, func(int) error {
+		return s.SpendChallenge(t.Context(), spent("race", webNow), 10)
+	})
+	if won != 1 {
+		t.Fatalf("%d spends won, want 1", won)
 	}
 }
 

@@ -1,15 +1,17 @@
 // Package webstore declares the storage the web UI needs: enrolment
-// invites, passkey records, recovery codes, sessions and WebAuthn
-// ceremonies in progress. Package web consumes it (as web.Store) and
-// store/boltstore implements it; store/storetest.RunWeb is the conformance
-// suite every implementation passes.
+// invites, passkey records, recovery codes, sessions, the WebAuthn
+// ceremonies of signed-in users and invitees in progress, and the hashes
+// of sign-in challenges already answered. Package web consumes it (as
+// web.Store) and store/boltstore implements it; store/storetest.RunWeb is
+// the conformance suite every implementation passes.
 //
 // The split is the one vault.Backend draws for readings: web keeps every
 // secret and every rule, the store keeps rows. A store sees
 //
 //   - ids: SHA-256 hashes of secrets (invite tokens, recovery codes,
-//     session and ceremony ids), never the secrets; passkey credential ids,
-//     which the authenticator chose and browsers see anyway;
+//     session and ceremony ids, answered sign-in challenges), never the
+//     secrets; passkey credential ids, which the authenticator chose and
+//     browsers see anyway;
 //   - the user id a row belongs to, and times (created, last seen,
 //     expires), so it can list, forget and sweep without opening anything;
 //   - sealed bytes, which only web opens. Web seals each value under the
@@ -47,7 +49,8 @@ var (
 	ErrTooMany = errors.New("too many passkeys")
 	// ErrLastPasskey: removing this passkey would leave the user none.
 	ErrLastPasskey = errors.New("the last passkey")
-	// ErrFull: the most ceremonies allowed are in flight.
+	// ErrFull: the most ceremonies (or spent sign-in challenges) allowed
+	// are stored.
 	ErrFull = errors.New("too many in flight")
 )
 
@@ -101,6 +104,16 @@ type Ceremony struct {
 	Created time.Time
 	Expires time.Time
 	Sealed  []byte
+}
+
+// SpentChallenge marks a sign-in challenge answered. A sign-in's challenge
+// is not stored while it is in flight (web hands it to the browser
+// sealed); only once a valid assertion has answered it does web store its
+// hash, until the challenge expires, so no other answer to it is taken.
+type SpentChallenge struct {
+	Hash    [32]byte // a hash of the challenge (web's, with its own prefix)
+	Created time.Time
+	Expires time.Time // when the challenge itself stops being accepted
 }
 
 // Store is where the web UI keeps its records.
@@ -179,6 +192,15 @@ type Store interface {
 	// TakeCeremony deletes a ceremony and returns it, in one transaction:
 	// a ceremony is taken at most once. A missing one is ErrNotFound.
 	TakeCeremony(ctx context.Context, hash [32]byte) (Ceremony, error)
+
+	// SpendChallenge stores a spent sign-in challenge, in one transaction:
+	// a hash stored already is ErrExists, so of racing spends of one
+	// challenge exactly one succeeds. It first drops up to a few dozen
+	// rows that expired by sp.Created, and when max are stored, every
+	// expired one; if max are still stored, it refuses with ErrFull (it
+	// never drops a live row: that would let its challenge be answered
+	// again).
+	SpendChallenge(ctx context.Context, sp SpentChallenge, max int) error
 
 	// ForgetUser deletes everything stored about a user, in one
 	// transaction: passkeys, invites, recovery codes, sessions and

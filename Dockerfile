@@ -10,6 +10,11 @@
 #     -e VAULT_BASE_URL=https://vault.example.org \
 #     jupyterhealth-vault
 #
+# Prometheus metrics have their own listener, on the container's loopback by
+# default; to scrape them from the host add
+#     -e VAULT_METRICS_ADDR=0.0.0.0:9464 -p 127.0.0.1:9464:9464
+# The health check asks /healthz on the public port and needs neither.
+#
 # See docs/self-hosting.md.
 
 FROM golang:1.26-bookworm AS build

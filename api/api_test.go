@@ -32,6 +32,7 @@ import (
 
 type fixture struct {
 	srv            *httptest.Server
+	metricsSrv     *httptest.Server // the metrics handler, on its own listener as in cmd/vault
 	v              *vault.Vault
 	ledger         *consent.Ledger
 	otherPatient   string
@@ -65,8 +66,11 @@ func newFixture(t testing.TB, cfg api.Config) *fixture {
 		t.Fatal(err)
 	}
 	cfg.Vault, cfg.Ledger, cfg.Store = e.Vault, f.ledger, e.Store
-	f.srv = httptest.NewServer(api.New(cfg).Echo())
+	s := api.New(cfg)
+	f.srv = httptest.NewServer(s.Echo())
 	t.Cleanup(f.srv.Close)
+	f.metricsSrv = httptest.NewServer(s.Metrics())
+	t.Cleanup(f.metricsSrv.Close)
 	return f
 }
 
@@ -152,6 +156,21 @@ func (f *fixture) do(t *testing.T, method, path, token, ctype string, body []byt
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+// scrape reads the metrics from their own listener.
+func (f *fixture) scrape(t *testing.T) []byte {
+	t.Helper()
+	resp, err := http.Get(f.metricsSrv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("metrics: %d %v", resp.StatusCode, err)
+	}
+	return b
 }
 
 func (f *fixture) stored(t *testing.T) int {
@@ -492,12 +511,17 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Fatalf("healthz %d %s", st, b)
 	}
 	f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(3)))
-	st, b := f.do(t, "GET", "/metrics", "", "", nil)
-	if st != 200 || !bytes.Contains(b, []byte(`vault_ingest_readings_total{outcome="accepted"} 3`)) {
-		t.Fatalf("metrics %d: %s", st, b)
+	b := f.scrape(t)
+	if !bytes.Contains(b, []byte(`vault_ingest_readings_total{outcome="accepted"} 3`)) {
+		t.Fatalf("metrics: %s", b)
 	}
 	if st, b := f.do(t, "GET", "/nope", "", "", nil); st != 404 || errBody(t, b).Code != "not_found" {
 		t.Fatalf("404: %d %s", st, b)
+	}
+	// The API's own handler does not serve the metrics: they have their
+	// own listener.
+	if st, _ := f.do(t, "GET", "/metrics", "", "", nil); st != 404 {
+		t.Fatalf("the API serves /metrics: %d", st)
 	}
 	// The gauges an admin alerts on: ledger size, database size, and the
 	// last backup (none yet, then one).
@@ -509,7 +533,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	if _, err := f.store.Backup(io.Discard, nil); err != nil {
 		t.Fatal(err)
 	}
-	_, b = f.do(t, "GET", "/metrics", "", "", nil)
+	b = f.scrape(t)
 	if bytes.Contains(b, []byte("\nvault_last_backup_timestamp_seconds 0")) || !bytes.Contains(b, []byte("\nvault_last_backup_timestamp_seconds 1.")) {
 		t.Errorf("the last backup is not in the metrics")
 	}

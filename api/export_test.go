@@ -181,7 +181,7 @@ func TestExport(t *testing.T) {
 		}
 	}
 
-	if _, mb := e.do(t, "GET", "/metrics", "", "", nil); !bytes.Contains(mb, []byte(`vault_exports_total{format="omh",outcome="complete"} 1`)) || !bytes.Contains(mb, []byte("vault_export_readings_total 8")) {
+	if mb := e.scrape(t); !bytes.Contains(mb, []byte(`vault_exports_total{format="omh",outcome="complete"} 1`)) || !bytes.Contains(mb, []byte("vault_export_readings_total 8")) {
 		t.Errorf("export metrics missing")
 	}
 

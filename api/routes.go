@@ -3,13 +3,11 @@ package api
 import (
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // routes registers every route of the public API.
 func (s *Server) routes(e *echo.Echo) {
 	e.GET("/healthz", s.healthz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
 
 	v1 := e.Group("/api/v1")
 	v1.POST("/readings", s.postReadings, s.requireToken(vault.TokenDevice, vault.TokenPatient))

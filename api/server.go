@@ -176,6 +176,7 @@ func New(cfg Config) *Server {
 	// saw: nobody else can dodge the failure limit by sending the header.
 	e.IPExtractor = ratelimit.ClientIP(cfg.TrustedProxies)
 	e.Use(s.observe)
+	e.Use(noStore)
 	s.routes(e)
 	s.echo = e
 	return s

@@ -281,28 +281,15 @@ func New(cfg Config) (*Server, error) {
 // headers (CSP and the rest), whatever its status.
 func (s *Server) Handler() http.Handler { return s.secureHeaders(s.mux) }
 
-// csp is the Content-Security-Policy of every response: no inline script
+// csp is the Content-Security-Policy of every web UI response: no inline script
 // or style, nothing from another origin.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 func (s *Server) secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		setBaseline(h, r.TLS != nil || s.secure) // headers.go
 		h.Set("Content-Security-Policy", csp)
-		h.Set("X-Content-Type-Options", "nosniff")
-		// same-origin, not no-referrer: with no-referrer Chromium sends
-		// "Origin: null" on form posts, and the Origin check needs the
-		// real one. Other sites still get no referrer at all.
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-		// HSTS only where the browser reached us over TLS: directly, or
-		// through a proxy whose public URL is https.
-		if r.TLS != nil || s.secure {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-		}
 		if !strings.HasPrefix(r.URL.Path, "/static/") {
 			h.Set("Cache-Control", "no-store")
 		}

@@ -21,14 +21,14 @@ type server struct {
 	log bytes.Buffer
 }
 
-func startServer(t *testing.T, data, key string) *server {
+func startServer(t *testing.T, data, key string, extra ...string) *server {
 	t.Helper()
 	addr, err := freeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &server{url: "http://" + addr}
-	s.cmd = exec.Command("vault", "serve", "--data", data, "--root-key-file", key, "--addr", addr)
+	s.cmd = exec.Command("vault", append([]string{"serve", "--data", data, "--root-key-file", key, "--addr", addr}, extra...)...)
 	s.cmd.Stderr = &s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

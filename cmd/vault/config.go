@@ -97,6 +97,9 @@ func checkServe(fs *flag.FlagSet) error {
 	if _, _, err := net.SplitHostPort(get("addr")); err != nil {
 		errs = append(errs, fmt.Errorf("--addr must be HOST:PORT, such as 127.0.0.1:8080"))
 	}
+	if err := listenSettings(fs).check(get("addr")); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := checkBaseURL(get("base-url")); err != nil {
 		errs = append(errs, err)
 	}
@@ -125,6 +128,7 @@ func checkServe(fs *flag.FlagSet) error {
 // serveFlags declares serve's flags; cmdServe and cmdConfig share them.
 type serveFlags struct {
 	store    storeFlags
+	listen   listenFlags
 	addr     *string
 	baseURL  *string
 	demo     *bool

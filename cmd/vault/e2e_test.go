@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +31,7 @@ type demoServer struct {
 	dir, data, keyFile, logPath string
 	url                         string
 	addr                        string
+	metricsURL                  string // the metrics listener
 	cmd                         *exec.Cmd
 	creds                       demo.Credentials
 	startErr                    error
@@ -63,7 +65,7 @@ func freeAddr() (string, error) {
 }
 
 func (s *demoServer) args() []string {
-	return []string{"serve", "--demo", "--demo-days", "2", "--data", s.data, "--root-key-file", s.keyFile, "--addr", s.addr}
+	return []string{"serve", "--demo", "--demo-days", "2", "--data", s.data, "--root-key-file", s.keyFile, "--addr", s.addr, "--metrics-addr", strings.TrimPrefix(s.metricsURL, "http://")}
 }
 
 func (s *demoServer) start() error {
@@ -128,7 +130,8 @@ func sharedServer(t *testing.T) *demoServer {
 			return
 		}
 		addr, err := freeAddr()
-		s := &demoServer{dir: dir, data: filepath.Join(dir, "data"), keyFile: filepath.Join(dir, "keys", "root.key"), logPath: filepath.Join(dir, "server.log"), addr: addr, url: "http://" + addr, startErr: err}
+		maddr, merr := freeAddr()
+		s := &demoServer{dir: dir, data: filepath.Join(dir, "data"), keyFile: filepath.Join(dir, "keys", "root.key"), logPath: filepath.Join(dir, "server.log"), addr: addr, url: "http://" + addr, metricsURL: "http://" + maddr, startErr: errors.Join(err, merr)}
 		if err == nil {
 			s.startErr = s.start()
 		}

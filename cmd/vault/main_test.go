@@ -21,6 +21,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("GORACE") == "" {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
+	// Tests start many servers at once: each gets its metrics listener on
+	// a free loopback port, not all on the one default.
+	if os.Getenv("VAULT_METRICS_ADDR") == "" {
+		os.Setenv("VAULT_METRICS_ADDR", "127.0.0.1:0")
+	}
 	testscript.Main(withSharedServer{m}, map[string]func(){
 		"vault": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
@@ -50,6 +55,7 @@ func TestScripts(t *testing.T) {
 			// Keep the default root key out of the real home directory.
 			e.Setenv("XDG_CONFIG_HOME", e.WorkDir+"/config")
 			e.Setenv("HOME", e.WorkDir+"/home")
+			e.Setenv("VAULT_METRICS_ADDR", "127.0.0.1:0") // as in TestMain
 			return nil
 		},
 	})

@@ -56,6 +56,7 @@ func checkBaseURL(s string) (*url.URL, error) {
 func registerServe(fs *flag.FlagSet) *serveFlags {
 	sv := &serveFlags{}
 	sv.store.register(fs)
+	sv.listen.register(fs) // listen.go
 	sv.addr = fs.String("addr", "127.0.0.1:8080", "listen address")
 	sv.baseURL = fs.String("base-url", "http://localhost:8080", "public URL; its host is the passkey RP ID")
 	sv.demo = fs.Bool("demo", false, "seed demo patient Ada and clinician Dr. Rivera, and write DIR/demo/credentials.json")
@@ -161,24 +162,17 @@ func cmdServe(args []string, stderr io.Writer) error {
 			return fmt.Errorf("demo: %v", err)
 		}
 	}
-	// One listener: the API, health and metrics on echo; every other path
-	// is the web UI.
-	mux := http.NewServeMux()
-	mux.Handle("/api/", srv.Echo())
-	mux.Handle("/healthz", srv.Echo())
-	mux.Handle("/metrics", srv.Echo())
-	mux.Handle("/", srv.ObserveWeb(ws.Handler()))
+	// The public listener: the API and health on echo, every other path
+	// the web UI; the metrics have their own (listen.go).
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %v", *addr, err)
 	}
-	httpSrv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute, // a 16 MiB batch on a slow uplink, not forever
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	httpSrv := publicServer(publicHandler(srv, ws), &sv.listen, log)
+	metricsSrv, mln, err := metricsServer(srv, &sv.listen, log)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	sock := sockPath(sf.data)
 	os.Remove(sock)
@@ -189,9 +183,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	syscall.Umask(old)
 	if err != nil {
 		ln.Close()
+		if mln != nil {
+			mln.Close()
+		}
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := &http.Server{Handler: api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws}, log), ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws}, log), &sv.listen, log)
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it
@@ -210,7 +207,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}()
 	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if cert, key := fs.Lookup("tls-cert").Value.String(), fs.Lookup("tls-key").Value.String(); cert != "" {
 		// TLS without a proxy (checkServe made sure both are set and load).
 		go func() { errc <- httpSrv.ServeTLS(ln, cert, key) }()
@@ -218,7 +215,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 		go func() { errc <- httpSrv.Serve(ln) }()
 	}
 	go func() { errc <- adminSrv.Serve(sln) }()
-	log.Info("vault serving", "addr", ln.Addr().String(), "base_url", *baseURL, "admin_socket", sock, "ledger_verifier_key", led.VerifierKey(), "startup_ms", time.Since(start).Milliseconds(), "version", Version)
+	metricsAddr := "off"
+	if metricsSrv != nil {
+		go func() { errc <- metricsSrv.Serve(mln) }()
+		metricsAddr = mln.Addr().String()
+	}
+	log.Info("vault serving", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "base_url", *baseURL, "admin_socket", sock, "ledger_verifier_key", led.VerifierKey(), "startup_ms", time.Since(start).Milliseconds(), "version", Version)
 
 	var serveErr error
 	select {
@@ -233,6 +235,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 		log.Warn("http shutdown", "err", err.Error())
 	}
 	adminSrv.Shutdown(sctx)
+	if metricsSrv != nil {
+		metricsSrv.Shutdown(sctx)
+	}
 	os.Remove(sock)
 	// A final checkpoint covers every entry appended before the stop.
 	if _, err := led.Sign(); err != nil {

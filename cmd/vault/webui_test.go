@@ -46,7 +46,7 @@ func TestWebMounted(t *testing.T) {
 func TestWebPagesInLatencyHistogram(t *testing.T) {
 	s := sharedServer(t)
 	httpDo(t, "GET", s.url+"/signin", "", "", nil)
-	_, b := httpDo(t, "GET", s.url+"/metrics", "", "", nil)
+	_, b := httpDo(t, "GET", s.metricsURL+"/metrics", "", "", nil)
 	if !strings.Contains(string(b), `vault_http_request_duration_seconds_count{method="GET",route="web",status="2xx"}`) {
 		t.Fatal("no web pages in the latency histogram")
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -54,6 +55,28 @@ func cmdBenchImport(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.CSVRows, "csv-rows", 500000, "rows of the synthetic Dexcom Clarity CSV")
 	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
 	return runBench(fs, args, stdout, func() (report, error) { return bench.Import(c) })
+}
+
+// cmdBenchLoad serves a seeded vault with 'vault serve' and drives it from
+// a separate process with many clients in a mixed workload.
+func cmdBenchLoad(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench load", stderr)
+	c := bench.MixConfig{Open: benchOpen, Stderr: stderr}
+	fs.IntVar(&c.Clients, "clients", 200, "concurrent clients, each with its own clinician token")
+	fs.DurationVar(&c.Pause, "pause", 200*time.Millisecond, "mean pause between a client's requests (exponential); 0 is saturation")
+	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "how long the clients run")
+	fs.IntVar(&c.Patients, "patients", 20, "patients with two days of CGM, a device and a grant to the clinician")
+	fs.IntVar(&c.DemoDays, "demo-days", 30, "days of demo data the server seeds besides (--demo); 0: none")
+	fs.BoolVar(&c.KeepLimits, "keep-limits", false, "keep the server's per-token and per-grant export limits (default: lifted, so exports are measured, not refused)")
+	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
+	return runBench(fs, args, stdout, func() (report, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		c.Exe = exe
+		return bench.Mix(c)
+	})
 }
 
 // report is what a bench returns.

@@ -21,6 +21,7 @@
 //	vault bench [flags]
 //	vault bench export [--rounds N] [--years N]
 //	vault bench import [--mb N] [--csv-rows N]
+//	vault bench load [--clients N] [--pause D] [--duration D]
 //	vault version
 //
 // The root key comes from --root-key-file (default
@@ -64,6 +65,7 @@ const usage = `usage:
   vault bench [--readings N] [--batch N] [--uploaders N]
   vault bench export [--rounds N] [--years N]
   vault bench import [--mb N] [--csv-rows N]
+  vault bench load [--clients N] [--pause D] [--duration D]
   vault version
 
 Every command takes --data DIR (default ./vault-data) and --root-key-file FILE.
@@ -117,6 +119,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		switch {
 		case len(args) > 1 && args[1] == "export":
 			err = cmdBenchExport(args[2:], stdout, stderr)
+		case len(args) > 1 && args[1] == "load":
+			err = cmdBenchLoad(args[2:], stdout, stderr)
 		case len(args) > 1 && args[1] == "import":
 			err = cmdBenchImport(args[2:], stdout, stderr)
 		default:
@@ -124,6 +128,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case bench.LoadCommand:
 		err = bench.RunLoad(args[1:], os.Stdin, stdout, stderr)
+	case bench.MixCommand:
+		err = bench.RunMix(args[1:], os.Stdin, stdout, stderr)
 	case bench.ExportClientCommand:
 		err = bench.RunExportClient(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":

@@ -66,6 +66,9 @@ func registerServe(fs *flag.FlagSet) *serveFlags {
 	fs.Bool("require-signed-grants", false, "refuse exports not covered by a grant the patient signed with her passkey in the web UI (recommended once patients use it)")
 	fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key and an https --base-url")
 	fs.String("tls-key", "", "the PEM private key of --tls-cert")
+	fs.Int("exports-per-minute", api.DefaultExportsPerMinute, "per clinician token: exports a minute (the burst; one a second refills it)")
+	fs.Int("export-burst-per-grant", api.DefaultExportBurstPerGrant, "per grant: exports in a burst")
+	fs.Duration("export-interval-per-grant", api.DefaultExportIntervalPerGrant, "per grant: one export per this interval after the burst")
 	fs.String("trusted-proxies", "", "comma-separated CIDR ranges of reverse proxies whose X-Forwarded-For gives the client address rate limits key on (default: none, the TCP peer)")
 	return sv
 }
@@ -81,6 +84,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	sf, addr, baseURL, demoMode, demoDays, logLevel, keyDelay := sv.store, sv.addr, sv.baseURL, sv.demo, sv.demoDays, sv.logLevel, sv.keyDelay
 	requireSigned := fs.Lookup("require-signed-grants").Value.(flag.Getter).Get().(bool)
+	getInt := func(name string) int { return fs.Lookup(name).Value.(flag.Getter).Get().(int) }
+	exportsPerMinute, grantBurst := getInt("exports-per-minute"), getInt("export-burst-per-grant")
+	grantInterval := fs.Lookup("export-interval-per-grant").Value.(flag.Getter).Get().(time.Duration)
+	if exportsPerMinute < 1 || grantBurst < 1 || grantInterval <= 0 {
+		return fmt.Errorf("--exports-per-minute, --export-burst-per-grant and --export-interval-per-grant must be positive")
+	}
 	proxies, err := ratelimit.ParsePrefixes(fs.Lookup("trusted-proxies").Value.String())
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %v", err)
@@ -152,7 +161,8 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	importers := formats.New()
-	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies})
+	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies,
+		ExportsPerMinute: exportsPerMinute, ExportBurstPerGrant: grantBurst, ExportIntervalPerGrant: grantInterval})
 	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies})
 	if err != nil {
 		return err

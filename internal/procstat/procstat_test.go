@@ -1,6 +1,7 @@
 package procstat
 
 import (
+	"os"
 	"runtime"
 	"testing"
 )
@@ -18,5 +19,17 @@ func TestKB(t *testing.T) {
 	}
 	if KB("NoSuchField") != 0 {
 		t.Error("a figure for a field that does not exist")
+	}
+}
+
+func TestPidKB(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("no /proc")
+	}
+	if got := PidKB(os.Getpid(), "RssAnon"); got == 0 {
+		t.Error("no RssAnon for this process by its pid")
+	}
+	if PidKB(-1, "RssAnon") != 0 {
+		t.Error("a figure for a process that does not exist")
 	}
 }

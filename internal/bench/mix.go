@@ -1,0 +1,483 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"filippo.io/age"
+	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/internal/procstat"
+	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
+)
+
+// MixCommand is the first argument that makes the running executable the
+// load bench's client process ([RunMix]).
+const MixCommand = "bench-mix"
+
+// MixOps are the operations of the load bench's mix, each drawn with the
+// same probability: a patient reads one day of readings, a device uploads
+// a batch of 10, a patient lists her grants, a clinician exports one day,
+// anyone reads the signed checkpoint, a patient reads the first page of
+// her access log.
+var MixOps = []string{"read", "upload", "grants", "export", "checkpoint", "access-log"}
+
+// mixDay is the day every patient has readings for and every read and
+// export asks for.
+var mixDay = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// MixConfig is what 'vault bench load' takes.
+type MixConfig struct {
+	Clients  int           // concurrent clients
+	Pause    time.Duration // mean pause between a client's requests (exponential); 0 is saturation
+	Duration time.Duration // how long the clients run
+	Patients int           // patients, each with two days of CGM, a device token and a grant to the clinician
+	DemoDays int           // days of demo data the server seeds (--demo); 0: no demo
+	// KeepLimits keeps the server's per-token and per-grant export limits;
+	// by default they are lifted (serve flags), so that the exports are
+	// measured rather than refused.
+	KeepLimits bool
+	Dir        string // scratch directory; "" makes a temporary one, removed after
+	Exe        string // the vault executable: it serves, and runs [RunMix]
+	Open       Opener
+	Stderr     io.Writer // the children's errors
+}
+
+// OpStats is one operation's figures, latencies in milliseconds.
+type OpStats struct {
+	Count    int     `json:"count"`
+	Errors   int     `json:"errors"`  // neither 2xx nor 429, or no answer
+	Limited  int     `json:"limited"` // 429
+	P50      float64 `json:"p50"`
+	P99      float64 `json:"p99"`
+	Max      float64 `json:"max"`
+	FirstErr string  `json:"first_error,omitempty"`
+}
+
+// RSSSample is the server's anonymous RSS at a time into the run.
+type RSSSample struct {
+	At time.Duration
+	KB uint64
+}
+
+// MixReport is what [Mix] measured.
+type MixReport struct {
+	Clients    int
+	Pause      time.Duration
+	Seconds    float64 // the clients' wall time
+	Requests   int
+	Ops        map[string]OpStats
+	RSS        []RSSSample // the server's RssAnon, about once a second
+	Warmup     time.Duration
+	GOMAXPROCS int
+	Load       string // /proc/loadavg when the run ended
+}
+
+// RSSAt is the last sample at or before d (the first if none is).
+func (r *MixReport) RSSAt(d time.Duration) uint64 {
+	if len(r.RSS) == 0 {
+		return 0
+	}
+	kb := r.RSS[0].KB
+	for _, s := range r.RSS {
+		if s.At <= d {
+			kb = s.KB
+		}
+	}
+	return kb
+}
+
+// Errors is the errors of every operation together.
+func (r *MixReport) Errors() (errs, limited int) {
+	for _, o := range r.Ops {
+		errs, limited = errs+o.Errors, limited+o.Limited
+	}
+	return errs, limited
+}
+
+// Print writes the report as 'vault bench load' shows it.
+func (r *MixReport) Print(w io.Writer) error {
+	fmt.Fprintf(w, "vault bench load: %d clients, mean pause %v, %.1f s, GOMAXPROCS=%d (server), load average at the end %s\n\n",
+		r.Clients, r.Pause, r.Seconds, r.GOMAXPROCS, r.Load)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "operation\tcount\tp50 ms\tp99 ms\tmax ms\terrors\t429\t")
+	for _, name := range MixOps {
+		o := r.Ops[name]
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n", name, o.Count, o.P50, o.P99, o.Max, o.Errors, o.Limited)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	errs, limited := r.Errors()
+	fmt.Fprintf(w, "\n%d requests, %.0f requests/s, %d errors, %d refused with 429\n", r.Requests, float64(r.Requests)/r.Seconds, errs, limited)
+	for _, name := range MixOps {
+		if e := r.Ops[name].FirstErr; e != "" {
+			fmt.Fprintf(w, "first %s error: %s\n", name, e)
+		}
+	}
+	start, warm := r.RSSAt(0), r.RSSAt(r.Warmup)
+	end := r.RSSAt(time.Duration(1 << 62))
+	growth := 0.0
+	if warm > 0 {
+		growth = 100 * (float64(end) - float64(warm)) / float64(warm)
+	}
+	_, err := fmt.Fprintf(w, "server RssAnon: start %.1f MiB, after warm-up (%v) %.1f MiB, end %.1f MiB (%+.1f%% since warm-up)\n",
+		float64(start)/1024, r.Warmup, float64(warm)/1024, float64(end)/1024, growth)
+	return err
+}
+
+// mixPlan is what the client process reads on its stdin.
+type mixPlan struct {
+	URL             string        `json:"url"`
+	Pause           time.Duration `json:"pause"`
+	Duration        time.Duration `json:"duration"`
+	Patients        []mixPatient  `json:"patients"`
+	ClinicianTokens []string      `json:"clinician_tokens"` // one per client
+}
+
+type mixPatient struct {
+	ID, Token, Device string
+}
+
+// mixResult is what the client process writes on its stdout.
+type mixResult struct {
+	Seconds  float64            `json:"seconds"`
+	Requests int                `json:"requests"`
+	Ops      map[string]OpStats `json:"ops"`
+}
+
+// Mix seeds a vault, serves it with 'vault serve' as a child process, and
+// drives it from another ([RunMix]) with c.Clients clients in the mixed
+// workload of [MixOps], sampling the server's anonymous RSS meanwhile.
+func Mix(c MixConfig) (*MixReport, error) {
+	if c.Clients < 1 || c.Patients < 1 || c.Duration <= 0 || c.Pause < 0 || c.DemoDays < 0 {
+		return nil, errors.New("--clients, --patients and --duration must be positive, --pause and --demo-days not negative")
+	}
+	scratch, cleanup, err := scratchDir(c.Dir, "vault-bench-load-")
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	plan, err := seedMix(scratch, c)
+	if err != nil {
+		return nil, fmt.Errorf("seeding: %v", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	plan.URL = "http://" + addr
+	args := []string{"serve", "--data", filepath.Join(scratch, "data"), "--root-key-file", filepath.Join(scratch, "root.key"),
+		"--addr", addr, "--metrics-addr", "off", "--log-level", "error"}
+	if c.DemoDays > 0 {
+		args = append(args, "--demo", "--demo-days", fmt.Sprint(c.DemoDays))
+	}
+	if !c.KeepLimits {
+		args = append(args, "--exports-per-minute", "1000000000", "--export-burst-per-grant", "1000000000", "--export-interval-per-grant", "1ns")
+	}
+	srv := exec.Command(c.Exe, args...)
+	srv.Stderr = c.Stderr
+	if err := srv.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+	}()
+	if err := waitHealthy(plan.URL, 5*time.Minute); err != nil {
+		return nil, err
+	}
+
+	r := &MixReport{Clients: c.Clients, Pause: c.Pause, Warmup: max(time.Second, c.Duration/5), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	pid := srv.Process.Pid
+	stop := make(chan struct{})
+	sampled := make(chan []RSSSample)
+	go func() {
+		t0 := time.Now()
+		s := []RSSSample{{0, procstat.PidKB(pid, "RssAnon")}}
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				sampled <- append(s, RSSSample{time.Since(t0), procstat.PidKB(pid, "RssAnon")})
+				return
+			case <-tick.C:
+				s = append(s, RSSSample{time.Since(t0), procstat.PidKB(pid, "RssAnon")})
+			}
+		}
+	}()
+	in, err := json.Marshal(plan)
+	if err != nil {
+		return nil, err
+	}
+	cl := exec.Command(c.Exe, MixCommand)
+	cl.Stdin = bytes.NewReader(in)
+	cl.Stderr = c.Stderr
+	out, err := cl.Output()
+	close(stop)
+	r.RSS = <-sampled
+	if err != nil {
+		return nil, fmt.Errorf("load clients: %v", err)
+	}
+	var res mixResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("load clients' output: %v", err)
+	}
+	r.Seconds, r.Requests, r.Ops = res.Seconds, res.Requests, res.Ops
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.Load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return r, nil
+}
+
+// seedMix makes the clinician (one token per client, and a hub key) and
+// the patients (two days of CGM, a patient and a device token, a grant to
+// the clinician) through an in-process API, then closes the vault.
+func seedMix(dir string, c MixConfig) (*mixPlan, error) {
+	h, err := c.Open(dir, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	v := h.Vault
+	// The origin is the host of serve's default --base-url.
+	led, err := h.Ledger("localhost:8080")
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + ln.Addr().String()
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv := &http.Server{Handler: api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: -1, LedgerWritesPerMinute: 1 << 20}).Echo()}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+
+	ctx := context.Background()
+	life := c.Duration + 2*time.Hour
+	clin, err := v.CreateUser(ctx, vault.NewUser{Role: vault.RoleClinician, Name: "bench clinician"})
+	if err != nil {
+		return nil, err
+	}
+	plan := &mixPlan{Pause: c.Pause, Duration: c.Duration}
+	for range c.Clients {
+		tok, _, err := v.MintToken(ctx, clin.ID, vault.TokenClinician, life)
+		if err != nil {
+			return nil, err
+		}
+		plan.ClinicianTokens = append(plan.ClinicianTokens, tok)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	if err := post(base+"/api/v1/clinician/keys", plan.ClinicianTokens[0], api.KeyRequest{Label: "bench hub", Recipient: id.Recipient().String()}); err != nil {
+		return nil, err
+	}
+	for i := range c.Patients {
+		p, err := v.CreateUser(ctx, vault.NewUser{Role: vault.RolePatient, Name: fmt.Sprintf("bench patient %d", i)})
+		if err != nil {
+			return nil, err
+		}
+		var pts []*omh.Point
+		var buf []byte
+		for j := range 2 * 288 {
+			buf = point(buf[:0], 1<<20+i, j, mixDay.Add(time.Duration(j)*5*time.Minute))
+			pt, err := omh.Parse(buf)
+			if err != nil {
+				return nil, err
+			}
+			pts = append(pts, pt)
+		}
+		if _, err := v.Ingest(ctx, p.ID, pts); err != nil {
+			return nil, err
+		}
+		ptok, _, err := v.MintToken(ctx, p.ID, vault.TokenPatient, life)
+		if err != nil {
+			return nil, err
+		}
+		dtok, _, err := v.MintToken(ctx, p.ID, vault.TokenDevice, life)
+		if err != nil {
+			return nil, err
+		}
+		err = post(base+"/api/v1/grants", ptok, api.GrantRequest{Clinician: clin.ID, Schemas: []string{"omh:blood-glucose"},
+			ExpiresAt: time.Now().Add(life).UTC().Format(time.RFC3339), Purpose: "TREAT"})
+		if err != nil {
+			return nil, err
+		}
+		plan.Patients = append(plan.Patients, mixPatient{ID: p.ID, Token: ptok, Device: dtok})
+	}
+	return plan, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitHealthy waits until GET /healthz answers 200.
+func waitHealthy(base string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the server did not come up within %v: %v", limit, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// RunMix is the load bench's client process, run by [Mix] with the
+// arguments after [MixCommand]. It reads its plan as JSON on stdin, runs
+// one client per clinician token until the duration is up, and writes
+// what it measured as JSON on stdout.
+func RunMix(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vault "+MixCommand, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var plan mixPlan
+	if err := json.NewDecoder(stdin).Decode(&plan); err != nil {
+		return err
+	}
+	n := len(plan.ClinicianTokens)
+	if n == 0 || len(plan.Patients) == 0 {
+		return errors.New("no clients or no patients")
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n}, Timeout: time.Minute}
+	day := url.Values{"from": {mixDay.Format(time.RFC3339)}, "to": {mixDay.AddDate(0, 0, 1).Format(time.RFC3339)}}
+	type sample struct {
+		op  int
+		ms  float64
+		err string // "" ok, "429" limited
+	}
+	all := make([][]sample, n)
+	deadline := time.Now().Add(plan.Duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, ctok := range plan.ClinicianTokens {
+		wg.Go(func() {
+			p := plan.Patients[i%len(plan.Patients)]
+			rng := rand.New(rand.NewPCG(uint64(i), 1))
+			var seq int
+			for time.Now().Before(deadline) {
+				op := rng.IntN(len(MixOps))
+				var req *http.Request
+				switch MixOps[op] {
+				case "read":
+					req, _ = http.NewRequest(http.MethodGet, plan.URL+"/api/v1/readings?"+day.Encode(), nil)
+					req.Header.Set("Authorization", "Bearer "+p.Token)
+				case "upload":
+					var body []byte
+					for range 10 {
+						body = point(body, i, seq, mixDay.AddDate(0, 1, 0).Add(time.Duration(seq)*time.Minute))
+						body = append(body, '\n')
+						seq++
+					}
+					req, _ = http.NewRequest(http.MethodPost, plan.URL+"/api/v1/readings", bytes.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+p.Device)
+					req.Header.Set("Content-Type", "application/x-ndjson")
+				case "grants":
+					req, _ = http.NewRequest(http.MethodGet, plan.URL+"/api/v1/grants", nil)
+					req.Header.Set("Authorization", "Bearer "+p.Token)
+				case "export":
+					req, _ = http.NewRequest(http.MethodGet, plan.URL+"/api/v1/patients/"+p.ID+"/export?schema=omh:blood-glucose:4.0&"+day.Encode(), nil)
+					req.Header.Set("Authorization", "Bearer "+ctok)
+				case "checkpoint":
+					req, _ = http.NewRequest(http.MethodGet, plan.URL+"/api/v1/ledger/checkpoint", nil)
+				case "access-log":
+					req, _ = http.NewRequest(http.MethodGet, plan.URL+"/api/v1/access-log", nil)
+					req.Header.Set("Authorization", "Bearer "+p.Token)
+				}
+				t := time.Now()
+				s := sample{op: op}
+				resp, err := client.Do(req)
+				if err != nil {
+					s.err = err.Error()
+				} else {
+					b, rerr := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					switch {
+					case resp.StatusCode == http.StatusTooManyRequests:
+						s.err = "429"
+					case resp.StatusCode >= 300:
+						s.err = fmt.Sprintf("%s: %.200s", resp.Status, b)
+					case rerr != nil:
+						s.err = rerr.Error()
+					}
+				}
+				s.ms = float64(time.Since(t).Microseconds()) / 1000
+				all[i] = append(all[i], s)
+				if plan.Pause > 0 {
+					time.Sleep(time.Duration(rng.ExpFloat64() * float64(plan.Pause)))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res := mixResult{Seconds: time.Since(start).Seconds(), Ops: map[string]OpStats{}}
+	lat := make([][]float64, len(MixOps))
+	for _, ss := range all {
+		for _, s := range ss {
+			o := res.Ops[MixOps[s.op]]
+			o.Count++
+			res.Requests++
+			switch s.err {
+			case "":
+			case "429":
+				o.Limited++
+			default:
+				o.Errors++
+				if o.FirstErr == "" {
+					o.FirstErr = s.err
+				}
+			}
+			res.Ops[MixOps[s.op]] = o
+			lat[s.op] = append(lat[s.op], s.ms)
+		}
+	}
+	for op, l := range lat {
+		if len(l) == 0 {
+			continue
+		}
+		slices.Sort(l)
+		o := res.Ops[MixOps[op]]
+		o.P50, o.P99, o.Max = l[len(l)/2], l[min(len(l)-1, len(l)*99/100)], l[len(l)-1]
+		res.Ops[MixOps[op]] = o
+	}
+	return json.NewEncoder(stdout).Encode(res)
+}

@@ -90,7 +90,9 @@ type MixReport struct {
 	RSS        []RSSSample // the server's RssAnon, about once a second
 	Warmup     time.Duration
 	GOMAXPROCS int
-	Load       string // /proc/loadavg when the run ended
+	// LoadBefore and Load are /proc/loadavg's three figures before the
+	// server started and when the clients ended.
+	LoadBefore, Load string
 }
 
 // RSSAt is the last sample at or before d (the first if none is).
@@ -117,8 +119,8 @@ func (r *MixReport) Errors() (errs, limited int) {
 
 // Print writes the report as 'vault bench load' shows it.
 func (r *MixReport) Print(w io.Writer) error {
-	fmt.Fprintf(w, "vault bench load: %d clients, mean pause %v, %.1f s, GOMAXPROCS=%d (server), load average at the end %s\n\n",
-		r.Clients, r.Pause, r.Seconds, r.GOMAXPROCS, r.Load)
+	fmt.Fprintf(w, "vault bench load: %d clients, mean pause %v, %.1f s, GOMAXPROCS=%d, load average before %s, at the end %s\n\n",
+		r.Clients, r.Pause, r.Seconds, r.GOMAXPROCS, r.LoadBefore, r.Load)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "operation\tcount\tp50 ms\tp99 ms\tmax ms\terrors\t429\t")
 	for _, name := range MixOps {
@@ -178,6 +180,7 @@ func Mix(c MixConfig) (*MixReport, error) {
 		return nil, err
 	}
 	defer cleanup()
+	loadBefore := loadAvg()
 	plan, err := seedMix(scratch, c)
 	if err != nil {
 		return nil, fmt.Errorf("seeding: %v", err)
@@ -245,10 +248,17 @@ func Mix(c MixConfig) (*MixReport, error) {
 		return nil, fmt.Errorf("load clients' output: %v", err)
 	}
 	r.Seconds, r.Requests, r.Ops = res.Seconds, res.Requests, res.Ops
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		r.Load = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
+	r.LoadBefore, r.Load = loadBefore, loadAvg()
 	return r, nil
+}
+
+// loadAvg is /proc/loadavg's three load averages, or "?" off Linux.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 // seedMix makes the clinician (one token per client, and a hub key) and

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -198,8 +199,10 @@ func Mix(c MixConfig) (*MixReport, error) {
 	if !c.KeepLimits {
 		args = append(args, "--exports-per-minute", "1000000000", "--export-burst-per-grant", "1000000000", "--export-interval-per-grant", "1ns")
 	}
+	// Both children write their errors to c.Stderr at once.
+	stderr := &lockedWriter{w: cmp.Or[io.Writer](c.Stderr, io.Discard)}
 	srv := exec.Command(c.Exe, args...)
-	srv.Stderr = c.Stderr
+	srv.Stderr = stderr
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
@@ -236,7 +239,7 @@ func Mix(c MixConfig) (*MixReport, error) {
 	}
 	cl := exec.Command(c.Exe, MixCommand)
 	cl.Stdin = bytes.NewReader(in)
-	cl.Stderr = c.Stderr
+	cl.Stderr = stderr
 	out, err := cl.Output()
 	close(stop)
 	r.RSS = <-sampled
@@ -341,6 +344,18 @@ func seedMix(dir string, c MixConfig) (*mixPlan, error) {
 		plan.Patients = append(plan.Patients, mixPatient{ID: p.ID, Token: ptok, Device: dtok})
 	}
 	return plan, nil
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 func freeAddr() (string, error) {

@@ -39,6 +39,13 @@ func internal(cause error) *Error {
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "the vault could not complete the request; the error has been logged", Cause: cause}
 }
 
+// storageFull is the answer to a write the full disk refused: 507, whatever
+// the handler made of the failure (an export's access_log_unavailable, an
+// upload's internal), so a client and a monitor see one stable code.
+func storageFull(cause error) *Error {
+	return &Error{Status: http.StatusInsufficientStorage, Code: "storage_full", Message: "the vault's disk is full, so nothing was stored or sent; an admin must free space, then retry", Cause: cause}
+}
+
 // storeError maps what the vault returns to a response.
 func storeError(err error) *Error {
 	switch {
@@ -69,6 +76,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			ae = fromEcho(he)
 		default:
 			ae = internal(err)
+		}
+		if ae.Status >= 500 && vault.IsStorageFull(err) {
+			ae = storageFull(err)
 		}
 		attrs := []any{"method", c.Request().Method, "route", c.Path(), "status", ae.Status, "code", ae.Code}
 		if ae.Cause != nil {

@@ -3,7 +3,10 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -15,6 +18,34 @@ var ErrExists = errors.New("already exists")
 
 // ErrClosed is returned by a Backend's Insert after Close (a shutdown).
 var ErrClosed = errors.New("the store is closed")
+
+// ErrStorageFull is returned by a Backend (and the ledger's and the web UI's
+// stores), wrapping the cause, when a write failed because the disk or the
+// user's quota is full (ENOSPC, EDQUOT). Nothing of the failed write was
+// stored, reads keep working, and writes succeed again once space frees:
+// no restart is needed. The API answers it 507 storage_full.
+var ErrStorageFull = errors.New("the vault's storage is full")
+
+// IsStorageFull reports whether err is, or was caused by, a full disk:
+// ErrStorageFull, or ENOSPC or EDQUOT anywhere in its chain (a write to the
+// import spool, say, which no store wraps).
+func IsStorageFull(err error) bool {
+	return err != nil && (errors.Is(err, ErrStorageFull) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT))
+}
+
+// StorageFull wraps err in ErrStorageFull if it was caused by a full disk,
+// and returns it unchanged otherwise. A store calls it on every write
+// transaction's error. Besides the error chain it matches the errno's text,
+// because bbolt reports a failed file resize with %s, which drops the errno.
+func StorageFull(err error) error {
+	if err == nil || errors.Is(err, ErrStorageFull) {
+		return err
+	}
+	if IsStorageFull(err) || strings.Contains(err.Error(), syscall.ENOSPC.Error()) || strings.Contains(err.Error(), syscall.EDQUOT.Error()) {
+		return fmt.Errorf("%w: %w", ErrStorageFull, err)
+	}
+	return err
+}
 
 // Record is one stored reading as the backend sees it: the plaintext parts
 // that range scans need (schema, time) and an opaque sealed value. Tag is the

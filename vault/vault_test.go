@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -636,6 +637,37 @@ func TestFirstOpenRace(t *testing.T) {
 				if err != nil || len(got) != 1 {
 					t.Fatalf("opener %d's reading read through another: %d, %v", i, len(got), err)
 				}
+			}
+		})
+	}
+}
+
+func TestStorageFull(t *testing.T) {
+	enospc := &os.PathError{Op: "write", Path: "vault.db", Err: syscall.ENOSPC}
+	cases := []struct {
+		name string
+		err  error
+		full bool
+	}{
+		{"nil", nil, false},
+		{"other", errors.New("boom"), false},
+		{"enospc wrapped", fmt.Errorf("commit: %w", enospc), true},
+		{"edquot", &os.PathError{Op: "write", Path: "x", Err: syscall.EDQUOT}, true},
+		// bbolt formats a failed resize with %s, dropping the errno.
+		{"resize text", fmt.Errorf("file resize error: %s", enospc), true},
+		{"already", fmt.Errorf("%w: x", vault.ErrStorageFull), true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := vault.StorageFull(c.err)
+			if full := errors.Is(got, vault.ErrStorageFull); full != c.full {
+				t.Fatalf("StorageFull(%v) = %v; full %v, want %v", c.err, got, full, c.full)
+			}
+			if c.err != nil && !errors.Is(got, c.err) {
+				t.Fatalf("StorageFull(%v) lost its cause", c.err)
+			}
+			if !c.full && got != c.err {
+				t.Fatalf("StorageFull(%v) = %v; want it unchanged", c.err, got)
 			}
 		})
 	}

@@ -73,6 +73,7 @@ var (
 	errBusy        = refuse(http.StatusServiceUnavailable, "busy", "Try again shortly", "The vault is busy. Try again in a minute.")
 	errNoAccount   = refuse(http.StatusNotFound, "no_user", "No account", "This account no longer exists.")
 	errSessionDown = refuse(http.StatusServiceUnavailable, "unavailable", "Try again shortly", "The vault could not check your sign-in just now. Try again shortly.")
+	errStorageFull = refuse(http.StatusInsufficientStorage, "storage_full", "The vault's disk is full", "The vault's disk is full, so nothing was saved or sent. Its administrator must free space; then try again.")
 	// errInternal is what any error that is not an *publicError becomes.
 	errInternal = refuse(http.StatusInternalServerError, "internal", "Something went wrong", "Something went wrong on the vault. Try again shortly.")
 )
@@ -82,8 +83,10 @@ func asPublic(err error) *publicError {
 	var pe *publicError
 	var ie *vault.InputError
 	switch {
-	case errors.As(err, &pe):
+	case errors.As(err, &pe) && !(pe.Status >= 500 && vault.IsStorageFull(err)):
 		return pe
+	case vault.IsStorageFull(err):
+		return errStorageFull.because(err)
 	case errors.As(err, &ie):
 		return &publicError{Status: http.StatusBadRequest, Code: ie.Code, Title: "Request refused", Message: ie.Message, Cause: err}
 	}

@@ -172,7 +172,7 @@ func (s *Store) migrate() error {
 	if current {
 		return nil
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return vault.StorageFull(s.db.Update(func(tx *bolt.Tx) error {
 		done := 0
 		if m := tx.Bucket(bMeta); m != nil {
 			if v := m.Get([]byte("format")); len(v) == 8 {
@@ -188,7 +188,7 @@ func (s *Store) migrate() error {
 			}
 		}
 		return tx.Bucket(bMeta).Put([]byte("format"), binary.BigEndian.AppendUint64(nil, uint64(len(migrations))))
-	})
+	}))
 }
 
 // Path is the database file's path.
@@ -211,7 +211,10 @@ func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.db.Update(fn)
+	// A full disk fails the commit; bbolt rolls it back (the old meta page
+	// still points at the last good tree) and the next transaction works
+	// once space frees. Callers see vault.ErrStorageFull.
+	return vault.StorageFull(s.db.Update(fn))
 }
 
 func (s *Store) get(ctx context.Context, bucket []byte, key string) ([]byte, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 )
@@ -25,10 +26,17 @@ type Importers = importer.Registry
 // Import limits.
 const (
 	DefaultMaxImportBytes = 2 << 30 // an Apple Health export.zip of several years
-	// maxConcurrentImports bounds the imports that run at once: each parses
-	// its file twice and holds one transaction's readings.
+	// maxConcurrentImports bounds the imports parsing and storing at once,
+	// over all patients: each parses its file twice and holds one
+	// transaction's readings. An upload is spooled whole before it waits
+	// for one, so a slow upload never holds one.
 	maxConcurrentImports = 2
-	// importReadTimeout replaces the server's read timeout for an upload.
+	// maxImportsPerPatient bounds one patient's imports in flight
+	// (uploading or importing); another is refused with 429
+	// too_many_imports. It also bounds the spool space per patient.
+	maxImportsPerPatient = 1
+	// importReadTimeout bounds an upload's whole body, whatever its rate
+	// (which must also stay above the minimum upload rate).
 	importReadTimeout = 30 * time.Minute
 )
 
@@ -43,12 +51,10 @@ func (s *Server) postImport(c echo.Context) error {
 		return newError(http.StatusNotFound, "not_found", "this vault takes no imports")
 	}
 	tok := principal(c)
-	select {
-	case s.importSlots <- struct{}{}:
-		defer func() { <-s.importSlots }()
-	default:
-		return newError(http.StatusTooManyRequests, "too_many_imports", "%d imports are running; retry in a minute", maxConcurrentImports)
+	if !s.importPer.TryAcquire(tok.UserID) {
+		return newError(http.StatusTooManyRequests, "too_many_imports", "an import of yours is running; retry when it has finished")
 	}
+	defer s.importPer.Release(tok.UserID)
 	var f importer.Format
 	if name := c.QueryParam("format"); name != "" {
 		var ok bool
@@ -58,10 +64,12 @@ func (s *Server) postImport(c echo.Context) error {
 	}
 	req, w := c.Request(), c.Response()
 	// An upload of a few GB on a home uplink takes longer than the
-	// server's read timeout allows an ordinary request.
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(importReadTimeout))
-	// The limit applies to the whole request, form and all.
-	req.Body = http.MaxBytesReader(w, req.Body, s.maxImport+64<<10)
+	// server's read timeout allows an ordinary request, but it must keep
+	// up the minimum rate. The limit applies to the whole request, form
+	// and all.
+	rate := s.uploadRate
+	rate.Max = importReadTimeout
+	req.Body = http.MaxBytesReader(w, io.NopCloser(rate.Reader(w, req.Body)), s.maxImport+64<<10)
 	body, aerr := importBody(req)
 	if aerr != nil {
 		return aerr
@@ -69,6 +77,8 @@ func (s *Server) postImport(c echo.Context) error {
 	sp, err := importer.Spool(body, s.spoolDir, s.maxImport)
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, upload.ErrTooSlow):
+		return tooSlow(s.uploadRate)
 	case errors.Is(err, importer.ErrTooLarge) || errors.As(err, &mbe):
 		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the file is larger than the import limit of %d bytes", s.maxImport)
 	case err != nil:
@@ -77,6 +87,14 @@ func (s *Server) postImport(c echo.Context) error {
 	defer sp.Close()
 	if sp.Size() == 0 {
 		return newError(http.StatusBadRequest, "empty_file", "the file is empty")
+	}
+	// The upload is on disk: now wait for one of the slots every patient
+	// shares, held only while the file is parsed and stored.
+	select {
+	case s.importSlots <- struct{}{}:
+		defer func() { <-s.importSlots }()
+	case <-req.Context().Done():
+		return newError(http.StatusServiceUnavailable, "busy", "the vault is busy; retry shortly")
 	}
 	res, err := runImport(req.Context(), s.vault, s.importers, tok.UserID, f, c.QueryParam("date_order"), sp)
 	s.metrics.ingested.WithLabelValues("accepted").Add(float64(res.Accepted))

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
@@ -23,22 +24,34 @@ type IngestResponse = vault.IngestResult
 // is stored.
 func (s *Server) postReadings(c echo.Context) error {
 	tok := principal(c)
-	// At most maxIngest requests hold a body in memory at once; the rest
-	// wait their turn (or give up with their client).
+	req := c.Request()
+	// The patient's own slot first (its devices queue behind each other,
+	// never behind another patient's), then the body, read whole at no
+	// less than the minimum rate, and only then one of the slots every
+	// patient shares, held while the batch is checked, sealed and stored.
+	if !s.ingestPer.Acquire(req.Context(), tok.UserID) {
+		return newError(http.StatusServiceUnavailable, "busy", "the vault is busy; retry shortly")
+	}
+	defer s.ingestPer.Release(tok.UserID)
+	rate := s.uploadRate
+	rate.Max = ingestReadTimeout
+	body, err := readBody(req, c.Response(), s.maxBody, rate)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		s.metrics.rejected.WithLabelValues("body_too_large").Inc()
+		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than %d bytes; split it into smaller batches", s.maxBody)
+	case errors.Is(err, upload.ErrTooSlow):
+		s.metrics.rejected.WithLabelValues("upload_too_slow").Inc()
+		return tooSlow(s.uploadRate)
+	case err != nil:
+		return newError(http.StatusBadRequest, "body_unreadable", "the request body could not be read")
+	}
 	select {
 	case s.ingestSlots <- struct{}{}:
 		defer func() { <-s.ingestSlots }()
-	case <-c.Request().Context().Done():
+	case <-req.Context().Done():
 		return newError(http.StatusServiceUnavailable, "busy", "the vault is busy; retry shortly")
-	}
-	body, err := readBody(c.Request(), c.Response(), s.maxBody)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		s.metrics.rejected.WithLabelValues("body_too_large").Inc()
-		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than %d bytes; split it into smaller batches", s.maxBody)
-	}
-	if err != nil {
-		return newError(http.StatusBadRequest, "body_unreadable", "the request body could not be read")
 	}
 	raws, aerr := s.splitPoints(c.Request().Header.Get("Content-Type"), body)
 	if aerr != nil {
@@ -59,10 +72,15 @@ func (s *Server) postReadings(c echo.Context) error {
 	return c.JSON(http.StatusCreated, res)
 }
 
-// readBody reads the whole body, at most limit bytes, sized up front from
-// Content-Length when the client sent one.
-func readBody(r *http.Request, w http.ResponseWriter, limit int64) ([]byte, error) {
-	rd := http.MaxBytesReader(w, r.Body, limit)
+// tooSlow is the answer to a body cut for arriving below the minimum rate.
+func tooSlow(r upload.Rate) *Error {
+	return newError(http.StatusRequestTimeout, "upload_too_slow", "the request body arrived slower than %d bytes a second (after the first %s); the connection was cut", r.MinBytesPerSecond, r.Grace)
+}
+
+// readBody reads the whole body, at most limit bytes, at no less than rate,
+// sized up front from Content-Length when the client sent one.
+func readBody(r *http.Request, w http.ResponseWriter, limit int64, rate upload.Rate) ([]byte, error) {
+	rd := http.MaxBytesReader(w, io.NopCloser(rate.Reader(w, r.Body)), limit)
 	if r.ContentLength <= 0 || r.ContentLength > limit {
 		return io.ReadAll(rd)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/internal/ratelimit"
+	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,18 @@ const (
 	DefaultMaxBodyBytes          = 16 << 20 // 16 MiB per request
 	DefaultMaxBatch              = 10000    // points per ingest request
 	DefaultAuthFailuresPerMinute = 20       // failed token checks per client address
-	DefaultMaxConcurrentIngest   = 8        // ingest requests reading or storing at once
+	// DefaultMaxConcurrentIngest bounds the ingest requests validating,
+	// sealing and storing at once, over all patients; a body is read
+	// whole before it takes one, so a slow client never holds one.
+	DefaultMaxConcurrentIngest = 8
+	// maxIngestPerPatient bounds one patient's ingest requests in flight
+	// (reading their bodies or storing); more wait for one of these, so a
+	// patient's devices queue behind each other, never behind another
+	// patient's. It also bounds the bodies held in memory per patient.
+	maxIngestPerPatient = 4
+	// ingestReadTimeout bounds reading an ingest body whatever its rate,
+	// as the public listener's read timeout does an ordinary request.
+	ingestReadTimeout = 2 * time.Minute
 )
 
 // Config configures a Server.
@@ -37,6 +49,12 @@ type Config struct {
 	MaxBatch              int
 	AuthFailuresPerMinute int
 	MaxConcurrentIngest   int
+	// MinUploadRate (bytes a second) and UploadGrace are the minimum
+	// rate a request body must arrive at, averaged after the grace period,
+	// on POST /api/v1/readings and /api/v1/imports (upload.Rate; 0 means
+	// upload.DefaultMinBytesPerSecond and upload.DefaultGrace).
+	MinUploadRate int64
+	UploadGrace   time.Duration
 	// KeyActivationDelay is how long a clinician key added with an API
 	// token waits before it can receive exports. Negative means none;
 	// zero means DefaultKeyActivationDelay.
@@ -92,11 +110,14 @@ type Server struct {
 
 	maxBody     int64
 	maxBatch    int
-	ingestSlots chan struct{}
+	ingestSlots chan struct{} // the CPU and store phase, over all patients
+	ingestPer   *upload.PerKey
 	keyDelay    time.Duration
+	uploadRate  upload.Rate
 
 	importers   Importers
-	importSlots chan struct{}
+	importSlots chan struct{} // the parse and store phase, over all patients
+	importPer   *upload.PerKey
 	maxImport   int64
 	spoolDir    string
 
@@ -157,10 +178,13 @@ func New(cfg Config) *Server {
 		maxBatch:    cfg.MaxBatch,
 
 		ingestSlots: make(chan struct{}, cfg.MaxConcurrentIngest),
+		ingestPer:   upload.NewPerKey(maxIngestPerPatient),
 		keyDelay:    cfg.KeyActivationDelay,
+		uploadRate:  upload.Rate{MinBytesPerSecond: cfg.MinUploadRate, Grace: cfg.UploadGrace}.WithDefaults(),
 
 		importers:   cfg.Importers,
 		importSlots: make(chan struct{}, maxConcurrentImports),
+		importPer:   upload.NewPerKey(maxImportsPerPatient),
 		maxImport:   cfg.MaxImportBytes,
 		spoolDir:    cfg.SpoolDir,
 

@@ -283,14 +283,16 @@ type multipartKey struct{}
 // form's first part, named csrf (the upload form puts its hidden field
 // first, and browsers send parts in the form's order). Nothing of the file
 // is read before the token is checked. The body is limited to the upload
-// limit; the reader, past the token, goes to the handler in the request's
+// limit and must arrive at the minimum upload rate; the reader, past the token, goes to the handler in the request's
 // context.
 func (s *Server) multipartCSRF(w http.ResponseWriter, r *http.Request, sess session) (*http.Request, bool) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return r, false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.maxUpload+maxFormBody)
+	// The body must keep up the minimum upload rate from its first byte
+	// (upload.Rate): its read deadline replaces the server's.
+	r.Body = http.MaxBytesReader(w, io.NopCloser(s.uploadRate.Reader(w, r.Body)), s.maxUpload+maxFormBody)
 	mr := multipart.NewReader(r.Body, params["boundary"])
 	p, err := mr.NextPart()
 	if err != nil || p.FormName() != "csrf" {

@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jupyterhealth/vault/ingest"
 	"github.com/jupyterhealth/vault/ingest/importer"
+	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -111,15 +111,13 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) er
 	if s.importers == nil {
 		return refuse(http.StatusNotFound, "no_uploads", "No uploads", "This vault takes no uploads.")
 	}
-	select {
-	case s.uploadSlots <- struct{}{}:
-		defer func() { <-s.uploadSlots }()
-	default:
-		return refuse(http.StatusTooManyRequests, "busy", "Try again shortly", "Other uploads are importing right now. Try again in a minute.")
+	// One upload per patient at a time; the file is spooled whole (at no
+	// less than the minimum rate multipartCSRF's reader holds it to)
+	// before it waits for one of the slots every patient shares.
+	if !s.uploadPer.TryAcquire(sess.UserID) {
+		return refuse(http.StatusTooManyRequests, "busy", "Try again shortly", "An upload of yours is importing right now. Try again when it has finished.")
 	}
-	// A big export on a home uplink takes longer than the server's read
-	// timeout allows an ordinary request.
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadReadTimeout))
+	defer s.uploadPer.Release(sess.UserID)
 	mr := multipartOf(r)
 	var format, dateOrder string
 	var file *multipart.Part
@@ -156,6 +154,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) er
 	sp, err := importer.Spool(file, s.spoolDir, s.maxUpload)
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, upload.ErrTooSlow):
+		return refuse(http.StatusRequestTimeout, "upload_too_slow", "Upload too slow",
+			fmt.Sprintf("The file arrived slower than %s a second, so the vault stopped waiting for it. Upload it again on a faster connection.", byteSize(s.uploadRate.MinBytesPerSecond)))
 	case errors.Is(err, importer.ErrTooLarge) || errors.As(err, &mbe):
 		return fail(http.StatusRequestEntityTooLarge, format, dateOrder, fmt.Sprintf("The file is larger than the upload limit of %s.", byteSize(s.maxUpload)))
 	case err != nil:
@@ -165,6 +166,12 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) er
 	defer sp.Close()
 	if sp.Size() == 0 {
 		return fail(http.StatusBadRequest, format, dateOrder, "The file is empty.")
+	}
+	select {
+	case s.uploadSlots <- struct{}{}:
+		defer func() { <-s.uploadSlots }()
+	case <-r.Context().Done():
+		return refuse(http.StatusServiceUnavailable, "unavailable", "Try again shortly", "Other uploads are importing right now. Try again in a minute.")
 	}
 	// As with the API, a browser that goes away stops the import; a file
 	// big enough to be stored in parts says how far it got, and uploading

@@ -39,6 +39,7 @@ import (
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/importer"
 	"github.com/jupyterhealth/vault/internal/ratelimit"
+	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -71,10 +72,16 @@ const (
 	// DefaultMaxUploadBytes caps an upload, as the API caps an import: an
 	// Apple Health export.zip of several years.
 	DefaultMaxUploadBytes = 2 << 30
-	// maxConcurrentUploads bounds the uploads importing at once: each
-	// parses its file twice and holds one transaction's readings.
+	// maxConcurrentUploads bounds the uploads importing at once, over all
+	// patients: each parses its file twice and holds one transaction's
+	// readings. A file is spooled whole before it waits for one, so a
+	// slow upload never holds one.
 	maxConcurrentUploads = 2
-	// uploadReadTimeout replaces the server's read timeout for an upload.
+	// maxUploadsPerPatient bounds one patient's uploads in flight
+	// (sending or importing); another is refused with 429 busy.
+	maxUploadsPerPatient = 1
+	// uploadReadTimeout bounds an upload's whole body, whatever its rate
+	// (which must also stay above the minimum upload rate).
 	uploadReadTimeout = 30 * time.Minute
 )
 
@@ -119,6 +126,12 @@ type Config struct {
 	SpoolDir string
 	// MaxUploadBytes caps an upload (DefaultMaxUploadBytes when 0).
 	MaxUploadBytes int64
+	// MinUploadRate (bytes a second) and UploadGrace are the minimum rate
+	// an upload must arrive at, averaged after the grace period
+	// (upload.Rate; 0 means upload.DefaultMinBytesPerSecond and
+	// upload.DefaultGrace).
+	MinUploadRate int64
+	UploadGrace   time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed for the client address the rate limits key on
 	// (--trusted-proxies, as for the API); none means the TCP peer.
@@ -159,7 +172,9 @@ type Server struct {
 	importers   importer.Registry
 	spoolDir    string
 	maxUpload   int64
-	uploadSlots chan struct{}
+	uploadSlots chan struct{} // the parse and store phase, over all patients
+	uploadPer   *upload.PerKey
+	uploadRate  upload.Rate
 
 	// cache holds the dashboard's daily glucose in memory only (cache.go).
 	cache *pageCache
@@ -257,6 +272,8 @@ func New(cfg Config) (*Server, error) {
 
 		importers: cfg.Importers, spoolDir: cfg.SpoolDir, maxUpload: cfg.MaxUploadBytes,
 		uploadSlots: make(chan struct{}, maxConcurrentUploads),
+		uploadPer:   upload.NewPerKey(maxUploadsPerPatient),
+		uploadRate:  upload.Rate{MinBytesPerSecond: cfg.MinUploadRate, Grace: cfg.UploadGrace, Max: uploadReadTimeout}.WithDefaults(),
 	}
 	sealer := cfg.Vault.Master()
 	s.sessions = &sessionStore{store: cfg.Store, sealer: sealer, idle: cfg.IdleTimeout, abs: cfg.AbsoluteTimeout, now: cfg.Now}

@@ -1,0 +1,166 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/ingest/formats"
+)
+
+// slowPost opens a POST of a body of size bytes and sends its headers and
+// the body's first byte, then, if trickle, one byte every 50 ms until the
+// test ends. It returns the connection, to read the answer from.
+func slowPost(t *testing.T, f *fixture, path, token, ctype string, size int, trickle bool) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", f.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: vault.test\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n[", path, token, ctype, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trickle {
+		done := make(chan struct{})
+		t.Cleanup(func() { close(done) })
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(50 * time.Millisecond):
+					if _, err := conn.Write([]byte(" ")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	return conn
+}
+
+// answered reads the answer on conn, if one arrives within wait.
+func answered(t *testing.T, conn net.Conn, wait time.Duration) (*http.Response, []byte, bool) {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, nil, false
+	}
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b, true
+}
+
+// postWithin posts body and fails the test if no answer arrives within a
+// generous bound (the old code never answered while slow uploads held
+// every slot).
+func postWithin(t *testing.T, f *fixture, path, token, ctype string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", ctype)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("POST %s got no answer while slow uploads were open: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// TestSlowIngestDoesNotStallOthers: as many trickling uploads from one
+// device token as there are shared ingest slots, and another patient's
+// upload is stored while they are all still open and unanswered.
+func TestSlowIngestDoesNotStallOthers(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	var slow []net.Conn
+	for range api.DefaultMaxConcurrentIngest {
+		slow = append(slow, slowPost(t, f, "/api/v1/readings", f.device, "application/json", 1<<20, true))
+	}
+	// Give the slow uploads time to reach the handler (on the old code,
+	// to take every slot); what is checked does not depend on it.
+	time.Sleep(300 * time.Millisecond)
+	st, b := postWithin(t, f, "/api/v1/readings", f.other, "application/json", []byte(batch(3)))
+	if st != http.StatusCreated {
+		t.Fatalf("the other patient's upload: %d %s", st, b)
+	}
+	for i, c := range slow {
+		if resp, b, ok := answered(t, c, 50*time.Millisecond); ok {
+			t.Fatalf("slow upload %d was answered meanwhile: %d %s", i, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestSlowImportsDoNotRefuseOthers: a patient's slow import holds only
+// that patient's import slot: a second import of theirs is refused with
+// 429 too_many_imports, and another patient's import goes through while
+// the slow one is still open.
+func TestSlowImportsDoNotRefuseOthers(t *testing.T) {
+	f, _ := importFixture(t, 0)
+	first := slowPost(t, f, "/api/v1/imports?format=dexcom-clarity", f.device, "text/csv", 1<<20, true)
+	time.Sleep(300 * time.Millisecond) // as above: for the old code's sake
+	second := slowPost(t, f, "/api/v1/imports?format=dexcom-clarity", f.device, "text/csv", 1<<20, true)
+	st, b := postWithin(t, f, "/api/v1/imports", f.other, "text/csv", dexcomFile(t))
+	if st != http.StatusCreated {
+		t.Fatalf("the other patient's import: %d %s", st, b)
+	}
+	if resp, b, ok := answered(t, first, 50*time.Millisecond); ok {
+		t.Fatalf("the slow import was answered meanwhile: %d %s", resp.StatusCode, b)
+	}
+	resp, b, ok := answered(t, second, 5*time.Second)
+	if !ok {
+		t.Fatal("the patient's second import was not refused")
+	}
+	if resp.StatusCode != http.StatusTooManyRequests || errBody(t, b).Code != "too_many_imports" {
+		t.Fatalf("the patient's second import: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestUploadTooSlow: a body that trickles below the minimum rate is cut
+// after the grace period with 408 upload_too_slow, on both upload routes,
+// and the connection is closed.
+func TestUploadTooSlow(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	f := newFixture(t, api.Config{Importers: formats.New(), SpoolDir: t.TempDir(), MinUploadRate: 64 << 10, UploadGrace: grace})
+	for _, path := range []string{"/api/v1/readings", "/api/v1/imports?format=dexcom-clarity"} {
+		t.Run(path, func(t *testing.T) {
+			conn := slowPost(t, f, path, f.device, "application/json", 1<<20, true)
+			resp, b, ok := answered(t, conn, 10*time.Second) // generous: the cut comes after grace
+			if !ok {
+				t.Fatal("a body trickling at 20 bytes a second was not cut")
+			}
+			if resp.StatusCode != http.StatusRequestTimeout || errBody(t, b).Code != "upload_too_slow" {
+				t.Fatalf("%d %s", resp.StatusCode, b)
+			}
+			if !resp.Close {
+				t.Error("the connection is kept open after a cut body")
+			}
+		})
+	}
+	// A body that arrives at once is not cut.
+	if st, b := postWithin(t, f, "/api/v1/readings", f.device, "application/json", []byte(batch(2))); st != http.StatusCreated {
+		t.Fatalf("an ordinary upload: %d %s", st, b)
+	}
+}

@@ -471,9 +471,17 @@ func (cs *ceremonyStore) openSignin(v string) (signinChallenge, error) {
 
 // spendSignin marks a sign-in challenge answered: errChallengeSpent when
 // it was already, errBusy when MaxSpentChallenges live ones are stored.
+//
+// The row outlives the challenge by spentChallengeGrace: a replay that
+// passed openSignin just before the expiry must still find it when it
+// reaches the spend, even if a sweep ran at the expiry meanwhile.
 func (cs *ceremonyStore) spendSignin(ctx context.Context, c signinChallenge) error {
+	now := cs.now()
+	if !now.Before(c.Expires) {
+		return errChallengeExpired
+	}
 	h := sha256.Sum256([]byte("jhvault/web-signin-spent/v1|" + c.Data.Challenge))
-	err := cs.store.SpendChallenge(ctx, webstore.SpentChallenge{Hash: h, Created: cs.now(), Expires: c.Expires}, MaxSpentChallenges)
+	err := cs.store.SpendChallenge(ctx, webstore.SpentChallenge{Hash: h, Created: now, Expires: c.Expires.Add(spentChallengeGrace)}, MaxSpentChallenges)
 	switch {
 	case errors.Is(err, webstore.ErrExists):
 		return errChallengeSpent

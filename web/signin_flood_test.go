@@ -3,14 +3,19 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/jupyterhealth/vault/consent/consenttest"
+	"github.com/jupyterhealth/vault/web/webstore"
 )
 
 // failureCounts counts what the server reports to OnSignInFailure.
@@ -260,4 +265,35 @@ func (f *fixture) refreshSession(t *testing.T, c *http.Client, a *consenttest.Au
 		t.Fatalf("sign-in: %d %s", r.StatusCode, body(t, r))
 	}
 	return cookieOf(r, SessionCookie)
+}
+
+// TestSpentChallengeOutlivesItsExpiry: a replay let in just before its
+// challenge expires cannot win because a sweep at the expiry dropped the
+// challenge's spent row meanwhile. The row outlives the challenge by
+// spentChallengeGrace, and a spend at or past the expiry is refused.
+func TestSpentChallengeOutlivesItsExpiry(t *testing.T) {
+	f := newFixture(t, fixtureOpts{clock: true})
+	cs := f.srv.cers
+	c := signinChallenge{Data: webauthn.SessionData{Challenge: "answered-once"}, Expires: f.clock.Now().Add(SignInTimeout)}
+	if err := cs.spendSignin(t.Context(), c); err != nil {
+		t.Fatalf("the first answer: %v", err)
+	}
+	// The challenge expires; another sign-in's spend sweeps expired rows.
+	f.clock.Advance(SignInTimeout + time.Second)
+	other := signinChallenge{Data: webauthn.SessionData{Challenge: "someone else"}, Expires: f.clock.Now().Add(SignInTimeout)}
+	if err := cs.spendSignin(t.Context(), other); err != nil {
+		t.Fatalf("another sign-in: %v", err)
+	}
+	// The replay, let in by openSignin before the expiry, reaches its spend
+	// now: refused.
+	if err := cs.spendSignin(t.Context(), c); !errors.Is(err, errChallengeExpired) {
+		t.Fatalf("a replay spending after the expiry: %v, want errChallengeExpired", err)
+	}
+	// And the row is still there, whoever asks the store.
+	h := sha256.Sum256([]byte("jhvault/web-signin-spent/v1|" + c.Data.Challenge))
+	now := f.clock.Now()
+	err := cs.store.SpendChallenge(t.Context(), webstore.SpentChallenge{Hash: h, Created: now, Expires: now.Add(time.Minute)}, MaxSpentChallenges)
+	if !errors.Is(err, webstore.ErrExists) {
+		t.Fatalf("the spent row was swept at the challenge's expiry: spending it again gave %v", err)
+	}
 }

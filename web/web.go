@@ -54,9 +54,14 @@ const (
 	// a step-up (grant, key confirmation, account deletion) may take.
 	CeremonyTimeout = 5 * time.Minute
 	// SignInTimeout is how long a passkey sign-in's sealed challenge is
-	// accepted, and so how long its hash is kept once answered.
+	// accepted; its hash is kept once answered for that long plus
+	// spentChallengeGrace.
 	SignInTimeout = 2 * time.Minute
-	MaxSessions   = 100000
+	// spentChallengeGrace keeps an answered challenge's hash past the
+	// challenge's own expiry, so a replay that was let in just before the
+	// expiry still finds it when it comes to spend.
+	spentChallengeGrace = time.Minute
+	MaxSessions         = 100000
 	// MaxCeremonies bounds the ceremonies in flight; only signed-in users
 	// and invitees can begin one (a sign-in stores nothing).
 	MaxCeremonies = 10000

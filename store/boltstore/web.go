@@ -730,6 +730,9 @@ func (w webStore) TakeCeremony(ctx context.Context, hash [32]byte) (webstore.Cer
 func (w webStore) SpendChallenge(ctx context.Context, sp webstore.SpentChallenge, max int) error {
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.spent
+		if !sp.Created.Before(sp.Expires) {
+			return webstore.ErrExists
+		}
 		if _, err := t.get(sp.Hash); err == nil {
 			return webstore.ErrExists
 		} else if !errors.Is(err, webstore.ErrNotFound) {

@@ -571,6 +571,12 @@ func testWebSpentChallenges(t *testing.T, s webstore.Store, reopen func() websto
 	must(t, s.SpendChallenge(ctx, spent("d", later), 3))
 	must(t, s.SpendChallenge(ctx, spent("a", later), 3))
 	wantErr(t, "c, still live", s.SpendChallenge(ctx, spent("c", later), 3), webstore.ErrExists)
+	// A spend that is already past its row's expiry is refused: its row
+	// could be swept the moment it was stored, and then the challenge
+	// answered again.
+	dead := spent("e", later)
+	dead.Expires = dead.Created
+	wantErr(t, "a spend at its own expiry", s.SpendChallenge(ctx, dead, 10), webstore.ErrExists)
 }
 
 func testWebSpendRace(t *testing.T, s webstore.Store, _ func() webstore.Store) {

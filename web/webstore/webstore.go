@@ -113,7 +113,7 @@ type Ceremony struct {
 type SpentChallenge struct {
 	Hash    [32]byte // a hash of the challenge (web's, with its own prefix)
 	Created time.Time
-	Expires time.Time // when the challenge itself stops being accepted
+	Expires time.Time // when the row may be dropped: after the challenge itself stops being accepted
 }
 
 // Store is where the web UI keeps its records.
@@ -199,7 +199,8 @@ type Store interface {
 	// rows that expired by sp.Created, and when max are stored, every
 	// expired one; if max are still stored, it refuses with ErrFull (it
 	// never drops a live row: that would let its challenge be answered
-	// again).
+	// again). A spend whose Created is not before its Expires is refused
+	// as ErrExists: its row could be swept as soon as it was stored.
 	SpendChallenge(ctx context.Context, sp SpentChallenge, max int) error
 
 	// ForgetUser deletes everything stored about a user, in one

@@ -40,6 +40,16 @@ func (f *fixture) jsonPost(path, sess, csrf, cer string, body []byte) *http.Resp
 	f.t.Helper()
 	hr := httptest.NewRequest(http.MethodPost, f.base+path, bytes.NewReader(body))
 	hr.RemoteAddr = "192.0.2.10:1234"
+	f.asPageScript(hr, sess, csrf, cer)
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, hr)
+	return w.Result()
+}
+
+// asPageScript makes hr a JSON request as the page's script sends it: from
+// the vault's origin, with the session's CSRF token and the session and
+// ceremony cookies, each when given.
+func (f *fixture) asPageScript(hr *http.Request, sess, csrf, cer string) {
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Origin", f.base)
 	hr.Header.Set("Sec-Fetch-Site", "same-origin")
@@ -52,9 +62,6 @@ func (f *fixture) jsonPost(path, sess, csrf, cer string, body []byte) *http.Resp
 	if cer != "" {
 		hr.AddCookie(&http.Cookie{Name: CeremonyCookie, Value: cer})
 	}
-	w := httptest.NewRecorder()
-	f.h.ServeHTTP(w, hr)
-	return w.Result()
 }
 
 // beginGrant posts the consent form and returns the challenge and the

@@ -58,18 +58,7 @@ func (f *fixture) postJSON(t *testing.T, c *http.Client, path, sess, csrf, cer s
 	if err != nil {
 		t.Fatal(err)
 	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Origin", f.base)
-	hr.Header.Set("Sec-Fetch-Site", "same-origin")
-	if csrf != "" {
-		hr.Header.Set("X-CSRF-Token", csrf)
-	}
-	if sess != "" {
-		hr.AddCookie(&http.Cookie{Name: SessionCookie, Value: sess})
-	}
-	if cer != "" {
-		hr.AddCookie(&http.Cookie{Name: CeremonyCookie, Value: cer})
-	}
+	f.asPageScript(hr, sess, csrf, cer)
 	r, err := c.Do(hr)
 	if err != nil {
 		t.Fatal(err)

@@ -161,7 +161,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	importers := formats.New()
-	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies,
+	prov, err := newOAuth(ctx, st, v, base, log)
+	if err != nil {
+		return fmt.Errorf("oauth: %v", err)
+	}
+	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies, OAuth: prov,
 		ExportsPerMinute: exportsPerMinute, ExportBurstPerGrant: grantBurst, ExportIntervalPerGrant: grantInterval})
 	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies})
 	if err != nil {
@@ -178,7 +182,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %v", *addr, err)
 	}
-	httpSrv := publicServer(publicHandler(srv, ws), &sv.listen, log)
+	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler()), &sv.listen, log)
 	metricsSrv, mln, err := metricsServer(srv, &sv.listen, log)
 	if err != nil {
 		ln.Close()

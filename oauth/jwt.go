@@ -70,7 +70,7 @@ func (p *Provider) verifyAssertion(ctx context.Context, typ, assertion, formClie
 	if typ != oidc.ClientAssertionTypeJWTAssertion {
 		return nil, invalidClient("client_assertion_type must be " + oidc.ClientAssertionTypeJWTAssertion)
 	}
-	jws, err := jose.ParseSigned(assertion, []jose.SignatureAlgorithm{jose.RS384, jose.ES384})
+	jws, err := jose.ParseSignedCompact(assertion, []jose.SignatureAlgorithm{jose.RS384, jose.ES384})
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, invalidClient("the client assertion is not a JWT signed with RS384 or ES384")
 	}

@@ -21,10 +21,10 @@ import (
 
 // GrantState is a grant as the index holds it.
 type GrantState struct {
-	ID          string     `json:"id"`
-	Index       int64      `json:"index"` // the grant entry
-	Patient     string     `json:"patient"`
-	Clinician   string     `json:"clinician"`
+	ID        string `json:"id"`
+	Index     int64  `json:"index"` // the grant entry
+	Patient   string `json:"patient"`
+	Clinician string `json:"clinician"`
 	// App is the client id of an app grant (its Clinician is empty); see
 	// appgrant.go.
 	App         string     `json:"app,omitempty"`

@@ -68,6 +68,9 @@ var migrations = []func(tx *bolt.Tx) error{
 	// The spent sign-in challenges (web.go), which sign-in keeps since it
 	// stores nothing while a sign-in is in flight.
 	createWebBuckets,
+	// The remembered app consents (web.go): the OAuth clients a user let
+	// sign her in.
+	createWebBuckets,
 }
 
 // ErrLocked means another process holds the database.

@@ -61,8 +61,8 @@ type AuthRequest struct {
 	// Patient: patient/ scopes; a patient is authorizing an app to read
 	// her data.
 	Patient bool
-	// User: user/ scopes, or OpenID scopes only; someone is signing in to
-	// the client.
+	// User: user/ scopes, or OpenID scopes only; a clinician is signing
+	// in to the client (the provider signs only clinicians in this way).
 	User bool
 	// Schemas are the vault schema ids (namespace:name or
 	// namespace:name:version) the resource scopes reach.
@@ -84,6 +84,9 @@ type AuthApproval struct {
 var (
 	ErrAuthRequestGone = errors.New("no such pending authorization request")
 	ErrAuthClientGone  = errors.New("no such OAuth client")
+	// ErrAuthRefused: the provider refused the answer (the account's role
+	// or the kept schemas do not fit the request).
+	ErrAuthRefused = errors.New("the provider refused the answer")
 )
 
 // maxAuthRequestID bounds the id a request carries to /oauth/authorize.
@@ -142,7 +145,7 @@ func (s *Server) pendingFor(ctx context.Context, id string, sess session) (AuthR
 	switch {
 	case p.Patient && sess.Role != vault.RolePatient:
 		return AuthRequest{}, errAuthNotPt
-	case !p.Patient && len(p.Schemas) > 0 && sess.Role != vault.RoleClinician:
+	case !p.Patient && sess.Role != vault.RoleClinician:
 		return AuthRequest{}, errAuthNotCl
 	}
 	if p.ClientName == "" {
@@ -201,8 +204,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, sess session)
 
 // answerError explains a failed Approve or Deny.
 func (s *Server) answerError(err error) error {
-	if errors.Is(err, ErrAuthRequestGone) {
+	switch {
+	case errors.Is(err, ErrAuthRequestGone):
 		return errAuthGone.because(err)
+	case errors.Is(err, ErrAuthRefused):
+		return refuse(http.StatusBadRequest, "oauth_refused", "Request refused", "The vault could not give this application what it asked with your answer. Go back to it and start again.").because(err)
 	}
 	return unavailable("Not answered", "The vault could not answer the application just now. Go back to it and start again.", err)
 }

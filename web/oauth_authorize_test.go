@@ -251,9 +251,12 @@ func TestAuthorizeRefusals(t *testing.T) {
 			t.Errorf("%s: %d, want %d %s\n%s", tc.name, r.StatusCode, tc.status, tc.code, b)
 		}
 	}
-	// OpenID alone signs a patient in as well.
-	if r := f.do(req{path: "/oauth/authorize?id=login1", cookie: pt}); r.StatusCode != 200 {
+	// OpenID alone signs clinicians in, not patients.
+	if r := f.do(req{path: "/oauth/authorize?id=login1", cookie: pt}); r.StatusCode != 403 {
 		t.Errorf("openid-only, patient: %d", r.StatusCode)
+	}
+	if r := f.do(req{path: "/oauth/authorize?id=login1", cookie: cl}); r.StatusCode != 200 {
+		t.Errorf("openid-only, clinician: %d", r.StatusCode)
 	}
 	a.mu.Lock()
 	a.down = true

@@ -56,6 +56,7 @@ type consentBody struct {
 	Active     []consentGrantView
 	Expired    []consentGrantView
 	Revoked    []consentGrantView
+	Apps       []appGrantView // app grants (oauth_authorize.go)
 }
 
 // schemaLabels name the schemas people know by another name.
@@ -141,6 +142,7 @@ func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess 
 			b.Active = append(b.Active, v)
 		}
 	}
+	b.Apps = s.appGrantViews(ctx, sess.UserID, loc)
 	d.Body, d.Script = b, true
 	return s.render(w, status, "consent", d)
 }

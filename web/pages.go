@@ -143,7 +143,13 @@ type pageData struct {
 	Error        string
 	ErrorCode    string // the error page's stable code (errors.go)
 	Body         any
+	// Refresh, when set, sends the browser on to this URL at once (a
+	// meta refresh: not a form's redirect, which form-action would stop).
+	Refresh string
 }
+
+// signinBody is the sign-in page's: where to go once signed in.
+type signinBody struct{ Next string }
 
 // render writes a page. The template runs into a buffer first, so a
 // template that fails has written nothing, and its error (returned) is
@@ -193,11 +199,15 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, sess session) erro
 }
 
 func (s *Server) signinPage(w http.ResponseWriter, r *http.Request, sess session) error {
+	next, _ := safeNext(r.URL.Query().Get("next"))
 	if hasSession(sess) {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		if next == "" {
+			next = "/"
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
 		return nil
 	}
-	d := pageData{Title: "Sign in", Script: true}
+	d := pageData{Title: "Sign in", Script: true, Body: signinBody{Next: next}}
 	if r.URL.Query().Get("bye") == "1" {
 		d.Notice = "You have signed out."
 	}

@@ -156,6 +156,10 @@ func (s *Server) entrySummary(ctx context.Context, e consent.Entry, self string,
 		names[id] = n
 		return n
 	}
+	if e.App != "" {
+		// An app grant names the client id, never a person.
+		who = func(string) string { return "the application " + e.App }
+	}
 	switch e.Kind {
 	case consent.KindGrant:
 		g := e.Grant

@@ -109,6 +109,15 @@ func (s *Server) routeTable() []route {
 		{"POST /webauthn/clinician/keys/begin", clinicians, jsonAPI | csrf, s.keyBegin},
 		{"POST /webauthn/clinician/keys/finish", clinicians, jsonAPI | csrf, s.keyFinish},
 
+		{"GET /oauth/authorize", maybe, 0, s.authorize},
+		{"POST /oauth/authorize/allow", signedIn, csrf, s.authorizeAllow},
+		{"POST /oauth/authorize/deny", signedIn, csrf, s.authorizeDeny},
+		{"POST /webauthn/oauth/begin", patients, jsonAPI | csrf, s.appGrantBegin},
+		{"POST /webauthn/oauth/finish", patients, jsonAPI | csrf, s.appGrantFinish},
+		{"POST /consent/apps/{id}/revoke", patients, csrf, s.revokeAppGrant},
+		{"GET /apps", signedIn, 0, s.appsPage},
+		{"POST /apps/{key}/remove", signedIn, csrf, s.removeApp},
+
 		{"/", anyone, 0, s.notFound},
 	}
 }

@@ -137,6 +137,9 @@ type Config struct {
 	// upload.DefaultGrace).
 	MinUploadRate int64
 	UploadGrace   time.Duration
+	// Authorizer is the OAuth provider the /oauth/authorize pages answer
+	// (oauth_authorize.go); nil turns them off (404).
+	Authorizer Authorizer
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed for the client address the rate limits key on
 	// (--trusted-proxies, as for the API); none means the TCP peer.
@@ -183,6 +186,11 @@ type Server struct {
 
 	// cache holds the dashboard's daily glucose in memory only (cache.go).
 	cache *pageCache
+
+	// auth is the OAuth provider (nil: no OAuth pages); appConsents the
+	// clients users let sign them in.
+	auth        Authorizer
+	appConsents *appConsentStore
 }
 
 // checkBase validates the base URL and returns its origin and RP ID.
@@ -288,6 +296,8 @@ func New(cfg Config) (*Server, error) {
 	}}
 	s.creds = &credStore{store: cfg.Store, sealer: sealer}
 	s.invites = &inviteStore{store: cfg.Store, sealer: sealer}
+	s.auth = cfg.Authorizer
+	s.appConsents = &appConsentStore{store: cfg.Store, sealer: sealer, now: cfg.Now}
 	if err := s.invites.adoptOld(context.Background()); err != nil {
 		return nil, fmt.Errorf("web: invites: %v", err)
 	}

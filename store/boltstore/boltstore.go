@@ -73,6 +73,9 @@ var migrations = []func(tx *bolt.Tx) error{
 	// The OAuth provider's clients, requests, codes, tokens, assertion ids
 	// and signing keys (oauth.go).
 	createOAuthBuckets,
+	// The remembered app consents (web.go): the OAuth clients a user let
+	// sign her in.
+	createWebBuckets,
 }
 
 // ErrLocked means another process holds the database.

@@ -151,7 +151,7 @@ var rangeColours = map[string]string{"vhigh": "#b06500", "high": "#f0a830", "inr
 const (
 	mdW, mdH       = 720.0, 300.0
 	mdLeft, mdRght = 44.0, 52.0
-	mdTop, mdBot   = 10.0, 30.0
+	mdTop, mdBot   = 20.0, 26.0
 	mdMax          = 350.0
 	mdPlotW        = mdW - mdLeft - mdRght
 	mdPlotH        = mdH - mdTop - mdBot
@@ -212,7 +212,7 @@ func modalDay(a stats.AGP, period string) template.HTML {
 	for _, v := range []float64{54, 70, 180, 250, 350} {
 		w.f(`<text x="%s" y="%s" font-size="12" fill="%s" text-anchor="end">%s</text>`, f1(mdLeft-6), f1(y(v)+4), colText, f1(v))
 	}
-	w.f(`<text x="%s" y="%s" font-size="11" fill="%s" text-anchor="end">mg/dL</text>`, f1(mdLeft-6), f1(mdH-10), colText)
+	w.f(`<text x="%s" y="%s" font-size="11" fill="%s" text-anchor="end">mg/dL</text>`, f1(mdLeft-6), f1(mdTop-8), colText)
 	w.f(`<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="%s"/>`, f1(mdLeft), f1(mdTop), f1(mdPlotW), f1(mdPlotH), colRef)
 	// The bands' names at the right end, at the last bin with readings,
 	// nudged apart so they do not overlap.

@@ -2,8 +2,10 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
@@ -263,6 +266,20 @@ func TestClinicianPatientView(t *testing.T) {
 	led := body(t, f.do(req{path: "/ledger", cookie: p}))
 	if !strings.Contains(led, "opened your report") || !strings.Contains(led, "Report view ended") {
 		t.Errorf("ledger page does not describe the views")
+	}
+	// The API's access log returns the views with format "report",
+	// complete once shown.
+	secret, _ := f.mint(f.patient.ID, vault.TokenPatient, time.Hour)
+	ar := httptest.NewRequest(http.MethodGet, "/api/v1/access-log", nil)
+	ar.Header.Set("Authorization", "Bearer "+secret)
+	aw := httptest.NewRecorder()
+	api.New(api.Config{Vault: f.v, Ledger: f.led}).Echo().ServeHTTP(aw, ar)
+	var apiLog api.AccessLogPage
+	if err := json.Unmarshal(aw.Body.Bytes(), &apiLog); err != nil || aw.Code != http.StatusOK {
+		t.Fatalf("API access log: %d %v", aw.Code, err)
+	}
+	if len(apiLog.Accesses) != 2 || apiLog.Accesses[1].Format != "report" || !apiLog.Accesses[1].Complete || apiLog.Accesses[1].Records != a.Records {
+		t.Errorf("API access log %+v", apiLog.Accesses)
 	}
 	// The clinician's patient list links to the page.
 	if list := body(t, f.do(req{path: "/patients", cookie: sess})); !strings.Contains(list, `href="/patients/`+f.patient.ID+`"`) {

@@ -430,13 +430,22 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, sess session)
 	if err != nil {
 		return errNoAccount.because(err)
 	}
+	days, err := agpDays(r)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	b, err := s.buildDashboard(ctx, u, s.now())
+	now := s.now()
+	b, err := s.buildDashboard(ctx, u, now)
+	var agp agpView
+	if err == nil {
+		agp, err = s.dashboardAGP(ctx, u, days, now) // agp.go
+	}
 	if err != nil {
 		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Dashboard unavailable", Message: "Your readings could not be read just now. Try again shortly.", Cause: err}
 	}
 	d := s.signedData(r.Context(), sess, "Dashboard", "dashboard")
-	d.Body = b
+	d.Body = dashboardPage{dashboardBody: b, AGP: agp}
 	return s.render(w, http.StatusOK, "dashboard", d)
 }

@@ -89,6 +89,7 @@ func (s *Server) routeTable() []route {
 		{"GET /account/deleted", anyone, 0, s.accountDeletedPage},
 
 		{"GET /patients", clinicians, 0, s.patientsPage},
+		{"GET /patients/{id}", clinicians, 0, s.clinicianPatientPage},
 		{"GET /clinician/keys", clinicians, 0, s.clinicianKeysPage},
 		{"POST /clinician/keys/{fingerprint}/remove", clinicians, csrf, s.removeClinicianKey},
 		{"GET /clinician/export", clinicians, 0, s.clinicianExportPage},

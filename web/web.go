@@ -144,6 +144,10 @@ type Config struct {
 	// believed for the client address the rate limits key on
 	// (--trusted-proxies, as for the API); none means the TCP peer.
 	TrustedProxies []netip.Prefix
+	// RequireSignedGrants, as for the API (--require-signed-grants): only
+	// a grant the patient signed with her passkey lets a clinician view
+	// her report in the browser.
+	RequireSignedGrants bool
 }
 
 // Server is the web interface.
@@ -191,6 +195,11 @@ type Server struct {
 	// clients users let sign them in.
 	auth        Authorizer
 	appConsents *appConsentStore
+	// requireSigned: only signed grants cover a clinician's view.
+	requireSigned bool
+	// reportLimiter bounds each clinician's patient-page views
+	// (MaxReportViewsPerMinute).
+	reportLimiter *ratelimit.Limiter
 }
 
 // checkBase validates the base URL and returns its origin and RP ID.
@@ -287,6 +296,9 @@ func New(cfg Config) (*Server, error) {
 		uploadSlots: make(chan struct{}, maxConcurrentUploads),
 		uploadPer:   upload.NewPerKey(maxUploadsPerPatient),
 		uploadRate:  upload.Rate{MinBytesPerSecond: cfg.MinUploadRate, Grace: cfg.UploadGrace, Max: uploadReadTimeout}.WithDefaults(),
+
+		requireSigned: cfg.RequireSignedGrants,
+		reportLimiter: ratelimit.New(MaxReportViewsPerMinute, cfg.Now),
 	}
 	sealer := cfg.Vault.Master()
 	s.sessions = &sessionStore{store: cfg.Store, sealer: sealer, idle: cfg.IdleTimeout, abs: cfg.AbsoluteTimeout, now: cfg.Now}

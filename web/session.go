@@ -334,6 +334,8 @@ type ceremony struct {
 	// server's nonce mixed into its challenge.
 	Grant *consent.Entry
 	Nonce []byte
+	// reveal:…: a secret made by a form, held for its one view (reveal.go).
+	Reveal *revealed `json:",omitempty"`
 }
 
 type ceremonyStore struct {

@@ -185,6 +185,11 @@ func TestBrowserLayoutNoSidewaysScroll(t *testing.T) {
 				if msg := sidewaysScroll(t, ctx); msg != "" {
 					t.Errorf("%s (%s) at %d px: %s", p.name, p.path, width, msg)
 				}
+				if width == 390 {
+					for _, msg := range phoneProblems(t, ctx) {
+						t.Errorf("%s (%s) at 390 px: %s", p.name, p.path, msg)
+					}
+				}
 			}
 		})
 	}
@@ -226,5 +231,30 @@ func sidewaysScroll(t *testing.T, ctx context.Context) string {
 			}
 		}
 		return 'scrollWidth ' + se.scrollWidth + ' > viewport ' + vw + ': ' + out.join(', ');
+	})()`))
+}
+
+// phoneProblems are what the trial found on a phone besides sideways
+// scrolling: a button or disclosure of the page's content out of view
+// (a Revoke button at the end of a table that scrolls), the menu on more
+// than one line, and a chart drawn narrower than its 720 units (its
+// labels shrunk) or opening on its oldest days rather than its newest.
+func phoneProblems(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	return get(t, ctx, chromedp.Evaluate[[]string](`(() => {
+		const out = [], vw = document.scrollingElement.clientWidth;
+		for (const el of document.querySelectorAll('main button, main summary, main input, main select')) {
+			if (el.type === 'hidden' || el.offsetParent === null) continue;
+			const r = el.getBoundingClientRect();
+			if (r.right > vw + 0.5 || r.left < -0.5) out.push(el.tagName.toLowerCase() + ' "' + (el.textContent || el.name).trim().slice(0, 40) + '" out of view (left ' + Math.round(r.left) + ', right ' + Math.round(r.right) + ')');
+		}
+		const items = [...document.querySelectorAll('header nav li')].map(li => li.getBoundingClientRect().top);
+		if (items.length && Math.max(...items) - Math.min(...items) > 1) out.push('the menu takes more than one line');
+		for (const wrap of document.querySelectorAll('.chart-wrap')) {
+			const svg = wrap.querySelector('svg'), w = wrap.getBoundingClientRect(), c = svg.getBoundingClientRect();
+			if (c.width < 719.5) out.push('a chart is drawn ' + Math.round(c.width) + ' px wide, under its 720 units');
+			if (Math.abs(c.right - w.right) > 1) out.push('a chart opens ' + Math.round(c.right - w.right) + ' px short of its newest day');
+		}
+		return out;
 	})()`))
 }

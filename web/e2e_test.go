@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,9 +15,8 @@ import (
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/internal/browsertest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // addCredential is WebAuthn.addCredential with only the members a plain
 // credential has: cdproto's Credential always sends the CMTG members,
@@ -39,81 +37,29 @@ type cdpAddCredential struct {
 	SignCount            float64 `json:"signCount"`
 }
 
-// browser starts headless Chromium with a fresh profile. It skips the test
-// in -short mode, and when Chromium is missing (fails then under CI).
+// browser starts headless Chromium with a fresh profile
+// (internal/browsertest: it skips in -short mode and when Chromium is
+// missing, and fails then under CI).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	path := chromiumPath
-	if _, err := os.Stat(path); err != nil {
-		if p, lerr := exec.LookPath("chromium"); lerr == nil {
-			path = p
-		} else {
-			msg := "real Chromium is needed for the end-to-end passkey test: apt-get install -y chromium"
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg)
-			}
-			t.Skip("SKIPPING the browser end-to-end test: " + msg)
-		}
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 900),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelC(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return browsertest.New(t, 1100, 900)
 }
 
 // authenticator adds a CTAP2 platform authenticator with resident keys
 // and user verification to the tab.
 func authenticator(t *testing.T, ctx context.Context) cdpwebauthn.AuthenticatorID {
 	t.Helper()
-	if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
-	}
-	res, err := chromedp.Call(ctx, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{Options: &cdpwebauthn.VirtualAuthenticatorOptions{
-		Protocol: "ctap2", Ctap2version: "ctap2_1", Transport: "internal",
-		HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
-	}})
-	if err != nil {
-		t.Fatalf("add virtual authenticator: %v", err)
-	}
-	return res.AuthenticatorID
+	return browsertest.Authenticator(t, ctx)
 }
 
 func run(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(sctx, steps...); err != nil {
-		t.Fatalf("browser: %v", err)
-	}
+	browsertest.Run(t, ctx, steps...)
 }
 
 func get[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(sctx, a)
-	if err != nil {
-		t.Fatalf("browser: %v", err)
-	}
-	return v
+	return browsertest.Get(t, ctx, a)
 }
 
 // screenshot saves a PNG of the page to docs/screenshots when

@@ -219,7 +219,7 @@ func TestRevokeBehindConfirmation(t *testing.T) {
 	g := f.led.Grants(f.patient.ID, "")[0]
 	sess, _ := f.signIn(f.patient.ID)
 	b := body(t, f.do(req{path: "/consent", cookie: sess}))
-	forms := regexp.MustCompile(`(?s)<details class="confirm">\s*<summary[^>]*>Revoke…</summary>.*?<form method="post" action="/consent/` + g.ID + `/revoke">.*?<button type="submit" class="danger"[^>]*>Yes, revoke</button>.*?</details>`).FindAllString(b, -1)
+	forms := regexp.MustCompile(`(?s)<details class="confirm">\s*<summary[^>]*>Revoke…</summary>.*?<form method="post" action="/consent/`+g.ID+`/revoke">.*?<button type="submit" class="danger"[^>]*>Yes, revoke</button>.*?</details>`).FindAllString(b, -1)
 	if len(forms) != 1 || strings.Count(b, `action="/consent/`+g.ID+`/revoke"`) != 1 || strings.Contains(forms[0], "<details class=\"confirm\" open") {
 		t.Fatalf("the revoke form is not only behind a closed disclosure:\n%s", b)
 	}

@@ -178,12 +178,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		if err != nil || len(creds.Credentials) != 1 || !creds.Credentials[0].IsResidentCredential {
 			t.Fatalf("authenticator credentials: %+v %v", creds, err)
 		}
-		screenshot(t, ctx, "dashboard")
-		if os.Getenv("VAULT_SCREENSHOTS") == "1" {
-			run(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
-			screenshot(t, ctx, "dashboard-phone")
-			run(t, ctx, chromedp.EmulateViewport(1100, 900), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
-		}
+		screenshot(t, ctx, "dashboard") // the phone's: TestBrowserLayoutNoSidewaysScroll
 	})
 
 	t.Run("reused invite", func(t *testing.T) {
@@ -421,6 +416,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		form := `form[action="/consent/` + signed.ID + `/revoke"]`
 		run(t, ctx,
 			chromedp.Navigate(f.base+"/consent"),
+			chromedp.Click(chromedp.CSS(`summary[aria-label^="Revoke the grant"]`)),
 			chromedp.WaitVisible(chromedp.CSS(form+" button")),
 		)
 		if !get(t, ctx, chromedp.Evaluate[bool](`(() => { document.querySelector('`+form+` input[name="csrf"]').remove(); return true })()`)) {
@@ -444,9 +440,35 @@ func TestBrowserPasskeys(t *testing.T) {
 		grantVia(t, "omh:step-count")
 		run(t, ctx, chromedp.WaitVisible(chromedp.CSS("p.notice")))
 		f.grant(f.patient.ID, f.clin.ID)
+		// The clinician's hub key, added with an API token a moment ago:
+		// pending, and flagged new, on the consent page.
+		now := time.Now()
+		ke := consent.New(consent.KindClinicianKeyAdd, f.clin.ID, now)
+		ke.Clinician = f.clin.ID
+		rcpt := newRecipient(t)
+		ke.Key = &consent.ClinicianKey{Fingerprint: consent.Fingerprint(rcpt), Recipient: rcpt, Label: "Riverside hub", ActiveFrom: now.Add(24 * time.Hour).UTC().Format(time.RFC3339Nano)}
+		if _, err := f.led.Append(ke); err != nil {
+			t.Fatal(err)
+		}
+		// One click opens the confirmation and revokes nothing; the
+		// confirmation's own button revokes.
+		form := `form[action="/consent/` + signed.ID + `/revoke"]`
 		run(t, ctx,
 			chromedp.Navigate(f.base+"/consent"),
-			chromedp.Click(chromedp.CSS(`form[action="/consent/`+signed.ID+`/revoke"] button`)),
+			chromedp.WaitVisible(chromedp.CSS("#keys-h")),
+		)
+		if get(t, ctx, chromedp.Evaluate[bool](`document.querySelector('`+form+` button').checkVisibility()`)) {
+			t.Fatal("the revoke button is visible before the confirmation opens")
+		}
+		run(t, ctx,
+			chromedp.Click(chromedp.CSS(`details:has(`+form+`) summary`)),
+			chromedp.WaitVisible(chromedp.CSS(form+" button")),
+		)
+		if loc := get(t, ctx, chromedp.Location()); loc != f.base+"/consent" || f.grantState(signed.ID).RevokeIndex != nil {
+			t.Fatalf("one click revoked the grant (at %s)", loc)
+		}
+		run(t, ctx,
+			chromedp.Click(chromedp.CSS(form+" button")),
 			chromedp.WaitVisible(chromedp.CSS("#revoked-h")),
 		)
 		g := f.grantState(signed.ID)

@@ -413,12 +413,17 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 	return s.render(w, http.StatusOK, "patients", d)
 }
 
+// grantViewOf is a grant as the patient's and the clinician's pages both
+// show it: data types and purpose in words, days and times in the
+// reader's zone, in the one format of every page (fmtTime, expiryText).
 func grantViewOf(g consent.GrantState, loc *time.Location) grantView {
-	v := grantView{Schemas: strings.Join(g.Schemas, ", "), Expires: fmtTime(g.Expires, loc), Purpose: g.Purpose, Signed: g.Signed}
+	v := grantView{Schemas: schemaList(g.Schemas), Expires: expiryText(g.Expires, loc), Purpose: purposeLabel(g.Purpose), Signed: g.Signed}
 	v.Window = windowText(g.DataFrom, g.DataTo, loc)
 	return v
 }
 
+// fmtTime is how every page writes a time: "2 Jan 2006, 15:04 EST", in
+// the reader's zone. A day alone is "2 Jan 2006".
 func fmtTime(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("2 Jan 2006, 15:04 MST")
 }

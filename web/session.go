@@ -337,6 +337,8 @@ type ceremony struct {
 	// oauth-grant: the OAuth provider's pending authorization request the
 	// grant answers.
 	OAuth string `json:",omitempty"`
+	// reveal:…: a secret made by a form, held for its one view (reveal.go).
+	Reveal *revealed `json:",omitempty"`
 }
 
 type ceremonyStore struct {

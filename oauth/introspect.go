@@ -75,11 +75,11 @@ func (p *Provider) introspectBearer(next http.Handler) http.Handler {
 func (p *Provider) introspection(ctx context.Context, token, onlyClient string) any {
 	inactive := map[string]bool{"active": false}
 	t, _, err := p.lookupToken(ctx, token)
-	if err != nil || (onlyClient != "" && t.ClientID != onlyClient) || !p.active(ctx, t, p.now()) {
+	if err != nil || (onlyClient != "" && t.ClientID != onlyClient) {
 		return inactive
 	}
-	u, err := p.users.User(ctx, t.UserID)
-	if err != nil {
+	u, ok := p.activeUser(ctx, t, p.now())
+	if !ok {
 		return inactive
 	}
 	out := map[string]any{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -96,6 +97,23 @@ func benchOAuth(b *testing.B, clients int) {
 	}
 	b.Run("introspect", introspection(false))
 	b.Run("introspect-bearer", introspection(true))
+	// The floor: loopback HTTP with a handler that only parses the form
+	// and answers {"active":true}; no provider, no store.
+	b.Run("baseline-http", func(b *testing.B) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := r.ParseForm(); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"active":true}`)
+		}))
+		defer srv.Close()
+		c := benchHTTP()
+		measure(b, clients, func(int) error {
+			return benchPost(c, srv.URL, nil, url.Values{"token": {"vo_x"}}, "Bearer vo_x", func(m map[string]any) bool { return m["active"] == true })
+		})
+	})
 }
 
 // benchCode makes an approved authorization code (not timed).

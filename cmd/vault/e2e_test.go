@@ -35,6 +35,7 @@ type demoServer struct {
 	cmd                         *exec.Cmd
 	creds                       demo.Credentials
 	startErr                    error
+	extra                       []string // more serve flags
 }
 
 var (
@@ -65,7 +66,7 @@ func freeAddr() (string, error) {
 }
 
 func (s *demoServer) args() []string {
-	return []string{"serve", "--demo", "--demo-days", "2", "--data", s.data, "--root-key-file", s.keyFile, "--addr", s.addr, "--metrics-addr", strings.TrimPrefix(s.metricsURL, "http://")}
+	return append([]string{"serve", "--demo", "--demo-days", "2", "--data", s.data, "--root-key-file", s.keyFile, "--addr", s.addr, "--metrics-addr", strings.TrimPrefix(s.metricsURL, "http://")}, s.extra...)
 }
 
 func (s *demoServer) start() error {

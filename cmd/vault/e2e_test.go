@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -328,7 +329,10 @@ func TestEndToEnd(t *testing.T) {
 		if err := s.start(); err != nil {
 			t.Fatal(err)
 		}
-		if s.creds != before {
+		if before.OIDCClients[demo.JupyterHubClient].ClientSecret == "" {
+			t.Fatalf("no JupyterHub client in the credentials: %+v", before.OIDCClients)
+		}
+		if !reflect.DeepEqual(s.creds, before) {
 			t.Fatalf("credentials changed on restart:\n%+v\n%+v", before, s.creds)
 		}
 		added := lastDemoAdded(t, s.logPath)

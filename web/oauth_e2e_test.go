@@ -445,3 +445,22 @@ func TestBrowserCrossSiteArrival(t *testing.T) {
 		t.Fatalf("back at the client with %v", q)
 	}
 }
+
+// pendingRequest sends an authorization request to the provider (as a
+// browser would, PKCE and aud included) and returns the id of the request
+// it keeps pending for the web UI: the provider's answer is a redirect to
+// /oauth/authorize?id=ID.
+func (f *fixture) pendingRequest(t *testing.T, cfg *oauth2.Config, state string) string {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(f.authURL(cfg, state, oauth2.GenerateVerifier()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode/100 != 3 || loc.Path != "/oauth/authorize" || loc.Query().Get("id") == "" {
+		t.Fatalf("authorization request: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return loc.Query().Get("id")
+}

@@ -71,6 +71,7 @@ func (p *Provider) build() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/fhir"+pathSMART, p.smartConfiguration)
 	mux.Handle("/fhir/", http.StripPrefix("/fhir", h))
+	mux.Handle("/fhir"+pathUserinfo, http.StripPrefix("/fhir", bearerChallenge(h)))
 	p.handler = mux
 	return nil
 }

@@ -31,7 +31,7 @@ func TestAppRevokeBehindConfirmation(t *testing.T) {
 	sess, csrf := f.signIn(f.patient.ID)
 	b := body(t, f.do(req{path: "/consent", cookie: sess}))
 	action := `action="/consent/apps/` + id + `/revoke"`
-	confirm := regexp.MustCompile(`(?s)<details class="confirm">\s*<summary[^>]*>Revoke…</summary>\s*<div class="confirm-body">.*?Glucose Insights.*?<form method="post" ` + regexp.QuoteMeta(action) + `>.*?<button type="submit" class="danger"[^>]*>Yes, revoke</button>.*?</details>`).FindAllString(b, -1)
+	confirm := regexp.MustCompile(`(?s)<details class="confirm">\s*<summary[^>]*>Revoke…</summary>\s*<div class="confirm-body">.*?Glucose Insights.*?<form method="post" `+regexp.QuoteMeta(action)+`>.*?<button type="submit" class="danger"[^>]*>Yes, revoke</button>.*?</details>`).FindAllString(b, -1)
 	if len(confirm) != 1 || strings.Count(b, action) != 1 || strings.Contains(confirm[0], `<details class="confirm" open`) {
 		t.Fatalf("the app's revoke form is not only behind a closed disclosure:\n%s", b)
 	}

@@ -38,7 +38,11 @@ var layoutSkipped = map[string]string{
 // grant signed with the patient's passkey and two unsigned ones (one
 // revoked), the clinician's hub keys (confirmed and post-quantum, and one
 // added with an API token, pending), exports in the access log, tokens,
-// long passkey names, and an invite.
+// long passkey names, an invite, and OAuth with the real provider (an app
+// grant, a remembered sign-in client, a live request of each kind). The
+// map holds the session cookies ("patient", "clinician") and the paths of
+// the invite and of the two live requests ("app-request",
+// "signin-request").
 func layoutFixture(t *testing.T) (*fixture, map[string]string) {
 	f := newFixture(t, fixtureOpts{listen: true, days: 14, perMin: 1000, oauth: true})
 	pa := f.softPasskey(f.patient.ID)

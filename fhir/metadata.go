@@ -45,7 +45,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 		"rest": []map[string]any{{
 			"mode": "server",
 			"security": map[string]any{
-				"cors": true,
+				"cors":    true,
 				"service": []concept{{Coding: []coding{{System: "http://terminology.hl7.org/CodeSystem/restful-security-service", Code: "SMART-on-FHIR"}}}},
 				"extension": []ext{{URL: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", Ext: []ext{
 					{URL: "authorize", ValueURI: auth + "/authorize"},

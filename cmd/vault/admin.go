@@ -181,7 +181,8 @@ func withAdminBase(sf storeFlags, base *url.URL, stderr io.Writer, fn func(api.A
 	if err != nil {
 		return err
 	}
-	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root}
+	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root,
+		OAuth: &fileOAuth{st: st, v: v, led: led}} // client.go
 	if base != nil {
 		ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log})
 		if err != nil {
@@ -219,6 +220,8 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 		return adminLedgerKey(args[1:], stdout, stderr)
 	case args[0] == "invite":
 		return adminInvite(args[1:], stdout, stderr)
+	case args[0] == "client":
+		return adminClientCmd(args[1:], stdout, stderr) // client.go
 	}
 	fmt.Fprintf(stderr, "vault admin: unknown command %q\n\n%s", args[0], usage)
 	return errUsage

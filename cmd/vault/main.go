@@ -7,12 +7,14 @@
 //	vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
 //	vault admin ledger-key
 //	vault admin invite --user ID [--ttl DURATION]
+//	vault admin client add --name NAME --redirect-uri URI [--redirect-uri URI …] [--confidential] [--jwks-file FILE | --jwks-uri URL] [--launch-uri URL]
+//	vault admin client list [--json] | remove --client ID
 //	vault ledger verify [--checkpoint FILE]
 //	vault ledger rebuild
 //	vault config [serve's flags]
 //	vault healthcheck [--addr HOST:PORT]
 //	vault keys new-root --out FILE
-//	vault keys rotate | status
+//	vault keys rotate | status | rotate-oidc
 //	vault keys change-root (--new-root-key-file FILE | --new-passphrase-file FILE)
 //	vault import --patient ID [--format F] FILE
 //	vault backup --out FILE
@@ -51,12 +53,15 @@ const usage = `usage:
   vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
   vault admin ledger-key
   vault admin invite --user ID [--ttl DURATION]
+  vault admin client add --name NAME --redirect-uri URI [--redirect-uri URI ...] [--confidential]
+                        [--jwks-file FILE | --jwks-uri URL] [--launch-uri URL]
+  vault admin client list [--json] | remove --client ID
   vault ledger verify [--checkpoint FILE]
   vault ledger rebuild
   vault config [serve's flags]
   vault healthcheck [--addr HOST:PORT]
   vault keys new-root --out FILE
-  vault keys rotate | status
+  vault keys rotate | status | rotate-oidc
   vault keys change-root (--new-root-key-file FILE | --new-passphrase-file FILE)
   vault import --patient ID [--format F] FILE
   vault backup --out FILE

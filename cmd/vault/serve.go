@@ -181,6 +181,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 		if err := demoInvites(ctx, ws, sf.data); err != nil {
 			return fmt.Errorf("demo: %v", err)
 		}
+		if _, err := demoOAuthClient(ctx, prov, led, sf.data); err != nil {
+			return fmt.Errorf("demo: the JupyterHub client: %v", err)
+		}
 	}
 	// The public listener: the API and health on echo, every other path
 	// the web UI; the metrics have their own (listen.go).
@@ -213,7 +216,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws}, log), &sv.listen, log)
+	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws, OAuth: oauthAdmin{prov}}, log), &sv.listen, log)
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it
@@ -246,6 +249,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 		metricsAddr = mln.Addr().String()
 	}
 	log.Info("vault serving", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "base_url", *baseURL, "admin_socket", sock, "ledger_verifier_key", led.VerifierKey(), "startup_ms", time.Since(start).Milliseconds(), "version", Version)
+	if *demoMode {
+		demoHubLine(stderr, prov.Issuer(), sf.data)
+	}
 
 	var serveErr error
 	select {

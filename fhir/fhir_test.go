@@ -151,7 +151,6 @@ func TestScopesGrantsMatrix(t *testing.T) {
 	})
 }
 
-
 // effective reads an Observation's effectiveDateTime.
 func effective(t testing.TB, raw []byte) time.Time {
 	t.Helper()

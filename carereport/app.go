@@ -91,8 +91,10 @@ var (
 
 // RedirectURI and LaunchURI are the app's URLs under the vault's base
 // URL, as it registers them.
-func RedirectURI(base *url.URL) string { return strings.TrimSuffix(base.String(), "/") + Path + "callback" }
-func LaunchURI(base *url.URL) string   { return strings.TrimSuffix(base.String(), "/") + Path + "launch" }
+func RedirectURI(base *url.URL) string {
+	return strings.TrimSuffix(base.String(), "/") + Path + "callback"
+}
+func LaunchURI(base *url.URL) string { return strings.TrimSuffix(base.String(), "/") + Path + "launch" }
 
 // Config is what New needs.
 type Config struct {

@@ -60,7 +60,7 @@ func (a webAuthorizer) Pending(ctx context.Context, id string) (web.AuthRequest,
 }
 
 func (a webAuthorizer) Approve(ctx context.Context, id string, ap web.AuthApproval) (string, error) {
-	u, err := a.p.Approve(ctx, id, oauth.Approval{UserID: ap.UserID, GrantID: ap.GrantID, Schemas: ap.Schemas})
+	u, err := a.p.Approve(ctx, id, oauth.Approval{UserID: ap.UserID, GrantID: ap.GrantID, Schemas: ap.Schemas, Session: ap.Session})
 	return u, webErr(err)
 }
 

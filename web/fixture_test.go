@@ -66,26 +66,26 @@ func (l *logBuffer) String() string {
 // fixture is the whole stack in-process: a real vault and ledger in a
 // bbolt file under t.TempDir(), and the web server.
 type fixture struct {
-	t     testing.TB
-	dir   string
-	root  *keys.Root
-	log   *slog.Logger
-	cfg   Config       // the server's configuration, for restart
-	hs    *http.Server // serving on addr, when the fixture listens
-	addr  string
-	st    *boltstore.Store
-	v     *vault.Vault
-	led   *consent.Ledger
-	srv   *Server
-	h     http.Handler
-	prov  *oauth.Provider // the real OAuth provider, when fixtureOpts.oauth
+	t    testing.TB
+	dir  string
+	root *keys.Root
+	log  *slog.Logger
+	cfg  Config       // the server's configuration, for restart
+	hs   *http.Server // serving on addr, when the fixture listens
+	addr string
+	st   *boltstore.Store
+	v    *vault.Vault
+	led  *consent.Ledger
+	srv  *Server
+	h    http.Handler
+	prov *oauth.Provider // the real OAuth provider, when fixtureOpts.oauth
 	// fhirH and appH are the FHIR API and the care-team report app, when
 	// fixtureOpts.smartApp (carereport_e2e_test.go).
 	fhirH, appH http.Handler
 	launches    launchLog // the app's launch URLs the browser opened
-	base  string
-	logs  *logBuffer
-	clock *clock // nil when the server runs on the real clock
+	base        string
+	logs        *logBuffer
+	clock       *clock // nil when the server runs on the real clock
 	// wrapLedger, when set, wraps the ledger's store as it opens (to
 	// inject its failures).
 	wrapLedger func(consent.Store) consent.Store

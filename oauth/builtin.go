@@ -59,5 +59,6 @@ func (p *Provider) saveClient(ctx context.Context, c clientRecord) error {
 	if err := p.store.DeleteClient(ctx, c.ID); err != nil {
 		return err
 	}
+	p.origins.reset()
 	return p.store.PutClient(ctx, oauthstore.Client{ID: c.ID, Created: c.Created, Sealed: sealed})
 }

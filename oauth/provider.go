@@ -95,6 +95,8 @@ type Provider struct {
 
 	lastSweep atomic.Int64
 
+	origins registeredOrigins // for CORS; reset when a client comes or goes
+
 	launches *launchTable // EHR launch ids in flight (launch.go)
 }
 

@@ -260,7 +260,7 @@ func adminUserDelete(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "vault admin user delete: --user is required")
 		return errUsage
 	}
-	base, err := checkBaseURL(*sv.baseURL)
+	base, err := resolveBaseURL(*sv.addr, *sv.baseURL)
 	if err != nil {
 		return err
 	}
@@ -333,7 +333,7 @@ func adminInvite(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "vault admin invite: --user is required")
 		return errUsage
 	}
-	base, err := checkBaseURL(*sv.baseURL)
+	base, err := resolveBaseURL(*sv.addr, *sv.baseURL)
 	if err != nil {
 		return err
 	}

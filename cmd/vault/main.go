@@ -97,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		tuneGC()
 		err = cmdServe(args[1:], stderr)
 	case "admin":
-		err = cmdAdmin(args[1:], stdout, stderr)
+		err = cmdAdmin(args[1:], os.Stdin, stdout, stderr)
 	case "ledger":
 		err = cmdLedger(args[1:], stdout, stderr)
 	case "config":

@@ -110,6 +110,26 @@ def _rfc3339(t, now):
     return s + "Z"
 
 
+
+def grants_span(grants):
+    """The data window several grants cover together, as (from, to).
+
+    Either is None when open: when no grant is given, or when any grant
+    leaves that side open (no ``data_from``: from the first reading; no
+    ``data_to``: up to now and on). Times compare as instants, so offsets
+    other than Z order correctly.
+    """
+    if not grants:
+        return None, None
+
+    def side(key, pick):
+        vals = [g.get(key) for g in grants]
+        if any(not v for v in vals):
+            return None
+        return pick(vals, key=lambda v: pd.Timestamp(v))
+
+    return side("data_from", min), side("data_to", max)
+
 class Client:
     """A clinician's client for one vault.
 
@@ -204,7 +224,14 @@ class Client:
     # --- the directory ----------------------------------------------------
 
     def patients(self, as_frame=True):
-        """The patients with an active grant to you: one row each (id, name, schemas, window, expiry, grant ids)."""
+        """The patients with an active grant to you: one row each (id, name, schemas, window, expiry, grant ids).
+
+        ``data_from`` and ``data_to`` span every grant's data window: the
+        earliest start and the latest end, and NaT where any grant leaves
+        that side open (a grant without ``data_from`` covers all earlier
+        data). The span may hold gaps between grants' windows; each export's
+        manifest says the exact windows.
+        """
         out = self._json("/api/v1/clinician/patients")
         if not as_frame:
             return out
@@ -212,10 +239,10 @@ class Client:
         for p in out:
             gs = p.get("grants") or []
             schemas = sorted({s for g in gs for s in g.get("schemas") or []})
+            data_from, data_to = grants_span(gs)
             rows.append({
                 "id": p.get("id"), "name": p.get("name"), "schemas": schemas,
-                "data_from": min((g.get("data_from") for g in gs if g.get("data_from")), default=None),
-                "data_to": max((g.get("data_to") for g in gs if g.get("data_to")), default=None),
+                "data_from": data_from, "data_to": data_to,
                 "expires_at": max((g.get("expires_at") for g in gs if g.get("expires_at")), default=None),
                 "grants": [g.get("id") for g in gs],
             })

@@ -271,10 +271,6 @@ func adminUserAdd(args []string, stdout, stderr io.Writer) error {
 
 func adminUserDelete(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin user delete", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "vault admin user delete --user ID [--yes]: crypto-shred a patient at once (her keys are destroyed, her grants end); asks for the id to be typed again on a terminal, or takes --yes.")
-		fs.PrintDefaults()
-	}
 	sv := registerServe(fs) // the store flags and --base-url, for the web UI's records when no server runs
 	user := fs.String("user", "", "the patient's id (pt_…)")
 	yes := fs.Bool("yes", false, "delete without asking (for scripts): nothing can undo it")
@@ -336,10 +332,6 @@ func confirmDelete(in io.Reader, terminal bool, prompt io.Writer, id string) err
 // store; they are opened for this terminal only and never logged.
 func adminUserList(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin user list", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "vault admin user list [--role patient|clinician] [--json]: list accounts (id, role, created, time zone, organisation, name), to find a lost pt_… or cl_… id.")
-		fs.PrintDefaults()
-	}
 	var sf storeFlags
 	sf.register(fs)
 	role := fs.String("role", "", "only this role: patient or clinician (default both)")
@@ -368,10 +360,6 @@ func adminUserList(args []string, stdout, stderr io.Writer) error {
 // secrets) and how many grants it gave or received.
 func adminUserShow(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin user show", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "vault admin user show --user ID [--json]: one account: its name, role, created time, time zone, its API tokens (never their secrets) and its grants.")
-		fs.PrintDefaults()
-	}
 	var sf storeFlags
 	sf.register(fs)
 	user := fs.String("user", "", "the user's id (pt_… or cl_…)")

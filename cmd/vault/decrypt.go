@@ -32,10 +32,6 @@ import (
 // Observations.
 func cmdDecrypt(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("decrypt", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: vault decrypt -i IDENTITY [--verify-key KEY [--data-only]] [-o OUT] [FILE]\n\nDecrypt an age file, such as an export; with --verify-key, check an export's signed trailer against the vault's log key first, and with --data-only write only its data lines (a plain CSV, or NDJSON). Nothing is written unless the check passes.")
-		fs.PrintDefaults()
-	}
 	idPath := fs.String("i", "", "identity file (age-keygen format)")
 	outPath := fs.String("o", "", "write the plaintext here instead of standard output (a new file; an existing one is not replaced)")
 	verifyKey := fs.String("verify-key", "", "the vault's log verifier key, pinned out of band ('vault admin ledger-key'): check the export's signed trailer before writing")

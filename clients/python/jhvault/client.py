@@ -452,6 +452,28 @@ class Client:
         """
         return self._verify_path(path, Expect(patient=patient, format=format), keep_lines, allow_stale)
 
+    def save_data(self, path, out, patient=None, format=None, allow_stale=True):
+        """Verify an age export file fully (as verify_file), then write only its data lines to ``out``.
+
+        ``out`` is then a plain file: a CSV (header row, one row per
+        reading) for a csv export, NDJSON of OMH points or FHIR
+        Observations otherwise; no manifest line, no trailer line. It is a
+        new 0600 file, written only once the export verified (an existing
+        ``out`` is never replaced); on any failure nothing is left at
+        ``out``. Returns the VerifiedExport.
+        """
+        v = self._verify_path(path, Expect(patient=patient, format=format), keep_lines=True, allow_stale=allow_stale)
+        d = os.path.dirname(os.path.abspath(out))
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".jhvault-data-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for line in v.lines:
+                    f.write(line)
+            os.link(tmp, out)  # fails if out exists
+        finally:
+            os.unlink(tmp)
+        return v
+
     def verify_payload(self, payload, patient=None, format=None, keep_lines=False, allow_stale=True):
         """Verify a decrypted payload (bytes, or an iterable of lines) without decrypting; as verify_file."""
         from .verify import split_lines

@@ -7,6 +7,8 @@ optionally, VAULT_PQ_IDENTITY (a post-quantum age identity file whose
 """
 
 import base64
+import csv
+import io
 import json
 import os
 import shutil
@@ -309,6 +311,40 @@ class TestPostQuantum(Live):
         finally:
             c.remove_key(fp)
         self.assertEqual([k["status"] for k in c.keys() if k["fingerprint"] == fp], ["removed"])
+
+
+class TestSaveData(Live):
+    """save_data writes the verified data lines only: a plain CSV or NDJSON file."""
+
+    def test_plain_files(self):
+        for fmt in ("csv", "omh", "fhir"):
+            with self.subTest(format=fmt):
+                path = self.download(fmt=fmt)
+                m, data, t = helpers.split_payload(self.plaintext(path))
+                out = os.path.join(tempfile.mkdtemp(dir=self.tmp), "export." + ("csv" if fmt == "csv" else "ndjson"))
+                v = self.client().save_data(path, out, patient=self.patient)
+                with open(out, "rb") as f:
+                    got = f.read()
+                self.assertEqual(got, b"".join(data))
+                self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o600)
+                if fmt == "csv":
+                    rows = list(csv.reader(io.StringIO(got.decode())))
+                    self.assertEqual(len(rows), v.records + 1)
+                    self.assertFalse(rows[0][0].startswith("{"))
+                else:
+                    self.assertEqual(got.count(b"\n"), v.records)
+                with self.assertRaises(FileExistsError):
+                    self.client().save_data(path, out)
+
+    def test_nothing_written_when_refused(self):
+        pt = self.plaintext(self.download(fmt="csv"))
+        m, data, t = helpers.split_payload(pt)
+        bad = self.reencrypt(helpers.join_payload(m, data[:-1], t))
+        d = tempfile.mkdtemp(dir=self.tmp)
+        out = os.path.join(d, "export.csv")
+        with self.assertRaises(jhvault.TrailerMismatchError):
+            self.client().save_data(bad, out)
+        self.assertEqual(os.listdir(d), [])
 
 
 class TestRejections(Live):

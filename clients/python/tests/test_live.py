@@ -314,37 +314,29 @@ class TestPostQuantum(Live):
 
 
 class TestSaveData(Live):
-    """save_data writes the verified data lines only: a plain CSV or NDJSON file."""
+    """save_data writes the verified data lines only: a plain CSV file (one export: the demo's per-grant export budget is shared)."""
 
-    def test_plain_files(self):
-        for fmt in ("csv", "omh", "fhir"):
-            with self.subTest(format=fmt):
-                path = self.download(fmt=fmt)
-                m, data, t = helpers.split_payload(self.plaintext(path))
-                out = os.path.join(tempfile.mkdtemp(dir=self.tmp), "export." + ("csv" if fmt == "csv" else "ndjson"))
-                v = self.client().save_data(path, out, patient=self.patient)
-                with open(out, "rb") as f:
-                    got = f.read()
-                self.assertEqual(got, b"".join(data))
-                self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o600)
-                if fmt == "csv":
-                    rows = list(csv.reader(io.StringIO(got.decode())))
-                    self.assertEqual(len(rows), v.records + 1)
-                    self.assertFalse(rows[0][0].startswith("{"))
-                else:
-                    self.assertEqual(got.count(b"\n"), v.records)
-                with self.assertRaises(FileExistsError):
-                    self.client().save_data(path, out)
-
-    def test_nothing_written_when_refused(self):
-        pt = self.plaintext(self.download(fmt="csv"))
-        m, data, t = helpers.split_payload(pt)
-        bad = self.reencrypt(helpers.join_payload(m, data[:-1], t))
+    def test_plain_csv_and_nothing_when_refused(self):
+        path = self.download(fmt="csv")
+        m, data, t = helpers.split_payload(self.plaintext(path))
         d = tempfile.mkdtemp(dir=self.tmp)
         out = os.path.join(d, "export.csv")
+        v = self.client().save_data(path, out, patient=self.patient)
+        with open(out, "rb") as f:
+            got = f.read()
+        self.assertEqual(got, b"".join(data))
+        self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o600)
+        rows = list(csv.reader(io.StringIO(got.decode())))
+        self.assertEqual(len(rows), v.records + 1)
+        self.assertFalse(rows[0][0].startswith("{"))
+        with self.assertRaises(FileExistsError):
+            self.client().save_data(path, out)
+        # A data line dropped: refused, and nothing left behind.
+        bad = self.reencrypt(helpers.join_payload(m, data[:-1], t))
+        d2 = tempfile.mkdtemp(dir=self.tmp)
         with self.assertRaises(jhvault.TrailerMismatchError):
-            self.client().save_data(bad, out)
-        self.assertEqual(os.listdir(d), [])
+            self.client().save_data(bad, os.path.join(d2, "export.csv"))
+        self.assertEqual(os.listdir(d2), [])
 
 
 class TestRejections(Live):

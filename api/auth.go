@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -27,6 +28,44 @@ func bearer(h string) (string, bool) {
 	}
 	tok = strings.TrimSpace(tok)
 	return tok, tok != ""
+}
+
+// OAuthTokens checks the OAuth provider's access tokens (oauth.Provider
+// implements it). ClinicianToken answers for an active clinician's access
+// token with a user/ scope that reads Observations, as a clinician token;
+// anything else is vault.ErrTokenInvalid or vault.ErrTokenExpired.
+type OAuthTokens interface {
+	ClinicianToken(ctx context.Context, token string) (vault.Token, error)
+}
+
+// oauthPrefix starts the OAuth provider's access tokens.
+const oauthPrefix = "vo_"
+
+// requireClinicianOrOAuth is requireToken(vault.TokenClinician) that also
+// takes an OAuth access token a clinician got through an app (a
+// JupyterHub) with a user/ Observation scope. Only the clinician's patient
+// list and the export accept it: consent is checked and the export is
+// age-encrypted exactly as for a vc_ token.
+func (s *Server) requireClinicianOrOAuth() echo.MiddlewareFunc {
+	plain := s.requireToken(vault.TokenClinician)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		withVault := plain(next)
+		return func(c echo.Context) error {
+			secret, ok := bearer(c.Request().Header.Get("Authorization"))
+			if !ok || !strings.HasPrefix(secret, oauthPrefix) || s.oauth == nil {
+				return withVault(c)
+			}
+			tok, err := s.oauth.ClinicianToken(c.Request().Context(), secret)
+			if errors.Is(err, vault.ErrTokenExpired) || errors.Is(err, vault.ErrTokenInvalid) {
+				return s.authFailed(c, err)
+			}
+			if err != nil {
+				return internal(err)
+			}
+			c.Set(principalKey, tok)
+			return next(c)
+		}
+	}
 }
 
 // requireToken authenticates a bearer token and checks its kind.

@@ -28,11 +28,11 @@ func (s *Server) routes(e *echo.Echo) {
 		v1.POST("/grants", s.postGrant, s.requireToken(vault.TokenPatient), quota(s.writeQuota))
 		v1.GET("/grants/:id", s.getGrant, s.requireToken(vault.TokenPatient, vault.TokenClinician))
 		v1.POST("/grants/:id/revoke", s.revokeGrant, s.requireToken(vault.TokenPatient))
-		v1.GET("/clinician/patients", s.getClinicianPatients, s.requireToken(vault.TokenClinician))
+		v1.GET("/clinician/patients", s.getClinicianPatients, s.requireClinicianOrOAuth())
 		v1.GET("/clinician/keys", s.getClinicianKeys, s.requireToken(vault.TokenClinician))
 		v1.POST("/clinician/keys", s.postClinicianKey, s.requireToken(vault.TokenClinician), quota(s.writeQuota))
 		v1.DELETE("/clinician/keys/:fingerprint", s.deleteClinicianKey, s.requireToken(vault.TokenClinician), quota(s.writeQuota))
-		v1.GET("/patients/:id/export", s.getExport, s.requireToken(vault.TokenClinician), quota(s.exportQuota))
+		v1.GET("/patients/:id/export", s.getExport, s.requireClinicianOrOAuth(), quota(s.exportQuota))
 		v1.GET("/access-log", s.getAccessLog, s.requireToken(vault.TokenPatient))
 	}
 }

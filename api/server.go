@@ -75,6 +75,9 @@ type Config struct {
 	// patient's passkey covers (403 unsigned_grant): a grant made with an
 	// API token then covers nothing (--require-signed-grants).
 	RequireSignedGrants bool
+	// OAuth checks OAuth access tokens on the clinician's patient list and
+	// the export (the OAuth provider); nil accepts none.
+	OAuth OAuthTokens
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed (--trusted-proxies); none means the client address is the
 	// TCP peer.
@@ -122,6 +125,7 @@ type Server struct {
 	spoolDir    string
 
 	requireSigned bool
+	oauth         OAuthTokens
 
 	exportLimit *exportLimiter // exports per grant
 }
@@ -189,6 +193,7 @@ func New(cfg Config) *Server {
 		spoolDir:    cfg.SpoolDir,
 
 		requireSigned: cfg.RequireSignedGrants,
+		oauth:         cfg.OAuth,
 
 		exportLimit: newExportLimiter(cfg.ExportBurstPerGrant, cfg.ExportIntervalPerGrant),
 	}

@@ -41,6 +41,10 @@ type Entry struct {
 	Actor     string `json:"actor"` // who caused it: a user id, or "admin"
 	Patient   string `json:"patient,omitempty"`
 	Clinician string `json:"clinician,omitempty"`
+	// App is the OAuth client id of an app a patient granted access to
+	// (an app grant, appgrant.go), on a grant or revoke entry instead of
+	// a clinician. It is a client id, never a name.
+	App string `json:"app,omitempty"`
 
 	Grant   *Grant        `json:"grant,omitempty"`
 	Revoke  *Revoke       `json:"revoke,omitempty"`
@@ -181,6 +185,16 @@ func (e *Entry) Validate() error {
 	}
 	if e.Actor == "" {
 		return errors.New("entry has no actor")
+	}
+	if e.App != "" {
+		switch {
+		case e.Kind != KindGrant && e.Kind != KindRevoke:
+			return fmt.Errorf("a %s entry names no app", e.Kind)
+		case e.Clinician != "":
+			return errors.New("an entry names a clinician or an app, not both")
+		case !ValidAppID(e.App):
+			return errors.New("the app is not a valid client id")
+		}
 	}
 	return nil
 }

@@ -21,10 +21,13 @@ import (
 
 // GrantState is a grant as the index holds it.
 type GrantState struct {
-	ID          string     `json:"id"`
-	Index       int64      `json:"index"` // the grant entry
-	Patient     string     `json:"patient"`
-	Clinician   string     `json:"clinician"`
+	ID        string `json:"id"`
+	Index     int64  `json:"index"` // the grant entry
+	Patient   string `json:"patient"`
+	Clinician string `json:"clinician"`
+	// App is the client id of an app grant (its Clinician is empty); see
+	// appgrant.go.
+	App         string     `json:"app,omitempty"`
 	Schemas     []string   `json:"schemas"`
 	DataFrom    time.Time  `json:"data_from,omitzero"`
 	DataTo      time.Time  `json:"data_to,omitzero"`
@@ -58,7 +61,8 @@ func (g *GrantState) covers(schema string) bool {
 type grantIndex struct {
 	mu     sync.RWMutex
 	byID   map[string]*GrantState
-	byPair map[[2]string][]*GrantState // (clinician, patient)
+	byPair map[[2]string][]*GrantState // (clinician, patient); clinician grants only
+	apps   map[string][]*GrantState    // app grants, by patient
 	keys   map[string]*KeyState        // by key row id
 	// accesses holds each patient's accesses in ledger order (by the
 	// access-start's index), so a page of her access log costs the page,
@@ -67,7 +71,7 @@ type grantIndex struct {
 }
 
 func newGrantIndex() *grantIndex {
-	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, keys: map[string]*KeyState{}, accesses: map[string][]*AccessState{}}
+	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, apps: map[string][]*GrantState{}, keys: map[string]*KeyState{}, accesses: map[string][]*AccessState{}}
 }
 
 func (x *grantIndex) putRow(r indexRow) {
@@ -105,14 +109,25 @@ func (r indexRow) value() any {
 	return r.Access
 }
 
+// put adds or replaces a grant. An app grant goes to apps, never to
+// byPair, so no clinician decision can ever find it.
 func (x *grantIndex) put(g *GrantState) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	same := func(o *GrantState) bool { return o.ID == g.ID }
 	if old := x.byID[g.ID]; old != nil {
-		k := [2]string{old.Clinician, old.Patient}
-		x.byPair[k] = slices.DeleteFunc(x.byPair[k], func(o *GrantState) bool { return o.ID == g.ID })
+		if old.App != "" {
+			x.apps[old.Patient] = slices.DeleteFunc(x.apps[old.Patient], same)
+		} else {
+			k := [2]string{old.Clinician, old.Patient}
+			x.byPair[k] = slices.DeleteFunc(x.byPair[k], same)
+		}
 	}
 	x.byID[g.ID] = g
+	if g.App != "" {
+		x.apps[g.Patient] = append(x.apps[g.Patient], g)
+		return
+	}
 	k := [2]string{g.Clinician, g.Patient}
 	x.byPair[k] = append(x.byPair[k], g)
 }
@@ -241,13 +256,13 @@ func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
 	switch e.Kind {
 	case KindGrant:
 		g := e.Grant
-		if e.Patient == "" || e.Clinician == "" || g.ID == "" || len(g.Schemas) == 0 {
-			return nil, errors.New("a grant names a patient, a clinician, an id and schemas")
+		if e.Patient == "" || (e.Clinician == "") == (e.App == "") || g.ID == "" || len(g.Schemas) == 0 {
+			return nil, errors.New("a grant names a patient, a clinician or an app, an id and schemas")
 		}
 		if prev != nil {
 			return nil, fmt.Errorf("grant id %s is already used", g.ID)
 		}
-		st := &GrantState{ID: g.ID, Index: i, Patient: e.Patient, Clinician: e.Clinician, Schemas: g.Schemas,
+		st := &GrantState{ID: g.ID, Index: i, Patient: e.Patient, Clinician: e.Clinician, App: e.App, Schemas: g.Schemas,
 			Purpose: g.Purpose, Recipients: g.Recipients, Signed: g.Assertion != nil}
 		var err error
 		if st.DataFrom, err = parseTime(g.DataFrom); err != nil {
@@ -265,7 +280,7 @@ func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
 		if prev == nil {
 			return nil, ErrNoGrant
 		}
-		if prev.Index != e.Revoke.GrantIndex || prev.Patient != e.Patient || (e.Clinician != "" && prev.Clinician != e.Clinician) {
+		if prev.Index != e.Revoke.GrantIndex || prev.Patient != e.Patient || (e.Clinician != "" && prev.Clinician != e.Clinician) || prev.App != e.App {
 			return nil, errors.New("the revoke does not match its grant")
 		}
 		if prev.RevokeIndex != nil {
@@ -299,10 +314,11 @@ func (l *Ledger) applyTx(tx ledgerstore.WriteTx, i int64, e *Entry) (indexRow, [
 	return r, sealed, err
 }
 
-// NewRevoke makes the entry that revokes g, naming both its parties.
+// NewRevoke makes the entry that revokes g, naming both its parties (the
+// patient and the clinician, or the patient and the app).
 func NewRevoke(actor string, g GrantState, now time.Time) Entry {
 	e := New(KindRevoke, actor, now)
-	e.Patient, e.Clinician = g.Patient, g.Clinician
+	e.Patient, e.Clinician, e.App = g.Patient, g.Clinician, g.App
 	e.Revoke = &Revoke{GrantIndex: g.Index, GrantID: g.ID}
 	return e
 }
@@ -355,15 +371,16 @@ func (l *Ledger) Grant(id string) (GrantState, error) {
 	return *g, nil
 }
 
-// Grants returns the grants a patient made (patient != "") or received by
-// a clinician (clinician != ""), newest first.
+// Grants returns the clinician grants a patient made (patient != "") or
+// received by a clinician (clinician != ""), newest first. App grants are
+// never among them (AppGrants lists those).
 func (l *Ledger) Grants(patient, clinician string) []GrantState {
 	x := l.grants.Load()
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []GrantState
 	for _, g := range x.byID {
-		if (patient == "" || g.Patient == patient) && (clinician == "" || g.Clinician == clinician) {
+		if g.App == "" && (patient == "" || g.Patient == patient) && (clinician == "" || g.Clinician == clinician) {
 			out = append(out, *g)
 		}
 	}
@@ -433,6 +450,9 @@ func intersect(w Window, from, to time.Time) (Window, bool) {
 func (l *Ledger) Decide(r Request) Decision {
 	if l.indexBad.Load() != nil {
 		return Decision{Reason: "index_untrusted"}
+	}
+	if r.Clinician == "" {
+		return Decision{Reason: "no_grant"}
 	}
 	x := l.grants.Load()
 	x.mu.RLock()

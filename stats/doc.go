@@ -3,8 +3,7 @@
 // CV, sensor activity), glucose by local day and by hour of day, hourly
 // means of heart rate and daily step totals. It reads values out of
 // decrypted readings with one parser, and knows nothing of storage, HTTP
-// or pages: the web dashboard calls it today, the FHIR CGM summary and
-// the clinician's AGP report will.
+// or pages: the web dashboard and the AGP report (package report) call it.
 //
 // # Reading values
 //
@@ -65,6 +64,29 @@
 // and gives percentiles, the ambulatory glucose profile's building block;
 // [Percentile] interpolates linearly between closest ranks (the method of
 // R's quantile type 7 and NumPy's default).
+//
+// # The ambulatory glucose profile
+//
+// [NewAGP] computes the AGP of the international consensus report
+// (Battelino et al., Diabetes Care 2019) over a period [from, to): the
+// CGM summary above over the period's readings (sensor activity over the
+// part of the period that could be read, which on a clinician's page is
+// what the grants cover), the modal day and the daily profiles.
+//
+// The modal day pools the readings into fixed bins of the local clock,
+// [AGPBinWidth] = 15 minutes wide from midnight (96 bins; [ByTimeOfDay],
+// of which ByHourOfDay is the one-hour case). A reading goes to the bin
+// of its wall-clock hour and minute in the patient's zone, whatever day
+// it was taken on; each bin gets the 5th, 25th, 50th, 75th and 95th
+// percentiles of its readings by [Percentile] (indexes [P5] to [P95]).
+// Nothing is smoothed: neither the values nor the bins are averaged with
+// their neighbours, so a bin's band is exactly its readings' percentiles,
+// and a bin without readings has none (the report breaks its bands
+// there). With 14 days of 5-minute readings a bin holds about 42.
+//
+// The daily profiles ([SplitDays]) are each local day's readings, for
+// every day the period touches, a day without readings included; the AGP
+// keeps the newest [AGPMaxDailyProfiles] = 14.
 //
 // Every function takes the readings in time order, as the vault returns
 // them, and leaves its input unchanged.

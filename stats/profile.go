@@ -2,7 +2,6 @@ package stats
 
 import (
 	"math"
-	"slices"
 	"time"
 )
 
@@ -21,22 +20,9 @@ type HourOfDay struct {
 // an autumn clock change pools into its one hour of day; the skipped hour
 // of a spring one has a day fewer.
 func ByHourOfDay(pts []Point, loc *time.Location, percentiles ...float64) [24]HourOfDay {
-	var byHour [24][]float64
-	for _, p := range pts {
-		h := p.Time.In(loc).Hour()
-		byHour[h] = append(byHour[h], p.Value)
-	}
 	var out [24]HourOfDay
-	for h, vs := range byHour {
-		out[h] = HourOfDay{Hour: h, N: len(vs)}
-		if len(vs) == 0 {
-			continue
-		}
-		slices.Sort(vs)
-		out[h].Percentiles = make([]float64, len(percentiles))
-		for i, p := range percentiles {
-			out[h].Percentiles[i] = Percentile(vs, p)
-		}
+	for h, b := range ByTimeOfDay(pts, loc, time.Hour, percentiles...) {
+		out[h] = HourOfDay{Hour: h, N: b.N, Percentiles: b.Percentiles}
 	}
 	return out
 }

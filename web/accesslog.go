@@ -40,8 +40,8 @@ type accessView struct {
 }
 
 // accessLogPage shows the patient who pulled what, when, and how many
-// records: the access-start and access-end entries the export logs, from
-// the ledger's index.
+// records: the access-start and access-end entries each export and each
+// view of her report in the browser log, from the ledger's index.
 func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess session) error {
 	u, _ := s.vault.User(r.Context(), sess.UserID)
 	loc := u.Location()
@@ -82,12 +82,26 @@ func accessViewOf(a consent.AccessState, clinician string, loc *time.Location) a
 	to, _ := time.Parse(time.RFC3339Nano, a.To)
 	v.Window = windowText(from, to, loc)
 	switch {
+	case a.Format == reportFormat:
+		// A view in the browser (clinician_patient.go): both entries are
+		// logged before the page is sent, so without a complete end
+		// nothing was shown.
+		v.Format = "viewed the report in the browser"
+		switch {
+		case a.End == nil || a.Incomplete:
+			v.Status, v.Class, v.Records = "not shown", "warn", "–"
+		default:
+			v.Status, v.Class, v.Records = "shown", "ok", strconv.FormatInt(a.Records, 10)+" summarised"
+		}
 	case a.End == nil:
 		v.Status, v.Class, v.Records = "in progress, or stopped before it was logged", "warn", "–"
 	case a.Incomplete:
 		v.Status, v.Class, v.Records = "cut short", "warn", strconv.FormatInt(a.Records, 10)+" sent"
 	default:
 		v.Status, v.Class, v.Records = "complete", "ok", strconv.FormatInt(a.Records, 10)
+	}
+	if a.Format != reportFormat {
+		v.Format = "exported as " + v.Format
 	}
 	if a.End != nil {
 		v.End = "#" + strconv.FormatInt(*a.End, 10)

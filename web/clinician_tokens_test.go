@@ -50,7 +50,7 @@ func TestClinicianTokens(t *testing.T) {
 	}
 
 	n0 := f.size()
-	r := f.do(req{method: "POST", path: "/clinician/tokens", cookie: sess, ctype: form, body: "days=7&" + ok, headers: same})
+	r := f.follow(f.do(req{method: "POST", path: "/clinician/tokens", cookie: sess, ctype: form, body: "days=7&" + ok, headers: same}), sess, "/clinician/tokens")
 	b := body(t, r)
 	secret := regexp.MustCompile(`vc_[A-Za-z0-9_-]+`).FindString(b)
 	if r.StatusCode != 200 || secret == "" || !strings.Contains(b, "shown only this once") {

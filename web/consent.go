@@ -32,18 +32,53 @@ var purposeLabels = map[string]string{
 	"HOPERAT": "Healthcare operations",
 }
 
+// purposeLabel names a grant's purpose for people (the code itself when
+// it has no name).
+func purposeLabel(code string) string {
+	if l, ok := purposeLabels[code]; ok {
+		return l
+	}
+	return code
+}
+
 type option struct {
 	Value, Label string
 	Selected     bool
 }
 
 type consentGrantView struct {
-	ID        string
-	Clinician string
+	ID          string
+	Clinician   string // the clinician's name
+	clinicianID string
 	grantView
 	Index     int64
 	Created   string
 	RevokedAt string
+}
+
+// keyIsNew is how recent a clinician's hub key is flagged new on the
+// consent page: a key the patient did not expect is worth a second look.
+const keyIsNew = 7 * 24 * time.Hour
+
+// granteeKeyView is one of a grantee's live hub keys, as the consent page
+// shows it.
+type granteeKeyView struct {
+	Label       string
+	Fingerprint string
+	PostQuantum bool
+	Pending     bool // not yet past its activation delay
+	Added       string
+	ActiveFrom  string
+	Confirmed   bool // added in the web UI, confirmed with the clinician's passkey
+	New         bool // added within keyIsNew
+	Index       int64
+}
+
+// granteeKeys is a clinician with an active grant from the patient, and
+// the hub keys exports under it may be encrypted to.
+type granteeKeys struct {
+	Clinician string
+	Keys      []granteeKeyView
 }
 
 type consentBody struct {
@@ -56,6 +91,9 @@ type consentBody struct {
 	Active     []consentGrantView
 	Expired    []consentGrantView
 	Revoked    []consentGrantView
+	Apps       []appGrantView // app grants (oauth_authorize.go)
+	// Keys are the hub keys of the clinicians with an active grant.
+	Keys []granteeKeys
 }
 
 // schemaLabels name the schemas people know by another name.
@@ -125,12 +163,7 @@ func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess 
 		if !ok {
 			name = g.Clinician // a clinician no longer in the directory
 		}
-		v := consentGrantView{ID: g.ID, Clinician: name, grantView: grantViewOf(g, loc), Index: g.Index, Created: fmtTime(g.Created, loc)}
-		v.Schemas = schemaList(g.Schemas)
-		v.Expires = expiryText(g.Expires, loc)
-		if l, ok := purposeLabels[g.Purpose]; ok {
-			v.Purpose = l
-		}
+		v := consentGrantView{ID: g.ID, Clinician: name, clinicianID: g.Clinician, grantView: grantViewOf(g, loc), Index: g.Index, Created: fmtTime(g.Created, loc)}
 		switch {
 		case g.RevokeIndex != nil:
 			v.RevokedAt = fmtTime(*g.RevokedAt, loc)
@@ -141,8 +174,39 @@ func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess 
 			b.Active = append(b.Active, v)
 		}
 	}
+	b.Apps = s.appGrantViews(ctx, sess.UserID, loc)
+	b.Keys = s.granteeKeys(b.Active, names, loc, now)
 	d.Body, d.Script = b, true
 	return s.render(w, status, "consent", d)
+}
+
+// granteeKeys lists the live (active and pending) hub keys of each
+// clinician with an active grant, from the consent ledger's key entries:
+// how each was added (confirmed with the clinician's passkey, or with an
+// API token and so pending until its activation delay has passed), when,
+// and whether in the last week. Clinicians are in name order, their keys
+// oldest first.
+func (s *Server) granteeKeys(active []consentGrantView, names map[string]string, loc *time.Location, now time.Time) []granteeKeys {
+	seen := map[string]bool{}
+	var out []granteeKeys
+	for _, g := range active {
+		if seen[g.clinicianID] {
+			continue
+		}
+		seen[g.clinicianID] = true
+		gk := granteeKeys{Clinician: g.Clinician}
+		for _, k := range s.ledger.ClinicianKeys(g.clinicianID) {
+			if k.RemoveIndex != nil {
+				continue
+			}
+			gk.Keys = append(gk.Keys, granteeKeyView{Label: k.Label, Fingerprint: k.Fingerprint, PostQuantum: strings.HasPrefix(k.Recipient, "age1pq1"),
+				Pending: now.Before(k.ActiveFrom), Added: fmtTime(k.Added, loc), ActiveFrom: fmtTime(k.ActiveFrom, loc),
+				Confirmed: k.Confirmed, New: now.Sub(k.Added) < keyIsNew, Index: k.Index})
+		}
+		out = append(out, gk)
+	}
+	slices.SortStableFunc(out, func(a, b granteeKeys) int { return strings.Compare(a.Clinician, b.Clinician) })
+	return out
 }
 
 // expiryText says when a grant ends: a grant ending at a local midnight

@@ -304,7 +304,7 @@ func TestConsentPageRevoke(t *testing.T) {
 	sess, csrf := f.signIn(f.patient.ID)
 	page := func() string { return body(t, f.do(req{path: "/consent", cookie: sess})) }
 	b := page()
-	for _, want := range []string{"Active grants", "Expired grants", "Steps", "Care management", "made with an API token", clinicianName, `action="/consent/` + g.ID + `/revoke"`} {
+	for _, want := range []string{"Active grants", "Expired grants", "Steps", "Care management", "made without a passkey (with an API token, or seeded by the demo)", clinicianName, `action="/consent/` + g.ID + `/revoke"`} {
 		if !strings.Contains(b, want) {
 			t.Fatalf("consent page lacks %q:\n%s", want, b)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,9 +15,8 @@ import (
 	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/internal/browsertest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // addCredential is WebAuthn.addCredential with only the members a plain
 // credential has: cdproto's Credential always sends the CMTG members,
@@ -39,81 +37,29 @@ type cdpAddCredential struct {
 	SignCount            float64 `json:"signCount"`
 }
 
-// browser starts headless Chromium with a fresh profile. It skips the test
-// in -short mode, and when Chromium is missing (fails then under CI).
+// browser starts headless Chromium with a fresh profile
+// (internal/browsertest: it skips in -short mode and when Chromium is
+// missing, and fails then under CI).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	path := chromiumPath
-	if _, err := os.Stat(path); err != nil {
-		if p, lerr := exec.LookPath("chromium"); lerr == nil {
-			path = p
-		} else {
-			msg := "real Chromium is needed for the end-to-end passkey test: apt-get install -y chromium"
-			if os.Getenv("CI") == "true" {
-				t.Fatal(msg)
-			}
-			t.Skip("SKIPPING the browser end-to-end test: " + msg)
-		}
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 900),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelC(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
+	return browsertest.New(t, 1100, 900)
 }
 
 // authenticator adds a CTAP2 platform authenticator with resident keys
 // and user verification to the tab.
 func authenticator(t *testing.T, ctx context.Context) cdpwebauthn.AuthenticatorID {
 	t.Helper()
-	if _, err := chromedp.Call(ctx, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
-	}
-	res, err := chromedp.Call(ctx, cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{Options: &cdpwebauthn.VirtualAuthenticatorOptions{
-		Protocol: "ctap2", Ctap2version: "ctap2_1", Transport: "internal",
-		HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
-	}})
-	if err != nil {
-		t.Fatalf("add virtual authenticator: %v", err)
-	}
-	return res.AuthenticatorID
+	return browsertest.Authenticator(t, ctx)
 }
 
 func run(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(sctx, steps...); err != nil {
-		t.Fatalf("browser: %v", err)
-	}
+	browsertest.Run(t, ctx, steps...)
 }
 
 func get[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(sctx, a)
-	if err != nil {
-		t.Fatalf("browser: %v", err)
-	}
-	return v
+	return browsertest.Get(t, ctx, a)
 }
 
 // screenshot saves a PNG of the page to docs/screenshots when
@@ -232,12 +178,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		if err != nil || len(creds.Credentials) != 1 || !creds.Credentials[0].IsResidentCredential {
 			t.Fatalf("authenticator credentials: %+v %v", creds, err)
 		}
-		screenshot(t, ctx, "dashboard")
-		if os.Getenv("VAULT_SCREENSHOTS") == "1" {
-			run(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
-			screenshot(t, ctx, "dashboard-phone")
-			run(t, ctx, chromedp.EmulateViewport(1100, 900), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
-		}
+		screenshot(t, ctx, "dashboard") // the phone's: TestBrowserLayoutNoSidewaysScroll
 	})
 
 	t.Run("reused invite", func(t *testing.T) {
@@ -475,6 +416,7 @@ func TestBrowserPasskeys(t *testing.T) {
 		form := `form[action="/consent/` + signed.ID + `/revoke"]`
 		run(t, ctx,
 			chromedp.Navigate(f.base+"/consent"),
+			chromedp.Click(chromedp.CSS(`summary[aria-label^="Revoke the grant"]`)),
 			chromedp.WaitVisible(chromedp.CSS(form+" button")),
 		)
 		if !get(t, ctx, chromedp.Evaluate[bool](`(() => { document.querySelector('`+form+` input[name="csrf"]').remove(); return true })()`)) {
@@ -498,9 +440,35 @@ func TestBrowserPasskeys(t *testing.T) {
 		grantVia(t, "omh:step-count")
 		run(t, ctx, chromedp.WaitVisible(chromedp.CSS("p.notice")))
 		f.grant(f.patient.ID, f.clin.ID)
+		// The clinician's hub key, added with an API token a moment ago:
+		// pending, and flagged new, on the consent page.
+		now := time.Now()
+		ke := consent.New(consent.KindClinicianKeyAdd, f.clin.ID, now)
+		ke.Clinician = f.clin.ID
+		rcpt := newRecipient(t)
+		ke.Key = &consent.ClinicianKey{Fingerprint: consent.Fingerprint(rcpt), Recipient: rcpt, Label: "Riverside hub", ActiveFrom: now.Add(24 * time.Hour).UTC().Format(time.RFC3339Nano)}
+		if _, err := f.led.Append(ke); err != nil {
+			t.Fatal(err)
+		}
+		// One click opens the confirmation and revokes nothing; the
+		// confirmation's own button revokes.
+		form := `form[action="/consent/` + signed.ID + `/revoke"]`
 		run(t, ctx,
 			chromedp.Navigate(f.base+"/consent"),
-			chromedp.Click(chromedp.CSS(`form[action="/consent/`+signed.ID+`/revoke"] button`)),
+			chromedp.WaitVisible(chromedp.CSS("#keys-h")),
+		)
+		if get(t, ctx, chromedp.Evaluate[bool](`document.querySelector('`+form+` button').checkVisibility()`)) {
+			t.Fatal("the revoke button is visible before the confirmation opens")
+		}
+		run(t, ctx,
+			chromedp.Click(chromedp.CSS(`details:has(`+form+`) summary`)),
+			chromedp.WaitVisible(chromedp.CSS(form+" button")),
+		)
+		if loc := get(t, ctx, chromedp.Location()); loc != f.base+"/consent" || f.grantState(signed.ID).RevokeIndex != nil {
+			t.Fatalf("one click revoked the grant (at %s)", loc)
+		}
+		run(t, ctx,
+			chromedp.Click(chromedp.CSS(form+" button")),
 			chromedp.WaitVisible(chromedp.CSS("#revoked-h")),
 		)
 		g := f.grantState(signed.ID)

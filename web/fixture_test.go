@@ -330,6 +330,7 @@ type req struct {
 	body         string
 	ctype        string
 	headers      map[string]string
+	cookies      []*http.Cookie // besides the session's
 }
 
 // do sends a request through the handler (no network).
@@ -348,6 +349,9 @@ func (f *fixture) do(r req) *http.Response {
 	}
 	for k, v := range r.headers {
 		hr.Header.Set(k, v)
+	}
+	for _, c := range r.cookies {
+		hr.AddCookie(c)
 	}
 	w := httptest.NewRecorder()
 	f.h.ServeHTTP(w, hr)
@@ -485,4 +489,23 @@ func mustURL(t testing.TB, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// follow is the browser after a form's answer: it must be a 303 to want
+// (the path, before any query); follow then opens it with the session
+// cookie and the cookies the answer set (the reveal cookie of a new
+// secret), and returns that page.
+func (f *fixture) follow(r *http.Response, sess, want string) *http.Response {
+	f.t.Helper()
+	loc := r.Header.Get("Location")
+	if path, _, _ := strings.Cut(loc, "?"); r.StatusCode != http.StatusSeeOther || path != want {
+		f.t.Fatalf("answer %d to %q, want 303 to %s", r.StatusCode, loc, want)
+	}
+	var set []*http.Cookie
+	for _, c := range r.Cookies() {
+		if c.MaxAge >= 0 && c.Value != "" {
+			set = append(set, &http.Cookie{Name: c.Name, Value: c.Value})
+		}
+	}
+	return f.do(req{path: loc, cookie: sess, cookies: set})
 }

@@ -143,7 +143,13 @@ type pageData struct {
 	Error        string
 	ErrorCode    string // the error page's stable code (errors.go)
 	Body         any
+	// Refresh, when set, sends the browser on to this URL at once (a
+	// meta refresh: not a form's redirect, which form-action would stop).
+	Refresh string
 }
+
+// signinBody is the sign-in page's: where to go once signed in.
+type signinBody struct{ Next string }
 
 // render writes a page. The template runs into a buffer first, so a
 // template that fails has written nothing, and its error (returned) is
@@ -193,11 +199,15 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, sess session) erro
 }
 
 func (s *Server) signinPage(w http.ResponseWriter, r *http.Request, sess session) error {
+	next, _ := safeNext(r.URL.Query().Get("next"))
 	if hasSession(sess) {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		if next == "" {
+			next = "/"
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
 		return nil
 	}
-	d := pageData{Title: "Sign in", Script: true}
+	d := pageData{Title: "Sign in", Script: true, Body: signinBody{Next: next}}
 	if r.URL.Query().Get("bye") == "1" {
 		d.Notice = "You have signed out."
 	}
@@ -403,12 +413,17 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 	return s.render(w, http.StatusOK, "patients", d)
 }
 
+// grantViewOf is a grant as the patient's and the clinician's pages both
+// show it: data types and purpose in words, days and times in the
+// reader's zone, in the one format of every page (fmtTime, expiryText).
 func grantViewOf(g consent.GrantState, loc *time.Location) grantView {
-	v := grantView{Schemas: strings.Join(g.Schemas, ", "), Expires: fmtTime(g.Expires, loc), Purpose: g.Purpose, Signed: g.Signed}
+	v := grantView{Schemas: schemaList(g.Schemas), Expires: expiryText(g.Expires, loc), Purpose: purposeLabel(g.Purpose), Signed: g.Signed}
 	v.Window = windowText(g.DataFrom, g.DataTo, loc)
 	return v
 }
 
+// fmtTime is how every page writes a time: "2 Jan 2006, 15:04 EST", in
+// the reader's zone. A day alone is "2 Jan 2006".
 func fmtTime(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("2 Jan 2006, 15:04 MST")
 }
@@ -420,13 +435,22 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request, sess session)
 	if err != nil {
 		return errNoAccount.because(err)
 	}
+	days, err := agpDays(r)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	b, err := s.buildDashboard(ctx, u, s.now())
+	now := s.now()
+	b, err := s.buildDashboard(ctx, u, now)
+	var agp agpView
+	if err == nil {
+		agp, err = s.dashboardAGP(ctx, u, days, now) // agp.go
+	}
 	if err != nil {
 		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Dashboard unavailable", Message: "Your readings could not be read just now. Try again shortly.", Cause: err}
 	}
 	d := s.signedData(r.Context(), sess, "Dashboard", "dashboard")
-	d.Body = b
+	d.Body = dashboardPage{dashboardBody: b, AGP: agp}
 	return s.render(w, http.StatusOK, "dashboard", d)
 }

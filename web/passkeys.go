@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -343,11 +344,20 @@ func (s *Server) addPasskeyFinish(w http.ResponseWriter, r *http.Request, sess s
 // stored: the session data goes to the browser sealed, in the ceremony
 // cookie (signinChallenge), and lives SignInTimeout.
 func (s *Server) signinBegin(w http.ResponseWriter, r *http.Request, _ session) error {
+	// The body may name where to go once signed in ({"next": "/path"}); an
+	// unsafe path is dropped, not refused, and the home page is used.
+	var body struct {
+		Next string `json:"next"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		return errBadJSON.because(err)
+	}
+	next, _ := safeNext(body.Next)
 	assertion, sd, err := s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired), withLoginTimeout(SignInTimeout))
 	if err != nil {
 		return fmt.Errorf("begin login: %w", err)
 	}
-	v, err := s.cers.sealSignin(*sd)
+	v, err := s.cers.sealSignin(*sd, next)
 	if err != nil {
 		return fmt.Errorf("seal sign-in challenge: %w", err)
 	}
@@ -435,7 +445,11 @@ func (s *Server) signinFinish(w http.ResponseWriter, r *http.Request, _ session)
 		return fmt.Errorf("start session: %w", err)
 	}
 	s.log.Info("web sign-in", "user", rec.UserID)
-	writeJSON(w, http.StatusOK, map[string]string{"redirect": "/"})
+	next := "/"
+	if c.Next != "" {
+		next = c.Next
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"redirect": next})
 	return nil
 }
 

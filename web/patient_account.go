@@ -27,8 +27,18 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess sessio
 	if r.URL.Query().Get("recovered") == "1" {
 		d.Notice = "You signed in with a recovery code, which now no longer works. Add a new passkey on the Passkeys page now, and remove any passkey you lost."
 	}
-	return s.renderAccount(r.Context(), w, sess, http.StatusOK, d, nil)
+	v, ok, err := s.takeReveal(w, r, sess, "/account")
+	switch {
+	case err != nil:
+		return unavailable("Account unavailable", "Your new recovery codes could not be read just now. Reload the page shortly to see them.", err)
+	case ok:
+		d.Notice = newCodesNotice
+	}
+	return s.renderAccount(r.Context(), w, sess, http.StatusOK, d, v.Codes)
 }
+
+// newCodesNotice is said over new recovery codes.
+const newCodesNotice = "Your new recovery codes are below. Save them now: they are shown only this once, and your old codes no longer work."
 
 func (s *Server) renderAccount(ctx context.Context, w http.ResponseWriter, sess session, status int, d pageData, codes []string) error {
 	n, err := s.recovery().remaining(ctx, sess.UserID)

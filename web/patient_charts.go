@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/internal/calendar"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/stats"
@@ -26,6 +27,7 @@ type activityBody struct {
 	HRHours         int    // hours with a reading
 	StepsDays       []stepsDay
 	StepsMean       string // mean steps a day, over days with any
+	Readings        int    // heart-rate and step readings read
 }
 
 type stepsDay struct {
@@ -47,13 +49,23 @@ func schemaID(name string) string {
 // buildActivity reads the period's heart rate (as hourly means) and steps
 // (as daily totals, each reading counted on the local day it starts).
 func (s *Server) buildActivity(ctx context.Context, u vault.User, from, to time.Time) (activityBody, error) {
+	all := []consent.Window{{From: from, To: to}}
+	return s.activityIn(ctx, u, from, to, all, all)
+}
+
+// activityIn is buildActivity over the readings in the given windows of
+// [from, to) only: heart rate in hr, steps in steps (as
+// consent.ClipWindow returns them; none reads nothing). The clinician's
+// patient page passes what the grants cover.
+func (s *Server) activityIn(ctx context.Context, u vault.User, from, to time.Time, hr, steps []consent.Window) (activityBody, error) {
 	loc := u.Location()
 	var b activityBody
 	if id := schemaID("heart-rate"); id != "" {
-		series, err := s.dailySeries(ctx, u, "heart-rate", id, stats.HeartRate, from, to) // cache.go
+		series, err := s.seriesIn(ctx, u, "heart-rate", id, stats.HeartRate, hr) // agp.go, through the cache
 		if err != nil {
 			return b, err
 		}
+		b.Readings += len(series)
 		if hours := stats.HourlyMeans(series, loc); len(hours) > 0 {
 			pts := make([]stats.Point, len(hours)) // (time, value): the hour's middle and its mean
 			means := make([]float64, len(hours))
@@ -69,10 +81,11 @@ func (s *Server) buildActivity(ctx context.Context, u vault.User, from, to time.
 		}
 	}
 	if id := schemaID("step-count"); id != "" {
-		series, err := s.dailySeries(ctx, u, "steps", id, stats.Steps, from, to) // cache.go
+		series, err := s.seriesIn(ctx, u, "steps", id, stats.Steps, steps) // agp.go, through the cache
 		if err != nil {
 			return b, err
 		}
+		b.Readings += len(series)
 		days := stats.DailyTotals(series, from, to, loc)
 		if slices.ContainsFunc(days, func(d stats.DayTotal) bool { return d.N > 0 }) {
 			b.HasSteps = true

@@ -60,7 +60,20 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 		if err != nil || tok.UserID != f.patient.ID || tok.Kind != vault.TokenDevice {
 			t.Fatalf("the token shown: %v", err)
 		}
-		// Shown once.
+		// The form was answered with a redirect: the page shown is a GET.
+		if loc := get(t, ctx, chromedp.Location()); loc != f.base+"/tokens" {
+			t.Fatalf("the new token is shown at %s", loc)
+		}
+		// Shown once: a reload sends no form again (no second token) and
+		// shows no secret; nor does opening the page again.
+		n := len(f.tokens(f.patient.ID))
+		run(t, ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("table.tokens")))
+		if html := get(t, ctx, chromedp.OuterHTML(chromedp.CSS("main"))); strings.Contains(html, secret) || strings.Contains(html, `id="new-token"`) {
+			t.Fatal("a reload shows the token again")
+		}
+		if len(f.tokens(f.patient.ID)) != n {
+			t.Fatal("a reload made another token")
+		}
 		run(t, ctx, chromedp.Navigate(f.base+"/tokens"), chromedp.WaitVisible(chromedp.CSS("table.tokens")))
 		if html := get(t, ctx, chromedp.OuterHTML(chromedp.CSS("main"))); strings.Contains(html, secret) {
 			t.Fatal("the token is shown again")
@@ -101,6 +114,15 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 			t.Fatalf("codes shown: %q", txt)
 		}
 		screenshot(t, ctx, "account")
+		// A reload neither shows them again nor makes new ones (which
+		// would void the ones just saved).
+		run(t, ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#recovery-codes-form")))
+		if html := get(t, ctx, chromedp.OuterHTML(chromedp.CSS("main"))); strings.Contains(html, codes[0]) || strings.Contains(html, `class="codes"`) {
+			t.Fatal("a reload shows the codes again")
+		}
+		if n := f.codesLeft(f.patient.ID); n != RecoveryCodeCount {
+			t.Fatalf("%d codes after a reload", n)
+		}
 	})
 
 	t.Run("session after sign-out", func(t *testing.T) {

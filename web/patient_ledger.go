@@ -78,7 +78,7 @@ func (s *Server) buildLedger(ctx context.Context, userID string) (ledgerBody, er
 	loc := u.Location()
 	names := map[string]string{}
 	for _, pe := range entries {
-		v := ledgerEntryView{Index: pe.Index, Kind: kindLabel(pe.Entry.Kind), Summary: s.entrySummary(ctx, pe.Entry, userID, names)}
+		v := ledgerEntryView{Index: pe.Index, Kind: kindLabel(pe.Entry), Summary: s.entrySummary(ctx, pe.Entry, userID, names)}
 		if t, err := time.Parse(time.RFC3339Nano, pe.Entry.Time); err == nil {
 			v.When = fmtTime(t, loc)
 		}
@@ -156,6 +156,10 @@ func (s *Server) entrySummary(ctx context.Context, e consent.Entry, self string,
 		names[id] = n
 		return n
 	}
+	if e.App != "" {
+		// An app grant names the client id, never a person.
+		who = func(string) string { return "the application " + e.App }
+	}
 	switch e.Kind {
 	case consent.KindGrant:
 		g := e.Grant
@@ -173,8 +177,21 @@ func (s *Server) entrySummary(ctx context.Context, e consent.Entry, self string,
 	case consent.KindPasskey:
 		return "A passkey for this account, with its public key"
 	case consent.KindAccessStart:
+		if e.Access.Format == reportFormat {
+			return fmt.Sprintf("%s opened your report (%s) in the browser, under %s", who(e.Clinician), schemaList(e.Access.Schemas), strings.Join(e.Access.Grants, ", "))
+		}
 		return fmt.Sprintf("%s began an export of %s under %s", who(e.Clinician), schemaList(e.Access.Schemas), strings.Join(e.Access.Grants, ", "))
 	case consent.KindAccessEnd:
+		if e.Access.Format == reportFormat {
+			start := int64(-1)
+			if e.Access.Start != nil {
+				start = *e.Access.Start
+			}
+			if e.Access.Incomplete {
+				return fmt.Sprintf("%s's view of your report (entry #%d) was not shown", who(e.Clinician), start)
+			}
+			return fmt.Sprintf("%s's view of your report (entry #%d) was shown: %d readings summarised", who(e.Clinician), start, e.Access.Records)
+		}
 		st := ""
 		if e.Access.Incomplete {
 			st = ", cut short"
@@ -201,9 +218,17 @@ func (s *Server) entrySummary(ctx context.Context, e consent.Entry, self string,
 	return e.Kind
 }
 
-func kindLabel(k string) string {
-	if l, ok := entryKinds[k]; ok {
+func kindLabel(e consent.Entry) string {
+	if e.Access != nil && e.Access.Format == reportFormat {
+		switch e.Kind {
+		case consent.KindAccessStart:
+			return "Report view started"
+		case consent.KindAccessEnd:
+			return "Report view ended"
+		}
+	}
+	if l, ok := entryKinds[e.Kind]; ok {
 		return l
 	}
-	return k
+	return e.Kind
 }

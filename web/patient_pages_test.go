@@ -206,7 +206,7 @@ func TestPartyEntriesAndProofCheck(t *testing.T) {
 func TestTokensPage(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	sess, csrf := f.signIn(f.patient.ID)
-	r := f.post("/tokens", sess, "days=90&csrf="+url.QueryEscape(csrf))
+	r := f.follow(f.post("/tokens", sess, "days=90&csrf="+url.QueryEscape(csrf)), sess, "/tokens")
 	b := body(t, r)
 	if r.StatusCode != 200 {
 		t.Fatalf("make token: %d", r.StatusCode)
@@ -457,7 +457,7 @@ func TestRecoveryCodes(t *testing.T) {
 		}
 		return out
 	}
-	r := f.post("/account/recovery-codes", sess, "csrf="+url.QueryEscape(csrf))
+	r := f.follow(f.post("/account/recovery-codes", sess, "csrf="+url.QueryEscape(csrf)), sess, "/account")
 	codes := codesOf(body(t, r))
 	if r.StatusCode != 200 || len(codes) != RecoveryCodeCount {
 		t.Fatalf("made codes: %d %v", r.StatusCode, codes)
@@ -514,7 +514,7 @@ func TestRecoveryCodes(t *testing.T) {
 		t.Fatalf("a wrong code: %d", r.StatusCode)
 	}
 	// A new set replaces the old.
-	newCodes := codesOf(body(t, f.post("/account/recovery-codes", sess, "csrf="+url.QueryEscape(csrf))))
+	newCodes := codesOf(body(t, f.follow(f.post("/account/recovery-codes", sess, "csrf="+url.QueryEscape(csrf)), sess, "/account")))
 	if len(newCodes) != RecoveryCodeCount {
 		t.Fatal("no new codes")
 	}

@@ -178,15 +178,21 @@ func (s *Server) recoverySignin(w http.ResponseWriter, r *http.Request, _ sessio
 	return nil
 }
 
-// newRecoveryCodes replaces the patient's recovery codes and shows the new
-// ones, once.
+// newRecoveryCodes replaces the patient's recovery codes and redirects to
+// the account page, which shows the new ones once (reveal.go).
 func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, sess session) error {
 	codes, err := s.recovery().replace(r.Context(), sess.UserID, s.now())
 	if err != nil {
 		return unavailable("No codes made", "The recovery codes could not be made just now. Try again shortly.", err)
 	}
 	s.log.Info("recovery codes made", "user", sess.UserID, "count", len(codes))
-	d := s.signedData(r.Context(), sess, "Account", "account")
-	d.Notice = "Your new recovery codes are below. Save them now: they are shown only this once, and your old codes no longer work."
-	return s.renderAccount(r.Context(), w, sess, http.StatusOK, d, codes)
+	if err := s.holdReveal(r.Context(), w, sess, "/account", revealed{Codes: codes}); err != nil {
+		// Shown here, then: the old codes are void already.
+		s.log.Error("web new recovery codes shown in the POST response", "user", sess.UserID, "cause", err.Error())
+		d := s.signedData(r.Context(), sess, "Account", "account")
+		d.Notice = newCodesNotice
+		return s.renderAccount(r.Context(), w, sess, http.StatusOK, d, codes)
+	}
+	http.Redirect(w, r, "/account", http.StatusSeeOther)
+	return nil
 }

@@ -89,6 +89,7 @@ func (s *Server) routeTable() []route {
 		{"GET /account/deleted", anyone, 0, s.accountDeletedPage},
 
 		{"GET /patients", clinicians, 0, s.patientsPage},
+		{"GET /patients/{id}", clinicians, 0, s.clinicianPatientPage},
 		{"GET /clinician/keys", clinicians, 0, s.clinicianKeysPage},
 		{"POST /clinician/keys/{fingerprint}/remove", clinicians, csrf, s.removeClinicianKey},
 		{"GET /clinician/export", clinicians, 0, s.clinicianExportPage},
@@ -108,6 +109,15 @@ func (s *Server) routeTable() []route {
 		{"POST /webauthn/account/delete/finish", patients, jsonAPI | csrf, s.deleteFinish},
 		{"POST /webauthn/clinician/keys/begin", clinicians, jsonAPI | csrf, s.keyBegin},
 		{"POST /webauthn/clinician/keys/finish", clinicians, jsonAPI | csrf, s.keyFinish},
+
+		{"GET /oauth/authorize", maybe, 0, s.authorize},
+		{"POST /oauth/authorize/allow", signedIn, csrf, s.authorizeAllow},
+		{"POST /oauth/authorize/deny", signedIn, csrf, s.authorizeDeny},
+		{"POST /webauthn/oauth/begin", patients, jsonAPI | csrf, s.appGrantBegin},
+		{"POST /webauthn/oauth/finish", patients, jsonAPI | csrf, s.appGrantFinish},
+		{"POST /consent/apps/{id}/revoke", patients, csrf, s.revokeAppGrant},
+		{"GET /apps", signedIn, 0, s.appsPage},
+		{"POST /apps/{key}/remove", signedIn, csrf, s.removeApp},
 
 		{"/", anyone, 0, s.notFound},
 	}

@@ -334,6 +334,11 @@ type ceremony struct {
 	// server's nonce mixed into its challenge.
 	Grant *consent.Entry
 	Nonce []byte
+	// oauth-grant: the OAuth provider's pending authorization request the
+	// grant answers.
+	OAuth string `json:",omitempty"`
+	// reveal:…: a secret made by a form, held for its one view (reveal.go).
+	Reveal *revealed `json:",omitempty"`
 }
 
 type ceremonyStore struct {
@@ -428,6 +433,10 @@ func (cs *ceremonyStore) take(ctx context.Context, id, kind string) (ceremony, e
 type signinChallenge struct {
 	Data    webauthn.SessionData `json:"data"`
 	Expires time.Time            `json:"expires"`
+	// Next is where the browser goes once signed in: a safe relative
+	// path (safeNext), kept sealed so the finish cannot be pointed
+	// elsewhere. Empty is the home page.
+	Next string `json:"next,omitempty"`
 }
 
 const signinChallengeAD = "jhvault/web-signin-challenge/v1"
@@ -443,8 +452,8 @@ var (
 )
 
 // sealSignin seals a sign-in's session data for the ceremony cookie.
-func (cs *ceremonyStore) sealSignin(sd webauthn.SessionData) (string, error) {
-	sealed, err := cs.sealer.Encrypt(mustJSON(signinChallenge{Data: sd, Expires: cs.now().Add(SignInTimeout)}), []byte(signinChallengeAD))
+func (cs *ceremonyStore) sealSignin(sd webauthn.SessionData, next string) (string, error) {
+	sealed, err := cs.sealer.Encrypt(mustJSON(signinChallenge{Data: sd, Expires: cs.now().Add(SignInTimeout), Next: next}), []byte(signinChallengeAD))
 	if err != nil {
 		return "", err
 	}

@@ -80,7 +80,15 @@ func (s *Server) tokensPage(p *tokenPage) handler {
 		if r.URL.Query().Get("revoked") == "1" {
 			d.Notice = p.Revoked
 		}
-		return s.renderTokens(r.Context(), w, sess, p, http.StatusOK, d, tokensBody{})
+		var b tokensBody
+		v, ok, err := s.takeReveal(w, r, sess, p.Path)
+		switch {
+		case err != nil:
+			return unavailable("Tokens unavailable", "Your new token could not be read just now. Reload the page shortly to see it.", err)
+		case ok:
+			d.Notice, b.New, b.NewID = p.Made, v.Token, v.TokenID
+		}
+		return s.renderTokens(r.Context(), w, sess, p, http.StatusOK, d, b)
 	}
 }
 
@@ -94,9 +102,11 @@ func (s *Server) renderTokens(ctx context.Context, w http.ResponseWriter, sess s
 	return s.render(w, status, p.Template, d)
 }
 
-// createToken makes a token of the page's kind and shows its secret once,
-// in the response to the POST (not stored, not in a URL, not logged). It
-// is a token-mint ledger entry, as the admin's vault admin token is.
+// createToken makes a token of the page's kind and redirects to the page,
+// which shows its secret once (reveal.go: held sealed for that one view,
+// never in a URL or a log). It is a token-mint ledger entry, as the
+// admin's vault admin token is. Should the secret not be held, it is
+// shown in the response to the POST instead, so it is never lost.
 func (s *Server) createToken(p *tokenPage) handler {
 	return func(w http.ResponseWriter, r *http.Request, sess session) error {
 		if err := r.ParseForm(); err != nil {
@@ -113,8 +123,13 @@ func (s *Server) createToken(p *tokenPage) handler {
 			return unavailable("No token made", "The token could not be made just now. Try again shortly.", err)
 		}
 		s.log.Info("token made by its user", "user", sess.UserID, "kind", t.Kind, "token_id", t.ID)
-		d.Notice = p.Made
-		return s.renderTokens(r.Context(), w, sess, p, http.StatusOK, d, tokensBody{New: secret, NewID: t.ID})
+		if err := s.holdReveal(r.Context(), w, sess, p.Path, revealed{Token: secret, TokenID: t.ID}); err != nil {
+			s.log.Error("web new token shown in the POST response", "user", sess.UserID, "cause", err.Error())
+			d.Notice = p.Made
+			return s.renderTokens(r.Context(), w, sess, p, http.StatusOK, d, tokensBody{New: secret, NewID: t.ID})
+		}
+		http.Redirect(w, r, p.Path, http.StatusSeeOther)
+		return nil
 	}
 }
 

@@ -137,10 +137,17 @@ type Config struct {
 	// upload.DefaultGrace).
 	MinUploadRate int64
 	UploadGrace   time.Duration
+	// Authorizer is the OAuth provider the /oauth/authorize pages answer
+	// (oauth_authorize.go); nil turns them off (404).
+	Authorizer Authorizer
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed for the client address the rate limits key on
 	// (--trusted-proxies, as for the API); none means the TCP peer.
 	TrustedProxies []netip.Prefix
+	// RequireSignedGrants, as for the API (--require-signed-grants): only
+	// a grant the patient signed with her passkey lets a clinician view
+	// her report in the browser.
+	RequireSignedGrants bool
 }
 
 // Server is the web interface.
@@ -183,6 +190,16 @@ type Server struct {
 
 	// cache holds the dashboard's daily glucose in memory only (cache.go).
 	cache *pageCache
+
+	// auth is the OAuth provider (nil: no OAuth pages); appConsents the
+	// clients users let sign them in.
+	auth        Authorizer
+	appConsents *appConsentStore
+	// requireSigned: only signed grants cover a clinician's view.
+	requireSigned bool
+	// reportLimiter bounds each clinician's patient-page views
+	// (MaxReportViewsPerMinute).
+	reportLimiter *ratelimit.Limiter
 }
 
 // checkBase validates the base URL and returns its origin and RP ID.
@@ -279,6 +296,9 @@ func New(cfg Config) (*Server, error) {
 		uploadSlots: make(chan struct{}, maxConcurrentUploads),
 		uploadPer:   upload.NewPerKey(maxUploadsPerPatient),
 		uploadRate:  upload.Rate{MinBytesPerSecond: cfg.MinUploadRate, Grace: cfg.UploadGrace, Max: uploadReadTimeout}.WithDefaults(),
+
+		requireSigned: cfg.RequireSignedGrants,
+		reportLimiter: ratelimit.New(MaxReportViewsPerMinute, cfg.Now),
 	}
 	sealer := cfg.Vault.Master()
 	s.sessions = &sessionStore{store: cfg.Store, sealer: sealer, idle: cfg.IdleTimeout, abs: cfg.AbsoluteTimeout, now: cfg.Now}
@@ -288,6 +308,8 @@ func New(cfg Config) (*Server, error) {
 	}}
 	s.creds = &credStore{store: cfg.Store, sealer: sealer}
 	s.invites = &inviteStore{store: cfg.Store, sealer: sealer}
+	s.auth = cfg.Authorizer
+	s.appConsents = &appConsentStore{store: cfg.Store, sealer: sealer, now: cfg.Now}
 	if err := s.invites.adoptOld(context.Background()); err != nil {
 		return nil, fmt.Errorf("web: invites: %v", err)
 	}

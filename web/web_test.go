@@ -595,8 +595,13 @@ func TestClinicianPatients(t *testing.T) {
 	c, _ := f.signIn(f.clin.ID)
 	r := f.do(req{path: "/", cookie: c})
 	b := body(t, r)
-	if r.StatusCode != 200 || !strings.Contains(b, patientName) || !strings.Contains(b, "omh:blood-glucose") || !strings.Contains(b, "TREAT") {
+	if r.StatusCode != 200 || !strings.Contains(b, patientName) || !strings.Contains(b, ">Blood glucose<") || !strings.Contains(b, ">Treatment<") {
 		t.Fatalf("clinician home: %d\n%s", r.StatusCode, b)
+	}
+	// The same words as the patient's consent page: no raw schema id or
+	// purpose code, and the grant said to be made without a passkey.
+	if strings.Contains(b, "omh:blood-glucose") || strings.Contains(b, "TREAT") || !strings.Contains(b, "made without a passkey (with an API token, or seeded by the demo)") {
+		t.Fatalf("clinician home shows codes, or a wrong signature note:\n%s", b)
 	}
 	if strings.Contains(b, otherName) {
 		t.Fatal("a patient without a grant is listed")
@@ -682,7 +687,7 @@ func TestSensitiveActionsNeedRecentSignIn(t *testing.T) {
 		return f.do(req{method: http.MethodPost, path: path, cookie: c, body: "csrf=" + csrf + "&days=30",
 			ctype: "application/x-www-form-urlencoded", headers: map[string]string{"Origin": f.base}})
 	}
-	if r := form("/tokens"); r.StatusCode != http.StatusOK {
+	if r := form("/tokens"); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("a token right after sign-in: %d", r.StatusCode)
 	}
 	f.clock.Advance(RecentSignIn + time.Minute)

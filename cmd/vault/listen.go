@@ -77,10 +77,13 @@ func (f *listenFlags) check(addr string) error {
 // headers, so that even what no handler of ours writes (ServeMux's
 // redirects for // or /api) carries them. /metrics is not here: it is the
 // web UI's 404.
-func publicHandler(srv *api.Server, ws *web.Server) http.Handler {
+func publicHandler(srv *api.Server, ws *web.Server, oauth http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", srv.Echo())
 	mux.Handle("/healthz", srv.Echo())
+	// The OAuth 2 / OpenID Connect / SMART provider: issuer BASE/fhir,
+	// its endpoints under /fhir/auth/ and /fhir/.well-known/.
+	mux.Handle("/fhir/", srv.ObserveWeb(oauth))
 	mux.Handle("/", srv.ObserveWeb(ws.Handler()))
 	return ws.SecureDefaults(mux)
 }

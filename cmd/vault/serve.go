@@ -91,6 +91,7 @@ func registerServe(fs *flag.FlagSet) *serveFlags {
 	fs.Int("exports-per-minute", api.DefaultExportsPerMinute, "per clinician token: exports a minute (the burst; one a second refills it)")
 	fs.Int("export-burst-per-grant", api.DefaultExportBurstPerGrant, "per grant: exports in a burst")
 	fs.Duration("export-interval-per-grant", api.DefaultExportIntervalPerGrant, "per grant: one export per this interval after the burst")
+	fs.Duration("oauth-access-token-ttl", time.Hour, "how long an OAuth access token lives (at most 1h); a client refreshes it with its refresh token")
 	fs.String("trusted-proxies", "", "comma-separated CIDR ranges of reverse proxies whose X-Forwarded-For gives the client address rate limits key on (default: none, the TCP peer)")
 	return sv
 }
@@ -120,6 +121,10 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Libraries that log through slog's default (zitadel/oidc's route
+	// registration) write JSON records too, so the start line stays the one
+	// line on stderr a person reads.
+	slog.SetDefault(log)
 	base, err := resolveBaseURL(*addr, *baseURL)
 	if err != nil {
 		return err
@@ -199,9 +204,17 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	importers := formats.New()
-	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies,
+	accessTTL := fs.Lookup("oauth-access-token-ttl").Value.(flag.Getter).Get().(time.Duration)
+	if accessTTL <= 0 || accessTTL > time.Hour {
+		return fmt.Errorf("--oauth-access-token-ttl must be more than 0 and at most 1h")
+	}
+	prov, err := newOAuth(ctx, st, v, led, base, accessTTL, log)
+	if err != nil {
+		return fmt.Errorf("oauth: %v", err)
+	}
+	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies, OAuth: prov,
 		ExportsPerMinute: exportsPerMinute, ExportBurstPerGrant: grantBurst, ExportIntervalPerGrant: grantInterval})
-	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies})
+	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies, Authorizer: webAuthorizer{prov}, RequireSignedGrants: requireSigned})
 	if err != nil {
 		return err
 	}
@@ -210,7 +223,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 			return fmt.Errorf("demo: %v", err)
 		}
 	}
-	httpSrv := publicServer(publicHandler(srv, ws), &sv.listen, log)
+	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler()), &sv.listen, log)
 	metricsSrv, mln, err := metricsServer(srv, &sv.listen, log)
 	if err != nil {
 		ln.Close()

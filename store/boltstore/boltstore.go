@@ -11,6 +11,8 @@
 //	ledger_*   the consent ledger's store (ledger.go, [Store.Ledger])
 //	web_…      the web UI's invites, passkeys, recovery codes, sessions and
 //	           ceremonies (web.go; [Store.Web] hands them out)
+//	oauth_…    the OAuth provider's clients, requests, codes, tokens and
+//	           signing keys (oauth.go; [Store.OAuth] hands them out)
 //
 // Record keys are time-ordered within a schema, so a batch of readings in
 // time order appends to the end of the B+tree, and deduplication is a lookup
@@ -67,6 +69,12 @@ var migrations = []func(tx *bolt.Tx) error{
 	createWebBuckets,
 	// The spent sign-in challenges (web.go), which sign-in keeps since it
 	// stores nothing while a sign-in is in flight.
+	createWebBuckets,
+	// The OAuth provider's clients, requests, codes, tokens, assertion ids
+	// and signing keys (oauth.go).
+	createOAuthBuckets,
+	// The remembered app consents (web.go): the OAuth clients a user let
+	// sign her in.
 	createWebBuckets,
 }
 

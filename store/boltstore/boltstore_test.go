@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/oauth/oauthstore"
 	"github.com/jupyterhealth/vault/store/storetest"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/web/webstore"
@@ -404,4 +405,13 @@ func TestWebBucketsMigration(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOAuthConformance runs the OAuth store's suite on real files; after
+// each case the file is closed and checked.
+func TestOAuthConformance(t *testing.T) {
+	storetest.RunOAuth(t, func(t *testing.T) (oauthstore.Store, func() oauthstore.Store) {
+		s, reopen := openReopenable(t)
+		return s.OAuth(), func() oauthstore.Store { return reopen(t).OAuth() }
+	})
 }

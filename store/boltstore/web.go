@@ -30,6 +30,9 @@ import (
 //	web_ceremonies_by_expiry    expires(8) ceremony hash -> empty
 //	web_signin_spent            spent-challenge hash -> timed row (no user, nothing sealed)
 //	web_signin_spent_by_expiry  expires(8) spent-challenge hash -> empty
+//	web_app_consents            hash(user, client) -> timed row (expires zero)
+//	web_app_consents_by_user    user id 0x00 hash(user, client) -> empty
+//	web_app_consents_by_expiry  zero time hash -> empty (never swept: a consent lasts until removed)
 //
 // A timed row is created(8) last-seen(8) expires(8) len(user)(2) user
 // sealed; times are Unix nanoseconds, big-endian with the sign bit flipped
@@ -54,12 +57,16 @@ var (
 	bWebSpent          = []byte("web_signin_spent")
 	bWebSpentByUser    = []byte("web_signin_spent_by_user")
 	bWebSpentByExp     = []byte("web_signin_spent_by_expiry")
+	bWebApps           = []byte("web_app_consents")
+	bWebAppsByUser     = []byte("web_app_consents_by_user")
+	bWebAppsByExp      = []byte("web_app_consents_by_expiry")
 
 	webBuckets = [][]byte{
 		bWebInvites, bWebInviteOwners, bWebCreds, bWebCredsByUser, bWebRecovery,
 		bWebSessions, bWebSessionsByUser, bWebSessionsByExp,
 		bWebCers, bWebCersByUser, bWebCersByExp,
 		bWebSpent, bWebSpentByUser, bWebSpentByExp,
+		bWebApps, bWebAppsByUser, bWebAppsByExp,
 	}
 )
 
@@ -88,7 +95,7 @@ var _ webstore.Store = webStore{}
 // webTx is one transaction's view of the web buckets.
 type webTx struct {
 	invites, owners, creds, credsByUser, recovery *bolt.Bucket
-	sessions, cers, spent                         timed
+	sessions, cers, spent, apps                   timed
 }
 
 // timed is a bucket of timed rows with its user and expiry indexes.
@@ -106,6 +113,7 @@ func openWeb(tx *bolt.Tx) (*webTx, error) {
 		sessions: timed{bs[5], bs[6], bs[7]},
 		cers:     timed{bs[8], bs[9], bs[10]},
 		spent:    timed{bs[11], bs[12], bs[13]},
+		apps:     timed{bs[14], bs[15], bs[16]},
 	}, nil
 }
 
@@ -765,6 +773,80 @@ func (w webStore) ForgetUser(ctx context.Context, userID string) error {
 		if err := wt.sessions.deleteHashes(wt.sessions.userHashes(userID)); err != nil {
 			return err
 		}
+		if err := wt.apps.deleteHashes(wt.apps.userHashes(userID)); err != nil {
+			return err
+		}
 		return wt.cers.deleteHashes(wt.cers.userHashes(userID))
+	})
+}
+
+// ---- remembered app consents ----
+
+// A remembered consent is a timed row that never expires: its expiry is
+// the zero time and no put sweeps the table.
+
+func appRow(c webstore.AppConsent) timedRow {
+	return timedRow{hash: c.Hash, userID: c.UserID, created: c.Created, lastSeen: c.Created, sealed: c.Sealed}
+}
+
+func (r timedRow) appConsent() webstore.AppConsent {
+	return webstore.AppConsent{Hash: r.hash, UserID: r.userID, Created: r.created, Sealed: r.sealed}
+}
+
+func (w webStore) PutAppConsent(ctx context.Context, c webstore.AppConsent, max int) error {
+	if c.UserID == "" {
+		return errors.New("a remembered consent names its user")
+	}
+	return w.update(ctx, func(wt *webTx) error {
+		old, err := wt.apps.get(c.Hash)
+		switch {
+		case err == nil && old.userID != c.UserID:
+			return errors.New("a remembered consent's hash is another user's")
+		case errors.Is(err, webstore.ErrNotFound):
+			if len(wt.apps.userHashes(c.UserID)) >= max {
+				return webstore.ErrTooMany
+			}
+		case err != nil:
+			return err
+		}
+		return wt.apps.put(appRow(c))
+	})
+}
+
+func (w webStore) AppConsent(ctx context.Context, hash [32]byte) (webstore.AppConsent, error) {
+	var out webstore.AppConsent
+	err := w.view(ctx, func(wt *webTx) error {
+		r, err := wt.apps.get(hash)
+		out = r.appConsent()
+		return err
+	})
+	return out, err
+}
+
+func (w webStore) AppConsents(ctx context.Context, userID string) ([]webstore.AppConsent, error) {
+	var out []webstore.AppConsent
+	err := w.view(ctx, func(wt *webTx) error {
+		for _, h := range wt.apps.userHashes(userID) {
+			r, err := wt.apps.get(h)
+			if err != nil {
+				return err
+			}
+			out = append(out, r.appConsent())
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (w webStore) DeleteAppConsent(ctx context.Context, userID string, hash [32]byte) error {
+	return w.update(ctx, func(wt *webTx) error {
+		r, err := wt.apps.get(hash)
+		if err != nil {
+			return err
+		}
+		if r.userID != userID {
+			return webstore.ErrNotFound
+		}
+		return wt.apps.delete(r)
 	})
 }

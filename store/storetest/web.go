@@ -39,6 +39,7 @@ func RunWeb(t *testing.T, open WebFactory) {
 		{"SpentChallenges", testWebSpentChallenges},
 		{"SpendRace", testWebSpendRace},
 		{"ForgetUser", testWebForgetUser},
+		{"AppConsents", testWebAppConsents},
 		{"Reopen", testWebReopen},
 	}
 	for _, tc := range tests {
@@ -667,5 +668,48 @@ func testWebReopen(t *testing.T, s webstore.Store, reopen func() webstore.Store)
 	wantErr(t, "a put when full, after reopening", s.PutCeremony(ctx, ceremony("c4", "", webNow), 3), webstore.ErrFull)
 	if got := userLeft(t, s, "pt_a", "a-"); len(got) != 8 {
 		t.Fatalf("after reopening: %v", got)
+	}
+}
+
+// testWebAppConsents: remembered app consents are put (replacing the
+// same hash), listed per user, deleted only by their user, bounded per
+// user, survive a reopen and go with ForgetUser.
+func testWebAppConsents(t *testing.T, s webstore.Store, reopen func() webstore.Store) {
+	ctx := t.Context()
+	c := func(name, user string) webstore.AppConsent {
+		return webstore.AppConsent{Hash: h32(name), UserID: user, Created: webNow, Sealed: sealedOf(name)}
+	}
+	must(t, s.PutAppConsent(ctx, c("a1", "cl_a"), 2))
+	must(t, s.PutAppConsent(ctx, c("a2", "cl_a"), 2))
+	wantErr(t, "a third past the limit", s.PutAppConsent(ctx, c("a3", "cl_a"), 2), webstore.ErrTooMany)
+	again := c("a2", "cl_a")
+	again.Sealed, again.Created = sealedOf("a2 again"), webNow.Add(time.Hour)
+	must(t, s.PutAppConsent(ctx, again, 2)) // a replacement is no new one
+	if err := s.PutAppConsent(ctx, c("a1", "cl_ab"), 2); err == nil {
+		t.Fatal("another user's put replaced cl_a's row")
+	}
+	must(t, s.PutAppConsent(ctx, c("b1", "cl_ab"), 2))
+	s = reopen()
+	got, err := s.AppConsent(ctx, h32("a2"))
+	must(t, err)
+	if got.UserID != "cl_a" || !got.Created.Equal(again.Created) || !bytes.Equal(got.Sealed, again.Sealed) {
+		t.Fatalf("after reopen: %+v", got)
+	}
+	list, err := s.AppConsents(ctx, "cl_a")
+	must(t, err)
+	if len(list) != 2 {
+		t.Fatalf("cl_a's consents: %d", len(list))
+	}
+	wantErr(t, "another user's delete", s.DeleteAppConsent(ctx, "cl_ab", h32("a1")), webstore.ErrNotFound)
+	must(t, s.DeleteAppConsent(ctx, "cl_a", h32("a1")))
+	wantErr(t, "a deleted one", s.DeleteAppConsent(ctx, "cl_a", h32("a1")), webstore.ErrNotFound)
+	_, err = s.AppConsent(ctx, h32("a1"))
+	wantErr(t, "a deleted one read", err, webstore.ErrNotFound)
+	must(t, s.ForgetUser(ctx, "cl_a"))
+	if list, err := s.AppConsents(ctx, "cl_a"); err != nil || len(list) != 0 {
+		t.Fatalf("after ForgetUser: %v, %v", list, err)
+	}
+	if list, err := s.AppConsents(ctx, "cl_ab"); err != nil || len(list) != 1 {
+		t.Fatalf("another user's after ForgetUser: %v, %v", list, err)
 	}
 }

@@ -88,8 +88,8 @@
     var cred = await navigator.credentials.create(creationOptions(opts));
     return post(finishPath, attestationJSON(cred));
   }
-  async function signin() {
-    var opts = await post("/webauthn/signin/begin", {});
+  async function signin(next) {
+    var opts = await post("/webauthn/signin/begin", { next: next || "" });
     var cred = await navigator.credentials.get(requestOptions(opts));
     return post("/webauthn/signin/finish", assertionJSON(cred));
   }
@@ -110,6 +110,22 @@
     var opts = await post("/webauthn/grant/begin", body);
     var cred = await navigator.credentials.get(requestOptions(opts));
     return post("/webauthn/grant/finish", assertionJSON(cred));
+  }
+
+  // appGrant signs an application's access (OAuth) the same way: the
+  // server makes the app grant from the form and the pending request.
+  async function appGrant(form) {
+    var fd = new FormData(form);
+    var body = {
+      id: form.getAttribute("data-id") || "",
+      schemas: fd.getAll("schemas"),
+      data_from: fd.get("data_from") || "",
+      data_to: fd.get("data_to") || "",
+      expires_on: fd.get("expires_on") || "",
+    };
+    var opts = await post("/webauthn/oauth/begin", body);
+    var cred = await navigator.credentials.get(requestOptions(opts));
+    return post("/webauthn/oauth/finish", assertionJSON(cred));
   }
 
   function status(msg, isError) {
@@ -144,7 +160,7 @@
   function wire() {
     var b = document.querySelector('[data-webauthn="signin"]');
     if (b) b.addEventListener("click", function () {
-      run(b, signin, "Follow your device's prompt to unlock your passkey…");
+      run(b, function () { return signin(b.getAttribute("data-next")); }, "Follow your device's prompt to unlock your passkey…");
     });
     var enrol = document.querySelector('form[data-webauthn="enrol"]');
     if (enrol) enrol.addEventListener("submit", function (ev) {
@@ -169,6 +185,12 @@
       ev.preventDefault();
       var btn = gf.querySelector('button[type="submit"]');
       run(btn, function () { return grant(gf); }, "Follow your device's prompt to sign the grant with your passkey…");
+    });
+    var of = document.querySelector('form[data-webauthn="oauth"]');
+    if (of) of.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var btn = of.querySelector('button[type="submit"]');
+      run(btn, function () { return appGrant(of); }, "Follow your device's prompt to sign with your passkey…");
     });
   }
 

@@ -14,7 +14,8 @@
 //     browsers see anyway;
 //   - the user id a row belongs to, and times (created, last seen,
 //     expires), so it can list, forget and sweep without opening anything;
-//   - sealed bytes, which only web opens. Web seals each value under the
+//   - sealed bytes, which only web opens (remembered app consents too:
+//     which clients a user let sign her in). Web seals each value under the
 //     vault's master keyset with associated data naming the row, so a value
 //     moved to another row does not open.
 //
@@ -45,8 +46,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists: a passkey with this credential id is stored already.
 	ErrExists = errors.New("already exists")
-	// ErrTooMany: the user has the most passkeys allowed.
-	ErrTooMany = errors.New("too many passkeys")
+	// ErrTooMany: the user has the most passkeys (or remembered app
+	// consents) allowed.
+	ErrTooMany = errors.New("too many for this user")
 	// ErrLastPasskey: removing this passkey would leave the user none.
 	ErrLastPasskey = errors.New("the last passkey")
 	// ErrFull: the most ceremonies (or spent sign-in challenges) allowed
@@ -114,6 +116,16 @@ type SpentChallenge struct {
 	Hash    [32]byte // a hash of the challenge (web's, with its own prefix)
 	Created time.Time
 	Expires time.Time // when the row may be dropped: after the challenge itself stops being accepted
+}
+
+// AppConsent is a user's remembered consent to an OAuth client signing her
+// in (the vault as OpenID provider), keyed by a hash of the user and the
+// client; Sealed holds the client and when she allowed it.
+type AppConsent struct {
+	Hash    [32]byte
+	UserID  string
+	Created time.Time
+	Sealed  []byte
 }
 
 // Store is where the web UI keeps its records.
@@ -203,8 +215,21 @@ type Store interface {
 	// as ErrExists: its row could be swept as soon as it was stored.
 	SpendChallenge(ctx context.Context, sp SpentChallenge, max int) error
 
+	// PutAppConsent stores a remembered consent, replacing one with the
+	// same hash. It refuses, in its transaction, a new one for a user who
+	// has max already (ErrTooMany).
+	PutAppConsent(ctx context.Context, c AppConsent, max int) error
+	// AppConsent returns a remembered consent by hash, or ErrNotFound.
+	AppConsent(ctx context.Context, hash [32]byte) (AppConsent, error)
+	// AppConsents returns a user's remembered consents, in no particular
+	// order.
+	AppConsents(ctx context.Context, userID string) ([]AppConsent, error)
+	// DeleteAppConsent deletes one of a user's remembered consents; one
+	// that is missing or another user's is ErrNotFound.
+	DeleteAppConsent(ctx context.Context, userID string, hash [32]byte) error
+
 	// ForgetUser deletes everything stored about a user, in one
-	// transaction: passkeys, invites, recovery codes, sessions and
-	// ceremonies.
+	// transaction: passkeys, invites, recovery codes, sessions,
+	// ceremonies and remembered app consents.
 	ForgetUser(ctx context.Context, userID string) error
 }

@@ -1,0 +1,386 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jupyterhealth/vault/oauth/oauthstore"
+)
+
+// OAuthFactory opens a fresh, empty OAuth store for one test, and returns
+// it with reopen (a restart), as WebFactory does.
+type OAuthFactory func(t *testing.T) (s oauthstore.Store, reopen func() oauthstore.Store)
+
+// RunOAuth runs the OAuth store's conformance suite.
+func RunOAuth(t *testing.T, open OAuthFactory) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store)
+	}{
+		{"Clients", testOAuthClients},
+		{"RequestsAndCodes", testOAuthRequestsAndCodes},
+		{"CodeClaimRace", testOAuthCodeClaimRace},
+		{"Tokens", testOAuthTokens},
+		{"RotateRace", testOAuthRotateRace},
+		{"DeleteClientTakesItsRows", testOAuthDeleteClient},
+		{"JTI", testOAuthJTI},
+		{"Keys", testOAuthKeys},
+		{"Sweep", testOAuthSweep},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, reopen := open(t)
+			tc.fn(t, s, reopen)
+		})
+	}
+}
+
+var oauthNow = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+
+func oauthToken(name string, kind oauthstore.Kind, family, user, client string) oauthstore.Token {
+	return oauthstore.Token{Hash: h32(name), Kind: kind, Family: family, UserID: user, ClientID: client, Expires: oauthNow.Add(time.Hour), Sealed: sealedOf(name)}
+}
+
+func testOAuthClients(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store) {
+	ctx := context.Background()
+	for _, id := range []string{"oc_b", "oc_a"} {
+		if err := s.PutClient(ctx, oauthstore.Client{ID: id, Created: oauthNow, Sealed: sealedOf(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutClient(ctx, oauthstore.Client{ID: "oc_a", Sealed: sealedOf("other")}); !errors.Is(err, oauthstore.ErrExists) {
+		t.Fatalf("a second client with the same id: %v, want ErrExists", err)
+	}
+	s = reopen()
+	c, err := s.Client(ctx, "oc_a")
+	if err != nil || !c.Created.Equal(oauthNow) || !bytes.Equal(c.Sealed, sealedOf("oc_a")) {
+		t.Fatalf("Client = %+v, %v", c, err)
+	}
+	all, err := s.Clients(ctx)
+	if err != nil || len(all) != 2 || all[0].ID != "oc_a" || all[1].ID != "oc_b" {
+		t.Fatalf("Clients = %+v, %v; want oc_a, oc_b", all, err)
+	}
+	if _, err := s.Client(ctx, "oc_none"); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("unknown client: %v", err)
+	}
+	if err := s.DeleteClient(ctx, "oc_none"); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("deleting an unknown client: %v", err)
+	}
+}
+
+func testOAuthRequestsAndCodes(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store) {
+	ctx := context.Background()
+	req := oauthstore.Request{Hash: h32("req"), ClientID: "oc_a", Expires: oauthNow, Sealed: sealedOf("req")}
+	if err := s.PutCode(ctx, oauthstore.Code{Hash: h32("code0"), Request: req.Hash}); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("a code for no request: %v, want ErrNotFound", err)
+	}
+	if err := s.PutRequest(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	req.Sealed = sealedOf("req, approved")
+	if err := s.PutRequest(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen()
+	got, err := s.Request(ctx, req.Hash)
+	if err != nil || got.ClientID != "oc_a" || !got.Expires.Equal(oauthNow) || !bytes.Equal(got.Sealed, req.Sealed) {
+		t.Fatalf("Request = %+v, %v", got, err)
+	}
+	if err := s.PutCode(ctx, oauthstore.Code{Hash: h32("code"), Request: req.Hash, Expires: oauthNow}); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := s.ClaimCode(ctx, h32("code"))
+	if err != nil || claimed.Hash != req.Hash || !bytes.Equal(claimed.Sealed, req.Sealed) {
+		t.Fatalf("ClaimCode = %+v, %v", claimed, err)
+	}
+	if _, err := s.ClaimCode(ctx, h32("code")); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("a second claim: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Request(ctx, req.Hash); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("the claimed code's request is still there: %v", err)
+	}
+	// DeleteRequest takes the request's codes with it.
+	req2 := oauthstore.Request{Hash: h32("req2"), ClientID: "oc_a", Expires: oauthNow, Sealed: sealedOf("req2")}
+	if err := s.PutRequest(ctx, req2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCode(ctx, oauthstore.Code{Hash: h32("code2"), Request: req2.Hash, Expires: oauthNow}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRequest(ctx, req2.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRequest(ctx, req2.Hash); err != nil {
+		t.Fatalf("deleting a deleted request: %v", err)
+	}
+	if _, err := s.ClaimCode(ctx, h32("code2")); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("a deleted request's code: %v, want ErrNotFound", err)
+	}
+}
+
+// testOAuthCodeClaimRace: many exchanges race for one code; one wins.
+func testOAuthCodeClaimRace(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := context.Background()
+	req := oauthstore.Request{Hash: h32("req"), ClientID: "oc_a", Expires: oauthNow, Sealed: sealedOf("req")}
+	if err := s.PutRequest(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCode(ctx, oauthstore.Code{Hash: h32("code"), Request: req.Hash, Expires: oauthNow}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 16 {
+		wg.Go(func() {
+			_, err := s.ClaimCode(ctx, h32("code"))
+			if err != nil && !errors.Is(err, oauthstore.ErrNotFound) {
+				t.Error(err)
+			}
+			mu.Lock()
+			if err == nil {
+				wins++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d claims won, want 1", wins)
+	}
+}
+
+func testOAuthTokens(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store) {
+	ctx := context.Background()
+	rows := []oauthstore.Token{
+		oauthToken("a1", oauthstore.Access, "f1", "pt_a", "oc_a"),
+		oauthToken("r1", oauthstore.Refresh, "f1", "pt_a", "oc_a"),
+		oauthToken("a2", oauthstore.Access, "f2", "pt_a", "oc_b"),
+		oauthToken("a3", oauthstore.Access, "f3", "cl_b", "oc_a"),
+	}
+	if err := s.PutTokens(ctx, rows...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutTokens(ctx, oauthToken("new", oauthstore.Access, "f9", "pt_a", "oc_a"), rows[0]); !errors.Is(err, oauthstore.ErrExists) {
+		t.Fatalf("a token stored twice: %v, want ErrExists", err)
+	}
+	if _, err := s.Token(ctx, h32("new")); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("a refused batch was stored in part: %v", err)
+	}
+	s = reopen()
+	got, err := s.Token(ctx, h32("r1"))
+	if err != nil || got.Kind != oauthstore.Refresh || got.Family != "f1" || got.UserID != "pt_a" || got.ClientID != "oc_a" || !got.Expires.Equal(oauthNow.Add(time.Hour)) || got.Rotated || !bytes.Equal(got.Sealed, sealedOf("r1")) {
+		t.Fatalf("Token = %+v, %v", got, err)
+	}
+	// Rotation: the old one is marked, the new ones stored; a second
+	// rotation of the old one is ErrRotated and stores nothing.
+	next := []oauthstore.Token{oauthToken("a1b", oauthstore.Access, "f1", "pt_a", "oc_a"), oauthToken("r1b", oauthstore.Refresh, "f1", "pt_a", "oc_a")}
+	if err := s.RotateRefresh(ctx, h32("r1"), next...); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Token(ctx, h32("r1")); err != nil || !got.Rotated {
+		t.Fatalf("rotated token = %+v, %v", got, err)
+	}
+	if err := s.RotateRefresh(ctx, h32("r1"), oauthToken("r1c", oauthstore.Refresh, "f1", "pt_a", "oc_a")); !errors.Is(err, oauthstore.ErrRotated) {
+		t.Fatalf("second rotation: %v, want ErrRotated", err)
+	}
+	if _, err := s.Token(ctx, h32("r1c")); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("a refused rotation stored its token: %v", err)
+	}
+	if err := s.RotateRefresh(ctx, h32("a1"), oauthToken("x", oauthstore.Refresh, "f1", "pt_a", "oc_a")); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("rotating an access token: %v, want ErrNotFound", err)
+	}
+	// Filters.
+	if _, err := s.DeleteTokens(ctx, oauthstore.Filter{}); err == nil {
+		t.Fatal("an empty filter was accepted")
+	}
+	for _, tc := range []struct {
+		f    oauthstore.Filter
+		n    int
+		gone []string
+		kept []string
+	}{
+		{oauthstore.Filter{Family: "f1"}, 4, []string{"a1", "r1", "a1b", "r1b"}, []string{"a2", "a3"}},
+		{oauthstore.Filter{UserID: "pt_a", ClientID: "oc_a"}, 0, nil, []string{"a2", "a3"}},
+		{oauthstore.Filter{UserID: "pt_a", ClientID: "oc_b"}, 1, []string{"a2"}, []string{"a3"}},
+		{oauthstore.Filter{UserID: "cl_b"}, 1, []string{"a3"}, nil},
+	} {
+		n, err := s.DeleteTokens(ctx, tc.f)
+		if err != nil || n != tc.n {
+			t.Fatalf("DeleteTokens(%+v) = %d, %v; want %d", tc.f, n, err, tc.n)
+		}
+		for _, g := range tc.gone {
+			if _, err := s.Token(ctx, h32(g)); !errors.Is(err, oauthstore.ErrNotFound) {
+				t.Fatalf("after %+v, %s: %v", tc.f, g, err)
+			}
+		}
+		for _, k := range tc.kept {
+			if _, err := s.Token(ctx, h32(k)); err != nil {
+				t.Fatalf("after %+v, %s: %v", tc.f, k, err)
+			}
+		}
+	}
+	if err := s.PutTokens(ctx, oauthToken("one", oauthstore.Access, "f", "u", "c")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteToken(ctx, h32("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteToken(ctx, h32("one")); err != nil {
+		t.Fatalf("deleting a deleted token: %v", err)
+	}
+}
+
+// testOAuthRotateRace: many refreshes race with one refresh token; one
+// rotates it, the rest see ErrRotated.
+func testOAuthRotateRace(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := context.Background()
+	if err := s.PutTokens(ctx, oauthToken("r", oauthstore.Refresh, "f", "pt_a", "oc_a")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := range 16 {
+		wg.Go(func() {
+			err := s.RotateRefresh(ctx, h32("r"), oauthToken(fmt.Sprint("next", i), oauthstore.Refresh, "f", "pt_a", "oc_a"))
+			if err != nil && !errors.Is(err, oauthstore.ErrRotated) {
+				t.Error(err)
+			}
+			mu.Lock()
+			if err == nil {
+				wins++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d rotations won, want 1", wins)
+	}
+}
+
+func testOAuthDeleteClient(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := context.Background()
+	for _, id := range []string{"oc_a", "oc_b"} {
+		if err := s.PutClient(ctx, oauthstore.Client{ID: id, Sealed: sealedOf(id)}); err != nil {
+			t.Fatal(err)
+		}
+		req := oauthstore.Request{Hash: h32("req" + id), ClientID: id, Expires: oauthNow, Sealed: sealedOf("req")}
+		if err := s.PutRequest(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutCode(ctx, oauthstore.Code{Hash: h32("code" + id), Request: req.Hash, Expires: oauthNow}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutTokens(ctx, oauthToken("tok"+id, oauthstore.Access, "f"+id, "pt_a", id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteClient(ctx, "oc_a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client(ctx, "oc_a"); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("client: %v", err)
+	}
+	if _, err := s.Request(ctx, h32("reqoc_a")); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("request: %v", err)
+	}
+	if _, err := s.ClaimCode(ctx, h32("codeoc_a")); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("code: %v", err)
+	}
+	if _, err := s.Token(ctx, h32("tokoc_a")); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("token: %v", err)
+	}
+	if _, err := s.Token(ctx, h32("tokoc_b")); err != nil {
+		t.Fatalf("the other client's token went: %v", err)
+	}
+	if _, err := s.ClaimCode(ctx, h32("codeoc_b")); err != nil {
+		t.Fatalf("the other client's code went: %v", err)
+	}
+}
+
+func testOAuthJTI(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store) {
+	ctx := context.Background()
+	if err := s.SpendJTI(ctx, h32("j"), oauthNow); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen()
+	if err := s.SpendJTI(ctx, h32("j"), oauthNow); !errors.Is(err, oauthstore.ErrExists) {
+		t.Fatalf("a replayed jti: %v, want ErrExists", err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 16 {
+		wg.Go(func() {
+			err := s.SpendJTI(ctx, h32("race"), oauthNow)
+			mu.Lock()
+			if err == nil {
+				wins++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d spends of one jti won, want 1", wins)
+	}
+}
+
+func testOAuthKeys(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store) {
+	ctx := context.Background()
+	if err := s.AddKey(ctx, oauthstore.Key{ID: "k", Sealed: sealedOf("k")}, 0); err == nil {
+		t.Fatal("keep 0 was accepted")
+	}
+	for i, id := range []string{"k1", "k2", "k3"} {
+		if err := s.AddKey(ctx, oauthstore.Key{ID: id, Created: oauthNow.Add(time.Duration(i) * time.Hour), Sealed: sealedOf(id)}, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = reopen()
+	keys, err := s.Keys(ctx)
+	if err != nil || len(keys) != 2 || keys[0].ID != "k2" || keys[1].ID != "k3" || !bytes.Equal(keys[1].Sealed, sealedOf("k3")) || !keys[0].Created.Equal(oauthNow.Add(time.Hour)) {
+		t.Fatalf("Keys = %+v, %v; want k2, k3", keys, err)
+	}
+}
+
+func testOAuthSweep(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := context.Background()
+	old, live := oauthNow.Add(-time.Minute), oauthNow.Add(time.Minute)
+	if err := s.PutRequest(ctx, oauthstore.Request{Hash: h32("old"), ClientID: "c", Expires: old, Sealed: sealedOf("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRequest(ctx, oauthstore.Request{Hash: h32("live"), ClientID: "c", Expires: live, Sealed: sealedOf("x")}); err != nil {
+		t.Fatal(err)
+	}
+	told, tlive := oauthToken("told", oauthstore.Access, "f", "u", "c"), oauthToken("tlive", oauthstore.Access, "f", "u", "c")
+	told.Expires, tlive.Expires = old, live
+	if err := s.PutTokens(ctx, told, tlive); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SpendJTI(ctx, h32("jold"), old); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Sweep(ctx, oauthNow)
+	if err != nil || n != 3 {
+		t.Fatalf("Sweep = %d, %v; want 3", n, err)
+	}
+	if _, err := s.Request(ctx, h32("live")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Token(ctx, h32("tlive")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Token(ctx, h32("told")); !errors.Is(err, oauthstore.ErrNotFound) {
+		t.Fatalf("expired token: %v", err)
+	}
+	if err := s.SpendJTI(ctx, h32("jold"), live); err != nil {
+		t.Fatalf("a swept jti: %v", err)
+	}
+}

@@ -197,7 +197,8 @@ func withAdminBase(sf storeFlags, base *url.URL, stderr io.Writer, fn func(api.A
 	if err != nil {
 		return err
 	}
-	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root}
+	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root,
+		OAuth: &fileOAuth{st: st, v: v, led: led}} // client.go
 	if base != nil {
 		ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log})
 		if err != nil {
@@ -239,6 +240,8 @@ func cmdAdmin(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 		return adminLedgerKey(args[1:], stdout, stderr)
 	case args[0] == "invite":
 		return adminInvite(args[1:], stdout, stderr)
+	case args[0] == "client":
+		return adminClientCmd(args[1:], stdout, stderr) // client.go
 	}
 	fmt.Fprintf(stderr, "vault admin: unknown command %q\n\n%s", args[0], usage)
 	return errUsage
@@ -427,12 +430,13 @@ func dash(s string) string {
 	return s
 }
 
-// oneLine keeps a stored name on its row: control characters (a newline,
-// a tab, an escape sequence) would break the table or the terminal.
+// oneLine keeps a stored name in one table cell: control characters (a
+// newline, a tab, an escape sequence) would break the table or the
+// terminal, and become spaces.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
-			return '?'
+			return ' '
 		}
 		return r
 	}, s)

@@ -222,6 +222,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 		if err := demoInvites(ctx, ws, sf.data); err != nil {
 			return fmt.Errorf("demo: %v", err)
 		}
+		if _, err := demoOAuthClient(ctx, prov, led, sf.data); err != nil {
+			return fmt.Errorf("demo: the JupyterHub client: %v", err)
+		}
 	}
 	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler()), &sv.listen, log)
 	metricsSrv, mln, err := metricsServer(srv, &sv.listen, log)
@@ -243,7 +246,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws}, log), &sv.listen, log)
+	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws, OAuth: oauthAdmin{prov}}, log), &sv.listen, log)
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it
@@ -276,8 +279,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 		metricsAddr = mln.Addr().String()
 	}
 	log.Info("vault serving", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "base_url", base.String(), "admin_socket", sock, "ledger_verifier_key", led.VerifierKey(), "startup_ms", time.Since(start).Milliseconds(), "version", Version)
-
-	startLine(stderr, base, ln.Addr(), *demoMode, sf.data)
+	hub := ""
+	if *demoMode {
+		hub = demoHubText(prov.Issuer(), sf.data)
+	}
+	startLine(stderr, base, ln.Addr(), *demoMode, sf.data, hub)
 
 	var serveErr error
 	select {
@@ -311,11 +317,15 @@ func cmdServe(args []string, stderr io.Writer) error {
 }
 
 // startLine prints the one human line of a start, beside the JSON log:
-// the origin browsers must use, and where the passkey enrolment links are.
-func startLine(w io.Writer, base *url.URL, addr net.Addr, demoMode bool, data string) {
+// the origin browsers must use, where the passkey enrolment links are,
+// and, with --demo, how a JupyterHub signs in (hub).
+func startLine(w io.Writer, base *url.URL, addr net.Addr, demoMode bool, data, hub string) {
 	enrol := fmt.Sprintf("make a passkey enrolment link with 'vault admin invite --data %s --user ID'", data)
 	if demoMode {
 		enrol = fmt.Sprintf("passkey enrolment links for Ada and Dr. Rivera are in %s (patient_invite, clinician_invite)", filepath.Join(data, "demo", "credentials.json"))
+	}
+	if hub != "" {
+		enrol += "; " + hub
 	}
 	fmt.Fprintf(w, "vault: open %s in a browser (listening on %s; passkeys are bound to this origin); %s\n", base, addr, enrol)
 }

@@ -48,7 +48,29 @@ type Credentials struct {
 	// passkey in the web UI, made afresh at each demo start (72 hours).
 	PatientInvite   string `json:"patient_invite,omitempty"`
 	ClinicianInvite string `json:"clinician_invite,omitempty"`
+	// OIDCClients are the OAuth clients serve --demo registers, by the
+	// name of what uses them: "jupyterhub", a confidential client for a
+	// JupyterHub on http://localhost:8000 (docs/jupyterhub.md).
+	OIDCClients map[string]OIDCClient `json:"oidc_clients,omitempty"`
 }
+
+// OIDCClient is a registered OAuth client as its user configures it: a
+// JupyterHub's GenericOAuthenticator takes these values (and the issuer's
+// discovery document for the endpoints).
+type OIDCClient struct {
+	Issuer       string `json:"issuer"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	RedirectURI  string `json:"redirect_uri"`
+}
+
+// JupyterHubClient is the key of the demo JupyterHub's client in
+// Credentials.OIDCClients, and where that hub takes its sign-ins back.
+const (
+	JupyterHubClient      = "jupyterhub"
+	JupyterHubName        = "JupyterHub (demo)"
+	JupyterHubRedirectURI = "http://localhost:8000/hub/oauth_callback"
+)
 
 // ReadCredentials reads DIR/demo/credentials.json.
 func ReadCredentials(data string) (Credentials, error) {

@@ -312,12 +312,10 @@ func TestJupyterHubSignIn(t *testing.T) {
 		t.Fatalf("server environment: token %.3q identity %.15q recipient %.4q", env["VAULT_TOKEN"], env["VAULT_IDENTITY_KEY"], env["VAULT_RECIPIENT"])
 	}
 	// The token works on the vault's API as Dr. Rivera's.
-	var patients struct {
-		Patients []struct {
-			ID string `json:"id"`
-		} `json:"patients"`
+	var patients []struct {
+		ID string `json:"id"`
 	}
-	if st := getJSON(t, v.url+"/api/v1/clinician/patients", "Bearer "+env["VAULT_TOKEN"], &patients); st != 200 || len(patients.Patients) == 0 || patients.Patients[0].ID != v.creds.PatientID {
+	if st := getJSON(t, v.url+"/api/v1/clinician/patients", "Bearer "+env["VAULT_TOKEN"], &patients); st != 200 || len(patients) == 0 || patients[0].ID != v.creds.PatientID {
 		t.Fatalf("the spawned server's token at /api/v1/clinician/patients: %d %+v", st, patients)
 	}
 	server, err := url.Parse(env["JUPYTERHUB_SERVICE_URL"])
@@ -332,7 +330,7 @@ func TestJupyterHubSignIn(t *testing.T) {
 			Error    string           `json:"error"`
 		}
 		st := getJSON(t, notebook, "", &got)
-		if st != 200 || len(got.Patients) == 0 || got.Patients[0]["patient"] != v.creds.PatientID {
+		if st != 200 || len(got.Patients) == 0 || got.Patients[0]["id"] != v.creds.PatientID {
 			var raw bytes.Buffer
 			resp, err := http.Get(notebook)
 			if err == nil {

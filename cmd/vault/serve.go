@@ -20,6 +20,7 @@ import (
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/fhir"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/internal/ratelimit"
@@ -226,7 +227,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 			return fmt.Errorf("demo: the JupyterHub client: %v", err)
 		}
 	}
-	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler()), &sv.listen, log)
+	fs2, err := fhir.New(fhir.Config{BaseURL: base, Tokens: prov, Clients: prov, Records: v, Ledger: led, Sealer: v.Master(),
+		RequireSignedGrants: requireSigned, Logger: log})
+	if err != nil {
+		return err
+	}
+	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler(), fs2.Handler()), &sv.listen, log)
 	metricsSrv, mln, err := metricsServer(srv, &sv.listen, log)
 	if err != nil {
 		ln.Close()

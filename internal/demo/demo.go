@@ -229,7 +229,8 @@ func ensureKey(l *consent.Ledger, clinician, recipient string, now time.Time) er
 }
 
 // ensureGrant keeps an active grant from Ada to Dr. Rivera: blood glucose,
-// heart rate and steps from 90 days ago on, expiring in a year.
+// heart rate and steps from 90 days ago on, expiring in a year, readable
+// through the FHIR API too.
 func ensureGrant(l *consent.Ledger, patient, clinician string, now time.Time) (string, error) {
 	for _, g := range l.Grants(patient, clinician) {
 		if g.Active(now) {
@@ -244,6 +245,8 @@ func ensureGrant(l *consent.Ledger, patient, clinician string, now time.Time) (s
 		DataFrom: now.Add(-90 * 24 * time.Hour).UTC().Truncate(time.Hour).Format(time.RFC3339Nano),
 		Expires:  now.Add(365 * 24 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339Nano),
 		Purpose:  "TREAT",
+		// The demo's clinician may also read through the FHIR API.
+		FHIR: true,
 	}
 	if _, err := l.Append(e); err != nil {
 		return "", fmt.Errorf("demo grant: %v", err)

@@ -21,9 +21,9 @@ import (
 // asks); she signs it with her passkey. The app exchanges the code, reads
 // her glucose through the FHIR API page by page and shows her AGP under
 // her banner: every glucose reading the vault holds for her in the
-// report's 14 days, in as many
-// pages as her access log has FHIR reads by the app. The app grant in her
-// ledger is signed, names the app and glucose only.
+// report's 14 days, in as many pages as her access log has FHIR reads by
+// the app. The app grant in her ledger is signed, names the app and
+// glucose only.
 func TestBrowserCareReportStandaloneLaunch(t *testing.T) {
 	ctx := browser(t)
 	authenticator(t, ctx)

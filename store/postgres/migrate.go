@@ -1,0 +1,147 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Advisory lock keys (pg_advisory_xact_lock), one per thing serialised
+// across every process on the database. Arbitrary but fixed: "JHV" and a
+// number.
+const (
+	lockMigrate int64 = 0x4a4856_0001
+	lockLedger  int64 = 0x4a4856_0002
+)
+
+// migrations are the schema's steps, applied in order; vault_schema holds
+// how many have run. A shipped step is never edited: a change is a new
+// step at the end. Every step is transactional DDL, so the steps pending
+// at an Open are applied together or not at all.
+var migrations = []string{
+	// 1: the record store (vault.Backend) and the consent ledger's store.
+	`
+CREATE TABLE vault_schema (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL);
+INSERT INTO vault_schema VALUES (1, 0);
+
+CREATE TABLE meta (key text COLLATE "C" PRIMARY KEY, value bytea NOT NULL);
+CREATE TABLE users (id text COLLATE "C" PRIMARY KEY, blob bytea NOT NULL);
+CREATE TABLE tokens (id text COLLATE "C" PRIMARY KEY, user_id text COLLATE "C" NOT NULL, row_json bytea NOT NULL);
+CREATE INDEX tokens_user ON tokens (user_id, id);
+-- The wrapped patient keys: a row nothing but a rotation's swap updates,
+-- so no other write leaves old copies of a key in dead tuples.
+CREATE TABLE patient_keys (patient text COLLATE "C" PRIMARY KEY, blob bytea NOT NULL);
+-- Readings in bbolt's order: by schema, then time (signed nanoseconds),
+-- then tag (bytea compares as memcmp). One B-tree serves Scan, the
+-- duplicate check and DeletePatient.
+CREATE TABLE readings (
+	patient text COLLATE "C" NOT NULL,
+	schema_id text COLLATE "C" NOT NULL,
+	t bigint NOT NULL,
+	tag bytea NOT NULL,
+	value bytea NOT NULL,
+	PRIMARY KEY (patient, schema_id, t, tag)
+);
+-- Count's O(1) answer, kept exact by statement triggers whatever writes
+-- the readings (stray rows included).
+CREATE TABLE reading_counts (patient text COLLATE "C" PRIMARY KEY, n bigint NOT NULL);
+CREATE FUNCTION readings_counted_in() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO reading_counts AS c (patient, n)
+		SELECT patient, count(*) FROM new_rows GROUP BY patient
+	ON CONFLICT (patient) DO UPDATE SET n = c.n + EXCLUDED.n;
+	RETURN NULL;
+END $$;
+CREATE FUNCTION readings_counted_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE reading_counts c SET n = c.n - d.n
+		FROM (SELECT patient, count(*) AS n FROM old_rows GROUP BY patient) d
+		WHERE c.patient = d.patient;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER readings_in AFTER INSERT ON readings REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION readings_counted_in();
+CREATE TRIGGER readings_out AFTER DELETE ON readings REFERENCING OLD TABLE AS old_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION readings_counted_out();
+
+-- The consent ledger (consent/ledgerstore). Ids and names are bytea so
+-- they order as bytes, as bbolt's keys do.
+CREATE TABLE ledger_head (id int PRIMARY KEY CHECK (id = 1), size bigint NOT NULL);
+CREATE TABLE ledger_meta (key bytea PRIMARY KEY, value bytea NOT NULL);
+CREATE TABLE ledger_entries (idx bigint PRIMARY KEY, sealed bytea NOT NULL);
+CREATE TABLE ledger_hashes (idx bigint PRIMARY KEY, hash bytea NOT NULL);
+CREATE TABLE ledger_index (id bytea PRIMARY KEY, sealed bytea NOT NULL);
+CREATE TABLE ledger_checkpoints (size bigint PRIMARY KEY, signed bytea NOT NULL);
+`,
+}
+
+// ErrNewerSchema is returned by Open for a database that a newer vault has
+// migrated.
+var ErrNewerSchema = errors.New("the database's schema is newer than this binary understands: upgrade the binary")
+
+// migrate brings the schema up to date in one transaction under an
+// advisory lock, so that of several processes starting at once one
+// migrates and the others find it done. A current database gets no DDL.
+func migrate(ctx context.Context, conn *pgx.Conn) (applied int, err error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockMigrate); err != nil {
+		return 0, err
+	}
+	v, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if v > len(migrations) {
+		return 0, fmt.Errorf("%w (the database is at schema %d, this binary knows %d)", ErrNewerSchema, v, len(migrations))
+	}
+	if v == len(migrations) {
+		return 0, nil
+	}
+	for i := v; i < len(migrations); i++ {
+		if _, err := tx.Exec(ctx, migrations[i]); err != nil {
+			return 0, fmt.Errorf("schema step %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "UPDATE vault_schema SET version = $1", len(migrations)); err != nil {
+		return 0, err
+	}
+	return len(migrations) - v, tx.Commit(ctx)
+}
+
+// schemaVersion is how many steps have run; 0 for an empty database.
+func schemaVersion(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (int, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, "SELECT to_regclass('vault_schema') IS NOT NULL").Scan(&exists); err != nil {
+		return 0, err
+	}
+	if !exists {
+		return 0, nil
+	}
+	var v int
+	if err := q.QueryRow(ctx, "SELECT version FROM vault_schema").Scan(&v); err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
+}
+
+// checkDurability refuses a server that can lose a commit it
+// acknowledged: the ledger hands out checkpoints that must never be lost.
+func checkDurability(fsync, syncCommit string) error {
+	if fsync != "on" {
+		return fmt.Errorf("the PostgreSQL server runs with fsync=%s, which can lose acknowledged writes: turn it on", fsync)
+	}
+	// on, local, remote_write and remote_apply all flush the primary's WAL
+	// before a commit returns; off does not.
+	if syncCommit == "off" {
+		return fmt.Errorf("the PostgreSQL server runs with synchronous_commit=off, which can lose acknowledged writes: set it to on")
+	}
+	return nil
+}

@@ -65,6 +65,11 @@ func Run(t *testing.T, open Factory) {
 		{"SwapPatientKeys", testSwapPatientKeys, false},
 		{"SwapMeta", testSwapMeta, false},
 		{"SwapMetaCreateRace", testSwapMetaCreateRace, true},
+		{"ExtremeTimes", testExtremeTimes, false},
+		{"EqualTimesByTag", testEqualTimesByTag, false},
+		{"AbandonedScan", testAbandonedScan, false},
+		{"UseAfterClose", testUseAfterClose, false},
+		{"InsertLargeAtomic", testInsertLargeAtomic, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

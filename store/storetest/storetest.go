@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite every vault.Backend must pass.
-// bbolt runs it today (store/boltstore); a PostgreSQL backend will run the
-// same suite.
+// bbolt runs it on real files (store/boltstore) and PostgreSQL on fresh
+// databases of a real cluster (store/postgres).
 //
 // A backend's test calls [Run] with a [Factory] that opens a fresh, empty
 // store on real storage (for bbolt, a file in t.TempDir(), checked with

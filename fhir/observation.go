@@ -331,7 +331,7 @@ func (s *Server) searchObservations(w http.ResponseWriter, r *http.Request) erro
 // renderPage reads and renders one page.
 func (s *Server) renderPage(r *http.Request, t oauth.AccessToken, q url.Values, o obsQuery, p permit, after *key) ([]byte, int64, error) {
 	ctx := r.Context()
-	ow, err := export.NewObservationWriter(o.patient)
+	rd, err := newRenderer(o.patient)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -363,7 +363,7 @@ func (s *Server) renderPage(r *http.Request, t oauth.AccessToken, q url.Values, 
 		buf = append(buf, id...)
 		buf = append(buf, `","resource":`...)
 		var codes export.ObservationCodes
-		buf, codes, err = ow.Append(buf, id, it.json)
+		buf, codes, err = rd.appendObservation(buf, id, it.json)
 		if errors.Is(err, export.ErrUnsupported) {
 			buf = buf[:mark]
 			continue

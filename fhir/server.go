@@ -43,7 +43,7 @@ type Ledger interface {
 	DecideApp(id, app string, r consent.Request) consent.Decision
 	Grants(patient, clinician string) []consent.GrantState
 	Grant(id string) (consent.GrantState, error)
-	AppendChecked(check func(next int64) error, entries ...consent.Entry) (int64, error)
+	AppendAccess(check func(next int64) error, start, end consent.Entry) (int64, error)
 }
 
 // Sealer seals the paging cursors (the master keyset, keys.Master).

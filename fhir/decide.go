@@ -217,7 +217,26 @@ func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient stri
 		return rerr
 	}
 	writeBytes(w, http.StatusOK, body)
+	s.putPage(body)
 	return nil
+}
+
+// maxPooledPage is the largest buffer kept for reuse.
+const maxPooledPage = 4 << 20
+
+// getPage returns an empty buffer for a page, reused when one is free.
+func (s *Server) getPage() []byte {
+	if b, ok := s.pages.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 256<<10)
+}
+
+// putPage gives a page's buffer back once it has been written.
+func (s *Server) putPage(b []byte) {
+	if cap(b) <= maxPooledPage {
+		s.pages.Put(&b)
+	}
 }
 
 // sameWindows compares two permits' windows.

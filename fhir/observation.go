@@ -339,8 +339,7 @@ func (s *Server) renderPage(r *http.Request, t oauth.AccessToken, q url.Values, 
 	for _, i := range p.schemas() {
 		srcs = append(srcs, s.source(ctx, o.patient, i, p.windows[i], after, o.desc))
 	}
-	buf := make([]byte, 0, 64<<10)
-	buf = s.bundleHead(buf, r)
+	buf := s.bundleHead(s.getPage(), r)
 	var n int64
 	var last key
 	more := false

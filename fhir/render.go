@@ -45,10 +45,11 @@ import (
 // Sentinels for the probe: valid for omh.Parse, and text no real
 // Observation holds by chance (each is looked for exactly once).
 const (
-	probeID      = "probe-0q9w8e7r6t5y4u3i2o1p"
-	probeUUID    = "f0e1d2c3-b4a5-4968-8776-a5b4c3d2e1f0"
-	probeTime    = "1999-12-31T23:58:59.123456789Z"
-	probeCreated = "1998-11-30T22:57:58.987654321Z"
+	probeID       = "probe-0q9w8e7r6t5y4u3i2o1p"
+	probeUUID     = "f0e1d2c3-b4a5-4968-8776-a5b4c3d2e1f0"
+	probeTime     = "1999-12-31T23:58:59.123456789Z"
+	probeCreated  = "1998-11-30T22:57:58.987654321Z"
+	probeSourceID = "probe-source-m1n2b3v4c5x6z7"
 )
 
 // renderer renders one page's Observations: one goroutine, one request.
@@ -72,16 +73,25 @@ func newRenderer(patient string) (*renderer, error) {
 	return &renderer{ow: ow, templates: map[string]*template{}}, nil
 }
 
+// The holes of a stored reading, in the order of its bytes.
+const (
+	holeUUID     = iota // header.uuid (absent when the source sent none)
+	holeCreated         // header.source_creation_date_time
+	holeSourceID        // header.x_vault.source_id (the source's own id, when not a UUID; optional)
+	holeValue           // the body's first unit-value's value
+	holeTime            // body.effective_time_frame.date_time
+	nHoles
+	holeID = nHoles // the resource id, in the template only
+)
+
 // holes are where a stored reading's variable parts are: [start, end)
-// offsets into its bytes.
-type holes struct {
-	uuid, created, time, value [2]int
-}
+// offsets into its bytes; start -1 for an absent optional one.
+type holes [nHoles][2]int
 
 // template is a shape's Observation in pieces: lit[0] hole[0] lit[1] …
 type template struct {
 	lit   [][]byte
-	hole  []int // 0 id, 1 uuid, 2 time, 3 value
+	hole  []int // holeID, holeUUID, …
 	codes export.ObservationCodes
 }
 
@@ -121,15 +131,10 @@ func (t *template) fill(dst []byte, id string, point []byte, h holes) []byte {
 		if i == len(t.hole) {
 			break
 		}
-		switch t.hole[i] {
-		case 0:
+		if k := t.hole[i]; k == holeID {
 			dst = append(dst, id...)
-		case 1:
-			dst = append(dst, point[h.uuid[0]:h.uuid[1]]...)
-		case 2:
-			dst = append(dst, point[h.time[0]:h.time[1]]...)
-		case 3:
-			dst = append(dst, point[h.value[0]:h.value[1]]...)
+		} else {
+			dst = append(dst, point[h[k][0]:h[k][1]]...)
 		}
 	}
 	return dst
@@ -138,36 +143,40 @@ func (t *template) fill(dst []byte, id string, point []byte, h holes) []byte {
 // makeTemplate renders the probe and cuts its Observation at the
 // sentinels; nil when the shape cannot have one.
 func (r *renderer) makeTemplate(point []byte, h holes) *template {
-	value := probeValue(point[h.value[0]:h.value[1]])
+	value := probeValue(point[h[holeValue][0]:h[holeValue][1]])
 	if value == "" {
 		return nil
 	}
-	// The probe: the reading with the holes replaced, in order.
-	type cut struct {
-		at   [2]int
-		text string
-	}
-	cuts := []cut{{h.uuid, probeUUID}, {h.created, probeCreated}, {h.time, probeTime}, {h.value, value}}
-	slices.SortFunc(cuts, func(a, b cut) int { return a.at[0] - b.at[0] })
+	sentinel := [nHoles + 1]string{holeUUID: probeUUID, holeCreated: probeCreated, holeSourceID: probeSourceID,
+		holeValue: value, holeTime: probeTime, holeID: probeID}
+	// The probe: the reading with the holes replaced (they are in order).
 	probe := make([]byte, 0, len(point)+64)
 	prev := 0
-	for _, c := range cuts {
-		probe = append(probe, point[prev:c.at[0]]...)
-		probe = append(probe, c.text...)
-		prev = c.at[1]
+	for k := range nHoles {
+		if h[k][0] < 0 {
+			continue
+		}
+		probe = append(probe, point[prev:h[k][0]]...)
+		probe = append(probe, sentinel[k]...)
+		prev = h[k][1]
 	}
 	probe = append(probe, point[prev:]...)
 	out, codes, err := r.ow.Append(nil, probeID, probe)
-	if err != nil || bytes.Contains(out, []byte(probeCreated)) {
+	if err != nil {
 		return nil
 	}
-	type found struct{ at, n, hole int }
+	// Each sentinel is in the Observation once (that is where the hole's
+	// text goes) or not at all (the hole does not show); the id must be.
+	type found struct{ at, hole int }
 	var fs []found
-	for hole, s := range []string{probeID, probeUUID, probeTime, value} {
-		if bytes.Count(out, []byte(s)) != 1 {
+	for k, s := range sentinel {
+		switch n := bytes.Count(out, []byte(s)); {
+		case n == 1 && (k == holeID || h[k][0] >= 0):
+			fs = append(fs, found{bytes.Index(out, []byte(s)), k})
+		case n == 0 && k != holeID:
+		default:
 			return nil
 		}
-		fs = append(fs, found{bytes.Index(out, []byte(s)), len(s), hole})
 	}
 	slices.SortFunc(fs, func(a, b found) int { return a.at - b.at })
 	t := &template{codes: codes}
@@ -178,7 +187,7 @@ func (r *renderer) makeTemplate(point []byte, h holes) *template {
 		}
 		t.lit = append(t.lit, out[prev:f.at])
 		t.hole = append(t.hole, f.hole)
-		prev = f.at + f.n
+		prev = f.at + len(sentinel[f.hole])
 	}
 	t.lit = append(t.lit, out[prev:])
 	return t
@@ -200,41 +209,54 @@ func probeValue(text []byte) string {
 }
 
 // Where the holes are in the canonical form (omh.Point.AppendJSON): the
-// uuid and the creation time are the header's first and third members,
-// the time the body's effective_time_frame.date_time, the value the
-// body's first "value". Quotes inside strings are escaped in canonical
-// JSON, so these patterns match only members.
+// uuid and the creation time are the header's first members (the uuid is
+// absent when the source sent none), the source id is x_vault's last
+// member, the value is the body's first "value", the time its
+// effective_time_frame.date_time. Quotes inside strings are escaped in
+// canonical JSON, so these patterns match only members; a member of the
+// same name nested elsewhere is caught by the probe.
 var (
-	preUUID    = []byte(`{"header":{"uuid":"`)
-	preCreated = []byte(`"source_creation_date_time":"`)
-	preBody    = []byte(`},"body":{`)
-	preTime    = []byte(`"effective_time_frame":{"date_time":"`)
-	preValue   = []byte(`":{"value":`)
+	preHeader   = []byte(`{"header":{`)
+	preUUID     = []byte(`{"header":{"uuid":"`)
+	preCreated  = []byte(`"source_creation_date_time":"`)
+	preSourceID = []byte(`"source_id":"`)
+	preBody     = []byte(`},"body":{`)
+	preTime     = []byte(`"effective_time_frame":{"date_time":"`)
+	preValue    = []byte(`":{"value":`)
 )
 
 // findHoles finds the holes of a reading in canonical form, and checks
 // the conditions under which the mapping copies them unchanged; false
 // sends the reading through the mapping.
 func findHoles(b []byte) (h holes, ok bool) {
-	if !bytes.HasPrefix(b, preUUID) {
+	if !bytes.HasPrefix(b, preHeader) {
 		return h, false
 	}
-	h.uuid = [2]int{len(preUUID), len(preUUID) + 36}
-	if len(b) < h.uuid[1]+1 || b[h.uuid[1]] != '"' || !isLowerUUID(b[h.uuid[0]:h.uuid[1]]) {
-		return h, false
+	h[holeUUID][0] = -1
+	from := len(preHeader)
+	if bytes.HasPrefix(b, preUUID) {
+		h[holeUUID] = [2]int{len(preUUID), len(preUUID) + 36}
+		if len(b) < h[holeUUID][1]+1 || b[h[holeUUID][1]] != '"' || !isLowerUUID(b[h[holeUUID][0]:h[holeUUID][1]]) {
+			return h, false
+		}
+		from = h[holeUUID][1]
 	}
 	var found bool
-	if h.created, found = stringAfter(b, h.uuid[1], preCreated); !found {
+	if h[holeCreated], found = stringAfter(b, from, preCreated); !found {
 		return h, false
 	}
-	body := bytes.Index(b[h.created[1]:], preBody)
+	body := bytes.Index(b[h[holeCreated][1]:], preBody)
 	if body < 0 {
 		return h, false
 	}
-	body += h.created[1] + len(preBody)
-	if h.time, found = stringAfter(b, body, preTime); !found || !fhirDateTimeAsIs(b[h.time[0]:h.time[1]]) {
-		return h, false
+	body += h[holeCreated][1]
+	h[holeSourceID][0] = -1
+	if i := bytes.LastIndex(b[h[holeCreated][1]:body], preSourceID); i >= 0 {
+		if h[holeSourceID], found = stringAfter(b, h[holeCreated][1]+i, preSourceID); !found || h[holeSourceID][1] > body {
+			return h, false
+		}
 	}
+	body += len(preBody)
 	v := bytes.Index(b[body:], preValue)
 	if v < 0 {
 		return h, false
@@ -244,12 +266,11 @@ func findHoles(b []byte) (h holes, ok bool) {
 	for end < len(b) && (b[end] >= '0' && b[end] <= '9' || b[end] == '-' || b[end] == '.') {
 		end++
 	}
-	h.value = [2]int{start, end}
+	h[holeValue] = [2]int{start, end}
 	if end == start || end >= len(b) || (b[end] != ',' && b[end] != '}') || !plainNumber(b[start:end]) {
 		return h, false
 	}
-	// The holes must not overlap or nest: each in its own member.
-	if !(h.uuid[1] < h.created[0] && h.created[1] < body) || (h.time[0] < h.value[1] && h.value[0] < h.time[1]) {
+	if h[holeTime], found = stringAfter(b, end, preTime); !found || !fhirDateTimeAsIs(b[h[holeTime][0]:h[holeTime][1]]) {
 		return h, false
 	}
 	return h, true
@@ -324,10 +345,11 @@ func plainNumber(s []byte) bool {
 
 // shapeKey appends the reading with its holes emptied to k.
 func shapeKey(k, b []byte, h holes) []byte {
-	cuts := [4][2]int{h.uuid, h.created, h.time, h.value}
-	slices.SortFunc(cuts[:], func(a, c [2]int) int { return a[0] - c[0] })
 	prev := 0
-	for _, c := range cuts {
+	for _, c := range h {
+		if c[0] < 0 {
+			continue
+		}
 		k = append(k, b[prev:c[0]]...)
 		k = append(k, 0)
 		prev = c[1]

@@ -20,6 +20,8 @@ var renderBodies = []struct{ schema, header, body string }{
 	{"blood-glucose:4.0", ``, `"blood_glucose":{"value":VALUE,"unit":"mmol/L"},"specimen_source":"interstitial fluid","effective_time_frame":{"date_time":"TIME"}`},
 	{"blood-glucose:4.0", ``, `"blood_glucose":{"value":VALUE,"unit":"mg/dL"},"specimen_source":"capillary blood","effective_time_frame":{"date_time":"TIME"},"temporal_relationship_to_meal":"fasting"`},
 	{"blood-glucose:4.0", ``, `"blood_glucose":{"value":VALUE,"unit":"mg/dL"},"effective_time_frame":{"date_time":"TIME"}`},
+	{"blood-glucose:4.0", ``, `"blood_glucose":{"value":VALUE,"unit":"mmol/L"},"effective_time_frame":{"date_time":"TIME"}`},
+	{"blood-glucose:4.0", ``, `"blood_glucose":{"value":VALUE,"unit":"mmol/L"},"specimen_source":"capillary blood","effective_time_frame":{"date_time":"TIME"}`},
 	{"blood-glucose:4.0", ``, `"blood_glucose":{"value":VALUE,"unit":"mg/dL"},"specimen_source":"urine","effective_time_frame":{"date_time":"TIME"}`},
 	{"blood-glucose:4.0", `"external_datasheets":[{"datasheet_type":"manufacturer","datasheet_reference":"Acme \"G7\""}]`, `"blood_glucose":{"value":VALUE,"unit":"mg/dL"},"specimen_source":"interstitial fluid","effective_time_frame":{"date_time":"TIME"}`},
 	{"blood-glucose:4.0", ``, `"blood_glucose":{"value":VALUE,"unit":"mg/dL"},"specimen_source":"interstitial fluid","effective_time_frame":{"time_interval":{"start_date_time":"TIME","duration":{"value":5,"unit":"min"}}}`},
@@ -124,6 +126,60 @@ func TestRenderUsesTemplates(t *testing.T) {
 	for _, tp := range rd.templates {
 		if tp == nil {
 			t.Fatal("no template for CGM readings")
+		}
+	}
+}
+
+// TestSchemaTableMatchesExport: the search's table (schemaTable, its
+// codes taken from export.FHIRSchemas) says what the export's mapping
+// really writes: every Observation of every kind of reading above has the
+// table's category and only the table's LOINC codes, and every code and
+// schema in the table is written for some reading.
+func TestSchemaTableMatchesExport(t *testing.T) {
+	ow, err := export.NewObservationWriter("pt_abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]map[string]bool{}
+	for _, rb := range renderBodies {
+		name, version, _ := strings.Cut(rb.schema, ":")
+		i := schemaByName("omh:" + name)
+		if i < 0 {
+			t.Fatalf("omh:%s is not in the table", name)
+		}
+		if seen[i] == nil {
+			seen[i] = map[string]bool{}
+		}
+		for _, v := range []string{"101", "5.5"} {
+			body := strings.NewReplacer("TIME", "2026-03-04T05:06:07Z", "VALUE", v).Replace(rb.body)
+			p, err := omh.Parse([]byte(`{"header":{"schema_id":{"namespace":"omh","name":"` + name + `","version":"` + version + `"},"source_creation_date_time":"2026-03-04T05:06:07Z"},"body":{` + body + `}}`))
+			if err != nil {
+				continue
+			}
+			_, codes, err := ow.Append(nil, "x", p.AppendJSON(nil))
+			if err != nil {
+				t.Fatalf("%s: %v", rb.schema, err)
+			}
+			if codes.Category != schemaTable[i].category {
+				t.Errorf("%s: category %q, the table says %q", rb.schema, codes.Category, schemaTable[i].category)
+			}
+			for _, c := range codes.LOINC {
+				if !slices.Contains(schemaTable[i].codes, c) {
+					t.Errorf("%s: LOINC %s is not in the table %v", rb.schema, c, schemaTable[i].codes)
+				}
+				seen[i][c] = true
+			}
+			seen[i][""] = true
+		}
+	}
+	for i, s := range schemaTable {
+		if !seen[i][""] {
+			t.Errorf("%s: no reading rendered", s.name)
+		}
+		for _, c := range s.codes {
+			if !seen[i][c] {
+				t.Errorf("%s: the table lists %s, which no reading was coded with", s.name, c)
+			}
 		}
 	}
 }

@@ -166,25 +166,43 @@ func (s *Server) source(ctx context.Context, patient string, schema int, ws []co
 	}
 	return func(yield func(item, error) bool) {
 		if !desc {
+			// Oldest first, in chunks that double while they come back
+			// short: the store decrypts ahead of its reader, so one read
+			// to the window's end would decrypt far more than a page.
 			for _, w := range ws {
-				from := w.From
+				from, to := w.From, w.To
+				if from.IsZero() {
+					from = vault.MinTime
+				}
+				if to.IsZero() {
+					to = vault.MaxTime
+				}
 				if after != nil {
-					at := time.Unix(0, after.t).UTC()
-					if !w.To.IsZero() && !at.Before(w.To) {
-						continue
-					}
-					if from.IsZero() || at.After(from) {
+					if at := time.Unix(0, after.t).UTC(); at.After(from) {
 						from = at
 					}
 				}
-				for r, err := range s.records.Readings(ctx, patient, stored, from, w.To) {
-					if err != nil {
-						yield(item{}, err)
-						return
+				span := 6 * time.Hour
+				for from.Before(to) {
+					hi := to
+					if to.Sub(from) > span {
+						hi = from.Add(span)
 					}
-					k := key{t: r.Time.UnixNano(), schema: schema, tag: r.Tag}
-					if keep(k) && !yield(item{k, r.JSON}, nil) {
-						return
+					n := 0
+					for r, err := range s.records.Readings(ctx, patient, stored, from, hi) {
+						if err != nil {
+							yield(item{}, err)
+							return
+						}
+						n++
+						k := key{t: r.Time.UnixNano(), schema: schema, tag: r.Tag}
+						if keep(k) && !yield(item{k, r.JSON}, nil) {
+							return
+						}
+					}
+					from = hi
+					if n < 256 && span < 100*365*24*time.Hour {
+						span *= 2
 					}
 				}
 			}

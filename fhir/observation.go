@@ -476,6 +476,9 @@ func (s *Server) readObservation(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
+	if strings.HasPrefix(id, "cgm-") {
+		return s.readCGMObservation(w, r, t, id)
+	}
 	patient, k, ok := parseObsID(id)
 	if !ok {
 		return refuse(http.StatusNotFound, "not-found", "not_found", "no such Observation")

@@ -156,9 +156,6 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if t.Context != "user" {
-		return refuse(http.StatusForbidden, "forbidden", "scope", "Consent is read with user/ scopes (a clinician reading the grants made to her)")
-	}
 	q := r.URL.Query()
 	var patient string
 	for k, vs := range q {
@@ -173,10 +170,13 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 			return refuse(http.StatusBadRequest, "not-supported", "unknown_parameter", "Consent is searched by patient only")
 		}
 	}
+	now := s.now()
+	if t.Context == "patient" {
+		return s.appConsent(w, r, t, patient, now)
+	}
 	if patient == "" {
 		return badParam("name the patient: Consent?patient=ID")
 	}
-	now := s.now()
 	if !s.grantsToFHIR(t, patient, now) {
 		return denied("no_grant")
 	}
@@ -190,6 +190,46 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 		entries = append(entries, e)
 	}
 	return s.writeBundle(w, r, entries, "")
+}
+
+// clientSystem names OAuth clients in Consent.provision.actor.
+const clientSystem = "urn:jupyterhealth-vault:oauth-client"
+
+// appConsent is Consent?patient= for a patient's app (patient/ scopes):
+// one Consent, the app grant its token was issued under, whose actor is
+// the app (the OAuth client, by identifier). Not her other apps' grants,
+// and not her grants to clinicians: who treats her is not the app's to
+// know, and an app reads her data under its own grant only.
+func (s *Server) appConsent(w http.ResponseWriter, r *http.Request, t oauth.AccessToken, patient string, now time.Time) error {
+	if patient != "" && patient != t.UserID {
+		return denied("other_patient")
+	}
+	g, err := s.ledger.Grant(t.GrantID)
+	if err != nil || g.App != t.ClientID || g.Patient != t.UserID {
+		return denied("no_grant")
+	}
+	b, err := json.Marshal(api.FHIRConsent(g, now))
+	if err != nil {
+		return err
+	}
+	// The shared rendering names a clinician as actor; an app grant's
+	// actor is the app.
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		return err
+	}
+	prov, _ := c["provision"].(map[string]any)
+	actors, _ := prov["actor"].([]any)
+	if len(actors) != 1 {
+		return errors.New("fhir: the Consent rendering has no single actor")
+	}
+	actor, _ := actors[0].(map[string]any)
+	actor["reference"] = map[string]any{"identifier": map[string]string{"system": clientSystem, "value": g.App}}
+	e, err := s.entry(s.base+"/Consent/"+oauth.FHIRID(g.ID), c)
+	if err != nil {
+		return err
+	}
+	return s.writeBundle(w, r, []json.RawMessage{e}, "")
 }
 
 // The CGM summary's LOINC codes (HL7 CGM IG, cgm-summary-* profiles).

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/oauth/oauthstore"
+	"github.com/jupyterhealth/vault/vault"
 )
 
 // Prefixes of the secrets the provider hands out. None clashes with the
@@ -69,28 +70,34 @@ type requestRecord struct {
 	User         bool      `json:"user,omitempty"`
 	Schemas      []string  `json:"schemas,omitempty"`
 	Offline      bool      `json:"offline,omitempty"`
+	Launch       []byte    `json:"launch,omitempty"` // an EHR launch: its id's hash (launch.go)
 	Created      time.Time `json:"created"`
 	Expires      time.Time `json:"expires"`
 
 	// Set by Approve.
-	Done     bool      `json:"done,omitempty"`
-	UserID   string    `json:"user_id,omitempty"`
-	GrantID  string    `json:"grant_id,omitempty"`
-	Granted  []string  `json:"granted,omitempty"`
-	Kept     []string  `json:"kept,omitempty"`
-	AuthTime time.Time `json:"auth_time,omitzero"`
+	Done    bool     `json:"done,omitempty"`
+	UserID  string   `json:"user_id,omitempty"`
+	GrantID string   `json:"grant_id,omitempty"`
+	Granted []string `json:"granted,omitempty"`
+	Kept    []string `json:"kept,omitempty"`
+	// LaunchPatient is the patient in context of an EHR launch.
+	LaunchPatient string    `json:"launch_patient,omitempty"`
+	AuthTime      time.Time `json:"auth_time,omitzero"`
 }
 
 // tokenRecord is what a token's row seals.
 type tokenRecord struct {
-	Hash     []byte    `json:"hash"` // the key again, compared in constant time
-	Kind     string    `json:"kind"`
-	Family   string    `json:"family"`
-	UserID   string    `json:"user"`
-	ClientID string    `json:"client"`
-	Scopes   []string  `json:"scopes"`
-	Schemas  []string  `json:"schemas,omitempty"`
-	GrantID  string    `json:"grant,omitempty"`
+	Hash     []byte   `json:"hash"` // the key again, compared in constant time
+	Kind     string   `json:"kind"`
+	Family   string   `json:"family"`
+	UserID   string   `json:"user"`
+	ClientID string   `json:"client"`
+	Scopes   []string `json:"scopes"`
+	Schemas  []string `json:"schemas,omitempty"`
+	GrantID  string   `json:"grant,omitempty"`
+	// Patient is the patient in context of an EHR launch (a clinician's
+	// token); a patient app's patient is its user.
+	Patient  string    `json:"patient,omitempty"`
 	AuthTime time.Time `json:"auth_time"`
 	Issued   time.Time `json:"issued"`
 	Expires  time.Time `json:"expires"`
@@ -213,17 +220,24 @@ func (p *Provider) lookupToken(ctx context.Context, secret string) (tokenRecord,
 // still there, its client still registered, and its grant (a patient
 // app's) still active in the ledger.
 func (p *Provider) active(ctx context.Context, t tokenRecord, now time.Time) bool {
+	_, ok := p.activeUser(ctx, t, now)
+	return ok
+}
+
+// activeUser is active, returning the token's user too.
+func (p *Provider) activeUser(ctx context.Context, t tokenRecord, now time.Time) (vault.User, bool) {
 	if !now.Before(t.Expires) {
-		return false
+		return vault.User{}, false
 	}
-	if _, err := p.users.User(ctx, t.UserID); err != nil {
-		return false
+	u, err := p.users.User(ctx, t.UserID)
+	if err != nil {
+		return vault.User{}, false
 	}
 	if _, err := p.store.Client(ctx, t.ClientID); err != nil {
-		return false
+		return vault.User{}, false
 	}
 	if t.GrantID != "" && (p.grantActive == nil || !p.grantActive(t.GrantID, t.UserID, t.ClientID, now)) {
-		return false
+		return vault.User{}, false
 	}
-	return true
+	return u, true
 }

@@ -68,16 +68,24 @@ func (p *Provider) build() error {
 	h := op.RegisterLegacyServer(p.server, op.AuthorizeCallbackHandler(prov),
 		op.WithHTTPMiddleware(noStore),
 		op.WithServerCORSOptions(nil))
+	inner := http.StripPrefix("/fhir", h)
+	public, withClients := publicCORS(), p.clientCORS()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/fhir"+pathSMART, p.smartConfiguration)
-	mux.Handle("/fhir/", http.StripPrefix("/fhir", h))
-	mux.Handle("/fhir"+pathUserinfo, http.StripPrefix("/fhir", bearerChallenge(h)))
+	mux.Handle("/fhir/.well-known/openid-configuration", public.Handler(inner))
+	mux.Handle("/fhir"+pathKeys, public.Handler(inner))
+	for _, path := range []string{pathToken, pathRevoke} {
+		mux.Handle("/fhir"+path, withClients.Handler(inner))
+	}
+	mux.Handle("/fhir"+pathUserinfo, withClients.Handler(http.StripPrefix("/fhir", bearerChallenge(h))))
+	mux.Handle("/fhir"+pathIntrospect, withClients.Handler(p.introspectBearer(inner)))
+	mux.Handle("/fhir/", inner)
 	p.handler = mux
 	return nil
 }
 
 func supportedScopes() []string {
-	return []string{scopeOpenID, scopeFHIRUser, scopeProfile, scopeOffline, scopeLaunchPatient,
+	return []string{scopeOpenID, scopeFHIRUser, scopeProfile, scopeOffline, scopeLaunchPatient, scopeLaunch,
 		"patient/Observation.rs", "patient/Patient.rs", "patient/*.rs", "user/Observation.rs", "user/Patient.rs", "user/*.rs"}
 }
 
@@ -169,14 +177,20 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	if aud == "" {
 		aud = r.Request.Form.Get("resource")
 	}
-	if (len(set.Resources) > 0 || set.Launch) && strings.TrimSuffix(aud, "/") != p.issuer {
+	if (len(set.Resources) > 0 || set.Launch || set.EHR) && strings.TrimSuffix(aud, "/") != p.issuer {
 		return nil, oidc.ErrInvalidRequest().WithDescription("aud must be the FHIR base URL %s", p.issuer)
 	}
 	if aud != "" && strings.TrimSuffix(aud, "/") != p.issuer {
 		return nil, oidc.ErrInvalidRequest().WithDescription("aud must be the FHIR base URL %s", p.issuer)
 	}
+	var launch []byte
+	if set.EHR {
+		if launch, err = p.checkLaunch(r, set); err != nil {
+			return nil, err
+		}
+	}
 	now := p.now().UTC()
-	rec := requestRecord{
+	rec := requestRecord{Launch: launch,
 		ID: newSecret(prefixRequest), ClientID: r.Client.GetID(), RedirectURI: req.RedirectURI, State: req.State,
 		Nonce: req.Nonce, ResponseMode: string(req.ResponseMode), Scopes: set.Granted, Challenge: req.CodeChallenge,
 		Patient: set.Patient, User: set.User || !set.Patient, Schemas: set.Schemas, Offline: set.Offline,
@@ -202,7 +216,8 @@ func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 // tokenResponse is the token response with SMART's fields.
 type tokenResponse struct {
 	*oidc.AccessTokenResponse
-	Patient string `json:"patient,omitempty"`
+	Patient           string `json:"patient,omitempty"`
+	NeedPatientBanner *bool  `json:"need_patient_banner,omitempty"`
 }
 
 // CodeExchange redeems a code: once, by the client it was issued to, with
@@ -246,7 +261,7 @@ func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err != nil {
 		return nil, err
 	}
-	return p.tokenResponse(resp, rec.Granted, rec.UserID), nil
+	return p.tokenResponse(resp, rec.Granted, rec.UserID, rec.LaunchPatient), nil
 }
 
 // RefreshToken exchanges a refresh token for new tokens: only by the
@@ -288,12 +303,13 @@ func (s *server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	if err != nil {
 		return nil, err
 	}
-	return p.tokenResponse(resp, scopes, t.UserID), nil
+	return p.tokenResponse(resp, scopes, t.UserID, t.Patient), nil
 }
 
 // tokenResponse adds SMART's fields: patient when patient scopes were
-// granted; an ID token only when openid was.
-func (p *Provider) tokenResponse(resp *oidc.AccessTokenResponse, scopes []string, userID string) *op.Response {
+// granted (the user) or an EHR launch put a patient in context (with
+// need_patient_banner); an ID token only when openid was.
+func (p *Provider) tokenResponse(resp *oidc.AccessTokenResponse, scopes []string, userID, launchPatient string) *op.Response {
 	if !slices.Contains(scopes, scopeOpenID) {
 		resp.IDToken = ""
 	}
@@ -303,14 +319,21 @@ func (p *Provider) tokenResponse(resp *oidc.AccessTokenResponse, scopes []string
 			out.Patient = FHIRID(userID)
 		}
 	}
+	if launchPatient != "" {
+		out.Patient = FHIRID(launchPatient)
+		banner := true
+		out.NeedPatientBanner = &banner
+	}
 	res := op.NewResponse(out)
 	res.Header.Set("Cache-Control", "no-store")
 	res.Header.Set("Pragma", "no-cache")
 	return res
 }
 
-// Introspect answers RFC 7662 for an authenticated client: the SMART
-// fields for an active token, exactly {"active":false} for anything else.
+// Introspect answers RFC 7662 for an authenticated confidential client:
+// the SMART fields for an active token, exactly {"active":false} for
+// anything else. A bearer's introspection never reaches it (see
+// introspectBearer).
 func (s *server) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
 	p := s.p
 	cc := r.Data.ClientCredentials
@@ -321,33 +344,7 @@ func (s *server) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 	} else if err := (storage{p}).AuthorizeClientIDSecret(ctx, cc.ClientID, cc.ClientSecret); err != nil {
 		return nil, op.NewStatusError(oidc.ErrInvalidClient().WithDescription("client authentication failed"), http.StatusUnauthorized)
 	}
-	inactive := op.NewResponse(map[string]bool{"active": false})
-	t, _, err := p.lookupToken(ctx, r.Data.Token)
-	if err != nil || !p.active(ctx, t, p.now()) {
-		return inactive, nil
-	}
-	u, err := p.users.User(ctx, t.UserID)
-	if err != nil {
-		return inactive, nil
-	}
-	out := map[string]any{
-		"active":     true,
-		"scope":      strings.Join(t.Scopes, " "),
-		"client_id":  t.ClientID,
-		"exp":        t.Expires.Unix(),
-		"iat":        t.Issued.Unix(),
-		"iss":        p.issuer,
-		"sub":        t.UserID,
-		"fhirUser":   p.fhirUser(u),
-		"token_type": "Bearer",
-	}
-	if t.Kind == "refresh" {
-		out["token_type"] = "refresh_token"
-	}
-	if hasPatientScope(t.Scopes) {
-		out["patient"] = FHIRID(t.UserID)
-	}
-	return op.NewResponse(out), nil
+	return op.NewResponse(p.introspection(ctx, r.Data.Token, "")), nil
 }
 
 func hasPatientScope(scopes []string) bool {

@@ -94,8 +94,15 @@ func (s storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	return s.p.store.PutCode(ctx, oauthstore.Code{Hash: hashOf(code), Request: hashOf(id), Expires: s.p.now().Add(codeTTL)})
 }
 
+// DeleteAuthRequest is zitadel's last step of a code exchange, whose
+// request ClaimCode already removed: it writes only when the request is
+// still there, sparing the exchange a second synced write transaction.
 func (s storage) DeleteAuthRequest(ctx context.Context, id string) error {
-	return s.p.store.DeleteRequest(ctx, hashOf(id))
+	h := hashOf(id)
+	if _, err := s.p.store.Request(ctx, h); errors.Is(err, oauthstore.ErrNotFound) {
+		return nil
+	}
+	return s.p.store.DeleteRequest(ctx, h)
 }
 
 // issue makes the tokens of one token response: an access token, and a
@@ -105,7 +112,7 @@ func (s storage) issue(ctx context.Context, req op.TokenRequest, withRefresh boo
 	var base tokenRecord
 	switch r := req.(type) {
 	case authRequest:
-		base = tokenRecord{Family: newSecret("f_")[:24], UserID: r.r.UserID, ClientID: r.r.ClientID, Scopes: r.r.Granted, Schemas: r.r.Kept, GrantID: r.r.GrantID, AuthTime: r.r.AuthTime}
+		base = tokenRecord{Family: newSecret("f_")[:24], UserID: r.r.UserID, ClientID: r.r.ClientID, Scopes: r.r.Granted, Schemas: r.r.Kept, GrantID: r.r.GrantID, Patient: r.r.LaunchPatient, AuthTime: r.r.AuthTime}
 	case *refreshRequest:
 		base = r.t
 		base.Scopes = r.scopes

@@ -173,7 +173,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies, OAuth: prov,
 		ExportsPerMinute: exportsPerMinute, ExportBurstPerGrant: grantBurst, ExportIntervalPerGrant: grantInterval})
-	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies, Authorizer: webAuthorizer{prov}, RequireSignedGrants: requireSigned})
+	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies, Authorizer: webAuthorizer{prov}, Launcher: webAuthorizer{prov}, RequireSignedGrants: requireSigned})
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler(), fs2.Handler()), &sv.listen, log)
+	app, err := careReportApp(ctx, prov, led, base, log)
+	if err != nil {
+		return fmt.Errorf("the care report app: %v", err)
+	}
+	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler(), fs2.Handler(), app.Handler()), &sv.listen, log)
 	metricsSrv, mln, err := metricsServer(srv, &sv.listen, log)
 	if err != nil {
 		ln.Close()

@@ -172,6 +172,21 @@ var errConsentChanged = errors.New("the consent changed while the read was being
 // sent (503); if the consent changed, 403.
 func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient string, want []int, win consent.Window, p permit,
 	render func() (body []byte, count int64, err error)) error {
+	body, err := s.logAccess(t, patient, want, win, p, accessFormat, render)
+	if err != nil {
+		return err
+	}
+	writeBytes(w, http.StatusOK, body)
+	return nil
+}
+
+// accessFormat is the access log's format of a read through this API.
+const accessFormat = "fhir"
+
+// logAccess is logged's work, for any surface: it returns the body
+// render made once both entries are in the log, with format in them.
+func (s *Server) logAccess(t oauth.AccessToken, patient string, want []int, win consent.Window, p permit, format string,
+	render func() (body []byte, count int64, err error)) ([]byte, error) {
 	now := s.now()
 	actor := t.UserID
 	start := consent.New(consent.KindAccessStart, actor, now)
@@ -185,7 +200,7 @@ func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient stri
 	for _, i := range p.schemas() {
 		names = append(names, schemaTable[i].stored())
 	}
-	start.Access = &consent.Access{Grants: p.grants, Schemas: names, Format: "fhir"}
+	start.Access = &consent.Access{Grants: p.grants, Schemas: names, Format: format}
 	if !win.From.IsZero() {
 		start.Access.From = win.From.UTC().Format(time.RFC3339Nano)
 	}
@@ -202,22 +217,21 @@ func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient stri
 	idx, err := s.ledger.AppendChecked(check, start)
 	switch {
 	case errors.Is(err, errConsentChanged):
-		return denied("revoked")
+		return nil, denied("revoked")
 	case err != nil:
-		return &Error{Status: http.StatusServiceUnavailable, Code: "transient", Reason: "access_log_unavailable",
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "transient", Reason: "access_log_unavailable",
 			Message: "the read could not be logged in the patient's access log, so nothing was sent; retry later", Cause: err}
 	}
 	body, count, rerr := render()
 	end := consent.New(consent.KindAccessEnd, actor, s.now())
 	end.Patient, end.Clinician, end.App = patient, start.Clinician, start.App
-	end.Access = &consent.Access{Start: &idx, Records: count, Format: "fhir", Incomplete: rerr != nil}
+	end.Access = &consent.Access{Start: &idx, Records: count, Format: format, Incomplete: rerr != nil}
 	if _, err := s.ledger.AppendChecked(nil, end); err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Code: "transient", Reason: "access_log_unavailable",
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "transient", Reason: "access_log_unavailable",
 			Message: "the read could not be logged in the patient's access log, so nothing was sent; retry later", Cause: err}
 	}
 	if rerr != nil {
-		return rerr
+		return nil, rerr
 	}
-	writeBytes(w, http.StatusOK, body)
-	return nil
+	return body, nil
 }

@@ -82,12 +82,17 @@ type study struct {
 	Description  string   `json:"description"`
 	Organization orgRef   `json:"organization"`
 	IconURL      *string  `json:"iconUrl"`
-	DataSources  []any    `json:"dataSources,omitempty"`
-	Scopes       []scope  `json:"scopeConsents,omitempty"`
 	grant        string   // the vault grant id
 	patient      string   // the vault patient id
 	codes        []string // canonical schema ids
 	created      time.Time
+}
+
+// studyConsents is a study as a patient's consents list it.
+type studyConsents struct {
+	study
+	DataSources   []dataSource `json:"dataSources"`
+	ScopeConsents []scope      `json:"scopeConsents"`
 }
 
 type code struct {
@@ -104,10 +109,10 @@ type scope struct {
 }
 
 type consents struct {
-	Patient                     patient `json:"patient"`
-	ConsolidatedConsentedScopes []code  `json:"consolidatedConsentedScopes"`
-	StudiesPendingConsent       []study `json:"studiesPendingConsent"`
-	Studies                     []study `json:"studies"`
+	Patient                     patient         `json:"patient"`
+	ConsolidatedConsentedScopes []code          `json:"consolidatedConsentedScopes"`
+	StudiesPendingConsent       []study         `json:"studiesPendingConsent"`
+	Studies                     []studyConsents `json:"studies"`
 }
 
 type dataSource struct {
@@ -381,18 +386,18 @@ func (s *Server) patientConsents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, own := orgs(clin)
-	c := consents{Patient: patientOf(u, own), ConsolidatedConsentedScopes: []code{}, StudiesPendingConsent: []study{}, Studies: []study{}}
+	c := consents{Patient: patientOf(u, own), ConsolidatedConsentedScopes: []code{}, StudiesPendingConsent: []study{}, Studies: []studyConsents{}}
 	seen := map[string]bool{}
 	for _, st := range s.studiesOf(r, grants, own) {
-		st.DataSources = []any{}
+		sc := studyConsents{study: st, DataSources: []dataSource{}, ScopeConsents: []scope{}}
 		for _, cc := range st.codes {
-			st.Scopes = append(st.Scopes, scope{Code: codeOf(cc), Consented: true, ConsentedTime: st.created.UTC().Format(time.RFC3339)})
+			sc.ScopeConsents = append(sc.ScopeConsents, scope{Code: codeOf(cc), Consented: true, ConsentedTime: st.created.UTC().Format(time.RFC3339)})
 			if !seen[cc] {
 				seen[cc] = true
 				c.ConsolidatedConsentedScopes = append(c.ConsolidatedConsentedScopes, codeOf(cc))
 			}
 		}
-		c.Studies = append(c.Studies, st)
+		c.Studies = append(c.Studies, sc)
 	}
 	writeJSON(w, http.StatusOK, c)
 	return nil

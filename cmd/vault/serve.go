@@ -21,10 +21,10 @@ import (
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/fhir"
-	"github.com/jupyterhealth/vault/jhe"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/internal/ratelimit"
+	"github.com/jupyterhealth/vault/jhe"
 	"github.com/jupyterhealth/vault/web"
 )
 

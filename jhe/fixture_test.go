@@ -115,8 +115,12 @@ func newFixture(t testing.TB, days int) *fixture {
 			pts = append(pts, parsePoint(t, fmt.Sprintf(`{"header":{"uuid":%q,"schema_id":{"namespace":"omh","name":"heart-rate","version":"2.0"},"source_creation_date_time":%q},"body":{"heart_rate":{"value":%d,"unit":"beats/min"},"effective_time_frame":{"date_time":%q}}}`,
 				uuidOf("h", i), at.Format(time.RFC3339), 60+i%30, at.Format(time.RFC3339))))
 		}
-		if _, err := f.v.Ingest(t.Context(), f.patient.ID, pts); err != nil {
-			t.Fatal(err)
+		for len(pts) > 0 {
+			n := min(len(pts), 5000)
+			if _, err := f.v.Ingest(context.Background(), f.patient.ID, pts[:n]); err != nil {
+				t.Fatal(err)
+			}
+			pts = pts[n:]
 		}
 	}
 	return f

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/oauth"
 )
 
@@ -238,7 +239,7 @@ func TestContract(t *testing.T) {
 // and a stable code.
 func TestErrors(t *testing.T) {
 	f := newFixture(t, 0)
-	g := f.grant(t, f.patient.ID, []string{"omh:blood-glucose"}, time.Time{}, time.Time{}, true)
+	f.grant(t, f.patient.ID, []string{"omh:blood-glucose"}, time.Time{}, time.Time{}, true)
 	pt := oauth.FHIRID(f.patient.ID)
 	pp := f.env.Token(t, f.patient.ID, "patient")
 	for _, tc := range []struct {
@@ -272,7 +273,19 @@ func TestErrors(t *testing.T) {
 			t.Errorf("%s: %d %s (%s), want %d %s", tc.path, st, code, d, tc.status, tc.code)
 		}
 	}
-	_ = g
+	// Read-only: a POST (JHE's upload) is refused with a detail.
+	resp, err := http.Post(f.jhe+"/FHIR/R5/Observation", "application/fhir+json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, code := detail(t, b); resp.StatusCode != 405 || code != "read_only" {
+		t.Errorf("POST: %d %s", resp.StatusCode, code)
+	}
 }
 
 // TestPaging: a day of CGM in pages of 100, newest first, through the
@@ -517,5 +530,4 @@ func TestTokens(t *testing.T) {
 	if _, code := detail(t, b); st != 400 || code != "bad_cursor" {
 		t.Errorf("another token's cursor: %d %s", st, code)
 	}
-	_ = consent.Window{}
 }

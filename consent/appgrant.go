@@ -4,7 +4,6 @@ import (
 	"regexp"
 	"slices"
 	"time"
-
 )
 
 // An app grant is a patient's consent to an OAuth client (a SMART app):

@@ -163,16 +163,6 @@ func adminClientList(args []string, stdout, stderr io.Writer) error {
 	})
 }
 
-// oneLine keeps a name to one table cell.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
 func adminClientRemove(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin client remove", stderr)
 	var sf storeFlags
@@ -411,9 +401,9 @@ func writeDemoClient(data string, c demo.Credentials, hub demo.OIDCClient) error
 	return demo.WriteCredentials(data, c)
 }
 
-// demoHubLine is serve --demo's short human line on pointing a JupyterHub
-// at the vault.
-func demoHubLine(w io.Writer, issuer, data string) {
-	fmt.Fprintf(w, "vault: JupyterHub sign-in: issuer %s; the JupyterHub client (http://localhost:8000) is in %s under oidc_clients.jupyterhub, see docs/jupyterhub.md\n",
+// demoHubText is serve --demo's words on pointing a JupyterHub at the
+// vault, a part of the one start line (startLine).
+func demoHubText(issuer, data string) string {
+	return fmt.Sprintf("JupyterHub sign-in: issuer %s; the JupyterHub client (http://localhost:8000) is in %s under oidc_clients.jupyterhub, see docs/jupyterhub.md",
 		issuer, filepath.Join(data, "demo", "credentials.json"))
 }

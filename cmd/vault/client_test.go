@@ -96,7 +96,7 @@ func TestDemoJupyterHubClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(log, []byte("vault: JupyterHub sign-in: issuer "+hub.Issuer+"; ")) || !bytes.Contains(log, []byte("under oidc_clients.jupyterhub, see docs/jupyterhub.md")) {
+	if !bytes.Contains(log, []byte("; JupyterHub sign-in: issuer "+hub.Issuer+"; ")) || !bytes.Contains(log, []byte("under oidc_clients.jupyterhub, see docs/jupyterhub.md")) {
 		t.Fatalf("no human line on JupyterHub sign-in in the start-up output:\n%s", log)
 	}
 }

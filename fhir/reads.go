@@ -64,13 +64,13 @@ func StoredSchema(name string) string {
 	return ""
 }
 
-// Read decides, logs and reads one page as the Observation search does:
+// Read decides, reads and logs one page as the Observation search does:
 // the ledger decides (403 *Error with the reason when nothing is left,
-// windows clipped to the grants), the access-start is appended with the
-// decision made again inside the ledger's serialised step, render turns
-// the page and the next page's sealed cursor ("" on the last page) into
-// the body, the access-end is appended, and only then is the body
-// returned. Every refusal is an *Error.
+// windows clipped to the grants), render turns the page and the next
+// page's sealed cursor ("" on the last page) into the body, the
+// access-start and access-end (format req.Format) are appended in one
+// ledger transaction with the decision made again inside it, and only
+// then is the body returned. Every refusal is an *Error.
 func (s *Server) Read(ctx context.Context, req ReadRequest, render func(page []Reading, next string) ([]byte, error)) ([]byte, error) {
 	if req.Count < 1 || req.Count > MaxCount {
 		return nil, badParam("_count is a whole number from 1 to %d", MaxCount)

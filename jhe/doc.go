@@ -26,8 +26,9 @@
 //
 // How a read is decided and logged: by package fhir, not a copy of it.
 // A page of Observations is fhir.Server.Read: the ledger decides (only
-// grants that allow FHIR reads count, windows are clipped), the read is
-// in the patient's access log (format "jhe") before a byte is sent, the
+// grants that allow FHIR reads count, windows are clipped), the page is
+// in the patient's access log (format "jhe", decided again in the same
+// ledger transaction) before a byte of it is sent, the
 // paging cursor is sealed and bound to the sign-in and the search, and
 // every page is decided again, so a revoke stops the next one.
 //

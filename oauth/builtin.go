@@ -9,17 +9,18 @@ import (
 )
 
 // EnsureClient keeps one registration for a client the vault itself
-// serves (the care-team report app): a confidential client with a secret.
-// A registered client of the same name, launch URL and redirect URIs is
-// kept (its id, so the clinicians' remembered answers and its tokens stay)
-// and given a new secret, which replaces the old one at once (the tokens
-// issued to it under the old one go: the app kept them in memory only,
-// and that memory is gone): the secret lives only in the serving
-// process's memory, never on disk. Otherwise
-// the client is registered anew (created is true: the caller writes the
-// admin entry in the ledger).
+// serves (the care-team report app): a confidential client with a secret,
+// marked built-in, one per name. The registration is kept while its
+// launch URL and redirect URIs stay the same (its id, so the clinicians'
+// remembered answers stay) and given a new secret, which replaces the old
+// one at once (the tokens issued to it under the old one go: the app kept
+// them in memory only, and that memory is gone): the secret lives only in
+// the serving process's memory, never on disk. When the base URL changed,
+// the old registration is removed and a new one made (created is true:
+// the caller writes the admin entry in the ledger). A client an admin
+// registered is never touched, whatever its name.
 func (p *Provider) EnsureClient(ctx context.Context, n NewClient) (info ClientInfo, secret string, created bool, err error) {
-	n.Confidential = true
+	n.Confidential, n.builtin = true, true
 	if len(n.JWKS) > 0 || n.JWKSURI != "" {
 		return ClientInfo{}, "", false, badClient("bad_client_keys", "a built-in client authenticates with a secret")
 	}
@@ -32,7 +33,13 @@ func (p *Provider) EnsureClient(ctx context.Context, n NewClient) (info ClientIn
 		if err != nil {
 			return ClientInfo{}, "", false, err
 		}
-		if c.Name != n.Name || c.LaunchURI != n.LaunchURI || !slices.Equal(c.RedirectURIs, n.RedirectURIs) || c.authMethod() != "client_secret_basic" {
+		if !c.Builtin || c.Name != n.Name {
+			continue
+		}
+		if c.LaunchURI != n.LaunchURI || !slices.Equal(c.RedirectURIs, n.RedirectURIs) {
+			if err := p.RemoveClient(ctx, c.ID); err != nil {
+				return ClientInfo{}, "", false, err
+			}
 			continue
 		}
 		secret = newSecret(prefixSecret)

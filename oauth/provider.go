@@ -170,11 +170,12 @@ type ClientInfo struct {
 	JWKSURI      string    `json:"jwks_uri,omitempty"`
 	LaunchURI    string    `json:"launch_uri,omitempty"`
 	Created      time.Time `json:"created"`
+	Builtin      bool      `json:"builtin,omitempty"` // an app the vault itself serves (EnsureClient)
 }
 
 func (c clientRecord) info() ClientInfo {
 	return ClientInfo{ID: c.ID, Name: c.Name, RedirectURIs: slices.Clone(c.RedirectURIs), Confidential: c.Confidential,
-		AuthMethod: string(c.authMethod()), JWKSURI: c.JWKSURI, LaunchURI: c.LaunchURI, Created: c.Created}
+		AuthMethod: string(c.authMethod()), JWKSURI: c.JWKSURI, LaunchURI: c.LaunchURI, Created: c.Created, Builtin: c.Builtin}
 }
 
 // Pending is an authorization request waiting for the signed-in user's answer.

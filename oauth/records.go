@@ -54,6 +54,9 @@ type clientRecord struct {
 	JWKSURI      string          `json:"jwks_uri,omitempty"`
 	LaunchURI    string          `json:"launch_uri,omitempty"`
 	Created      time.Time       `json:"created"`
+	// Builtin marks the client of an app the vault itself serves
+	// (EnsureClient); an admin's registration is never one.
+	Builtin bool `json:"builtin,omitempty"`
 }
 
 // requestRecord is what an authorization request's row seals.

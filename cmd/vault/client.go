@@ -157,7 +157,11 @@ func adminClientList(args []string, stdout, stderr io.Writer) error {
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "CLIENT ID\tNAME\tCONFIDENTIAL\tAUTH METHOD\tCREATED\tREDIRECT URIS")
 		for _, c := range cs {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", c.ID, oneLine(c.Name), c.Confidential, c.AuthMethod, c.Created.UTC().Format(time.RFC3339), strings.Join(c.RedirectURIs, " "))
+			name := oneLine(c.Name)
+			if c.Builtin {
+				name += " (built-in)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", c.ID, name, c.Confidential, c.AuthMethod, c.Created.UTC().Format(time.RFC3339), strings.Join(c.RedirectURIs, " "))
 		}
 		return tw.Flush()
 	})
@@ -236,7 +240,7 @@ var _ api.OAuthAdmin = oauthAdmin{}
 
 func adminClient(c oauth.ClientInfo) api.AdminClient {
 	return api.AdminClient{ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, Confidential: c.Confidential,
-		AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI, LaunchURI: c.LaunchURI, Created: c.Created}
+		AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI, LaunchURI: c.LaunchURI, Created: c.Created, Builtin: c.Builtin}
 }
 
 func (o oauthAdmin) AddClient(ctx context.Context, r api.AdminClientRequest) (api.AdminClientResponse, error) {

@@ -23,53 +23,89 @@ type IngestResponse = vault.IngestResult
 // the token's patient. The batch is atomic: any invalid point and nothing
 // is stored.
 func (s *Server) postReadings(c echo.Context) error {
-	tok := principal(c)
-	req := c.Request()
-	// The patient's own slot first (its devices queue behind each other,
-	// never behind another patient's), then the body, read whole at no
-	// less than the minimum rate, and only then one of the slots every
-	// patient shares, held while the batch is checked, sealed and stored.
+	ct := c.Request().Header.Get("Content-Type")
+	res, _, err := s.IngestUpload(c.Response(), c.Request(), principal(c), func(body []byte) ([][]byte, error) {
+		raws, aerr := s.splitPoints(ct, body)
+		if aerr != nil {
+			return nil, aerr
+		}
+		return raws, nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, res)
+}
+
+// IngestUpload is the path of POST /api/v1/readings, for the routes that
+// take Open mHealth points inside another wrapper (the JupyterHealth
+// Exchange–compatible surface's FHIR Observations): tok, a patient's or a
+// device's token the caller has authenticated, is the patient's; the
+// patient's own slot is taken first (her devices queue behind each other,
+// never behind another patient's), then the body is read whole, at most
+// MaxBodyBytes and at no less than the minimum rate, and only then one of
+// the slots every patient shares is held while split cuts the body into
+// one raw JSON point each (at most MaxBatch), and every point is validated,
+// normalised, sealed and stored atomically (one invalid point and nothing
+// is stored; a point stored before is a duplicate). It returns the counts
+// and the points as stored (each with its uuid, derived when the point had
+// none); a refusal is an *Error with the native API's status and code, or
+// split's own error unchanged.
+func (s *Server) IngestUpload(w http.ResponseWriter, req *http.Request, tok vault.Token, split func(body []byte) ([][]byte, error)) (vault.IngestResult, []*omh.Point, error) {
+	if tok.Kind != vault.TokenPatient && tok.Kind != vault.TokenDevice {
+		return vault.IngestResult{}, nil, newError(http.StatusForbidden, "wrong_token_type", "a %s token cannot upload readings; it needs a device or patient token", tok.Kind)
+	}
 	if !s.ingestPer.Acquire(req.Context(), tok.UserID) {
-		return newError(http.StatusServiceUnavailable, "busy", "the vault is busy; retry shortly")
+		return vault.IngestResult{}, nil, newError(http.StatusServiceUnavailable, "busy", "the vault is busy; retry shortly")
 	}
 	defer s.ingestPer.Release(tok.UserID)
 	rate := s.uploadRate
 	rate.Max = ingestReadTimeout
-	body, err := readBody(req, c.Response(), s.maxBody, rate)
+	body, err := readBody(req, w, s.maxBody, rate)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		s.metrics.rejected.WithLabelValues("body_too_large").Inc()
-		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than %d bytes; split it into smaller batches", s.maxBody)
+		return vault.IngestResult{}, nil, newError(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than %d bytes; split it into smaller batches", s.maxBody)
 	case errors.Is(err, upload.ErrTooSlow):
 		s.metrics.rejected.WithLabelValues("upload_too_slow").Inc()
-		return tooSlow(s.uploadRate)
+		return vault.IngestResult{}, nil, tooSlow(s.uploadRate)
 	case err != nil:
-		return newError(http.StatusBadRequest, "body_unreadable", "the request body could not be read")
+		return vault.IngestResult{}, nil, newError(http.StatusBadRequest, "body_unreadable", "the request body could not be read")
 	}
 	select {
 	case s.ingestSlots <- struct{}{}:
 		defer func() { <-s.ingestSlots }()
 	case <-req.Context().Done():
-		return newError(http.StatusServiceUnavailable, "busy", "the vault is busy; retry shortly")
+		return vault.IngestResult{}, nil, newError(http.StatusServiceUnavailable, "busy", "the vault is busy; retry shortly")
 	}
-	raws, aerr := s.splitPoints(c.Request().Header.Get("Content-Type"), body)
-	if aerr != nil {
-		s.metrics.rejected.WithLabelValues(aerr.Code).Inc()
-		return aerr
+	raws, err := split(body)
+	if err != nil {
+		var aerr *Error
+		if errors.As(err, &aerr) {
+			s.metrics.rejected.WithLabelValues(aerr.Code).Inc()
+		}
+		return vault.IngestResult{}, nil, err
+	}
+	if len(raws) > s.maxBatch {
+		s.metrics.rejected.WithLabelValues("batch_too_large").Inc()
+		return vault.IngestResult{}, nil, s.tooMany()
+	}
+	if len(raws) == 0 {
+		return vault.IngestResult{}, nil, newError(http.StatusBadRequest, "empty_batch", "the request body holds no data points")
 	}
 	pts, aerr := parsePoints(raws)
 	if aerr != nil {
 		s.metrics.rejected.WithLabelValues(aerr.Code).Inc()
-		return aerr
+		return vault.IngestResult{}, nil, aerr
 	}
-	res, err := s.vault.Ingest(c.Request().Context(), tok.UserID, pts)
+	res, err := s.vault.Ingest(req.Context(), tok.UserID, pts)
 	if err != nil {
-		return storeError(err)
+		return vault.IngestResult{}, nil, storeError(err)
 	}
 	s.metrics.ingested.WithLabelValues("accepted").Add(float64(res.Accepted))
 	s.metrics.ingested.WithLabelValues("duplicate").Add(float64(res.Duplicates))
-	return c.JSON(http.StatusCreated, res)
+	return res, pts, nil
 }
 
 // tooSlow is the answer to a body cut for arriving below the minimum rate.

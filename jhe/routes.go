@@ -2,7 +2,9 @@ package jhe
 
 import "net/http"
 
-// routes is every route of the surface: what jupyterhealth-client calls.
+// routes is every route of the surface: what jupyterhealth-client calls,
+// and the uploads a patient app such as CommonHealth makes (one
+// Observation, or a batch Bundle), when Config.Uploads is set.
 // The FHIR paths are served under both /FHIR/R5 (JupyterHealth Exchange
 // since July 2026, client 0.4) and /fhir/r5 (older clients).
 func (s *Server) routes() http.Handler {
@@ -21,10 +23,16 @@ func (s *Server) routes() http.Handler {
 		mux.Handle("GET "+prefix+"/Observation", s.serve(s.searchObservations))
 		mux.Handle("GET "+prefix+"/Observation/{$}", s.serve(s.searchObservations))
 		mux.Handle("GET "+prefix+"/metadata", s.serve(s.metadata))
+		if s.uploads != nil {
+			mux.Handle("POST "+prefix+"/Observation", s.serve(s.postObservation))
+			mux.Handle("POST "+prefix+"/Observation/{$}", s.serve(s.postObservation))
+			mux.Handle("POST "+prefix, s.serve(s.postBundle))
+			mux.Handle("POST "+prefix+"/{$}", s.serve(s.postBundle))
+		}
 	}
 	mux.Handle("/jhe/", s.serve(func(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return refuse(http.StatusMethodNotAllowed, "read_only", "this surface is read-only: GET only")
+			return refuse(http.StatusMethodNotAllowed, "read_only", "only GET is served here; uploads are POST /FHIR/R5/Observation (one Observation) or POST /FHIR/R5 (a batch Bundle)")
 		}
 		return refuse(http.StatusNotFound, "not_found", "no such endpoint; docs/jhe-compat.md lists what %s serves", s.base)
 	}))

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/fhir"
 	"github.com/jupyterhealth/vault/oauth"
@@ -41,7 +42,10 @@ type Config struct {
 	Reads    Reads
 	OAuth    OAuthTokens
 	Accounts Accounts
-	Logger   *slog.Logger
+	// Uploads is the native API's upload path; nil leaves the surface
+	// read-only (POST answers 405 read_only).
+	Uploads Uploads
+	Logger  *slog.Logger
 }
 
 // Server is the JupyterHealth Exchange–compatible surface.
@@ -50,6 +54,7 @@ type Server struct {
 	reads    Reads
 	oauth    OAuthTokens
 	accounts Accounts
+	uploads  Uploads
 	log      *slog.Logger
 	handler  http.Handler
 }
@@ -62,7 +67,7 @@ func New(c Config) (*Server, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{base: strings.TrimSuffix(c.BaseURL.String(), "/") + "/jhe", reads: c.Reads, oauth: c.OAuth, accounts: c.Accounts, log: c.Logger}
+	s := &Server{base: strings.TrimSuffix(c.BaseURL.String(), "/") + "/jhe", reads: c.Reads, oauth: c.OAuth, accounts: c.Accounts, uploads: c.Uploads, log: c.Logger}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -78,7 +83,9 @@ type Error struct {
 	Status int
 	Code   string
 	Detail string
-	Cause  error // logged, never sent
+	Index  *int   // an upload's failing entry (0 for a lone Observation)
+	Field  string // an upload's failing field, as a JSON path
+	Cause  error  // logged, never sent
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Detail }
@@ -91,6 +98,8 @@ type errorBody struct {
 	Detail  string `json:"detail"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Index   *int   `json:"index,omitempty"`
+	Field   string `json:"field,omitempty"`
 }
 
 // handlerFunc is a route's handler: it writes its answer, or returns an
@@ -108,10 +117,13 @@ func (s *Server) serve(h handlerFunc) http.Handler {
 		}
 		var e *Error
 		var fe *fhir.Error
+		var ae *api.Error
 		switch {
 		case errors.As(err, &e):
 		case errors.As(err, &fe):
 			e = &Error{Status: fe.Status, Code: fe.Reason, Detail: fe.Message, Cause: fe.Cause}
+		case errors.As(err, &ae):
+			e = &Error{Status: ae.Status, Code: ae.Code, Detail: ae.Message, Index: ae.Index, Field: ae.Field, Cause: ae.Cause}
 		default:
 			e = &Error{Status: http.StatusInternalServerError, Code: "internal", Detail: "the server failed; retry later", Cause: err}
 		}
@@ -121,7 +133,7 @@ func (s *Server) serve(h handlerFunc) http.Handler {
 		if e.Status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="`+s.base+`", error="invalid_token"`)
 		}
-		writeJSON(w, e.Status, errorBody{Detail: e.Detail, Code: e.Code, Message: e.Detail})
+		writeJSON(w, e.Status, errorBody{Detail: e.Detail, Code: e.Code, Message: e.Detail, Index: e.Index, Field: e.Field})
 	})
 }
 

@@ -48,6 +48,9 @@ type IngestResult struct {
 	Duplicates int `json:"duplicates"`
 	// BySchema splits the counts by canonical schema id.
 	BySchema map[string]Counts `json:"-"`
+	// Stored says, point by point in the order given, whether the point
+	// was stored now (true) or was already there (a duplicate).
+	Stored []bool `json:"-"`
 }
 
 // Counts are one schema's share of an IngestResult.
@@ -114,8 +117,9 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 	if err != nil {
 		return IngestResult{}, err
 	}
-	res := IngestResult{Accepted: n, Duplicates: len(recs) - n, BySchema: map[string]Counts{}}
+	res := IngestResult{Accepted: n, Duplicates: len(recs) - n, BySchema: map[string]Counts{}, Stored: make([]bool, len(recs))}
 	for i := range recs {
+		res.Stored[i] = recs[i].Stored
 		c := res.BySchema[recs[i].Schema]
 		if recs[i].Stored {
 			c.Accepted++

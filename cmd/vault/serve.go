@@ -233,7 +233,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	jh, err := jhe.New(jhe.Config{BaseURL: base, Reads: fs2, OAuth: prov, Accounts: v, Logger: log})
+	jh, err := jhe.New(jhe.Config{BaseURL: base, Reads: fs2, OAuth: prov, Accounts: v, Uploads: srv, Logger: log})
 	if err != nil {
 		return err
 	}

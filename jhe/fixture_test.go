@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/fhir"
@@ -56,10 +57,18 @@ type fixture struct {
 	start   time.Time
 }
 
+// The native API's upload limits in these tests, small so the tests can
+// reach them: the JupyterHealth Exchange uploads share them.
+const (
+	testMaxBatch = 5
+	testMaxBody  = 16 << 10
+)
+
 const redirect = "http://localhost:8000/hub/oauth_callback"
 
 // newFixture: a vault on a real bbolt file, the real ledger, OAuth
-// provider, FHIR API and this surface on one loopback server, mounted as
+// provider, the native API (whose upload path the surface's uploads
+// take), the FHIR API and this surface on one loopback server, mounted as
 // cmd/vault mounts them. Ada has `days` days of 5-minute CGM readings
 // (values 60 + i%200 mg/dL) and hourly heart rate.
 func newFixture(t testing.TB, days int) *fixture {
@@ -92,11 +101,13 @@ func newFixture(t testing.TB, days int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := jhe.New(jhe.Config{BaseURL: base, Reads: fs, OAuth: f.p, Accounts: f.v})
+	native := api.New(api.Config{Vault: f.v, Ledger: f.ledger, MaxBatch: testMaxBatch, MaxBodyBytes: testMaxBody})
+	js, err := jhe.New(jhe.Config{BaseURL: base, Reads: fs, OAuth: f.p, Accounts: f.v, Uploads: native})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/api/", native.Echo())
 	mux.Handle("/fhir/auth/", f.p.Handler())
 	mux.Handle("/fhir/.well-known/", f.p.Handler())
 	mux.Handle("/fhir/", fs.Handler())

@@ -273,8 +273,9 @@ func TestErrors(t *testing.T) {
 			t.Errorf("%s: %d %s (%s), want %d %s", tc.path, st, code, d, tc.status, tc.code)
 		}
 	}
-	// Read-only: a POST (JHE's upload) is refused with a detail.
-	resp, err := http.Post(f.jhe+"/FHIR/R5/Observation", "application/fhir+json", strings.NewReader("{}"))
+	// Only uploads take a POST (TestUploadRefusals): a POST anywhere else
+	// is refused with a detail.
+	resp, err := http.Post(f.jhe+"/api/v1/patients", "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,6 +127,9 @@ func (s *Server) serve(h handlerFunc) http.Handler {
 		default:
 			e = &Error{Status: http.StatusInternalServerError, Code: "internal", Detail: "the server failed; retry later", Cause: err}
 		}
+		if e.Status >= 500 && vault.IsStorageFull(err) {
+			e = &Error{Status: http.StatusInsufficientStorage, Code: "storage_full", Detail: "the vault's disk is full, so nothing was stored; an admin must free space, then retry", Cause: err}
+		}
 		if e.Status >= 500 {
 			s.log.Error("jhe request failed", "path", r.URL.Path, "code", e.Code, "cause", fmt.Sprint(e.Cause))
 		}

@@ -262,7 +262,7 @@ func TestUploadBundle(t *testing.T) {
 		Detail, Code, Field string
 		Index               *int
 	}
-	if err := json.Unmarshal(b, &e); err != nil || st != http.StatusBadRequest || e.Index == nil || *e.Index != 1 || e.Field == "" || e.Detail == "" || e.Code == "" {
+	if err := json.Unmarshal(b, &e); err != nil || st != http.StatusBadRequest || e.Index == nil || *e.Index != 1 || e.Field == "" || e.Detail == "" || e.Code != "bad_unit" {
 		t.Fatalf("bad entry: %d %s", st, b)
 	}
 	if strings.Contains(string(b), "furlongs") {
@@ -315,7 +315,7 @@ func TestUploadRefusals(t *testing.T) {
 		{"attachment not JSON", "/FHIR/R5/Observation", vp, wrap(`"text/plain"`), 400, "attachment_not_json"},
 		{"bad base64", "/FHIR/R5/Observation", vp, strings.Replace(obs, enc[:20], "!!!!"+enc[4:20], 1), 400, "bad_base64"},
 		{"base64 of no JSON", "/FHIR/R5/Observation", vp, `{"resourceType":"Observation","valueAttachment":{"contentType":"application/json","data":"` + base64.StdEncoding.EncodeToString([]byte("hello")) + `"}}`, 400, "malformed_json"},
-		{"invalid point", "/FHIR/R5/Observation", vp, observationJSON(strings.Replace(point(0), `"mg/dL"`, `"furlongs"`, 1), ""), 400, ""},
+		{"invalid point", "/FHIR/R5/Observation", vp, observationJSON(strings.Replace(point(0), `"mg/dL"`, `"furlongs"`, 1), ""), 400, "bad_unit"},
 		{"transaction Bundle", "/FHIR/R5", vp, strings.Replace(batchJSON(obs), `"batch"`, `"transaction"`, 1), 400, "bad_bundle"},
 		{"Observation to the Bundle path", "/FHIR/R5", vp, obs, 400, "bad_bundle"},
 		{"empty Bundle", "/FHIR/R5", vp, `{"resourceType":"Bundle","type":"batch","entry":[]}`, 400, "empty_batch"},

@@ -32,7 +32,18 @@
 // paging cursor is sealed and bound to the sign-in and the search, and
 // every page is decided again, so a revoke stops the next one.
 //
-// Tokens: a clinician's OAuth access token (vo_, with a user/ scope; the
+// Uploads, as JupyterHealth Exchange takes them from a patient's app
+// (CommonHealth's form): POST /jhe/FHIR/R5/Observation with one
+// Observation, or POST /jhe/FHIR/R5 with a batch Bundle, each carrying an
+// Open mHealth point base64-encoded in valueAttachment, under a patient's
+// or a device's vault token. The surface only unwraps them: the points go
+// through api.Server.IngestUpload, the path of POST /api/v1/readings
+// (its slots, limits, validation, normalisation, de-duplication and
+// atomic store), and the answers are JupyterHealth Exchange's shapes (201
+// and the Observation; a batch-response Bundle of "201 Created" and "409
+// Conflict" entries). A batch is all or nothing, as the native API's.
+//
+// Tokens for reading: a clinician's OAuth access token (vo_, with a user/ scope; the
 // one a JupyterHub that signed her in through the vault holds) or her
 // vault API token (vc_). Nothing else is accepted.
 package jhe

@@ -21,8 +21,34 @@ const TagSize = 16
 
 const (
 	envelopeV1 = 0x01
+	envelopeV2 = 0x02
 	padBlock   = 32
+	// padBlockV2 is the padding step of a v2 record's payload (already
+	// compressed): small, since a compressed point's length varies by a
+	// byte or two with its value, and each byte of padding is paid by
+	// every reading.
+	padBlockV2 = 8
 )
+
+// Envelope versions, as EnvelopeVersion reports them.
+const (
+	// EnvelopeWrapped (v1) holds a random DEK wrapped under the KEK beside
+	// the record sealed under it, its plaintext padded to 32 bytes.
+	EnvelopeWrapped = envelopeV1
+	// EnvelopeDerived (v2) holds only the record, sealed under a key
+	// derived from the patient's key and the record's identity, its
+	// payload padded to 8 bytes.
+	EnvelopeDerived = envelopeV2
+)
+
+// EnvelopeVersion returns a sealed record's format version (its first
+// byte), or 0 for bytes that are no envelope.
+func EnvelopeVersion(envelope []byte) int {
+	if len(envelope) == 0 || (envelope[0] != envelopeV1 && envelope[0] != envelopeV2) {
+		return 0
+	}
+	return int(envelope[0])
+}
 
 // ErrDecrypt is returned when a record fails to open: it was changed, moved
 // to another record or patient, or its patient's keys were destroyed.
@@ -161,11 +187,80 @@ func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
 	return pk.OpenInPlace(bytes.Clone(envelope), ad)
 }
 
+// SealDerived seals one record payload (format v2) under a key of its
+// own, derived from the patient's PRF key and ad (the record's identity:
+// patient, schema, time and dedup tag), with ChaCha20-Poly1305 and a
+// random nonce; ad is the associated data as well. Nothing is wrapped or
+// stored beside it: the key is computed again to open it. The payload is
+// padded to a multiple of 8 bytes. The sealed record is appended to dst.
+//
+// Layout: 0x02 | nonce (12) | ciphertext | tag (16).
+func (pk *PatientKeys) SealDerived(dst, payload, ad []byte) ([]byte, error) {
+	g, err := pk.recordAEAD(ad)
+	if err != nil {
+		return nil, err
+	}
+	padded := (len(payload)/padBlockV2 + 1) * padBlockV2
+	need := 1 + chacha20poly1305.NonceSize + padded + chacha20poly1305.Overhead
+	if cap(dst)-len(dst) < need {
+		dst = append(make([]byte, 0, len(dst)+need), dst...)
+	}
+	out := append(dst, envelopeV2)
+	nonce := out[len(out) : len(out)+chacha20poly1305.NonceSize]
+	rand.Read(nonce)
+	out = out[:len(out)+len(nonce)]
+	start := len(out)
+	out = append(out, payload...)
+	out = append(out, 0x80)
+	out = out[:start+padded]
+	clear(out[start+len(payload)+1:])
+	return g.Seal(out[:start], nonce, out[start:], ad), nil
+}
+
+// recordAEAD is the ChaCha20-Poly1305 AEAD of one v2 record: its 32-byte
+// key is two AES-CMAC PRF outputs of the patient's PRF key over the
+// labelled ad (a domain apart from dedup tags, "uuid|…", and derived
+// uuids, "derive-uuid|…").
+func (pk *PatientKeys) recordAEAD(ad []byte) (cipherAEAD, error) {
+	in := make([]byte, 0, len(recordKeyLabel)+2+len(ad))
+	in = append(in, recordKeyLabel...)
+	in = append(in, '0', '|')
+	in = append(in, ad...)
+	a, err := pk.prf.ComputePrimaryPRF(in, 16)
+	if err != nil {
+		return nil, err
+	}
+	in[len(recordKeyLabel)] = '1'
+	b, err := pk.prf.ComputePrimaryPRF(in, 16)
+	if err != nil {
+		return nil, err
+	}
+	key := append(a, b...)
+	g, err := chacha20poly1305.New(key)
+	clear(key)
+	return g, err
+}
+
+// recordKeyLabel prefixes the PRF input of a v2 record key.
+const recordKeyLabel = "record-key/v2|"
+
+type cipherAEAD interface {
+	Seal(dst, nonce, plaintext, ad []byte) []byte
+	Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
+}
+
 // OpenInPlace is Open without a copy: the record is decrypted in place, so
 // envelope is overwritten (its record part zeroed when the record fails to
 // open) and the plaintext returned shares its memory. It is for a caller that owns envelope, such as a scan
 // that copied it out of a read transaction.
+//
+// It opens both versions: for a v1 envelope it returns the record's
+// plaintext, for a v2 one the payload SealDerived sealed
+// (EnvelopeVersion tells them apart).
 func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
+	if len(envelope) > 0 && envelope[0] == envelopeV2 {
+		return pk.openDerived(envelope, ad)
+	}
 	if len(envelope) < 2 || envelope[0] != envelopeV1 {
 		return nil, ErrDecrypt
 	}
@@ -195,8 +290,30 @@ func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
 	return pt, nil
 }
 
+func (pk *PatientKeys) openDerived(envelope, ad []byte) ([]byte, error) {
+	rec := envelope[1:]
+	if len(rec) < chacha20poly1305.NonceSize+padBlockV2+chacha20poly1305.Overhead {
+		return nil, ErrDecrypt
+	}
+	g, err := pk.recordAEAD(ad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	ct := rec[chacha20poly1305.NonceSize:]
+	padded, err := g.Open(ct[:0], rec[:chacha20poly1305.NonceSize], ct, ad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	pt, ok := unpad(padded)
+	if !ok {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
 // EnvelopeKeyID reports the Tink id of the KEK key that wrapped an
-// envelope's DEK, read from the Tink output prefix.
+// envelope's DEK, read from the Tink output prefix. A v2 envelope wraps
+// no key: false.
 func EnvelopeKeyID(envelope []byte) (uint32, bool) {
 	if len(envelope) < 7 || envelope[0] != envelopeV1 || envelope[2] != 0x01 {
 		return 0, false

@@ -312,3 +312,63 @@ func TestRecordsFixtureReads(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordsFixtureRewrite rewrites the old-format vault to the current
+// format: every record changes format, and every reading and export data
+// line reads back exactly as the old code wrote it. New readings added
+// before the rewrite (a mixed vault) come through too.
+func TestRecordsFixtureRewrite(t *testing.T) {
+	v, st, _ := openFixture(t)
+	golden := fixtureGoldenText(t)
+	counts := fixtureCounts(t, golden)
+	before, err := v.RecordStatus(t.Context())
+	if err != nil || before.Formats[vault.FormatWrapped] != 61 || len(before.Formats) != 1 {
+		t.Fatalf("the fixture's formats: %+v %v", before, err)
+	}
+	// A mixed vault: Ben gets a new reading, sealed in the current format.
+	var ben string
+	for id, n := range counts {
+		if n == 8 {
+			ben = id
+		}
+	}
+	late := glucose(uuidN(7777), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 101, "late")
+	if res, err := v.Ingest(t.Context(), ben, parse(t, late)); err != nil || res.Accepted != 1 {
+		t.Fatalf("new reading in the old vault: %+v %v", res, err)
+	}
+	res, err := v.RewriteRecords(t.Context(), vault.RewriteOptions{Batch: 7})
+	if err != nil || res.Rewritten != 61 || res.Current != 1 || res.Patients != 2 {
+		t.Fatalf("rewrite: %+v %v", res, err)
+	}
+	after, err := v.RecordStatus(t.Context())
+	if err != nil || after.Formats[vault.FormatCompact] != 62 || len(after.Formats) != 1 {
+		t.Fatalf("formats after the rewrite: %+v %v", after, err)
+	}
+	bens, err := readAll(t, v, ben, bg)
+	if err != nil || len(bens) != 9 || extractUUID(bens[8].JSON) != uuidN(7777) {
+		t.Fatalf("Ben after the rewrite: %d readings, %v", len(bens), err)
+	}
+	// Without the late reading, the vault reads as the golden file says.
+	if err := st.RecordTamperer().DeleteRecord(t.Context(), ben, lateRecord(t, st, ben)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFixture(t, v); got != golden {
+		t.Fatalf("the rewritten vault reads differently:\n%s\nwant:\n%s", got, golden)
+	}
+}
+
+// lateRecord finds the reading of 2026 that TestRecordsFixtureRewrite added.
+func lateRecord(t *testing.T, st *boltstore.Store, pid string) vault.Record {
+	t.Helper()
+	recs, err := st.RecordTamperer().Records(t.Context(), pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if time.Unix(0, r.Time).Year() == 2026 {
+			return r
+		}
+	}
+	t.Fatal("the late reading is not stored")
+	return vault.Record{}
+}

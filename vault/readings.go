@@ -118,7 +118,7 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 			r := &recs[i]
 			r.Schema, r.Time, r.Tag = p.Schema.String(), p.Time.UnixNano(), tag
 			buf = p.AppendJSON(buf[:0])
-			if r.Value, err = v.sealRecord(pk, patientID, r, buf, &ad, &comp); err != nil {
+			if r.Value, err = v.sealRecord(pk, v.writeFormat, patientID, r, buf, &ad, &comp); err != nil {
 				return err
 			}
 		}
@@ -147,11 +147,11 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 	return res, nil
 }
 
-// sealRecord seals one canonical point for r's identity in the vault's
-// write format. ad and comp are the caller's scratch buffers.
-func (v *Vault) sealRecord(pk *keys.PatientKeys, patientID string, r *Record, point []byte, ad, comp *[]byte) ([]byte, error) {
-	*ad = recordAD((*ad)[:0], v.writeFormat, patientID, r.Schema, r.Time, r.Tag)
-	if v.writeFormat == FormatWrapped {
+// sealRecord seals one canonical point for r's identity in format. ad and
+// comp are the caller's scratch buffers.
+func (v *Vault) sealRecord(pk *keys.PatientKeys, format int, patientID string, r *Record, point []byte, ad, comp *[]byte) ([]byte, error) {
+	*ad = recordAD((*ad)[:0], format, patientID, r.Schema, r.Time, r.Tag)
+	if format == FormatWrapped {
 		return pk.Seal(point, *ad)
 	}
 	*comp = v.dict.Append((*comp)[:0], point)

@@ -7,6 +7,7 @@
 //	vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
 //	vault admin ledger-key
 //	vault admin invite --user ID [--ttl DURATION]
+//	vault admin records status|rewrite
 //	vault ledger verify [--checkpoint FILE]
 //	vault ledger rebuild
 //	vault config [serve's flags]
@@ -51,6 +52,7 @@ const usage = `usage:
   vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
   vault admin ledger-key
   vault admin invite --user ID [--ttl DURATION]
+  vault admin records status|rewrite
   vault ledger verify [--checkpoint FILE]
   vault ledger rebuild
   vault config [serve's flags]

@@ -454,52 +454,71 @@ func TestCreateUserValidation(t *testing.T) {
 	}
 }
 
+// benchFormats are the record formats the benchmarks compare, in one run.
+var benchFormats = []struct {
+	name   string
+	format int
+}{{"wrapped", vault.FormatWrapped}, {"compact", vault.FormatCompact}}
+
 // BenchmarkIngest measures the store path per reading: uuid tag, canonical
-// JSON, sealing under a fresh DEK, and an fsync'd insert, in batches of
-// 1,000 (parsing is measured in package omh, HTTP by 'vault bench').
+// JSON, sealing (and compressing, for compact records), and an fsync'd
+// insert, in batches of 1,000 (parsing is measured in package omh, HTTP by
+// 'vault bench'), for each record format.
 func BenchmarkIngest(b *testing.B) {
-	e := vaulttest.New(b, vaulttest.Options{})
-	u := e.User(b, vault.RolePatient, "bench")
-	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	const batch = 1000
-	raws := make([][]byte, 0, batch)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		raws = raws[:0]
-		for range batch {
-			raws = append(raws, glucose(uuidN(i), base.Add(time.Duration(i)*time.Minute), float64(70+i%200), "bench"))
-			i++
-		}
-		if _, err := e.Vault.Ingest(b.Context(), u.ID, parse(b, raws...)); err != nil {
-			b.Fatal(err)
-		}
+	for _, f := range benchFormats {
+		b.Run(f.name, func(b *testing.B) {
+			e := vaulttest.New(b, vaulttest.Options{})
+			vault.WriteFormat(e.Vault, f.format)
+			u := e.User(b, vault.RolePatient, "bench")
+			base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+			const batch = 1000
+			raws := make([][]byte, 0, batch)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				raws = raws[:0]
+				for range batch {
+					raws = append(raws, glucose(uuidN(i), base.Add(time.Duration(i)*time.Minute), float64(70+i%200), "bench"))
+					i++
+				}
+				if _, err := e.Vault.Ingest(b.Context(), u.ID, parse(b, raws...)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "readings/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "readings/s")
 }
 
+// BenchmarkRead reads 10,000 readings (vault.Readings: scan, decrypt, and
+// decompress for compact records) for each record format.
 func BenchmarkRead(b *testing.B) {
-	e := vaulttest.New(b, vaulttest.Options{})
-	u := e.User(b, vault.RolePatient, "bench")
-	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	raws := make([][]byte, 0, 10000)
-	for i := range 10000 {
-		raws = append(raws, glucose(uuidN(i), base.Add(time.Duration(i)*time.Minute), 100, "bench"))
-	}
-	if _, err := e.Vault.Ingest(b.Context(), u.ID, parse(b, raws...)); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	n := 0
-	for b.Loop() {
-		for _, err := range e.Vault.Readings(b.Context(), u.ID, bg, time.Time{}, time.Time{}) {
-			if err != nil {
+	for _, f := range benchFormats {
+		b.Run(f.name, func(b *testing.B) {
+			e := vaulttest.New(b, vaulttest.Options{})
+			vault.WriteFormat(e.Vault, f.format)
+			u := e.User(b, vault.RolePatient, "bench")
+			base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+			raws := make([][]byte, 0, 10000)
+			for i := range 10000 {
+				raws = append(raws, glucose(uuidN(i), base.Add(time.Duration(i)*time.Minute), 100, "bench"))
+			}
+			if _, err := e.Vault.Ingest(b.Context(), u.ID, parse(b, raws...)); err != nil {
 				b.Fatal(err)
 			}
-			n++
-		}
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				for _, err := range e.Vault.Readings(b.Context(), u.ID, bg, time.Time{}, time.Time{}) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "readings/s")
+		})
 	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "readings/s")
 }
 
 // TestDeleteRacingIngest deletes a patient while uploads continue: once the

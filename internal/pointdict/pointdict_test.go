@@ -91,3 +91,34 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// benchPoint is a canonical 300-byte CGM point not in the dictionary.
+var benchPoint = []byte(`{"header":{"uuid":"9d3b2e1f-6a7c-4b8d-9e0f-1a2b3c4d5e6f","schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"},"source_creation_date_time":"2025-01-01T00:05:00Z","modality":"sensed"},"body":{"blood_glucose":{"value":143,"unit":"mg/dL"},"effective_time_frame":{"date_time":"2025-01-01T00:05:00Z"}}}`)
+
+var sink []byte
+
+func BenchmarkAppend(b *testing.B) {
+	d, err := Load(V1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(benchPoint)))
+	b.ReportAllocs()
+	for b.Loop() {
+		sink = d.Append(sink[:0], benchPoint)
+	}
+	b.ReportMetric(float64(len(sink)), "bytes/point")
+}
+
+func BenchmarkDecode(b *testing.B) {
+	d, err := Load(V1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := d.Append(nil, benchPoint)
+	b.SetBytes(int64(len(benchPoint)))
+	b.ReportAllocs()
+	for b.Loop() {
+		sink, _ = d.Decode(sink[:0], c)
+	}
+}

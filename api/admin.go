@@ -99,6 +99,13 @@ type AdminOps interface {
 	RecordStatus(ctx context.Context) (vault.RecordStatus, error)
 	// Invite makes a one-time passkey enrolment link.
 	Invite(ctx context.Context, r AdminInviteRequest) (AdminInviteResponse, error)
+	// AddClient, Clients and RemoveClient manage the OAuth provider's
+	// clients; RotateOIDCKey rotates its ID-token signing key
+	// (admin_oauth.go).
+	AddClient(ctx context.Context, r AdminClientRequest) (AdminClientResponse, error)
+	Clients(ctx context.Context) ([]AdminClient, error)
+	RemoveClient(ctx context.Context, id string) error
+	RotateOIDCKey(ctx context.Context) (AdminOIDCKeys, error)
 }
 
 // Snapshotter is the store's backup, as LocalAdmin.Backup needs it: a
@@ -120,6 +127,7 @@ type LocalAdmin struct {
 	Store     Snapshotter // for Backup
 	Root      *keys.Root  // for RotateKeys: it wraps the rotated master
 	Invites   Inviter     // for Invite
+	OAuth     OAuthAdmin  // for the OAuth clients and signing key
 }
 
 // Inviter is the web UI (*web.Server): it makes one-time passkey
@@ -374,6 +382,8 @@ func AdminError(err error) *Error {
 		return newError(http.StatusBadRequest, ie.Code, "%s", ie.Message)
 	case errors.Is(err, vault.ErrNoUser), errors.Is(err, vault.ErrNoPatient):
 		return newError(http.StatusNotFound, "no_user", "no such user")
+	case errors.Is(err, ErrNoClient):
+		return newError(http.StatusNotFound, "no_client", "no such OAuth client (see vault admin client list)")
 	}
 	var te *consent.TamperError
 	if errors.As(err, &te) {
@@ -507,6 +517,7 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 		}
 		return c.JSON(http.StatusOK, map[string]string{"verifier_key": k})
 	})
+	routeOAuthAdmin(e, ops)
 	e.GET("/admin/ping", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	return e
 }

@@ -11,8 +11,11 @@ import (
 // AccessState is one export as the index holds it: its access-start entry
 // and, once logged, its access-end.
 type AccessState struct {
-	Patient     string    `json:"patient"`
-	Clinician   string    `json:"clinician"`
+	Patient   string `json:"patient"`
+	Clinician string `json:"clinician"`
+	// App is the client id of an app that read under an app grant (its
+	// Clinician is empty): a FHIR read by a patient's app.
+	App         string    `json:"app,omitempty"`
 	Start       int64     `json:"start"` // the access-start entry
 	Time        time.Time `json:"time"`
 	Grants      []string  `json:"grants"`
@@ -38,8 +41,8 @@ func isAccessRow(id string) bool { return len(id) > 4 && id[:4] == accessRowPref
 // nextAccessState is what an access entry at index i makes of its row.
 func nextAccessState(prev *AccessState, i int64, e *Entry) (*AccessState, error) {
 	a := e.Access
-	if e.Patient == "" || e.Clinician == "" {
-		return nil, errors.New("an access entry names a patient and a clinician")
+	if e.Patient == "" || (e.Clinician == "") == (e.App == "") {
+		return nil, errors.New("an access entry names a patient and a clinician or an app")
 	}
 	at, _ := parseTime(e.Time)
 	switch e.Kind {
@@ -47,13 +50,13 @@ func nextAccessState(prev *AccessState, i int64, e *Entry) (*AccessState, error)
 		if prev != nil {
 			return nil, errors.New("access-start logged twice")
 		}
-		return &AccessState{Patient: e.Patient, Clinician: e.Clinician, Start: i, Time: at, Grants: a.Grants, Schemas: a.Schemas,
+		return &AccessState{Patient: e.Patient, Clinician: e.Clinician, App: e.App, Start: i, Time: at, Grants: a.Grants, Schemas: a.Schemas,
 			From: a.From, To: a.To, Format: a.Format, Recipient: a.Recipient}, nil
 	case KindAccessEnd:
 		if prev == nil {
 			return nil, errors.New("access-end names no access-start")
 		}
-		if prev.End != nil || prev.Clinician != e.Clinician {
+		if prev.End != nil || prev.Clinician != e.Clinician || prev.App != e.App {
 			return nil, errors.New("access-end does not match its access-start")
 		}
 		st := *prev

@@ -64,6 +64,12 @@ type Grant struct {
 	Purpose  string   `json:"purpose"`             // FHIR v3 ActReason code, such as TREAT
 	// Recipients pins export recipients by fingerprint (export issue).
 	Recipients []string `json:"recipients,omitempty"`
+	// FHIR says the grantee may also read the granted data through the
+	// FHIR API (plaintext over TLS), not only in age-encrypted exports.
+	// A grant written before the field existed, or without it, does not
+	// allow it (docs/ledger.md, "The FHIR choice"). App grants ignore it:
+	// an app reads only through the FHIR API.
+	FHIR bool `json:"fhir,omitempty"`
 	// Assertion is the patient's WebAuthn assertion over the grant, made
 	// with her passkey in the web UI (assertion.go). A grant without one,
 	// made with an API token, is unsigned.
@@ -188,7 +194,7 @@ func (e *Entry) Validate() error {
 	}
 	if e.App != "" {
 		switch {
-		case e.Kind != KindGrant && e.Kind != KindRevoke:
+		case e.Kind != KindGrant && e.Kind != KindRevoke && e.Kind != KindAccessStart && e.Kind != KindAccessEnd:
 			return fmt.Errorf("a %s entry names no app", e.Kind)
 		case e.Clinician != "":
 			return errors.New("an entry names a clinician or an app, not both")

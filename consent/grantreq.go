@@ -33,6 +33,9 @@ type GrantRequest struct {
 	ExpiresAt  string   `json:"expires_at"`
 	Purpose    string   `json:"purpose"`
 	Recipients []string `json:"recipients,omitempty"`
+	// FHIR lets the clinician also read through the FHIR API (plaintext
+	// over TLS); absent is false.
+	FHIR bool `json:"fhir,omitempty"`
 }
 
 // RequestError refuses a grant request: Code is stable (the API's error
@@ -134,7 +137,7 @@ func NewGrant(patient string, r GrantRequest, isClinician func(id string) bool, 
 	}
 	e := New(KindGrant, patient, now)
 	e.Patient, e.Clinician = patient, r.Clinician
-	e.Grant = &Grant{ID: vault.NewID("gr_"), Schemas: schemas, Expires: exp.Format(time.RFC3339Nano), Purpose: r.Purpose, Recipients: r.Recipients}
+	e.Grant = &Grant{ID: vault.NewID("gr_"), Schemas: schemas, Expires: exp.Format(time.RFC3339Nano), Purpose: r.Purpose, Recipients: r.Recipients, FHIR: r.FHIR}
 	if !from.IsZero() {
 		e.Grant.DataFrom = from.Format(time.RFC3339Nano)
 	}

@@ -27,13 +27,15 @@ type GrantState struct {
 	Clinician string `json:"clinician"`
 	// App is the client id of an app grant (its Clinician is empty); see
 	// appgrant.go.
-	App         string     `json:"app,omitempty"`
-	Schemas     []string   `json:"schemas"`
-	DataFrom    time.Time  `json:"data_from,omitzero"`
-	DataTo      time.Time  `json:"data_to,omitzero"`
-	Expires     time.Time  `json:"expires_at"`
-	Purpose     string     `json:"purpose"`
-	Recipients  []string   `json:"recipients,omitempty"`
+	App        string    `json:"app,omitempty"`
+	Schemas    []string  `json:"schemas"`
+	DataFrom   time.Time `json:"data_from,omitzero"`
+	DataTo     time.Time `json:"data_to,omitzero"`
+	Expires    time.Time `json:"expires_at"`
+	Purpose    string    `json:"purpose"`
+	Recipients []string  `json:"recipients,omitempty"`
+	// FHIR: the grantee may read through the FHIR API (Grant.FHIR).
+	FHIR        bool       `json:"fhir,omitempty"`
 	Signed      bool       `json:"signed"`
 	Created     time.Time  `json:"created"`
 	RevokeIndex *int64     `json:"revoke_index,omitempty"`
@@ -263,7 +265,7 @@ func nextGrantState(prev *GrantState, i int64, e *Entry) (*GrantState, error) {
 			return nil, fmt.Errorf("grant id %s is already used", g.ID)
 		}
 		st := &GrantState{ID: g.ID, Index: i, Patient: e.Patient, Clinician: e.Clinician, App: e.App, Schemas: g.Schemas,
-			Purpose: g.Purpose, Recipients: g.Recipients, Signed: g.Assertion != nil}
+			Purpose: g.Purpose, Recipients: g.Recipients, FHIR: g.FHIR, Signed: g.Assertion != nil}
 		var err error
 		if st.DataFrom, err = parseTime(g.DataFrom); err != nil {
 			return nil, errors.New("grant data_from is not RFC 3339")

@@ -193,7 +193,52 @@ func (e *fhirEncoder) AppendRecord(dst, point []byte) ([]byte, error) {
 	if !mapObservation(p, &o) {
 		return dst, fmt.Errorf("%w: %s readings have no fhir form", ErrUnsupported, p.Schema)
 	}
-	return e.appendObservation(dst, p, &o), nil
+	return append(e.appendObservation(dst, p, &o, p.UUID), '\n'), nil
+}
+
+// ObservationWriter writes single readings as R4 Observations, with the
+// export's mapping, for the FHIR API (package fhir). It is used by one
+// goroutine.
+type ObservationWriter struct{ e *fhirEncoder }
+
+// NewObservationWriter returns a writer for one patient's readings (the
+// vault patient id, for the subject reference).
+func NewObservationWriter(patient string) (*ObservationWriter, error) {
+	e, err := newFHIREncoder(patient)
+	if err != nil {
+		return nil, err
+	}
+	return &ObservationWriter{e}, nil
+}
+
+// ObservationCodes is what an Observation was coded with: its category
+// code (observation-category; "" for none) and its LOINC codes.
+type ObservationCodes struct {
+	Category string
+	LOINC    []string
+}
+
+// Append appends the Observation for one stored point (canonical OMH
+// JSON) with the given resource id, and no newline, and returns its codes.
+// An unsupported schema is ErrUnsupported; bytes that do not parse are
+// ErrBadPoint.
+func (w *ObservationWriter) Append(dst []byte, id string, point []byte) ([]byte, ObservationCodes, error) {
+	p, err := parsePoint(point)
+	if err != nil {
+		return dst, ObservationCodes{}, err
+	}
+	var o observation
+	if !mapObservation(p, &o) {
+		return dst, ObservationCodes{}, fmt.Errorf("%w: %s readings have no fhir form", ErrUnsupported, p.Schema)
+	}
+	var c ObservationCodes
+	if o.category != nil {
+		c.Category = o.category.code
+	}
+	for _, code := range o.codes {
+		c.LOINC = append(c.LOINC, code.code)
+	}
+	return w.e.appendObservation(dst, p, &o, id), c, nil
 }
 
 // mapObservation fills o for p; false when p's schema has no FHIR form.
@@ -294,12 +339,14 @@ func mapGlucose(b *omh.BloodGlucose, o *observation) {
 }
 
 // appendObservation writes o as one line of JSON.
-func (e *fhirEncoder) appendObservation(dst []byte, p *omh.Point, o *observation) []byte {
+// appendObservation writes o, with resource id id (none when empty; the
+// export passes the point's UUID: lower-case hex and '-', 36 characters,
+// a valid R4 id), and no newline.
+func (e *fhirEncoder) appendObservation(dst []byte, p *omh.Point, o *observation, id string) []byte {
 	dst = append(dst, `{"resourceType":"Observation"`...)
-	if p.UUID != "" {
-		// A UUID (lower-case hex and '-', 36 characters) is a valid R4 id.
+	if id != "" {
 		dst = append(dst, `,"id":"`...)
-		dst = append(dst, p.UUID...)
+		dst = append(dst, id...)
 		dst = append(dst, '"')
 	}
 	if o.profile != "" {
@@ -368,7 +415,7 @@ func (e *fhirEncoder) appendObservation(dst []byte, p *omh.Point, o *observation
 		}
 		dst = append(dst, ']')
 	}
-	return append(dst, "}\n"...)
+	return append(dst, '}')
 }
 
 // appendConcept writes a CodeableConcept of LOINC codings, with text: the

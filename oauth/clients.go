@@ -181,6 +181,7 @@ func (p *Provider) AddClient(ctx context.Context, n NewClient) (ClientInfo, stri
 	if err := p.store.PutClient(ctx, oauthstore.Client{ID: rec.ID, Created: rec.Created, Sealed: sealed}); err != nil {
 		return ClientInfo{}, "", err
 	}
+	p.origins.reset()
 	return rec.info(), secret, nil
 }
 
@@ -205,6 +206,7 @@ func (p *Provider) Clients(ctx context.Context) ([]ClientInfo, error) {
 // it holds.
 func (p *Provider) RemoveClient(ctx context.Context, id string) error {
 	err := p.store.DeleteClient(ctx, id)
+	p.origins.reset()
 	if errors.Is(err, oauthstore.ErrNotFound) {
 		return ErrNoClient
 	}

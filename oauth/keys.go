@@ -101,6 +101,14 @@ func (p *Provider) RotateKey(ctx context.Context) (KeyInfo, error) {
 		return KeyInfo{}, err
 	}
 	now := p.now().UTC()
+	// Keys sort by creation time: the new one must come after the
+	// current one even when the clock has not moved (a coarse or frozen
+	// clock), or the previous key would stay current.
+	p.keysMu.RLock()
+	if n := len(p.keys); n > 0 && !now.After(p.keys[n-1].created) {
+		now = p.keys[n-1].created.Add(time.Microsecond)
+	}
+	p.keysMu.RUnlock()
 	if err := p.store.AddKey(ctx, oauthstore.Key{ID: id, Created: now, Sealed: sealed}, keepKeys); err != nil {
 		return KeyInfo{}, err
 	}

@@ -42,7 +42,7 @@ type fixture struct {
 	grants map[string]bool // the ledger's answer for each app grant id
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{now: time.Now(), grants: map[string]bool{}}
 	f.env = vaulttest.New(t, vaulttest.Options{})
@@ -93,7 +93,7 @@ func (f *fixture) setGrant(id string, active bool) {
 const redirectURI = "http://127.0.0.1:8000/hub/oauth_callback"
 
 // client registers a client and returns its oauth2 config.
-func (f *fixture) client(t *testing.T, confidential bool, scopes ...string) *oauth2.Config {
+func (f *fixture) client(t testing.TB, confidential bool, scopes ...string) *oauth2.Config {
 	t.Helper()
 	info, secret, err := f.p.AddClient(context.Background(), oauth.NewClient{Name: "Hub", RedirectURIs: []string{redirectURI}, Confidential: confidential})
 	if err != nil {
@@ -110,7 +110,7 @@ func (f *fixture) client(t *testing.T, confidential bool, scopes ...string) *oau
 var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // location GETs u and returns the redirect's target.
-func location(t *testing.T, u string) *url.URL {
+func location(t testing.TB, u string) *url.URL {
 	t.Helper()
 	resp, err := noFollow.Get(u)
 	if err != nil {
@@ -129,7 +129,7 @@ func location(t *testing.T, u string) *url.URL {
 }
 
 // begin starts an authorization and returns the pending request's id.
-func (f *fixture) begin(t *testing.T, cfg *oauth2.Config, verifier string, extra ...oauth2.AuthCodeOption) string {
+func (f *fixture) begin(t testing.TB, cfg *oauth2.Config, verifier string, extra ...oauth2.AuthCodeOption) string {
 	t.Helper()
 	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("aud", f.p.Issuer())}, extra...)
 	loc := location(t, cfg.AuthCodeURL("state-123", opts...))
@@ -140,7 +140,7 @@ func (f *fixture) begin(t *testing.T, cfg *oauth2.Config, verifier string, extra
 }
 
 // code approves a pending request and follows the callback to the code.
-func (f *fixture) code(t *testing.T, id string, a oauth.Approval) string {
+func (f *fixture) code(t testing.TB, id string, a oauth.Approval) string {
 	t.Helper()
 	cb, err := f.p.Approve(context.Background(), id, a)
 	if err != nil {
@@ -158,7 +158,7 @@ func (f *fixture) code(t *testing.T, id string, a oauth.Approval) string {
 
 // post sends a form to an endpoint (with Basic auth for a confidential
 // client) and returns the status, headers and JSON body.
-func post(t *testing.T, u string, cfg *oauth2.Config, form url.Values) (int, http.Header, map[string]any) {
+func post(t testing.TB, u string, cfg *oauth2.Config, form url.Values) (int, http.Header, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -187,11 +187,11 @@ func post(t *testing.T, u string, cfg *oauth2.Config, form url.Values) (int, htt
 	return resp.StatusCode, resp.Header, body
 }
 
-func (f *fixture) exchange(t *testing.T, cfg *oauth2.Config, code, verifier string) (int, http.Header, map[string]any) {
+func (f *fixture) exchange(t testing.TB, cfg *oauth2.Config, code, verifier string) (int, http.Header, map[string]any) {
 	return post(t, f.p.Issuer()+"/auth/token", cfg, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}, "code_verifier": {verifier}})
 }
 
-func (f *fixture) introspect(t *testing.T, cfg *oauth2.Config, token string) map[string]any {
+func (f *fixture) introspect(t testing.TB, cfg *oauth2.Config, token string) map[string]any {
 	t.Helper()
 	status, _, body := post(t, f.p.Issuer()+"/auth/introspect", cfg, url.Values{"token": {token}})
 	if status != http.StatusOK {

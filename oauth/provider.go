@@ -94,6 +94,8 @@ type Provider struct {
 	jwksCache map[string]cachedJWKS
 
 	lastSweep atomic.Int64
+
+	origins registeredOrigins // for CORS; reset when a client comes or goes
 }
 
 // New builds the provider and makes its first signing key if the store has

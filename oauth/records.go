@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/oauth/oauthstore"
+	"github.com/jupyterhealth/vault/vault"
 )
 
 // Prefixes of the secrets the provider hands out. None clashes with the
@@ -213,17 +214,24 @@ func (p *Provider) lookupToken(ctx context.Context, secret string) (tokenRecord,
 // still there, its client still registered, and its grant (a patient
 // app's) still active in the ledger.
 func (p *Provider) active(ctx context.Context, t tokenRecord, now time.Time) bool {
+	_, ok := p.activeUser(ctx, t, now)
+	return ok
+}
+
+// activeUser is active, returning the token's user too.
+func (p *Provider) activeUser(ctx context.Context, t tokenRecord, now time.Time) (vault.User, bool) {
 	if !now.Before(t.Expires) {
-		return false
+		return vault.User{}, false
 	}
-	if _, err := p.users.User(ctx, t.UserID); err != nil {
-		return false
+	u, err := p.users.User(ctx, t.UserID)
+	if err != nil {
+		return vault.User{}, false
 	}
 	if _, err := p.store.Client(ctx, t.ClientID); err != nil {
-		return false
+		return vault.User{}, false
 	}
 	if t.GrantID != "" && (p.grantActive == nil || !p.grantActive(t.GrantID, t.UserID, t.ClientID, now)) {
-		return false
+		return vault.User{}, false
 	}
-	return true
+	return u, true
 }

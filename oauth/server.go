@@ -68,10 +68,18 @@ func (p *Provider) build() error {
 	h := op.RegisterLegacyServer(p.server, op.AuthorizeCallbackHandler(prov),
 		op.WithHTTPMiddleware(noStore),
 		op.WithServerCORSOptions(nil))
+	inner := http.StripPrefix("/fhir", h)
+	public, withClients := publicCORS(), p.clientCORS()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/fhir"+pathSMART, p.smartConfiguration)
-	mux.Handle("/fhir/", http.StripPrefix("/fhir", h))
-	mux.Handle("/fhir"+pathUserinfo, http.StripPrefix("/fhir", bearerChallenge(h)))
+	mux.Handle("/fhir/.well-known/openid-configuration", public.Handler(inner))
+	mux.Handle("/fhir"+pathKeys, public.Handler(inner))
+	for _, path := range []string{pathToken, pathRevoke} {
+		mux.Handle("/fhir"+path, withClients.Handler(inner))
+	}
+	mux.Handle("/fhir"+pathUserinfo, withClients.Handler(http.StripPrefix("/fhir", bearerChallenge(h))))
+	mux.Handle("/fhir"+pathIntrospect, withClients.Handler(p.introspectBearer(inner)))
+	mux.Handle("/fhir/", inner)
 	p.handler = mux
 	return nil
 }
@@ -309,8 +317,10 @@ func (p *Provider) tokenResponse(resp *oidc.AccessTokenResponse, scopes []string
 	return res
 }
 
-// Introspect answers RFC 7662 for an authenticated client: the SMART
-// fields for an active token, exactly {"active":false} for anything else.
+// Introspect answers RFC 7662 for an authenticated confidential client:
+// the SMART fields for an active token, exactly {"active":false} for
+// anything else. A bearer's introspection never reaches it (see
+// introspectBearer).
 func (s *server) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
 	p := s.p
 	cc := r.Data.ClientCredentials
@@ -321,33 +331,7 @@ func (s *server) Introspect(ctx context.Context, r *op.Request[op.IntrospectionR
 	} else if err := (storage{p}).AuthorizeClientIDSecret(ctx, cc.ClientID, cc.ClientSecret); err != nil {
 		return nil, op.NewStatusError(oidc.ErrInvalidClient().WithDescription("client authentication failed"), http.StatusUnauthorized)
 	}
-	inactive := op.NewResponse(map[string]bool{"active": false})
-	t, _, err := p.lookupToken(ctx, r.Data.Token)
-	if err != nil || !p.active(ctx, t, p.now()) {
-		return inactive, nil
-	}
-	u, err := p.users.User(ctx, t.UserID)
-	if err != nil {
-		return inactive, nil
-	}
-	out := map[string]any{
-		"active":     true,
-		"scope":      strings.Join(t.Scopes, " "),
-		"client_id":  t.ClientID,
-		"exp":        t.Expires.Unix(),
-		"iat":        t.Issued.Unix(),
-		"iss":        p.issuer,
-		"sub":        t.UserID,
-		"fhirUser":   p.fhirUser(u),
-		"token_type": "Bearer",
-	}
-	if t.Kind == "refresh" {
-		out["token_type"] = "refresh_token"
-	}
-	if hasPatientScope(t.Scopes) {
-		out["patient"] = FHIRID(t.UserID)
-	}
-	return op.NewResponse(out), nil
+	return op.NewResponse(p.introspection(ctx, r.Data.Token, "")), nil
 }
 
 func hasPatientScope(scopes []string) bool {

@@ -94,8 +94,15 @@ func (s storage) SaveAuthCode(ctx context.Context, id, code string) error {
 	return s.p.store.PutCode(ctx, oauthstore.Code{Hash: hashOf(code), Request: hashOf(id), Expires: s.p.now().Add(codeTTL)})
 }
 
+// DeleteAuthRequest is zitadel's last step of a code exchange, whose
+// request ClaimCode already removed: it writes only when the request is
+// still there, sparing the exchange a second synced write transaction.
 func (s storage) DeleteAuthRequest(ctx context.Context, id string) error {
-	return s.p.store.DeleteRequest(ctx, hashOf(id))
+	h := hashOf(id)
+	if _, err := s.p.store.Request(ctx, h); errors.Is(err, oauthstore.ErrNotFound) {
+		return nil
+	}
+	return s.p.store.DeleteRequest(ctx, h)
 }
 
 // issue makes the tokens of one token response: an access token, and a

@@ -207,6 +207,10 @@ type Reading struct {
 	Schema string
 	Time   time.Time
 	JSON   []byte
+	// Tag is the record's dedup tag: with Schema and Time it is the
+	// record's identity and its place in the store's order (time, then
+	// tag), so a cursor can resume exactly after it.
+	Tag [keys.TagSize]byte
 }
 
 // Readings yields a patient's readings of one schema with from <= time < to,
@@ -291,7 +295,7 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 							b.decErr = err
 							break
 						}
-						b.out = append(b.out, Reading{Schema: r.Schema, Time: time.Unix(0, r.Time).UTC(), JSON: pt})
+						b.out = append(b.out, Reading{Schema: r.Schema, Time: time.Unix(0, r.Time).UTC(), JSON: pt, Tag: r.Tag})
 					}
 					b.recs = nil
 					close(b.done)

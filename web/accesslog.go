@@ -23,6 +23,9 @@ type accessLogBody struct {
 	Paged bool   // this is not the newest page
 }
 
+// fhirFormat is the format of an access through the FHIR API.
+const fhirFormat = "fhir"
+
 var errBadCursor = refuse(http.StatusBadRequest, "bad_cursor", "Request refused", "This link to older exports is not valid. Open the access log again from the menu.")
 
 type accessView struct {
@@ -60,6 +63,12 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess sess
 	}
 	names := map[string]string{}
 	for _, a := range page {
+		if a.App != "" {
+			// An app the patient authorised (its client id; the apps
+			// page names it).
+			body.Rows = append(body.Rows, accessViewOf(a, "app "+a.App, loc))
+			continue
+		}
 		name, ok := names[a.Clinician]
 		if !ok {
 			name = a.Clinician // a clinician no longer in the directory
@@ -82,6 +91,16 @@ func accessViewOf(a consent.AccessState, clinician string, loc *time.Location) a
 	to, _ := time.Parse(time.RFC3339Nano, a.To)
 	v.Window = windowText(from, to, loc)
 	switch {
+	case a.Format == fhirFormat:
+		// A read through the FHIR API (package fhir): both entries are
+		// logged before the answer is sent.
+		v.Format = "read through the FHIR API"
+		switch {
+		case a.End == nil || a.Incomplete:
+			v.Status, v.Class, v.Records = "not sent", "warn", "–"
+		default:
+			v.Status, v.Class, v.Records = "sent", "ok", strconv.FormatInt(a.Records, 10)
+		}
 	case a.Format == reportFormat:
 		// A view in the browser (clinician_patient.go): both entries are
 		// logged before the page is sent, so without a complete end
@@ -100,7 +119,7 @@ func accessViewOf(a consent.AccessState, clinician string, loc *time.Location) a
 	default:
 		v.Status, v.Class, v.Records = "complete", "ok", strconv.FormatInt(a.Records, 10)
 	}
-	if a.Format != reportFormat {
+	if a.Format != reportFormat && a.Format != fhirFormat {
 		v.Format = "exported as " + v.Format
 	}
 	if a.End != nil {

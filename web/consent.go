@@ -236,6 +236,7 @@ type grantForm struct {
 	DataTo    string   `json:"data_to"`    // the last day of data, or empty for all later data
 	ExpiresOn string   `json:"expires_on"` // the last day the grant is in force
 	Purpose   string   `json:"purpose"`
+	FHIR      bool     `json:"fhir"` // the clinician may also read through the FHIR API
 }
 
 // day parses a YYYY-MM-DD day and returns the first instant of the local
@@ -252,7 +253,7 @@ func day(v string, loc *time.Location, plus int) (time.Time, bool) {
 // [first day's midnight, the midnight after the last day), and the grant
 // expires at the midnight after its last day, all in the patient's zone.
 func (f grantForm) request(loc *time.Location) (consent.GrantRequest, string) {
-	r := consent.GrantRequest{Clinician: f.Clinician, Schemas: f.Schemas, Purpose: f.Purpose}
+	r := consent.GrantRequest{Clinician: f.Clinician, Schemas: f.Schemas, Purpose: f.Purpose, FHIR: f.FHIR}
 	if f.DataFrom != "" {
 		t, ok := day(f.DataFrom, loc, 0)
 		if !ok {

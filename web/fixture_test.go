@@ -21,6 +21,7 @@ import (
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/keys"
+	"github.com/jupyterhealth/vault/oauth"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
@@ -77,6 +78,7 @@ type fixture struct {
 	led   *consent.Ledger
 	srv   *Server
 	h     http.Handler
+	prov  *oauth.Provider // the real OAuth provider, when fixtureOpts.oauth
 	base  string
 	logs  *logBuffer
 	clock *clock // nil when the server runs on the real clock
@@ -95,6 +97,11 @@ type fixtureOpts struct {
 	perMin   int
 	days     int // days of CGM history for the patient (0: none)
 	cfgTweak func(*Config)
+	// oauth builds the real OAuth provider (package oauth) on the same
+	// bbolt file, wired as cmd/vault wires it: the web UI's Authorizer,
+	// its tokens bound to the ledger's app grants, its handler under
+	// /fhir/ beside the web UI.
+	oauth bool
 	// wrapLedger wraps the ledger's real store (see fixture.wrapLedger).
 	wrapLedger func(consent.Store) consent.Store
 }
@@ -153,11 +160,15 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if o.days > 0 {
 		f.seedReadings(now, o.days)
 	}
+	if o.oauth {
+		f.prov = f.newProvider(cfg.BaseURL)
+		cfg.Authorizer = providerAuthorizer{f.prov}
+	}
 	f.cfg = cfg
 	if f.srv, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	f.h = f.srv.Handler()
+	f.h = f.handler()
 	if ln != nil {
 		f.addr = ln.Addr().String()
 		f.serve(ln)
@@ -186,6 +197,30 @@ func (f *fixture) open() {
 	}
 }
 
+// newProvider is the OAuth provider over the fixture's file, as
+// cmd/vault's newOAuth builds it.
+func (f *fixture) newProvider(base *url.URL) *oauth.Provider {
+	f.t.Helper()
+	p, err := oauth.New(f.t.Context(), oauth.Config{BaseURL: base, Store: f.st.OAuth(), Sealer: f.v.Master(), Users: f.v, Logger: f.log,
+		GrantActive: f.led.AppGrantActive})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+// handler is the web UI, with the OAuth provider under /fhir/ when the
+// fixture has one (as cmd/vault's publicHandler mounts it).
+func (f *fixture) handler() http.Handler {
+	if f.prov == nil {
+		return f.srv.Handler()
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/fhir/", f.prov.Handler())
+	mux.Handle("/", f.srv.Handler())
+	return mux
+}
+
 func (f *fixture) serve(ln net.Listener) {
 	f.hs = &http.Server{Handler: f.h, ReadHeaderTimeout: 10 * time.Second}
 	go f.hs.Serve(ln)
@@ -208,11 +243,16 @@ func (f *fixture) restart() {
 	f.open()
 	cfg := f.cfg
 	cfg.Vault, cfg.Ledger, cfg.Store = f.v, f.led, f.st.Web()
+	if f.prov != nil {
+		f.prov = f.newProvider(cfg.BaseURL)
+		cfg.Authorizer = providerAuthorizer{f.prov}
+	}
 	srv, err := New(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.srv, f.h = srv, srv.Handler()
+	f.srv = srv
+	f.h = f.handler()
 	if f.addr != "" {
 		ln, err := net.Listen("tcp", f.addr)
 		if err != nil {

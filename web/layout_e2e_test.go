@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -37,9 +38,13 @@ var layoutSkipped = map[string]string{
 // grant signed with the patient's passkey and two unsigned ones (one
 // revoked), the clinician's hub keys (confirmed and post-quantum, and one
 // added with an API token, pending), exports in the access log, tokens,
-// long passkey names, and an invite.
+// long passkey names, an invite, and OAuth with the real provider (an app
+// grant, a remembered sign-in client, a live request of each kind). The
+// map holds the session cookies ("patient", "clinician") and the paths of
+// the invite and of the two live requests ("app-request",
+// "signin-request").
 func layoutFixture(t *testing.T) (*fixture, map[string]string) {
-	f := newFixture(t, fixtureOpts{listen: true, days: 14, perMin: 1000})
+	f := newFixture(t, fixtureOpts{listen: true, days: 14, perMin: 1000, oauth: true})
 	pa := f.softPasskey(f.patient.ID)
 	ca := f.softPasskey(f.clin.ID)
 	f.addCred(f.patient.ID, "Ada's phone with a rather long passkey name that has to wrap")
@@ -93,12 +98,34 @@ func layoutFixture(t *testing.T) (*fixture, map[string]string) {
 	f.mint(f.patient.ID, vault.TokenPatient, 30*24*time.Hour)
 	f.mint(f.clin.ID, vault.TokenClinician, 30*24*time.Hour)
 
+	// OAuth, with the real provider: an app the patient allowed with her
+	// passkey (an app grant, on /consent and /apps), a client the
+	// clinician lets sign her in (remembered, on /apps), and one live
+	// request of each kind, whose pages the test opens.
+	app := f.oauthClient(t, "Glucose Insights for long-named phones", "http://127.0.0.1:9/cb", false, "launch/patient", "offline_access", "patient/Observation.rs")
+	id := f.pendingRequest(t, app, "s1")
+	ch, cer = f.beginCeremony(t, "/webauthn/oauth/begin", ps, pcsrf, appGrantForm{ID: id, Schemas: []string{"omh:blood-glucose", "omh:step-count"}, ExpiresOn: now.AddDate(0, 3, 0).Format(time.DateOnly)})
+	if r := f.jsonPost("/webauthn/oauth/finish", ps, pcsrf, cer, pa.ResponseJSON(pa.Sign(ch, consenttest.Options{}))); r.StatusCode != http.StatusOK {
+		t.Fatalf("app grant: %d", r.StatusCode)
+	}
+	hub := f.oauthClient(t, "Riverside JupyterHub, cardiology department", "http://127.0.0.1:9/hub/oauth_callback", true, "openid", "fhirUser", "profile", "user/Observation.rs")
+	id = f.pendingRequest(t, hub, "s2")
+	if r := f.do(formPost("/oauth/authorize/allow", cs, "csrf="+url.QueryEscape(ccsrf)+"&id="+url.QueryEscape(id))); r.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in allowed: %d", r.StatusCode)
+	}
+	lake := f.oauthClient(t, "Lakeside research hub", "http://127.0.0.1:9/hub/oauth_callback", true, "openid", "fhirUser", "user/Observation.rs")
+	pages := map[string]string{
+		"app-request":    "/oauth/authorize?id=" + url.QueryEscape(f.pendingRequest(t, app, "s3")),
+		"signin-request": "/oauth/authorize?id=" + url.QueryEscape(f.pendingRequest(t, lake, "s4")),
+	}
+
 	invitee := f.user(vault.NewUser{Role: vault.RolePatient, Name: "Carmen Oyelaran-Whitfield"})
 	link, err := f.srv.NewInvite(t.Context(), invitee.ID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f, map[string]string{"patient": ps, "clinician": cs, "invite": strings.TrimPrefix(link, f.base)}
+	pages["patient"], pages["clinician"], pages["invite"] = ps, cs, strings.TrimPrefix(link, f.base)
+	return f, pages
 }
 
 // TestBrowserLayoutNoSidewaysScroll opens every page of the route table,
@@ -130,6 +157,11 @@ func TestBrowserLayoutNoSidewaysScroll(t *testing.T) {
 		{"hub keys", "/clinician/keys", "clinician", "clinician-keys-phone"},
 		{"export builder", "/clinician/export", "clinician", "export-builder-phone"},
 		{"clinician tokens", "/clinician/tokens", "clinician", ""},
+		{"apps", "/apps", "patient", "apps-phone"},
+		{"clinician apps", "/apps", "clinician", "clinician-apps-phone"},
+		{"clinician's patient", "/patients/" + f.patient.ID, "clinician", "clinician-patient-phone"},
+		{"app consent", sessions["app-request"], "patient", "oauth-consent-phone"},
+		{"sign-in for a client", sessions["signin-request"], "clinician", "oauth-signin-phone"},
 	}
 	// Every GET route is opened or skipped with its reason.
 	var missing []string

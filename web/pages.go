@@ -370,6 +370,7 @@ type grantView struct {
 	Expires string
 	Purpose string
 	Signed  bool
+	FHIR    bool // readable through the FHIR API too
 }
 
 type patientView struct {
@@ -417,7 +418,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 // show it: data types and purpose in words, days and times in the
 // reader's zone, in the one format of every page (fmtTime, expiryText).
 func grantViewOf(g consent.GrantState, loc *time.Location) grantView {
-	v := grantView{Schemas: schemaList(g.Schemas), Expires: expiryText(g.Expires, loc), Purpose: purposeLabel(g.Purpose), Signed: g.Signed}
+	v := grantView{Schemas: schemaList(g.Schemas), Expires: expiryText(g.Expires, loc), Purpose: purposeLabel(g.Purpose), Signed: g.Signed, FHIR: g.FHIR}
 	v.Window = windowText(g.DataFrom, g.DataTo, loc)
 	return v
 }

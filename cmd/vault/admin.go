@@ -195,7 +195,8 @@ func withAdminBase(sf storeFlags, base *url.URL, stderr io.Writer, fn func(api.A
 	if err != nil {
 		return err
 	}
-	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root}
+	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root,
+		OAuth: &fileOAuth{st: st, v: v, led: led}} // client.go
 	if base != nil {
 		ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log})
 		if err != nil {
@@ -237,6 +238,8 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 		return adminRecordsRewrite(args[2:], stdout, stderr)
 	case args[0] == "records" && len(args) > 1 && args[1] == "status":
 		return adminRecordsStatus(args[2:], stdout, stderr)
+	case args[0] == "client":
+		return adminClientCmd(args[1:], stdout, stderr) // client.go
 	}
 	fmt.Fprintf(stderr, "vault admin: unknown command %q\n\n%s", args[0], usage)
 	return errUsage

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +36,7 @@ type demoServer struct {
 	cmd                         *exec.Cmd
 	creds                       demo.Credentials
 	startErr                    error
+	extra                       []string // more serve flags
 }
 
 var (
@@ -65,7 +67,7 @@ func freeAddr() (string, error) {
 }
 
 func (s *demoServer) args() []string {
-	return []string{"serve", "--demo", "--demo-days", "2", "--data", s.data, "--root-key-file", s.keyFile, "--addr", s.addr, "--metrics-addr", strings.TrimPrefix(s.metricsURL, "http://")}
+	return append([]string{"serve", "--demo", "--demo-days", "2", "--data", s.data, "--root-key-file", s.keyFile, "--addr", s.addr, "--metrics-addr", strings.TrimPrefix(s.metricsURL, "http://")}, s.extra...)
 }
 
 func (s *demoServer) start() error {
@@ -327,7 +329,10 @@ func TestEndToEnd(t *testing.T) {
 		if err := s.start(); err != nil {
 			t.Fatal(err)
 		}
-		if s.creds != before {
+		if before.OIDCClients[demo.JupyterHubClient].ClientSecret == "" {
+			t.Fatalf("no JupyterHub client in the credentials: %+v", before.OIDCClients)
+		}
+		if !reflect.DeepEqual(s.creds, before) {
 			t.Fatalf("credentials changed on restart:\n%+v\n%+v", before, s.creds)
 		}
 		added := lastDemoAdded(t, s.logPath)

@@ -28,6 +28,8 @@ func cmdKeys(args []string, stdout, stderr io.Writer) error {
 		return keysNewRoot(args[1:], stdout, stderr)
 	case "rotate":
 		return keysRotate(args[1:], stdout, stderr)
+	case "rotate-oidc":
+		return keysRotateOIDC(args[1:], stdout, stderr) // client.go
 	case "status":
 		return keysStatus(args[1:], stdout, stderr)
 	case "change-root":

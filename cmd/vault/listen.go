@@ -77,13 +77,16 @@ func (f *listenFlags) check(addr string) error {
 // headers, so that even what no handler of ours writes (ServeMux's
 // redirects for // or /api) carries them. /metrics is not here: it is the
 // web UI's 404.
-func publicHandler(srv *api.Server, ws *web.Server, oauth http.Handler) http.Handler {
+func publicHandler(srv *api.Server, ws *web.Server, oauth, fhir http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", srv.Echo())
 	mux.Handle("/healthz", srv.Echo())
 	// The OAuth 2 / OpenID Connect / SMART provider: issuer BASE/fhir,
 	// its endpoints under /fhir/auth/ and /fhir/.well-known/.
-	mux.Handle("/fhir/", srv.ObserveWeb(oauth))
+	mux.Handle("/fhir/auth/", srv.ObserveWeb(oauth))
+	mux.Handle("/fhir/.well-known/", srv.ObserveWeb(oauth))
+	// The FHIR R4 API (package fhir): every other path under the base.
+	mux.Handle("/fhir/", srv.ObserveWeb(fhir))
 	mux.Handle("/", srv.ObserveWeb(ws.Handler()))
 	return ws.SecureDefaults(mux)
 }

@@ -7,13 +7,15 @@
 //	vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
 //	vault admin ledger-key
 //	vault admin invite --user ID [--ttl DURATION]
+//	vault admin client add --name NAME --redirect-uri URI [--redirect-uri URI …] [--confidential] [--jwks-file FILE | --jwks-uri URL] [--launch-uri URL]
+//	vault admin client list [--json] | remove --client ID
 //	vault admin records status|rewrite
 //	vault ledger verify [--checkpoint FILE]
 //	vault ledger rebuild
 //	vault config [serve's flags]
 //	vault healthcheck [--addr HOST:PORT]
 //	vault keys new-root --out FILE
-//	vault keys rotate | status
+//	vault keys rotate | status | rotate-oidc
 //	vault keys change-root (--new-root-key-file FILE | --new-passphrase-file FILE)
 //	vault import --patient ID [--format F] FILE
 //	vault backup --out FILE
@@ -52,13 +54,16 @@ const usage = `usage:
   vault admin token --user ID --kind device|patient|clinician [--ttl DURATION]
   vault admin ledger-key
   vault admin invite --user ID [--ttl DURATION]
+  vault admin client add --name NAME --redirect-uri URI [--redirect-uri URI ...] [--confidential]
+                        [--jwks-file FILE | --jwks-uri URL] [--launch-uri URL]
+  vault admin client list [--json] | remove --client ID
   vault admin records status|rewrite
   vault ledger verify [--checkpoint FILE]
   vault ledger rebuild
   vault config [serve's flags]
   vault healthcheck [--addr HOST:PORT]
   vault keys new-root --out FILE
-  vault keys rotate | status
+  vault keys rotate | status | rotate-oidc
   vault keys change-root (--new-root-key-file FILE | --new-passphrase-file FILE)
   vault import --patient ID [--format F] FILE
   vault backup --out FILE

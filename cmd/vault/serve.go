@@ -20,6 +20,7 @@ import (
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/fhir"
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/internal/ratelimit"
@@ -180,6 +181,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 		if err := demoInvites(ctx, ws, sf.data); err != nil {
 			return fmt.Errorf("demo: %v", err)
 		}
+		if _, err := demoOAuthClient(ctx, prov, led, sf.data); err != nil {
+			return fmt.Errorf("demo: the JupyterHub client: %v", err)
+		}
 	}
 	// The public listener: the API and health on echo, every other path
 	// the web UI; the metrics have their own (listen.go).
@@ -187,7 +191,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %v", *addr, err)
 	}
-	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler()), &sv.listen, log)
+	fs2, err := fhir.New(fhir.Config{BaseURL: base, Tokens: prov, Clients: prov, Records: v, Ledger: led, Sealer: v.Master(),
+		RequireSignedGrants: requireSigned, Logger: log})
+	if err != nil {
+		return err
+	}
+	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler(), fs2.Handler()), &sv.listen, log)
 	metricsSrv, mln, err := metricsServer(srv, &sv.listen, log)
 	if err != nil {
 		ln.Close()
@@ -207,7 +216,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws}, log), &sv.listen, log)
+	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws, OAuth: oauthAdmin{prov}}, log), &sv.listen, log)
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it
@@ -240,6 +249,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 		metricsAddr = mln.Addr().String()
 	}
 	log.Info("vault serving", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "base_url", *baseURL, "admin_socket", sock, "ledger_verifier_key", led.VerifierKey(), "startup_ms", time.Since(start).Milliseconds(), "version", Version)
+	if *demoMode {
+		demoHubLine(stderr, prov.Issuer(), sf.data)
+	}
 
 	var serveErr error
 	select {

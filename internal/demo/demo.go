@@ -48,7 +48,29 @@ type Credentials struct {
 	// passkey in the web UI, made afresh at each demo start (72 hours).
 	PatientInvite   string `json:"patient_invite,omitempty"`
 	ClinicianInvite string `json:"clinician_invite,omitempty"`
+	// OIDCClients are the OAuth clients serve --demo registers, by the
+	// name of what uses them: "jupyterhub", a confidential client for a
+	// JupyterHub on http://localhost:8000 (docs/jupyterhub.md).
+	OIDCClients map[string]OIDCClient `json:"oidc_clients,omitempty"`
 }
+
+// OIDCClient is a registered OAuth client as its user configures it: a
+// JupyterHub's GenericOAuthenticator takes these values (and the issuer's
+// discovery document for the endpoints).
+type OIDCClient struct {
+	Issuer       string `json:"issuer"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	RedirectURI  string `json:"redirect_uri"`
+}
+
+// JupyterHubClient is the key of the demo JupyterHub's client in
+// Credentials.OIDCClients, and where that hub takes its sign-ins back.
+const (
+	JupyterHubClient      = "jupyterhub"
+	JupyterHubName        = "JupyterHub (demo)"
+	JupyterHubRedirectURI = "http://localhost:8000/hub/oauth_callback"
+)
 
 // ReadCredentials reads DIR/demo/credentials.json.
 func ReadCredentials(data string) (Credentials, error) {
@@ -207,7 +229,8 @@ func ensureKey(l *consent.Ledger, clinician, recipient string, now time.Time) er
 }
 
 // ensureGrant keeps an active grant from Ada to Dr. Rivera: blood glucose,
-// heart rate and steps from 90 days ago on, expiring in a year.
+// heart rate and steps from 90 days ago on, expiring in a year, readable
+// through the FHIR API too.
 func ensureGrant(l *consent.Ledger, patient, clinician string, now time.Time) (string, error) {
 	for _, g := range l.Grants(patient, clinician) {
 		if g.Active(now) {
@@ -222,6 +245,8 @@ func ensureGrant(l *consent.Ledger, patient, clinician string, now time.Time) (s
 		DataFrom: now.Add(-90 * 24 * time.Hour).UTC().Truncate(time.Hour).Format(time.RFC3339Nano),
 		Expires:  now.Add(365 * 24 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339Nano),
 		Purpose:  "TREAT",
+		// The demo's clinician may also read through the FHIR API.
+		FHIR: true,
 	}
 	if _, err := l.Append(e); err != nil {
 		return "", fmt.Errorf("demo grant: %v", err)

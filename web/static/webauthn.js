@@ -106,6 +106,7 @@
       data_to: fd.get("data_to") || "",
       expires_on: fd.get("expires_on") || "",
       purpose: fd.get("purpose") || "",
+      fhir: fd.get("fhir") === "yes",
     };
     var opts = await post("/webauthn/grant/begin", body);
     var cred = await navigator.credentials.get(requestOptions(opts));

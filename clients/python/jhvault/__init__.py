@@ -10,7 +10,7 @@ returned; a failure raises a VerificationError subclass.
 """
 
 from .checkpoint import Checkpoint, open_checkpoint
-from .client import Client, fingerprint
+from .client import Client, fingerprint, hub_token
 from .errors import (CheckpointFormatError, CheckpointSignatureError, ConfigError, DataWindowError, DecryptionError,
                      EntryMismatchError, ExportFormatError, ForkError, InclusionProofError, MalformedExportError,
                      ManifestError, NoteError, RollbackError, StaleExportWarning, StateError, TrailerMismatchError,
@@ -23,7 +23,7 @@ from .verify import VerifiedExport, trailer_text, verify_bytes, verify_lines
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "Checkpoint", "Verifier", "VerifiedExport", "SCHEMAS", "canonical", "fingerprint",
+    "Client", "hub_token", "Checkpoint", "Verifier", "VerifiedExport", "SCHEMAS", "canonical", "fingerprint",
     "open_checkpoint", "verify_lines", "verify_bytes", "trailer_text",
     "glucose_mgdl", "time_in_range", "resample",
     "VaultError", "ConfigError", "ExportFormatError", "VerificationError", "DecryptionError", "NoteError",

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import tempfile
+from urllib.parse import quote
 
 import pandas as pd
 import requests
@@ -110,6 +111,33 @@ def _rfc3339(t, now):
     return s + "Z"
 
 
+def hub_token(timeout=30):
+    """The signed-in user's current vault access token, from the JupyterHub that spawned this server.
+
+    The hub signs users in through the vault and keeps their tokens in its
+    encrypted auth state; asking the hub's API for the user's model lets the
+    hub refresh them first (its authenticator's refresh_user). This needs the
+    server's hub token (JUPYTERHUB_API_TOKEN) to hold the scopes
+    read:users!user and admin:auth_state!user (docs/jupyterhub.md).
+    """
+    api, tok, user = (os.environ.get(k) for k in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"))
+    if not (api and tok and user):
+        raise ConfigError("not in a JupyterHub server: JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN and JUPYTERHUB_USER "
+                          "are needed to ask the hub for a fresh vault token")
+    try:
+        r = requests.get(f"{api.rstrip('/')}/users/{quote(user, safe='')}", headers={"Authorization": f"token {tok}"},
+                         timeout=timeout)
+    except requests.RequestException as e:
+        raise VaultError(0, "hub_unreachable", f"cannot reach the hub at {api}: {e}") from e
+    if r.status_code != 200:
+        raise VaultError(r.status_code, "hub_refused", f"the hub answered {r.status_code} for this user's model")
+    state = r.json().get("auth_state") or {}
+    if not state.get("access_token"):
+        raise ConfigError("the hub did not return this user's auth state: give the server role the scopes "
+                          "read:users!user and admin:auth_state!user (docs/jupyterhub.md)")
+    return state["access_token"]
+
+
 class Client:
     """A clinician's client for one vault.
 
@@ -125,12 +153,19 @@ class Client:
     ~/.jhvault, or JHVAULT_STATE_DIR).
     decryptor: "pyrage", "age" or "vault" to force a backend (default: the
     first that works; see jhvault.decrypt).
+    token_source: a function returning a fresh token, asked once when the
+    vault answers that the token has expired (or is no longer valid), and
+    the request retried with it; Client.from_hub() passes hub_token, so a
+    notebook outlives its OAuth access token.
     """
 
     def __init__(self, url=None, token=None, identity=None, log_key=None, state_dir=None,
-                 decryptor=None, vault_bin=None, timeout=120):
+                 decryptor=None, vault_bin=None, timeout=120, token_source=None):
         self.url = (url or os.environ.get("VAULT_URL") or "").rstrip("/")
         self.token = token or os.environ.get("VAULT_TOKEN")
+        self._token_source = token_source
+        if not self.token and token_source is not None:
+            self.token = token_source()
         self.identity = identity or os.environ.get("VAULT_IDENTITY")
         log_key = log_key or os.environ.get("VAULT_LOG_KEY")
         if not self.url:
@@ -155,6 +190,18 @@ class Client:
         self._decryptor = None
         self._recipients = None
 
+    @classmethod
+    def from_hub(cls, **kwargs):
+        """A client inside a JupyterHub server whose hub signs users in through the vault.
+
+        The token is the OAuth access token the hub put in VAULT_TOKEN at
+        spawn; when it expires, the client asks the hub for the user's
+        refreshed one (hub_token). The client secret and the refresh token
+        stay in the hub. Other arguments as for Client().
+        """
+        kwargs.setdefault("token_source", hub_token)
+        return cls(**kwargs)
+
     def close(self):
         """Close the client's HTTP connections."""
         self._session.close()
@@ -173,10 +220,22 @@ class Client:
 
     def _get(self, path, params=None, stream=False, auth=True):
         headers = None if auth else {"Authorization": None}  # public endpoints: no token sent
-        try:
-            r = self._session.get(self.url + path, params=params, stream=stream, timeout=self.timeout, headers=headers)
-        except requests.RequestException as e:
-            raise VaultError(0, "unreachable", f"cannot reach the vault at {self.url}: {e}") from e
+        for attempt in (1, 2):
+            try:
+                r = self._session.get(self.url + path, params=params, stream=stream, timeout=self.timeout, headers=headers)
+            except requests.RequestException as e:
+                raise VaultError(0, "unreachable", f"cannot reach the vault at {self.url}: {e}") from e
+            if not (auth and attempt == 1 and r.status_code == 401 and self._token_source is not None):
+                break
+            # The token expired (an OAuth access token lives an hour at
+            # most): take a fresh one and try once more.
+            r.close()
+            fresh = self._token_source()
+            if not fresh or fresh == self.token:
+                raise VaultError(401, "token_expired", "the vault token has expired and no fresh one could be had; "
+                                 "sign in to the hub again")
+            self.token = fresh
+            self._session.headers["Authorization"] = f"Bearer {fresh}"
         if r.status_code >= 400:
             try:
                 body = r.json()

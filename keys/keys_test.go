@@ -202,8 +202,8 @@ func TestSealDerivedBarriers(t *testing.T) {
 	if bytes.Contains(env, []byte("CANARY")) || bytes.Contains(env, []byte("123.456")) {
 		t.Fatal("plaintext visible in envelope")
 	}
-	if want := 1 + 12 + 48 + 16; len(env) != want || EnvelopeVersion(env) != EnvelopeDerived {
-		t.Fatalf("envelope of %d bytes, version %d; want %d bytes (43 padded to 48), v2", len(env), EnvelopeVersion(env), want)
+	if want := 1 + 8 + 48 + 16; len(env) != want || EnvelopeVersion(env) != EnvelopeDerived {
+		t.Fatalf("envelope of %d bytes, version %d; want %d bytes (format byte, random nonce part, 43 padded to 48, tag)", len(env), EnvelopeVersion(env), want)
 	}
 	if _, ok := EnvelopeKeyID(env); ok {
 		t.Fatal("a v2 envelope reports a wrapped key id")

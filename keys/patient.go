@@ -2,7 +2,9 @@ package keys
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -36,8 +38,8 @@ const (
 	// the record sealed under it, its plaintext padded to 32 bytes.
 	EnvelopeWrapped = envelopeV1
 	// EnvelopeDerived (v2) holds only the record, sealed under a key
-	// derived from the patient's key and the record's identity, its
-	// payload padded to 8 bytes.
+	// derived from the patient's key and the record's identity
+	// (XChaCha20-Poly1305), its payload padded to 8 bytes.
 	EnvelopeDerived = envelopeV2
 )
 
@@ -55,11 +57,14 @@ func EnvelopeVersion(envelope []byte) int {
 var ErrDecrypt = errors.New("record failed to decrypt: it was altered, moved, or its keys were destroyed")
 
 // PatientKeys is one patient's KEK (a Tink AES-256-GCM keyset that wraps
-// per-record DEKs) and dedup key (a Tink AES-256-CMAC PRF keyset).
+// per-record DEKs, format 1) and PRF key (a Tink AES-256-CMAC PRF keyset:
+// dedup tags, derived uuids, and the record root key from which each
+// format 2 record's key is derived).
 type PatientKeys struct {
 	kek    tink.AEAD
 	kekID  uint32
 	prf    *prf.Set
+	rec    cipher.AEAD // format 2 records: XChaCha20-Poly1305 under the record root key
 	handle *keyset.Handle
 }
 
@@ -142,7 +147,11 @@ func newPatientKeys(kh, ph *keyset.Handle) (*PatientKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PatientKeys{kek: kek, kekID: kh.KeysetInfo().GetPrimaryKeyId(), prf: ps, handle: kh}, nil
+	rec, err := newRecordAEAD(ps)
+	if err != nil {
+		return nil, err
+	}
+	return &PatientKeys{kek: kek, kekID: kh.KeysetInfo().GetPrimaryKeyId(), prf: ps, rec: rec, handle: kh}, nil
 }
 
 // Seal encrypts one record under a fresh DEK (ChaCha20-Poly1305, whose key
@@ -188,65 +197,70 @@ func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
 }
 
 // SealDerived seals one record payload (format v2) under a key of its
-// own, derived from the patient's PRF key and ad (the record's identity:
-// patient, schema, time and dedup tag), with ChaCha20-Poly1305 and a
-// random nonce; ad is the associated data as well. Nothing is wrapped or
-// stored beside it: the key is computed again to open it. The payload is
-// padded to a multiple of 8 bytes. The sealed record is appended to dst.
+// own, derived from the patient's record root key and ad (the record's
+// identity: patient, schema, time and dedup tag); ad is the associated
+// data as well. Nothing is wrapped or stored beside it: the key is derived
+// again to open it. The payload is padded to a multiple of 8 bytes. The
+// sealed record is appended to dst.
 //
-// Layout: 0x02 | nonce (12) | ciphertext | tag (16).
+// The AEAD is XChaCha20-Poly1305 (x/crypto) under the patient's record
+// root key R, with the 24-byte nonce SHA-256(ad)[:16] ‖ 8 random bytes.
+// XChaCha20 encrypts under the subkey HChaCha20(R, nonce[:16]), so each
+// record identity has its own key; only the 8 random bytes are stored.
+//
+// Layout: 0x02 | random nonce part (8) | ciphertext | tag (16).
 func (pk *PatientKeys) SealDerived(dst, payload, ad []byte) ([]byte, error) {
-	g, err := pk.recordAEAD(ad)
-	if err != nil {
-		return nil, err
-	}
 	padded := (len(payload)/padBlockV2 + 1) * padBlockV2
-	need := 1 + chacha20poly1305.NonceSize + padded + chacha20poly1305.Overhead
+	need := 1 + derivedNonceRand + padded + chacha20poly1305.Overhead
 	if cap(dst)-len(dst) < need {
 		dst = append(make([]byte, 0, len(dst)+need), dst...)
 	}
+	var nonce [chacha20poly1305.NonceSizeX]byte
+	recordNonce(&nonce, ad)
+	rand.Read(nonce[derivedNoncePrefix:])
 	out := append(dst, envelopeV2)
-	nonce := out[len(out) : len(out)+chacha20poly1305.NonceSize]
-	rand.Read(nonce)
-	out = out[:len(out)+len(nonce)]
+	out = append(out, nonce[derivedNoncePrefix:]...)
 	start := len(out)
 	out = append(out, payload...)
 	out = append(out, 0x80)
 	out = out[:start+padded]
 	clear(out[start+len(payload)+1:])
-	return g.Seal(out[:start], nonce, out[start:], ad), nil
+	return pk.rec.Seal(out[:start], nonce[:], out[start:], ad), nil
 }
 
-// recordAEAD is the ChaCha20-Poly1305 AEAD of one v2 record: its 32-byte
-// key is two AES-CMAC PRF outputs of the patient's PRF key over the
-// labelled ad (a domain apart from dedup tags, "uuid|…", and derived
-// uuids, "derive-uuid|…").
-func (pk *PatientKeys) recordAEAD(ad []byte) (cipherAEAD, error) {
-	in := make([]byte, 0, len(recordKeyLabel)+2+len(ad))
-	in = append(in, recordKeyLabel...)
-	in = append(in, '0', '|')
-	in = append(in, ad...)
-	a, err := pk.prf.ComputePrimaryPRF(in, 16)
+// The v2 nonce: a prefix derived from the record's identity, which makes
+// the record's subkey, and a random rest, which is stored.
+const (
+	derivedNoncePrefix = 16
+	derivedNonceRand   = chacha20poly1305.NonceSizeX - derivedNoncePrefix
+)
+
+// recordNonce sets the nonce's identity prefix: SHA-256(ad)[:16].
+func recordNonce(nonce *[chacha20poly1305.NonceSizeX]byte, ad []byte) {
+	h := sha256.Sum256(ad)
+	copy(nonce[:derivedNoncePrefix], h[:derivedNoncePrefix])
+}
+
+// recordRootLabel prefixes the PRF inputs of the record root key, a
+// domain apart from the PRF's other uses: dedup tags ("uuid|…") and
+// derived uuids ("derive-uuid|…").
+const recordRootLabel = "record-root/v2|"
+
+// newRecordAEAD derives the patient's record root key, two AES-CMAC PRF
+// outputs of her PRF key, and returns its XChaCha20-Poly1305 AEAD.
+func newRecordAEAD(ps *prf.Set) (cipher.AEAD, error) {
+	a, err := ps.ComputePrimaryPRF([]byte(recordRootLabel+"0"), 16)
 	if err != nil {
 		return nil, err
 	}
-	in[len(recordKeyLabel)] = '1'
-	b, err := pk.prf.ComputePrimaryPRF(in, 16)
+	b, err := ps.ComputePrimaryPRF([]byte(recordRootLabel+"1"), 16)
 	if err != nil {
 		return nil, err
 	}
 	key := append(a, b...)
-	g, err := chacha20poly1305.New(key)
+	g, err := chacha20poly1305.NewX(key)
 	clear(key)
 	return g, err
-}
-
-// recordKeyLabel prefixes the PRF input of a v2 record key.
-const recordKeyLabel = "record-key/v2|"
-
-type cipherAEAD interface {
-	Seal(dst, nonce, plaintext, ad []byte) []byte
-	Open(dst, nonce, ciphertext, ad []byte) ([]byte, error)
 }
 
 // OpenInPlace is Open without a copy: the record is decrypted in place, so
@@ -292,15 +306,14 @@ func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
 
 func (pk *PatientKeys) openDerived(envelope, ad []byte) ([]byte, error) {
 	rec := envelope[1:]
-	if len(rec) < chacha20poly1305.NonceSize+padBlockV2+chacha20poly1305.Overhead {
+	if len(rec) < derivedNonceRand+padBlockV2+chacha20poly1305.Overhead {
 		return nil, ErrDecrypt
 	}
-	g, err := pk.recordAEAD(ad)
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	ct := rec[chacha20poly1305.NonceSize:]
-	padded, err := g.Open(ct[:0], rec[:chacha20poly1305.NonceSize], ct, ad)
+	var nonce [chacha20poly1305.NonceSizeX]byte
+	recordNonce(&nonce, ad)
+	copy(nonce[derivedNoncePrefix:], rec[:derivedNonceRand])
+	ct := rec[derivedNonceRand:]
+	padded, err := pk.rec.Open(ct[:0], nonce[:], ct, ad)
 	if err != nil {
 		return nil, ErrDecrypt
 	}

@@ -199,3 +199,55 @@ func TestRewriteStopsAtCorruptRecord(t *testing.T) {
 		t.Fatalf("formats after the refused rewrite: %v", f)
 	}
 }
+
+// TestRewriteDuringIngest rewrites a patient's old records while new
+// readings for her keep arriving: every reading is stored once and reads
+// back, and afterwards none is in the old format.
+func TestRewriteDuringIngest(t *testing.T) {
+	e := newEnv(t)
+	vault.WriteFormat(e.Vault, vault.FormatWrapped)
+	p := e.patient(t)
+	at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	batch := func(first int) []*omh.Point {
+		var pts []*omh.Point
+		for i := first; i < first+100; i++ {
+			pts = append(pts, parse(t, glucose(uuidN(i), at.Add(time.Duration(i)*time.Minute), 80, "live"))...)
+		}
+		return pts
+	}
+	for k := range 5 {
+		if _, err := e.Vault.Ingest(t.Context(), p.ID, batch(k*100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vault.WriteFormat(e.Vault, vault.FormatCompact)
+	// Parsed before the race: t.Fatal belongs to the test's goroutine.
+	var more [][]*omh.Point
+	for k := 5; k < 15; k++ {
+		more = append(more, batch(k*100))
+	}
+	errs := make(chan error, 1)
+	go func() {
+		var err error
+		for _, pts := range more {
+			if _, err = e.Vault.Ingest(t.Context(), p.ID, pts); err != nil {
+				break
+			}
+		}
+		errs <- err
+	}()
+	res, err := e.Vault.RewriteRecords(t.Context(), vault.RewriteOptions{Batch: 50})
+	if err != nil || res.Rewritten != 500 {
+		t.Fatalf("rewrite beside ingest: %+v %v", res, err)
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	got, err := readAll(t, e.Vault, p.ID, bg)
+	if err != nil || len(got) != 1500 {
+		t.Fatalf("read %d of 1500: %v", len(got), err)
+	}
+	if f := formats(t, e, p.ID); f[vault.FormatWrapped] != 0 || f[vault.FormatCompact] != 1500 {
+		t.Fatalf("formats: %v", f)
+	}
+}

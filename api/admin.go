@@ -30,6 +30,32 @@ type (
 	AdminUserResponse struct {
 		ID string `json:"id"`
 	}
+	// AdminUser is an account as 'vault admin user list' shows it. The
+	// name is decrypted for the admin's terminal only: it travels over the
+	// 0600 socket and is never logged.
+	AdminUser struct {
+		ID           string    `json:"id"`
+		Role         string    `json:"role"`
+		Name         string    `json:"name"`
+		Organization string    `json:"organization,omitempty"`
+		TimeZone     string    `json:"tz,omitempty"`
+		Created      time.Time `json:"created"`
+	}
+	// AdminUserDetail is one account with its API tokens (never their
+	// secrets) and its grants given or received, for 'vault admin user show'.
+	AdminUserDetail struct {
+		AdminUser
+		Tokens       []AdminTokenInfo `json:"tokens"`
+		ActiveGrants int              `json:"active_grants"`
+		Grants       int              `json:"grants"`
+	}
+	AdminTokenInfo struct {
+		ID       string    `json:"id"`
+		Kind     string    `json:"kind"`
+		Created  time.Time `json:"created"`
+		Expires  time.Time `json:"expires"`
+		LastUsed time.Time `json:"last_used,omitzero"`
+	}
 	AdminTokenRequest struct {
 		User string        `json:"user"`
 		Kind string        `json:"kind"`
@@ -77,6 +103,10 @@ type (
 type AdminOps interface {
 	AddUser(ctx context.Context, r AdminUserRequest) (AdminUserResponse, error)
 	DeleteUser(ctx context.Context, id string) error
+	// Users lists the accounts of a role ("" for both), in id order.
+	Users(ctx context.Context, role string) ([]AdminUser, error)
+	// UserDetail is one account, its tokens and its grant counts.
+	UserDetail(ctx context.Context, id string) (AdminUserDetail, error)
 	MintToken(ctx context.Context, r AdminTokenRequest) (AdminTokenResponse, error)
 	VerifyLedger(AdminVerifyRequest) (AdminVerifyResponse, error)
 	LedgerKey() (string, error)
@@ -270,6 +300,63 @@ func (a LocalAdmin) AddUser(ctx context.Context, r AdminUserRequest) (AdminUserR
 	return AdminUserResponse{ID: u.ID}, a.record("user-add", u.ID, u.Role)
 }
 
+func adminUser(u vault.User) AdminUser {
+	return AdminUser{ID: u.ID, Role: u.Role, Name: u.Name, Organization: u.Organization, TimeZone: u.TimeZone, Created: u.Created}
+}
+
+// Users lists accounts for the admin's terminal. It is a read, not an
+// admin entry in the ledger; the log says only that it happened.
+func (a LocalAdmin) Users(ctx context.Context, role string) ([]AdminUser, error) {
+	roles := []string{role}
+	if role == "" {
+		roles = []string{vault.RolePatient, vault.RoleClinician}
+	}
+	out := []AdminUser{}
+	for _, r := range roles {
+		us, err := a.Vault.Users(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range us {
+			out = append(out, adminUser(u))
+		}
+	}
+	a.Log.Info("admin action", "action", "user-list", "role", role, "users", len(out))
+	return out, nil
+}
+
+// UserDetail is one account with its tokens and how many grants it gave
+// (a patient) or received (a clinician).
+func (a LocalAdmin) UserDetail(ctx context.Context, id string) (AdminUserDetail, error) {
+	u, err := a.Vault.User(ctx, id)
+	if err != nil {
+		return AdminUserDetail{}, err
+	}
+	toks, err := a.Vault.Tokens(ctx, id)
+	if err != nil {
+		return AdminUserDetail{}, err
+	}
+	d := AdminUserDetail{AdminUser: adminUser(u), Tokens: []AdminTokenInfo{}}
+	for _, t := range toks {
+		d.Tokens = append(d.Tokens, AdminTokenInfo{ID: t.ID, Kind: t.Kind, Created: t.Created, Expires: t.Expires, LastUsed: t.LastUsed})
+	}
+	var gs []consent.GrantState
+	if u.Role == vault.RoleClinician {
+		gs = a.Ledger.Grants("", id)
+	} else {
+		gs = a.Ledger.Grants(id, "")
+	}
+	now := time.Now()
+	for i := range gs {
+		d.Grants++
+		if gs[i].Active(now) {
+			d.ActiveGrants++
+		}
+	}
+	a.Log.Info("admin action", "action", "user-show", "user", id)
+	return d, nil
+}
+
 func (a LocalAdmin) DeleteUser(ctx context.Context, id string) error {
 	if vault.RoleOf(id) != vault.RolePatient {
 		return &vault.InputError{Code: "bad_user", Message: "only patients can be deleted for now"}
@@ -408,6 +495,20 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 			return AdminError(err)
 		}
 		return c.JSON(http.StatusCreated, out)
+	})
+	e.GET("/admin/users", func(c echo.Context) error {
+		out, err := ops.Users(c.Request().Context(), c.QueryParam("role"))
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusOK, out)
+	})
+	e.GET("/admin/users/:id", func(c echo.Context) error {
+		out, err := ops.UserDetail(c.Request().Context(), c.Param("id"))
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusOK, out)
 	})
 	e.DELETE("/admin/users/:id", func(c echo.Context) error {
 		if err := ops.DeleteUser(c.Request().Context(), c.Param("id")); err != nil {

@@ -36,6 +36,7 @@ type (
 		AuthMethod   string    `json:"token_endpoint_auth_method"`
 		JWKSURI      string    `json:"jwks_uri,omitempty"`
 		LaunchURI    string    `json:"launch_uri,omitempty"`
+		Builtin      bool      `json:"builtin,omitempty"` // an app the vault itself serves
 		Created      time.Time `json:"created"`
 	}
 	// AdminClientResponse is a new client; Secret (a confidential client

@@ -122,3 +122,67 @@ func BenchmarkAccesses(b *testing.B) {
 		}
 	})
 }
+
+// TestAppendAccess: an access-start and its end in one transaction. The
+// end names the start's index, set inside the transaction (here behind
+// concurrent appends that move it), both are in the access log and the
+// log verifies; a refused check appends neither; so does an end that is
+// not one.
+func TestAppendAccess(t *testing.T) {
+	e := newTestEnv(t)
+	e.append(t, accessStart("pt_b", "cl_b"))
+	done := make(chan error)
+	for range 4 {
+		go func() {
+			_, err := e.l.Append(accessStart("pt_b", "cl_b"))
+			done <- err
+		}()
+	}
+	end := New(KindAccessEnd, "cl_b", t0)
+	end.Patient, end.Clinician = "pt_a", "cl_b"
+	end.Access = &Access{Records: 42, Format: "fhir"}
+	checked := int64(-1)
+	start, err := e.l.AppendAccess(func(next int64) error { checked = next; return nil }, accessStart("pt_a", "cl_b"), end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if checked != start {
+		t.Fatalf("check saw index %d, the start is %d", checked, start)
+	}
+	got, _, err := e.l.Entry(start + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != KindAccessEnd || got.Access.Start == nil || *got.Access.Start != start || got.Access.Records != 42 {
+		t.Fatalf("entry after the start: %+v", got)
+	}
+	if end.Access.Start != nil {
+		t.Fatal("AppendAccess changed the caller's entry")
+	}
+	as := e.l.Accesses("pt_a", 0)
+	if len(as) != 1 || as[0].Start != start || as[0].End == nil || *as[0].End != start+1 || as[0].Records != 42 {
+		t.Fatalf("access log: %+v", as)
+	}
+	size, err := e.l.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := fmt.Errorf("refused")
+	if _, err := e.l.AppendAccess(func(int64) error { return refused }, accessStart("pt_a", "cl_b"), end); err != refused {
+		t.Fatalf("refused check: %v", err)
+	}
+	if _, err := e.l.AppendAccess(nil, accessStart("pt_a", "cl_b"), accessStart("pt_a", "cl_b")); err == nil {
+		t.Fatal("two starts appended as an access")
+	}
+	if n, err := e.l.Size(); err != nil || n != size {
+		t.Fatalf("size %d after refusals, want %d (%v)", n, size, err)
+	}
+	if r, err := e.l.Verify(nil); err != nil || r.Size != size {
+		t.Fatalf("verify: %+v %v", r, err)
+	}
+}

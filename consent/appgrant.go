@@ -4,8 +4,6 @@ import (
 	"regexp"
 	"slices"
 	"time"
-
-	"github.com/jupyterhealth/vault/vault"
 )
 
 // An app grant is a patient's consent to an OAuth client (a SMART app):
@@ -51,37 +49,13 @@ func NewAppGrant(patient string, r AppGrantRequest, now time.Time) (Entry, error
 	if !ValidAppID(r.App) {
 		return Entry{}, badRequest("bad_app", "the app's client id must be 1 to %d characters of letters, digits and ._~:-", MaxAppIDLength)
 	}
-	schemas, err := GrantSchemas(r.Schemas)
+	g, err := newGrantBody(r.Schemas, r.DataFrom, r.DataTo, r.ExpiresAt, now)
 	if err != nil {
 		return Entry{}, err
 	}
-	from, err := grantTime("data_from", r.DataFrom, false)
-	if err != nil {
-		return Entry{}, err
-	}
-	to, err := grantTime("data_to", r.DataTo, false)
-	if err != nil {
-		return Entry{}, err
-	}
-	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
-		return Entry{}, badRequest("bad_window", "data_from must be earlier than data_to; the window is [data_from, data_to)")
-	}
-	exp, err := grantTime("expires_at", r.ExpiresAt, true)
-	if err != nil {
-		return Entry{}, err
-	}
-	if !exp.After(now) || exp.Sub(now) > MaxGrantLifetime {
-		return Entry{}, badRequest("bad_expiry", "expires_at must be in the future and at most five years away")
-	}
+	g.Purpose = AppPurpose
 	e := New(KindGrant, patient, now)
-	e.Patient, e.App = patient, r.App
-	e.Grant = &Grant{ID: vault.NewID("gr_"), Schemas: schemas, Expires: exp.Format(time.RFC3339Nano), Purpose: AppPurpose}
-	if !from.IsZero() {
-		e.Grant.DataFrom = from.Format(time.RFC3339Nano)
-	}
-	if !to.IsZero() {
-		e.Grant.DataTo = to.Format(time.RFC3339Nano)
-	}
+	e.Patient, e.App, e.Grant = patient, r.App, g
 	return e, nil
 }
 

@@ -102,27 +102,9 @@ func NewGrant(patient string, r GrantRequest, isClinician func(id string) bool, 
 	if vault.RoleOf(r.Clinician) != vault.RoleClinician || !isClinician(r.Clinician) {
 		return Entry{}, badRequest("unknown_clinician", "clinician must be a clinician id from the directory (GET /api/v1/clinicians)")
 	}
-	schemas, err := GrantSchemas(r.Schemas)
+	g, err := newGrantBody(r.Schemas, r.DataFrom, r.DataTo, r.ExpiresAt, now)
 	if err != nil {
 		return Entry{}, err
-	}
-	from, err := grantTime("data_from", r.DataFrom, false)
-	if err != nil {
-		return Entry{}, err
-	}
-	to, err := grantTime("data_to", r.DataTo, false)
-	if err != nil {
-		return Entry{}, err
-	}
-	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
-		return Entry{}, badRequest("bad_window", "data_from must be earlier than data_to; the window is [data_from, data_to)")
-	}
-	exp, err := grantTime("expires_at", r.ExpiresAt, true)
-	if err != nil {
-		return Entry{}, err
-	}
-	if !exp.After(now) || exp.Sub(now) > MaxGrantLifetime {
-		return Entry{}, badRequest("bad_expiry", "expires_at must be in the future and at most five years away")
 	}
 	if !slices.Contains(Purposes, r.Purpose) {
 		return Entry{}, badRequest("bad_purpose", "purpose must be a FHIR v3 ActReason code: %s", strings.Join(Purposes, ", "))
@@ -137,12 +119,43 @@ func NewGrant(patient string, r GrantRequest, isClinician func(id string) bool, 
 	}
 	e := New(KindGrant, patient, now)
 	e.Patient, e.Clinician = patient, r.Clinician
-	e.Grant = &Grant{ID: vault.NewID("gr_"), Schemas: schemas, Expires: exp.Format(time.RFC3339Nano), Purpose: r.Purpose, Recipients: r.Recipients, FHIR: r.FHIR}
+	g.Purpose, g.Recipients, g.FHIR = r.Purpose, r.Recipients, r.FHIR
+	e.Grant = g
+	return e, nil
+}
+
+// newGrantBody checks what every grant has, a clinician's or an app's:
+// its schemas, its data window and its expiry; and returns the grant's
+// body with a new id and those, normalised.
+func newGrantBody(schemaIDs []string, dataFrom, dataTo, expiresAt string, now time.Time) (*Grant, error) {
+	schemas, err := GrantSchemas(schemaIDs)
+	if err != nil {
+		return nil, err
+	}
+	from, err := grantTime("data_from", dataFrom, false)
+	if err != nil {
+		return nil, err
+	}
+	to, err := grantTime("data_to", dataTo, false)
+	if err != nil {
+		return nil, err
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return nil, badRequest("bad_window", "data_from must be earlier than data_to; the window is [data_from, data_to)")
+	}
+	exp, err := grantTime("expires_at", expiresAt, true)
+	if err != nil {
+		return nil, err
+	}
+	if !exp.After(now) || exp.Sub(now) > MaxGrantLifetime {
+		return nil, badRequest("bad_expiry", "expires_at must be in the future and at most five years away")
+	}
+	g := &Grant{ID: vault.NewID("gr_"), Schemas: schemas, Expires: exp.Format(time.RFC3339Nano)}
 	if !from.IsZero() {
-		e.Grant.DataFrom = from.Format(time.RFC3339Nano)
+		g.DataFrom = from.Format(time.RFC3339Nano)
 	}
 	if !to.IsZero() {
-		e.Grant.DataTo = to.Format(time.RFC3339Nano)
+		g.DataTo = to.Format(time.RFC3339Nano)
 	}
-	return e, nil
+	return g, nil
 }

@@ -208,7 +208,26 @@ func (l *Ledger) Append(entries ...Entry) (int64, error) {
 // refuses the append. The export issue's access-start uses it, so that the
 // consent decision and the append happen in one serialised step.
 func (l *Ledger) AppendChecked(check func(next int64) error, entries ...Entry) (int64, error) {
-	req := &appendReq{check: check, done: make(chan struct{})}
+	return l.appendChecked(check, false, entries)
+}
+
+// AppendAccess appends an access-start and its access-end in one
+// transaction, with one fsync: the end's Access.Start is set to the
+// start's index inside it. check is AppendChecked's. A read that renders
+// its answer in memory before sending it (a FHIR page) logs both after
+// rendering and before a byte leaves, instead of two commits.
+func (l *Ledger) AppendAccess(check func(next int64) error, start, end Entry) (int64, error) {
+	if start.Kind != KindAccessStart || end.Kind != KindAccessEnd || end.Access == nil {
+		return 0, errors.New("AppendAccess takes an access-start and an access-end")
+	}
+	a := *end.Access
+	a.Start = new(int64) // set in the transaction
+	end.Access = &a
+	return l.appendChecked(check, true, []Entry{start, end})
+}
+
+func (l *Ledger) appendChecked(check func(next int64) error, linkEnd bool, entries []Entry) (int64, error) {
+	req := &appendReq{check: check, linkEnd: linkEnd, done: make(chan struct{})}
 	req.encoded = make([][]byte, len(entries))
 	req.entries = make([]Entry, len(entries))
 	for i := range entries {
@@ -264,6 +283,7 @@ type appendReq struct {
 	entries []Entry
 	encoded [][]byte
 	check   func(next int64) error
+	linkEnd bool // entries are an access-start and its end (AppendAccess)
 	first   int64
 	changed []indexRow
 	err     error
@@ -342,6 +362,20 @@ func (l *Ledger) appendTx(tx ledgerstore.WriteTx, r *appendReq) error {
 		if err := r.check(n); err != nil {
 			return err
 		}
+	}
+	if r.linkEnd {
+		end := r.entries[1]
+		a := *end.Access
+		a.Start = &n
+		end.Access = &a
+		b, err := end.Marshal()
+		if err != nil {
+			return err
+		}
+		if r.entries[1], err = Parse(b); err != nil {
+			return err
+		}
+		r.encoded[1] = b
 	}
 	digest, err := l.readDigest(tx, n)
 	if err != nil {

@@ -79,6 +79,55 @@ var (
 	catActivity   = &coding{"activity", "Activity"}
 )
 
+// fhirSchemas is, for each schema the FHIR form maps, its category and
+// every LOINC coding mapObservation can give it: what the FHIR API
+// searches by (FHIRSchemas). Its entries are the coding variables above,
+// so a code is written once; the FHIR API's TestSchemaTableMatchesExport
+// renders readings of every kind and checks the mapping against it.
+var fhirSchemas = []struct {
+	schema   string
+	category *coding
+	codes    [][]coding
+}{
+	{"omh:blood-glucose", catLaboratory, [][]coding{codeGlucoseISFMass, codeGlucoseISFMoles, codeGlucoseCapillaryMass, codeGlucoseCapillaryMol, codeGlucoseBloodMass, codeGlucoseBloodMoles}},
+	{"omh:blood-pressure", catVitalSigns, [][]coding{codeBP}},
+	{"omh:body-temperature", catVitalSigns, [][]coding{codeBodyTemp}},
+	{"omh:body-weight", catVitalSigns, [][]coding{codeBodyWeight}},
+	{"omh:heart-rate", catVitalSigns, [][]coding{codeHeartRate}},
+	{"omh:oxygen-saturation", catVitalSigns, [][]coding{codeSpO2}},
+	{"omh:respiratory-rate", catVitalSigns, [][]coding{codeRespRate}},
+	{"omh:sleep-episode", nil, [][]coding{codeSleep}},
+	{"omh:step-count", catActivity, [][]coding{codeSteps}},
+}
+
+// FHIRSchema is one schema's Observations: the schema (namespace:name),
+// their observation-category code ("" for none) and every LOINC code
+// they can carry.
+type FHIRSchema struct {
+	Schema   string
+	Category string
+	LOINC    []string
+}
+
+// FHIRSchemas lists the schemas the FHIR form maps, with their codes, in
+// a fixed order: the one table the FHIR API's search reads.
+func FHIRSchemas() []FHIRSchema {
+	out := make([]FHIRSchema, 0, len(fhirSchemas))
+	for _, f := range fhirSchemas {
+		s := FHIRSchema{Schema: f.schema}
+		if f.category != nil {
+			s.Category = f.category.code
+		}
+		for _, cs := range f.codes {
+			for _, c := range cs {
+				s.LOINC = append(s.LOINC, c.code)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // ucum is a UCUM code and the unit text shown beside it.
 type ucum struct{ code, unit string }
 

@@ -2,7 +2,6 @@ package fhir
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -165,13 +164,17 @@ func (s *Server) grantsToFHIR(t oauth.AccessToken, patient string, now time.Time
 
 var errConsentChanged = errors.New("the consent changed while the read was being logged")
 
-// logged runs one access: it appends the access-start (deciding again
-// inside the ledger's serialised step, so a revoke cannot slip in
-// between), calls render, appends the access-end with the count render
-// returns, and only then writes the body. If an append fails, nothing is
-// sent (503); if the consent changed, 403.
+// logged runs one access: it calls render (the readings are read and
+// the answer built in memory), then appends the access-start and the
+// access-end with the count render returns in one ledger transaction
+// (consent.Ledger.AppendAccess), deciding again inside the ledger's
+// serialised step, so a revoke that came in meanwhile refuses the answer;
+// and only then writes the body. If the append fails, nothing is sent
+// (503); if the consent changed, 403. A render that fails is logged all
+// the same, as an incomplete access.
 func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient string, want []int, win consent.Window, p permit,
 	render func() (body []byte, count int64, err error)) error {
+	body, count, rerr := render()
 	now := s.now()
 	actor := t.UserID
 	start := consent.New(consent.KindAccessStart, actor, now)
@@ -192,14 +195,17 @@ func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient stri
 	if !win.To.IsZero() {
 		start.Access.To = win.To.UTC().Format(time.RFC3339Nano)
 	}
+	end := consent.New(consent.KindAccessEnd, actor, now)
+	end.Patient, end.Clinician, end.App = patient, start.Clinician, start.App
+	end.Access = &consent.Access{Records: count, Format: "fhir", Incomplete: rerr != nil}
 	check := func(int64) error {
 		p2, err := s.decide(t, patient, want, win, s.now())
-		if err != nil || !slices.Equal(p2.grants, p.grants) || fmt.Sprint(p2.windows) != fmt.Sprint(p.windows) {
+		if err != nil || !slices.Equal(p2.grants, p.grants) || !sameWindows(p2.windows, p.windows) {
 			return errConsentChanged
 		}
 		return nil
 	}
-	idx, err := s.ledger.AppendChecked(check, start)
+	_, err := s.ledger.AppendAccess(check, start, end)
 	switch {
 	case errors.Is(err, errConsentChanged):
 		return denied("revoked")
@@ -207,17 +213,47 @@ func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient stri
 		return &Error{Status: http.StatusServiceUnavailable, Code: "transient", Reason: "access_log_unavailable",
 			Message: "the read could not be logged in the patient's access log, so nothing was sent; retry later", Cause: err}
 	}
-	body, count, rerr := render()
-	end := consent.New(consent.KindAccessEnd, actor, s.now())
-	end.Patient, end.Clinician, end.App = patient, start.Clinician, start.App
-	end.Access = &consent.Access{Start: &idx, Records: count, Format: "fhir", Incomplete: rerr != nil}
-	if _, err := s.ledger.AppendChecked(nil, end); err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Code: "transient", Reason: "access_log_unavailable",
-			Message: "the read could not be logged in the patient's access log, so nothing was sent; retry later", Cause: err}
-	}
 	if rerr != nil {
 		return rerr
 	}
 	writeBytes(w, http.StatusOK, body)
+	s.putPage(body)
 	return nil
+}
+
+// maxPooledPage is the largest buffer kept for reuse.
+const maxPooledPage = 4 << 20
+
+// getPage returns an empty buffer for a page, reused when one is free.
+func (s *Server) getPage() []byte {
+	if b, ok := s.pages.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 256<<10)
+}
+
+// putPage gives a page's buffer back once it has been written.
+func (s *Server) putPage(b []byte) {
+	if cap(b) <= maxPooledPage {
+		s.pages.Put(&b)
+	}
+}
+
+// sameWindows compares two permits' windows.
+func sameWindows(a, b map[int][]consent.Window) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i, ws := range a {
+		vs, ok := b[i]
+		if !ok || len(vs) != len(ws) {
+			return false
+		}
+		for j := range ws {
+			if !ws[j].From.Equal(vs[j].From) || !ws[j].To.Equal(vs[j].To) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -82,7 +82,8 @@ func TestScopesGrantsMatrix(t *testing.T) {
 		{"patient/: a schema outside the app grant", app, "/Observation?code=https://w3id.org/openmhealth|omh:blood-glucose", 403, "scope"},
 		{"patient/: another patient's id", app, "/Observation?patient=" + other, 403, "other_patient"},
 		{"patient/: Patient needs its scope", app, "/Patient/" + pt, 403, "scope"},
-		{"patient/: no Consent", app, "/Consent?patient=" + pt, 403, "scope"},
+		{"patient/: Consent is its own app grant only", app, "/Consent?patient=" + pt, 200, ""},
+		{"patient/: another patient's Consent", app, "/Consent?patient=" + other, 403, "other_patient"},
 		{"no token", "", "/Observation?patient=" + pt, 401, "no_token"},
 		{"a made-up token", "vo_nothing", "/Observation?patient=" + pt, 401, "invalid_token"},
 	} {

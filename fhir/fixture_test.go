@@ -54,6 +54,9 @@ type fixture struct {
 	start     time.Time // the first reading
 	now       atomic.Pointer[time.Time]
 	skew      atomic.Int64 // the provider's clock runs this far ahead
+	// served, when set, gets each request's time in the handler (the
+	// benchmarks' server-side figure).
+	served atomic.Pointer[func(time.Duration)]
 }
 
 const redirect = "http://localhost:8000/app/callback"
@@ -77,7 +80,13 @@ func newFixture(t testing.TB, days int) *fixture {
 		t.Fatal(err)
 	}
 	var h http.Handler
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		h.ServeHTTP(w, r)
+		if fn := f.served.Load(); fn != nil {
+			(*fn)(time.Since(t0))
+		}
+	}))
 	t.Cleanup(f.srv.Close)
 	f.base = f.srv.URL + "/fhir"
 	base, _ := url.Parse(f.srv.URL)

@@ -65,7 +65,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 					{"_count", "number", "1 to 1000, default 100"},
 					{"_sort", "string", "date or -date"},
 				}, Operation: []operation{{"cgm-summary", s.base + "/OperationDefinition/cgm-summary"}}},
-				{Type: "Consent", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference", "the patient (user/ scopes)"}}},
+				{Type: "Consent", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference", "the patient: her grants to the clinician (user/ scopes), or the app grant of a patient's app (patient/ scopes)"}}},
 			},
 		}},
 	}

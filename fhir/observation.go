@@ -166,25 +166,43 @@ func (s *Server) source(ctx context.Context, patient string, schema int, ws []co
 	}
 	return func(yield func(item, error) bool) {
 		if !desc {
+			// Oldest first, in chunks that double while they come back
+			// short: the store decrypts ahead of its reader, so one read
+			// to the window's end would decrypt far more than a page.
 			for _, w := range ws {
-				from := w.From
+				from, to := w.From, w.To
+				if from.IsZero() {
+					from = vault.MinTime
+				}
+				if to.IsZero() {
+					to = vault.MaxTime
+				}
 				if after != nil {
-					at := time.Unix(0, after.t).UTC()
-					if !w.To.IsZero() && !at.Before(w.To) {
-						continue
-					}
-					if from.IsZero() || at.After(from) {
+					if at := time.Unix(0, after.t).UTC(); at.After(from) {
 						from = at
 					}
 				}
-				for r, err := range s.records.Readings(ctx, patient, stored, from, w.To) {
-					if err != nil {
-						yield(item{}, err)
-						return
+				span := 6 * time.Hour
+				for from.Before(to) {
+					hi := to
+					if to.Sub(from) > span {
+						hi = from.Add(span)
 					}
-					k := key{t: r.Time.UnixNano(), schema: schema, tag: r.Tag}
-					if keep(k) && !yield(item{k, r.JSON}, nil) {
-						return
+					n := 0
+					for r, err := range s.records.Readings(ctx, patient, stored, from, hi) {
+						if err != nil {
+							yield(item{}, err)
+							return
+						}
+						n++
+						k := key{t: r.Time.UnixNano(), schema: schema, tag: r.Tag}
+						if keep(k) && !yield(item{k, r.JSON}, nil) {
+							return
+						}
+					}
+					from = hi
+					if n < 256 && span < 100*365*24*time.Hour {
+						span *= 2
 					}
 				}
 			}
@@ -331,7 +349,7 @@ func (s *Server) searchObservations(w http.ResponseWriter, r *http.Request) erro
 // renderPage reads and renders one page.
 func (s *Server) renderPage(r *http.Request, t oauth.AccessToken, q url.Values, o obsQuery, p permit, after *key) ([]byte, int64, error) {
 	ctx := r.Context()
-	ow, err := export.NewObservationWriter(o.patient)
+	rd, err := newRenderer(o.patient)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -339,8 +357,7 @@ func (s *Server) renderPage(r *http.Request, t oauth.AccessToken, q url.Values, 
 	for _, i := range p.schemas() {
 		srcs = append(srcs, s.source(ctx, o.patient, i, p.windows[i], after, o.desc))
 	}
-	buf := make([]byte, 0, 64<<10)
-	buf = s.bundleHead(buf, r)
+	buf := s.bundleHead(s.getPage(), r)
 	var n int64
 	var last key
 	more := false
@@ -363,7 +380,7 @@ func (s *Server) renderPage(r *http.Request, t oauth.AccessToken, q url.Values, 
 		buf = append(buf, id...)
 		buf = append(buf, `","resource":`...)
 		var codes export.ObservationCodes
-		buf, codes, err = ow.Append(buf, id, it.json)
+		buf, codes, err = rd.appendObservation(buf, id, it.json)
 		if errors.Is(err, export.ErrUnsupported) {
 			buf = buf[:mark]
 			continue
@@ -459,6 +476,9 @@ func (s *Server) readObservation(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
+	if strings.HasPrefix(id, "cgm-") {
+		return s.readCGMObservation(w, r, t, id)
+	}
 	patient, k, ok := parseObsID(id)
 	if !ok {
 		return refuse(http.StatusNotFound, "not-found", "not_found", "no such Observation")

@@ -1,11 +1,14 @@
 package fhir
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
@@ -153,9 +156,6 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if t.Context != "user" {
-		return refuse(http.StatusForbidden, "forbidden", "scope", "Consent is read with user/ scopes (a clinician reading the grants made to her)")
-	}
 	q := r.URL.Query()
 	var patient string
 	for k, vs := range q {
@@ -170,10 +170,13 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 			return refuse(http.StatusBadRequest, "not-supported", "unknown_parameter", "Consent is searched by patient only")
 		}
 	}
+	now := s.now()
+	if t.Context == "patient" {
+		return s.appConsent(w, r, t, patient, now)
+	}
 	if patient == "" {
 		return badParam("name the patient: Consent?patient=ID")
 	}
-	now := s.now()
 	if !s.grantsToFHIR(t, patient, now) {
 		return denied("no_grant")
 	}
@@ -187,6 +190,46 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 		entries = append(entries, e)
 	}
 	return s.writeBundle(w, r, entries, "")
+}
+
+// clientSystem names OAuth clients in Consent.provision.actor.
+const clientSystem = "urn:jupyterhealth-vault:oauth-client"
+
+// appConsent is Consent?patient= for a patient's app (patient/ scopes):
+// one Consent, the app grant its token was issued under, whose actor is
+// the app (the OAuth client, by identifier). Not her other apps' grants,
+// and not her grants to clinicians: who treats her is not the app's to
+// know, and an app reads her data under its own grant only.
+func (s *Server) appConsent(w http.ResponseWriter, r *http.Request, t oauth.AccessToken, patient string, now time.Time) error {
+	if patient != "" && patient != t.UserID {
+		return denied("other_patient")
+	}
+	g, err := s.ledger.Grant(t.GrantID)
+	if err != nil || g.App != t.ClientID || g.Patient != t.UserID {
+		return denied("no_grant")
+	}
+	b, err := json.Marshal(api.FHIRConsent(g, now))
+	if err != nil {
+		return err
+	}
+	// The shared rendering names a clinician as actor; an app grant's
+	// actor is the app.
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		return err
+	}
+	prov, _ := c["provision"].(map[string]any)
+	actors, _ := prov["actor"].([]any)
+	if len(actors) != 1 {
+		return errors.New("fhir: the Consent rendering has no single actor")
+	}
+	actor, _ := actors[0].(map[string]any)
+	actor["reference"] = map[string]any{"identifier": map[string]string{"system": clientSystem, "value": g.App}}
+	e, err := s.entry(s.base+"/Consent/"+oauth.FHIRID(g.ID), c)
+	if err != nil {
+		return err
+	}
+	return s.writeBundle(w, r, []json.RawMessage{e}, "")
 }
 
 // The CGM summary's LOINC codes (HL7 CGM IG, cgm-summary-* profiles).
@@ -300,53 +343,10 @@ func (s *Server) cgmSummary(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.logged(w, t, patient, []int{bg}, win, p, func() ([]byte, int64, error) {
-		var pts []stats.Point
-		for _, cw := range p.windows[bg] {
-			for rd, err := range s.records.Readings(r.Context(), patient, schemaTable[bg].stored(), cw.From, cw.To) {
-				if err != nil {
-					return nil, 0, err
-				}
-				if v, ok := stats.GlucoseMgDL(rd.JSON); ok {
-					pts = append(pts, stats.Point{Time: rd.Time, Value: v})
-				}
-			}
+		out, n, err := s.cgmObservations(r.Context(), patient, p, bg, start, end)
+		if err != nil {
+			return nil, 0, err
 		}
-		st := stats.SummarizeCGM(pts, end.Sub(start))
-		per := period{Start: start.Format("2006-01-02"), End: end.AddDate(0, 0, -1).Format("2006-01-02")}
-		subject := reference{"Patient/" + oauth.FHIRID(patient)}
-		lab := []concept{{Coding: []coding{{System: categorySystem, Code: "laboratory", Display: "Laboratory"}}}}
-		idBase := fmt.Sprintf("cgm-%s-%s-%s", oauth.FHIRID(patient)[3:], start.Format("20060102"), end.AddDate(0, 0, -1).Format("20060102"))
-		profile := func(p string) *meta {
-			return &meta{Profile: []string{"http://hl7.org/fhir/uv/cgm/StructureDefinition/" + p}}
-		}
-		mk := func(suffix, prof string, code concept) summaryObs {
-			return summaryObs{ResourceType: "Observation", ID: idBase + "-" + suffix, Meta: profile(prof), Status: "final",
-				Category: lab, Code: code, Subject: subject, EffectivePeriod: per}
-		}
-		var out []summaryObs
-		if st.N > 0 {
-			tir := mk("tir", "cgm-summary-times-in-ranges", loinc(loincTIR, "Continuous glucose monitoring time in ranges panel"))
-			for _, c := range []struct {
-				code, display string
-				v             float64
-			}{
-				{loincVeryLow, "Time below level 2", st.Ranges.VeryLow}, {loincLow, "Time below level 1", st.Ranges.Low},
-				{loincTarget, "Time in range", st.Ranges.Target}, {loincHigh, "Time above level 1", st.Ranges.High},
-				{loincVeryHigh, "Time above level 2", st.Ranges.VeryHigh},
-			} {
-				tir.Component = append(tir.Component, component{Code: loinc(c.code, c.display), ValueQuantity: pct(c.v)})
-			}
-			mean := mk("mean", "cgm-summary-mean-glucose-mass-per-volume", loinc(loincMean, "Mean glucose by continuous glucose monitoring"))
-			mean.ValueQuantity = &quantity{Value: math.Round(st.Mean*10) / 10, Unit: "mg/dl", System: "http://unitsofmeasure.org", Code: "mg/dL"}
-			gmi := mk("gmi", "cgm-summary-gmi", loinc(loincGMI, "Glucose management indicator"))
-			gmi.ValueQuantity = ptr(pct(st.GMI))
-			cv := mk("cv", "cgm-summary-coefficient-of-variation", loinc(loincCV, "Coefficient of variation of glucose"))
-			cv.ValueQuantity = ptr(pct(st.CV))
-			out = append(out, tir, mean, gmi, cv)
-		}
-		active := mk("active", "cgm-summary-sensor-active-percentage", loinc(loincSensorTime, "Sensor active percentage"))
-		active.ValueQuantity = ptr(pct(st.ActivePct))
-		out = append(out, active)
 		var entries []json.RawMessage
 		for _, o := range out {
 			e, err := s.entry(s.base+"/Observation/"+o.ID, o)
@@ -355,8 +355,126 @@ func (s *Server) cgmSummary(w http.ResponseWriter, r *http.Request) error {
 			}
 			entries = append(entries, e)
 		}
-		return s.bundle(r, entries, ""), int64(st.N), nil
+		return s.bundle(r, entries, ""), n, nil
 	})
 }
+
+// cgmID is a summary Observation's id: the patient's id without "pt_",
+// the period's first and last days and the measure, as
+// cgm-abc-20260301-20260314-tir. It names a computation, not a stored
+// reading: reading it back computes the summary again from the readings
+// the grants allow then.
+func cgmID(patient string, start, end time.Time, suffix string) string {
+	return fmt.Sprintf("cgm-%s-%s-%s-%s", oauth.FHIRID(patient)[3:], start.Format("20060102"), end.AddDate(0, 0, -1).Format("20060102"), suffix)
+}
+
+// parseCGMID reads a cgmID back: the patient and the period [start, end).
+func parseCGMID(id string) (patient string, start, end time.Time, suffix string, ok bool) {
+	parts := strings.Split(id, "-")
+	if len(parts) != 5 || parts[0] != "cgm" {
+		return "", start, end, "", false
+	}
+	if patient = vaultID("pt-"+parts[1], vault.RolePatient); patient == "" {
+		return "", start, end, "", false
+	}
+	var err1, err2 error
+	start, err1 = time.Parse("20060102", parts[2])
+	end, err2 = time.Parse("20060102", parts[3])
+	if err1 != nil || err2 != nil || end.Before(start) || end.Sub(start) >= 366*24*time.Hour {
+		return "", start, end, "", false
+	}
+	return patient, start, end.AddDate(0, 0, 1), parts[4], true
+}
+
+// cgmObservations computes the summary Observations of patient's glucose
+// readings in [start, end), in the windows p allows, and how many
+// readings they summarise.
+func (s *Server) cgmObservations(ctx context.Context, patient string, p permit, bg int, start, end time.Time) ([]summaryObs, int64, error) {
+	var pts []stats.Point
+	for _, cw := range p.windows[bg] {
+		for rd, err := range s.records.Readings(ctx, patient, schemaTable[bg].stored(), cw.From, cw.To) {
+			if err != nil {
+				return nil, 0, err
+			}
+			if v, ok := stats.GlucoseMgDL(rd.JSON); ok {
+				pts = append(pts, stats.Point{Time: rd.Time, Value: v})
+			}
+		}
+	}
+	st := stats.SummarizeCGM(pts, end.Sub(start))
+	per := period{Start: start.Format("2006-01-02"), End: end.AddDate(0, 0, -1).Format("2006-01-02")}
+	subject := reference{"Patient/" + oauth.FHIRID(patient)}
+	lab := []concept{{Coding: []coding{{System: categorySystem, Code: "laboratory", Display: "Laboratory"}}}}
+	profile := func(p string) *meta {
+		return &meta{Profile: []string{"http://hl7.org/fhir/uv/cgm/StructureDefinition/" + p}}
+	}
+	mk := func(suffix, prof string, code concept) summaryObs {
+		return summaryObs{ResourceType: "Observation", ID: cgmID(patient, start, end, suffix), Meta: profile(prof), Status: "final",
+			Category: lab, Code: code, Subject: subject, EffectivePeriod: per}
+	}
+	var out []summaryObs
+	if st.N > 0 {
+		tir := mk("tir", "cgm-summary-times-in-ranges", loinc(loincTIR, "Continuous glucose monitoring time in ranges panel"))
+		for _, c := range []struct {
+			code, display string
+			v             float64
+		}{
+			{loincVeryLow, "Time below level 2", st.Ranges.VeryLow}, {loincLow, "Time below level 1", st.Ranges.Low},
+			{loincTarget, "Time in range", st.Ranges.Target}, {loincHigh, "Time above level 1", st.Ranges.High},
+			{loincVeryHigh, "Time above level 2", st.Ranges.VeryHigh},
+		} {
+			tir.Component = append(tir.Component, component{Code: loinc(c.code, c.display), ValueQuantity: pct(c.v)})
+		}
+		mean := mk("mean", "cgm-summary-mean-glucose-mass-per-volume", loinc(loincMean, "Mean glucose by continuous glucose monitoring"))
+		mean.ValueQuantity = &quantity{Value: math.Round(st.Mean*10) / 10, Unit: "mg/dl", System: "http://unitsofmeasure.org", Code: "mg/dL"}
+		gmi := mk("gmi", "cgm-summary-gmi", loinc(loincGMI, "Glucose management indicator"))
+		gmi.ValueQuantity = ptr(pct(st.GMI))
+		cv := mk("cv", "cgm-summary-coefficient-of-variation", loinc(loincCV, "Coefficient of variation of glucose"))
+		cv.ValueQuantity = ptr(pct(st.CV))
+		out = append(out, tir, mean, gmi, cv)
+	}
+	active := mk("active", "cgm-summary-sensor-active-percentage", loinc(loincSensorTime, "Sensor active percentage"))
+	active.ValueQuantity = ptr(pct(st.ActivePct))
+	out = append(out, active)
+	return out, int64(st.N), nil
+}
+
+// readCGMObservation is GET /fhir/Observation/cgm-…: one summary
+// Observation, computed again, decided and logged like the summary.
+func (s *Server) readCGMObservation(w http.ResponseWriter, r *http.Request, t oauth.AccessToken, id string) error {
+	patient, start, end, suffix, ok := parseCGMID(id)
+	if !ok || !slices.Contains([]string{"tir", "mean", "gmi", "cv", "active"}, suffix) {
+		return refuse(http.StatusNotFound, "not-found", "not_found", "no such Observation")
+	}
+	win := consent.Window{From: start, To: end}
+	bg := schemaByName("omh:blood-glucose")
+	p, err := s.decide(t, patient, []int{bg}, win, s.now())
+	if err != nil {
+		return err
+	}
+	var found bool
+	err = s.logged(w, t, patient, []int{bg}, win, p, func() ([]byte, int64, error) {
+		out, n, err := s.cgmObservations(r.Context(), patient, p, bg, start, end)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, o := range out {
+			if o.ID == id {
+				found = true
+				b, err := json.Marshal(o)
+				return b, n, err
+			}
+		}
+		// A measure not computed (no readings: only "active" is) or not
+		// one at all: nothing is sent.
+		return nil, n, errNoSuchSummary
+	})
+	if !found && errors.Is(err, errNoSuchSummary) {
+		return refuse(http.StatusNotFound, "not-found", "not_found", "no such Observation (the period has no readings for this measure)")
+	}
+	return err
+}
+
+var errNoSuchSummary = errors.New("no such summary observation")
 
 func ptr[T any](v T) *T { return &v }

@@ -3,6 +3,7 @@ package fhir
 import (
 	"slices"
 
+	"github.com/jupyterhealth/vault/export"
 	"github.com/jupyterhealth/vault/omh"
 )
 
@@ -14,9 +15,9 @@ const (
 )
 
 // schemaInfo is one schema the API serves as Observations: its short
-// code in resource ids, its category and the LOINC codes the export's
-// mapping writes for it (export/fhir.go; TestSchemaTableMatchesExport
-// keeps them equal).
+// code in resource ids, and, from the export's mapping (export.FHIRSchemas,
+// the one table of codes), its category and the LOINC codes its
+// Observations can carry.
 type schemaInfo struct {
 	name     string // namespace:name, as grants and scopes write it
 	short    string // two letters, in Observation ids
@@ -24,16 +25,36 @@ type schemaInfo struct {
 	codes    []string
 }
 
-var schemaTable = []schemaInfo{
-	{"omh:blood-glucose", "bg", "laboratory", []string{"99504-3", "105272-9", "41653-7", "14743-9", "2339-0", "15074-8"}},
-	{"omh:blood-pressure", "bp", "vital-signs", []string{"85354-9"}},
-	{"omh:body-temperature", "bt", "vital-signs", []string{"8310-5"}},
-	{"omh:body-weight", "bw", "vital-signs", []string{"29463-7"}},
-	{"omh:heart-rate", "hr", "vital-signs", []string{"8867-4"}},
-	{"omh:oxygen-saturation", "os", "vital-signs", []string{"2708-6", "59408-5"}},
-	{"omh:respiratory-rate", "rr", "vital-signs", []string{"9279-1"}},
-	{"omh:sleep-episode", "se", "", []string{"93832-4"}},
-	{"omh:step-count", "sc", "activity", []string{"55423-8"}},
+// schemaTable is every schema the export maps, each with its short code;
+// its order is the order of a search's sources and of cursor positions,
+// so it only ever grows at the end.
+var schemaTable = withCodes([]schemaInfo{
+	{name: "omh:blood-glucose", short: "bg"},
+	{name: "omh:blood-pressure", short: "bp"},
+	{name: "omh:body-temperature", short: "bt"},
+	{name: "omh:body-weight", short: "bw"},
+	{name: "omh:heart-rate", short: "hr"},
+	{name: "omh:oxygen-saturation", short: "os"},
+	{name: "omh:respiratory-rate", short: "rr"},
+	{name: "omh:sleep-episode", short: "se"},
+	{name: "omh:step-count", short: "sc"},
+}, export.FHIRSchemas())
+
+// withCodes fills each schema's category and codes from the export's
+// table. A schema on one side only is a programming error: it panics when
+// the package loads, so no test run misses it.
+func withCodes(table []schemaInfo, mapped []export.FHIRSchema) []schemaInfo {
+	if len(table) != len(mapped) {
+		panic("fhir: the schema table and export.FHIRSchemas differ")
+	}
+	for i := range table {
+		k := slices.IndexFunc(mapped, func(m export.FHIRSchema) bool { return m.Schema == table[i].name })
+		if k < 0 {
+			panic("fhir: " + table[i].name + " is not in export.FHIRSchemas")
+		}
+		table[i].category, table[i].codes = mapped[k].Category, mapped[k].LOINC
+	}
+	return table
 }
 
 // stored is the canonical schema id readings are stored under.

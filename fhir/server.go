@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
@@ -43,7 +44,7 @@ type Ledger interface {
 	DecideApp(id, app string, r consent.Request) consent.Decision
 	Grants(patient, clinician string) []consent.GrantState
 	Grant(id string) (consent.GrantState, error)
-	AppendChecked(check func(next int64) error, entries ...consent.Entry) (int64, error)
+	AppendAccess(check func(next int64) error, start, end consent.Entry) (int64, error)
 }
 
 // Sealer seals the paging cursors (the master keyset, keys.Master).
@@ -81,6 +82,7 @@ type Server struct {
 	log           *slog.Logger
 	now           func() time.Time
 	handler       http.Handler
+	pages         sync.Pool // *[]byte: page buffers, reused (a 1,000-Observation page is about 1 MB)
 }
 
 // New makes the API.

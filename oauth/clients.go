@@ -92,6 +92,7 @@ type NewClient struct {
 	JWKS      json.RawMessage
 	JWKSURI   string
 	LaunchURI string
+	builtin   bool // EnsureClient's registration
 }
 
 // Limits of a registration.
@@ -167,7 +168,7 @@ func (p *Provider) AddClient(ctx context.Context, n NewClient) (ClientInfo, stri
 		}
 	}
 	rec := clientRecord{ID: vault.NewID(prefixClient), Name: n.Name, RedirectURIs: slices.Clone(n.RedirectURIs),
-		Confidential: n.Confidential, JWKS: n.JWKS, JWKSURI: n.JWKSURI, LaunchURI: n.LaunchURI, Created: p.now().UTC()}
+		Confidential: n.Confidential, JWKS: n.JWKS, JWKSURI: n.JWKSURI, LaunchURI: n.LaunchURI, Created: p.now().UTC(), Builtin: n.builtin}
 	var secret string
 	if rec.authMethod() == oidc.AuthMethodBasic {
 		secret = newSecret(prefixSecret)

@@ -99,6 +99,9 @@ func (p *Provider) introspection(ctx context.Context, token, onlyClient string) 
 	if hasPatientScope(t.Scopes) {
 		out["patient"] = FHIRID(t.UserID)
 	}
+	if t.Patient != "" { // an EHR launch's patient in context (launch.go)
+		out["patient"] = FHIRID(t.Patient)
+	}
 	return out
 }
 

@@ -250,8 +250,16 @@ func TestDiscovery(t *testing.T) {
 	if m, _ := json.Marshal(smart["code_challenge_methods_supported"]); string(m) != `["S256"]` {
 		t.Fatalf("code_challenge_methods_supported = %s", m)
 	}
-	if caps, _ := json.Marshal(smart["capabilities"]); strings.Contains(string(caps), "launch-ehr") {
-		t.Fatalf("capabilities claim an EHR launch: %s", caps)
+	// The EHR launch works (TestEHRLaunch); encounters and Backend
+	// Services do not exist here, and are not claimed.
+	caps, _ := json.Marshal(smart["capabilities"])
+	for _, c := range []string{`"launch-ehr"`, `"context-ehr-patient"`, `"context-banner"`} {
+		if !strings.Contains(string(caps), c) {
+			t.Fatalf("capabilities lack %s: %s", c, caps)
+		}
+	}
+	if strings.Contains(string(caps), "encounter") || strings.Contains(string(caps), "client-confidential-asymmetric-backend") {
+		t.Fatalf("capabilities claim what is not served: %s", caps)
 	}
 }
 
@@ -428,7 +436,8 @@ func TestRequestChecks(t *testing.T) {
 		{"aud mismatch", func(q url.Values) { q.Set("aud", "https://other.example/fhir") }, "invalid_request"},
 		{"aud missing with resource scopes", func(q url.Values) { q.Del("aud") }, "invalid_request"},
 		{"misordered scope", func(q url.Values) { q.Set("scope", "openid user/Observation.sr") }, "invalid_scope"},
-		{"EHR launch", func(q url.Values) { q.Set("scope", "openid launch user/Observation.rs") }, "invalid_scope"},
+		{"EHR launch without its launch id", func(q url.Values) { q.Set("scope", "openid launch user/Observation.rs") }, "invalid_request"},
+		{"EHR launch with an unknown launch id", func(q url.Values) { q.Set("scope", "openid launch user/Observation.rs"); q.Set("launch", "vl_unknown") }, "invalid_request"},
 		{"patient and user", func(q url.Values) { q.Set("scope", "patient/Observation.rs user/Observation.rs") }, "invalid_scope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

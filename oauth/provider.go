@@ -96,6 +96,8 @@ type Provider struct {
 	lastSweep atomic.Int64
 
 	origins registeredOrigins // for CORS; reset when a client comes or goes
+
+	launches *launchTable // EHR launch ids in flight (launch.go)
 }
 
 // New builds the provider and makes its first signing key if the store has
@@ -140,6 +142,7 @@ func New(ctx context.Context, c Config) (*Provider, error) {
 		now:         c.Now,
 		httpClient:  c.HTTPClient,
 		jwksCache:   map[string]cachedJWKS{},
+		launches:    newLaunchTable(),
 	}
 	if err := p.loadKeys(ctx, true); err != nil {
 		return nil, err
@@ -167,11 +170,12 @@ type ClientInfo struct {
 	JWKSURI      string    `json:"jwks_uri,omitempty"`
 	LaunchURI    string    `json:"launch_uri,omitempty"`
 	Created      time.Time `json:"created"`
+	Builtin      bool      `json:"builtin,omitempty"` // an app the vault itself serves (EnsureClient)
 }
 
 func (c clientRecord) info() ClientInfo {
 	return ClientInfo{ID: c.ID, Name: c.Name, RedirectURIs: slices.Clone(c.RedirectURIs), Confidential: c.Confidential,
-		AuthMethod: string(c.authMethod()), JWKSURI: c.JWKSURI, LaunchURI: c.LaunchURI, Created: c.Created}
+		AuthMethod: string(c.authMethod()), JWKSURI: c.JWKSURI, LaunchURI: c.LaunchURI, Created: c.Created, Builtin: c.Builtin}
 }
 
 // Pending is an authorization request waiting for the signed-in user's answer.
@@ -191,6 +195,9 @@ type Approval struct {
 	UserID  string   // pt_… or cl_… (the web session's user)
 	GrantID string   // patient apps: the app grant's id in the ledger (web appended it)
 	Schemas []string // patient apps: the schemas she kept; the granted scope narrows to these
+	// Session is a hash of the user's web session (an EHR launch is
+	// bound to the session that opened it).
+	Session string
 }
 
 // Errors of the login hand-off; callers test them with errors.Is.
@@ -283,6 +290,13 @@ func (p *Provider) Approve(ctx context.Context, id string, a Approval) (string, 
 			return "", fmt.Errorf("%w: a clinician's sign-in carries no grant", ErrBadApproval)
 		}
 		r.Kept = slices.Clone(r.Schemas)
+		if len(r.Launch) > 0 {
+			pt, err := p.spendLaunch(r, a)
+			if err != nil {
+				return "", err
+			}
+			r.LaunchPatient = pt
+		}
 	}
 	r.Done, r.UserID, r.Granted, r.AuthTime = true, a.UserID, granted, p.now()
 	if err := p.saveRequest(ctx, r); err != nil {

@@ -54,6 +54,9 @@ type clientRecord struct {
 	JWKSURI      string          `json:"jwks_uri,omitempty"`
 	LaunchURI    string          `json:"launch_uri,omitempty"`
 	Created      time.Time       `json:"created"`
+	// Builtin marks the client of an app the vault itself serves
+	// (EnsureClient); an admin's registration is never one.
+	Builtin bool `json:"builtin,omitempty"`
 }
 
 // requestRecord is what an authorization request's row seals.
@@ -70,28 +73,34 @@ type requestRecord struct {
 	User         bool      `json:"user,omitempty"`
 	Schemas      []string  `json:"schemas,omitempty"`
 	Offline      bool      `json:"offline,omitempty"`
+	Launch       []byte    `json:"launch,omitempty"` // an EHR launch: its id's hash (launch.go)
 	Created      time.Time `json:"created"`
 	Expires      time.Time `json:"expires"`
 
 	// Set by Approve.
-	Done     bool      `json:"done,omitempty"`
-	UserID   string    `json:"user_id,omitempty"`
-	GrantID  string    `json:"grant_id,omitempty"`
-	Granted  []string  `json:"granted,omitempty"`
-	Kept     []string  `json:"kept,omitempty"`
-	AuthTime time.Time `json:"auth_time,omitzero"`
+	Done    bool     `json:"done,omitempty"`
+	UserID  string   `json:"user_id,omitempty"`
+	GrantID string   `json:"grant_id,omitempty"`
+	Granted []string `json:"granted,omitempty"`
+	Kept    []string `json:"kept,omitempty"`
+	// LaunchPatient is the patient in context of an EHR launch.
+	LaunchPatient string    `json:"launch_patient,omitempty"`
+	AuthTime      time.Time `json:"auth_time,omitzero"`
 }
 
 // tokenRecord is what a token's row seals.
 type tokenRecord struct {
-	Hash     []byte    `json:"hash"` // the key again, compared in constant time
-	Kind     string    `json:"kind"`
-	Family   string    `json:"family"`
-	UserID   string    `json:"user"`
-	ClientID string    `json:"client"`
-	Scopes   []string  `json:"scopes"`
-	Schemas  []string  `json:"schemas,omitempty"`
-	GrantID  string    `json:"grant,omitempty"`
+	Hash     []byte   `json:"hash"` // the key again, compared in constant time
+	Kind     string   `json:"kind"`
+	Family   string   `json:"family"`
+	UserID   string   `json:"user"`
+	ClientID string   `json:"client"`
+	Scopes   []string `json:"scopes"`
+	Schemas  []string `json:"schemas,omitempty"`
+	GrantID  string   `json:"grant,omitempty"`
+	// Patient is the patient in context of an EHR launch (a clinician's
+	// token); a patient app's patient is its user.
+	Patient  string    `json:"patient,omitempty"`
 	AuthTime time.Time `json:"auth_time"`
 	Issued   time.Time `json:"issued"`
 	Expires  time.Time `json:"expires"`

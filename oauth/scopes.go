@@ -93,6 +93,7 @@ type scopeSet struct {
 	OpenID    bool
 	Offline   bool
 	Launch    bool // launch/patient
+	EHR       bool // launch: an EHR launch (launch.go)
 }
 
 // ScopeError is a requested scope the provider refuses outright.
@@ -110,8 +111,8 @@ var (
 //
 //   - malformed resource scopes (SMART v2 permission letters out of the
 //     order c r u d s, or unknown letters) are refused with a ScopeError,
-//     as are launch (EHR launch is not supported) and a request mixing
-//     patient/ and user/ scopes;
+//     as is a request mixing patient/ and user/ scopes (launch, the EHR
+//     launch, is checked with its launch parameter in launch.go);
 //   - scopes the vault cannot serve are dropped: system/ scopes (no Backend
 //     Services), write-only permissions (c, u, d, v1 write), resource
 //     types other than Observation, Patient and *, granular parameters
@@ -138,7 +139,7 @@ func parseScopes(requested []string) (scopeSet, error) {
 			set.Launch = true
 		case scopeFHIRUser, scopeProfile:
 		case scopeLaunch:
-			return set, &ScopeError{s, "EHR launch is not supported; use launch/patient for a standalone launch"}
+			set.EHR = true
 		default:
 			rs, keep, err := parseResourceScope(s)
 			if err != nil {

@@ -46,7 +46,8 @@ func TestParseScopes(t *testing.T) {
 		{"patient/Observation.dus", false, true, nil, false},
 		{"patient/Observation.rx", false, true, nil, false},
 		{"patient/Observation", false, true, nil, false},
-		{"launch", false, true, nil, false},
+		// launch (the EHR launch) is kept; Authorize checks its launch id.
+		{"launch", true, false, nil, false},
 	} {
 		t.Run(tc.scope, func(t *testing.T) {
 			set, err := parseScopes([]string{tc.scope})

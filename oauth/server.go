@@ -85,7 +85,7 @@ func (p *Provider) build() error {
 }
 
 func supportedScopes() []string {
-	return []string{scopeOpenID, scopeFHIRUser, scopeProfile, scopeOffline, scopeLaunchPatient,
+	return []string{scopeOpenID, scopeFHIRUser, scopeProfile, scopeOffline, scopeLaunchPatient, scopeLaunch,
 		"patient/Observation.rs", "patient/Patient.rs", "patient/*.rs", "user/Observation.rs", "user/Patient.rs", "user/*.rs"}
 }
 
@@ -177,14 +177,20 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	if aud == "" {
 		aud = r.Request.Form.Get("resource")
 	}
-	if (len(set.Resources) > 0 || set.Launch) && strings.TrimSuffix(aud, "/") != p.issuer {
+	if (len(set.Resources) > 0 || set.Launch || set.EHR) && strings.TrimSuffix(aud, "/") != p.issuer {
 		return nil, oidc.ErrInvalidRequest().WithDescription("aud must be the FHIR base URL %s", p.issuer)
 	}
 	if aud != "" && strings.TrimSuffix(aud, "/") != p.issuer {
 		return nil, oidc.ErrInvalidRequest().WithDescription("aud must be the FHIR base URL %s", p.issuer)
 	}
+	var launch []byte
+	if set.EHR {
+		if launch, err = p.checkLaunch(r, set); err != nil {
+			return nil, err
+		}
+	}
 	now := p.now().UTC()
-	rec := requestRecord{
+	rec := requestRecord{Launch: launch,
 		ID: newSecret(prefixRequest), ClientID: r.Client.GetID(), RedirectURI: req.RedirectURI, State: req.State,
 		Nonce: req.Nonce, ResponseMode: string(req.ResponseMode), Scopes: set.Granted, Challenge: req.CodeChallenge,
 		Patient: set.Patient, User: set.User || !set.Patient, Schemas: set.Schemas, Offline: set.Offline,
@@ -210,7 +216,8 @@ func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCreden
 // tokenResponse is the token response with SMART's fields.
 type tokenResponse struct {
 	*oidc.AccessTokenResponse
-	Patient string `json:"patient,omitempty"`
+	Patient           string `json:"patient,omitempty"`
+	NeedPatientBanner *bool  `json:"need_patient_banner,omitempty"`
 }
 
 // CodeExchange redeems a code: once, by the client it was issued to, with
@@ -254,7 +261,7 @@ func (s *server) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Acce
 	if err != nil {
 		return nil, err
 	}
-	return p.tokenResponse(resp, rec.Granted, rec.UserID), nil
+	return p.tokenResponse(resp, rec.Granted, rec.UserID, rec.LaunchPatient), nil
 }
 
 // RefreshToken exchanges a refresh token for new tokens: only by the
@@ -296,12 +303,13 @@ func (s *server) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.Refr
 	if err != nil {
 		return nil, err
 	}
-	return p.tokenResponse(resp, scopes, t.UserID), nil
+	return p.tokenResponse(resp, scopes, t.UserID, t.Patient), nil
 }
 
 // tokenResponse adds SMART's fields: patient when patient scopes were
-// granted; an ID token only when openid was.
-func (p *Provider) tokenResponse(resp *oidc.AccessTokenResponse, scopes []string, userID string) *op.Response {
+// granted (the user) or an EHR launch put a patient in context (with
+// need_patient_banner); an ID token only when openid was.
+func (p *Provider) tokenResponse(resp *oidc.AccessTokenResponse, scopes []string, userID, launchPatient string) *op.Response {
 	if !slices.Contains(scopes, scopeOpenID) {
 		resp.IDToken = ""
 	}
@@ -310,6 +318,11 @@ func (p *Provider) tokenResponse(resp *oidc.AccessTokenResponse, scopes []string
 		if strings.HasPrefix(sc, "patient/") || sc == scopeLaunchPatient {
 			out.Patient = FHIRID(userID)
 		}
+	}
+	if launchPatient != "" {
+		out.Patient = FHIRID(launchPatient)
+		banner := true
+		out.NeedPatientBanner = &banner
 	}
 	res := op.NewResponse(out)
 	res.Header.Set("Cache-Control", "no-store")

@@ -7,8 +7,8 @@ import (
 
 // smartConfiguration serves {issuer}/.well-known/smart-configuration:
 // JSON whatever the Accept header says, readable from any origin, every
-// URL absolute, and only what the provider really supports (no EHR
-// launch, no Backend Services).
+// URL absolute, and only what the provider really supports (EHR launch
+// with a patient in context, no encounter, no Backend Services).
 func (p *Provider) smartConfiguration(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
@@ -38,8 +38,9 @@ func (p *Provider) smartConfiguration(w http.ResponseWriter, r *http.Request) {
 		"token_endpoint_auth_signing_alg_values_supported": assertionAlgs,
 		"scopes_supported":                                 supportedScopes(),
 		"capabilities": []string{
-			"launch-standalone", "authorize-post", "client-public", "client-confidential-symmetric",
+			"launch-standalone", "launch-ehr", "authorize-post", "client-public", "client-confidential-symmetric",
 			"client-confidential-asymmetric", "sso-openid-connect", "context-standalone-patient",
+			"context-ehr-patient", "context-banner",
 			"permission-offline", "permission-patient", "permission-user", "permission-v1", "permission-v2",
 		},
 	}

@@ -112,7 +112,7 @@ func (s storage) issue(ctx context.Context, req op.TokenRequest, withRefresh boo
 	var base tokenRecord
 	switch r := req.(type) {
 	case authRequest:
-		base = tokenRecord{Family: newSecret("f_")[:24], UserID: r.r.UserID, ClientID: r.r.ClientID, Scopes: r.r.Granted, Schemas: r.r.Kept, GrantID: r.r.GrantID, AuthTime: r.r.AuthTime}
+		base = tokenRecord{Family: newSecret("f_")[:24], UserID: r.r.UserID, ClientID: r.r.ClientID, Scopes: r.r.Granted, Schemas: r.r.Kept, GrantID: r.r.GrantID, Patient: r.r.LaunchPatient, AuthTime: r.r.AuthTime}
 	case *refreshRequest:
 		base = r.t
 		base.Scopes = r.scopes

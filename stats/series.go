@@ -1,10 +1,7 @@
 package stats
 
 import (
-	"sort"
 	"time"
-
-	"github.com/jupyterhealth/vault/internal/calendar"
 )
 
 // HourMean is the mean of one clock hour's readings.
@@ -69,22 +66,16 @@ type DayTotal struct {
 // falls on (for a step count, the start of its interval); a negative value
 // or a reading outside those days is not counted.
 func DailyTotals(pts []Point, from, to time.Time, loc *time.Location) []DayTotal {
-	days := calendar.Days(from, to, loc)
+	days := SplitDays(pts, from, to, loc)
 	out := make([]DayTotal, len(days))
 	for i, d := range days {
-		out[i].Start = d
-	}
-	if len(days) == 0 {
-		return out
-	}
-	end := calendar.Next(days[len(days)-1], loc)
-	for _, p := range pts {
-		if p.Value < 0 || p.Time.Before(days[0]) || !p.Time.Before(end) {
-			continue
+		out[i].Start = d.Start
+		for _, p := range d.Points {
+			if p.Value >= 0 {
+				out[i].Total += p.Value
+				out[i].N++
+			}
 		}
-		i := sort.Search(len(days), func(i int) bool { return days[i].After(p.Time) }) - 1
-		out[i].Total += p.Value
-		out[i].N++
 	}
 	return out
 }

@@ -26,10 +26,13 @@ type exportPatient struct {
 }
 
 type exportBody struct {
-	Patients   []exportPatient
-	Schemas    []option
-	Formats    []option
-	Keys       []option // active keys
+	Patients []exportPatient
+	Schemas  []option
+	Formats  []option
+	Keys     []option // active keys
+	// ChooseKey: several active keys and none chosen, so the form asks
+	// for one (the export would be 400 recipient_required without it).
+	ChooseKey  bool
 	Pending    []clinicianKeyView
 	From, To   string // YYYY-MM-DD in the clinician's zone
 	TZ         string
@@ -37,6 +40,7 @@ type exportBody struct {
 	Warnings   []string
 	Curl       string
 	Decrypt    string
+	Holds      string // what the data-only file holds
 	Python     string
 	URL        string
 	PatientSel string
@@ -128,6 +132,14 @@ func (s *Server) clinicianExportPage(w http.ResponseWriter, r *http.Request, ses
 		}
 	}
 
+	// The key is always a chosen one: the only active key is chosen for
+	// the clinician, and with several the form requires a choice.
+	if in.Recipient == "" && len(active) == 1 {
+		in.Recipient = active[0].Fingerprint
+		b.Keys[0].Selected = true
+	}
+	b.ChooseKey = in.Recipient == "" && len(active) > 1
+
 	d := s.signedData(r.Context(), sess, "Export builder", "export")
 	if q.Get("patient") != "" {
 		status := s.buildExport(&b, in, byID, active, loc)
@@ -136,6 +148,13 @@ func (s *Server) clinicianExportPage(w http.ResponseWriter, r *http.Request, ses
 	}
 	d.Body = b
 	return s.render(w, http.StatusOK, "clinician_export", d)
+}
+
+// exportHolds says what 'vault decrypt --data-only' writes for each format.
+var exportHolds = map[string]string{
+	"omh":  "export.ndjson holds one Open mHealth data point (JSON) per line, exactly as the vault stores it.",
+	"fhir": "export.ndjson holds one FHIR R4 Observation (JSON) per line, Bulk Data style, no Bundle.",
+	"csv":  "export.csv is a plain CSV: a header row, then one row per reading (RFC 4180, LF line ends).",
 }
 
 var exportFormatLabels = map[string]string{
@@ -222,7 +241,9 @@ func (s *Server) buildExport(b *exportBody, in exportQuery, patients map[string]
 	case len(active) == 0:
 		b.Warnings = append(b.Warnings, "You have no active hub key, so this export would be refused (409 no_active_key). Add one on the Hub keys page.")
 	case len(active) > 1:
-		b.Warnings = append(b.Warnings, "You have several active hub keys: choose the one this hub's identity opens.")
+		// The export would be 400 recipient_required: no code without a key.
+		b.Warnings = append(b.Warnings, "You have several active hub keys: choose the one this hub's identity opens (without one the export is refused with 400 recipient_required).")
+		return http.StatusBadRequest
 	}
 
 	v := url.Values{}
@@ -243,8 +264,11 @@ func (s *Server) buildExport(b *exportBody, in exportQuery, patients map[string]
 	b.Built = true
 	ext := export.Extension(in.Format)
 	b.Curl = "curl -fsS -H \"Authorization: Bearer $VAULT_TOKEN\" -o export.age \\\n  '" + b.URL + "'"
-	b.Decrypt = "age -d -i \"$VAULT_IDENTITY\" export.age > export." + ext + "            # an age1… (X25519) key\n" +
-		"vault decrypt -i \"$VAULT_IDENTITY\" export.age > export." + ext + "      # an age1pq1… (post-quantum) key"
+	b.Decrypt = "# checks the trailer the vault signed (count, SHA-256, signature by the pinned log key), then writes only the data lines\n" +
+		"vault decrypt -i \"$VAULT_IDENTITY\" --verify-key \"$VAULT_LOG_KEY\" --data-only -o export." + ext + " export.age\n" +
+		"# or the whole payload, unchecked: line 1 a JSON manifest, then the data lines, last line a JSON trailer\n" +
+		"age -d -i \"$VAULT_IDENTITY\" -o payload.txt export.age"
+	b.Holds = exportHolds[in.Format]
 
 	var py strings.Builder
 	py.WriteString("import jhvault\n\n")

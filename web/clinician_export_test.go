@@ -49,7 +49,9 @@ func TestClinicianExportBuilder(t *testing.T) {
 	for _, want := range []string{
 		`curl -fsS -H "Authorization: Bearer $VAULT_TOKEN" -o export.age`,
 		"'" + wantURL + "'",
-		`age -d -i "$VAULT_IDENTITY" export.age > export.csv`,
+		`vault decrypt -i "$VAULT_IDENTITY" --verify-key "$VAULT_LOG_KEY" --data-only -o export.csv export.age`,
+		`age -d -i "$VAULT_IDENTITY" -o payload.txt export.age`,
+		"export.csv is a plain CSV: a header row, then one row per reading",
 		"client = jhvault.Client()",
 		`"` + f.patient.ID + `",  # ` + patientName,
 		`["omh:blood-glucose"],`,
@@ -93,6 +95,44 @@ func TestClinicianExportBuilder(t *testing.T) {
 			}
 		})
 	}
+
+	// One active key: it is chosen, in the form and in the code, though
+	// the query names none.
+	b = html.UnescapeString(body(t, f.do(req{path: "/clinician/export", cookie: sess})))
+	if !strings.Contains(b, `value="`+k.Fingerprint+`" selected`) || strings.Contains(b, "the only active key") || strings.Contains(b, "<option value=\"\"") {
+		t.Fatalf("one active key is not the chosen one:\n%s", b)
+	}
+	r = f.do(req{path: "/clinician/export?patient=" + f.patient.ID + "&schema=omh:blood-glucose", cookie: sess})
+	b = html.UnescapeString(body(t, r))
+	if r.StatusCode != 200 || !strings.Contains(b, "recipient="+k.Fingerprint) || !strings.Contains(b, `recipient="`+k.Fingerprint+`",`) {
+		t.Fatalf("one active key, none named: %d, the code does not name it:\n%s", r.StatusCode, b)
+	}
+
+	// Two active keys: the form requires a choice, and no code is written
+	// without one (the export would be 400 recipient_required).
+	k2 := f.apiKey(t, f.clin.ID, newRecipient(t), 0)
+	b = html.UnescapeString(body(t, f.do(req{path: "/clinician/export", cookie: sess})))
+	if !strings.Contains(b, `<select id="recipient" name="recipient" required>`) || !strings.Contains(b, `<option value="">choose the key this hub's identity opens</option>`) || strings.Contains(b, k.Fingerprint+`" selected`) || strings.Contains(b, k2.Fingerprint+`" selected`) {
+		t.Fatalf("two active keys, no required choice:\n%s", b)
+	}
+	r = f.do(req{path: "/clinician/export?patient=" + f.patient.ID + "&schema=omh:blood-glucose", cookie: sess})
+	b = html.UnescapeString(body(t, r))
+	if r.StatusCode != 400 || !strings.Contains(b, "recipient_required") || strings.Contains(b, "python-snippet") || strings.Contains(b, "curl-snippet") {
+		t.Fatalf("two active keys, none chosen: %d:\n%s", r.StatusCode, b)
+	}
+	for _, key := range []consent.KeyState{k, k2} {
+		r = f.do(req{path: "/clinician/export?patient=" + f.patient.ID + "&schema=omh:blood-glucose&recipient=" + key.Fingerprint, cookie: sess})
+		b = html.UnescapeString(body(t, r))
+		if r.StatusCode != 200 || !strings.Contains(b, "recipient="+key.Fingerprint) || !strings.Contains(b, `value="`+key.Fingerprint+`" selected`) {
+			t.Fatalf("key %s chosen: %d:\n%s", key.Fingerprint, r.StatusCode, b)
+		}
+	}
+	f.led.Append(func() consent.Entry {
+		e := consent.New(consent.KindClinicianKeyDel, f.clin.ID, time.Now())
+		e.Clinician = f.clin.ID
+		e.Key = &consent.ClinicianKey{Fingerprint: k2.Fingerprint}
+		return e
+	}())
 
 	// No active key: a warning; a second clinician sees no patients.
 	f.led.Append(func() consent.Entry {

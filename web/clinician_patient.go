@@ -128,9 +128,10 @@ type clinicianPatientBody struct {
 	HasHR       bool // heart rate is covered in the last 14 days
 	HasSteps    bool
 	Activity    activityBody
-	Nothing     bool   // the grants cover none of the report's data in the period
-	AccessStart int64  // the view's access-start entry
-	Shown       string // the data types shown, in words
+	Nothing     bool           // the grants cover none of the report's data in the period
+	AccessStart int64          // the view's access-start entry
+	Shown       string         // the data types shown, in words
+	Apps        []launchButton // "Open in app" (launch.go)
 }
 
 func (s *Server) clinicianPatientPage(w http.ResponseWriter, r *http.Request, sess session) error {
@@ -162,7 +163,7 @@ func (s *Server) clinicianPatientPage(w http.ResponseWriter, r *http.Request, se
 		return errReportRate
 	}
 	cu, _ := s.vault.User(r.Context(), sess.UserID)
-	body := clinicianPatientBody{ID: pu.ID, Name: pu.Name}
+	body := clinicianPatientBody{ID: pu.ID, Name: pu.Name, Apps: s.launchButtons(r.Context(), sess, pu.ID)}
 	for _, g := range active {
 		body.Grants = append(body.Grants, grantViewOf(g, cu.Location()))
 	}

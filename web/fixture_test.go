@@ -66,22 +66,26 @@ func (l *logBuffer) String() string {
 // fixture is the whole stack in-process: a real vault and ledger in a
 // bbolt file under t.TempDir(), and the web server.
 type fixture struct {
-	t     testing.TB
-	dir   string
-	root  *keys.Root
-	log   *slog.Logger
-	cfg   Config       // the server's configuration, for restart
-	hs    *http.Server // serving on addr, when the fixture listens
-	addr  string
-	st    *boltstore.Store
-	v     *vault.Vault
-	led   *consent.Ledger
-	srv   *Server
-	h     http.Handler
-	prov  *oauth.Provider // the real OAuth provider, when fixtureOpts.oauth
-	base  string
-	logs  *logBuffer
-	clock *clock // nil when the server runs on the real clock
+	t    testing.TB
+	dir  string
+	root *keys.Root
+	log  *slog.Logger
+	cfg  Config       // the server's configuration, for restart
+	hs   *http.Server // serving on addr, when the fixture listens
+	addr string
+	st   *boltstore.Store
+	v    *vault.Vault
+	led  *consent.Ledger
+	srv  *Server
+	h    http.Handler
+	prov *oauth.Provider // the real OAuth provider, when fixtureOpts.oauth
+	// fhirH and appH are the FHIR API and the care-team report app, when
+	// fixtureOpts.smartApp (carereport_e2e_test.go).
+	fhirH, appH http.Handler
+	launches    launchLog // the app's launch URLs the browser opened
+	base        string
+	logs        *logBuffer
+	clock       *clock // nil when the server runs on the real clock
 	// wrapLedger, when set, wraps the ledger's store as it opens (to
 	// inject its failures).
 	wrapLedger func(consent.Store) consent.Store
@@ -102,6 +106,10 @@ type fixtureOpts struct {
 	// its tokens bound to the ledger's app grants, its handler under
 	// /fhir/ beside the web UI.
 	oauth bool
+	// smartApp (with oauth) adds the FHIR API under /fhir/ and the
+	// care-team report app under /apps/care-report/, registered with the
+	// provider as cmd/vault registers it, and the web UI's Launcher.
+	smartApp bool
 	// wrapLedger wraps the ledger's real store (see fixture.wrapLedger).
 	wrapLedger func(consent.Store) consent.Store
 }
@@ -163,6 +171,10 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if o.oauth {
 		f.prov = f.newProvider(cfg.BaseURL)
 		cfg.Authorizer = providerAuthorizer{f.prov}
+		if o.smartApp {
+			f.addSMARTApp(cfg.BaseURL)
+			cfg.Launcher = providerAuthorizer{f.prov}
+		}
 	}
 	f.cfg = cfg
 	if f.srv, err = New(cfg); err != nil {
@@ -216,7 +228,14 @@ func (f *fixture) handler() http.Handler {
 		return f.srv.Handler()
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/fhir/", f.prov.Handler())
+	if f.fhirH != nil {
+		mux.Handle("/fhir/auth/", f.prov.Handler())
+		mux.Handle("/fhir/.well-known/", f.prov.Handler())
+		mux.Handle("/fhir/", f.fhirH)
+		mux.Handle("/apps/care-report/", f.appH)
+	} else {
+		mux.Handle("/fhir/", f.prov.Handler())
+	}
 	mux.Handle("/", f.srv.Handler())
 	return mux
 }

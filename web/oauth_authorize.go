@@ -78,6 +78,9 @@ type AuthApproval struct {
 	UserID  string
 	GrantID string
 	Schemas []string
+	// Session is the answering session's launch binding (launch.go): an
+	// EHR launch is answered only from the session that opened it.
+	Session string
 }
 
 // Errors an Authorizer returns (wrapped or not) for the web UI to explain.
@@ -189,7 +192,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, sess session)
 		return unavailable("Try again shortly", "The vault could not read your apps just now. Try again shortly.", err)
 	}
 	if ok {
-		to, err := s.auth.Approve(r.Context(), p.ID, AuthApproval{UserID: sess.UserID})
+		to, err := s.auth.Approve(r.Context(), p.ID, AuthApproval{UserID: sess.UserID, Session: launchBinding(r)})
 		if err != nil {
 			return s.answerError(err)
 		}
@@ -243,7 +246,7 @@ func (s *Server) authorizeAllow(w http.ResponseWriter, r *http.Request, sess ses
 	if err := s.appConsents.put(r.Context(), sess.UserID, p.ClientID, p.ClientName); err != nil {
 		return err
 	}
-	to, err := s.auth.Approve(r.Context(), p.ID, AuthApproval{UserID: sess.UserID})
+	to, err := s.auth.Approve(r.Context(), p.ID, AuthApproval{UserID: sess.UserID, Session: launchBinding(r)})
 	if err != nil {
 		return s.answerError(err)
 	}
@@ -396,7 +399,7 @@ func (s *Server) appGrantFinish(w http.ResponseWriter, r *http.Request, sess ses
 	if _, err := s.noteUse(r.Context(), su.rec, su.cred, su.parsed); err != nil {
 		s.log.Error("web credential update", "user", sess.UserID, "cause", err.Error())
 	}
-	to, err := s.auth.Approve(r.Context(), p.ID, AuthApproval{UserID: sess.UserID, GrantID: g.ID, Schemas: g.Schemas})
+	to, err := s.auth.Approve(r.Context(), p.ID, AuthApproval{UserID: sess.UserID, GrantID: g.ID, Schemas: g.Schemas, Session: launchBinding(r)})
 	if err != nil {
 		st, gerr := s.ledger.Grant(g.ID)
 		if gerr == nil {

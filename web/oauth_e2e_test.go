@@ -51,7 +51,7 @@ func (a providerAuthorizer) Pending(ctx context.Context, id string) (AuthRequest
 }
 
 func (a providerAuthorizer) Approve(ctx context.Context, id string, ap AuthApproval) (string, error) {
-	u, err := a.p.Approve(ctx, id, oauth.Approval{UserID: ap.UserID, GrantID: ap.GrantID, Schemas: ap.Schemas})
+	u, err := a.p.Approve(ctx, id, oauth.Approval{UserID: ap.UserID, GrantID: ap.GrantID, Schemas: ap.Schemas, Session: ap.Session})
 	return u, providerErr(err)
 }
 

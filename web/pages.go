@@ -377,6 +377,7 @@ type patientView struct {
 	ID     string
 	Name   string
 	Grants []grantView
+	Apps   []launchButton // "Open in app" (launch.go)
 }
 
 // patientsPage lists the patients with an active grant to the signed-in
@@ -406,7 +407,9 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 	}
 	var list []patientView
 	for _, id := range order {
-		list = append(list, *byPatient[id])
+		p := *byPatient[id]
+		p.Apps = s.launchButtons(r.Context(), sess, p.ID)
+		list = append(list, p)
 	}
 	slices.SortStableFunc(list, func(a, b patientView) int { return strings.Compare(a.Name, b.Name) })
 	d := s.signedData(r.Context(), sess, "Patients", "patients")

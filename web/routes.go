@@ -90,6 +90,7 @@ func (s *Server) routeTable() []route {
 
 		{"GET /patients", clinicians, 0, s.patientsPage},
 		{"GET /patients/{id}", clinicians, 0, s.clinicianPatientPage},
+		{"POST /patients/{id}/launch", clinicians, csrf, s.launchApp},
 		{"GET /clinician/keys", clinicians, 0, s.clinicianKeysPage},
 		{"POST /clinician/keys/{fingerprint}/remove", clinicians, csrf, s.removeClinicianKey},
 		{"GET /clinician/export", clinicians, 0, s.clinicianExportPage},

@@ -140,6 +140,9 @@ type Config struct {
 	// Authorizer is the OAuth provider the /oauth/authorize pages answer
 	// (oauth_authorize.go); nil turns them off (404).
 	Authorizer Authorizer
+	// Launcher opens registered SMART apps for a patient from the
+	// clinician's pages (launch.go); nil shows no "Open in app".
+	Launcher Launcher
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed for the client address the rate limits key on
 	// (--trusted-proxies, as for the API); none means the TCP peer.
@@ -194,6 +197,7 @@ type Server struct {
 	// auth is the OAuth provider (nil: no OAuth pages); appConsents the
 	// clients users let sign them in.
 	auth        Authorizer
+	launcher    Launcher
 	appConsents *appConsentStore
 	// requireSigned: only signed grants cover a clinician's view.
 	requireSigned bool
@@ -309,6 +313,7 @@ func New(cfg Config) (*Server, error) {
 	s.creds = &credStore{store: cfg.Store, sealer: sealer}
 	s.invites = &inviteStore{store: cfg.Store, sealer: sealer}
 	s.auth = cfg.Authorizer
+	s.launcher = cfg.Launcher
 	s.appConsents = &appConsentStore{store: cfg.Store, sealer: sealer, now: cfg.Now}
 	if err := s.invites.adoptOld(context.Background()); err != nil {
 		return nil, fmt.Errorf("web: invites: %v", err)

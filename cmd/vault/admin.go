@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,7 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/ingest/formats"
@@ -19,6 +24,7 @@ import (
 	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/web"
+	"golang.org/x/sys/unix"
 )
 
 // socketAdmin runs admin actions through a running server's admin socket.
@@ -80,6 +86,16 @@ func (s *socketAdmin) AddUser(ctx context.Context, r api.AdminUserRequest) (api.
 
 func (s *socketAdmin) DeleteUser(ctx context.Context, id string) error {
 	return s.call(ctx, http.MethodDelete, "/admin/users/"+id, nil, nil)
+}
+
+func (s *socketAdmin) Users(ctx context.Context, role string) ([]api.AdminUser, error) {
+	var out []api.AdminUser
+	return out, s.call(ctx, http.MethodGet, "/admin/users?"+url.Values{"role": {role}}.Encode(), nil, &out)
+}
+
+func (s *socketAdmin) UserDetail(ctx context.Context, id string) (api.AdminUserDetail, error) {
+	var out api.AdminUserDetail
+	return out, s.call(ctx, http.MethodGet, "/admin/users/"+url.PathEscape(id), nil, &out)
 }
 
 func (s *socketAdmin) MintToken(ctx context.Context, r api.AdminTokenRequest) (api.AdminTokenResponse, error) {
@@ -218,7 +234,7 @@ func withAdminBase(sf storeFlags, base *url.URL, stderr io.Writer, fn func(api.A
 	return err
 }
 
-func cmdAdmin(args []string, stdout, stderr io.Writer) error {
+func cmdAdmin(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
@@ -227,7 +243,11 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) error {
 	case args[0] == "user" && len(args) > 1 && args[1] == "add":
 		return adminUserAdd(args[2:], stdout, stderr)
 	case args[0] == "user" && len(args) > 1 && args[1] == "delete":
-		return adminUserDelete(args[2:], stdout, stderr)
+		return adminUserDelete(args[2:], stdin, stdout, stderr)
+	case args[0] == "user" && len(args) > 1 && args[1] == "list":
+		return adminUserList(args[2:], stdout, stderr)
+	case args[0] == "user" && len(args) > 1 && args[1] == "show":
+		return adminUserShow(args[2:], stdout, stderr)
 	case args[0] == "token":
 		return adminToken(args[1:], stdout, stderr)
 	case args[0] == "ledger-key":
@@ -270,10 +290,11 @@ func adminUserAdd(args []string, stdout, stderr io.Writer) error {
 	})
 }
 
-func adminUserDelete(args []string, stdout, stderr io.Writer) error {
+func adminUserDelete(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin user delete", stderr)
 	sv := registerServe(fs) // the store flags and --base-url, for the web UI's records when no server runs
 	user := fs.String("user", "", "the patient's id (pt_…)")
+	yes := fs.Bool("yes", false, "delete without asking (for scripts): nothing can undo it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -281,9 +302,14 @@ func adminUserDelete(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "vault admin user delete: --user is required")
 		return errUsage
 	}
-	base, err := checkBaseURL(*sv.baseURL)
+	base, err := resolveBaseURL(*sv.addr, *sv.baseURL)
 	if err != nil {
 		return err
+	}
+	if !*yes {
+		if err := confirmDelete(stdin, isTerminal(stdin), stderr, *user); err != nil {
+			return err
+		}
 	}
 	return withAdminBase(sv.store, base, stderr, func(ops api.AdminOps) error {
 		if err := ops.DeleteUser(context.Background(), *user); err != nil {
@@ -292,6 +318,146 @@ func adminUserDelete(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "deleted", *user, "(its keys are destroyed; older backups still hold them, see docs/architecture.md)")
 		return nil
 	})
+}
+
+// isTerminal reports whether f is a terminal (a tty answers the termios
+// request; a pipe, a file or /dev/null does not).
+func isTerminal(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// confirmDelete asks for the id to be typed again before a crypto-shred.
+// Without a terminal there is no one to ask: it refuses, and says to
+// pass --yes.
+func confirmDelete(in io.Reader, terminal bool, prompt io.Writer, id string) error {
+	if !terminal {
+		return fmt.Errorf("deleting %s destroys its keys at once and cannot be undone; standard input is not a terminal to confirm on, so pass --yes to delete without asking", id)
+	}
+	fmt.Fprintf(prompt, "Deleting %s destroys its keys at once; nothing can undo it.\nType the id again to confirm: ", id)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading the confirmation: %v", err)
+	}
+	if strings.TrimSpace(line) != id {
+		return fmt.Errorf("the id typed does not match %s: nothing was deleted", id)
+	}
+	return nil
+}
+
+// adminUserList prints every account, or those of one role: id, role,
+// created, time zone, organisation and name. Names are sealed in the
+// store; they are opened for this terminal only and never logged.
+func adminUserList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("admin user list", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	role := fs.String("role", "", "only this role: patient or clinician (default both)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
+		us, err := ops.Users(context.Background(), *role)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, us)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tROLE\tCREATED\tTZ\tORGANISATION\tNAME")
+		for _, u := range us {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Role, u.Created.UTC().Format(time.RFC3339), dash(u.TimeZone), dash(u.Organization), oneLine(u.Name))
+		}
+		return tw.Flush()
+	})
+}
+
+// adminUserShow prints one account, its API tokens (ids and kinds, never
+// secrets) and how many grants it gave or received.
+func adminUserShow(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("admin user show", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	user := fs.String("user", "", "the user's id (pt_… or cl_…)")
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *user == "" {
+		fmt.Fprintln(stderr, "vault admin user show: --user is required")
+		return errUsage
+	}
+	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
+		d, err := ops.UserDetail(context.Background(), *user)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, d)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "id:\t%s\nrole:\t%s\nname:\t%s\n", d.ID, d.Role, oneLine(d.Name))
+		if d.Organization != "" {
+			fmt.Fprintf(tw, "organisation:\t%s\n", oneLine(d.Organization))
+		}
+		fmt.Fprintf(tw, "time zone:\t%s\ncreated:\t%s\n", dash(d.TimeZone), d.Created.UTC().Format(time.RFC3339))
+		what := "grants given"
+		if d.Role == "clinician" {
+			what = "grants received"
+		}
+		fmt.Fprintf(tw, "%s:\t%d (%d active)\n", what, d.Grants, d.ActiveGrants)
+		fmt.Fprintf(tw, "tokens:\t%d\n", len(d.Tokens))
+		tw.Flush()
+		if len(d.Tokens) == 0 {
+			return nil
+		}
+		fmt.Fprintln(stdout)
+		tw = tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TOKEN\tKIND\tCREATED\tEXPIRES\tLAST USED")
+		now := time.Now()
+		for _, t := range d.Tokens {
+			exp := t.Expires.UTC().Format(time.RFC3339)
+			if !now.Before(t.Expires) {
+				exp += " (expired)"
+			}
+			used := "never"
+			if !t.LastUsed.IsZero() {
+				used = t.LastUsed.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Kind, t.Created.UTC().Format(time.RFC3339), exp, used)
+		}
+		return tw.Flush()
+	})
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine keeps a stored name in one table cell: control characters (a
+// newline, a tab, an escape sequence) would break the table or the
+// terminal, and become spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 func adminToken(args []string, stdout, stderr io.Writer) error {
@@ -354,7 +520,7 @@ func adminInvite(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "vault admin invite: --user is required")
 		return errUsage
 	}
-	base, err := checkBaseURL(*sv.baseURL)
+	base, err := resolveBaseURL(*sv.addr, *sv.baseURL)
 	if err != nil {
 		return err
 	}

@@ -157,20 +157,14 @@ func adminClientList(args []string, stdout, stderr io.Writer) error {
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "CLIENT ID\tNAME\tCONFIDENTIAL\tAUTH METHOD\tCREATED\tREDIRECT URIS")
 		for _, c := range cs {
-			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", c.ID, oneLine(c.Name), c.Confidential, c.AuthMethod, c.Created.UTC().Format(time.RFC3339), strings.Join(c.RedirectURIs, " "))
+			name := oneLine(c.Name)
+			if c.Builtin {
+				name += " (built-in)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\n", c.ID, name, c.Confidential, c.AuthMethod, c.Created.UTC().Format(time.RFC3339), strings.Join(c.RedirectURIs, " "))
 		}
 		return tw.Flush()
 	})
-}
-
-// oneLine keeps a name to one table cell.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' {
-			return ' '
-		}
-		return r
-	}, s)
 }
 
 func adminClientRemove(args []string, stdout, stderr io.Writer) error {
@@ -246,7 +240,7 @@ var _ api.OAuthAdmin = oauthAdmin{}
 
 func adminClient(c oauth.ClientInfo) api.AdminClient {
 	return api.AdminClient{ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, Confidential: c.Confidential,
-		AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI, LaunchURI: c.LaunchURI, Created: c.Created}
+		AuthMethod: c.AuthMethod, JWKSURI: c.JWKSURI, LaunchURI: c.LaunchURI, Created: c.Created, Builtin: c.Builtin}
 }
 
 func (o oauthAdmin) AddClient(ctx context.Context, r api.AdminClientRequest) (api.AdminClientResponse, error) {
@@ -411,9 +405,9 @@ func writeDemoClient(data string, c demo.Credentials, hub demo.OIDCClient) error
 	return demo.WriteCredentials(data, c)
 }
 
-// demoHubLine is serve --demo's short human line on pointing a JupyterHub
-// at the vault.
-func demoHubLine(w io.Writer, issuer, data string) {
-	fmt.Fprintf(w, "vault: JupyterHub sign-in: issuer %s; the JupyterHub client (http://localhost:8000) is in %s under oidc_clients.jupyterhub, see docs/jupyterhub.md\n",
+// demoHubText is serve --demo's words on pointing a JupyterHub at the
+// vault, a part of the one start line (startLine).
+func demoHubText(issuer, data string) string {
+	return fmt.Sprintf("JupyterHub sign-in: issuer %s; the JupyterHub client (http://localhost:8000) is in %s under oidc_clients.jupyterhub, see docs/jupyterhub.md",
 		issuer, filepath.Join(data, "demo", "credentials.json"))
 }

@@ -96,7 +96,7 @@ func TestDemoJupyterHubClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(log, []byte("vault: JupyterHub sign-in: issuer "+hub.Issuer+"; ")) || !bytes.Contains(log, []byte("under oidc_clients.jupyterhub, see docs/jupyterhub.md")) {
+	if !bytes.Contains(log, []byte("; JupyterHub sign-in: issuer "+hub.Issuer+"; ")) || !bytes.Contains(log, []byte("under oidc_clients.jupyterhub, see docs/jupyterhub.md")) {
 		t.Fatalf("no human line on JupyterHub sign-in in the start-up output:\n%s", log)
 	}
 }
@@ -255,9 +255,22 @@ func TestAdminClientCLI(t *testing.T) {
 			t.Errorf("the list lacks %q:\n%s", want, table)
 		}
 	}
-	lines := strings.Split(vaultOK("admin", "client", "list", "--json"), "\n")
+	all := strings.Split(vaultOK("admin", "client", "list", "--json"), "\n")
+	// Each serve registers the care-team report app for its base URL
+	// (docs/smart-app.md); the three clients added here are the others.
+	var lines []string
+	for _, l := range all {
+		if !strings.Contains(l, `"name":"Care team CGM report"`) {
+			lines = append(lines, l)
+		} else if !strings.Contains(l, `/apps/care-report/launch"`) {
+			t.Fatalf("the care report app without its launch URL: %s", l)
+		}
+	}
+	if len(all) == len(lines) {
+		t.Fatal("serve did not register the care report app")
+	}
 	if len(lines) != 3 {
-		t.Fatalf("list --json: %d lines, want 3", len(lines))
+		t.Fatalf("list --json: %d lines, want 3:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
 	for _, l := range lines {
 		var m map[string]any
@@ -297,7 +310,7 @@ func TestAdminClientCLI(t *testing.T) {
 	if err == nil || !strings.Contains(errs, "(no_client)") {
 		t.Fatalf("second remove on the file: %v %q", err, errs)
 	}
-	if out := vaultOK("admin", "client", "list", "--json"); strings.Count(out, "client_id") != 1 || !strings.Contains(out, conf.ID) {
+	if out := vaultOK("admin", "client", "list", "--json"); strings.Count(out, "client_id")-strings.Count(out, `"name":"Care team CGM report"`) != 1 || !strings.Contains(out, conf.ID) {
 		t.Fatalf("after the removals: %s", out)
 	}
 

@@ -96,11 +96,10 @@ func checkServe(fs *flag.FlagSet) error {
 	}
 	if _, _, err := net.SplitHostPort(get("addr")); err != nil {
 		errs = append(errs, fmt.Errorf("--addr must be HOST:PORT, such as 127.0.0.1:8080"))
-	}
-	if err := listenSettings(fs).check(get("addr")); err != nil {
+	} else if _, err := resolveBaseURL(get("addr"), get("base-url")); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := checkBaseURL(get("base-url")); err != nil {
+	if err := listenSettings(fs).check(get("addr")); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := newLogger(io.Discard, get("log-level")); err != nil {
@@ -171,6 +170,11 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "(secret)\t%s\t%s\t%s\n", s.env, state, from)
 	}
 	tw.Flush()
+	if b := fs.Lookup("base-url").Value.String(); b != "" {
+		fmt.Fprintf(stdout, "\nbase URL: %s (from --base-url)\n", b)
+	} else if u, err := resolveBaseURL(fs.Lookup("addr").Value.String(), ""); err == nil {
+		fmt.Fprintf(stdout, "\nbase URL: %s (derived from --addr; set --base-url for any other)\n", u)
+	}
 	if err := checkServe(fs); err != nil {
 		fmt.Fprintf(stdout, "\ninvalid: %v\n", err)
 		return errors.New("the configuration is not valid")

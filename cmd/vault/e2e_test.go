@@ -398,7 +398,8 @@ func TestLedgerVerifyCLI(t *testing.T) {
 		srv.Wait()
 	}
 
-	// An older copy of the file, taken with two entries in the log.
+	// An older copy of the file, taken with three entries in the log (the
+	// first is the built-in care-team app's registration).
 	srv := serve()
 	addUser("p0")
 	addUser("p1")
@@ -407,7 +408,7 @@ func TestLedgerVerifyCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Later, a client keeps a checkpoint of three entries.
+	// Later, a client keeps a checkpoint of four entries.
 	srv = serve()
 	addUser("p2")
 	st, cp := httpDo(t, "GET", "http://"+addr+"/api/v1/ledger/checkpoint?fresh=1", "", "", nil)
@@ -421,7 +422,7 @@ func TestLedgerVerifyCLI(t *testing.T) {
 	}
 
 	out, stderr, err := runVault(t, 20*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key, "--checkpoint", cpFile)
-	if err != nil || !strings.Contains(out, "ledger ok: 3 entries") || !strings.Contains(out, "extends the given checkpoint") {
+	if err != nil || !strings.Contains(out, "ledger ok: 4 entries") || !strings.Contains(out, "extends the given checkpoint") {
 		t.Fatalf("clean verify: %q %s %v", out, stderr, err)
 	}
 	current, err := os.ReadFile(db)
@@ -438,7 +439,7 @@ func TestLedgerVerifyCLI(t *testing.T) {
 		t.Fatalf("the older copy is self-consistent, so verify alone passes: %q %s %v", out, stderr, err)
 	}
 	_, stderr, err = runVault(t, 20*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key, "--checkpoint", cpFile)
-	if err == nil || !strings.Contains(stderr, "failed at 3") || !strings.Contains(stderr, "rolled back") {
+	if err == nil || !strings.Contains(stderr, "failed at 4") || !strings.Contains(stderr, "rolled back") {
 		t.Fatalf("rollback not caught: %s %v", stderr, err)
 	}
 

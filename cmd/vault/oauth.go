@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/carereport"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/oauth"
 	"github.com/jupyterhealth/vault/store/boltstore"
@@ -56,7 +60,7 @@ func (a webAuthorizer) Pending(ctx context.Context, id string) (web.AuthRequest,
 }
 
 func (a webAuthorizer) Approve(ctx context.Context, id string, ap web.AuthApproval) (string, error) {
-	u, err := a.p.Approve(ctx, id, oauth.Approval{UserID: ap.UserID, GrantID: ap.GrantID, Schemas: ap.Schemas})
+	u, err := a.p.Approve(ctx, id, oauth.Approval{UserID: ap.UserID, GrantID: ap.GrantID, Schemas: ap.Schemas, Session: ap.Session})
 	return u, webErr(err)
 }
 
@@ -75,4 +79,53 @@ func (a webAuthorizer) ClientName(ctx context.Context, clientID string) (string,
 
 func (a webAuthorizer) RevokeUserClient(ctx context.Context, userID, clientID string) error {
 	return webErr(a.p.RevokeUserClient(ctx, userID, clientID))
+}
+
+var _ web.Launcher = webAuthorizer{}
+
+// LaunchApps lists the clients with a launch URL, by name.
+func (a webAuthorizer) LaunchApps(ctx context.Context) ([]web.LaunchApp, error) {
+	cs, err := a.p.Clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []web.LaunchApp
+	for _, c := range cs {
+		if c.LaunchURI != "" {
+			out = append(out, web.LaunchApp{ClientID: c.ID, Name: c.Name})
+		}
+	}
+	slices.SortStableFunc(out, func(x, y web.LaunchApp) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
+}
+
+// Launch issues an EHR launch id (oauth.Provider.NewLaunch).
+func (a webAuthorizer) Launch(ctx context.Context, l web.LaunchRequest) (string, error) {
+	to, err := a.p.NewLaunch(ctx, oauth.LaunchContext{UserID: l.UserID, Session: l.Session, ClientID: l.ClientID, Patient: l.Patient})
+	if errors.Is(err, oauth.ErrNotLaunchable) {
+		return "", fmt.Errorf("%w: %v", web.ErrAuthClientGone, err)
+	}
+	return to, webErr(err)
+}
+
+// careReportApp registers the care-team report app (package carereport)
+// as a confidential client with its launch URL, or keeps its registration
+// with a fresh secret (oauth.Provider.EnsureClient: the secret lives only
+// in this process), and builds it. A new registration is a client-add
+// admin entry in the ledger, undone if the entry fails.
+func careReportApp(ctx context.Context, prov *oauth.Provider, led *consent.Ledger, base *url.URL, log *slog.Logger) (*carereport.App, error) {
+	info, secret, created, err := prov.EnsureClient(ctx, oauth.NewClient{Name: carereport.Name,
+		RedirectURIs: []string{carereport.RedirectURI(base)}, LaunchURI: carereport.LaunchURI(base), Confidential: true})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		if _, err := led.Append(consent.NewAdmin("client-add", info.ID, api.ClientDetail(adminClient(info))+" (built-in app)", time.Now())); err != nil {
+			if rerr := prov.RemoveClient(ctx, info.ID); rerr != nil {
+				return nil, errors.Join(err, rerr)
+			}
+			return nil, fmt.Errorf("the care report app's ledger entry failed: %v", err)
+		}
+	}
+	return carereport.New(carereport.Config{BaseURL: base, Issuer: prov.Issuer(), ClientID: info.ID, ClientSecret: secret, Logger: log})
 }

@@ -52,6 +52,28 @@ func checkBaseURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// resolveBaseURL is the vault's public URL: --base-url when given (flag or
+// VAULT_BASE_URL), otherwise derived from the listen address. A loopback
+// or unspecified address (127.0.0.1, ::1, localhost, 0.0.0.0, or none)
+// becomes http://localhost:PORT, the origin a browser on this machine
+// uses; any other address needs an explicit base URL, because the vault
+// cannot know the name browsers reach it by, and every passkey is bound to
+// it. Port 0 (a free port) is resolved by serve once it listens.
+func resolveBaseURL(addr, baseURL string) (*url.URL, error) {
+	if baseURL != "" {
+		return checkBaseURL(baseURL)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--addr must be HOST:PORT, such as 127.0.0.1:8080")
+	}
+	ip := net.ParseIP(host)
+	if host != "" && host != "localhost" && (ip == nil || !ip.IsLoopback() && !ip.IsUnspecified()) {
+		return nil, fmt.Errorf("--addr %s is not a loopback address, so the vault cannot guess the URL browsers reach it by: set --base-url (or VAULT_BASE_URL) to it, such as https://vault.example.org (every passkey is bound to its host)", addr)
+	}
+	return &url.URL{Scheme: "http", Host: net.JoinHostPort("localhost", port)}, nil
+}
+
 // registerServe declares serve's settings; cmdServe and cmdConfig share
 // them. Each can also be set as VAULT_NAME (see config.go).
 func registerServe(fs *flag.FlagSet) *serveFlags {
@@ -59,7 +81,7 @@ func registerServe(fs *flag.FlagSet) *serveFlags {
 	sv.store.register(fs)
 	sv.listen.register(fs) // listen.go
 	sv.addr = fs.String("addr", "127.0.0.1:8080", "listen address")
-	sv.baseURL = fs.String("base-url", "http://localhost:8080", "public URL; its host is the passkey RP ID")
+	sv.baseURL = fs.String("base-url", "", "public URL browsers use; its host is the passkey RP ID (default: http://localhost:PORT for a loopback --addr; required otherwise)")
 	sv.demo = fs.Bool("demo", false, "seed demo patient Ada and clinician Dr. Rivera, and write DIR/demo/credentials.json")
 	sv.demoDays = fs.Int("demo-days", 365, "days of synthetic history for --demo")
 	sv.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
@@ -100,7 +122,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	base, err := checkBaseURL(*baseURL)
+	// Libraries that log through slog's default (zitadel/oidc's route
+	// registration) write JSON records too, so the start line stays the one
+	// line on stderr a person reads.
+	slog.SetDefault(log)
+	base, err := resolveBaseURL(*addr, *baseURL)
 	if err != nil {
 		return err
 	}
@@ -119,6 +145,22 @@ func cmdServe(args []string, stderr io.Writer) error {
 		*keyDelay = -1 // api.Config: negative means no delay
 	}
 	start := time.Now()
+	// The public listener (the API and health on echo, every other path
+	// the web UI; the metrics have their own, listen.go) is bound first: a
+	// port in use fails before a long demo seeding, and a free port (:0)
+	// is known before the base URL derived from it is used.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %v", *addr, err)
+	}
+	defer ln.Close() // on an early return; Serve closes it otherwise
+	if *baseURL == "" {
+		host, _, _ := net.SplitHostPort(*addr)
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		if base, err = resolveBaseURL(net.JoinHostPort(host, port), ""); err != nil {
+			return err
+		}
+	}
 	// Signals are caught from here on, so a SIGTERM during demo seeding
 	// stops it between batches and closes the database cleanly.
 	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -138,7 +180,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 
 	if *demoMode {
 		t := time.Now()
-		res, err := demo.Seed(ctx, v, demo.Options{Dir: sf.data, Days: *demoDays, BaseURL: *baseURL, Log: log, Ledger: led})
+		res, err := demo.Seed(ctx, v, demo.Options{Dir: sf.data, Days: *demoDays, BaseURL: base.String(), Log: log, Ledger: led})
 		if ctx.Err() != nil {
 			log.Info("interrupted while seeding demo data; stopped cleanly")
 			return nil
@@ -173,7 +215,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies, OAuth: prov,
 		ExportsPerMinute: exportsPerMinute, ExportBurstPerGrant: grantBurst, ExportIntervalPerGrant: grantInterval})
-	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies, Authorizer: webAuthorizer{prov}, RequireSignedGrants: requireSigned})
+	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies, Authorizer: webAuthorizer{prov}, Launcher: webAuthorizer{prov}, RequireSignedGrants: requireSigned})
 	if err != nil {
 		return err
 	}
@@ -185,18 +227,16 @@ func cmdServe(args []string, stderr io.Writer) error {
 			return fmt.Errorf("demo: the JupyterHub client: %v", err)
 		}
 	}
-	// The public listener: the API and health on echo, every other path
-	// the web UI; the metrics have their own (listen.go).
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %v", *addr, err)
-	}
 	fs2, err := fhir.New(fhir.Config{BaseURL: base, Tokens: prov, Clients: prov, Records: v, Ledger: led, Sealer: v.Master(),
 		RequireSignedGrants: requireSigned, Logger: log})
 	if err != nil {
 		return err
 	}
-	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler(), fs2.Handler()), &sv.listen, log)
+	app, err := careReportApp(ctx, prov, led, base, log)
+	if err != nil {
+		return fmt.Errorf("the care report app: %v", err)
+	}
+	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler(), fs2.Handler(), app.Handler()), &sv.listen, log)
 	metricsSrv, mln, err := metricsServer(srv, &sv.listen, log)
 	if err != nil {
 		ln.Close()
@@ -248,10 +288,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 		go func() { errc <- metricsSrv.Serve(mln) }()
 		metricsAddr = mln.Addr().String()
 	}
-	log.Info("vault serving", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "base_url", *baseURL, "admin_socket", sock, "ledger_verifier_key", led.VerifierKey(), "startup_ms", time.Since(start).Milliseconds(), "version", Version)
+	log.Info("vault serving", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "base_url", base.String(), "admin_socket", sock, "ledger_verifier_key", led.VerifierKey(), "startup_ms", time.Since(start).Milliseconds(), "version", Version)
+	hub := ""
 	if *demoMode {
-		demoHubLine(stderr, prov.Issuer(), sf.data)
+		hub = demoHubText(prov.Issuer(), sf.data)
 	}
+	startLine(stderr, base, ln.Addr(), *demoMode, sf.data, hub)
 
 	var serveErr error
 	select {
@@ -282,6 +324,20 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return serveErr
 	}
 	return nil
+}
+
+// startLine prints the one human line of a start, beside the JSON log:
+// the origin browsers must use, where the passkey enrolment links are,
+// and, with --demo, how a JupyterHub signs in (hub).
+func startLine(w io.Writer, base *url.URL, addr net.Addr, demoMode bool, data, hub string) {
+	enrol := fmt.Sprintf("make a passkey enrolment link with 'vault admin invite --data %s --user ID'", data)
+	if demoMode {
+		enrol = fmt.Sprintf("passkey enrolment links for Ada and Dr. Rivera are in %s (patient_invite, clinician_invite)", filepath.Join(data, "demo", "credentials.json"))
+	}
+	if hub != "" {
+		enrol += "; " + hub
+	}
+	fmt.Fprintf(w, "vault: open %s in a browser (listening on %s; passkeys are bound to this origin); %s\n", base, addr, enrol)
 }
 
 // demoInvites gives Ada and Dr. Rivera an enrolment link each, written

@@ -111,6 +111,27 @@ def _rfc3339(t, now):
     return s + "Z"
 
 
+
+def grants_span(grants):
+    """The data window several grants cover together, as (from, to).
+
+    Either is None when open: when no grant is given, or when any grant
+    leaves that side open (no ``data_from``: from the first reading; no
+    ``data_to``: up to now and on). Times compare as instants, so offsets
+    other than Z order correctly.
+    """
+    if not grants:
+        return None, None
+
+    def side(key, pick):
+        vals = [g.get(key) for g in grants]
+        if any(not v for v in vals):
+            return None
+        return pick(vals, key=lambda v: pd.Timestamp(v))
+
+    return side("data_from", min), side("data_to", max)
+
+
 def hub_token(timeout=30):
     """The signed-in user's current vault access token, from the JupyterHub that spawned this server.
 
@@ -263,7 +284,14 @@ class Client:
     # --- the directory ----------------------------------------------------
 
     def patients(self, as_frame=True):
-        """The patients with an active grant to you: one row each (id, name, schemas, window, expiry, grant ids)."""
+        """The patients with an active grant to you: one row each (id, name, schemas, window, expiry, grant ids).
+
+        ``data_from`` and ``data_to`` span every grant's data window: the
+        earliest start and the latest end, and NaT where any grant leaves
+        that side open (a grant without ``data_from`` covers all earlier
+        data). The span may hold gaps between grants' windows; each export's
+        manifest says the exact windows.
+        """
         out = self._json("/api/v1/clinician/patients")
         if not as_frame:
             return out
@@ -271,10 +299,10 @@ class Client:
         for p in out:
             gs = p.get("grants") or []
             schemas = sorted({s for g in gs for s in g.get("schemas") or []})
+            data_from, data_to = grants_span(gs)
             rows.append({
                 "id": p.get("id"), "name": p.get("name"), "schemas": schemas,
-                "data_from": min((g.get("data_from") for g in gs if g.get("data_from")), default=None),
-                "data_to": max((g.get("data_to") for g in gs if g.get("data_to")), default=None),
+                "data_from": data_from, "data_to": data_to,
                 "expires_at": max((g.get("expires_at") for g in gs if g.get("expires_at")), default=None),
                 "grants": [g.get("id") for g in gs],
             })
@@ -483,6 +511,28 @@ class Client:
         refuses it, as a live export is refused (RollbackError).
         """
         return self._verify_path(path, Expect(patient=patient, format=format), keep_lines, allow_stale)
+
+    def save_data(self, path, out, patient=None, format=None, allow_stale=True):
+        """Verify an age export file fully (as verify_file), then write only its data lines to ``out``.
+
+        ``out`` is then a plain file: a CSV (header row, one row per
+        reading) for a csv export, NDJSON of OMH points or FHIR
+        Observations otherwise; no manifest line, no trailer line. It is a
+        new 0600 file, written only once the export verified (an existing
+        ``out`` is never replaced); on any failure nothing is left at
+        ``out``. Returns the VerifiedExport.
+        """
+        v = self._verify_path(path, Expect(patient=patient, format=format), keep_lines=True, allow_stale=allow_stale)
+        d = os.path.dirname(os.path.abspath(out))
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".jhvault-data-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for line in v.lines:
+                    f.write(line)
+            os.link(tmp, out)  # fails if out exists
+        finally:
+            os.unlink(tmp)
+        return v
 
     def verify_payload(self, payload, patient=None, format=None, keep_lines=False, allow_stale=True):
         """Verify a decrypted payload (bytes, or an iterable of lines) without decrypting; as verify_file."""

@@ -7,6 +7,8 @@ optionally, VAULT_PQ_IDENTITY (a post-quantum age identity file whose
 """
 
 import base64
+import csv
+import io
 import json
 import os
 import shutil
@@ -309,6 +311,32 @@ class TestPostQuantum(Live):
         finally:
             c.remove_key(fp)
         self.assertEqual([k["status"] for k in c.keys() if k["fingerprint"] == fp], ["removed"])
+
+
+class TestSaveData(Live):
+    """save_data writes the verified data lines only: a plain CSV file (one export: the demo's per-grant export budget is shared)."""
+
+    def test_plain_csv_and_nothing_when_refused(self):
+        path = self.download(fmt="csv")
+        m, data, t = helpers.split_payload(self.plaintext(path))
+        d = tempfile.mkdtemp(dir=self.tmp)
+        out = os.path.join(d, "export.csv")
+        v = self.client().save_data(path, out, patient=self.patient)
+        with open(out, "rb") as f:
+            got = f.read()
+        self.assertEqual(got, b"".join(data))
+        self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o600)
+        rows = list(csv.reader(io.StringIO(got.decode())))
+        self.assertEqual(len(rows), v.records + 1)
+        self.assertFalse(rows[0][0].startswith("{"))
+        with self.assertRaises(FileExistsError):
+            self.client().save_data(path, out)
+        # A data line dropped: refused, and nothing left behind.
+        bad = self.reencrypt(helpers.join_payload(m, data[:-1], t))
+        d2 = tempfile.mkdtemp(dir=self.tmp)
+        with self.assertRaises(jhvault.TrailerMismatchError):
+            self.client().save_data(bad, os.path.join(d2, "export.csv"))
+        self.assertEqual(os.listdir(d2), [])
 
 
 class TestRejections(Live):

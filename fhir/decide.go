@@ -174,6 +174,22 @@ var errConsentChanged = errors.New("the consent changed while the read was being
 // the same, as an incomplete access.
 func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient string, want []int, win consent.Window, p permit,
 	render func() (body []byte, count int64, err error)) error {
+	body, err := s.logAccess(t, patient, want, win, p, accessFormat, render)
+	if err != nil {
+		return err
+	}
+	writeBytes(w, http.StatusOK, body)
+	s.putPage(body)
+	return nil
+}
+
+// accessFormat is the access log's format of a read through this API.
+const accessFormat = "fhir"
+
+// logAccess is logged's work, for any surface: it returns the body
+// render made once both entries are in the log, with format in them.
+func (s *Server) logAccess(t oauth.AccessToken, patient string, want []int, win consent.Window, p permit, format string,
+	render func() (body []byte, count int64, err error)) ([]byte, error) {
 	body, count, rerr := render()
 	now := s.now()
 	actor := t.UserID
@@ -188,7 +204,7 @@ func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient stri
 	for _, i := range p.schemas() {
 		names = append(names, schemaTable[i].stored())
 	}
-	start.Access = &consent.Access{Grants: p.grants, Schemas: names, Format: "fhir"}
+	start.Access = &consent.Access{Grants: p.grants, Schemas: names, Format: format}
 	if !win.From.IsZero() {
 		start.Access.From = win.From.UTC().Format(time.RFC3339Nano)
 	}
@@ -197,7 +213,7 @@ func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient stri
 	}
 	end := consent.New(consent.KindAccessEnd, actor, now)
 	end.Patient, end.Clinician, end.App = patient, start.Clinician, start.App
-	end.Access = &consent.Access{Records: count, Format: "fhir", Incomplete: rerr != nil}
+	end.Access = &consent.Access{Records: count, Format: format, Incomplete: rerr != nil}
 	check := func(int64) error {
 		p2, err := s.decide(t, patient, want, win, s.now())
 		if err != nil || !slices.Equal(p2.grants, p.grants) || !sameWindows(p2.windows, p.windows) {
@@ -208,17 +224,15 @@ func (s *Server) logged(w http.ResponseWriter, t oauth.AccessToken, patient stri
 	_, err := s.ledger.AppendAccess(check, start, end)
 	switch {
 	case errors.Is(err, errConsentChanged):
-		return denied("revoked")
+		return nil, denied("revoked")
 	case err != nil:
-		return &Error{Status: http.StatusServiceUnavailable, Code: "transient", Reason: "access_log_unavailable",
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "transient", Reason: "access_log_unavailable",
 			Message: "the read could not be logged in the patient's access log, so nothing was sent; retry later", Cause: err}
 	}
 	if rerr != nil {
-		return rerr
+		return nil, rerr
 	}
-	writeBytes(w, http.StatusOK, body)
-	s.putPage(body)
-	return nil
+	return body, nil
 }
 
 // maxPooledPage is the largest buffer kept for reuse.

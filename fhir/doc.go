@@ -27,4 +27,8 @@
 // access-end with the number of resources, appended after the page is
 // rendered and before a byte of it is sent. If either append fails the
 // client gets 503 and no data (fail-closed).
+//
+// Another surface reads the same way through Server.Read (reads.go):
+// package jhe serves JupyterHealth Exchange's read API with this
+// decision, access log and paging, rendering the pages its own way.
 package fhir

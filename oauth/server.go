@@ -74,9 +74,8 @@ func (p *Provider) build() error {
 	mux.HandleFunc("/fhir"+pathSMART, p.smartConfiguration)
 	mux.Handle("/fhir/.well-known/openid-configuration", public.Handler(inner))
 	mux.Handle("/fhir"+pathKeys, public.Handler(inner))
-	for _, path := range []string{pathToken, pathRevoke} {
-		mux.Handle("/fhir"+path, withClients.Handler(inner))
-	}
+	mux.Handle("/fhir"+pathToken, withClients.Handler(p.publicRefresh(inner)))
+	mux.Handle("/fhir"+pathRevoke, withClients.Handler(inner))
 	mux.Handle("/fhir"+pathUserinfo, withClients.Handler(http.StripPrefix("/fhir", bearerChallenge(h))))
 	mux.Handle("/fhir"+pathIntrospect, withClients.Handler(p.introspectBearer(inner)))
 	mux.Handle("/fhir/", inner)

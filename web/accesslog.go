@@ -23,8 +23,13 @@ type accessLogBody struct {
 	Paged bool   // this is not the newest page
 }
 
-// fhirFormat is the format of an access through the FHIR API.
-const fhirFormat = "fhir"
+// fhirFormat is the format of an access through the FHIR API; jheFormat
+// through the JupyterHealth Exchange–compatible API (package jhe), which
+// reads with the FHIR API's code.
+const (
+	fhirFormat = "fhir"
+	jheFormat  = "jhe"
+)
 
 var errBadCursor = refuse(http.StatusBadRequest, "bad_cursor", "Request refused", "This link to older exports is not valid. Open the access log again from the menu.")
 
@@ -91,10 +96,14 @@ func accessViewOf(a consent.AccessState, clinician string, loc *time.Location) a
 	to, _ := time.Parse(time.RFC3339Nano, a.To)
 	v.Window = windowText(from, to, loc)
 	switch {
-	case a.Format == fhirFormat:
-		// A read through the FHIR API (package fhir): both entries are
-		// logged before the answer is sent.
+	case a.Format == fhirFormat || a.Format == jheFormat:
+		// A read through the FHIR API (package fhir) or the JupyterHealth
+		// Exchange–compatible API (package jhe): both entries are logged
+		// before the answer is sent.
 		v.Format = "read through the FHIR API"
+		if a.Format == jheFormat {
+			v.Format = "read through the JupyterHealth Exchange–compatible API"
+		}
 		switch {
 		case a.End == nil || a.Incomplete:
 			v.Status, v.Class, v.Records = "not sent", "warn", "–"
@@ -119,7 +128,7 @@ func accessViewOf(a consent.AccessState, clinician string, loc *time.Location) a
 	default:
 		v.Status, v.Class, v.Records = "complete", "ok", strconv.FormatInt(a.Records, 10)
 	}
-	if a.Format != reportFormat && a.Format != fhirFormat {
+	if a.Format != reportFormat && a.Format != fhirFormat && a.Format != jheFormat {
 		v.Format = "exported as " + v.Format
 	}
 	if a.End != nil {

@@ -51,12 +51,11 @@ func needFHIRClient(t *testing.T) []byte {
 // fhirclient. launch.html starts a standalone launch at the vault
 // (FHIR.oauth2.authorize; PKCE required, never skipped); index.html,
 // the redirect URI, completes it (FHIR.oauth2.ready) and leaves the
-// client in window.smart for the test to drive. Two of fhirclient's
-// settings, both documented in docs/smart-app.md: refreshes carry
-// credentials "include" (what its users set when the token endpoint is
-// on another site), and the client_id (refreshTokenWithClientId: the
-// provider identifies a public client by it on every token request,
-// where fhirclient by default sends none on a refresh). #state says
+// client in window.smart for the test to drive. One of fhirclient's
+// settings is changed, as docs/fhir.md says: refreshes carry credentials
+// "include" (what its users set when the token endpoint is on another
+// site). Its refresh sends no client_id, its default: the provider takes a
+// public client's refresh without one (oauth's publicRefresh). #state says
 // "ready" or "failed", and #error why.
 var smartAppPages = template.Must(template.New("launch.html").Parse(`<!doctype html>
 <meta charset="utf-8"><title>SMART app launch</title>
@@ -72,7 +71,6 @@ FHIR.oauth2.authorize({iss: {{.Issuer}}, clientId: {{.ClientID}}, scope: {{.Scop
 <p id="state">Loading</p><pre id="error"></pre>
 <script>
 FHIR.oauth2.settings.refreshTokenWithCredentials = "include";
-FHIR.oauth2.settings.refreshTokenWithClientId = true;
 FHIR.oauth2.ready().then(
   c => { window.smart = c; document.getElementById("state").textContent = "ready"; },
   e => { document.getElementById("state").textContent = "failed"; document.getElementById("error").textContent = String(e); });

@@ -303,7 +303,7 @@ func TestJupyterHubSignIn(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	for k, want := range map[string]string{"VAULT_URL": v.url, "VAULT_LOG_KEY": logKey} {
+	for k, want := range map[string]string{"VAULT_URL": v.url, "VAULT_LOG_KEY": logKey, "JHE_URL": v.url + "/jhe", "JHE_TOKEN": env["VAULT_TOKEN"]} {
 		if env[k] != want {
 			t.Fatalf("server environment %s = %q, want %q", k, env[k], want)
 		}
@@ -317,6 +317,25 @@ func TestJupyterHubSignIn(t *testing.T) {
 	}
 	if st := getJSON(t, v.url+"/api/v1/clinician/patients", "Bearer "+env["VAULT_TOKEN"], &patients); st != 200 || len(patients) == 0 || patients[0].ID != v.creds.PatientID {
 		t.Fatalf("the spawned server's token at /api/v1/clinician/patients: %d %+v", st, patients)
+	}
+	// The same token works as JHE_TOKEN on the JupyterHealth Exchange–
+	// compatible API, as jupyterhealth-client calls it.
+	var jhePatients struct {
+		Results []struct {
+			ID string `json:"id"`
+		} `json:"results"`
+	}
+	if st := getJSON(t, env["JHE_URL"]+"/api/v1/patients", "Bearer "+env["JHE_TOKEN"], &jhePatients); st != 200 || len(jhePatients.Results) != 1 ||
+		jhePatients.Results[0].ID != strings.ReplaceAll(v.creds.PatientID, "_", "-") {
+		t.Fatalf("the spawned server's JHE_TOKEN at JHE_URL/api/v1/patients: %d %+v", st, jhePatients)
+	}
+	var jheBundle struct {
+		Entry []json.RawMessage `json:"entry"`
+		Link  []json.RawMessage `json:"link"`
+	}
+	q := url.Values{"patient": {jhePatients.Results[0].ID}, "code": {"https://w3id.org/openmhealth|omh:blood-glucose:4.0"}, "_count": {"10"}}
+	if st := getJSON(t, env["JHE_URL"]+"/FHIR/R5/Observation?"+q.Encode(), "Bearer "+env["JHE_TOKEN"], &jheBundle); st != 200 || len(jheBundle.Entry) != 10 || len(jheBundle.Link) != 2 {
+		t.Fatalf("the spawned server's JHE_TOKEN at JHE_URL/FHIR/R5/Observation: %d, %d entries", st, len(jheBundle.Entry))
 	}
 	server, err := url.Parse(env["JUPYTERHUB_SERVICE_URL"])
 	if err != nil {

@@ -77,7 +77,7 @@ func (f *listenFlags) check(addr string) error {
 // headers, so that even what no handler of ours writes (ServeMux's
 // redirects for // or /api) carries them. /metrics is not here: it is the
 // web UI's 404.
-func publicHandler(srv *api.Server, ws *web.Server, oauth, fhir, careReport http.Handler) http.Handler {
+func publicHandler(srv *api.Server, ws *web.Server, oauth, fhir, jhe, careReport http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", srv.Echo())
 	mux.Handle("/healthz", srv.Echo())
@@ -87,6 +87,9 @@ func publicHandler(srv *api.Server, ws *web.Server, oauth, fhir, careReport http
 	mux.Handle("/fhir/.well-known/", srv.ObserveWeb(oauth))
 	// The FHIR R4 API (package fhir): every other path under the base.
 	mux.Handle("/fhir/", srv.ObserveWeb(fhir))
+	// The JupyterHealth Exchange–compatible read API (package jhe):
+	// JHE_URL is BASE/jhe.
+	mux.Handle("/jhe/", srv.ObserveWeb(jhe))
 	// The care-team report, a SMART app the vault serves (carereport).
 	mux.Handle("/apps/care-report/", srv.ObserveWeb(careReport))
 	mux.Handle("/", srv.ObserveWeb(ws.Handler()))

@@ -24,6 +24,7 @@ import (
 	"github.com/jupyterhealth/vault/ingest/formats"
 	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/internal/ratelimit"
+	"github.com/jupyterhealth/vault/jhe"
 	"github.com/jupyterhealth/vault/web"
 )
 
@@ -232,11 +233,15 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	jh, err := jhe.New(jhe.Config{BaseURL: base, Reads: fs2, OAuth: prov, Accounts: v, Logger: log})
+	if err != nil {
+		return err
+	}
 	app, err := careReportApp(ctx, prov, led, base, log)
 	if err != nil {
 		return fmt.Errorf("the care report app: %v", err)
 	}
-	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler(), fs2.Handler(), app.Handler()), &sv.listen, log)
+	httpSrv := publicServer(publicHandler(srv, ws, prov.Handler(), fs2.Handler(), jh.Handler(), app.Handler()), &sv.listen, log)
 	metricsSrv, mln, err := metricsServer(srv, &sv.listen, log)
 	if err != nil {
 		ln.Close()

@@ -28,15 +28,21 @@ import (
 
 // Credentials is DIR/demo/credentials.json.
 type Credentials struct {
-	Note               string `json:"note"`
-	BaseURL            string `json:"base_url"`
-	PatientID          string `json:"patient_id"`
-	PatientName        string `json:"patient_name"`
-	ClinicianID        string `json:"clinician_id"`
-	ClinicianName      string `json:"clinician_name"`
-	DeviceToken        string `json:"device_token"`
-	PatientToken       string `json:"patient_token"`
-	ClinicianToken     string `json:"clinician_token"`
+	Note           string `json:"note"`
+	BaseURL        string `json:"base_url"`
+	PatientID      string `json:"patient_id"`
+	PatientName    string `json:"patient_name"`
+	ClinicianID    string `json:"clinician_id"`
+	ClinicianName  string `json:"clinician_name"`
+	DeviceToken    string `json:"device_token"`
+	PatientToken   string `json:"patient_token"`
+	ClinicianToken string `json:"clinician_token"`
+	// JHEURL and JHEToken are JHE_URL and JHE_TOKEN for the stock
+	// jupyterhealth-client (docs/jhe-compat.md): BASE/jhe and Dr. Rivera's
+	// clinician token, which lasts, where an OAuth access token lasts an
+	// hour and needs her passkey.
+	JHEURL             string `json:"jhe_url,omitempty"`
+	JHEToken           string `json:"jhe_token,omitempty"`
 	ClinicianIdentity  string `json:"clinician_identity"`
 	ClinicianRecipient string `json:"clinician_recipient"`
 	GrantID            string `json:"grant_id,omitempty"`
@@ -174,6 +180,7 @@ func Seed(ctx context.Context, v *vault.Vault, o Options) (Result, error) {
 	if err := ensureToken(&c.ClinicianToken, c.ClinicianID, vault.TokenClinician); err != nil {
 		return Result{}, err
 	}
+	c.JHEURL, c.JHEToken = strings.TrimSuffix(o.BaseURL, "/")+"/jhe", c.ClinicianToken
 	idPath := filepath.Join(dir, "rivera.agekey")
 	recip, err := ensureIdentity(idPath, o.Now)
 	if err != nil {

@@ -19,7 +19,7 @@ prefix = os.environ["JUPYTERHUB_SERVICE_PREFIX"]
 url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
 
 with open(os.environ["VAULT_HUB_TEST_ENV"], "w") as f:
-    json.dump({k: v for k, v in os.environ.items() if k.startswith(("VAULT_", "JUPYTERHUB_"))}, f)
+    json.dump({k: v for k, v in os.environ.items() if k.startswith(("VAULT_", "JUPYTERHUB_", "JHE_"))}, f)
 
 
 class Handler(BaseHTTPRequestHandler):

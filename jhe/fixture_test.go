@@ -1,0 +1,338 @@
+package jhe_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
+	"github.com/jupyterhealth/vault/fhir"
+	"github.com/jupyterhealth/vault/internal/vaulttest"
+	"github.com/jupyterhealth/vault/jhe"
+	"github.com/jupyterhealth/vault/oauth"
+	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
+)
+
+// flakyStore is the real ledger store with a switch that makes it fail.
+type flakyStore struct {
+	consent.Store
+	fail atomic.Bool
+}
+
+var errInjected = errors.New("injected ledger failure")
+
+func (s *flakyStore) Update(ctx context.Context, fn func(ledgerstore.WriteTx) error) error {
+	if s.fail.Load() {
+		return errInjected
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+type fixture struct {
+	srv     *httptest.Server
+	jhe     string // srv.URL + "/jhe": JHE_URL
+	env     *vaulttest.Env
+	v       *vault.Vault
+	ledger  *consent.Ledger
+	store   *flakyStore
+	p       *oauth.Provider
+	patient vault.User
+	other   vault.User
+	clin    vault.User
+	vc      string // the clinician's vc_ token
+	start   time.Time
+}
+
+const redirect = "http://localhost:8000/hub/oauth_callback"
+
+// newFixture: a vault on a real bbolt file, the real ledger, OAuth
+// provider, FHIR API and this surface on one loopback server, mounted as
+// cmd/vault mounts them. Ada has `days` days of 5-minute CGM readings
+// (values 60 + i%200 mg/dL) and hourly heart rate.
+func newFixture(t testing.TB, days int) *fixture {
+	t.Helper()
+	f := &fixture{}
+	f.env = vaulttest.New(t, vaulttest.Options{})
+	f.v = f.env.Vault
+	f.patient = f.env.User(t, vault.RolePatient, "Ada Lovelace")
+	f.other = f.env.User(t, vault.RolePatient, "Bo Other")
+	f.clin = f.env.User(t, vault.RoleClinician, "Sofia Rivera")
+	f.vc = f.env.Token(t, f.clin.ID, vault.TokenClinician)
+	f.store = &flakyStore{Store: f.env.Store.Ledger()}
+	var err error
+	if f.ledger, err = consent.Open(f.store, f.v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(f.srv.Close)
+	f.jhe = f.srv.URL + "/jhe"
+	base, err := url.Parse(f.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.p, err = oauth.New(context.Background(), oauth.Config{BaseURL: base, Store: f.env.Store.OAuth(), Sealer: f.v.Master(), Users: f.v,
+		GrantActive: f.ledger.AppGrantActive}); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := fhir.New(fhir.Config{BaseURL: base, Tokens: f.p, Clients: f.p, Records: f.v, Ledger: f.ledger, Sealer: f.v.Master()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jhe.New(jhe.Config{BaseURL: base, Reads: fs, OAuth: f.p, Accounts: f.v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/fhir/auth/", f.p.Handler())
+	mux.Handle("/fhir/.well-known/", f.p.Handler())
+	mux.Handle("/fhir/", fs.Handler())
+	mux.Handle("/jhe/", js.Handler())
+	h = mux
+	f.start = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -days)
+	if days > 0 {
+		var pts []*omh.Point
+		for i := range days * 288 {
+			at := f.start.Add(time.Duration(i) * 5 * time.Minute)
+			pts = append(pts, parsePoint(t, fmt.Sprintf(`{"header":{"uuid":%q,"schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"},"source_creation_date_time":%q,"modality":"sensed"},"body":{"blood_glucose":{"value":%d,"unit":"mg/dL","specimen_source":"interstitial fluid"},"effective_time_frame":{"date_time":%q}}}`,
+				uuidOf("g", i), at.Format(time.RFC3339), 60+i%200, at.Format(time.RFC3339))))
+		}
+		for i := range days * 24 {
+			at := f.start.Add(time.Duration(i) * time.Hour)
+			pts = append(pts, parsePoint(t, fmt.Sprintf(`{"header":{"uuid":%q,"schema_id":{"namespace":"omh","name":"heart-rate","version":"2.0"},"source_creation_date_time":%q},"body":{"heart_rate":{"value":%d,"unit":"beats/min"},"effective_time_frame":{"date_time":%q}}}`,
+				uuidOf("h", i), at.Format(time.RFC3339), 60+i%30, at.Format(time.RFC3339))))
+		}
+		for len(pts) > 0 {
+			n := min(len(pts), 5000)
+			if _, err := f.v.Ingest(context.Background(), f.patient.ID, pts[:n]); err != nil {
+				t.Fatal(err)
+			}
+			pts = pts[n:]
+		}
+	}
+	return f
+}
+
+func uuidOf(prefix string, i int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprint(prefix, i)))
+	return fmt.Sprintf("%x-%x-4%x-8%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])[:36]
+}
+
+func parsePoint(t testing.TB, s string) *omh.Point {
+	t.Helper()
+	p, err := omh.Parse([]byte(s))
+	if err != nil {
+		t.Fatalf("parse %s: %v", s, err)
+	}
+	return p
+}
+
+// grant appends a clinician grant from patient to clinician; from and to
+// bound its data window when set.
+func (f *fixture) grant(t testing.TB, patient string, schemas []string, from, to time.Time, allowFHIR bool) consent.GrantState {
+	t.Helper()
+	r := consent.GrantRequest{Clinician: f.clin.ID, Schemas: schemas, ExpiresAt: time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT", FHIR: allowFHIR}
+	if !from.IsZero() {
+		r.DataFrom = from.UTC().Format(time.RFC3339)
+	}
+	if !to.IsZero() {
+		r.DataTo = to.UTC().Format(time.RFC3339)
+	}
+	e, err := consent.NewGrant(patient, r, func(string) bool { return true }, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ledger.Append(e); err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.ledger.Grant(e.Grant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func (f *fixture) revoke(t testing.TB, g consent.GrantState) {
+	t.Helper()
+	if _, err := f.ledger.Append(consent.NewRevoke(g.Patient, g, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// oauthToken runs the code flow against the real provider on loopback, as
+// a JupyterHub does (Approve stands for the clinician's passkey sign-in),
+// and returns the access token.
+func (f *fixture) oauthToken(t testing.TB, user, scopes string, approval oauth.Approval) string {
+	t.Helper()
+	ctx := context.Background()
+	info, secret, err := f.p.AddClient(ctx, oauth.NewClient{Name: "Hub", RedirectURIs: []string{redirect}, Confidential: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if approval.GrantID == "app" {
+		e, err := consent.NewAppGrant(user, consent.AppGrantRequest{App: info.ID, Schemas: approval.Schemas, ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.ledger.Append(e); err != nil {
+			t.Fatal(err)
+		}
+		approval.GrantID = e.Grant.ID
+	}
+	verifier := strings.Repeat("v", 50)
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"response_type": {"code"}, "client_id": {info.ID}, "redirect_uri": {redirect}, "scope": {scopes}, "state": {"s"},
+		"aud": {f.p.Issuer()}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	next := func(u string) *url.URL {
+		resp, err := noFollow.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || resp.StatusCode != http.StatusFound {
+			t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
+		}
+		return loc
+	}
+	id := next(f.p.Issuer() + "/auth/authorize?" + q.Encode()).Query().Get("id")
+	approval.UserID = user
+	cb, err := f.p.Approve(ctx, id, approval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := next(cb).Query().Get("code")
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}, "client_id": {info.ID}, "client_secret": {secret}}
+	resp, err := http.PostForm(f.p.Issuer()+"/auth/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 || tok.AccessToken == "" {
+		t.Fatalf("token: %d %v", resp.StatusCode, err)
+	}
+	return tok.AccessToken
+}
+
+// get sends what jupyterhealth-client sends: a GET whose only header is
+// Authorization: Bearer TOKEN (no Accept, no User-Agent). u is absolute
+// or a path under JHE_URL, its query already encoded.
+func (f *fixture) get(t testing.TB, u, token string) (int, []byte) {
+	t.Helper()
+	if !strings.HasPrefix(u, "http") {
+		u = f.jhe + u
+	}
+	req, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = http.Header{}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("User-Agent", "") // Go's client sends none then
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// getJSON is get decoding a 200 answer into out.
+func (f *fixture) getJSON(t testing.TB, u, token string, out any) {
+	t.Helper()
+	st, b := f.get(t, u, token)
+	if st != 200 {
+		t.Fatalf("GET %s: %d %s", u, st, b)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("GET %s: %v: %.300s", u, err, b)
+	}
+}
+
+// detail is an error answer's detail and code; it fails unless detail is
+// there.
+func detail(t testing.TB, b []byte) (string, string) {
+	t.Helper()
+	var e struct {
+		Detail *string `json:"detail"`
+		Code   string  `json:"code"`
+	}
+	if err := json.Unmarshal(b, &e); err != nil || e.Detail == nil || *e.Detail == "" || e.Code == "" {
+		t.Fatalf("not an error with detail and code: %v %.300s", err, b)
+	}
+	return *e.Detail, e.Code
+}
+
+// bundle is what the client reads of a searchset.
+type bundle struct {
+	ResourceType string             `json:"resourceType"`
+	Type         string             `json:"type"`
+	Link         *[]json.RawMessage `json:"link"`
+	Entry        *[]struct {
+		Resource observation `json:"resource"`
+	} `json:"entry"`
+}
+
+type observation struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	Code         struct {
+		Coding []struct{ System, Code string } `json:"coding"`
+	} `json:"code"`
+	Subject struct {
+		Reference string `json:"reference"`
+	} `json:"subject"`
+	ValueAttachment struct {
+		ContentType string `json:"contentType"`
+		Data        string `json:"data"`
+	} `json:"valueAttachment"`
+}
+
+// searchset decodes a Bundle the way the client reads one: entry and link
+// must both be there (the client raises KeyError otherwise).
+func searchset(t testing.TB, b []byte) (entries []observation, next string) {
+	t.Helper()
+	var bu bundle
+	if err := json.Unmarshal(b, &bu); err != nil || bu.ResourceType != "Bundle" || bu.Type != "searchset" {
+		t.Fatalf("not a searchset: %v %.300s", err, b)
+	}
+	if bu.Entry == nil || bu.Link == nil {
+		t.Fatalf("a searchset without entry or link: %.300s", b)
+	}
+	for _, e := range *bu.Entry {
+		entries = append(entries, e.Resource)
+	}
+	for _, raw := range *bu.Link {
+		var l struct{ Relation, URL string }
+		if err := json.Unmarshal(raw, &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Relation == "next" {
+			next = l.URL
+		}
+	}
+	return entries, next
+}

@@ -1,0 +1,301 @@
+package jhe
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/fhir"
+	"github.com/jupyterhealth/vault/oauth"
+	"github.com/jupyterhealth/vault/omh"
+)
+
+// Observation search paging: the client asks _count=1000.
+const (
+	DefaultCount = 100
+	MaxCount     = fhir.MaxCount
+)
+
+// accessFormat names this surface in the patient's access log.
+const accessFormat = "jhe"
+
+// The Observation search's parameters, as the client writes them.
+const (
+	paramPatient = "patient"
+	paramStudy   = "patient._has:Group:member:_id"
+	paramCode    = "code"
+	paramCount   = "_count"
+)
+
+// obsSearch is an Observation search, read and checked.
+type obsSearch struct {
+	patient string   // vault id
+	study   string   // vault grant id, or ""
+	schemas []string // names (namespace:name) the codes reach; nil: no code given
+	coded   bool     // a code was given
+	count   int
+}
+
+func parseSearch(q url.Values) (obsSearch, error) {
+	o := obsSearch{count: DefaultCount}
+	for k, vs := range q {
+		if len(vs) != 1 && k != paramCode {
+			return o, refuse(http.StatusBadRequest, "bad_search", "give %s once", k)
+		}
+		switch k {
+		case paramPatient:
+			if o.patient = patientID(vs[0]); o.patient == "" {
+				return o, refuse(http.StatusNotFound, "not_found", "no such patient: patient ids are pt-… (GET /api/v1/patients lists yours)")
+			}
+		case paramStudy:
+			if o.study = grantID(vs[0]); o.study == "" {
+				return o, refuse(http.StatusNotFound, "not_found", "no such study: study ids are gr-… (GET /api/v1/studies lists yours)")
+			}
+		case paramCode:
+			o.coded = true
+			for _, v := range vs {
+				for _, tok := range strings.Split(v, ",") {
+					if name, ok := schemaOfCode(tok); ok && !slices.Contains(o.schemas, name) {
+						o.schemas = append(o.schemas, name)
+					}
+				}
+			}
+		case paramCount:
+			n, err := strconv.Atoi(vs[0])
+			if err != nil || n < 1 || n > MaxCount {
+				return o, refuse(http.StatusBadRequest, "bad_search", "_count is a whole number from 1 to %d", MaxCount)
+			}
+			o.count = n
+		case fhir.CursorParam:
+		default:
+			return o, refuse(http.StatusBadRequest, "unknown_parameter",
+				"search parameter %q is not supported; Observation is searched by patient, %s, code and _count", k, paramStudy)
+		}
+	}
+	if o.patient == "" && o.study == "" {
+		return o, refuse(http.StatusBadRequest, "patient_required", "name the patient (patient=pt-…) or the study (%s=gr-…)", paramStudy)
+	}
+	return o, nil
+}
+
+// schemaOfCode reads one code token, [system|]namespace:name[:version],
+// as a schema the FHIR API serves. A code of another system, an unknown
+// schema or a version that is not normalised to the stored one reaches
+// nothing.
+func schemaOfCode(tok string) (string, bool) {
+	sys, c, hasSys := strings.Cut(tok, "|")
+	if !hasSys {
+		c, sys = sys, omhSystem
+	}
+	if sys != omhSystem {
+		return "", false
+	}
+	id, err := omh.ParseSchemaID(c)
+	if err != nil {
+		return "", false
+	}
+	can, ok := omh.CanonicalSchema(id)
+	if !ok {
+		return "", false
+	}
+	name := can.Namespace + ":" + can.Name
+	return name, fhir.StoredSchema(name) != ""
+}
+
+// searchObservations is GET /FHIR/R5/Observation: one page of a
+// searchset, decided, read and logged by fhir.Server.Read.
+func (s *Server) searchObservations(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.bearer(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	o, err := parseSearch(q)
+	if err != nil {
+		return err
+	}
+	req := fhir.ReadRequest{Token: t, Patient: o.patient, Count: o.count, Desc: true, Query: q, Cursor: q.Get(fhir.CursorParam), Format: accessFormat}
+	schemas := fhir.SchemaNames()
+	if o.coded {
+		schemas = o.schemas
+	}
+	if o.study != "" {
+		// A study is one grant: its patient, its schemas, its window.
+		grants := s.reads.ReadableGrants(t, "")
+		i := slices.IndexFunc(grants, func(g consent.GrantState) bool { return g.ID == o.study })
+		if i < 0 {
+			return refuse(http.StatusForbidden, "no_grant", "no active grant %s to you allows reading through this API (revoked, expired, or not yours)", oauth.FHIRID(o.study))
+		}
+		g := grants[i]
+		if o.patient != "" && o.patient != g.Patient {
+			return s.writeBundle(w, r, nil, "")
+		}
+		req.Patient = g.Patient
+		req.Window = consent.Window{From: g.DataFrom, To: g.DataTo}
+		var inGrant []string
+		for _, sc := range g.Schemas {
+			if name, ok := schemaOfCode(sc); ok && slices.Contains(schemas, name) && !slices.Contains(inGrant, name) {
+				inGrant = append(inGrant, name)
+			}
+		}
+		if o.coded && len(inGrant) == 0 && len(schemas) > 0 {
+			return refuse(http.StatusForbidden, "schema_not_granted", "study %s does not cover this data type", oauth.FHIRID(o.study))
+		}
+		schemas = inGrant
+	}
+	if len(schemas) == 0 {
+		// An unknown code (or one outside the study) reaches nothing: an
+		// empty page, no data read, nothing to log.
+		return s.writeBundle(w, r, nil, "")
+	}
+	req.Schemas = schemas
+	body, err := s.reads.Read(r.Context(), req, func(page []fhir.Reading, next string) ([]byte, error) {
+		return s.renderPage(r, o.patientOr(req.Patient), page, next)
+	})
+	if err != nil {
+		return err
+	}
+	writeBytes(w, http.StatusOK, "application/fhir+json", body)
+	return nil
+}
+
+func (o obsSearch) patientOr(p string) string {
+	if o.patient != "" {
+		return o.patient
+	}
+	return p
+}
+
+type link struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+type coding struct {
+	System string `json:"system"`
+	Code   string `json:"code"`
+}
+
+type attachment struct {
+	ContentType string `json:"contentType"`
+	Data        string `json:"data"`
+}
+
+type observation struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	Status       string `json:"status"`
+	Code         struct {
+		Coding []coding `json:"coding"`
+	} `json:"code"`
+	Subject struct {
+		Reference string `json:"reference"`
+	} `json:"subject"`
+	EffectiveDateTime string     `json:"effectiveDateTime"`
+	ValueAttachment   attachment `json:"valueAttachment"`
+}
+
+type entry struct {
+	FullURL  string      `json:"fullUrl"`
+	Resource observation `json:"resource"`
+}
+
+type bundle struct {
+	ResourceType string  `json:"resourceType"`
+	Type         string  `json:"type"`
+	Link         []link  `json:"link"`
+	Entry        []entry `json:"entry"`
+}
+
+// renderPage is a page as an R5 searchset: each reading an Observation
+// whose valueAttachment is its canonical OMH point in base64, with its
+// schema id as the OMH code, as JupyterHealth Exchange serves them.
+func (s *Server) renderPage(r *http.Request, patient string, page []fhir.Reading, next string) ([]byte, error) {
+	prefix := s.base + strings.TrimPrefix(r.URL.Path, "/jhe")
+	prefix = strings.TrimSuffix(prefix, "/")
+	subject := "Patient/" + oauth.FHIRID(patient)
+	es := make([]entry, len(page))
+	for i, rd := range page {
+		o := observation{ResourceType: "Observation", ID: rd.ID, Status: "final", EffectiveDateTime: rd.Time.UTC().Format(time.RFC3339Nano),
+			ValueAttachment: attachment{ContentType: "application/json", Data: base64.StdEncoding.EncodeToString(rd.JSON)}}
+		o.Code.Coding = []coding{{System: omhSystem, Code: rd.Schema}}
+		o.Subject.Reference = subject
+		es[i] = entry{FullURL: prefix + "/" + rd.ID, Resource: o}
+	}
+	nextURL := ""
+	if next != "" {
+		nq := url.Values{}
+		for k, v := range r.URL.Query() {
+			if k != fhir.CursorParam {
+				nq[k] = v
+			}
+		}
+		nq.Set(fhir.CursorParam, next)
+		nextURL = prefix + "?" + nq.Encode()
+	}
+	return s.bundle(r, es, nextURL)
+}
+
+func (s *Server) bundle(r *http.Request, es []entry, next string) ([]byte, error) {
+	self := s.base + strings.TrimPrefix(r.URL.Path, "/jhe")
+	if r.URL.RawQuery != "" {
+		self += "?" + r.URL.RawQuery
+	}
+	b := bundle{ResourceType: "Bundle", Type: "searchset", Link: []link{{"self", self}}, Entry: es}
+	if b.Entry == nil {
+		b.Entry = []entry{}
+	}
+	if next != "" {
+		b.Link = append(b.Link, link{"next", next})
+	}
+	return json.Marshal(b)
+}
+
+// writeBundle answers an empty searchset: entry and link are there all
+// the same (the client reads both).
+func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request, es []entry, next string) error {
+	b, err := s.bundle(r, es, next)
+	if err != nil {
+		return err
+	}
+	writeBytes(w, http.StatusOK, "application/fhir+json", b)
+	return nil
+}
+
+// metadata is GET /FHIR/R5/metadata: what this surface serves, open to
+// anyone (as JupyterHealth Exchange's).
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
+	cs := map[string]any{
+		"resourceType": "CapabilityStatement",
+		"status":       "active",
+		"date":         "2026-12-06",
+		"kind":         "instance",
+		"software":     map[string]string{"name": "JupyterHealth Vault (JupyterHealth Exchange–compatible read API)"},
+		"implementation": map[string]string{
+			"description": "the JupyterHealth Exchange read surface of a JupyterHealth Vault",
+			"url":         s.base + "/FHIR/R5",
+		},
+		"fhirVersion": "5.0.0",
+		"format":      []string{"json"},
+		"rest": []map[string]any{{
+			"mode": "server",
+			"resource": []map[string]any{{
+				"type":        "Observation",
+				"interaction": []map[string]string{{"code": "search-type"}},
+				"searchParam": []map[string]string{
+					{"name": "patient", "type": "reference"},
+					{"name": "code", "type": "token"},
+					{"name": "_count", "type": "number"},
+				},
+			}},
+		}},
+	}
+	writeJSON(w, http.StatusOK, cs)
+	return nil
+}

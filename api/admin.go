@@ -122,6 +122,11 @@ type AdminOps interface {
 	RotateKeys(ctx context.Context) (vault.RotateResult, error)
 	// KeyStatus reports the master keys and any rotation under way.
 	KeyStatus(ctx context.Context) (vault.KeyStatus, error)
+	// RewriteRecords moves every record not in the current format to it
+	// (resumable: run again after an interruption).
+	RewriteRecords(ctx context.Context) (vault.RewriteResult, error)
+	// RecordStatus counts the stored records by format.
+	RecordStatus(ctx context.Context) (vault.RecordStatus, error)
 	// Invite makes a one-time passkey enrolment link.
 	Invite(ctx context.Context, r AdminInviteRequest) (AdminInviteResponse, error)
 	// AddClient, Clients and RemoveClient manage the OAuth provider's
@@ -204,6 +209,29 @@ func (a LocalAdmin) RotateKeys(ctx context.Context) (vault.RotateResult, error) 
 // RotationDetail is a rotation's ledger detail: key ids and counts only.
 func RotationDetail(res vault.RotateResult) string {
 	return fmt.Sprintf("master %d -> %d, %d patient keys re-wrapped, %d patients, resumed=%v", res.Previous, res.Target, res.Rewrapped, res.Patients, res.Resumed)
+}
+
+// RewriteRecords rewrites the records not in the current format, online
+// (ingest carries on), and records it in the ledger, counts only. It runs
+// to the end even if the asker goes away; one cut short (a crash) is
+// finished by running it again, and is recorded with what it did.
+func (a LocalAdmin) RewriteRecords(ctx context.Context) (vault.RewriteResult, error) {
+	ctx = context.WithoutCancel(ctx)
+	res, err := a.Vault.RewriteRecords(ctx, vault.RewriteOptions{})
+	detail := fmt.Sprintf("%d records rewritten, %d already current, %d patients", res.Rewritten, res.Current, res.Patients)
+	if err != nil {
+		if res.Rewritten > 0 {
+			a.record("records-rewrite", "", "interrupted: "+detail)
+		}
+		return res, err
+	}
+	a.Log.Info("admin action", "action", "records-rewrite", "rewritten", res.Rewritten, "current", res.Current, "patients", res.Patients)
+	return res, a.record("records-rewrite", "", detail)
+}
+
+// RecordStatus counts the records by format.
+func (a LocalAdmin) RecordStatus(ctx context.Context) (vault.RecordStatus, error) {
+	return a.Vault.RecordStatus(ctx)
 }
 
 // KeyStatus reports the keys (ids and counts only).
@@ -539,6 +567,20 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 	})
 	e.POST("/admin/keys/rotate", func(c echo.Context) error {
 		out, err := ops.RotateKeys(c.Request().Context())
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusOK, out)
+	})
+	e.POST("/admin/records/rewrite", func(c echo.Context) error {
+		out, err := ops.RewriteRecords(c.Request().Context())
+		if err != nil {
+			return AdminError(err)
+		}
+		return c.JSON(http.StatusOK, out)
+	})
+	e.GET("/admin/records/status", func(c echo.Context) error {
+		out, err := ops.RecordStatus(c.Request().Context())
 		if err != nil {
 			return AdminError(err)
 		}

@@ -32,7 +32,15 @@ func FuzzOpen(f *testing.F) {
 		sealed[string(env)] = true
 		f.Add(env)
 		f.Add(env[:len(env)/2])
+		v2, err := pk.SealDerived(nil, []byte(p), ad)
+		if err != nil {
+			f.Fatal(err)
+		}
+		sealed[string(v2)] = true
+		f.Add(v2)
+		f.Add(v2[:len(v2)-1])
 	}
+	f.Add([]byte{envelopeV2})
 	f.Add([]byte{})
 	f.Add([]byte{envelopeV1, 0})
 	f.Add([]byte{envelopeV1, 255, 1})
@@ -42,6 +50,7 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("Open accepted bytes it did not seal: %x -> %q", env, pt)
 		}
 		EnvelopeKeyID(env)
+		EnvelopeVersion(env)
 	})
 }
 
@@ -74,6 +83,18 @@ func FuzzSealOpen(f *testing.F) {
 		}
 		if _, err := pk.OpenInPlace(bytes.Clone(env), append(bytes.Clone(ad), 1)); err == nil {
 			t.Fatal("opened in place under other associated data")
+		}
+		// The same for a v2 (derived-key) record.
+		v2, err := pk.SealDerived([]byte("dst"), p, ad)
+		if err != nil || string(v2[:3]) != "dst" || EnvelopeVersion(v2[3:]) != EnvelopeDerived {
+			t.Fatalf("seal v2: %x, %v", v2, err)
+		}
+		got, err = pk.Open(v2[3:], ad)
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("v2 round trip: %q, %v; want %q", got, err, p)
+		}
+		if _, err := pk.Open(v2[3:], append(bytes.Clone(ad), 1)); err == nil {
+			t.Fatal("v2 opened under other associated data")
 		}
 	})
 }

@@ -2,7 +2,9 @@ package keys
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -21,19 +23,48 @@ const TagSize = 16
 
 const (
 	envelopeV1 = 0x01
+	envelopeV2 = 0x02
 	padBlock   = 32
+	// padBlockV2 is the padding step of a v2 record's payload (already
+	// compressed): small, since a compressed point's length varies by a
+	// byte or two with its value, and each byte of padding is paid by
+	// every reading.
+	padBlockV2 = 8
 )
+
+// Envelope versions, as EnvelopeVersion reports them.
+const (
+	// EnvelopeWrapped (v1) holds a random DEK wrapped under the KEK beside
+	// the record sealed under it, its plaintext padded to 32 bytes.
+	EnvelopeWrapped = envelopeV1
+	// EnvelopeDerived (v2) holds only the record, sealed under a key
+	// derived from the patient's key and the record's identity
+	// (XChaCha20-Poly1305), its payload padded to 8 bytes.
+	EnvelopeDerived = envelopeV2
+)
+
+// EnvelopeVersion returns a sealed record's format version (its first
+// byte), or 0 for bytes that are no envelope.
+func EnvelopeVersion(envelope []byte) int {
+	if len(envelope) == 0 || (envelope[0] != envelopeV1 && envelope[0] != envelopeV2) {
+		return 0
+	}
+	return int(envelope[0])
+}
 
 // ErrDecrypt is returned when a record fails to open: it was changed, moved
 // to another record or patient, or its patient's keys were destroyed.
 var ErrDecrypt = errors.New("record failed to decrypt: it was altered, moved, or its keys were destroyed")
 
 // PatientKeys is one patient's KEK (a Tink AES-256-GCM keyset that wraps
-// per-record DEKs) and dedup key (a Tink AES-256-CMAC PRF keyset).
+// per-record DEKs, format 1) and PRF key (a Tink AES-256-CMAC PRF keyset:
+// dedup tags, derived uuids, and the record root key from which each
+// format 2 record's key is derived).
 type PatientKeys struct {
 	kek    tink.AEAD
 	kekID  uint32
 	prf    *prf.Set
+	rec    cipher.AEAD // format 2 records: XChaCha20-Poly1305 under the record root key
 	handle *keyset.Handle
 }
 
@@ -116,7 +147,11 @@ func newPatientKeys(kh, ph *keyset.Handle) (*PatientKeys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PatientKeys{kek: kek, kekID: kh.KeysetInfo().GetPrimaryKeyId(), prf: ps, handle: kh}, nil
+	rec, err := newRecordAEAD(ps)
+	if err != nil {
+		return nil, err
+	}
+	return &PatientKeys{kek: kek, kekID: kh.KeysetInfo().GetPrimaryKeyId(), prf: ps, rec: rec, handle: kh}, nil
 }
 
 // Seal encrypts one record under a fresh DEK (ChaCha20-Poly1305, whose key
@@ -161,11 +196,85 @@ func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
 	return pk.OpenInPlace(bytes.Clone(envelope), ad)
 }
 
+// SealDerived seals one record payload (format v2) under a key of its
+// own, derived from the patient's record root key and ad (the record's
+// identity: patient, schema, time and dedup tag); ad is the associated
+// data as well. Nothing is wrapped or stored beside it: the key is derived
+// again to open it. The payload is padded to a multiple of 8 bytes. The
+// sealed record is appended to dst.
+//
+// The AEAD is XChaCha20-Poly1305 (x/crypto) under the patient's record
+// root key R, with the 24-byte nonce SHA-256(ad)[:16] ‖ 8 random bytes.
+// XChaCha20 encrypts under the subkey HChaCha20(R, nonce[:16]), so each
+// record identity has its own key; only the 8 random bytes are stored.
+//
+// Layout: 0x02 | random nonce part (8) | ciphertext | tag (16).
+func (pk *PatientKeys) SealDerived(dst, payload, ad []byte) ([]byte, error) {
+	padded := (len(payload)/padBlockV2 + 1) * padBlockV2
+	need := 1 + derivedNonceRand + padded + chacha20poly1305.Overhead
+	if cap(dst)-len(dst) < need {
+		dst = append(make([]byte, 0, len(dst)+need), dst...)
+	}
+	var nonce [chacha20poly1305.NonceSizeX]byte
+	recordNonce(&nonce, ad)
+	rand.Read(nonce[derivedNoncePrefix:])
+	out := append(dst, envelopeV2)
+	out = append(out, nonce[derivedNoncePrefix:]...)
+	start := len(out)
+	out = append(out, payload...)
+	out = append(out, 0x80)
+	out = out[:start+padded]
+	clear(out[start+len(payload)+1:])
+	return pk.rec.Seal(out[:start], nonce[:], out[start:], ad), nil
+}
+
+// The v2 nonce: a prefix derived from the record's identity, which makes
+// the record's subkey, and a random rest, which is stored.
+const (
+	derivedNoncePrefix = 16
+	derivedNonceRand   = chacha20poly1305.NonceSizeX - derivedNoncePrefix
+)
+
+// recordNonce sets the nonce's identity prefix: SHA-256(ad)[:16].
+func recordNonce(nonce *[chacha20poly1305.NonceSizeX]byte, ad []byte) {
+	h := sha256.Sum256(ad)
+	copy(nonce[:derivedNoncePrefix], h[:derivedNoncePrefix])
+}
+
+// recordRootLabel prefixes the PRF inputs of the record root key, a
+// domain apart from the PRF's other uses: dedup tags ("uuid|…") and
+// derived uuids ("derive-uuid|…").
+const recordRootLabel = "record-root/v2|"
+
+// newRecordAEAD derives the patient's record root key, two AES-CMAC PRF
+// outputs of her PRF key, and returns its XChaCha20-Poly1305 AEAD.
+func newRecordAEAD(ps *prf.Set) (cipher.AEAD, error) {
+	a, err := ps.ComputePrimaryPRF([]byte(recordRootLabel+"0"), 16)
+	if err != nil {
+		return nil, err
+	}
+	b, err := ps.ComputePrimaryPRF([]byte(recordRootLabel+"1"), 16)
+	if err != nil {
+		return nil, err
+	}
+	key := append(a, b...)
+	g, err := chacha20poly1305.NewX(key)
+	clear(key)
+	return g, err
+}
+
 // OpenInPlace is Open without a copy: the record is decrypted in place, so
 // envelope is overwritten (its record part zeroed when the record fails to
 // open) and the plaintext returned shares its memory. It is for a caller that owns envelope, such as a scan
 // that copied it out of a read transaction.
+//
+// It opens both versions: for a v1 envelope it returns the record's
+// plaintext, for a v2 one the payload SealDerived sealed
+// (EnvelopeVersion tells them apart).
 func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
+	if len(envelope) > 0 && envelope[0] == envelopeV2 {
+		return pk.openDerived(envelope, ad)
+	}
 	if len(envelope) < 2 || envelope[0] != envelopeV1 {
 		return nil, ErrDecrypt
 	}
@@ -195,8 +304,29 @@ func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
 	return pt, nil
 }
 
+func (pk *PatientKeys) openDerived(envelope, ad []byte) ([]byte, error) {
+	rec := envelope[1:]
+	if len(rec) < derivedNonceRand+padBlockV2+chacha20poly1305.Overhead {
+		return nil, ErrDecrypt
+	}
+	var nonce [chacha20poly1305.NonceSizeX]byte
+	recordNonce(&nonce, ad)
+	copy(nonce[derivedNoncePrefix:], rec[:derivedNonceRand])
+	ct := rec[derivedNonceRand:]
+	padded, err := pk.rec.Open(ct[:0], nonce[:], ct, ad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	pt, ok := unpad(padded)
+	if !ok {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
 // EnvelopeKeyID reports the Tink id of the KEK key that wrapped an
-// envelope's DEK, read from the Tink output prefix.
+// envelope's DEK, read from the Tink output prefix. A v2 envelope wraps
+// no key: false.
 func EnvelopeKeyID(envelope []byte) (uint32, bool) {
 	if len(envelope) < 7 || envelope[0] != envelopeV1 || envelope[2] != 0x01 {
 		return 0, false

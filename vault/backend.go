@@ -61,6 +61,15 @@ type Record struct {
 	Stored bool
 }
 
+// RecordSwap is one compare-and-swap of a record's value (SwapRecords).
+type RecordSwap struct {
+	Schema   string
+	Time     int64
+	Tag      [16]byte
+	Old, New []byte
+	Swapped  bool // set by SwapRecords
+}
+
 // TokenRow is a stored API token. It holds the SHA-256 of the secret, never
 // the secret.
 type TokenRow struct {
@@ -194,6 +203,17 @@ type Backend interface {
 	// backend's window; if that physical part is cut short the swap stays
 	// stored and the error wraps ErrScrubPending.
 	SwapMeta(ctx context.Context, swaps []MetaSwap, scrub bool) error
+
+	// SwapRecords replaces, in one transaction, each of the patient's
+	// records whose identity (Schema, Time, Tag) is stored with exactly the
+	// value Old by New, and sets Swapped on those it replaced. A record
+	// that is gone or holds another value is left alone; it never creates
+	// a record. It returns ErrNotFound, swapping nothing, when the patient
+	// has no key blob (never made, or deleted meanwhile), and an error,
+	// having swapped nothing, when the transaction fails. The record
+	// rewrite (Vault.RewriteRecords) uses it to move old records to the
+	// current format.
+	SwapRecords(ctx context.Context, patientID string, swaps []RecordSwap) error
 
 	// Tokens returns the user's token rows (expired ones too), in id
 	// order.

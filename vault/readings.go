@@ -30,9 +30,30 @@ var (
 // TimeInRange reports whether a reading's time can be stored.
 func TimeInRange(t time.Time) bool { return !t.Before(MinTime) && t.Before(MaxTime) }
 
-// recordAD binds a sealed reading to its patient, schema, time and uuid tag.
-func recordAD(dst []byte, patient, schema string, t int64, tag [keys.TagSize]byte) []byte {
-	dst = append(dst, "jhvault/record/v1|"...)
+// Record formats (docs/architecture.md, "Record formats"). RecordFormat
+// is the one new readings are sealed in; every format listed opens.
+const (
+	// FormatWrapped (v1): canonical JSON padded to 32 bytes, sealed under
+	// a random DEK that is wrapped under the patient's KEK and stored
+	// beside it (keys.PatientKeys.Seal).
+	FormatWrapped = keys.EnvelopeWrapped
+	// FormatCompact (v2): canonical JSON compressed with point dictionary
+	// 1 (internal/pointdict), padded to 8 bytes, sealed under a key
+	// derived from the patient's key and the record's identity
+	// (keys.PatientKeys.SealDerived).
+	FormatCompact = keys.EnvelopeDerived
+
+	RecordFormat = FormatCompact
+)
+
+// recordAD binds a sealed reading to its patient, schema, time and uuid
+// tag; the record format's version is part of it.
+func recordAD(dst []byte, format int, patient, schema string, t int64, tag [keys.TagSize]byte) []byte {
+	if format == FormatCompact {
+		dst = append(dst, "jhvault/record/v2|"...)
+	} else {
+		dst = append(dst, "jhvault/record/v1|"...)
+	}
 	dst = append(dst, patient...)
 	dst = append(dst, '|')
 	dst = append(dst, schema...)
@@ -74,7 +95,7 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 	}
 	recs := make([]Record, len(pts))
 	seal := func(lo, hi int) error {
-		var buf, ad []byte
+		var buf, ad, comp []byte
 		for i := lo; i < hi; i++ {
 			p := pts[i]
 			if p.UUID == "" {
@@ -97,8 +118,7 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 			r := &recs[i]
 			r.Schema, r.Time, r.Tag = p.Schema.String(), p.Time.UnixNano(), tag
 			buf = p.AppendJSON(buf[:0])
-			ad = recordAD(ad[:0], patientID, r.Schema, r.Time, tag)
-			if r.Value, err = pk.Seal(buf, ad); err != nil {
+			if r.Value, err = v.sealRecord(pk, v.writeFormat, patientID, r, buf, &ad, &comp); err != nil {
 				return err
 			}
 		}
@@ -125,6 +145,41 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 		res.BySchema[recs[i].Schema] = c
 	}
 	return res, nil
+}
+
+// sealRecord seals one canonical point for r's identity in format. ad and
+// comp are the caller's scratch buffers.
+func (v *Vault) sealRecord(pk *keys.PatientKeys, format int, patientID string, r *Record, point []byte, ad, comp *[]byte) ([]byte, error) {
+	*ad = recordAD((*ad)[:0], format, patientID, r.Schema, r.Time, r.Tag)
+	if format == FormatWrapped {
+		return pk.Seal(point, *ad)
+	}
+	*comp = v.dict.Append((*comp)[:0], point)
+	return pk.SealDerived(nil, *comp, *ad)
+}
+
+// openRecord opens a sealed record of either format in place and returns
+// its canonical point, appended to arena for a compact record (so the
+// point stays valid while the arena's block lives).
+func (v *Vault) openRecord(pk *keys.PatientKeys, patientID string, r *Record, ad *[]byte, arena *[]byte) ([]byte, error) {
+	format := keys.EnvelopeVersion(r.Value)
+	*ad = recordAD((*ad)[:0], format, patientID, r.Schema, r.Time, r.Tag)
+	pt, err := pk.OpenInPlace(r.Value, *ad)
+	if err != nil || format == FormatWrapped {
+		return pt, err
+	}
+	// Points already returned keep the block they are in; Decode moves
+	// to a new block when this one is too short.
+	if cap(*arena)-len(*arena) < 8*len(pt)+64 {
+		*arena = make([]byte, 0, max(16<<10, 8*len(pt)+64))
+	}
+	start := len(*arena)
+	out, err := v.dict.Decode(*arena, pt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", keys.ErrDecrypt, err)
+	}
+	*arena = out
+	return out[start:len(out):len(out)], nil
 }
 
 // parallel runs fn over [0,n) in one chunk per core when n is large.
@@ -226,7 +281,7 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 		for range workers {
 			go func() {
 				defer wg.Done()
-				var ad []byte
+				var ad, arena []byte
 				for b := range work {
 					if ctx.Err() != nil {
 						// The read is over: don't decrypt what nobody reads.
@@ -235,8 +290,7 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 					}
 					b.out = make([]Reading, 0, len(b.recs))
 					for _, r := range b.recs {
-						ad = recordAD(ad[:0], patientID, r.Schema, r.Time, r.Tag)
-						pt, err := pk.OpenInPlace(r.Value, ad)
+						pt, err := v.openRecord(pk, patientID, &r, &ad, &arena)
 						if err != nil {
 							b.decErr = err
 							break

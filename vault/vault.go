@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/pointdict"
 	"github.com/jupyterhealth/vault/keys"
 )
 
@@ -63,6 +64,12 @@ type Vault struct {
 	// rotation's first step, a root change), and rewrapMu the re-wrap
 	// passes.
 	keyOpMu, rewrapMu sync.Mutex
+
+	// dict compresses points for v2 records; writeFormat is the record
+	// format new readings are sealed in (RecordFormat, but for tests that
+	// make old-format records).
+	dict        *pointdict.Dict
+	writeFormat int
 }
 
 // Options for Open.
@@ -88,7 +95,11 @@ func Open(ctx context.Context, b Backend, root *keys.Root, info RootInfo, o Opti
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	v := &Vault{b: b, log: o.Logger, now: o.Now, pks: map[string]*keys.PatientKeys{}, touched: map[string]time.Time{}}
+	dict, err := pointdict.Load(pointdict.V1)
+	if err != nil {
+		return nil, err
+	}
+	v := &Vault{b: b, log: o.Logger, now: o.Now, pks: map[string]*keys.PatientKeys{}, touched: map[string]time.Time{}, dict: dict, writeFormat: RecordFormat}
 	// Two rounds suffice: a conflict means another opener stored its
 	// master (both keys go in one transaction), which the next read finds.
 	for range 3 {

@@ -155,6 +155,20 @@ func (s *socketAdmin) RotateKeys(ctx context.Context) (vault.RotateResult, error
 	return out, (&socketAdmin{c: &c}).call(ctx, http.MethodPost, "/admin/keys/rotate", nil, &out)
 }
 
+func (s *socketAdmin) RewriteRecords(ctx context.Context) (vault.RewriteResult, error) {
+	var out vault.RewriteResult
+	c := *s.c
+	c.Timeout = 0 // rewriting a big vault takes a while
+	return out, (&socketAdmin{c: &c}).call(ctx, http.MethodPost, "/admin/records/rewrite", nil, &out)
+}
+
+func (s *socketAdmin) RecordStatus(ctx context.Context) (vault.RecordStatus, error) {
+	var out vault.RecordStatus
+	c := *s.c
+	c.Timeout = 0 // it reads every record
+	return out, (&socketAdmin{c: &c}).call(ctx, http.MethodGet, "/admin/records/status", nil, &out)
+}
+
 func (s *socketAdmin) Invite(ctx context.Context, r api.AdminInviteRequest) (api.AdminInviteResponse, error) {
 	var out api.AdminInviteResponse
 	return out, s.call(ctx, http.MethodPost, "/admin/invites", r, &out)
@@ -240,6 +254,10 @@ func cmdAdmin(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 		return adminLedgerKey(args[1:], stdout, stderr)
 	case args[0] == "invite":
 		return adminInvite(args[1:], stdout, stderr)
+	case args[0] == "records" && len(args) > 1 && args[1] == "rewrite":
+		return adminRecordsRewrite(args[2:], stdout, stderr)
+	case args[0] == "records" && len(args) > 1 && args[1] == "status":
+		return adminRecordsStatus(args[2:], stdout, stderr)
 	case args[0] == "client":
 		return adminClientCmd(args[1:], stdout, stderr) // client.go
 	}
@@ -515,4 +533,57 @@ func adminInvite(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "one-time link; send it to the user by a channel you trust")
 		return nil
 	})
+}
+
+// adminRecordsRewrite moves every record written in an older format to the
+// current one, online through the running server or on the file. One cut
+// short is finished by running it again.
+func adminRecordsRewrite(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("admin records rewrite", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
+		t := time.Now()
+		res, err := ops.RewriteRecords(context.Background())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rewrote %d records to format %d (%d were in it already), %d patients, in %.1f s\n", res.Rewritten, vault.RecordFormat, res.Current, res.Patients, time.Since(t).Seconds())
+		return printRecordStatus(ops, stdout)
+	})
+}
+
+func adminRecordsStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("admin records status", stderr)
+	var sf storeFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return withAdmin(sf, stderr, func(ops api.AdminOps) error { return printRecordStatus(ops, stdout) })
+}
+
+// printRecordStatus prints the records by format, and whether a rewrite
+// has anything to do.
+func printRecordStatus(ops api.AdminOps, w io.Writer) error {
+	st, err := ops.RecordStatus(context.Background())
+	if err != nil {
+		return err
+	}
+	old := 0
+	for f, n := range st.Formats {
+		if f != st.Current {
+			old += n
+		}
+	}
+	fmt.Fprintf(w, "%d patients; records in format 1 (wrapped DEK): %d; format 2 (compact): %d\n", st.Patients, st.Formats[vault.FormatWrapped], st.Formats[vault.FormatCompact])
+	if old > 0 {
+		_, err = fmt.Fprintf(w, "%d records are in an older format: run 'vault admin records rewrite'\n", old)
+	} else {
+		_, err = fmt.Fprintf(w, "every record is in the current format (%d)\n", st.Current)
+	}
+	return err
 }

@@ -104,9 +104,10 @@ func benchOpen(dir string, pageSize int) (*bench.Handle, error) {
 		return nil, err
 	}
 	return &bench.Handle{
-		Vault:  v,
-		DBFile: dbPath(sf.data),
-		Ledger: func(origin string) (*consent.Ledger, error) { return openLedger(st, v, origin) },
-		Close:  st.Close,
+		Vault:        v,
+		DBFile:       dbPath(sf.data),
+		ReadingPages: func() (int64, error) { return st.ReadingPages(context.Background()) },
+		Ledger:       func(origin string) (*consent.Ledger, error) { return openLedger(st, v, origin) },
+		Close:        st.Close,
 	}, nil
 }

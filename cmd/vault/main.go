@@ -40,6 +40,8 @@ Administer it (through the running server's socket, or on the file when none run
   admin client add     register an OAuth client (a SMART app or a JupyterHub) and print its id
   admin client list    list the OAuth clients
   admin client remove  remove an OAuth client: its tokens stop working
+  admin records status   count the stored records by format (old ones take three times the space)
+  admin records rewrite  move records of an older format to the current, compact one; resumable
   import               import a patient's file (Apple Health, Dexcom, LibreView, Nightscout, FHIR, OMH)
   ledger verify        replay the consent ledger and check its checkpoints and signed grants
   ledger rebuild       rebuild the grant index from the ledger
@@ -159,34 +161,36 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // commandHelp is each command's synopsis and what it does, for 'vault
 // COMMAND -h'. TestCommandHelp checks that every command has one.
 var commandHelp = map[string]struct{ synopsis, what string }{
-	"serve":               {"[--data DIR] [--addr HOST:PORT] [--base-url URL] [--demo [--demo-days N]]", "Run the vault: the HTTP API and the web UI on --addr, Prometheus metrics on --metrics-addr, and the admin socket DIR/admin.sock. The base URL (the origin every passkey is bound to) is http://localhost:PORT for a loopback --addr; set --base-url for any other. --demo seeds patient Ada and clinician Dr. Rivera and writes DIR/demo/credentials.json."},
-	"config":              {"[serve's flags]", "Print the settings serve would run with, where each came from (flag, environment, default), and whether they are valid. Secrets show only as set or not."},
-	"healthcheck":         {"[--addr HOST:PORT]", "Ask a running vault's /healthz and exit 0 when it answers 200: the container health check."},
-	"admin user add":      {"--role patient|clinician --name NAME [--org ORG] [--tz ZONE]", "Create an account and print its id (pt_… or cl_…). The name is stored encrypted."},
-	"admin user list":     {"[--role patient|clinician] [--json]", "List accounts: id, role, created, time zone, organisation and name, to find a lost id. Names are decrypted for this terminal only and never logged."},
-	"admin user show":     {"--user ID [--json]", "Show one account: its name, role, created time and time zone, its API tokens (ids, kinds, expiry, last use; never secrets), and the grants it gave or received."},
-	"admin user delete":   {"--user ID [--yes]", "Crypto-shred a patient at once: her grants end and her keys are destroyed, so her readings can never be read again (older backups still hold the keys). On a terminal it asks for the id to be typed again; elsewhere it needs --yes."},
-	"admin token":         {"--user ID --kind device|patient|clinician [--ttl DURATION]", "Mint an API token for a user and print it; it is shown only this once and stored hashed."},
-	"admin ledger-key":    {"", "Print the consent ledger's verifier key. Clients (jhvault, vault decrypt --verify-key) pin it, out of band, to check checkpoints and exports."},
-	"admin invite":        {"--user ID [--ttl DURATION]", "Print a one-time link for a user to enrol a passkey in the web UI; send it by a channel you trust."},
-	"admin client add":    {"--name NAME --redirect-uri URI [--redirect-uri URI …] [--confidential] [--jwks-file FILE | --jwks-uri URL] [--launch-uri URL]", "Register an OAuth client: a SMART app (public, PKCE) or a confidential one such as JupyterHub, which gets a secret (shown once) or authenticates with its JWK Set. Prints one JSON object with its client_id (oc_…) and, for a secret, client_secret, shown only this once; docs/oauth.md."},
-	"admin client list":   {"[--json]", "List the OAuth clients: id, name, whether confidential, authentication method, when registered, and redirect URIs."},
-	"admin client remove": {"--client ID", "Remove an OAuth client: it ends the client and every token it holds."},
-	"keys rotate-oidc":    {"", "Make a new ID-token signing key current for the OAuth provider; the JWKS lists it and the previous one, so ID tokens signed before still verify (docs/oauth.md#keys)."},
-	"ledger verify":       {"[--checkpoint FILE]", "Replay the consent ledger from its first entry: recompute the Merkle tree, check every signed checkpoint, every passkey-signed grant and confirmed key, and (with --checkpoint) consistency with a checkpoint kept from before."},
-	"ledger rebuild":      {"", "Rebuild the grant index from the ledger, after 'vault ledger verify' found it untrusted."},
-	"keys new-root":       {"--out FILE", "Write a new random root key file (0600), to keep apart from the data directory."},
-	"keys rotate":         {"", "Add a new master key and re-wrap every patient key under it; an interrupted rotation is finished."},
-	"keys status":         {"", "Show the master keys, how many patient keys each wraps, and any rotation under way."},
-	"keys change-root":    {"(--new-root-key-file FILE | --new-passphrase-file FILE)", "Re-seal the vault's master keys under a new root key file or passphrase (the server must be stopped)."},
-	"import":              {"--patient ID [--format F] FILE", "Import a patient's export file from Apple Health, Dexcom Clarity, LibreView, Nightscout, FHIR R4 or OMH JSON; the format is detected unless --format names it."},
-	"backup":              {"--out FILE", "Write a consistent backup of the database (encrypted data only; the root key is not in it), online through the socket or on the file."},
-	"restore":             {"--in FILE --data DIR", "Restore a backup into a new data directory, after checking the ledger and that every record opens under the root key."},
-	"decrypt":             {"-i IDENTITY [--verify-key KEY [--data-only]] [-o OUT] [FILE]", "Decrypt an age file, such as an export (X25519 or post-quantum age1pq1 identities). With --verify-key (from 'vault admin ledger-key') it first checks the export's manifest checkpoint and signed trailer (record count, SHA-256 of the data lines, signature by that key); with --data-only it then writes only the data lines: a plain CSV, or NDJSON of OMH points or FHIR Observations. Nothing is written unless the check passes."},
-	"bench":               {"[--readings N] [--batch N] [--uploaders N]", "Measure ingest throughput on a scratch vault against a raw bbolt baseline."},
-	"bench export":        {"[--rounds N] [--years N]", "Measure export time and memory on a scratch vault."},
-	"bench import":        {"[--mb N] [--csv-rows N]", "Measure file import throughput on a scratch vault."},
-	"bench load":          {"[--clients N] [--pause D] [--duration D]", "Run a mixed load (uploads, reads, exports, pages) against a scratch 'vault serve' and report latency."},
+	"serve":                 {"[--data DIR] [--addr HOST:PORT] [--base-url URL] [--demo [--demo-days N]]", "Run the vault: the HTTP API and the web UI on --addr, Prometheus metrics on --metrics-addr, and the admin socket DIR/admin.sock. The base URL (the origin every passkey is bound to) is http://localhost:PORT for a loopback --addr; set --base-url for any other. --demo seeds patient Ada and clinician Dr. Rivera and writes DIR/demo/credentials.json."},
+	"config":                {"[serve's flags]", "Print the settings serve would run with, where each came from (flag, environment, default), and whether they are valid. Secrets show only as set or not."},
+	"healthcheck":           {"[--addr HOST:PORT]", "Ask a running vault's /healthz and exit 0 when it answers 200: the container health check."},
+	"admin user add":        {"--role patient|clinician --name NAME [--org ORG] [--tz ZONE]", "Create an account and print its id (pt_… or cl_…). The name is stored encrypted."},
+	"admin user list":       {"[--role patient|clinician] [--json]", "List accounts: id, role, created, time zone, organisation and name, to find a lost id. Names are decrypted for this terminal only and never logged."},
+	"admin user show":       {"--user ID [--json]", "Show one account: its name, role, created time and time zone, its API tokens (ids, kinds, expiry, last use; never secrets), and the grants it gave or received."},
+	"admin user delete":     {"--user ID [--yes]", "Crypto-shred a patient at once: her grants end and her keys are destroyed, so her readings can never be read again (older backups still hold the keys). On a terminal it asks for the id to be typed again; elsewhere it needs --yes."},
+	"admin token":           {"--user ID --kind device|patient|clinician [--ttl DURATION]", "Mint an API token for a user and print it; it is shown only this once and stored hashed."},
+	"admin ledger-key":      {"", "Print the consent ledger's verifier key. Clients (jhvault, vault decrypt --verify-key) pin it, out of band, to check checkpoints and exports."},
+	"admin invite":          {"--user ID [--ttl DURATION]", "Print a one-time link for a user to enrol a passkey in the web UI; send it by a channel you trust."},
+	"admin client add":      {"--name NAME --redirect-uri URI [--redirect-uri URI …] [--confidential] [--jwks-file FILE | --jwks-uri URL] [--launch-uri URL]", "Register an OAuth client: a SMART app (public, PKCE) or a confidential one such as JupyterHub, which gets a secret (shown once) or authenticates with its JWK Set. Prints one JSON object with its client_id (oc_…) and, for a secret, client_secret, shown only this once; docs/oauth.md."},
+	"admin client list":     {"[--json]", "List the OAuth clients: id, name, whether confidential, authentication method, when registered, and redirect URIs."},
+	"admin client remove":   {"--client ID", "Remove an OAuth client: it ends the client and every token it holds."},
+	"admin records status":  {"", "Count every patient's records by format: format 1 (a wrapped key per record, written before compact records) and format 2 (compact). Reads each record's first byte; decrypts none."},
+	"admin records rewrite": {"", "Re-seal every record of an older format in the current, compact format, in compare-and-swap batches while the server runs (or on the file); each record is decrypted and checked first. Resumable: run it again after an interruption. An admin entry in the ledger records the counts."},
+	"keys rotate-oidc":      {"", "Make a new ID-token signing key current for the OAuth provider; the JWKS lists it and the previous one, so ID tokens signed before still verify (docs/oauth.md#keys)."},
+	"ledger verify":         {"[--checkpoint FILE]", "Replay the consent ledger from its first entry: recompute the Merkle tree, check every signed checkpoint, every passkey-signed grant and confirmed key, and (with --checkpoint) consistency with a checkpoint kept from before."},
+	"ledger rebuild":        {"", "Rebuild the grant index from the ledger, after 'vault ledger verify' found it untrusted."},
+	"keys new-root":         {"--out FILE", "Write a new random root key file (0600), to keep apart from the data directory."},
+	"keys rotate":           {"", "Add a new master key and re-wrap every patient key under it; an interrupted rotation is finished."},
+	"keys status":           {"", "Show the master keys, how many patient keys each wraps, and any rotation under way."},
+	"keys change-root":      {"(--new-root-key-file FILE | --new-passphrase-file FILE)", "Re-seal the vault's master keys under a new root key file or passphrase (the server must be stopped)."},
+	"import":                {"--patient ID [--format F] FILE", "Import a patient's export file from Apple Health, Dexcom Clarity, LibreView, Nightscout, FHIR R4 or OMH JSON; the format is detected unless --format names it."},
+	"backup":                {"--out FILE", "Write a consistent backup of the database (encrypted data only; the root key is not in it), online through the socket or on the file."},
+	"restore":               {"--in FILE --data DIR", "Restore a backup into a new data directory, after checking the ledger and that every record opens under the root key."},
+	"decrypt":               {"-i IDENTITY [--verify-key KEY [--data-only]] [-o OUT] [FILE]", "Decrypt an age file, such as an export (X25519 or post-quantum age1pq1 identities). With --verify-key (from 'vault admin ledger-key') it first checks the export's manifest checkpoint and signed trailer (record count, SHA-256 of the data lines, signature by that key); with --data-only it then writes only the data lines: a plain CSV, or NDJSON of OMH points or FHIR Observations. Nothing is written unless the check passes."},
+	"bench":                 {"[--readings N] [--batch N] [--uploaders N]", "Measure ingest throughput and the database pages per reading on a scratch vault, for ~300- and ~444-byte points, each against raw bbolt puts of the same bytes."},
+	"bench export":          {"[--rounds N] [--years N]", "Measure export time and memory on a scratch vault."},
+	"bench import":          {"[--mb N] [--csv-rows N]", "Measure file import throughput on a scratch vault."},
+	"bench load":            {"[--clients N] [--pause D] [--duration D]", "Run a mixed load (uploads, reads, exports, pages) against a scratch 'vault serve' and report latency."},
 }
 
 // parseFlags parses and turns flag errors into errUsage (already printed).

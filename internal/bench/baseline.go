@@ -21,20 +21,21 @@ import (
 
 // putBaseline is the ingest bench's baseline: it puts the same points in a
 // raw bbolt file under time-ordered keys, perTx request batches to an
-// fsync'd transaction, and returns the time the puts took.
-func putBaseline(path string, uploaders, readings, batch, perTx, pageSize int) (secs float64, pointBytes int, err error) {
+// fsync'd transaction, and returns the time the puts took, the points'
+// bytes and the bytes of the pages their bucket holds.
+func putBaseline(path, kind string, uploaders, readings, batch, perTx, pageSize int) (secs float64, pointBytes int, pageBytes int64, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, InitialMmapSize: 256 << 20, PageSize: pageSize})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer db.Close()
 	type kv struct{ k, v []byte }
 	var txs [][]kv
 	for u := range uploaders {
-		bs, n := bodies(u, readings, batch)
+		bs, n := bodies(kind, u, readings, batch)
 		pointBytes += n
 		i := 0
 		for _, body := range bs {
@@ -78,10 +79,16 @@ func putBaseline(path string, uploaders, readings, batch, perTx, pageSize int) (
 			return nil
 		})
 		if err != nil {
-			return 0, 0, errors.New(err.Error())
+			return 0, 0, 0, errors.New(err.Error())
 		}
 	}
-	return time.Since(start).Seconds(), pointBytes, nil
+	secs = time.Since(start).Seconds()
+	err = db.View(func(t *bolt.Tx) error {
+		st := t.Bucket([]byte("readings")).Stats()
+		pageBytes = int64(st.BranchAlloc + st.LeafAlloc)
+		return nil
+	})
+	return secs, pointBytes, pageBytes, err
 }
 
 // scanBaseline is the export bench's baseline: the same canonical bytes in

@@ -54,6 +54,10 @@ type Handle struct {
 	Vault *vault.Vault
 	// DBFile is the database file, whose size the ingest report gives.
 	DBFile string
+	// ReadingPages returns the bytes of the database pages that hold the
+	// readings (of every patient), for the ingest report's bytes per
+	// reading.
+	ReadingPages func() (int64, error)
 	// Ledger opens the consent ledger in the same database; origin names
 	// a new log.
 	Ledger func(origin string) (*consent.Ledger, error)
@@ -73,8 +77,45 @@ func point(buf []byte, uploader, i int, t time.Time) []byte {
 		u[0:4], u[4:6], u[6:8], u[8:10], u[10:16], ts, 70+(i*7)%180, ts)
 }
 
-// bodies builds one uploader's NDJSON request bodies.
-func bodies(uploader, readings, batch int) (out [][]byte, pointBytes int) {
+// smallPoint is a blood-glucose 4.0 point in the OMH dialect with nothing
+// optional but the modality, about 300 bytes: the CGM point of issue 17's
+// independent measurement.
+func smallPoint(buf []byte, uploader, i int, t time.Time) []byte {
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[:], uint64(uploader)<<40|uint64(i))
+	binary.BigEndian.PutUint64(u[8:], uint64(t.UnixNano()))
+	u[6], u[8] = (u[6]&0x0f)|0x40, (u[8]&0x3f)|0x80
+	ts := t.UTC().Format(time.RFC3339)
+	return fmt.Appendf(buf, `{"header":{"uuid":"%x-%x-%x-%x-%x","schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"},"source_creation_date_time":"%s","modality":"sensed"},"body":{"blood_glucose":{"unit":"mg/dL","value":%d},"effective_time_frame":{"date_time":"%s"}}}`,
+		u[0:4], u[4:6], u[6:8], u[8:10], u[10:16], ts, 70+(i*7)%180, ts)
+}
+
+// pointKinds are the points the ingest bench sends, by name: the ~300-byte
+// CGM point and the ~444-byte IEEE 1752 one.
+var pointKinds = []struct {
+	name string
+	make func(buf []byte, uploader, i int, t time.Time) []byte
+}{
+	{"cgm-300", smallPoint},
+	{"ieee-444", point},
+}
+
+// pointKind returns the generator of the named points.
+func pointKind(name string) (func(buf []byte, uploader, i int, t time.Time) []byte, error) {
+	for _, k := range pointKinds {
+		if k.name == name {
+			return k.make, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown point kind %q", name)
+}
+
+// bodies builds one uploader's NDJSON request bodies of the named points.
+func bodies(kind string, uploader, readings, batch int) (out [][]byte, pointBytes int) {
+	point, err := pointKind(kind)
+	if err != nil {
+		panic(err) // the bench names only its own kinds
+	}
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < readings; i += batch {
 		var b []byte

@@ -56,8 +56,9 @@ func open(t *testing.T) Opener {
 			return nil, err
 		}
 		return &Handle{
-			Vault:  v,
-			DBFile: path,
+			Vault:        v,
+			DBFile:       path,
+			ReadingPages: func() (int64, error) { return st.ReadingPages(t.Context()) },
 			Ledger: func(origin string) (*consent.Ledger, error) {
 				return consent.Open(st.Ledger(), v.Master(), consent.Options{Origin: origin})
 			},
@@ -108,32 +109,47 @@ func TestIngest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.Bytes())
 	}
-	if r.Total() != 300 || len(r.Vault) != 1 || len(r.Baseline) != 1 || len(r.Group) != 1 {
-		t.Fatalf("%d readings, %d/%d/%d rounds", r.Total(), len(r.Vault), len(r.Baseline), len(r.Group))
+	if r.Total() != 300 || len(r.Runs) != 2 {
+		t.Fatalf("%d readings, %d point kinds", r.Total(), len(r.Runs))
 	}
-	checkPositive(t, "vault seconds", r.Vault...)
-	checkPositive(t, "baseline seconds", r.Baseline...)
-	checkPositive(t, "group baseline seconds", r.Group...)
-	checkPositive(t, "rates", r.Rate(r.Vault), r.Rate(r.Baseline), r.Rate(r.Group))
-	checkPositive(t, "sizes", float64(r.PointBytes), float64(r.DBSize))
-	if mean := r.PointBytes / r.Total(); mean < 400 || mean > 500 {
-		t.Errorf("mean point %d bytes, want about 444", mean)
+	for i, want := range []struct {
+		kind   string
+		lo, hi int
+	}{{"cgm-300", 280, 330}, {"ieee-444", 400, 500}} {
+		run := r.Runs[i]
+		if run.Kind != want.kind || len(run.Vault) != 1 || len(run.Baseline) != 1 || len(run.Group) != 1 {
+			t.Fatalf("run %d: %s, %d/%d/%d rounds", i, run.Kind, len(run.Vault), len(run.Baseline), len(run.Group))
+		}
+		checkPositive(t, "vault seconds", run.Vault...)
+		checkPositive(t, "baseline seconds", run.Baseline...)
+		checkPositive(t, "group baseline seconds", run.Group...)
+		checkPositive(t, "rates", r.Rate(run.Vault), r.Rate(run.Baseline), r.Rate(run.Group))
+		checkPositive(t, "sizes", float64(run.PointBytes), float64(run.DBSize), float64(run.PageBytes), float64(run.BaselinePageBytes))
+		if mean := run.PointBytes / r.Total(); mean < want.lo || mean > want.hi {
+			t.Errorf("%s: mean point %d bytes, want %d to %d", run.Kind, mean, want.lo, want.hi)
+		}
+		// The raw baseline stores at least the points' bytes in its pages.
+		if run.BaselinePageBytes < int64(run.PointBytes) {
+			t.Errorf("%s: baseline pages %d bytes for %d bytes of points", run.Kind, run.BaselinePageBytes, run.PointBytes)
+		}
 	}
 	var out strings.Builder
 	if err := r.Print(&out); err != nil {
 		t.Fatal(err)
 	}
-	checkLines(t, out.String(),
-		`vault bench: 300 readings per round \(2 uploaders x 150, batches of 50, mean point 4[0-9][0-9] bytes\), median of 1 rounds, GOMAXPROCS=[0-9]+`,
-		``,
-		` +measurement  readings/s  median s  all rounds s`,
-		`  vault ingest over HTTP \(validate, seal, dedup, fsync\) +[0-9]+ +`+num+` +`+num,
-		` +baseline: raw bbolt puts, same bytes, 1 tx per 50 +[0-9]+ +`+num+` +`+num,
-		` +baseline: raw bbolt puts, same bytes, 1 tx per 100 +[0-9]+ +`+num+` +`+num,
-		``,
-		`ratio vault / faster baseline: `+num+`   \(targets: >= 150000 readings/s, ratio >= 0.50\)`,
-		`vault.db after one round: `+num+` MiB \(`+num+` bytes per reading\)`,
-	)
+	var want []string
+	want = append(want, `vault bench: 300 readings per round and point kind \(2 uploaders x 150, batches of 50\), median of 1 rounds, GOMAXPROCS=[0-9]+`)
+	for _, k := range []string{`cgm-300: mean point [23][0-9][0-9] bytes`, `ieee-444: mean point 4[0-9][0-9] bytes`} {
+		want = append(want, ``, k,
+			` +measurement  readings/s  median s  all rounds s`,
+			`  vault ingest over HTTP \(validate, seal, dedup, fsync\) +[0-9]+ +`+num+` +`+num,
+			` +baseline: raw bbolt puts, same bytes, 1 tx per 50 +[0-9]+ +`+num+` +`+num,
+			` +baseline: raw bbolt puts, same bytes, 1 tx per 100 +[0-9]+ +`+num+` +`+num,
+			`ratio vault / faster baseline: `+num+`   \(targets: >= 150000 readings/s, ratio >= 0.50\)`,
+			`database pages per reading: vault [0-9]+ bytes, raw bbolt [0-9]+ bytes   \(target for cgm-300: <= 200\)`,
+			`vault.db after one round: `+num+` MiB`)
+	}
+	checkLines(t, out.String(), want...)
 }
 
 func TestExport(t *testing.T) {

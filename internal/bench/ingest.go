@@ -42,25 +42,36 @@ type IngestConfig struct {
 	Stderr     io.Writer // the load generator's errors
 }
 
-// IngestReport is what [Ingest] measured.
+// IngestReport is what [Ingest] measured: one run per point kind.
 type IngestReport struct {
 	Uploaders, Readings, Batch int // as configured
 	GOMAXPROCS                 int
-	PointBytes                 int // the bytes of one round's points, without newlines
+	Rounds                     int
+	Runs                       []IngestRun
+}
+
+// IngestRun is one point kind's figures.
+type IngestRun struct {
+	Kind       string // "cgm-300" or "ieee-444"
+	PointBytes int    // the bytes of one round's points, without newlines
 	// Seconds per round: the vault over HTTP, and raw bbolt with one
 	// transaction per batch and per Uploaders batches.
 	Vault, Baseline, Group []float64
 	DBSize                 int64 // the vault's database file after the last round
+	// PageBytes and BaselinePageBytes are the bytes of the database pages
+	// (branch and leaf pages, in use) that hold the readings, in the vault
+	// and in the per-batch baseline, after the last round.
+	PageBytes, BaselinePageBytes int64
 }
 
-// Total is the readings of one round.
+// Total is the readings of one round of one kind.
 func (r *IngestReport) Total() int { return r.Uploaders * r.Readings }
 
 // Rate is readings per second at the median of secs.
 func (r *IngestReport) Rate(secs []float64) float64 { return float64(r.Total()) / median(secs) }
 
 // Ingest measures ingest over HTTP against raw bbolt puts of the same
-// bytes, in the same run, for c.Rounds rounds.
+// bytes, in the same run, for c.Rounds rounds, for each point kind.
 func Ingest(c IngestConfig) (*IngestReport, error) {
 	if c.Readings < 1 || c.Batch < 1 || c.Uploaders < 1 || c.Rounds < 1 || c.Batch > api.DefaultMaxBatch {
 		return nil, fmt.Errorf("--readings, --batch, --uploaders and --rounds must be positive, and --batch at most %d", api.DefaultMaxBatch)
@@ -77,33 +88,39 @@ func Ingest(c IngestConfig) (*IngestReport, error) {
 		}
 		defer pf.Close()
 	}
-	r := &IngestReport{Uploaders: c.Uploaders, Readings: c.Readings, Batch: c.Batch, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	r := &IngestReport{Uploaders: c.Uploaders, Readings: c.Readings, Batch: c.Batch, GOMAXPROCS: runtime.GOMAXPROCS(0), Rounds: c.Rounds}
+	for _, k := range pointKinds {
+		r.Runs = append(r.Runs, IngestRun{Kind: k.name})
+	}
 	for round := range c.Rounds {
-		rdir := filepath.Join(scratch, fmt.Sprint("round", round))
-		// Baselines: raw bbolt, same point bytes, time-ordered keys,
-		// fsync'd transactions, no validation, crypto or index. One commits
-		// a transaction per request batch; the other per uploaders x batch,
-		// which is the most the vault's group commit merges here. The ratio
-		// is taken against the faster of the two.
-		b, n, err := putBaseline(filepath.Join(rdir, "baseline.db"), c.Uploaders, c.Readings, c.Batch, 1, c.PageSize)
-		if err != nil {
-			return nil, fmt.Errorf("baseline: %v", err)
+		for i := range r.Runs {
+			run := &r.Runs[i]
+			rdir := filepath.Join(scratch, fmt.Sprint("round", round, "-", run.Kind))
+			// Baselines: raw bbolt, same point bytes, time-ordered keys,
+			// fsync'd transactions, no validation, crypto or index. One commits
+			// a transaction per request batch; the other per uploaders x batch,
+			// which is the most the vault's group commit merges here. The ratio
+			// is taken against the faster of the two.
+			b, n, pages, err := putBaseline(filepath.Join(rdir, "baseline.db"), run.Kind, c.Uploaders, c.Readings, c.Batch, 1, c.PageSize)
+			if err != nil {
+				return nil, fmt.Errorf("baseline: %v", err)
+			}
+			g, _, _, err := putBaseline(filepath.Join(rdir, "baseline-group.db"), run.Kind, c.Uploaders, c.Readings, c.Batch, c.Uploaders, c.PageSize)
+			if err != nil {
+				return nil, fmt.Errorf("baseline: %v", err)
+			}
+			prof := ""
+			if round == 0 && i == 0 {
+				prof = c.CPUProfile
+			}
+			v, size, vpages, err := ingestVault(rdir, run.Kind, c, prof)
+			if err != nil {
+				return nil, err
+			}
+			run.Baseline, run.Group, run.Vault = append(run.Baseline, b), append(run.Group, g), append(run.Vault, v)
+			run.PointBytes, run.DBSize, run.PageBytes, run.BaselinePageBytes = n, size, vpages, pages
+			os.RemoveAll(rdir)
 		}
-		g, _, err := putBaseline(filepath.Join(rdir, "baseline-group.db"), c.Uploaders, c.Readings, c.Batch, c.Uploaders, c.PageSize)
-		if err != nil {
-			return nil, fmt.Errorf("baseline: %v", err)
-		}
-		prof := ""
-		if round == 0 {
-			prof = c.CPUProfile
-		}
-		v, size, err := ingestVault(rdir, c, prof)
-		if err != nil {
-			return nil, err
-		}
-		r.Baseline, r.Group, r.Vault = append(r.Baseline, b), append(r.Group, g), append(r.Vault, v)
-		r.PointBytes, r.DBSize = n, size
-		os.RemoveAll(rdir)
 	}
 	return r, nil
 }
@@ -111,33 +128,40 @@ func Ingest(c IngestConfig) (*IngestReport, error) {
 // Print writes the report as 'vault bench' shows it.
 func (r *IngestReport) Print(w io.Writer) error {
 	total := r.Total()
-	ingestRate, baseRate, groupRate := r.Rate(r.Vault), r.Rate(r.Baseline), r.Rate(r.Group)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "vault bench: %d readings per round (%d uploaders x %d, batches of %d, mean point %d bytes), median of %d rounds, GOMAXPROCS=%d\n\n",
-		total, r.Uploaders, r.Readings, r.Batch, r.PointBytes/total, len(r.Vault), r.GOMAXPROCS)
-	fmt.Fprintln(tw, "measurement\treadings/s\tmedian s\tall rounds s\t")
-	row := func(name string, rate float64, secs []float64) {
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%s\t\n", name, rate, median(secs), joinSecs("%.2f", secs))
+	fmt.Fprintf(w, "vault bench: %d readings per round and point kind (%d uploaders x %d, batches of %d), median of %d rounds, GOMAXPROCS=%d\n",
+		total, r.Uploaders, r.Readings, r.Batch, r.Rounds, r.GOMAXPROCS)
+	for _, run := range r.Runs {
+		ingestRate, baseRate, groupRate := r.Rate(run.Vault), r.Rate(run.Baseline), r.Rate(run.Group)
+		fmt.Fprintf(w, "\n%s: mean point %d bytes\n", run.Kind, run.PointBytes/total)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "measurement\treadings/s\tmedian s\tall rounds s\t")
+		row := func(name string, rate float64, secs []float64) {
+			fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%s\t\n", name, rate, median(secs), joinSecs("%.2f", secs))
+		}
+		row("vault ingest over HTTP (validate, seal, dedup, fsync)", ingestRate, run.Vault)
+		row(fmt.Sprintf("baseline: raw bbolt puts, same bytes, 1 tx per %d", r.Batch), baseRate, run.Baseline)
+		row(fmt.Sprintf("baseline: raw bbolt puts, same bytes, 1 tx per %d", r.Batch*r.Uploaders), groupRate, run.Group)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "ratio vault / faster baseline: %.2f   (targets: >= 150000 readings/s, ratio >= 0.50)\n", ingestRate/max(baseRate, groupRate))
+		fmt.Fprintf(w, "database pages per reading: vault %.0f bytes, raw bbolt %.0f bytes   (target for cgm-300: <= 200)\n",
+			float64(run.PageBytes)/float64(total), float64(run.BaselinePageBytes)/float64(total))
+		if _, err := fmt.Fprintf(w, "vault.db after one round: %.1f MiB\n", float64(run.DBSize)/(1<<20)); err != nil {
+			return err
+		}
 	}
-	row("vault ingest over HTTP (validate, seal, dedup, fsync)", ingestRate, r.Vault)
-	row(fmt.Sprintf("baseline: raw bbolt puts, same bytes, 1 tx per %d", r.Batch), baseRate, r.Baseline)
-	row(fmt.Sprintf("baseline: raw bbolt puts, same bytes, 1 tx per %d", r.Batch*r.Uploaders), groupRate, r.Group)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "\nratio vault / faster baseline: %.2f   (targets: >= 150000 readings/s, ratio >= 0.50)\n", ingestRate/max(baseRate, groupRate))
-	_, err := fmt.Fprintf(w, "vault.db after one round: %.1f MiB (%.0f bytes per reading)\n", float64(r.DBSize)/(1<<20), float64(r.DBSize)/float64(total))
-	return err
+	return nil
 }
 
 // ingestVault serves a fresh vault on loopback and drives it from a child
-// process ([RunLoad]). It returns the load's wall time and the database
-// file's size.
-func ingestVault(dir string, c IngestConfig, cpuprofile string) (float64, int64, error) {
+// process ([RunLoad]). It returns the load's wall time, the database
+// file's size and the bytes of the pages that hold the readings.
+func ingestVault(dir, kind string, c IngestConfig, cpuprofile string) (float64, int64, int64, error) {
 	total := c.Uploaders * c.Readings
 	h, err := c.Open(dir, c.PageSize)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer h.Close()
 	v := h.Vault
@@ -145,17 +169,17 @@ func ingestVault(dir string, c IngestConfig, cpuprofile string) (float64, int64,
 	for u := range c.Uploaders {
 		p, err := v.CreateUser(context.Background(), vault.NewUser{Role: vault.RolePatient, Name: fmt.Sprintf("bench patient %d", u)})
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		tok, _, err := v.MintToken(context.Background(), p.ID, vault.TokenDevice, time.Hour)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		tokens = append(tokens, tok)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	srv := &http.Server{Handler: api.New(api.Config{Vault: v, Logger: log}).Echo()}
@@ -164,38 +188,42 @@ func ingestVault(dir string, c IngestConfig, cpuprofile string) (float64, int64,
 
 	self, err := os.Executable()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	cmd := exec.Command(self, LoadCommand, "--url", "http://"+ln.Addr().String(), "--readings", fmt.Sprint(c.Readings), "--batch", fmt.Sprint(c.Batch))
+	cmd := exec.Command(self, LoadCommand, "--url", "http://"+ln.Addr().String(), "--readings", fmt.Sprint(c.Readings), "--batch", fmt.Sprint(c.Batch), "--points", kind)
 	cmd.Stdin = strings.NewReader(strings.Join(tokens, "\n"))
 	cmd.Stderr = c.Stderr
 	if cpuprofile != "" {
 		pf, err := os.Create(cpuprofile)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		defer pf.Close()
 		if err := pprof.StartCPUProfile(pf); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		defer pprof.StopCPUProfile()
 	}
 	out, err := cmd.Output()
 	if err != nil {
-		return 0, 0, fmt.Errorf("load generator: %v", err)
+		return 0, 0, 0, fmt.Errorf("load generator: %v", err)
 	}
 	var lr loadResult
 	if err := json.Unmarshal(out, &lr); err != nil {
-		return 0, 0, fmt.Errorf("load generator output: %v", err)
+		return 0, 0, 0, fmt.Errorf("load generator output: %v", err)
 	}
 	if lr.Errors > 0 || lr.Accepted != total {
-		return 0, 0, fmt.Errorf("load generator: %d of %d accepted, %d errors, first: %s", lr.Accepted, total, lr.Errors, lr.FirstErr)
+		return 0, 0, 0, fmt.Errorf("load generator: %d of %d accepted, %d errors, first: %s", lr.Accepted, total, lr.Errors, lr.FirstErr)
 	}
 	var size int64
 	if fi, err := os.Stat(h.DBFile); err == nil {
 		size = fi.Size()
 	}
-	return lr.Seconds, size, nil
+	pages, err := h.ReadingPages()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return lr.Seconds, size, pages, nil
 }
 
 // loadResult is what the load generator reports on its stdout.
@@ -217,6 +245,7 @@ func RunLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	url := fs.String("url", "", "base URL of the vault")
 	readings := fs.Int("readings", 100000, "readings per uploader")
 	batch := fs.Int("batch", 1000, "readings per request")
+	kind := fs.String("points", "ieee-444", "point kind: cgm-300 or ieee-444")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -227,9 +256,12 @@ func RunLoad(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			tokens = append(tokens, t)
 		}
 	}
+	if _, err := pointKind(*kind); err != nil {
+		return err
+	}
 	all := make([][][]byte, len(tokens))
 	for u := range tokens {
-		all[u], _ = bodies(u, *readings, *batch)
+		all[u], _ = bodies(*kind, u, *readings, *batch)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: len(tokens)}, Timeout: 5 * time.Minute}
 	var mu sync.Mutex

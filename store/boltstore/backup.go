@@ -58,3 +58,16 @@ func (s *Store) LastBackup() time.Time {
 	}
 	return time.Unix(n, 0)
 }
+
+// ReadingPages returns the bytes of the database pages (branch and leaf,
+// in use) that hold every patient's records: what a stored reading costs
+// on disk, without free pages and the file's preallocation.
+func (s *Store) ReadingPages(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		st := tx.Bucket(bReadings).Stats()
+		n = int64(st.BranchAlloc + st.LeafAlloc)
+		return nil
+	})
+	return n, err
+}

@@ -76,6 +76,12 @@ var migrations = []func(tx *bolt.Tx) error{
 	// The remembered app consents (web.go): the OAuth clients a user let
 	// sign her in.
 	createWebBuckets,
+	// Compact records (format 2, vault.FormatCompact) are written from
+	// now on. Nothing changes in the file; the step is here so that a
+	// binary that cannot open them refuses the file at start ("newer than
+	// this binary understands") instead of failing on each new record as
+	// if it had been tampered with.
+	func(*bolt.Tx) error { return nil },
 }
 
 // ErrLocked means another process holds the database.

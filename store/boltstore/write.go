@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -174,4 +175,50 @@ func insertTx(tx *bolt.Tx, patient string, recs []vault.Record) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// SwapRecords implements vault.Backend. It writes outside the insert
+// queue, in its own transaction: bbolt runs one writer at a time, so it
+// waits its turn between group commits.
+func (s *Store) SwapRecords(ctx context.Context, patientID string, swaps []vault.RecordSwap) error {
+	if len(swaps) == 0 {
+		return nil
+	}
+	if s.opts.ReadOnly {
+		return errors.New("the store is read-only")
+	}
+	for i := range swaps {
+		swaps[i].Swapped = false
+		if swaps[i].Schema == "" || len(swaps[i].New) == 0 {
+			return fmt.Errorf("swap %d has no schema or no new value", i)
+		}
+	}
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bPKeys).Get([]byte(patientID)) == nil {
+			return vault.ErrNotFound
+		}
+		b := tx.Bucket(bReadings).Bucket([]byte(patientID))
+		if b == nil {
+			return nil
+		}
+		b.FillPercent = 0.95
+		for i := range swaps {
+			sw := &swaps[i]
+			key := recordKey(nil, sw.Schema, sw.Time, sw.Tag)
+			if v := b.Get(key); v == nil || !bytes.Equal(v, sw.Old) {
+				continue
+			}
+			if err := b.Put(key, sw.New); err != nil {
+				return err
+			}
+			sw.Swapped = true
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range swaps {
+			swaps[i].Swapped = false
+		}
+	}
+	return err
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, open Factory) {
 		{"PatientKeyBlobs", testPatientKeyBlobs, false},
 		{"SwapPatientKeys", testSwapPatientKeys, false},
 		{"SwapMeta", testSwapMeta, false},
+		{"SwapRecords", testSwapRecords, false},
 		{"SwapMetaCreateRace", testSwapMetaCreateRace, true},
 		{"ExtremeTimes", testExtremeTimes, false},
 		{"EqualTimesByTag", testEqualTimesByTag, false},
@@ -658,5 +659,49 @@ func testSwapMetaCreateRace(t *testing.T, b vault.Backend) {
 	}
 	if _, err := fmt.Sscanf(string(master), "master %d", &m); err != nil || r != m {
 		t.Fatalf("stored %q and %q: not one creator's pair", root, master)
+	}
+}
+
+// testSwapRecords: a record holding exactly Old gets New; one holding
+// something else, one never stored, and another patient's record of the
+// same identity are left alone; a patient without a key blob swaps
+// nothing and is ErrNotFound; Count and Scan see the swapped values.
+func testSwapRecords(t *testing.T, b vault.Backend) {
+	ctx := t.Context()
+	insert(t, b, "pt_a", rec("s", 1, 1, "old1"), rec("s", 2, 1, "old2"), rec("s", 3, 1, "old3"))
+	insert(t, b, "pt_b", rec("s", 1, 1, "old1"))
+	swaps := []vault.RecordSwap{
+		{Schema: "s", Time: 1, Tag: [16]byte{1}, Old: []byte("old1"), New: []byte("new1")},
+		{Schema: "s", Time: 2, Tag: [16]byte{1}, Old: []byte("changed"), New: []byte("new2")},
+		{Schema: "s", Time: 4, Tag: [16]byte{1}, Old: []byte("old4"), New: []byte("new4")},
+		{Schema: "s", Time: 3, Tag: [16]byte{2}, Old: []byte("old3"), New: []byte("new3")},
+	}
+	if err := b.SwapRecords(ctx, "pt_a", swaps); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, false, false} {
+		if swaps[i].Swapped != want {
+			t.Errorf("swap %d: Swapped %v, want %v", i, swaps[i].Swapped, want)
+		}
+	}
+	var vals []string
+	for _, r := range collect(t, b, "pt_a", "s", 0, 10) {
+		vals = append(vals, string(r.Value))
+	}
+	if fmt.Sprint(vals) != "[new1 old2 old3]" || count(t, b, "pt_a") != 3 {
+		t.Fatalf("after the swap pt_a holds %v (%d records)", vals, count(t, b, "pt_a"))
+	}
+	if got := collect(t, b, "pt_b", "s", 0, 10); len(got) != 1 || string(got[0].Value) != "old1" {
+		t.Fatalf("another patient's record changed: %v", got)
+	}
+	gone := []vault.RecordSwap{{Schema: "s", Time: 1, Tag: [16]byte{1}, Old: []byte("old1"), New: []byte("x")}}
+	if err := b.SwapRecords(ctx, "pt_nobody", gone); !errors.Is(err, vault.ErrNotFound) || gone[0].Swapped {
+		t.Fatalf("a patient without keys: %v, swapped %v; want ErrNotFound", err, gone[0].Swapped)
+	}
+	if err := b.SwapRecords(ctx, "pt_a", []vault.RecordSwap{{Schema: "s", Time: 2, Tag: [16]byte{1}, Old: []byte("old2")}}); err == nil {
+		t.Fatal("a swap to an empty value was accepted")
+	}
+	if got := collect(t, b, "pt_a", "s", 2, 3); string(got[0].Value) != "old2" {
+		t.Fatalf("a refused swap changed the record: %q", got[0].Value)
 	}
 }

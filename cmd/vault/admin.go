@@ -211,7 +211,7 @@ func withAdminBase(sf storeFlags, base *url.URL, stderr io.Writer, fn func(api.A
 	if err != nil {
 		return err
 	}
-	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: st, Root: root,
+	local := api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: formats.New(), Store: snapshotter(st), Root: root,
 		OAuth: &fileOAuth{st: st, v: v, led: led}} // client.go
 	if base != nil {
 		ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log})

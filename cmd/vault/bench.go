@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -103,10 +104,15 @@ func benchOpen(dir string, pageSize int) (*bench.Handle, error) {
 	if err != nil {
 		return nil, err
 	}
+	bst, ok := st.(*boltstore.Store) // sf names no PostgreSQL database
+	if !ok {
+		st.Close()
+		return nil, errors.New("vault bench runs on bbolt only")
+	}
 	return &bench.Handle{
 		Vault:        v,
 		DBFile:       dbPath(sf.data),
-		ReadingPages: func() (int64, error) { return st.ReadingPages(context.Background()) },
+		ReadingPages: func() (int64, error) { return bst.ReadingPages(context.Background()) },
 		Ledger:       func(origin string) (*consent.Ledger, error) { return openLedger(st, v, origin) },
 		Close:        st.Close,
 	}, nil

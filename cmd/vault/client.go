@@ -21,7 +21,6 @@ import (
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/oauth"
-	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -299,7 +298,7 @@ func (o oauthAdmin) RotateKey(ctx context.Context) (api.AdminOIDCKeys, error) {
 // actions when no server runs. It is built at its first use only: the
 // other admin commands never touch the provider's records.
 type fileOAuth struct {
-	st   *boltstore.Store
+	st   backend
 	v    *vault.Vault
 	led  *consent.Ledger
 	once sync.Once

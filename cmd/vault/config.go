@@ -32,6 +32,7 @@ func envName(flagName string) string {
 // secrets are the settings that come only from the environment.
 var secrets = []struct{ env, what string }{
 	{"VAULT_ROOT_PASSPHRASE", "the root passphrase, instead of a root key file"},
+	{"VAULT_DATABASE_URL", "a PostgreSQL connection string, instead of bbolt in --data (serve's --database)"},
 }
 
 // isSetting reports whether a flag is a setting (serve's flags and the

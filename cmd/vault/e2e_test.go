@@ -22,6 +22,7 @@ import (
 
 	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/store/boltstore"
+	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 )
 
 // The end-to-end tests share one demo server: the real binary (this test
@@ -48,6 +49,12 @@ type withSharedServer struct{ m *testing.M }
 
 func (w withSharedServer) Run() int {
 	code := w.m.Run()
+	if err := pgtest.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping the PostgreSQL test cluster: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	if shared != nil && shared.cmd != nil {
 		shared.stop()
 	}

@@ -14,6 +14,8 @@ func TestMain(m *testing.M) {
 	// The test-only Argon2id hook: reachable from tests (and the commands
 	// they run, which re-enter here), never from the shipped binary.
 	insecureTestArgon2 = os.Getenv("VAULT_INSECURE_TEST_ARGON2") == "1"
+	// Likewise the throwaway PostgreSQL clusters' fsync=off (pgtest).
+	allowUnsafeDurability = os.Getenv("VAULT_TEST_UNSAFE_DURABILITY") == "1"
 	// Under -race every child vault process would sleep 1 s as it exits
 	// (the race detector's default atexit_sleep_ms); the tests start
 	// hundreds. A race in a child still fails it: the report is printed and

@@ -14,7 +14,6 @@ import (
 	"github.com/jupyterhealth/vault/carereport"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/oauth"
-	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/web"
 )
@@ -23,7 +22,7 @@ import (
 // BASE/fhir) over the vault's file. A patient app's token is good only
 // while the ledger holds its app grant active: the provider asks the
 // ledger on every use, so a revoke in the web UI ends it at once.
-func newOAuth(ctx context.Context, st *boltstore.Store, v *vault.Vault, led *consent.Ledger, base *url.URL, accessTTL time.Duration, log *slog.Logger) (*oauth.Provider, error) {
+func newOAuth(ctx context.Context, st backend, v *vault.Vault, led *consent.Ledger, base *url.URL, accessTTL time.Duration, log *slog.Logger) (*oauth.Provider, error) {
 	return oauth.New(ctx, oauth.Config{BaseURL: base, Store: st.OAuth(), Sealer: v.Master(), Users: v, Logger: log,
 		GrantActive: led.AppGrantActive, AccessTTL: accessTTL})
 }

@@ -21,6 +21,11 @@ import (
 type storeFlags struct {
 	data    string
 	keyFile string
+	// database is a PostgreSQL connection string (serve's --database,
+	// VAULT_DATABASE_URL or VAULT_DATABASE_URL_FILE); empty for bbolt in
+	// data. With PostgreSQL, data still holds the admin socket, the
+	// upload spool and the demo's credentials.
+	database string
 }
 
 func (f *storeFlags) register(fs *flag.FlagSet) {
@@ -100,12 +105,15 @@ const (
 	openOrCreate                 // serve, bench
 )
 
-func openVault(ctx context.Context, f storeFlags, mode openMode, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, *boltstore.Store, *keys.Root, error) {
+func openVault(ctx context.Context, f storeFlags, mode openMode, demo bool, lockTimeout time.Duration, log *slog.Logger) (*vault.Vault, backend, *keys.Root, error) {
 	return openVaultWith(ctx, f, mode, demo, boltstore.Options{LockTimeout: lockTimeout}, log)
 }
 
-func openVaultWith(ctx context.Context, f storeFlags, mode openMode, demo bool, so boltstore.Options, log *slog.Logger) (*vault.Vault, *boltstore.Store, *keys.Root, error) {
-	if mode == openExisting {
+func openVaultWith(ctx context.Context, f storeFlags, mode openMode, demo bool, so boltstore.Options, log *slog.Logger) (*vault.Vault, backend, *keys.Root, error) {
+	if f.database == "" && mode == openExisting && postgresConfigured() {
+		return nil, nil, nil, errors.New("this vault's database is PostgreSQL (VAULT_DATABASE_URL[_FILE] is set) and no server answers on the admin socket in --data: admin commands on a PostgreSQL vault go through a running 'vault serve --database … --data DIR' (same --data); they cannot open the database themselves yet")
+	}
+	if mode == openExisting && f.database == "" {
 		if _, err := os.Stat(dbPath(f.data)); err != nil {
 			return nil, nil, nil, fmt.Errorf("no vault in %s (no %s); check --data, or create the vault by starting it once with 'vault serve --data %s'", f.data, filepath.Base(dbPath(f.data)), f.data)
 		}
@@ -123,7 +131,12 @@ func openVaultWith(ctx context.Context, f storeFlags, mode openMode, demo bool, 
 	if fi, err := os.Stat(f.data); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data directory is readable by group or others; run chmod 700 on it", "dir", f.data, "mode", fi.Mode().Perm().String())
 	}
-	st, err := boltstore.Open(dbPath(f.data), so)
+	var st backend
+	if f.database != "" {
+		st, err = openPostgres(ctx, f.database)
+	} else {
+		st, err = boltstore.Open(dbPath(f.data), so)
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -135,7 +148,7 @@ func openVaultWith(ctx context.Context, f storeFlags, mode openMode, demo bool, 
 	return v, st, root, nil
 }
 
-func unlock(ctx context.Context, st *boltstore.Store, f storeFlags, pass []byte, log *slog.Logger) (*vault.Vault, *keys.Root, error) {
+func unlock(ctx context.Context, st backend, f storeFlags, pass []byte, log *slog.Logger) (*vault.Vault, *keys.Root, error) {
 	info, err := vault.ReadRootInfo(ctx, st)
 	if err != nil {
 		return nil, nil, err
@@ -186,10 +199,17 @@ func unlock(ctx context.Context, st *boltstore.Store, f storeFlags, pass []byte,
 
 // openLedger opens the consent ledger in the vault's database. origin names
 // a new log (the base URL's host); an existing log keeps its own.
-func openLedger(st *boltstore.Store, v *vault.Vault, origin string) (*consent.Ledger, error) {
+func openLedger(st backend, v *vault.Vault, origin string) (*consent.Ledger, error) {
 	l, err := consent.Open(st.Ledger(), v.Master(), consent.Options{Origin: origin})
 	if err != nil {
 		return nil, fmt.Errorf("consent ledger: %v", err)
 	}
 	return l, nil
+}
+
+// postgresConfigured reports whether the environment names a PostgreSQL
+// database, so that a command that would open bbolt in --data instead
+// refuses.
+func postgresConfigured() bool {
+	return os.Getenv("VAULT_DATABASE_URL") != "" || os.Getenv("VAULT_DATABASE_URL_FILE") != ""
 }

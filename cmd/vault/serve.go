@@ -101,12 +101,26 @@ func registerServe(fs *flag.FlagSet) *serveFlags {
 func cmdServe(args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	sv := registerServe(fs)
+	// Not a setting of registerServe's: the connection string can hold a
+	// password, so 'vault config' must not print it, and its variables are
+	// VAULT_DATABASE_URL[_FILE] (database.go), not VAULT_DATABASE.
+	database := fs.String("database", "", "PostgreSQL connection string (postgres://…) instead of bbolt in --data; better in VAULT_DATABASE_URL or VAULT_DATABASE_URL_FILE, which keep a password off the command line")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkServe(fs); err != nil {
 		return err
 	}
+	dsn, err := databaseURL(*database)
+	if err != nil {
+		return err
+	}
+	if dsn != "" {
+		if err := checkDSN(dsn); err != nil {
+			return err
+		}
+	}
+	sv.store.database = dsn
 	sf, addr, baseURL, demoMode, demoDays, logLevel, keyDelay := sv.store, sv.addr, sv.baseURL, sv.demo, sv.demoDays, sv.logLevel, sv.keyDelay
 	requireSigned := fs.Lookup("require-signed-grants").Value.(flag.Getter).Get().(bool)
 	getInt := func(name string) int { return fs.Lookup(name).Value.(flag.Getter).Get().(int) }
@@ -214,7 +228,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("oauth: %v", err)
 	}
-	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: st, RequireSignedGrants: requireSigned, TrustedProxies: proxies, OAuth: prov,
+	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: storeInfo(st), RequireSignedGrants: requireSigned, TrustedProxies: proxies, OAuth: prov,
 		ExportsPerMinute: exportsPerMinute, ExportBurstPerGrant: grantBurst, ExportIntervalPerGrant: grantInterval})
 	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies, Authorizer: webAuthorizer{prov}, Launcher: webAuthorizer{prov}, RequireSignedGrants: requireSigned})
 	if err != nil {
@@ -261,7 +275,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 		}
 		return fmt.Errorf("admin socket %s: %v", sock, err)
 	}
-	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: st, Root: root, Invites: ws, OAuth: oauthAdmin{prov}}, log), &sv.listen, log)
+	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: snapshotter(st), Root: root, Invites: ws, OAuth: oauthAdmin{prov}}, log), &sv.listen, log)
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it

@@ -16,6 +16,17 @@ const (
 	lockLedger  int64 = 0x4a4856_0002
 )
 
+// Transaction-scoped advisory locks on two int4 keys (a space apart from
+// the bigint keys above): a class and, for per-user limits, hashtext of
+// the user id. A hash collision only serialises two users' writes.
+const (
+	lockWebUser       int32 = 0x4a48_01 // a user's passkeys, recovery codes, app consents
+	lockWebSessions   int32 = 0x4a48_02 // the sessions table's limit
+	lockWebCeremonies int32 = 0x4a48_03 // the ceremonies table's limit
+	lockWebSpent      int32 = 0x4a48_04 // the spent challenges table's limit
+	lockOAuthKeys     int32 = 0x4a48_05 // the signing keys kept
+)
+
 // migrations are the schema's steps, applied in order; vault_schema holds
 // how many have run. A shipped step is never edited: a change is a new
 // step at the end. Every step is transactional DDL, so the steps pending
@@ -74,6 +85,89 @@ CREATE TABLE ledger_entries (idx bigint PRIMARY KEY, sealed bytea NOT NULL);
 CREATE TABLE ledger_hashes (idx bigint PRIMARY KEY, hash bytea NOT NULL);
 CREATE TABLE ledger_index (id bytea PRIMARY KEY, sealed bytea NOT NULL);
 CREATE TABLE ledger_checkpoints (size bigint PRIMARY KEY, signed bytea NOT NULL);
+`,
+
+	// 2: the web UI's store (web/webstore) and the OAuth provider's store
+	// (oauth/oauthstore). Hashes and credential ids are bytea; times are
+	// signed nanoseconds, the zero time stored as the smallest bigint
+	// (web.go's nanos), so that it sorts first, as bbolt's rows do.
+	`
+CREATE TABLE web_invites (
+	hash bytea PRIMARY KEY,
+	user_id text COLLATE "C",   -- NULL: a row stored before owners were kept
+	expires bigint,             -- NULL with user_id
+	sealed bytea NOT NULL
+);
+CREATE INDEX web_invites_user ON web_invites (user_id);
+CREATE INDEX web_invites_expires ON web_invites (expires);
+CREATE TABLE web_credentials (id bytea PRIMARY KEY, user_id text COLLATE "C" NOT NULL, sealed bytea NOT NULL);
+CREATE INDEX web_credentials_user ON web_credentials (user_id);
+CREATE TABLE web_recovery (hash bytea PRIMARY KEY, user_id text COLLATE "C" NOT NULL, sealed bytea NOT NULL);
+CREATE INDEX web_recovery_user ON web_recovery (user_id);
+CREATE TABLE web_sessions (
+	hash bytea PRIMARY KEY,
+	user_id text COLLATE "C" NOT NULL,
+	created bigint NOT NULL,
+	last_seen bigint NOT NULL,
+	expires bigint NOT NULL,
+	sealed bytea NOT NULL
+);
+CREATE INDEX web_sessions_user ON web_sessions (user_id);
+CREATE INDEX web_sessions_expires ON web_sessions (expires, hash);
+-- A sign-in ceremony names no one: user_id NULL.
+CREATE TABLE web_ceremonies (
+	hash bytea PRIMARY KEY,
+	user_id text COLLATE "C",
+	created bigint NOT NULL,
+	expires bigint NOT NULL,
+	sealed bytea NOT NULL
+);
+CREATE INDEX web_ceremonies_user ON web_ceremonies (user_id);
+CREATE INDEX web_ceremonies_expires ON web_ceremonies (expires, hash);
+CREATE TABLE web_spent (hash bytea PRIMARY KEY, created bigint NOT NULL, expires bigint NOT NULL);
+CREATE INDEX web_spent_expires ON web_spent (expires, hash);
+CREATE TABLE web_app_consents (
+	hash bytea PRIMARY KEY,
+	user_id text COLLATE "C" NOT NULL,
+	created bigint NOT NULL,
+	sealed bytea NOT NULL
+);
+CREATE INDEX web_app_consents_user ON web_app_consents (user_id);
+
+CREATE TABLE oauth_clients (id text COLLATE "C" PRIMARY KEY, created bigint NOT NULL, sealed bytea NOT NULL);
+CREATE TABLE oauth_requests (
+	hash bytea PRIMARY KEY,
+	client_id text COLLATE "C" NOT NULL,
+	expires bigint NOT NULL,
+	sealed bytea NOT NULL
+);
+CREATE INDEX oauth_requests_client ON oauth_requests (client_id);
+CREATE INDEX oauth_requests_expires ON oauth_requests (expires);
+CREATE TABLE oauth_codes (hash bytea PRIMARY KEY, request bytea NOT NULL, expires bigint NOT NULL);
+CREATE INDEX oauth_codes_request ON oauth_codes (request);
+CREATE INDEX oauth_codes_expires ON oauth_codes (expires);
+CREATE TABLE oauth_tokens (
+	hash bytea PRIMARY KEY,
+	kind "char" NOT NULL,
+	family text COLLATE "C" NOT NULL,
+	user_id text COLLATE "C" NOT NULL,
+	client_id text COLLATE "C" NOT NULL,
+	expires bigint NOT NULL,
+	rotated boolean NOT NULL DEFAULT false,
+	sealed bytea NOT NULL
+);
+CREATE INDEX oauth_tokens_user ON oauth_tokens (user_id);
+CREATE INDEX oauth_tokens_client ON oauth_tokens (client_id);
+CREATE INDEX oauth_tokens_family ON oauth_tokens (family);
+CREATE INDEX oauth_tokens_expires ON oauth_tokens (expires);
+CREATE TABLE oauth_jti (hash bytea PRIMARY KEY, expires bigint NOT NULL);
+CREATE INDEX oauth_jti_expires ON oauth_jti (expires);
+CREATE TABLE oauth_keys (
+	created bigint NOT NULL,
+	id text COLLATE "C" NOT NULL,
+	sealed bytea NOT NULL,
+	PRIMARY KEY (created, id)
+);
 `,
 }
 

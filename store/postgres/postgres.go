@@ -5,14 +5,21 @@
 //
 // It implements, on github.com/jackc/pgx/v5's pool:
 //
-//   - vault.Backend itself (the record store), and
+//   - vault.Backend itself (the record store);
 //   - the consent ledger's store ([Store.Ledger]), whose Update
 //     transactions are serialised across every process on the database by
-//     a transaction-scoped advisory lock.
+//     a transaction-scoped advisory lock;
+//   - the web UI's store ([Store.Web], web/webstore): invites, passkeys,
+//     recovery codes, sessions, WebAuthn ceremonies, spent sign-in
+//     challenges and remembered app consents, in tables, so every process
+//     on the database sees the same ones; and
+//   - the OAuth provider's store ([Store.OAuth], oauth/oauthstore).
 //
-// The web UI's and the OAuth provider's stores (web/webstore,
-// oauth/oauthstore) are not implemented yet, so a whole vault cannot run
-// on PostgreSQL yet (docs/scaling.md).
+// Each passes the same conformance suite as bbolt's (store/storetest).
+// What must happen once however many processes race for it (a claim, a
+// take, a rotation, a per-user or per-table limit) is decided inside one
+// transaction by a row lock, a DELETE … RETURNING, a primary key or a
+// transaction-scoped advisory lock (migrate.go lists them).
 //
 // # Schema
 //

@@ -76,6 +76,12 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// Stop stops the cluster, if one was started, and removes its directory.
+// It is for a test package whose TestMain cannot hand over to [Main]
+// (one that already wraps m.Run, as cmd/vault's does): call it after the
+// tests have run.
+func Stop() error { return stop() }
+
 // New returns the DSN of a fresh, empty database for this test, dropped
 // when the test ends. It skips the test when no PostgreSQL is available
 // (fails it under CI=true).

@@ -72,6 +72,7 @@ func benchOAuth(b *testing.B, clients int, pace time.Duration) {
 			codes[i] = pending{benchCode(b, f, cfg, v), v}
 		}
 		c := benchHTTP()
+		defer serverTimes(b, f)()
 		measure(b, clients, pace, func(i int) error {
 			return benchPost(c, f.p.Issuer()+"/auth/token", cfg, url.Values{"grant_type": {"authorization_code"}, "code": {codes[i].code},
 				"redirect_uri": {redirectURI}, "code_verifier": {codes[i].verifier}}, "", func(m map[string]any) bool { return m["id_token"] != nil && m["refresh_token"] != nil })
@@ -89,6 +90,7 @@ func benchOAuth(b *testing.B, clients int, pace time.Duration) {
 			refresh[w], _ = tok["refresh_token"].(string)
 		}
 		c := benchHTTP()
+		defer serverTimes(b, f)()
 		measureWorkers(b, clients, pace, func(w, _ int) error {
 			return benchPost(c, f.p.Issuer()+"/auth/token", cfg, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh[w]}}, "",
 				func(m map[string]any) bool {
@@ -109,6 +111,7 @@ func benchOAuth(b *testing.B, clients int, pace time.Duration) {
 			if bearer {
 				as, auth = nil, "Bearer "+access
 			}
+			defer serverTimes(b, f)()
 			measure(b, clients, pace, func(int) error {
 				return benchPost(c, f.p.Issuer()+"/auth/introspect", as, url.Values{"token": {access}}, auth, func(m map[string]any) bool { return m["active"] == true })
 			})
@@ -133,6 +136,33 @@ func benchOAuth(b *testing.B, clients int, pace time.Duration) {
 			return benchPost(c, srv.URL, nil, url.Values{"token": {"vo_x"}}, "Bearer vo_x", func(m map[string]any) bool { return m["active"] == true })
 		})
 	})
+}
+
+// serverTimes collects the provider's own time per request (the fixture's
+// handler, from the request's arrival to its answer) while a benchmark
+// runs, and reports its p50 and p99 beside the client's: the client's
+// figure includes loopback HTTP and the Go client, whose floor
+// baseline-http shows.
+func serverTimes(b *testing.B, f *fixture) func() {
+	var mu sync.Mutex
+	var ds []time.Duration
+	f.mu.Lock()
+	f.served = func(d time.Duration) { mu.Lock(); ds = append(ds, d); mu.Unlock() }
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.served = nil
+		f.mu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ds) == 0 {
+			return
+		}
+		slices.Sort(ds)
+		ms := func(q float64) float64 { return float64(ds[int(q*float64(len(ds)-1))]) / float64(time.Millisecond) }
+		b.ReportMetric(ms(0.50), "server-p50-ms")
+		b.ReportMetric(ms(0.99), "server-p99-ms")
+	}
 }
 
 // benchCode makes an approved authorization code (not timed).

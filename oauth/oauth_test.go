@@ -40,6 +40,9 @@ type fixture struct {
 	mu     sync.Mutex
 	now    time.Time
 	grants map[string]bool // the ledger's answer for each app grant id
+	// served, when set (the benchmarks), gets the time the provider's
+	// handler took for each request: the server-side latency.
+	served func(time.Duration)
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -49,7 +52,16 @@ func newFixture(t testing.TB) *fixture {
 	f.patient = f.env.User(t, vault.RolePatient, "Ada")
 	f.clinician = f.env.User(t, vault.RoleClinician, "Dr. Rivera")
 	var h http.Handler
-	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		f.mu.Lock()
+		served := f.served
+		f.mu.Unlock()
+		if served != nil {
+			served(time.Since(start))
+		}
+	}))
 	f.srv.Start()
 	t.Cleanup(f.srv.Close)
 	base, err := url.Parse(f.srv.URL)

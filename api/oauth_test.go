@@ -3,18 +3,16 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/oauth"
+	"github.com/jupyterhealth/vault/oauth/oauthtest"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -26,55 +24,15 @@ func (l *lateOAuth) ClinicianToken(ctx context.Context, tok string) (vault.Token
 	return l.p.ClinicianToken(ctx, tok)
 }
 
-// oauthToken runs the code flow against a real provider on loopback and
-// returns the access token. Approve is called directly with the pending id
-// from the login redirect (the browser half is the web UI's end-to-end
-// test).
+// oauthToken runs the code flow against a real provider on loopback
+// (oauthtest.CodeFlow: Approve is called directly with the pending id from
+// the login redirect; the browser half is the web UI's end-to-end test)
+// and returns the access token.
 func oauthToken(t *testing.T, p *oauth.Provider, user string, approval oauth.Approval, scopes string) string {
 	t.Helper()
-	ctx := context.Background()
-	const redirect = "http://localhost:8000/hub/oauth_callback"
-	info, secret, err := p.AddClient(ctx, oauth.NewClient{Name: "Hub", RedirectURIs: []string{redirect}, Confidential: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier := strings.Repeat("v", 50)
-	sum := sha256.Sum256([]byte(verifier))
-	q := url.Values{"response_type": {"code"}, "client_id": {info.ID}, "redirect_uri": {redirect}, "scope": {scopes}, "state": {"s"},
-		"aud": {p.Issuer()}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	next := func(u string) *url.URL {
-		resp, err := noFollow.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		loc, err := url.Parse(resp.Header.Get("Location"))
-		if err != nil || resp.StatusCode != http.StatusFound {
-			t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
-		}
-		return loc
-	}
-	id := next(p.Issuer() + "/auth/authorize?" + q.Encode()).Query().Get("id")
 	approval.UserID = user
-	cb, err := p.Approve(ctx, id, approval)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := next(cb).Query().Get("code")
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}, "client_id": {info.ID}, "client_secret": {secret}}
-	resp, err := http.PostForm(p.Issuer()+"/auth/token", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 || tok.AccessToken == "" {
-		t.Fatalf("token: %d %v", resp.StatusCode, err)
-	}
-	return tok.AccessToken
+	tok, _ := oauthtest.CodeFlow(t, p, "http://localhost:8000/hub/oauth_callback", scopes, approval, nil)
+	return tok
 }
 
 // TestOAuthTokenOnClinicianAPI: a clinician's OAuth access token with a

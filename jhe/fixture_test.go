@@ -3,7 +3,6 @@ package jhe_test
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/jupyterhealth/vault/internal/vaulttest"
 	"github.com/jupyterhealth/vault/jhe"
 	"github.com/jupyterhealth/vault/oauth"
+	"github.com/jupyterhealth/vault/oauth/oauthtest"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/vault"
 )
@@ -184,62 +184,18 @@ func (f *fixture) revoke(t testing.TB, g consent.GrantState) {
 }
 
 // oauthToken runs the code flow against the real provider on loopback, as
-// a JupyterHub does (Approve stands for the clinician's passkey sign-in),
-// and returns the access token.
+// a JupyterHub does (oauthtest.CodeFlow; Approve stands for the clinician's
+// passkey sign-in), and returns the access token. An approval whose
+// GrantID is "app" gets a fresh app grant for its schemas.
 func (f *fixture) oauthToken(t testing.TB, user, scopes string, approval oauth.Approval) string {
 	t.Helper()
-	ctx := context.Background()
-	info, secret, err := f.p.AddClient(ctx, oauth.NewClient{Name: "Hub", RedirectURIs: []string{redirect}, Confidential: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if approval.GrantID == "app" {
-		e, err := consent.NewAppGrant(user, consent.AppGrantRequest{App: info.ID, Schemas: approval.Schemas, ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.ledger.Append(e); err != nil {
-			t.Fatal(err)
-		}
-		approval.GrantID = e.Grant.ID
-	}
-	verifier := strings.Repeat("v", 50)
-	sum := sha256.Sum256([]byte(verifier))
-	q := url.Values{"response_type": {"code"}, "client_id": {info.ID}, "redirect_uri": {redirect}, "scope": {scopes}, "state": {"s"},
-		"aud": {f.p.Issuer()}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	next := func(u string) *url.URL {
-		resp, err := noFollow.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		loc, err := url.Parse(resp.Header.Get("Location"))
-		if err != nil || resp.StatusCode != http.StatusFound {
-			t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
-		}
-		return loc
-	}
-	id := next(f.p.Issuer() + "/auth/authorize?" + q.Encode()).Query().Get("id")
 	approval.UserID = user
-	cb, err := f.p.Approve(ctx, id, approval)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code := next(cb).Query().Get("code")
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}, "client_id": {info.ID}, "client_secret": {secret}}
-	resp, err := http.PostForm(f.p.Issuer()+"/auth/token", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 || tok.AccessToken == "" {
-		t.Fatalf("token: %d %v", resp.StatusCode, err)
-	}
-	return tok.AccessToken
+	tok, _ := oauthtest.CodeFlow(t, f.p, redirect, scopes, approval, func(c oauth.ClientInfo, a *oauth.Approval) {
+		if a.GrantID == "app" {
+			a.GrantID = oauthtest.AppGrant(t, f.ledger, user, c.ID, a.Schemas)
+		}
+	})
+	return tok
 }
 
 // get sends what jupyterhealth-client sends: a GET whose only header is

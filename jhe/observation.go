@@ -134,7 +134,7 @@ func (s *Server) searchObservations(w http.ResponseWriter, r *http.Request) erro
 		}
 		g := grants[i]
 		if o.patient != "" && o.patient != g.Patient {
-			return s.writeBundle(w, r, nil, "")
+			return s.writeBundle(w, r)
 		}
 		req.Patient = g.Patient
 		req.Window = consent.Window{From: g.DataFrom, To: g.DataTo}
@@ -152,7 +152,7 @@ func (s *Server) searchObservations(w http.ResponseWriter, r *http.Request) erro
 	if len(schemas) == 0 {
 		// An unknown code (or one outside the study) reaches nothing: an
 		// empty page, no data read, nothing to log.
-		return s.writeBundle(w, r, nil, "")
+		return s.writeBundle(w, r)
 	}
 	req.Schemas = schemas
 	body, err := s.reads.Read(r.Context(), req, func(page []fhir.Reading, next string) ([]byte, error) {
@@ -172,62 +172,18 @@ func (o obsSearch) patientOr(p string) string {
 	return p
 }
 
-type link struct {
-	Relation string `json:"relation"`
-	URL      string `json:"url"`
-}
-
-type coding struct {
-	System string `json:"system"`
-	Code   string `json:"code"`
-}
-
-type attachment struct {
-	ContentType string `json:"contentType"`
-	Data        string `json:"data"`
-}
-
-type observation struct {
-	ResourceType string `json:"resourceType"`
-	ID           string `json:"id"`
-	Status       string `json:"status"`
-	Code         struct {
-		Coding []coding `json:"coding"`
-	} `json:"code"`
-	Subject struct {
-		Reference string `json:"reference"`
-	} `json:"subject"`
-	EffectiveDateTime string     `json:"effectiveDateTime"`
-	ValueAttachment   attachment `json:"valueAttachment"`
-}
-
-type entry struct {
-	FullURL  string      `json:"fullUrl"`
-	Resource observation `json:"resource"`
-}
-
-type bundle struct {
-	ResourceType string  `json:"resourceType"`
-	Type         string  `json:"type"`
-	Link         []link  `json:"link"`
-	Entry        []entry `json:"entry"`
-}
-
 // renderPage is a page as an R5 searchset: each reading an Observation
 // whose valueAttachment is its canonical OMH point in base64, with its
 // schema id as the OMH code, as JupyterHealth Exchange serves them.
+//
+// The Bundle is built by appending bytes (a year of CGM is 106 pages of
+// 1,000): the stored canonical bytes are base64-encoded straight into
+// the page, and every string is quoted as encoding/json quotes it, so
+// the bytes are those json.Marshal gives for the same Bundle
+// (TestRenderPageBytes keeps that true).
 func (s *Server) renderPage(r *http.Request, patient string, page []fhir.Reading, next string) ([]byte, error) {
 	prefix := s.base + strings.TrimPrefix(r.URL.Path, "/jhe")
 	prefix = strings.TrimSuffix(prefix, "/")
-	subject := "Patient/" + oauth.FHIRID(patient)
-	es := make([]entry, len(page))
-	for i, rd := range page {
-		o := observation{ResourceType: "Observation", ID: rd.ID, Status: "final", EffectiveDateTime: rd.Time.UTC().Format(time.RFC3339Nano),
-			ValueAttachment: attachment{ContentType: "application/json", Data: base64.StdEncoding.EncodeToString(rd.JSON)}}
-		o.Code.Coding = []coding{{System: omhSystem, Code: rd.Schema}}
-		o.Subject.Reference = subject
-		es[i] = entry{FullURL: prefix + "/" + rd.ID, Resource: o}
-	}
 	nextURL := ""
 	if next != "" {
 		nq := url.Values{}
@@ -239,32 +195,94 @@ func (s *Server) renderPage(r *http.Request, patient string, page []fhir.Reading
 		nq.Set(fhir.CursorParam, next)
 		nextURL = prefix + "?" + nq.Encode()
 	}
-	return s.bundle(r, es, nextURL)
+	// The parts every entry shares, quoted once.
+	plainPrefix := plainJSON(prefix)
+	subject := appendJSONString(nil, "Patient/"+oauth.FHIRID(patient))
+	size := 0
+	for _, rd := range page {
+		size += len(prefix) + 2*len(rd.ID) + len(rd.Schema) + base64.StdEncoding.EncodedLen(len(rd.JSON)) + len(subject) + 320
+	}
+	return s.bundle(r, size, nextURL, func(b []byte) []byte {
+		for i, rd := range page {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"fullUrl":`...)
+			if plainPrefix && plainJSON(rd.ID) {
+				b = append(b, '"')
+				b = append(b, prefix...)
+				b = append(b, '/')
+				b = append(b, rd.ID...)
+				b = append(b, '"')
+			} else {
+				b = appendJSONString(b, prefix+"/"+rd.ID)
+			}
+			b = append(b, `,"resource":{"resourceType":"Observation","id":`...)
+			b = appendJSONString(b, rd.ID)
+			b = append(b, `,"status":"final","code":{"coding":[{"system":"`+omhSystem+`","code":`...)
+			b = appendJSONString(b, rd.Schema)
+			b = append(b, `}]},"subject":{"reference":`...)
+			b = append(b, subject...)
+			b = append(b, `},"effectiveDateTime":"`...)
+			b = rd.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+			b = append(b, `","valueAttachment":{"contentType":"application/json","data":"`...)
+			b = base64.StdEncoding.AppendEncode(b, rd.JSON)
+			b = append(b, `"}}}`...)
+		}
+		return b
+	}), nil
 }
 
-func (s *Server) bundle(r *http.Request, es []entry, next string) ([]byte, error) {
+// bundle is a searchset Bundle: its self link, the next link if any, and
+// the entries appendEntries writes (none: an empty entry array; entry and
+// link are always there, the client reads both). size is a hint for the
+// entries' bytes.
+func (s *Server) bundle(r *http.Request, size int, next string, appendEntries func([]byte) []byte) []byte {
 	self := s.base + strings.TrimPrefix(r.URL.Path, "/jhe")
 	if r.URL.RawQuery != "" {
 		self += "?" + r.URL.RawQuery
 	}
-	b := bundle{ResourceType: "Bundle", Type: "searchset", Link: []link{{"self", self}}, Entry: es}
-	if b.Entry == nil {
-		b.Entry = []entry{}
-	}
+	b := make([]byte, 0, size+2*(len(self)+len(next))+128)
+	b = append(b, `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":`...)
+	b = appendJSONString(b, self)
 	if next != "" {
-		b.Link = append(b.Link, link{"next", next})
+		b = append(b, `},{"relation":"next","url":`...)
+		b = appendJSONString(b, next)
 	}
-	return json.Marshal(b)
+	b = append(b, `}],"entry":[`...)
+	if appendEntries != nil {
+		b = appendEntries(b)
+	}
+	return append(b, "]}"...)
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it (HTML
+// characters, U+2028 and U+2029 escaped, invalid UTF-8 replaced). The
+// plain ASCII the pages are made of is copied as is.
+func appendJSONString(b []byte, s string) []byte {
+	if !plainJSON(s) {
+		q, _ := json.Marshal(s) // a string cannot fail
+		return append(b, q...)
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// plainJSON says s is printable ASCII that encoding/json writes as is.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // writeBundle answers an empty searchset: entry and link are there all
 // the same (the client reads both).
-func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request, es []entry, next string) error {
-	b, err := s.bundle(r, es, next)
-	if err != nil {
-		return err
-	}
-	writeBytes(w, http.StatusOK, "application/fhir+json", b)
+func (s *Server) writeBundle(w http.ResponseWriter, r *http.Request) error {
+	writeBytes(w, http.StatusOK, "application/fhir+json", s.bundle(r, 0, "", nil))
 	return nil
 }
 

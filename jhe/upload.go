@@ -65,6 +65,11 @@ type codeConcept struct {
 	Coding []coding `json:"coding"`
 }
 
+type coding struct {
+	System string `json:"system"`
+	Code   string `json:"code"`
+}
+
 type reference struct {
 	Reference string `json:"reference"`
 }

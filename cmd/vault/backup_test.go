@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -16,9 +15,9 @@ import (
 // server is a real `vault serve` on a data directory, for tests that need
 // their own (the shared demo server is for tests that only read).
 type server struct {
-	cmd *exec.Cmd
-	url string
-	log bytes.Buffer
+	url  string
+	log  bytes.Buffer
+	halt func() // startProcess's stop
 }
 
 func startServer(t *testing.T, data, key string, extra ...string) *server {
@@ -28,26 +27,17 @@ func startServer(t *testing.T, data, key string, extra ...string) *server {
 		t.Fatal(err)
 	}
 	s := &server{url: "http://" + addr}
-	s.cmd = exec.Command("vault", append([]string{"serve", "--data", data, "--root-key-file", key, "--addr", addr}, extra...)...)
-	s.cmd.Stderr = &s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.stop(t) })
+	cmd := exec.Command("vault", append([]string{"serve", "--data", data, "--root-key-file", key, "--addr", addr}, extra...)...)
+	cmd.Stderr = &s.log
+	s.halt = startProcess(t, cmd, s.log.String)
 	waitHealthy(t, s.url, &s.log)
 	return s
 }
 
+// stop stops the server (once; the test's cleanup stops it otherwise).
 func (s *server) stop(t *testing.T) {
 	t.Helper()
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	if err := s.cmd.Wait(); err != nil {
-		t.Errorf("server stop: %v: %s", err, s.log.String())
-	}
-	s.cmd = nil
+	s.halt()
 }
 
 func batchPoints(batch, n int) []byte {

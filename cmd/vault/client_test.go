@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -212,29 +211,9 @@ func TestAdminClientCLI(t *testing.T) {
 	defer logf.Close()
 	srv := exec.Command("vault", "serve", "--data", data, "--root-key-file", key, "--addr", addr, "--base-url", "http://localhost:"+strings.Split(addr, ":")[1])
 	srv.Stderr = logf
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		srv.Process.Signal(syscall.SIGTERM)
-		if err := srv.Wait(); err != nil {
-			t.Errorf("server stop: %v", err)
-		}
-	}
-	defer stop()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(data, "admin.sock")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server's admin socket did not appear")
-		}
-	}
+	srvLog := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+	stop := startProcess(t, srv, srvLog)
+	waitSocket(t, data, srvLog)
 	sock := addClient("--name", socketName, "--redirect-uri", "https://hub2.example.org/hub/oauth_callback", "--confidential")
 	if !strings.HasPrefix(sock.Secret, "vs_") {
 		t.Fatalf("socket-added client has no secret: %+v", sock.AdminClient)

@@ -498,22 +498,9 @@ func initVault(t *testing.T, data, key string) {
 	cmd := exec.Command("vault", "serve", "--data", data, "--root-key-file", key, "--addr", "127.0.0.1:0")
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(data, "admin.sock")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("server did not start: %s", errb.String())
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("server stop: %v: %s", err, errb.String())
-	}
+	stop := startProcess(t, cmd, errb.String)
+	waitSocket(t, data, errb.String)
+	stop()
 }
 
 func lastDemoAdded(t *testing.T, logPath string) int {
@@ -538,4 +525,40 @@ func lastDemoAdded(t *testing.T, logPath string) int {
 		t.Fatal("no 'demo ready' line in the log")
 	}
 	return added
+}
+
+// startProcess starts a server process and returns its stop: SIGTERM, then
+// a wait for a clean exit, which fails the test with log() if the exit is
+// not clean. stop runs at most once; the test's cleanup calls it too, so a
+// server is never left running after a failure.
+func startProcess(t *testing.T, cmd *exec.Cmd, log func() string) (stop func()) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("the server did not stop cleanly: %v\n%s", err, log())
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitSocket waits (at most a minute) for the admin socket of a server
+// started on data, failing the test with log() if it never appears.
+func waitSocket(t *testing.T, data string, log func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(data, "admin.sock")); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server's admin socket did not appear: %s", log())
+		}
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -131,21 +130,7 @@ func TestReadme(t *testing.T) {
 	var srvLog bytes.Buffer
 	srv := exec.Command("bash", "-euo", "pipefail", "-c", "exec "+cmdLine+" --addr "+addr+" --demo-days 2")
 	srv.Dir, srv.Env, srv.Stderr = work, env, &srvLog
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		srv.Process.Signal(syscall.SIGTERM)
-		if err := srv.Wait(); err != nil {
-			t.Errorf("the demo server did not stop cleanly: %v\n%s", err, srvLog.String())
-		}
-	}
-	defer stop()
+	stop := startProcess(t, srv, srvLog.String)
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()

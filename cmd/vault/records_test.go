@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -63,29 +62,8 @@ func TestAdminRecordsRewrite(t *testing.T) {
 	srv := exec.Command("vault", "serve", "--data", data, "--root-key-file", key, "--addr", "127.0.0.1:0")
 	var srvLog bytes.Buffer
 	srv.Stderr = &srvLog
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		srv.Process.Signal(syscall.SIGTERM)
-		if err := srv.Wait(); err != nil {
-			t.Errorf("server stop: %v: %s", err, srvLog.String())
-		}
-	}
-	defer stop()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(data, "admin.sock")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %s", srvLog.String())
-		}
-	}
+	stop := startProcess(t, srv, srvLog.String)
+	waitSocket(t, data, srvLog.String)
 	// No root key given: only the socket can do it.
 	out, stderr, err = runVault(t, time.Minute, "admin", "records", "rewrite", "--data", data)
 	if err != nil {

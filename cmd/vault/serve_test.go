@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jupyterhealth/vault/internal/demo"
 )
@@ -93,22 +90,11 @@ func TestServeFreePortBaseURL(t *testing.T) {
 	cmd := exec.Command("vault", "serve", "--data", data, "--root-key-file", filepath.Join(dir, "root.key"), "--addr", "127.0.0.1:0")
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(data, "admin.sock")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("server did not start: %s", errb.String())
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("server stop: %v: %s", err, errb.String())
+	stop := startProcess(t, cmd, errb.String)
+	waitSocket(t, data, errb.String)
+	stop()
+	if t.Failed() {
+		t.FailNow()
 	}
 	base := servingBaseURL(t, errb.String())
 	if !regexp.MustCompile(`^http://localhost:[1-9][0-9]*$`).MatchString(base) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/store/storetest"
 	"github.com/jupyterhealth/vault/web"
 	"github.com/jupyterhealth/vault/web/webstore"
 )
@@ -86,9 +87,10 @@ func TestAdminInviteErrors(t *testing.T) {
 		{name: "no web UI", noWeb: true, prepare: func(f *fixture, _ *failingInvites) string { return `{"user":"` + f.patient.ID + `"}` },
 			status: http.StatusNotImplemented, code: "no_web_ui", message: "no web UI"},
 		{name: "ledger fails", prepare: func(f *fixture, _ *failingInvites) string {
-			f.ledgerStore.fail.Store(true)
+			f.ledgerStore.FailWrites.Store(true)
+			f.ledgerStore.FailReads.Store(true)
 			return `{"user":"` + f.patient.ID + `"}`
-		}, status: http.StatusInternalServerError, code: "internal", message: "the error has been logged", cause: errInjected.Error()},
+		}, status: http.StatusInternalServerError, code: "internal", message: "the error has been logged", cause: storetest.ErrInjected.Error()},
 		{name: "web store fails", prepare: func(f *fixture, ws *failingInvites) string {
 			ws.armed.Store(true)
 			return `{"user":"` + f.patient.ID + `"}`
@@ -139,7 +141,7 @@ func TestAdminInviteErrors(t *testing.T) {
 			if eb.Code != c.code || !strings.Contains(eb.Message, c.message) {
 				t.Fatalf("got %+v, want %s with %q", eb, c.code, c.message)
 			}
-			for _, internal := range []string{errInjected.Error(), storeCanary, "ledger", "invite not"} {
+			for _, internal := range []string{storetest.ErrInjected.Error(), storeCanary, "ledger", "invite not"} {
 				if strings.Contains(string(raw), internal) {
 					t.Fatalf("the response holds internal text %q: %s", internal, raw)
 				}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,16 +15,15 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
-	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/internal/vaulttest"
 	"github.com/jupyterhealth/vault/store/boltstore"
+	"github.com/jupyterhealth/vault/store/storetest"
 	"github.com/jupyterhealth/vault/vault"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -38,7 +36,7 @@ type fixture struct {
 	otherPatient   string
 	clinID         string
 	store          *boltstore.Store
-	ledgerStore    *flakyStore
+	ledgerStore    *storetest.FlakyLedger
 	patient        vault.User
 	device, ptok   string
 	clin           string
@@ -61,7 +59,7 @@ func newFixture(t testing.TB, cfg api.Config) *fixture {
 	f.clin = e.TokenFor(t, c.ID, vault.TokenClinician, time.Hour)
 	f.expired = e.TokenFor(t, f.patient.ID, vault.TokenDevice, time.Nanosecond)
 	f.otherPatient, f.clinID = other.ID, c.ID
-	f.store, f.ledgerStore = e.Store, &flakyStore{Store: e.Store.Ledger()}
+	f.store, f.ledgerStore = e.Store, &storetest.FlakyLedger{Store: e.Store.Ledger()}
 	if f.ledger, err = consent.Open(f.ledgerStore, e.Vault.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -111,30 +109,6 @@ func (f *fixture) hubKey(t *testing.T, tok, label string) (*age.X25519Identity, 
 		t.Fatalf("key: %d %s", st, b)
 	}
 	return id, path
-}
-
-// flakyStore is the ledger's real store (bbolt) that, once fail is set,
-// refuses every transaction: the one way to make the ledger's append fail on
-// a healthy disk.
-type flakyStore struct {
-	consent.Store
-	fail atomic.Bool
-}
-
-var errInjected = errors.New("injected ledger failure")
-
-func (s *flakyStore) Update(ctx context.Context, fn func(ledgerstore.WriteTx) error) error {
-	if s.fail.Load() {
-		return errInjected
-	}
-	return s.Store.Update(ctx, fn)
-}
-
-func (s *flakyStore) View(ctx context.Context, fn func(ledgerstore.ReadTx) error) error {
-	if s.fail.Load() {
-		return errInjected
-	}
-	return s.Store.View(ctx, fn)
 }
 
 func (f *fixture) do(t *testing.T, method, path, token, ctype string, body []byte) (int, []byte) {

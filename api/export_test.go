@@ -291,9 +291,11 @@ func TestExportAuthorization(t *testing.T) {
 // data byte goes out.
 func TestExportFailsClosed(t *testing.T) {
 	e := newExportEnv(t)
-	e.ledgerStore.fail.Store(true)
+	e.ledgerStore.FailWrites.Store(true)
+	e.ledgerStore.FailReads.Store(true)
 	st, b := e.do(t, "GET", e.exportURL(e.patient.ID, "schema=omh:blood-glucose:4.0"), e.clin, "", nil)
-	e.ledgerStore.fail.Store(false)
+	e.ledgerStore.FailWrites.Store(false)
+	e.ledgerStore.FailReads.Store(false)
 	if st != 503 || errBody(t, b).Code != "access_log_unavailable" || bytes.Contains(b, []byte("age-encryption")) || bytes.Contains(b, []byte("blood")) {
 		t.Fatalf("ledger down: %d %s", st, b)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,36 +15,21 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
-	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/fhir"
 	"github.com/jupyterhealth/vault/internal/vaulttest"
 	"github.com/jupyterhealth/vault/oauth"
 	"github.com/jupyterhealth/vault/oauth/oauthtest"
 	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/store/storetest"
 	"github.com/jupyterhealth/vault/vault"
 )
-
-// flakyStore is the real ledger store with a switch that makes it fail.
-type flakyStore struct {
-	consent.Store
-	fail atomic.Bool
-}
-
-var errInjected = errors.New("injected ledger failure")
-
-func (s *flakyStore) Update(ctx context.Context, fn func(ledgerstore.WriteTx) error) error {
-	if s.fail.Load() {
-		return errInjected
-	}
-	return s.Store.Update(ctx, fn)
-}
 
 type fixture struct {
 	srv       *httptest.Server
 	base      string // srv.URL + "/fhir"
 	v         *vault.Vault
 	ledger    *consent.Ledger
-	store     *flakyStore
+	store     *storetest.FlakyLedger
 	p         *oauth.Provider
 	patient   vault.User
 	other     vault.User
@@ -74,7 +58,7 @@ func newFixture(t testing.TB, days int) *fixture {
 	f.other = e.User(t, vault.RolePatient, "Bo")
 	f.clin = e.User(t, vault.RoleClinician, "Dr. Rivera")
 	f.otherClin = e.User(t, vault.RoleClinician, "Dr. Other")
-	f.store = &flakyStore{Store: e.Store.Ledger()}
+	f.store = &storetest.FlakyLedger{Store: e.Store.Ledger()}
 	var err error
 	if f.ledger, err = consent.Open(f.store, e.Vault.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		t.Fatal(err)

@@ -158,10 +158,10 @@ func TestAccessLog(t *testing.T) {
 		t.Errorf("parties: %+v / %+v", acc[0], acc[1])
 	}
 	// The ledger unwritable: no data, 503, nothing logged.
-	f.store.fail.Store(true)
+	f.store.FailWrites.Store(true)
 	n := len(f.ledger.Accesses(f.patient.ID, 0))
 	st, _, b = f.get(t, "/Observation?patient="+pt+"&_count=10", tok)
-	f.store.fail.Store(false)
+	f.store.FailWrites.Store(false)
 	if st != 503 || outcomeCode(t, b) != "access_log_unavailable" || strings.Contains(string(b), "Observation/") {
 		t.Fatalf("ledger down: %d %s", st, b)
 	}

@@ -4,43 +4,26 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
-	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/fhir"
 	"github.com/jupyterhealth/vault/internal/vaulttest"
 	"github.com/jupyterhealth/vault/jhe"
 	"github.com/jupyterhealth/vault/oauth"
 	"github.com/jupyterhealth/vault/oauth/oauthtest"
 	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/store/storetest"
 	"github.com/jupyterhealth/vault/vault"
 )
-
-// flakyStore is the real ledger store with a switch that makes it fail.
-type flakyStore struct {
-	consent.Store
-	fail atomic.Bool
-}
-
-var errInjected = errors.New("injected ledger failure")
-
-func (s *flakyStore) Update(ctx context.Context, fn func(ledgerstore.WriteTx) error) error {
-	if s.fail.Load() {
-		return errInjected
-	}
-	return s.Store.Update(ctx, fn)
-}
 
 type fixture struct {
 	srv     *httptest.Server
@@ -48,7 +31,7 @@ type fixture struct {
 	env     *vaulttest.Env
 	v       *vault.Vault
 	ledger  *consent.Ledger
-	store   *flakyStore
+	store   *storetest.FlakyLedger
 	p       *oauth.Provider
 	patient vault.User
 	other   vault.User
@@ -80,7 +63,7 @@ func newFixture(t testing.TB, days int) *fixture {
 	f.other = f.env.User(t, vault.RolePatient, "Bo Other")
 	f.clin = f.env.User(t, vault.RoleClinician, "Sofia Rivera")
 	f.vc = f.env.Token(t, f.clin.ID, vault.TokenClinician)
-	f.store = &flakyStore{Store: f.env.Store.Ledger()}
+	f.store = &storetest.FlakyLedger{Store: f.env.Store.Ledger()}
 	var err error
 	if f.ledger, err = consent.Open(f.store, f.v.Master(), consent.Options{Origin: "vault.test"}); err != nil {
 		t.Fatal(err)

@@ -474,9 +474,9 @@ func TestConsent(t *testing.T) {
 	t.Run("access log unavailable", func(t *testing.T) {
 		g := f.grant(t, f.patient.ID, []string{"omh:blood-glucose"}, time.Time{}, time.Time{}, true)
 		defer f.revoke(t, g)
-		f.store.fail.Store(true)
+		f.store.FailWrites.Store(true)
 		st, b := f.get(t, bg, f.vc)
-		f.store.fail.Store(false)
+		f.store.FailWrites.Store(false)
 		if _, code := detail(t, b); st != 503 || code != "access_log_unavailable" || bytes.Contains(b, []byte("valueAttachment")) {
 			t.Errorf("with the log failing: %d %.200s", st, b)
 		}

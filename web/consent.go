@@ -306,25 +306,43 @@ func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session
 		return refuse(http.StatusBadRequest, "bad_date", "Request refused", msg)
 	}
 	e, err := consent.NewGrant(sess.UserID, req, func(id string) bool { return s.isClinician(r.Context(), id) }, s.now())
-	var re *consent.RequestError
-	switch {
-	case errors.As(err, &re):
-		msg := grantMessages[re.Code]
-		if msg == "" {
-			msg = re.Message
-		}
-		return refuse(http.StatusBadRequest, re.Code, "Request refused", msg)
-	case err != nil:
-		return fmt.Errorf("new grant: %w", err)
-	}
-	nonce := make([]byte, consent.NonceSize)
-	rand.Read(nonce)
-	challenge, err := consent.GrantChallenge(e, nonce)
 	if err != nil {
-		return fmt.Errorf("grant challenge: %w", err)
+		return refuseGrant(err, "new grant")
+	}
+	nonce, challenge, err := grantChallenge(e)
+	if err != nil {
+		return err
 	}
 	return s.beginStepUp(r.Context(), w, sess, ceremony{Kind: "grant", Grant: &e, Nonce: nonce}, challenge, "grant",
 		"A grant is signed with a passkey, and this account has none. Add one on the Passkeys page first.")
+}
+
+// refuseGrant answers a grant the consent package refused (NewGrant,
+// NewAppGrant) with its code and the page's words for it; any other error
+// is the server's.
+func refuseGrant(err error, what string) error {
+	var re *consent.RequestError
+	if !errors.As(err, &re) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	msg := grantMessages[re.Code]
+	if msg == "" {
+		msg = re.Message
+	}
+	return refuse(http.StatusBadRequest, re.Code, "Request refused", msg)
+}
+
+// grantChallenge is what the patient's passkey signs for a grant (a
+// clinician's or an app's): a fresh server nonce and the challenge over
+// the grant with it.
+func grantChallenge(e consent.Entry) (nonce, challenge []byte, err error) {
+	nonce = make([]byte, consent.NonceSize)
+	rand.Read(nonce)
+	challenge, err = consent.GrantChallenge(e, nonce)
+	if err != nil {
+		return nil, nil, fmt.Errorf("grant challenge: %w", err)
+	}
+	return nonce, challenge, nil
 }
 
 func (s *Server) isClinician(ctx context.Context, id string) bool {

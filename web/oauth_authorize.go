@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -343,22 +342,12 @@ func (s *Server) appGrantBegin(w http.ResponseWriter, r *http.Request, sess sess
 		return refuse(http.StatusBadRequest, "bad_date", "Request refused", msg)
 	}
 	e, err := consent.NewAppGrant(sess.UserID, consent.AppGrantRequest{App: p.ClientID, Schemas: f.Schemas, DataFrom: req.DataFrom, DataTo: req.DataTo, ExpiresAt: req.ExpiresAt}, s.now())
-	var re *consent.RequestError
-	switch {
-	case errors.As(err, &re):
-		msg := grantMessages[re.Code]
-		if msg == "" {
-			msg = re.Message
-		}
-		return refuse(http.StatusBadRequest, re.Code, "Request refused", msg)
-	case err != nil:
-		return fmt.Errorf("new app grant: %w", err)
-	}
-	nonce := make([]byte, consent.NonceSize)
-	rand.Read(nonce)
-	challenge, err := consent.GrantChallenge(e, nonce)
 	if err != nil {
-		return fmt.Errorf("app grant challenge: %w", err)
+		return refuseGrant(err, "new app grant")
+	}
+	nonce, challenge, err := grantChallenge(e)
+	if err != nil {
+		return err
 	}
 	return s.beginStepUp(r.Context(), w, sess, ceremony{Kind: "oauth-grant", Grant: &e, Nonce: nonce, OAuth: p.ID}, challenge, "app grant",
 		"An application is allowed with a passkey, and this account has none. Add one on the Passkeys page first.")

@@ -133,26 +133,10 @@ func testOAuthCodeClaimRace(t *testing.T, s oauthstore.Store, _ func() oauthstor
 	if err := s.PutCode(ctx, oauthstore.Code{Hash: h32("code"), Request: req.Hash, Expires: oauthNow}); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins := 0
-	for range 16 {
-		wg.Go(func() {
-			_, err := s.ClaimCode(ctx, h32("code"))
-			if err != nil && !errors.Is(err, oauthstore.ErrNotFound) {
-				t.Error(err)
-			}
-			mu.Lock()
-			if err == nil {
-				wins++
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	if wins != 1 {
-		t.Fatalf("%d claims won, want 1", wins)
-	}
+	oneWinner(t, "claims", oauthstore.ErrNotFound, func(int) error {
+		_, err := s.ClaimCode(ctx, h32("code"))
+		return err
+	})
 }
 
 func testOAuthTokens(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store) {
@@ -243,26 +227,9 @@ func testOAuthRotateRace(t *testing.T, s oauthstore.Store, _ func() oauthstore.S
 	if err := s.PutTokens(ctx, oauthToken("r", oauthstore.Refresh, "f", "pt_a", "oc_a")); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins := 0
-	for i := range 16 {
-		wg.Go(func() {
-			err := s.RotateRefresh(ctx, h32("r"), oauthToken(fmt.Sprint("next", i), oauthstore.Refresh, "f", "pt_a", "oc_a"))
-			if err != nil && !errors.Is(err, oauthstore.ErrRotated) {
-				t.Error(err)
-			}
-			mu.Lock()
-			if err == nil {
-				wins++
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	if wins != 1 {
-		t.Fatalf("%d rotations won, want 1", wins)
-	}
+	oneWinner(t, "rotations", oauthstore.ErrRotated, func(i int) error {
+		return s.RotateRefresh(ctx, h32("r"), oauthToken(fmt.Sprint("next", i), oauthstore.Refresh, "f", "pt_a", "oc_a"))
+	})
 }
 
 func testOAuthDeleteClient(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
@@ -314,23 +281,7 @@ func testOAuthJTI(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Sto
 	if err := s.SpendJTI(ctx, h32("j"), oauthNow); !errors.Is(err, oauthstore.ErrExists) {
 		t.Fatalf("a replayed jti: %v, want ErrExists", err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins := 0
-	for range 16 {
-		wg.Go(func() {
-			err := s.SpendJTI(ctx, h32("race"), oauthNow)
-			mu.Lock()
-			if err == nil {
-				wins++
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	if wins != 1 {
-		t.Fatalf("%d spends of one jti won, want 1", wins)
-	}
+	oneWinner(t, "spends of one jti", nil, func(int) error { return s.SpendJTI(ctx, h32("race"), oauthNow) })
 }
 
 func testOAuthKeys(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store) {
@@ -382,5 +333,32 @@ func testOAuthSweep(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store)
 	}
 	if err := s.SpendJTI(ctx, h32("jold"), live); err != nil {
 		t.Fatalf("a swept jti: %v", err)
+	}
+}
+
+// oneWinner runs try 16 times at once and fails the test unless exactly
+// one succeeds. A loser's error must be lost (with lost nil, any error
+// loses).
+func oneWinner(t *testing.T, what string, lost error, try func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := range 16 {
+		wg.Go(func() {
+			err := try(i)
+			if err != nil && lost != nil && !errors.Is(err, lost) {
+				t.Error(err)
+			}
+			mu.Lock()
+			if err == nil {
+				wins++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d %s won, want 1", wins, what)
 	}
 }

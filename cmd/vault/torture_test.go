@@ -79,7 +79,7 @@ type tortureProc struct {
 	waitErr error
 }
 
-func startTortureProc(t *testing.T, data, key, logPath string) *tortureProc {
+func startTortureProc(t *testing.T, data, key, logPath string, extra ...string) *tortureProc {
 	t.Helper()
 	addr, err := freeAddr()
 	if err != nil {
@@ -91,7 +91,7 @@ func startTortureProc(t *testing.T, data, key, logPath string) *tortureProc {
 	}
 	defer logf.Close()
 	p := &tortureProc{url: "http://" + addr, logPath: logPath, exited: make(chan struct{})}
-	p.cmd = exec.Command("vault", "serve", "--data", data, "--root-key-file", key, "--addr", addr)
+	p.cmd = exec.Command("vault", append([]string{"serve", "--data", data, "--root-key-file", key, "--addr", addr}, extra...)...)
 	p.cmd.Stderr = logf // a file: the child writes it directly
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -105,9 +105,9 @@ type Server struct {
 	// failures bounds failed authentications per client address; only a
 	// failed check is charged (requireToken).
 	failures *ratelimit.Limiter
-	// exportQuota and writeQuota are the per-token quotas on ledger
-	// appends (quota.go).
-	exportQuota, writeQuota *ratelimit.Limiter
+	// exportQuota and writeQuota are the per-token and per-user quotas
+	// on ledger appends (quota.go).
+	exportQuota, writeQuota ledgerQuota
 
 	registry *prometheus.Registry
 
@@ -175,8 +175,8 @@ func New(cfg Config) *Server {
 		metrics:  newMetrics(cfg.Registry),
 		failures: ratelimit.New(cfg.AuthFailuresPerMinute, nil),
 
-		exportQuota: ratelimit.New(cfg.ExportsPerMinute, nil),
-		writeQuota:  ratelimit.New(cfg.LedgerWritesPerMinute, nil),
+		exportQuota: newLedgerQuota(cfg.ExportsPerMinute),
+		writeQuota:  newLedgerQuota(cfg.LedgerWritesPerMinute),
 		registry:    cfg.Registry,
 		maxBody:     cfg.MaxBodyBytes,
 		maxBatch:    cfg.MaxBatch,

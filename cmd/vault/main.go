@@ -52,6 +52,7 @@ Administer it (through the running server's socket, or on the file when none run
   keys rotate-oidc     rotate the OAuth provider's ID-token signing key
   backup               write a consistent, encrypted backup of the database
   restore              restore a backup into a new data directory, after checking it
+  migrate              copy a stopped bbolt vault into an empty PostgreSQL database, verified record by record
 
 Use an export:
   decrypt              decrypt an export; --verify-key checks its signed trailer, --data-only writes the plain data
@@ -107,6 +108,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBackup(args[1:], stdout, stderr)
 	case "restore":
 		err = cmdRestore(args[1:], stdout, stderr)
+	case "migrate":
+		err = cmdMigrate(args[1:], stdout, stderr)
 	case "decrypt":
 		err = cmdDecrypt(args[1:], os.Stdin, stdout, stderr)
 	case "bench":
@@ -186,6 +189,7 @@ var commandHelp = map[string]struct{ synopsis, what string }{
 	"import":                {"--patient ID [--format F] FILE", "Import a patient's export file from Apple Health, Dexcom Clarity, LibreView, Nightscout, FHIR R4 or OMH JSON; the format is detected unless --format names it."},
 	"backup":                {"--out FILE", "Write a consistent backup of the database (encrypted data only; the root key is not in it), online through the socket or on the file."},
 	"restore":               {"--in FILE --data DIR", "Restore a backup into a new data directory, after checking the ledger and that every record opens under the root key."},
+	"migrate":               {"--data DIR --database postgres://… [--restart]", "Copy a stopped bbolt vault (records sealed as they are, keys, the ledger, web and OAuth rows, API tokens) into an empty PostgreSQL database, then read every row back and compare it byte for byte; the copied ledger must replay to the same tree head and extend the vault's newest checkpoint. The same root key opens the copy. Restartable, not resumable: a copy that stops leaves the database marked unfinished, serve refuses it, and --restart empties it and starts over. docs/scaling.md#moving-a-bbolt-vault-to-postgresql"},
 	"decrypt":               {"-i IDENTITY [--verify-key KEY [--data-only]] [-o OUT] [FILE]", "Decrypt an age file, such as an export (X25519 or post-quantum age1pq1 identities). With --verify-key (from 'vault admin ledger-key') it first checks the export's manifest checkpoint and signed trailer (record count, SHA-256 of the data lines, signature by that key); with --data-only it then writes only the data lines: a plain CSV, or NDJSON of OMH points or FHIR Observations. Nothing is written unless the check passes."},
 	"bench":                 {"[--readings N] [--batch N] [--uploaders N]", "Measure ingest throughput and the database pages per reading on a scratch vault, for ~300- and ~444-byte points, each against raw bbolt puts of the same bytes."},
 	"bench export":          {"[--rounds N] [--years N]", "Measure export time and memory on a scratch vault."},

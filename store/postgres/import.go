@@ -42,3 +42,11 @@ func (s *Store) Empty(ctx context.Context) error {
 		return err
 	})
 }
+
+// ReadingBytes is the size of the readings table with its index and
+// TOAST, for the ingest bench's bytes per reading.
+func (s *Store) ReadingBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, "SELECT pg_total_relation_size('readings')").Scan(&n)
+	return n, err
+}

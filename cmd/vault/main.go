@@ -185,7 +185,7 @@ var commandHelp = map[string]struct{ synopsis, what string }{
 	"keys new-root":         {"--out FILE", "Write a new random root key file (0600), to keep apart from the data directory."},
 	"keys rotate":           {"", "Add a new master key and re-wrap every patient key under it; an interrupted rotation is finished."},
 	"keys status":           {"", "Show the master keys, how many patient keys each wraps, and any rotation under way."},
-	"keys change-root":      {"(--new-root-key-file FILE | --new-passphrase-file FILE)", "Re-seal the vault's master keys under a new root key file or passphrase (the server must be stopped)."},
+	"keys change-root":      {"(--new-root-key-file FILE | --new-passphrase-file FILE) [--database postgres://…]", "Re-seal the vault's master keys under a new root key file or passphrase (the server must be stopped; on PostgreSQL, every server on the database)."},
 	"import":                {"--patient ID [--format F] FILE", "Import a patient's export file from Apple Health, Dexcom Clarity, LibreView, Nightscout, FHIR R4 or OMH JSON; the format is detected unless --format names it."},
 	"backup":                {"--out FILE", "Write a consistent backup of the database (encrypted data only; the root key is not in it), online through the socket or on the file."},
 	"restore":               {"--in FILE --data DIR", "Restore a backup into a new data directory, after checking the ledger and that every record opens under the root key."},

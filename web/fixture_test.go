@@ -91,9 +91,9 @@ type fixture struct {
 	wrapLedger func(consent.Store) consent.Store
 	// wrapBackend, likewise, wraps the vault's store.
 	wrapBackend func(vault.Backend) vault.Backend
-	patient    vault.User
-	other      vault.User
-	clin       vault.User
+	patient     vault.User
+	other       vault.User
+	clin        vault.User
 }
 
 type fixtureOpts struct {

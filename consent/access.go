@@ -112,9 +112,8 @@ func (l *Ledger) AccessPage(patient string, before int64, limit int) (out []Acce
 	if limit > 0 && end > limit {
 		first = end - limit
 	}
-	// The list only grows at its end (or takes an out-of-order start in
-	// place, which readIndex never leaves to do at run time), so copy the
-	// page's indexes while the lock is held.
+	// Copy the page's indexes while the lock is held: commits append to
+	// the list meanwhile.
 	starts := slices.Clone(list[first:end])
 	x.mu.RUnlock()
 	out = make([]AccessState, 0, len(starts))

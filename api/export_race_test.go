@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,7 +74,8 @@ func TestExportRevokeRace(t *testing.T) {
 					mu.Unlock()
 					served <- struct{}{}
 				case 403:
-					if errBody(t, b).Code != "no_consent" {
+					var eb api.ErrorBody
+					if json.Unmarshal(b, &eb) != nil || eb.Code != "no_consent" {
 						t.Errorf("worker %d: 403 %s", w, b)
 						return
 					}

@@ -211,7 +211,10 @@ func (l *Ledger) Append(entries ...Entry) (int64, error) {
 // AppendChecked is Append with a check that runs inside the transaction,
 // before the entries, with the index the first entry will get; its error
 // refuses the append. The export issue's access-start uses it, so that the
-// consent decision and the append happen in one serialised step.
+// consent decision and the append happen in one serialised step. It is
+// group-committed too, but only behind access entries: anything else
+// queued before it (a revoke, say) commits and is published first, so the
+// check decides on everything logged before its entry.
 func (l *Ledger) AppendChecked(check func(next int64) error, entries ...Entry) (int64, error) {
 	return l.appendChecked(check, false, entries)
 }

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/internal/softauthn"
+	"github.com/jupyterhealth/vault/web"
 )
 
 // The attack of 'vault bench load --attack' runs in the client process
@@ -230,7 +232,7 @@ func runAttack(base string, plan *attackPlan, deadline time.Time) *AttackReport 
 	}
 	samples := make([][]sample, len(plan.Honest))
 	for i, h := range plan.Honest {
-		wg.Go(func() { samples[i] = honest(ctx, base, origin, h, i) })
+		wg.Go(func() { samples[i] = honest(ctx, base, h, i) })
 	}
 	wg.Wait()
 	r.Honest = summarise(HonestOps, slices.Concat(samples...))
@@ -294,20 +296,23 @@ func trickle(ctx context.Context, host, path, token string, i int) string {
 // honest is one honest patient: she enrols a passkey from her invite, then
 // until ctx ends uploads 10 readings from her device every honestPause
 // and signs in with her passkey every signInEvery uploads.
-func honest(ctx context.Context, base, origin string, h honestClient, i int) []sample {
+func honest(ctx context.Context, base string, h honestClient, i int) []sample {
 	c := loopback(honestAddrNet, 1+i)
 	var out []sample
 	fail := func(op int, t time.Time, err error) {
 		out = append(out, sample{op: op, ms: msSince(t), err: err.Error()})
 	}
 	// Enrolment is set-up, not measured; if it fails, every sign-in does.
-	a := softauthn.New("localhost", origin)
-	enrolled := enrol(ctx, c, a, h.Invite)
+	a, _, enrolled := EnrolPasskey(ctx, c, h.Invite)
 	var seq int
 	for n := 0; ctx.Err() == nil; n++ {
 		if n%signInEvery == 0 {
 			t := time.Now()
-			switch err := cmpErr(enrolled, signIn(ctx, c, a)); {
+			err := enrolled
+			if err == nil {
+				_, err = SignIn(ctx, c, a)
+			}
+			switch {
 			case ctx.Err() != nil:
 			case err != nil:
 				fail(0, t, err)
@@ -353,37 +358,45 @@ func cmpErr(errs ...error) error {
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
-// enrol registers a's passkey from an invite link, as the enrolment page's
-// script does.
-func enrol(ctx context.Context, c *http.Client, a *softauthn.Authenticator, invite string) error {
-	base, token, ok := strings.Cut(invite, "/enrol/")
+// EnrolPasskey enrols a software passkey in the web UI from an invite
+// link (http://localhost:PORT/enrol/TOKEN, as 'vault admin invite' makes
+// for a server on 127.0.0.1:PORT), over HTTP as the enrolment page's
+// script does, and returns it with the session the enrolment opened. The
+// connections go to 127.0.0.1; localhost is the RP ID.
+func EnrolPasskey(ctx context.Context, c *http.Client, invite string) (*softauthn.Authenticator, string, error) {
+	origin, token, ok := strings.Cut(invite, "/enrol/")
 	if !ok {
-		return fmt.Errorf("enrolment link %q has no token", invite)
+		return nil, "", fmt.Errorf("enrolment link %q has no token", invite)
 	}
-	st, resp, err := pagePost(ctx, c, base, "/webauthn/enrol/begin", "", fmt.Appendf(nil, `{"token":%q,"label":"bench"}`, token))
+	u, err := url.Parse(origin)
+	if err != nil {
+		return nil, "", err
+	}
+	a := softauthn.New(u.Hostname(), origin)
+	st, resp, err := pagePost(ctx, c, origin, "/webauthn/enrol/begin", "", fmt.Appendf(nil, `{"token":%q,"label":"bench"}`, token))
 	if err != nil || st != http.StatusOK {
-		return fmt.Errorf("enrol begin: %d %v", st, cmpErr(err, errors.New(string(resp.body))))
+		return a, "", fmt.Errorf("enrol begin: %d %v", st, cmpErr(err, errors.New(string(resp.body))))
 	}
 	att, err := a.Attest(resp.body)
 	if err != nil {
-		return fmt.Errorf("enrol: %v", err)
+		return a, "", fmt.Errorf("enrol: %v", err)
 	}
-	st, fin, err := pagePost(ctx, c, base, "/webauthn/enrol/finish", resp.ceremony, att)
-	if err != nil || st != http.StatusOK {
-		return fmt.Errorf("enrol finish: %d %v", st, cmpErr(err, errors.New(string(fin.body))))
+	st, fin, err := pagePost(ctx, c, origin, "/webauthn/enrol/finish", resp.ceremony, att)
+	if err != nil || st != http.StatusOK || fin.session == "" {
+		return a, "", fmt.Errorf("enrol finish: %d %v", st, cmpErr(err, errors.New(string(fin.body))))
 	}
-	return nil
+	return a, fin.session, nil
 }
 
-// signIn signs in with a's passkey, begin and finish, and checks that a
-// session cookie came back.
-func signIn(ctx context.Context, c *http.Client, a *softauthn.Authenticator) error {
+// SignIn signs in to the web UI with a's passkey, begin and finish, as
+// the sign-in page's script does, and returns the new session.
+func SignIn(ctx context.Context, c *http.Client, a *softauthn.Authenticator) (string, error) {
 	st, resp, err := pagePost(ctx, c, a.Origin, "/webauthn/signin/begin", "", []byte(`{}`))
 	if err != nil {
-		return err
+		return "", err
 	}
 	if st != http.StatusOK {
-		return fmt.Errorf("sign-in begin: %d %.200s", st, resp.body)
+		return "", fmt.Errorf("sign-in begin: %d %.200s", st, resp.body)
 	}
 	var opts struct {
 		PublicKey struct {
@@ -391,20 +404,20 @@ func signIn(ctx context.Context, c *http.Client, a *softauthn.Authenticator) err
 		} `json:"publicKey"`
 	}
 	if err := json.Unmarshal(resp.body, &opts); err != nil {
-		return fmt.Errorf("sign-in begin: %v", err)
+		return "", fmt.Errorf("sign-in begin: %v", err)
 	}
 	ch, err := base64.RawURLEncoding.DecodeString(opts.PublicKey.Challenge)
 	if err != nil {
-		return fmt.Errorf("sign-in challenge: %v", err)
+		return "", fmt.Errorf("sign-in challenge: %v", err)
 	}
 	st, fin, err := pagePost(ctx, c, a.Origin, "/webauthn/signin/finish", resp.ceremony, a.ResponseJSON(a.Sign(ch, softauthn.Options{})))
 	if err != nil {
-		return err
+		return "", err
 	}
 	if st != http.StatusOK || fin.session == "" {
-		return fmt.Errorf("sign-in finish: %d %.200s", st, fin.body)
+		return "", fmt.Errorf("sign-in finish: %d %.200s", st, fin.body)
 	}
-	return nil
+	return fin.session, nil
 }
 
 // pageAnswer is what a page-script post got back.
@@ -427,7 +440,7 @@ func pagePost(ctx context.Context, c *http.Client, origin, path, ceremony string
 	req.Header.Set("Origin", origin)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	if ceremony != "" {
-		req.AddCookie(&http.Cookie{Name: ceremonyCookie, Value: ceremony})
+		req.AddCookie(&http.Cookie{Name: web.CeremonyCookie, Value: ceremony})
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -438,21 +451,14 @@ func pagePost(ctx context.Context, c *http.Client, origin, path, ceremony string
 	a.body, err = io.ReadAll(resp.Body)
 	for _, ck := range resp.Cookies() {
 		switch ck.Name {
-		case ceremonyCookie:
+		case web.CeremonyCookie:
 			a.ceremony = ck.Value
-		case sessionCookie:
+		case web.SessionCookie:
 			a.session = ck.Value
 		}
 	}
 	return resp.StatusCode, a, err
 }
-
-// The web UI's cookies (web.CeremonyCookie, web.SessionCookie); the bench
-// talks to it over HTTP only, as a browser would.
-const (
-	ceremonyCookie = "__Host-vault_ceremony"
-	sessionCookie  = "__Host-vault_session"
-)
 
 // do sends req and reads the whole answer.
 func do(c *http.Client, req *http.Request) (int, []byte, error) {

@@ -417,6 +417,18 @@ func TestFullDisk(t *testing.T) {
 	// Stop, verify the ledger and the file, and read every acknowledged
 	// reading from a fresh start.
 	stop(srv)
+	// The import with room for its spool only was refused by the
+	// database, not the spool: the server's log (complete now that it has
+	// stopped) says how far it got.
+	dbRefused := false
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.Contains(line, `"route":"/api/v1/imports"`) && strings.Contains(line, `"code":"storage_full"`) && strings.Contains(line, "import_incomplete") {
+			dbRefused = true
+		}
+	}
+	if !dbRefused {
+		t.Fatalf("no import was refused for its readings (only for its spool):\n%s", log.String())
+	}
 	out, stderr, err := runVault(t, 120*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key)
 	if err != nil || !strings.HasPrefix(out, "ledger ok") {
 		t.Fatalf("vault ledger verify: %v\n%s\n%s", err, out, stderr)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -139,6 +140,7 @@ func (s *Server) routes() {
 func (s *Server) serve(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rw := &responseWriter{ResponseWriter: w}
+		r = upload.TrackBody(r) // respond closes after a refusal that left the body unread
 		gr, sess, err := s.guard(rw, r, rt)
 		if err == nil && gr == nil {
 			return // answered by the guard

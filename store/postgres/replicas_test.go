@@ -30,7 +30,7 @@ var (
 
 // openReplicas opens n processes on one fresh database, one after the
 // other, each with its own clock (nil: the real one).
-func openReplicas(t *testing.T, n int, now func() time.Time) []*process {
+func openReplicas(t testing.TB, n int, now func() time.Time) []*process {
 	t.Helper()
 	dsn := pgtest.New(t)
 	root, err := keys.CreateKeyFile(filepath.Join(t.TempDir(), "root.key"))
@@ -392,3 +392,43 @@ func TestReplicaScheduledSigningSkips(t *testing.T) {
 		t.Fatalf("b did not take over when a stopped: %v", got)
 	}
 }
+
+// BenchmarkReplicaDecide is the cost a decision pays on PostgreSQL to stay
+// in step with other replicas: "current" when nothing was appended
+// elsewhere (one read of the log's size), "behind-1" when the other
+// replica appended one grant since (that read, plus reading, opening and
+// applying the entry; the append itself is outside the timer). Figures
+// are in docs/scaling.md.
+func BenchmarkReplicaDecide(b *testing.B) {
+	b.Run("current", func(b *testing.B) {
+		ps := openBenchReplicas(b)
+		if _, err := ps[0].l.Append(repGrant("gr_0", "pt_a", "cl_b")); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if d := ps[1].l.Decide(repRequest("pt_a", "cl_b")); !d.Permit {
+				b.Fatal(d)
+			}
+		}
+	})
+	b.Run("behind-1", func(b *testing.B) {
+		ps := openBenchReplicas(b)
+		if _, err := ps[0].l.Append(repGrant("gr_0", "pt_a", "cl_b")); err != nil {
+			b.Fatal(err)
+		}
+		i := 0
+		for b.Loop() {
+			b.StopTimer()
+			i++
+			if _, err := ps[0].l.Append(repGrant(fmt.Sprintf("gr_%d", i), "pt_a", "cl_c")); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if d := ps[1].l.Decide(repRequest("pt_a", "cl_b")); !d.Permit {
+				b.Fatal(d)
+			}
+		}
+	})
+}
+
+func openBenchReplicas(b *testing.B) []*process { return openReplicas(b, 2, nil) }

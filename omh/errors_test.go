@@ -37,7 +37,7 @@ func TestErrorCodes(t *testing.T) {
 		{"other namespace", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"acme","name":"blood-glucose","version":"4.0"}}`, okBody), CodeUnknownSchema, "header.schema_id"},
 		{"unknown version", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"blood-glucose","version":"9.0"}}`, okBody), CodeUnknownSchema, "header.schema_id.version"},
 		{"incompatible old version", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"blood-glucose","version":"1.0"}}`, okBody), CodeUnknownSchema, "header.schema_id.version"},
-		{"rr-interval", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"rr-interval","version":"1.0"}}`, okBody), CodeUnknownSchema, "header.schema_id"},
+		{"not an official schema", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"blood-sugar","version":"1.0"}}`, okBody), CodeUnknownSchema, "header.schema_id"},
 
 		// missing_time_frame
 		{"no time frame", point(okHeader, `{"blood_glucose":{"value":120,"unit":"mg/dL"}}`), CodeMissingTimeFrame, "body.effective_time_frame"},
@@ -204,7 +204,10 @@ func TestParseSchemaID(t *testing.T) {
 		{"omh:blood-glucose", "omh:blood-glucose:4.0", true},
 		{"omh:step-count:2.0", "omh:step-count:3.0", true},
 		{"omh:blood-glucose:2.0", "", false},
-		{"omh:rr-interval:1.0", "", false},
+		{"omh:blood-sugar:1.0", "", false},
+		{"omh:rr-interval:1.0", "omh:rr-interval:1.0", true},
+		{"omh:rr-interval", "omh:rr-interval:1.0", true},
+		{"omh:rr-interval:1.x", "", false},
 	} {
 		id, _ := ParseSchemaID(tc.in)
 		got, ok := CanonicalSchema(id)

@@ -79,7 +79,11 @@ func loadOfficial() *officialSet {
 			file := path.Base(p)
 			s.urls[base+file] = target
 			var head struct {
-				ID string `json:"$id"`
+				ID         string                     `json:"$id"`
+				Properties map[string]json.RawMessage `json:"properties"`
+				AllOf      []struct {
+					Properties map[string]json.RawMessage `json:"properties"`
+				} `json:"allOf"`
 			}
 			if err := json.Unmarshal(b, &head); err != nil {
 				return err
@@ -96,8 +100,15 @@ func loadOfficial() *officialSet {
 				return nil
 			}
 			id := SchemaID{ns, stem[:i], stem[i+1:]}
-			if lookupModel(id.Namespace, id.Name) != nil {
-				return nil // the typed model decides its versions
+			if !hasTimeFrame(head.Properties) && !slices.ContainsFunc(head.AllOf, func(a struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			}) bool {
+				return hasTimeFrame(a.Properties)
+			}) {
+				return nil // a fragment (unit-value, header...), not a data-point body
+			}
+			if m := lookupModel(id.Namespace, id.Name); m != nil && (m.id.Version == id.Version || m.legacyVersion(id.Version) != nil) {
+				return nil // the typed model reads this version
 			}
 			s.models[id] = &model{id: id, parse: func(d *decoder, o *fastjson.Object, _ *legacy) (Body, *Error) {
 				return d.document(id, o)
@@ -124,6 +135,14 @@ func loadOfficial() *officialSet {
 	// maker's name there; see the package documentation.
 	s.comp.RegisterFormat(&jsonschema.Format{Name: "iri", Validate: func(any) error { return nil }})
 	return s
+}
+
+// hasTimeFrame reports whether a schema's properties define
+// effective_time_frame: the mark of a data-point body, which the vault
+// files by its time.
+func hasTimeFrame(props map[string]json.RawMessage) bool {
+	_, ok := props["effective_time_frame"]
+	return ok
 }
 
 // versionLess compares dotted versions numerically (0.1 < 1.0 < 1.10).

@@ -121,6 +121,11 @@ func (m *model) legacyVersion(v string) *legacy {
 
 const omhNamespace = "omh"
 
+// CodeSystem is the FHIR coding system of Open mHealth schema ids, as
+// JupyterHealth Exchange codes its Observations: the code is the schema id
+// itself, such as omh:blood-glucose:4.0 or ieee:food-entry:0.1.
+const CodeSystem = "https://w3id.org/openmhealth"
+
 // The canonical schema ids.
 var (
 	idBloodGlucose     = SchemaID{omhNamespace, "blood-glucose", "4.0"}

@@ -439,6 +439,15 @@ func TestEverySharedSchemaThroughTheAPI(t *testing.T) {
 				if !bytes.Equal(got, point) {
 					t.Fatalf("read back\n%s\nposted\n%s", got, point)
 				}
+				// An older version of a typed schema (blood-glucose 2.0) is
+				// not read as the typed one, which stats and the AGP
+				// compute on.
+				if typed, ok := omh.CanonicalSchema(omh.SchemaID{Namespace: sf.id.Namespace, Name: sf.id.Name}); ok && omh.Typed(typed) {
+					q.Set("schema", typed.String())
+					if st, b := f.do(t, "GET", "/api/v1/readings?"+q.Encode(), f.ptok, "", nil); st != 200 || len(b) != 0 {
+						t.Fatalf("%s read as %s: %d %s", sf.id, typed, st, b)
+					}
+				}
 			case canon == sf.id:
 				want := map[string]any{}
 				if err := json.Unmarshal(point, &struct {

@@ -265,6 +265,8 @@ func TestErrors(t *testing.T) {
 		{"/FHIR/R5/Observation?patient=" + pt + "&_cursor=forged", f.vc, 400, "bad_cursor"},
 		{"/FHIR/R5/Observation?patient=" + pt + "&code=" + url.QueryEscape("https://w3id.org/openmhealth|omh:heart-rate:2.0"), f.vc, 403, "schema_not_granted"},
 		{"/FHIR/R5/Observation?" + studyParam + "=gr-nosuch", f.vc, 403, "no_grant"},
+		{"/FHIR/R5/Observation?patient=" + pt + "&code=" + url.QueryEscape("https://w3id.org/openmhealth|ieee:food-entry:0.1"), f.vc, 400, "schema_not_served"},
+		{"/FHIR/R5/Observation?patient=" + pt + "&code=omh:blood-glucose:2.0", f.vc, 400, "schema_not_served"},
 		{"/FHIR/R5/Patient", f.vc, 404, "not_found"},
 	} {
 		st, b := f.get(t, tc.path, tc.token)

@@ -380,7 +380,7 @@ func (v *Vault) VerifyRecords(ctx context.Context) (VerifyStats, error) {
 	for _, p := range patients {
 		st.Patients++
 		n := 0
-		for _, id := range omh.Supported() {
+		for _, id := range omh.Accepted() {
 			for _, err := range v.Readings(ctx, p.ID, id.String(), time.Time{}, time.Time{}) {
 				if err != nil {
 					return st, fmt.Errorf("patient %s, %s: %w", p.ID, id, err)

@@ -105,7 +105,7 @@ func (v *Vault) rewritePatient(ctx context.Context, pk *keys.PatientKeys, patien
 		}
 		return ctx.Err()
 	}
-	for _, id := range omh.Supported() {
+	for _, id := range omh.Accepted() {
 		for r, err := range v.b.Scan(ctx, patientID, id.String(), math.MinInt64, math.MaxInt64) {
 			if err != nil {
 				return err
@@ -146,7 +146,7 @@ func (v *Vault) RecordStatus(ctx context.Context) (RecordStatus, error) {
 	}
 	for _, p := range patients {
 		st.Patients++
-		for _, id := range omh.Supported() {
+		for _, id := range omh.Accepted() {
 			for r, err := range v.b.Scan(ctx, p.ID, id.String(), math.MinInt64, math.MaxInt64) {
 				if err != nil {
 					return st, err

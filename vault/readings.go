@@ -165,25 +165,33 @@ func (v *Vault) sealRecord(pk *keys.PatientKeys, format int, patientID string, r
 // openRecord opens a sealed record of either format in place and returns
 // its canonical point, appended to arena for a compact record (so the
 // point stays valid while the arena's block lives).
-func (v *Vault) openRecord(pk *keys.PatientKeys, patientID string, r *Record, ad *[]byte, arena *[]byte) ([]byte, error) {
+func (v *Vault) openRecord(pk *keys.PatientKeys, patientID string, r *Record, s *openScratch) ([]byte, error) {
 	format := keys.EnvelopeVersion(r.Value)
-	*ad = recordAD((*ad)[:0], format, patientID, r.Schema, r.Time, r.Tag)
-	pt, err := pk.OpenInPlace(r.Value, *ad)
+	s.ad = recordAD(s.ad[:0], format, patientID, r.Schema, r.Time, r.Tag)
+	pt, err := pk.OpenInPlaceScratch(r.Value, s.ad, &s.keys)
 	if err != nil || format == FormatWrapped {
 		return pt, err
 	}
 	// Points already returned keep the block they are in; Decode moves
 	// to a new block when this one is too short.
-	if cap(*arena)-len(*arena) < 8*len(pt)+64 {
-		*arena = make([]byte, 0, max(16<<10, 8*len(pt)+64))
+	if cap(s.arena)-len(s.arena) < 8*len(pt)+64 {
+		s.arena = make([]byte, 0, max(16<<10, 8*len(pt)+64))
 	}
-	start := len(*arena)
-	out, err := v.dict.Decode(*arena, pt)
+	start := len(s.arena)
+	out, err := v.dict.Decode(s.arena, pt)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", keys.ErrDecrypt, err)
 	}
-	*arena = out
+	s.arena = out
 	return out[start:len(out):len(out)], nil
+}
+
+// openScratch is the working space of one goroutine that opens records:
+// the AD, the key package's scratch, and the arena block that decompressed
+// points are appended to.
+type openScratch struct {
+	ad, arena []byte
+	keys      keys.OpenScratch
 }
 
 // parallel runs fn over [0,n) in one chunk per core when n is large.
@@ -253,7 +261,10 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 			defer wg.Done()
 			defer close(order)
 			defer close(work)
-			b := &readBatch{done: make(chan struct{})}
+			newBatch := func() *readBatch {
+				return &readBatch{recs: make([]Record, 0, readBatchSize), done: make(chan struct{})}
+			}
+			b := newBatch()
 			send := func() bool {
 				select {
 				case order <- b:
@@ -265,7 +276,7 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 				case <-ctx.Done():
 					return false
 				}
-				b = &readBatch{done: make(chan struct{})}
+				b = newBatch()
 				return true
 			}
 			for r, err := range v.b.Scan(ctx, patientID, schema, lo, hi) {
@@ -285,7 +296,7 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 		for range workers {
 			go func() {
 				defer wg.Done()
-				var ad, arena []byte
+				s := new(openScratch)
 				for b := range work {
 					if ctx.Err() != nil {
 						// The read is over: don't decrypt what nobody reads.
@@ -294,7 +305,7 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 					}
 					b.out = make([]Reading, 0, len(b.recs))
 					for _, r := range b.recs {
-						pt, err := v.openRecord(pk, patientID, &r, &ad, &arena)
+						pt, err := v.openRecord(pk, patientID, &r, s)
 						if err != nil {
 							b.decErr = err
 							break

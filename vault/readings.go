@@ -235,6 +235,25 @@ type Reading struct {
 // memory stays bounded whatever the range. Stopping the loop early stops
 // the decryption too.
 func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[Reading, error] {
+	return v.readings(ctx, patientID, schema, from, to, false)
+}
+
+// ReadingsStream is Readings for a caller that is done with each reading
+// when its loop body returns (it copies the point, or writes it out, as
+// an export does): a Reading's JSON is valid only until the loop asks for
+// the next reading, and the memory it was decompressed into is used again
+// for later readings. That keeps the export's working memory small and in
+// cache instead of allocating (and clearing) a new block for every few
+// dozen points.
+func (v *Vault) ReadingsStream(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[Reading, error] {
+	return v.readings(ctx, patientID, schema, from, to, true)
+}
+
+// streamArena is the size of the block a batch's points are decompressed
+// into when ReadingsStream reuses them: a batch of about 450-byte points.
+const streamArena = readBatchSize * 512
+
+func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to time.Time, reuse bool) iter.Seq2[Reading, error] {
 	return func(yield func(Reading, error) bool) {
 		pk, err := v.patientKeys(ctx, patientID)
 		if err != nil {
@@ -256,6 +275,9 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 		workers := max(1, min(runtime.GOMAXPROCS(0), maxReadWorkers))
 		work := make(chan *readBatch, workers)
 		order := make(chan *readBatch, 2*workers)
+		// With reuse, the arena blocks of batches the caller is done with,
+		// for the workers to decompress later batches into.
+		free := make(chan []byte, 3*workers+2)
 		wg.Add(1 + workers)
 		go func() {
 			defer wg.Done()
@@ -304,6 +326,13 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 						continue
 					}
 					b.out = make([]Reading, 0, len(b.recs))
+					if reuse {
+						select {
+						case s.arena = <-free:
+						default:
+							s.arena = make([]byte, 0, streamArena)
+						}
+					}
 					for _, r := range b.recs {
 						pt, err := v.openRecord(pk, patientID, &r, s)
 						if err != nil {
@@ -313,6 +342,11 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 						b.out = append(b.out, Reading{Schema: r.Schema, Time: time.Unix(0, r.Time).UTC(), JSON: pt, Tag: r.Tag})
 					}
 					b.recs = nil
+					if reuse {
+						// The batch's points are in this block (and in any
+						// block before it that filled up, left to the GC).
+						b.arena, s.arena = s.arena, nil
+					}
 					close(b.done)
 				}
 			}()
@@ -329,6 +363,13 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 			for _, r := range b.out {
 				if !yield(r, nil) {
 					return
+				}
+			}
+			if reuse && cap(b.arena) >= streamArena {
+				b.out = nil
+				select {
+				case free <- b.arena[:0]:
+				default:
 				}
 			}
 			if err := cmp.Or(b.decErr, b.err); err != nil {
@@ -357,6 +398,7 @@ const (
 type readBatch struct {
 	recs   []Record
 	out    []Reading
+	arena  []byte // with reuse: the block out's points are in
 	decErr error
 	err    error
 	done   chan struct{}

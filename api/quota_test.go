@@ -125,3 +125,55 @@ func TestLedgerQuotas(t *testing.T) {
 		t.Fatalf("%d key removals before the quota, want %d", n, api.DefaultLedgerWritesPerMinute)
 	}
 }
+
+// TestLedgerQuotaPerUser: minting more tokens does not buy more ledger
+// writes than UserQuotaFactor tokens' worth; the user's tokens share a
+// bucket of that size as well as having their own.
+func TestLedgerQuotaPerUser(t *testing.T) {
+	e := newExportEnvConfig(t, api.Config{KeyActivationDelay: -1, ExportBurstPerGrant: 1 << 20})
+	exp := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	body, err := json.Marshal(api.GrantRequest{Clinician: e.clinID, Schemas: []string{"omh:blood-glucose"}, DataFrom: "2025-01-01T00:00:00Z", ExpiresAt: exp, Purpose: "TREAT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Twice as many tokens as the factor: without the user's bucket they
+	// would make 2*factor*30 grants before a refusal.
+	toks := []string{e.ptok}
+	for range 2*api.UserQuotaFactor - 1 {
+		tok, _, err := e.v.MintToken(t.Context(), e.patient.ID, vault.TokenPatient, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	userQuota := api.UserQuotaFactor * api.DefaultLedgerWritesPerMinute
+	made := 1 // the setup's grant, charged to e.ptok and to the user
+	for i := 0; ; i++ {
+		if i > 2*userQuota {
+			t.Fatalf("%d grants from %d tokens and no refusal: no per-user quota", made, len(toks))
+		}
+		st, b := e.do(t, "POST", "/api/v1/grants", toks[i%len(toks)], "application/json", body)
+		if st == 429 {
+			if code := errBody(t, b).Code; code != "ledger_quota" {
+				t.Fatalf("429 %s, want ledger_quota", code)
+			}
+			break
+		}
+		if st != 201 {
+			t.Fatalf("grant %d: %d %s", i, st, b)
+		}
+		made++
+	}
+	// The refill during the loop may add one or two.
+	if made < userQuota || made > userQuota+2 {
+		t.Fatalf("%d grants from %d tokens before the refusal, want the user's quota of %d", made, len(toks), userQuota)
+	}
+	// The other tokens are refused too: it is the user's bucket that is empty.
+	if st, b := e.do(t, "POST", "/api/v1/grants", toks[len(toks)-1], "application/json", body); st != 429 {
+		t.Fatalf("another token of the same user after the user's quota: %d %s", st, b)
+	}
+	// A revoke still goes through.
+	if st, b := e.do(t, "POST", "/api/v1/grants/"+e.grantID+"/revoke", e.ptok, "", nil); st != 200 {
+		t.Fatalf("revoke over the quota: %d %s", st, b)
+	}
+}

@@ -32,7 +32,7 @@ func (s *Server) routes(e *echo.Echo) {
 		v1.GET("/clinician/keys", s.getClinicianKeys, s.requireToken(vault.TokenClinician))
 		v1.POST("/clinician/keys", s.postClinicianKey, s.requireToken(vault.TokenClinician), quota(s.writeQuota))
 		v1.DELETE("/clinician/keys/:fingerprint", s.deleteClinicianKey, s.requireToken(vault.TokenClinician), quota(s.writeQuota))
-		v1.GET("/patients/:id/export", s.getExport, s.requireClinicianOrOAuth(), quota(s.exportQuota))
+		v1.GET("/patients/:id/export", s.getExport, s.requireClinicianOrOAuth(), quota(s.exportQuota), stallLimit(s.exportStall))
 		v1.GET("/access-log", s.getAccessLog, s.requireToken(vault.TokenPatient))
 	}
 }

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"cmp"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -90,6 +91,9 @@ type Config struct {
 	// grant (exportlimit.go); zero means the defaults.
 	ExportBurstPerGrant    int
 	ExportIntervalPerGrant time.Duration
+	// ExportStallTimeout drops an export whose client has read nothing
+	// for this long (DefaultExportStallTimeout when 0; stream.go).
+	ExportStallTimeout time.Duration
 }
 
 // DefaultKeyActivationDelay is the wait of a key added with an API token.
@@ -105,9 +109,9 @@ type Server struct {
 	// failures bounds failed authentications per client address; only a
 	// failed check is charged (requireToken).
 	failures *ratelimit.Limiter
-	// exportQuota and writeQuota are the per-token quotas on ledger
-	// appends (quota.go).
-	exportQuota, writeQuota *ratelimit.Limiter
+	// exportQuota and writeQuota are the per-token and per-user quotas
+	// on ledger appends (quota.go).
+	exportQuota, writeQuota ledgerQuota
 
 	registry *prometheus.Registry
 
@@ -128,6 +132,8 @@ type Server struct {
 	oauth         OAuthTokens
 
 	exportLimit *exportLimiter // exports per grant
+	// exportStall is Config.ExportStallTimeout (stream.go).
+	exportStall time.Duration
 }
 
 // New builds the API server.
@@ -175,8 +181,8 @@ func New(cfg Config) *Server {
 		metrics:  newMetrics(cfg.Registry),
 		failures: ratelimit.New(cfg.AuthFailuresPerMinute, nil),
 
-		exportQuota: ratelimit.New(cfg.ExportsPerMinute, nil),
-		writeQuota:  ratelimit.New(cfg.LedgerWritesPerMinute, nil),
+		exportQuota: newLedgerQuota(cfg.ExportsPerMinute),
+		writeQuota:  newLedgerQuota(cfg.LedgerWritesPerMinute),
 		registry:    cfg.Registry,
 		maxBody:     cfg.MaxBodyBytes,
 		maxBatch:    cfg.MaxBatch,
@@ -196,6 +202,7 @@ func New(cfg Config) *Server {
 		oauth:         cfg.OAuth,
 
 		exportLimit: newExportLimiter(cfg.ExportBurstPerGrant, cfg.ExportIntervalPerGrant),
+		exportStall: cmp.Or(cfg.ExportStallTimeout, DefaultExportStallTimeout),
 	}
 	s.registerGauges(cfg.Registry, cfg.Store)
 	e := echo.New()

@@ -60,6 +60,9 @@ func cmdBackup(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: vault backup --out FILE")
 		return errUsage
 	}
+	if postgresConfigured() {
+		return errPostgresBackup
+	}
 	if _, err := os.Stat(*out); err == nil {
 		return fmt.Errorf("%s exists; choose a new name (a backup never overwrites)", *out)
 	}
@@ -104,6 +107,10 @@ func cmdBackup(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// errPostgresBackup is what backup and restore say on a PostgreSQL vault:
+// the database's own tools replace them.
+var errPostgresBackup = errors.New("this vault's database is PostgreSQL (VAULT_DATABASE_URL[_FILE] is set): back it up with pg_dump or base backups with WAL archiving, restore with pg_restore or point-in-time recovery into a new database, then run 'vault ledger verify --checkpoint' through a server on it (docs/scaling.md#backups-and-restores)")
+
 // backupFile snapshots the database file with no server running.
 func backupFile(sf storeFlags, w io.Writer) (int64, error) {
 	path := dbPath(sf.data)
@@ -135,6 +142,9 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	if *in == "" {
 		fmt.Fprintln(stderr, "usage: vault restore --in FILE --data DIR")
 		return errUsage
+	}
+	if postgresConfigured() {
+		return errPostgresBackup
 	}
 	dst := dbPath(sf.data)
 	if _, err := os.Stat(dst); err == nil {

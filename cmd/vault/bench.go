@@ -13,6 +13,7 @@ import (
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/internal/bench"
 	"github.com/jupyterhealth/vault/store/boltstore"
+	"github.com/jupyterhealth/vault/store/postgres"
 )
 
 // The benches themselves live in internal/bench; these commands parse
@@ -31,7 +32,20 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the vault side of the HTTP runs to this file")
 	fs.IntVar(&c.PageSize, "page-size", boltstore.DefaultPageSize, "bbolt page size for the vault and both baselines")
 	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
-	return runBench(fs, args, stdout, func() (report, error) { return bench.Ingest(c) })
+	database := fs.String("database", "", "run on this PostgreSQL database instead of bbolt (postgres://…; or VAULT_DATABASE_URL[_FILE]): each round in a scratch schema, dropped after, against a raw pgx COPY of the same bytes")
+	return runBench(fs, args, stdout, func() (report, error) {
+		if *database != "" {
+			dsn, err := databaseURL(*database)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkDSN(dsn); err != nil {
+				return nil, err
+			}
+			c.Database, c.OpenDatabase = dsn, benchOpenPostgres
+		}
+		return bench.Ingest(c)
+	})
 }
 
 // cmdBenchExport measures exports of a patient-year of CGM against a raw
@@ -93,6 +107,28 @@ func runBench(fs *flag.FlagSet, args []string, stdout io.Writer, run func() (rep
 		return err
 	}
 	return r.Print(stdout)
+}
+
+// benchOpenPostgres opens a new vault on PostgreSQL (dsn names the
+// bench's scratch schema), its root key in DIR/root.key.
+func benchOpenPostgres(dir, dsn string) (*bench.Handle, error) {
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	sf := storeFlags{data: filepath.Join(dir, "data"), keyFile: filepath.Join(dir, "root.key"), database: dsn}
+	v, st, _, err := openVaultWith(context.Background(), sf, openOrCreate, false, boltstore.Options{}, log)
+	if err != nil {
+		return nil, err
+	}
+	pst, ok := st.(*postgres.Store)
+	if !ok {
+		st.Close()
+		return nil, errors.New("not a PostgreSQL vault")
+	}
+	return &bench.Handle{
+		Vault:        v,
+		ReadingPages: func() (int64, error) { return pst.ReadingBytes(context.Background()) },
+		Ledger:       func(origin string) (*consent.Ledger, error) { return openLedger(st, v, origin) },
+		Close:        st.Close,
+	}, nil
 }
 
 // benchOpen is the benches' bench.Opener: a new vault in DIR/data with its

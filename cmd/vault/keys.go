@@ -127,9 +127,15 @@ func keysChangeRoot(args []string, stdout, stderr io.Writer) error {
 	sf.register(fs)
 	newKey := fs.String("new-root-key-file", "", "the new root key file (make one with 'vault keys new-root')")
 	newPass := fs.String("new-passphrase-file", "", "a file holding the new root passphrase")
+	database := fs.String("database", "", "the vault's PostgreSQL database (postgres://…; or VAULT_DATABASE_URL[_FILE]), with every server on it stopped")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	dsn, err := databaseURL(*database)
+	if err != nil {
+		return err
+	}
+	sf.database = dsn
 	if (*newKey == "") == (*newPass == "") {
 		fmt.Fprintln(stderr, "usage: vault keys change-root (--new-root-key-file FILE | --new-passphrase-file FILE)")
 		return errUsage
@@ -139,7 +145,6 @@ func keysChangeRoot(args []string, stdout, stderr io.Writer) error {
 	}
 	var newRoot *keys.Root
 	var info vault.RootInfo
-	var err error
 	if *newKey != "" {
 		if inside(*newKey, sf.data) {
 			return fmt.Errorf("the new root key file %s is inside the data directory; keep it elsewhere", *newKey)
@@ -178,7 +183,11 @@ func keysChangeRoot(args []string, stdout, stderr io.Writer) error {
 	}
 	err = v.ChangeRoot(context.Background(), oldRoot, newRoot, info)
 	if errors.Is(err, vault.ErrScrubPending) {
-		fmt.Fprintln(stderr, "warning: the new root is in place, but compacting away the old wrapping was cut short; it finishes at the next start")
+		if sf.database != "" {
+			fmt.Fprintln(stderr, "warning: the new root is in place, but rewriting the meta table (VACUUM FULL meta) to drop the old wrapping failed; run it on the database")
+		} else {
+			fmt.Fprintln(stderr, "warning: the new root is in place, but compacting away the old wrapping was cut short; it finishes at the next start")
+		}
 		err = nil
 	}
 	if err != nil {

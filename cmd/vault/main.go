@@ -52,12 +52,13 @@ Administer it (through the running server's socket, or on the file when none run
   keys rotate-oidc     rotate the OAuth provider's ID-token signing key
   backup               write a consistent, encrypted backup of the database
   restore              restore a backup into a new data directory, after checking it
+  migrate              copy a stopped bbolt vault into an empty PostgreSQL database, verified record by record
 
 Use an export:
   decrypt              decrypt an export; --verify-key checks its signed trailer, --data-only writes the plain data
 
 Measure it:
-  bench                measure ingest throughput against a raw bbolt baseline
+  bench                measure ingest throughput against a raw bbolt baseline (--database: PostgreSQL, against COPY)
   bench export         measure export time and memory
   bench import         measure file import throughput
   bench load           run a mixed load against a scratch server and report latency
@@ -107,6 +108,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBackup(args[1:], stdout, stderr)
 	case "restore":
 		err = cmdRestore(args[1:], stdout, stderr)
+	case "migrate":
+		err = cmdMigrate(args[1:], stdout, stderr)
 	case "decrypt":
 		err = cmdDecrypt(args[1:], os.Stdin, stdout, stderr)
 	case "bench":
@@ -182,12 +185,13 @@ var commandHelp = map[string]struct{ synopsis, what string }{
 	"keys new-root":         {"--out FILE", "Write a new random root key file (0600), to keep apart from the data directory."},
 	"keys rotate":           {"", "Add a new master key and re-wrap every patient key under it; an interrupted rotation is finished."},
 	"keys status":           {"", "Show the master keys, how many patient keys each wraps, and any rotation under way."},
-	"keys change-root":      {"(--new-root-key-file FILE | --new-passphrase-file FILE)", "Re-seal the vault's master keys under a new root key file or passphrase (the server must be stopped)."},
+	"keys change-root":      {"(--new-root-key-file FILE | --new-passphrase-file FILE) [--database postgres://…]", "Re-seal the vault's master keys under a new root key file or passphrase (the server must be stopped; on PostgreSQL, every server on the database)."},
 	"import":                {"--patient ID [--format F] FILE", "Import a patient's export file from Apple Health, Dexcom Clarity, LibreView, Nightscout, FHIR R4 or OMH JSON; the format is detected unless --format names it."},
 	"backup":                {"--out FILE", "Write a consistent backup of the database (encrypted data only; the root key is not in it), online through the socket or on the file."},
 	"restore":               {"--in FILE --data DIR", "Restore a backup into a new data directory, after checking the ledger and that every record opens under the root key."},
+	"migrate":               {"--data DIR --database postgres://… [--restart]", "Copy a stopped bbolt vault (records sealed as they are, keys, the ledger, web and OAuth rows, API tokens) into an empty PostgreSQL database, then read every row back and compare it byte for byte; the copied ledger must replay to the same tree head and extend the vault's newest checkpoint. The same root key opens the copy. Restartable, not resumable: a copy that stops leaves the database marked unfinished, serve refuses it, and --restart empties it and starts over. docs/scaling.md#moving-a-bbolt-vault-to-postgresql"},
 	"decrypt":               {"-i IDENTITY [--verify-key KEY [--data-only]] [-o OUT] [FILE]", "Decrypt an age file, such as an export (X25519 or post-quantum age1pq1 identities). With --verify-key (from 'vault admin ledger-key') it first checks the export's manifest checkpoint and signed trailer (record count, SHA-256 of the data lines, signature by that key); with --data-only it then writes only the data lines: a plain CSV, or NDJSON of OMH points or FHIR Observations. Nothing is written unless the check passes."},
-	"bench":                 {"[--readings N] [--batch N] [--uploaders N]", "Measure ingest throughput and the database pages per reading on a scratch vault, for ~300- and ~444-byte points, each against raw bbolt puts of the same bytes."},
+	"bench":                 {"[--readings N] [--batch N] [--uploaders N] [--database postgres://…]", "Measure ingest throughput and the database pages per reading on a scratch vault, for ~300- and ~444-byte points, each against raw bbolt puts of the same bytes. With --database: on PostgreSQL, each round in a scratch schema of that database (dropped after), against a raw pgx COPY of the same bytes."},
 	"bench export":          {"[--rounds N] [--years N]", "Measure export time and memory on a scratch vault."},
 	"bench import":          {"[--mb N] [--csv-rows N]", "Measure file import throughput on a scratch vault."},
 	"bench load":            {"[--clients N] [--pause D] [--duration D]", "Run a mixed load (uploads, reads, exports, pages) against a scratch 'vault serve' and report latency."},

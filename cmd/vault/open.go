@@ -140,6 +140,15 @@ func openVaultWith(ctx context.Context, f storeFlags, mode openMode, demo bool, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if f.database != "" {
+		if mark, err := st.Meta(ctx, metaMigrating); err != nil || mark != nil {
+			st.Close()
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return nil, nil, nil, errors.New("a 'vault migrate' into this PostgreSQL database did not finish: run it again with --restart (from the bbolt vault) before serving it")
+		}
+	}
 	v, root, err := unlock(ctx, st, f, pass, log)
 	if err != nil {
 		st.Close()

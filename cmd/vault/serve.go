@@ -90,7 +90,7 @@ func registerServe(fs *flag.FlagSet) *serveFlags {
 	fs.Bool("require-signed-grants", false, "refuse exports not covered by a grant the patient signed with her passkey in the web UI (recommended once patients use it)")
 	fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key and an https --base-url")
 	fs.String("tls-key", "", "the PEM private key of --tls-cert")
-	fs.Int("exports-per-minute", api.DefaultExportsPerMinute, "per clinician token: exports a minute (the burst; one a second refills it)")
+	fs.Int("exports-per-minute", api.DefaultExportsPerMinute, "per clinician token: exports a minute (the burst; one a second refills it); all of a user's tokens together get 4 times it")
 	fs.Int("export-burst-per-grant", api.DefaultExportBurstPerGrant, "per grant: exports in a burst")
 	fs.Duration("export-interval-per-grant", api.DefaultExportIntervalPerGrant, "per grant: one export per this interval after the burst")
 	fs.Duration("oauth-access-token-ttl", time.Hour, "how long an OAuth access token lives (at most 1h); a client refreshes it with its refresh token")

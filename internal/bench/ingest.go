@@ -40,6 +40,12 @@ type IngestConfig struct {
 	Dir        string // scratch directory; "" makes a temporary one, removed after
 	Open       Opener
 	Stderr     io.Writer // the load generator's errors
+
+	// Database, when set, runs the bench on PostgreSQL (pgbaseline.go):
+	// each round in a scratch schema of this database, opened with
+	// OpenDatabase, against a raw pgx COPY of the same bytes.
+	Database     string
+	OpenDatabase func(dir, dsn string) (*Handle, error)
 }
 
 // IngestReport is what [Ingest] measured: one run per point kind.
@@ -47,6 +53,7 @@ type IngestReport struct {
 	Uploaders, Readings, Batch int // as configured
 	GOMAXPROCS                 int
 	Rounds                     int
+	Database                   bool // on PostgreSQL, against COPY
 	Runs                       []IngestRun
 }
 
@@ -55,7 +62,8 @@ type IngestRun struct {
 	Kind       string // "cgm-300" or "ieee-444"
 	PointBytes int    // the bytes of one round's points, without newlines
 	// Seconds per round: the vault over HTTP, and raw bbolt with one
-	// transaction per batch and per Uploaders batches.
+	// transaction per batch and per Uploaders batches. On PostgreSQL,
+	// Baseline is the raw COPY and Group is empty.
 	Vault, Baseline, Group []float64
 	DBSize                 int64 // the vault's database file after the last round
 	// PageBytes and BaselinePageBytes are the bytes of the database pages
@@ -88,7 +96,7 @@ func Ingest(c IngestConfig) (*IngestReport, error) {
 		}
 		defer pf.Close()
 	}
-	r := &IngestReport{Uploaders: c.Uploaders, Readings: c.Readings, Batch: c.Batch, GOMAXPROCS: runtime.GOMAXPROCS(0), Rounds: c.Rounds}
+	r := &IngestReport{Uploaders: c.Uploaders, Readings: c.Readings, Batch: c.Batch, GOMAXPROCS: runtime.GOMAXPROCS(0), Rounds: c.Rounds, Database: c.Database != ""}
 	for _, k := range pointKinds {
 		r.Runs = append(r.Runs, IngestRun{Kind: k.name})
 	}
@@ -96,6 +104,17 @@ func Ingest(c IngestConfig) (*IngestReport, error) {
 		for i := range r.Runs {
 			run := &r.Runs[i]
 			rdir := filepath.Join(scratch, fmt.Sprint("round", round, "-", run.Kind))
+			prof := ""
+			if round == 0 && i == 0 {
+				prof = c.CPUProfile
+			}
+			if c.Database != "" {
+				if err := ingestPostgres(run, rdir, round, c, prof); err != nil {
+					return nil, err
+				}
+				os.RemoveAll(rdir)
+				continue
+			}
 			// Baselines: raw bbolt, same point bytes, time-ordered keys,
 			// fsync'd transactions, no validation, crypto or index. One commits
 			// a transaction per request batch; the other per uploaders x batch,
@@ -109,11 +128,7 @@ func Ingest(c IngestConfig) (*IngestReport, error) {
 			if err != nil {
 				return nil, fmt.Errorf("baseline: %v", err)
 			}
-			prof := ""
-			if round == 0 && i == 0 {
-				prof = c.CPUProfile
-			}
-			v, size, vpages, err := ingestVault(rdir, run.Kind, c, prof)
+			v, size, vpages, err := ingestVault(rdir, run.Kind, c, prof, func() (*Handle, error) { return c.Open(rdir, c.PageSize) })
 			if err != nil {
 				return nil, err
 			}
@@ -128,8 +143,11 @@ func Ingest(c IngestConfig) (*IngestReport, error) {
 // Print writes the report as 'vault bench' shows it.
 func (r *IngestReport) Print(w io.Writer) error {
 	total := r.Total()
-	fmt.Fprintf(w, "vault bench: %d readings per round and point kind (%d uploaders x %d, batches of %d), median of %d rounds, GOMAXPROCS=%d\n",
-		total, r.Uploaders, r.Readings, r.Batch, r.Rounds, r.GOMAXPROCS)
+	fmt.Fprintf(w, "vault bench%s: %d readings per round and point kind (%d uploaders x %d, batches of %d), median of %d rounds, GOMAXPROCS=%d\n",
+		map[bool]string{true: " (PostgreSQL)"}[r.Database], total, r.Uploaders, r.Readings, r.Batch, r.Rounds, r.GOMAXPROCS)
+	if r.Database {
+		return r.printPostgres(w)
+	}
 	for _, run := range r.Runs {
 		ingestRate, baseRate, groupRate := r.Rate(run.Vault), r.Rate(run.Baseline), r.Rate(run.Group)
 		fmt.Fprintf(w, "\n%s: mean point %d bytes\n", run.Kind, run.PointBytes/total)
@@ -157,9 +175,9 @@ func (r *IngestReport) Print(w io.Writer) error {
 // ingestVault serves a fresh vault on loopback and drives it from a child
 // process ([RunLoad]). It returns the load's wall time, the database
 // file's size and the bytes of the pages that hold the readings.
-func ingestVault(dir, kind string, c IngestConfig, cpuprofile string) (float64, int64, int64, error) {
+func ingestVault(dir, kind string, c IngestConfig, cpuprofile string, open func() (*Handle, error)) (float64, int64, int64, error) {
 	total := c.Uploaders * c.Readings
-	h, err := c.Open(dir, c.PageSize)
+	h, err := open()
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -216,7 +234,7 @@ func ingestVault(dir, kind string, c IngestConfig, cpuprofile string) (float64, 
 		return 0, 0, 0, fmt.Errorf("load generator: %d of %d accepted, %d errors, first: %s", lr.Accepted, total, lr.Errors, lr.FirstErr)
 	}
 	var size int64
-	if fi, err := os.Stat(h.DBFile); err == nil {
+	if fi, err := os.Stat(h.DBFile); h.DBFile != "" && err == nil {
 		size = fi.Size()
 	}
 	pages, err := h.ReadingPages()
@@ -310,4 +328,54 @@ func upload(client *http.Client, url, token string, body []byte) (int, error) {
 	var out api.IngestResponse
 	err = json.NewDecoder(resp.Body).Decode(&out)
 	return out.Accepted, err
+}
+
+// ingestPostgres runs one round of one point kind on PostgreSQL: the
+// COPY baseline, then the vault over HTTP, each in its own scratch schema.
+func ingestPostgres(run *IngestRun, rdir string, round int, c IngestConfig, prof string) error {
+	ctx := context.Background()
+	name := fmt.Sprintf("r%d_%s", round, strings.ReplaceAll(run.Kind, "-", "_"))
+	bdsn, drop, err := pgScratch(ctx, c.Database, name+"_copy")
+	if err != nil {
+		return err
+	}
+	b, n, tableBytes, err := copyBaseline(ctx, bdsn, run.Kind, c.Uploaders, c.Readings, c.Batch)
+	drop()
+	if err != nil {
+		return fmt.Errorf("COPY baseline: %v", err)
+	}
+	vdsn, drop, err := pgScratch(ctx, c.Database, name+"_vault")
+	if err != nil {
+		return err
+	}
+	defer drop()
+	v, _, vbytes, err := ingestVault(rdir, run.Kind, c, prof, func() (*Handle, error) { return c.OpenDatabase(rdir, vdsn) })
+	if err != nil {
+		return err
+	}
+	run.Baseline, run.Vault = append(run.Baseline, b), append(run.Vault, v)
+	run.PointBytes, run.PageBytes, run.BaselinePageBytes = n, vbytes, tableBytes
+	return nil
+}
+
+// printPostgres is Print for a run on PostgreSQL.
+func (r *IngestReport) printPostgres(w io.Writer) error {
+	total := r.Total()
+	for _, run := range r.Runs {
+		ingestRate, copyRate := r.Rate(run.Vault), r.Rate(run.Baseline)
+		fmt.Fprintf(w, "\n%s: mean point %d bytes\n", run.Kind, run.PointBytes/total)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "measurement\treadings/s\tmedian s\tall rounds s\t")
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%s\t\n", "vault ingest over HTTP on PostgreSQL (validate, seal, dedup, commit)", ingestRate, median(run.Vault), joinSecs("%.2f", run.Vault))
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%s\t\n", fmt.Sprintf("baseline: raw pgx COPY, same bytes, 1 COPY per %d, %d connections", r.Batch, r.Uploaders), copyRate, median(run.Baseline), joinSecs("%.2f", run.Baseline))
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "ratio vault / COPY: %.2f   (targets: >= 80000 readings/s, ratio >= 0.50)\n", ingestRate/copyRate)
+		if _, err := fmt.Fprintf(w, "table and index bytes per reading: vault %.0f, COPY %.0f\n",
+			float64(run.PageBytes)/float64(total), float64(run.BaselinePageBytes)/float64(total)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

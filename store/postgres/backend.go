@@ -172,6 +172,7 @@ func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Recor
 	}
 	// Duplicates within the call: the first wins.
 	first := make(map[string]int, len(recs))
+	order := make([]int, 0, len(recs))
 	schemas := make([]string, 0, len(recs))
 	times := make([]int64, 0, len(recs))
 	tags := make([][]byte, 0, len(recs))
@@ -183,6 +184,7 @@ func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Recor
 			continue
 		}
 		first[k] = i
+		order = append(order, i)
 		schemas = append(schemas, r.Schema)
 		times = append(times, r.Time)
 		tags = append(tags, r.Tag[:])
@@ -200,6 +202,12 @@ func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Recor
 		var one int
 		if err := tx.QueryRow(ctx, "SELECT 1 FROM patient_keys WHERE patient = $1 FOR KEY SHARE", patientID).Scan(&one); err != nil {
 			_, err = notFound(nil, err)
+			return err
+		}
+		if ok, err := copyNew(ctx, tx, patientID, schemas, times, tags, values); err != nil || ok {
+			if ok {
+				stored = append(stored, order...)
+			}
 			return err
 		}
 		rows, err := tx.Query(ctx, `INSERT INTO readings (patient, schema_id, t, tag, value)

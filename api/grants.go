@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 )
 
@@ -69,10 +70,22 @@ func (s *Server) postGrant(c echo.Context) error {
 		return err
 	}
 	now := time.Now()
-	isClinician := func(id string) bool { _, err := s.vault.User(c.Request().Context(), id); return err == nil }
+	// A clinician the store cannot look up (the database unreachable) is
+	// the server's failure, not the request's: it must not read as an
+	// unknown clinician.
+	var lookupErr error
+	isClinician := func(id string) bool {
+		_, err := s.vault.User(c.Request().Context(), id)
+		if err != nil && !errors.Is(err, vault.ErrNoUser) {
+			lookupErr = err
+		}
+		return err == nil
+	}
 	e, err := consent.NewGrant(tok.UserID, r, isClinician, now)
 	var re *consent.RequestError
 	switch {
+	case lookupErr != nil:
+		return internal(lookupErr)
 	case errors.As(err, &re):
 		return newError(http.StatusBadRequest, re.Code, "%s", re.Message)
 	case err != nil:

@@ -128,7 +128,10 @@ func TestExportOutlivesReadTimeout(t *testing.T) {
 	if lines != n+2 {
 		t.Fatalf("%d lines, want %d points and a manifest and a trailer", lines, n)
 	}
-	acc := f.ledger.Accesses(f.patient.ID, 1)
+	acc, err := f.ledger.Accesses(f.patient.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(acc) != 1 || acc[0].End == nil || acc[0].Incomplete || acc[0].Records != n {
 		t.Fatalf("access log: %+v, want one complete access of %d records", acc, n)
 	}
@@ -163,7 +166,11 @@ func TestExportDropsStalledClient(t *testing.T) {
 	_ = resp // read nothing more
 	var acc []consent.AccessState
 	for range 300 { // 30 s at most: the drop comes after about 0.2 s
-		if acc = f.ledger.Accesses(f.patient.ID, 1); len(acc) == 1 && acc[0].End != nil {
+		var err error
+		if acc, err = f.ledger.Accesses(f.patient.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		if len(acc) == 1 && acc[0].End != nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

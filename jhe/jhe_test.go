@@ -412,7 +412,10 @@ func TestConsent(t *testing.T) {
 		from, to := f.start.Add(12*time.Hour), f.start.Add(18*time.Hour)
 		g := f.grant(t, f.patient.ID, []string{"omh:blood-glucose"}, from, to, true)
 		defer f.revoke(t, g)
-		before, _ := f.ledger.AccessPage(f.patient.ID, 0, 1000)
+		before, _, err := f.ledger.AccessPage(f.patient.ID, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
 		n := 0
 		for _, q := range []string{bg, "/FHIR/R5/Observation?" + studyParam + "=" + oauth.FHIRID(g.ID) + "&_count=100"} {
 			next := q
@@ -445,7 +448,10 @@ func TestConsent(t *testing.T) {
 		if n != 2*72 {
 			t.Errorf("%d readings in the window twice, want %d", n, 2*72)
 		}
-		after, _ := f.ledger.AccessPage(f.patient.ID, 0, 1000)
+		after, _, err := f.ledger.AccessPage(f.patient.ID, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
 		added := after[:len(after)-len(before)]
 		if len(added) != 2 {
 			t.Fatalf("%d accesses logged, want 2 (one per page)", len(added))

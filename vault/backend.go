@@ -194,8 +194,10 @@ type Backend interface {
 
 	// SwapMeta applies every swap in one transaction if each key's value
 	// still equals its Old (a nil Old means the key must be absent);
-	// otherwise it changes nothing and returns ErrConflict. Of several
-	// callers racing to create a key (Old nil), exactly one succeeds: vault
+	// otherwise it changes nothing and returns ErrConflict. Every Old is
+	// compared with the value stored before the call, and the swaps are
+	// then applied in order, so a key named twice ends with its last New.
+	// Of several callers racing to create a key (Old nil), exactly one succeeds: vault
 	// Open relies on it to make one master keyset. A nil New deletes the
 	// key. With scrub, the replaced values are erased as DeletePatient's
 	// are (see Erasure above), so a master wrapped under a retired root is

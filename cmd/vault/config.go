@@ -115,6 +115,9 @@ func checkServe(fs *flag.FlagSet) error {
 	if _, err := ratelimit.ParsePrefixes(get("trusted-proxies")); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies must be comma-separated CIDR ranges, such as 10.0.0.0/8,::1/128: %v", err))
 	}
+	if d, err := time.ParseDuration(get("scrub-interval")); err == nil && d < 0 {
+		errs = append(errs, errors.New("--scrub-interval must be 0 (off) or a positive duration, such as 24h"))
+	}
 	if err := checkTLS(get("tls-cert"), get("tls-key"), get("base-url")); err != nil {
 		errs = append(errs, err)
 	}

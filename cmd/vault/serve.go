@@ -95,6 +95,8 @@ func registerServe(fs *flag.FlagSet) *serveFlags {
 	fs.Duration("export-interval-per-grant", api.DefaultExportIntervalPerGrant, "per grant: one export per this interval after the burst")
 	fs.Duration("oauth-access-token-ttl", time.Hour, "how long an OAuth access token lives (at most 1h); a client refreshes it with its refresh token")
 	fs.String("trusted-proxies", "", "comma-separated CIDR ranges of reverse proxies whose X-Forwarded-For gives the client address rate limits key on (default: none, the TCP peer)")
+	fs.Duration("scrub-interval", defaultScrubInterval, "PostgreSQL only: how often deleted patients' key, account and token rows are rewritten out of the tables' files (VACUUM FULL, which locks each table while it runs); 0 turns it off")
+	fs.Bool("scrub-records", false, "PostgreSQL only: the scheduled scrub rewrites the records' table too (its cost grows with the table: see docs/scaling.md)")
 	return sv
 }
 
@@ -277,6 +279,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: snapshotter(st), Root: root, Invites: ws, OAuth: oauthAdmin{prov}}, log), &sv.listen, log)
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
+	go runScrubs(ctx, st, scrubSchedule(fs), log)
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it
 	// wrapped, so nothing waits for it.

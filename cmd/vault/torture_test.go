@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/store/boltstore"
+	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 )
 
 // The crash torture test: the real binary under concurrent ingest, grants,
@@ -79,7 +80,7 @@ type tortureProc struct {
 	waitErr error
 }
 
-func startTortureProc(t *testing.T, data, key, logPath string) *tortureProc {
+func startTortureProc(t *testing.T, data, key, logPath string, extra ...string) *tortureProc {
 	t.Helper()
 	addr, err := freeAddr()
 	if err != nil {
@@ -91,7 +92,7 @@ func startTortureProc(t *testing.T, data, key, logPath string) *tortureProc {
 	}
 	defer logf.Close()
 	p := &tortureProc{url: "http://" + addr, logPath: logPath, exited: make(chan struct{})}
-	p.cmd = exec.Command("vault", "serve", "--data", data, "--root-key-file", key, "--addr", addr)
+	p.cmd = exec.Command("vault", append([]string{"serve", "--data", data, "--root-key-file", key, "--addr", addr}, extra...)...)
 	p.cmd.Stderr = logf // a file: the child writes it directly
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -200,6 +201,7 @@ type tortureStats struct {
 	batchesUnackedStored, grantsUnackedStored    int
 	revokesUnackedStored                         int
 	readingsChecked, grantsChecked, roundsPassed int
+	refusedDBDown                                int // 500 or 503 while the database was down
 }
 
 // tortureState is what the clients were told, across every round.
@@ -252,10 +254,28 @@ func checkpointSize(cp []byte) (int64, bool) {
 	return n, err == nil
 }
 
+// tortureTarget is the database a torture run stands on.
+type tortureTarget struct {
+	name  string
+	serve []string        // serve's flags for it
+	pg    *pgtest.Cluster // PostgreSQL's private cluster; nil for bbolt in --data
+}
+
+// The kinds of round on PostgreSQL (on bbolt every round is a kill).
+const (
+	roundKill = iota // SIGKILL the vault
+	roundDB          // pg_ctl -m immediate stop and start under the running vault
+	roundBoth        // crash the database, SIGKILL the vault while it is down
+)
+
+var roundNames = []string{"kill the vault", "crash the database under the running vault", "crash the database and kill the vault"}
+
 // TestTorture: see the comment at the top of the file.
-func TestTorture(t *testing.T) {
+func TestTorture(t *testing.T) { runTorture(t, tortureTarget{name: "bbolt"}) }
+
+func runTorture(t *testing.T, tgt tortureTarget) {
 	rounds, seed := tortureParams(t)
-	t.Logf("crash torture: %d rounds, seed %d (replay with -torture.seed=%d -torture.rounds=%d)", rounds, seed, seed, rounds)
+	t.Logf("crash torture on %s: %d rounds, seed %d (replay with -torture.seed=%d -torture.rounds=%d)", tgt.name, rounds, seed, seed, rounds)
 	// Under -race every child process otherwise sleeps a second as it
 	// exits (the race runtime's atexit_sleep_ms), and the test runs dozens.
 	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
@@ -264,8 +284,10 @@ func TestTorture(t *testing.T) {
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "keys", "root.key")
 	db := dbPath(data)
 	cpFile := filepath.Join(dir, "checkpoint.txt")
-	initVault(t, data, key)
-	proc := startTortureProc(t, data, key, filepath.Join(dir, "server-00.log"))
+	if tgt.pg == nil {
+		initVault(t, data, key)
+	}
+	proc := startTortureProc(t, data, key, filepath.Join(dir, "server-00.log"), tgt.serve...)
 
 	admin := func(args ...string) string {
 		t.Helper()
@@ -312,11 +334,29 @@ func TestTorture(t *testing.T) {
 		}
 	}
 
+	sawCrash := map[string]bool{} // the logs of servers the database crashed under
 	for round := range rounds {
 		// Run the clients against the live server for 50–400 ms, then kill
-		// it while they are mid-request.
+		// it (or crash the database under it) while they are mid-request.
 		d := time.Duration(50+master.IntN(351)) * time.Millisecond
 		rseed := master.Uint64()
+		mode := roundKill
+		if tgt.pg != nil {
+			mode = round % 3
+		}
+		// While the database is down a request is refused (500 or 503):
+		// an answer that acknowledges nothing, as a lost one, and the
+		// client carries on.
+		transient := func(st int) bool {
+			if mode == roundKill || (st != http.StatusInternalServerError && st != http.StatusServiceUnavailable) {
+				return false
+			}
+			s.mu.Lock()
+			s.stats.refusedDBDown++
+			s.mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+			return true
+		}
 		client := &http.Client{
 			Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true},
 			Timeout:   60 * time.Second,
@@ -368,6 +408,9 @@ func TestTorture(t *testing.T) {
 					if err != nil {
 						return
 					}
+					if transient(st) {
+						continue
+					}
 					var res struct{ Accepted, Duplicates int }
 					if st != 201 || json.Unmarshal(b, &res) != nil || res.Accepted != size || res.Duplicates != 0 {
 						t.Errorf("round %d: batch %d of %d points: %d %s", round, id, size, st, b)
@@ -392,6 +435,9 @@ func TestTorture(t *testing.T) {
 							if err != nil {
 								return
 							}
+							if transient(st) {
+								continue
+							}
 							if st != 200 || !bytes.Contains(b, []byte(`"status":"revoked"`)) {
 								t.Errorf("round %d: revoke %s: %d %s", round, id, st, b)
 								return
@@ -412,6 +458,9 @@ func TestTorture(t *testing.T) {
 					st, b, err := do("POST", "/api/v1/grants", ptTok[patient], []byte(body))
 					if err != nil {
 						return
+					}
+					if transient(st) {
+						continue
 					}
 					if st == http.StatusTooManyRequests && bytes.Contains(b, []byte(`"code":"ledger_quota"`)) {
 						// The per-token quota on ledger writes refused it:
@@ -446,6 +495,9 @@ func TestTorture(t *testing.T) {
 				if err != nil {
 					return
 				}
+				if transient(st) {
+					continue
+				}
 				n, ok := checkpointSize(b)
 				if st != 200 || !ok {
 					t.Errorf("round %d: checkpoint: %d %s", round, st, b)
@@ -462,10 +514,28 @@ func TestTorture(t *testing.T) {
 
 		time.Sleep(d)
 		n := inflight.Load()
-		proc.kill(t)
+		if mode != roundKill {
+			sawCrash[proc.logPath] = true
+			tgt.pg.Crash(t)
+		}
+		if mode == roundDB {
+			// The vault lives on: the clients keep at it while the
+			// database is down and after it is back.
+			time.Sleep(time.Duration(master.IntN(200)) * time.Millisecond)
+			tgt.pg.Start(t)
+			time.Sleep(time.Duration(100+master.IntN(300)) * time.Millisecond)
+		} else {
+			proc.kill(t)
+		}
 		close(stop)
 		wg.Wait()
 		client.CloseIdleConnections()
+		if mode == roundBoth {
+			tgt.pg.Start(t)
+		}
+		if mode == roundDB && !t.Failed() {
+			tortureRecovered(t, s, proc.url, devTok, ptTok, clinician, round, seed)
+		}
 		if t.Failed() {
 			fail(round, "a client got an unexpected answer (above); server log: %s", tortureLogTail(proc.logPath))
 		}
@@ -476,45 +546,107 @@ func TestTorture(t *testing.T) {
 		}
 		s.mu.Unlock()
 
-		// The process is gone: the file must open and check, and the
-		// ledger verify, before anything (a start) touches it.
-		if err := boltstore.Check(db); err != nil {
-			fail(round, "bbolt check after SIGKILL: %v", err)
+		if tgt.pg == nil {
+			// The process is gone: the file must open and check, and the
+			// ledger verify, before anything (a start) touches it.
+			if err := boltstore.Check(db); err != nil {
+				fail(round, "bbolt check after SIGKILL: %v", err)
+			}
+			verify(round, "on the killed file")
 		}
-		verify(round, "on the killed file")
+		// (On PostgreSQL 'vault ledger verify' works through a running
+		// server's admin socket only: the checks below are made through
+		// the restarted server, or the one that lived through the
+		// database's crash, which replays the log from the database.)
 
 		killedLog := proc.logPath
-		proc = startTortureProc(t, data, key, filepath.Join(dir, fmt.Sprintf("server-%02d.log", round+1)))
+		if mode != roundDB {
+			proc = startTortureProc(t, data, key, filepath.Join(dir, fmt.Sprintf("server-%02d.log", round+1)), tgt.serve...)
+		}
 		tortureCheck(t, s, proc.url, ptTok, round, seed)
-		verify(round, "through the restarted server")
+		verify(round, "through the "+map[bool]string{true: "server that lived through the database's crash", false: "restarted server"}[mode == roundDB])
 		// The log of the killed process too: a race report there would
-		// otherwise go unseen, since it never exits by itself.
+		// otherwise go unseen, since it never exits by itself. Where the
+		// database crashed under a server, that server logs the failed
+		// requests as errors, as it should: only a race or a panic fails
+		// the round then.
 		for _, l := range []string{killedLog, proc.logPath} {
 			b, err := os.ReadFile(l)
 			if err != nil {
 				fail(round, "server log: %v", err)
 			}
-			if bytes.Contains(b, []byte(`"level":"ERROR"`)) || bytes.Contains(b, []byte("DATA RACE")) {
+			errorsLogged := bytes.Contains(b, []byte(`"level":"ERROR"`)) && !sawCrash[l]
+			if errorsLogged || bytes.Contains(b, []byte("DATA RACE")) || bytes.Contains(b, []byte("panic:")) {
 				fail(round, "a server logged an error: %s", tortureLogTail(l))
 			}
 		}
 		s.stats.roundsPassed++
-		t.Logf("round %d: killed after %v with %d requests in flight; %d batches, %d grants, %d revokes acknowledged so far",
-			round, d, n, s.stats.batchesAcked, s.stats.grantsAcked, s.stats.revokesAcked)
+		t.Logf("round %d (%s): after %v with %d requests in flight; %d batches, %d grants, %d revokes acknowledged so far",
+			round, roundNames[mode], d, n, s.stats.batchesAcked, s.stats.grantsAcked, s.stats.revokesAcked)
 	}
 
-	proc.term(t)
-	if err := boltstore.Check(db); err != nil {
-		t.Fatalf("bbolt check after the final clean stop: %v", err)
+	if tgt.pg != nil {
+		verify(rounds, "through the server before its clean stop")
 	}
-	verify(rounds, "after the final clean stop")
+	proc.term(t)
+	if tgt.pg == nil {
+		if err := boltstore.Check(db); err != nil {
+			t.Fatalf("bbolt check after the final clean stop: %v", err)
+		}
+		verify(rounds, "after the final clean stop")
+	}
 	st := s.stats
 	t.Logf("crash torture passed: %d rounds in %v, seed %d; %d kills landed with requests in flight (%d requests in all)",
 		st.roundsPassed, time.Since(began).Round(time.Millisecond), seed, st.killsMidRequest, st.inFlightAtKill)
 	t.Logf("acknowledged: %d of %d batches (%d of %d readings), %d of %d grants, %d of %d revokes, %d fresh checkpoints; lost: none",
 		st.batchesAcked, st.batches, st.pointsAcked, st.points, st.grantsAcked, st.grants, st.revokesAcked, st.revokes, st.checkpoints)
-	t.Logf("stored though the answer was lost to the kill: %d batches, %d grants, %d revokes; %d grants refused by the ledger-write quota",
-		st.batchesUnackedStored, st.grantsUnackedStored, st.revokesUnackedStored, st.grantsRefused)
+	t.Logf("stored though the answer was lost to the kill: %d batches, %d grants, %d revokes; %d grants refused by the ledger-write quota; %d requests refused while the database was down",
+		st.batchesUnackedStored, st.grantsUnackedStored, st.revokesUnackedStored, st.grantsRefused, st.refusedDBDown)
+}
+
+// tortureRecovered requires the server that lived through the database's
+// crash to take writes again: a batch for each patient and a grant,
+// retried while it answers 500 or 503 (its pool reconnecting), for at
+// most a minute; each then counts as acknowledged.
+func tortureRecovered(t *testing.T, s *tortureState, url string, devTok, ptTok [2]string, clinician string, round int, seed uint64) {
+	t.Helper()
+	post := func(what, path, token, ctype string, body []byte, want int) []byte {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			st, b := httpDo(t, "POST", url+path, token, ctype, body)
+			if st == want {
+				return b
+			}
+			if (st != http.StatusInternalServerError && st != http.StatusServiceUnavailable) || time.Now().After(deadline) {
+				t.Fatalf("round %d (seed %d): %s after the database came back: %d %s", round, seed, what, st, b)
+			}
+		}
+	}
+	for p := range devTok {
+		size := 5
+		id := s.newBatch(p, size)
+		post("a batch", "/api/v1/readings", devTok[p], "application/x-ndjson", torturePoints(id, size), 201)
+		s.mu.Lock()
+		s.batches[id].acked = true
+		s.stats.batchesAcked++
+		s.stats.pointsAcked += size
+		s.mu.Unlock()
+	}
+	body := fmt.Sprintf(`{"clinician":%q,"schemas":["omh:blood-glucose"],"expires_at":%q,"purpose":"TREAT"}`, clinician, time.Now().Add(90*24*time.Hour).UTC().Format(time.RFC3339))
+	s.mu.Lock()
+	s.grantPosts[0]++
+	s.stats.grants++
+	s.mu.Unlock()
+	b := post("a grant", "/api/v1/grants", ptTok[0], "application/json", []byte(body), 201)
+	var g struct{ ID string }
+	if json.Unmarshal(b, &g) != nil || !strings.HasPrefix(g.ID, "gr_") {
+		t.Fatalf("round %d: grant after the database came back: %s", round, b)
+	}
+	s.mu.Lock()
+	s.grantPosts[0]--
+	s.grants[g.ID] = &tortureGrant{patient: 0, acked: true}
+	s.stats.grantsAcked++
+	s.mu.Unlock()
 }
 
 // tortureCheck compares the restarted server with what the clients were

@@ -36,6 +36,13 @@ func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Recor
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	// A malformed call is refused before it is queued, whatever the
+	// store holds (a missing patient included), as PostgreSQL's is.
+	for i, r := range recs {
+		if r.Schema == "" || len(r.Value) == 0 {
+			return 0, fmt.Errorf("record %d has no schema or no value", i)
+		}
+	}
 	req := &insertReq{patient: patientID, recs: recs, done: make(chan struct{})}
 	// Enqueue under the read side of closeMu: Close takes the write side
 	// before it stops the writer, so a queued request is always served.

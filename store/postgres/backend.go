@@ -392,45 +392,59 @@ func (s *Store) SwapPatientKeys(ctx context.Context, swaps []vault.KeySwap) erro
 	return nil
 }
 
-// SwapMeta implements vault.Backend. With scrub, the meta table is
-// rewritten (VACUUM FULL) after the swap commits, so the replaced values
-// leave its live file; the write-ahead log and backups keep them for their
-// retention (docs/scaling.md).
+// SwapMeta implements vault.Backend. As bbolt's: every swap's Old is
+// compared with the value stored before the call (the rows locked FOR
+// UPDATE), and only if all match are the swaps applied, in order, so a key
+// named twice ends with its last New. Of several callers creating one key
+// (Old nil) at once, the INSERTs' primary key lets one win; the others get
+// ErrConflict. With scrub, the meta table is rewritten (VACUUM FULL) after
+// the swap commits, so the replaced values leave its live file; the
+// write-ahead log and backups keep them for their retention
+// (docs/scaling.md).
 func (s *Store) SwapMeta(ctx context.Context, swaps []vault.MetaSwap, scrub bool) error {
+	for _, sw := range swaps {
+		if sw.Key == "" {
+			return errors.New("an empty meta key cannot be swapped")
+		}
+	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		for _, sw := range swaps {
-			var n int64
+			var cur []byte
+			err := tx.QueryRow(ctx, "SELECT value FROM meta WHERE key = $1 FOR UPDATE", sw.Key).Scan(&cur)
 			switch {
-			case sw.Old == nil && sw.New == nil:
-				var present bool
-				if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM meta WHERE key = $1)", sw.Key).Scan(&present); err != nil {
-					return err
-				}
-				if present {
+			case errors.Is(err, pgx.ErrNoRows):
+				if sw.Old != nil {
 					return vault.ErrConflict
 				}
-				continue
-			case sw.Old == nil:
+			case err != nil:
+				return err
+			case sw.Old == nil || !bytes.Equal(cur, sw.Old):
+				return vault.ErrConflict
+			}
+		}
+		written := map[string]bool{}
+		for _, sw := range swaps {
+			first := !written[sw.Key]
+			written[sw.Key] = true
+			switch {
+			case sw.New == nil:
+				if _, err := tx.Exec(ctx, "DELETE FROM meta WHERE key = $1", sw.Key); err != nil {
+					return err
+				}
+			case sw.Old == nil && first:
+				// Absent when checked, and nothing to lock: another
+				// creator may have inserted it since.
 				tag, err := tx.Exec(ctx, "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", sw.Key, sw.New)
 				if err != nil {
 					return err
 				}
-				n = tag.RowsAffected()
-			case sw.New == nil:
-				tag, err := tx.Exec(ctx, "DELETE FROM meta WHERE key = $1 AND value = $2", sw.Key, sw.Old)
-				if err != nil {
-					return err
+				if tag.RowsAffected() != 1 {
+					return vault.ErrConflict
 				}
-				n = tag.RowsAffected()
 			default:
-				tag, err := tx.Exec(ctx, "UPDATE meta SET value = $3 WHERE key = $1 AND value = $2", sw.Key, sw.Old, sw.New)
-				if err != nil {
+				if _, err := tx.Exec(ctx, "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", sw.Key, sw.New); err != nil {
 					return err
 				}
-				n = tag.RowsAffected()
-			}
-			if n != 1 {
-				return vault.ErrConflict
 			}
 		}
 		return nil

@@ -135,6 +135,21 @@ func testSwapMeta(t *testing.T, b vault.Backend) {
 	if err := b.SwapMeta(t.Context(), []vault.MetaSwap{{Key: "k2", Old: []byte("v2")}}, false); !errors.Is(err, vault.ErrConflict) {
 		t.Fatalf("delete of an absent key: %v, want ErrConflict", err)
 	}
+	// A key named twice: both Olds are compared with the value before the
+	// call, and the last New stays (the differential test found the
+	// backends differing here).
+	if err := b.SwapMeta(t.Context(), []vault.MetaSwap{{Key: "k3", New: []byte("a")}, {Key: "k3", New: []byte("b")}}, false); err != nil {
+		t.Fatalf("a key created twice in one call: %v", err)
+	}
+	if err := b.SwapMeta(t.Context(), []vault.MetaSwap{{Key: "k3", Old: []byte("b"), New: []byte("c")}, {Key: "k3", Old: []byte("c"), New: []byte("d")}}, false); !errors.Is(err, vault.ErrConflict) {
+		t.Fatalf("a second Old that only the first swap would make true: %v, want ErrConflict", err)
+	}
+	if err := b.SwapMeta(t.Context(), []vault.MetaSwap{{Key: "k3", Old: []byte("b"), New: []byte("c")}, {Key: "k3", Old: []byte("b")}}, false); err != nil {
+		t.Fatalf("an update then a delete of one key: %v", err)
+	}
+	if v, err := b.Meta(t.Context(), "k3"); v != nil || err != nil {
+		t.Fatalf("k3 after its update and delete = %q, %v", v, err)
+	}
 	if n, err := b.Insert(t.Context(), "pt_a", []vault.Record{rec("s", 1, 1, "x")}); err != nil || n != 1 {
 		t.Fatalf("insert after a scrubbing swap: %d, %v", n, err)
 	}

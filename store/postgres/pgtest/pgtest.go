@@ -152,24 +152,9 @@ func start() (string, error) {
 		return "", err
 	}
 	cluster.bindir = bindir
-	// A short path: a unix socket's path must stay under 108 bytes.
-	dir, err := os.MkdirTemp("", "vaultpg")
-	if err != nil {
-		return "", err
-	}
+	dir, err := privateDir("vaultpg")
 	cluster.dir = dir
-	if os.Geteuid() == 0 {
-		pg, err := user.Lookup("postgres")
-		if err != nil {
-			return "", fmt.Errorf("running as root needs the postgres user: %w", err)
-		}
-		uid, _ := strconv.Atoi(pg.Uid)
-		gid, _ := strconv.Atoi(pg.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return "", err
-		}
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err != nil {
 		return "", err
 	}
 	data := filepath.Join(dir, "data")
@@ -242,4 +227,109 @@ func stop() error {
 		return fmt.Errorf("pg_ctl stop: %v: %s", err, out)
 	}
 	return nil
+}
+
+// Cluster is a private cluster one test owns, for tests that crash and
+// restart the server (the kill -9 torture test): [NewCluster] makes it,
+// and the test's cleanup stops it and removes its directory. Unlike the
+// shared cluster it runs with PostgreSQL's durable defaults (fsync,
+// synchronous_commit and full_page_writes on), so a commit it
+// acknowledged survives an immediate stop, and a vault opens it without
+// allowing unsafe durability.
+type Cluster struct {
+	bindir, dir, data string
+	dsn               string // the database "vault" on it
+}
+
+// NewCluster initialises and starts a private cluster with one empty
+// database. It skips the test (fails it under CI=true) without a local
+// PostgreSQL server, and when VAULT_TEST_POSTGRES names someone else's
+// server, which a test must not crash.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	unavailable := func(why string) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("pgtest: a private PostgreSQL cluster is required under CI=true: %s", why)
+		}
+		t.Skipf("pgtest: SKIPPING, no private PostgreSQL cluster for this test: %s", why)
+	}
+	if os.Getenv("VAULT_TEST_POSTGRES") != "" {
+		unavailable("VAULT_TEST_POSTGRES names a server this test must not crash; run it with a local PostgreSQL server instead")
+	}
+	bindir, err := findBindir()
+	if err != nil {
+		unavailable(err.Error())
+	}
+	dir, err := privateDir("vaultpgc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{bindir: bindir, dir: dir, data: filepath.Join(dir, "data")}
+	t.Cleanup(func() {
+		server(c.bindir, "pg_ctl", "-D", c.data, "-m", "immediate", "-w", "-s", "stop").Run() // already stopped is fine
+		os.RemoveAll(c.dir)
+	})
+	if out, err := server(bindir, "initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: initdb: %v: %s", err, out)
+	}
+	c.Start(t)
+	admin := "host=" + dir + " user=postgres dbname=postgres"
+	conn, err := pgx.Connect(t.Context(), admin)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), "CREATE DATABASE vault TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	c.dsn = withDatabase(admin, "vault")
+	return c
+}
+
+// DSN is the connection string of the cluster's database.
+func (c *Cluster) DSN() string { return c.dsn }
+
+// Start starts the (stopped) cluster and waits until it accepts
+// connections; after a [Cluster.Crash] the server first recovers from its
+// write-ahead log.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	opts := "-c listen_addresses='' -k " + c.dir + " -c max_connections=100"
+	if out, err := server(c.bindir, "pg_ctl", "-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-w", "-t", "120", "-s", "-o", opts, "start").CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
+		t.Fatalf("pgtest: pg_ctl start: %v: %s %s", err, out, log)
+	}
+}
+
+// Crash stops the server with pg_ctl -m immediate: every server process
+// quits at once, without a checkpoint, as in a crash; the next Start
+// recovers from the write-ahead log.
+func (c *Cluster) Crash(t testing.TB) {
+	t.Helper()
+	if out, err := server(c.bindir, "pg_ctl", "-D", c.data, "-m", "immediate", "-w", "-s", "stop").CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: pg_ctl -m immediate stop: %v: %s", err, out)
+	}
+}
+
+// privateDir makes a directory only the server's user can enter (the
+// postgres user when we are root).
+func privateDir(pattern string) (string, error) {
+	// A short path: a unix socket's path must stay under 108 bytes.
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", err
+	}
+	if os.Geteuid() == 0 {
+		pg, err := user.Lookup("postgres")
+		if err != nil {
+			return "", fmt.Errorf("running as root needs the postgres user: %w", err)
+		}
+		uid, _ := strconv.Atoi(pg.Uid)
+		gid, _ := strconv.Atoi(pg.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return "", err
+		}
+	}
+	return dir, os.Chmod(dir, 0o700)
 }

@@ -270,7 +270,7 @@ func (s *Server) points(ctx context.Context, patient string, schemas []string, w
 	return func(yield func([]byte, error) bool) {
 		for _, schema := range schemas {
 			for _, win := range windows[schema] {
-				for r, err := range s.vault.Readings(ctx, patient, schema, win.From, win.To) {
+				for r, err := range s.vault.ReadingsStream(ctx, patient, schema, win.From, win.To) {
 					if !yield(r.JSON, err) || err != nil {
 						return
 					}

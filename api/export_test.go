@@ -367,7 +367,7 @@ func TestExportFormats(t *testing.T) {
 			}
 		case "csv":
 			rows, err := csv.NewReader(bytes.NewReader(bytes.Join(data, []byte("\n")))).ReadAll()
-			if err != nil || len(rows) != 9 || strings.Join(rows[0], ",") != "uuid,schema,time,end_time,value,unit,value2,unit2,source" {
+			if err != nil || len(rows) != 9 || strings.Join(rows[0], ",") != "uuid,schema,time,end_time,value,unit,value2,unit2,source,body" {
 				t.Fatalf("csv: %d rows %v: %v", len(rows), rows, err)
 			}
 			for i, r := range rows[1:] {

@@ -432,3 +432,43 @@ func BenchmarkReplicaDecide(b *testing.B) {
 }
 
 func openBenchReplicas(b *testing.B) []*process { return openReplicas(b, 2, nil) }
+
+// TestReplicaDecisionFailsClosed: a replica that cannot learn the log's
+// size (its database connection gone) denies, rather than deciding from
+// the index it holds, which may miss a revoke made elsewhere.
+func TestReplicaDecisionFailsClosed(t *testing.T) {
+	ps := openReplicas(t, 2, nil)
+	a, b := ps[0].l, ps[1].l
+	if _, err := a.Append(repGrant("gr_1", "pt_a", "cl_b")); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.Decide(repRequest("pt_a", "cl_b")); !d.Permit {
+		t.Fatalf("before: %+v", d)
+	}
+	if err := ps[1].s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.Decide(repRequest("pt_a", "cl_b")); d.Permit || d.Reason != "index_untrusted" {
+		t.Fatalf("with its database gone, the replica decides %+v", d)
+	}
+	if gs, err := b.GrantsChecked("pt_a", ""); err == nil || gs != nil {
+		t.Fatalf("with its database gone, the replica lists %+v, %v", gs, err)
+	}
+	if gs := b.Grants("pt_a", ""); gs != nil {
+		t.Fatalf("with its database gone, the replica lists %+v", gs)
+	}
+	if _, err := b.Grant("gr_1"); err == nil {
+		t.Fatal("with its database gone, the replica returns a grant")
+	}
+	if b.AppGrantActive("gr_1", "pt_a", "app", repT0) {
+		t.Fatal("with its database gone, an app grant is active")
+	}
+	// The index was not marked untrusted: the other replica, and this
+	// one's state, are unharmed.
+	if err := b.IndexError(); err != nil {
+		t.Fatalf("a lost connection marked the index untrusted: %v", err)
+	}
+	if d := a.Decide(repRequest("pt_a", "cl_b")); !d.Permit {
+		t.Fatalf("the other replica: %+v", d)
+	}
+}

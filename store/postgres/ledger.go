@@ -276,3 +276,5 @@ func (l ledgerStore) Head(ctx context.Context) (int64, error) {
 	}
 	return n, err
 }
+
+var _ ledgerstore.Shared = ledgerStore{}

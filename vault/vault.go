@@ -111,6 +111,7 @@ func Open(ctx context.Context, b Backend, root *keys.Root, info RootInfo, o Opti
 			if v.master, err = openMaster(ctx, b, wrapped, root); err != nil {
 				return nil, err
 			}
+			v.reloadMasterWith(root)
 			return v, nil
 		}
 		m, err := createMaster(ctx, b, root, info)
@@ -121,6 +122,7 @@ func Open(ctx context.Context, b Backend, root *keys.Root, info RootInfo, o Opti
 			return nil, err
 		}
 		v.master = m
+		v.reloadMasterWith(root)
 		return v, nil
 	}
 	return nil, errors.New("the vault's master keyset kept changing while it was being created; try again")

@@ -14,6 +14,7 @@ import (
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/keys"
+	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 	"github.com/jupyterhealth/vault/vault"
 	"golang.org/x/mod/sumdb/tlog"
@@ -39,7 +40,7 @@ func openReplicas(t testing.TB, n int, now func() time.Time) []*process {
 	}
 	ps := make([]*process, n)
 	for i := range ps {
-		p := &process{}
+		p := &process{root: root}
 		if p.s, err = Open(t.Context(), dsn, Options{AllowUnsafeDurability: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -470,5 +471,98 @@ func TestReplicaDecisionFailsClosed(t *testing.T) {
 	}
 	if d := a.Decide(repRequest("pt_a", "cl_b")); !d.Permit {
 		t.Fatalf("the other replica: %+v", d)
+	}
+}
+
+// TestReplicaKeyRotation: a master key rotation on one replica while the
+// other reads and writes causes no decrypt failure on the other. The other
+// meets the new key in an account, a patient's key blob (re-wrapped by the
+// rotation) and a ledger entry, each made or re-wrapped by the first after
+// the rotation, reloads the stored keyset and opens them; from then on it
+// seals under the new primary too.
+func TestReplicaKeyRotation(t *testing.T) {
+	ps := openReplicas(t, 2, nil)
+	a, b := ps[0], ps[1]
+	at := time.Date(2025, 5, 5, 5, 5, 0, 0, time.UTC)
+	point := func(i int) []*omh.Point {
+		return []*omh.Point{glucosePoint(t, fmt.Sprintf("7e2a0c1d-0000-4000-8000-%012d", i), at.Add(time.Duration(i)*time.Minute), 100, "rot")}
+	}
+	patient := func(v *vault.Vault, name string) vault.User {
+		t.Helper()
+		u, err := v.CreateUser(t.Context(), vault.NewUser{Role: vault.RolePatient, Name: name, TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	// Made on a before the rotation, never opened on b until after it.
+	early := patient(a.v, "Early Patient")
+	if _, err := a.v.Ingest(t.Context(), early.ID, point(0)); err != nil {
+		t.Fatal(err)
+	}
+	before := a.v.Master().PrimaryID()
+
+	// b works throughout: its own patient, ingest and read back.
+	mine := patient(b.v, "Busy Patient")
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	var busyErr atomic.Pointer[error]
+	wg.Go(func() {
+		for i := 1; ctx.Err() == nil; i++ {
+			if _, err := b.v.Ingest(t.Context(), mine.ID, point(i)); err != nil {
+				busyErr.Store(&err)
+				return
+			}
+			if _, err := readAllPG(b.v, mine.ID); err != nil {
+				busyErr.Store(&err)
+				return
+			}
+			if _, err := b.v.User(t.Context(), early.ID); err != nil {
+				busyErr.Store(&err)
+				return
+			}
+		}
+	})
+	res, err := a.v.RotateMaster(t.Context(), a.root, nil)
+	cancel()
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := busyErr.Load(); p != nil {
+		t.Fatalf("the other replica during the rotation: %v", *p)
+	}
+	if res.Target == before || res.Patients != 2 {
+		t.Fatalf("rotation %+v", res)
+	}
+
+	// After it, on b: the early patient's re-wrapped key blob, an account
+	// a sealed under the new key, a ledger entry a sealed under it.
+	if got, err := readAllPG(b.v, early.ID); err != nil || len(got) != 1 {
+		t.Fatalf("the other replica reads the re-wrapped patient: %d readings, %v", len(got), err)
+	}
+	late := patient(a.v, "Late Patient")
+	if got, err := b.v.User(t.Context(), late.ID); err != nil || got.Name != "Late Patient" {
+		t.Fatalf("the other replica reads an account sealed under the new key: %+v, %v", got, err)
+	}
+	if _, err := b.v.Ingest(t.Context(), late.ID, point(10_000)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readAllPG(a.v, late.ID); err != nil || len(got) != 1 {
+		t.Fatalf("a reads what b stored: %d readings, %v", len(got), err)
+	}
+	if _, err := a.l.Append(repGrant("gr_late", late.ID, "cl_b")); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.l.Decide(repRequest(late.ID, "cl_b")); !d.Permit {
+		t.Fatalf("the other replica decides %+v on an entry sealed under the new key", d)
+	}
+	if got := b.v.Master().PrimaryID(); got != res.Target {
+		t.Fatalf("the other replica seals under key %d, not the new primary %d", got, res.Target)
+	}
+	for k, p := range ps {
+		if _, err := p.l.Verify(nil); err != nil {
+			t.Fatalf("replica %d: verify: %v", k, err)
+		}
 	}
 }

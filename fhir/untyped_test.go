@@ -94,7 +94,7 @@ func untypedObs(t *testing.T, u *jsonformat.Unmarshaller, res json.RawMessage, s
 // not (they have none); each one reads back by its id; a grant that does
 // not cover the schema is 403 schema_not_granted (and an unfiltered
 // search of hers leaves them out); a granular scope does not reach them
-// (403 scope); every page is logged with the schema; a revoke between
+// (403 scope), a whole Observation scope in v1 form does; every page is logged with the schema; a revoke between
 // two pages stops the second.
 func TestUntypedSchemaSearch(t *testing.T) {
 	f := newFixture(t, 1) // 288 CGM readings, 24 heart rates
@@ -193,6 +193,10 @@ func TestUntypedSchemaSearch(t *testing.T) {
 			t.Errorf("%s: %d %s, want 403 %s", tc.code, st, b, tc.want)
 		}
 	}
+	whole, _ := f.token(t, f.clin.ID, "user/Observation.read", oauth.Approval{})
+	if _, by := count(t, whole, "&code=ieee:food-entry:0.1"); fmt.Sprint(by) != fmt.Sprint(map[string]int{"ieee:food-entry:0.1": 30}) {
+		t.Errorf("user/Observation.read: %v", by)
+	}
 	if _, by := count(t, other, ""); fmt.Sprint(by) != fmt.Sprint(map[string]int{"8867-4": 24}) {
 		t.Errorf("unfiltered, heart rate only granted: %v", by)
 	}
@@ -212,8 +216,8 @@ func TestUntypedSchemaSearch(t *testing.T) {
 			logged++
 		}
 	}
-	if logged != 5+30+1+2 { // the pages, the reads by id, code=ieee:food-entry, unfiltered and mixed
-		t.Errorf("%d accesses with ieee:food-entry:0.1 logged, want %d", logged, 5+30+1+2)
+	if want := 5 + 30 + 1 + 2 + 1; logged != want { // the pages, the reads by id, code=ieee:food-entry, unfiltered and mixed, user/Observation.read
+		t.Errorf("%d accesses with ieee:food-entry:0.1 logged, want %d", logged, want)
 	}
 	st, _, b := f.get(t, q+"&_count=10&code="+url.QueryEscape(food), tok)
 	if st != 200 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 )
 
 // Limiter is a token bucket per client address that every replica on the
@@ -19,17 +20,18 @@ import (
 // database empties the table, which only gives every address its full
 // budget again.
 //
-// Rows of addresses idle for a minute are full buckets and are deleted
-// every sweepEvery attempts, so the table holds about the addresses seen
-// in the last minute.
+// Rows of addresses idle for a minute are full buckets: the first attempt
+// a minute or more after the last sweep deletes them, so the table holds
+// the addresses seen in about the last two minutes (client addresses are
+// personal data: docs/architecture.md lists them).
 type Limiter struct {
-	s      *Store
-	scope  string
-	perMin float64
-	calls  atomic.Uint64
+	s         *Store
+	scope     string
+	perMin    float64
+	lastSweep atomic.Int64 // unix seconds
 }
 
-const sweepEvery = 1000
+const sweepEvery = 60 // seconds
 
 // Limiter returns a shared limiter of perMin attempts a minute per
 // address (a burst of perMin, refilled at perMin a minute, as
@@ -49,7 +51,8 @@ func (l *Limiter) Take(ctx context.Context, addr string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if l.calls.Add(1)%sweepEvery == 0 {
+	now := time.Now().Unix()
+	if last := l.lastSweep.Load(); now-last >= sweepEvery && l.lastSweep.CompareAndSwap(last, now) {
 		if _, err := l.s.pool.Exec(ctx, "DELETE FROM rate_buckets WHERE scope = $1 AND last < extract(epoch FROM clock_timestamp()) - 60", l.scope); err != nil {
 			return false, err
 		}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,6 +95,32 @@ func TestSharedLimiter(t *testing.T) {
 	}
 	if allowed.Load() != perMin {
 		t.Fatalf("%d racing attempts allowed, want %d", allowed.Load(), perMin)
+	}
+
+	// A sweep deletes the buckets idle for a minute (full anyway), and
+	// only those.
+	if _, err := a.pool.Exec(t.Context(), "UPDATE rate_buckets SET last = last - 120 WHERE addr = '192.0.2.2'"); err != nil {
+		t.Fatal(err)
+	}
+	la.lastSweep.Store(0)
+	take(la, "203.0.113.9")
+	var addrs []string
+	rows, err := a.pool.Query(t.Context(), "SELECT addr FROM rate_buckets WHERE scope = 'web-auth' ORDER BY addr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(addrs, ",") != "192.0.2.1,198.51.100.7,203.0.113.9" {
+		t.Fatalf("after a sweep the buckets are %v", addrs)
 	}
 
 	if _, err := a.Limiter("", 5); err == nil {

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,9 @@ import (
 
 	"filippo.io/age"
 	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
+	"github.com/chromedp/chromedp"
 	"github.com/jupyterhealth/vault/consent/consenttest"
+	"github.com/jupyterhealth/vault/internal/browsertest"
 	"github.com/jupyterhealth/vault/keys"
 	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 )
@@ -58,6 +61,12 @@ type replicaSet struct {
 	reps  []*replica
 	next  atomic.Uint64
 	extra []string
+	// route, when set, names the replica a path goes to (-1: round
+	// robin), so a test can send a ceremony's begin and finish to chosen
+	// replicas; served records which replica answered each path.
+	route  func(path string) int
+	mu     sync.Mutex
+	served []string
 }
 
 // startReplicas makes a database, a root key and the proxy, then starts n
@@ -79,6 +88,14 @@ func startReplicas(t *testing.T, n int, extra ...string) *replicaSet {
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			r := rs.pick()
+			if rs.route != nil {
+				if i := rs.route(pr.In.URL.Path); i >= 0 {
+					r = rs.reps[i]
+				}
+			}
+			rs.mu.Lock()
+			rs.served = append(rs.served, fmt.Sprintf("%s %s %d", pr.In.Method, pr.In.URL.Path, r.i))
+			rs.mu.Unlock()
 			pr.SetURL(r.url.Load())
 			pr.Out.Host = pr.In.Host // the replicas see the public host
 			pr.Out.Header.Set("X-Test-Replica", strconv.Itoa(r.i))
@@ -759,6 +776,44 @@ func TestReplicasReadAfterRevoke(t *testing.T) {
 	for i := range rs.reps {
 		if st, _ := httpDo(t, "GET", rs.direct(i)+export, ctok, "", nil); st == 200 {
 			t.Errorf("replica %d allowed an export after the revoke on replica 0 returned", i)
+		}
+	}
+}
+
+// TestReplicasChromiumPasskey: real Chromium with a virtual authenticator,
+// through the proxy: every WebAuthn begin goes to replica 0, every finish
+// to replica 1, and every page and asset to replica 2. The patient enrols
+// from an invite, signs out, and signs in again with her passkey; the
+// signed-in pages come from the third replica.
+func TestReplicasChromiumPasskey(t *testing.T) {
+	ctx := browsertest.New(t, 1100, 900)
+	browsertest.Authenticator(t, ctx)
+	rs := startReplicas(t, 3)
+	pt := rs.admin(t, 0, "admin", "user", "add", "--role", "patient", "--name", "Chromium Patient")
+	link := rs.admin(t, 1, "admin", "invite", "--user", pt)
+	rs.mu.Lock()
+	rs.route = func(path string) int {
+		switch {
+		case strings.HasPrefix(path, "/webauthn/") && strings.HasSuffix(path, "/begin"):
+			return 0
+		case strings.HasPrefix(path, "/webauthn/") && strings.HasSuffix(path, "/finish"):
+			return 1
+		}
+		return 2
+	}
+	rs.mu.Unlock()
+	signedIn := chromedp.WaitVisible(chromedp.CSS(`form[action="/signout"] button`))
+	browsertest.Run(t, ctx, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#enrol-form")),
+		chromedp.Click(chromedp.CSS("#enrol-form button")), signedIn,
+		chromedp.Click(chromedp.CSS(`form[action="/signout"] button`)), chromedp.WaitVisible(chromedp.CSS("#signin-button")))
+	browsertest.Run(t, ctx, chromedp.Navigate(rs.base+"/signin"), chromedp.WaitVisible(chromedp.CSS("#signin-button")),
+		chromedp.Click(chromedp.CSS("#signin-button")), signedIn)
+	rs.mu.Lock()
+	served := slices.Clone(rs.served)
+	rs.mu.Unlock()
+	for _, want := range []string{"POST /webauthn/enrol/begin 0", "POST /webauthn/enrol/finish 1", "POST /webauthn/signin/begin 0", "POST /webauthn/signin/finish 1", "GET / 2"} {
+		if !slices.Contains(served, want) {
+			t.Fatalf("no %q among the requests served: %q", want, served)
 		}
 	}
 }

@@ -126,7 +126,7 @@ func TestExportRateLimitPerGrant(t *testing.T) {
 			t.Fatalf("export %d of the burst: %d %.200s", i+1, st, b)
 		}
 	}
-	logged := len(e.ledger.Accesses(e.patient.ID, 0))
+	logged := len(mustAccesses(t, e.ledger, e.patient.ID))
 	req, err := http.NewRequest("GET", e.srv.URL+glucose, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func TestExportRateLimitPerGrant(t *testing.T) {
 	if resp.StatusCode != 429 || err != nil || body.Code != "export_rate_limited" || rerr != nil || retry < 1 || retry > int(api.DefaultExportIntervalPerGrant/time.Second) {
 		t.Fatalf("export past the burst: %d %+v, Retry-After %q", resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
-	if n := len(e.ledger.Accesses(e.patient.ID, 0)); n != logged {
+	if n := len(mustAccesses(t, e.ledger, e.patient.ID)); n != logged {
 		t.Fatalf("a refused export logged an access: %d, then %d", logged, n)
 	}
 	if st, b := e.do(t, "GET", e.exportURL(e.patient.ID, "schema=omh:heart-rate"), e.clin, "", nil); st != 200 {
@@ -152,4 +152,15 @@ func TestExportRateLimitPerGrant(t *testing.T) {
 	if mb := e.scrape(t); !slices.Contains(strings.Split(string(mb), "\n"), `vault_exports_total{format="omh",outcome="rate_limited"} 1`) {
 		t.Error("the refusal is not counted in vault_exports_total")
 	}
+}
+
+// mustAccesses is a patient's whole access log, newest first; a read
+// error fails the test.
+func mustAccesses(t testing.TB, l *consent.Ledger, patient string) []consent.AccessState {
+	t.Helper()
+	as, err := l.Accesses(patient, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
 }

@@ -123,8 +123,10 @@ type AdminOps interface {
 	// KeyStatus reports the master keys and any rotation under way.
 	KeyStatus(ctx context.Context) (vault.KeyStatus, error)
 	// RewriteRecords moves every record not in the current format to it
-	// (resumable: run again after an interruption).
-	RewriteRecords(ctx context.Context) (vault.RewriteResult, error)
+	// (resumable: run again after an interruption), o.Batch records per
+	// transaction; o.Progress, if set, is called after each one (where
+	// the records are: a socket client gets only the result).
+	RewriteRecords(ctx context.Context, o vault.RewriteOptions) (vault.RewriteResult, error)
 	// RecordStatus counts the stored records by format.
 	RecordStatus(ctx context.Context) (vault.RecordStatus, error)
 	// Invite makes a one-time passkey enrolment link.
@@ -214,10 +216,18 @@ func RotationDetail(res vault.RotateResult) string {
 // RewriteRecords rewrites the records not in the current format, online
 // (ingest carries on), and records it in the ledger, counts only. It runs
 // to the end even if the asker goes away; one cut short (a crash) is
-// finished by running it again, and is recorded with what it did.
-func (a LocalAdmin) RewriteRecords(ctx context.Context) (vault.RewriteResult, error) {
+// finished by running it again, and is recorded with what it did. Each
+// committed transaction is logged at info level with the totals so far.
+func (a LocalAdmin) RewriteRecords(ctx context.Context, o vault.RewriteOptions) (vault.RewriteResult, error) {
 	ctx = context.WithoutCancel(ctx)
-	res, err := a.Vault.RewriteRecords(ctx, vault.RewriteOptions{})
+	progress := o.Progress
+	o.Progress = func(r vault.RewriteResult) {
+		a.Log.Info("records rewrite progress", "rewritten", r.Rewritten, "current", r.Current, "patients", r.Patients, "batches", r.Batches)
+		if progress != nil {
+			progress(r)
+		}
+	}
+	res, err := a.Vault.RewriteRecords(ctx, o)
 	detail := fmt.Sprintf("%d records rewritten, %d already current, %d patients", res.Rewritten, res.Current, res.Patients)
 	if err != nil {
 		if res.Rewritten > 0 {
@@ -573,7 +583,15 @@ func NewAdmin(ops AdminOps, log *slog.Logger) http.Handler {
 		return c.JSON(http.StatusOK, out)
 	})
 	e.POST("/admin/records/rewrite", func(c echo.Context) error {
-		out, err := ops.RewriteRecords(c.Request().Context())
+		var o vault.RewriteOptions
+		if q := c.QueryParam("batch"); q != "" {
+			n, err := strconv.Atoi(q)
+			if err != nil || n < 1 || n > vault.MaxRewriteBatch {
+				return newError(http.StatusBadRequest, "bad_request", "batch must be a whole number of records from 1 to %d", vault.MaxRewriteBatch)
+			}
+			o.Batch = n
+		}
+		out, err := ops.RewriteRecords(c.Request().Context(), o)
 		if err != nil {
 			return AdminError(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
 )
@@ -92,6 +93,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if c.Response().Committed {
 			return
 		}
+		// Refused before the body was read: answer at once and close,
+		// rather than wait for a client that may be trickling it.
+		upload.CloseIfUnread(c.Response(), c.Request())
 		body := ErrorBody{Code: ae.Code, Message: ae.Message, Index: ae.Index, Field: ae.Field}
 		if c.Request().Method == http.MethodHead {
 			c.NoContent(ae.Status)

@@ -207,14 +207,10 @@ func (s *Server) getExport(c echo.Context) error {
 		Filters: export.Filters{Schemas: schemas, From: start.Access.From, To: start.Access.To}, Windows: windows,
 		Grants: grants, AccessStart: startIdx, Recipient: key.Fingerprint,
 		Proofs: map[string]consent.Proof{}, Entries: map[string][]byte{}}
-	cp, err := s.ledger.Sign()
-	var size int64
-	if err == nil {
-		var c consent.Checkpoint
-		if c, err = consent.OpenCheckpoint(cp, s.ledger.VerifierKey()); err == nil {
-			size = c.Size
-		}
-	}
+	// A checkpoint that covers the access-start: the newest one signed if
+	// it does, or one signing shared with the exports waiting beside this
+	// one (consent.Ledger.CheckpointCovering); no write.
+	cp, size, err := s.ledger.CheckpointCovering(startIdx + 1)
 	for _, idx := range append([]int64{startIdx}, grantIndexes(grants)...) {
 		if err != nil {
 			break
@@ -274,7 +270,7 @@ func (s *Server) points(ctx context.Context, patient string, schemas []string, w
 	return func(yield func([]byte, error) bool) {
 		for _, schema := range schemas {
 			for _, win := range windows[schema] {
-				for r, err := range s.vault.Readings(ctx, patient, schema, win.From, win.To) {
+				for r, err := range s.vault.ReadingsStream(ctx, patient, schema, win.From, win.To) {
 					if !yield(r.JSON, err) || err != nil {
 						return
 					}
@@ -342,7 +338,10 @@ func (s *Server) getAccessLog(c echo.Context) error {
 	if aerr != nil {
 		return aerr
 	}
-	page, more := s.ledger.AccessPage(tok.UserID, before, limit)
+	page, more, err := s.ledger.AccessPage(tok.UserID, before, limit)
+	if err != nil {
+		return internal(err)
+	}
 	out := AccessLogPage{Accesses: []AccessLogEntry{}}
 	names := map[string]string{}
 	for _, a := range page {

@@ -134,3 +134,49 @@ func doB(b *testing.B, f *fixture, method, path, token, body string) {
 	}
 	resp.Body.Close()
 }
+
+// BenchmarkSmallExports: one-day exports (288 CGM readings each) through
+// the handler over loopback, from parallel clients (run it with -cpu 2
+// and, for more clients than cores, -test.parallelism or the default
+// GOMAXPROCS ones), and reports exports per second. Each export appends
+// its access-start and access-end to the real bbolt ledger and carries a
+// checkpoint covering its access-start, so this is what a consented read
+// costs the ledger.
+func BenchmarkSmallExports(b *testing.B) {
+	f := newFixture(b, api.Config{KeyActivationDelay: -1, ExportsPerMinute: 1 << 30, ExportBurstPerGrant: 1 << 30})
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var lines []string
+	for j := range 288 {
+		ts := base.Add(time.Duration(j) * 5 * time.Minute).Format(time.RFC3339)
+		lines = append(lines, fmt.Sprintf(`{"header":{"uuid":"6a1e0d52-0000-4000-8000-%012d","schema_id":{"namespace":"omh","name":"blood-glucose","version":"4.0"},"source_creation_date_time":%q,"modality":"sensed"},"body":{"blood_glucose":{"value":%d,"unit":"mg/dL"},"effective_time_frame":{"date_time":%q}}}`, j, ts, 70+j%150, ts))
+	}
+	doB(b, f, "POST", "/api/v1/readings", f.device, strings.Join(lines, "\n"))
+	id := x25519(b)
+	kb, _ := json.Marshal(api.KeyRequest{Label: "hub", Recipient: id.Recipient().String()})
+	doB(b, f, "POST", "/api/v1/clinician/keys", f.clin, string(kb))
+	gb, _ := json.Marshal(api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:blood-glucose"}, ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT"})
+	doB(b, f, "POST", "/api/v1/grants", f.ptok, string(gb))
+	url := f.srv.URL + "/api/v1/patients/" + f.patient.ID + "/export?schema=omh:blood-glucose:4.0&from=2025-01-01T00:00:00Z&to=2025-01-02T00:00:00Z"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.SetParallelism(8) // 8 clients per GOMAXPROCS
+	start := time.Now()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Header.Set("Authorization", "Bearer "+f.clin)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 {
+				b.Errorf("export: %d %v", resp.StatusCode, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "exports/s")
+}

@@ -282,7 +282,7 @@ func TestExportAuthorization(t *testing.T) {
 	if st, b := e.do(t, "GET", e.exportURL(e.patient.ID, ok), e.clin, "", nil); st != 403 || !strings.Contains(string(b), "revoked") {
 		t.Errorf("after revoke: %d %s", st, b)
 	}
-	if a := e.ledger.Accesses(e.patient.ID, 0); len(a) != 0 {
+	if a := mustAccesses(t, e.ledger, e.patient.ID); len(a) != 0 {
 		t.Fatalf("refused exports were logged as accesses: %+v", a)
 	}
 }
@@ -299,7 +299,7 @@ func TestExportFailsClosed(t *testing.T) {
 	if st != 503 || errBody(t, b).Code != "access_log_unavailable" || bytes.Contains(b, []byte("age-encryption")) || bytes.Contains(b, []byte("blood")) {
 		t.Fatalf("ledger down: %d %s", st, b)
 	}
-	if a := e.ledger.Accesses(e.patient.ID, 0); len(a) != 0 {
+	if a := mustAccesses(t, e.ledger, e.patient.ID); len(a) != 0 {
 		t.Fatalf("accesses %+v", a)
 	}
 	// And with the ledger back, the export works.
@@ -367,7 +367,7 @@ func TestExportFormats(t *testing.T) {
 			}
 		case "csv":
 			rows, err := csv.NewReader(bytes.NewReader(bytes.Join(data, []byte("\n")))).ReadAll()
-			if err != nil || len(rows) != 9 || strings.Join(rows[0], ",") != "uuid,schema,time,end_time,value,unit,value2,unit2,source" {
+			if err != nil || len(rows) != 9 || strings.Join(rows[0], ",") != "uuid,schema,time,end_time,value,unit,value2,unit2,source,body" {
 				t.Fatalf("csv: %d rows %v: %v", len(rows), rows, err)
 			}
 			for i, r := range rows[1:] {
@@ -413,7 +413,7 @@ func TestExportWaitsForKeyActivation(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, st, b, tc.status, tc.code)
 		}
 	}
-	if a := f.ledger.Accesses(f.patient.ID, 0); len(a) != 0 {
+	if a := mustAccesses(t, f.ledger, f.patient.ID); len(a) != 0 {
 		t.Fatalf("refused exports were logged as accesses: %+v", a)
 	}
 	time.Sleep(time.Until(k.ActiveFrom) + 50*time.Millisecond)

@@ -81,6 +81,9 @@ func (s *Server) postImport(c echo.Context) error {
 		return tooSlow(s.uploadRate)
 	case errors.Is(err, importer.ErrTooLarge) || errors.As(err, &mbe):
 		return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the file is larger than the import limit of %d bytes", s.maxImport)
+	case vault.IsStorageFull(err):
+		// The spool (in the data directory) could not be written.
+		return storageFull(err)
 	case err != nil:
 		return &Error{Status: http.StatusBadRequest, Code: "upload_failed", Message: "the upload did not arrive whole; send it again", Cause: err}
 	}

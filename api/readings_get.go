@@ -41,7 +41,7 @@ func parseSchemas(c echo.Context) ([]string, *Error) {
 	v := c.QueryParam("schema")
 	if v == "" {
 		var all []string
-		for _, s := range omh.Supported() {
+		for _, s := range omh.Accepted() {
 			all = append(all, s.String())
 		}
 		return all, nil
@@ -50,15 +50,8 @@ func parseSchemas(c echo.Context) ([]string, *Error) {
 	if err == nil {
 		// An older version that ingest normalises is stored (and so read)
 		// under its canonical version.
-		if id.Version != "" {
-			if c, ok := omh.CanonicalSchema(id); ok {
-				return []string{c.String()}, nil
-			}
-		}
-		for _, s := range omh.Supported() {
-			if id.Version == "" && s.Namespace == id.Namespace && s.Name == id.Name {
-				return []string{s.String()}, nil
-			}
+		if c, ok := omh.CanonicalSchema(id); ok {
+			return []string{c.String()}, nil
 		}
 	}
 	return nil, newError(http.StatusBadRequest, omh.CodeUnknownSchema, "schema must be one the vault stores, written namespace:name:version, such as omh:blood-glucose:4.0")

@@ -113,14 +113,21 @@ func tooSlow(r upload.Rate) *Error {
 	return newError(http.StatusRequestTimeout, "upload_too_slow", "the request body arrived slower than %d bytes a second (after the first %s); the connection was cut", r.MinBytesPerSecond, r.Grace)
 }
 
+// readAhead is the most of a body's announced length that readBody
+// allocates before the bytes arrive.
+const readAhead = 256 << 10
+
 // readBody reads the whole body, at most limit bytes, at no less than rate,
-// sized up front from Content-Length when the client sent one.
+// sized up front from Content-Length when the client sent one, up to
+// readAhead.
 func readBody(r *http.Request, w http.ResponseWriter, limit int64, rate upload.Rate) ([]byte, error) {
 	rd := http.MaxBytesReader(w, io.NopCloser(rate.Reader(w, r.Body)), limit)
 	if r.ContentLength <= 0 || r.ContentLength > limit {
 		return io.ReadAll(rd)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+1))
+	// The buffer grows as the body arrives: a client that announces 16 MiB
+	// and trickles it must not have it allocated up front.
+	buf := bytes.NewBuffer(make([]byte, 0, min(r.ContentLength+1, readAhead)))
 	_, err := buf.ReadFrom(rd)
 	return buf.Bytes(), err
 }

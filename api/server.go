@@ -211,6 +211,7 @@ func New(cfg Config) *Server {
 	// The client address is the TCP peer, or what a trusted proxy says it
 	// saw: nobody else can dodge the failure limit by sending the header.
 	e.IPExtractor = ratelimit.ClientIP(cfg.TrustedProxies)
+	e.Use(trackBody)
 	e.Use(s.observe)
 	e.Use(noStore)
 	s.routes(e)
@@ -220,6 +221,16 @@ func New(cfg Config) *Server {
 
 // Echo returns the underlying echo instance (an http.Handler).
 func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// trackBody notes whether the request's body is read to its end, so that
+// the error handler can close the connection after a refusal that left it
+// unread (upload.CloseIfUnread).
+func trackBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.SetRequest(upload.TrackBody(c.Request()))
+		return next(c)
+	}
+}
 
 // observe logs each request (never its query, body or headers) and records
 // its latency.

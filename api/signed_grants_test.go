@@ -114,7 +114,7 @@ func TestExportSignedGrants(t *testing.T) {
 			t.Fatalf("error %+v", eb)
 		}
 		// No access was logged for the refusal.
-		if n := len(e.ledger.Accesses(e.patient.ID, 0)); n != 0 {
+		if n := len(mustAccesses(t, e.ledger, e.patient.ID)); n != 0 {
 			t.Fatalf("%d accesses logged", n)
 		}
 		// Other refusals keep their own reasons.

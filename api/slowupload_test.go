@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -162,5 +163,80 @@ func TestUploadTooSlow(t *testing.T) {
 	// A body that arrives at once is not cut.
 	if st, b := postWithin(t, f, "/api/v1/readings", f.device, "application/json", []byte(batch(2))); st != http.StatusCreated {
 		t.Fatalf("an ordinary upload: %d %s", st, b)
+	}
+}
+
+// TestRefusalBeforeBodyClosesAtOnce: a request refused before its body
+// is read is answered at once, with Connection: close, although its
+// client has sent only the first byte of a body net/http would otherwise
+// read to its end (up to 256 KiB) before answering, to keep the
+// connection: a trickling client is not waited on. Before the fix none of
+// these answers arrived while the body was outstanding.
+func TestRefusalBeforeBodyClosesAtOnce(t *testing.T) {
+	f, _ := importFixture(t, 0)
+	const size = 100 << 10 // under net/http's 256 KiB it would read
+	// The patient's first import holds her import slot, trickling.
+	slowPost(t, f, "/api/v1/imports?format=dexcom-clarity", f.device, "text/csv", 1<<20, true)
+	time.Sleep(300 * time.Millisecond) // as in TestSlowImportsDoNotRefuseOthers: the first holds the slot before the second arrives
+	for _, tc := range []struct {
+		name, path, token string
+		status            int
+		code              string
+	}{
+		{"second import of one patient", "/api/v1/imports?format=dexcom-clarity", f.device, http.StatusTooManyRequests, "too_many_imports"},
+		{"unknown token", "/api/v1/readings", "vt_nosuchtoken", http.StatusUnauthorized, ""},
+		{"clinician token uploads", "/api/v1/readings", f.clin, http.StatusForbidden, "wrong_token_type"},
+		{"no such route", "/api/v1/nothing", f.device, http.StatusNotFound, "not_found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := slowPost(t, f, tc.path, tc.token, "text/csv", size, false)
+			resp, b, ok := answered(t, conn, 10*time.Second) // generous: an answer comes at once or never
+			if !ok {
+				t.Fatal("no answer while the body is outstanding")
+			}
+			if resp.StatusCode != tc.status || (tc.code != "" && errBody(t, b).Code != tc.code) {
+				t.Fatalf("%d %s, want %d %s", resp.StatusCode, b, tc.status, tc.code)
+			}
+			if !resp.Close {
+				t.Fatalf("the refusal does not close the connection: %v", resp.Header)
+			}
+		})
+	}
+	// A refusal after the body was read keeps the connection.
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL+"/api/v1/readings", bytes.NewReader([]byte(`{"not":"a point"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+f.device)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Close {
+		t.Fatalf("a bad point, body read: %d, close %v", resp.StatusCode, resp.Close)
+	}
+}
+
+// TestAnnouncedBodyNotAllocated: uploads that announce the largest body
+// allowed and send one byte of it do not have it allocated while they
+// trickle (before the fix each had 16 MiB at once: one device token's 4
+// took 64 MiB, and the load bench's attack grew the server by 190 MiB).
+func TestAnnouncedBodyNotAllocated(t *testing.T) {
+	f := newFixture(t, api.Config{})
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	for range 4 { // the patient's 4 slots: each is reading its body
+		slowPost(t, f, "/api/v1/readings", f.device, "application/x-ndjson", api.DefaultMaxBodyBytes, false)
+	}
+	time.Sleep(300 * time.Millisecond) // for the handlers to reach the body (they would have allocated by then)
+	if grew := int64(heap()) - int64(before); grew > 8<<20 {
+		t.Fatalf("4 uploads of one byte so far hold %d MiB", grew>>20)
 	}
 }

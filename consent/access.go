@@ -1,11 +1,13 @@
 package consent
 
 import (
-	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 )
 
 // AccessState is one export as the index holds it: its access-start entry
@@ -66,51 +68,71 @@ func nextAccessState(prev *AccessState, i int64, e *Entry) (*AccessState, error)
 	return nil, nil
 }
 
-// putAccess puts an access row in its patient's list, replacing the row of
-// the same access-start; the caller holds x.mu. A new access-start is the
-// newest, so it lands at the end.
-func (x *grantIndex) putAccess(a *AccessState) {
-	list := x.accesses[a.Patient]
-	if n := len(list); n == 0 || list[n-1].Start < a.Start {
-		x.accesses[a.Patient] = append(list, a)
+// putAccess records an access in its patient's list of access-start
+// indexes, kept in ledger order; the caller holds x.mu. The index keeps
+// only these 8 bytes per access: a page's rows are read from the store
+// (AccessPage). A new access-start is the newest, so it lands at the end;
+// an access-end names a start already listed, and changes nothing here.
+func (x *grantIndex) putAccess(patient string, start int64) {
+	list := x.accesses[patient]
+	if n := len(list); n == 0 || list[n-1] < start {
+		x.accesses[patient] = append(list, start)
 		return
 	}
-	i, found := slices.BinarySearchFunc(list, a.Start, func(e *AccessState, start int64) int { return cmp.Compare(e.Start, start) })
-	if found {
-		list[i] = a
-		return
+	i, found := slices.BinarySearch(list, start)
+	if !found {
+		x.accesses[patient] = slices.Insert(list, i, start)
 	}
-	x.accesses[a.Patient] = slices.Insert(list, i, a)
 }
 
-// Accesses returns a patient's exports, newest first, at most limit (all
+// Accesses returns a patient's accesses, newest first, at most limit (all
 // when limit <= 0).
-func (l *Ledger) Accesses(patient string, limit int) []AccessState {
-	out, _ := l.AccessPage(patient, 0, limit)
-	return out
+func (l *Ledger) Accesses(patient string, limit int) ([]AccessState, error) {
+	out, _, err := l.AccessPage(patient, 0, limit)
+	return out, err
 }
 
-// AccessPage returns one page of a patient's exports, newest first: at most
-// limit (all when limit <= 0) of those whose access-start index is below
-// before (any, when before <= 0). more reports that older ones remain; the
-// next page is AccessPage(patient, out[len(out)-1].Start, limit). It costs
-// the page, not the patient's whole log.
-func (l *Ledger) AccessPage(patient string, before int64, limit int) (out []AccessState, more bool) {
+// AccessPage returns one page of a patient's accesses, newest first: at
+// most limit (all when limit <= 0) of those whose access-start index is
+// below before (any, when before <= 0). more reports that older ones
+// remain; the next page is AccessPage(patient, out[len(out)-1].Start,
+// limit). The in-memory index holds each patient's access-start indexes
+// only; the page's rows are read from the store, in one read transaction,
+// so a page costs the page, not the patient's whole log, and the memory
+// held is 8 bytes per access.
+func (l *Ledger) AccessPage(patient string, before int64, limit int) (out []AccessState, more bool, err error) {
 	x := l.grants.Load()
 	x.mu.RLock()
-	defer x.mu.RUnlock()
 	list := x.accesses[patient]
 	end := len(list)
 	if before > 0 {
-		end, _ = slices.BinarySearchFunc(list, before, func(e *AccessState, start int64) int { return cmp.Compare(e.Start, start) })
+		end, _ = slices.BinarySearch(list, before)
 	}
 	first := 0
 	if limit > 0 && end > limit {
 		first = end - limit
 	}
-	out = make([]AccessState, 0, end-first)
-	for i := end - 1; i >= first; i-- {
-		out = append(out, *list[i])
+	// Copy the page's indexes while the lock is held: commits append to
+	// the list meanwhile.
+	starts := slices.Clone(list[first:end])
+	x.mu.RUnlock()
+	out = make([]AccessState, 0, len(starts))
+	err = l.view(func(tx ledgerstore.ReadTx) error {
+		for i := len(starts) - 1; i >= 0; i-- {
+			id := accessRowID(patient, starts[i])
+			r, err := l.getRow(tx, id)
+			if err != nil {
+				return err
+			}
+			if r.Access == nil {
+				return fmt.Errorf("index entry %s is missing", id)
+			}
+			out = append(out, *r.Access)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	return out, first > 0
+	return out, first > 0, nil
 }

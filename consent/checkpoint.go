@@ -85,67 +85,174 @@ func OpenCheckpoint(signed []byte, vkey string) (Checkpoint, error) {
 // SignInterval is the most often Run signs a checkpoint.
 const SignInterval = time.Second
 
-// LatestCheckpoint returns the newest signed checkpoint, or nil if none.
+// LatestCheckpoint returns the newest signed checkpoint, or nil if none:
+// the newest stored one, or one signed since (CheckpointCovering) that Run
+// has not stored yet.
 func (l *Ledger) LatestCheckpoint() ([]byte, error) {
 	var out []byte
+	var size int64
 	err := l.view(func(tx ledgerstore.ReadTx) error {
-		_, v, err := tx.LatestCheckpoint()
+		var v []byte
+		var err error
+		size, v, err = tx.LatestCheckpoint()
 		out = bytes.Clone(v)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	if l.cp != nil && (out == nil || l.cpSize > size) {
+		return l.cp, nil
+	}
+	return out, nil
 }
 
-// Sign signs a checkpoint of the whole log now (unless the newest one
-// already covers it) and returns it. A caller that needs a proof against
-// the latest entries calls it; otherwise Run signs about once a second.
+// signRound is one signing in flight; whoever needs a checkpoint while it
+// runs waits for it instead of signing again.
+type signRound struct {
+	done chan struct{}
+	err  error
+}
+
+// CheckpointCovering returns a signed checkpoint of size at least n (the
+// log must hold n entries, committed) and its size. It costs no write:
+// the newest checkpoint signed so far is kept in memory, and one that
+// covers n is returned as it is. Otherwise it signs the log as it stands
+// now, from a read transaction; at most one signing runs at a time, and
+// those who ask while it runs wait for it, so a burst of exports shares a
+// signature or two rather than one each. The checkpoints it signs are
+// stored on Run's schedule (or by Sign), not per call: each is of a
+// committed prefix of the log, so the log stays consistent with it
+// whether or not it was stored.
+func (l *Ledger) CheckpointCovering(n int64) ([]byte, int64, error) {
+	for {
+		l.cpMu.Lock()
+		if l.cp != nil && l.cpSize >= n {
+			cp, size := l.cp, l.cpSize
+			l.cpMu.Unlock()
+			return cp, size, nil
+		}
+		if r := l.cpRound; r != nil {
+			l.cpMu.Unlock()
+			<-r.done
+			if r.err != nil {
+				return nil, 0, r.err
+			}
+			continue // it may have signed a tree that is still too small
+		}
+		r := &signRound{done: make(chan struct{})}
+		l.cpRound = r
+		l.cpMu.Unlock()
+
+		cp, size, err := l.signView()
+		l.cpMu.Lock()
+		if err == nil {
+			l.noteSigned(cp, size)
+			if size < n {
+				err = fmt.Errorf("the log holds %d entries, fewer than the %d a checkpoint was asked to cover", size, n)
+			}
+		}
+		r.err = err
+		l.cpRound = nil
+		l.cpMu.Unlock()
+		close(r.done)
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+}
+
+// noteSigned keeps cp as the newest signed checkpoint if it is newer;
+// the caller holds cpMu.
+func (l *Ledger) noteSigned(cp []byte, size int64) {
+	if l.cp == nil || size > l.cpSize {
+		l.cp, l.cpSize = cp, size
+	}
+}
+
+// signView signs a checkpoint of the committed log, read in one read
+// transaction. Ed25519 signatures are deterministic, so signing one tree
+// twice gives the same bytes.
+func (l *Ledger) signView() (signed []byte, size int64, err error) {
+	var h tlog.Hash
+	err = l.view(func(tx ledgerstore.ReadTx) error {
+		var err error
+		if size, err = tx.Size(); err != nil {
+			return err
+		}
+		h, err = tlog.TreeHash(size, tx)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	signed, err = note.Sign(&note.Note{Text: string(Checkpoint{Origin: l.origin, Size: size, Hash: h}.Marshal())}, l.signer)
+	return signed, size, err
+}
+
+// Sign returns a signed checkpoint of the whole log as it stands, and
+// stores it (unless a stored one already covers it). A caller that wants
+// the checkpoint kept (a patient's ledger page, serve when it stops)
+// calls it; one that needs a proof against its own entries calls
+// CheckpointCovering, and Run stores the newest about once a second.
 func (l *Ledger) Sign() ([]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.signLocked()
+	n, err := l.Size()
+	if err != nil {
+		return nil, err
+	}
+	cp, size, err := l.CheckpointCovering(n)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.storeCheckpoint(cp, size); err != nil {
+		return nil, err
+	}
+	return cp, nil
 }
 
-func (l *Ledger) signLocked() ([]byte, error) {
-	var out []byte
-	err := l.update(func(tx ledgerstore.WriteTx) error {
-		n, err := tx.Size()
-		if err != nil {
+// storeCheckpoint stores a signed checkpoint unless a stored one is as
+// new. It takes the store's write transaction but not the ledger's commit
+// lock, so it never waits for, or holds up, a group commit beyond the
+// store's own serialisation.
+func (l *Ledger) storeCheckpoint(cp []byte, size int64) error {
+	// Look first in a read transaction: a write one that writes nothing
+	// still costs a commit.
+	var stored int64
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		var err error
+		stored, _, err = tx.LatestCheckpoint()
+		return err
+	})
+	if err != nil || stored >= size {
+		return err
+	}
+	err = l.update(func(tx ledgerstore.WriteTx) error {
+		stored, _, err := tx.LatestCheckpoint()
+		if err != nil || stored >= size {
 			return err
 		}
-		size, v, err := tx.LatestCheckpoint()
-		if err != nil {
-			return err
-		}
-		if v != nil && size == n {
-			out = bytes.Clone(v)
-			return nil
-		}
-		h, err := tlog.TreeHash(n, tx)
-		if err != nil {
-			return err
-		}
-		signed, err := note.Sign(&note.Note{Text: string(Checkpoint{Origin: l.origin, Size: n, Hash: h}.Marshal())}, l.signer)
-		if err != nil {
-			return err
-		}
-		out = signed
-		return tx.PutCheckpoint(n, signed)
+		return tx.PutCheckpoint(size, cp)
 	})
 	if err == nil {
+		l.cpMu.Lock()
 		l.lastSigned = l.now()
+		l.cpMu.Unlock()
 	}
-	return out, err
+	return err
 }
 
-// SignIfDue signs when entries arrived since the last checkpoint and at
-// least SignInterval has passed. Run calls it.
+// SignIfDue signs and stores a checkpoint when entries arrived since the
+// last stored one and at least SignInterval has passed. Run calls it.
 func (l *Ledger) SignIfDue() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.now().Sub(l.lastSigned) < SignInterval {
+	l.cpMu.Lock()
+	due := l.now().Sub(l.lastSigned) >= SignInterval
+	l.cpMu.Unlock()
+	if !due {
 		return nil
 	}
-	_, err := l.signLocked()
+	_, err := l.Sign()
 	return err
 }
 

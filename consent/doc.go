@@ -17,10 +17,12 @@
 // is (*boltstore.Store).Ledger; storetest.RunLedger is the conformance
 // suite every backend passes.
 //
-// [Ledger.Sign] signs a [Checkpoint] (C2SP tlog-checkpoint, as a C2SP
-// signed note with the log's Ed25519 key, whose private half is sealed
-// under the master). [Ledger.Run] signs about once a second while entries
-// arrive. [Ledger.ProveInclusion] and [Ledger.ProveConsistency] give RFC
+// [Ledger.Sign] signs and stores a [Checkpoint] (C2SP tlog-checkpoint, as
+// a C2SP signed note with the log's Ed25519 key, whose private half is
+// sealed under the master). [Ledger.Run] signs and stores one about once a
+// second while entries arrive. [Ledger.CheckpointCovering] is for a read
+// that needs a checkpoint covering its own access-start (an export's
+// manifest): it writes nothing, and one signing serves everyone waiting. [Ledger.ProveInclusion] and [Ledger.ProveConsistency] give RFC
 // 6962 proofs; [Ledger.Verify] replays the whole log.
 //
 // Clients pin the log's verifier key ([Ledger.VerifierKey]) out of band: a

@@ -66,14 +66,14 @@ type grantIndex struct {
 	byPair map[[2]string][]*GrantState // (clinician, patient); clinician grants only
 	apps   map[string][]*GrantState    // app grants, by patient
 	keys   map[string]*KeyState        // by key row id
-	// accesses holds each patient's accesses in ledger order (by the
-	// access-start's index), so a page of her access log costs the page,
-	// not every access in the vault.
-	accesses map[string][]*AccessState
+	// accesses holds each patient's access-start indexes in ledger order,
+	// so a page of her access log costs the page, not every access in the
+	// vault; the rows themselves stay in the store (AccessPage).
+	accesses map[string][]int64
 }
 
 func newGrantIndex() *grantIndex {
-	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, apps: map[string][]*GrantState{}, keys: map[string]*KeyState{}, accesses: map[string][]*AccessState{}}
+	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, apps: map[string][]*GrantState{}, keys: map[string]*KeyState{}, accesses: map[string][]int64{}}
 }
 
 func (x *grantIndex) putRow(r indexRow) {
@@ -87,7 +87,7 @@ func (x *grantIndex) putRow(r indexRow) {
 	}
 	if r.Access != nil {
 		x.mu.Lock()
-		x.putAccess(r.Access)
+		x.putAccess(r.Access.Patient, r.Access.Start)
 		x.mu.Unlock()
 	}
 }
@@ -338,14 +338,18 @@ func (l *Ledger) readIndex(tx ledgerstore.ReadTx) (*grantIndex, error) {
 	// Access rows come in row-id order, which is not ledger order
 	// ("acc/p/10" < "acc/p/9"): put them in ledger order, so each lands
 	// at the end of its patient's list.
-	var accesses []*AccessState
+	type access struct {
+		patient string
+		start   int64
+	}
+	var accesses []access
 	err := tx.IndexRows(func(id string, sealed []byte) error {
 		r, err := l.openRow(id, sealed)
 		if err != nil {
 			return err
 		}
 		if r.Access != nil {
-			accesses = append(accesses, r.Access)
+			accesses = append(accesses, access{r.Access.Patient, r.Access.Start})
 			return nil
 		}
 		x.putRow(r)
@@ -354,9 +358,9 @@ func (l *Ledger) readIndex(tx ledgerstore.ReadTx) (*grantIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(accesses, func(a, b *AccessState) int { return cmp.Compare(a.Start, b.Start) })
+	slices.SortFunc(accesses, func(a, b access) int { return cmp.Compare(a.start, b.start) })
 	for _, a := range accesses {
-		x.putAccess(a)
+		x.putAccess(a.patient, a.start)
 	}
 	return x, nil
 }

@@ -38,14 +38,19 @@ type Ledger struct {
 	vkey   string
 	now    func() time.Time
 
-	mu         sync.Mutex // serialises commits and signing
-	lastSigned time.Time
-	grants     atomic.Pointer[grantIndex] // swapped whole by Open and Rebuild
-	indexBad   atomic.Pointer[error]      // set when the stored index is not trusted
-	dkey       []byte                     // MAC key of the index digest
+	mu       sync.Mutex                 // serialises commits
+	grants   atomic.Pointer[grantIndex] // swapped whole by Open and Rebuild
+	indexBad atomic.Pointer[error]      // set when the stored index is not trusted
+	dkey     []byte                     // MAC key of the index digest
 
 	qmu   sync.Mutex
 	queue []*appendReq // appends waiting for the next group commit
+
+	cpMu       sync.Mutex // guards the checkpoint fields below
+	cp         []byte     // the newest checkpoint signed (stored or not)
+	cpSize     int64      // its tree size
+	cpRound    *signRound // the signing in flight, if any
+	lastSigned time.Time  // when a checkpoint was last stored
 }
 
 // Options configure Open.
@@ -206,7 +211,10 @@ func (l *Ledger) Append(entries ...Entry) (int64, error) {
 // AppendChecked is Append with a check that runs inside the transaction,
 // before the entries, with the index the first entry will get; its error
 // refuses the append. The export issue's access-start uses it, so that the
-// consent decision and the append happen in one serialised step.
+// consent decision and the append happen in one serialised step. It is
+// group-committed too, but only behind access entries: anything else
+// queued before it (a revoke, say) commits and is published first, so the
+// check decides on everything logged before its entry.
 func (l *Ledger) AppendChecked(check func(next int64) error, entries ...Entry) (int64, error) {
 	return l.appendChecked(check, false, entries)
 }
@@ -258,15 +266,18 @@ func (l *Ledger) appendChecked(check func(next int64) error, linkEnd bool, entri
 	batch := l.queue
 	l.queue = nil
 	l.qmu.Unlock()
-	// A checked request decides against the published index, so it commits
-	// alone, after everything queued before it has committed and been
-	// published; runs of unchecked requests share a transaction.
+	// Runs of requests share a transaction. A checked request decides
+	// against the published index, which a batch's earlier requests have
+	// not changed yet; so it may join a run only while every request
+	// before it in the run is access entries alone, which change access
+	// rows and nothing a check reads (grants, keys). Otherwise it starts
+	// the next run, after the run before it has committed and been
+	// published.
 	for len(batch) > 0 {
-		k := 1
-		if batch[0].check == nil {
-			for k < len(batch) && batch[k].check == nil {
-				k++
-			}
+		k, quiet := 1, batch[0].accessOnly()
+		for k < len(batch) && (batch[k].check == nil || quiet) {
+			quiet = quiet && batch[k].accessOnly()
+			k++
 		}
 		l.commitBatch(batch[:k])
 		batch = batch[k:]
@@ -283,15 +294,30 @@ type appendReq struct {
 	entries []Entry
 	encoded [][]byte
 	check   func(next int64) error
-	linkEnd bool // entries are an access-start and its end (AppendAccess)
+	linkEnd bool  // entries are an access-start and its end (AppendAccess)
+	refused error // the check's refusal, in a batch that commits without it
 	first   int64
 	changed []indexRow
 	err     error
 	done    chan struct{}
 }
 
+// accessOnly reports whether every entry is an access-start or an
+// access-end: appending them changes no grant or key, so no check decides
+// differently before and after them.
+func (r *appendReq) accessOnly() bool {
+	for k := range r.entries {
+		if kind := r.entries[k].Kind; kind != KindAccessStart && kind != KindAccessEnd {
+			return false
+		}
+	}
+	return true
+}
+
 // commitBatch commits a batch in one transaction; if that fails, each
 // request is retried alone so one caller's refusal fails only that caller.
+// A request whose check refuses it is left out of the transaction (the
+// check runs before it writes anything), and the others commit.
 func (l *Ledger) commitBatch(batch []*appendReq) {
 	defer func() {
 		// A panic (in a check, say) must not leave batchmates waiting, or
@@ -310,7 +336,7 @@ func (l *Ledger) commitBatch(batch []*appendReq) {
 	}()
 	err := l.update(func(tx ledgerstore.WriteTx) error {
 		for _, r := range batch {
-			if err := l.appendTx(tx, r); err != nil {
+			if err := l.appendTx(tx, r); err != nil && r.refused == nil {
 				return err
 			}
 		}
@@ -319,12 +345,18 @@ func (l *Ledger) commitBatch(batch []*appendReq) {
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
 			r.err = l.update(func(tx ledgerstore.WriteTx) error { return l.appendTx(tx, r) })
+			if r.refused != nil {
+				r.err = r.refused
+			}
 			l.finish(r)
 		}
 		return
 	}
 	for _, r := range batch {
 		r.err = err
+		if r.refused != nil {
+			r.err = r.refused
+		}
 		l.finish(r)
 	}
 }
@@ -352,14 +384,17 @@ func (l *Ledger) finish(r *appendReq) {
 }
 
 func (l *Ledger) appendTx(tx ledgerstore.WriteTx, r *appendReq) error {
-	r.changed = r.changed[:0]
+	r.changed, r.refused = r.changed[:0], nil
 	n, err := tx.Size()
 	if err != nil {
 		return err
 	}
 	r.first = n
 	if r.check != nil {
+		// Before anything is written: a refused request leaves the
+		// transaction as it found it.
 		if err := r.check(n); err != nil {
+			r.refused = err
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package export
 
 import (
 	"encoding/csv"
+	"fmt"
 	"strings"
 	"time"
 
@@ -9,17 +10,23 @@ import (
 )
 
 // csvColumns is the CSV header row.
-var csvColumns = []string{"uuid", "schema", "time", "end_time", "value", "unit", "value2", "unit2", "source"}
+var csvColumns = []string{"uuid", "schema", "time", "end_time", "value", "unit", "value2", "unit2", "source", "body"}
 
 // csvEncoder writes RFC 4180 CSV through encoding/csv, one row per reading
-// (LF line ends). Every cell is on one line: the only free text, source, has
-// its line-breaking characters replaced (see sourceCell), and the other
-// cells are numbers, UTC times and fixed vocabulary.
+// (LF line ends). Every cell is on one line: the free text, source, has its
+// line-breaking characters replaced (see sourceCell), body is JSON with
+// them escaped (see bodyCell), and the other cells are numbers, UTC times
+// and fixed vocabulary.
+//
+// value to unit2 are the typed schemas' columns. A reading of a schema
+// without a typed model (an *omh.Document) leaves them empty and has its
+// body, in the canonical JSON the vault stores, in the body column; a
+// typed reading's body cell is empty.
 type csvEncoder struct {
 	out    appendWriter
 	w      *csv.Writer
 	header []byte
-	row    [9]string
+	row    [10]string
 	num    []byte // scratch for formatting numbers
 }
 
@@ -66,8 +73,10 @@ func (e *csvEncoder) AppendRecord(dst, point []byte) ([]byte, error) {
 	if iv.isInterval && iv.hasEnd {
 		r[3] = csvTime(iv.end)
 	}
-	r[4], r[5], r[6], r[7] = "", "", "", ""
+	r[4], r[5], r[6], r[7], r[9] = "", "", "", "", ""
 	switch b := p.Body.(type) {
+	case *omh.Document:
+		r[9] = bodyCell(b.JSON())
 	case *omh.BloodGlucose:
 		r[4], r[5] = e.number(b.BloodGlucose.Value), b.BloodGlucose.Unit
 	case *omh.HeartRate:
@@ -115,6 +124,28 @@ func (e *csvEncoder) number(f float64) string {
 
 // csvTime is t in UTC, RFC 3339, with a fraction only when it is not zero.
 func csvTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// bodyCell is a body's canonical JSON on one line: the characters a line
+// reader may split on (NEL, U+2028, U+2029, DEL; JSON already escapes the
+// C0 controls) can occur only inside its strings, where a \u escape
+// stands for the same character, so the cell is the same JSON value. It
+// starts with '{', which no spreadsheet evaluates.
+func bodyCell(b []byte) string {
+	s := string(b)
+	if !strings.ContainsFunc(s, breaksLine) {
+		return s
+	}
+	var out strings.Builder
+	out.Grow(len(s) + 16)
+	for _, r := range s {
+		if breaksLine(r) {
+			fmt.Fprintf(&out, `\u%04x`, r)
+			continue
+		}
+		out.WriteRune(r)
+	}
+	return out.String()
+}
 
 // sourceCell makes the source text safe for a spreadsheet and for a line
 // reader:

@@ -9,12 +9,12 @@ import (
 	"testing"
 )
 
-const csvHeader = "uuid,schema,time,end_time,value,unit,value2,unit2,source\n"
+const csvHeader = "uuid,schema,time,end_time,value,unit,value2,unit2,source,body\n"
 
 func readCSV(t testing.TB, b []byte) [][]string {
 	t.Helper()
 	r := csv.NewReader(bytes.NewReader(b))
-	r.FieldsPerRecord = 9
+	r.FieldsPerRecord = 10
 	var out [][]string
 	for {
 		rec, err := r.Read()
@@ -52,7 +52,7 @@ func TestCSVRows(t *testing.T) {
 				t.Fatalf("%d records, want 1: %q", len(recs), out)
 			}
 			w := c.csv
-			want := []string{c.p.UUID, c.p.Schema.String(), w.time, w.end, w.value, w.unit, w.value2, w.unit2, w.source}
+			want := []string{c.p.UUID, c.p.Schema.String(), w.time, w.end, w.value, w.unit, w.value2, w.unit2, w.source, ""}
 			for i, col := range strings.Split(strings.TrimSpace(csvHeader), ",") {
 				if recs[0][i] != want[i] {
 					t.Errorf("%s = %q, want %q (row %q)", col, recs[0][i], want[i], out)

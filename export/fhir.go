@@ -1,6 +1,7 @@
 package export
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -19,6 +20,12 @@ const (
 	ucumSystem     = "http://unitsofmeasure.org"
 	categorySystem = "http://terminology.hl7.org/CodeSystem/observation-category"
 	absentSystem   = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+
+	// extObservationValue is the official cross-version extension that
+	// carries an R5 Observation.value[x] in R4
+	// (https://hl7.org/fhir/uv/xver-r5.r4/, ext-R5-Observation.value):
+	// R4's value[x] has no Attachment, R5's (which /jhe serves) does.
+	extObservationValue = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value"
 
 	// The FHIR R4 vital signs profiles
 	// (https://hl7.org/fhir/R4/observation-vitalsigns.html).
@@ -189,6 +196,11 @@ type observation struct {
 		value quantity
 	}
 	ncomp int
+	// attach is the stored point, for a schema without a typed mapping:
+	// the Observation is coded with the schema id (omh.CodeSystem) and
+	// carries the point, base64, as an R5 valueAttachment (see
+	// extObservationValue), as /jhe serves every reading.
+	attach []byte
 }
 
 func (o *observation) component(c coding, q quantity) {
@@ -196,13 +208,15 @@ func (o *observation) component(c coding, q quantity) {
 	o.ncomp++
 }
 
-// fhirSupports reports whether a canonical schema has a FHIR form. An OMH
+// fhirSupports reports whether a canonical schema has a FHIR form: every
+// one but omh:physical-activity. A schema without a typed model goes out
+// in the generic form (see observation.attach). An OMH
 // physical-activity is a named session with optional distance, energy and
 // intensity: there is no one standard Observation coding that carries it
 // without dropping members (LOINC has no code for the session's distance in
 // the HL7 Physical Activity IG's value sets), so fhir refuses it.
 func fhirSupports(id omh.SchemaID) bool {
-	return id.Namespace == "omh" && id.Name != "physical-activity"
+	return !(id.Namespace == "omh" && id.Name == "physical-activity" && omh.Typed(id))
 }
 
 type fhirEncoder struct {
@@ -293,6 +307,10 @@ func (w *ObservationWriter) Append(dst []byte, id string, point []byte) ([]byte,
 // mapObservation fills o for p; false when p's schema has no FHIR form.
 func mapObservation(p *omh.Point, o *observation) bool {
 	switch b := p.Body.(type) {
+	case *omh.Document:
+		// The point in canonical form, as the vault stores it: the
+		// attachment depends on the reading, not its spelling.
+		o.attach = p.AppendJSON(nil)
 	case *omh.HeartRate:
 		o.profile, o.category, o.codes = profileHeartRate, catVitalSigns, codeHeartRate
 		o.value, o.hasValue = quantityOf(b.HeartRate), true
@@ -408,6 +426,11 @@ func (e *fhirEncoder) appendObservation(dst []byte, p *omh.Point, o *observation
 		dst = append(dst, p.UUID...)
 		dst = append(dst, `"}]`...)
 	}
+	if o.attach != nil {
+		dst = append(dst, `,"extension":[{"url":"`+extObservationValue+`","valueAttachment":{"contentType":"application/json","data":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, o.attach)
+		dst = append(dst, `"}}]`...)
+	}
 	dst = append(dst, `,"status":"final"`...)
 	if o.category != nil {
 		dst = append(dst, `,"category":[{"coding":[{"system":"`+categorySystem+`","code":"`...)
@@ -417,7 +440,15 @@ func (e *fhirEncoder) appendObservation(dst []byte, p *omh.Point, o *observation
 		dst = append(dst, `"}]}]`...)
 	}
 	dst = append(dst, `,"code":`...)
-	dst = appendConcept(dst, o.codes, o.codeText)
+	if o.attach != nil {
+		dst = append(dst, `{"coding":[{"system":"`+omh.CodeSystem+`","code":"`...)
+		dst = append(dst, p.Schema.String()...) // namespace:name:version of the embedded set: no character to escape
+		dst = append(dst, `"}],"text":"`...)
+		dst = append(dst, p.Schema.String()...)
+		dst = append(dst, `"}`...)
+	} else {
+		dst = appendConcept(dst, o.codes, o.codeText)
+	}
 	dst = append(dst, ',')
 	dst = append(dst, e.subject...)
 
@@ -441,7 +472,7 @@ func (e *fhirEncoder) appendObservation(dst []byte, p *omh.Point, o *observation
 	case o.hasValue:
 		dst = append(dst, `,"valueQuantity":`...)
 		dst = appendQuantity(dst, o.value)
-	case o.ncomp == 0:
+	case o.ncomp == 0 && o.attach == nil:
 		// Only a sleep episode whose end cannot be computed gets here.
 		dst = append(dst, `,"dataAbsentReason":{"coding":[{"system":"`+absentSystem+`","code":"unknown","display":"Unknown"}]}`...)
 	}

@@ -20,13 +20,18 @@ import (
 // and csv with no other line-breaking character either), except that fhir
 // refuses, writing nothing, exactly the schemas Supports refuses. A fhir
 // line is an Observation the R4 library accepts, a csv line one record of
-// nine cells. fhir and csv write the same bytes for the point as submitted
+// ten cells. A reading without a typed model (an *omh.Document) is
+// carried whole: fhir's attachment decodes to the stored point, csv's body
+// cell is its body's JSON. fhir and csv write the same bytes for the point as submitted
 // as for its canonical form: they depend on the reading, not its spelling.
 //
 //	go test ./export -run '^$' -fuzz FuzzEncoders -fuzztime 60s
 func FuzzEncoders(f *testing.F) {
 	for _, c := range encCaseTable() {
 		f.Add([]byte(c.raw))
+	}
+	for _, raw := range untypedRaw {
+		f.Add([]byte(raw))
 	}
 	// The example points, when shared/ is there (seeding does not skip:
 	// TestFHIRExamples and TestCSVRoundTrip report a missing shared/).
@@ -83,9 +88,18 @@ func checkEncoders(t *testing.T, u *jsonformat.Unmarshaller, in []byte) {
 			if _, err := parseR4Observation(u, rec[:len(rec)-1]); err != nil {
 				t.Fatalf("fhir: not a valid R4 Observation: %v\n%s\nfrom %s", err, rec, canon)
 			}
+			if _, ok := p.Body.(*omh.Document); ok {
+				checkAttachment(t, rec[:len(rec)-1], p.Schema.String(), canon)
+			}
 		case "csv":
-			if recs := readCSV(t, rec); len(recs) != 1 {
+			recs := readCSV(t, rec)
+			if len(recs) != 1 {
 				t.Fatalf("csv: %d records in %q", len(recs), rec)
+			}
+			if doc, ok := p.Body.(*omh.Document); ok {
+				checkBodyCell(t, recs[0], doc.JSON())
+			} else if recs[0][9] != "" {
+				t.Fatalf("csv: typed %s has a body cell %q", p.Schema, recs[0][9])
 			}
 		}
 		if format != "omh" {
@@ -110,6 +124,8 @@ func FuzzEncoderFields(f *testing.F) {
 	f.Add(uint8(2), 1e21, uint8(0), "2026-01-02T00:00:00+14:30", "2026-01-03T00:00:00-12:00", 0.0, "a\nb\u2028", uint8(2))
 	f.Add(uint8(8), math.Copysign(0, -1), uint8(3), "0001-01-01T00:00:00.123456789123Z", "", 1e-9, "", uint8(3))
 	f.Add(uint8(9), 420.0, uint8(5), "2026-01-01T23:00:00+01:00", "", 7.5, "\t@x", uint8(4))
+	f.Add(uint8(10), 812.0, uint8(0), "2026-01-02T15:04:05Z", "", 0.0, "a\u2028b\u0085c\x7f", uint8(0))
+	f.Add(uint8(11), 5.4, uint8(1), "2026-01-02T15:04:05Z", "2026-01-02T15:09:05Z", 0.0, "", uint8(2))
 	u := encR4(f)
 	f.Fuzz(func(t *testing.T, schema uint8, value float64, unit uint8, start, end string, dur float64, source string, extra uint8) {
 		in := fieldPoint(schema, value, unit, start, end, dur, source, extra)
@@ -141,7 +157,7 @@ func fieldPoint(schema uint8, value float64, unit uint8, start, end string, dur 
 	specimens := []string{"", "interstitial fluid", "capillary blood", "urine"}
 	var name, version string
 	body := map[string]any{"effective_time_frame": tf}
-	switch schema % 10 {
+	switch schema % 12 {
 	case 0:
 		name, version = "blood-glucose", "4.0"
 		body["blood_glucose"] = uv(pick("mg/dL", "mmol/L", "MGDL"))
@@ -181,6 +197,16 @@ func fieldPoint(schema uint8, value float64, unit uint8, start, end string, dur 
 		name, version = "sleep-episode", "1.1"
 		if extra%2 == 0 {
 			body["total_sleep_time"] = uv(pick("min", "h", "sec"))
+		}
+	case 10: // no typed model: the generic forms
+		name, version = "rr-interval", "1.0"
+		body["rr_interval"] = uv(pick("ms", "sec", "min"))
+		body["user_notes"] = source
+	case 11: // an older version of a typed schema, stored as it is
+		name, version = "blood-glucose", "2.0"
+		body["blood_glucose"] = uv(pick("mg/dL", "mmol/L"))
+		if s := specimens[int(extra)%len(specimens)]; s != "" {
+			body["specimen_source"] = s
 		}
 	}
 	header := map[string]any{

@@ -59,7 +59,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 				{Type: "Practitioner", Interaction: []interaction{{"read"}}},
 				{Type: "Observation", Interaction: read, SearchParam: []param{
 					{"patient", "reference", "the patient (required with user/ scopes)"},
-					{"code", "token", "http://loinc.org|CODE, or https://w3id.org/openmhealth|omh:NAME"},
+					{"code", "token", "http://loinc.org|CODE, or https://w3id.org/openmhealth|omh:NAME; only the schemas with a typed model (a schema the vault stores without one is 400 schema_not_served: export it)"},
 					{"category", "token", "vital-signs, laboratory or activity"},
 					{"date", "date", "the reading's time; prefixes eq, ge, gt, le, lt"},
 					{"_count", "number", "1 to 1000, default 100"},

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/oauth"
 )
 
@@ -130,7 +131,7 @@ func TestAccessLog(t *testing.T) {
 	tok, _ := f.token(t, f.clin.ID, "user/*.rs", oauth.Approval{})
 	app, info := f.token(t, f.patient.ID, "patient/Observation.rs", oauth.Approval{GrantID: "app", Schemas: []string{"omh:blood-glucose"}})
 	pt := oauth.FHIRID(f.patient.ID)
-	before := len(f.ledger.Accesses(f.patient.ID, 0))
+	before := len(mustAccesses(t, f.ledger, f.patient.ID))
 	st, _, b := f.get(t, "/Observation?patient="+pt+"&_count=10", tok)
 	if st != 200 {
 		t.Fatal(st, string(b))
@@ -144,7 +145,7 @@ func TestAccessLog(t *testing.T) {
 	if st, _, b := f.get(t, "/Observation?_count=3", app); st != 200 {
 		t.Fatal(st, string(b))
 	}
-	acc := f.ledger.Accesses(f.patient.ID, 0)
+	acc := mustAccesses(t, f.ledger, f.patient.ID)
 	if len(acc)-before != 4 {
 		t.Fatalf("%d accesses logged, want 4", len(acc)-before)
 	}
@@ -159,13 +160,24 @@ func TestAccessLog(t *testing.T) {
 	}
 	// The ledger unwritable: no data, 503, nothing logged.
 	f.store.FailWrites.Store(true)
-	n := len(f.ledger.Accesses(f.patient.ID, 0))
+	n := len(mustAccesses(t, f.ledger, f.patient.ID))
 	st, _, b = f.get(t, "/Observation?patient="+pt+"&_count=10", tok)
 	f.store.FailWrites.Store(false)
 	if st != 503 || outcomeCode(t, b) != "access_log_unavailable" || strings.Contains(string(b), "Observation/") {
 		t.Fatalf("ledger down: %d %s", st, b)
 	}
-	if len(f.ledger.Accesses(f.patient.ID, 0)) != n {
+	if len(mustAccesses(t, f.ledger, f.patient.ID)) != n {
 		t.Fatal("a refused read was logged")
 	}
+}
+
+// mustAccesses is a patient's whole access log, newest first; a read
+// error fails the test.
+func mustAccesses(t testing.TB, l *consent.Ledger, patient string) []consent.AccessState {
+	t.Helper()
+	as, err := l.Accesses(patient, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
 }

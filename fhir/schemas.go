@@ -11,7 +11,7 @@ import (
 const (
 	loincSystem    = "http://loinc.org"
 	categorySystem = "http://terminology.hl7.org/CodeSystem/observation-category"
-	omhSystem      = "https://w3id.org/openmhealth"
+	omhSystem      = omh.CodeSystem
 )
 
 // schemaInfo is one schema the API serves as Observations: its short

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -141,6 +142,9 @@ func parseCodes(vs []string) ([]int, []string, error) {
 			if code == "" {
 				return nil, nil, badParam("a code token is system|code, such as http://loinc.org|99504-3")
 			}
+			if err := untypedCode(sys, code); err != nil {
+				return nil, nil, err
+			}
 			for i, s := range schemaTable {
 				if (sys == "" || sys == omhSystem) && code == s.name {
 					whole[i] = true
@@ -164,6 +168,27 @@ func parseCodes(vs []string) ([]int, []string, error) {
 	}
 	slices.Sort(schemas)
 	return schemas, loinc, nil
+}
+
+// untypedCode refuses an OMH code naming a schema the vault stores
+// without a typed model (omh:rr-interval:1.0, ieee:food-entry:0.1, an older
+// version such as omh:blood-glucose:2.0): this API serves the typed
+// schemas of schemaTable only (as /jhe, which reads through it), and a
+// search that silently matched nothing would tell the client the patient
+// has no such readings. The export carries them, in every format.
+func untypedCode(sys, code string) error {
+	if sys != "" && sys != omhSystem {
+		return nil
+	}
+	id, err := omh.ParseSchemaID(code)
+	if err != nil {
+		return nil
+	}
+	if canon, ok := omh.CanonicalSchema(id); ok && !omh.Typed(canon) {
+		return refuse(http.StatusBadRequest, "not-supported", "schema_not_served",
+			"%s readings have no Observation in this API, which serves the schemas with a typed model; export them (omh, fhir and csv all carry them)", canon)
+	}
+	return nil
 }
 
 // parseDate reads one date parameter, prefix and value, as the window of

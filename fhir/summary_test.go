@@ -39,7 +39,7 @@ func TestCGMSummaryReadBack(t *testing.T) {
 		if !strings.HasPrefix(e.FullURL, f.base+"/Observation/cgm-") {
 			t.Fatalf("fullUrl %s", e.FullURL)
 		}
-		before := len(f.ledger.Accesses(f.patient.ID, 0))
+		before := len(mustAccesses(t, f.ledger, f.patient.ID))
 		st, _, got := f.get(t, e.FullURL, tok)
 		if st != 200 {
 			t.Fatalf("%s: %d %s", e.FullURL, st, got)
@@ -57,7 +57,7 @@ func TestCGMSummaryReadBack(t *testing.T) {
 		if _, err := u.UnmarshalR4(got); err != nil {
 			t.Errorf("%s: not valid R4: %v", e.FullURL, err)
 		}
-		acc := f.ledger.Accesses(f.patient.ID, 0)
+		acc := mustAccesses(t, f.ledger, f.patient.ID)
 		if len(acc) != before+1 || acc[0].Format != "fhir" || acc[0].End == nil || acc[0].Records != 2*288 {
 			t.Fatalf("%s: access log %d → %d, newest %+v", e.FullURL, before, len(acc), acc[0])
 		}

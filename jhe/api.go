@@ -24,7 +24,7 @@ const (
 
 // omhSystem is the coding system of Open mHealth schema ids; the client
 // names IEEE 1752 schemas under it too.
-const omhSystem = "https://w3id.org/openmhealth"
+const omhSystem = omh.CodeSystem
 
 // The root organization's id, as JupyterHealth Exchange numbers it.
 const rootOrgID = 0

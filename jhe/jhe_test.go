@@ -265,6 +265,8 @@ func TestErrors(t *testing.T) {
 		{"/FHIR/R5/Observation?patient=" + pt + "&_cursor=forged", f.vc, 400, "bad_cursor"},
 		{"/FHIR/R5/Observation?patient=" + pt + "&code=" + url.QueryEscape("https://w3id.org/openmhealth|omh:heart-rate:2.0"), f.vc, 403, "schema_not_granted"},
 		{"/FHIR/R5/Observation?" + studyParam + "=gr-nosuch", f.vc, 403, "no_grant"},
+		{"/FHIR/R5/Observation?patient=" + pt + "&code=" + url.QueryEscape("https://w3id.org/openmhealth|ieee:food-entry:0.1"), f.vc, 400, "schema_not_served"},
+		{"/FHIR/R5/Observation?patient=" + pt + "&code=omh:blood-glucose:2.0", f.vc, 400, "schema_not_served"},
 		{"/FHIR/R5/Patient", f.vc, 404, "not_found"},
 	} {
 		st, b := f.get(t, tc.path, tc.token)
@@ -335,8 +337,9 @@ func TestPaging(t *testing.T) {
 		}
 	}
 	// Empty pages: a schema granted with no readings, a code the vault
-	// does not store (the client's ieee: members), another system.
-	for _, c := range []string{"omh:step-count:2.0", "ieee:sleep-stage-summary:1.0", "omh:blood-glucose:9.9"} {
+	// does not store, another system. (The client's ieee: members are
+	// stored but not served: TestErrors, schema_not_served.)
+	for _, c := range []string{"omh:step-count:2.0", "omh:heart-rate-variability:1.0", "omh:blood-glucose:9.9"} {
 		st, b := f.get(t, "/FHIR/R5/Observation?patient="+pt+"&code="+url.QueryEscape("https://w3id.org/openmhealth|"+c)+"&_count=1000", f.vc)
 		obs, next := searchset(t, b)
 		if st != 200 || len(obs) != 0 || next != "" {
@@ -412,7 +415,10 @@ func TestConsent(t *testing.T) {
 		from, to := f.start.Add(12*time.Hour), f.start.Add(18*time.Hour)
 		g := f.grant(t, f.patient.ID, []string{"omh:blood-glucose"}, from, to, true)
 		defer f.revoke(t, g)
-		before, _ := f.ledger.AccessPage(f.patient.ID, 0, 1000)
+		before, _, err := f.ledger.AccessPage(f.patient.ID, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
 		n := 0
 		for _, q := range []string{bg, "/FHIR/R5/Observation?" + studyParam + "=" + oauth.FHIRID(g.ID) + "&_count=100"} {
 			next := q
@@ -445,7 +451,10 @@ func TestConsent(t *testing.T) {
 		if n != 2*72 {
 			t.Errorf("%d readings in the window twice, want %d", n, 2*72)
 		}
-		after, _ := f.ledger.AccessPage(f.patient.ID, 0, 1000)
+		after, _, err := f.ledger.AccessPage(f.patient.ID, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
 		added := after[:len(after)-len(before)]
 		if len(added) != 2 {
 			t.Fatalf("%d accesses logged, want 2 (one per page)", len(added))

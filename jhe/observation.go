@@ -61,6 +61,10 @@ func parseSearch(q url.Values) (obsSearch, error) {
 			o.coded = true
 			for _, v := range vs {
 				for _, tok := range strings.Split(v, ",") {
+					if id, ok := untypedSchema(tok); ok {
+						return o, refuse(http.StatusBadRequest, "schema_not_served",
+							"%s readings are stored (uploads of it are accepted) but have no typed model, and this API serves the schemas with one; the vault's export carries them", id)
+					}
 					if name, ok := schemaOfCode(tok); ok && !slices.Contains(o.schemas, name) {
 						o.schemas = append(o.schemas, name)
 					}
@@ -82,6 +86,27 @@ func parseSearch(q url.Values) (obsSearch, error) {
 		return o, refuse(http.StatusBadRequest, "patient_required", "name the patient (patient=pt-…) or the study (%s=gr-…)", paramStudy)
 	}
 	return o, nil
+}
+
+// untypedSchema reports whether a code token names a schema the vault
+// stores without a typed model (ieee:food-entry:0.1, omh:blood-glucose:2.0),
+// which the FHIR API's reads, and so this surface, do not serve: the
+// search says so (as the FHIR API does) rather than answer an empty page
+// the client would read as "no such readings".
+func untypedSchema(tok string) (omh.SchemaID, bool) {
+	sys, c, hasSys := strings.Cut(tok, "|")
+	if !hasSys {
+		c, sys = sys, omhSystem
+	}
+	if sys != omhSystem {
+		return omh.SchemaID{}, false
+	}
+	id, err := omh.ParseSchemaID(c)
+	if err != nil {
+		return omh.SchemaID{}, false
+	}
+	canon, ok := omh.CanonicalSchema(id)
+	return canon, ok && !omh.Typed(canon)
 }
 
 // schemaOfCode reads one code token, [system|]namespace:name[:version],

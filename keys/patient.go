@@ -272,8 +272,22 @@ func newRecordAEAD(ps *prf.Set) (cipher.AEAD, error) {
 // plaintext, for a v2 one the payload SealDerived sealed
 // (EnvelopeVersion tells them apart).
 func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
+	return pk.OpenInPlaceScratch(envelope, ad, new(OpenScratch))
+}
+
+// OpenScratch is working space for OpenInPlaceScratch. One goroutine
+// that opens many records reuses one, so opening a v2 record allocates
+// nothing (the AEAD's nonce would otherwise escape to the heap, one
+// allocation per record).
+type OpenScratch struct {
+	nonce [chacha20poly1305.NonceSizeX]byte
+}
+
+// OpenInPlaceScratch is OpenInPlace with the caller's working space s,
+// which it may not share with another goroutine during the call.
+func (pk *PatientKeys) OpenInPlaceScratch(envelope, ad []byte, s *OpenScratch) ([]byte, error) {
 	if len(envelope) > 0 && envelope[0] == envelopeV2 {
-		return pk.openDerived(envelope, ad)
+		return pk.openDerived(envelope, ad, &s.nonce)
 	}
 	if len(envelope) < 2 || envelope[0] != envelopeV1 {
 		return nil, ErrDecrypt
@@ -304,13 +318,12 @@ func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
 	return pt, nil
 }
 
-func (pk *PatientKeys) openDerived(envelope, ad []byte) ([]byte, error) {
+func (pk *PatientKeys) openDerived(envelope, ad []byte, nonce *[chacha20poly1305.NonceSizeX]byte) ([]byte, error) {
 	rec := envelope[1:]
 	if len(rec) < derivedNonceRand+padBlockV2+chacha20poly1305.Overhead {
 		return nil, ErrDecrypt
 	}
-	var nonce [chacha20poly1305.NonceSizeX]byte
-	recordNonce(&nonce, ad)
+	recordNonce(nonce, ad)
 	copy(nonce[derivedNoncePrefix:], rec[:derivedNonceRand])
 	ct := rec[derivedNonceRand:]
 	padded, err := pk.rec.Open(ct[:0], nonce[:], ct, ad)

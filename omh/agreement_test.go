@@ -143,12 +143,15 @@ func TestSchemaAgreement(t *testing.T) {
 
 // deliberate reports whether Parse refused a schema-valid body on purpose
 // (see TestDeliberateStrictness): a physical-activity without
-// effective_time_frame, or an end-and-duration interval whose start falls
-// outside the years RFC 3339 can write.
+// effective_time_frame, an end-and-duration interval whose start falls
+// outside the years RFC 3339 can write, or a negative blood glucose.
 func deliberate(m *model, body map[string]any, err error) bool {
 	var e *Error
 	if !errors.As(err, &e) {
 		return false
+	}
+	if m.id.Name == "blood-glucose" && e.Message == msgNegativeGlucose {
+		return e.Code == CodeInvalidValue && e.Field == "body.blood_glucose.value"
 	}
 	if m.id.Name == "physical-activity" && body["effective_time_frame"] == nil {
 		return e.Code == CodeMissingTimeFrame

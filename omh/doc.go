@@ -18,6 +18,27 @@
 // is the end minus the duration (a day is 24 hours, whole months and years
 // are calendar ones, fractional ones Gregorian averages).
 //
+// # Schemas without a typed model
+//
+// Every other data-point schema of the official OMH and IEEE 1752 sets,
+// embedded in the binary from ../shared/schemas (schemas/), is accepted
+// too: 57 schemas, among them ieee:sleep-stage-summary:1.0,
+// ieee:food-entry:0.1, omh:rr-interval:1.0, and the older versions of the
+// typed schemas that no typed model reads (omh:blood-glucose:1.0 and 2.0,
+// omh:blood-pressure:1.0, omh:body-temperature:1.0). Their bodies are
+// validated against their official JSON schema by a maintained validator
+// (santhosh-tekuri/jsonschema, offline) and kept as a [*Document]: the
+// body in canonical JSON (members sorted at every level, no white space),
+// stored under the id the point declares, so that nothing computes on an
+// older blood-glucose as if it were 4.0. [Accepted] lists them, [Typed]
+// tells the two kinds apart. A data-point schema is one whose properties
+// define effective_time_frame; the other files of the set are fragments
+// (unit values, header, schema-id, enums) or schemas the vault cannot
+// file by time (medication-prescription, survey), and naming one is
+// unknown_schema.
+//
+// # Typed schemas
+//
 // The vault stores ten schemas, each modelled by a Go type that carries the
 // schema's rules (required members, unit and value enums, value types, the
 // time frame, and the utility schemas they refer to): blood-glucose 4.0
@@ -27,8 +48,10 @@
 // respiratory-rate 2.0 ([RespiratoryRate]), body-temperature 4.0
 // ([BodyTemperature]), physical-activity 1.2 ([PhysicalActivity]) and
 // sleep-episode 1.1 ([SleepEpisode]), all in the omh namespace. The schemas
-// put no minimum on measured values, so neither does the vault; a negative
-// glucose value is schema-valid.
+// put no minimum on measured values, so neither does the vault, with one
+// exception: a negative blood glucose is schema-valid but refused
+// (invalid_value at body.blood_glucose.value), because no concentration is
+// below zero and the vault computes statistics and the AGP on it.
 //
 // Members a schema does not define are allowed by the schemas (none forbids
 // additional properties), so they are kept: as [Extra] values, written back
@@ -38,9 +61,9 @@
 // A test holds the models to the official schemas: over the examples and a
 // generated corpus of valid and mutated points, a body is schema-valid
 // exactly when Parse accepts it. The deliberate exceptions are the
-// normalisations below and four refusals: a physical-activity without
-// effective_time_frame (the schema allows it; the vault files every reading
-// by its time), an omh time_interval given as date and part_of_day (it has
+// normalisations below and five refusals: a negative blood glucose
+// (above), a physical-activity without effective_time_frame (the schema
+// allows it; the vault files every reading by its time), an omh time_interval given as date and part_of_day (it has
 // no exact time), a number beyond float64's range, and an end-and-duration
 // interval whose start falls outside the years 0000 to 9999. Parse also
 // refuses JSON that is not strict RFC 8259 and RFC 7493 (invalid UTF-8, a

@@ -36,8 +36,9 @@ func TestErrorCodes(t *testing.T) {
 		{"unknown name", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"foo","version":"1.0"}}`, okBody), CodeUnknownSchema, "header.schema_id"},
 		{"other namespace", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"acme","name":"blood-glucose","version":"4.0"}}`, okBody), CodeUnknownSchema, "header.schema_id"},
 		{"unknown version", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"blood-glucose","version":"9.0"}}`, okBody), CodeUnknownSchema, "header.schema_id.version"},
-		{"incompatible old version", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"blood-glucose","version":"1.0"}}`, okBody), CodeUnknownSchema, "header.schema_id.version"},
-		{"rr-interval", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"rr-interval","version":"1.0"}}`, okBody), CodeUnknownSchema, "header.schema_id"},
+		{"version with no schema", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"blood-glucose","version":"5.0"}}`, okBody), CodeUnknownSchema, "header.schema_id.version"},
+		{"fragment schema", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"unit-value","version":"1.0"}}`, `{"value":1,"unit":"mg"}`), CodeUnknownSchema, "header.schema_id"},
+		{"not an official schema", point(`{"uuid":"`+testUUID+`","schema_id":{"namespace":"omh","name":"blood-sugar","version":"1.0"}}`, okBody), CodeUnknownSchema, "header.schema_id"},
 
 		// missing_time_frame
 		{"no time frame", point(okHeader, `{"blood_glucose":{"value":120,"unit":"mg/dL"}}`), CodeMissingTimeFrame, "body.effective_time_frame"},
@@ -203,8 +204,15 @@ func TestParseSchemaID(t *testing.T) {
 		{"omh:blood-glucose:3.0", "omh:blood-glucose:4.0", true},
 		{"omh:blood-glucose", "omh:blood-glucose:4.0", true},
 		{"omh:step-count:2.0", "omh:step-count:3.0", true},
-		{"omh:blood-glucose:2.0", "", false},
-		{"omh:rr-interval:1.0", "", false},
+		{"omh:blood-glucose:2.0", "omh:blood-glucose:2.0", true},
+		{"omh:blood-glucose:5.0", "", false},
+		{"omh:unit-value:1.0", "", false},
+		{"omh:header:1.2", "", false},
+		{"omh:medication-prescription:2.0", "", false},
+		{"omh:blood-sugar:1.0", "", false},
+		{"omh:rr-interval:1.0", "omh:rr-interval:1.0", true},
+		{"omh:rr-interval", "omh:rr-interval:1.0", true},
+		{"omh:rr-interval:1.x", "", false},
 	} {
 		id, _ := ParseSchemaID(tc.in)
 		got, ok := CanonicalSchema(id)

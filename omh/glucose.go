@@ -4,7 +4,8 @@ import "github.com/valyala/fastjson"
 
 // BloodGlucose is omh:blood-glucose:4.0 (3.0 is accepted and stored as
 // 4.0). blood_glucose (mg/dL or mmol/L) and effective_time_frame (IEEE:
-// date_time or an interval) are required.
+// date_time or an interval) are required. The value may not be negative,
+// which the official schema allows (see the package documentation).
 type BloodGlucose struct {
 	BloodGlucose                UnitValue
 	SpecimenSource              string // specimen-source-2.1
@@ -18,6 +19,9 @@ type BloodGlucose struct {
 var bloodGlucoseMembers = []string{"blood_glucose", "specimen_source", "effective_time_frame",
 	"temporal_relationship_to_meal", "temporal_relationship_to_sleep", "descriptive_statistic"}
 
+// msgNegativeGlucose refuses a negative blood_glucose value.
+const msgNegativeGlucose = "blood_glucose value must not be negative: no glucose concentration is below zero"
+
 func parseBloodGlucose(d *decoder, o *fastjson.Object, _ *legacy) (Body, *Error) {
 	var s [6]*fastjson.Value
 	b := &BloodGlucose{Extra: d.members(o, bloodGlucoseMembers, s[:])}
@@ -27,6 +31,12 @@ func parseBloodGlucose(d *decoder, o *fastjson.Object, _ *legacy) (Body, *Error)
 	}
 	if b.BloodGlucose, e = d.keepUnitValue(s[0], "body.blood_glucose", glucoseUnits); e != nil {
 		return nil, e
+	}
+	// The official schema (IEEE unit-value) puts no minimum on the value,
+	// but no concentration is below zero: the vault computes on this
+	// model (statistics, the AGP), so a negative one is refused.
+	if b.BloodGlucose.Value < 0 {
+		return nil, errf(CodeInvalidValue, "body.blood_glucose.value", msgNegativeGlucose)
 	}
 	if b.SpecimenSource, e = optEnum(s[1], "body", "specimen_source", specimenSource); e != nil {
 		return nil, e

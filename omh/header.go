@@ -281,8 +281,13 @@ func (d *decoder) schemaID(v *fastjson.Value) (*model, *legacy, *Error) {
 		parts[i] = b
 	}
 	m := lookupModel(string(parts[0]), string(parts[1]))
+	if m == nil || (string(parts[2]) != m.id.Version && m.legacyVersion(string(parts[2])) == nil) {
+		if g := genericModel(SchemaID{string(parts[0]), string(parts[1]), string(parts[2])}); g != nil {
+			return g, nil, nil
+		}
+	}
 	if m == nil {
-		return nil, nil, errf(CodeUnknownSchema, path, "schema_id names a schema the vault does not store; it stores "+supportedList())
+		return nil, nil, errf(CodeUnknownSchema, path, "schema_id names a schema the vault does not store; it stores the official OMH and IEEE 1752 schemas (see docs/api.md), with typed models for "+supportedList())
 	}
 	if string(parts[2]) == m.id.Version {
 		return m, nil, nil

@@ -113,25 +113,7 @@ func appendCanonical(dst []byte, v *fastjson.Value) []byte {
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
-		type member struct {
-			k string
-			v *fastjson.Value
-		}
-		ms := make([]member, 0, o.Len())
-		o.Visit(func(k []byte, v *fastjson.Value) {
-			ms = append(ms, member{string(k), v})
-		})
-		slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.k, b.k) })
-		dst = append(dst, '{')
-		for i, m := range ms {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, m.k)
-			dst = append(dst, ':')
-			dst = appendCanonical(dst, m.v)
-		}
-		return append(dst, '}')
+		return appendCanonicalObject(dst, o)
 	case fastjson.TypeArray:
 		a, _ := v.Array()
 		dst = append(dst, '[')
@@ -148,6 +130,29 @@ func appendCanonical(dst []byte, v *fastjson.Value) []byte {
 	default: // number, true, false, null: fastjson keeps the literal text
 		return v.MarshalTo(dst)
 	}
+}
+
+// appendCanonicalObject appends o in canonical form, members sorted by name.
+func appendCanonicalObject(dst []byte, o *fastjson.Object) []byte {
+	type member struct {
+		k string
+		v *fastjson.Value
+	}
+	ms := make([]member, 0, o.Len())
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		ms = append(ms, member{string(k), v})
+	})
+	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.k, b.k) })
+	dst = append(dst, '{')
+	for i, m := range ms {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, m.k)
+		dst = append(dst, ':')
+		dst = appendCanonical(dst, m.v)
+	}
+	return append(dst, '}')
 }
 
 // newExtra copies a member into an Extra.

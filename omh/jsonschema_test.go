@@ -18,11 +18,6 @@ import (
 // santhosh-tekuri/jsonschema. This file holds the plumbing; the tests that
 // use it are in agreement_test.go.
 
-const (
-	omhBaseURL  = "https://w3id.org/openmhealth/schemas/omh/"
-	ieeeBaseURL = "https://w3id.org/ieee/ieee-1752-schema/"
-)
-
 // sharedDir returns the directory with schemas/ (VAULT_SHARED_DIR, else
 // ../../shared from this package, i.e. /work/shared). When it is missing the
 // test is skipped loudly, or fails when CI=true.

@@ -147,6 +147,8 @@ func TestDeliberateStrictness(t *testing.T) {
 			"the vault stores numbers as float64"},
 		{"start before year 0", "omh:blood-glucose:4.0", `{"blood_glucose":{"value":100,"unit":"mg/dL"},"effective_time_frame":{"time_interval":{"end_date_time":"0001-01-01T00:00:00Z","duration":{"value":2,"unit":"yr"}}}}`, CodeInvalidTime,
 			"the computed start cannot be written in RFC 3339"},
+		{"negative blood glucose", "omh:blood-glucose:4.0", `{"blood_glucose":{"value":-5,"unit":"mg/dL"},` + dtFrame + `}`, CodeInvalidValue,
+			"no concentration is below zero, and the vault computes statistics and the AGP on these values"},
 		{"repeated member name", "omh:blood-glucose:4.0", `{"blood_glucose":{"value":100,"unit":"mg/dL","unit":"mg/dL"},` + dtFrame + `}`, CodeMalformedJSON,
 			"parsers disagree on which copy wins (RFC 8259 says names SHOULD be unique)"},
 	}

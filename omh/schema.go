@@ -54,15 +54,21 @@ func Supported() []SchemaID {
 
 // CanonicalSchema maps a schema id the vault accepts to the id it stores it
 // under: omh:blood-glucose:3.0 -> omh:blood-glucose:4.0. An id without a
-// version maps to the canonical version. ok is false for a schema the vault
-// does not accept.
+// version maps to the canonical version of a typed schema, or to the
+// highest embedded version of any other. A schema without a typed model
+// ([Document]) is stored under the id it declares. ok is false for a schema
+// the vault does not accept.
 func CanonicalSchema(id SchemaID) (canonical SchemaID, ok bool) {
 	m := lookupModel(id.Namespace, id.Name)
-	if m == nil {
-		return SchemaID{}, false
-	}
-	if id.Version == "" || id.Version == m.id.Version || m.legacyVersion(id.Version) != nil {
+	if m != nil && (id.Version == "" || id.Version == m.id.Version || m.legacyVersion(id.Version) != nil) {
 		return m.id, true
+	}
+	if id.Version == "" {
+		latest, ok := official().latest[[2]string{id.Namespace, id.Name}]
+		return latest, ok
+	}
+	if genericModel(id) != nil {
+		return id, true
 	}
 	return SchemaID{}, false
 }
@@ -114,6 +120,11 @@ func (m *model) legacyVersion(v string) *legacy {
 }
 
 const omhNamespace = "omh"
+
+// CodeSystem is the FHIR coding system of Open mHealth schema ids, as
+// JupyterHealth Exchange codes its Observations: the code is the schema id
+// itself, such as omh:blood-glucose:4.0 or ieee:food-entry:0.1.
+const CodeSystem = "https://w3id.org/openmhealth"
 
 // The canonical schema ids.
 var (

@@ -165,25 +165,33 @@ func (v *Vault) sealRecord(pk *keys.PatientKeys, format int, patientID string, r
 // openRecord opens a sealed record of either format in place and returns
 // its canonical point, appended to arena for a compact record (so the
 // point stays valid while the arena's block lives).
-func (v *Vault) openRecord(pk *keys.PatientKeys, patientID string, r *Record, ad *[]byte, arena *[]byte) ([]byte, error) {
+func (v *Vault) openRecord(pk *keys.PatientKeys, patientID string, r *Record, s *openScratch) ([]byte, error) {
 	format := keys.EnvelopeVersion(r.Value)
-	*ad = recordAD((*ad)[:0], format, patientID, r.Schema, r.Time, r.Tag)
-	pt, err := pk.OpenInPlace(r.Value, *ad)
+	s.ad = recordAD(s.ad[:0], format, patientID, r.Schema, r.Time, r.Tag)
+	pt, err := pk.OpenInPlaceScratch(r.Value, s.ad, &s.keys)
 	if err != nil || format == FormatWrapped {
 		return pt, err
 	}
 	// Points already returned keep the block they are in; Decode moves
 	// to a new block when this one is too short.
-	if cap(*arena)-len(*arena) < 8*len(pt)+64 {
-		*arena = make([]byte, 0, max(16<<10, 8*len(pt)+64))
+	if cap(s.arena)-len(s.arena) < 8*len(pt)+64 {
+		s.arena = make([]byte, 0, max(16<<10, 8*len(pt)+64))
 	}
-	start := len(*arena)
-	out, err := v.dict.Decode(*arena, pt)
+	start := len(s.arena)
+	out, err := v.dict.Decode(s.arena, pt)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", keys.ErrDecrypt, err)
 	}
-	*arena = out
+	s.arena = out
 	return out[start:len(out):len(out)], nil
+}
+
+// openScratch is the working space of one goroutine that opens records:
+// the AD, the key package's scratch, and the arena block that decompressed
+// points are appended to.
+type openScratch struct {
+	ad, arena []byte
+	keys      keys.OpenScratch
 }
 
 // parallel runs fn over [0,n) in one chunk per core when n is large.
@@ -227,6 +235,25 @@ type Reading struct {
 // memory stays bounded whatever the range. Stopping the loop early stops
 // the decryption too.
 func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[Reading, error] {
+	return v.readings(ctx, patientID, schema, from, to, false)
+}
+
+// ReadingsStream is Readings for a caller that is done with each reading
+// when its loop body returns (it copies the point, or writes it out, as
+// an export does): a Reading's JSON is valid only until the loop asks for
+// the next reading, and the memory it was decompressed into is used again
+// for later readings. That keeps the export's working memory small and in
+// cache instead of allocating (and clearing) a new block for every few
+// dozen points.
+func (v *Vault) ReadingsStream(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[Reading, error] {
+	return v.readings(ctx, patientID, schema, from, to, true)
+}
+
+// streamArena is the size of the block a batch's points are decompressed
+// into when ReadingsStream reuses them: a batch of about 450-byte points.
+const streamArena = readBatchSize * 512
+
+func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to time.Time, reuse bool) iter.Seq2[Reading, error] {
 	return func(yield func(Reading, error) bool) {
 		pk, err := v.patientKeys(ctx, patientID)
 		if err != nil {
@@ -248,12 +275,18 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 		workers := max(1, min(runtime.GOMAXPROCS(0), maxReadWorkers))
 		work := make(chan *readBatch, workers)
 		order := make(chan *readBatch, 2*workers)
+		// With reuse, the arena blocks of batches the caller is done with,
+		// for the workers to decompress later batches into.
+		free := make(chan []byte, 3*workers+2)
 		wg.Add(1 + workers)
 		go func() {
 			defer wg.Done()
 			defer close(order)
 			defer close(work)
-			b := &readBatch{done: make(chan struct{})}
+			newBatch := func() *readBatch {
+				return &readBatch{recs: make([]Record, 0, readBatchSize), done: make(chan struct{})}
+			}
+			b := newBatch()
 			send := func() bool {
 				select {
 				case order <- b:
@@ -265,7 +298,7 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 				case <-ctx.Done():
 					return false
 				}
-				b = &readBatch{done: make(chan struct{})}
+				b = newBatch()
 				return true
 			}
 			for r, err := range v.b.Scan(ctx, patientID, schema, lo, hi) {
@@ -285,7 +318,7 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 		for range workers {
 			go func() {
 				defer wg.Done()
-				var ad, arena []byte
+				s := new(openScratch)
 				for b := range work {
 					if ctx.Err() != nil {
 						// The read is over: don't decrypt what nobody reads.
@@ -293,8 +326,15 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 						continue
 					}
 					b.out = make([]Reading, 0, len(b.recs))
+					if reuse {
+						select {
+						case s.arena = <-free:
+						default:
+							s.arena = make([]byte, 0, streamArena)
+						}
+					}
 					for _, r := range b.recs {
-						pt, err := v.openRecord(pk, patientID, &r, &ad, &arena)
+						pt, err := v.openRecord(pk, patientID, &r, s)
 						if err != nil {
 							b.decErr = err
 							break
@@ -302,6 +342,11 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 						b.out = append(b.out, Reading{Schema: r.Schema, Time: time.Unix(0, r.Time).UTC(), JSON: pt, Tag: r.Tag})
 					}
 					b.recs = nil
+					if reuse {
+						// The batch's points are in this block (and in any
+						// block before it that filled up, left to the GC).
+						b.arena, s.arena = s.arena, nil
+					}
 					close(b.done)
 				}
 			}()
@@ -318,6 +363,13 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 			for _, r := range b.out {
 				if !yield(r, nil) {
 					return
+				}
+			}
+			if reuse && cap(b.arena) >= streamArena {
+				b.out = nil
+				select {
+				case free <- b.arena[:0]:
+				default:
 				}
 			}
 			if err := cmp.Or(b.decErr, b.err); err != nil {
@@ -346,6 +398,7 @@ const (
 type readBatch struct {
 	recs   []Record
 	out    []Reading
+	arena  []byte // with reuse: the block out's points are in
 	decErr error
 	err    error
 	done   chan struct{}
@@ -380,7 +433,7 @@ func (v *Vault) VerifyRecords(ctx context.Context) (VerifyStats, error) {
 	for _, p := range patients {
 		st.Patients++
 		n := 0
-		for _, id := range omh.Supported() {
+		for _, id := range omh.Accepted() {
 			for _, err := range v.Readings(ctx, p.ID, id.String(), time.Time{}, time.Time{}) {
 				if err != nil {
 					return st, fmt.Errorf("patient %s, %s: %w", p.ID, id, err)

@@ -37,7 +37,8 @@ func FuzzCompactRecord(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0x80}, 300), int64(0), uint16(299))
 	f.Fuzz(func(t *testing.T, point []byte, at int64, flip uint16) {
 		r := Record{Schema: "omh:blood-glucose:4.0", Time: at, Tag: [16]byte{1, 2, 3}}
-		var ad, comp, arena []byte
+		var ad, comp []byte
+		sc := new(openScratch)
 		sealed, err := v.sealRecord(pk, FormatCompact, "pt_fuzz", &r, point, &ad, &comp)
 		if err != nil {
 			t.Fatal(err)
@@ -46,20 +47,20 @@ func FuzzCompactRecord(f *testing.F) {
 			t.Fatalf("sealed as format %d", keys.EnvelopeVersion(sealed))
 		}
 		r.Value = bytes.Clone(sealed)
-		got, err := v.openRecord(pk, "pt_fuzz", &r, &ad, &arena)
+		got, err := v.openRecord(pk, "pt_fuzz", &r, sc)
 		if err != nil || !bytes.Equal(got, point) {
 			t.Fatalf("round trip: %q, %v", got, err)
 		}
 		moved := r
 		moved.Time = at + 1
 		moved.Value = bytes.Clone(sealed)
-		if _, err := v.openRecord(pk, "pt_fuzz", &moved, &ad, &arena); !errors.Is(err, keys.ErrDecrypt) {
+		if _, err := v.openRecord(pk, "pt_fuzz", &moved, sc); !errors.Is(err, keys.ErrDecrypt) {
 			t.Fatalf("opened at another time: %v", err)
 		}
 		bad := r
 		bad.Value = bytes.Clone(sealed)
 		bad.Value[int(flip)%len(bad.Value)] ^= 0x40
-		if _, err := v.openRecord(pk, "pt_fuzz", &bad, &ad, &arena); !errors.Is(err, keys.ErrDecrypt) {
+		if _, err := v.openRecord(pk, "pt_fuzz", &bad, sc); !errors.Is(err, keys.ErrDecrypt) {
 			t.Fatalf("a flipped byte opened: %v", err)
 		}
 	})
@@ -85,8 +86,7 @@ func FuzzOpenRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stored []byte) {
 		rec := r
 		rec.Value = bytes.Clone(stored)
-		var arena []byte
-		got, err := v.openRecord(pk, "pt_fuzz", &rec, &ad, &arena)
+		got, err := v.openRecord(pk, "pt_fuzz", &rec, new(openScratch))
 		if !errors.Is(err, keys.ErrDecrypt) || got != nil {
 			t.Fatalf("arbitrary bytes: %q, %v", got, err)
 		}

@@ -19,8 +19,13 @@ import (
 // again, so a rewrite cut short (a kill, a cancelled context) is resumed
 // by running it again, which skips what is done.
 
-// DefaultRewriteBatch is how many records one rewrite transaction swaps.
-const DefaultRewriteBatch = 1000
+// DefaultRewriteBatch is how many records one rewrite transaction swaps,
+// and MaxRewriteBatch the most a caller may ask for (a transaction holds
+// its batch's old and new records in memory).
+const (
+	DefaultRewriteBatch = 1000
+	MaxRewriteBatch     = 100_000
+)
 
 // RewriteOptions tune RewriteRecords.
 type RewriteOptions struct {
@@ -60,6 +65,7 @@ func (v *Vault) RewriteRecords(ctx context.Context, o RewriteOptions) (RewriteRe
 	if o.Batch <= 0 {
 		o.Batch = DefaultRewriteBatch
 	}
+	o.Batch = min(o.Batch, MaxRewriteBatch)
 	var res RewriteResult
 	patients, err := v.Users(ctx, RolePatient)
 	if err != nil {
@@ -86,6 +92,7 @@ func (v *Vault) RewriteRecords(ctx context.Context, o RewriteOptions) (RewriteRe
 func (v *Vault) rewritePatient(ctx context.Context, pk *keys.PatientKeys, patientID string, o RewriteOptions, res *RewriteResult) error {
 	var swaps []RecordSwap
 	var ad, comp []byte
+	sc := new(openScratch)
 	flush := func() error {
 		if len(swaps) == 0 {
 			return nil
@@ -105,7 +112,7 @@ func (v *Vault) rewritePatient(ctx context.Context, pk *keys.PatientKeys, patien
 		}
 		return ctx.Err()
 	}
-	for _, id := range omh.Supported() {
+	for _, id := range omh.Accepted() {
 		for r, err := range v.b.Scan(ctx, patientID, id.String(), math.MinInt64, math.MaxInt64) {
 			if err != nil {
 				return err
@@ -116,8 +123,10 @@ func (v *Vault) rewritePatient(ctx context.Context, pk *keys.PatientKeys, patien
 				continue
 			}
 			old := bytes.Clone(r.Value)
-			var arena []byte
-			point, err := v.openRecord(pk, patientID, &r, &ad, &arena)
+			// The point is sealed again before the next record opens, so
+			// one arena block serves them all.
+			sc.arena = sc.arena[:0]
+			point, err := v.openRecord(pk, patientID, &r, sc)
 			if err != nil {
 				return fmt.Errorf("%s record at %d: %w", id, r.Time, err)
 			}
@@ -146,7 +155,7 @@ func (v *Vault) RecordStatus(ctx context.Context) (RecordStatus, error) {
 	}
 	for _, p := range patients {
 		st.Patients++
-		for _, id := range omh.Supported() {
+		for _, id := range omh.Accepted() {
 			for r, err := range v.b.Scan(ctx, p.ID, id.String(), math.MinInt64, math.MaxInt64) {
 				if err != nil {
 					return st, err

@@ -61,7 +61,10 @@ func (s *Server) accessLogPage(w http.ResponseWriter, r *http.Request, sess sess
 		}
 		before = n
 	}
-	page, more := s.ledger.AccessPage(sess.UserID, before, MaxAccessLogRows)
+	page, more, err := s.ledger.AccessPage(sess.UserID, before, MaxAccessLogRows)
+	if err != nil {
+		return &publicError{Status: http.StatusInternalServerError, Code: "unavailable", Title: "Access log unavailable", Message: "The access log could not be read just now. Try again shortly.", Cause: err}
+	}
 	body := accessLogBody{Paged: before > 0}
 	if more {
 		body.Older = "/access-log?before=" + strconv.FormatInt(page[len(page)-1].Start, 10)

@@ -198,7 +198,7 @@ func TestClinicianPatientNoGrant(t *testing.T) {
 	if res := f.do(req{path: "/patients/" + f.patient.ID, cookie: p}); res.StatusCode != http.StatusNotFound {
 		t.Errorf("a patient opened the clinician's page: %d", res.StatusCode)
 	}
-	if f.size() != size || len(f.led.Accesses(f.patient.ID, 0)) != 0 {
+	if f.size() != size || len(mustAccesses(t, f.led, f.patient.ID)) != 0 {
 		t.Fatal("a refused view was logged")
 	}
 }
@@ -225,7 +225,7 @@ func TestClinicianPatientView(t *testing.T) {
 	if !strings.Contains(page, `<svg class="chart hr"`) || strings.Contains(page, `<svg class="chart steps"`) || !strings.Contains(page, "Steps are not covered by the grants") {
 		t.Error("heart rate (granted) should show and steps (not granted) should not")
 	}
-	acc := f.led.Accesses(f.patient.ID, 0)
+	acc := mustAccesses(t, f.led, f.patient.ID)
 	if len(acc) != 1 {
 		t.Fatalf("%d accesses logged, want 1", len(acc))
 	}
@@ -254,7 +254,7 @@ func TestClinicianPatientView(t *testing.T) {
 	if res := f.do(req{path: "/patients/" + f.patient.ID + "?days=7", cookie: sess}); res.StatusCode != http.StatusOK {
 		t.Fatalf("second view: %d", res.StatusCode)
 	}
-	if n := len(f.led.Accesses(f.patient.ID, 0)); n != 2 {
+	if n := len(mustAccesses(t, f.led, f.patient.ID)); n != 2 {
 		t.Fatalf("%d accesses after two views", n)
 	}
 	// The patient reads it in words.
@@ -304,7 +304,7 @@ func TestClinicianPatientRevoked(t *testing.T) {
 	if b := body(t, res); res.StatusCode != http.StatusNotFound || strings.Contains(b, "agp") || strings.Contains(b, patientName) {
 		t.Fatalf("after the revoke: %d", res.StatusCode)
 	}
-	if f.size() != size || len(f.led.Accesses(f.patient.ID, 0)) != 1 {
+	if f.size() != size || len(mustAccesses(t, f.led, f.patient.ID)) != 1 {
 		t.Fatal("the refused view was logged")
 	}
 }
@@ -337,7 +337,7 @@ func TestClinicianPatientWindow(t *testing.T) {
 	if n := strings.Count(daily, "no readings"); n < 10 {
 		t.Errorf("%d days without readings in the daily profiles, want the 10 or more before the window", n)
 	}
-	if a := f.led.Accesses(f.patient.ID, 0)[0]; a.Records != int64(st.N) {
+	if a := mustAccesses(t, f.led, f.patient.ID)[0]; a.Records != int64(st.N) {
 		t.Errorf("logged %d records, shown %d", a.Records, st.N)
 	}
 
@@ -387,7 +387,7 @@ func TestClinicianPatientFailClosed(t *testing.T) {
 	}
 	// Neither view counts as shown: the first was never logged, the
 	// second has its start and no end.
-	acc := f.led.Accesses(f.patient.ID, 0)
+	acc := mustAccesses(t, f.led, f.patient.ID)
 	if len(acc) != 1 || acc[0].End != nil {
 		t.Fatalf("accesses after the failures: %+v", acc)
 	}
@@ -446,4 +446,15 @@ func TestClinicianPatientRateLimit(t *testing.T) {
 func calendarLoc(t *testing.T, u vault.User) *time.Location {
 	t.Helper()
 	return calendartest.Location(t, u.TimeZone)
+}
+
+// mustAccesses is a patient's whole access log, newest first; a read
+// error fails the test.
+func mustAccesses(t testing.TB, l *consent.Ledger, patient string) []consent.AccessState {
+	t.Helper()
+	as, err := l.Accesses(patient, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -305,7 +306,15 @@ func (s *Server) grantBegin(w http.ResponseWriter, r *http.Request, sess session
 	if msg != "" {
 		return refuse(http.StatusBadRequest, "bad_date", "Request refused", msg)
 	}
-	e, err := consent.NewGrant(sess.UserID, req, func(id string) bool { return s.isClinician(r.Context(), id) }, s.now())
+	var lookupErr error
+	e, err := consent.NewGrant(sess.UserID, req, func(id string) bool {
+		ok, err := s.isClinician(r.Context(), id)
+		lookupErr = cmp.Or(lookupErr, err)
+		return ok
+	}, s.now())
+	if lookupErr != nil {
+		return unavailable("Not granted", "The clinician could not be looked up just now. Nothing was granted; try again shortly.", lookupErr)
+	}
 	if err != nil {
 		return refuseGrant(err, "new grant")
 	}
@@ -345,9 +354,17 @@ func grantChallenge(e consent.Entry) (nonce, challenge []byte, err error) {
 	return nonce, challenge, nil
 }
 
-func (s *Server) isClinician(ctx context.Context, id string) bool {
+// isClinician reports whether id is a clinician's account; an error is a
+// lookup that failed (the store unreachable), not an unknown clinician.
+func (s *Server) isClinician(ctx context.Context, id string) (bool, error) {
 	u, err := s.vault.User(ctx, id)
-	return err == nil && u.Role == vault.RoleClinician
+	switch {
+	case errors.Is(err, vault.ErrNoUser):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return u.Role == vault.RoleClinician, nil
 }
 
 var errNoPasskey = errors.New("the user has no passkey")
@@ -385,7 +402,11 @@ func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess sessio
 	// minutes since is checked again.
 	e := *c.Grant
 	exp, _ := time.Parse(time.RFC3339Nano, e.Grant.Expires)
-	if !exp.After(s.now()) || !s.isClinician(r.Context(), e.Clinician) {
+	isClin, err := s.isClinician(r.Context(), e.Clinician)
+	if err != nil {
+		return unavailable("Not granted", "The clinician could not be looked up just now. Nothing was granted; try again shortly.", err)
+	}
+	if !exp.After(s.now()) || !isClin {
 		return refuse(http.StatusConflict, "grant_stale", "Request refused", "The grant's clinician or dates are no longer valid. Check the form and try again.")
 	}
 	g := *e.Grant

@@ -2,12 +2,15 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/consent/consenttest"
 	"github.com/jupyterhealth/vault/internal/calendar/calendartest"
+	"github.com/jupyterhealth/vault/vault"
 )
 
 // softPasskey registers a software passkey for a user the way enrolment
@@ -350,4 +354,49 @@ func TestConsentPageRevoke(t *testing.T) {
 	if st := f.grantState(theirs.ID); st.RevokeIndex != nil {
 		t.Fatal("another patient's grant was revoked")
 	}
+}
+
+// lookupFails is the vault's store with account lookups of one id failing,
+// as they do when PostgreSQL is out of reach.
+type lookupFails struct {
+	vault.Backend
+	id atomic.Pointer[string]
+}
+
+func (b *lookupFails) User(ctx context.Context, id string) ([]byte, error) {
+	if p := b.id.Load(); p != nil && *p == id {
+		return nil, errors.New("database unreachable")
+	}
+	return b.Backend.User(ctx, id)
+}
+
+// TestGrantClinicianLookupFails: a clinician the store cannot look up is
+// the server's failure (503 unavailable, nothing granted), at the begin
+// and at the finish, never 400 unknown_clinician or 409 grant_stale,
+// which would tell the patient the clinician does not exist.
+func TestGrantClinicianLookupFails(t *testing.T) {
+	var lf *lookupFails
+	f := newFixture(t, fixtureOpts{wrapBackend: func(b vault.Backend) vault.Backend { lf = &lookupFails{Backend: b}; return lf }})
+	a := f.softPasskey(f.patient.ID)
+	sess, csrf := f.signIn(f.patient.ID)
+	n0 := f.size()
+	unavailable := func(t *testing.T, r *http.Response) {
+		t.Helper()
+		var e map[string]string
+		if r.StatusCode != 503 || json.NewDecoder(r.Body).Decode(&e) != nil || e["code"] != "unavailable" {
+			t.Fatalf("%d %v, want 503 unavailable", r.StatusCode, e)
+		}
+		if n := f.size(); n != n0 {
+			t.Fatalf("the ledger changed: %d entries, was %d", n, n0)
+		}
+	}
+	clin := f.clin.ID
+
+	lf.id.Store(&clin)
+	unavailable(t, f.jsonPost("/webauthn/grant/begin", sess, csrf, "", mustJSONBody(t, testForm(f))))
+
+	lf.id.Store(nil)
+	ch, cer := f.beginGrant(t, sess, csrf, testForm(f))
+	lf.id.Store(&clin)
+	unavailable(t, f.jsonPost("/webauthn/grant/finish", sess, csrf, cer, a.ResponseJSON(a.Sign(ch, consenttest.Options{}))))
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -116,6 +117,9 @@ func (s *Server) respond(w *responseWriter, r *http.Request, rt route, sess *ses
 	default:
 		s.log.Info("web request refused", attrs...)
 	}
+	// Refused before the body was read: answer at once and close, rather
+	// than wait for a client that may be trickling it.
+	upload.CloseIfUnread(w, r)
 	if rt.guards&jsonAPI != 0 {
 		writeJSON(w, pe.Status, errorBody{Code: pe.Code, Message: pe.Message})
 		return

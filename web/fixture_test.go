@@ -89,9 +89,11 @@ type fixture struct {
 	// wrapLedger, when set, wraps the ledger's store as it opens (to
 	// inject its failures).
 	wrapLedger func(consent.Store) consent.Store
-	patient    vault.User
-	other      vault.User
-	clin       vault.User
+	// wrapBackend, likewise, wraps the vault's store.
+	wrapBackend func(vault.Backend) vault.Backend
+	patient     vault.User
+	other       vault.User
+	clin        vault.User
 }
 
 type fixtureOpts struct {
@@ -112,6 +114,8 @@ type fixtureOpts struct {
 	smartApp bool
 	// wrapLedger wraps the ledger's real store (see fixture.wrapLedger).
 	wrapLedger func(consent.Store) consent.Store
+	// wrapBackend wraps the vault's real store, as wrapLedger the ledger's.
+	wrapBackend func(vault.Backend) vault.Backend
 }
 
 // patientName and clinicianName are canaries: they must never reach the
@@ -131,7 +135,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f := &fixture{t: t, dir: dir, root: root, log: log, logs: logs, wrapLedger: o.wrapLedger}
+	f := &fixture{t: t, dir: dir, root: root, log: log, logs: logs, wrapLedger: o.wrapLedger, wrapBackend: o.wrapBackend}
 	f.open()
 	t.Cleanup(func() { f.st.Close() })
 	v := f.v
@@ -197,7 +201,11 @@ func (f *fixture) open() {
 		f.t.Fatal(err)
 	}
 	f.st = st
-	if f.v, err = vault.Open(f.t.Context(), st, f.root, vault.RootInfo{Kind: f.root.Kind()}, vault.Options{Logger: f.log}); err != nil {
+	var vb vault.Backend = st
+	if f.wrapBackend != nil {
+		vb = f.wrapBackend(vb)
+	}
+	if f.v, err = vault.Open(f.t.Context(), vb, f.root, vault.RootInfo{Kind: f.root.Kind()}, vault.Options{Logger: f.log}); err != nil {
 		f.t.Fatal(err)
 	}
 	var ls consent.Store = st.Ledger()

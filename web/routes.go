@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 )
 
@@ -140,6 +141,7 @@ func (s *Server) routes() {
 func (s *Server) serve(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rw := &responseWriter{ResponseWriter: w}
+		r = upload.TrackBody(r) // respond closes after a refusal that left the body unread
 		gr, sess, err := s.guard(rw, r, rt)
 		if err == nil && gr == nil {
 			return // answered by the guard

@@ -165,10 +165,23 @@ func TestSlowUploadStallsNoOtherPatient(t *testing.T) {
 		}
 	}
 	// A second trickled upload of A's takes no slot B needs (before the
-	// fix, it took the last of the slots every patient shared). Its 429
-	// comes only once its body is in: net/http reads a small unread body
-	// before it replies, at the rate the client sends it.
-	f.slowUpload(t, aSess, aCSRF, csv)
+	// fix, it took the last of the slots every patient shared), and is
+	// refused with 429 busy at once, while its body still trickles: the
+	// refusal closes the connection, so net/http does not first read the
+	// rest of the body (it used to, at the rate the client sent it).
+	second, _ := f.slowUpload(t, aSess, aCSRF, csv)
+	if err := second.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil { // generous: at once or after the whole trickle
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(second), nil)
+	if err != nil {
+		t.Fatalf("A's second trickled upload got no answer while its body trickled: %v", err)
+	}
+	rb, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(rb), "busy") || !resp.Close {
+		t.Fatalf("A's second trickled upload: %d, close %v, %v\n%s", resp.StatusCode, resp.Close, err, rb)
+	}
 	// The documented refusal: A's next upload, sent whole, gets 429 busy.
 	if st, b := f.postUpload(t, aSess, aCSRF, csv); st != http.StatusTooManyRequests || !strings.Contains(b, "busy") {
 		t.Fatalf("A's concurrent upload: %d\n%s", st, b)

@@ -159,6 +159,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, sess session) er
 			fmt.Sprintf("The file arrived slower than %s a second, so the vault stopped waiting for it. Upload it again on a faster connection.", byteSize(s.uploadRate.MinBytesPerSecond)))
 	case errors.Is(err, importer.ErrTooLarge) || errors.As(err, &mbe):
 		return fail(http.StatusRequestEntityTooLarge, format, dateOrder, fmt.Sprintf("The file is larger than the upload limit of %s.", byteSize(s.maxUpload)))
+	case vault.IsStorageFull(err):
+		// The spool (in the data directory) could not be written.
+		return errStorageFull.because(err)
 	case err != nil:
 		s.log.Warn("web upload failed", "user", sess.UserID, "cause", err.Error())
 		return fail(http.StatusBadRequest, format, dateOrder, "The upload did not arrive whole. Send it again.")

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -155,11 +156,17 @@ func (s *socketAdmin) RotateKeys(ctx context.Context) (vault.RotateResult, error
 	return out, (&socketAdmin{c: &c}).call(ctx, http.MethodPost, "/admin/keys/rotate", nil, &out)
 }
 
-func (s *socketAdmin) RewriteRecords(ctx context.Context) (vault.RewriteResult, error) {
+// RewriteRecords asks the server to rewrite; the server logs its progress
+// (o.Progress is not called: the socket answers once, at the end).
+func (s *socketAdmin) RewriteRecords(ctx context.Context, o vault.RewriteOptions) (vault.RewriteResult, error) {
 	var out vault.RewriteResult
 	c := *s.c
 	c.Timeout = 0 // rewriting a big vault takes a while
-	return out, (&socketAdmin{c: &c}).call(ctx, http.MethodPost, "/admin/records/rewrite", nil, &out)
+	path := "/admin/records/rewrite"
+	if o.Batch > 0 {
+		path += "?batch=" + strconv.Itoa(o.Batch)
+	}
+	return out, (&socketAdmin{c: &c}).call(ctx, http.MethodPost, path, nil, &out)
 }
 
 func (s *socketAdmin) RecordStatus(ctx context.Context) (vault.RecordStatus, error) {
@@ -542,12 +549,21 @@ func adminRecordsRewrite(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin records rewrite", stderr)
 	var sf storeFlags
 	sf.register(fs)
+	batch := fs.Int("batch", vault.DefaultRewriteBatch, "records per transaction (1 to 100000)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *batch < 1 || *batch > vault.MaxRewriteBatch {
+		return fmt.Errorf("--batch must be from 1 to %d", vault.MaxRewriteBatch)
+	}
 	return withAdmin(sf, stderr, func(ops api.AdminOps) error {
 		t := time.Now()
-		res, err := ops.RewriteRecords(context.Background())
+		// On the file, each committed transaction is reported on stderr;
+		// through the socket, the server logs them.
+		progress := func(r vault.RewriteResult) {
+			fmt.Fprintf(stderr, "records rewrite: %d rewritten, %d already current, %d patients, %d transactions committed\n", r.Rewritten, r.Current, r.Patients, r.Batches)
+		}
+		res, err := ops.RewriteRecords(context.Background(), vault.RewriteOptions{Batch: *batch, Progress: progress})
 		if err != nil {
 			return err
 		}

@@ -73,7 +73,8 @@ func cmdBenchImport(args []string, stdout, stderr io.Writer) error {
 }
 
 // cmdBenchLoad serves a seeded vault with 'vault serve' and drives it from
-// a separate process with many clients in a mixed workload.
+// a separate process with many clients in a mixed workload; with --attack
+// that process also attacks the server and measures honest clients.
 func cmdBenchLoad(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench load", stderr)
 	c := bench.MixConfig{Open: benchOpen, Stderr: stderr}
@@ -84,7 +85,15 @@ func cmdBenchLoad(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.DemoDays, "demo-days", 30, "days of demo data the server seeds besides (--demo); 0: none")
 	fs.BoolVar(&c.KeepLimits, "keep-limits", false, "keep the server's per-token and per-grant export limits (default: lifted, so exports are measured, not refused)")
 	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
+	attack := fs.Bool("attack", false, "meanwhile, attack as issue 12's findings 1 and 2 did (a sign-in flood from many addresses, uploads trickled from one device token) and measure honest patients' passkey sign-ins and uploads against the target (each within 1 s, none failing)")
+	var ac bench.AttackConfig
+	fs.IntVar(&ac.Addrs, "attack-addrs", 300, "with --attack: client addresses of the sign-in flood (127.0.2.1 on), each beginning 25 sign-ins a minute")
+	fs.IntVar(&ac.Trickles, "attack-trickles", 16, "with --attack: connections trickling uploads from one device token (2 of them imports)")
+	fs.IntVar(&ac.Honest, "attack-honest", 4, "with --attack: honest patients, each from an address of her own, uploading every second and signing in every 5 s")
 	return runBench(fs, args, stdout, func() (report, error) {
+		if *attack {
+			c.Attack = &ac
+		}
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, err

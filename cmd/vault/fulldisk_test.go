@@ -5,16 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/bench"
 	"github.com/jupyterhealth/vault/internal/demo"
+	webui "github.com/jupyterhealth/vault/web"
 )
 
 // fullDiskSize is the tmpfs the full-disk test puts the vault's data
@@ -153,6 +158,76 @@ func TestFullDisk(t *testing.T) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		t.Fatal(err)
 	}
+	// Ada enrols a passkey from her invite (over HTTP, with a software
+	// authenticator), for the web UI's upload.
+	_, sess, err := bench.EnrolPasskey(t.Context(), http.DefaultClient, c.PatientInvite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// webUpload posts a file to the web UI's upload form, as the page does.
+	webUpload := func(file []byte) (int, string) {
+		t.Helper()
+		origin := strings.Replace(url, "127.0.0.1", "localhost", 1)
+		page, err := http.NewRequest(http.MethodGet, url+"/upload", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page.Host = strings.TrimPrefix(origin, "http://")
+		page.AddCookie(&http.Cookie{Name: webui.SessionCookie, Value: sess})
+		st, pb := clientDo(t, page)
+		m := regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`).FindSubmatch(pb)
+		if st != http.StatusOK || m == nil {
+			t.Fatalf("upload page: %d %.300s", st, pb)
+		}
+		var form bytes.Buffer
+		mw := multipart.NewWriter(&form)
+		for _, f := range [][2]string{{"csrf", string(m[1])}, {"format", "omh"}, {"date_order", ""}} {
+			if err := mw.WriteField(f[0], f[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fw, err := mw.CreateFormFile("file", "readings.ndjson")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write(file)
+		if err := mw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPost, url+"/upload", &form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = page.Host
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.AddCookie(&http.Cookie{Name: webui.SessionCookie, Value: sess})
+		st, b := clientDo(t, req)
+		return st, string(b)
+	}
+	// stored counts the test's readings stored in [first, first+n).
+	stored := func(first, n int) int {
+		t.Helper()
+		base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+		from, to := base.Add(time.Duration(first)*time.Minute), base.Add(time.Duration(first+n)*time.Minute)
+		st, b := httpDo(t, "GET", url+"/api/v1/readings?schema=omh:blood-glucose:4.0&from="+from.Format(time.RFC3339)+"&to="+to.Format(time.RFC3339), c.PatientToken, "", nil)
+		if st != 200 {
+			t.Fatalf("read: %d %.300s", st, b)
+		}
+		return bytes.Count(b, []byte("f0110000-0000-4000-8000-"))
+	}
+	// The imports: a file of importN readings through the API, one of
+	// webN through the web UI, each far from the uploads' days.
+	const (
+		importFirst, importN = 200_000, 2_000
+		webFirst, webN       = 300_000, 20
+	)
+	importFile, webFile := fullDiskPoints(importFirst, importN), fullDiskPoints(webFirst, webN)
+	importIt := func() (int, []byte) {
+		t.Helper()
+		return httpDo(t, "POST", url+"/api/v1/imports?format=omh", c.PatientToken, "application/x-ndjson", importFile)
+	}
 
 	type answer struct{ Code string }
 	code := func(b []byte) string {
@@ -284,6 +359,31 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("grant on a full disk: %d %s, want 507 storage_full", st, b)
 	}
 
+	// An import and a web upload: their spool, in the data directory, is
+	// on the full disk. Refused with 507 storage_full; nothing imported.
+	if st, b := importIt(); st != http.StatusInsufficientStorage || code(b) != "storage_full" {
+		t.Fatalf("import on a full disk: %d %s, want 507 storage_full", st, b)
+	}
+	if st, b := webUpload(webFile); st != http.StatusInsufficientStorage || !strings.Contains(b, "<code>storage_full</code>") {
+		t.Fatalf("web upload on a full disk: %d %.2000s, want 507 storage_full", st, b)
+	}
+	// Room for the spooled import but not for its readings: the file is
+	// spooled, its readings can't be stored, 507 storage_full, and none of
+	// them is (the file is one transaction).
+	fi, err := os.Stat(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filler, fi.Size()-int64(len(importFile))-16<<10); err != nil {
+		t.Fatal(err)
+	}
+	if st, b := importIt(); st != http.StatusInsufficientStorage || code(b) != "storage_full" {
+		t.Fatalf("import with room for its spool only: %d %s, want 507 storage_full", st, b)
+	}
+	if n, m := stored(importFirst, importN), stored(webFirst, webN); n != 0 || m != 0 {
+		t.Fatalf("refused imports stored %d and %d readings", n, m)
+	}
+
 	// Space frees: writes succeed again, with no restart.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -301,10 +401,34 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("grant after space freed: %d %s", st, b)
 	}
 	readAll("space freed")
+	// The import and the web upload too: every reading new, none left half
+	// stored by the refused attempts.
+	var res struct{ Accepted, Duplicates int }
+	if st, b := importIt(); st != http.StatusCreated || json.Unmarshal(b, &res) != nil || res.Accepted != importN || res.Duplicates != 0 {
+		t.Fatalf("import after space freed: %d %s, want all %d readings new", st, b, importN)
+	}
+	if st, b := webUpload(webFile); st != http.StatusOK || !strings.Contains(b, fmt.Sprintf("Imported %d new readings", webN)) {
+		t.Fatalf("web upload after space freed: %d %.2000s", st, b)
+	}
+	if n, m := stored(importFirst, importN), stored(webFirst, webN); n != importN || m != webN {
+		t.Fatalf("after space freed: %d and %d readings imported, want %d and %d", n, m, importN, webN)
+	}
 
 	// Stop, verify the ledger and the file, and read every acknowledged
 	// reading from a fresh start.
 	stop(srv)
+	// The import with room for its spool only was refused by the
+	// database, not the spool: the server's log (complete now that it has
+	// stopped) says how far it got.
+	dbRefused := false
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.Contains(line, `"route":"/api/v1/imports"`) && strings.Contains(line, `"code":"storage_full"`) && strings.Contains(line, "import_incomplete") {
+			dbRefused = true
+		}
+	}
+	if !dbRefused {
+		t.Fatalf("no import was refused for its readings (only for its spool):\n%s", log.String())
+	}
 	out, stderr, err := runVault(t, 120*time.Second, "ledger", "verify", "--data", data, "--root-key-file", key)
 	if err != nil || !strings.HasPrefix(out, "ledger ok") {
 		t.Fatalf("vault ledger verify: %v\n%s\n%s", err, out, stderr)
@@ -313,4 +437,19 @@ func TestFullDisk(t *testing.T) {
 	readAll("after a restart")
 	stop(srv)
 	t.Logf("full-disk test: %d points acknowledged, all read back after a restart; %s", acked, time.Since(began).Round(time.Millisecond))
+}
+
+// clientDo sends req and reads the whole answer.
+func clientDo(t *testing.T, req *http.Request) (int, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
 }

@@ -178,7 +178,7 @@ var commandHelp = map[string]struct{ synopsis, what string }{
 	"admin client list":     {"[--json]", "List the OAuth clients: id, name, whether confidential, authentication method, when registered, and redirect URIs."},
 	"admin client remove":   {"--client ID", "Remove an OAuth client: it ends the client and every token it holds."},
 	"admin records status":  {"", "Count every patient's records by format: format 1 (a wrapped key per record, written before compact records) and format 2 (compact). Reads each record's first byte; decrypts none."},
-	"admin records rewrite": {"", "Re-seal every record of an older format in the current, compact format, in compare-and-swap batches while the server runs (or on the file); each record is decrypted and checked first. Resumable: run it again after an interruption. An admin entry in the ledger records the counts."},
+	"admin records rewrite": {"[--batch N]", "Re-seal every record of an older format in the current, compact format, in compare-and-swap batches of N records (default 1000) while the server runs (or on the file); each record is decrypted and checked first, and each committed batch is reported (on stderr on the file, in the server's log through it). Resumable: run it again after an interruption. An admin entry in the ledger records the counts."},
 	"keys rotate-oidc":      {"", "Make a new ID-token signing key current for the OAuth provider; the JWKS lists it and the previous one, so ID tokens signed before still verify (docs/oauth.md#keys)."},
 	"ledger verify":         {"[--checkpoint FILE]", "Replay the consent ledger from its first entry: recompute the Merkle tree, check every signed checkpoint, every passkey-signed grant and confirmed key, and (with --checkpoint) consistency with a checkpoint kept from before."},
 	"ledger rebuild":        {"", "Rebuild the grant index from the ledger, after 'vault ledger verify' found it untrusted."},
@@ -194,7 +194,7 @@ var commandHelp = map[string]struct{ synopsis, what string }{
 	"bench":                 {"[--readings N] [--batch N] [--uploaders N] [--database postgres://…]", "Measure ingest throughput and the database pages per reading on a scratch vault, for ~300- and ~444-byte points, each against raw bbolt puts of the same bytes. With --database: on PostgreSQL, each round in a scratch schema of that database (dropped after), against a raw pgx COPY of the same bytes."},
 	"bench export":          {"[--rounds N] [--years N]", "Measure export time and memory on a scratch vault."},
 	"bench import":          {"[--mb N] [--csv-rows N]", "Measure file import throughput on a scratch vault."},
-	"bench load":            {"[--clients N] [--pause D] [--duration D]", "Run a mixed load (uploads, reads, exports, pages) against a scratch 'vault serve' and report latency."},
+	"bench load":            {"[--clients N] [--pause D] [--duration D] [--attack]", "Run a mixed load (uploads, reads, exports, pages) against a scratch 'vault serve' and report latency; with --attack, also flood sign-in and trickle uploads, and measure honest clients' sign-ins and uploads against the 1 s target."},
 }
 
 // parseFlags parses and turns flag errors into errUsage (already printed).

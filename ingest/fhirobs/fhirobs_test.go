@@ -24,7 +24,9 @@ package fhirobs
 //     json.dumps and base64-encoded with line breaks every 76 characters
 //     (base64.encodebytes); the blood-glucose point follows the template of
 //     JHE's iglu seed command; the third is the body-only attachment of the
-//     README's upload example; the fourth a schema the vault does not store.
+//     README's upload example; the fourth a schema the vault does not store
+//     (no such OMH schema exists); the fifth a body-only omh:rr-interval:1.0,
+//     a schema the vault stores without a typed model, imported as it is.
 //
 // Each has a .golden file listing what Parse hands the sink; run
 // go test ./ingest/fhirobs -run TestFiles -update to rewrite them after
@@ -350,7 +352,8 @@ func TestSkips(t *testing.T) {
 		{"quantity without value", obs(loinc("2339-0") + "," + at1 + `,"valueQuantity":{"unit":"mg/dL"}`), "http://loinc.org|2339-0", "no value"},
 		{"panel without diastolic", obs(loinc("85354-9") + "," + at1 + `,"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"unit":"mmHg"}}]`), "http://loinc.org|85354-9", "lacks"},
 		{"panel component without value", obs(loinc("85354-9") + "," + at1 + `,"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120,"unit":"mmHg"}},{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"dataAbsentReason":{"text":"x"}}]`), "http://loinc.org|85354-9", "no valueQuantity"},
-		{"OMH schema the vault lacks", obs(`"code":{"coding":[{"system":"https://w3id.org/openmhealth","code":"omh:rr-interval:1.0"}]},"valueAttachment":{"data":"e30="}`), "https://w3id.org/openmhealth|omh:rr-interval:1.0", "no Open mHealth schema"},
+		{"OMH schema the vault lacks", obs(`"code":{"coding":[{"system":"https://w3id.org/openmhealth","code":"omh:heart-rate-variability:1.0"}]},"valueAttachment":{"data":"e30="}`), "https://w3id.org/openmhealth|omh:heart-rate-variability:1.0", "no Open mHealth schema"},
+		{"OMH fragment, not a data point", obs(`"code":{"coding":[{"system":"https://w3id.org/openmhealth","code":"omh:unit-value:1.0"}]},"valueAttachment":{"data":"e30="}`), "https://w3id.org/openmhealth|omh:unit-value:1.0", "no Open mHealth schema"},
 		{"OMH code not a schema id", obs(`"code":{"coding":[{"system":"https://w3id.org/openmhealth","code":"blood glucose"}]},"valueAttachment":{"data":"e30="}`), "https://w3id.org/openmhealth|blood glucose", "not an Open mHealth schema id"},
 		{"OMH attachment by url", obs(`"code":{"coding":[{"system":"https://w3id.org/openmhealth","code":"omh:blood-glucose:4.0"}]},"valueAttachment":{"url":"https://example.org/p.json"}`), "https://w3id.org/openmhealth|omh:blood-glucose:4.0", "not fetch"},
 		{"OMH attachment not JSON", obs(`"code":{"coding":[{"system":"https://w3id.org/openmhealth","code":"omh:blood-glucose:4.0"}]},"valueAttachment":{"contentType":"application/pdf","data":"e30="}`), "https://w3id.org/openmhealth|omh:blood-glucose:4.0", "not application/json"},

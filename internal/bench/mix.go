@@ -58,10 +58,13 @@ type MixConfig struct {
 	// by default they are lifted (serve flags), so that the exports are
 	// measured rather than refused.
 	KeepLimits bool
-	Dir        string // scratch directory; "" makes a temporary one, removed after
-	Exe        string // the vault executable: it serves, and runs [RunMix]
-	Open       Opener
-	Stderr     io.Writer // the children's errors
+	// Attack, when set, runs issue 12's attack beside the mix and
+	// measures honest clients' sign-ins and uploads under it (attack.go).
+	Attack *AttackConfig
+	Dir    string // scratch directory; "" makes a temporary one, removed after
+	Exe    string // the vault executable: it serves, and runs [RunMix]
+	Open   Opener
+	Stderr io.Writer // the children's errors
 }
 
 // OpStats is one operation's figures, latencies in milliseconds.
@@ -94,6 +97,7 @@ type MixReport struct {
 	// LoadBefore and Load are /proc/loadavg's three figures before the
 	// server started and when the clients ended.
 	LoadBefore, Load string
+	Attack           *AttackReport // with MixConfig.Attack
 }
 
 // RSSAt is the last sample at or before d (the first if none is).
@@ -146,7 +150,10 @@ func (r *MixReport) Print(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "server RssAnon: start %.1f MiB, after warm-up (%v) %.1f MiB, end %.1f MiB (%+.1f%% since warm-up)\n",
 		float64(start)/1024, r.Warmup, float64(warm)/1024, float64(end)/1024, growth)
-	return err
+	if err != nil || r.Attack == nil {
+		return err
+	}
+	return r.Attack.Print(w)
 }
 
 // mixPlan is what the client process reads on its stdin.
@@ -156,6 +163,7 @@ type mixPlan struct {
 	Duration        time.Duration `json:"duration"`
 	Patients        []mixPatient  `json:"patients"`
 	ClinicianTokens []string      `json:"clinician_tokens"` // one per client
+	Attack          *attackPlan   `json:"attack,omitempty"`
 }
 
 type mixPatient struct {
@@ -167,6 +175,7 @@ type mixResult struct {
 	Seconds  float64            `json:"seconds"`
 	Requests int                `json:"requests"`
 	Ops      map[string]OpStats `json:"ops"`
+	Attack   *AttackReport      `json:"attack,omitempty"`
 }
 
 // Mix seeds a vault, serves it with 'vault serve' as a child process, and
@@ -176,13 +185,16 @@ func Mix(c MixConfig) (*MixReport, error) {
 	if c.Clients < 1 || c.Patients < 1 || c.Duration <= 0 || c.Pause < 0 || c.DemoDays < 0 {
 		return nil, errors.New("--clients, --patients and --duration must be positive, --pause and --demo-days not negative")
 	}
+	if a := c.Attack; a != nil && (a.Honest < 1 || a.Honest > 250 || a.Addrs < 0 || a.Trickles < 0 || a.Addrs > 250*250 || a.Trickles > 250) {
+		return nil, errors.New("--attack-honest must be 1 to 250, --attack-addrs 0 to 62500, --attack-trickles 0 to 250")
+	}
 	scratch, cleanup, err := scratchDir(c.Dir, "vault-bench-load-")
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
 	loadBefore := loadAvg()
-	plan, err := seedMix(scratch, c)
+	plan, honest, err := seedMix(scratch, c)
 	if err != nil {
 		return nil, fmt.Errorf("seeding: %v", err)
 	}
@@ -191,6 +203,11 @@ func Mix(c MixConfig) (*MixReport, error) {
 		return nil, err
 	}
 	plan.URL = "http://" + addr
+	if plan.Attack != nil {
+		if err := inviteAll(c, scratch, addr, plan.Attack, honest); err != nil {
+			return nil, fmt.Errorf("seeding: %v", err)
+		}
+	}
 	args := []string{"serve", "--data", filepath.Join(scratch, "data"), "--root-key-file", filepath.Join(scratch, "root.key"),
 		"--addr", addr, "--metrics-addr", "off", "--log-level", "error"}
 	if c.DemoDays > 0 {
@@ -250,7 +267,7 @@ func Mix(c MixConfig) (*MixReport, error) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		return nil, fmt.Errorf("load clients' output: %v", err)
 	}
-	r.Seconds, r.Requests, r.Ops = res.Seconds, res.Requests, res.Ops
+	r.Seconds, r.Requests, r.Ops, r.Attack = res.Seconds, res.Requests, res.Ops, res.Attack
 	r.LoadBefore, r.Load = loadBefore, loadAvg()
 	return r, nil
 }
@@ -266,22 +283,24 @@ func loadAvg() string {
 
 // seedMix makes the clinician (one token per client, and a hub key) and
 // the patients (two days of CGM, a patient and a device token, a grant to
-// the clinician) through an in-process API, then closes the vault.
-func seedMix(dir string, c MixConfig) (*mixPlan, error) {
+// the clinician) through an in-process API, then closes the vault. With an
+// attack it also makes the honest patients (returned, for their invites)
+// and the attacker, each with a device token.
+func seedMix(dir string, c MixConfig) (*mixPlan, []string, error) {
 	h, err := c.Open(dir, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer h.Close()
 	v := h.Vault
 	// The origin is the host of serve's default --base-url.
 	led, err := h.Ledger("localhost:8080")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	base := "http://" + ln.Addr().String()
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -293,27 +312,27 @@ func seedMix(dir string, c MixConfig) (*mixPlan, error) {
 	life := c.Duration + 2*time.Hour
 	clin, err := v.CreateUser(ctx, vault.NewUser{Role: vault.RoleClinician, Name: "bench clinician"})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	plan := &mixPlan{Pause: c.Pause, Duration: c.Duration}
 	for range c.Clients {
 		tok, _, err := v.MintToken(ctx, clin.ID, vault.TokenClinician, life)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		plan.ClinicianTokens = append(plan.ClinicianTokens, tok)
 	}
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := post(base+"/api/v1/clinician/keys", plan.ClinicianTokens[0], api.KeyRequest{Label: "bench hub", Recipient: id.Recipient().String()}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range c.Patients {
 		p, err := v.CreateUser(ctx, vault.NewUser{Role: vault.RolePatient, Name: fmt.Sprintf("bench patient %d", i)})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var pts []*omh.Point
 		var buf []byte
@@ -321,29 +340,54 @@ func seedMix(dir string, c MixConfig) (*mixPlan, error) {
 			buf = point(buf[:0], 1<<20+i, j, mixDay.Add(time.Duration(j)*5*time.Minute))
 			pt, err := omh.Parse(buf)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			pts = append(pts, pt)
 		}
 		if _, err := v.Ingest(ctx, p.ID, pts); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ptok, _, err := v.MintToken(ctx, p.ID, vault.TokenPatient, life)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		dtok, _, err := v.MintToken(ctx, p.ID, vault.TokenDevice, life)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		err = post(base+"/api/v1/grants", ptok, api.GrantRequest{Clinician: clin.ID, Schemas: []string{"omh:blood-glucose"},
 			ExpiresAt: time.Now().Add(life).UTC().Format(time.RFC3339), Purpose: "TREAT"})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		plan.Patients = append(plan.Patients, mixPatient{ID: p.ID, Token: ptok, Device: dtok})
 	}
-	return plan, nil
+	if c.Attack == nil {
+		return plan, nil, nil
+	}
+	plan.Attack = &attackPlan{Addrs: c.Attack.Addrs, Trickles: c.Attack.Trickles}
+	var honest []string
+	for i := range c.Attack.Honest + 1 {
+		name := fmt.Sprintf("bench honest patient %d", i)
+		if i == c.Attack.Honest {
+			name = "bench attacker"
+		}
+		p, err := v.CreateUser(ctx, vault.NewUser{Role: vault.RolePatient, Name: name})
+		if err != nil {
+			return nil, nil, err
+		}
+		dtok, _, err := v.MintToken(ctx, p.ID, vault.TokenDevice, life)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == c.Attack.Honest {
+			plan.Attack.Attacker = dtok
+			break
+		}
+		honest = append(honest, p.ID)
+		plan.Attack.Honest = append(plan.Attack.Honest, honestClient{Device: dtok})
+	}
+	return plan, honest, nil
 }
 
 // lockedWriter serialises writes to w.
@@ -405,15 +449,14 @@ func RunMix(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n}, Timeout: time.Minute}
 	day := url.Values{"from": {mixDay.Format(time.RFC3339)}, "to": {mixDay.AddDate(0, 0, 1).Format(time.RFC3339)}}
-	type sample struct {
-		op  int
-		ms  float64
-		err string // "" ok, "429" limited
-	}
 	all := make([][]sample, n)
 	deadline := time.Now().Add(plan.Duration)
 	start := time.Now()
 	var wg sync.WaitGroup
+	var attack *AttackReport
+	if plan.Attack != nil {
+		wg.Go(func() { attack = runAttack(plan.URL, plan.Attack, deadline) })
+	}
 	for i, ctok := range plan.ClinicianTokens {
 		wg.Go(func() {
 			p := plan.Patients[i%len(plan.Patients)]
@@ -474,35 +517,51 @@ func RunMix(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		})
 	}
 	wg.Wait()
-	res := mixResult{Seconds: time.Since(start).Seconds(), Ops: map[string]OpStats{}}
-	lat := make([][]float64, len(MixOps))
+	var samples []sample
 	for _, ss := range all {
-		for _, s := range ss {
-			o := res.Ops[MixOps[s.op]]
-			o.Count++
-			res.Requests++
-			switch s.err {
-			case "":
-			case "429":
-				o.Limited++
-			default:
-				o.Errors++
-				if o.FirstErr == "" {
-					o.FirstErr = s.err
-				}
+		samples = append(samples, ss...)
+	}
+	res := mixResult{Seconds: time.Since(start).Seconds(), Requests: len(samples), Ops: summarise(MixOps, samples), Attack: attack}
+	return json.NewEncoder(stdout).Encode(res)
+}
+
+// sample is one request's outcome: its operation (an index into the ops
+// summarise is given), milliseconds, and "" if it succeeded, "429" if it
+// was refused with 429, or what went wrong.
+type sample struct {
+	op  int
+	ms  float64
+	err string
+}
+
+// summarise is each operation's figures from its samples.
+func summarise(ops []string, samples []sample) map[string]OpStats {
+	res := map[string]OpStats{}
+	lat := make([][]float64, len(ops))
+	for _, s := range samples {
+		o := res[ops[s.op]]
+		o.Count++
+		switch s.err {
+		case "":
+		case "429":
+			o.Limited++
+		default:
+			o.Errors++
+			if o.FirstErr == "" {
+				o.FirstErr = s.err
 			}
-			res.Ops[MixOps[s.op]] = o
-			lat[s.op] = append(lat[s.op], s.ms)
 		}
+		res[ops[s.op]] = o
+		lat[s.op] = append(lat[s.op], s.ms)
 	}
 	for op, l := range lat {
 		if len(l) == 0 {
 			continue
 		}
 		slices.Sort(l)
-		o := res.Ops[MixOps[op]]
+		o := res[ops[op]]
 		o.P50, o.P99, o.Max = l[len(l)/2], l[min(len(l)-1, len(l)*99/100)], l[len(l)-1]
-		res.Ops[MixOps[op]] = o
+		res[ops[op]] = o
 	}
-	return json.NewEncoder(stdout).Encode(res)
+	return res
 }

@@ -13,6 +13,10 @@
 // A handler reads (or spools) the whole body through [Rate.Reader] before it
 // takes any slot that other patients share; those then cover only the
 // work that costs CPU or the store's writer, never waiting on a client.
+//
+// A refusal sent before the body was read closes the connection after it
+// ([TrackBody], [CloseIfUnread]), so net/http does not wait for a
+// trickled body before it sends the refusal.
 package upload
 
 import (

@@ -75,7 +75,7 @@ func TestLedgerOpensOlderFile(t *testing.T) {
 	if ks := l.ClinicianKeys("cl_b"); len(ks) != 1 || ks[0].Fingerprint != "fp_1" {
 		t.Fatalf("clinician keys %+v", ks)
 	}
-	if as := l.Accesses("pt_a", 0); len(as) != 1 || as[0].Start != 14 {
+	if as, err := l.Accesses("pt_a", 0); err != nil || len(as) != 1 || as[0].Start != 14 {
 		t.Fatalf("accesses %+v", as)
 	}
 	if es, more, err := l.PartyEntries("cl_c", 0, 0); err != nil || more || len(es) != 6 || es[0].Index != 11 {

@@ -326,8 +326,8 @@ func testLedgerConcurrent(t *testing.T, open LedgerFactory) {
 	if active != workers*rounds/2 {
 		t.Fatalf("%d active grants, want %d", active, workers*rounds/2)
 	}
-	if a := e.l.Accesses("pt_a", 0); len(a) != workers*rounds {
-		t.Fatalf("%d accesses, want %d", len(a), workers*rounds)
+	if a, err := e.l.Accesses("pt_a", 0); err != nil || len(a) != workers*rounds {
+		t.Fatalf("%d accesses, want %d (%v)", len(a), workers*rounds, err)
 	}
 }
 

@@ -8,6 +8,11 @@ pressure, a physical activity's kcal, a sleep episode's total sleep time;
 a sleep episode's value is its length in minutes, as the csv export has
 it), source (the device or app, from the
 OMH header's external datasheets) and uuid.
+
+A reading of a schema without a typed model in the vault (such as
+ieee:food-entry:0.1) has its schema, times, source and uuid in the frame and
+no value: its body is in the omh point, the csv body column and the FHIR
+Observation's attachment (docs/export.md).
 """
 
 import csv
@@ -20,7 +25,9 @@ from . import times
 from .errors import ExportFormatError, ManifestError
 
 COLUMNS = ["time", "end_time", "schema", "value", "unit", "value2", "unit2", "source", "uuid"]
-CSV_HEADER = "uuid,schema,time,end_time,value,unit,value2,unit2,source"
+CSV_HEADER = "uuid,schema,time,end_time,value,unit,value2,unit2,source,body"
+# The header before the body column (a vault from before it): still read.
+CSV_HEADER_NO_BODY = "uuid,schema,time,end_time,value,unit,value2,unit2,source"
 
 # OMH duration units in seconds (months and years are nominal).
 _DURATION_SECONDS = {
@@ -118,16 +125,17 @@ def omh_row(line):
 def check_csv_header(header_line):
     """The csv export's first data line must be the known header row."""
     got = header_line.rstrip("\r\n")
-    if got != CSV_HEADER:
+    if got not in (CSV_HEADER, CSV_HEADER_NO_BODY):
         raise ManifestError(f"the csv export's header row is {got!r}, not {CSV_HEADER!r}; update the client")
 
 
 def csv_row(line):
     """One csv export row as a row tuple in COLUMNS order (times as strings)."""
     rec = next(csv.reader([line.rstrip("\r\n")]))
-    if len(rec) != 9:
-        raise ManifestError(f"a csv export row has {len(rec)} fields, not 9")
-    uuid, schema, time, end_time, value, unit, value2, unit2, source = [x if x != "" else None for x in rec]
+    if len(rec) not in (9, 10):
+        raise ManifestError(f"a csv export row has {len(rec)} fields, not 10 (or 9, before the body column)")
+    # The body column (a schema without a typed model) carries no value.
+    uuid, schema, time, end_time, value, unit, value2, unit2, source = [x if x != "" else None for x in rec[:9]]
     return (time, end_time, None, schema, value, unit, value2, unit2, unguard(source), uuid)
 
 
@@ -182,6 +190,10 @@ def fhir_row(line):
     for tag in (o.get("meta") or {}).get("tag", []) or []:
         if schema is None and isinstance(tag, dict) and str(tag.get("code", "")).startswith("omh:"):
             schema = tag["code"]
+    for c in (o.get("code") or {}).get("coding", []):
+        # A schema without a typed model is coded with its schema id.
+        if schema is None and isinstance(c, dict) and c.get("system") == "https://w3id.org/openmhealth":
+            schema = c.get("code")
     if schema is None:
         for c in _codes(o.get("code")):
             if c in _LOINC_SCHEMA:

@@ -404,6 +404,34 @@ class TestCSVGuard(unittest.TestCase):
         pd.testing.assert_frame_equal(a, b)
 
 
+class TestUntypedSchemaRows(unittest.TestCase):
+    """A reading of a schema without a typed model (export.md): the same frame, with no value, in every format."""
+
+    def test_frames_agree(self):
+        body = {"effective_time_frame": {"date_time": "2026-01-01T00:00:00Z"}, "food_amount": {"unit": "mL", "value": 300}, "food_name": "soup"}
+        point = {"header": {"uuid": "u2", "schema_id": {"namespace": "ieee", "name": "food-entry", "version": "0.1"}}, "body": body}
+        omh = json.dumps(point)
+        cell = json.dumps(body, separators=(",", ":"), sort_keys=True).replace('"', '""')
+        csv_line = 'u2,ieee:food-entry:0.1,2026-01-01T00:00:00Z,,,,,,,"' + cell + '"'
+        fhir = json.dumps({"resourceType": "Observation", "id": "u2",
+                           "identifier": [{"system": "urn:ietf:rfc:3986", "value": "urn:uuid:u2"}],
+                           "extension": [{"url": "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value",
+                                          "valueAttachment": {"contentType": "application/json", "data": "e30="}}],
+                           "status": "final",
+                           "code": {"coding": [{"system": "https://w3id.org/openmhealth", "code": "ieee:food-entry:0.1"}], "text": "ieee:food-entry:0.1"},
+                           "effectiveDateTime": "2026-01-01T00:00:00Z"})
+        frames.check_csv_header(frames.CSV_HEADER)
+        frames.check_csv_header(frames.CSV_HEADER_NO_BODY)
+        a = frames.to_frame([frames.omh_row(omh)])
+        b = frames.to_frame([frames.csv_row(csv_line)])
+        c = frames.to_frame([frames.fhir_row(fhir)])
+        self.assertEqual(a["schema"].iloc[0], "ieee:food-entry:0.1")
+        self.assertTrue(a["value"].isna().all())
+        import pandas as pd
+        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(a, c)
+
+
 class TestOMHTimes(unittest.TestCase):
     """The frame's time is the time the vault files the reading by (omh.TimeFrame.Start)."""
 

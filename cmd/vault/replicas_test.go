@@ -29,8 +29,8 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 	"github.com/chromedp/chromedp"
+	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 	"github.com/jupyterhealth/vault/consent/consenttest"
 	"github.com/jupyterhealth/vault/internal/browsertest"
 	"github.com/jupyterhealth/vault/keys"

@@ -228,17 +228,11 @@ func (v *Vault) DeletePatient(ctx context.Context, id string) error {
 // cache, for a deletion another process made on a shared database (its
 // patient-deleted event): her key row is gone there, so nothing more is
 // sealed or opened for her here either, and her key leaves this
-// process's memory.
-func (v *Vault) ForgetPatientKeys(id string) {
-	v.pkMu.Lock()
-	delete(v.pks, id)
-	v.pkMu.Unlock()
-}
-
-// CachedPatientKeys reports whether a patient's unwrapped keys are in
-// this process's cache (for tests and debugging).
-func (v *Vault) CachedPatientKeys(id string) bool {
+// process's memory. It reports whether they were cached.
+func (v *Vault) ForgetPatientKeys(id string) bool {
 	v.pkMu.Lock()
 	defer v.pkMu.Unlock()
-	return v.pks[id] != nil
+	_, held := v.pks[id]
+	delete(v.pks, id)
+	return held
 }

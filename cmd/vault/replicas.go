@@ -74,9 +74,12 @@ func watchEvents(ctx context.Context, st backend, after int64, t eventTargets) {
 }
 
 func (t eventTargets) apply(e postgres.Event) {
+	var attrs []any
 	switch e.Kind {
 	case postgres.EventPatientDeleted:
-		t.vault.ForgetPatientKeys(e.Subject)
+		// Whether her key was in this process's memory: the tests check
+		// that the eviction found it.
+		attrs = append(attrs, "key_evicted", t.vault.ForgetPatientKeys(e.Subject))
 		t.web.EvictPatient(e.Subject)
 	default:
 		// A newer binary's event: nothing this one caches depends on it.
@@ -85,5 +88,5 @@ func (t eventTargets) apply(e postgres.Event) {
 	}
 	lag := time.Since(e.At)
 	t.metrics.ObserveReplicaEvent(e.Kind, lag)
-	t.log.Info("replica event applied", "kind", e.Kind, "event", e.ID, "lag_ms", lag.Milliseconds())
+	t.log.Info("replica event applied", append([]any{"kind", e.Kind, "event", e.ID, "lag_ms", lag.Milliseconds()}, attrs...)...)
 }

@@ -495,10 +495,11 @@ func readUUIDs(t *testing.T, base, tok string) map[string]bool {
 
 // eventLag waits (a minute at most: a bound for a hung watcher, not a
 // timing check) for replica r's log to say it applied a patient-deleted
-// event, and returns the lag it logged.
+// event that found the patient's key in its cache and evicted it, and
+// returns the lag it logged.
 func eventLag(t *testing.T, r *replica) time.Duration {
 	t.Helper()
-	re := regexp.MustCompile(`"msg":"replica event applied","kind":"patient-deleted","event":\d+,"lag_ms":(\d+)`)
+	re := regexp.MustCompile(`"msg":"replica event applied","kind":"patient-deleted","event":\d+,"lag_ms":(\d+),"key_evicted":true`)
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		b, err := os.ReadFile(r.log)
 		if err != nil {

@@ -225,3 +225,16 @@ func (v *Vault) DeletePatient(ctx context.Context, id string) error {
 	}
 	return err
 }
+
+// ForgetPatientKeys drops a patient's unwrapped keys from this process's
+// cache, for a deletion another process made on a shared database (its
+// patient-deleted event): her key row is gone there, so nothing more is
+// sealed or opened for her here either, and her key leaves this
+// process's memory. It reports whether they were cached.
+func (v *Vault) ForgetPatientKeys(id string) bool {
+	v.pkMu.Lock()
+	defer v.pkMu.Unlock()
+	_, held := v.pks[id]
+	delete(v.pks, id)
+	return held
+}

@@ -103,7 +103,7 @@ func adminCompact(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("the ledger does not verify, so the vault was not compacted (run 'vault ledger verify'): %v", err)
 	}
-	fmt.Fprintf(stderr, "compact: copying %s of live pages of %s (%s) into %s\n", mb(live), path, mb(before), filepath.Base(st.CompactPath()))
+	fmt.Fprintf(stderr, "compact: copying %s of data out of %s (%s) into %s\n", mb(live), path, mb(before), filepath.Base(st.CompactPath()))
 	err = st.CompactChecked(func(tmp string) error {
 		stopForTest("copied", stderr)
 		fmt.Fprintf(stderr, "compact: copied in %.1f s; checking the copy\n", time.Since(start).Seconds())
@@ -137,6 +137,12 @@ func adminCompact(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// compactNeed is the room a compacted copy of live bytes of data may
+// take: bbolt's Compact fills its pages, but a page ends where the next
+// element does not fit, and the file grows in 16 MiB steps. (Measured on
+// a year of demo data rewritten to format 2: 48.3 MB of data made a 46.9 MB copy.)
+func compactNeed(live int64) int64 { return live + live/4 + compactGrowth }
+
 // checkRoom refuses when the file system of dir has less room than a
 // compacted copy of live bytes may take.
 func checkRoom(dir string, live int64) error {
@@ -145,9 +151,9 @@ func checkRoom(dir string, live int64) error {
 		return fmt.Errorf("free space of %s: %v", dir, err)
 	}
 	free := int64(fs.Bavail) * fs.Bsize
-	need := live + compactGrowth
+	need := compactNeed(live)
 	if free < need {
-		return fmt.Errorf("not enough room to compact: the copy needs up to %s (%s of live pages and bbolt's 16 MiB growth step) beside the old file, and the file system of %s has %s free; free %s there (or move the data directory to a bigger disk) and run it again; nothing was changed",
+		return fmt.Errorf("not enough room to compact: the copy needs up to %s beside the old file (%s of data in its pages, a quarter more for the copy's part-filled pages, and bbolt's 16 MiB growth step), and the file system of %s has %s free; free %s there (or move the data directory to a bigger disk) and run it again; nothing was changed",
 			mb(need), mb(live), dir, mb(free), mb(need-free))
 	}
 	return nil

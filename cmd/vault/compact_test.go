@@ -152,7 +152,7 @@ func TestAdminCompactNoRoom(t *testing.T) {
 	}
 	sum := fileSum(t, dbPath(data))
 	_, stderr, err := runVault(t, time.Minute, "admin", "compact", "--data", data, "--root-key-file", key)
-	re := regexp.MustCompile(`not enough room to compact: the copy needs up to [0-9.]+ MB \([0-9.]+ MB of live pages and bbolt's 16 MiB growth step\) beside the old file, and the file system of \S+ has [0-9.]+ MB free; free [0-9.]+ MB there \(or move the data directory to a bigger disk\) and run it again; nothing was changed`)
+	re := regexp.MustCompile(`not enough room to compact: the copy needs up to [0-9.]+ MB beside the old file \([0-9.]+ MB of data in its pages, a quarter more for the copy's part-filled pages, and bbolt's 16 MiB growth step\), and the file system of \S+ has [0-9.]+ MB free; free [0-9.]+ MB there \(or move the data directory to a bigger disk\) and run it again; nothing was changed`)
 	t.Log(stderr)
 	if err == nil || !re.MatchString(stderr) {
 		t.Fatalf("compact on a full disk: %v %s", err, stderr)

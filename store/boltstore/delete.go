@@ -156,14 +156,18 @@ func (s *Store) txID() (int, error) {
 	return id, err
 }
 
-// LiveBytes is the database's size less its free pages: about what a
-// compacted copy of it takes.
+// LiveBytes is the bytes the database's data takes in its pages (keys,
+// values, element and page headers of every bucket), without free pages
+// and the unused part of the pages in use: what a compacted copy packs
+// into pages (bbolt's Compact fills them), and so about its size.
 func (s *Store) LiveBytes() (int64, error) {
 	var n int64
 	err := s.view(context.Background(), func(tx *bolt.Tx) error {
-		st := s.db.Stats()
-		n = tx.Size() - int64(st.FreeAlloc)
-		return nil
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			st := b.Stats()
+			n += int64(st.BranchInuse + st.LeafInuse + st.InlineBucketInuse)
+			return nil
+		})
 	})
 	return n, err
 }

@@ -106,6 +106,11 @@ func adminCompact(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "compact: copying %s of data out of %s (%s) into %s\n", mb(live), path, mb(before), filepath.Base(st.CompactPath()))
 	err = st.CompactChecked(func(tmp string) error {
 		stopForTest("copied", stderr)
+		// Run as root on a service account's vault, the copy would be
+		// root's: it keeps the old file's owner and group.
+		if err := sameOwner(tmp, path); err != nil {
+			return err
+		}
 		fmt.Fprintf(stderr, "compact: copied in %.1f s; checking the copy\n", time.Since(start).Seconds())
 		sum, err := fileHash(tmp)
 		if err != nil {
@@ -257,6 +262,25 @@ func checkCompacted(ctx context.Context, path string, root *keys.Root, want vaul
 	}
 	if res.Size != wantLedger.Size || res.Latest != wantLedger.Latest {
 		return fmt.Errorf("the compacted copy's ledger has %d entries (tree head %x), the vault's %d (%x)", res.Size, res.Latest.Hash[:8], wantLedger.Size, wantLedger.Latest.Hash[:8])
+	}
+	return nil
+}
+
+// sameOwner gives the file at path the owner and group of the file at
+// like, when they differ (only root may).
+func sameOwner(path, like string) error {
+	var want, got unix.Stat_t
+	if err := unix.Stat(like, &want); err != nil {
+		return err
+	}
+	if err := unix.Stat(path, &got); err != nil {
+		return err
+	}
+	if got.Uid == want.Uid && got.Gid == want.Gid {
+		return nil
+	}
+	if err := os.Chown(path, int(want.Uid), int(want.Gid)); err != nil {
+		return fmt.Errorf("the copy cannot take the owner of %s (%d:%d): %v; run the command as that user", like, want.Uid, want.Gid, err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/store/boltstore"
+	"golang.org/x/sys/unix"
 )
 
 // rewrittenFixture is the old-format records fixture rewritten to the
@@ -60,10 +61,27 @@ func TestAdminCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	ledgerBefore := ledgerVerify(t, data, key)
+	// The file belongs to a service account; the test runs as root (when
+	// it does) and the compacted file must stay the account's.
+	owned := os.Geteuid() == 0
+	if owned {
+		if err := os.Chown(path, 4242, 4343); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	out, stderr, err := runVault(t, time.Minute, "admin", "compact", "--data", data, "--root-key-file", key)
 	if err != nil {
 		t.Fatalf("compact: %v\n%s\n%s", err, out, stderr)
+	}
+	if owned {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != 4242 || st.Gid != 4343 || st.Mode&0o777 != 0o600 {
+			t.Fatalf("the compacted file is %d:%d mode %o; want 4242:4343 mode 600, as before", st.Uid, st.Gid, st.Mode&0o777)
+		}
 	}
 	m := regexp.MustCompile(`^compacted \S+ in [0-9.]+ s: ([0-9.]+) MB before, ([0-9.]+) MB after \(([0-9.]+) MB given back\)\nchecked: bbolt's page check; 2 patients' 61 readings read identically; the ledger verifies to the same tree head \((\d+) entries\)$`).FindStringSubmatch(out)
 	if m == nil {

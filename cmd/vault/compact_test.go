@@ -121,9 +121,10 @@ func TestAdminCompact(t *testing.T) {
 }
 
 // TestAdminCompactRefusesOnline: with a server on the data directory,
-// compact refuses (the server answers on the socket) and the file is
-// untouched; with the file held by another process but no socket (a
-// server's socket gone), it refuses on the lock.
+// compact refuses (the server answers on the socket), leaving no copy
+// and the readings as they were; with the file held by another process but no socket (a
+// server's socket gone), it refuses on the lock; with a PostgreSQL
+// database configured, it refuses too.
 func TestAdminCompactRefusesOnline(t *testing.T) {
 	data, key := rewrittenFixture(t)
 	path := dbPath(data)
@@ -153,6 +154,13 @@ func TestAdminCompactRefusesOnline(t *testing.T) {
 		t.Fatalf("a refused compaction left a copy: %v", err)
 	}
 	checkFixtureReadings(t, data, key)
+
+	// With a PostgreSQL database configured, it is not for the file.
+	t.Setenv("VAULT_DATABASE_URL", "postgres://vault@127.0.0.1:1/vault")
+	_, stderr, err = runVault(t, time.Minute, "admin", "compact", "--data", data, "--root-key-file", key)
+	if err == nil || !strings.Contains(stderr, "this vault's database is PostgreSQL") {
+		t.Fatalf("compact with VAULT_DATABASE_URL set: %v %s", err, stderr)
+	}
 }
 
 // TestAdminCompactNoRoom puts the vault (a 16.9 MB file) on a 24 MiB tmpfs, which lacks

@@ -48,9 +48,9 @@ func (g *GrantState) Active(now time.Time) bool {
 	return g.RevokeIndex == nil && now.Before(g.Expires)
 }
 
-// covers reports whether the grant's schema list covers a schema id
+// Covers reports whether the grant's schema list covers a schema id
 // (namespace:name:version); namespace:name covers every version.
-func (g *GrantState) covers(schema string) bool {
+func (g *GrantState) Covers(schema string) bool {
 	for _, s := range g.Schemas {
 		if s == schema || strings.HasPrefix(schema, s+":") && strings.Count(s, ":") == 1 {
 			return true
@@ -482,7 +482,7 @@ func decide(gs []*GrantState, r Request) Decision {
 			}
 			continue
 		}
-		if !g.covers(r.Schema) {
+		if !g.Covers(r.Schema) {
 			if reason == "revoked" || reason == "expired" {
 				reason = "schema_not_granted"
 			}

@@ -72,7 +72,7 @@ func (s *Server) decide(t oauth.AccessToken, patient string, want []int, w conse
 	p := permit{windows: map[int][]consent.Window{}}
 	reason := ""
 	for _, i := range want {
-		if !slices.Contains(t.Schemas, schemaTable[i].name) {
+		if !scopeReaches(t, i) {
 			reason = cmpReason(reason, "scope")
 			continue
 		}
@@ -125,6 +125,16 @@ func (s *Server) decide(t oauth.AccessToken, patient string, want []int, w conse
 	}
 	slices.Sort(p.grants)
 	return p, nil
+}
+
+// scopeReaches reports whether the token's scopes reach schema i: a
+// typed schema through the SMART scopes (oauth.AccessToken.Schemas), one
+// without a typed model only through a whole Observation (or *) read.
+func scopeReaches(t oauth.AccessToken, i int) bool {
+	if !schemaTable[i].typed {
+		return t.AllObservations
+	}
+	return slices.Contains(t.Schemas, schemaTable[i].name)
 }
 
 // cmpReason keeps the more telling of two deny reasons: a data-type or

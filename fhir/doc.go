@@ -10,6 +10,12 @@
 // summary of the HL7 CGM IG (the $cgm-summary operation). JSON only
 // (application/fhir+json); every error is an OperationOutcome.
 //
+// Which schemas: every one the vault stores (schemas.go). A typed schema
+// is an Observation with its LOINC codes and value; one without a typed
+// model (ieee:food-entry:0.1, omh:blood-glucose:2.0) is the export's
+// generic Observation, coded with the schema id, the stored point in an
+// R5 valueAttachment. Only a whole Observation read scope reaches those.
+//
 // How a read is decided. The token says who reads (oauth.AccessToken):
 // a patient's app (patient/ scopes) reads her data under its app grant
 // (consent.Ledger.DecideApp), a clinician (user/ scopes) what patients

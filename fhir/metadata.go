@@ -2,6 +2,11 @@ package fhir
 
 import "net/http"
 
+// extObservationValue is the cross-version extension that carries an R5
+// Observation.value[x] in R4: what the generic Observation of a schema
+// without a typed model holds its point in (export/fhir.go writes it).
+const extObservationValue = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value"
+
 // metadata is GET /fhir/metadata: the CapabilityStatement, open to anyone
 // (no token), listing only what is served.
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
@@ -59,7 +64,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) error {
 				{Type: "Practitioner", Interaction: []interaction{{"read"}}},
 				{Type: "Observation", Interaction: read, SearchParam: []param{
 					{"patient", "reference", "the patient (required with user/ scopes)"},
-					{"code", "token", "http://loinc.org|CODE, or https://w3id.org/openmhealth|omh:NAME; only the schemas with a typed model (a schema the vault stores without one is 400 schema_not_served: export it)"},
+					{"code", "token", "http://loinc.org|CODE, or https://w3id.org/openmhealth|NAMESPACE:NAME[:VERSION] (any schema the vault stores). A schema without a typed model (ieee:food-entry:0.1, ieee:sleep-stage-summary:1.0, omh:blood-glucose:2.0...) has Observations coded with its schema id alone, the stored point base64 in the R5 valueAttachment extension (" + extObservationValue + "), no category; only a whole Observation or * read scope reaches it"},
 					{"category", "token", "vital-signs, laboratory or activity"},
 					{"date", "date", "the reading's time; prefixes eq, ge, gt, le, lt"},
 					{"_count", "number", "1 to 1000, default 100"},

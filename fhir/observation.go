@@ -88,6 +88,7 @@ type cursor struct {
 	Desc    bool      `json:"d,omitempty"`
 	T       int64     `json:"t"`
 	Schema  int       `json:"s"`
+	Short   string    `json:"c"` // the schema's short code (schemaTable's order may change between versions)
 	Tag     []byte    `json:"g"`
 	Expires time.Time `json:"e"`
 }
@@ -110,6 +111,7 @@ func queryDigest(q url.Values) []byte {
 }
 
 func (s *Server) sealCursor(c cursor) (string, error) {
+	c.Short = schemaTable[c.Schema].short
 	b, err := json.Marshal(c)
 	if err != nil {
 		return "", err
@@ -137,7 +139,7 @@ func (s *Server) openCursor(raw string, t oauth.AccessToken, q url.Values, desc 
 	}
 	var c cursor
 	if json.Unmarshal(b, &c) != nil || c.Family != t.Family || !bytes.Equal(c.Query, queryDigest(q)) || c.Desc != desc ||
-		!s.now().Before(c.Expires) || c.Schema < 0 || c.Schema >= len(schemaTable) || len(c.Tag) != keys.TagSize {
+		!s.now().Before(c.Expires) || c.Schema < 0 || c.Schema >= len(schemaTable) || schemaTable[c.Schema].short != c.Short || len(c.Tag) != keys.TagSize {
 		return nil, errBadCursor
 	}
 	k := key{t: c.T, schema: c.Schema}
@@ -388,7 +390,7 @@ func (s *Server) renderPage(r *http.Request, t oauth.AccessToken, q url.Values, 
 		if err != nil {
 			return nil, n, err
 		}
-		if len(o.loinc) > 0 && !slices.ContainsFunc(codes.LOINC, func(c string) bool { return slices.Contains(o.loinc, c) }) {
+		if len(o.loinc) > 0 && !slices.Contains(o.whole, it.k.schema) && !slices.ContainsFunc(codes.LOINC, func(c string) bool { return slices.Contains(o.loinc, c) }) {
 			buf = buf[:mark]
 			continue
 		}

@@ -25,7 +25,7 @@ type ReadRequest struct {
 	// consent.Ledger.Decide under the grants that allow FHIR reads.
 	Token   oauth.AccessToken
 	Patient string   // vault id, pt_…
-	Schemas []string // schema names (namespace:name) from SchemaNames
+	Schemas []string // schema names from SchemaNames
 	Window  consent.Window
 	Count   int  // readings per page, 1 to MaxCount
 	Desc    bool // newest first
@@ -46,7 +46,9 @@ type Reading struct {
 	JSON   []byte // its canonical OMH point
 }
 
-// SchemaNames are the schemas the API serves, namespace:name.
+// SchemaNames are the schemas the API serves: namespace:name for the
+// typed ones, then namespace:name:version for each schema the vault
+// stores without a typed model (its Observations carry the point alone).
 func SchemaNames() []string {
 	out := make([]string, len(schemaTable))
 	for i, s := range schemaTable {
@@ -60,6 +62,16 @@ func SchemaNames() []string {
 func StoredSchema(name string) string {
 	if i := schemaByName(name); i >= 0 {
 		return schemaTable[i].stored()
+	}
+	return ""
+}
+
+// SchemaOf is the name (in SchemaNames) of the schema whose readings are
+// stored under the canonical schema id stored, or "" when the API does
+// not serve it.
+func SchemaOf(stored string) string {
+	if i := schemaByStored(stored); i >= 0 {
+		return schemaTable[i].name
 	}
 	return ""
 }

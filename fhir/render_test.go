@@ -9,6 +9,7 @@ import (
 
 	"github.com/jupyterhealth/vault/export"
 	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
 )
 
 // renderBodies are bodies of every schema the API serves, with the
@@ -173,6 +174,9 @@ func TestSchemaTableMatchesExport(t *testing.T) {
 		}
 	}
 	for i, s := range schemaTable {
+		if !s.typed {
+			continue // TestUntypedSchemaTable
+		}
 		if !seen[i][""] {
 			t.Errorf("%s: no reading rendered", s.name)
 		}
@@ -181,5 +185,46 @@ func TestSchemaTableMatchesExport(t *testing.T) {
 				t.Errorf("%s: the table lists %s, which no reading was coded with", s.name, c)
 			}
 		}
+	}
+}
+
+// TestUntypedSchemaTable: every schema the vault stores without a typed
+// model is in the table once, under the id it is stored under, with no
+// category or LOINC code (its Observations are coded with the schema id
+// alone), and a short code that keeps its Observation ids within R4's 64
+// characters and parses back to it.
+func TestUntypedSchemaTable(t *testing.T) {
+	n := 0
+	for _, id := range omh.Accepted() {
+		if omh.Typed(id) {
+			continue
+		}
+		n++
+		i := schemaByStored(id.String())
+		if i < 0 {
+			t.Errorf("%s is not in the table", id)
+			continue
+		}
+		s := schemaTable[i]
+		if s.typed || s.name != id.String() || s.category != "" || len(s.codes) != 0 {
+			t.Errorf("%s: %+v", id, s)
+		}
+		if j := schemaByShort(s.short); j != i || len(s.short) != 5 || s.short[0] != 'x' {
+			t.Errorf("%s: short code %q (found at %d)", id, s.short, j)
+		}
+		k := key{t: vault.MaxTime.UnixNano() - 1, schema: i}
+		for b := range k.tag {
+			k.tag[b] = 0xff
+		}
+		obs := obsID("pt_"+strings.Repeat("z", 16), k)
+		if len(obs) > 64 {
+			t.Errorf("%s: Observation id %s is %d characters", id, obs, len(obs))
+		}
+		if _, back, ok := parseObsID(obs); !ok || back != k {
+			t.Errorf("%s: %s does not parse back", id, obs)
+		}
+	}
+	if n == 0 || len(schemaTable) != len(export.FHIRSchemas())+n {
+		t.Errorf("%d untyped schemas, a table of %d", n, len(schemaTable))
 	}
 }

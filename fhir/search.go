@@ -24,6 +24,7 @@ type obsQuery struct {
 	patient string // vault id
 	schemas []int  // what code and category reach, before scopes
 	loinc   []string
+	whole   []int // schemas an OMH code names: their readings skip the LOINC filter
 	window  consent.Window
 	count   int
 	desc    bool
@@ -54,7 +55,7 @@ func parseObsQuery(q url.Values, self string) (obsQuery, error) {
 			}
 		case "code":
 			var err error
-			if codeSchemas, o.loinc, err = parseCodes(vs); err != nil {
+			if codeSchemas, o.loinc, o.whole, err = parseCodes(vs); err != nil {
 				return o, err
 			}
 		case "category":
@@ -125,14 +126,15 @@ func allSchemas() []int {
 }
 
 // parseCodes reads code tokens (comma-separated, repeated: any of them):
-// http://loinc.org|CODE, https://w3id.org/openmhealth|omh:NAME, or a
-// bare code of either. It returns the schemas they reach and the LOINC
-// codes a reading must carry (none when an omh code reaches its schema
-// whole).
-func parseCodes(vs []string) ([]int, []string, error) {
-	var schemas []int
-	var loinc []string
-	whole := map[int]bool{}
+// http://loinc.org|CODE, https://w3id.org/openmhealth|NAMESPACE:NAME[:VERSION],
+// or a bare code of either. It returns the schemas they reach, the LOINC
+// codes a reading must carry, and the schemas an OMH code names whole
+// (their readings need no LOINC code: a schema without a typed model has
+// none). An OMH code reaches the schema its readings are stored under
+// (omh.CanonicalSchema): omh:blood-glucose and omh:blood-glucose:3.0 the
+// typed omh:blood-glucose:4.0, omh:blood-glucose:2.0 itself (stored
+// without a typed model), ieee:food-entry its latest embedded version.
+func parseCodes(vs []string) (schemas []int, loinc []string, whole []int, err error) {
 	for _, v := range vs {
 		for _, tok := range strings.Split(v, ",") {
 			sys, code, hasSys := strings.Cut(tok, "|")
@@ -140,55 +142,47 @@ func parseCodes(vs []string) ([]int, []string, error) {
 				code, sys = sys, ""
 			}
 			if code == "" {
-				return nil, nil, badParam("a code token is system|code, such as http://loinc.org|99504-3")
+				return nil, nil, nil, badParam("a code token is system|code, such as http://loinc.org|99504-3")
 			}
-			if err := untypedCode(sys, code); err != nil {
-				return nil, nil, err
-			}
-			for i, s := range schemaTable {
-				if (sys == "" || sys == omhSystem) && code == s.name {
-					whole[i] = true
-					if !slices.Contains(schemas, i) {
-						schemas = append(schemas, i)
-					}
+			if i := omhSchema(sys, code); i >= 0 {
+				if !slices.Contains(whole, i) {
+					whole = append(whole, i)
 				}
-				if (sys == "" || sys == loincSystem) && slices.Contains(s.codes, code) {
-					if !slices.Contains(schemas, i) {
-						schemas = append(schemas, i)
+				if !slices.Contains(schemas, i) {
+					schemas = append(schemas, i)
+				}
+			}
+			if sys == "" || sys == loincSystem {
+				for i, s := range schemaTable {
+					if slices.Contains(s.codes, code) {
+						if !slices.Contains(schemas, i) {
+							schemas = append(schemas, i)
+						}
+						loinc = append(loinc, code)
 					}
-					loinc = append(loinc, code)
 				}
 			}
 		}
 	}
-	// A schema an omh code names whole needs no LOINC filter: add its
-	// codes, so a reading of it always matches.
-	for i := range whole {
-		loinc = append(loinc, schemaTable[i].codes...)
-	}
 	slices.Sort(schemas)
-	return schemas, loinc, nil
+	return schemas, loinc, whole, nil
 }
 
-// untypedCode refuses an OMH code naming a schema the vault stores
-// without a typed model (omh:rr-interval:1.0, ieee:food-entry:0.1, an older
-// version such as omh:blood-glucose:2.0): this API serves the typed
-// schemas of schemaTable only (as /jhe, which reads through it), and a
-// search that silently matched nothing would tell the client the patient
-// has no such readings. The export carries them, in every format.
-func untypedCode(sys, code string) error {
+// omhSchema is the schema (index in schemaTable) an OMH code reaches, or
+// -1: another system, not a schema id, or one the vault does not store.
+func omhSchema(sys, code string) int {
 	if sys != "" && sys != omhSystem {
-		return nil
+		return -1
 	}
 	id, err := omh.ParseSchemaID(code)
 	if err != nil {
-		return nil
+		return -1
 	}
-	if canon, ok := omh.CanonicalSchema(id); ok && !omh.Typed(canon) {
-		return refuse(http.StatusBadRequest, "not-supported", "schema_not_served",
-			"%s readings have no Observation in this API, which serves the schemas with a typed model; export them (omh, fhir and csv all carry them)", canon)
+	canon, ok := omh.CanonicalSchema(id)
+	if !ok {
+		return -1
 	}
-	return nil
+	return schemaByStored(canon.String())
 }
 
 // parseDate reads one date parameter, prefix and value, as the window of

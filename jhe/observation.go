@@ -61,10 +61,6 @@ func parseSearch(q url.Values) (obsSearch, error) {
 			o.coded = true
 			for _, v := range vs {
 				for _, tok := range strings.Split(v, ",") {
-					if id, ok := untypedSchema(tok); ok {
-						return o, refuse(http.StatusBadRequest, "schema_not_served",
-							"%s readings are stored (uploads of it are accepted) but have no typed model, and this API serves the schemas with one; the vault's export carries them", id)
-					}
 					if name, ok := schemaOfCode(tok); ok && !slices.Contains(o.schemas, name) {
 						o.schemas = append(o.schemas, name)
 					}
@@ -88,31 +84,12 @@ func parseSearch(q url.Values) (obsSearch, error) {
 	return o, nil
 }
 
-// untypedSchema reports whether a code token names a schema the vault
-// stores without a typed model (ieee:food-entry:0.1, omh:blood-glucose:2.0),
-// which the FHIR API's reads, and so this surface, do not serve: the
-// search says so (as the FHIR API does) rather than answer an empty page
-// the client would read as "no such readings".
-func untypedSchema(tok string) (omh.SchemaID, bool) {
-	sys, c, hasSys := strings.Cut(tok, "|")
-	if !hasSys {
-		c, sys = sys, omhSystem
-	}
-	if sys != omhSystem {
-		return omh.SchemaID{}, false
-	}
-	id, err := omh.ParseSchemaID(c)
-	if err != nil {
-		return omh.SchemaID{}, false
-	}
-	canon, ok := omh.CanonicalSchema(id)
-	return canon, ok && !omh.Typed(canon)
-}
-
 // schemaOfCode reads one code token, [system|]namespace:name[:version],
-// as a schema the FHIR API serves. A code of another system, an unknown
-// schema or a version that is not normalised to the stored one reaches
-// nothing.
+// as the FHIR API's name (fhir.SchemaNames) of the schema its readings are
+// stored under: omh:blood-glucose:4.0 and :3.0 reach the typed
+// omh:blood-glucose, ieee:food-entry:0.1 and omh:blood-glucose:2.0 (stored
+// without a typed model) themselves. A code of another system or an
+// unknown schema reaches nothing.
 func schemaOfCode(tok string) (string, bool) {
 	sys, c, hasSys := strings.Cut(tok, "|")
 	if !hasSys {
@@ -129,8 +106,8 @@ func schemaOfCode(tok string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	name := can.Namespace + ":" + can.Name
-	return name, fhir.StoredSchema(name) != ""
+	name := fhir.SchemaOf(can.String())
+	return name, name != ""
 }
 
 // searchObservations is GET /FHIR/R5/Observation: one page of a
@@ -164,8 +141,8 @@ func (s *Server) searchObservations(w http.ResponseWriter, r *http.Request) erro
 		req.Patient = g.Patient
 		req.Window = consent.Window{From: g.DataFrom, To: g.DataTo}
 		var inGrant []string
-		for _, sc := range g.Schemas {
-			if name, ok := schemaOfCode(sc); ok && slices.Contains(schemas, name) && !slices.Contains(inGrant, name) {
+		for _, name := range schemas {
+			if g.Covers(fhir.StoredSchema(name)) {
 				inGrant = append(inGrant, name)
 			}
 		}

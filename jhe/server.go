@@ -189,7 +189,7 @@ func (s *Server) bearer(r *http.Request) (oauth.AccessToken, error) {
 			return t, refuse(http.StatusForbidden, "wrong_token_type", "this surface needs a clinician's token (vo_… or vc_…)")
 		}
 		if err == nil {
-			t = oauth.AccessToken{UserID: vt.UserID, Family: "vc:" + vt.ID, Context: "user", Schemas: oauth.AllSchemas(), PatientRead: true, Expires: vt.Expires}
+			t = oauth.AccessToken{UserID: vt.UserID, Family: "vc:" + vt.ID, Context: "user", Schemas: oauth.AllSchemas(), AllObservations: true, PatientRead: true, Expires: vt.Expires}
 		}
 	default:
 		if _, err := s.accounts.Authenticate(r.Context(), secret); err == nil {

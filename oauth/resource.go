@@ -27,7 +27,13 @@ type AccessToken struct {
 	Schemas []string
 	// PatientRead: a Patient.rs (or *.rs) scope in Context.
 	PatientRead bool
-	Expires     time.Time
+	// AllObservations: an Observation.rs (or *.rs) scope in Context
+	// without a granular parameter. Only it reaches the schemas the
+	// vault stores without a typed model (ieee:food-entry:0.1...): they
+	// have no category or LOINC code a granular scope could name, and
+	// Schemas does not list them.
+	AllObservations bool
+	Expires         time.Time
 }
 
 // ResourceToken verifies an access token for a resource server: it must
@@ -65,6 +71,9 @@ func (p *Provider) ResourceToken(ctx context.Context, secret string) (AccessToke
 	for _, rs := range set.Resources {
 		if rs.Context == a.Context && (rs.Resource == "Patient" || rs.Resource == "*") {
 			a.PatientRead = true
+		}
+		if rs.Context == a.Context && rs.Whole {
+			a.AllObservations = true
 		}
 	}
 	// The roles must fit the context: a patient's app reads her own data

@@ -81,6 +81,7 @@ type resourceScope struct {
 	Resource string // Observation, Patient or *
 	Read     bool   // the scope grants reading (r or s, v1 read)
 	Schemas  []string
+	Whole    bool // a read of every Observation: Observation or *, no granular parameter
 }
 
 // scopeSet is what a list of requested scopes asks for, once read.
@@ -203,14 +204,14 @@ func parseResourceScope(s string) (rs resourceScope, keep bool, err error) {
 		if query != "" {
 			return rs, false, nil
 		}
-		rs.Schemas = AllSchemas()
+		rs.Schemas, rs.Whole = AllSchemas(), true
 		return rs, true, nil
 	case "Observation":
 	default:
 		return rs, false, nil
 	}
 	if query == "" {
-		rs.Schemas = AllSchemas()
+		rs.Schemas, rs.Whole = AllSchemas(), true
 		return rs, true, nil
 	}
 	q, perr := url.ParseQuery(query)

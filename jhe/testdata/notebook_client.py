@@ -5,7 +5,9 @@ OMH point base64-decoded, flattened, and its *date_time keys parsed with
 pandas. It checks the DataFrame against the readings the Go test wrote.
 
 Environment: JHE_URL, JHE_TOKEN, EXPECTED (a JSON file: the patient's id,
-the code, and the canonical OMH points in the grant window, newest first).
+the code, and the canonical OMH points in the grant window, newest first;
+optionally food_code and food_points, the same for a schema the vault
+stores without a typed model).
 """
 import base64
 import json
@@ -100,4 +102,16 @@ assert list(df["effective_time_frame_date_time"]) == [
 assert str(df["effective_time_frame_date_time"].dtype) == "datetime64[ns, UTC]", df.dtypes
 assert str(df["effective_time_frame_date_time_local"].dtype) == "datetime64[ns]", df.dtypes
 assert (df["code"] == expected["code"]).all()
+# A schema without a typed model (the client's Code.FOOD_ENTRY) is read
+# the same way: its body's members become columns.
+if "food_points" in expected:
+    food = pd.DataFrame.from_records([tidy(o) for o in observations(expected["patient"], expected["food_code"])])
+    want = expected["food_points"]
+    assert len(food) == len(want), (len(food), len(want))
+    assert list(food["uuid"]) == [p["header"]["uuid"] for p in want]
+    assert list(food["food_name"]) == [p["body"]["food_name"] for p in want]
+    assert list(food["food_amount_value"]) == [p["body"]["food_amount"]["value"] for p in want]
+    assert str(food["effective_time_frame_date_time"].dtype) == "datetime64[ns, UTC]", food.dtypes
+    assert (food["code"] == expected["food_code"]).all()
+    print(f"ok {len(food)} food rows")
 print(f"ok {len(df)} rows")

@@ -1,0 +1,159 @@
+package jhe_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jupyterhealth/vault/oauth"
+	"github.com/jupyterhealth/vault/omh"
+)
+
+// ingestFood stores n hourly ieee:food-entry:0.1 readings from start (the
+// stock client's Code.FOOD_ENTRY), and n/10 ieee:sleep-stage-summary:1.0
+// nights.
+func (f *fixture) ingestFood(t *testing.T, start time.Time, n int) {
+	t.Helper()
+	var pts []*omh.Point
+	for i := range n {
+		at := start.Add(time.Duration(i)*time.Hour + 30*time.Minute).Format(time.RFC3339)
+		pts = append(pts, parsePoint(t, fmt.Sprintf(`{"header":{"uuid":%q,"schema_id":{"namespace":"ieee","name":"food-entry","version":"0.1"},"source_creation_date_time":%q},"body":{"food_name":"soup %d","food_amount":{"value":%d,"unit":"mL"},"effective_time_frame":{"date_time":%q}}}`,
+			uuidOf("food", i), at, i, 100+i, at)))
+	}
+	for i := range n / 10 {
+		night := start.Add(time.Duration(i) * 24 * time.Hour)
+		pts = append(pts, parsePoint(t, fmt.Sprintf(`{"header":{"uuid":%q,"schema_id":{"namespace":"ieee","name":"sleep-stage-summary","version":"1.0"},"source_creation_date_time":%q},"body":{"sleep_stage_summary":{"total_sleep_time":{"value":%d,"unit":"min"}},"effective_time_frame":{"time_interval":{"start_date_time":%q,"end_date_time":%q}}}}`,
+			uuidOf("sleep", i), night.Format(time.RFC3339), 400+i, night.Format(time.RFC3339), night.Add(7*time.Hour).Format(time.RFC3339))))
+	}
+	if _, err := f.v.Ingest(t.Context(), f.patient.ID, pts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUntypedSchemaReads: the stock client's ieee:food-entry:0.1 code
+// reads the readings stored without a typed model exactly as typed ones:
+// each Observation coded with the schema id and carrying the stored point
+// base64, newest first, paged, under a vc_ token and an OAuth token alike;
+// a study or an unfiltered search includes them when the grant covers the
+// schema; a schema the grant does not cover (ieee:sleep-stage-summary:1.0)
+// is 403 schema_not_granted, a granular scope 403 scope; every page is in
+// the access log with the schema; a revoke between two pages stops the
+// second.
+func TestUntypedSchemaReads(t *testing.T) {
+	f := newFixture(t, 1) // 288 CGM readings, 24 heart rates
+	f.ingestFood(t, f.start, 25)
+	g := f.grant(t, f.patient.ID, []string{"omh:blood-glucose", "ieee:food-entry"}, time.Time{}, time.Time{}, true)
+	pt := oauth.FHIRID(f.patient.ID)
+	food := url.QueryEscape("https://w3id.org/openmhealth|ieee:food-entry:0.1")
+	var want [][]byte
+	for r, err := range f.v.Readings(t.Context(), f.patient.ID, "ieee:food-entry:0.1", time.Time{}, time.Time{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r.JSON)
+	}
+	slices.Reverse(want) // newest first
+	if len(want) != 25 {
+		t.Fatalf("%d food entries stored, want 25", len(want))
+	}
+	oauthTok := f.oauthToken(t, f.clin.ID, "openid fhirUser user/*.rs", oauth.Approval{})
+	before, err := f.ledger.Accesses(f.patient.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{f.vc, oauthTok} {
+		var got [][]byte
+		next, pages := "/FHIR/R5/Observation?patient="+pt+"&code="+food+"&_count=10", 0
+		for next != "" {
+			st, b := f.get(t, next, tok)
+			if st != 200 {
+				t.Fatalf("page %d: %d %s", pages, st, b)
+			}
+			var obs []observation
+			obs, next = searchset(t, b)
+			for _, o := range obs {
+				if len(o.Code.Coding) != 1 || o.Code.Coding[0].System != omh.CodeSystem || o.Code.Coding[0].Code != "ieee:food-entry:0.1" || o.ValueAttachment.ContentType != "application/json" {
+					t.Fatalf("observation %+v", o)
+				}
+				raw, err := base64.StdEncoding.DecodeString(o.ValueAttachment.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, raw)
+			}
+			pages++
+		}
+		if pages != 3 || len(got) != len(want) {
+			t.Fatalf("%d readings in %d pages, want %d in 3", len(got), pages, len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("reading %d:\n got %s\nwant %s", i, got[i], want[i])
+			}
+		}
+	}
+	after, err := f.ledger.Accesses(f.patient.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := after[:len(after)-len(before)]
+	if len(added) != 6 {
+		t.Fatalf("%d accesses logged, want 6 (one per page)", len(added))
+	}
+	for _, a := range added {
+		if a.Format != "jhe" || a.End == nil || !slices.Equal(a.Schemas, []string{"ieee:food-entry:0.1"}) || !slices.Equal(a.Grants, []string{g.ID}) {
+			t.Errorf("access %+v", a)
+		}
+	}
+
+	// A study and an unfiltered search include them; sleep is not granted.
+	codes := func(t *testing.T, q string) map[string]int {
+		t.Helper()
+		st, b := f.get(t, "/FHIR/R5/Observation?"+q+"&_count=1000", f.vc)
+		if st != 200 {
+			t.Fatalf("%s: %d %s", q, st, b)
+		}
+		obs, next := searchset(t, b)
+		if next != "" {
+			t.Fatalf("%s: more than a page", q)
+		}
+		by := map[string]int{}
+		for _, o := range obs {
+			by[o.Code.Coding[0].Code]++
+		}
+		return by
+	}
+	wantAll := fmt.Sprint(map[string]int{"omh:blood-glucose:4.0": 288, "ieee:food-entry:0.1": 25})
+	for _, q := range []string{"patient=" + pt, studyParam + "=" + oauth.FHIRID(g.ID), "patient=" + pt + "&code=" + bgCode + "," + food} {
+		if got := fmt.Sprint(codes(t, q)); got != wantAll {
+			t.Errorf("%s: %s, want %s", q, got, wantAll)
+		}
+	}
+	narrow := f.oauthToken(t, f.clin.ID, "openid user/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", oauth.Approval{})
+	for _, tc := range []struct{ q, tok, code string }{
+		{"patient=" + pt + "&code=" + url.QueryEscape("https://w3id.org/openmhealth|ieee:sleep-stage-summary:1.0"), f.vc, "schema_not_granted"},
+		{studyParam + "=" + oauth.FHIRID(g.ID) + "&code=ieee:sleep-stage-summary:1.0", f.vc, "schema_not_granted"},
+		{"patient=" + pt + "&code=" + food, narrow, "scope"},
+	} {
+		st, b := f.get(t, "/FHIR/R5/Observation?"+tc.q, tc.tok)
+		if _, code := detail(t, b); st != 403 || code != tc.code {
+			t.Errorf("%s: %d %s, want 403 %s", tc.q, st, code, tc.code)
+		}
+	}
+
+	// A revoke between two pages stops the second.
+	st, b := f.get(t, "/FHIR/R5/Observation?patient="+pt+"&code="+food+"&_count=10", f.vc)
+	_, next := searchset(t, b)
+	if st != 200 || next == "" {
+		t.Fatalf("first page: %d, next %q", st, next)
+	}
+	f.revoke(t, g)
+	st, b = f.get(t, next, f.vc)
+	if _, code := detail(t, b); st != 403 || code != "revoked" {
+		t.Errorf("after the revoke: %d %s", st, code)
+	}
+}

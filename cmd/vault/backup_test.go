@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jupyterhealth/vault/internal/demo"
 )
 
 // server is a real `vault serve` on a data directory, for tests that need
@@ -32,6 +34,18 @@ func startServer(t *testing.T, data, key string, extra ...string) *server {
 	s.halt = startProcess(t, cmd, s.log.String)
 	waitHealthy(t, s.url, &s.log)
 	return s
+}
+
+// startDemo serves a demo vault (startServer with --demo and extra) and
+// returns it with the demo's credentials.
+func startDemo(t *testing.T, data, key string, extra ...string) (*server, demo.Credentials) {
+	t.Helper()
+	s := startServer(t, data, key, append([]string{"--demo"}, extra...)...)
+	c, err := demo.ReadCredentials(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
 }
 
 // stop stops the server (once; the test's cleanup stops it otherwise).

@@ -15,8 +15,7 @@ import (
 // vault's and the COPY baseline's readings per second and their ratio,
 // all positive. No figure is asserted: the machine is shared.
 func TestBenchPostgres(t *testing.T) {
-	dsn := pgtest.New(t)
-	t.Setenv("VAULT_TEST_UNSAFE_DURABILITY", "1") // the test cluster runs with fsync=off
+	dsn := pgDatabase(t)
 	out, errOut, err := runVault(t, 5*time.Minute, "bench", "--database", dsn, "--readings", "300", "--batch", "100", "--uploaders", "2", "--rounds", "1")
 	if err != nil {
 		t.Fatalf("bench --database: %v\n%s\n%s", err, out, errOut)

@@ -16,7 +16,6 @@ import (
 
 	"filippo.io/age"
 	"github.com/jupyterhealth/vault/export"
-	"github.com/jupyterhealth/vault/internal/demo"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -50,11 +49,7 @@ func reencrypt(t *testing.T, recipient string, plain []byte) []byte {
 func TestDecryptVerifiedDataOnly(t *testing.T) {
 	dir := t.TempDir()
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "root.key")
-	s := startServer(t, data, key, "--demo", "--demo-days", "1")
-	c, err := demo.ReadCredentials(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := startDemo(t, data, key, "--demo-days", "1")
 	logKey, errOut, err := runVault(t, time.Minute, "admin", "ledger-key", "--data", data)
 	if err != nil || logKey != c.LedgerVerifierKey {
 		t.Fatalf("ledger-key %q (%v %s), credentials say %q", logKey, err, errOut, c.LedgerVerifierKey)

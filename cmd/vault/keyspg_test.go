@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jupyterhealth/vault/internal/demo"
-	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 )
 
 // TestChangeRootPostgres: 'vault keys change-root --database' re-seals a
@@ -16,15 +13,10 @@ import (
 // serves with the new key (the patient's token reads her readings) and
 // refuses the old one, and the change is in the ledger.
 func TestChangeRootPostgres(t *testing.T) {
-	dsn := pgtest.New(t)
-	t.Setenv("VAULT_TEST_UNSAFE_DURABILITY", "1") // the test cluster runs with fsync=off
+	dsn := pgDatabase(t)
 	dir := t.TempDir()
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "keys", "root.key")
-	s := startServer(t, data, key, "--demo", "--demo-days", "1", "--database", dsn)
-	c, err := demo.ReadCredentials(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := startDemo(t, data, key, "--demo-days", "1", "--database", dsn)
 	readings := "/api/v1/readings?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=50"
 	st, before := httpDo(t, "GET", s.url+readings, c.PatientToken, "", nil)
 	if st != 200 || len(before) < 100 {

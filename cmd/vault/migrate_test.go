@@ -11,7 +11,6 @@ import (
 
 	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/store/postgres"
-	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 )
 
 // TestMigrateToPostgres moves a demo vault that has been used (uploads, a
@@ -21,15 +20,10 @@ import (
 // log, and the old tokens still work. A second migrate into the now full
 // database is refused.
 func TestMigrateToPostgres(t *testing.T) {
-	dsn := pgtest.New(t)
-	t.Setenv("VAULT_TEST_UNSAFE_DURABILITY", "1") // the test cluster runs with fsync=off
+	dsn := pgDatabase(t)
 	dir := t.TempDir()
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "keys", "root.key")
-	s := startServer(t, data, key, "--demo", "--demo-days", "2")
-	c, err := demo.ReadCredentials(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := startDemo(t, data, key, "--demo-days", "2")
 	canary := "CANARY-migrate-77a1"
 	var lines []string
 	for i := range 30 {
@@ -105,8 +99,7 @@ func TestMigrateToPostgres(t *testing.T) {
 // refused by serve and by a plain migrate, and --restart empties it and
 // copies again.
 func TestMigrateRestart(t *testing.T) {
-	dsn := pgtest.New(t)
-	t.Setenv("VAULT_TEST_UNSAFE_DURABILITY", "1")
+	dsn := pgDatabase(t)
 	dir := t.TempDir()
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "keys", "root.key")
 	s := startServer(t, data, key, "--demo", "--demo-days", "1")

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 )
 
@@ -37,15 +36,10 @@ func pgClient(t *testing.T, name string) string {
 // --checkpoint' with the client's newer checkpoint refuses it: a restore
 // is a rollback, and the ledger says so.
 func TestPostgresRestoreIsRollback(t *testing.T) {
-	dsn := pgtest.New(t)
-	t.Setenv("VAULT_TEST_UNSAFE_DURABILITY", "1") // the test cluster runs with fsync=off
+	dsn := pgDatabase(t)
 	dir := t.TempDir()
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "keys", "root.key")
-	s := startServer(t, data, key, "--demo", "--demo-days", "1", "--database", dsn)
-	c, err := demo.ReadCredentials(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := startDemo(t, data, key, "--demo-days", "1", "--database", dsn)
 	checkpoint := func(name string) string {
 		t.Helper()
 		st, cp := httpDo(t, "GET", s.url+"/api/v1/ledger/checkpoint?fresh=1", "", "", nil)

@@ -9,9 +9,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 )
+
+// pgDatabase makes a fresh database on the throwaway PostgreSQL cluster
+// (pgtest.New: it skips without PostgreSQL, fails under CI=true) and
+// returns its connection string. The vault commands the test then runs
+// accept the cluster's fsync=off (VAULT_TEST_UNSAFE_DURABILITY, which
+// TestMain reads).
+func pgDatabase(t *testing.T) string {
+	t.Helper()
+	dsn := pgtest.New(t)
+	t.Setenv("VAULT_TEST_UNSAFE_DURABILITY", "1")
+	return dsn
+}
 
 // TestServePostgres serves the demo on PostgreSQL (--database, a fresh
 // database of the throwaway cluster) and runs a patient's grant, a
@@ -19,15 +30,10 @@ import (
 // through the admin socket, and a restart that finds everything again.
 // No bbolt file is made in --data.
 func TestServePostgres(t *testing.T) {
-	dsn := pgtest.New(t)
-	t.Setenv("VAULT_TEST_UNSAFE_DURABILITY", "1") // the test cluster runs with fsync=off
+	dsn := pgDatabase(t)
 	dir := t.TempDir()
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "keys", "root.key")
-	s := startServer(t, data, key, "--demo", "--demo-days", "1", "--database", dsn)
-	c, err := demo.ReadCredentials(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, c := startDemo(t, data, key, "--demo-days", "1", "--database", dsn)
 	if _, err := os.Stat(dbPath(data)); !os.IsNotExist(err) {
 		t.Fatalf("serving on PostgreSQL made %s: %v", dbPath(data), err)
 	}

@@ -73,9 +73,8 @@ type replicaSet struct {
 // replicas at once on the empty database.
 func startReplicas(t *testing.T, n int, extra ...string) *replicaSet {
 	t.Helper()
-	t.Setenv("VAULT_TEST_UNSAFE_DURABILITY", "1") // the test cluster runs with fsync=off
 	dir := t.TempDir()
-	rs := &replicaSet{t: t, dsn: pgtest.New(t), key: filepath.Join(dir, "root.key"), extra: extra}
+	rs := &replicaSet{t: t, dsn: pgDatabase(t), key: filepath.Join(dir, "root.key"), extra: extra}
 	if _, err := keys.CreateKeyFile(rs.key); err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 )
 
 // TestServeScrubSchedule: serve on PostgreSQL scrubs on its
@@ -16,8 +14,7 @@ import (
 // says so in its log (what the scrub removes is tested in store/postgres,
 // TestScrubPostgres). A negative interval is refused at start.
 func TestServeScrubSchedule(t *testing.T) {
-	dsn := pgtest.New(t)
-	t.Setenv("VAULT_TEST_UNSAFE_DURABILITY", "1") // the test cluster runs with fsync=off
+	dsn := pgDatabase(t)
 	dir := t.TempDir()
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "keys", "root.key")
 

@@ -4,16 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/oauth/oauthstore"
 	"github.com/jupyterhealth/vault/store/boltstore"
-	"github.com/jupyterhealth/vault/store/postgres"
-	"github.com/jupyterhealth/vault/store/postgres/pgtest"
 	"github.com/jupyterhealth/vault/web/webstore"
 )
 
@@ -60,33 +56,9 @@ func TestMigrateWebOAuthRows(t *testing.T) {
 	}
 	bst.Close()
 
-	dsn := pgtest.New(t)
-	src, err := boltstore.Open(dbPath(data), boltstore.Options{ReadOnly: true, LockTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	v, _, err := unlock(ctx, src, storeFlags{data: data, keyFile: key}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := postgres.Open(ctx, dsn, postgres.Options{AllowUnsafeDurability: true}) // the test cluster runs with fsync=off
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	if err := migrateTarget(ctx, dst, false); err != nil {
-		t.Fatal(err)
-	}
-	m := &migration{src: src, dst: dst, stderr: io.Discard}
-	if err := m.copy(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.verify(ctx, v); err != nil {
-		t.Fatal(err)
-	}
+	m, _, _ := copyToPostgres(t, data, key)
 
-	pw, po := dst.Web(), dst.OAuth()
+	pw, po := m.dst.Web(), m.dst.OAuth()
 	if cs, err := pw.Credentials(ctx, "pt_ada"); err != nil || len(cs) != 1 || !bytes.Equal(cs[0].ID, []byte("cred-1\x00bin")) || string(cs[0].Sealed) != "sealed-cred" {
 		t.Fatalf("passkeys: %+v %v", cs, err)
 	}

@@ -12,7 +12,44 @@ import (
 	"github.com/jupyterhealth/vault/store/boltstore"
 	"github.com/jupyterhealth/vault/store/postgres"
 	"github.com/jupyterhealth/vault/store/postgres/pgtest"
+	"github.com/jupyterhealth/vault/vault"
 )
+
+// copyToPostgres copies the stopped vault in data to a fresh database in
+// process, as 'vault migrate' does, and checks that the copy verifies. It
+// returns the migration (m.dst is the copy; both stores stay open until the
+// test ends), the source vault unlocked with key, and the database's
+// connection string.
+func copyToPostgres(t *testing.T, data, key string) (*migration, *vault.Vault, string) {
+	t.Helper()
+	ctx := context.Background()
+	dsn := pgtest.New(t)
+	src, err := boltstore.Open(dbPath(data), boltstore.Options{ReadOnly: true, LockTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	v, _, err := unlock(ctx, src, storeFlags{data: data, keyFile: key}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := postgres.Open(ctx, dsn, postgres.Options{AllowUnsafeDurability: true}) // the test cluster runs with fsync=off
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dst.Close() })
+	if err := migrateTarget(ctx, dst, false); err != nil {
+		t.Fatal(err)
+	}
+	m := &migration{src: src, dst: dst, stderr: io.Discard}
+	if err := m.copy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.verify(ctx, v); err != nil {
+		t.Fatalf("the untouched copy does not verify: %v", err)
+	}
+	return m, v, dsn
+}
 
 // TestMigrateVerifyCatches: the check after the copy is not a formality.
 // A demo vault is copied in process; then one thing in the copy is
@@ -36,31 +73,7 @@ func TestMigrateVerifyCatches(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			dsn := pgtest.New(t)
-			src, err := boltstore.Open(dbPath(data), boltstore.Options{ReadOnly: true, LockTimeout: time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer src.Close()
-			v, _, err := unlock(ctx, src, storeFlags{data: data, keyFile: key}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			dst, err := postgres.Open(ctx, dsn, postgres.Options{AllowUnsafeDurability: true}) // the test cluster runs with fsync=off
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dst.Close()
-			if err := migrateTarget(ctx, dst, false); err != nil {
-				t.Fatal(err)
-			}
-			m := &migration{src: src, dst: dst, stderr: io.Discard}
-			if err := m.copy(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.verify(ctx, v); err != nil {
-				t.Fatalf("the untouched copy does not verify: %v", err)
-			}
+			m, v, dsn := copyToPostgres(t, data, key)
 			tag, err := pgtest.Connect(t, dsn).Exec(ctx, tc.sql)
 			if err != nil || tag.RowsAffected() != 1 {
 				t.Fatalf("tamper: %v, %d rows", err, tag.RowsAffected())

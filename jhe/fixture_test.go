@@ -1,14 +1,17 @@
 package jhe_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +201,13 @@ func (f *fixture) get(t testing.TB, u, token string) (int, []byte) {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("User-Agent", "") // Go's client sends none then
+	st, _, b := send(t, req)
+	return st, b
+}
+
+// send sends req and reads the whole answer.
+func send(t testing.TB, req *http.Request) (int, http.Header, []byte) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +217,7 @@ func (f *fixture) get(t testing.TB, u, token string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // getJSON is get decoding a 200 answer into out.
@@ -259,6 +269,59 @@ type observation struct {
 		ContentType string `json:"contentType"`
 		Data        string `json:"data"`
 	} `json:"valueAttachment"`
+}
+
+// storedNewestFirst is the patient's stored readings of schema, newest
+// first: what a search for them must return.
+func (f *fixture) storedNewestFirst(t *testing.T, patient, schema string) [][]byte {
+	t.Helper()
+	var want [][]byte
+	for r, err := range f.v.Readings(t.Context(), patient, schema, time.Time{}, time.Time{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r.JSON)
+	}
+	slices.Reverse(want)
+	return want
+}
+
+// allPages follows a search from first through its next links under tok,
+// failing on a page that is not 200, and returns every page's
+// observations in order and the next links it followed.
+func (f *fixture) allPages(t *testing.T, first, tok string) (obs []observation, nexts []string) {
+	t.Helper()
+	for next := first; next != ""; {
+		st, b := f.get(t, next, tok)
+		if st != 200 {
+			t.Fatalf("page %d: %d %s", len(nexts), st, b)
+		}
+		page, n := searchset(t, b)
+		obs = append(obs, page...)
+		if n != "" {
+			nexts = append(nexts, n)
+		}
+		next = n
+	}
+	return obs, nexts
+}
+
+// sameReadings fails unless the observations carry want's readings, in
+// order and byte for byte (valueAttachment, base64).
+func sameReadings(t *testing.T, obs []observation, want [][]byte) {
+	t.Helper()
+	if len(obs) != len(want) {
+		t.Fatalf("%d readings, want %d", len(obs), len(want))
+	}
+	for i, o := range obs {
+		raw, err := base64.StdEncoding.DecodeString(o.ValueAttachment.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(raw, want[i]) {
+			t.Fatalf("reading %d:\n got %s\nwant %s", i, raw, want[i])
+		}
+	}
 }
 
 // searchset decodes a Bundle the way the client reads one: entry and link

@@ -1,8 +1,6 @@
 package jhe_test
 
 import (
-	"bytes"
-	"encoding/base64"
 	"fmt"
 	"net/url"
 	"slices"
@@ -49,14 +47,7 @@ func TestUntypedSchemaReads(t *testing.T) {
 	g := f.grant(t, f.patient.ID, []string{"omh:blood-glucose", "ieee:food-entry"}, time.Time{}, time.Time{}, true)
 	pt := oauth.FHIRID(f.patient.ID)
 	food := url.QueryEscape("https://w3id.org/openmhealth|ieee:food-entry:0.1")
-	var want [][]byte
-	for r, err := range f.v.Readings(t.Context(), f.patient.ID, "ieee:food-entry:0.1", time.Time{}, time.Time{}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, r.JSON)
-	}
-	slices.Reverse(want) // newest first
+	want := f.storedNewestFirst(t, f.patient.ID, "ieee:food-entry:0.1")
 	if len(want) != 25 {
 		t.Fatalf("%d food entries stored, want 25", len(want))
 	}
@@ -66,35 +57,16 @@ func TestUntypedSchemaReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tok := range []string{f.vc, oauthTok} {
-		var got [][]byte
-		next, pages := "/FHIR/R5/Observation?patient="+pt+"&code="+food+"&_count=10", 0
-		for next != "" {
-			st, b := f.get(t, next, tok)
-			if st != 200 {
-				t.Fatalf("page %d: %d %s", pages, st, b)
-			}
-			var obs []observation
-			obs, next = searchset(t, b)
-			for _, o := range obs {
-				if len(o.Code.Coding) != 1 || o.Code.Coding[0].System != omh.CodeSystem || o.Code.Coding[0].Code != "ieee:food-entry:0.1" || o.ValueAttachment.ContentType != "application/json" {
-					t.Fatalf("observation %+v", o)
-				}
-				raw, err := base64.StdEncoding.DecodeString(o.ValueAttachment.Data)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, raw)
-			}
-			pages++
-		}
-		if pages != 3 || len(got) != len(want) {
-			t.Fatalf("%d readings in %d pages, want %d in 3", len(got), pages, len(want))
-		}
-		for i := range want {
-			if !bytes.Equal(got[i], want[i]) {
-				t.Fatalf("reading %d:\n got %s\nwant %s", i, got[i], want[i])
+		obs, nexts := f.allPages(t, "/FHIR/R5/Observation?patient="+pt+"&code="+food+"&_count=10", tok)
+		for _, o := range obs {
+			if len(o.Code.Coding) != 1 || o.Code.Coding[0].System != omh.CodeSystem || o.Code.Coding[0].Code != "ieee:food-entry:0.1" || o.ValueAttachment.ContentType != "application/json" {
+				t.Fatalf("observation %+v", o)
 			}
 		}
+		if pages := len(nexts) + 1; pages != 3 || len(obs) != len(want) {
+			t.Fatalf("%d readings in %d pages, want %d in 3", len(obs), pages, len(want))
+		}
+		sameReadings(t, obs, want)
 	}
 	after, err := f.ledger.Accesses(f.patient.ID, 0)
 	if err != nil {

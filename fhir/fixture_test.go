@@ -175,6 +175,25 @@ func (f *fixture) revoke(t testing.TB, g consent.GrantState) {
 	}
 }
 
+// revokeBetweenPages reads the first page of the search u under tok,
+// revokes g, and checks that the page its next link names is then 403
+// revoked: consent is decided again on every page.
+func (f *fixture) revokeBetweenPages(t *testing.T, u, tok string, g consent.GrantState) {
+	t.Helper()
+	st, _, b := f.get(t, u, tok)
+	if st != 200 {
+		t.Fatalf("%d %s", st, b)
+	}
+	next := decodeBundle(t, b).next()
+	if next == "" {
+		t.Fatal("no next page")
+	}
+	f.revoke(t, g)
+	if st, _, b := f.get(t, next, tok); st != 403 || outcomeCode(t, b) != "revoked" {
+		t.Errorf("after the revoke: %d %s", st, b)
+	}
+}
+
 // token runs the code flow against the real provider on loopback
 // (oauthtest.CodeFlow: Approve is called with the pending id, as the web UI
 // would) and returns the access token and the client. An approval whose

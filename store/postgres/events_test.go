@@ -79,11 +79,7 @@ func addPatient(t *testing.T, s *Store, id string) {
 // nobody appends no event.
 func TestEventsAcrossProcesses(t *testing.T) {
 	a, dsn := openDSN(t)
-	b, err := Open(t.Context(), dsn, Options{AllowUnsafeDurability: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := openOn(t, dsn)
 	addPatient(t, a, "pt_gone")
 	addPatient(t, a, "pt_kept")
 	from, err := b.LastEvent(t.Context())
@@ -129,11 +125,7 @@ func TestEventsAcrossProcesses(t *testing.T) {
 // arrives once, in id order, none lost, none twice.
 func TestEventsSurviveLostConnections(t *testing.T) {
 	a, dsn := openDSN(t)
-	b, err := Open(t.Context(), dsn, Options{AllowUnsafeDurability: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := openOn(t, dsn)
 	const n = 30
 	for i := range n {
 		addPatient(t, a, fmt.Sprintf("pt_%02d", i))
@@ -192,11 +184,7 @@ func TestEventsSurviveLostConnections(t *testing.T) {
 // order (appends commit in id order).
 func TestEventsConcurrentDeletions(t *testing.T) {
 	a, dsn := openDSN(t)
-	b, err := Open(t.Context(), dsn, Options{AllowUnsafeDurability: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := openOn(t, dsn)
 	const n = 40
 	for i := range n {
 		addPatient(t, a, fmt.Sprintf("pt_%02d", i))

@@ -23,12 +23,19 @@ func openTest(t *testing.T) *Store {
 func openDSN(t *testing.T) (*Store, string) {
 	t.Helper()
 	dsn := pgtest.New(t)
+	return openOn(t, dsn), dsn
+}
+
+// openOn opens another store on the database dsn, as a second process
+// would; it is closed when the test ends.
+func openOn(t *testing.T, dsn string) *Store {
+	t.Helper()
 	s, err := Open(t.Context(), dsn, Options{AllowUnsafeDurability: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s, dsn
+	return s
 }
 
 func TestConformance(t *testing.T) {

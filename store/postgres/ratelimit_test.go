@@ -14,11 +14,7 @@ import (
 // budget.
 func TestSharedLimiter(t *testing.T) {
 	a, dsn := openDSN(t)
-	b, err := Open(t.Context(), dsn, Options{AllowUnsafeDurability: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := openOn(t, dsn)
 	const perMin = 5
 	la, err := a.Limiter("web-auth", perMin)
 	if err != nil {

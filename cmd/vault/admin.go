@@ -48,6 +48,15 @@ func dialSocket(dir string) (*socketAdmin, bool) {
 	return &socketAdmin{c: c}, true
 }
 
+// refuseLive refuses a command that runs only offline while a server
+// answers on data's admin socket; why says what needs it stopped.
+func refuseLive(data, why string) error {
+	if _, live := dialSocket(data); live {
+		return fmt.Errorf("a server is running on %s: stop it first (%s)", data, why)
+	}
+	return nil
+}
+
 func (s *socketAdmin) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

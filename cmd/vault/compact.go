@@ -59,8 +59,8 @@ func adminCompact(args []string, stdout, stderr io.Writer) error {
 	if postgresConfigured() {
 		return errors.New("this vault's database is PostgreSQL (VAULT_DATABASE_URL[_FILE] is set): 'vault admin compact' is for the bbolt file; PostgreSQL gives space back with VACUUM FULL (docs/scaling.md)")
 	}
-	if _, live := dialSocket(sf.data); live {
-		return fmt.Errorf("a server is running on %s: stop it first (compaction swaps the database file, so it runs only offline)", sf.data)
+	if err := refuseLive(sf.data, "compaction swaps the database file, so it runs only offline"); err != nil {
+		return err
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -140,8 +140,8 @@ func keysChangeRoot(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: vault keys change-root (--new-root-key-file FILE | --new-passphrase-file FILE)")
 		return errUsage
 	}
-	if _, live := dialSocket(sf.data); live {
-		return errors.New("a server is running on this data directory; stop it first (the root changes only offline)")
+	if err := refuseLive(sf.data, "the root changes only offline"); err != nil {
+		return err
 	}
 	var newRoot *keys.Root
 	var info vault.RootInfo

@@ -52,8 +52,8 @@ func cmdMigrate(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "usage: vault migrate --data DIR --database postgres://… (or VAULT_DATABASE_URL[_FILE])")
 		return errUsage
 	}
-	if _, live := dialSocket(sf.data); live {
-		return fmt.Errorf("a server is running on %s: stop it first (the copy must see a vault nobody writes)", sf.data)
+	if err := refuseLive(sf.data, "the copy must see a vault nobody writes"); err != nil {
+		return err
 	}
 	if _, err := os.Stat(dbPath(sf.data)); err != nil {
 		return fmt.Errorf("no vault in %s (no %s): check --data", sf.data, dbPath(sf.data))

@@ -24,8 +24,8 @@ type decoder struct {
 	// is read: an untimed schema's reading is filed by it.
 	created      DateTime
 	createdField string
-	arena strings.Builder
-	num   [40]byte
+	arena        strings.Builder
+	num          [40]byte
 }
 
 // intern returns a string with the bytes of b, which may point into the

@@ -150,7 +150,7 @@ var untimedBodies = map[[2]string]bool{
 	{omhNamespace, "medication-prescription"}:        true,
 	{omhNamespace, "patient-medication-schedule"}:    true,
 	{omhNamespace, "pharmacy-medication-dispensing"}: true,
-	{"ieee", "survey"}: true,
+	{"ieee", "survey"}:                               true,
 }
 
 // FiledByCreationTime reports whether the vault files readings of schema id

@@ -76,6 +76,9 @@ var untimedSchemas = map[string]bool{
 type schemaSet struct {
 	byURL map[string]*schemaFile
 	files []*schemaFile // real schemas, not the 1.x files naming another
+	// aliases are the ids of the *.x.json files that only name another
+	// file (unit-value-1.x.json names unit-value-1.0.json), sorted.
+	aliases []omh.SchemaID
 }
 
 func loadSchemaSet(t *testing.T, dir string) *schemaSet {
@@ -95,6 +98,9 @@ func loadSchemaSet(t *testing.T, dir string) *schemaSet {
 			name := filepath.Base(p)
 			if t := strings.TrimSpace(string(b)); !strings.HasPrefix(t, "{") {
 				aliases[set.base+name] = set.base + t // unit-value-1.x.json names unit-value-1.0.json
+				stem := strings.TrimSuffix(name, ".json")
+				i := strings.LastIndexByte(stem, '-')
+				s.aliases = append(s.aliases, omh.SchemaID{Namespace: set.ns, Name: stem[:i], Version: stem[i+1:]})
 				return nil
 			}
 			f := &schemaFile{url: set.base + name}
@@ -126,6 +132,7 @@ func loadSchemaSet(t *testing.T, dir string) *schemaSet {
 		}
 	}
 	slices.SortFunc(s.files, func(a, b *schemaFile) int { return strings.Compare(a.id.String(), b.id.String()) })
+	slices.SortFunc(s.aliases, func(a, b omh.SchemaID) int { return strings.Compare(a.String(), b.String()) })
 	return s
 }
 
@@ -389,28 +396,30 @@ func storedCount(t *testing.T, f *fixture) int {
 }
 
 // TestEverySharedSchemaThroughTheAPI: every data-point schema of
-// ../shared/schemas (OMH and IEEE 1752, 84 files: every file whose
-// properties define effective_time_frame) goes through POST
-// /api/v1/readings and back out of GET /api/v1/readings with a minimal
-// valid body built from the schema itself:
+// ../shared/schemas (OMH and IEEE 1752, 91 files: every file whose
+// properties define effective_time_frame, and the 7 untimed ones of
+// untimedSchemas) goes through POST /api/v1/readings and back out of GET
+// /api/v1/readings with a minimal valid body built from the schema itself:
 //
 //   - a schema without a typed model, and a typed model's canonical
 //     version, is stored under its own id; without a typed model the point
 //     reads back byte for byte as posted (posted in canonical form); a
 //     typed one reads back with the same body (the typed models write
 //     members in schema order); re-posting what was read is a duplicate;
+//   - an untimed schema's point is filed by the header's creation time
+//     (read back in that day's window), and without that time it is
+//     refused with missing_time_frame and nothing stored;
 //   - an older version a typed model reads (omh:blood-glucose:3.0) is
 //     stored under the canonical id, with the normalisation noted;
 //   - an invalid body of each (a required member left out, or a
 //     time frame that is no time) is refused, 400 with the member named,
 //     and nothing is stored.
 //
-// The other 109 schema files are excluded, and the vault refuses them
-// (unknown_schema): the 1.x files only name another file, and the rest
-// are fragments other schemas refer to (unit values, header, schema-id,
-// data-point, time-frame, enums such as specimen-source), or schemas with
-// no effective_time_frame (medication-prescription, survey...), which the
-// vault cannot file by time.
+// The other files are refused (unknown_schema): the 102 fragments other
+// schemas refer to (unit values, header, schema-id, data-point,
+// time-frame, enums such as specimen-source, parts such as medication or
+// survey-item) and the 109 *.x.json alias files, which only name another
+// file.
 func TestEverySharedSchemaThroughTheAPI(t *testing.T) {
 	dir := sharedSchemas(t)
 	set := loadSchemaSet(t, dir)
@@ -571,8 +580,21 @@ func TestEverySharedSchemaThroughTheAPI(t *testing.T) {
 			}
 		})
 	}
-	if bodies != 91 || excluded != 102 || untimed != 7 {
-		t.Errorf("%d data-point schemas (%d untimed) and %d excluded files, want 91 (7) and 102: the shared set changed, update this test and docs/api.md", bodies, untimed, excluded)
+	// An alias file names no version: unit-value 1.x is unknown_schema.
+	for i, id := range set.aliases {
+		t.Run("alias/"+id.String(), func(t *testing.T) {
+			if _, ok := omh.CanonicalSchema(id); ok {
+				t.Fatalf("the vault accepts the alias %s", id)
+			}
+			p := canonicalPoint(t, 8000+i, id, "2026-03-01T09:00:00Z", map[string]any{"effective_time_frame": timeFrames(0)[0]})
+			st, b := f.do(t, "POST", "/api/v1/readings", f.device, "application/json", p)
+			if st != 400 || !strings.Contains(string(b), omh.CodeUnknownSchema) {
+				t.Fatalf("post: %d %s, want 400 unknown_schema", st, b)
+			}
+		})
+	}
+	if bodies != 91 || excluded != 102 || untimed != 7 || len(set.aliases) != 109 {
+		t.Errorf("%d data-point schemas (%d untimed), %d excluded fragments and %d alias files, want 91 (7), 102 and 109: the shared set changed, update this test and docs/api.md", bodies, untimed, excluded, len(set.aliases))
 	}
 
 	// An id outside the set, a version the set lacks: unknown_schema, nothing stored.

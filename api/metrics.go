@@ -15,6 +15,7 @@ type metrics struct {
 	exports      *prometheus.CounterVec
 	exported     prometheus.Counter
 	imports      *prometheus.CounterVec
+	eventLag     *prometheus.HistogramVec
 }
 
 // StoreInfo is what the metrics read from the store when scraped. The
@@ -102,9 +103,20 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "vault_imports_total",
 			Help: "Imports, by format and outcome (complete, refused, incomplete).",
 		}, []string{"format", "outcome"}),
+		eventLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vault_replica_event_lag_seconds",
+			Help:    "On PostgreSQL, from a change on one replica (a patient's deletion) to this replica acting on its event, by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.latency, m.ingested, m.rejected, m.authFailures, m.signins, m.exports, m.exported, m.imports)
+	reg.MustRegister(m.latency, m.ingested, m.rejected, m.authFailures, m.signins, m.exports, m.exported, m.imports, m.eventLag)
 	return m
+}
+
+// ObserveReplicaEvent records that this replica acted on another's event
+// (store/postgres.Event) lag after the change was made.
+func (s *Server) ObserveReplicaEvent(kind string, lag time.Duration) {
+	s.metrics.eventLag.WithLabelValues(kind).Observe(max(0, lag.Seconds()))
 }
 
 // CountSignInFailure counts a refused web UI sign-in (web.Config's

@@ -101,7 +101,10 @@ func (l *Ledger) Accesses(patient string, limit int) ([]AccessState, error) {
 // so a page costs the page, not the patient's whole log, and the memory
 // held is 8 bytes per access.
 func (l *Ledger) AccessPage(patient string, before int64, limit int) (out []AccessState, more bool, err error) {
-	x := l.grants.Load()
+	x, err := l.index()
+	if err != nil {
+		return nil, false, err
+	}
 	x.mu.RLock()
 	list := x.accesses[patient]
 	end := len(list)

@@ -35,7 +35,11 @@ func DeletePatient(ctx context.Context, v *vault.Vault, l *Ledger, actor, id str
 	if actor == "" {
 		actor = "admin"
 	}
-	for _, g := range l.Grants(id, "") {
+	gs, err := l.GrantsChecked(id, "")
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
 		if !g.Active(now) {
 			continue
 		}

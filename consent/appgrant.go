@@ -60,9 +60,13 @@ func NewAppGrant(patient string, r AppGrantRequest, now time.Time) (Entry, error
 }
 
 // AppGrants returns the app grants a patient made, revoked and expired
-// ones included, newest first.
+// ones included, newest first; none when the index cannot be brought up to
+// date (see Ledger.index).
 func (l *Ledger) AppGrants(patient string) []GrantState {
-	x := l.grants.Load()
+	x, err := l.index()
+	if err != nil {
+		return nil
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	out := make([]GrantState, 0, len(x.apps[patient]))
@@ -101,7 +105,10 @@ func (l *Ledger) appGrant(id, patient, app string) (GrantState, bool) {
 	if l.indexBad.Load() != nil || patient == "" || app == "" {
 		return GrantState{}, false
 	}
-	x := l.grants.Load()
+	x, err := l.index()
+	if err != nil || l.indexBad.Load() != nil {
+		return GrantState{}, false
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	g := x.byID[id]

@@ -238,6 +238,7 @@ func (l *Ledger) storeCheckpoint(cp []byte, size int64) error {
 	if err == nil {
 		l.cpMu.Lock()
 		l.lastSigned = l.now()
+		l.seenStored = max(l.seenStored, size)
 		l.cpMu.Unlock()
 	}
 	return err
@@ -245,12 +246,41 @@ func (l *Ledger) storeCheckpoint(cp []byte, size int64) error {
 
 // SignIfDue signs and stores a checkpoint when entries arrived since the
 // last stored one and at least SignInterval has passed. Run calls it.
+//
+// On a store other replicas append to, every replica runs it, and one
+// stores for all: a replica that finds a stored checkpoint it has not
+// seen before (another replica stored it within the last interval) skips
+// this round and looks again an interval later; when the one storing
+// stops, the others find nothing new and take over. Two replicas ticking
+// at the same moment may both store; checkpoints are stored by size, once
+// each, and only ever larger than the newest, so the log of checkpoints
+// stays one growing, consistent log either way.
 func (l *Ledger) SignIfDue() error {
 	l.cpMu.Lock()
 	due := l.now().Sub(l.lastSigned) >= SignInterval
 	l.cpMu.Unlock()
 	if !due {
 		return nil
+	}
+	if l.shared != nil {
+		var stored int64
+		err := l.view(func(tx ledgerstore.ReadTx) error {
+			var err error
+			stored, _, err = tx.LatestCheckpoint()
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		l.cpMu.Lock()
+		other := stored > l.seenStored
+		if other {
+			l.seenStored, l.lastSigned = stored, l.now()
+		}
+		l.cpMu.Unlock()
+		if other {
+			return nil
+		}
 	}
 	_, err := l.Sign()
 	return err

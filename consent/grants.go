@@ -70,25 +70,26 @@ type grantIndex struct {
 	// so a page of her access log costs the page, not every access in the
 	// vault; the rows themselves stay in the store (AccessPage).
 	accesses map[string][]int64
+	// applied is the log size the index reflects: every entry below it is
+	// applied, none at or above. On a shared store (PostgreSQL replicas)
+	// a decision first applies what other replicas appended (catchup.go).
+	applied int64
 }
 
 func newGrantIndex() *grantIndex {
 	return &grantIndex{byID: map[string]*GrantState{}, byPair: map[[2]string][]*GrantState{}, apps: map[string][]*GrantState{}, keys: map[string]*KeyState{}, accesses: map[string][]int64{}}
 }
 
+// putRow applies one index row; the caller holds x.mu for writing.
 func (x *grantIndex) putRow(r indexRow) {
 	if r.Grant != nil {
 		x.put(r.Grant)
 	}
 	if r.Key != nil {
-		x.mu.Lock()
 		x.keys[keyRowID(r.Key.Clinician, r.Key.Fingerprint)] = r.Key
-		x.mu.Unlock()
 	}
 	if r.Access != nil {
-		x.mu.Lock()
 		x.putAccess(r.Access.Patient, r.Access.Start)
-		x.mu.Unlock()
 	}
 }
 
@@ -112,10 +113,9 @@ func (r indexRow) value() any {
 }
 
 // put adds or replaces a grant. An app grant goes to apps, never to
-// byPair, so no clinician decision can ever find it.
+// byPair, so no clinician decision can ever find it. The caller holds x.mu
+// for writing.
 func (x *grantIndex) put(g *GrantState) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
 	same := func(o *GrantState) bool { return o.ID == g.ID }
 	if old := x.byID[g.ID]; old != nil {
 		if old.App != "" {
@@ -367,7 +367,10 @@ func (l *Ledger) readIndex(tx ledgerstore.ReadTx) (*grantIndex, error) {
 
 // Grant returns a grant's state.
 func (l *Ledger) Grant(id string) (GrantState, error) {
-	x := l.grants.Load()
+	x, err := l.index()
+	if err != nil {
+		return GrantState{}, err
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	g := x.byID[id]
@@ -379,9 +382,20 @@ func (l *Ledger) Grant(id string) (GrantState, error) {
 
 // Grants returns the clinician grants a patient made (patient != "") or
 // received by a clinician (clinician != ""), newest first. App grants are
-// never among them (AppGrants lists those).
+// never among them (AppGrants lists those). If the index cannot be brought
+// up to date (a replica that cannot reach the database) it returns none;
+// GrantsChecked says why.
 func (l *Ledger) Grants(patient, clinician string) []GrantState {
-	x := l.grants.Load()
+	out, _ := l.GrantsChecked(patient, clinician)
+	return out
+}
+
+// GrantsChecked is Grants with the error that left the list empty.
+func (l *Ledger) GrantsChecked(patient, clinician string) ([]GrantState, error) {
+	x, err := l.index()
+	if err != nil {
+		return nil, err
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []GrantState
@@ -391,7 +405,7 @@ func (l *Ledger) Grants(patient, clinician string) []GrantState {
 		}
 	}
 	slices.SortFunc(out, func(a, b GrantState) int { return int(b.Index - a.Index) })
-	return out
+	return out, nil
 }
 
 // Window is a half-open time window [From, To); a zero end is open.
@@ -452,7 +466,9 @@ func intersect(w Window, from, to time.Time) (Window, bool) {
 }
 
 // Decide answers a request from the index, as of the last committed entry:
-// a revoke that has committed denies at once.
+// a revoke that has committed denies at once, on this replica and, on a
+// shared store, on every other (the index first applies what they
+// appended; if it cannot, the decision denies with index_untrusted).
 func (l *Ledger) Decide(r Request) Decision {
 	if l.indexBad.Load() != nil {
 		return Decision{Reason: "index_untrusted"}
@@ -460,7 +476,10 @@ func (l *Ledger) Decide(r Request) Decision {
 	if r.Clinician == "" {
 		return Decision{Reason: "no_grant"}
 	}
-	x := l.grants.Load()
+	x, err := l.index()
+	if err != nil || l.indexBad.Load() != nil {
+		return Decision{Reason: "index_untrusted"}
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return decide(x.byPair[[2]string{r.Clinician, r.Patient}], r)

@@ -91,9 +91,13 @@ func nextKeyState(prev *KeyState, i int64, e *Entry) (*KeyState, error) {
 	return nil, nil
 }
 
-// ClinicianKeys returns a clinician's keys (removed ones too), oldest first.
+// ClinicianKeys returns a clinician's keys (removed ones too), oldest first;
+// none when the index cannot be brought up to date (see Ledger.index).
 func (l *Ledger) ClinicianKeys(clinician string) []KeyState {
-	x := l.grants.Load()
+	x, err := l.index()
+	if err != nil {
+		return nil
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var out []KeyState

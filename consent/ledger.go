@@ -32,6 +32,7 @@ type Sealer interface {
 // Ledger is the append-only consent log.
 type Ledger struct {
 	store  Store
+	shared ledgerstore.Shared // the store, when other processes append to it too
 	sealer Sealer
 	origin string
 	signer note.Signer
@@ -50,7 +51,8 @@ type Ledger struct {
 	cp         []byte     // the newest checkpoint signed (stored or not)
 	cpSize     int64      // its tree size
 	cpRound    *signRound // the signing in flight, if any
-	lastSigned time.Time  // when a checkpoint was last stored
+	lastSigned time.Time  // when a checkpoint was last stored, or seen stored by another replica
+	seenStored int64      // the largest stored checkpoint size this ledger has seen (-1: none)
 }
 
 // Options configure Open.
@@ -83,6 +85,7 @@ func Open(store Store, sealer Sealer, o Options) (*Ledger, error) {
 		o.Now = time.Now
 	}
 	l := &Ledger{store: store, sealer: sealer, origin: o.Origin, now: o.Now}
+	l.shared, _ = store.(ledgerstore.Shared)
 	var skey string
 	err := store.Update(context.Background(), func(tx ledgerstore.WriteTx) error {
 		created, err := l.loadDigestKey(tx)
@@ -163,11 +166,19 @@ func Open(store Store, sealer Sealer, o Options) (*Ledger, error) {
 	// rebuild must still run), but every decision fails closed until a
 	// rebuild.
 	var x *grantIndex
+	var size int64
+	l.seenStored = -1
 	ierr := l.view(func(tx ledgerstore.ReadTx) error {
+		var err error
+		if size, err = tx.Size(); err != nil {
+			return err
+		}
+		if l.seenStored, _, err = tx.LatestCheckpoint(); err != nil {
+			return err
+		}
 		if err := l.checkDigest(tx); err != nil {
 			return err
 		}
-		var err error
 		x, err = l.readIndex(tx)
 		return err
 	})
@@ -175,6 +186,7 @@ func Open(store Store, sealer Sealer, o Options) (*Ledger, error) {
 		l.indexBad.Store(&ierr)
 		x = newGrantIndex()
 	}
+	x.applied = size
 	l.grants.Store(x)
 	return l, nil
 }
@@ -334,7 +346,7 @@ func (l *Ledger) commitBatch(batch []*appendReq) {
 			panic(p)
 		}
 	}()
-	err := l.update(func(tx ledgerstore.WriteTx) error {
+	err := l.updateCaughtUp(func(tx ledgerstore.WriteTx) error {
 		for _, r := range batch {
 			if err := l.appendTx(tx, r); err != nil && r.refused == nil {
 				return err
@@ -344,7 +356,7 @@ func (l *Ledger) commitBatch(batch []*appendReq) {
 	})
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
-			r.err = l.update(func(tx ledgerstore.WriteTx) error { return l.appendTx(tx, r) })
+			r.err = l.updateCaughtUp(func(tx ledgerstore.WriteTx) error { return l.appendTx(tx, r) })
 			if r.refused != nil {
 				r.err = r.refused
 			}
@@ -372,13 +384,22 @@ func (l *Ledger) view(fn func(tx ledgerstore.ReadTx) error) error {
 }
 
 // finish publishes a committed request's index changes and wakes it.
+// The index applies them only if it stands exactly at the request's first
+// entry; if a decision's catch-up (catchup.go) has already read them from
+// the store, and perhaps later entries from other replicas too, they are
+// not applied again over newer states.
 func (l *Ledger) finish(r *appendReq) {
 	if r.err == nil {
 		// Committed: decisions see the change from now on.
 		x := l.grants.Load()
-		for _, row := range r.changed {
-			x.putRow(row)
+		x.mu.Lock()
+		if x.applied == r.first {
+			for _, row := range r.changed {
+				x.putRow(row)
+			}
+			x.applied = r.first + int64(len(r.entries))
 		}
+		x.mu.Unlock()
 	}
 	close(r.done)
 }

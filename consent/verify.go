@@ -297,7 +297,9 @@ func (l *Ledger) Rebuild() (int, error) {
 			return err
 		}
 		count = len(states)
-		fresh, err = l.readIndex(tx)
+		if fresh, err = l.readIndex(tx); err == nil {
+			fresh.applied = n
+		}
 		return err
 	})
 	if err == nil {

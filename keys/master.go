@@ -2,9 +2,12 @@ package keys
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
@@ -23,6 +26,60 @@ var masterAD = []byte("jhvault/master-keyset/v1")
 // consent ledger) moves to a new primary at once.
 type Master struct {
 	cur atomic.Pointer[masterKeys]
+
+	reloadMu sync.Mutex
+	reload   func() (*Master, error) // SetReload
+	missed   time.Time               // when a reload last failed to find a key
+}
+
+// reloadPause is how long after a reload that did not find a key no other
+// is tried, so ciphertexts naming keys that exist nowhere cost one read
+// of the store a second, not one each.
+const reloadPause = time.Second
+
+// SetReload gives m a way to read the keyset as stored now. With several
+// vault processes on one database, another may rotate the master: a
+// ciphertext (or a patient key blob) under a key id m does not hold then
+// makes m call reload once, adopt the stored keyset if it holds that key
+// and every key m holds, and try again, instead of failing. The vault sets
+// it (vault.Open); without it a key m lacks fails as before.
+func (m *Master) SetReload(reload func() (*Master, error)) {
+	m.reloadMu.Lock()
+	m.reload = reload
+	m.reloadMu.Unlock()
+}
+
+// reloadFor reloads the stored keyset when id names a key that k (the
+// version a failed call used) lacks, and reports whether the keyset
+// running now holds id. Reloads are serialised; one that another caller
+// already made is not repeated.
+func (m *Master) reloadFor(k *masterKeys, id uint32) bool {
+	if k.has(id) {
+		return false // not a rotation: the key was there and did not open it
+	}
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
+	if m.keys().has(id) {
+		return true
+	}
+	if m.reload == nil || time.Since(m.missed) < reloadPause {
+		return false
+	}
+	next, err := m.reload()
+	if err != nil || !next.keys().has(id) || m.Adopt(next) != nil {
+		m.missed = time.Now()
+		return false
+	}
+	return true
+}
+
+func (k *masterKeys) has(id uint32) bool {
+	for _, ki := range k.handle.KeysetInfo().GetKeyInfo() {
+		if ki.GetKeyId() == id {
+			return true
+		}
+	}
+	return false
 }
 
 // masterKeys is one immutable version of the keyset with its primitive.
@@ -79,7 +136,16 @@ func (m *Master) Encrypt(plaintext, ad []byte) ([]byte, error) {
 	return m.keys().aead.Encrypt(plaintext, ad)
 }
 
-// Decrypt opens what Encrypt sealed with the same associated data.
+// Decrypt opens what Encrypt sealed with the same associated data. A
+// ciphertext under a key m lacks first reloads the keyset (SetReload).
 func (m *Master) Decrypt(ciphertext, ad []byte) ([]byte, error) {
+	k := m.keys()
+	pt, err := k.aead.Decrypt(ciphertext, ad)
+	if err == nil || len(ciphertext) < 5 || ciphertext[0] != tinkStartByte {
+		return pt, err
+	}
+	if !m.reloadFor(k, binary.BigEndian.Uint32(ciphertext[1:5])) {
+		return nil, err
+	}
 	return m.keys().aead.Decrypt(ciphertext, ad)
 }

@@ -106,9 +106,18 @@ func OpenPatientKeys(m *Master, patientID string, blob []byte) (*PatientKeys, er
 	if err := json.Unmarshal(blob, &b); err != nil || b.V != 1 {
 		return nil, errors.New("patient key blob is corrupt")
 	}
-	kh, ph, err := unwrapPatientBlob(m.keys().aead, patientID, b)
+	mk := m.keys()
+	kh, ph, err := unwrapPatientBlob(mk.aead, patientID, b)
 	if err != nil {
-		return nil, err
+		// Wrapped under a key this process lacks (another rotated the
+		// master): reload it and try once more.
+		kek, prf, ierr := PatientBlobKeyIDs(blob)
+		if ierr != nil || !(m.reloadFor(mk, kek) || m.reloadFor(mk, prf)) {
+			return nil, err
+		}
+		if kh, ph, err = unwrapPatientBlob(m.keys().aead, patientID, b); err != nil {
+			return nil, err
+		}
 	}
 	return newPatientKeys(kh, ph)
 }

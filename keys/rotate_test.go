@@ -290,3 +290,76 @@ func TestAdoptWhileInUse(t *testing.T) {
 		t.Fatalf("%d keys after 20 rotations", len(m.Keys()))
 	}
 }
+
+// TestMasterReloadsUnknownKey: a master that meets a ciphertext or a
+// patient key blob under a key it lacks (another process rotated) reloads
+// the keyset once and opens it; a key the reloaded keyset lacks too still
+// fails, and then no reload is tried again for reloadPause.
+func TestMasterReloadsUnknownKey(t *testing.T) {
+	root, err := CreateKeyFile(filepath.Join(t.TempDir(), "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := NewMaster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped, err := first.Wrap(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b is another process's copy of the same keyset.
+	b, err := OpenMaster(wrapped, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := first.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := []byte("ad")
+	ct, err := rotated.Encrypt([]byte("secret"), ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, blob, err := NewPatientKeys(rotated, "pt_x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Decrypt(ct, ad); err == nil {
+		t.Fatal("a master without the new key and no reload opened its ciphertext")
+	}
+	stored := rotated
+	calls := 0
+	b.SetReload(func() (*Master, error) { calls++; return stored, nil })
+	if pt, err := b.Decrypt(ct, ad); err != nil || string(pt) != "secret" {
+		t.Fatalf("after a reload: %q, %v", pt, err)
+	}
+	if _, err := OpenPatientKeys(b, "pt_x", blob); err != nil {
+		t.Fatalf("a patient blob under the new key: %v", err)
+	}
+	if calls != 1 || b.PrimaryID() != rotated.PrimaryID() {
+		t.Fatalf("%d reloads, primary %d; want 1 and %d", calls, b.PrimaryID(), rotated.PrimaryID())
+	}
+	// A key that exists nowhere: one reload, then none for a while.
+	other, err := NewMaster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray, err := other.Encrypt([]byte("x"), ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := b.Decrypt(stray, ad); err == nil {
+			t.Fatal("a ciphertext under an unknown key opened")
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("%d reloads for a key that exists nowhere; want one more", calls)
+	}
+	// A wrong associated data under a key b holds is no reason to reload.
+	if _, err := b.Decrypt(ct, []byte("other")); err == nil || calls != 2 {
+		t.Fatalf("wrong ad: %v, %d reloads", err, calls)
+	}
+}

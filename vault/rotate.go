@@ -32,6 +32,33 @@ import (
 // adding another key. Only the wrapping of each patient's KEK and PRF
 // keysets changes, never the keys themselves, so no record is rewritten.
 
+// Several processes on one database (PostgreSQL replicas) each run their
+// own copy of the master. When one rotates, the others do not hold the new
+// key until they meet something sealed under it: then (keys.Master's
+// reload, set up by reloadMasterWith) they read the stored keyset, open it
+// with the root and adopt it, and open what they met, instead of failing.
+// So a rotation on one replica causes no decrypt failure on another, and
+// each moves to the new primary the first time it needs it.
+
+// reloadMasterWith lets the running master reload the stored keyset when
+// it meets a key it lacks. It keeps root for that, as a serving vault
+// does for rotation; a root changed since (ChangeRoot on another process)
+// no longer opens the stored keyset, and the call fails as it would have.
+func (v *Vault) reloadMasterWith(root *keys.Root) {
+	v.master.SetReload(func() (*keys.Master, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		wrapped, err := v.b.Meta(ctx, MetaMaster)
+		if err != nil {
+			return nil, err
+		}
+		if wrapped == nil {
+			return nil, errors.New("no master keyset is stored")
+		}
+		return keys.OpenMaster(wrapped, root)
+	})
+}
+
 // MetaRotation holds the JSON Rotation while a rotation is unfinished.
 const MetaRotation = "rotation"
 
@@ -165,7 +192,9 @@ func (v *Vault) openStoredMaster(ctx context.Context, root *keys.Root) (wrapped 
 // RotateMaster adds a new primary key to the master keyset and re-wraps
 // every patient's key blob under it, while the vault keeps serving. root
 // must be the root that wraps the stored master (keys.ErrWrongRoot
-// otherwise, with nothing written); the vault never keeps it.
+// otherwise, with nothing written). The vault keeps the root it was
+// opened with only to reload a keyset another process rotated
+// (reloadMasterWith).
 //
 // If a rotation is unfinished, RotateMaster finishes that one instead
 // (Resumed is true) and adds no key. A cancelled ctx stops it between

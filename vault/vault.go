@@ -111,6 +111,7 @@ func Open(ctx context.Context, b Backend, root *keys.Root, info RootInfo, o Opti
 			if v.master, err = openMaster(ctx, b, wrapped, root); err != nil {
 				return nil, err
 			}
+			v.reloadMasterWith(root)
 			return v, nil
 		}
 		m, err := createMaster(ctx, b, root, info)
@@ -121,6 +122,7 @@ func Open(ctx context.Context, b Backend, root *keys.Root, info RootInfo, o Opti
 			return nil, err
 		}
 		v.master = m
+		v.reloadMasterWith(root)
 		return v, nil
 	}
 	return nil, errors.New("the vault's master keyset kept changing while it was being created; try again")
@@ -222,4 +224,17 @@ func (v *Vault) DeletePatient(ctx context.Context, id string) error {
 		v.log.Info("patient deleted", "patient", id)
 	}
 	return err
+}
+
+// ForgetPatientKeys drops a patient's unwrapped keys from this process's
+// cache, for a deletion another process made on a shared database (its
+// patient-deleted event): her key row is gone there, so nothing more is
+// sealed or opened for her here either, and her key leaves this
+// process's memory. It reports whether they were cached.
+func (v *Vault) ForgetPatientKeys(id string) bool {
+	v.pkMu.Lock()
+	defer v.pkMu.Unlock()
+	_, held := v.pks[id]
+	delete(v.pks, id)
+	return held
 }

@@ -119,6 +119,12 @@ func (s *Server) deleteFinish(w http.ResponseWriter, r *http.Request, sess sessi
 // UI's own account deletion does.
 func (s *Server) ForgetUser(userID string) error { return s.forgetUser(context.Background(), userID) }
 
+// EvictPatient drops a patient's decrypted daily figures from this
+// process's page cache, for a deletion another replica made (its
+// patient-deleted event); that replica removed her web records from the
+// shared store already.
+func (s *Server) EvictPatient(userID string) { s.cache.invalidate(userID) }
+
 // forgetUser removes what the web interface keeps about a user, in one
 // store transaction: passkey records (their ledger entries stay; the
 // ledger is append-only), recovery codes, invites, and every session and

@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -166,11 +167,17 @@ func (s *Server) serve(rt route) http.Handler {
 // request itself (a signed-out page request, sent to /signin), and the
 // session when there is one.
 func (s *Server) guard(w http.ResponseWriter, r *http.Request, rt route) (*http.Request, *session, error) {
-	if rt.guards&limited != 0 && !s.limiter.Take(s.clientAddr(r)) {
-		s.signInFailed("rate_limited")
-		s.log.Warn("web rate limit", "route", rt.pattern, "addr", s.clientAddr(r))
-		w.Header().Set("Retry-After", "60")
-		return r, nil, errRateLimit
+	if rt.guards&limited != 0 {
+		ok, err := s.limiter.Take(r.Context(), s.clientAddr(r))
+		if err != nil {
+			return r, nil, unavailable("Try again shortly", "The vault could not check this request just now. Try again in a moment.", fmt.Errorf("sign-in rate limit: %w", err))
+		}
+		if !ok {
+			s.signInFailed("rate_limited")
+			s.log.Warn("web rate limit", "route", rt.pattern, "addr", s.clientAddr(r))
+			w.Header().Set("Retry-After", "60")
+			return r, nil, errRateLimit
+		}
 	}
 	if rt.guards&jsonAPI != 0 {
 		if !s.sameOrigin(r, true) {

@@ -117,6 +117,11 @@ type Config struct {
 	// AuthPerMinute bounds requests to the sign-in and enrolment endpoints
 	// per client address (a token bucket refilled at this rate a minute).
 	AuthPerMinute int
+	// AttemptLimiter, when set, is that bound instead of one in this
+	// process's memory: on PostgreSQL, a limit every replica shares
+	// (store/postgres.Limiter), so N replicas allow an address what one
+	// would. AuthPerMinute is then the limiter's own business.
+	AttemptLimiter AttemptLimiter
 	// MaxCeremonies bounds the enrolments, passkey additions and step-ups
 	// in flight (MaxCeremonies when 0).
 	MaxCeremonies int
@@ -175,7 +180,7 @@ type Server struct {
 	// Unlike the API's failure limit it counts every request: a WebAuthn
 	// ceremony costs a challenge and a signature check whether or not it
 	// succeeds, and an invite link is a secret worth guessing.
-	limiter *ratelimit.Limiter
+	limiter AttemptLimiter
 	creds   *credStore
 	invites *inviteStore
 	pages   *pageSet
@@ -205,6 +210,19 @@ type Server struct {
 	// (MaxReportViewsPerMinute).
 	reportLimiter *ratelimit.Limiter
 }
+
+// AttemptLimiter bounds the sign-in and enrolment attempts of one client
+// address (Config.AttemptLimiter). Take spends one attempt of addr's
+// budget, and reports false when none is left; an error (its store
+// unreachable) refuses the attempt with 503.
+type AttemptLimiter interface {
+	Take(ctx context.Context, addr string) (bool, error)
+}
+
+// memLimiter is the default AttemptLimiter: this process's memory.
+type memLimiter struct{ l *ratelimit.Limiter }
+
+func (m memLimiter) Take(_ context.Context, addr string) (bool, error) { return m.l.Take(addr), nil }
 
 // checkBase validates the base URL and returns its origin and RP ID.
 func checkBase(u *url.URL) (origin, rpID string, err error) {
@@ -290,7 +308,7 @@ func New(cfg Config) (*Server, error) {
 		vault: cfg.Vault, ledger: cfg.Ledger, store: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		base: cfg.BaseURL, origin: origin, rpID: rpID, secure: cfg.BaseURL.Scheme == "https",
 		wa:      wa,
-		limiter: ratelimit.New(cfg.AuthPerMinute, cfg.Now),
+		limiter: cfg.AttemptLimiter,
 
 		clientIP: ratelimit.ClientIP(cfg.TrustedProxies),
 
@@ -303,6 +321,9 @@ func New(cfg Config) (*Server, error) {
 
 		requireSigned: cfg.RequireSignedGrants,
 		reportLimiter: ratelimit.New(MaxReportViewsPerMinute, cfg.Now),
+	}
+	if s.limiter == nil {
+		s.limiter = memLimiter{ratelimit.New(cfg.AuthPerMinute, cfg.Now)}
 	}
 	sealer := cfg.Vault.Master()
 	s.sessions = &sessionStore{store: cfg.Store, sealer: sealer, idle: cfg.IdleTimeout, abs: cfg.AbsoluteTimeout, now: cfg.Now}

@@ -265,6 +265,8 @@ func cmdAdmin(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 		return adminRecordsRewrite(args[2:], stdout, stderr)
 	case args[0] == "records" && len(args) > 1 && args[1] == "status":
 		return adminRecordsStatus(args[2:], stdout, stderr)
+	case args[0] == "compact":
+		return adminCompact(args[1:], stdout, stderr) // compact.go
 	case args[0] == "client":
 		return adminClientCmd(args[1:], stdout, stderr) // client.go
 	}

@@ -42,6 +42,7 @@ Administer it (through the running server's socket, or on the file when none run
   admin client remove  remove an OAuth client: its tokens stop working
   admin records status   count the stored records by format (old ones take three times the space)
   admin records rewrite  move records of an older format to the current, compact one; resumable
+  admin compact        give the free pages of a stopped vault's file back to the disk (offline; checked before the swap)
   import               import a patient's file (Apple Health, Dexcom, LibreView, Nightscout, FHIR, OMH)
   ledger verify        replay the consent ledger and check its checkpoints and signed grants
   ledger rebuild       rebuild the grant index from the ledger
@@ -179,6 +180,7 @@ var commandHelp = map[string]struct{ synopsis, what string }{
 	"admin client remove":   {"--client ID", "Remove an OAuth client: it ends the client and every token it holds."},
 	"admin records status":  {"", "Count every patient's records by format: format 1 (a wrapped key per record, written before compact records) and format 2 (compact). Reads each record's first byte; decrypts none."},
 	"admin records rewrite": {"[--batch N]", "Re-seal every record of an older format in the current, compact format, in compare-and-swap batches of N records (default 1000) while the server runs (or on the file); each record is decrypted and checked first, and each committed batch is reported (on stderr on the file, in the server's log through it). Resumable: run it again after an interruption. An admin entry in the ledger records the counts."},
+	"admin compact":         {"[--data DIR]", "With the server stopped, copy the live pages of DIR/vault.db into DIR/vault.db.compact (bbolt's compaction), fsync it, check it (bbolt's page check; every patient's record count and every reading read identically; the ledger verifies to the same tree head), then rename it over the old file and fsync the directory, so a crash at any point leaves the old file or the new one, whole. Refuses while a server holds the file or answers on the admin socket, and when the disk lacks room for the copy. Prints the sizes before and after. After 'vault admin records rewrite' the freed pages stay in the file, which only this gives back to the disk (docs/self-hosting.md, step 8). On a PostgreSQL vault it refuses."},
 	"keys rotate-oidc":      {"", "Make a new ID-token signing key current for the OAuth provider; the JWKS lists it and the previous one, so ID tokens signed before still verify (docs/oauth.md#keys)."},
 	"ledger verify":         {"[--checkpoint FILE]", "Replay the consent ledger from its first entry: recompute the Merkle tree, check every signed checkpoint, every passkey-signed grant and confirmed key, and (with --checkpoint) consistency with a checkpoint kept from before."},
 	"ledger rebuild":        {"", "Rebuild the grant index from the ledger, after 'vault ledger verify' found it untrusted."},

@@ -16,6 +16,8 @@ func TestMain(m *testing.M) {
 	insecureTestArgon2 = os.Getenv("VAULT_INSECURE_TEST_ARGON2") == "1"
 	// Likewise the throwaway PostgreSQL clusters' fsync=off (pgtest).
 	allowUnsafeDurability = os.Getenv("VAULT_TEST_UNSAFE_DURABILITY") == "1"
+	// And the step at which 'vault admin compact' stops to be killed.
+	compactStopAt = os.Getenv("VAULT_TEST_COMPACT_STOP")
 	// Under -race every child vault process would sleep 1 s as it exits
 	// (the race detector's default atexit_sleep_ms); the tests start
 	// hundreds. A race in a child still fails it: the report is printed and

@@ -113,8 +113,18 @@ func (a webAuthorizer) Launch(ctx context.Context, l web.LaunchRequest) (string,
 // in this process), and builds it. A new registration is a client-add
 // admin entry in the ledger, undone if the entry fails.
 func careReportApp(ctx context.Context, prov *oauth.Provider, led *consent.Ledger, base *url.URL, log *slog.Logger) (*carereport.App, error) {
-	info, secret, created, err := prov.EnsureClient(ctx, oauth.NewClient{Name: carereport.Name,
-		RedirectURIs: []string{carereport.RedirectURI(base)}, LaunchURI: carereport.LaunchURI(base), Confidential: true})
+	n := oauth.NewClient{Name: carereport.Name,
+		RedirectURIs: []string{carereport.RedirectURI(base)}, LaunchURI: carereport.LaunchURI(base), Confidential: true}
+	info, secret, created, err := prov.EnsureClient(ctx, n)
+	// Replicas starting at once on one PostgreSQL database each replace
+	// the registration's row (EnsureClient deletes and puts it back with
+	// their secret); one that reads it in between finds it gone. Again,
+	// a moment later, it finds the other's row and takes it over.
+	for try := 1; err != nil && try < 5 && ctx.Err() == nil; try++ {
+		log.Warn("the care report app's registration changed under this start; trying again", "try", try, "cause", err.Error())
+		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+		info, secret, created, err = prov.EnsureClient(ctx, n)
+	}
 	if err != nil {
 		return nil, err
 	}

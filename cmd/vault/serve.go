@@ -187,6 +187,10 @@ func cmdServe(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	evFrom, watch, err := eventsFrom(ctx, st)
+	if err != nil {
+		return err
+	}
 	led, err := openLedger(st, v, base.Host)
 	if err != nil {
 		return err
@@ -232,7 +236,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 	}
 	srv := api.New(api.Config{Vault: v, Ledger: led, Logger: log, KeyActivationDelay: *keyDelay, Importers: importers, SpoolDir: spool, Store: storeInfo(st), RequireSignedGrants: requireSigned, TrustedProxies: proxies, OAuth: prov,
 		ExportsPerMinute: exportsPerMinute, ExportBurstPerGrant: grantBurst, ExportIntervalPerGrant: grantInterval})
-	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies, Authorizer: webAuthorizer{prov}, Launcher: webAuthorizer{prov}, RequireSignedGrants: requireSigned})
+	limiter, err := sharedAttemptLimiter(st)
+	if err != nil {
+		return err
+	}
+	ws, err := web.New(web.Config{Vault: v, Ledger: led, Store: st.Web(), AttemptLimiter: limiter, BaseURL: base, Logger: log, Importers: importers, SpoolDir: spool, OnSignInFailure: srv.CountSignInFailure, TrustedProxies: proxies, Authorizer: webAuthorizer{prov}, Launcher: webAuthorizer{prov}, RequireSignedGrants: requireSigned})
 	if err != nil {
 		return err
 	}
@@ -280,6 +288,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 	adminSrv := adminServer(api.NewAdmin(api.LocalAdmin{Vault: v, Ledger: led, Log: log, Importers: importers, SpoolDir: spool, Store: snapshotter(st), Root: root, Invites: ws, OAuth: oauthAdmin{prov}}, log), &sv.listen, log)
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 	go runScrubs(ctx, st, scrubSchedule(fs), log)
+	if watch {
+		go watchEvents(ctx, st, evFrom, eventTargets{vault: v, web: ws, metrics: srv, log: log, dsn: sf.database})
+	}
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it
 	// wrapped, so nothing waits for it.

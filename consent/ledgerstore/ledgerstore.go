@@ -137,3 +137,16 @@ type WriteTx interface {
 	// deterministic), so two writers racing to sign store the same bytes.
 	PutCheckpoint(size int64, signed []byte) error
 }
+
+// Shared is implemented by a store that other processes may append to at
+// the same time (PostgreSQL, with N vault replicas on one database). A
+// ledger on such a store keeps its in-memory grant index tagged with the
+// log size it has applied, and before each decision asks Head whether the
+// log has grown; if it has, it reads and applies the entries it has not
+// seen. A store that only one process can write (bbolt: the file lock)
+// does not implement it, and its ledger reads nothing extra.
+type Shared interface {
+	// Head returns the log's committed size in one cheap read, outside
+	// any transaction (PostgreSQL: one statement, one round trip).
+	Head(ctx context.Context) (int64, error)
+}

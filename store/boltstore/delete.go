@@ -92,7 +92,90 @@ func (s *Store) finishPendingCompaction() error {
 func (s *Store) Compact() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tmp := s.path + ".compact"
+	tmp := s.CompactPath()
+	if err := s.compactTo(tmp); err != nil {
+		return err
+	}
+	return s.swapIn(tmp)
+}
+
+// CompactPath is where a compaction writes its copy, beside the database:
+// DIR/vault.db.compact. A copy left there by a compaction that was cut
+// short is never opened; the next compaction removes it.
+func (s *Store) CompactPath() string { return s.path + ".compact" }
+
+// CompactChecked is Compact with a check between the copy and the swap:
+// the fresh file (at CompactPath, written, fsynced and closed) takes the
+// database's place only when check(path) returns nil, and is removed
+// otherwise. check runs with the store unlocked, so it may read this
+// Store too. Nothing may write to the store meanwhile (the offline 'vault
+// admin compact' writes nothing): a write the copy does not hold would be
+// lost, so CompactChecked refuses to swap if the database changed since
+// the copy. At every instant the database path names a whole file, the
+// old one until the rename and the new one after it.
+func (s *Store) CompactChecked(check func(path string) error) error {
+	if s.opts.ReadOnly {
+		return errors.New("compact: the store is open read-only")
+	}
+	tmp := s.CompactPath()
+	s.mu.Lock()
+	id, err := s.txID()
+	if err == nil {
+		err = s.compactTo(tmp)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := check(tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, err := s.txID()
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if now != id {
+		os.Remove(tmp)
+		return errors.New("compact: the database changed while its copy was checked; nothing was swapped")
+	}
+	return s.swapIn(tmp)
+}
+
+// txID is the id of the database's last committed transaction. The caller
+// holds s.mu.
+func (s *Store) txID() (int, error) {
+	var id int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id = tx.ID()
+		return nil
+	})
+	return id, err
+}
+
+// LiveBytes is the bytes the database's data takes in its pages (keys,
+// values, element and page headers of every bucket), without free pages
+// and the unused part of the pages in use: what a compacted copy packs
+// into pages (bbolt's Compact fills them), and so about its size.
+func (s *Store) LiveBytes() (int64, error) {
+	var n int64
+	err := s.view(context.Background(), func(tx *bolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+			st := b.Stats()
+			n += int64(st.BranchInuse + st.LeafInuse + st.InlineBucketInuse)
+			return nil
+		})
+	})
+	return n, err
+}
+
+// compactTo copies the database's live pages into a new file at tmp
+// (bbolt's Compact), fsyncs it and closes it; on failure it removes tmp.
+// The caller holds s.mu.
+func (s *Store) compactTo(tmp string) error {
 	os.Remove(tmp)
 	dst, err := bolt.Open(tmp, 0o600, boltOptions(s.opts))
 	if err != nil {
@@ -103,7 +186,19 @@ func (s *Store) Compact() error {
 		os.Remove(tmp)
 		return fmt.Errorf("compact: %v", err)
 	}
+	// bbolt grows a file in 16 MiB steps past its last page; the copy
+	// keeps only its pages (the next write grows it again as needed).
+	var size int64
+	if err := dst.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil }); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("compact: %v", err)
+	}
 	if err := dst.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("compact: %v", err)
+	}
+	if err := os.Truncate(tmp, size); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("compact: %v", err)
 	}
@@ -111,6 +206,12 @@ func (s *Store) Compact() error {
 		os.Remove(tmp)
 		return err
 	}
+	return nil
+}
+
+// swapIn closes the database, renames tmp over it, fsyncs the directory
+// and reopens whichever file is then in place. The caller holds s.mu.
+func (s *Store) swapIn(tmp string) error {
 	if err := s.db.Close(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("compact: close: %v", err)
@@ -127,6 +228,7 @@ func (s *Store) Compact() error {
 	if err != nil {
 		return fmt.Errorf("compact: reopen: %v", err)
 	}
+	db.MaxBatchDelay = batchDelay
 	s.db = db
 	if renameErr != nil {
 		return fmt.Errorf("compact: %v", renameErr)

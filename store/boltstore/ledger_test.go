@@ -3,6 +3,7 @@ package boltstore
 import (
 	"testing"
 
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/store/storetest"
 )
 
@@ -18,4 +19,14 @@ func TestLedgerConformance(t *testing.T) {
 		}
 		return b
 	})
+}
+
+// TestLedgerNotShared: the bbolt ledger store is one process's (the file
+// is locked), so it does not offer ledgerstore.Shared, and a ledger on it
+// reads nothing before a decision to learn of other writers.
+func TestLedgerNotShared(t *testing.T) {
+	s, _ := openReopenable(t)
+	if _, ok := s.Ledger().(ledgerstore.Shared); ok {
+		t.Fatal("the bbolt ledger store says other processes may append to it")
+	}
 }

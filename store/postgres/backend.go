@@ -316,9 +316,11 @@ func (s *Store) Count(ctx context.Context, patientID string) (int, error) {
 }
 
 // DeletePatient implements vault.Backend: key row, records, counter, user
-// and tokens in one transaction. The deleted rows stay in the table files
-// as dead tuples until a VACUUM reuses the space and in the write-ahead
-// log, standbys and backups for their retention (docs/scaling.md).
+// and tokens in one transaction, with a patient-deleted event
+// (events.go) that the other replicas on the database act on. The
+// deleted rows stay in the table files as dead tuples until a VACUUM
+// reuses the space and in the write-ahead log, standbys and backups for
+// their retention (docs/scaling.md).
 func (s *Store) DeletePatient(ctx context.Context, patientID string) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		keys, err := tx.Exec(ctx, "DELETE FROM patient_keys WHERE patient = $1", patientID)
@@ -341,7 +343,7 @@ func (s *Store) DeletePatient(ctx context.Context, patientID string) error {
 				return err
 			}
 		}
-		return nil
+		return appendEvent(ctx, tx, EventPatientDeleted, patientID)
 	})
 }
 

@@ -9,12 +9,15 @@ import (
 )
 
 // vaultTables are every table the schema's steps create but vault_schema,
-// which holds the steps applied.
+// which holds the steps applied, and rate_buckets, which holds no vault
+// data (a replica waiting on an empty database may fill it with sign-in
+// attempts).
 var vaultTables = []string{
 	"meta", "users", "tokens", "patient_keys", "readings", "reading_counts",
 	"ledger_head", "ledger_meta", "ledger_entries", "ledger_hashes", "ledger_index", "ledger_checkpoints",
 	"web_invites", "web_credentials", "web_recovery", "web_sessions", "web_ceremonies", "web_spent", "web_app_consents",
 	"oauth_clients", "oauth_requests", "oauth_codes", "oauth_tokens", "oauth_jti", "oauth_keys",
+	"vault_events",
 }
 
 // NonEmpty names the tables that hold a row; none for a database no vault

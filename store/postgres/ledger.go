@@ -264,3 +264,17 @@ func (t *ledgerTx) PutCheckpoint(size int64, signed []byte) error {
 	}
 	return t.exec("INSERT INTO ledger_checkpoints (size, signed) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING", size, nonNil(signed))
 }
+
+// Head is the committed log size, read in one statement on the pool
+// (ledgerstore.Shared): a replica's ledger asks it before each decision to
+// learn whether another replica has appended since.
+func (l ledgerStore) Head(ctx context.Context) (int64, error) {
+	var n int64
+	err := l.s.pool.QueryRow(ctx, "SELECT size FROM ledger_head WHERE id = 1").Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
+}
+
+var _ ledgerstore.Shared = ledgerStore{}

@@ -14,6 +14,10 @@ import (
 const (
 	lockMigrate int64 = 0x4a4856_0001
 	lockLedger  int64 = 0x4a4856_0002
+	// lockEvents orders the appends to vault_events: held to the commit,
+	// so events commit in id order and a reader that has seen id n has
+	// seen every event below it.
+	lockEvents int64 = 0x4a4856_0003
 )
 
 // Transaction-scoped advisory locks on two int4 keys (a space apart from
@@ -167,6 +171,27 @@ CREATE TABLE oauth_keys (
 	id text COLLATE "C" NOT NULL,
 	sealed bytea NOT NULL,
 	PRIMARY KEY (created, id)
+);
+`,
+	// 3: several replicas on one database. vault_events tells every
+	// replica what another did that changes what it keeps in memory (a
+	// deleted patient's unwrapped key and cached figures); rate_buckets
+	// is the sign-in and enrolment limit all replicas share, UNLOGGED
+	// (not in the WAL, emptied by a crash: a limit, not a record).
+	`
+CREATE TABLE vault_events (
+	id bigserial PRIMARY KEY,
+	kind text COLLATE "C" NOT NULL,
+	subject text COLLATE "C" NOT NULL,
+	at bigint NOT NULL
+);
+CREATE UNLOGGED TABLE rate_buckets (
+	scope text COLLATE "C" NOT NULL,
+	addr text COLLATE "C" NOT NULL,
+	tokens double precision NOT NULL,
+	last double precision NOT NULL,
+	ok boolean NOT NULL,
+	PRIMARY KEY (scope, addr)
 );
 `,
 }

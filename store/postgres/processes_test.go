@@ -17,9 +17,10 @@ import (
 // process is one vault process on the shared database: its own pool, its
 // own vault and its own ledger.
 type process struct {
-	s *Store
-	v *vault.Vault
-	l *consent.Ledger
+	s    *Store
+	v    *vault.Vault
+	l    *consent.Ledger
+	root *keys.Root
 }
 
 // TestTwoProcessesOneDatabase: two processes (two pools) starting at once

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/store/postgres"
+	"github.com/jupyterhealth/vault/vault"
+	"github.com/jupyterhealth/vault/web"
+)
+
+// Several replicas on one PostgreSQL database (docs/scaling.md): what
+// serve adds on PostgreSQL so that what one replica does reaches what the
+// others keep in memory, and so that they share one sign-in limit. On
+// bbolt (one process) none of this runs.
+
+// webAuthScope names the shared sign-in and enrolment limit's buckets.
+const webAuthScope = "web-auth"
+
+// sharedAttemptLimiter is the web UI's sign-in and enrolment limit that
+// every replica on the database shares; nil (the web UI's own, in memory)
+// on bbolt.
+func sharedAttemptLimiter(st backend) (web.AttemptLimiter, error) {
+	pg, ok := st.(*postgres.Store)
+	if !ok {
+		return nil, nil
+	}
+	l, err := pg.Limiter(webAuthScope, web.DefaultAuthPerMinute)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// eventsFrom is where this replica's watch of the replica events starts:
+// the newest event when it opened the database, before its caches hold
+// anything. 0 and false on bbolt.
+func eventsFrom(ctx context.Context, st backend) (int64, bool, error) {
+	pg, ok := st.(*postgres.Store)
+	if !ok {
+		return 0, false, nil
+	}
+	id, err := pg.LastEvent(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("PostgreSQL: read the replica events: %w", err)
+	}
+	return id, true, nil
+}
+
+// eventTargets are what a replica event changes in this process.
+type eventTargets struct {
+	vault   *vault.Vault
+	web     *web.Server
+	metrics *api.Server
+	log     *slog.Logger
+	dsn     string // for redacting a connection error
+}
+
+// watchEvents acts on every replica event above after until ctx ends: a
+// patient deleted on any replica leaves this one's key cache and page
+// cache (within postgres.EventPoll, at once when the notification
+// arrives).
+func watchEvents(ctx context.Context, st backend, after int64, t eventTargets) {
+	pg, ok := st.(*postgres.Store)
+	if !ok {
+		return
+	}
+	pg.WatchEvents(ctx, after, t.apply, func(err error) {
+		t.log.Warn("replica events: reading them failed; retrying", "cause", redact(err, t.dsn).Error())
+	})
+}
+
+func (t eventTargets) apply(e postgres.Event) {
+	var attrs []any
+	switch e.Kind {
+	case postgres.EventPatientDeleted:
+		// Whether her key was in this process's memory: the tests check
+		// that the eviction found it.
+		attrs = append(attrs, "key_evicted", t.vault.ForgetPatientKeys(e.Subject))
+		t.web.EvictPatient(e.Subject)
+	default:
+		// A newer binary's event: nothing this one caches depends on it.
+		t.log.Warn("replica event of an unknown kind ignored", "kind", e.Kind, "event", e.ID)
+		return
+	}
+	lag := time.Since(e.At)
+	t.metrics.ObserveReplicaEvent(e.Kind, lag)
+	t.log.Info("replica event applied", append([]any{"kind", e.Kind, "event", e.ID, "lag_ms", lag.Milliseconds()}, attrs...)...)
+}

@@ -54,13 +54,31 @@ type schemaFile struct {
 	url  string
 	id   omh.SchemaID
 	doc  map[string]any
-	body bool // a data-point body: its properties define effective_time_frame
+	body bool // a data-point body: its properties define effective_time_frame, or it is untimed
+	// untimed: a data-point body whose schema defines no
+	// effective_time_frame (untimedSchemas), filed by the header's
+	// creation time.
+	untimed bool
+}
+
+// untimedSchemas are the data-point schemas of the set that define no
+// effective_time_frame: every version of each is a body, filed by the
+// header's creation time. Named here, not taken from package omh, so that
+// the test checks the vault's own list.
+var untimedSchemas = map[string]bool{
+	"omh:medication-prescription":        true,
+	"omh:patient-medication-schedule":    true,
+	"omh:pharmacy-medication-dispensing": true,
+	"ieee:survey":                        true,
 }
 
 // schemaSet indexes the files by every URL a $ref may use.
 type schemaSet struct {
 	byURL map[string]*schemaFile
 	files []*schemaFile // real schemas, not the 1.x files naming another
+	// aliases are the ids of the *.x.json files that only name another
+	// file (unit-value-1.x.json names unit-value-1.0.json), sorted.
+	aliases []omh.SchemaID
 }
 
 func loadSchemaSet(t *testing.T, dir string) *schemaSet {
@@ -80,6 +98,9 @@ func loadSchemaSet(t *testing.T, dir string) *schemaSet {
 			name := filepath.Base(p)
 			if t := strings.TrimSpace(string(b)); !strings.HasPrefix(t, "{") {
 				aliases[set.base+name] = set.base + t // unit-value-1.x.json names unit-value-1.0.json
+				stem := strings.TrimSuffix(name, ".json")
+				i := strings.LastIndexByte(stem, '-')
+				s.aliases = append(s.aliases, omh.SchemaID{Namespace: set.ns, Name: stem[:i], Version: stem[i+1:]})
 				return nil
 			}
 			f := &schemaFile{url: set.base + name}
@@ -91,6 +112,8 @@ func loadSchemaSet(t *testing.T, dir string) *schemaSet {
 			f.id = omh.SchemaID{Namespace: set.ns, Name: stem[:i], Version: stem[i+1:]}
 			props, _ := f.doc["properties"].(map[string]any)
 			_, f.body = props["effective_time_frame"]
+			f.untimed = untimedSchemas[set.ns+":"+f.id.Name]
+			f.body = f.body || f.untimed
 			s.byURL[f.url] = f
 			if id, _ := f.doc["$id"].(string); id != "" && s.byURL[id] == nil {
 				s.byURL[id] = f
@@ -109,6 +132,7 @@ func loadSchemaSet(t *testing.T, dir string) *schemaSet {
 		}
 	}
 	slices.SortFunc(s.files, func(a, b *schemaFile) int { return strings.Compare(a.id.String(), b.id.String()) })
+	slices.SortFunc(s.aliases, func(a, b omh.SchemaID) int { return strings.Compare(a.String(), b.String()) })
 	return s
 }
 
@@ -317,15 +341,42 @@ func timeFrames(i int) []map[string]any {
 
 // canonicalPoint writes a point as the vault stores it: the header's
 // members in their canonical order, the body's sorted (encoding/json sorts
-// map keys, and writes numbers as the vault does).
-func canonicalPoint(t *testing.T, i int, id omh.SchemaID, body map[string]any) []byte {
+// map keys, and writes numbers as the vault does). created is the header's
+// source_creation_date_time, left out when "".
+func canonicalPoint(t *testing.T, i int, id omh.SchemaID, created string, body map[string]any) []byte {
 	t.Helper()
 	b, err := json.Marshal(body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Appendf(nil, `{"header":{"uuid":"5c0de000-0000-4000-8000-%012d","schema_id":{"namespace":%q,"name":%q,"version":%q},"source_creation_date_time":"2026-03-01T09:00:00Z"},"body":%s}`,
-		i, id.Namespace, id.Name, id.Version, b)
+	var c string
+	if created != "" {
+		c = fmt.Sprintf(`,"source_creation_date_time":%q`, created)
+	}
+	return fmt.Appendf(nil, `{"header":{"uuid":"5c0de000-0000-4000-8000-%012d","schema_id":{"namespace":%q,"name":%q,"version":%q}%s},"body":%s}`,
+		i, id.Namespace, id.Name, id.Version, c, b)
+}
+
+// requiredMembers lists the members node n of file f requires, its allOf
+// parts' ($ref followed) included: patient-medication-schedule requires
+// those of the medication-prescription it extends.
+func (s *schemaSet) requiredMembers(t *testing.T, f *schemaFile, n map[string]any) []string {
+	t.Helper()
+	if ref, ok := n["$ref"].(string); ok {
+		rf, rn := s.resolve(t, f, ref)
+		return s.requiredMembers(t, rf, rn)
+	}
+	var out []string
+	req, _ := n["required"].([]any)
+	for _, r := range req {
+		out = append(out, r.(string))
+	}
+	all, _ := n["allOf"].([]any)
+	for _, part := range all {
+		pm, _ := part.(map[string]any)
+		out = append(out, s.requiredMembers(t, f, pm)...)
+	}
+	return out
 }
 
 // storedCount counts the patient's readings of every schema the vault
@@ -345,33 +396,35 @@ func storedCount(t *testing.T, f *fixture) int {
 }
 
 // TestEverySharedSchemaThroughTheAPI: every data-point schema of
-// ../shared/schemas (OMH and IEEE 1752, 84 files: every file whose
-// properties define effective_time_frame) goes through POST
-// /api/v1/readings and back out of GET /api/v1/readings with a minimal
-// valid body built from the schema itself:
+// ../shared/schemas (OMH and IEEE 1752, 91 files: every file whose
+// properties define effective_time_frame, and the 7 untimed ones of
+// untimedSchemas) goes through POST /api/v1/readings and back out of GET
+// /api/v1/readings with a minimal valid body built from the schema itself:
 //
 //   - a schema without a typed model, and a typed model's canonical
 //     version, is stored under its own id; without a typed model the point
 //     reads back byte for byte as posted (posted in canonical form); a
 //     typed one reads back with the same body (the typed models write
 //     members in schema order); re-posting what was read is a duplicate;
+//   - an untimed schema's point is filed by the header's creation time
+//     (read back in that day's window), and without that time it is
+//     refused with missing_time_frame and nothing stored;
 //   - an older version a typed model reads (omh:blood-glucose:3.0) is
 //     stored under the canonical id, with the normalisation noted;
 //   - an invalid body of each (a required member left out, or a
 //     time frame that is no time) is refused, 400 with the member named,
 //     and nothing is stored.
 //
-// The other 109 schema files are excluded, and the vault refuses them
-// (unknown_schema): the 1.x files only name another file, and the rest
-// are fragments other schemas refer to (unit values, header, schema-id,
-// data-point, time-frame, enums such as specimen-source), or schemas with
-// no effective_time_frame (medication-prescription, survey...), which the
-// vault cannot file by time.
+// The other files are refused (unknown_schema): the 102 fragments other
+// schemas refer to (unit values, header, schema-id, data-point,
+// time-frame, enums such as specimen-source, parts such as medication or
+// survey-item) and the 109 *.x.json alias files, which only name another
+// file.
 func TestEverySharedSchemaThroughTheAPI(t *testing.T) {
 	dir := sharedSchemas(t)
 	set := loadSchemaSet(t, dir)
 	f := newFixture(t, api.Config{})
-	var bodies, excluded int
+	var bodies, excluded, untimed int
 	for i, sf := range set.files {
 		if !sf.body {
 			excluded++
@@ -379,7 +432,7 @@ func TestEverySharedSchemaThroughTheAPI(t *testing.T) {
 				if _, ok := omh.CanonicalSchema(sf.id); ok {
 					t.Fatalf("%s is no data-point body, yet the vault accepts it", sf.id)
 				}
-				p := canonicalPoint(t, 9000+i, sf.id, map[string]any{"effective_time_frame": timeFrames(i)[0]})
+				p := canonicalPoint(t, 9000+i, sf.id, "2026-03-01T09:00:00Z", map[string]any{"effective_time_frame": timeFrames(i)[0]})
 				st, b := f.do(t, "POST", "/api/v1/readings", f.device, "application/json", p)
 				if st != 400 || !strings.Contains(string(b), omh.CodeUnknownSchema) {
 					t.Fatalf("post: %d %s, want 400 unknown_schema", st, b)
@@ -388,6 +441,9 @@ func TestEverySharedSchemaThroughTheAPI(t *testing.T) {
 			continue
 		}
 		bodies++
+		if sf.untimed {
+			untimed++
+		}
 		t.Run(sf.id.String(), func(t *testing.T) {
 			canon, ok := omh.CanonicalSchema(sf.id)
 			if !ok {
@@ -397,10 +453,19 @@ func TestEverySharedSchemaThroughTheAPI(t *testing.T) {
 			var point []byte
 			var st int
 			var resp []byte
-			for _, tf := range timeFrames(i) {
+			// An untimed schema's reading is filed by the header's
+			// creation time: on day i, as the others by their time frame.
+			created := "2026-03-01T09:00:00Z"
+			tfs := timeFrames(i)
+			if sf.untimed {
+				created, tfs = tfs[0]["date_time"].(string), tfs[:1]
+			}
+			for _, tf := range tfs {
 				body, _ = set.gen(t, sf, sf.doc, 0).(map[string]any)
-				body["effective_time_frame"] = tf
-				point = canonicalPoint(t, i, sf.id, body)
+				if !sf.untimed {
+					body["effective_time_frame"] = tf
+				}
+				point = canonicalPoint(t, i, sf.id, created, body)
 				st, resp = f.do(t, "POST", "/api/v1/readings", f.device, "application/json", point)
 				if st == 201 {
 					break
@@ -477,15 +542,17 @@ func TestEverySharedSchemaThroughTheAPI(t *testing.T) {
 				bad[k] = v
 			}
 			field := "body.effective_time_frame.date_time"
-			req, _ := sf.doc["required"].([]any)
-			if k := slices.IndexFunc(req, func(r any) bool { return r != "effective_time_frame" }); k >= 0 {
-				delete(bad, req[k].(string))
-				field = "body." + req[k].(string)
+			req := set.requiredMembers(t, sf, sf.doc)
+			if k := slices.IndexFunc(req, func(r string) bool { return r != "effective_time_frame" }); k >= 0 {
+				delete(bad, req[k])
+				field = "body." + req[k]
+			} else if sf.untimed {
+				t.Fatalf("%s requires no member: no invalid body to try", sf.id)
 			} else {
 				bad["effective_time_frame"] = map[string]any{"date_time": "yesterday"}
 			}
 			before := storedCount(t, f)
-			bp := canonicalPoint(t, 5000+i, sf.id, bad)
+			bp := canonicalPoint(t, 5000+i, sf.id, created, bad)
 			st, resp = f.do(t, "POST", "/api/v1/readings", f.device, "application/json", bp)
 			var e struct {
 				Code  string `json:"code"`
@@ -498,16 +565,42 @@ func TestEverySharedSchemaThroughTheAPI(t *testing.T) {
 			if n := storedCount(t, f); n != before {
 				t.Fatalf("a refused point stored %d readings", n-before)
 			}
+
+			// An untimed schema's valid body without the header's creation
+			// time: nothing to file it by.
+			if sf.untimed {
+				bp = canonicalPoint(t, 6000+i, sf.id, "", body)
+				st, resp = f.do(t, "POST", "/api/v1/readings", f.device, "application/json", bp)
+				if err := json.Unmarshal(resp, &e); err != nil || st != 400 || e.Code != omh.CodeMissingTimeFrame || e.Field != "header.source_creation_date_time" {
+					t.Fatalf("no creation time: %d %s, want 400 missing_time_frame at header.source_creation_date_time", st, resp)
+				}
+				if n := storedCount(t, f); n != before {
+					t.Fatalf("a refused point stored %d readings", n-before)
+				}
+			}
 		})
 	}
-	if bodies != 84 || excluded != 109 {
-		t.Errorf("%d data-point schemas and %d excluded files, want 84 and 109: the shared set changed, update this test and docs/api.md", bodies, excluded)
+	// An alias file names no version: unit-value 1.x is unknown_schema.
+	for i, id := range set.aliases {
+		t.Run("alias/"+id.String(), func(t *testing.T) {
+			if _, ok := omh.CanonicalSchema(id); ok {
+				t.Fatalf("the vault accepts the alias %s", id)
+			}
+			p := canonicalPoint(t, 8000+i, id, "2026-03-01T09:00:00Z", map[string]any{"effective_time_frame": timeFrames(0)[0]})
+			st, b := f.do(t, "POST", "/api/v1/readings", f.device, "application/json", p)
+			if st != 400 || !strings.Contains(string(b), omh.CodeUnknownSchema) {
+				t.Fatalf("post: %d %s, want 400 unknown_schema", st, b)
+			}
+		})
+	}
+	if bodies != 91 || excluded != 102 || untimed != 7 || len(set.aliases) != 109 {
+		t.Errorf("%d data-point schemas (%d untimed), %d excluded fragments and %d alias files, want 91 (7), 102 and 109: the shared set changed, update this test and docs/api.md", bodies, untimed, excluded, len(set.aliases))
 	}
 
 	// An id outside the set, a version the set lacks: unknown_schema, nothing stored.
 	before := storedCount(t, f)
 	for _, id := range []omh.SchemaID{{Namespace: "omh", Name: "blood-ketone", Version: "1.0"}, {Namespace: "omh", Name: "blood-glucose", Version: "5.0"}, {Namespace: "ieee", Name: "food-entry", Version: "1.0"}} {
-		p := canonicalPoint(t, 7000, id, map[string]any{"effective_time_frame": timeFrames(0)[0]})
+		p := canonicalPoint(t, 7000, id, "2026-03-01T09:00:00Z", map[string]any{"effective_time_frame": timeFrames(0)[0]})
 		st, b := f.do(t, "POST", "/api/v1/readings", f.device, "application/json", p)
 		if st != 400 || !strings.Contains(string(b), `"code":"unknown_schema"`) {
 			t.Errorf("%s: %d %s, want 400 unknown_schema", id, st, b)

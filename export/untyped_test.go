@@ -14,13 +14,17 @@ import (
 
 // untypedRaw are points of schemas the vault stores without a typed model
 // (as *omh.Document): one with no typed model at all, an IEEE 1752 one, an
-// older version of a typed schema, and one whose strings hold the
-// characters a line reader may split on.
+// older version of a typed schema, one whose strings hold the characters a
+// line reader may split on, and two of schemas that define no
+// effective_time_frame, filed by the header's creation time (an IEEE
+// survey, an OMH 1.x medication prescription).
 var untypedRaw = []string{
 	`{"header":{"uuid":"00000000-0000-4000-8000-0000000000a1","schema_id":{"namespace":"omh","name":"rr-interval","version":"1.0"},"source_creation_date_time":"2026-01-02T00:00:00Z","external_datasheets":[{"datasheet_type":"manufacturer","datasheet_reference":"Polar H10"}]},"body":{"rr_interval":{"value":812,"unit":"ms"},"effective_time_frame":{"date_time":"2026-01-02T07:00:00-05:00"}}}`,
 	`{"header":{"uuid":"00000000-0000-4000-8000-0000000000a2","schema_id":{"namespace":"ieee","name":"sleep-stage-summary","version":"1.0"},"source_creation_date_time":"2026-01-02T00:00:00Z"},"body":{"sleep_stage_summary":{"total_sleep_time":{"value":412,"unit":"min"}},"effective_time_frame":{"time_interval":{"start_date_time":"2026-01-01T23:00:00Z","end_date_time":"2026-01-02T07:00:00Z"}}}}`,
 	`{"header":{"uuid":"00000000-0000-4000-8000-0000000000a3","schema_id":{"namespace":"omh","name":"blood-glucose","version":"2.0"},"source_creation_date_time":"2026-01-02T00:00:00Z"},"body":{"blood_glucose":{"value":5.4,"unit":"mmol/L"},"specimen_source":"plasma","effective_time_frame":{"date_time":"2026-01-02T07:00:00Z"}}}`,
 	`{"header":{"uuid":"00000000-0000-4000-8000-0000000000a4","schema_id":{"namespace":"ieee","name":"food-entry","version":"0.1"},"source_creation_date_time":"2026-01-02T00:00:00Z"},"body":{"food_name":"soup\u2028and\u0085bread\u2029\u007f, \"quoted\"\nnext","food_amount":{"value":300,"unit":"mL"},"effective_time_frame":{"date_time":"2026-01-02T12:00:00Z"}}}`,
+	`{"header":{"uuid":"00000000-0000-4000-8000-0000000000a5","schema_id":{"namespace":"ieee","name":"survey","version":"1.0"},"source_creation_date_time":"2026-01-02T08:30:00-05:00"},"body":{"items":[{"question":{"text":"How did you sleep?"},"answers":[{"value":"well"}]}],"delivery_details":{"end_status":"completed"}}}`,
+	`{"header":{"id":"00000000-0000-4000-8000-0000000000a6","schema_id":{"namespace":"omh","name":"medication-prescription","version":"2.0"},"creation_date_time":"2026-01-02T09:15:00Z"},"body":{"medication":{"generic_name":"atenolol","strength":[{"value":50,"unit":"mg"}]},"schedule":[{"medication_dose":{"dose":{"value":1,"unit":"tablet"}},"dose_duration":{"duration":{"value":30,"unit":"d"}},"dose_recurrence":{"dose_prn_trigger":"pain"}}]}}`,
 }
 
 func untypedPoints(t testing.TB) []*omh.Point {
@@ -105,6 +109,13 @@ func TestFHIRUntyped(t *testing.T) {
 			}
 			if tm := parseR4Time(t, eff); !tm.Equal(p.Time) {
 				t.Errorf("effective %q, want %s", eff, p.Time)
+			}
+			// A schema with no effective_time_frame: the header's
+			// creation time, as an instant.
+			if omh.FiledByCreationTime(p.Schema) {
+				if want := p.Header().SourceCreationDateTime.Text; str(o, "effectiveDateTime") != want || get(o, "effectivePeriod") != nil {
+					t.Errorf("effective %q %v, want effectiveDateTime %q", str(o, "effectiveDateTime"), get(o, "effectivePeriod"), want)
+				}
 			}
 		})
 	}

@@ -226,3 +226,71 @@ func TestUntypedSchemaSearch(t *testing.T) {
 		t.Errorf("metadata: %d, says nothing of the schemas without a typed model: %s", st, b)
 	}
 }
+
+// TestUntimedSchemaSearch: readings of a schema that defines no
+// effective_time_frame (ieee:survey:1.0) are filed by the header's
+// creation time, and that time decides everything a time decides: the
+// grant's data window clips them by it, a date search selects by it, and
+// each generic Observation's effectiveDateTime is it. They read back by
+// id, and each read is in the patient's log with the schema.
+func TestUntimedSchemaSearch(t *testing.T) {
+	f := newFixture(t, 1)
+	var pts []*omh.Point
+	var times []string
+	for i := range 3 {
+		at := f.start.Add(time.Duration(i+1) * time.Hour).Format(time.RFC3339)
+		times = append(times, at)
+		pts = append(pts, parsePoint(t, fmt.Sprintf(`{"header":{"uuid":%q,"schema_id":{"namespace":"ieee","name":"survey","version":"1.0"},"source_creation_date_time":%q},"body":{"items":[{"question":{"text":"Mood %d?"},"answers":[{"value":%d}]}],"delivery_details":{"end_status":"completed"}}}`,
+			uuidOf("survey", i), at, i, i)))
+	}
+	if _, err := f.v.Ingest(t.Context(), f.patient.ID, pts); err != nil {
+		t.Fatal(err)
+	}
+	// The grant's data starts between the first and the second survey.
+	f.grant(t, f.patient.ID, f.clin.ID, []string{"ieee:survey"}, f.start.Add(90*time.Minute), true)
+	tok, _ := f.token(t, f.clin.ID, "user/*.rs", oauth.Approval{})
+	u, err := jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := "/Observation?patient=" + oauth.FHIRID(f.patient.ID) + "&_sort=date&code=" + url.QueryEscape("https://w3id.org/openmhealth|ieee:survey:1.0")
+	search := func(t *testing.T, query string) []string {
+		t.Helper()
+		st, _, b := f.get(t, q+query, tok)
+		if st != 200 {
+			t.Fatalf("%s: %d %s", query, st, b)
+		}
+		var got []string
+		for _, e := range decodeBundle(t, b).Entry {
+			untypedObs(t, u, e.Resource, "ieee:survey:1.0")
+			var o struct{ EffectiveDateTime string }
+			if err := json.Unmarshal(e.Resource, &o); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, o.EffectiveDateTime)
+			if st, _, one := f.get(t, e.FullURL, tok); st != 200 || string(one) != string(e.Resource) {
+				t.Fatalf("read %s: %d %s", e.FullURL, st, one)
+			}
+		}
+		return got
+	}
+	if got := search(t, ""); !slices.Equal(got, times[1:]) {
+		t.Errorf("in the grant's window: %v, want %v", got, times[1:])
+	}
+	if got := search(t, "&date=ge"+url.QueryEscape(f.start.Add(150*time.Minute).Format(time.RFC3339))); !slices.Equal(got, times[2:]) {
+		t.Errorf("date=ge: %v, want %v", got, times[2:])
+	}
+	log, err := f.ledger.Accesses(f.patient.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := 0
+	for _, a := range log {
+		if a.Clinician == f.clin.ID && slices.Contains(a.Schemas, "ieee:survey:1.0") && a.Format == "fhir" && a.End != nil {
+			logged++
+		}
+	}
+	if want := 2 + 3; logged != want { // two searches, three reads by id
+		t.Errorf("%d accesses with ieee:survey:1.0 logged, want %d", logged, want)
+	}
+}

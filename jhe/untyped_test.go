@@ -1,14 +1,20 @@
 package jhe_test
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/oauth"
 	"github.com/jupyterhealth/vault/omh"
+	"github.com/jupyterhealth/vault/vault"
 )
 
 // ingestFood stores n hourly ieee:food-entry:0.1 readings from start (the
@@ -127,5 +133,88 @@ func TestUntypedSchemaReads(t *testing.T) {
 	st, b = f.get(t, next, f.vc)
 	if _, code := detail(t, b); st != 403 || code != "revoked" {
 		t.Errorf("after the revoke: %d %s", st, code)
+	}
+}
+
+// TestUntimedSchemaUploadAndRead: a reading of a schema that defines no
+// effective_time_frame (ieee:survey:1.0) goes through /jhe as the others:
+// uploaded as JupyterHealth Exchange takes it (201, then 409 duplicate),
+// refused with its detail when its header has no creation time (nothing
+// stored), filed by that time, so the grant's window clips by it, and read
+// back by the stock client's search with effectiveDateTime at that time and
+// the stored point in valueAttachment.
+func TestUntimedSchemaUploadAndRead(t *testing.T) {
+	f := newFixture(t, 0)
+	vp := f.env.Token(t, f.patient.ID, vault.TokenPatient)
+	at := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	survey := func(uuid string, created time.Time) string {
+		c := ""
+		if !created.IsZero() {
+			c = fmt.Sprintf(`,"source_creation_date_time":%q`, created.Format(time.RFC3339))
+		}
+		return fmt.Sprintf(`{"header":{"uuid":%q,"schema_id":{"namespace":"ieee","name":"survey","version":"1.0"}%s},"body":{"items":[{"question":{"text":"Pain today?"},"answers":[{"value":3}]}],"delivery_details":{"end_status":"completed"}}}`, uuid, c)
+	}
+	upload := func(point string) (int, []byte) {
+		obs := strings.Replace(observationJSON(point, ""), bgSchema, "ieee:survey:1.0", 1)
+		st, _, b := f.post(t, "/FHIR/R5/Observation", vp, "application/fhir+json", []byte(obs))
+		return st, b
+	}
+	const early, late = "0b6c1f3e-2a4d-4c5e-8f60-7a8b9c0d1e2f", "1c7d2a4f-3b5e-4d6f-9a71-8b9c0d1e2f3a"
+	for _, p := range []struct {
+		id string
+		at time.Time
+	}{{early, at}, {late, at.Add(2 * time.Hour)}} {
+		if st, b := upload(survey(p.id, p.at)); st != http.StatusCreated {
+			t.Fatalf("upload: %d %s", st, b)
+		}
+	}
+	if st, b := upload(survey(late, at.Add(2*time.Hour))); st != http.StatusConflict {
+		t.Fatalf("re-sent: %d %s, want 409", st, b)
+	}
+	st, b := upload(survey("2d8e3b5a-4c6f-4e70-8b82-9cad1e2f3a4b", time.Time{}))
+	if _, code := detail(t, b); st != http.StatusBadRequest || code != omh.CodeMissingTimeFrame {
+		t.Fatalf("no creation time: %d %s, want 400 missing_time_frame", st, b)
+	}
+	n := 0
+	for _, err := range f.v.Readings(t.Context(), f.patient.ID, "ieee:survey:1.0", time.Time{}, time.Time{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("%d surveys stored, want 2", n)
+	}
+
+	// The grant's data starts between the two: only the later one is read.
+	f.grant(t, f.patient.ID, []string{"ieee:survey"}, at.Add(time.Hour), time.Time{}, true)
+	st, b = f.get(t, "/FHIR/R5/Observation?patient="+oauth.FHIRID(f.patient.ID)+"&code="+url.QueryEscape("https://w3id.org/openmhealth|ieee:survey:1.0"), f.vc)
+	if st != 200 {
+		t.Fatalf("search: %d %s", st, b)
+	}
+	var bu struct {
+		Entry []struct {
+			Resource struct {
+				EffectiveDateTime string `json:"effectiveDateTime"`
+				ValueAttachment   struct{ Data string }
+			} `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(b, &bu); err != nil {
+		t.Fatal(err)
+	}
+	if len(bu.Entry) != 1 || bu.Entry[0].Resource.EffectiveDateTime != at.Add(2*time.Hour).Format(time.RFC3339) {
+		t.Fatalf("search: %s, want the later survey at its creation time", b)
+	}
+	raw, err := base64.StdEncoding.DecodeString(bu.Entry[0].Resource.ValueAttachment.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := omh.Parse([]byte(survey(late, at.Add(2*time.Hour))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw, want.AppendJSON(nil)) {
+		t.Fatalf("attachment %s, want the stored point %s", raw, want.AppendJSON(nil))
 	}
 }

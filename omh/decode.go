@@ -19,8 +19,13 @@ import (
 type decoder struct {
 	notes []string
 	start time.Time // the reading's time, set by timeFrame
-	arena strings.Builder
-	num   [40]byte
+	// created is the header's source_creation_date_time (zero when
+	// absent), createdField the member that gave it, set before the body
+	// is read: an untimed schema's reading is filed by it.
+	created      DateTime
+	createdField string
+	arena        strings.Builder
+	num          [40]byte
 }
 
 // intern returns a string with the bytes of b, which may point into the

@@ -16,13 +16,15 @@
 // The reading's time is body.effective_time_frame.date_time, or the start of
 // its time_interval; for an interval given as end_date_time and duration it
 // is the end minus the duration (a day is 24 hours, whole months and years
-// are calendar ones, fractional ones Gregorian averages).
+// are calendar ones, fractional ones Gregorian averages). A schema that
+// defines no effective_time_frame ([FiledByCreationTime]) is filed by the
+// header's source_creation_date_time instead.
 //
 // # Schemas without a typed model
 //
 // Every other data-point schema of the official OMH and IEEE 1752 sets,
 // embedded in the binary from ../shared/schemas (schemas/), is accepted
-// too: 57 schemas, among them ieee:sleep-stage-summary:1.0,
+// too: 64 schemas, among them ieee:sleep-stage-summary:1.0,
 // ieee:food-entry:0.1, omh:rr-interval:1.0, and the older versions of the
 // typed schemas that no typed model reads (omh:blood-glucose:1.0 and 2.0,
 // omh:blood-pressure:1.0, omh:body-temperature:1.0). Their bodies are
@@ -32,9 +34,17 @@
 // stored under the id the point declares, so that nothing computes on an
 // older blood-glucose as if it were 4.0. [Accepted] lists them, [Typed]
 // tells the two kinds apart. A data-point schema is one whose properties
-// define effective_time_frame; the other files of the set are fragments
-// (unit values, header, schema-id, enums) or schemas the vault cannot
-// file by time (medication-prescription, survey), and naming one is
+// define effective_time_frame, or one of the seven that define none:
+// omh:medication-prescription, omh:patient-medication-schedule and
+// omh:pharmacy-medication-dispensing (1.0 and 2.0) and ieee:survey:1.0.
+// Those are filed by the header's creation time (source_creation_date_time;
+// in an OMH 1.x header acquisition_provenance.source_creation_date_time,
+// else creation_date_time), which such a point must carry
+// (missing_time_frame otherwise); their [Document.EffectiveTimeFrame] is
+// that time, their stored body is as sent. A schema that defines an
+// optional effective_time_frame still requires it. The other files of the
+// set are fragments (unit values, header, schema-id, data-point, enums,
+// parts such as medication or survey-item), and naming one is
 // unknown_schema.
 //
 // # Typed schemas

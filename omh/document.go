@@ -17,7 +17,10 @@ type Document struct {
 	// ID is the schema the point declared, stored as it is.
 	ID SchemaID
 	// EffectiveTimeFrame is the body's effective_time_frame, which the
-	// vault requires of every schema: it files each reading by its time.
+	// vault requires of every schema that defines one: it files each
+	// reading by its time. For a schema that defines none (see
+	// [FiledByCreationTime]) it is the header's source_creation_date_time
+	// as a date_time; the stored body is left as it was sent.
 	EffectiveTimeFrame TimeFrame
 	json               []byte
 }
@@ -36,8 +39,9 @@ func (b *Document) appendJSON(dst []byte) []byte { return append(dst, b.json...)
 
 // document validates a body against the official schema id and keeps it
 // in canonical form. The time frame is read with the typed models' rules,
-// so that every stored reading has an exact time.
-func (d *decoder) document(id SchemaID, o *fastjson.Object) (Body, *Error) {
+// so that every stored reading has an exact time; an untimed schema's
+// reading takes the header's creation time (d.created) instead.
+func (d *decoder) document(id SchemaID, o *fastjson.Object, untimed bool) (Body, *Error) {
 	sch, err := official().compiled(id)
 	if err != nil {
 		return nil, errf(CodeUnknownSchema, "header.schema_id", "the vault cannot compile the official schema of "+id.String())
@@ -49,6 +53,13 @@ func (d *decoder) document(id SchemaID, o *fastjson.Object) (Body, *Error) {
 	}
 	if err := sch.Validate(inst); err != nil {
 		return nil, schemaError(id, err)
+	}
+	if untimed {
+		if d.created.IsZero() {
+			return nil, errf(CodeMissingTimeFrame, d.createdField, lastName(d.createdField)+" is required: "+id.String()+" defines no effective_time_frame, so the vault files the reading by the header's creation time")
+		}
+		d.start = d.created.Time
+		return &Document{ID: id, EffectiveTimeFrame: TimeFrame{DateTime: d.created}, json: appendCanonicalObject(nil, o)}, nil
 	}
 	tf, e := d.timeFrame(o.Get("effective_time_frame"), id.Name, timeFrameRules{omh: id.Namespace == omhNamespace})
 	if e != nil {

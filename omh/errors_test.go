@@ -208,7 +208,10 @@ func TestParseSchemaID(t *testing.T) {
 		{"omh:blood-glucose:5.0", "", false},
 		{"omh:unit-value:1.0", "", false},
 		{"omh:header:1.2", "", false},
-		{"omh:medication-prescription:2.0", "", false},
+		{"omh:medication-prescription:2.0", "omh:medication-prescription:2.0", true}, // no time frame: filed by the header's time
+		{"ieee:survey", "ieee:survey:1.0", true},
+		{"omh:medication:1.0", "", false},   // a part of medication-prescription
+		{"ieee:survey-item:1.0", "", false}, // a part of survey
 		{"omh:blood-sugar:1.0", "", false},
 		{"omh:rr-interval:1.0", "omh:rr-interval:1.0", true},
 		{"omh:rr-interval", "omh:rr-interval:1.0", true},

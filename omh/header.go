@@ -37,6 +37,10 @@ type headerResult struct {
 	uuid     string
 	sourceID string
 	hdr      Header
+	// createdField names the member a missing creation time belongs in:
+	// header.source_creation_date_time, or header.creation_date_time in an
+	// OMH 1.x header.
+	createdField string
 }
 
 var (
@@ -108,7 +112,7 @@ func (d *decoder) header(o *fastjson.Object) (headerResult, *Error) {
 	if isOMHHeader(o) {
 		return d.omhHeader(o)
 	}
-	var r headerResult
+	r := headerResult{createdField: "header.source_creation_date_time"}
 	if hasOMHMembers(o) {
 		return r, errMixedDialects()
 	}
@@ -159,7 +163,7 @@ func (d *decoder) header(o *fastjson.Object) (headerResult, *Error) {
 // acquisition_provenance.source_name -> an external_datasheets item of type
 // "source_name".
 func (d *decoder) omhHeader(o *fastjson.Object) (headerResult, *Error) {
-	var r headerResult
+	r := headerResult{createdField: "header.creation_date_time"}
 	var s [9]*fastjson.Value
 	r.hdr.Extra = d.members(o, omhHeaderMembers, s[:])
 	var e *Error

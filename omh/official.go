@@ -100,7 +100,8 @@ func loadOfficial() *officialSet {
 				return nil
 			}
 			id := SchemaID{ns, stem[:i], stem[i+1:]}
-			if !hasTimeFrame(head.Properties) && !slices.ContainsFunc(head.AllOf, func(a struct {
+			untimed := untimedBodies[[2]string{ns, id.Name}]
+			if !untimed && !hasTimeFrame(head.Properties) && !slices.ContainsFunc(head.AllOf, func(a struct {
 				Properties map[string]json.RawMessage `json:"properties"`
 			}) bool {
 				return hasTimeFrame(a.Properties)
@@ -111,7 +112,7 @@ func loadOfficial() *officialSet {
 				return nil // the typed model reads this version
 			}
 			s.models[id] = &model{id: id, parse: func(d *decoder, o *fastjson.Object, _ *legacy) (Body, *Error) {
-				return d.document(id, o)
+				return d.document(id, o, untimed)
 			}}
 			k := [2]string{ns, id.Name}
 			if cur, ok := s.latest[k]; !ok || versionLess(cur.Version, id.Version) {
@@ -135,6 +136,32 @@ func loadOfficial() *officialSet {
 	// maker's name there; see the package documentation.
 	s.comp.RegisterFormat(&jsonschema.Format{Name: "iri", Validate: func(any) error { return nil }})
 	return s
+}
+
+// untimedBodies are the data-point schemas of the two sets whose bodies
+// define no effective_time_frame (every version of each name). Their shape
+// does not tell them from a fragment (pharmacy-medication-dispensing refers
+// to medication-prescription as a body would to a unit value), so they are
+// named: the vault files each of their readings by the header's creation
+// time instead (see [FiledByCreationTime]). Every other file without
+// effective_time_frame is a fragment: a unit value, an enum, the header,
+// or a part of one of these (medication, survey-item, survey-answer...).
+var untimedBodies = map[[2]string]bool{
+	{omhNamespace, "medication-prescription"}:        true,
+	{omhNamespace, "patient-medication-schedule"}:    true,
+	{omhNamespace, "pharmacy-medication-dispensing"}: true,
+	{"ieee", "survey"}:                               true,
+}
+
+// FiledByCreationTime reports whether the vault files readings of schema id
+// by the header's source_creation_date_time (an OMH 1.x header's
+// creation_date_time, or its acquisition_provenance.source_creation_date_time
+// when given) because the schema defines no effective_time_frame:
+// omh:medication-prescription, omh:patient-medication-schedule,
+// omh:pharmacy-medication-dispensing (1.0 and 2.0) and ieee:survey:1.0.
+// Such a point must carry that header time.
+func FiledByCreationTime(id SchemaID) bool {
+	return untimedBodies[[2]string{id.Namespace, id.Name}] && genericModel(id) != nil
 }
 
 // hasTimeFrame reports whether a schema's properties define

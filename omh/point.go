@@ -22,7 +22,9 @@ type Point struct {
 	Schema SchemaID
 	// Time is the reading's time: effective_time_frame.date_time, or the
 	// start of its time_interval (end minus duration when the interval is
-	// given that way), in the offset the point gave.
+	// given that way), in the offset the point gave. For a schema that
+	// defines no effective_time_frame ([FiledByCreationTime]) it is the
+	// header's source_creation_date_time.
 	Time time.Time
 	// UUID is the header's uuid (or OMH 1.x id) in lower case, "" when the
 	// point had none or its id is not a UUID; see SetUUID.
@@ -116,6 +118,7 @@ func (d *decoder) point(v *fastjson.Value, p *Point) *Error {
 			return e
 		}
 	}
+	d.created, d.createdField = h.hdr.SourceCreationDateTime, h.createdField
 	body, e := h.model.parse(d, bo, h.legacy)
 	if e != nil {
 		return e

@@ -528,15 +528,11 @@ func metricLine(t *testing.T, r *replica, prefix string) string {
 	if m == nil {
 		t.Fatalf("replica %d logged no metrics address", r.i)
 	}
-	resp, err := http.Get("http://" + string(m[len(m)-1][1]) + "/metrics")
+	req, err := http.NewRequest(http.MethodGet, "http://"+string(m[len(m)-1][1])+"/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, body := clientDo(t, req)
 	for l := range strings.SplitSeq(string(body), "\n") {
 		if strings.HasPrefix(l, prefix) {
 			return l

@@ -187,6 +187,20 @@ func canaryPoint(i int, canary string) string {
 		i, ts, canary, 7654+i, ts)
 }
 
+// uploadCanaries uploads n canary points (canaryPoint 0 to n-1) to the
+// vault at base with a device's token and checks that all n are accepted.
+func uploadCanaries(t *testing.T, base, token, canary string, n int) {
+	t.Helper()
+	var lines []string
+	for i := range n {
+		lines = append(lines, canaryPoint(i, canary))
+	}
+	st, b := httpDo(t, "POST", base+"/api/v1/readings", token, "application/x-ndjson", []byte(strings.Join(lines, "\n")))
+	if st != 201 || !bytes.Contains(b, []byte(fmt.Sprintf(`"accepted":%d`, n))) {
+		t.Fatalf("upload: %d %s", st, b)
+	}
+}
+
 func TestEndToEnd(t *testing.T) {
 	s := sharedServer(t)
 	c := s.creds
@@ -241,17 +255,10 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("ingest canaries", func(t *testing.T) {
-		var lines []string
-		for i := range 50 {
-			lines = append(lines, canaryPoint(i, canary))
-		}
-		st, b := httpDo(t, "POST", s.url+"/api/v1/readings", c.DeviceToken, "application/x-ndjson", []byte(strings.Join(lines, "\n")))
-		if st != 201 || !bytes.Contains(b, []byte(`"accepted":50`)) {
-			t.Fatalf("%d %s", st, b)
-		}
+		uploadCanaries(t, s.url, c.DeviceToken, canary, 50)
 		// A refused point's message does not echo its value.
 		bad := strings.Replace(canaryPoint(99, canary), `"mg/dL"`, `"CANARY-unit-5c1a"`, 1)
-		st, b = httpDo(t, "POST", s.url+"/api/v1/readings", c.DeviceToken, "", []byte(bad))
+		st, b := httpDo(t, "POST", s.url+"/api/v1/readings", c.DeviceToken, "", []byte(bad))
 		if st != 400 || bytes.Contains(b, []byte("CANARY")) || bytes.Contains(b, []byte("7753")) {
 			t.Fatalf("refusal: %d %s", st, b)
 		}

@@ -25,13 +25,7 @@ func TestMigrateToPostgres(t *testing.T) {
 	data, key := filepath.Join(dir, "data"), filepath.Join(dir, "keys", "root.key")
 	s, c := startDemo(t, data, key, "--demo-days", "2")
 	canary := "CANARY-migrate-77a1"
-	var lines []string
-	for i := range 30 {
-		lines = append(lines, canaryPoint(i, canary))
-	}
-	if st, b := httpDo(t, "POST", s.url+"/api/v1/readings", c.DeviceToken, "application/x-ndjson", []byte(strings.Join(lines, "\n"))); st != 201 || !bytes.Contains(b, []byte(`"accepted":30`)) {
-		t.Fatalf("upload: %d %s", st, b)
-	}
+	uploadCanaries(t, s.url, c.DeviceToken, canary, 30)
 	grant := fmt.Sprintf(`{"clinician":%q,"schemas":["omh:blood-glucose"],"expires_at":%q,"purpose":"TREAT"}`, c.ClinicianID, time.Now().UTC().Add(30*24*time.Hour).Format(time.RFC3339))
 	if st, b := httpDo(t, "POST", s.url+"/api/v1/grants", c.PatientToken, "application/json", []byte(grant)); st != 201 {
 		t.Fatalf("grant: %d %s", st, b)

@@ -40,13 +40,7 @@ func TestServePostgres(t *testing.T) {
 
 	// A device uploads.
 	canary := "CANARY-pg-3e1f"
-	var lines []string
-	for i := range 20 {
-		lines = append(lines, canaryPoint(i, canary))
-	}
-	if st, b := httpDo(t, "POST", s.url+"/api/v1/readings", c.DeviceToken, "application/x-ndjson", []byte(strings.Join(lines, "\n"))); st != 201 || !bytes.Contains(b, []byte(`"accepted":20`)) {
-		t.Fatalf("upload: %d %s", st, b)
-	}
+	uploadCanaries(t, s.url, c.DeviceToken, canary, 20)
 	// The patient grants the clinician access.
 	now := time.Now().UTC()
 	grant := fmt.Sprintf(`{"clinician":%q,"schemas":["omh:blood-glucose"],"expires_at":%q,"purpose":"TREAT"}`, c.ClinicianID, now.Add(30*24*time.Hour).Format(time.RFC3339))

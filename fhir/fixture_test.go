@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -192,6 +193,19 @@ func (f *fixture) revokeBetweenPages(t *testing.T, u, tok string, g consent.Gran
 	if st, _, b := f.get(t, next, tok); st != 403 || outcomeCode(t, b) != "revoked" {
 		t.Errorf("after the revoke: %d %s", st, b)
 	}
+}
+
+// fhirReadsLogged counts the FHIR reads by clinician in the patient's
+// access log that served schema and finished.
+func (f *fixture) fhirReadsLogged(t *testing.T, clinician, schema string) int {
+	t.Helper()
+	n := 0
+	for _, a := range mustAccesses(t, f.ledger, f.patient.ID) {
+		if a.Clinician == clinician && slices.Contains(a.Schemas, schema) && a.Format == "fhir" && a.End != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // token runs the code flow against the real provider on loopback

@@ -206,16 +206,7 @@ func TestUntypedSchemaSearch(t *testing.T) {
 
 	// Every page is in her log, with the schema; then a revoke between
 	// two pages stops the second.
-	log, err := f.ledger.Accesses(f.patient.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logged := 0
-	for _, a := range log {
-		if a.Clinician == f.clin.ID && slices.Contains(a.Schemas, "ieee:food-entry:0.1") && a.Format == "fhir" && a.End != nil {
-			logged++
-		}
-	}
+	logged := f.fhirReadsLogged(t, f.clin.ID, "ieee:food-entry:0.1")
 	if want := 5 + 30 + 1 + 2 + 1; logged != want { // the pages, the reads by id, code=ieee:food-entry, unfiltered and mixed, user/Observation.read
 		t.Errorf("%d accesses with ieee:food-entry:0.1 logged, want %d", logged, want)
 	}
@@ -280,16 +271,7 @@ func TestUntimedSchemaSearch(t *testing.T) {
 	if got := search(t, "&date=ge"+url.QueryEscape(f.start.Add(150*time.Minute).Format(time.RFC3339))); !slices.Equal(got, times[2:]) {
 		t.Errorf("date=ge: %v, want %v", got, times[2:])
 	}
-	log, err := f.ledger.Accesses(f.patient.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logged := 0
-	for _, a := range log {
-		if a.Clinician == f.clin.ID && slices.Contains(a.Schemas, "ieee:survey:1.0") && a.Format == "fhir" && a.End != nil {
-			logged++
-		}
-	}
+	logged := f.fhirReadsLogged(t, f.clin.ID, "ieee:survey:1.0")
 	if want := 2 + 3; logged != want { // two searches, three reads by id
 		t.Errorf("%d accesses with ieee:survey:1.0 logged, want %d", logged, want)
 	}

@@ -135,10 +135,17 @@ func TestEventsSurviveLostConnections(t *testing.T) {
 	cut := 0
 	for i := range n {
 		if i%5 == 2 {
-			// Cut every listening connection of this database.
+			// Cut every listening connection of this database, once the
+			// watcher is listening (it starts, and comes back after each
+			// cut, on its own goroutine).
 			var k int
-			if err := admin.QueryRow(t.Context(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()").Scan(&k); err != nil {
-				t.Fatal(err)
+			for try := 0; k == 0 && try < 300; try++ {
+				if try > 0 {
+					time.Sleep(20 * time.Millisecond)
+				}
+				if err := admin.QueryRow(t.Context(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()").Scan(&k); err != nil {
+					t.Fatal(err)
+				}
 			}
 			cut += k
 		}

@@ -151,30 +151,14 @@ func (f *fixture) ingest(t testing.TB, patient string, start time.Time, n int, s
 // grant appends a clinician grant from patient to clinician.
 func (f *fixture) grant(t testing.TB, patient, clinician string, schemas []string, from time.Time, allowFHIR bool) consent.GrantState {
 	t.Helper()
-	r := consent.GrantRequest{Clinician: clinician, Schemas: schemas, ExpiresAt: time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT", FHIR: allowFHIR}
+	r := consent.GrantRequest{Clinician: clinician, Schemas: schemas, FHIR: allowFHIR}
 	if !from.IsZero() {
 		r.DataFrom = from.UTC().Format(time.RFC3339)
 	}
-	e, err := consent.NewGrant(patient, r, func(string) bool { return true }, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.ledger.Append(e); err != nil {
-		t.Fatal(err)
-	}
-	g, err := f.ledger.Grant(e.Grant.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return vaulttest.Grant(t, f.ledger, patient, r)
 }
 
-func (f *fixture) revoke(t testing.TB, g consent.GrantState) {
-	t.Helper()
-	if _, err := f.ledger.Append(consent.NewRevoke(g.Patient, g, time.Now())); err != nil {
-		t.Fatal(err)
-	}
-}
+func (f *fixture) revoke(t testing.TB, g consent.GrantState) { vaulttest.Revoke(t, f.ledger, g) }
 
 // revokeBetweenPages reads the first page of the search u under tok,
 // revokes g, and checks that the page its next link names is then 403

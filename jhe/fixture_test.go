@@ -141,33 +141,17 @@ func parsePoint(t testing.TB, s string) *omh.Point {
 // bound its data window when set.
 func (f *fixture) grant(t testing.TB, patient string, schemas []string, from, to time.Time, allowFHIR bool) consent.GrantState {
 	t.Helper()
-	r := consent.GrantRequest{Clinician: f.clin.ID, Schemas: schemas, ExpiresAt: time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT", FHIR: allowFHIR}
+	r := consent.GrantRequest{Clinician: f.clin.ID, Schemas: schemas, FHIR: allowFHIR}
 	if !from.IsZero() {
 		r.DataFrom = from.UTC().Format(time.RFC3339)
 	}
 	if !to.IsZero() {
 		r.DataTo = to.UTC().Format(time.RFC3339)
 	}
-	e, err := consent.NewGrant(patient, r, func(string) bool { return true }, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.ledger.Append(e); err != nil {
-		t.Fatal(err)
-	}
-	g, err := f.ledger.Grant(e.Grant.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return vaulttest.Grant(t, f.ledger, patient, r)
 }
 
-func (f *fixture) revoke(t testing.TB, g consent.GrantState) {
-	t.Helper()
-	if _, err := f.ledger.Append(consent.NewRevoke(g.Patient, g, time.Now())); err != nil {
-		t.Fatal(err)
-	}
-}
+func (f *fixture) revoke(t testing.TB, g consent.GrantState) { vaulttest.Revoke(t, f.ledger, g) }
 
 // oauthToken runs the code flow against the real provider on loopback, as
 // a JupyterHub does (oauthtest.CodeFlow; Approve stands for the clinician's

@@ -51,9 +51,9 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -193,10 +193,10 @@ func New(c Config) (*App, error) {
 		issuer: iss,
 		oauth: oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: RedirectURI(c.BaseURL),
 			Endpoint: oauth2.Endpoint{AuthURL: iss + "/auth/authorize", TokenURL: iss + "/auth/token", AuthStyle: oauth2.AuthStyleInHeader}},
-		secure:   c.BaseURL.Scheme == "https",
-		client:   c.HTTPClient,
-		log:      c.Logger,
-		now:      c.Now,
+		secure:    c.BaseURL.Scheme == "https",
+		client:    c.HTTPClient,
+		log:       c.Logger,
+		now:       c.Now,
 		pages:     pages,
 		sealer:    c.Sealer,
 		launchAD:  []byte("jhvault/care-report/launch/v1|" + c.ClientID),

@@ -196,7 +196,7 @@ var commandHelp = map[string]struct{ synopsis, what string }{
 	"bench":                 {"[--readings N] [--batch N] [--uploaders N] [--database postgres://…]", "Measure ingest throughput and the database pages per reading on a scratch vault, for ~300- and ~444-byte points, each against raw bbolt puts of the same bytes. With --database: on PostgreSQL, each round in a scratch schema of that database (dropped after), against a raw pgx COPY of the same bytes."},
 	"bench export":          {"[--rounds N] [--years N]", "Measure export time and memory on a scratch vault."},
 	"bench import":          {"[--mb N] [--csv-rows N]", "Measure file import throughput on a scratch vault."},
-	"bench load":            {"[--clients N] [--pause D] [--duration D] [--attack]", "Run a mixed load (uploads, reads, exports, pages) against a scratch 'vault serve' and report latency; with --attack, also flood sign-in and trickle uploads, and measure honest clients' sign-ins and uploads against the 1 s target."},
+	"bench load":            {"[--clients N] [--pause D] [--duration D] [--attack | --database DSN [--replicas N]]", "Run a mixed load (uploads, reads, exports, pages) against a scratch 'vault serve' and report latency; with --attack, also flood sign-in and trickle uploads, and measure honest clients' sign-ins and uploads against the 1 s target; with --database, against N replicas on PostgreSQL, round robin, after the same load on bbolt as the baseline."},
 }
 
 // parseFlags parses and turns flag errors into errUsage (already printed).

@@ -481,6 +481,8 @@ func AdminError(err error) *Error {
 		return newError(http.StatusNotFound, "no_user", "no such user")
 	case errors.Is(err, ErrNoClient):
 		return newError(http.StatusNotFound, "no_client", "no such OAuth client (see vault admin client list)")
+	case errors.Is(err, vault.ErrRotationBusy):
+		return newError(http.StatusConflict, "rotation_busy", "%s", err.Error())
 	}
 	var te *consent.TamperError
 	if errors.As(err, &te) {

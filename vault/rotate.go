@@ -624,6 +624,9 @@ func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	if info != nil {
 		ks.Root = info.Kind
 	}
+	// Another process may have changed the keyset since this one last
+	// read it (a replica reloads every second): report the stored one.
+	v.master.Reload() //nolint:errcheck // a failed reload reports the running keyset
 	mk := v.master.Keys()
 	counts := make(map[uint32]int, len(mk))
 	for _, k := range mk {

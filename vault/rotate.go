@@ -263,8 +263,13 @@ func (v *Vault) rotationLock(ctx context.Context) (unlock func(), err error) {
 // every patient's key blob under it, while the vault keeps serving. root
 // must be the root that wraps the stored master (keys.ErrWrongRoot
 // otherwise, with nothing written). The vault keeps the root it was
-// opened with only to reload a keyset another process rotated
-// (reloadMasterWith).
+// opened with to reload a keyset another process rotated
+// (reloadMasterWith) and to promote a key announced by a rotation that
+// was cut short.
+//
+// On a Backend that implements Replicas the rotation runs in two phases
+// (above) and holds the rotation lock throughout: ErrRotationBusy, with
+// nothing done, when another process holds it.
 //
 // If a rotation is unfinished, RotateMaster finishes that one instead
 // (Resumed is true) and adds no key. A cancelled ctx stops it between
@@ -404,9 +409,11 @@ func (v *Vault) promote(ctx context.Context, rot *Rotation, raw []byte) (*Rotati
 }
 
 // ResumeRotation finishes an unfinished master key rotation (after a crash
-// or a cancelled RotateMaster). It needs no root: the rotated master is
-// already stored and running. It returns ErrNoRotation when none is
-// pending.
+// or a cancelled RotateMaster). It takes no root: the rotated master is
+// already stored, and a key still in PhaseAnnounced is promoted with the
+// root the vault was opened with. It returns ErrNoRotation when none is
+// pending, and ErrRotationBusy, having done nothing, while another
+// process sharing the Backend runs a rotation.
 func (v *Vault) ResumeRotation(ctx context.Context, progress func(done, total int)) (RotateResult, error) {
 	unlock, err := v.rotationLock(ctx)
 	if err != nil {

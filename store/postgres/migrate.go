@@ -21,6 +21,11 @@ const (
 	// lockRotation is held (a session lock, TryRotationLock) by the one
 	// process running a master key rotation.
 	lockRotation int64 = 0x4a4856_0004
+	// lockScrub is the session lock a scrub holds (scrub.go), so that of
+	// several processes whose schedules fire together one rewrites the
+	// tables and the others skip. It once shared lockEvents' key, and a
+	// scrub held every event append (a patient's deletion) while it ran.
+	lockScrub int64 = 0x4a4856_0005
 )
 
 // Transaction-scoped advisory locks on two int4 keys (a space apart from

@@ -47,9 +47,12 @@ import (
 //     session, is refused (the approval spends the id all the same).
 //
 // Issuing stores nothing, so nothing fills: the only rows are the spent
-// marks, one per approval of a signed-in clinician, each gone LaunchTTL
-// after its launch was made. A restart forgets nothing; a key rotation
-// keeps opening ids sealed under the old key while it is in the keyset.
+// marks, one per approval by a signed-in clinician, each expiring with its
+// launch (at most LaunchTTL after it was made) and dropped by the next
+// sweep. A restart forgets nothing; after a master key rotation, ids
+// sealed under the old key still open (it stays in the keyset), and a
+// replica meeting an id under a key it has not loaded yet reloads the
+// keyset.
 //
 // The tokens of an EHR launch carry the patient: the token response has
 // patient (her FHIR id) and need_patient_banner true, introspection has

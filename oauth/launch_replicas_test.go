@@ -178,7 +178,7 @@ func pending(t *testing.T, loc *url.URL) string {
 // by an approval on either, and the token names the patient it was made
 // for; once spent, it is refused (invalid_request, before anyone is asked)
 // by both, and a second approval of another request that named it fails on
-// both. Tampered ids (every byte of the seal flipped in turn), ids sealed
+// both; two approvals racing on the two providers spend it once. Tampered ids (every byte of the seal flipped in turn), ids sealed
 // by another vault, expired ids and another client's ids are refused by
 // both; an approval by another clinician or from another session is
 // refused and spends the id.
@@ -218,7 +218,23 @@ func TestLaunchAcrossProviders(t *testing.T) {
 				}
 			}
 
+			// Two approvals of one launch id racing on the two providers
+			// (two requests naming it, one accepted by each): one wins.
 			id := r.launch(t, 0, app, "sess-1", r.patients[0])
+			reqs := [2]string{pending(t, r.authorize(t, 0, app, id)), pending(t, r.authorize(t, 1, app, id))}
+			var errs [2]error
+			var wg sync.WaitGroup
+			for p := range r.ps {
+				wg.Go(func() {
+					_, errs[p] = r.ps[p].Approve(ctx, reqs[p], oauth.Approval{UserID: r.clinician.ID, Session: "sess-1"})
+				})
+			}
+			wg.Wait()
+			if (errs[0] == nil) == (errs[1] == nil) || !errors.Is(errors.Join(errs[:]...), oauth.ErrNoRequest) {
+				t.Fatalf("two approvals of one launch id at once: %v, want one nil and one ErrNoRequest", errs)
+			}
+
+			id = r.launch(t, 0, app, "sess-1", r.patients[0])
 			ct, err := base64.RawURLEncoding.DecodeString(id[3:])
 			if err != nil {
 				t.Fatal(err)

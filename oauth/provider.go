@@ -97,7 +97,6 @@ type Provider struct {
 
 	origins registeredOrigins // for CORS; reset when a client comes or goes
 
-	launches *launchTable // EHR launch ids in flight (launch.go)
 }
 
 // New builds the provider and makes its first signing key if the store has
@@ -142,7 +141,6 @@ func New(ctx context.Context, c Config) (*Provider, error) {
 		now:         c.Now,
 		httpClient:  c.HTTPClient,
 		jwksCache:   map[string]cachedJWKS{},
-		launches:    newLaunchTable(),
 	}
 	if err := p.loadKeys(ctx, true); err != nil {
 		return nil, err
@@ -291,7 +289,7 @@ func (p *Provider) Approve(ctx context.Context, id string, a Approval) (string, 
 		}
 		r.Kept = slices.Clone(r.Schemas)
 		if len(r.Launch) > 0 {
-			pt, err := p.spendLaunch(r, a)
+			pt, err := p.spendLaunch(ctx, r, a)
 			if err != nil {
 				return "", err
 			}

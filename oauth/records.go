@@ -67,21 +67,24 @@ type clientRecord struct {
 
 // requestRecord is what an authorization request's row seals.
 type requestRecord struct {
-	ID           string    `json:"id"`
-	ClientID     string    `json:"client"`
-	RedirectURI  string    `json:"redirect_uri"`
-	State        string    `json:"state,omitempty"`
-	Nonce        string    `json:"nonce,omitempty"`
-	ResponseMode string    `json:"response_mode,omitempty"`
-	Scopes       []string  `json:"scopes"`
-	Challenge    string    `json:"challenge"`
-	Patient      bool      `json:"patient,omitempty"`
-	User         bool      `json:"user,omitempty"`
-	Schemas      []string  `json:"schemas,omitempty"`
-	Offline      bool      `json:"offline,omitempty"`
-	Launch       []byte    `json:"launch,omitempty"` // an EHR launch: its id's hash (launch.go)
-	Created      time.Time `json:"created"`
-	Expires      time.Time `json:"expires"`
+	ID           string   `json:"id"`
+	ClientID     string   `json:"client"`
+	RedirectURI  string   `json:"redirect_uri"`
+	State        string   `json:"state,omitempty"`
+	Nonce        string   `json:"nonce,omitempty"`
+	ResponseMode string   `json:"response_mode,omitempty"`
+	Scopes       []string `json:"scopes"`
+	Challenge    string   `json:"challenge"`
+	Patient      bool     `json:"patient,omitempty"`
+	User         bool     `json:"user,omitempty"`
+	Schemas      []string `json:"schemas,omitempty"`
+	Offline      bool     `json:"offline,omitempty"`
+	// Launch is an EHR launch's id (sealed, launch.go). A record from
+	// before launch ids were sealed holds a hash here, which no longer
+	// opens: its approval is refused.
+	Launch  string    `json:"launch,omitempty"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
 
 	// Set by Approve.
 	Done    bool     `json:"done,omitempty"`

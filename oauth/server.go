@@ -182,9 +182,9 @@ func (s *server) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthReq
 	if aud != "" && strings.TrimSuffix(aud, "/") != p.issuer {
 		return nil, oidc.ErrInvalidRequest().WithDescription("aud must be the FHIR base URL %s", p.issuer)
 	}
-	var launch []byte
+	var launch string
 	if set.EHR {
-		if launch, err = p.checkLaunch(r, set); err != nil {
+		if launch, err = p.checkLaunch(ctx, r, set); err != nil {
 			return nil, err
 		}
 	}

@@ -225,26 +225,23 @@ func careReportClient(t *testing.T, rs *replicaSet) string {
 	return ids[0]
 }
 
-// routeApp sends the app's paths to chosen replicas (-1: round robin),
-// and the vault's own part of an EHR launch (the launch id made by "Open
-// in app", checked by the authorize endpoint and spent by the approval)
-// to replica ehr: launch ids are kept per process (oauth/launch.go; see
-// docs/scaling.md). Everything else (the web pages, the token endpoint the
-// app calls, the FHIR reads) goes round robin.
-func (rs *replicaSet) routeApp(ehr, launch, callback, report int) {
+// routeApp sends the app's paths to chosen replicas (-1: round robin).
+// Everything else goes round robin: the web pages, the vault's own part of
+// an EHR launch (the launch id made by "Open in app", checked by the
+// authorize endpoint and spent by the approval: any replica takes an id
+// another made, oauth/launch.go), the token endpoint the app calls, the
+// FHIR reads.
+func (rs *replicaSet) routeApp(launch, callback, report int) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.route = func(path string) int {
-		switch {
-		case path == carereport.Path+"launch":
+		switch path {
+		case carereport.Path + "launch":
 			return launch
-		case path == carereport.Path+"callback":
+		case carereport.Path + "callback":
 			return callback
-		case path == carereport.Path:
+		case carereport.Path:
 			return report
-		case strings.HasSuffix(path, "/launch") && strings.HasPrefix(path, "/patients/"),
-			path == "/fhir/auth/authorize", strings.HasPrefix(path, "/oauth/authorize"):
-			return ehr
 		}
 		return -1
 	}
@@ -274,14 +271,13 @@ func (f *careReportFixture) checkReport(t *testing.T, what string, s careSignIn,
 // one care report registration. A clinician signs in to the app through
 // replica 0 (its launch, code exchange and report there); then replica 1
 // restarts, and replica 2 restarts; a new sign-in through replica 0 (the
-// vault's launch id made and spent on replica 1, then 2), which
-// did not restart, still works: its secret is the one every replica reads
+// vault's part of it on any replica), which did not restart, still works: its secret is the one every replica reads
 // from the shared registration, which the restarts left as it was (same
 // id). On a vault that gave the registration a new secret at every start,
 // the exchange on replica 0 fails (exchange_failed).
 func TestReplicasCareReportAfterRestart(t *testing.T) {
 	f := newCareReportFixture(t)
-	f.rs.routeApp(1, 0, 0, 0)
+	f.rs.routeApp(0, 0, 0)
 	f.checkReport(t, "before the restarts", careReportSignIn(t, f.b, f.patient, f.client), 0, 0, 0)
 	for _, i := range []int{1, 2} {
 		f.rs.kill(t, i)
@@ -293,7 +289,7 @@ func TestReplicasCareReportAfterRestart(t *testing.T) {
 		f.checkReport(t, fmt.Sprintf("after replica %d restarted", i), careReportSignIn(t, f.b, f.patient, f.client), 0, 0, 0)
 	}
 	// And through the restarted ones.
-	f.rs.routeApp(0, 2, 1, 2)
+	f.rs.routeApp(2, 1, 2)
 	delete(f.b.cookies, "care_report_session")
 	f.checkReport(t, "through the restarted replicas", careReportSignIn(t, f.b, f.patient, f.client), 2, 1, 2)
 }
@@ -306,12 +302,12 @@ func TestReplicasCareReportAfterRestart(t *testing.T) {
 func TestReplicasCareReportAcrossReplicas(t *testing.T) {
 	f := newCareReportFixture(t)
 	for _, order := range [][3]int{{0, 1, 2}, {1, 2, 0}, {2, 0, 1}} {
-		f.rs.routeApp(order[2], order[0], order[1], order[2])
+		f.rs.routeApp(order[0], order[1], order[2])
 		delete(f.b.cookies, "care_report_session")
 		f.checkReport(t, fmt.Sprintf("order %v", order), careReportSignIn(t, f.b, f.patient, f.client), order[0], order[1], order[2])
 		// The session, on every replica.
 		for i := range f.rs.reps {
-			f.rs.routeApp(-1, -1, -1, i)
+			f.rs.routeApp(-1, -1, i)
 			h := f.b.send("GET", carereport.Path, nil)
 			if m := agpReadings.FindSubmatch(h.body); h.status != 200 || h.replica != strconv.Itoa(i) || m == nil {
 				t.Fatalf("order %v: the session on replica %d: %d from %s: %.300s", order, i, h.status, h.replica, h.body)

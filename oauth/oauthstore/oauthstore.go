@@ -1,8 +1,8 @@
 // Package oauthstore declares the storage the OAuth 2 / OpenID Connect
 // provider (package oauth) needs: registered clients, authorization
 // requests waiting for the user, one-time codes, access and refresh
-// tokens, the client-assertion ids already seen, and the ID-token signing
-// keys. Package oauth consumes it (as oauth.Store) and store/boltstore
+// tokens, the client-assertion ids and EHR launch ids already spent, and
+// the ID-token signing keys. Package oauth consumes it (as oauth.Store) and store/boltstore
 // implements it; store/storetest.RunOAuth is the conformance suite every
 // implementation passes.
 //
@@ -10,7 +10,7 @@
 // every rule, the store keeps rows. A store sees
 //
 //   - lookup keys: SHA-256 hashes of secrets (request ids, codes, tokens,
-//     client-assertion ids), never the secrets, and client ids, which are
+//     client-assertion ids, EHR launch ids), never the secrets, and client ids, which are
 //     public identifiers;
 //   - for a token, the user id and client id it belongs to, a random family
 //     id, and its expiry, so the store can end every token of a user, a
@@ -22,7 +22,7 @@
 // is claimed (with its request) at most once however many exchanges race
 // for it; a refresh token is rotated at most once, and a second rotation of
 // the same token is reported (ErrRotated) so oauth can end its family; a
-// client-assertion id is spent at most once.
+// client-assertion id or an EHR launch id is spent at most once.
 //
 // The package imports nothing of the vault, so that oauth's own tests can
 // build a real store, as database/sql/driver does for database/sql.
@@ -39,7 +39,7 @@ var (
 	// ErrNotFound: no such row.
 	ErrNotFound = errors.New("not found")
 	// ErrExists: a row with this key is stored already (a client id, a
-	// spent client-assertion id).
+	// spent client-assertion or launch id).
 	ErrExists = errors.New("already exists")
 	// ErrRotated: the refresh token was rotated already; presenting it
 	// again is a reuse.
@@ -153,9 +153,14 @@ type Store interface {
 	// error.
 	DeleteToken(ctx context.Context, hash [32]byte) error
 
-	// SpendJTI records a client-assertion id (a hash of client and jti)
-	// until it expires; ErrExists if it is recorded already.
+	// SpendJTI records a spent-once mark until it expires; ErrExists if it
+	// is recorded already. Two kinds share it, each hashing under its own
+	// prefix: client-assertion ids (a hash of client and jti) and SMART
+	// EHR launch ids (a hash of the launch's random part).
 	SpendJTI(ctx context.Context, hash [32]byte, expires time.Time) error
+	// JTISpent reports whether SpendJTI recorded hash (and Sweep has not
+	// dropped it yet).
+	JTISpent(ctx context.Context, hash [32]byte) (bool, error)
 
 	// Keys lists the signing keys, oldest first.
 	Keys(ctx context.Context) ([]Key, error)
@@ -163,7 +168,7 @@ type Store interface {
 	// (keep ≥ 1), in one transaction.
 	AddKey(ctx context.Context, k Key, keep int) error
 
-	// Sweep drops requests, codes, tokens and client-assertion ids that
+	// Sweep drops requests, codes, tokens and spent-once marks that
 	// expired before the given time, and says how many rows went.
 	Sweep(ctx context.Context, before time.Time) (int, error)
 }

@@ -375,6 +375,15 @@ func (o oauthStore) SpendJTI(ctx context.Context, hash [32]byte, expires time.Ti
 	})
 }
 
+func (o oauthStore) JTISpent(ctx context.Context, hash [32]byte) (bool, error) {
+	var spent bool
+	err := o.s.view(ctx, func(tx *bolt.Tx) error {
+		spent = tx.Bucket(bOAuthJTI).Get(hash[:]) != nil
+		return nil
+	})
+	return spent, err
+}
+
 // keyKey sorts keys by creation time (appendTime), then id.
 func keyKey(k oauthstore.Key) []byte {
 	return append(appendTime(nil, k.Created), k.ID...)

@@ -266,6 +266,13 @@ func (o oauthStore) SpendJTI(ctx context.Context, hash [32]byte, expires time.Ti
 	})
 }
 
+func (o oauthStore) JTISpent(ctx context.Context, hash [32]byte) (bool, error) {
+	return one(query(ctx, o.s, "SELECT EXISTS (SELECT 1 FROM oauth_jti WHERE hash = $1)", func(r pgx.CollectableRow) (bool, error) {
+		var spent bool
+		return spent, r.Scan(&spent)
+	}, hash[:]))
+}
+
 func (o oauthStore) Keys(ctx context.Context) ([]oauthstore.Key, error) {
 	return query(ctx, o.s, "SELECT id, created, sealed FROM oauth_keys ORDER BY created, id", func(r pgx.CollectableRow) (oauthstore.Key, error) {
 		var k oauthstore.Key

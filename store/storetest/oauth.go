@@ -274,10 +274,19 @@ func testOAuthDeleteClient(t *testing.T, s oauthstore.Store, _ func() oauthstore
 
 func testOAuthJTI(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store) {
 	ctx := context.Background()
+	if spent, err := s.JTISpent(ctx, h32("j")); err != nil || spent {
+		t.Fatalf("JTISpent before the spend = %v, %v; want false", spent, err)
+	}
 	if err := s.SpendJTI(ctx, h32("j"), oauthNow); err != nil {
 		t.Fatal(err)
 	}
 	s = reopen()
+	if spent, err := s.JTISpent(ctx, h32("j")); err != nil || !spent {
+		t.Fatalf("JTISpent after the spend = %v, %v; want true", spent, err)
+	}
+	if spent, err := s.JTISpent(ctx, h32("j2")); err != nil || spent {
+		t.Fatalf("JTISpent of another mark = %v, %v; want false", spent, err)
+	}
 	if err := s.SpendJTI(ctx, h32("j"), oauthNow); !errors.Is(err, oauthstore.ErrExists) {
 		t.Fatalf("a replayed jti: %v, want ErrExists", err)
 	}
@@ -330,6 +339,9 @@ func testOAuthSweep(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store)
 	}
 	if _, err := s.Token(ctx, h32("told")); !errors.Is(err, oauthstore.ErrNotFound) {
 		t.Fatalf("expired token: %v", err)
+	}
+	if spent, err := s.JTISpent(ctx, h32("jold")); err != nil || spent {
+		t.Fatalf("JTISpent of a swept mark = %v, %v; want false", spent, err)
 	}
 	if err := s.SpendJTI(ctx, h32("jold"), live); err != nil {
 		t.Fatalf("a swept jti: %v", err)

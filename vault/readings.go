@@ -3,6 +3,8 @@ package vault
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -42,25 +44,81 @@ const (
 	// derived from the patient's key and the record's identity
 	// (keys.PatientKeys.SealDerived).
 	FormatCompact = keys.EnvelopeDerived
+	// FormatIdentity (v3): format 2 with the nonce prefix (the input of
+	// the record's subkey) made from the record's identity by recordID
+	// instead of a SHA-256 of its AD, and a binary AD
+	// (keys.PatientKeys.SealIdentity).
+	FormatIdentity = keys.EnvelopeIdentity
 
-	RecordFormat = FormatCompact
+	RecordFormat = FormatIdentity
 )
 
 // recordAD binds a sealed reading to its patient, schema, time and uuid
-// tag; the record format's version is part of it.
+// tag; the record format's version is part of it. Formats 1 and 2 write
+// the time in decimal and the tag in hex; format 3 writes both as they
+// are, 24 bytes at the end (a patient id and a schema id hold no '|').
 func recordAD(dst []byte, format int, patient, schema string, t int64, tag [keys.TagSize]byte) []byte {
-	if format == FormatCompact {
+	switch format {
+	case FormatIdentity:
+		dst = append(dst, "jhvault/record/v3|"...)
+	case FormatCompact:
 		dst = append(dst, "jhvault/record/v2|"...)
-	} else {
+	default:
 		dst = append(dst, "jhvault/record/v1|"...)
 	}
 	dst = append(dst, patient...)
 	dst = append(dst, '|')
 	dst = append(dst, schema...)
 	dst = append(dst, '|')
+	if format == FormatIdentity {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(t))
+		return append(dst, tag[:]...)
+	}
 	dst = strconv.AppendInt(dst, t, 10)
 	dst = append(dst, '|')
 	return hex.AppendEncode(dst, tag[:])
+}
+
+// recordID is a format 3 record's identity, the input of its subkey (its
+// nonce prefix): its dedup tag XOR (its time, 8 bytes big-endian ‖ its
+// schema's code). The patient is not in it: her record root key is
+// hers alone. Two records of one patient get one id only if
+//   - they have the same uuid (so the same tag), time and schema code:
+//     the same identity, since schema codes differ (TestSchemaCodes), or
+//   - their uuids differ and the XOR of their tags equals the XOR of
+//     their (time ‖ code): tags are AES-CMAC outputs under the
+//     patient's PRF key, which no one who sends readings knows, so that
+//     happens with a chance of 2^-128 per pair.
+//
+// Either way a shared id costs what sealing one identity twice costs in
+// format 2: one subkey, two seals, told apart by 64 random nonce bits.
+func recordID(code schemaCode, t int64, tag [keys.TagSize]byte) [keys.IDSize]byte {
+	var id [keys.IDSize]byte
+	binary.BigEndian.PutUint64(id[:8], uint64(t))
+	copy(id[8:], code[:])
+	for i := range id {
+		id[i] ^= tag[i]
+	}
+	return id
+}
+
+// schemaCode is 8 bytes of SHA-256 of a schema id, computed once per
+// schema a goroutine seals or opens (schemaCodes).
+type schemaCode [8]byte
+
+// schemaCodes remembers the last schema's code: a scan reads one schema,
+// and an upload is mostly one.
+type schemaCodes struct {
+	schema string
+	code   schemaCode
+}
+
+func (c *schemaCodes) of(schema string) schemaCode {
+	if schema != c.schema || c.schema == "" {
+		h := sha256.Sum256([]byte("jhvault/record/v3/schema|" + schema))
+		c.schema, c.code = schema, schemaCode(h[:8])
+	}
+	return c.code
 }
 
 // IngestResult counts what an ingest stored.
@@ -99,6 +157,7 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 	recs := make([]Record, len(pts))
 	seal := func(lo, hi int) error {
 		var buf, ad, comp []byte
+		var codes schemaCodes
 		for i := lo; i < hi; i++ {
 			p := pts[i]
 			if p.UUID == "" {
@@ -121,7 +180,7 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 			r := &recs[i]
 			r.Schema, r.Time, r.Tag = p.Schema.String(), p.Time.UnixNano(), tag
 			buf = p.AppendJSON(buf[:0])
-			if r.Value, err = v.sealRecord(pk, v.writeFormat, patientID, r, buf, &ad, &comp); err != nil {
+			if r.Value, err = v.sealRecord(pk, v.writeFormat, patientID, r, buf, &ad, &comp, &codes); err != nil {
 				return err
 			}
 		}
@@ -151,24 +210,31 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 	return res, nil
 }
 
-// sealRecord seals one canonical point for r's identity in format. ad and
-// comp are the caller's scratch buffers.
-func (v *Vault) sealRecord(pk *keys.PatientKeys, format int, patientID string, r *Record, point []byte, ad, comp *[]byte) ([]byte, error) {
+// sealRecord seals one canonical point for r's identity in format. ad,
+// comp and codes are the caller's scratch.
+func (v *Vault) sealRecord(pk *keys.PatientKeys, format int, patientID string, r *Record, point []byte, ad, comp *[]byte, codes *schemaCodes) ([]byte, error) {
 	*ad = recordAD((*ad)[:0], format, patientID, r.Schema, r.Time, r.Tag)
 	if format == FormatWrapped {
 		return pk.Seal(point, *ad)
 	}
 	*comp = v.dict.Append((*comp)[:0], point)
-	return pk.SealDerived(nil, *comp, *ad)
+	if format == FormatCompact {
+		return pk.SealDerived(nil, *comp, *ad)
+	}
+	return pk.SealIdentity(nil, *comp, *ad, recordID(codes.of(r.Schema), r.Time, r.Tag))
 }
 
-// openRecord opens a sealed record of either format in place and returns
+// openRecord opens a sealed record of any format in place and returns
 // its canonical point, appended to arena for a compact record (so the
 // point stays valid while the arena's block lives).
 func (v *Vault) openRecord(pk *keys.PatientKeys, patientID string, r *Record, s *openScratch) ([]byte, error) {
 	format := keys.EnvelopeVersion(r.Value)
 	s.ad = recordAD(s.ad[:0], format, patientID, r.Schema, r.Time, r.Tag)
-	pt, err := pk.OpenInPlaceScratch(r.Value, s.ad, &s.keys)
+	var id [keys.IDSize]byte
+	if format == FormatIdentity {
+		id = recordID(s.codes.of(r.Schema), r.Time, r.Tag)
+	}
+	pt, err := pk.OpenInPlaceID(r.Value, s.ad, id, &s.keys)
 	if err != nil || format == FormatWrapped {
 		return pt, err
 	}
@@ -192,6 +258,7 @@ func (v *Vault) openRecord(pk *keys.PatientKeys, patientID string, r *Record, s 
 type openScratch struct {
 	ad, arena []byte
 	keys      keys.OpenScratch
+	codes     schemaCodes
 }
 
 // parallel runs fn over [0,n) in one chunk per core when n is large.

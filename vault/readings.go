@@ -311,7 +311,8 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 // the next reading, and the memory it was decompressed into is used again
 // for later readings. That keeps the export's working memory small and in
 // cache instead of allocating (and clearing) a new block for every few
-// dozen points.
+// dozen points. The batches' other memory (the scanned records' headers,
+// the readings handed to the loop) is used again the same way.
 func (v *Vault) ReadingsStream(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[Reading, error] {
 	return v.readings(ctx, patientID, schema, from, to, true)
 }
@@ -342,15 +343,22 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 		workers := max(1, min(runtime.GOMAXPROCS(0), maxReadWorkers))
 		work := make(chan *readBatch, workers)
 		order := make(chan *readBatch, 2*workers)
-		// With reuse, the arena blocks of batches the caller is done with,
-		// for the workers to decompress later batches into.
-		free := make(chan []byte, 3*workers+2)
+		// With reuse, the batches the caller is done with, their arena
+		// blocks (for the workers to decompress later batches into) and
+		// slices kept, for the producer to fill again.
+		free := make(chan *readBatch, 3*workers+2)
 		wg.Add(1 + workers)
 		go func() {
 			defer wg.Done()
 			defer close(order)
 			defer close(work)
 			newBatch := func() *readBatch {
+				select {
+				case b := <-free:
+					b.done = make(chan struct{})
+					return b
+				default:
+				}
 				return &readBatch{recs: make([]Record, 0, readBatchSize), done: make(chan struct{})}
 			}
 			b := newBatch()
@@ -392,11 +400,11 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 						close(b.done)
 						continue
 					}
-					b.out = make([]Reading, 0, len(b.recs))
+					if cap(b.out) < len(b.recs) {
+						b.out = make([]Reading, 0, len(b.recs))
+					}
 					if reuse {
-						select {
-						case s.arena = <-free:
-						default:
+						if s.arena = b.arena[:0]; cap(s.arena) < streamArena {
 							s.arena = make([]byte, 0, streamArena)
 						}
 					}
@@ -408,11 +416,16 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 						}
 						b.out = append(b.out, Reading{Schema: r.Schema, Time: time.Unix(0, r.Time).UTC(), JSON: pt, Tag: r.Tag})
 					}
-					b.recs = nil
 					if reuse {
 						// The batch's points are in this block (and in any
 						// block before it that filled up, left to the GC).
 						b.arena, s.arena = s.arena, nil
+						// The records' slice is filled again later; the
+						// values they point to are the GC's.
+						clear(b.recs)
+						b.recs = b.recs[:0]
+					} else {
+						b.recs = nil
 					}
 					close(b.done)
 				}
@@ -432,16 +445,19 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 					return
 				}
 			}
-			if reuse && cap(b.arena) >= streamArena {
-				b.out = nil
-				select {
-				case free <- b.arena[:0]:
-				default:
-				}
-			}
 			if err := cmp.Or(b.decErr, b.err); err != nil {
 				yield(Reading{}, err)
 				return
+			}
+			if reuse {
+				// The loop is done with the batch's readings: their
+				// memory goes to a later batch.
+				clear(b.out)
+				b.out = b.out[:0]
+				select {
+				case free <- b:
+				default:
+				}
 			}
 		}
 		// The producer stops quietly when the context ends; a cut-short
@@ -465,7 +481,7 @@ const (
 type readBatch struct {
 	recs   []Record
 	out    []Reading
-	arena  []byte // with reuse: the block out's points are in
+	arena  []byte // with reuse: the block out's points are in (or one to use again)
 	decErr error
 	err    error
 	done   chan struct{}

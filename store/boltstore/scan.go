@@ -23,12 +23,15 @@ func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int
 		prefix := append([]byte(schema), 0)
 		seek := recordKey(nil, schema, from, [16]byte{})
 		var last []byte
+		// One page of records, filled again for each transaction: the
+		// caller gets each record by value.
+		page := make([]vault.Record, 0, scanPage)
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(vault.Record{}, err)
 				return
 			}
-			page := make([]vault.Record, 0, scanPage)
+			page = page[:0]
 			var arena []byte
 			err := s.view(ctx, func(tx *bolt.Tx) error {
 				b := tx.Bucket(bReadings).Bucket([]byte(patientID))

@@ -347,6 +347,16 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 		// blocks (for the workers to decompress later batches into) and
 		// slices kept, for the producer to fill again.
 		free := make(chan *readBatch, 3*workers+2)
+		// With reuse and a ValueScanner, the scanned values are copied
+		// into blocks of one batch each, used again the same way.
+		scan := v.b.Scan
+		var vals *valueBlocks
+		if vs, ok := v.b.(ValueScanner); ok && reuse {
+			vals = &valueBlocks{free: make(chan []byte, 3*workers+2)}
+			scan = func(ctx context.Context, patientID, schema string, from, to int64) iter.Seq2[Record, error] {
+				return vs.ScanInto(ctx, patientID, schema, from, to, vals.alloc)
+			}
+		}
 		wg.Add(1 + workers)
 		go func() {
 			defer wg.Done()
@@ -363,6 +373,9 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 			}
 			b := newBatch()
 			send := func() bool {
+				if vals != nil {
+					b.vals = vals.next()
+				}
 				select {
 				case order <- b:
 				case <-ctx.Done():
@@ -376,7 +389,7 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 				b = newBatch()
 				return true
 			}
-			for r, err := range v.b.Scan(ctx, patientID, schema, lo, hi) {
+			for r, err := range scan(ctx, patientID, schema, lo, hi) {
 				if err != nil {
 					b.err = err
 					break
@@ -454,6 +467,13 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 				// memory goes to a later batch.
 				clear(b.out)
 				b.out = b.out[:0]
+				if vals != nil && b.vals != nil {
+					select {
+					case vals.free <- b.vals:
+					default:
+					}
+					b.vals = nil
+				}
 				select {
 				case free <- b:
 				default:
@@ -466,6 +486,62 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 			yield(Reading{}, err)
 		}
 	}
+}
+
+// valueBlock is the size of the blocks valueBlocks hands out: a batch of
+// compact records (about 70-110 bytes each for 300-450-byte points). A
+// batch of larger values (format 1) has the rest of its values allocated
+// one by one.
+const valueBlock = readBatchSize * 128
+
+// valueBlocks hands out the memory a ValueScanner copies values into:
+// the values of each batch of readBatchSize records in a block of their
+// own, so that the block can be used again once the loop is done with the
+// batch. The scan calls alloc once per record in order, possibly a page
+// ahead of the batches, so the blocks filled wait in done, oldest first,
+// until next gives each to its batch. All but free belong to the
+// producer's goroutine.
+type valueBlocks struct {
+	free chan []byte // blocks of batches the loop is done with
+	done [][]byte    // filled blocks, not yet given to their batch
+	cur  []byte      // the block being filled
+	n    int         // values in cur
+}
+
+func (vb *valueBlocks) alloc(n int) []byte {
+	if vb.n == readBatchSize {
+		vb.done = append(vb.done, vb.cur)
+		vb.cur, vb.n = nil, 0
+	}
+	if vb.cur == nil {
+		select {
+		case b := <-vb.free:
+			vb.cur = b[:0]
+		default:
+			vb.cur = make([]byte, 0, valueBlock)
+		}
+	}
+	vb.n++
+	if cap(vb.cur)-len(vb.cur) < n {
+		return make([]byte, n) // too big for what is left: a value of its own
+	}
+	off := len(vb.cur)
+	vb.cur = vb.cur[:off+n]
+	return vb.cur[off : off+n : off+n]
+}
+
+// next returns the block that holds the values of the next batch: the
+// oldest filled one, or the one being filled (the last batch, or a batch
+// whose last value was the last one copied).
+func (vb *valueBlocks) next() []byte {
+	if len(vb.done) > 0 {
+		b := vb.done[0]
+		vb.done = vb.done[1:]
+		return b
+	}
+	b := vb.cur
+	vb.cur, vb.n = nil, 0
+	return b
 }
 
 // readBatchSize is how many records one decryption job holds, and
@@ -482,6 +558,7 @@ type readBatch struct {
 	recs   []Record
 	out    []Reading
 	arena  []byte // with reuse: the block out's points are in (or one to use again)
+	vals   []byte // with reuse and a ValueScanner: the block recs' values are in
 	decErr error
 	err    error
 	done   chan struct{}

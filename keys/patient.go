@@ -67,12 +67,12 @@ var ErrDecrypt = errors.New("record failed to decrypt: it was altered, moved, or
 // PatientKeys is one patient's KEK (a Tink AES-256-GCM keyset that wraps
 // per-record DEKs, format 1) and PRF key (a Tink AES-256-CMAC PRF keyset:
 // dedup tags, derived uuids, and the record root key from which each
-// format 2 record's key is derived).
+// format 2 and 3 record's key is derived).
 type PatientKeys struct {
 	kek    tink.AEAD
 	kekID  uint32
 	prf    *prf.Set
-	rec    cipher.AEAD // format 2 records: XChaCha20-Poly1305 under the record root key
+	rec    cipher.AEAD // format 2 and 3 records: XChaCha20-Poly1305 under the record root key
 	handle *keyset.Handle
 }
 

@@ -350,11 +350,13 @@ func (a LocalAdmin) UserDetail(ctx context.Context, id string) (AdminUserDetail,
 	for _, t := range toks {
 		d.Tokens = append(d.Tokens, AdminTokenInfo{ID: t.ID, Kind: t.Kind, Created: t.Created, Expires: t.Expires, LastUsed: t.LastUsed})
 	}
-	var gs []consent.GrantState
+	patient, clinician := id, ""
 	if u.Role == vault.RoleClinician {
-		gs = a.Ledger.Grants("", id)
-	} else {
-		gs = a.Ledger.Grants(id, "")
+		patient, clinician = "", id
+	}
+	gs, err := a.Ledger.Grants(patient, clinician)
+	if err != nil {
+		return AdminUserDetail{}, err
 	}
 	now := time.Now()
 	for i := range gs {

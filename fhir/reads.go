@@ -144,17 +144,22 @@ func (s *Server) readPage(ctx context.Context, patient string, p permit, after *
 // ReadableGrants are the active grants from patient ("": from anyone) to
 // the token's clinician under which she may read through this API: they
 // allow FHIR reads and, with RequireSignedGrants, are signed. The Patient
-// search lists their patients.
-func (s *Server) ReadableGrants(t oauth.AccessToken, patient string) []consent.GrantState {
+// search lists their patients. It fails when the grant index cannot be
+// brought up to date: none would be a guess.
+func (s *Server) ReadableGrants(t oauth.AccessToken, patient string) ([]consent.GrantState, error) {
 	if t.Context != "user" {
-		return nil
+		return nil, nil
+	}
+	gs, err := s.ledger.Grants(patient, t.UserID)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	var out []consent.GrantState
-	for _, g := range s.ledger.Grants(patient, t.UserID) {
+	for _, g := range gs {
 		if g.Active(now) && g.FHIR && (!s.requireSigned || g.Signed) {
 			out = append(out, g)
 		}
 	}
-	return out
+	return out, nil
 }

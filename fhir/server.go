@@ -42,7 +42,7 @@ type Records interface {
 type Ledger interface {
 	Decide(r consent.Request) consent.Decision
 	DecideApp(id, app string, r consent.Request) consent.Decision
-	Grants(patient, clinician string) []consent.GrantState
+	Grants(patient, clinician string) ([]consent.GrantState, error)
 	Grant(id string) (consent.GrantState, error)
 	AppendAccess(check func(next int64) error, start, end consent.Entry) (int64, error)
 }

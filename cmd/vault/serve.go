@@ -261,7 +261,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	app, err := careReportApp(ctx, prov, led, base, log)
+	app, err := careReportApp(ctx, prov, led, v.Master(), base, log)
 	if err != nil {
 		return fmt.Errorf("the care report app: %v", err)
 	}

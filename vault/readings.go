@@ -87,8 +87,10 @@ func recordAD(dst []byte, format int, patient, schema string, t int64, tag [keys
 //     the same identity, since schema codes differ (TestSchemaCodes), or
 //   - their uuids differ and the XOR of their tags equals the XOR of
 //     their (time ‖ code): tags are AES-CMAC outputs under the
-//     patient's PRF key, which no one who sends readings knows, so that
-//     happens with a chance of 2^-128 per pair.
+//     patient's PRF key, so that happens with a chance of 2^-128 per
+//     pair (someone who uploads and reads the stored tags can choose a
+//     time to match half of it; the schema-code half still costs about
+//     2^50 uploads per pair).
 //
 // Either way a shared id costs what sealing one identity twice costs in
 // format 2: one subkey, two seals, told apart by 64 random nonce bits.

@@ -89,8 +89,8 @@ func recordAD(dst []byte, format int, patient, schema string, t int64, tag [keys
 //     their (time ‖ code): tags are AES-CMAC outputs under the
 //     patient's PRF key, so that happens with a chance of 2^-128 per
 //     pair (someone who uploads and reads the stored tags can choose a
-//     time to match half of it; the schema-code half still costs about
-//     2^50 uploads per pair).
+//     time to match half of it; the schema-code half still takes a
+//     birthday search over about 2^26 uploaded uuids per pair).
 //
 // Either way a shared id costs what sealing one identity twice costs in
 // format 2: one subkey, two seals, told apart by 64 random nonce bits.

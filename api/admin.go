@@ -399,6 +399,8 @@ func (a LocalAdmin) MintToken(ctx context.Context, r AdminTokenRequest) (AdminTo
 }
 
 // RebuildLedgerIndex replaces the grant index with a replay of the log.
+// On PostgreSQL every other replica rebuilds its own on the rebuild's
+// event (consent.Ledger.RebuiltElsewhere).
 func (a LocalAdmin) RebuildLedgerIndex() (int, error) {
 	n, err := a.Ledger.Rebuild()
 	if err != nil {

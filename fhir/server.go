@@ -36,6 +36,8 @@ type Clients interface {
 type Records interface {
 	User(ctx context.Context, id string) (vault.User, error)
 	Readings(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[vault.Reading, error]
+	// Schemas lists the schemas the patient has readings of (vault.Schemas).
+	Schemas(ctx context.Context, patientID string) ([]string, error)
 }
 
 // Ledger is what the API asks of the consent ledger (consent.Ledger).

@@ -436,7 +436,8 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 						// block before it that filled up, left to the GC).
 						b.arena, s.arena = s.arena, nil
 						// The records' slice is filled again later; the
-						// values they point to are the GC's.
+						// values they point to are in b.vals (used again
+						// once the loop is done with the batch) or the GC's.
 						clear(b.recs)
 						b.recs = b.recs[:0]
 					} else {

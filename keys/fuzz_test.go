@@ -39,20 +39,35 @@ func FuzzOpen(f *testing.F) {
 		sealed[string(v2)] = true
 		f.Add(v2)
 		f.Add(v2[:len(v2)-1])
+		v3, err := pk.SealIdentity(nil, []byte(p), ad, fuzzID)
+		if err != nil {
+			f.Fatal(err)
+		}
+		sealed[string(v3)] = true
+		f.Add(v3)
+		f.Add(v3[:len(v3)-1])
 	}
 	f.Add([]byte{envelopeV2})
+	f.Add([]byte{envelopeV3})
 	f.Add([]byte{})
 	f.Add([]byte{envelopeV1, 0})
 	f.Add([]byte{envelopeV1, 255, 1})
 	f.Fuzz(func(t *testing.T, env []byte) {
 		pt, err := pk.Open(env, ad)
-		if err == nil && !sealed[string(env)] {
+		if err == nil && (!sealed[string(env)] || EnvelopeVersion(env) == EnvelopeIdentity) {
 			t.Fatalf("Open accepted bytes it did not seal: %x -> %q", env, pt)
+		}
+		pt, err = pk.OpenInPlaceID(bytes.Clone(env), ad, fuzzID, new(OpenScratch))
+		if err == nil && !sealed[string(env)] {
+			t.Fatalf("OpenInPlaceID accepted bytes it did not seal: %x -> %q", env, pt)
 		}
 		EnvelopeKeyID(env)
 		EnvelopeVersion(env)
 	})
 }
+
+// fuzzID is the record identity of the fuzzers' v3 envelopes.
+var fuzzID = [IDSize]byte{0xf0, 0x0d}
 
 // FuzzSealOpen checks that Open(Seal(p)) and OpenInPlace(Seal(p)) return p
 // for any plaintext and associated data, and that other associated data
@@ -95,6 +110,24 @@ func FuzzSealOpen(f *testing.F) {
 		}
 		if _, err := pk.Open(v2[3:], append(bytes.Clone(ad), 1)); err == nil {
 			t.Fatal("v2 opened under other associated data")
+		}
+		// And for a v3 (identity) record: other ad or another identity fails.
+		var id [IDSize]byte
+		copy(id[:], p)
+		v3, err := pk.SealIdentity([]byte("dst"), p, ad, id)
+		if err != nil || string(v3[:3]) != "dst" || EnvelopeVersion(v3[3:]) != EnvelopeIdentity {
+			t.Fatalf("seal v3: %x, %v", v3, err)
+		}
+		got, err = pk.OpenInPlaceID(bytes.Clone(v3[3:]), ad, id, new(OpenScratch))
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("v3 round trip: %q, %v; want %q", got, err, p)
+		}
+		if _, err := pk.OpenInPlaceID(bytes.Clone(v3[3:]), append(bytes.Clone(ad), 1), id, new(OpenScratch)); err == nil {
+			t.Fatal("v3 opened under other associated data")
+		}
+		id[15] ^= 1
+		if _, err := pk.OpenInPlaceID(bytes.Clone(v3[3:]), ad, id, new(OpenScratch)); err == nil {
+			t.Fatal("v3 opened under another identity")
 		}
 	})
 }

@@ -239,6 +239,87 @@ func TestSealDerivedBarriers(t *testing.T) {
 	}
 }
 
+// TestSealIdentityBarriers is TestSealDerivedBarriers for v3 records,
+// whose subkey is made from an identity the caller gives: a flipped byte
+// anywhere or a cut fails, and the record opens nowhere but at its own
+// identity and ad (another identity with the same ad, the same identity
+// with another ad, another patient, a v1 or v2 reading of it).
+func TestSealIdentityBarriers(t *testing.T) {
+	m := testMaster(t)
+	pk, blob, err := NewPatientKeys(m, "pt_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := NewPatientKeys(m, "pt_a") // same id, new keys: a deleted and re-made patient
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(pk *PatientKeys, env, ad []byte, id [IDSize]byte) ([]byte, error) {
+		return pk.OpenInPlaceID(bytes.Clone(env), ad, id, new(OpenScratch))
+	}
+	plain := []byte(`{"canary":"CANARY-7f3a9c","value":123.456}`)
+	ad := []byte("pt_a|omh:blood-glucose:4.0|t1|u1")
+	id := [IDSize]byte{1, 2, 3}
+	env, err := pk.SealIdentity(nil, plain, ad, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(env, []byte("CANARY")) || bytes.Contains(env, []byte("123.456")) {
+		t.Fatal("plaintext visible in envelope")
+	}
+	if want := 1 + 8 + 48 + 16; len(env) != want || EnvelopeVersion(env) != EnvelopeIdentity {
+		t.Fatalf("envelope of %d bytes, version %d; want %d bytes (format byte, random nonce part, 43 padded to 48, tag)", len(env), EnvelopeVersion(env), want)
+	}
+	if _, ok := EnvelopeKeyID(env); ok {
+		t.Fatal("a v3 envelope reports a wrapped key id")
+	}
+	reopened, err := OpenPatientKeys(m, "pt_a", blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := open(reopened, env, ad, id); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("reopened keys: %q, %v", got, err)
+	}
+	for i := range env {
+		bad := bytes.Clone(env)
+		bad[i] ^= 0x01
+		if got, err := open(pk, bad, ad, id); err == nil {
+			t.Fatalf("flipped byte %d opened to %q", i, got)
+		}
+	}
+	for i := range id {
+		bad := id
+		bad[i] ^= 0x01
+		if got, err := open(pk, env, ad, bad); err == nil {
+			t.Fatalf("flipped identity byte %d opened to %q", i, got)
+		}
+	}
+	for name, try := range map[string]func() ([]byte, error){
+		"truncated":                 func() ([]byte, error) { return open(pk, env[:len(env)-1], ad, id) },
+		"same identity, another ad": func() ([]byte, error) { return open(pk, env, []byte("pt_a|omh:blood-glucose:4.0|t2|u1"), id) },
+		"other keys, same patient":  func() ([]byte, error) { return open(other, env, ad, id) },
+		"read as v1":                func() ([]byte, error) { return open(pk, append([]byte{envelopeV1}, env[1:]...), ad, id) },
+		"read as v2":                func() ([]byte, error) { return open(pk, append([]byte{envelopeV2}, env[1:]...), ad, id) },
+		"without its identity":      func() ([]byte, error) { return pk.Open(env, ad) },
+	} {
+		if got, err := try(); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("%s: %q, %v; want ErrDecrypt", name, got, err)
+		}
+	}
+	// A v2 record of the same ad does not open as v3.
+	v2, err := pk.SealDerived(nil, plain, ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := open(pk, append([]byte{envelopeV3}, v2[1:]...), ad, id); !errors.Is(err, ErrDecrypt) {
+		t.Fatalf("a v2 record read as v3: %q, %v", got, err)
+	}
+	env2, err := pk.SealIdentity(nil, plain, ad, id)
+	if err != nil || bytes.Equal(env, env2) {
+		t.Fatalf("the same record sealed twice gave the same bytes (%v)", err)
+	}
+}
+
 func TestTagsAndDerivedUUIDs(t *testing.T) {
 	m := testMaster(t)
 	a, _, err := NewPatientKeys(m, "pt_a")
@@ -362,6 +443,50 @@ func BenchmarkOpenDerived(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		sink, _ = pk.Open(env, ad)
+	}
+}
+
+// BenchmarkOpenIdentity is BenchmarkOpenDerived for a v3 record: the
+// same AEAD, without the SHA-256 of the ad (a record's ad is about 100
+// bytes, as the vault's are).
+func BenchmarkOpenIdentity(b *testing.B) {
+	pk, _, err := NewPatientKeys(testMaster(b), "pt_bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain, ad := benchPlain()[:64], []byte("jhvault/record/v3|pt_bench1234567890|omh:blood-glucose:4.0|01234567abcdefghijklmnopqrstuvwx")
+	id := [IDSize]byte{7}
+	env, err := pk.SealIdentity(nil, plain, ad, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, len(env))
+	var s OpenScratch
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, env)
+		sink, _ = pk.OpenInPlaceID(buf, ad, id, &s)
+	}
+}
+
+// BenchmarkOpenDerivedAD is BenchmarkOpenIdentity for the same record in
+// v2: the nonce prefix a SHA-256 of the ad.
+func BenchmarkOpenDerivedAD(b *testing.B) {
+	pk, _, err := NewPatientKeys(testMaster(b), "pt_bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain, ad := benchPlain()[:64], []byte("jhvault/record/v2|pt_bench1234567890|omh:blood-glucose:4.0|1735689600000000000|0123456789abcdef0123456789abcdef")
+	env, err := pk.SealDerived(nil, plain, ad)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, len(env))
+	var s OpenScratch
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, env)
+		sink, _ = pk.OpenInPlaceID(buf, ad, [IDSize]byte{}, &s)
 	}
 }
 

@@ -24,6 +24,7 @@ const TagSize = 16
 const (
 	envelopeV1 = 0x01
 	envelopeV2 = 0x02
+	envelopeV3 = 0x03
 	padBlock   = 32
 	// padBlockV2 is the padding step of a v2 record's payload (already
 	// compressed): small, since a compressed point's length varies by a
@@ -41,12 +42,19 @@ const (
 	// derived from the patient's key and the record's identity
 	// (XChaCha20-Poly1305), its payload padded to 8 bytes.
 	EnvelopeDerived = envelopeV2
+	// EnvelopeIdentity (v3) is v2 with a nonce prefix made from the
+	// record's identity as the caller gives it (SealIdentity) instead of a
+	// SHA-256 of the associated data: the same layout, keys and padding.
+	EnvelopeIdentity = envelopeV3
 )
+
+// IDSize is the length of a record identity for a v3 envelope.
+const IDSize = 16
 
 // EnvelopeVersion returns a sealed record's format version (its first
 // byte), or 0 for bytes that are no envelope.
 func EnvelopeVersion(envelope []byte) int {
-	if len(envelope) == 0 || (envelope[0] != envelopeV1 && envelope[0] != envelopeV2) {
+	if len(envelope) == 0 || envelope[0] < envelopeV1 || envelope[0] > envelopeV3 {
 		return 0
 	}
 	return int(envelope[0])
@@ -59,12 +67,12 @@ var ErrDecrypt = errors.New("record failed to decrypt: it was altered, moved, or
 // PatientKeys is one patient's KEK (a Tink AES-256-GCM keyset that wraps
 // per-record DEKs, format 1) and PRF key (a Tink AES-256-CMAC PRF keyset:
 // dedup tags, derived uuids, and the record root key from which each
-// format 2 record's key is derived).
+// format 2 and 3 record's key is derived).
 type PatientKeys struct {
 	kek    tink.AEAD
 	kekID  uint32
 	prf    *prf.Set
-	rec    cipher.AEAD // format 2 records: XChaCha20-Poly1305 under the record root key
+	rec    cipher.AEAD // format 2 and 3 records: XChaCha20-Poly1305 under the record root key
 	handle *keyset.Handle
 }
 
@@ -219,26 +227,48 @@ func (pk *PatientKeys) Open(envelope, ad []byte) ([]byte, error) {
 //
 // Layout: 0x02 | random nonce part (8) | ciphertext | tag (16).
 func (pk *PatientKeys) SealDerived(dst, payload, ad []byte) ([]byte, error) {
+	var nonce [chacha20poly1305.NonceSizeX]byte
+	recordNonce(&nonce, ad)
+	return pk.sealXNonce(dst, envelopeV2, payload, ad, &nonce), nil
+}
+
+// SealIdentity seals one record payload (format v3) as SealDerived does,
+// except for the nonce's first 16 bytes, which make the record's subkey:
+// they are id, the record's identity as the caller encodes it, where v2
+// hashed ad. id must differ between any two records of the patient whose
+// ad differs (the caller's encoding is injective on the identities it
+// stores, or collides only with negligible chance); ad is authenticated
+// as for v2. Sealing one id twice is allowed, as it is for v2: the two
+// seals share a subkey and are kept apart by the nonce's 8 random bytes.
+//
+// Layout: 0x03 | random nonce part (8) | ciphertext | tag (16).
+func (pk *PatientKeys) SealIdentity(dst, payload, ad []byte, id [IDSize]byte) ([]byte, error) {
+	var nonce [chacha20poly1305.NonceSizeX]byte
+	copy(nonce[:derivedNoncePrefix], id[:])
+	return pk.sealXNonce(dst, envelopeV3, payload, ad, &nonce), nil
+}
+
+// sealXNonce seals a v2 or v3 record under nonce, whose identity prefix
+// is set; it fills the random rest.
+func (pk *PatientKeys) sealXNonce(dst []byte, version byte, payload, ad []byte, nonce *[chacha20poly1305.NonceSizeX]byte) []byte {
 	padded := (len(payload)/padBlockV2 + 1) * padBlockV2
 	need := 1 + derivedNonceRand + padded + chacha20poly1305.Overhead
 	if cap(dst)-len(dst) < need {
 		dst = append(make([]byte, 0, len(dst)+need), dst...)
 	}
-	var nonce [chacha20poly1305.NonceSizeX]byte
-	recordNonce(&nonce, ad)
 	rand.Read(nonce[derivedNoncePrefix:])
-	out := append(dst, envelopeV2)
+	out := append(dst, version)
 	out = append(out, nonce[derivedNoncePrefix:]...)
 	start := len(out)
 	out = append(out, payload...)
 	out = append(out, 0x80)
 	out = out[:start+padded]
 	clear(out[start+len(payload)+1:])
-	return pk.rec.Seal(out[:start], nonce[:], out[start:], ad), nil
+	return pk.rec.Seal(out[:start], nonce[:], out[start:], ad)
 }
 
-// The v2 nonce: a prefix derived from the record's identity, which makes
-// the record's subkey, and a random rest, which is stored.
+// The v2 and v3 nonce: a prefix derived from the record's identity, which
+// makes the record's subkey, and a random rest, which is stored.
 const (
 	derivedNoncePrefix = 16
 	derivedNonceRand   = chacha20poly1305.NonceSizeX - derivedNoncePrefix
@@ -277,9 +307,10 @@ func newRecordAEAD(ps *prf.Set) (cipher.AEAD, error) {
 // open) and the plaintext returned shares its memory. It is for a caller that owns envelope, such as a scan
 // that copied it out of a read transaction.
 //
-// It opens both versions: for a v1 envelope it returns the record's
+// It opens versions 1 and 2: for a v1 envelope it returns the record's
 // plaintext, for a v2 one the payload SealDerived sealed
-// (EnvelopeVersion tells them apart).
+// (EnvelopeVersion tells them apart). A v3 envelope needs its identity:
+// OpenInPlaceID.
 func (pk *PatientKeys) OpenInPlace(envelope, ad []byte) ([]byte, error) {
 	return pk.OpenInPlaceScratch(envelope, ad, new(OpenScratch))
 }
@@ -296,7 +327,8 @@ type OpenScratch struct {
 // which it may not share with another goroutine during the call.
 func (pk *PatientKeys) OpenInPlaceScratch(envelope, ad []byte, s *OpenScratch) ([]byte, error) {
 	if len(envelope) > 0 && envelope[0] == envelopeV2 {
-		return pk.openDerived(envelope, ad, &s.nonce)
+		recordNonce(&s.nonce, ad)
+		return pk.openXNonce(envelope, ad, &s.nonce)
 	}
 	if len(envelope) < 2 || envelope[0] != envelopeV1 {
 		return nil, ErrDecrypt
@@ -327,12 +359,25 @@ func (pk *PatientKeys) OpenInPlaceScratch(envelope, ad []byte, s *OpenScratch) (
 	return pt, nil
 }
 
-func (pk *PatientKeys) openDerived(envelope, ad []byte, nonce *[chacha20poly1305.NonceSizeX]byte) ([]byte, error) {
+// OpenInPlaceID opens an envelope of any version in place, as
+// OpenInPlaceScratch does; id is the record's identity, which a v3
+// envelope's key is made from (SealIdentity) and the other versions
+// ignore.
+func (pk *PatientKeys) OpenInPlaceID(envelope, ad []byte, id [IDSize]byte, s *OpenScratch) ([]byte, error) {
+	if len(envelope) > 0 && envelope[0] == envelopeV3 {
+		copy(s.nonce[:derivedNoncePrefix], id[:])
+		return pk.openXNonce(envelope, ad, &s.nonce)
+	}
+	return pk.OpenInPlaceScratch(envelope, ad, s)
+}
+
+// openXNonce opens a v2 or v3 envelope with nonce, whose identity prefix
+// is set.
+func (pk *PatientKeys) openXNonce(envelope, ad []byte, nonce *[chacha20poly1305.NonceSizeX]byte) ([]byte, error) {
 	rec := envelope[1:]
 	if len(rec) < derivedNonceRand+padBlockV2+chacha20poly1305.Overhead {
 		return nil, ErrDecrypt
 	}
-	recordNonce(nonce, ad)
 	copy(nonce[derivedNoncePrefix:], rec[:derivedNonceRand])
 	ct := rec[derivedNonceRand:]
 	padded, err := pk.rec.Open(ct[:0], nonce[:], ct, ad)
@@ -347,8 +392,8 @@ func (pk *PatientKeys) openDerived(envelope, ad []byte, nonce *[chacha20poly1305
 }
 
 // EnvelopeKeyID reports the Tink id of the KEK key that wrapped an
-// envelope's DEK, read from the Tink output prefix. A v2 envelope wraps
-// no key: false.
+// envelope's DEK, read from the Tink output prefix. A v2 or v3 envelope
+// wraps no key: false.
 func EnvelopeKeyID(envelope []byte) (uint32, bool) {
 	if len(envelope) < 7 || envelope[0] != envelopeV1 || envelope[2] != 0x01 {
 		return 0, false

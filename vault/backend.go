@@ -232,3 +232,18 @@ type Backend interface {
 	// bring it back.
 	DeleteToken(ctx context.Context, id string) error
 }
+
+// ValueScanner is what a Backend may offer besides Scan: a scan that
+// copies the values into memory the caller hands out. ReadingsStream uses
+// it when the Backend has it, so the values of a batch its caller is done
+// with are copied into again instead of into fresh memory; a Backend
+// without it is read with Scan.
+type ValueScanner interface {
+	// ScanInto is Scan, except that each record's value is copied into
+	// alloc(n), n the value's length, which returns a slice of length n
+	// that aliases nothing else. alloc is called once for each record the
+	// scan yields, in the order they are yielded, each before its record
+	// (a page's worth may come before the first of them is yielded), and
+	// for no other record, on the goroutine that ranges over the scan.
+	ScanInto(ctx context.Context, patientID, schema string, from, to int64, alloc func(n int) []byte) iter.Seq2[Record, error]
+}

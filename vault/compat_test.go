@@ -23,29 +23,41 @@ import (
 	"github.com/jupyterhealth/vault/vault"
 )
 
-// The old-format fixture: testdata/records-v1.db.gz is a small vault that
-// the code of commit 3fb2866 wrote, before compact records existed (every
-// record a v1 envelope: a wrapped random DEK and padded canonical JSON),
-// with its root key in testdata/records-v1.root.key. It holds three
-// patients: Ada (blood glucose in both header dialects, heart rate, steps,
-// blood pressure, body weight; a batch sent twice, so duplicates), Ben
-// (glucose points without a uuid, whose uuids the vault derived; one sent
-// twice) and a third patient deleted afterwards. testdata/records-v1.golden
-// lists every reading as the old code read it back: patient, schema, time
-// in nanoseconds and the canonical point, tab-separated, then for each
-// patient and export format the SHA-256 of the export's data lines
-// (the encoder's header and one record per reading).
+// The old-format fixtures: testdata/records-v<N>.db.gz is a small vault
+// whose every record is in format N, with its root key in
+// testdata/records-v<N>.root.key. records-v1 was written by the code of
+// commit 3fb2866, before compact records existed (every record a v1
+// envelope: a wrapped random DEK and padded canonical JSON); records-v2 by
+// the code of commit 6b56cf4, when format 2 (compact, nonce prefix
+// SHA-256 of the AD) was the one new readings were sealed in. Each holds
+// three patients: Ada (blood glucose in both header dialects, heart rate,
+// steps, blood pressure, body weight; a batch sent twice, so duplicates),
+// Ben (glucose points without a uuid, whose uuids the vault derived; one
+// sent twice) and a third patient deleted afterwards.
+// testdata/records-v<N>.golden lists every reading as the code that wrote
+// it read it back: patient, schema, time in nanoseconds and the canonical
+// point, tab-separated, then for each patient and export format the
+// SHA-256 of the export's data lines (the encoder's header and one record
+// per reading).
 //
-// VAULT_WRITE_RECORDS_FIXTURE=1 go test -run TestRecordsFixtureWrite ./vault/
-// writes them again; it was run once, at that commit, and must not be run
-// again on code that writes another format (the point of the fixture is
-// the old one).
-const (
-	fixtureDB     = "testdata/records-v1.db.gz"
-	fixtureRoot   = "testdata/records-v1.root.key"
-	fixtureGolden = "testdata/records-v1.golden"
-	fixtureGone   = "pt_ia6tnw43sn7nibyf" // the patient deleted before the file was taken
-)
+// VAULT_WRITE_RECORDS_FIXTURE=v<N> go test -run TestRecordsFixtureWrite ./vault/
+// writes fixture N again, sealing in format N; each was run once, at its
+// commit, and must not be run again (the point of a fixture is what the
+// old code wrote).
+type recordsFixture struct {
+	name   string // "v1": testdata/records-v1.*
+	format int    // the format of every record in it
+	gone   string // the patient deleted before the file was taken
+}
+
+func (f recordsFixture) db() string     { return "testdata/records-" + f.name + ".db.gz" }
+func (f recordsFixture) root() string   { return "testdata/records-" + f.name + ".root.key" }
+func (f recordsFixture) golden() string { return "testdata/records-" + f.name + ".golden" }
+
+var recordsFixtures = []recordsFixture{
+	{name: "v1", format: vault.FormatWrapped, gone: "pt_ia6tnw43sn7nibyf"},
+	{name: "v2", format: vault.FormatCompact, gone: "pt_ja7qek5u3z27bybc"},
+}
 
 func fixturePoints() (ada, adaDup, ben, gone [][]byte) {
 	at := time.Date(2025, 3, 30, 0, 30, 0, 0, time.UTC) // across the Berlin DST change
@@ -80,17 +92,20 @@ func fixturePoints() (ada, adaDup, ben, gone [][]byte) {
 	return ada, adaDup, ben, gone
 }
 
-// TestRecordsFixtureWrite writes the old-format fixture; it skips unless
-// VAULT_WRITE_RECORDS_FIXTURE=1.
+// TestRecordsFixtureWrite writes an old-format fixture; it skips unless
+// VAULT_WRITE_RECORDS_FIXTURE names one (v1, v2).
 func TestRecordsFixtureWrite(t *testing.T) {
-	if os.Getenv("VAULT_WRITE_RECORDS_FIXTURE") != "1" {
-		t.Skip("writes testdata/records-v1.*; set VAULT_WRITE_RECORDS_FIXTURE=1")
+	name := os.Getenv("VAULT_WRITE_RECORDS_FIXTURE")
+	i := slices.IndexFunc(recordsFixtures, func(f recordsFixture) bool { return f.name == name })
+	if i < 0 {
+		t.Skip("writes testdata/records-v<N>.*; set VAULT_WRITE_RECORDS_FIXTURE=v<N>")
 	}
+	fx := recordsFixtures[i]
 	dir := t.TempDir()
-	for _, f := range []string{fixtureDB, fixtureRoot, fixtureGolden} {
+	for _, f := range []string{fx.db(), fx.root(), fx.golden()} {
 		os.Remove(f)
 	}
-	root, err := keys.CreateKeyFile(fixtureRoot)
+	root, err := keys.CreateKeyFile(fx.root())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +118,7 @@ func TestRecordsFixtureWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	vault.WriteFormat(v, fx.format)
 	ada, adaDup, ben, gone := fixturePoints()
 	mk := func(name string) string {
 		u, err := v.CreateUser(t.Context(), vault.NewUser{Role: vault.RolePatient, Name: name, TimeZone: "Europe/Berlin"})
@@ -141,10 +157,10 @@ func TestRecordsFixtureWrite(t *testing.T) {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(fixtureDB, gz.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(fx.db(), gz.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(fixtureGolden, []byte(golden), 0o644); err != nil {
+	if err := os.WriteFile(fx.golden(), []byte(golden), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("fixture: %d bytes of database, %d gzipped; deleted patient %s", len(raw), gz.Len(), g)
@@ -194,13 +210,13 @@ func readFixture(t *testing.T, v *vault.Vault) string {
 	return out.String()
 }
 
-// openFixture copies the old-format fixture into a temporary directory and
+// openFixture copies an old-format fixture into a temporary directory and
 // opens it with its root key.
-func openFixture(t *testing.T) (*vault.Vault, *boltstore.Store, string) {
+func openFixture(t *testing.T, fx recordsFixture) (*vault.Vault, *boltstore.Store, string) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "vault.db")
-	f, err := os.Open(fixtureDB)
+	f, err := os.Open(fx.db())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +232,7 @@ func openFixture(t *testing.T) (*vault.Vault, *boltstore.Store, string) {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key, err := os.ReadFile(fixtureRoot)
+	key, err := os.ReadFile(fx.root())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,9 +263,9 @@ func openFixture(t *testing.T) (*vault.Vault, *boltstore.Store, string) {
 	return v, st, path
 }
 
-func fixtureGoldenText(t *testing.T) string {
+func fixtureGoldenText(t *testing.T, fx recordsFixture) string {
 	t.Helper()
-	b, err := os.ReadFile(fixtureGolden)
+	b, err := os.ReadFile(fx.golden())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,90 +286,101 @@ func fixtureCounts(t *testing.T, golden string) map[string]int {
 	return n
 }
 
-// TestRecordsFixtureReads opens the vault the old code wrote and reads
+// TestRecordsFixtureReads opens each vault the old code wrote and reads
 // every reading of every patient identically, in the same order, and
 // exports each patient's readings to the same data lines in every format.
 func TestRecordsFixtureReads(t *testing.T) {
-	v, _, _ := openFixture(t)
-	golden := fixtureGoldenText(t)
-	if got := readFixture(t, v); got != golden {
-		t.Fatalf("the old-format vault reads differently:\n%s\nwant:\n%s", got, golden)
-	}
-	counts := fixtureCounts(t, golden)
-	if len(counts) != 2 {
-		t.Fatalf("golden lists %d patients, want Ada and Ben", len(counts))
-	}
-	total := 0
-	for _, n := range counts {
-		total += n
-	}
-	if total != 61 {
-		t.Fatalf("golden lists %d readings, want 61 (53 of Ada's, 8 of Ben's)", total)
-	}
-	st, err := v.VerifyRecords(t.Context())
-	if err != nil || st.Patients != 2 || st.Records != total {
-		t.Fatalf("verify: %+v %v", st, err)
-	}
-	// The deleted patient stays deleted.
-	for _, err := range v.Readings(t.Context(), fixtureGone, bg, time.Time{}, time.Time{}) {
-		if !errors.Is(err, vault.ErrNoPatient) {
-			t.Fatalf("the deleted patient's readings: %v, want ErrNoPatient", err)
-		}
-	}
-	// Re-sending what is stored is still a duplicate.
-	ada, _, _, _ := fixturePoints()
-	for id, n := range counts {
-		if n != 53 {
-			continue
-		}
-		res, err := v.Ingest(t.Context(), id, parse(t, ada...))
-		if err != nil || res.Accepted != 0 || res.Duplicates != len(ada) {
-			t.Fatalf("re-send to the old vault: %+v %v", res, err)
-		}
+	for _, fx := range recordsFixtures {
+		t.Run(fx.name, func(t *testing.T) {
+			v, _, _ := openFixture(t, fx)
+			golden := fixtureGoldenText(t, fx)
+			if got := readFixture(t, v); got != golden {
+				t.Fatalf("the old-format vault reads differently:\n%s\nwant:\n%s", got, golden)
+			}
+			counts := fixtureCounts(t, golden)
+			if len(counts) != 2 {
+				t.Fatalf("golden lists %d patients, want Ada and Ben", len(counts))
+			}
+			total := 0
+			for _, n := range counts {
+				total += n
+			}
+			if total != 61 {
+				t.Fatalf("golden lists %d readings, want 61 (53 of Ada's, 8 of Ben's)", total)
+			}
+			if st, err := v.RecordStatus(t.Context()); err != nil || st.Formats[fx.format] != 61 || len(st.Formats) != 1 {
+				t.Fatalf("the fixture's formats: %+v %v, want 61 records in format %d", st, err, fx.format)
+			}
+			st, err := v.VerifyRecords(t.Context())
+			if err != nil || st.Patients != 2 || st.Records != total {
+				t.Fatalf("verify: %+v %v", st, err)
+			}
+			// The deleted patient stays deleted.
+			for _, err := range v.Readings(t.Context(), fx.gone, bg, time.Time{}, time.Time{}) {
+				if !errors.Is(err, vault.ErrNoPatient) {
+					t.Fatalf("the deleted patient's readings: %v, want ErrNoPatient", err)
+				}
+			}
+			// Re-sending what is stored is still a duplicate.
+			ada, _, _, _ := fixturePoints()
+			for id, n := range counts {
+				if n != 53 {
+					continue
+				}
+				res, err := v.Ingest(t.Context(), id, parse(t, ada...))
+				if err != nil || res.Accepted != 0 || res.Duplicates != len(ada) {
+					t.Fatalf("re-send to the old vault: %+v %v", res, err)
+				}
+			}
+		})
 	}
 }
 
-// TestRecordsFixtureRewrite rewrites the old-format vault to the current
+// TestRecordsFixtureRewrite rewrites each old-format vault to the current
 // format: every record changes format, and every reading and export data
 // line reads back exactly as the old code wrote it. New readings added
 // before the rewrite (a mixed vault) come through too.
 func TestRecordsFixtureRewrite(t *testing.T) {
-	v, st, _ := openFixture(t)
-	golden := fixtureGoldenText(t)
-	counts := fixtureCounts(t, golden)
-	before, err := v.RecordStatus(t.Context())
-	if err != nil || before.Formats[vault.FormatWrapped] != 61 || len(before.Formats) != 1 {
-		t.Fatalf("the fixture's formats: %+v %v", before, err)
-	}
-	// A mixed vault: Ben gets a new reading, sealed in the current format.
-	var ben string
-	for id, n := range counts {
-		if n == 8 {
-			ben = id
-		}
-	}
-	late := glucose(uuidN(7777), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 101, "late")
-	if res, err := v.Ingest(t.Context(), ben, parse(t, late)); err != nil || res.Accepted != 1 {
-		t.Fatalf("new reading in the old vault: %+v %v", res, err)
-	}
-	res, err := v.RewriteRecords(t.Context(), vault.RewriteOptions{Batch: 7})
-	if err != nil || res.Rewritten != 61 || res.Current != 1 || res.Patients != 2 {
-		t.Fatalf("rewrite: %+v %v", res, err)
-	}
-	after, err := v.RecordStatus(t.Context())
-	if err != nil || after.Formats[vault.FormatCompact] != 62 || len(after.Formats) != 1 {
-		t.Fatalf("formats after the rewrite: %+v %v", after, err)
-	}
-	bens, err := readAll(t, v, ben, bg)
-	if err != nil || len(bens) != 9 || extractUUID(bens[8].JSON) != uuidN(7777) {
-		t.Fatalf("Ben after the rewrite: %d readings, %v", len(bens), err)
-	}
-	// Without the late reading, the vault reads as the golden file says.
-	if err := st.RecordTamperer().DeleteRecord(t.Context(), ben, lateRecord(t, st, ben)); err != nil {
-		t.Fatal(err)
-	}
-	if got := readFixture(t, v); got != golden {
-		t.Fatalf("the rewritten vault reads differently:\n%s\nwant:\n%s", got, golden)
+	for _, fx := range recordsFixtures {
+		t.Run(fx.name, func(t *testing.T) {
+			v, st, _ := openFixture(t, fx)
+			golden := fixtureGoldenText(t, fx)
+			counts := fixtureCounts(t, golden)
+			before, err := v.RecordStatus(t.Context())
+			if err != nil || before.Formats[fx.format] != 61 || len(before.Formats) != 1 {
+				t.Fatalf("the fixture's formats: %+v %v", before, err)
+			}
+			// A mixed vault: Ben gets a new reading, sealed in the current format.
+			var ben string
+			for id, n := range counts {
+				if n == 8 {
+					ben = id
+				}
+			}
+			late := glucose(uuidN(7777), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 101, "late")
+			if res, err := v.Ingest(t.Context(), ben, parse(t, late)); err != nil || res.Accepted != 1 {
+				t.Fatalf("new reading in the old vault: %+v %v", res, err)
+			}
+			res, err := v.RewriteRecords(t.Context(), vault.RewriteOptions{Batch: 7})
+			if err != nil || res.Rewritten != 61 || res.Current != 1 || res.Patients != 2 {
+				t.Fatalf("rewrite: %+v %v", res, err)
+			}
+			after, err := v.RecordStatus(t.Context())
+			if err != nil || after.Formats[vault.RecordFormat] != 62 || len(after.Formats) != 1 {
+				t.Fatalf("formats after the rewrite: %+v %v", after, err)
+			}
+			bens, err := readAll(t, v, ben, bg)
+			if err != nil || len(bens) != 9 || extractUUID(bens[8].JSON) != uuidN(7777) {
+				t.Fatalf("Ben after the rewrite: %d readings, %v", len(bens), err)
+			}
+			// Without the late reading, the vault reads as the golden file says.
+			if err := st.RecordTamperer().DeleteRecord(t.Context(), ben, lateRecord(t, st, ben)); err != nil {
+				t.Fatal(err)
+			}
+			if got := readFixture(t, v); got != golden {
+				t.Fatalf("the rewritten vault reads differently:\n%s\nwant:\n%s", got, golden)
+			}
+		})
 	}
 }
 

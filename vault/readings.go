@@ -3,6 +3,8 @@ package vault
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -42,25 +44,83 @@ const (
 	// derived from the patient's key and the record's identity
 	// (keys.PatientKeys.SealDerived).
 	FormatCompact = keys.EnvelopeDerived
+	// FormatIdentity (v3): format 2 with the nonce prefix (the input of
+	// the record's subkey) made from the record's identity by recordID
+	// instead of a SHA-256 of its AD, and a binary AD
+	// (keys.PatientKeys.SealIdentity).
+	FormatIdentity = keys.EnvelopeIdentity
 
-	RecordFormat = FormatCompact
+	RecordFormat = FormatIdentity
 )
 
 // recordAD binds a sealed reading to its patient, schema, time and uuid
-// tag; the record format's version is part of it.
+// tag; the record format's version is part of it. Formats 1 and 2 write
+// the time in decimal and the tag in hex; format 3 writes both as they
+// are, 24 bytes at the end (a patient id and a schema id hold no '|').
 func recordAD(dst []byte, format int, patient, schema string, t int64, tag [keys.TagSize]byte) []byte {
-	if format == FormatCompact {
+	switch format {
+	case FormatIdentity:
+		dst = append(dst, "jhvault/record/v3|"...)
+	case FormatCompact:
 		dst = append(dst, "jhvault/record/v2|"...)
-	} else {
+	default:
 		dst = append(dst, "jhvault/record/v1|"...)
 	}
 	dst = append(dst, patient...)
 	dst = append(dst, '|')
 	dst = append(dst, schema...)
 	dst = append(dst, '|')
+	if format == FormatIdentity {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(t))
+		return append(dst, tag[:]...)
+	}
 	dst = strconv.AppendInt(dst, t, 10)
 	dst = append(dst, '|')
 	return hex.AppendEncode(dst, tag[:])
+}
+
+// recordID is a format 3 record's identity, the input of its subkey (its
+// nonce prefix): its dedup tag XOR (its time, 8 bytes big-endian ‖ its
+// schema's code). The patient is not in it: her record root key is
+// hers alone. Two records of one patient get one id only if
+//   - they have the same uuid (so the same tag), time and schema code:
+//     the same identity, since schema codes differ (TestSchemaCodes), or
+//   - their uuids differ and the XOR of their tags equals the XOR of
+//     their (time ‖ code): tags are AES-CMAC outputs under the
+//     patient's PRF key, so that happens with a chance of 2^-128 per
+//     pair (someone who uploads and reads the stored tags can choose a
+//     time to match half of it; the schema-code half still takes a
+//     birthday search over about 2^26 uploaded uuids per pair).
+//
+// Either way a shared id costs what sealing one identity twice costs in
+// format 2: one subkey, two seals, told apart by 64 random nonce bits.
+func recordID(code schemaCode, t int64, tag [keys.TagSize]byte) [keys.IDSize]byte {
+	var id [keys.IDSize]byte
+	binary.BigEndian.PutUint64(id[:8], uint64(t))
+	copy(id[8:], code[:])
+	for i := range id {
+		id[i] ^= tag[i]
+	}
+	return id
+}
+
+// schemaCode is 8 bytes of SHA-256 of a schema id, computed once per
+// schema a goroutine seals or opens (schemaCodes).
+type schemaCode [8]byte
+
+// schemaCodes remembers the last schema's code: a scan reads one schema,
+// and an upload is mostly one.
+type schemaCodes struct {
+	schema string
+	code   schemaCode
+}
+
+func (c *schemaCodes) of(schema string) schemaCode {
+	if schema != c.schema || c.schema == "" {
+		h := sha256.Sum256([]byte("jhvault/record/v3/schema|" + schema))
+		c.schema, c.code = schema, schemaCode(h[:8])
+	}
+	return c.code
 }
 
 // IngestResult counts what an ingest stored.
@@ -99,6 +159,7 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 	recs := make([]Record, len(pts))
 	seal := func(lo, hi int) error {
 		var buf, ad, comp []byte
+		var codes schemaCodes
 		for i := lo; i < hi; i++ {
 			p := pts[i]
 			if p.UUID == "" {
@@ -121,7 +182,7 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 			r := &recs[i]
 			r.Schema, r.Time, r.Tag = p.Schema.String(), p.Time.UnixNano(), tag
 			buf = p.AppendJSON(buf[:0])
-			if r.Value, err = v.sealRecord(pk, v.writeFormat, patientID, r, buf, &ad, &comp); err != nil {
+			if r.Value, err = v.sealRecord(pk, v.writeFormat, patientID, r, buf, &ad, &comp, &codes); err != nil {
 				return err
 			}
 		}
@@ -151,24 +212,31 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 	return res, nil
 }
 
-// sealRecord seals one canonical point for r's identity in format. ad and
-// comp are the caller's scratch buffers.
-func (v *Vault) sealRecord(pk *keys.PatientKeys, format int, patientID string, r *Record, point []byte, ad, comp *[]byte) ([]byte, error) {
+// sealRecord seals one canonical point for r's identity in format. ad,
+// comp and codes are the caller's scratch.
+func (v *Vault) sealRecord(pk *keys.PatientKeys, format int, patientID string, r *Record, point []byte, ad, comp *[]byte, codes *schemaCodes) ([]byte, error) {
 	*ad = recordAD((*ad)[:0], format, patientID, r.Schema, r.Time, r.Tag)
 	if format == FormatWrapped {
 		return pk.Seal(point, *ad)
 	}
 	*comp = v.dict.Append((*comp)[:0], point)
-	return pk.SealDerived(nil, *comp, *ad)
+	if format == FormatCompact {
+		return pk.SealDerived(nil, *comp, *ad)
+	}
+	return pk.SealIdentity(nil, *comp, *ad, recordID(codes.of(r.Schema), r.Time, r.Tag))
 }
 
-// openRecord opens a sealed record of either format in place and returns
+// openRecord opens a sealed record of any format in place and returns
 // its canonical point, appended to arena for a compact record (so the
 // point stays valid while the arena's block lives).
 func (v *Vault) openRecord(pk *keys.PatientKeys, patientID string, r *Record, s *openScratch) ([]byte, error) {
 	format := keys.EnvelopeVersion(r.Value)
 	s.ad = recordAD(s.ad[:0], format, patientID, r.Schema, r.Time, r.Tag)
-	pt, err := pk.OpenInPlaceScratch(r.Value, s.ad, &s.keys)
+	var id [keys.IDSize]byte
+	if format == FormatIdentity {
+		id = recordID(s.codes.of(r.Schema), r.Time, r.Tag)
+	}
+	pt, err := pk.OpenInPlaceID(r.Value, s.ad, id, &s.keys)
 	if err != nil || format == FormatWrapped {
 		return pt, err
 	}
@@ -192,6 +260,7 @@ func (v *Vault) openRecord(pk *keys.PatientKeys, patientID string, r *Record, s 
 type openScratch struct {
 	ad, arena []byte
 	keys      keys.OpenScratch
+	codes     schemaCodes
 }
 
 // parallel runs fn over [0,n) in one chunk per core when n is large.
@@ -244,7 +313,8 @@ func (v *Vault) Readings(ctx context.Context, patientID, schema string, from, to
 // the next reading, and the memory it was decompressed into is used again
 // for later readings. That keeps the export's working memory small and in
 // cache instead of allocating (and clearing) a new block for every few
-// dozen points.
+// dozen points. The batches' other memory (the scanned records' headers,
+// the readings handed to the loop) is used again the same way.
 func (v *Vault) ReadingsStream(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[Reading, error] {
 	return v.readings(ctx, patientID, schema, from, to, true)
 }
@@ -275,19 +345,39 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 		workers := max(1, min(runtime.GOMAXPROCS(0), maxReadWorkers))
 		work := make(chan *readBatch, workers)
 		order := make(chan *readBatch, 2*workers)
-		// With reuse, the arena blocks of batches the caller is done with,
-		// for the workers to decompress later batches into.
-		free := make(chan []byte, 3*workers+2)
+		// With reuse, the batches the caller is done with, their arena
+		// blocks (for the workers to decompress later batches into) and
+		// slices kept, for the producer to fill again.
+		free := make(chan *readBatch, 3*workers+2)
+		// With reuse and a ValueScanner, the scanned values are copied
+		// into blocks of one batch each, used again the same way.
+		scan := v.b.Scan
+		var vals *valueBlocks
+		if vs, ok := v.b.(ValueScanner); ok && reuse {
+			vals = &valueBlocks{free: make(chan []byte, 3*workers+2)}
+			scan = func(ctx context.Context, patientID, schema string, from, to int64) iter.Seq2[Record, error] {
+				return vs.ScanInto(ctx, patientID, schema, from, to, vals.alloc)
+			}
+		}
 		wg.Add(1 + workers)
 		go func() {
 			defer wg.Done()
 			defer close(order)
 			defer close(work)
 			newBatch := func() *readBatch {
+				select {
+				case b := <-free:
+					b.done = make(chan struct{})
+					return b
+				default:
+				}
 				return &readBatch{recs: make([]Record, 0, readBatchSize), done: make(chan struct{})}
 			}
 			b := newBatch()
 			send := func() bool {
+				if vals != nil {
+					b.vals = vals.next()
+				}
 				select {
 				case order <- b:
 				case <-ctx.Done():
@@ -301,7 +391,7 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 				b = newBatch()
 				return true
 			}
-			for r, err := range v.b.Scan(ctx, patientID, schema, lo, hi) {
+			for r, err := range scan(ctx, patientID, schema, lo, hi) {
 				if err != nil {
 					b.err = err
 					break
@@ -325,11 +415,11 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 						close(b.done)
 						continue
 					}
-					b.out = make([]Reading, 0, len(b.recs))
+					if cap(b.out) < len(b.recs) {
+						b.out = make([]Reading, 0, len(b.recs))
+					}
 					if reuse {
-						select {
-						case s.arena = <-free:
-						default:
+						if s.arena = b.arena[:0]; cap(s.arena) < streamArena {
 							s.arena = make([]byte, 0, streamArena)
 						}
 					}
@@ -341,11 +431,17 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 						}
 						b.out = append(b.out, Reading{Schema: r.Schema, Time: time.Unix(0, r.Time).UTC(), JSON: pt, Tag: r.Tag})
 					}
-					b.recs = nil
 					if reuse {
 						// The batch's points are in this block (and in any
 						// block before it that filled up, left to the GC).
 						b.arena, s.arena = s.arena, nil
+						// The records' slice is filled again later; the
+						// values they point to are in b.vals (used again
+						// once the loop is done with the batch) or the GC's.
+						clear(b.recs)
+						b.recs = b.recs[:0]
+					} else {
+						b.recs = nil
 					}
 					close(b.done)
 				}
@@ -365,16 +461,26 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 					return
 				}
 			}
-			if reuse && cap(b.arena) >= streamArena {
-				b.out = nil
-				select {
-				case free <- b.arena[:0]:
-				default:
-				}
-			}
 			if err := cmp.Or(b.decErr, b.err); err != nil {
 				yield(Reading{}, err)
 				return
+			}
+			if reuse {
+				// The loop is done with the batch's readings: their
+				// memory goes to a later batch.
+				clear(b.out)
+				b.out = b.out[:0]
+				if vals != nil && b.vals != nil {
+					select {
+					case vals.free <- b.vals:
+					default:
+					}
+					b.vals = nil
+				}
+				select {
+				case free <- b:
+				default:
+				}
 			}
 		}
 		// The producer stops quietly when the context ends; a cut-short
@@ -383,6 +489,62 @@ func (v *Vault) readings(ctx context.Context, patientID, schema string, from, to
 			yield(Reading{}, err)
 		}
 	}
+}
+
+// valueBlock is the size of the blocks valueBlocks hands out: a batch of
+// compact records (about 70-110 bytes each for 300-450-byte points). A
+// batch of larger values (format 1) has the rest of its values allocated
+// one by one.
+const valueBlock = readBatchSize * 128
+
+// valueBlocks hands out the memory a ValueScanner copies values into:
+// the values of each batch of readBatchSize records in a block of their
+// own, so that the block can be used again once the loop is done with the
+// batch. The scan calls alloc once per record in order, possibly a page
+// ahead of the batches, so the blocks filled wait in done, oldest first,
+// until next gives each to its batch. All but free belong to the
+// producer's goroutine.
+type valueBlocks struct {
+	free chan []byte // blocks of batches the loop is done with
+	done [][]byte    // filled blocks, not yet given to their batch
+	cur  []byte      // the block being filled
+	n    int         // values in cur
+}
+
+func (vb *valueBlocks) alloc(n int) []byte {
+	if vb.n == readBatchSize {
+		vb.done = append(vb.done, vb.cur)
+		vb.cur, vb.n = nil, 0
+	}
+	if vb.cur == nil {
+		select {
+		case b := <-vb.free:
+			vb.cur = b[:0]
+		default:
+			vb.cur = make([]byte, 0, valueBlock)
+		}
+	}
+	vb.n++
+	if cap(vb.cur)-len(vb.cur) < n {
+		return make([]byte, n) // too big for what is left: a value of its own
+	}
+	off := len(vb.cur)
+	vb.cur = vb.cur[:off+n]
+	return vb.cur[off : off+n : off+n]
+}
+
+// next returns the block that holds the values of the next batch: the
+// oldest filled one, or the one being filled (the last batch, or a batch
+// whose last value was the last one copied).
+func (vb *valueBlocks) next() []byte {
+	if len(vb.done) > 0 {
+		b := vb.done[0]
+		vb.done = vb.done[1:]
+		return b
+	}
+	b := vb.cur
+	vb.cur, vb.n = nil, 0
+	return b
 }
 
 // readBatchSize is how many records one decryption job holds, and
@@ -398,7 +560,8 @@ const (
 type readBatch struct {
 	recs   []Record
 	out    []Reading
-	arena  []byte // with reuse: the block out's points are in
+	arena  []byte // with reuse: the block out's points are in (or one to use again)
+	vals   []byte // with reuse and a ValueScanner: the block recs' values are in
 	decErr error
 	err    error
 	done   chan struct{}

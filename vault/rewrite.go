@@ -48,8 +48,8 @@ type RewriteResult struct {
 // RecordStatus counts the stored records by format.
 type RecordStatus struct {
 	Patients int `json:"patients"`
-	// Formats maps a format version (FormatWrapped, FormatCompact) to its
-	// number of records.
+	// Formats maps a format version (FormatWrapped, FormatCompact,
+	// FormatIdentity) to its number of records.
 	Formats map[int]int `json:"formats"`
 	Current int         `json:"current_format"`
 }
@@ -92,6 +92,7 @@ func (v *Vault) RewriteRecords(ctx context.Context, o RewriteOptions) (RewriteRe
 func (v *Vault) rewritePatient(ctx context.Context, pk *keys.PatientKeys, patientID string, o RewriteOptions, res *RewriteResult) error {
 	var swaps []RecordSwap
 	var ad, comp []byte
+	var codes schemaCodes
 	sc := new(openScratch)
 	flush := func() error {
 		if len(swaps) == 0 {
@@ -130,7 +131,7 @@ func (v *Vault) rewritePatient(ctx context.Context, pk *keys.PatientKeys, patien
 			if err != nil {
 				return fmt.Errorf("%s record at %d: %w", id, r.Time, err)
 			}
-			sealed, err := v.sealRecord(pk, RecordFormat, patientID, &r, point, &ad, &comp)
+			sealed, err := v.sealRecord(pk, RecordFormat, patientID, &r, point, &ad, &comp, &codes)
 			if err != nil {
 				return err
 			}

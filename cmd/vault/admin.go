@@ -612,7 +612,7 @@ func printRecordStatus(ops api.AdminOps, w io.Writer) error {
 			old += n
 		}
 	}
-	fmt.Fprintf(w, "%d patients; records in format 1 (wrapped DEK): %d; format 2 (compact): %d\n", st.Patients, st.Formats[vault.FormatWrapped], st.Formats[vault.FormatCompact])
+	fmt.Fprintf(w, "%d patients; records in format 1 (wrapped DEK): %d; format 2 (compact): %d; format 3 (compact, identity nonce): %d\n", st.Patients, st.Formats[vault.FormatWrapped], st.Formats[vault.FormatCompact], st.Formats[vault.FormatIdentity])
 	if old > 0 {
 		_, err = fmt.Fprintf(w, "%d records are in an older format: run 'vault admin records rewrite'\n", old)
 	} else {

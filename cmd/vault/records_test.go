@@ -66,7 +66,7 @@ func copyRecordsFixture(t *testing.T) (data, key string) {
 func TestAdminRecordsRewrite(t *testing.T) {
 	data, key := copyRecordsFixture(t)
 	out, stderr, err := runVault(t, time.Minute, "admin", "records", "status", "--data", data, "--root-key-file", key)
-	if want := "2 patients; records in format 1 (wrapped DEK): 61; format 2 (compact): 0\n61 records are in an older format: run 'vault admin records rewrite'"; err != nil || out != want {
+	if want := "2 patients; records in format 1 (wrapped DEK): 61; format 2 (compact): 0; format 3 (compact, identity nonce): 0\n61 records are in an older format: run 'vault admin records rewrite'"; err != nil || out != want {
 		t.Fatalf("status on the file: %q, %v, %s", out, err, stderr)
 	}
 
@@ -80,11 +80,11 @@ func TestAdminRecordsRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rewrite through the socket: %v %s", err, stderr)
 	}
-	if !regexp.MustCompile(`^rewrote 61 records to format 2 \(0 were in it already\), 2 patients, in [0-9.]+ s\n2 patients; records in format 1 \(wrapped DEK\): 0; format 2 \(compact\): 61\nevery record is in the current format \(2\)$`).MatchString(out) {
+	if !regexp.MustCompile(`^rewrote 61 records to format 3 \(0 were in it already\), 2 patients, in [0-9.]+ s\n2 patients; records in format 1 \(wrapped DEK\): 0; format 2 \(compact\): 0; format 3 \(compact, identity nonce\): 61\nevery record is in the current format \(3\)$`).MatchString(out) {
 		t.Fatalf("rewrite output:\n%s", out)
 	}
 	out, _, err = runVault(t, time.Minute, "admin", "records", "rewrite", "--data", data)
-	if err != nil || !regexp.MustCompile(`^rewrote 0 records to format 2 \(61 were in it already\)`).MatchString(out) {
+	if err != nil || !regexp.MustCompile(`^rewrote 0 records to format 3 \(61 were in it already\)`).MatchString(out) {
 		t.Fatalf("second rewrite: %q %v", out, err)
 	}
 	stop()
@@ -128,17 +128,17 @@ func TestAdminRecordsRewriteKilled(t *testing.T) {
 	killProcess(t, cmd)
 
 	formats := recordFormats(t, data, key)
-	if formats[1] == 0 || formats[2] == 0 || formats[1]+formats[2] != total {
-		t.Fatalf("after the kill: %d records in format 1, %d in format 2; want both, %d in all (stdout %q)", formats[1], formats[2], total, stdout.String())
+	if formats[1] == 0 || formats[3] == 0 || formats[1]+formats[3] != total {
+		t.Fatalf("after the kill: %d records in format 1, %d in format 3; want both, %d in all (stdout %q)", formats[1], formats[3], total, stdout.String())
 	}
 	checkFixtureReadings(t, data, key)
 
 	out, stderr, err := runVault(t, time.Minute, "admin", "records", "rewrite", "--data", data, "--root-key-file", key, "--batch", "7")
-	m := regexp.MustCompile(`^rewrote (\d+) records to format 2 \((\d+) were in it already\), 2 patients`).FindStringSubmatch(out)
-	if err != nil || m == nil || m[1] != strconv.Itoa(formats[1]) || m[2] != strconv.Itoa(formats[2]) {
-		t.Fatalf("the second rewrite: %q %v %s; want %d rewritten, %d already done", out, err, stderr, formats[1], formats[2])
+	m := regexp.MustCompile(`^rewrote (\d+) records to format 3 \((\d+) were in it already\), 2 patients`).FindStringSubmatch(out)
+	if err != nil || m == nil || m[1] != strconv.Itoa(formats[1]) || m[2] != strconv.Itoa(formats[3]) {
+		t.Fatalf("the second rewrite: %q %v %s; want %d rewritten, %d already done", out, err, stderr, formats[1], formats[3])
 	}
-	if f := recordFormats(t, data, key); f[1] != 0 || f[2] != total {
+	if f := recordFormats(t, data, key); f[1] != 0 || f[2] != 0 || f[3] != total {
 		t.Fatalf("after the second rewrite: %v", f)
 	}
 	checkFixtureReadings(t, data, key)
@@ -198,8 +198,8 @@ func TestAdminRecordsRewriteServerKilled(t *testing.T) {
 	}
 
 	formats := recordFormats(t, data, key)
-	if formats[1] == 0 || formats[2] == 0 || formats[1]+formats[2] != total {
-		t.Fatalf("after the kill: %d records in format 1, %d in format 2; want both, %d in all", formats[1], formats[2], total)
+	if formats[1] == 0 || formats[3] == 0 || formats[1]+formats[3] != total {
+		t.Fatalf("after the kill: %d records in format 1, %d in format 3; want both, %d in all", formats[1], formats[3], total)
 	}
 	checkFixtureReadings(t, data, key)
 
@@ -219,12 +219,12 @@ func TestAdminRecordsRewriteServerKilled(t *testing.T) {
 		}
 	}
 	out, stderr, err := runVault(t, time.Minute, "admin", "records", "rewrite", "--data", data)
-	m := regexp.MustCompile(`^rewrote (\d+) records to format 2 \((\d+) were in it already\), 2 patients`).FindStringSubmatch(out)
-	if err != nil || m == nil || m[1] != strconv.Itoa(formats[1]) || m[2] != strconv.Itoa(formats[2]) {
-		t.Fatalf("the rewrite through the restarted server: %q %v %s; want %d rewritten, %d already done", out, err, stderr, formats[1], formats[2])
+	m := regexp.MustCompile(`^rewrote (\d+) records to format 3 \((\d+) were in it already\), 2 patients`).FindStringSubmatch(out)
+	if err != nil || m == nil || m[1] != strconv.Itoa(formats[1]) || m[2] != strconv.Itoa(formats[3]) {
+		t.Fatalf("the rewrite through the restarted server: %q %v %s; want %d rewritten, %d already done", out, err, stderr, formats[1], formats[3])
 	}
 	stop()
-	if f := recordFormats(t, data, key); f[1] != 0 || f[2] != total {
+	if f := recordFormats(t, data, key); f[1] != 0 || f[2] != 0 || f[3] != total {
 		t.Fatalf("after the second rewrite: %v", f)
 	}
 	checkFixtureReadings(t, data, key)
@@ -321,13 +321,15 @@ func killProcess(t *testing.T, cmd *exec.Cmd) {
 func recordFormats(t *testing.T, data, key string) map[int]int {
 	t.Helper()
 	out, stderr, err := runVault(t, time.Minute, "admin", "records", "status", "--data", data, "--root-key-file", key)
-	m := regexp.MustCompile(`records in format 1 \(wrapped DEK\): (\d+); format 2 \(compact\): (\d+)`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`records in format 1 \(wrapped DEK\): (\d+); format 2 \(compact\): (\d+); format 3 \(compact, identity nonce\): (\d+)`).FindStringSubmatch(out)
 	if err != nil || m == nil {
 		t.Fatalf("records status: %q %v %s", out, err, stderr)
 	}
-	f1, _ := strconv.Atoi(m[1])
-	f2, _ := strconv.Atoi(m[2])
-	return map[int]int{1: f1, 2: f2}
+	f := map[int]int{}
+	for i := 1; i <= 3; i++ {
+		f[i], _ = strconv.Atoi(m[i])
+	}
+	return f
 }
 
 // checkFixtureReadings opens the vault on data and reads every reading of

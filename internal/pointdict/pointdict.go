@@ -1,5 +1,6 @@
 // Package pointdict compresses canonical Open mHealth points one at a
-// time, for the vault's compact records (format v2, docs/architecture.md).
+// time, for the vault's compact records (formats 2 and 3,
+// docs/architecture.md).
 //
 // A sealed record is one reading, so nothing can compress across records;
 // what makes a 300-byte point small is a dictionary of what every point
@@ -31,7 +32,8 @@ import (
 //go:embed dict-v1.bin
 var dictV1 []byte
 
-// V1 is the first dictionary's version, the one format v2 records use.
+// V1 is the first dictionary's version, the one format 2 and 3 records
+// use.
 const V1 = 1
 
 // MaxPoint is the largest decompressed point accepted: a stored point

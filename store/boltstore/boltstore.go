@@ -82,6 +82,10 @@ var migrations = []func(tx *bolt.Tx) error{
 	// this binary understands") instead of failing on each new record as
 	// if it had been tampered with.
 	func(*bolt.Tx) error { return nil },
+	// Identity-nonce records (format 3, vault.FormatIdentity) are written
+	// from now on: the same kind of step, for the same reason, so a
+	// binary that knows formats 1 and 2 only refuses the file at start.
+	func(*bolt.Tx) error { return nil },
 }
 
 // ErrLocked means another process holds the database.

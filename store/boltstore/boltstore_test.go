@@ -415,3 +415,65 @@ func TestOAuthConformance(t *testing.T) {
 		return s.OAuth(), func() oauthstore.Store { return reopen(t).OAuth() }
 	})
 }
+
+// TestScanInto: ScanInto yields what Scan yields, over several pages and
+// a time range, with every value in memory alloc handed out, alloc called
+// once per record yielded and in order; a loop stopped early gets no more.
+func TestScanInto(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	must(t, s.CreatePatientKeys(ctx, "pt_a", []byte("k")))
+	const n = 2*scanPage + 100
+	var in []vault.Record
+	for i := range n {
+		in = append(in, vault.Record{Schema: "s", Time: int64(i), Tag: [16]byte{byte(i)}, Value: fmt.Appendf(nil, "value %d %s", i, bytes.Repeat([]byte{'x'}, i%50))})
+	}
+	in = append(in, vault.Record{Schema: "t", Time: 1, Value: []byte("other schema")})
+	if _, err := s.Insert(ctx, "pt_a", in); err != nil {
+		t.Fatal(err)
+	}
+	var want []vault.Record
+	for r, err := range s.Scan(ctx, "pt_a", "s", 10, n-5) {
+		must(t, err)
+		want = append(want, r)
+	}
+	if len(want) != n-15 {
+		t.Fatalf("Scan gave %d records, want %d", len(want), n-15)
+	}
+	var handed [][]byte
+	alloc := func(n int) []byte {
+		b := make([]byte, n, n+8) // capacity past the length: the scan must not use it
+		handed = append(handed, b)
+		return b
+	}
+	i := 0
+	for r, err := range s.ScanInto(ctx, "pt_a", "s", 10, n-5, alloc) {
+		must(t, err)
+		w := want[i]
+		if r.Schema != w.Schema || r.Time != w.Time || r.Tag != w.Tag || !bytes.Equal(r.Value, w.Value) {
+			t.Fatalf("record %d = %+v, want %+v", i, r, w)
+		}
+		if i >= len(handed) || &r.Value[0] != &handed[i][0] || len(r.Value) != len(handed[i]) {
+			t.Fatalf("record %d's value is not the memory alloc handed out for it", i)
+		}
+		if handed[i][:len(r.Value)+8][len(r.Value)] != 0 {
+			t.Fatalf("record %d: the scan wrote past the value", i)
+		}
+		i++
+	}
+	if i != len(want) || len(handed) != len(want) {
+		t.Fatalf("ScanInto gave %d records and called alloc %d times, want %d", i, len(handed), len(want))
+	}
+	// Stopped after 3: alloc was called for a page at most, never after.
+	handed = nil
+	k := 0
+	for _, err := range s.ScanInto(ctx, "pt_a", "s", 0, n, alloc) {
+		must(t, err)
+		if k++; k == 3 {
+			break
+		}
+	}
+	if len(handed) != scanPage {
+		t.Fatalf("alloc called %d times for a loop stopped at 3, want one page (%d)", len(handed), scanPage)
+	}
+}

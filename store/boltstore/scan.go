@@ -19,16 +19,27 @@ const arenaSize = 64 << 10
 // Scan implements vault.Backend. It copies records out a page at a time, so
 // no read transaction stays open while the caller streams.
 func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int64) iter.Seq2[vault.Record, error] {
+	return s.ScanInto(ctx, patientID, schema, from, to, nil)
+}
+
+var _ vault.ValueScanner = (*Store)(nil)
+
+// ScanInto implements vault.ValueScanner: Scan, with the values copied
+// into alloc's memory (into the store's own blocks when alloc is nil).
+func (s *Store) ScanInto(ctx context.Context, patientID, schema string, from, to int64, alloc func(n int) []byte) iter.Seq2[vault.Record, error] {
 	return func(yield func(vault.Record, error) bool) {
 		prefix := append([]byte(schema), 0)
 		seek := recordKey(nil, schema, from, [16]byte{})
 		var last []byte
+		// One page of records, filled again for each transaction: the
+		// caller gets each record by value.
+		page := make([]vault.Record, 0, scanPage)
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(vault.Record{}, err)
 				return
 			}
-			page := make([]vault.Record, 0, scanPage)
+			page = page[:0]
 			var arena []byte
 			err := s.view(ctx, func(tx *bolt.Tx) error {
 				b := tx.Bucket(bReadings).Bucket([]byte(patientID))
@@ -48,14 +59,21 @@ func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int
 					if t >= to {
 						break
 					}
-					// One arena per page: a record's value is a full slice of it,
-					// capped so that an append cannot run into the next value.
-					if cap(arena)-len(arena) < len(v) {
-						arena = make([]byte, 0, max(arenaSize, len(v)))
+					var value []byte
+					if alloc != nil {
+						value = alloc(len(v))
+						copy(value, v)
+					} else {
+						// One arena per page: a record's value is a full slice of it,
+						// capped so that an append cannot run into the next value.
+						if cap(arena)-len(arena) < len(v) {
+							arena = make([]byte, 0, max(arenaSize, len(v)))
+						}
+						off := len(arena)
+						arena = append(arena, v...)
+						value = arena[off:len(arena):len(arena)]
 					}
-					off := len(arena)
-					arena = append(arena, v...)
-					r := vault.Record{Schema: schema, Time: t, Value: arena[off:len(arena):len(arena)]}
+					r := vault.Record{Schema: schema, Time: t, Value: value}
 					copy(r.Tag[:], k[len(prefix)+8:])
 					page = append(page, r)
 					last = append(last[:0], k...)

@@ -214,6 +214,12 @@ CREATE TABLE vault_replicas (
 	seen timestamptz NOT NULL
 );
 `,
+	// 5: identity-nonce records (format 3, vault.FormatIdentity) are
+	// written from now on. The tables do not change; the step is here so
+	// that a binary knowing formats 1 and 2 only refuses the database at
+	// start ("upgrade the binary") instead of failing on each new record
+	// as if it had been tampered with, as bbolt's same step does.
+	`SELECT 1`,
 }
 
 // ErrNewerSchema is returned by Open for a database that a newer vault has

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	bolt "go.etcd.io/bbolt"
@@ -190,9 +191,23 @@ func (t *ledgerTx) Extent() (ledgerstore.Extent, error) {
 	if k, _ := t.hashes.Cursor().Last(); k != nil {
 		e.LastHash = keyOrMax(k)
 	}
-	e.Entries = int64(t.entries.Stats().KeyN)
-	e.Hashes = int64(t.hashes.Stats().KeyN)
+	e.Entries, e.Hashes = keyCount(t.tx, t.entries), keyCount(t.tx, t.hashes)
 	return e, nil
+}
+
+// keyCount counts a bucket's keys. A read transaction asks the pages
+// (Stats); a write transaction walks the keys, as Stats counts from the
+// pages and misses what the transaction wrote and has not committed.
+func keyCount(tx *bolt.Tx, b *bolt.Bucket) int64 {
+	if !tx.Writable() {
+		return int64(b.Stats().KeyN)
+	}
+	n := int64(0)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 // keyOrMax decodes the last key of a bucket for Extent: a malformed key
@@ -213,6 +228,9 @@ func (t *ledgerTx) PutEntry(i int64, sealed []byte) error {
 }
 
 func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
+	if first < 0 || first > math.MaxInt64-int64(len(hs)) {
+		return fmt.Errorf("stored hash indexes from %d", first)
+	}
 	for j := range hs {
 		// bbolt keeps the value until commit: each hash gets its own copy.
 		if err := t.hashes.Put(key64(first+int64(j)), bytes.Clone(hs[j][:])); err != nil {

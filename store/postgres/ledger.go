@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
@@ -72,6 +73,9 @@ func (t *ledgerTx) Size() (int64, error) {
 }
 
 func (t *ledgerTx) Meta(key string) ([]byte, error) {
+	if key == "size" {
+		return nil, errors.New(`ledger metadata "size" is read with Size`)
+	}
 	return t.bytesRow("SELECT value FROM ledger_meta WHERE key = $1", []byte(key))
 }
 
@@ -225,6 +229,9 @@ func (t *ledgerTx) PutEntry(i int64, sealed []byte) error {
 }
 
 func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
+	if first < 0 || first > math.MaxInt64-int64(len(hs)) {
+		return fmt.Errorf("stored hash indexes from %d", first)
+	}
 	if len(hs) == 0 {
 		return nil
 	}
@@ -239,6 +246,9 @@ func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
 }
 
 func (t *ledgerTx) PutIndexRow(id string, sealed []byte) error {
+	if id == "" {
+		return errors.New("an index row needs an id") // as bbolt refuses an empty key
+	}
 	return t.exec("INSERT INTO ledger_index (id, sealed) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET sealed = EXCLUDED.sealed", []byte(id), nonNil(sealed))
 }
 
@@ -247,6 +257,9 @@ func (t *ledgerTx) ClearIndex() error { return t.exec("DELETE FROM ledger_index"
 func (t *ledgerTx) PutMeta(key string, val []byte) error {
 	if key == "size" {
 		return errors.New(`ledger metadata "size" is written with SetSize`)
+	}
+	if key == "" {
+		return errors.New("ledger metadata needs a name") // as bbolt refuses an empty key
 	}
 	return t.exec("INSERT INTO ledger_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", []byte(key), nonNil(val))
 }

@@ -154,10 +154,17 @@ func (o oauthStore) DeleteClient(ctx context.Context, id string) error {
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
-		reqs := tx.Bucket(bOAuthRequests)
-		if err := deleteWhere(reqs, func(v []byte) (bool, error) {
+		// The client's requests go, and the codes issued for them; a code
+		// whose request was gone before (another code of it claimed, or it
+		// swept) is not this call's to count: Sweep drops it when it
+		// expires, as the PostgreSQL store does.
+		gone := map[string]bool{}
+		if err := deleteWhereKey(tx.Bucket(bOAuthRequests), func(k, v []byte) (bool, error) {
 			var row oauthRequestRow
 			err := json.Unmarshal(v, &row)
+			if row.Client == id {
+				gone[string(k)] = true
+			}
 			return row.Client == id, err
 		}); err != nil {
 			return err
@@ -167,7 +174,7 @@ func (o oauthStore) DeleteClient(ctx context.Context, id string) error {
 			if err := json.Unmarshal(v, &row); err != nil {
 				return false, err
 			}
-			return reqs.Get(row.Request) == nil, nil
+			return gone[string(row.Request)], nil
 		}); err != nil {
 			return err
 		}
@@ -178,9 +185,14 @@ func (o oauthStore) DeleteClient(ctx context.Context, id string) error {
 
 // deleteWhere deletes the rows of b that match.
 func deleteWhere(b *bolt.Bucket, match func(v []byte) (bool, error)) error {
+	return deleteWhereKey(b, func(_, v []byte) (bool, error) { return match(v) })
+}
+
+// deleteWhereKey deletes the rows of b that match, by key and value.
+func deleteWhereKey(b *bolt.Bucket, match func(k, v []byte) (bool, error)) error {
 	var keys [][]byte
 	err := b.ForEach(func(k, v []byte) error {
-		ok, err := match(v)
+		ok, err := match(k, v)
 		if ok {
 			keys = append(keys, append([]byte(nil), k...))
 		}

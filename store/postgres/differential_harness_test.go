@@ -53,10 +53,10 @@ func diffStores[S any](t *testing.T, name string, seed uint64, steps, checkEvery
 	for i := range steps {
 		st := next(g)
 		history = append(history, fmt.Sprintf("%4d %s", i, st.desc))
-		if j := strings.IndexByte(st.desc, '('); j > 0 {
-			calls[st.desc[:j]]++
-		}
 		a, b := st.run(t.Context(), bolt), st.run(t.Context(), pg)
+		if j := strings.IndexAny(st.desc, "({"); j > 0 {
+			calls[st.desc[:j]+" "+a[strings.LastIndexByte(a, ' ')+1:]]++
+		}
 		if a != b {
 			t.Fatalf("seed %d, step %d: %s\n  bbolt:    %s\n  postgres: %s\nthe calls up to here:\n%s\nreplay: go test -run '%s' ./store/postgres/ -diff.seed=%d -diff.runs=1 -diff.steps=%d",
 				seed, i, st.desc, a, b, diffTail(history, 40), name, seed, i+1)
@@ -68,7 +68,7 @@ func diffStores[S any](t *testing.T, name string, seed uint64, steps, checkEvery
 			}
 		}
 	}
-	t.Logf("seed %d: %d calls agreed: %v", seed, steps, calls)
+	t.Logf("seed %d: %d calls agreed (call and outcome: times): %v", seed, steps, calls)
 }
 
 // diffRepeat reads the flags and runs body once per run, each with its own

@@ -40,7 +40,7 @@ var (
 // The hashes each kind of row draws from (requests, codes, tokens, spent
 // assertion ids), disjoint so a description names one row.
 const (
-	diffReqs, diffCodes, diffToks, diffJTIs  = 5, 6, 8, 4
+	diffReqs, diffCodes, diffToks, diffJTIs  = 4, 4, 8, 4
 	diffCodeBase, diffTokenBase, diffJTIBase = 100, 200, 300
 )
 
@@ -103,7 +103,7 @@ type oauthStep = diffStoreStep[oauthstore.Store]
 func diffOAuthStep(g *diffRand) oauthStep {
 	req := func() [32]byte { return diffHash(g.n(diffReqs)) }
 	code := func() [32]byte { return diffHash(diffCodeBase + g.n(diffCodes)) }
-	switch g.n(22) {
+	switch g.n(30) {
 	case 0:
 		c := oauthstore.Client{ID: g.str(diffClients), Created: g.oauthTime(), Sealed: g.bytes(10)}
 		return oauthStep{"PutClient" + diffClient(c), func(ctx context.Context, s oauthstore.Store) string {
@@ -120,7 +120,7 @@ func diffOAuthStep(g *diffRand) oauthStep {
 		return oauthStep{fmt.Sprintf("DeleteClient(%q)", id), func(ctx context.Context, s oauthstore.Store) string {
 			return diffClass(s.DeleteClient(ctx, id))
 		}}
-	case 3, 4:
+	case 3, 4, 22, 23:
 		r := oauthstore.Request{Hash: req(), ClientID: g.str(diffClients[:4]), Expires: g.oauthTime(), Sealed: g.bytes(10)}
 		return oauthStep{"PutRequest" + diffRequest(r), func(ctx context.Context, s oauthstore.Store) string {
 			return diffClass(s.PutRequest(ctx, r))
@@ -136,18 +136,18 @@ func diffOAuthStep(g *diffRand) oauthStep {
 		return oauthStep{fmt.Sprintf("DeleteRequest(%s)", diffH(h)), func(ctx context.Context, s oauthstore.Store) string {
 			return diffClass(s.DeleteRequest(ctx, h))
 		}}
-	case 7, 8:
+	case 7, 8, 24, 25:
 		c := oauthstore.Code{Hash: code(), Request: req(), Expires: g.oauthTime()}
 		return oauthStep{fmt.Sprintf("PutCode(%s for %s, %s)", diffH(c.Hash), diffH(c.Request), diffT(c.Expires)), func(ctx context.Context, s oauthstore.Store) string {
 			return diffClass(s.PutCode(ctx, c))
 		}}
-	case 9, 10:
+	case 9, 10, 26:
 		h := code()
 		return oauthStep{fmt.Sprintf("ClaimCode(%s)", diffH(h)), func(ctx context.Context, s oauthstore.Store) string {
 			r, err := s.ClaimCode(ctx, h)
 			return diffRequest(r) + " " + diffClass(err)
 		}}
-	case 11, 12:
+	case 11, 12, 27, 28:
 		ts := make([]oauthstore.Token, g.n(4))
 		for i := range ts {
 			ts[i] = g.token()
@@ -208,6 +208,13 @@ func diffOAuthStep(g *diffRand) oauthStep {
 		return oauthStep{"Keys()", func(ctx context.Context, s oauthstore.Store) string {
 			ks, err := s.Keys(ctx)
 			return diffKeys(ks) + " " + diffClass(err)
+		}}
+	}
+	if g.one(2) { // a rarer sweep
+		h := diffHash(diffTokenBase + g.n(diffToks))
+		return oauthStep{fmt.Sprintf("Token(%s)", diffH(h)), func(ctx context.Context, s oauthstore.Store) string {
+			tok, err := s.Token(ctx, h)
+			return diffToken(tok) + " " + diffClass(err)
 		}}
 	}
 	before := g.oauthTime()

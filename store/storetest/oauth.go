@@ -28,6 +28,7 @@ func RunOAuth(t *testing.T, open OAuthFactory) {
 		{"Tokens", testOAuthTokens},
 		{"RotateRace", testOAuthRotateRace},
 		{"DeleteClientTakesItsRows", testOAuthDeleteClient},
+		{"DeleteClientLeavesOtherCodes", testOAuthDeleteClientOtherCodes},
 		{"JTI", testOAuthJTI},
 		{"Keys", testOAuthKeys},
 		{"Sweep", testOAuthSweep},
@@ -269,6 +270,43 @@ func testOAuthDeleteClient(t *testing.T, s oauthstore.Store, _ func() oauthstore
 	}
 	if _, err := s.ClaimCode(ctx, h32("codeoc_b")); err != nil {
 		t.Fatalf("the other client's code went: %v", err)
+	}
+}
+
+// testOAuthDeleteClientOtherCodes: deleting a client takes the codes of
+// its requests and no other, not even a code whose request went earlier
+// (another code of it was claimed): that one is Sweep's, and Sweep counts
+// it. (bbolt's DeleteClient once took every such code; the differential
+// test saw the sweeps' counts differ.)
+func testOAuthDeleteClientOtherCodes(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := context.Background()
+	for _, id := range []string{"oc_a", "oc_b"} {
+		if err := s.PutClient(ctx, oauthstore.Client{ID: id, Sealed: sealedOf(id)}); err != nil {
+			t.Fatal(err)
+		}
+		req := oauthstore.Request{Hash: h32("req" + id), ClientID: id, Expires: oauthNow, Sealed: sealedOf("req")}
+		if err := s.PutRequest(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []string{"code1", "code2"} {
+			if err := s.PutCode(ctx, oauthstore.Code{Hash: h32(c + id), Request: req.Hash, Expires: oauthNow}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// oc_b's request is claimed through code1; its code2 stays behind.
+	if _, err := s.ClaimCode(ctx, h32("code1oc_b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClient(ctx, "oc_a"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Sweep(ctx, oauthNow.Add(time.Nanosecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("the sweep after the deletion dropped %d rows, want 1 (oc_b's unclaimable code2)", n)
 	}
 }
 

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -73,10 +74,10 @@ func diffStores[S any](t *testing.T, name string, seed uint64, steps, checkEvery
 
 // diffRepeat reads the flags and runs body once per run, each with its own
 // seed, as TestDifferential does.
-func diffRepeat(t *testing.T, name string, defSteps int, body func(t *testing.T, seed uint64, steps int)) {
+func diffRepeat(t *testing.T, name string, defSteps, defRuns int, body func(t *testing.T, seed uint64, steps int)) {
 	seed := diffParam(t, *diffSeed, "VAULT_DIFF_SEED", uint64(time.Now().UnixNano()))
 	steps := int(diffParam(t, uint64(max(*diffSteps, 0)), "VAULT_DIFF_STEPS", uint64(defSteps)))
-	runs := int(diffParam(t, uint64(max(*diffRuns, 0)), "VAULT_DIFF_RUNS", 2))
+	runs := int(diffParam(t, uint64(max(*diffRuns, 0)), "VAULT_DIFF_RUNS", uint64(defRuns)))
 	t.Logf("%s: %d runs of %d calls, seed %d (replay with -run '%s' -diff.seed=%d -diff.steps=%d -diff.runs=%d)", name, runs, steps, seed, name, seed, steps, runs)
 	for run := range runs {
 		s := seed + uint64(run)
@@ -121,23 +122,24 @@ func (g *diffRand) bytes(max int) []byte {
 	return b
 }
 
-// hash picks one of a few 32-byte hashes (all zero, one differing only in
-// the last byte, ...), so that calls collide; k names it in descriptions.
-func (g *diffRand) hash(k int) [32]byte { return diffHash(g.n(k)) }
-
+// diffHash is the i-th of the tests' 32-byte hashes, distinct for every
+// i, in shapes that sort apart: all zero (i = 0), differing only in the
+// last bytes, or in the first.
 func diffHash(i int) [32]byte {
 	var h [32]byte
 	switch i % 4 {
-	case 0:
-		h[31] = byte(i)
+	case 0: // diffHash(0) is all zero
+		binary.BigEndian.PutUint64(h[24:], uint64(i))
 	case 1:
-		h[0] = byte(i)
+		binary.BigEndian.PutUint64(h[:], uint64(i))
 	case 2:
-		h[0], h[31] = 0xff, byte(i)
+		h[0] = 0xff
+		binary.BigEndian.PutUint64(h[24:], uint64(i))
 	default:
 		for j := range h {
 			h[j] = byte(i * j)
 		}
+		binary.BigEndian.PutUint64(h[8:], uint64(i))
 	}
 	return h
 }

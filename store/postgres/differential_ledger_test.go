@@ -23,7 +23,7 @@ import (
 //
 //	go test -run TestDifferentialLedger ./store/postgres/ -diff.seed=N -diff.runs=1
 func TestDifferentialLedger(t *testing.T) {
-	diffRepeat(t, "TestDifferentialLedger", 400, func(t *testing.T, seed uint64, steps int) {
+	diffRepeat(t, "TestDifferentialLedger", 400, 2, func(t *testing.T, seed uint64, steps int) {
 		bolt, pg := openBolt(t).Ledger(), openTest(t).Ledger()
 		diffStores(t, "TestDifferentialLedger", seed, steps, 25, bolt, pg, diffLedgerStep, diffLedgerState)
 	})

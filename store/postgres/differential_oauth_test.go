@@ -24,7 +24,7 @@ import (
 //
 //	go test -run TestDifferentialOAuth ./store/postgres/ -diff.seed=N -diff.runs=1
 func TestDifferentialOAuth(t *testing.T) {
-	diffRepeat(t, "TestDifferentialOAuth", 400, func(t *testing.T, seed uint64, steps int) {
+	diffRepeat(t, "TestDifferentialOAuth", 400, 2, func(t *testing.T, seed uint64, steps int) {
 		bolt, pg := openBolt(t).OAuth(), openTest(t).OAuth()
 		diffStores(t, "TestDifferentialOAuth", seed, steps, 25, bolt, pg, diffOAuthStep, diffOAuthState)
 	})

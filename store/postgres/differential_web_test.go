@@ -26,7 +26,7 @@ import (
 //
 //	go test -run TestDifferentialWeb ./store/postgres/ -diff.seed=N -diff.runs=1
 func TestDifferentialWeb(t *testing.T) {
-	diffRepeat(t, "TestDifferentialWeb", 500, func(t *testing.T, seed uint64, steps int) {
+	diffRepeat(t, "TestDifferentialWeb", 500, 2, func(t *testing.T, seed uint64, steps int) {
 		bolt, pg := openBolt(t).Web(), openTest(t).Web()
 		gen := &diffWebGen{}
 		diffStores(t, "TestDifferentialWeb", seed, steps, 25, bolt, pg, gen.next, gen.state)

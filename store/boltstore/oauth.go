@@ -105,6 +105,9 @@ func getJSON(b *bolt.Bucket, key []byte, v any) error {
 }
 
 func (o oauthStore) PutClient(ctx context.Context, c oauthstore.Client) error {
+	if err := checkTimes(c.Created); err != nil {
+		return err
+	}
 	if c.ID == "" {
 		return errors.New("a client needs an id")
 	}
@@ -210,6 +213,9 @@ func deleteWhereKey(b *bolt.Bucket, match func(k, v []byte) (bool, error)) error
 }
 
 func (o oauthStore) PutRequest(ctx context.Context, r oauthstore.Request) error {
+	if err := checkTimes(r.Expires); err != nil {
+		return err
+	}
 	return o.s.update(ctx, func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bOAuthRequests), r.Hash[:], oauthRequestRow{Client: r.ClientID, Expires: r.Expires, Sealed: r.Sealed})
 	})
@@ -242,6 +248,9 @@ func (o oauthStore) DeleteRequest(ctx context.Context, hash [32]byte) error {
 }
 
 func (o oauthStore) PutCode(ctx context.Context, c oauthstore.Code) error {
+	if err := checkTimes(c.Expires); err != nil {
+		return err
+	}
 	return o.s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bOAuthRequests).Get(c.Request[:]) == nil {
 			return oauthstore.ErrNotFound
@@ -293,6 +302,9 @@ func tokenRow(t oauthstore.Token) oauthTokenRow {
 func putTokens(tx *bolt.Tx, ts []oauthstore.Token) error {
 	b := tx.Bucket(bOAuthTokens)
 	for _, t := range ts {
+		if err := checkTimes(t.Expires); err != nil {
+			return err
+		}
 		if t.Kind != oauthstore.Access && t.Kind != oauthstore.Refresh {
 			return errors.New("unknown token kind")
 		}
@@ -378,6 +390,9 @@ func (o oauthStore) DeleteToken(ctx context.Context, hash [32]byte) error {
 }
 
 func (o oauthStore) SpendJTI(ctx context.Context, hash [32]byte, expires time.Time) error {
+	if err := checkTimes(expires); err != nil {
+		return err
+	}
 	return o.s.batch(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOAuthJTI)
 		if b.Get(hash[:]) != nil {
@@ -411,6 +426,9 @@ func (o oauthStore) AddKey(ctx context.Context, k oauthstore.Key, keep int) erro
 	if keep < 1 || k.ID == "" {
 		return errors.New("a key needs an id, and at least one key is kept")
 	}
+	if err := checkTimes(k.Created); err != nil {
+		return err
+	}
 	return o.s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOAuthKeys)
 		if err := putJSON(b, keyKey(k), oauthKeyRow{ID: k.ID, Created: k.Created, Sealed: k.Sealed}); err != nil {
@@ -432,6 +450,9 @@ func (o oauthStore) AddKey(ctx context.Context, k oauthstore.Key, keep int) erro
 }
 
 func (o oauthStore) Sweep(ctx context.Context, before time.Time) (int, error) {
+	if err := checkTimes(before); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := o.s.update(ctx, func(tx *bolt.Tx) error {
 		expired := func(v []byte) (bool, error) {

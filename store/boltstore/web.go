@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jupyterhealth/vault/web/webstore"
@@ -137,12 +138,43 @@ func (w webStore) update(ctx context.Context, fn func(*webTx) error) error {
 	})
 }
 
+// appendTime encodes a time as its Unix nanoseconds, sign bit flipped so
+// they sort; the zero time is the smallest (math.MinInt64), as the
+// PostgreSQL store keeps it. A time outside what Unix nanoseconds hold is
+// refused before it gets here (checkTimes).
 func appendTime(dst []byte, t time.Time) []byte {
-	return binary.BigEndian.AppendUint64(dst, uint64(t.UnixNano())^(1<<63))
+	n := int64(math.MinInt64)
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	return binary.BigEndian.AppendUint64(dst, uint64(n)^(1<<63))
 }
 
 func readTime(b []byte) time.Time {
-	return time.Unix(0, int64(binary.BigEndian.Uint64(b)^(1<<63))).UTC()
+	n := int64(binary.BigEndian.Uint64(b) ^ (1 << 63))
+	if n == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// The times a web or OAuth row keeps: what signed Unix nanoseconds hold
+// (1677-09-21 to 2262-04-11), less the smallest, which stands for the
+// zero time; and the zero time.
+var (
+	minTime = time.Unix(0, math.MinInt64+1)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// checkTimes refuses a time a row cannot keep, as the PostgreSQL store
+// does (its columns are bigint nanoseconds).
+func checkTimes(ts ...time.Time) error {
+	for _, t := range ts {
+		if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
+			return fmt.Errorf("time %s is outside what the store keeps (%s to %s)", t.UTC().Format(time.RFC3339), minTime.UTC().Format(time.RFC3339Nano), maxTime.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return nil
 }
 
 func userKey(userID string, id []byte) []byte {
@@ -214,6 +246,9 @@ func (wt *webTx) invitesWhere(match func(expires time.Time, userID string) bool)
 }
 
 func (w webStore) PutInvite(ctx context.Context, inv webstore.Invite, sweepBefore time.Time) error {
+	if err := checkTimes(inv.Expires, sweepBefore); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if !sweepBefore.IsZero() {
 			stale := wt.invitesWhere(func(exp time.Time, _ string) bool { return exp.Before(sweepBefore) })
@@ -248,6 +283,9 @@ func (w webStore) ClaimInvite(ctx context.Context, hash [32]byte) (webstore.Invi
 }
 
 func (w webStore) ReleaseInvite(ctx context.Context, inv webstore.Invite) error {
+	if err := checkTimes(inv.Expires); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error { return wt.putInvite(inv) })
 }
 
@@ -611,6 +649,9 @@ func (r timedRow) session() webstore.Session {
 }
 
 func (w webStore) CreateSession(ctx context.Context, s webstore.Session, max int) error {
+	if err := checkTimes(s.Created, s.LastSeen, s.Expires); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.sessions
 		if _, err := t.makeRoom(s.Created, max); err != nil {
@@ -640,6 +681,9 @@ func (w webStore) Session(ctx context.Context, hash [32]byte) (webstore.Session,
 }
 
 func (w webStore) TouchSession(ctx context.Context, hash [32]byte, lastSeen, expires time.Time) error {
+	if err := checkTimes(lastSeen, expires); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.sessions
 		r, err := t.get(hash)
@@ -693,6 +737,9 @@ func (w webStore) DeleteSessions(ctx context.Context, userID string, match func(
 }
 
 func (w webStore) PutCeremony(ctx context.Context, c webstore.Ceremony, max int) error {
+	if err := checkTimes(c.Created, c.Expires); err != nil {
+		return err
+	}
 	// A full store of live ceremonies refuses from a read transaction: a
 	// flood of unauthenticated begins then costs no write (and no fsync).
 	full := false
@@ -736,6 +783,9 @@ func (w webStore) TakeCeremony(ctx context.Context, hash [32]byte) (webstore.Cer
 }
 
 func (w webStore) SpendChallenge(ctx context.Context, sp webstore.SpentChallenge, max int) error {
+	if err := checkTimes(sp.Created, sp.Expires); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.spent
 		if !sp.Created.Before(sp.Expires) {
@@ -794,6 +844,9 @@ func (r timedRow) appConsent() webstore.AppConsent {
 }
 
 func (w webStore) PutAppConsent(ctx context.Context, c webstore.AppConsent, max int) error {
+	if err := checkTimes(c.Created); err != nil {
+		return err
+	}
 	if c.UserID == "" {
 		return errors.New("a remembered consent names its user")
 	}

@@ -145,12 +145,13 @@ func diffHash(i int) [32]byte {
 }
 
 // diffBase is the tests' "now", and times are drawn around it, with the
-// extremes a store must keep: the smallest and largest Unix nanoseconds,
-// and one nanosecond apart.
+// extremes a store must keep (the smallest and largest Unix nanoseconds,
+// one nanosecond apart, the zero time) and some it must refuse (before or
+// after those).
 var diffBase = time.Unix(1_760_000_000, 123_456_789).UTC()
 
 func (g *diffRand) time() time.Time {
-	switch g.n(16) {
+	switch g.n(20) {
 	case 0:
 		return time.Unix(0, math.MinInt64+1).UTC()
 	case 1:
@@ -159,6 +160,15 @@ func (g *diffRand) time() time.Time {
 		return diffBase.Add(time.Nanosecond)
 	case 3:
 		return diffBase.Add(-time.Nanosecond)
+	case 4:
+		return time.Time{}
+	case 5: // outside what either store keeps: refused by both
+		return []time.Time{
+			time.Unix(0, math.MinInt64).UTC(), // the zero time's encoding
+			time.Unix(0, math.MaxInt64).Add(time.Nanosecond),
+			time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC),
+		}[g.n(4)]
 	}
 	return diffBase.Add(time.Duration(g.n(9)-4) * time.Minute)
 }

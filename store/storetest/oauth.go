@@ -32,6 +32,7 @@ func RunOAuth(t *testing.T, open OAuthFactory) {
 		{"JTI", testOAuthJTI},
 		{"Keys", testOAuthKeys},
 		{"Sweep", testOAuthSweep},
+		{"TimeRange", testOAuthTimeRange},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -398,5 +399,58 @@ func oneWinner(t *testing.T, what string, lost error, try func(i int) error) {
 	wg.Wait()
 	if wins != 1 {
 		t.Fatalf("%d %s won, want 1", wins, what)
+	}
+}
+
+// testOAuthTimeRange: the extreme times and the zero time come back as
+// they were put; a time beyond them is refused and nothing is stored.
+// (Found by store/postgres's TestDifferentialOAuth: bbolt's JSON rows
+// kept a year-3000 expiry, PostgreSQL's bigint wrapped it around.)
+func testOAuthTimeRange(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := context.Background()
+	for i, tm := range []time.Time{timeKeptMin, timeKeptMax, {}} {
+		c := oauthstore.Client{ID: fmt.Sprint("oc_", i), Created: tm, Sealed: sealedOf("c")}
+		if err := s.PutClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Client(ctx, c.ID)
+		if err != nil || !got.Created.Equal(c.Created) || got.Created.IsZero() != tm.IsZero() {
+			t.Fatalf("client created %s: read back %s, %v", tm, got.Created, err)
+		}
+		tok := oauthToken(fmt.Sprint("tok", i), oauthstore.Refresh, "f", "pt_a", c.ID)
+		tok.Expires = tm
+		if err := s.PutTokens(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		gt, err := s.Token(ctx, tok.Hash)
+		if err != nil || !gt.Expires.Equal(tm) || gt.Expires.IsZero() != tm.IsZero() {
+			t.Fatalf("token expiring %s: read back %s, %v", tm, gt.Expires, err)
+		}
+	}
+	for _, tm := range timesRefused {
+		h := h32("refused " + tm.String())
+		if err := s.PutRequest(ctx, oauthstore.Request{Hash: h, ClientID: "oc_0", Expires: tm}); err == nil {
+			t.Errorf("a request expiring %s was stored", tm)
+		}
+		if _, err := s.Request(ctx, h); !errors.Is(err, oauthstore.ErrNotFound) {
+			t.Errorf("the refused request: %v", err)
+		}
+		tok := oauthToken("refused", oauthstore.Access, "f", "pt_a", "oc_0")
+		tok.Expires = tm
+		if err := s.PutTokens(ctx, tok); err == nil {
+			t.Errorf("a token expiring %s was stored", tm)
+		}
+		if err := s.SpendJTI(ctx, h, tm); err == nil {
+			t.Errorf("an assertion id spent until %s was stored", tm)
+		}
+		if err := s.PutClient(ctx, oauthstore.Client{ID: "oc_refused", Created: tm}); err == nil {
+			t.Errorf("a client created %s was stored", tm)
+		}
+		if err := s.AddKey(ctx, oauthstore.Key{ID: "k_refused", Created: tm}, 3); err == nil {
+			t.Errorf("a key created %s was stored", tm)
+		}
+		if _, err := s.Sweep(ctx, tm); err == nil {
+			t.Errorf("a sweep before %s was taken", tm)
+		}
 	}
 }

@@ -24,6 +24,10 @@
 // the same token is reported (ErrRotated) so oauth can end its family; a
 // client-assertion id is spent at most once.
 //
+// A store keeps times to the nanosecond, from 1677-09-21 to 2262-04-11
+// (signed Unix nanoseconds), and the zero time; it refuses a row or a
+// sweep with a time outside them.
+//
 // The package imports nothing of the vault, so that oauth's own tests can
 // build a real store, as database/sql/driver does for database/sql.
 package oauthstore

@@ -26,6 +26,10 @@
 // last one, and handing out an invite, a recovery code or a ceremony at most
 // once however many requests race for it.
 //
+// A store keeps times to the nanosecond, from 1677-09-21 to 2262-04-11
+// (signed Unix nanoseconds), and the zero time; it refuses a row or a
+// sweep with a time outside them.
+//
 // Every method takes a context; a store on a network honours it, an
 // embedded one may only check it before it starts.
 //

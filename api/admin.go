@@ -350,11 +350,13 @@ func (a LocalAdmin) UserDetail(ctx context.Context, id string) (AdminUserDetail,
 	for _, t := range toks {
 		d.Tokens = append(d.Tokens, AdminTokenInfo{ID: t.ID, Kind: t.Kind, Created: t.Created, Expires: t.Expires, LastUsed: t.LastUsed})
 	}
-	var gs []consent.GrantState
+	patient, clinician := id, ""
 	if u.Role == vault.RoleClinician {
-		gs = a.Ledger.Grants("", id)
-	} else {
-		gs = a.Ledger.Grants(id, "")
+		patient, clinician = "", id
+	}
+	gs, err := a.Ledger.Grants(patient, clinician)
+	if err != nil {
+		return AdminUserDetail{}, err
 	}
 	now := time.Now()
 	for i := range gs {
@@ -397,6 +399,8 @@ func (a LocalAdmin) MintToken(ctx context.Context, r AdminTokenRequest) (AdminTo
 }
 
 // RebuildLedgerIndex replaces the grant index with a replay of the log.
+// On PostgreSQL every other replica rebuilds its own on the rebuild's
+// event (consent.Ledger.RebuiltElsewhere).
 func (a LocalAdmin) RebuildLedgerIndex() (int, error) {
 	n, err := a.Ledger.Rebuild()
 	if err != nil {

@@ -690,8 +690,8 @@ func TestDeletePatientEndsGrants(t *testing.T) {
 	if err := admin.DeleteUser(t.Context(), f.patient.ID); err != nil {
 		t.Fatal(err)
 	}
-	gs := f.ledger.Grants(f.patient.ID, "")
-	if len(gs) != 1 || gs[0].RevokeIndex == nil {
+	gs, err := f.ledger.Grants(f.patient.ID, "")
+	if err != nil || len(gs) != 1 || gs[0].RevokeIndex == nil {
 		t.Fatalf("grants after delete: %+v", gs)
 	}
 	if d := f.ledger.Decide(consent.Request{Clinician: f.clinID, Patient: f.patient.ID, Schema: "omh:heart-rate:2.0", Now: time.Now()}); d.Permit {

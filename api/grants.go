@@ -104,8 +104,12 @@ func (s *Server) postGrant(c echo.Context) error {
 func (s *Server) getGrants(c echo.Context) error {
 	tok := principal(c)
 	now := time.Now()
+	gs, err := s.ledger.Grants(tok.UserID, "")
+	if err != nil {
+		return internal(err)
+	}
 	out := []GrantResponse{}
-	for _, g := range s.ledger.Grants(tok.UserID, "") {
+	for _, g := range gs {
 		out = append(out, s.withKeys(grantResponse(g, now), now))
 	}
 	return c.JSON(http.StatusOK, out)
@@ -116,6 +120,12 @@ func (s *Server) getGrants(c echo.Context) error {
 func (s *Server) visibleGrant(c echo.Context) (consent.GrantState, *Error) {
 	tok := principal(c)
 	g, err := s.ledger.Grant(c.Param("id"))
+	if err != nil && !errors.Is(err, consent.ErrNoGrant) {
+		// The index could not be brought up to date (a replica that
+		// cannot reach the database): whether the grant exists is not
+		// known, so not a 404.
+		return consent.GrantState{}, internal(err)
+	}
 	if err != nil || (g.Patient != tok.UserID && g.Clinician != tok.UserID) {
 		return consent.GrantState{}, newError(http.StatusNotFound, "no_grant", "no grant with that id is yours")
 	}
@@ -171,7 +181,11 @@ func (s *Server) getClinicianPatients(c echo.Context) error {
 	now := time.Now()
 	byPatient := map[string]*PatientEntry{}
 	var order []string
-	for _, g := range s.ledger.Grants("", tok.UserID) {
+	gs, err := s.ledger.Grants("", tok.UserID)
+	if err != nil {
+		return internal(err)
+	}
+	for _, g := range gs {
 		if !g.Active(now) {
 			continue
 		}

@@ -105,7 +105,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"format", "outcome"}),
 		eventLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vault_replica_event_lag_seconds",
-			Help:    "On PostgreSQL, from a change on one replica (a patient's deletion) to this replica acting on its event, by kind.",
+			Help:    "On PostgreSQL, from a change on one replica (a patient's deletion, a ledger rebuild) to this replica acting on its event, by kind.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"kind"}),
 	}

@@ -35,14 +35,16 @@ func parseWindow(c echo.Context) (from, to time.Time, err *Error) {
 	return from, to, nil
 }
 
-// parseSchemas reads ?schema=. Without it every supported schema is read;
+// parseSchemas reads ?schema=. Without it every accepted schema the
+// patient has readings of is read (vault.Schemas: the store lists them,
+// rather than a scan of each of the hundred or so accepted ones);
 // namespace:name without a version means the stored (canonical) version.
-func parseSchemas(c echo.Context) ([]string, *Error) {
+func (s *Server) parseSchemas(c echo.Context, patientID string) ([]string, *Error) {
 	v := c.QueryParam("schema")
 	if v == "" {
-		var all []string
-		for _, s := range omh.Accepted() {
-			all = append(all, s.String())
+		all, err := s.vault.Schemas(c.Request().Context(), patientID)
+		if err != nil {
+			return nil, storeError(err)
 		}
 		return all, nil
 	}
@@ -61,7 +63,7 @@ func parseSchemas(c echo.Context) ([]string, *Error) {
 // within each schema.
 func (s *Server) getReadings(c echo.Context) error {
 	tok := principal(c)
-	schemas, aerr := parseSchemas(c)
+	schemas, aerr := s.parseSchemas(c, tok.UserID)
 	if aerr != nil {
 		return aerr
 	}

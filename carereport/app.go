@@ -27,19 +27,31 @@
 // code exchange, which needs the secret, happens here, and so do the FHIR
 // reads and the drawing: the report is the vault's own AGP (package stats
 // computes it, package report draws it), built from the Observations the
-// FHIR API returned. The pending launches (state, PKCE verifier) and the
-// signed-in sessions (the access token, the patient) are kept in memory
-// only, under the SHA-256 of the random values the browser's cookies
-// carry; a restart forgets them, and the user launches again. A session
-// lasts as long as its access token (the app asks no offline_access).
+// FHIR API returned.
+//
+// The app keeps nothing in memory between requests. A pending launch
+// (state, PKCE verifier) and a signed-in session (the access token, the
+// patient) travel in the browser's cookies, sealed with the vault's
+// master keyset (an AEAD: the browser holds ciphertext only, and a
+// changed, moved or forged cookie does not open). Every replica on one
+// database holds the same keyset, so a launch begun on one replica comes
+// back to any other, and the report is served by any. A pending launch is
+// bound to its state (the callback's state must be the one sealed in the
+// cookie) and to the app's registration (the client id is the associated
+// data, so a new base URL voids every cookie); its code is single-use at
+// the vault, so an answer replayed with the cookie fails at the exchange.
+// A session lasts as long as its access token (the app asks no
+// offline_access); there is no sign-out but the cookie's end and the
+// token's (revoking the clinician's grant or the app ends it at once).
 package carereport
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
+	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -47,7 +59,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -63,10 +74,9 @@ const Name = "Care team CGM report"
 const (
 	// PendingTTL is how long a launch may take to come back with a code.
 	PendingTTL = 10 * time.Minute
-	// MaxPending and MaxSessions bound what the app keeps in memory; a
-	// full table refuses a new launch (503) rather than forget one.
-	MaxPending  = 1000
-	MaxSessions = 1000
+	// MaxCookie bounds a sealed cookie's value (browsers keep 4096 bytes
+	// a cookie); a token too long for it is refused (502) rather than cut.
+	MaxCookie = 3800
 	// ReportDays is the AGP's period: the consensus report's 14 days.
 	ReportDays = 14
 	// MaxPages and MaxReadings bound one report's reads.
@@ -96,6 +106,14 @@ func RedirectURI(base *url.URL) string {
 }
 func LaunchURI(base *url.URL) string { return strings.TrimSuffix(base.String(), "/") + Path + "launch" }
 
+// Sealer seals and opens the app's cookies: the master keyset's AEAD
+// (keys.Master), the same on every replica. The associated data names
+// what is sealed.
+type Sealer interface {
+	Encrypt(plaintext, ad []byte) ([]byte, error)
+	Decrypt(ciphertext, ad []byte) ([]byte, error)
+}
+
 // Config is what New needs.
 type Config struct {
 	// BaseURL is the vault's public base URL; the app is at BaseURL/apps/care-report/.
@@ -104,6 +122,9 @@ type Config struct {
 	Issuer string
 	// ClientID and ClientSecret are the app's registration.
 	ClientID, ClientSecret string
+	// Sealer seals the launch and session cookies; every process serving
+	// the app must have the same keys (the vault's master keyset).
+	Sealer Sealer
 	// HTTPClient reaches the issuer (token endpoint, FHIR API); nil means
 	// a client with a 30-second timeout.
 	HTTPClient *http.Client
@@ -121,28 +142,29 @@ type App struct {
 	log    *slog.Logger
 	now    func() time.Time
 	pages  *template.Template
-
-	mu       sync.Mutex
-	pending  map[[32]byte]pendingLaunch
-	sessions map[[32]byte]*appSession
+	sealer Sealer
+	// launchAD and sessionAD are the cookies' associated data: what they
+	// hold and the registration they belong to.
+	launchAD, sessionAD []byte
 }
 
-// pendingLaunch is a launch on its way to the vault and back.
+// pendingLaunch is a launch on its way to the vault and back, as its
+// sealed cookie holds it.
 type pendingLaunch struct {
-	State    string
-	Verifier string
-	Browser  [32]byte // the SHA-256 of the launch cookie's value
-	EHR      bool
-	Expires  time.Time
+	State    string    `json:"state"`
+	Verifier string    `json:"verifier"`
+	EHR      bool      `json:"ehr,omitempty"`
+	Expires  time.Time `json:"expires"`
 }
 
-// appSession is a signed-in user's: the token and the patient in context.
+// appSession is a signed-in user's: the token and the patient in
+// context, as the sealed session cookie holds them.
 type appSession struct {
-	Token   *oauth2.Token
-	Patient string // FHIR id, pt-…
-	Banner  bool
-	Scope   string
-	Expires time.Time
+	Token   *oauth2.Token `json:"token"`
+	Patient string        `json:"patient"` // FHIR id, pt-…
+	Banner  bool          `json:"banner,omitempty"`
+	Scope   string        `json:"scope,omitempty"`
+	Expires time.Time     `json:"expires"`
 }
 
 //go:embed templates/*.html static/*
@@ -150,8 +172,8 @@ var assets embed.FS
 
 // New builds the app.
 func New(c Config) (*App, error) {
-	if c.BaseURL == nil || c.Issuer == "" || c.ClientID == "" || c.ClientSecret == "" {
-		return nil, errors.New("carereport: BaseURL, Issuer, ClientID and ClientSecret are required")
+	if c.BaseURL == nil || c.Issuer == "" || c.ClientID == "" || c.ClientSecret == "" || c.Sealer == nil {
+		return nil, errors.New("carereport: BaseURL, Issuer, ClientID, ClientSecret and Sealer are required")
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -171,13 +193,14 @@ func New(c Config) (*App, error) {
 		issuer: iss,
 		oauth: oauth2.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: RedirectURI(c.BaseURL),
 			Endpoint: oauth2.Endpoint{AuthURL: iss + "/auth/authorize", TokenURL: iss + "/auth/token", AuthStyle: oauth2.AuthStyleInHeader}},
-		secure:   c.BaseURL.Scheme == "https",
-		client:   c.HTTPClient,
-		log:      c.Logger,
-		now:      c.Now,
-		pages:    pages,
-		pending:  map[[32]byte]pendingLaunch{},
-		sessions: map[[32]byte]*appSession{},
+		secure:    c.BaseURL.Scheme == "https",
+		client:    c.HTTPClient,
+		log:       c.Logger,
+		now:       c.Now,
+		pages:     pages,
+		sealer:    c.Sealer,
+		launchAD:  []byte("jhvault/care-report/launch/v1|" + c.ClientID),
+		sessionAD: []byte("jhvault/care-report/session/v1|" + c.ClientID),
 	}, nil
 }
 
@@ -248,7 +271,36 @@ func random() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func hashOf(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+// seal makes a cookie value of v: JSON sealed under ad, base64url.
+func (a *App) seal(v any, ad []byte) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	ct, err := a.sealer.Encrypt(b, ad)
+	if err != nil {
+		return "", err
+	}
+	s := base64.RawURLEncoding.EncodeToString(ct)
+	if len(s) > MaxCookie {
+		return "", fmt.Errorf("a sealed cookie of %d bytes is over the limit of %d", len(s), MaxCookie)
+	}
+	return s, nil
+}
+
+// open reads a cookie value seal made with the same ad into v; false if
+// it is not one (changed, forged, another registration's, or garbage).
+func (a *App) open(value string, ad []byte, v any) bool {
+	if value == "" || len(value) > MaxCookie {
+		return false
+	}
+	ct, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil {
+		return false
+	}
+	b, err := a.sealer.Decrypt(ct, ad)
+	return err == nil && json.Unmarshal(b, v) == nil
+}
 
 func (a *App) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: Path, MaxAge: maxAge, HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteLaxMode})
@@ -267,20 +319,11 @@ func (a *App) launch(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, http.StatusBadRequest, "bad_launch", "The launch id is too long. Open the app from the vault again.")
 		return
 	}
-	now := a.now()
-	pl := pendingLaunch{State: random(), Verifier: oauth2.GenerateVerifier(), EHR: launchID != "", Expires: now.Add(PendingTTL)}
-	browser := random()
-	pl.Browser = hashOf(browser)
-	a.mu.Lock()
-	sweepPending(a.pending, now)
-	full := len(a.pending) >= MaxPending
-	if !full {
-		a.pending[hashOf(pl.State)] = pl
-	}
-	a.mu.Unlock()
-	if full {
-		w.Header().Set("Retry-After", "60")
-		a.fail(w, http.StatusServiceUnavailable, "busy", "Too many launches are in progress. Try again in a minute.")
+	pl := pendingLaunch{State: random(), Verifier: oauth2.GenerateVerifier(), EHR: launchID != "", Expires: a.now().Add(PendingTTL)}
+	sealed, err := a.seal(pl, a.launchAD)
+	if err != nil {
+		a.log.Error("care report: sealing the launch cookie", "cause", err.Error())
+		a.fail(w, http.StatusInternalServerError, "internal", "The app could not start the launch. Try again shortly.")
 		return
 	}
 	scopes := standaloneScopes
@@ -291,16 +334,8 @@ func (a *App) launch(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg := a.oauth
 	cfg.Scopes = scopes
-	a.setCookie(w, launchCookie, browser, int(PendingTTL/time.Second))
+	a.setCookie(w, launchCookie, sealed, int(PendingTTL/time.Second))
 	http.Redirect(w, r, cfg.AuthCodeURL(pl.State, opts...), http.StatusSeeOther)
-}
-
-func sweepPending(m map[[32]byte]pendingLaunch, now time.Time) {
-	for k, v := range m {
-		if !now.Before(v.Expires) {
-			delete(m, k)
-		}
-	}
 }
 
 // callback takes the vault's answer: the code (exchanged here, with the
@@ -308,12 +343,10 @@ func sweepPending(m map[[32]byte]pendingLaunch, now time.Time) {
 func (a *App) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	st := q.Get("state")
-	a.mu.Lock()
-	pl, ok := a.pending[hashOf(st)]
-	delete(a.pending, hashOf(st))
-	a.mu.Unlock()
+	var pl pendingLaunch
 	c, err := r.Cookie(launchCookie)
-	if st == "" || !ok || !a.now().Before(pl.Expires) || err != nil || hashOf(c.Value) != pl.Browser {
+	if st == "" || err != nil || !a.open(c.Value, a.launchAD, &pl) || !a.now().Before(pl.Expires) ||
+		subtle.ConstantTimeCompare([]byte(st), []byte(pl.State)) != 1 {
 		a.fail(w, http.StatusBadRequest, "bad_state", "This answer does not belong to a launch made in this browser, or it came too late. Open the app again.")
 		return
 	}
@@ -344,25 +377,13 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) {
 	if sess.Expires.IsZero() {
 		sess.Expires = a.now().Add(time.Hour)
 	}
-	id := random()
-	now := a.now()
-	a.mu.Lock()
-	for k, v := range a.sessions {
-		if !now.Before(v.Expires) {
-			delete(a.sessions, k)
-		}
-	}
-	full := len(a.sessions) >= MaxSessions
-	if !full {
-		a.sessions[hashOf(id)] = sess
-	}
-	a.mu.Unlock()
-	if full {
-		w.Header().Set("Retry-After", "60")
-		a.fail(w, http.StatusServiceUnavailable, "busy", "Too many people use this app just now. Try again in a minute.")
+	sealed, err := a.seal(sess, a.sessionAD)
+	if err != nil {
+		a.log.Warn("care report: sealing the session cookie", "cause", err.Error())
+		a.fail(w, http.StatusBadGateway, "session_failed", "The app could not keep the vault's answer for this browser. Open the app again.")
 		return
 	}
-	a.setCookie(w, sessionCookie, id, int(time.Until(sess.Expires)/time.Second)+1)
+	a.setCookie(w, sessionCookie, sealed, int(sess.Expires.Sub(a.now())/time.Second)+1)
 	http.Redirect(w, r, Path, http.StatusSeeOther)
 }
 
@@ -392,17 +413,14 @@ func safeCode(s string) string {
 // session is the request's live session, if any.
 func (a *App) session(r *http.Request) *appSession {
 	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
+	if err != nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	s := a.sessions[hashOf(c.Value)]
-	if s == nil || !a.now().Before(s.Expires) {
-		delete(a.sessions, hashOf(c.Value))
+	var s appSession
+	if !a.open(c.Value, a.sessionAD, &s) || s.Token == nil || !a.now().Before(s.Expires) {
 		return nil
 	}
-	return s
+	return &s
 }
 
 // index shows the report for the session's patient, or the start page.

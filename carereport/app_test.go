@@ -6,25 +6,41 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jupyterhealth/vault/carereport"
+	"github.com/jupyterhealth/vault/keys"
 )
 
 // TestCareReportRefusals: the app's own refusals, before any request
 // leaves for the vault: a launch naming another FHIR server, an answer
 // without the launch cookie of the browser that started it (or with
-// another's), and a launch that goes to the vault's authorize endpoint
-// with PKCE S256, aud and the launch id. Every page carries the app's CSP.
+// another's, another launch's, a changed one, one sealed for another
+// registration of the app, or one come back too late), and a launch that
+// goes to the vault's authorize endpoint with PKCE S256, aud and the
+// launch id. Every page carries the app's CSP.
 func TestCareReportRefusals(t *testing.T) {
 	base, err := url.Parse("https://vault.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := carereport.New(carereport.Config{BaseURL: base, Issuer: "https://vault.example/fhir", ClientID: "oc_app", ClientSecret: "vs_secret"})
+	master, err := keys.NewMaster()
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := app.Handler()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	newApp := func(clientID string) http.Handler {
+		app, err := carereport.New(carereport.Config{BaseURL: base, Issuer: "https://vault.example/fhir", ClientID: clientID, ClientSecret: "vs_secret", Sealer: master, Now: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app.Handler()
+	}
+	h := newApp("oc_app")
+	if _, err := carereport.New(carereport.Config{BaseURL: base, Issuer: "https://vault.example/fhir", ClientID: "oc_app", ClientSecret: "vs_secret"}); err == nil {
+		t.Fatal("an app without a sealer for its cookies was built")
+	}
 	get := func(t *testing.T, path string, cookies ...*http.Cookie) *httptest.ResponseRecorder {
 		t.Helper()
 		r := httptest.NewRequest(http.MethodGet, "https://vault.example"+path, nil)
@@ -83,14 +99,63 @@ func TestCareReportRefusals(t *testing.T) {
 		if launch == nil || !launch.HttpOnly || !launch.Secure || launch.Path != carereport.Path || launch.SameSite != http.SameSiteLaxMode {
 			t.Fatalf("launch cookie %+v", launch)
 		}
-		// Another browser's cookie: refused, and the state is spent.
-		w = get(t, carereport.Path+"callback?code=va_x&state="+url.QueryEscape(q.Get("state")), &http.Cookie{Name: "care_report_launch", Value: "other"})
-		if w.Code != http.StatusBadRequest || code(w) != "bad_state" {
-			t.Fatalf("another browser's answer: %d %s", w.Code, code(w))
+		if strings.Contains(launch.Value, q.Get("state")) {
+			t.Fatal("the launch cookie carries the state in the clear")
 		}
-		w = get(t, carereport.Path+"callback?error=access_denied&state="+url.QueryEscape(q.Get("state")), launch)
+		// A second launch in another browser: its cookie with the first
+		// launch's state is refused.
+		w2 := get(t, carereport.Path+"launch?iss=https://vault.example/fhir&launch=vl_def")
+		var other *http.Cookie
+		for _, c := range w2.Result().Cookies() {
+			if c.Name == "care_report_launch" {
+				other = c
+			}
+		}
+		if other == nil || other.Value == launch.Value {
+			t.Fatalf("the second launch's cookie %+v", other)
+		}
+		flipped := []byte(launch.Value)
+		flipped[len(flipped)/2] ^= 'A' ^ 'B'
+		state := url.QueryEscape(q.Get("state"))
+		for _, bad := range []struct {
+			name string
+			h    http.Handler
+			c    *http.Cookie
+		}{
+			{"another browser's value", h, &http.Cookie{Name: "care_report_launch", Value: "other"}},
+			{"another launch's cookie", h, other},
+			{"a changed cookie", h, &http.Cookie{Name: "care_report_launch", Value: string(flipped)}},
+			{"another registration's app", newApp("oc_other"), launch},
+		} {
+			r := httptest.NewRequest(http.MethodGet, "https://vault.example"+carereport.Path+"callback?error=access_denied&state="+state, nil)
+			r.AddCookie(bad.c)
+			w := httptest.NewRecorder()
+			bad.h.ServeHTTP(w, r)
+			if w.Code != http.StatusBadRequest || code(w) != "bad_state" {
+				t.Fatalf("%s: %d %s", bad.name, w.Code, code(w))
+			}
+		}
+		// The launch's own cookie, too late.
+		now = now.Add(carereport.PendingTTL)
+		w = get(t, carereport.Path+"callback?error=access_denied&state="+state, launch)
+		now = now.Add(-carereport.PendingTTL)
 		if w.Code != http.StatusBadRequest || code(w) != "bad_state" {
-			t.Fatalf("the spent state again: %d %s", w.Code, code(w))
+			t.Fatalf("an answer %v after the launch: %d %s", carereport.PendingTTL, w.Code, code(w))
+		}
+		// In time, with its own cookie, on another instance of the app
+		// (another replica: the same keys, nothing shared in memory), the
+		// answer is taken, and the cookie cleared.
+		h = newApp("oc_app")
+		w = get(t, carereport.Path+"callback?error=access_denied&state="+state, launch)
+		if w.Code != http.StatusForbidden || code(w) != "refused_access_denied" {
+			t.Fatalf("the launch's own answer: %d %s", w.Code, code(w))
+		}
+		cleared := false
+		for _, c := range w.Result().Cookies() {
+			cleared = cleared || (c.Name == "care_report_launch" && c.MaxAge < 0)
+		}
+		if !cleared {
+			t.Fatal("the answer left the launch cookie")
 		}
 	})
 

@@ -60,12 +60,12 @@ func NewAppGrant(patient string, r AppGrantRequest, now time.Time) (Entry, error
 }
 
 // AppGrants returns the app grants a patient made, revoked and expired
-// ones included, newest first; none when the index cannot be brought up to
-// date (see Ledger.index).
-func (l *Ledger) AppGrants(patient string) []GrantState {
+// ones included, newest first. It fails when the index cannot be brought
+// up to date (see Ledger.index).
+func (l *Ledger) AppGrants(patient string) ([]GrantState, error) {
 	x, err := l.index()
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -74,7 +74,7 @@ func (l *Ledger) AppGrants(patient string) []GrantState {
 		out = append(out, *g)
 	}
 	slices.SortFunc(out, func(a, b GrantState) int { return int(b.Index - a.Index) })
-	return out
+	return out, nil
 }
 
 // AppGrantActive reports whether grant id is an app grant of patient to

@@ -113,17 +113,20 @@ func TestAppGrantIndex(t *testing.T) {
 	e.append(t, app, other, grantFor("gr_clin", "pt_a", "cl_c", []string{"omh:step-count"}, time.Time{}, time.Time{}, expiry))
 	check := func(t *testing.T) {
 		t.Helper()
-		gs := e.l.AppGrants("pt_a")
+		gs, err := e.l.AppGrants("pt_a")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(gs) != 2 || gs[0].ID != other.Grant.ID || gs[1].ID != app.Grant.ID || gs[1].App != "cl_b" || gs[1].Clinician != "" || !gs[1].DataFrom.Equal(day(-10)) {
 			t.Fatalf("app grants %+v", gs)
 		}
-		if gs := e.l.AppGrants("pt_other"); len(gs) != 0 {
+		if gs, err := e.l.AppGrants("pt_other"); err != nil || len(gs) != 0 {
 			t.Fatalf("another patient's app grants: %+v", gs)
 		}
-		if gs := e.l.Grants("pt_a", ""); len(gs) != 1 || gs[0].ID != "gr_clin" {
+		if gs, err := e.l.Grants("pt_a", ""); err != nil || len(gs) != 1 || gs[0].ID != "gr_clin" {
 			t.Fatalf("clinician grants of the patient: %+v", gs)
 		}
-		if gs := e.l.Grants("", "cl_b"); len(gs) != 0 {
+		if gs, err := e.l.Grants("", "cl_b"); err != nil || len(gs) != 0 {
 			t.Fatalf("grants to cl_b include the app's: %+v", gs)
 		}
 		for _, c := range []string{"cl_b", "", "app_2"} {
@@ -208,7 +211,7 @@ func TestAppGrantRevoke(t *testing.T) {
 	if e.l.AppGrantActive(g.ID, "pt_a", "app_1", t0) {
 		t.Fatal("active after its revoke committed")
 	}
-	if gs := e.l.AppGrants("pt_a"); len(gs) != 1 || gs[0].RevokeIndex == nil || *gs[0].RevokeIndex != ri {
+	if gs, err := e.l.AppGrants("pt_a"); err != nil || len(gs) != 1 || gs[0].RevokeIndex == nil || *gs[0].RevokeIndex != ri {
 		t.Fatalf("app grants after revoke: %+v", gs)
 	}
 	if _, err := e.l.Append(NewRevoke("pt_a", g, t0)); !errors.Is(err, ErrRevoked) {

@@ -382,16 +382,10 @@ func (l *Ledger) Grant(id string) (GrantState, error) {
 
 // Grants returns the clinician grants a patient made (patient != "") or
 // received by a clinician (clinician != ""), newest first. App grants are
-// never among them (AppGrants lists those). If the index cannot be brought
-// up to date (a replica that cannot reach the database) it returns none;
-// GrantsChecked says why.
-func (l *Ledger) Grants(patient, clinician string) []GrantState {
-	out, _ := l.GrantsChecked(patient, clinician)
-	return out
-}
-
-// GrantsChecked is Grants with the error that left the list empty.
-func (l *Ledger) GrantsChecked(patient, clinician string) ([]GrantState, error) {
+// never among them (AppGrants lists those). It fails when the index cannot
+// be brought up to date (a replica that cannot reach the database): an
+// empty list would say the patient has no grants, which is not known.
+func (l *Ledger) Grants(patient, clinician string) ([]GrantState, error) {
 	x, err := l.index()
 	if err != nil {
 		return nil, err

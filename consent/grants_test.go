@@ -342,3 +342,102 @@ func TestClinicianKeys(t *testing.T) {
 		t.Fatalf("after reopen: %+v", ks)
 	}
 }
+
+// pausedStore is a real store whose next View, once armed, stops at its
+// start until released: it holds a RebuiltElsewhere mid-way, so a test
+// can decide while it runs.
+type pausedStore struct {
+	Store
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *pausedStore) View(ctx context.Context, fn func(ledgerstore.ReadTx) error) error {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.release
+	}
+	return s.Store.View(ctx, fn)
+}
+
+// TestRebuiltElsewhere: a second ledger on the store (another replica's)
+// opened while gr_2 was in force, and not told of its revoke, still
+// permits it. Told of a rebuild elsewhere, it denies every decision while
+// it replays the log, then decides from the replay: gr_1 in force, gr_2
+// revoked. A stored index that does not match the log (a row dropped
+// behind the log's back) leaves it untrusted, failing closed, until a
+// real rebuild and the next announcement.
+func TestRebuiltElsewhere(t *testing.T) {
+	e := newTestEnv(t)
+	e.append(t, grantFor("gr_1", "pt_a", "cl_b", []string{"omh:heart-rate"}, time.Time{}, time.Time{}, expiry))
+	e.append(t, grantFor("gr_2", "pt_a", "cl_c", []string{"omh:heart-rate"}, time.Time{}, time.Time{}, expiry))
+	ps := &pausedStore{Store: e.store.Ledger(), entered: make(chan struct{}), release: make(chan struct{})}
+	other, err := Open(ps, e.master, Options{Origin: "vault.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokeOf(e.l, t, "gr_2")
+	req1 := Request{"cl_b", "pt_a", "omh:heart-rate:2.0", Window{}, t0}
+	req2 := Request{"cl_c", "pt_a", "omh:heart-rate:2.0", Window{}, t0}
+	if d := other.Decide(req2); !d.Permit {
+		t.Fatalf("the stale ledger (a bbolt store is not shared, so it never caught up): %+v; the test shows nothing", d)
+	}
+
+	ps.armed.Store(true)
+	type result struct {
+		rebuilt bool
+		err     error
+	}
+	done := make(chan result)
+	go func() {
+		r, err := other.RebuiltElsewhere(7)
+		done <- result{r, err}
+	}()
+	<-ps.entered
+	for _, r := range []Request{req1, req2} {
+		if d := other.Decide(r); d.Permit || d.Reason != "index_untrusted" {
+			t.Errorf("decision while the rebuild runs: %+v", d)
+		}
+	}
+	if err := other.IndexError(); !errors.Is(err, errRebuilding) {
+		t.Errorf("index error while the rebuild runs: %v", err)
+	}
+	close(ps.release)
+	if r := <-done; !r.rebuilt || r.err != nil {
+		t.Fatalf("rebuilt elsewhere: %v %v", r.rebuilt, r.err)
+	}
+	if d := other.Decide(req1); !d.Permit {
+		t.Fatalf("gr_1 after the rebuild: %+v", d)
+	}
+	if d := other.Decide(req2); d.Permit || d.Reason != "revoked" {
+		t.Fatalf("gr_2 after the rebuild: %+v", d)
+	}
+
+	// A stored index the log does not make: the replay refuses it, and
+	// every decision denies.
+	err = e.store.Ledger().Update(context.Background(), func(tx ledgerstore.WriteTx) error {
+		return tx.ClearIndex()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := other.RebuiltElsewhere(8); !r || err == nil {
+		t.Fatalf("rebuilt from a stored index that is not the log's: %v %v", r, err)
+	}
+	if d := other.Decide(req1); d.Permit || d.Reason != "index_untrusted" {
+		t.Fatalf("after a failed rebuild: %+v", d)
+	}
+	if _, err := e.l.Rebuild(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := other.RebuiltElsewhere(9); !r || err != nil {
+		t.Fatalf("after the real rebuild: %v %v", r, err)
+	}
+	if d := other.Decide(req1); !d.Permit {
+		t.Fatalf("gr_1 after the real rebuild: %+v", d)
+	}
+	if d := other.Decide(req2); d.Permit || d.Reason != "revoked" {
+		t.Fatalf("gr_2 after the real rebuild: %+v", d)
+	}
+}

@@ -43,6 +43,9 @@ type Ledger struct {
 	grants   atomic.Pointer[grantIndex] // swapped whole by Open and Rebuild
 	indexBad atomic.Pointer[error]      // set when the stored index is not trusted
 	dkey     []byte                     // MAC key of the index digest
+	// ownRebuilds are the announcements of this ledger's own rebuilds
+	// not yet come back to RebuiltElsewhere (guarded by mu).
+	ownRebuilds map[int64]bool
 
 	qmu   sync.Mutex
 	queue []*appendReq // appends waiting for the next group commit

@@ -265,12 +265,18 @@ func (l *Ledger) checkIndex(tx ledgerstore.ReadTx, replayed map[string]indexRow)
 }
 
 // Rebuild replaces the stored grant index with one replayed from the log.
+// On a store other processes share (PostgreSQL replicas) it announces the
+// rebuild in the same transaction (ledgerstore.RebuildAnnouncer), and each
+// of them rebuilds its own in-memory index on the announcement
+// (RebuiltElsewhere).
 func (l *Ledger) Rebuild() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	count := 0
 	var fresh *grantIndex
+	announced := int64(-1)
 	err := l.update(func(tx ledgerstore.WriteTx) error {
+		announced = -1
 		if err := tx.ClearIndex(); err != nil {
 			return err
 		}
@@ -297,16 +303,86 @@ func (l *Ledger) Rebuild() (int, error) {
 			return err
 		}
 		count = len(states)
-		if fresh, err = l.readIndex(tx); err == nil {
-			fresh.applied = n
+		if fresh, err = l.readIndex(tx); err != nil {
+			return err
 		}
-		return err
+		fresh.applied = n
+		if a, ok := tx.(ledgerstore.RebuildAnnouncer); ok {
+			if announced, err = a.AnnounceRebuild(n); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err == nil {
 		l.grants.Store(fresh) // only once the rebuilt index has committed
 		l.indexBad.Store(nil)
+		if announced >= 0 {
+			if l.ownRebuilds == nil {
+				l.ownRebuilds = map[int64]bool{}
+			}
+			l.ownRebuilds[announced] = true
+		}
 	}
 	return count, err
+}
+
+// errRebuilding is why decisions deny while RebuiltElsewhere runs.
+var errRebuilding = errors.New("the grant index is being rebuilt from the log, after a rebuild on another replica")
+
+// RebuiltElsewhere answers a rebuild that another process announced
+// (ledgerstore.RebuildAnnouncer) as id: the stored index was replaced, and
+// this ledger's copy in memory, loaded or caught up from the old one, is
+// not to be trusted any longer. It rebuilds that copy from the log: every
+// entry replayed in one snapshot, the stored index compared with the
+// replay row by row and with its sealed digest (as Verify does), and only
+// then the copy replaced and decisions trusted again. Meanwhile every
+// decision denies (index_untrusted) and appends wait; if the replay or a
+// comparison fails, the index stays untrusted, with that error, until the
+// next rebuild. It reports whether it rebuilt: a ledger's own
+// announcement, coming back, is skipped (its Rebuild has done the work),
+// so each announcement costs each process one rebuild.
+func (l *Ledger) RebuiltElsewhere(id int64) (bool, error) {
+	l.mu.Lock() // Rebuild records its announcement before it lets go
+	defer l.mu.Unlock()
+	if l.ownRebuilds[id] {
+		delete(l.ownRebuilds, id)
+		return false, nil
+	}
+	busy := errRebuilding
+	l.indexBad.Store(&busy)
+	var fresh *grantIndex
+	err := l.view(func(tx ledgerstore.ReadTx) error {
+		n, err := tx.Size()
+		if err != nil {
+			return err
+		}
+		replayed := map[string]indexRow{}
+		for i := int64(0); i < n; i++ {
+			if _, _, err := l.replayEntry(tx, i, replayed); err != nil {
+				return err
+			}
+		}
+		if err := l.checkIndex(tx, replayed); err != nil {
+			return err
+		}
+		if err := l.checkDigest(tx); err != nil {
+			return err
+		}
+		if fresh, err = l.readIndex(tx); err != nil {
+			return err
+		}
+		fresh.applied = n
+		return nil
+	})
+	if err != nil {
+		ierr := fmt.Errorf("rebuilding the grant index after a rebuild on another replica: %w", err)
+		l.indexBad.Store(&ierr)
+		return true, ierr
+	}
+	l.grants.Store(fresh)
+	l.indexBad.Store(nil)
+	return true, nil
 }
 
 // replayEntry reads entry i (it must decrypt under its own index and be

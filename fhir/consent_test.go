@@ -21,8 +21,8 @@ func TestAppConsent(t *testing.T) {
 	app, info := f.token(t, f.patient.ID, "patient/Observation.rs", oauth.Approval{GrantID: "app", Schemas: []string{"omh:blood-glucose"}})
 	// A second app with its own grant, which the first must not see.
 	f.token(t, f.patient.ID, "patient/Observation.rs", oauth.Approval{GrantID: "app", Schemas: []string{"omh:heart-rate"}})
-	grants := f.ledger.AppGrants(f.patient.ID)
-	if len(grants) != 2 {
+	grants, err := f.ledger.AppGrants(f.patient.ID)
+	if err != nil || len(grants) != 2 {
 		t.Fatalf("%d app grants, want 2", len(grants))
 	}
 	var mine string

@@ -157,19 +157,24 @@ func cmpReason(have, next string) string {
 
 // grantsToFHIR reports whether patient has an active grant to the
 // token's holder that allows FHIR reads (any data type): what reading
-// her Patient resource or her grants needs.
-func (s *Server) grantsToFHIR(t oauth.AccessToken, patient string, now time.Time) bool {
+// her Patient resource or her grants needs. It fails when the grant
+// index cannot be brought up to date.
+func (s *Server) grantsToFHIR(t oauth.AccessToken, patient string, now time.Time) (bool, error) {
 	switch t.Context {
 	case "patient":
-		return patient == t.UserID
+		return patient == t.UserID, nil
 	case "user":
-		for _, g := range s.ledger.Grants(patient, t.UserID) {
+		gs, err := s.ledger.Grants(patient, t.UserID)
+		if err != nil {
+			return false, err
+		}
+		for _, g := range gs {
 			if g.Active(now) && g.FHIR && (!s.requireSigned || g.Signed) {
-				return true
+				return true, nil
 			}
 		}
 	}
-	return false
+	return false, nil
 }
 
 var errConsentChanged = errors.New("the consent changed while the read was being logged")

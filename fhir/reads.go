@@ -2,8 +2,6 @@ package fhir
 
 import (
 	"context"
-	"iter"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -123,14 +121,14 @@ func (s *Server) Read(ctx context.Context, req ReadRequest, render func(page []R
 // readPage reads up to count readings the permit allows, after the
 // cursor, in the search's order; more says whether any remain.
 func (s *Server) readPage(ctx context.Context, patient string, p permit, after *key, desc bool, count int) (page []Reading, last key, more bool, err error) {
-	var srcs []iter.Seq2[item, error]
-	for _, i := range p.schemas() {
-		srcs = append(srcs, s.source(ctx, patient, i, p.windows[i], after, desc))
+	srcs, err := s.sources(ctx, patient, p, after, desc)
+	if err != nil {
+		return nil, last, false, errUnreadable(err)
 	}
 	page = make([]Reading, 0, min(count, 1024))
 	for it, err := range merge(srcs, desc) {
 		if err != nil {
-			return page, last, false, &Error{Status: http.StatusServiceUnavailable, Code: "transient", Reason: "unavailable", Message: "the readings could not be read; retry later", Cause: err}
+			return page, last, false, errUnreadable(err)
 		}
 		if len(page) == count {
 			return page, last, true, nil
@@ -144,17 +142,22 @@ func (s *Server) readPage(ctx context.Context, patient string, p permit, after *
 // ReadableGrants are the active grants from patient ("": from anyone) to
 // the token's clinician under which she may read through this API: they
 // allow FHIR reads and, with RequireSignedGrants, are signed. The Patient
-// search lists their patients.
-func (s *Server) ReadableGrants(t oauth.AccessToken, patient string) []consent.GrantState {
+// search lists their patients. It fails when the grant index cannot be
+// brought up to date: none would be a guess.
+func (s *Server) ReadableGrants(t oauth.AccessToken, patient string) ([]consent.GrantState, error) {
 	if t.Context != "user" {
-		return nil
+		return nil, nil
+	}
+	gs, err := s.ledger.Grants(patient, t.UserID)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	var out []consent.GrantState
-	for _, g := range s.ledger.Grants(patient, t.UserID) {
+	for _, g := range gs {
 		if g.Active(now) && g.FHIR && (!s.requireSigned || g.Signed) {
 			out = append(out, g)
 		}
 	}
-	return out
+	return out, nil
 }

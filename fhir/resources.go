@@ -62,7 +62,9 @@ func (s *Server) readPatient(w http.ResponseWriter, r *http.Request) error {
 	if id == "" {
 		return refuse(http.StatusNotFound, "not-found", "not_found", "no such Patient")
 	}
-	if !s.grantsToFHIR(t, id, s.now()) {
+	if ok, err := s.grantsToFHIR(t, id, s.now()); err != nil {
+		return err
+	} else if !ok {
 		if t.Context == "patient" {
 			return denied("other_patient")
 		}
@@ -99,13 +101,16 @@ func (s *Server) searchPatients(w http.ResponseWriter, r *http.Request) error {
 			return refuse(http.StatusBadRequest, "not-supported", "unknown_parameter", "Patient is searched by _id only")
 		}
 	}
-	now := s.now()
 	var ids []string
 	if t.Context == "patient" {
 		ids = []string{t.UserID}
 	} else {
-		for _, g := range s.ledger.Grants("", t.UserID) {
-			if !slices.Contains(ids, g.Patient) && s.grantsToFHIR(t, g.Patient, now) {
+		gs, err := s.ReadableGrants(t, "")
+		if err != nil {
+			return err
+		}
+		for _, g := range gs {
+			if !slices.Contains(ids, g.Patient) {
 				ids = append(ids, g.Patient)
 			}
 		}
@@ -177,11 +182,17 @@ func (s *Server) searchConsents(w http.ResponseWriter, r *http.Request) error {
 	if patient == "" {
 		return badParam("name the patient: Consent?patient=ID")
 	}
-	if !s.grantsToFHIR(t, patient, now) {
+	if ok, err := s.grantsToFHIR(t, patient, now); err != nil {
+		return err
+	} else if !ok {
 		return denied("no_grant")
 	}
+	gs, err := s.ledger.Grants(patient, t.UserID)
+	if err != nil {
+		return err
+	}
 	var entries []json.RawMessage
-	for _, g := range s.ledger.Grants(patient, t.UserID) {
+	for _, g := range gs {
 		c := api.FHIRConsent(g, now)
 		e, err := s.entry(s.base+"/Consent/"+c.ID, c)
 		if err != nil {
@@ -205,6 +216,9 @@ func (s *Server) appConsent(w http.ResponseWriter, r *http.Request, t oauth.Acce
 		return denied("other_patient")
 	}
 	g, err := s.ledger.Grant(t.GrantID)
+	if err != nil && !errors.Is(err, consent.ErrNoGrant) {
+		return err // the index could not be brought up to date
+	}
 	if err != nil || g.App != t.ClientID || g.Patient != t.UserID {
 		return denied("no_grant")
 	}

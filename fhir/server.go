@@ -36,13 +36,15 @@ type Clients interface {
 type Records interface {
 	User(ctx context.Context, id string) (vault.User, error)
 	Readings(ctx context.Context, patientID, schema string, from, to time.Time) iter.Seq2[vault.Reading, error]
+	// Schemas lists the schemas the patient has readings of (vault.Schemas).
+	Schemas(ctx context.Context, patientID string) ([]string, error)
 }
 
 // Ledger is what the API asks of the consent ledger (consent.Ledger).
 type Ledger interface {
 	Decide(r consent.Request) consent.Decision
 	DecideApp(id, app string, r consent.Request) consent.Decision
-	Grants(patient, clinician string) []consent.GrantState
+	Grants(patient, clinician string) ([]consent.GrantState, error)
 	Grant(id string) (consent.GrantState, error)
 	AppendAccess(check func(next int64) error, start, end consent.Entry) (int64, error)
 }

@@ -255,7 +255,10 @@ func (s *Server) listPatients(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	grants := s.reads.ReadableGrants(t, "")
+	grants, err := s.reads.ReadableGrants(t, "")
+	if err != nil {
+		return err
+	}
 	if v := q.Get("organization_id"); q.Has("organization_id") && !orgMatches(v, clin) {
 		grants = nil
 	}
@@ -286,7 +289,10 @@ func (s *Server) readablePatient(r *http.Request, t oauth.AccessToken) (vault.Us
 	if id == "" {
 		return vault.User{}, nil, refuse(http.StatusNotFound, "not_found", "no such patient: patient ids are pt-… (GET /api/v1/patients lists yours)")
 	}
-	grants := s.reads.ReadableGrants(t, id)
+	grants, err := s.reads.ReadableGrants(t, id)
+	if err != nil {
+		return vault.User{}, nil, err
+	}
 	if len(grants) == 0 {
 		return vault.User{}, nil, refuse(http.StatusForbidden, "no_grant", "no active grant from this patient lets you read through this API; she can allow it on her consent page")
 	}
@@ -412,7 +418,10 @@ func (s *Server) listStudies(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	grants := s.reads.ReadableGrants(t, "")
+	grants, err := s.reads.ReadableGrants(t, "")
+	if err != nil {
+		return err
+	}
 	if q.Has("organization_id") && !orgMatches(q.Get("organization_id"), clin) {
 		grants = nil
 	}
@@ -430,7 +439,11 @@ func (s *Server) getStudy(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := grantID(r.PathValue("id"))
 	_, own := orgs(clin)
-	for _, st := range s.studiesOf(r, s.reads.ReadableGrants(t, ""), own) {
+	grants, err := s.reads.ReadableGrants(t, "")
+	if err != nil {
+		return err
+	}
+	for _, st := range s.studiesOf(r, grants, own) {
 		if st.grant == id {
 			writeJSON(w, http.StatusOK, st)
 			return nil

@@ -129,7 +129,10 @@ func (s *Server) searchObservations(w http.ResponseWriter, r *http.Request) erro
 	}
 	if o.study != "" {
 		// A study is one grant: its patient, its schemas, its window.
-		grants := s.reads.ReadableGrants(t, "")
+		grants, err := s.reads.ReadableGrants(t, "")
+		if err != nil {
+			return err
+		}
 		i := slices.IndexFunc(grants, func(g consent.GrantState) bool { return g.ID == o.study })
 		if i < 0 {
 			return refuse(http.StatusForbidden, "no_grant", "no active grant %s to you allows reading through this API (revoked, expired, or not yours)", oauth.FHIRID(o.study))

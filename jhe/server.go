@@ -20,7 +20,7 @@ import (
 // Reads is the FHIR API's decision, access log and paging (fhir.Server).
 type Reads interface {
 	Read(ctx context.Context, req fhir.ReadRequest, render func(page []fhir.Reading, next string) ([]byte, error)) ([]byte, error)
-	ReadableGrants(t oauth.AccessToken, patient string) []consent.GrantState
+	ReadableGrants(t oauth.AccessToken, patient string) ([]consent.GrantState, error)
 }
 
 // OAuthTokens verifies the OAuth provider's access tokens (oauth.Provider).

@@ -131,49 +131,66 @@ func checkURI(what, s string) error {
 // AddClient registers a client. A confidential client without keys gets a
 // secret, returned once and stored only as its SHA-256.
 func (p *Provider) AddClient(ctx context.Context, n NewClient) (ClientInfo, string, error) {
+	if err := checkNewClient(&n); err != nil {
+		return ClientInfo{}, "", err
+	}
+	return p.addClient(ctx, n, vault.NewID(prefixClient))
+}
+
+// checkNewClient checks a registration (its name trimmed).
+func checkNewClient(n *NewClient) error {
 	n.Name = strings.TrimSpace(n.Name)
 	if n.Name == "" || len(n.Name) > maxClientName {
-		return ClientInfo{}, "", badClient("bad_name", "a client needs a name of 1 to %d characters", maxClientName)
+		return badClient("bad_name", "a client needs a name of 1 to %d characters", maxClientName)
 	}
 	if len(n.RedirectURIs) == 0 || len(n.RedirectURIs) > maxRedirectURIs {
-		return ClientInfo{}, "", badClient("bad_redirect_uri", "a client needs 1 to %d redirect URIs", maxRedirectURIs)
+		return badClient("bad_redirect_uri", "a client needs 1 to %d redirect URIs", maxRedirectURIs)
 	}
 	for _, u := range n.RedirectURIs {
 		if err := checkURI("redirect_uri", u); err != nil {
-			return ClientInfo{}, "", err
+			return err
 		}
 	}
 	if n.LaunchURI != "" {
 		if err := checkURI("launch_uri", n.LaunchURI); err != nil {
-			return ClientInfo{}, "", err
+			return err
 		}
 	}
 	if (len(n.JWKS) > 0 || n.JWKSURI != "") && !n.Confidential {
-		return ClientInfo{}, "", badClient("bad_client_keys", "keys (--jwks-file, --jwks-uri) are for a confidential client: add --confidential")
+		return badClient("bad_client_keys", "keys (--jwks-file, --jwks-uri) are for a confidential client: add --confidential")
 	}
 	if len(n.JWKS) > 0 && n.JWKSURI != "" {
-		return ClientInfo{}, "", badClient("bad_client_keys", "give either a JWK Set or its URL, not both")
+		return badClient("bad_client_keys", "give either a JWK Set or its URL, not both")
 	}
 	if len(n.JWKS) > 0 {
 		if len(n.JWKS) > maxJWKSBytes {
-			return ClientInfo{}, "", badClient("bad_client_keys", "the JWK Set is larger than %d bytes", maxJWKSBytes)
+			return badClient("bad_client_keys", "the JWK Set is larger than %d bytes", maxJWKSBytes)
 		}
 		if _, err := parseClientJWKS(n.JWKS); err != nil {
-			return ClientInfo{}, "", badClient("bad_client_keys", "the JWK Set does not parse: %v", err)
+			return badClient("bad_client_keys", "the JWK Set does not parse: %v", err)
 		}
 	}
 	if n.JWKSURI != "" {
 		if err := checkURI("jwks_uri", n.JWKSURI); err != nil {
-			return ClientInfo{}, "", err
+			return err
 		}
 	}
-	rec := clientRecord{ID: vault.NewID(prefixClient), Name: n.Name, RedirectURIs: slices.Clone(n.RedirectURIs),
+	return nil
+}
+
+// addClient registers n, checked, under id; oauthstore.ErrExists if id is
+// taken. A built-in client's record keeps its secret (EnsureClient).
+func (p *Provider) addClient(ctx context.Context, n NewClient, id string) (ClientInfo, string, error) {
+	rec := clientRecord{ID: id, Name: n.Name, RedirectURIs: slices.Clone(n.RedirectURIs),
 		Confidential: n.Confidential, JWKS: n.JWKS, JWKSURI: n.JWKSURI, LaunchURI: n.LaunchURI, Created: p.now().UTC(), Builtin: n.builtin}
 	var secret string
 	if rec.authMethod() == oidc.AuthMethodBasic {
 		secret = newSecret(prefixSecret)
 		h := sha256.Sum256([]byte(secret))
 		rec.SecretHash = h[:]
+		if rec.Builtin {
+			rec.Secret = secret
+		}
 	}
 	sealed, err := p.seal(rec, clientAD(rec.ID))
 	if err != nil {

@@ -57,6 +57,12 @@ type clientRecord struct {
 	// Builtin marks the client of an app the vault itself serves
 	// (EnsureClient); an admin's registration is never one.
 	Builtin bool `json:"builtin,omitempty"`
+	// Secret is a built-in client's secret itself, kept (inside this
+	// sealed record only) so that every process serving the app, each
+	// replica on one database, signs in with the same one. An admin's
+	// client never has it: its secret was shown once and only its hash
+	// is kept.
+	Secret string `json:"secret,omitempty"`
 }
 
 // requestRecord is what an authorization request's row seals.

@@ -152,6 +152,13 @@ type Backend interface {
 	// element.
 	Scan(ctx context.Context, patientID, schema string, from, to int64) iter.Seq2[Record, error]
 
+	// Schemas returns the schemas the patient has records of, each once, in
+	// byte order; none for a patient without records. It reads no record:
+	// a backend answers from its keys or index, in a seek per schema, so
+	// that a read of "every schema" costs what the patient has, not what
+	// the vault accepts (about a hundred schemas).
+	Schemas(ctx context.Context, patientID string) ([]string, error)
+
 	// Count returns how many records the patient has, of every schema,
 	// exactly (stray records included: VerifyRecords compares it with what
 	// decrypts). It must be cheap: the web UI's page cache calls it on page

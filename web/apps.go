@@ -158,7 +158,11 @@ func (s *Server) renderApps(ctx context.Context, w http.ResponseWriter, sess ses
 		b.SignIn = append(b.SignIn, appView{Key: hex.EncodeToString(k[:]), Name: name, ClientID: c.ClientID, Since: fmtTime(c.Created, loc)})
 	}
 	if b.Patient {
-		for _, g := range s.appGrantViews(ctx, sess.UserID, loc) {
+		views, err := s.appGrantViews(ctx, sess.UserID, loc)
+		if err != nil {
+			return grantsUnavailable(err)
+		}
+		for _, g := range views {
 			if g.Active {
 				b.Grants = append(b.Grants, g)
 			}

@@ -85,7 +85,7 @@ func (f *fixture) addSMARTApp(base *url.URL) {
 	if err != nil || !created || secret == "" {
 		f.t.Fatalf("registering the app: created %v, %v", created, err)
 	}
-	app, err := carereport.New(carereport.Config{BaseURL: base, Issuer: f.prov.Issuer(), ClientID: info.ID, ClientSecret: secret, Logger: f.log})
+	app, err := carereport.New(carereport.Config{BaseURL: base, Issuer: f.prov.Issuer(), ClientID: info.ID, ClientSecret: secret, Sealer: f.v.Master(), Logger: f.log})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func TestBrowserCareReportStandaloneLaunch(t *testing.T) {
 	if offered := get(t, ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#oauth-form input[name="schemas"]')].map(i => i.value)`)); !slices.Equal(offered, []string{"omh:blood-glucose"}) {
 		t.Fatalf("the consent page offers %v", offered)
 	}
-	n0, size0 := len(f.led.AppGrants(f.patient.ID)), f.size()
+	n0, size0 := len(f.appGrants(f.patient.ID)), f.size()
 	before := time.Now()
 	run(t, ctx, chromedp.Click(chromedp.CSS("#allow")), chromedp.WaitVisible(chromedp.CSS("#agp-modal svg")))
 	after := time.Now()
@@ -62,7 +62,7 @@ func TestBrowserCareReportStandaloneLaunch(t *testing.T) {
 		t.Fatalf("patient banner %q %q", name, id)
 	}
 
-	gs := f.led.AppGrants(f.patient.ID)
+	gs := f.appGrants(f.patient.ID)
 	if len(gs) != n0+1 {
 		t.Fatalf("app grants: %+v", gs)
 	}

@@ -76,7 +76,11 @@ func (s *Server) clinicianExportPage(w http.ResponseWriter, r *http.Request, ses
 	byID := map[string]*exportPatient{}
 	var order []string
 	granted := map[string]bool{}
-	for _, g := range s.ledger.Grants("", sess.UserID) {
+	gs, err := s.ledger.Grants("", sess.UserID)
+	if err != nil {
+		return grantsUnavailable(err)
+	}
+	for _, g := range gs {
 		if !g.Active(now) {
 			continue
 		}

@@ -145,7 +145,11 @@ func (s *Server) clinicianPatientPage(w http.ResponseWriter, r *http.Request, se
 	// unknown id and one without a grant answer alike).
 	var active []consent.GrantState
 	if vault.RoleOf(id) == vault.RolePatient {
-		for _, g := range s.ledger.Grants(id, sess.UserID) {
+		gs, err := s.ledger.Grants(id, sess.UserID)
+		if err != nil {
+			return grantsUnavailable(err)
+		}
+		for _, g := range gs {
 			if g.Active(now) {
 				active = append(active, g)
 			}

@@ -159,7 +159,11 @@ func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess 
 	for _, p := range consent.Purposes {
 		b.Purposes = append(b.Purposes, option{Value: p, Label: purposeLabels[p], Selected: p == "TREAT"})
 	}
-	for _, g := range s.ledger.Grants(sess.UserID, "") {
+	gs, err := s.ledger.Grants(sess.UserID, "")
+	if err != nil {
+		return grantsUnavailable(err)
+	}
+	for _, g := range gs {
 		name, ok := names[g.Clinician]
 		if !ok {
 			name = g.Clinician // a clinician no longer in the directory
@@ -175,7 +179,9 @@ func (s *Server) renderConsent(ctx context.Context, w http.ResponseWriter, sess 
 			b.Active = append(b.Active, v)
 		}
 	}
-	b.Apps = s.appGrantViews(ctx, sess.UserID, loc)
+	if b.Apps, err = s.appGrantViews(ctx, sess.UserID, loc); err != nil {
+		return grantsUnavailable(err)
+	}
 	b.Keys = s.granteeKeys(b.Active, names, loc, now)
 	d.Body, d.Script = b, true
 	return s.render(w, status, "consent", d)
@@ -433,6 +439,9 @@ func (s *Server) grantFinish(w http.ResponseWriter, r *http.Request, sess sessio
 // patient's answers 404, as a missing one.
 func (s *Server) revokeGrant(w http.ResponseWriter, r *http.Request, sess session) error {
 	g, err := s.ledger.Grant(r.PathValue("id"))
+	if err != nil && !errors.Is(err, consent.ErrNoGrant) {
+		return grantsUnavailable(err)
+	}
 	if err != nil || g.Patient != sess.UserID {
 		return errNotFound
 	}

@@ -171,7 +171,7 @@ func TestGrantRefusals(t *testing.T) {
 	n0 := f.size()
 	stored := func(t *testing.T) {
 		t.Helper()
-		if n := f.size(); n != n0 || len(f.led.Grants(f.patient.ID, "")) != 0 {
+		if n := f.size(); n != n0 || len(f.grants(f.patient.ID)) != 0 {
 			t.Fatalf("a refused grant changed the ledger: %d entries, was %d", n, n0)
 		}
 	}
@@ -210,7 +210,7 @@ func TestGrantRefusals(t *testing.T) {
 		if r := f.jsonPost("/webauthn/grant/finish", sess, csrf, cer2, resp); r.StatusCode != 401 {
 			t.Fatalf("old assertion, new challenge: %d", r.StatusCode)
 		}
-		if n := len(f.led.Grants(f.patient.ID, "")); n != 1 {
+		if n := len(f.grants(f.patient.ID)); n != 1 {
 			t.Fatalf("%d grants after a replay, want 1", n)
 		}
 	})
@@ -303,8 +303,8 @@ func TestConsentPageRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.grant(f.other.ID, f.clin.ID)
-	g := f.led.Grants(f.patient.ID, "")[1] // the active one
-	theirs := f.led.Grants(f.other.ID, "")[0]
+	g := f.grants(f.patient.ID)[1] // the active one
+	theirs := f.grants(f.other.ID)[0]
 	sess, csrf := f.signIn(f.patient.ID)
 	page := func() string { return body(t, f.do(req{path: "/consent", cookie: sess})) }
 	b := page()

@@ -373,7 +373,7 @@ func TestBrowserPasskeys(t *testing.T) {
 	t.Run("grant signed with the passkey", func(t *testing.T) {
 		grantVia(t, "omh:heart-rate")
 		run(t, ctx, chromedp.WaitVisible(chromedp.CSS("p.notice")))
-		gs := f.led.Grants(f.patient.ID, "")
+		gs := f.grants(f.patient.ID)
 		if len(gs) != 1 || !gs[0].Signed || gs[0].Clinician != f.clin.ID || strings.Join(gs[0].Schemas, ",") != "omh:blood-glucose,omh:heart-rate" || gs[0].Purpose != "CAREMGT" {
 			t.Fatalf("grants after signing: %+v", gs)
 		}
@@ -405,7 +405,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			t.Fatalf("status %q", msg)
 		}
 		overrides(cdpwebauthn.SetResponseOverrideBitsParams{})
-		if n1 := f.size(); n1 != n0 || len(f.led.Grants(f.patient.ID, "")) != 1 {
+		if n1 := f.size(); n1 != n0 || len(f.grants(f.patient.ID)) != 1 {
 			t.Fatal("a grant with a bogus signature changed the ledger")
 		}
 	})
@@ -486,7 +486,7 @@ func TestBrowserPasskeys(t *testing.T) {
 
 	t.Run("access log", func(t *testing.T) {
 		var active consent.GrantState
-		for _, g := range f.led.Grants(f.patient.ID, "") {
+		for _, g := range f.grants(f.patient.ID) {
 			if g.Signed && g.RevokeIndex == nil {
 				active = g
 			}

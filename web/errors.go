@@ -60,6 +60,13 @@ func unavailable(title, msg string, cause error) *publicError {
 	return &publicError{Status: http.StatusServiceUnavailable, Code: "unavailable", Title: title, Message: msg, Cause: cause}
 }
 
+// grantsUnavailable is the answer when the ledger's grant index cannot be
+// brought up to date (a replica that cannot reach the database): what the
+// page would list is not known, so it is not shown as empty.
+func grantsUnavailable(cause error) *publicError {
+	return unavailable("Not available", "The grants could not be read just now. Try again shortly.", cause)
+}
+
 // The refusals several handlers and guards share.
 var (
 	errNotFound    = refuse(http.StatusNotFound, "not_found", "Page not found", "There is no page at this address, or it is not yours to see.")

@@ -374,7 +374,7 @@ func TestEveryFailurePath(t *testing.T) {
 		// The ledger fails.
 		{name: "revoke not recorded", prepare: func(t *testing.T, f *errFixture) call {
 			f.grant(f.patient.ID, f.clin.ID)
-			gs := f.led.Grants(f.patient.ID, "")
+			gs := f.grants(f.patient.ID)
 			if len(gs) != 1 {
 				t.Fatalf("grants: %+v", gs)
 			}

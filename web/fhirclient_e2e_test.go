@@ -164,7 +164,7 @@ func TestBrowserFHIRClientStandaloneLaunch(t *testing.T) {
 		t.Fatalf("registering the public app: secret %q, %v", secret, err)
 	}
 	clientID = info.ID
-	n0 := len(f.led.AppGrants(f.patient.ID))
+	n0 := len(f.appGrants(f.patient.ID))
 
 	// The launch: to the vault, the passkey sign-in, the consent page.
 	run(t, ctx, chromedp.Navigate(site.URL+"/launch.html"), chromedp.WaitVisible(chromedp.CSS(`[data-webauthn="signin"]`)))
@@ -187,7 +187,7 @@ func TestBrowserFHIRClientStandaloneLaunch(t *testing.T) {
 	if loc := get(t, ctx, chromedp.Location()); !strings.HasPrefix(loc, site.URL+"/index.html") {
 		t.Fatalf("the app is at %s", loc)
 	}
-	gs := f.led.AppGrants(f.patient.ID)
+	gs := f.appGrants(f.patient.ID)
 	if len(gs) != n0+1 {
 		t.Fatalf("app grants: %+v", gs)
 	}

@@ -576,3 +576,25 @@ func (f *fixture) follow(r *http.Response, sess, want string) *http.Response {
 	}
 	return f.do(req{path: loc, cookie: sess, cookies: set})
 }
+
+// grants is the ledger's clinician grants of a patient; an error fails
+// the test.
+func (f *fixture) grants(patient string) []consent.GrantState {
+	f.t.Helper()
+	gs, err := f.led.Grants(patient, "")
+	if err != nil {
+		f.t.Fatalf("grants of %s: %v", patient, err)
+	}
+	return gs
+}
+
+// appGrants is the ledger's app grants of a patient; an error fails the
+// test.
+func (f *fixture) appGrants(patient string) []consent.GrantState {
+	f.t.Helper()
+	gs, err := f.led.AppGrants(patient)
+	if err != nil {
+		f.t.Fatalf("app grants of %s: %v", patient, err)
+	}
+	return gs
+}

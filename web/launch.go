@@ -93,7 +93,9 @@ func (s *Server) launchApp(w http.ResponseWriter, r *http.Request, sess session)
 		return errLaunchOff
 	}
 	id := r.PathValue("id")
-	if !s.hasActiveGrant(id, sess.UserID) {
+	if ok, err := s.hasActiveGrant(id, sess.UserID); err != nil {
+		return grantsUnavailable(err)
+	} else if !ok {
 		return errNotFound
 	}
 	client := r.PostFormValue("client")
@@ -119,15 +121,19 @@ func (s *Server) launchApp(w http.ResponseWriter, r *http.Request, sess session)
 
 // hasActiveGrant reports whether a patient has any active grant to a
 // clinician.
-func (s *Server) hasActiveGrant(patient, clinician string) bool {
+func (s *Server) hasActiveGrant(patient, clinician string) (bool, error) {
 	if vault.RoleOf(patient) != vault.RolePatient {
-		return false
+		return false, nil
 	}
 	now := s.now()
-	for _, g := range s.ledger.Grants(patient, clinician) {
+	gs, err := s.ledger.Grants(patient, clinician)
+	if err != nil {
+		return false, err
+	}
+	for _, g := range gs {
 		if g.Active(now) && (!s.requireSigned || g.Signed) {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }

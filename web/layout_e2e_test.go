@@ -80,7 +80,7 @@ func layoutFixture(t *testing.T) (*fixture, map[string]string) {
 	f.grant(f.patient.ID, f.clin.ID)
 	f.grant(f.patient.ID, f.clin.ID)
 	var revoked consent.GrantState
-	for _, g := range f.led.Grants(f.patient.ID, "") {
+	for _, g := range f.grants(f.patient.ID) {
 		if !g.Signed {
 			revoked = g
 		}
@@ -88,7 +88,7 @@ func layoutFixture(t *testing.T) (*fixture, map[string]string) {
 	if _, err := f.led.Append(consent.NewRevoke(f.patient.ID, revoked, now)); err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range f.led.Grants(f.patient.ID, "") {
+	for _, g := range f.grants(f.patient.ID) {
 		if g.Signed {
 			f.access(f.patient.ID, g, 4032, false)
 			f.access(f.patient.ID, g, 288, true)

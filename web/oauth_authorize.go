@@ -417,11 +417,15 @@ type appGrantView struct {
 
 // appGrantViews are a patient's app grants for her consent page, newest
 // first.
-func (s *Server) appGrantViews(ctx context.Context, patient string, loc *time.Location) []appGrantView {
+func (s *Server) appGrantViews(ctx context.Context, patient string, loc *time.Location) ([]appGrantView, error) {
+	gs, err := s.ledger.AppGrants(patient)
+	if err != nil {
+		return nil, err
+	}
 	var out []appGrantView
 	names := map[string]string{}
 	now := s.now()
-	for _, g := range s.ledger.AppGrants(patient) {
+	for _, g := range gs {
 		name, ok := names[g.App]
 		if !ok {
 			name = g.App
@@ -440,13 +444,16 @@ func (s *Server) appGrantViews(ctx context.Context, patient string, loc *time.Lo
 		}
 		out = append(out, v)
 	}
-	return out
+	return out, nil
 }
 
 // revokeAppGrant is POST /consent/apps/{id}/revoke: a revoke entry for one
 // of the patient's app grants; the provider ends the app's tokens at once.
 func (s *Server) revokeAppGrant(w http.ResponseWriter, r *http.Request, sess session) error {
 	g, err := s.ledger.Grant(r.PathValue("id"))
+	if err != nil && !errors.Is(err, consent.ErrNoGrant) {
+		return grantsUnavailable(err)
+	}
 	if err != nil || g.Patient != sess.UserID || g.App == "" {
 		return errNotFound
 	}

@@ -475,7 +475,7 @@ func TestAppGrantNotApprovedIsRevoked(t *testing.T) {
 	if b := body(t, r); r.StatusCode != 400 || !strings.Contains(b, "oauth_request_gone") {
 		t.Fatalf("finish: %d %s", r.StatusCode, b)
 	}
-	gs := f.led.AppGrants(f.patient.ID)
+	gs := f.appGrants(f.patient.ID)
 	if len(gs) != 1 || gs[0].RevokeIndex == nil {
 		t.Fatalf("app grants: %+v", gs)
 	}

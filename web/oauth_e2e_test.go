@@ -244,7 +244,7 @@ func TestBrowserPatientAuthorizesApp(t *testing.T) {
 	if h := get(t, ctx, chromedp.Text(chromedp.CSS("main h1"))); h != "Allow Glucose Insights to read your data?" {
 		t.Fatalf("consent page heading %q", h)
 	}
-	n0 := len(f.led.AppGrants(f.patient.ID))
+	n0 := len(f.appGrants(f.patient.ID))
 	run(t, ctx,
 		chromedp.Click(chromedp.CSS(`#oauth-form input[value="omh:heart-rate"]`)),
 		chromedp.Click(chromedp.CSS("#allow")),
@@ -268,7 +268,7 @@ func TestBrowserPatientAuthorizesApp(t *testing.T) {
 		strings.Contains(scope, "8867-4") || !strings.Contains(scope, "observation-category|laboratory") {
 		t.Fatalf("granted scope without heart rate expected, got %q", scope)
 	}
-	gs := f.led.AppGrants(f.patient.ID)
+	gs := f.appGrants(f.patient.ID)
 	if len(gs) != n0+1 {
 		t.Fatalf("app grants: %+v", gs)
 	}

@@ -389,7 +389,11 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request, sess sessi
 	loc := u.Location()
 	byPatient := map[string]*patientView{}
 	var order []string
-	for _, g := range s.ledger.Grants("", sess.UserID) {
+	gs, err := s.ledger.Grants("", sess.UserID)
+	if err != nil {
+		return grantsUnavailable(err)
+	}
+	for _, g := range gs {
 		if !g.Active(now) {
 			continue
 		}

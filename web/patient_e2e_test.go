@@ -31,7 +31,7 @@ type browserSteps struct {
 func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browserSteps) {
 	t.Run("ledger", func(t *testing.T) {
 		var signed consent.GrantState
-		for _, g := range f.led.Grants(f.patient.ID, "") {
+		for _, g := range f.grants(f.patient.ID) {
 			if g.Signed {
 				signed = g
 				break
@@ -201,7 +201,7 @@ func (f *fixture) patientBrowserFlow(t *testing.T, ctx context.Context, b browse
 			}
 			break
 		}
-		for _, g := range f.led.Grants(f.patient.ID, "") {
+		for _, g := range f.grants(f.patient.ID) {
 			if g.Active(time.Now()) {
 				t.Fatalf("grant %s still active", g.ID)
 			}

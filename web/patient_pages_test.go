@@ -115,7 +115,7 @@ func TestLedgerPage(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	f.softPasskey(f.patient.ID)
 	f.grant(f.patient.ID, f.clin.ID)
-	g := f.led.Grants(f.patient.ID, "")[0]
+	g := f.grants(f.patient.ID)[0]
 	f.access(f.patient.ID, g, 4032, false)
 	if _, err := f.led.Append(consent.NewRevoke(f.patient.ID, g, time.Now())); err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestLedgerPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.grant(f.other.ID, f.clin.ID)
-	og := f.led.Grants(f.other.ID, "")[0]
+	og := f.grants(f.other.ID)[0]
 	size := f.size()
 
 	sess, _ := f.signIn(f.patient.ID)
@@ -334,7 +334,7 @@ func TestAccountDeletion(t *testing.T) {
 	a := f.softPasskey(f.patient.ID)
 	theirs := f.softPasskey(f.other.ID)
 	f.grant(f.patient.ID, f.clin.ID)
-	g := f.led.Grants(f.patient.ID, "")[0]
+	g := f.grants(f.patient.ID)[0]
 	secret, _ := f.mint(f.patient.ID, vault.TokenDevice, 0)
 	if _, err := f.srv.recovery().replace(t.Context(), f.patient.ID, time.Now()); err != nil {
 		t.Fatal(err)

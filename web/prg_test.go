@@ -216,7 +216,7 @@ func TestConsentShowsGranteeKeys(t *testing.T) {
 func TestRevokeBehindConfirmation(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	f.grant(f.patient.ID, f.clin.ID)
-	g := f.led.Grants(f.patient.ID, "")[0]
+	g := f.grants(f.patient.ID)[0]
 	sess, _ := f.signIn(f.patient.ID)
 	b := body(t, f.do(req{path: "/consent", cookie: sess}))
 	forms := regexp.MustCompile(`(?s)<details class="confirm">\s*<summary[^>]*>Revoke…</summary>.*?<form method="post" action="/consent/`+g.ID+`/revoke">.*?<button type="submit" class="danger"[^>]*>Yes, revoke</button>.*?</details>`).FindAllString(b, -1)

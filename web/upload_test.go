@@ -156,11 +156,11 @@ func TestUpload(t *testing.T) {
 func TestAccessLogPage(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	f.grant(f.patient.ID, f.clin.ID)
-	g := f.led.Grants(f.patient.ID, "")[0]
+	g := f.grants(f.patient.ID)[0]
 	f.access(f.patient.ID, g, 4032, false)
 	f.access(f.patient.ID, g, 17, true)
 	f.grant(f.other.ID, f.clin.ID)
-	f.access(f.other.ID, f.led.Grants(f.other.ID, "")[0], 999, false)
+	f.access(f.other.ID, f.grants(f.other.ID)[0], 999, false)
 	sess, _ := f.signIn(f.patient.ID)
 	r := f.do(req{path: "/access-log", cookie: sess})
 	b := body(t, r)
@@ -184,7 +184,7 @@ func TestAccessLogPage(t *testing.T) {
 func TestAccessLogPaged(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	f.grant(f.patient.ID, f.clin.ID)
-	g := f.led.Grants(f.patient.ID, "")[0]
+	g := f.grants(f.patient.ID)[0]
 	var batch []consent.Entry
 	for range MaxAccessLogRows + 20 {
 		a := consent.New(consent.KindAccessStart, g.Clinician, time.Now())

@@ -236,7 +236,13 @@ func withAdminBase(sf storeFlags, base *url.URL, stderr io.Writer, fn func(api.A
 		}
 		local.Invites = ws
 	}
-	err = fn(local)
+	return adminError(fn(local))
+}
+
+// adminError words an admin action's failure, run on the database
+// directly, as the admin socket would: a caller's mistake or a failed
+// verification with its message and code; anything else as it is.
+func adminError(err error) error {
 	if err == nil {
 		return nil
 	}

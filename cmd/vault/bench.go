@@ -85,6 +85,8 @@ func cmdBenchLoad(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.DemoDays, "demo-days", 30, "days of demo data the server seeds besides (--demo); 0: none")
 	fs.BoolVar(&c.KeepLimits, "keep-limits", false, "keep the server's per-token and per-grant export limits (default: lifted, so exports are measured, not refused)")
 	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
+	database := fs.String("database", "", "serve the mix from --replicas 'vault serve --database' processes on this PostgreSQL database (postgres://…; a password in ~/.pgpass, not here), in a scratch schema dropped after, the clients' requests spread over them round robin; the same mix against one bbolt process runs first, as the baseline")
+	fs.IntVar(&c.Replicas, "replicas", 2, "with --database: how many replicas serve the mix (1 to 32)")
 	attack := fs.Bool("attack", false, "meanwhile, attack as issue 12's findings 1 and 2 did (a sign-in flood from many addresses, uploads trickled from one device token) and measure honest patients' passkey sign-ins and uploads against the target (each within 1 s, none failing)")
 	var ac bench.AttackConfig
 	fs.IntVar(&ac.Addrs, "attack-addrs", 300, "with --attack: client addresses of the sign-in flood (127.0.2.1 on), each beginning 25 sign-ins a minute")
@@ -94,6 +96,18 @@ func cmdBenchLoad(args []string, stdout, stderr io.Writer) error {
 		if *attack {
 			c.Attack = &ac
 		}
+		if *database != "" {
+			dsn, err := databaseURL(*database)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkDSN(dsn); err != nil {
+				return nil, err
+			}
+			c.Database, c.OpenDatabase = dsn, benchOpenPostgres
+		} else if given(fs, "replicas") {
+			return nil, errors.New("--replicas needs --database: replicas share a PostgreSQL database")
+		}
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, err
@@ -101,6 +115,13 @@ func cmdBenchLoad(args []string, stdout, stderr io.Writer) error {
 		c.Exe = exe
 		return bench.Mix(c)
 	})
+}
+
+// given reports whether the flag name was set on the command line.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // report is what a bench returns.

@@ -109,22 +109,18 @@ func (a webAuthorizer) Launch(ctx context.Context, l web.LaunchRequest) (string,
 
 // careReportApp registers the care-team report app (package carereport)
 // as a confidential client with its launch URL, or keeps its registration
-// with a fresh secret (oauth.Provider.EnsureClient: the secret lives only
-// in this process), and builds it. A new registration is a client-add
-// admin entry in the ledger, undone if the entry fails.
-func careReportApp(ctx context.Context, prov *oauth.Provider, led *consent.Ledger, base *url.URL, log *slog.Logger) (*carereport.App, error) {
+// and secret (oauth.Provider.EnsureClient: the secret is kept sealed in
+// the registration's record, so every replica on one database signs the
+// app in with the same one, and a start changes nothing), and builds it.
+// Replicas starting at once do not fight: exactly one of them creates the
+// registration, the others read it. A new registration is a client-add
+// admin entry in the ledger, undone if the entry fails. The app's
+// launches and sessions travel in cookies sealed under the master keyset,
+// so a launch begun on one replica finishes on any.
+func careReportApp(ctx context.Context, prov *oauth.Provider, led *consent.Ledger, sealer carereport.Sealer, base *url.URL, log *slog.Logger) (*carereport.App, error) {
 	n := oauth.NewClient{Name: carereport.Name,
 		RedirectURIs: []string{carereport.RedirectURI(base)}, LaunchURI: carereport.LaunchURI(base), Confidential: true}
 	info, secret, created, err := prov.EnsureClient(ctx, n)
-	// Replicas starting at once on one PostgreSQL database each replace
-	// the registration's row (EnsureClient deletes and puts it back with
-	// their secret); one that reads it in between finds it gone. Again,
-	// a moment later, it finds the other's row and takes it over.
-	for try := 1; err != nil && try < 5 && ctx.Err() == nil; try++ {
-		log.Warn("the care report app's registration changed under this start; trying again", "try", try, "cause", err.Error())
-		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
-		info, secret, created, err = prov.EnsureClient(ctx, n)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -136,5 +132,5 @@ func careReportApp(ctx context.Context, prov *oauth.Provider, led *consent.Ledge
 			return nil, fmt.Errorf("the care report app's ledger entry failed: %v", err)
 		}
 	}
-	return carereport.New(carereport.Config{BaseURL: base, Issuer: prov.Issuer(), ClientID: info.ID, ClientSecret: secret, Logger: log})
+	return carereport.New(carereport.Config{BaseURL: base, Issuer: prov.Issuer(), ClientID: info.ID, ClientSecret: secret, Sealer: sealer, Logger: log})
 }

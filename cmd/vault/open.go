@@ -125,8 +125,12 @@ func openVaultWith(ctx context.Context, f storeFlags, mode openMode, demo bool, 
 	if pass == nil && inside(f.keyFile, f.data) && !demo {
 		return nil, nil, nil, fmt.Errorf("the root key file %s is inside the data directory %s; keep it elsewhere so a copy of the data alone reveals nothing (only --demo allows this)", f.keyFile, f.data)
 	}
-	if err := os.MkdirAll(f.data, 0o700); err != nil {
-		return nil, nil, nil, fmt.Errorf("data directory: %v", err)
+	// Nothing of an existing PostgreSQL vault is in --data: a command on
+	// one (ledger verify, keys change-root) makes no directory.
+	if f.database == "" || mode != openExisting {
+		if err := os.MkdirAll(f.data, 0o700); err != nil {
+			return nil, nil, nil, fmt.Errorf("data directory: %v", err)
+		}
 	}
 	if fi, err := os.Stat(f.data); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		log.Warn("the data directory is readable by group or others; run chmod 700 on it", "dir", f.data, "mode", fi.Mode().Perm().String())
@@ -147,6 +151,16 @@ func openVaultWith(ctx context.Context, f storeFlags, mode openMode, demo bool, 
 				return nil, nil, nil, err
 			}
 			return nil, nil, nil, errors.New("a 'vault migrate' into this PostgreSQL database did not finish: run it again with --restart (from the bbolt vault) before serving it")
+		}
+		if mode == openExisting {
+			// As with --data: a wrong database must not become a new vault.
+			if m, err := st.Meta(ctx, vault.MetaMaster); err != nil || m == nil {
+				st.Close()
+				if err != nil {
+					return nil, nil, nil, redact(fmt.Errorf("PostgreSQL: %w", err), f.database)
+				}
+				return nil, nil, nil, errors.New("no vault in this PostgreSQL database (it holds no master keyset); check --database, or create the vault by starting 'vault serve --database …' once")
+			}
 		}
 	}
 	v, root, err := unlock(ctx, st, f, pass, log)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/store/postgres"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/web"
@@ -55,14 +56,17 @@ type eventTargets struct {
 	vault   *vault.Vault
 	web     *web.Server
 	metrics *api.Server
+	ledger  *consent.Ledger
 	log     *slog.Logger
 	dsn     string // for redacting a connection error
 }
 
-// watchEvents acts on every replica event above after until ctx ends: a
+// watchEvents acts on every replica event above after until ctx ends
+// (within postgres.EventPoll, at once when the notification arrives): a
 // patient deleted on any replica leaves this one's key cache and page
-// cache (within postgres.EventPoll, at once when the notification
-// arrives).
+// cache; a grant index rebuilt on another replica is rebuilt here too,
+// from the log, every decision denying until it is done (on the watcher's
+// goroutine: events behind it wait for the replay).
 func watchEvents(ctx context.Context, st backend, after int64, t eventTargets) {
 	pg, ok := st.(*postgres.Store)
 	if !ok {
@@ -81,6 +85,15 @@ func (t eventTargets) apply(e postgres.Event) {
 		// that the eviction found it.
 		attrs = append(attrs, "key_evicted", t.vault.ForgetPatientKeys(e.Subject))
 		t.web.EvictPatient(e.Subject)
+	case postgres.EventLedgerRebuilt:
+		// Whether this replica rebuilt (false for its own rebuild, come
+		// back): the tests count them.
+		start := time.Now()
+		rebuilt, err := t.ledger.RebuiltElsewhere(e.ID)
+		if err != nil {
+			t.log.Error("the grant index, rebuilt on another replica, does not match the log here: every access is denied until 'vault ledger verify' and 'vault ledger rebuild'", "event", e.ID, "cause", err.Error())
+		}
+		attrs = append(attrs, "index_rebuilt", rebuilt && err == nil, "rebuild_ms", time.Since(start).Milliseconds())
 	default:
 		// A newer binary's event: nothing this one caches depends on it.
 		t.log.Warn("replica event of an unknown kind ignored", "kind", e.Kind, "event", e.ID)

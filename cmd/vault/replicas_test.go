@@ -64,9 +64,12 @@ type replicaSet struct {
 	// route, when set, names the replica a path goes to (-1: round
 	// robin), so a test can send a ceremony's begin and finish to chosen
 	// replicas; served records which replica answered each path.
-	route  func(path string) int
-	mu     sync.Mutex
-	served []string
+	route func(path string) int
+	// forwarded makes the proxy set X-Forwarded-For, for replicas started
+	// with --trusted-proxies.
+	forwarded bool
+	mu        sync.Mutex
+	served    []string
 }
 
 // startReplicas makes a database, a root key and the proxy, then starts n
@@ -78,6 +81,29 @@ func startReplicas(t *testing.T, n int, extra ...string) *replicaSet {
 	if _, err := keys.CreateKeyFile(rs.key); err != nil {
 		t.Fatal(err)
 	}
+	rs.listenProxy(t)
+
+	for i := range n {
+		r := &replica{i: i, data: filepath.Join(dir, fmt.Sprintf("data%d", i)), log: filepath.Join(dir, fmt.Sprintf("replica%d.log", i))}
+		rs.reps = append(rs.reps, r)
+	}
+	// All at once: none waits for another's start.
+	procs := make([]*tortureProc, n)
+	for i, r := range rs.reps {
+		procs[i] = launchReplica(t, r, rs)
+	}
+	for i, r := range rs.reps {
+		waitReplica(t, procs[i])
+		r.up.Store(true)
+	}
+	return rs
+}
+
+// listenProxy starts the in-test load balancer: a round-robin reverse
+// proxy on a loopback port whose URL becomes rs.base. With rs.forwarded
+// it sets X-Forwarded-For (and -Host, -Proto) as a load balancer would.
+func (rs *replicaSet) listenProxy(t *testing.T) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +122,9 @@ func startReplicas(t *testing.T, n int, extra ...string) *replicaSet {
 			rs.served = append(rs.served, fmt.Sprintf("%s %s %d", pr.In.Method, pr.In.URL.Path, r.i))
 			rs.mu.Unlock()
 			pr.SetURL(r.url.Load())
+			if rs.forwarded {
+				pr.SetXForwarded()
+			}
 			pr.Out.Host = pr.In.Host // the replicas see the public host
 			pr.Out.Header.Set("X-Test-Replica", strconv.Itoa(r.i))
 		},
@@ -111,21 +140,6 @@ func startReplicas(t *testing.T, n int, extra ...string) *replicaSet {
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-
-	for i := range n {
-		r := &replica{i: i, data: filepath.Join(dir, fmt.Sprintf("data%d", i)), log: filepath.Join(dir, fmt.Sprintf("replica%d.log", i))}
-		rs.reps = append(rs.reps, r)
-	}
-	// All at once: none waits for another's start.
-	procs := make([]*tortureProc, n)
-	for i, r := range rs.reps {
-		procs[i] = launchReplica(t, r, rs)
-	}
-	for i, r := range rs.reps {
-		waitReplica(t, procs[i])
-		r.up.Store(true)
-	}
-	return rs
 }
 
 // launchReplica starts a replica's process without waiting for it.

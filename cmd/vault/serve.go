@@ -261,7 +261,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	app, err := careReportApp(ctx, prov, led, base, log)
+	app, err := careReportApp(ctx, prov, led, v.Master(), base, log)
 	if err != nil {
 		return fmt.Errorf("the care report app: %v", err)
 	}
@@ -289,7 +289,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 	go runScrubs(ctx, st, scrubSchedule(fs), log)
 	if watch {
-		go watchEvents(ctx, st, evFrom, eventTargets{vault: v, web: ws, metrics: srv, log: log, dsn: sf.database})
+		go watchEvents(ctx, st, evFrom, eventTargets{vault: v, web: ws, metrics: srv, ledger: led, log: log, dsn: sf.database})
 	}
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it

@@ -150,3 +150,17 @@ type Shared interface {
 	// any transaction (PostgreSQL: one statement, one round trip).
 	Head(ctx context.Context) (int64, error)
 }
+
+// RebuildAnnouncer is implemented by the WriteTx of a Shared store.
+// Ledger.Rebuild replaces the stored index that every process on the
+// store shares, but each of them keeps its own copy in memory, loaded or
+// caught up from the old one. So Rebuild calls AnnounceRebuild in its
+// transaction, after the new index is written: the announcement commits
+// exactly when the rebuilt index does (PostgreSQL: a ledger-rebuilt row in
+// vault_events, with a notification), and each other process, told of it,
+// rebuilds its own copy from the log (Ledger.RebuiltElsewhere). size is
+// the log's size the rebuild replayed; id names the announcement, so that
+// the process that made it can tell its own when it comes back.
+type RebuildAnnouncer interface {
+	AnnounceRebuild(size int64) (id int64, err error)
+}

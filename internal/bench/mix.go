@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -61,10 +62,19 @@ type MixConfig struct {
 	// Attack, when set, runs issue 12's attack beside the mix and
 	// measures honest clients' sign-ins and uploads under it (attack.go).
 	Attack *AttackConfig
-	Dir    string // scratch directory; "" makes a temporary one, removed after
-	Exe    string // the vault executable: it serves, and runs [RunMix]
-	Open   Opener
-	Stderr io.Writer // the children's errors
+	// Database, when set, runs the mix against Replicas 'vault serve
+	// --database' processes on this PostgreSQL database (in a scratch
+	// schema, dropped after), each client's requests spread over them
+	// round robin; and before it, in the same run, the same mix against
+	// one bbolt process, as the baseline ([MixReport.Baseline]). The
+	// vault for the seed is opened with OpenDatabase.
+	Database     string
+	Replicas     int
+	OpenDatabase func(dir, dsn string) (*Handle, error)
+	Dir          string // scratch directory; "" makes a temporary one, removed after
+	Exe          string // the vault executable: it serves, and runs [RunMix]
+	Open         Opener
+	Stderr       io.Writer // the children's errors
 }
 
 // OpStats is one operation's figures, latencies in milliseconds.
@@ -86,6 +96,11 @@ type RSSSample struct {
 
 // MixReport is what [Mix] measured.
 type MixReport struct {
+	// Servers is how many 'vault serve' processes served the mix: 1 on
+	// bbolt, the replicas on PostgreSQL. RSS is then their sum.
+	Servers    int
+	PerServer  []int // the requests sent to each replica (with several)
+	Database   bool  // on PostgreSQL
 	Clients    int
 	Pause      time.Duration
 	Seconds    float64 // the clients' wall time
@@ -98,6 +113,9 @@ type MixReport struct {
 	// server started and when the clients ended.
 	LoadBefore, Load string
 	Attack           *AttackReport // with MixConfig.Attack
+	// Baseline is the same mix against one bbolt process, measured just
+	// before in the same run (with MixConfig.Database).
+	Baseline *MixReport
 }
 
 // RSSAt is the last sample at or before d (the first if none is).
@@ -124,8 +142,8 @@ func (r *MixReport) Errors() (errs, limited int) {
 
 // Print writes the report as 'vault bench load' shows it.
 func (r *MixReport) Print(w io.Writer) error {
-	fmt.Fprintf(w, "vault bench load: %d clients, mean pause %v, %.1f s, GOMAXPROCS=%d, load average before %s, at the end %s\n\n",
-		r.Clients, r.Pause, r.Seconds, r.GOMAXPROCS, r.LoadBefore, r.Load)
+	fmt.Fprintf(w, "vault bench load (%s): %d clients, mean pause %v, %.1f s, GOMAXPROCS=%d, load average before %s, at the end %s\n\n",
+		r.servedBy(), r.Clients, r.Pause, r.Seconds, r.GOMAXPROCS, r.LoadBefore, r.Load)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "operation\tcount\tp50 ms\tp99 ms\tmax ms\terrors\t429\t")
 	for _, name := range MixOps {
@@ -137,6 +155,9 @@ func (r *MixReport) Print(w io.Writer) error {
 	}
 	errs, limited := r.Errors()
 	fmt.Fprintf(w, "\n%d requests, %.0f requests/s, %d errors, %d refused with 429\n", r.Requests, float64(r.Requests)/r.Seconds, errs, limited)
+	if len(r.PerServer) > 0 {
+		fmt.Fprintf(w, "requests sent to each replica, round robin: %s\n", strings.Trim(fmt.Sprint(r.PerServer), "[]"))
+	}
 	for _, name := range MixOps {
 		if e := r.Ops[name].FirstErr; e != "" {
 			fmt.Fprintf(w, "first %s error: %s\n", name, e)
@@ -148,17 +169,51 @@ func (r *MixReport) Print(w io.Writer) error {
 	if warm > 0 {
 		growth = 100 * (float64(end) - float64(warm)) / float64(warm)
 	}
-	_, err := fmt.Fprintf(w, "server RssAnon: start %.1f MiB, after warm-up (%v) %.1f MiB, end %.1f MiB (%+.1f%% since warm-up)\n",
-		float64(start)/1024, r.Warmup, float64(warm)/1024, float64(end)/1024, growth)
-	if err != nil || r.Attack == nil {
+	who := "server RssAnon"
+	if r.Servers > 1 {
+		who = fmt.Sprintf("servers' RssAnon (the %d together)", r.Servers)
+	}
+	_, err := fmt.Fprintf(w, "%s: start %.1f MiB, after warm-up (%v) %.1f MiB, end %.1f MiB (%+.1f%% since warm-up)\n",
+		who, float64(start)/1024, r.Warmup, float64(warm)/1024, float64(end)/1024, growth)
+	if err != nil {
 		return err
 	}
-	return r.Attack.Print(w)
+	if r.Attack != nil {
+		if err := r.Attack.Print(w); err != nil {
+			return err
+		}
+	}
+	if r.Baseline == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "\nbaseline, the same mix in the same run, just before:\n")
+	if err := r.Baseline.Print(w); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\np99 side by side (issue 12's targets at ~1,000 requests/s offered):\n\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "operation\t%s p99 ms\t%s p99 ms\ttarget ms\t\n", r.Baseline.servedBy(), r.servedBy())
+	for _, name := range MixOps {
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%s\t\n", name, r.Baseline.Ops[name].P99, r.Ops[name].P99, map[bool]string{true: "<= 100", false: "<= 25"}[name == "export"])
+	}
+	fmt.Fprintf(tw, "requests/s\t%.0f\t%.0f\t\t\n", float64(r.Baseline.Requests)/r.Baseline.Seconds, float64(r.Requests)/r.Seconds)
+	return tw.Flush()
+}
+
+// servedBy says what served the mix.
+func (r *MixReport) servedBy() string {
+	if !r.Database {
+		return "bbolt, one process"
+	}
+	return fmt.Sprintf("PostgreSQL, %d replicas", r.Servers)
 }
 
 // mixPlan is what the client process reads on its stdin.
 type mixPlan struct {
-	URL             string        `json:"url"`
+	URL string `json:"url"`
+	// URLs, when more than one, are the replicas: every request goes to
+	// the next, round robin, as through a load balancer.
+	URLs            []string      `json:"urls,omitempty"`
 	Pause           time.Duration `json:"pause"`
 	Duration        time.Duration `json:"duration"`
 	Patients        []mixPatient  `json:"patients"`
@@ -176,6 +231,9 @@ type mixResult struct {
 	Requests int                `json:"requests"`
 	Ops      map[string]OpStats `json:"ops"`
 	Attack   *AttackReport      `json:"attack,omitempty"`
+	// PerServer is the requests sent to each replica (none with one
+	// server).
+	PerServer []int `json:"per_server,omitempty"`
 }
 
 // Mix seeds a vault, serves it with 'vault serve' as a child process, and
@@ -188,65 +246,155 @@ func Mix(c MixConfig) (*MixReport, error) {
 	if a := c.Attack; a != nil && (a.Honest < 1 || a.Honest > 250 || a.Addrs < 0 || a.Trickles < 0 || a.Addrs > 250*250 || a.Trickles > 250) {
 		return nil, errors.New("--attack-honest must be 1 to 250, --attack-addrs 0 to 62500, --attack-trickles 0 to 250")
 	}
+	if c.Database == "" {
+		if c.Replicas > 1 {
+			return nil, errors.New("--replicas needs --database: replicas share a PostgreSQL database")
+		}
+		scratch, cleanup, err := scratchDir(c.Dir, "vault-bench-load-")
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		return mixOnce(c, scratch)
+	}
+	if c.Replicas < 1 || c.Replicas > 32 {
+		return nil, errors.New("--replicas must be 1 to 32")
+	}
+	if c.Attack != nil {
+		return nil, errors.New("--attack runs against one bbolt server: not with --database")
+	}
+	if c.OpenDatabase == nil {
+		return nil, errors.New("no way to open a vault on PostgreSQL")
+	}
 	scratch, cleanup, err := scratchDir(c.Dir, "vault-bench-load-")
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
+	base := c
+	base.Database, base.Replicas = "", 0
+	b, err := mixOnce(base, filepath.Join(scratch, "bbolt"))
+	if err != nil {
+		return nil, fmt.Errorf("the bbolt baseline: %v", err)
+	}
+	r, err := mixOnce(c, filepath.Join(scratch, "postgres"))
+	if err != nil {
+		return nil, err
+	}
+	r.Baseline = b
+	return r, nil
+}
+
+// mixOnce seeds a vault in scratch (on c.Database when set), serves it
+// (one bbolt process, or c.Replicas on PostgreSQL) and runs the clients.
+func mixOnce(c MixConfig, scratch string) (*MixReport, error) {
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
+		return nil, err
+	}
 	loadBefore := loadAvg()
-	plan, honest, err := seedMix(scratch, c)
+	open := func() (*Handle, error) { return c.Open(scratch, 0) }
+	servers := 1
+	// The servers' environment: never a database the caller's
+	// environment names, only the scratch schema on PostgreSQL.
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "VAULT_DATABASE_URL") {
+			env = append(env, e)
+		}
+	}
+	if c.Database != "" {
+		dsn, drop, err := pgScratch(context.Background(), c.Database, "load")
+		if err != nil {
+			return nil, err
+		}
+		defer drop() // after the servers have stopped (deferred later)
+		open = func() (*Handle, error) { return c.OpenDatabase(scratch, dsn) }
+		servers = c.Replicas
+		env = append(env, "VAULT_DATABASE_URL="+dsn)
+	}
+	plan, honest, err := seedMix(open, c)
 	if err != nil {
 		return nil, fmt.Errorf("seeding: %v", err)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
+	addrs := make([]string, servers)
+	for i := range addrs {
+		if addrs[i], err = freeAddr(); err != nil {
+			return nil, err
+		}
+		plan.URLs = append(plan.URLs, "http://"+addrs[i])
 	}
-	plan.URL = "http://" + addr
+	plan.URL = plan.URLs[0]
+	if servers == 1 {
+		plan.URLs = nil
+	}
 	if plan.Attack != nil {
-		if err := inviteAll(c, scratch, addr, plan.Attack, honest); err != nil {
+		if err := inviteAll(c, scratch, addrs[0], plan.Attack, honest); err != nil {
 			return nil, fmt.Errorf("seeding: %v", err)
 		}
 	}
-	args := []string{"serve", "--data", filepath.Join(scratch, "data"), "--root-key-file", filepath.Join(scratch, "root.key"),
-		"--addr", addr, "--metrics-addr", "off", "--log-level", "error"}
-	if c.DemoDays > 0 {
-		args = append(args, "--demo", "--demo-days", fmt.Sprint(c.DemoDays))
-	}
-	if !c.KeepLimits {
-		args = append(args, "--exports-per-minute", "1000000000", "--export-burst-per-grant", "1000000000", "--export-interval-per-grant", "1ns")
-	}
-	// Both children write their errors to c.Stderr at once.
+	// The children write their errors to c.Stderr at once.
 	stderr := &lockedWriter{w: cmp.Or[io.Writer](c.Stderr, io.Discard)}
-	srv := exec.Command(c.Exe, args...)
-	srv.Stderr = stderr
-	if err := srv.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
-	}()
-	if err := waitHealthy(plan.URL, 5*time.Minute); err != nil {
-		return nil, err
+	var pids []int
+	// Replica 0 seeds the demo data (once); the others start together
+	// once it is up.
+	for _, group := range [][]int{{0}, seq(1, servers)} {
+		for _, i := range group {
+			data := filepath.Join(scratch, "data")
+			if i > 0 {
+				data += fmt.Sprint(i)
+			}
+			args := []string{"serve", "--data", data, "--root-key-file", filepath.Join(scratch, "root.key"),
+				"--addr", addrs[i], "--metrics-addr", "off", "--log-level", "error"}
+			if c.Database != "" {
+				// One origin for every replica's checkpoints: the seed's.
+				args = append(args, "--base-url", "http://localhost:8080", "--scrub-interval", "0")
+			}
+			if c.DemoDays > 0 && i == 0 {
+				args = append(args, "--demo", "--demo-days", fmt.Sprint(c.DemoDays))
+			}
+			if !c.KeepLimits {
+				args = append(args, "--exports-per-minute", "1000000000", "--export-burst-per-grant", "1000000000", "--export-interval-per-grant", "1ns")
+			}
+			srv := exec.Command(c.Exe, args...)
+			srv.Env = env
+			srv.Stderr = stderr
+			if err := srv.Start(); err != nil {
+				return nil, err
+			}
+			defer func() {
+				srv.Process.Signal(syscall.SIGTERM)
+				srv.Wait()
+			}()
+			pids = append(pids, srv.Process.Pid)
+		}
+		for _, i := range group {
+			if err := waitHealthy("http://"+addrs[i], 5*time.Minute); err != nil {
+				return nil, err
+			}
+		}
 	}
 
-	r := &MixReport{Clients: c.Clients, Pause: c.Pause, Warmup: max(time.Second, c.Duration/5), GOMAXPROCS: runtime.GOMAXPROCS(0)}
-	pid := srv.Process.Pid
+	r := &MixReport{Servers: servers, Database: c.Database != "", Clients: c.Clients, Pause: c.Pause, Warmup: max(time.Second, c.Duration/5), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	rss := func() (kb uint64) {
+		for _, pid := range pids {
+			kb += procstat.PidKB(pid, "RssAnon")
+		}
+		return kb
+	}
 	stop := make(chan struct{})
 	sampled := make(chan []RSSSample)
 	go func() {
 		t0 := time.Now()
-		s := []RSSSample{{0, procstat.PidKB(pid, "RssAnon")}}
+		s := []RSSSample{{0, rss()}}
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
 			select {
 			case <-stop:
-				sampled <- append(s, RSSSample{time.Since(t0), procstat.PidKB(pid, "RssAnon")})
+				sampled <- append(s, RSSSample{time.Since(t0), rss()})
 				return
 			case <-tick.C:
-				s = append(s, RSSSample{time.Since(t0), procstat.PidKB(pid, "RssAnon")})
+				s = append(s, RSSSample{time.Since(t0), rss()})
 			}
 		}
 	}()
@@ -255,6 +403,7 @@ func Mix(c MixConfig) (*MixReport, error) {
 		return nil, err
 	}
 	cl := exec.Command(c.Exe, MixCommand)
+	cl.Env = env
 	cl.Stdin = bytes.NewReader(in)
 	cl.Stderr = stderr
 	out, err := cl.Output()
@@ -267,7 +416,7 @@ func Mix(c MixConfig) (*MixReport, error) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		return nil, fmt.Errorf("load clients' output: %v", err)
 	}
-	r.Seconds, r.Requests, r.Ops, r.Attack = res.Seconds, res.Requests, res.Ops, res.Attack
+	r.Seconds, r.Requests, r.Ops, r.Attack, r.PerServer = res.Seconds, res.Requests, res.Ops, res.Attack, res.PerServer
 	r.LoadBefore, r.Load = loadBefore, loadAvg()
 	return r, nil
 }
@@ -286,8 +435,8 @@ func loadAvg() string {
 // the clinician) through an in-process API, then closes the vault. With an
 // attack it also makes the honest patients (returned, for their invites)
 // and the attacker, each with a device token.
-func seedMix(dir string, c MixConfig) (*mixPlan, []string, error) {
-	h, err := c.Open(dir, 0)
+func seedMix(open func() (*Handle, error), c MixConfig) (*mixPlan, []string, error) {
+	h, err := open()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -390,6 +539,33 @@ func seedMix(dir string, c MixConfig) (*mixPlan, []string, error) {
 	return plan, honest, nil
 }
 
+// seq is from, from+1, …, to-1.
+func seq(from, to int) []int {
+	var s []int
+	for i := from; i < to; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+// roundRobin sends each request to the next of hosts, as a load balancer
+// in front of replicas would.
+type roundRobin struct {
+	hosts []string
+	sent  []atomic.Int64 // requests sent to each host
+	next  atomic.Uint64
+	rt    http.RoundTripper
+}
+
+func (r *roundRobin) RoundTrip(req *http.Request) (*http.Response, error) {
+	i := r.next.Add(1) % uint64(len(r.hosts))
+	r.sent[i].Add(1)
+	out := req.Clone(req.Context())
+	out.URL.Host = r.hosts[i]
+	out.Host = ""
+	return r.rt.RoundTrip(out)
+}
+
 // lockedWriter serialises writes to w.
 type lockedWriter struct {
 	mu sync.Mutex
@@ -447,7 +623,20 @@ func RunMix(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if n == 0 || len(plan.Patients) == 0 {
 		return errors.New("no clients or no patients")
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n}, Timeout: time.Minute}
+	var rt http.RoundTripper = &http.Transport{MaxIdleConns: n * max(1, len(plan.URLs)), MaxIdleConnsPerHost: n}
+	var rr *roundRobin
+	if len(plan.URLs) > 1 {
+		rr = &roundRobin{rt: rt, sent: make([]atomic.Int64, len(plan.URLs))}
+		for _, u := range plan.URLs {
+			pu, err := url.Parse(u)
+			if err != nil {
+				return err
+			}
+			rr.hosts = append(rr.hosts, pu.Host)
+		}
+		rt = rr
+	}
+	client := &http.Client{Transport: rt, Timeout: time.Minute}
 	day := url.Values{"from": {mixDay.Format(time.RFC3339)}, "to": {mixDay.AddDate(0, 0, 1).Format(time.RFC3339)}}
 	all := make([][]sample, n)
 	deadline := time.Now().Add(plan.Duration)
@@ -522,6 +711,11 @@ func RunMix(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		samples = append(samples, ss...)
 	}
 	res := mixResult{Seconds: time.Since(start).Seconds(), Requests: len(samples), Ops: summarise(MixOps, samples), Attack: attack}
+	if rr != nil {
+		for i := range rr.sent {
+			res.PerServer = append(res.PerServer, int(rr.sent[i].Load()))
+		}
+	}
 	return json.NewEncoder(stdout).Encode(res)
 }
 

@@ -239,7 +239,11 @@ func ensureKey(l *consent.Ledger, clinician, recipient string, now time.Time) er
 // heart rate and steps from 90 days ago on, expiring in a year, readable
 // through the FHIR API too.
 func ensureGrant(l *consent.Ledger, patient, clinician string, now time.Time) (string, error) {
-	for _, g := range l.Grants(patient, clinician) {
+	gs, err := l.Grants(patient, clinician)
+	if err != nil {
+		return "", err
+	}
+	for _, g := range gs {
 		if g.Active(now) {
 			return g.ID, nil
 		}

@@ -79,6 +79,31 @@ func (s *Store) Scan(ctx context.Context, patientID, schema string, from, to int
 	}
 }
 
+// Schemas implements vault.Backend: a record's key starts with its schema
+// and a NUL, so after each schema found a seek to the schema and 0x01
+// lands on the next one.
+func (s *Store) Schemas(ctx context.Context, patientID string) ([]string, error) {
+	var out []string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bReadings).Bucket([]byte(patientID))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil; {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				k, _ = c.Next() // not a record's key (Scan never yields it)
+				continue
+			}
+			out = append(out, string(k[:i]))
+			k, _ = c.Seek(append(k[:i:i], 1))
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Count implements vault.Backend.
 func (s *Store) Count(ctx context.Context, patientID string) (int, error) {
 	n := 0

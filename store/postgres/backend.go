@@ -245,6 +245,26 @@ func identity(schema string, t int64, tag []byte) string {
 // scanPage is how many records one statement of a Scan reads.
 const scanPage = 512
 
+// Schemas implements vault.Backend with a loose index scan: each step
+// takes the next schema after the last from the primary key's index
+// (patient, schema_id, …), so the cost is a probe per schema the patient
+// has, whatever her number of readings.
+func (s *Store) Schemas(ctx context.Context, patientID string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE found(schema_id) AS (
+			(SELECT schema_id FROM readings WHERE patient = $1 ORDER BY schema_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT r.schema_id FROM readings r WHERE r.patient = $1 AND r.schema_id > found.schema_id ORDER BY r.schema_id LIMIT 1)
+			FROM found WHERE found.schema_id IS NOT NULL)
+		SELECT schema_id FROM found WHERE schema_id IS NOT NULL`, patientID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
 // Scan implements vault.Backend: keyset pages of scanPage records, each
 // one statement, so no transaction or connection is held while the caller
 // consumes them.

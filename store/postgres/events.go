@@ -43,6 +43,13 @@ const (
 	EventPatientDeleted = "patient-deleted"
 )
 
+// EventLedgerRebuilt: the consent ledger's stored grant index was rebuilt
+// from the log (vault ledger rebuild), in the transaction that appended
+// it; Subject is the log size it replayed. Each replica but the one that
+// rebuilt rebuilds its in-memory index from the log too
+// (consent.Ledger.RebuiltElsewhere), denying every decision meanwhile.
+const EventLedgerRebuilt = "ledger-rebuilt"
+
 // EventPoll is how often a watcher reads vault_events whatever it was
 // told: the longest a lost notification delays an event.
 const EventPoll = time.Second
@@ -62,14 +69,21 @@ type Event struct {
 // appendEvent adds an event in tx, and a notification delivered at its
 // commit.
 func appendEvent(ctx context.Context, tx pgx.Tx, kind, subject string) error {
+	_, err := appendEventID(ctx, tx, kind, subject)
+	return err
+}
+
+// appendEventID is appendEvent, returning the new event's id.
+func appendEventID(ctx context.Context, tx pgx.Tx, kind, subject string) (int64, error) {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockEvents); err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := tx.Exec(ctx, "INSERT INTO vault_events (kind, subject, at) VALUES ($1, $2, $3)", kind, subject, time.Now().UnixNano()); err != nil {
-		return err
+	var id int64
+	if err := tx.QueryRow(ctx, "INSERT INTO vault_events (kind, subject, at) VALUES ($1, $2, $3) RETURNING id", kind, subject, time.Now().UnixNano()).Scan(&id); err != nil {
+		return 0, err
 	}
 	_, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", eventChannel)
-	return err
+	return id, err
 }
 
 // LastEvent is the newest event's id, 0 when there is none: where a

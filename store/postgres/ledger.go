@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
@@ -290,4 +291,14 @@ func (l ledgerStore) Head(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-var _ ledgerstore.Shared = ledgerStore{}
+// AnnounceRebuild appends a ledger-rebuilt event in the rebuild's
+// transaction (ledgerstore.RebuildAnnouncer): every replica's watcher
+// hands it to its ledger once the rebuilt index has committed.
+func (t *ledgerTx) AnnounceRebuild(size int64) (int64, error) {
+	return appendEventID(t.ctx, t.tx, EventLedgerRebuilt, strconv.FormatInt(size, 10))
+}
+
+var (
+	_ ledgerstore.Shared           = ledgerStore{}
+	_ ledgerstore.RebuildAnnouncer = (*ledgerTx)(nil)
+)

@@ -319,7 +319,7 @@ func testLedgerConcurrent(t *testing.T, open LedgerFactory) {
 		t.Fatalf("verify: %+v, want %d entries", res, want)
 	}
 	active := 0
-	for _, g := range e.l.Grants("pt_a", "") {
+	for _, g := range mustGrants(t, e.l, "pt_a") {
 		if g.Active(ledgerT0) {
 			active++
 		}
@@ -486,11 +486,11 @@ func testLedgerGrants(t *testing.T, open LedgerFactory) {
 	if _, err := e.l.Grant("gr_50"); !errors.Is(err, consent.ErrNoGrant) {
 		t.Fatal("a grant from a refused batch is in the index")
 	}
-	want := e.l.Grants("pt_a", "")
+	want := mustGrants(t, e.l, "pt_a")
 	if n, err := e.l.Rebuild(); err != nil || n != 3 {
 		t.Fatalf("rebuild: %d rows, %v", n, err)
 	}
-	if got := e.l.Grants("pt_a", ""); !sameJSON(t, got, want) {
+	if got := mustGrants(t, e.l, "pt_a"); !sameJSON(t, got, want) {
 		t.Fatalf("rebuild changed the grants:\n%+v\n%+v", got, want)
 	}
 	if d := e.l.Decide(consent.Request{Clinician: "cl_c", Patient: "pt_a", Schema: "omh:heart-rate:2.0", Now: ledgerT0}); !d.Permit {
@@ -630,7 +630,7 @@ func testLedgerReopen(t *testing.T, open LedgerFactory) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grants := e.l.Grants("pt_a", "")
+	grants := mustGrants(t, e.l, "pt_a")
 	e.reopen(t)
 	if e.l.VerifierKey() != vk {
 		t.Fatal("verifier key changed across a reopen")
@@ -644,7 +644,7 @@ func testLedgerReopen(t *testing.T, open LedgerFactory) {
 	if latest, err := e.l.LatestCheckpoint(); err != nil || !bytes.Equal(latest, signed) {
 		t.Fatalf("checkpoint after reopen: %q %v", latest, err)
 	}
-	if got := e.l.Grants("pt_a", ""); !sameJSON(t, got, grants) {
+	if got := mustGrants(t, e.l, "pt_a"); !sameJSON(t, got, grants) {
 		t.Fatalf("grants after reopen:\n%+v\n%+v", got, grants)
 	}
 	if d := e.l.Decide(heartRate); !d.Permit || len(d.Grants) != 1 || d.Grants[0].ID != "gr_2" {
@@ -998,4 +998,14 @@ func testLedgerBadArguments(t *testing.T, open LedgerFactory) {
 	if after != inside {
 		t.Fatalf("Extent after the commit: %+v, inside: %+v", after, inside)
 	}
+}
+
+// mustGrants is Ledger.Grants of a patient, failing the test on an error.
+func mustGrants(t *testing.T, l *consent.Ledger, patient string) []consent.GrantState {
+	t.Helper()
+	gs, err := l.Grants(patient, "")
+	if err != nil {
+		t.Fatalf("grants of %s: %v", patient, err)
+	}
+	return gs
 }

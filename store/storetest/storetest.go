@@ -61,6 +61,7 @@ func Run(t *testing.T, open Factory) {
 		{"DeletePatient", testDeletePatient, true},
 		{"InsertNeedsPatientKeys", testInsertNeedsKeys, false},
 		{"Count", testCount, false},
+		{"Schemas", testSchemas, false},
 		{"PatientKeyBlobs", testPatientKeyBlobs, false},
 		{"SwapPatientKeys", testSwapPatientKeys, false},
 		{"SwapMeta", testSwapMeta, false},
@@ -638,6 +639,46 @@ func testCount(t *testing.T, b vault.Backend) {
 	insert(t, b, "pt_a", rec("s", 1, 1, "a"), rec("s", 3, 1, "d")) // one duplicate
 	if c := count(t, b, "pt_a"); c != 4 {
 		t.Fatalf("Count after a duplicate = %d; want 4", c)
+	}
+}
+
+// testSchemas: each schema a patient has records of, once, in byte order,
+// a schema that is a prefix of another kept apart from it, and another
+// patient's (pt_ against pt_0) never among them.
+func testSchemas(t *testing.T, b vault.Backend) {
+	schemas := func(patient string) []string {
+		t.Helper()
+		got, err := b.Schemas(t.Context(), patient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := schemas("pt_a"); len(got) != 0 {
+		t.Fatalf("Schemas of a patient with no records = %q", got)
+	}
+	if got := schemas("pt_never"); len(got) != 0 {
+		t.Fatalf("Schemas of an unknown patient = %q", got)
+	}
+	insert(t, b, "pt_a",
+		rec("omh:heart-rate:2.0", 5, 1, "a"), rec("omh:blood-glucose:4.0", 1, 1, "b"),
+		rec("omh:blood-glucose:4.0", 2, 2, "c"), rec("omh:blood", 9, 1, "d"),
+		rec("omh:blood-glucose:4.0-x", -3, 1, "e"), rec("omh:heart-rate:2.0", 1<<62, 3, "f"))
+	insert(t, b, "pt_0", rec("omh:step-count:2.0", 1, 1, "g"))
+	want := []string{"omh:blood", "omh:blood-glucose:4.0", "omh:blood-glucose:4.0-x", "omh:heart-rate:2.0"}
+	if got := schemas("pt_a"); !slices.Equal(got, want) {
+		t.Fatalf("Schemas = %q, want %q", got, want)
+	}
+	if got := schemas("pt_0"); !slices.Equal(got, []string{"omh:step-count:2.0"}) {
+		t.Fatalf("Schemas of pt_0 = %q", got)
+	}
+	if got := schemas("pt_"); len(got) != 0 {
+		t.Fatalf("Schemas of pt_ (a prefix of pt_a and pt_0) = %q", got)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := b.Schemas(ctx, "pt_a"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Schemas with a cancelled context: %v", err)
 	}
 }
 

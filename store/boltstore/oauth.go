@@ -105,6 +105,9 @@ func getJSON(b *bolt.Bucket, key []byte, v any) error {
 }
 
 func (o oauthStore) PutClient(ctx context.Context, c oauthstore.Client) error {
+	if err := checkIDs(c.ID); err != nil {
+		return err
+	}
 	if err := checkTimes(c.Created); err != nil {
 		return err
 	}
@@ -121,6 +124,9 @@ func (o oauthStore) PutClient(ctx context.Context, c oauthstore.Client) error {
 }
 
 func (o oauthStore) Client(ctx context.Context, id string) (oauthstore.Client, error) {
+	if err := checkIDs(id); err != nil {
+		return oauthstore.Client{}, err
+	}
 	var out oauthstore.Client
 	err := o.s.view(ctx, func(tx *bolt.Tx) error {
 		var row oauthClientRow
@@ -149,6 +155,9 @@ func (o oauthStore) Clients(ctx context.Context) ([]oauthstore.Client, error) {
 }
 
 func (o oauthStore) DeleteClient(ctx context.Context, id string) error {
+	if err := checkIDs(id); err != nil {
+		return err
+	}
 	return o.s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOAuthClients)
 		if b.Get([]byte(id)) == nil {
@@ -213,6 +222,9 @@ func deleteWhereKey(b *bolt.Bucket, match func(k, v []byte) (bool, error)) error
 }
 
 func (o oauthStore) PutRequest(ctx context.Context, r oauthstore.Request) error {
+	if err := checkIDs(r.ClientID); err != nil {
+		return err
+	}
 	if err := checkTimes(r.Expires); err != nil {
 		return err
 	}
@@ -305,6 +317,9 @@ func putTokens(tx *bolt.Tx, ts []oauthstore.Token) error {
 		if err := checkTimes(t.Expires); err != nil {
 			return err
 		}
+		if err := checkIDs(t.Family, t.UserID, t.ClientID); err != nil {
+			return err
+		}
 		if t.Kind != oauthstore.Access && t.Kind != oauthstore.Refresh {
 			return errors.New("unknown token kind")
 		}
@@ -376,6 +391,9 @@ func deleteTokens(tx *bolt.Tx, f oauthstore.Filter) (int, error) {
 }
 
 func (o oauthStore) DeleteTokens(ctx context.Context, f oauthstore.Filter) (int, error) {
+	if err := checkIDs(f.UserID, f.ClientID, f.Family); err != nil {
+		return 0, err
+	}
 	var n int
 	err := o.s.update(ctx, func(tx *bolt.Tx) error {
 		var err error
@@ -427,6 +445,9 @@ func (o oauthStore) AddKey(ctx context.Context, k oauthstore.Key, keep int) erro
 		return errors.New("a key needs an id, and at least one key is kept")
 	}
 	if err := checkTimes(k.Created); err != nil {
+		return err
+	}
+	if err := checkIDs(k.ID); err != nil {
 		return err
 	}
 	return o.s.update(ctx, func(tx *bolt.Tx) error {

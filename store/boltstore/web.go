@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jupyterhealth/vault/web/webstore"
 	bolt "go.etcd.io/bbolt"
@@ -166,6 +168,20 @@ var (
 	maxTime = time.Unix(0, math.MaxInt64)
 )
 
+// checkIDs refuses an id (a user's, a client's, a token family's, a
+// key's) that is not UTF-8 text without NUL bytes, as the PostgreSQL
+// store does (its text columns refuse both). Here a NUL byte would also
+// make one user's index rows look like another's: they are keyed by the
+// user id and a NUL byte.
+func checkIDs(ids ...string) error {
+	for _, id := range ids {
+		if !utf8.ValidString(id) || strings.IndexByte(id, 0) >= 0 {
+			return fmt.Errorf("id %q is not UTF-8 text without NUL bytes", id)
+		}
+	}
+	return nil
+}
+
 // checkTimes refuses a time a row cannot keep, as the PostgreSQL store
 // does (its columns are bigint nanoseconds).
 func checkTimes(ts ...time.Time) error {
@@ -246,6 +262,9 @@ func (wt *webTx) invitesWhere(match func(expires time.Time, userID string) bool)
 }
 
 func (w webStore) PutInvite(ctx context.Context, inv webstore.Invite, sweepBefore time.Time) error {
+	if err := checkIDs(inv.UserID); err != nil {
+		return err
+	}
 	if err := checkTimes(inv.Expires, sweepBefore); err != nil {
 		return err
 	}
@@ -283,6 +302,9 @@ func (w webStore) ClaimInvite(ctx context.Context, hash [32]byte) (webstore.Invi
 }
 
 func (w webStore) ReleaseInvite(ctx context.Context, inv webstore.Invite) error {
+	if err := checkIDs(inv.UserID); err != nil {
+		return err
+	}
 	if err := checkTimes(inv.Expires); err != nil {
 		return err
 	}
@@ -311,6 +333,9 @@ func (w webStore) Invites(ctx context.Context) ([]webstore.Invite, error) {
 // ---- passkeys ----
 
 func (w webStore) AddCredential(ctx context.Context, userID string, c webstore.Credential, max int) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if wt.creds.Get(c.ID) != nil {
 			return webstore.ErrExists
@@ -339,6 +364,9 @@ func (w webStore) Credential(ctx context.Context, id []byte) (webstore.Credentia
 }
 
 func (w webStore) Credentials(ctx context.Context, userID string) ([]webstore.Credential, error) {
+	if err := checkIDs(userID); err != nil {
+		return nil, err
+	}
 	var out []webstore.Credential
 	err := w.view(ctx, func(wt *webTx) error {
 		prefix := userPrefix(userID)
@@ -366,6 +394,9 @@ func (wt *webTx) usersCredential(userID string, id []byte) ([]byte, error) {
 }
 
 func (w webStore) ModifyCredential(ctx context.Context, userID string, id []byte, fn func(sealed []byte) ([]byte, error)) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		v, err := wt.usersCredential(userID, id)
 		if err != nil {
@@ -380,6 +411,9 @@ func (w webStore) ModifyCredential(ctx context.Context, userID string, id []byte
 }
 
 func (w webStore) RemoveCredential(ctx context.Context, userID string, id []byte) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if _, err := wt.usersCredential(userID, id); err != nil {
 			return err
@@ -429,6 +463,9 @@ func (wt *webTx) deleteRecovery(userID string) error {
 }
 
 func (w webStore) ReplaceRecoveryCodes(ctx context.Context, userID string, codes []webstore.RecoveryCode) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if err := wt.deleteRecovery(userID); err != nil {
 			return err
@@ -446,6 +483,9 @@ func (w webStore) ReplaceRecoveryCodes(ctx context.Context, userID string, codes
 }
 
 func (w webStore) RecoveryCodesLeft(ctx context.Context, userID string) (int, error) {
+	if err := checkIDs(userID); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := w.view(ctx, func(wt *webTx) error {
 		n = len(keysWithPrefix(wt.recovery, recoveryUserPrefix(userID)))
@@ -649,6 +689,9 @@ func (r timedRow) session() webstore.Session {
 }
 
 func (w webStore) CreateSession(ctx context.Context, s webstore.Session, max int) error {
+	if err := checkIDs(s.UserID); err != nil {
+		return err
+	}
 	if err := checkTimes(s.Created, s.LastSeen, s.Expires); err != nil {
 		return err
 	}
@@ -714,6 +757,9 @@ func (w webStore) DeleteSession(ctx context.Context, hash [32]byte) error {
 }
 
 func (w webStore) DeleteSessions(ctx context.Context, userID string, match func(webstore.Session) bool) (int, error) {
+	if err := checkIDs(userID); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := w.update(ctx, func(wt *webTx) error {
 		n = 0
@@ -737,6 +783,9 @@ func (w webStore) DeleteSessions(ctx context.Context, userID string, match func(
 }
 
 func (w webStore) PutCeremony(ctx context.Context, c webstore.Ceremony, max int) error {
+	if err := checkIDs(c.UserID); err != nil {
+		return err
+	}
 	if err := checkTimes(c.Created, c.Expires); err != nil {
 		return err
 	}
@@ -810,6 +859,9 @@ func (w webStore) SpendChallenge(ctx context.Context, sp webstore.SpentChallenge
 // ---- forgetting ----
 
 func (w webStore) ForgetUser(ctx context.Context, userID string) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if err := wt.deleteCredentials(userID); err != nil {
 			return err
@@ -844,6 +896,9 @@ func (r timedRow) appConsent() webstore.AppConsent {
 }
 
 func (w webStore) PutAppConsent(ctx context.Context, c webstore.AppConsent, max int) error {
+	if err := checkIDs(c.UserID); err != nil {
+		return err
+	}
 	if err := checkTimes(c.Created); err != nil {
 		return err
 	}
@@ -877,6 +932,9 @@ func (w webStore) AppConsent(ctx context.Context, hash [32]byte) (webstore.AppCo
 }
 
 func (w webStore) AppConsents(ctx context.Context, userID string) ([]webstore.AppConsent, error) {
+	if err := checkIDs(userID); err != nil {
+		return nil, err
+	}
 	var out []webstore.AppConsent
 	err := w.view(ctx, func(wt *webTx) error {
 		for _, h := range wt.apps.userHashes(userID) {
@@ -892,6 +950,9 @@ func (w webStore) AppConsents(ctx context.Context, userID string) ([]webstore.Ap
 }
 
 func (w webStore) DeleteAppConsent(ctx context.Context, userID string, hash [32]byte) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		r, err := wt.apps.get(hash)
 		if err != nil {

@@ -29,13 +29,13 @@ func TestDifferentialOAuth(t *testing.T) {
 	})
 }
 
-// Ids never hold a NUL byte here: a PostgreSQL text column refuses one,
-// which bbolt keeps (a known difference, docs/scaling.md).
+// The ids drawn: the last ones of each list are refused by both stores
+// (empty, where an id is required; with a NUL byte or not UTF-8).
 var (
-	diffClients  = []string{"cl_a", "cl_", "clx_a", "cl_b", ""}
-	diffUsers    = []string{"pt_a", "ptx_a", "pt_", "pt_b"}
-	diffFamilies = []string{"f1", "f2", "f"}
-	diffKeyIDs   = []string{"k1", "k2", "k", ""}
+	diffClients  = []string{"cl_a", "cl_", "clx_a", "cl_b", "", "c\x00l", "c\xff"}
+	diffUsers    = []string{"pt_a", "ptx_a", "pt_", "pt_b", "pt_\x00"}
+	diffFamilies = []string{"f1", "f2", "f", "f\x00"}
+	diffKeyIDs   = []string{"k1", "k2", "k", "", "k\x00"}
 )
 
 // The hashes each kind of row draws from (requests, codes, tokens, spent
@@ -44,6 +44,15 @@ const (
 	diffReqs, diffCodes, diffToks, diffJTIs  = 4, 4, 8, 4
 	diffCodeBase, diffTokenBase, diffJTIBase = 100, 200, 300
 )
+
+// valid picks one of the first n of ids mostly, and now and then one of
+// the rest, which a store refuses.
+func (g *diffRand) valid(ids []string, n int) string {
+	if g.one(15) {
+		return g.str(ids[n:])
+	}
+	return g.str(ids[:n])
+}
 
 func (g *diffRand) token() oauthstore.Token {
 	kind := oauthstore.Access
@@ -54,8 +63,8 @@ func (g *diffRand) token() oauthstore.Token {
 		kind = oauthstore.Refresh
 	}
 	return oauthstore.Token{
-		Hash: diffHash(diffTokenBase + g.n(diffToks)), Kind: kind, Family: g.str(diffFamilies),
-		UserID: g.str(diffUsers), ClientID: g.str(diffClients[:4]), Expires: g.time(),
+		Hash: diffHash(diffTokenBase + g.n(diffToks)), Kind: kind, Family: g.valid(diffFamilies, 3),
+		UserID: g.valid(diffUsers, 4), ClientID: g.valid(diffClients, 4), Expires: g.time(),
 		Rotated: g.one(8), Sealed: g.bytes(10),
 	}
 }
@@ -111,7 +120,7 @@ func diffOAuthStep(g *diffRand) oauthStep {
 			return diffClass(s.DeleteClient(ctx, id))
 		}}
 	case 3, 4, 22, 23:
-		r := oauthstore.Request{Hash: req(), ClientID: g.str(diffClients[:4]), Expires: g.time(), Sealed: g.bytes(10)}
+		r := oauthstore.Request{Hash: req(), ClientID: g.valid(diffClients, 4), Expires: g.time(), Sealed: g.bytes(10)}
 		return oauthStep{"PutRequest" + diffRequest(r), func(ctx context.Context, s oauthstore.Store) string {
 			return diffClass(s.PutRequest(ctx, r))
 		}}
@@ -165,13 +174,13 @@ func diffOAuthStep(g *diffRand) oauthStep {
 		if !g.one(6) {
 			switch g.n(4) {
 			case 0:
-				f.UserID = g.str(diffUsers)
+				f.UserID = g.valid(diffUsers, 4)
 			case 1:
-				f.ClientID = g.str(diffClients[:4])
+				f.ClientID = g.valid(diffClients, 4)
 			case 2:
-				f.Family = g.str(diffFamilies)
+				f.Family = g.valid(diffFamilies, 3)
 			default:
-				f.UserID, f.Family = g.str(diffUsers), g.str(diffFamilies)
+				f.UserID, f.Family = g.valid(diffUsers, 4), g.valid(diffFamilies, 3)
 			}
 		}
 		return oauthStep{fmt.Sprintf("DeleteTokens(%+v)", f), func(ctx context.Context, s oauthstore.Store) string {

@@ -20,7 +20,8 @@ import (
 // touches that must never move a time back, deletions by match),
 // ceremonies (taken twice, a full table), spent sign-in challenges (spent
 // twice, created not before they expire), remembered app consents and
-// forgetting a user; users "pt_" beside "ptx_", times from the smallest
+// forgetting a user; users "pt_" beside "ptx_", user ids with a NUL byte
+// or not UTF-8 (refused by both), times from the smallest
 // to the largest Unix nanosecond and one nanosecond apart. Each result,
 // and every 25 calls the whole store, must be the same on both.
 //
@@ -34,7 +35,7 @@ func TestDifferentialWeb(t *testing.T) {
 }
 
 var (
-	diffWebUsers = []string{"pt_a", "ptx_a", "pt_", "pt_b"}
+	diffWebUsers = []string{"pt_a", "ptx_a", "pt_", "pt_b", "pt_a\x00b", "pt_\xff"} // the last two refused by both
 	diffCredIDs  = []string{"c1", "c2", "c1\x00", "c", "\x00", "c1\x00x"}
 )
 
@@ -126,7 +127,12 @@ func (g *diffRand) max() int {
 }
 
 func (w *diffWebGen) next(g *diffRand) webStep {
-	user := func() string { return g.str(diffWebUsers) }
+	user := func() string {
+		if g.one(12) {
+			return g.str(diffWebUsers[4:]) // not UTF-8 text without NUL bytes
+		}
+		return g.str(diffWebUsers[:4])
+	}
 	switch g.n(28) {
 	case 0:
 		inv := webstore.Invite{Hash: diffHash(diffInviteBase + g.n(diffInvites)), Sealed: g.bytes(8)}
@@ -347,7 +353,7 @@ func (w *diffWebGen) state(t *testing.T, s webstore.Store) string {
 	}
 	slices.Sort(lines)
 	b.WriteString(strings.Join(lines, "\n") + "\n")
-	for _, u := range diffWebUsers {
+	for _, u := range diffWebUsers[:4] {
 		cs, err := s.Credentials(t.Context(), u)
 		if err != nil {
 			t.Fatal(err)

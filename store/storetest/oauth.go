@@ -33,6 +33,7 @@ func RunOAuth(t *testing.T, open OAuthFactory) {
 		{"Keys", testOAuthKeys},
 		{"Sweep", testOAuthSweep},
 		{"TimeRange", testOAuthTimeRange},
+		{"BadIDs", testOAuthBadIDs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -452,5 +453,45 @@ func testOAuthTimeRange(t *testing.T, s oauthstore.Store, _ func() oauthstore.St
 		if _, err := s.Sweep(ctx, tm); err == nil {
 			t.Errorf("a sweep before %s was taken", tm)
 		}
+	}
+}
+
+// testOAuthBadIDs: a client, user, family or key id that is not UTF-8
+// text without NUL bytes is refused and nothing is stored. (Found by
+// store/postgres's TestDifferentialOAuth: PostgreSQL's text columns
+// refused them, bbolt stored them.)
+func testOAuthBadIDs(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := t.Context()
+	for _, id := range []string{"oc_\x00a", "oc_\xff"} {
+		if err := s.PutClient(ctx, oauthstore.Client{ID: id, Sealed: sealedOf("c")}); err == nil {
+			t.Errorf("client %q: accepted", id)
+		}
+		if _, err := s.Client(ctx, id); err == nil {
+			t.Errorf("Client(%q): found", id)
+		}
+		if err := s.PutRequest(ctx, oauthstore.Request{Hash: h32("r" + id), ClientID: id, Expires: oauthNow}); err == nil {
+			t.Errorf("a request of client %q: accepted", id)
+		}
+		for i, tok := range []oauthstore.Token{
+			oauthToken("t1"+id, oauthstore.Access, "f", "pt_a", id),
+			oauthToken("t2"+id, oauthstore.Access, "f", id, "oc_a"),
+			oauthToken("t3"+id, oauthstore.Access, id, "pt_a", "oc_a"),
+		} {
+			if err := s.PutTokens(ctx, tok); err == nil {
+				t.Errorf("token %d naming %q: accepted", i, id)
+			}
+			if _, err := s.Token(ctx, tok.Hash); !errors.Is(err, oauthstore.ErrNotFound) {
+				t.Errorf("the refused token %d: %v", i, err)
+			}
+		}
+		if _, err := s.DeleteTokens(ctx, oauthstore.Filter{UserID: id}); err == nil {
+			t.Errorf("DeleteTokens of user %q: accepted", id)
+		}
+		if err := s.AddKey(ctx, oauthstore.Key{ID: id, Created: oauthNow, Sealed: sealedOf("k")}, 3); err == nil {
+			t.Errorf("key %q: accepted", id)
+		}
+	}
+	if ks, err := s.Keys(ctx); err != nil || len(ks) != 0 {
+		t.Fatalf("keys after refused adds: %d, %v", len(ks), err)
 	}
 }

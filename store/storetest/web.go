@@ -43,6 +43,7 @@ func RunWeb(t *testing.T, open WebFactory) {
 		{"AppConsents", testWebAppConsents},
 		{"Reopen", testWebReopen},
 		{"TimeRange", testWebTimeRange},
+		{"BadUserIDs", testWebBadUserIDs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -789,4 +790,45 @@ func getSession(t *testing.T, s webstore.Store, h [32]byte) webstore.Session {
 		t.Fatal(err)
 	}
 	return got
+}
+
+// testWebBadUserIDs: a user id that is not UTF-8 text without NUL bytes
+// is refused, by every call that takes one, and nothing is stored. (Found
+// by store/postgres's TestDifferentialWeb: PostgreSQL's text columns
+// refused them, bbolt stored them, and its user indexes, keyed by the id
+// and a NUL byte, then counted "pt_a\x00b"'s passkeys as "pt_a"'s.)
+func testWebBadUserIDs(t *testing.T, s webstore.Store, _ func() webstore.Store) {
+	ctx := t.Context()
+	must(t, s.AddCredential(ctx, "pt_a", webstore.Credential{ID: []byte("ca"), Sealed: sealedOf("ca")}, 5))
+	for _, u := range []string{"pt_a\x00b", "pt_\xff"} {
+		calls := []struct {
+			what string
+			err  error
+		}{
+			{"AddCredential", s.AddCredential(ctx, u, webstore.Credential{ID: []byte("c" + u), Sealed: sealedOf("c")}, 5)},
+			{"CreateSession", s.CreateSession(ctx, session("s"+u, u, webNow, webNow.Add(time.Hour)), 100)},
+			{"PutCeremony", s.PutCeremony(ctx, webstore.Ceremony{Hash: h32("c" + u), UserID: u, Created: webNow, Expires: webNow.Add(time.Hour)}, 100)},
+			{"PutInvite", s.PutInvite(ctx, webstore.Invite{Hash: h32("i" + u), UserID: u, Expires: webNow.Add(time.Hour)}, time.Time{})},
+			{"ReplaceRecoveryCodes", s.ReplaceRecoveryCodes(ctx, u, recoveryCodes(u, "r1"))},
+			{"PutAppConsent", s.PutAppConsent(ctx, webstore.AppConsent{Hash: h32("a" + u), UserID: u, Created: webNow}, 5)},
+			{"RemoveCredential", s.RemoveCredential(ctx, u, []byte("ca"))},
+			{"ForgetUser", s.ForgetUser(ctx, u)},
+		}
+		for _, c := range calls {
+			if c.err == nil {
+				t.Errorf("%s for user %q: accepted", c.what, u)
+			}
+		}
+		if _, err := s.Credentials(ctx, u); err == nil {
+			t.Errorf("Credentials of %q: accepted", u)
+		}
+		if _, err := s.Credential(ctx, []byte("c"+u)); !errors.Is(err, webstore.ErrNotFound) {
+			t.Errorf("the refused passkey: %v", err)
+		}
+		if _, err := s.Session(ctx, h32("s"+u)); !errors.Is(err, webstore.ErrNotFound) {
+			t.Errorf("the refused session: %v", err)
+		}
+	}
+	// pt_a's only passkey is still her last.
+	wantErr(t, "removing pt_a's only passkey", s.RemoveCredential(ctx, "pt_a", []byte("ca")), webstore.ErrLastPasskey)
 }

@@ -28,7 +28,8 @@
 //
 // A store keeps times to the nanosecond, from 1677-09-21 to 2262-04-11
 // (signed Unix nanoseconds), and the zero time; it refuses a row or a
-// sweep with a time outside them.
+// sweep with a time outside them. A user id is UTF-8 text without NUL
+// bytes; a store refuses a call naming another.
 //
 // Every method takes a context; a store on a network honours it, an
 // embedded one may only check it before it starts.

@@ -220,7 +220,15 @@ func keyOrMax(k []byte) int64 {
 	return 1<<63 - 1
 }
 
+// errEmptyValue refuses an empty value: everything the ledger stores is
+// sealed or signed, and a reader takes nil for "not stored" (inside a
+// write transaction bbolt reads an empty value back as nil).
+var errEmptyValue = errors.New("the ledger stores no empty value")
+
 func (t *ledgerTx) PutEntry(i int64, sealed []byte) error {
+	if len(sealed) == 0 {
+		return errEmptyValue
+	}
 	if i < 0 {
 		return fmt.Errorf("entry index %d", i)
 	}
@@ -241,6 +249,9 @@ func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
 }
 
 func (t *ledgerTx) PutIndexRow(id string, sealed []byte) error {
+	if len(sealed) == 0 {
+		return errEmptyValue
+	}
 	return t.index.Put([]byte(id), sealed)
 }
 
@@ -257,6 +268,9 @@ func (t *ledgerTx) ClearIndex() error {
 }
 
 func (t *ledgerTx) PutMeta(key string, val []byte) error {
+	if len(val) == 0 {
+		return errEmptyValue
+	}
 	if key == string(ledgerSizeKey) {
 		return errors.New(`ledger metadata "size" is written with SetSize`)
 	}
@@ -271,6 +285,9 @@ func (t *ledgerTx) SetSize(n int64) error {
 }
 
 func (t *ledgerTx) PutCheckpoint(size int64, signed []byte) error {
+	if len(signed) == 0 {
+		return errEmptyValue
+	}
 	if size < 0 {
 		return fmt.Errorf("checkpoint size %d", size)
 	}

@@ -222,7 +222,14 @@ func (t *ledgerTx) Extent() (ledgerstore.Extent, error) {
 	return e, err
 }
 
+// errEmptyValue refuses an empty value, as the bbolt store does: a
+// reader takes nil for "not stored".
+var errEmptyValue = errors.New("the ledger stores no empty value")
+
 func (t *ledgerTx) PutEntry(i int64, sealed []byte) error {
+	if len(sealed) == 0 {
+		return errEmptyValue
+	}
 	if i < 0 {
 		return fmt.Errorf("entry index %d", i)
 	}
@@ -247,6 +254,9 @@ func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
 }
 
 func (t *ledgerTx) PutIndexRow(id string, sealed []byte) error {
+	if len(sealed) == 0 {
+		return errEmptyValue
+	}
 	if id == "" {
 		return errors.New("an index row needs an id") // as bbolt refuses an empty key
 	}
@@ -256,6 +266,9 @@ func (t *ledgerTx) PutIndexRow(id string, sealed []byte) error {
 func (t *ledgerTx) ClearIndex() error { return t.exec("DELETE FROM ledger_index") }
 
 func (t *ledgerTx) PutMeta(key string, val []byte) error {
+	if len(val) == 0 {
+		return errEmptyValue
+	}
 	if key == "size" {
 		return errors.New(`ledger metadata "size" is written with SetSize`)
 	}
@@ -273,6 +286,9 @@ func (t *ledgerTx) SetSize(n int64) error {
 }
 
 func (t *ledgerTx) PutCheckpoint(size int64, signed []byte) error {
+	if len(signed) == 0 {
+		return errEmptyValue
+	}
 	if size < 0 {
 		return fmt.Errorf("checkpoint size %d", size)
 	}

@@ -947,7 +947,8 @@ func testLedgerContext(t *testing.T, open LedgerFactory) {
 // in every read. (Found by store/postgres's TestDifferentialLedger:
 // PostgreSQL took an empty name or id and read "size" as metadata, bbolt
 // took a negative stored-hash index and its Extent missed the
-// transaction's own writes.)
+// transaction's own writes, and an empty value read back as nil, not
+// stored, inside bbolt's write transaction.)
 func testLedgerBadArguments(t *testing.T, open LedgerFactory) {
 	s := open(t).Store
 	ctx := context.Background()
@@ -964,6 +965,10 @@ func testLedgerBadArguments(t *testing.T, open LedgerFactory) {
 		{"PutHashes past the largest index", func(tx ledgerstore.WriteTx) error { return tx.PutHashes(1<<63-1, []tlog.Hash{h, h}) }},
 		{"PutEntry at -1", func(tx ledgerstore.WriteTx) error { return tx.PutEntry(-1, []byte("v")) }},
 		{"SetSize(-1)", func(tx ledgerstore.WriteTx) error { return tx.SetSize(-1) }},
+		{"PutEntry of an empty value", func(tx ledgerstore.WriteTx) error { return tx.PutEntry(0, nil) }},
+		{"PutIndexRow of an empty value", func(tx ledgerstore.WriteTx) error { return tx.PutIndexRow("g", []byte{}) }},
+		{"PutMeta of an empty value", func(tx ledgerstore.WriteTx) error { return tx.PutMeta("m", nil) }},
+		{"PutCheckpoint of an empty value", func(tx ledgerstore.WriteTx) error { return tx.PutCheckpoint(0, []byte{}) }},
 	}
 	for _, c := range refused {
 		if err := s.Update(ctx, c.fn); err == nil {

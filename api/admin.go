@@ -199,7 +199,8 @@ func (a LocalAdmin) RotateKeys(ctx context.Context) (vault.RotateResult, error) 
 	ctx = context.WithoutCancel(ctx)
 	res, err := a.Vault.RotateMaster(ctx, a.Root, nil)
 	if err != nil {
-		if p, perr := a.Vault.PendingRotation(ctx); perr == nil && p != nil {
+		// A rotation another replica runs is not this one's to record.
+		if p, perr := a.Vault.PendingRotation(ctx); perr == nil && p != nil && !errors.Is(err, vault.ErrRotationBusy) {
 			a.record("key-rotate", "", fmt.Sprintf("interrupted: target %d", p.Target))
 		}
 		return res, err
@@ -485,6 +486,8 @@ func AdminError(err error) *Error {
 		return newError(http.StatusNotFound, "no_user", "no such user")
 	case errors.Is(err, ErrNoClient):
 		return newError(http.StatusNotFound, "no_client", "no such OAuth client (see vault admin client list)")
+	case errors.Is(err, vault.ErrRotationBusy):
+		return newError(http.StatusConflict, "rotation_busy", "%s", err.Error())
 	}
 	var te *consent.TamperError
 	if errors.As(err, &te) {

@@ -425,3 +425,61 @@ func TestExportWaitsForKeyActivation(t *testing.T) {
 		t.Fatalf("the export is not for the activated key: %v", err)
 	}
 }
+
+// TestExportsShareCleanBuffers: a server's exports take their line buffers
+// from one pool (export.Pool), so a short export after a long one gets
+// the long one's buffers. Decrypted with the age CLI, each short export
+// holds exactly its own readings, and each long one all of its own, with
+// trailers that match; over several turns, so buffers are handed on.
+func TestExportsShareCleanBuffers(t *testing.T) {
+	f := newFixture(t, api.Config{KeyActivationDelay: -1, ExportsPerMinute: 1 << 20, ExportBurstPerGrant: 1 << 30})
+	const n = 1000 // about 280 KB of data lines: every buffer of an export used
+	if st, b := f.do(t, "POST", "/api/v1/readings", f.device, "", []byte(batch(n))); st != 201 {
+		t.Fatalf("ingest: %d %s", st, b)
+	}
+	_, idPath := f.hubKey(t, f.clin, "hub")
+	gb, err := json.Marshal(api.GrantRequest{Clinician: f.clinID, Schemas: []string{"omh:blood-glucose"}, ExpiresAt: time.Now().Add(time.Hour).UTC().Format(time.RFC3339), Purpose: "TREAT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, b := f.do(t, "POST", "/api/v1/grants", f.ptok, "", gb); st != 201 {
+		t.Fatalf("grant: %d %s", st, b)
+	}
+	const hour = "&from=2025-02-01T00:00:00Z&to=2025-02-01T01:00:00Z"
+	read := func(query string) [][]byte {
+		st, b := f.do(t, "GET", "/api/v1/readings?schema=omh:blood-glucose:4.0"+query, f.ptok, "", nil)
+		if st != 200 {
+			t.Fatalf("readings: %d %s", st, b)
+		}
+		return bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	}
+	wantAll, wantHour := read(""), read(hour)
+	if len(wantAll) != n || len(wantHour) != 12 {
+		t.Fatalf("the patient reads %d and %d readings, want %d and 12", len(wantAll), len(wantHour), n)
+	}
+	check := func(name, query string, want [][]byte) {
+		t.Helper()
+		st, ct := f.do(t, "GET", "/api/v1/patients/"+f.patient.ID+"/export?schema=omh:blood-glucose:4.0"+query, f.clin, "", nil)
+		if st != 200 {
+			t.Fatalf("%s export: %d %.200s", name, st, ct)
+		}
+		_, data, tr := splitExport(t, ageDecrypt(t, idPath, ct))
+		if len(data) != len(want) || tr.Records != int64(len(want)) {
+			t.Fatalf("%s export: %d data lines, trailer says %d, want %d", name, len(data), tr.Records, len(want))
+		}
+		h := sha256.New()
+		for i := range data {
+			if !bytes.Equal(data[i], want[i]) {
+				t.Fatalf("%s export: line %d is not the stored reading", name, i)
+			}
+			h.Write(append(bytes.Clone(data[i]), '\n'))
+		}
+		if tr.SHA256 != hex.EncodeToString(h.Sum(nil)) {
+			t.Fatalf("%s export: the trailer's hash is not the data's", name)
+		}
+	}
+	for range 4 {
+		check("long", "", wantAll)
+		check("short", hour, wantHour)
+	}
+}

@@ -28,8 +28,8 @@ type StoreInfo interface {
 }
 
 // registerGauges adds the gauges an admin alerts on that are read when
-// scraped: the ledger's size, the database's size, and the time since the
-// last backup.
+// scraped: the ledger's size, the master keyset's unknown-key reloads, the
+// database's size, and the time since the last backup.
 func (s *Server) registerGauges(reg *prometheus.Registry, st StoreInfo) {
 	if s.ledger != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -42,6 +42,12 @@ func (s *Server) registerGauges(reg *prometheus.Registry, st StoreInfo) {
 			}
 			return float64(n)
 		}))
+	}
+	if s.vault != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vault_master_unknown_key_reloads_total",
+			Help: "Reloads of the stored master keyset caused by meeting a key this process lacked: the safety net of a rotation by another replica, 0 while the two-phase rotation works.",
+		}, func() float64 { return float64(s.vault.Master().UnknownKeyReloads()) }))
 	}
 	if st == nil {
 		return

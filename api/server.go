@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/export"
 	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
@@ -132,6 +133,9 @@ type Server struct {
 	oauth         OAuthTokens
 
 	exportLimit *exportLimiter // exports per grant
+	// exportBufs keeps the buffers exports gather their data lines in,
+	// cleared between exports (export.Pool).
+	exportBufs export.Pool
 	// exportStall is Config.ExportStallTimeout (stream.go).
 	exportStall time.Duration
 }

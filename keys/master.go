@@ -30,6 +30,9 @@ type Master struct {
 	reloadMu sync.Mutex
 	reload   func() (*Master, error) // SetReload
 	missed   time.Time               // when a reload last failed to find a key
+	// unknownKey counts the reloads a ciphertext under a key m lacked
+	// caused (UnknownKeyReloads).
+	unknownKey atomic.Uint64
 }
 
 // reloadPause is how long after a reload that did not find a key no other
@@ -65,12 +68,43 @@ func (m *Master) reloadFor(k *masterKeys, id uint32) bool {
 	if m.reload == nil || time.Since(m.missed) < reloadPause {
 		return false
 	}
+	m.unknownKey.Add(1)
 	next, err := m.reload()
-	if err != nil || !next.keys().has(id) || m.Adopt(next) != nil {
+	if err != nil || !next.keys().has(id) {
+		m.missed = time.Now()
+		return false
+	}
+	if _, err := m.adopt(next); err != nil {
 		m.missed = time.Now()
 		return false
 	}
 	return true
+}
+
+// UnknownKeyReloads counts the reloads of the stored keyset that meeting
+// a key m lacked caused (the safety net of SetReload). With the two-phase
+// rotation of several replicas (vault.RotateMaster) every replica holds a
+// new key before anything is sealed under it, so on a healthy deployment
+// this stays 0; the vault reports it as a metric.
+func (m *Master) UnknownKeyReloads() uint64 { return m.unknownKey.Load() }
+
+// Reload reads the stored keyset (SetReload's function) and adopts it
+// when it is newer than the running one (Adopt), whether or not any
+// ciphertext needs it: a replica calls it when told the stored keyset
+// changed, and every second. It reports whether the running keyset
+// changed. Reloads are serialised with those of the safety net. Without
+// a reload function it does nothing.
+func (m *Master) Reload() (bool, error) {
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
+	if m.reload == nil {
+		return false, nil
+	}
+	next, err := m.reload()
+	if err != nil {
+		return false, err
+	}
+	return m.adopt(next)
 }
 
 func (k *masterKeys) has(id uint32) bool {

@@ -69,11 +69,37 @@ func (m *Master) SameKeys(o *Master) bool {
 // AES-256-GCM key, which is its primary. m itself is unchanged; store the
 // result (wrapped by the root) before handing it to [Master.Adopt].
 func (m *Master) Rotate() (*Master, error) {
+	next, err := m.AddKey()
+	if err != nil {
+		return nil, err
+	}
+	return next.Promote(next.newestID())
+}
+
+// AddKey returns a new master holding every key of m plus a fresh
+// AES-256-GCM key that is not primary: the first phase of a rotation
+// across several processes, which must all hold a key before anything is
+// sealed under it. [Master.Promote] makes it primary.
+func (m *Master) AddKey() (*Master, error) {
 	mgr := keyset.NewManagerFromHandle(m.keys().handle)
-	id, err := mgr.Add(aead.AES256GCMKeyTemplate())
+	if _, err := mgr.Add(aead.AES256GCMKeyTemplate()); err != nil {
+		return nil, fmt.Errorf("rotate master keyset: %v", err)
+	}
+	h, err := mgr.Handle()
 	if err != nil {
 		return nil, fmt.Errorf("rotate master keyset: %v", err)
 	}
+	return masterFromHandle(h)
+}
+
+// Promote returns a new master with m's keys and id as its primary. id must
+// be m's newest key (the one AddKey added): keysets only move forward
+// (Adopt).
+func (m *Master) Promote(id uint32) (*Master, error) {
+	if id != m.newestID() {
+		return nil, fmt.Errorf("key %d is not the master keyset's newest key", id)
+	}
+	mgr := keyset.NewManagerFromHandle(m.keys().handle)
 	if err := mgr.SetPrimary(id); err != nil {
 		return nil, fmt.Errorf("rotate master keyset: %v", err)
 	}
@@ -84,20 +110,57 @@ func (m *Master) Rotate() (*Master, error) {
 	return masterFromHandle(h)
 }
 
+// newestID is the id of the keyset's newest key (keys are kept in the
+// order they were added).
+func (m *Master) newestID() uint32 {
+	ks := m.keys().handle.KeysetInfo().GetKeyInfo()
+	return ks[len(ks)-1].GetKeyId()
+}
+
+// order places a keyset in the sequence a rotation moves through: more
+// keys is newer, and with the same keys a primary added later is newer
+// (AddKey, then Promote).
+func (k *masterKeys) order() (keys, primary int) {
+	info := k.handle.KeysetInfo()
+	for i, ki := range info.GetKeyInfo() {
+		if ki.GetKeyId() == info.GetPrimaryKeyId() {
+			primary = i
+		}
+	}
+	return len(info.GetKeyInfo()), primary
+}
+
 // Adopt switches m, atomically, to next's keyset: from then on m encrypts
 // under next's primary, for every holder of m. It refuses a keyset that
 // lacks any key m has, so adopting can never make a sealed secret
-// unreadable.
+// unreadable. A keyset no newer than m's (the same, or the same keys with
+// an earlier primary: a reload that read the store before a promotion
+// this process already adopted) is ignored, so the running keyset only
+// moves forward whatever order reloads finish in.
 func (m *Master) Adopt(next *Master) error {
+	_, err := m.adopt(next)
+	return err
+}
+
+func (m *Master) adopt(next *Master) (bool, error) {
 	nk := next.keys()
 	have := next.KeyIDs()
-	for _, id := range m.KeyIDs() {
-		if !slices.Contains(have, id) {
-			return fmt.Errorf("the new master keyset lacks key %d of the current one", id)
+	for {
+		cur := m.keys()
+		for _, ki := range cur.handle.KeysetInfo().GetKeyInfo() {
+			if !slices.Contains(have, ki.GetKeyId()) {
+				return false, fmt.Errorf("the new master keyset lacks key %d of the current one", ki.GetKeyId())
+			}
+		}
+		nn, np := nk.order()
+		cn, cp := cur.order()
+		if nn < cn || (nn == cn && np <= cp) {
+			return false, nil
+		}
+		if m.cur.CompareAndSwap(cur, nk) {
+			return true, nil
 		}
 	}
-	m.cur.Store(nk)
-	return nil
 }
 
 // RewrapMaster opens a stored master keyset with oldRoot and wraps it again

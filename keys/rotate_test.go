@@ -338,8 +338,8 @@ func TestMasterReloadsUnknownKey(t *testing.T) {
 	if _, err := OpenPatientKeys(b, "pt_x", blob); err != nil {
 		t.Fatalf("a patient blob under the new key: %v", err)
 	}
-	if calls != 1 || b.PrimaryID() != rotated.PrimaryID() {
-		t.Fatalf("%d reloads, primary %d; want 1 and %d", calls, b.PrimaryID(), rotated.PrimaryID())
+	if calls != 1 || b.PrimaryID() != rotated.PrimaryID() || b.UnknownKeyReloads() != 1 {
+		t.Fatalf("%d reloads (%d counted), primary %d; want 1 and %d", calls, b.UnknownKeyReloads(), b.PrimaryID(), rotated.PrimaryID())
 	}
 	// A key that exists nowhere: one reload, then none for a while.
 	other, err := NewMaster()
@@ -355,11 +355,82 @@ func TestMasterReloadsUnknownKey(t *testing.T) {
 			t.Fatal("a ciphertext under an unknown key opened")
 		}
 	}
-	if calls != 2 {
-		t.Fatalf("%d reloads for a key that exists nowhere; want one more", calls)
+	if calls != 2 || b.UnknownKeyReloads() != 2 {
+		t.Fatalf("%d reloads (%d counted) for a key that exists nowhere; want one more", calls, b.UnknownKeyReloads())
 	}
 	// A wrong associated data under a key b holds is no reason to reload.
 	if _, err := b.Decrypt(ct, []byte("other")); err == nil || calls != 2 {
 		t.Fatalf("wrong ad: %v, %d reloads", err, calls)
+	}
+}
+
+// TestTwoPhaseKeyset: AddKey adds a key that is not primary, Promote makes
+// it primary; a holder that adopted the promoted keyset ignores the
+// earlier one (a reload that read the store before the promotion), a
+// keyset lacking a key is refused, and Reload adopts what is stored
+// without counting as a safety-net reload.
+func TestTwoPhaseKeyset(t *testing.T) {
+	m := testMaster(t)
+	first := m.PrimaryID()
+	added, err := m.AddKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	newID := added.KeyIDs()[1]
+	if added.PrimaryID() != first || len(added.KeyIDs()) != 2 {
+		t.Fatalf("AddKey: primary %d, keys %v; want primary %d and two keys", added.PrimaryID(), added.KeyIDs(), first)
+	}
+	if _, err := added.Promote(first); err == nil {
+		t.Fatal("Promote of a key that is not the newest was allowed")
+	}
+	promoted, err := added.Promote(newID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if promoted.PrimaryID() != newID {
+		t.Fatalf("promoted primary %d, want %d", promoted.PrimaryID(), newID)
+	}
+	root, err := CreateKeyFile(filepath.Join(t.TempDir(), "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped, err := m.Wrap(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// h is another process's copy of m.
+	h, err := OpenMaster(wrapped, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := added
+	h.SetReload(func() (*Master, error) { return stored, nil })
+	for _, step := range []struct {
+		name    string
+		stored  *Master
+		changed bool
+		primary uint32
+	}{
+		{"the added key", added, true, first},
+		{"the same again", added, false, first},
+		{"the promotion", promoted, true, newID},
+		{"the earlier keyset, read before the promotion", added, false, newID},
+		{"the keyset before the rotation", m, false, newID},
+	} {
+		stored = step.stored
+		changed, err := h.Reload()
+		if step.stored == m {
+			if err == nil {
+				t.Fatalf("%s: a keyset lacking a key was adopted", step.name)
+			}
+		} else if err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if changed != step.changed || h.PrimaryID() != step.primary {
+			t.Fatalf("%s: changed %v, primary %d; want %v, %d", step.name, changed, h.PrimaryID(), step.changed, step.primary)
+		}
+	}
+	if h.UnknownKeyReloads() != 0 {
+		t.Fatalf("Reload counted %d safety-net reloads", h.UnknownKeyReloads())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jupyterhealth/vault/keys"
@@ -33,18 +34,33 @@ import (
 // keysets changes, never the keys themselves, so no record is rewritten.
 
 // Several processes on one database (PostgreSQL replicas) each run their
-// own copy of the master. When one rotates, the others do not hold the new
-// key until they meet something sealed under it: then (keys.Master's
-// reload, set up by reloadMasterWith) they read the stored keyset, open it
-// with the root and adopt it, and open what they met, instead of failing.
-// So a rotation on one replica causes no decrypt failure on another, and
-// each moves to the new primary the first time it needs it.
+// own copy of the master. On a Backend that is shared that way (it
+// implements Replicas) a rotation has two phases, so that no process ever
+// meets a secret sealed under a key it has not loaded:
+//
+//  1. The new key is stored in the keyset, not primary, with a rotation
+//     record in phase "announced". Every replica reloads the stored keyset
+//     when told it changed (store/postgres: an event, and a read every
+//     second) and reports the keys it holds in a heartbeat.
+//  2. The rotating process waits until every live replica holds the key
+//     (awaitReplicas), then stores the keyset with the new key as primary
+//     (the record leaves phase "announced") and adopts it: only now does
+//     anything get sealed under the key. The re-wrap follows as above.
+//
+// One process at a time runs a rotation, a new one or the rest of one a
+// crash cut short: it holds Replicas' rotation lock throughout, and
+// another that tries meanwhile gets ErrRotationBusy (serve's resume at
+// start logs it and leaves the work to the holder). The reload when a
+// ciphertext names a key the running keyset lacks (keys.Master's reload,
+// set up by reloadMasterWith) stays as a safety net, counted by
+// keys.Master.UnknownKeyReloads.
 
 // reloadMasterWith lets the running master reload the stored keyset when
 // it meets a key it lacks. It keeps root for that, as a serving vault
 // does for rotation; a root changed since (ChangeRoot on another process)
 // no longer opens the stored keyset, and the call fails as it would have.
 func (v *Vault) reloadMasterWith(root *keys.Root) {
+	v.root = root
 	v.master.SetReload(func() (*keys.Master, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -61,6 +77,32 @@ func (v *Vault) reloadMasterWith(root *keys.Root) {
 
 // MetaRotation holds the JSON Rotation while a rotation is unfinished.
 const MetaRotation = "rotation"
+
+// PhaseAnnounced is the phase of a rotation whose new key is stored but
+// not yet primary (Rotation.Phase).
+const PhaseAnnounced = "announced"
+
+// Replicas is what a Backend that several vault processes share offers a
+// master key rotation (store/postgres does; bbolt, one process, does not).
+type Replicas interface {
+	// TryRotationLock takes, without waiting, the lock one process at a
+	// time holds while it runs a rotation; ok is false when another holds
+	// it. unlock releases it; a process that dies releases it too.
+	TryRotationLock(ctx context.Context) (unlock func(), ok bool, err error)
+	// ReplicasLacking lists the live processes whose running master keyset
+	// lacks key id, as each last reported it.
+	ReplicasLacking(ctx context.Context, id uint32) ([]string, error)
+}
+
+// RotationAckTimeout bounds how long a rotation waits for the live
+// replicas to hold its new key. A replica that stops heartbeating stops
+// counting as live well within it (store/postgres.ReplicaStale); one that
+// keeps heartbeating without the key cannot open the stored keyset (a
+// root changed under it), and promoting would only make it fail.
+const RotationAckTimeout = 30 * time.Second
+
+// rotationAckPoll is how often the wait asks which replicas lack the key.
+const rotationAckPoll = 50 * time.Millisecond
 
 // rotateBatch is how many patient blobs one re-wrap transaction swaps.
 const rotateBatch = 100
@@ -81,6 +123,10 @@ var (
 	ErrScrubPending = errors.New("the change is stored, but the old values are not yet scrubbed from the database file; the next start finishes it")
 	// ErrNoRotation is returned by ResumeRotation when none is pending.
 	ErrNoRotation = errors.New("no master key rotation is in progress")
+	// ErrRotationBusy is returned by RotateMaster and ResumeRotation, having
+	// done nothing, when another process sharing the database is running
+	// a rotation.
+	ErrRotationBusy = errors.New("another vault process is running a master key rotation; 'vault keys status' shows its progress")
 	// errMasterDiffers means the stored master keyset is not the one this
 	// vault is running with (another process changed it).
 	errMasterDiffers = errors.New("the stored master keyset is not the one this vault runs with; restart the vault and try again")
@@ -113,6 +159,10 @@ type Rotation struct {
 	Target   uint32    `json:"target"`   // the new primary master key id
 	Previous uint32    `json:"previous"` // the primary before
 	Started  time.Time `json:"started"`
+	// Phase is PhaseAnnounced while Target is stored but not yet primary
+	// (a rotation on a shared Backend, waiting for every replica to hold
+	// it); empty once it is primary and the blobs are being re-wrapped.
+	Phase string `json:"phase,omitempty"`
 }
 
 // RotateResult is what RotateMaster or ResumeRotation did.
@@ -184,17 +234,42 @@ func (v *Vault) openStoredMaster(ctx context.Context, root *keys.Root) (wrapped 
 		return nil, nil, err
 	}
 	if !m.SameKeys(v.master) {
-		return nil, nil, errMasterDiffers
+		// Another process changed it and this one has not reloaded yet.
+		if _, err := v.master.Reload(); err != nil || !m.SameKeys(v.master) {
+			return nil, nil, errMasterDiffers
+		}
 	}
 	return wrapped, m, nil
+}
+
+// rotationLock takes the shared Backend's rotation lock (ErrRotationBusy
+// when another process holds it); a no-op on a Backend of one process.
+func (v *Vault) rotationLock(ctx context.Context) (unlock func(), err error) {
+	reps, ok := v.b.(Replicas)
+	if !ok {
+		return func() {}, nil
+	}
+	unlock, ok, err = reps.TryRotationLock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrRotationBusy
+	}
+	return unlock, nil
 }
 
 // RotateMaster adds a new primary key to the master keyset and re-wraps
 // every patient's key blob under it, while the vault keeps serving. root
 // must be the root that wraps the stored master (keys.ErrWrongRoot
 // otherwise, with nothing written). The vault keeps the root it was
-// opened with only to reload a keyset another process rotated
-// (reloadMasterWith).
+// opened with to reload a keyset another process rotated
+// (reloadMasterWith) and to promote a key announced by a rotation that
+// was cut short.
+//
+// On a Backend that implements Replicas the rotation runs in two phases
+// (above) and holds the rotation lock throughout: ErrRotationBusy, with
+// nothing done, when another process holds it.
 //
 // If a rotation is unfinished, RotateMaster finishes that one instead
 // (Resumed is true) and adds no key. A cancelled ctx stops it between
@@ -202,6 +277,11 @@ func (v *Vault) openStoredMaster(ctx context.Context, root *keys.Root) (wrapped 
 // ResumeRotation finishes the rest. progress, when set, is called from this
 // goroutine with the blobs under the new key and the blobs in all.
 func (v *Vault) RotateMaster(ctx context.Context, root *keys.Root, progress func(done, total int)) (RotateResult, error) {
+	unlock, err := v.rotationLock(ctx)
+	if err != nil {
+		return RotateResult{}, err
+	}
+	defer unlock()
 	v.keyOpMu.Lock()
 	stored, cur, err := v.openStoredMaster(ctx, root)
 	if err != nil {
@@ -216,17 +296,29 @@ func (v *Vault) RotateMaster(ctx context.Context, root *keys.Root, progress func
 		}
 		return v.finishRotation(ctx, rot, raw, true, progress)
 	}
-	next, err := cur.Rotate()
+	// On a shared Backend the new key is added first, not primary, and
+	// promoted once every replica holds it (finishRotation); with one
+	// process it is primary at once.
+	_, shared := v.b.(Replicas)
+	var next *keys.Master
+	rot = &Rotation{Previous: cur.PrimaryID(), Started: v.now().UTC()}
+	if shared {
+		next, err = cur.AddKey()
+		rot.Phase = PhaseAnnounced
+	} else {
+		next, err = cur.Rotate()
+	}
 	if err != nil {
 		v.keyOpMu.Unlock()
 		return RotateResult{}, err
 	}
+	ids := next.KeyIDs()
+	rot.Target = ids[len(ids)-1]
 	wrapped, err := next.Wrap(root)
 	if err != nil {
 		v.keyOpMu.Unlock()
 		return RotateResult{}, err
 	}
-	rot = &Rotation{Target: next.PrimaryID(), Previous: cur.PrimaryID(), Started: v.now().UTC()}
 	if raw, err = json.Marshal(rot); err != nil {
 		v.keyOpMu.Unlock()
 		return RotateResult{}, err
@@ -244,15 +336,90 @@ func (v *Vault) RotateMaster(ctx context.Context, root *keys.Root, progress func
 	if err != nil {
 		return RotateResult{}, err
 	}
-	v.log.Info("master key rotation started", "target_key", rot.Target, "previous_key", rot.Previous)
+	v.log.Info("master key rotation started", "target_key", rot.Target, "previous_key", rot.Previous, "phase", rot.Phase)
 	return v.finishRotation(ctx, rot, raw, false, progress)
 }
 
+// awaitReplicas waits until every live process sharing the Backend holds
+// master key id, at most RotationAckTimeout.
+func (v *Vault) awaitReplicas(ctx context.Context, reps Replicas, id uint32) error {
+	start := time.Now()
+	for {
+		lacking, err := reps.ReplicasLacking(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(lacking) == 0 {
+			v.log.Info("every live replica holds the new master key", "key", id, "waited_ms", time.Since(start).Milliseconds())
+			return nil
+		}
+		if time.Since(start) > RotationAckTimeout {
+			return fmt.Errorf("replicas %s are running but have not loaded the new master key %d in %v (see their logs: can their root open the stored keyset?); the key is stored but nothing is sealed under it yet: run 'vault keys rotate' again to finish", strings.Join(lacking, ", "), id, RotationAckTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(rotationAckPoll):
+		}
+	}
+}
+
+// promote is a shared Backend's second phase: once every live replica
+// holds the rotation's new key, the keyset with it as primary and the
+// record out of PhaseAnnounced are stored together, and this process
+// seals under it from then on.
+func (v *Vault) promote(ctx context.Context, rot *Rotation, raw []byte) (*Rotation, []byte, error) {
+	if reps, ok := v.b.(Replicas); ok {
+		if err := v.awaitReplicas(ctx, reps, rot.Target); err != nil {
+			return nil, nil, err
+		}
+	}
+	v.keyOpMu.Lock()
+	defer v.keyOpMu.Unlock()
+	stored, cur, err := v.openStoredMaster(ctx, v.root)
+	if err != nil {
+		return nil, nil, err
+	}
+	next, err := cur.Promote(rot.Target)
+	if err != nil {
+		return nil, nil, err
+	}
+	wrapped, err := next.Wrap(v.root)
+	if err != nil {
+		return nil, nil, err
+	}
+	pr := *rot
+	pr.Phase = ""
+	praw, err := json.Marshal(&pr)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = v.b.SwapMeta(ctx, []MetaSwap{{Key: MetaMaster, Old: stored, New: wrapped}, {Key: MetaRotation, Old: raw, New: praw}}, false)
+	if errors.Is(err, ErrConflict) {
+		return nil, nil, errors.New("the master keyset changed while the new key was being promoted; nothing was changed, run 'vault keys rotate' again")
+	}
+	if err == nil {
+		err = v.master.Adopt(next)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	v.log.Info("master key promoted", "key", rot.Target)
+	return &pr, praw, nil
+}
+
 // ResumeRotation finishes an unfinished master key rotation (after a crash
-// or a cancelled RotateMaster). It needs no root: the rotated master is
-// already stored and running. It returns ErrNoRotation when none is
-// pending.
+// or a cancelled RotateMaster). It takes no root: the rotated master is
+// already stored, and a key still in PhaseAnnounced is promoted with the
+// root the vault was opened with. It returns ErrNoRotation when none is
+// pending, and ErrRotationBusy, having done nothing, while another
+// process sharing the Backend runs a rotation.
 func (v *Vault) ResumeRotation(ctx context.Context, progress func(done, total int)) (RotateResult, error) {
+	unlock, err := v.rotationLock(ctx)
+	if err != nil {
+		return RotateResult{}, err
+	}
+	defer unlock()
 	rot, raw, err := v.pendingRotation(ctx)
 	if err != nil {
 		return RotateResult{}, err
@@ -292,6 +459,16 @@ func (v *Vault) finishRotation(ctx context.Context, rot *Rotation, raw []byte, r
 		return res, errors.New("another master key rotation began meanwhile; it is in progress")
 	} else if now == nil && v.master.PrimaryID() != rot.Target {
 		return res, nil // finished, and a later rotation too
+	}
+	if rot.Phase == PhaseAnnounced {
+		var err error
+		if rot, raw, err = v.promote(ctx, rot, raw); err != nil {
+			return res, err
+		}
+	}
+	if v.master.PrimaryID() != rot.Target {
+		// Promoted by another process this one has not heard from yet.
+		v.master.Reload() //nolint:errcheck // the check below says what matters
 	}
 	if p := v.master.PrimaryID(); p != rot.Target {
 		return res, fmt.Errorf("the running master keyset's primary is key %d, not the rotation's target %d; restart the vault to resume the rotation", p, rot.Target)
@@ -454,6 +631,9 @@ func (v *Vault) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	if info != nil {
 		ks.Root = info.Kind
 	}
+	// Another process may have changed the keyset since this one last
+	// read it (a replica reloads every second): report the stored one.
+	v.master.Reload() //nolint:errcheck // a failed reload reports the running keyset
 	mk := v.master.Keys()
 	counts := make(map[uint32]int, len(mk))
 	for _, k := range mk {

@@ -51,8 +51,11 @@ func ReadRootInfo(ctx context.Context, b Backend) (*RootInfo, error) {
 type Vault struct {
 	b      Backend
 	master *keys.Master
-	log    *slog.Logger
-	now    func() time.Time
+	// root wraps the master: kept to reload a keyset another process
+	// changed, and to promote a rotation's new key (Replicas).
+	root *keys.Root
+	log  *slog.Logger
+	now  func() time.Time
 
 	pkMu sync.Mutex
 	pks  map[string]*keys.PatientKeys

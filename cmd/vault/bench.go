@@ -57,7 +57,7 @@ func cmdBenchExport(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.Rounds, "rounds", 5, "rounds of the one-year export and its baseline")
 	fs.IntVar(&c.Years, "years", 10, "patient-years of CGM for the memory run (0 skips it)")
 	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the server during the one-year rounds to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the server during the one-year rounds to this file, each sample labelled measurement=http, in-process or baseline (go tool pprof -tagfocus)")
 	return runBench(fs, args, stdout, func() (report, error) { return bench.Export(c) })
 }
 

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
@@ -51,8 +53,38 @@ func eventsFrom(ctx context.Context, st backend) (int64, bool, error) {
 	return id, true, nil
 }
 
+// joinReplicas makes this process one of the replicas on the database
+// (store/postgres.JoinReplicas): it reloads the stored master keyset and
+// writes its first heartbeat before serve serves anything, then beats
+// every second, so a master key rotation promotes its new key only once
+// this process holds it. nil on bbolt.
+func joinReplicas(ctx context.Context, st backend, v *vault.Vault, log *slog.Logger, dsn string) (*postgres.Replica, error) {
+	pg, ok := st.(*postgres.Store)
+	if !ok {
+		return nil, nil
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "replica"
+	}
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("%s:%d:%x", host, os.Getpid(), b)
+	r, err := pg.JoinReplicas(ctx, id, v.Master(), func(err error) {
+		log.Warn("replica heartbeat failed; retrying", "cause", redact(err, dsn).Error())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL: %w", err)
+	}
+	log.Info("joined the replicas", "replica", id)
+	return r, nil
+}
+
 // eventTargets are what a replica event changes in this process.
 type eventTargets struct {
+	replica *postgres.Replica
 	vault   *vault.Vault
 	web     *web.Server
 	metrics *api.Server
@@ -85,6 +117,10 @@ func (t eventTargets) apply(e postgres.Event) {
 		// that the eviction found it.
 		attrs = append(attrs, "key_evicted", t.vault.ForgetPatientKeys(e.Subject))
 		t.web.EvictPatient(e.Subject)
+	case postgres.EventMasterChanged:
+		// Reload the keyset and report the keys held, now rather than at
+		// the next beat: a rotation waits for it.
+		t.replica.Kick()
 	case postgres.EventLedgerRebuilt:
 		// Whether this replica rebuilt (false for its own rebuild, come
 		// back): the tests count them.

@@ -25,6 +25,7 @@ import (
 	"github.com/jupyterhealth/vault/internal/demo"
 	"github.com/jupyterhealth/vault/internal/ratelimit"
 	"github.com/jupyterhealth/vault/jhe"
+	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/web"
 )
 
@@ -191,6 +192,12 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// After eventsFrom: a keyset changed before the watch begins is read
+	// here, one changed after is an event the watch sees.
+	replica, err := joinReplicas(ctx, st, v, log, sf.database)
+	if err != nil {
+		return err
+	}
 	led, err := openLedger(st, v, base.Host)
 	if err != nil {
 		return err
@@ -289,7 +296,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	go led.Run(ctx, func(err error) { log.Error("checkpoint signing failed", "cause", err.Error()) })
 	go runScrubs(ctx, st, scrubSchedule(fs), log)
 	if watch {
-		go watchEvents(ctx, st, evFrom, eventTargets{vault: v, web: ws, metrics: srv, ledger: led, log: log, dsn: sf.database})
+		go watchEvents(ctx, st, evFrom, eventTargets{replica: replica, vault: v, web: ws, metrics: srv, ledger: led, log: log, dsn: sf.database})
 	}
 	// A key rotation a crash or a kill cut short is finished in the
 	// background; until then the old master key still opens what it
@@ -297,6 +304,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if p, err := v.PendingRotation(ctx); err == nil && p != nil {
 		go func() {
 			res, err := v.ResumeRotation(ctx, nil)
+			if errors.Is(err, vault.ErrRotationBusy) {
+				// Another replica on the database is finishing it.
+				log.Info("the key rotation is being finished by another replica", "target", p.Target)
+				return
+			}
 			if err != nil {
 				log.Error("resuming the key rotation failed; run 'vault keys rotate' to finish it", "target", p.Target, "cause", err.Error())
 				return

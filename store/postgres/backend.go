@@ -446,6 +446,12 @@ func (s *Store) SwapMeta(ctx context.Context, swaps []vault.MetaSwap, scrub bool
 		}
 		written := map[string]bool{}
 		for _, sw := range swaps {
+			if sw.Key == vault.MetaMaster && !written[sw.Key] {
+				// Every replica reloads the keyset (keyset.go).
+				if err := appendEvent(ctx, tx, EventMasterChanged, ""); err != nil {
+					return err
+				}
+			}
 			first := !written[sw.Key]
 			written[sw.Key] = true
 			switch {

@@ -18,6 +18,14 @@ const (
 	// so events commit in id order and a reader that has seen id n has
 	// seen every event below it.
 	lockEvents int64 = 0x4a4856_0003
+	// lockRotation is held (a session lock, TryRotationLock) by the one
+	// process running a master key rotation.
+	lockRotation int64 = 0x4a4856_0004
+	// lockScrub is the session lock a scrub holds (scrub.go), so that of
+	// several processes whose schedules fire together one rewrites the
+	// tables and the others skip. It once shared lockEvents' key, and a
+	// scrub held every event append (a patient's deletion) while it ran.
+	lockScrub int64 = 0x4a4856_0005
 )
 
 // Transaction-scoped advisory locks on two int4 keys (a space apart from
@@ -192,6 +200,18 @@ CREATE UNLOGGED TABLE rate_buckets (
 	last double precision NOT NULL,
 	ok boolean NOT NULL,
 	PRIMARY KEY (scope, addr)
+);
+`,
+	// 4: the replicas' heartbeats (keyset.go): which master keys each
+	// live replica runs with, so a rotation promotes its new key only
+	// once every one holds it. seen is the database's clock, so the
+	// replicas' clocks do not matter.
+	`
+CREATE TABLE vault_replicas (
+	id text COLLATE "C" PRIMARY KEY,
+	master_keys bigint[] NOT NULL,
+	master_primary bigint NOT NULL,
+	seen timestamptz NOT NULL
 );
 `,
 }

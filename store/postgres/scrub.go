@@ -7,11 +7,6 @@ import (
 	"time"
 )
 
-// lockScrub is the session-level advisory lock a scrub holds, so that of
-// several processes on the database whose schedules fire together one
-// rewrites the tables and the others skip.
-const lockScrub int64 = 0x4a4856_0003
-
 // scrubKeyTables are the tables whose deleted rows carry what a patient's
 // deletion must destroy: the wrapped key (patient_keys, the one that
 // matters: without it no record opens), the sealed account (users) and the

@@ -24,6 +24,11 @@
 // the same token is reported (ErrRotated) so oauth can end its family; a
 // client-assertion id or an EHR launch id is spent at most once.
 //
+// A store keeps times to the nanosecond, from 1677-09-21 to 2262-04-11
+// (signed Unix nanoseconds), and the zero time; it refuses a row or a
+// sweep with a time outside them. Client, user, family and key ids are
+// UTF-8 text without NUL bytes; a store refuses a call naming another.
+//
 // The package imports nothing of the vault, so that oauth's own tests can
 // build a real store, as database/sql/driver does for database/sql.
 package oauthstore

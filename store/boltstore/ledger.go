@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	bolt "go.etcd.io/bbolt"
@@ -190,9 +191,23 @@ func (t *ledgerTx) Extent() (ledgerstore.Extent, error) {
 	if k, _ := t.hashes.Cursor().Last(); k != nil {
 		e.LastHash = keyOrMax(k)
 	}
-	e.Entries = int64(t.entries.Stats().KeyN)
-	e.Hashes = int64(t.hashes.Stats().KeyN)
+	e.Entries, e.Hashes = keyCount(t.tx, t.entries), keyCount(t.tx, t.hashes)
 	return e, nil
+}
+
+// keyCount counts a bucket's keys. A read transaction asks the pages
+// (Stats); a write transaction walks the keys, as Stats counts from the
+// pages and misses what the transaction wrote and has not committed.
+func keyCount(tx *bolt.Tx, b *bolt.Bucket) int64 {
+	if !tx.Writable() {
+		return int64(b.Stats().KeyN)
+	}
+	n := int64(0)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 // keyOrMax decodes the last key of a bucket for Extent: a malformed key
@@ -205,7 +220,15 @@ func keyOrMax(k []byte) int64 {
 	return 1<<63 - 1
 }
 
+// errEmptyValue refuses an empty value: everything the ledger stores is
+// sealed or signed, and a reader takes nil for "not stored" (inside a
+// write transaction bbolt reads an empty value back as nil).
+var errEmptyValue = errors.New("the ledger stores no empty value")
+
 func (t *ledgerTx) PutEntry(i int64, sealed []byte) error {
+	if len(sealed) == 0 {
+		return errEmptyValue
+	}
 	if i < 0 {
 		return fmt.Errorf("entry index %d", i)
 	}
@@ -213,6 +236,9 @@ func (t *ledgerTx) PutEntry(i int64, sealed []byte) error {
 }
 
 func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
+	if first < 0 || first > math.MaxInt64-int64(len(hs)) {
+		return fmt.Errorf("stored hash indexes from %d", first)
+	}
 	for j := range hs {
 		// bbolt keeps the value until commit: each hash gets its own copy.
 		if err := t.hashes.Put(key64(first+int64(j)), bytes.Clone(hs[j][:])); err != nil {
@@ -223,6 +249,9 @@ func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
 }
 
 func (t *ledgerTx) PutIndexRow(id string, sealed []byte) error {
+	if len(sealed) == 0 {
+		return errEmptyValue
+	}
 	return t.index.Put([]byte(id), sealed)
 }
 
@@ -239,6 +268,9 @@ func (t *ledgerTx) ClearIndex() error {
 }
 
 func (t *ledgerTx) PutMeta(key string, val []byte) error {
+	if len(val) == 0 {
+		return errEmptyValue
+	}
 	if key == string(ledgerSizeKey) {
 		return errors.New(`ledger metadata "size" is written with SetSize`)
 	}
@@ -253,6 +285,9 @@ func (t *ledgerTx) SetSize(n int64) error {
 }
 
 func (t *ledgerTx) PutCheckpoint(size int64, signed []byte) error {
+	if len(signed) == 0 {
+		return errEmptyValue
+	}
 	if size < 0 {
 		return fmt.Errorf("checkpoint size %d", size)
 	}

@@ -105,6 +105,12 @@ func getJSON(b *bolt.Bucket, key []byte, v any) error {
 }
 
 func (o oauthStore) PutClient(ctx context.Context, c oauthstore.Client) error {
+	if err := checkIDs(c.ID); err != nil {
+		return err
+	}
+	if err := checkTimes(c.Created); err != nil {
+		return err
+	}
 	if c.ID == "" {
 		return errors.New("a client needs an id")
 	}
@@ -118,6 +124,9 @@ func (o oauthStore) PutClient(ctx context.Context, c oauthstore.Client) error {
 }
 
 func (o oauthStore) Client(ctx context.Context, id string) (oauthstore.Client, error) {
+	if err := checkIDs(id); err != nil {
+		return oauthstore.Client{}, err
+	}
 	var out oauthstore.Client
 	err := o.s.view(ctx, func(tx *bolt.Tx) error {
 		var row oauthClientRow
@@ -146,6 +155,9 @@ func (o oauthStore) Clients(ctx context.Context) ([]oauthstore.Client, error) {
 }
 
 func (o oauthStore) DeleteClient(ctx context.Context, id string) error {
+	if err := checkIDs(id); err != nil {
+		return err
+	}
 	return o.s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOAuthClients)
 		if b.Get([]byte(id)) == nil {
@@ -154,10 +166,17 @@ func (o oauthStore) DeleteClient(ctx context.Context, id string) error {
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
 		}
-		reqs := tx.Bucket(bOAuthRequests)
-		if err := deleteWhere(reqs, func(v []byte) (bool, error) {
+		// The client's requests go, and the codes issued for them; a code
+		// whose request was gone before (another code of it claimed, or it
+		// swept) is not this call's to count: Sweep drops it when it
+		// expires, as the PostgreSQL store does.
+		gone := map[string]bool{}
+		if err := deleteWhereKey(tx.Bucket(bOAuthRequests), func(k, v []byte) (bool, error) {
 			var row oauthRequestRow
 			err := json.Unmarshal(v, &row)
+			if row.Client == id {
+				gone[string(k)] = true
+			}
 			return row.Client == id, err
 		}); err != nil {
 			return err
@@ -167,7 +186,7 @@ func (o oauthStore) DeleteClient(ctx context.Context, id string) error {
 			if err := json.Unmarshal(v, &row); err != nil {
 				return false, err
 			}
-			return reqs.Get(row.Request) == nil, nil
+			return gone[string(row.Request)], nil
 		}); err != nil {
 			return err
 		}
@@ -178,9 +197,14 @@ func (o oauthStore) DeleteClient(ctx context.Context, id string) error {
 
 // deleteWhere deletes the rows of b that match.
 func deleteWhere(b *bolt.Bucket, match func(v []byte) (bool, error)) error {
+	return deleteWhereKey(b, func(_, v []byte) (bool, error) { return match(v) })
+}
+
+// deleteWhereKey deletes the rows of b that match, by key and value.
+func deleteWhereKey(b *bolt.Bucket, match func(k, v []byte) (bool, error)) error {
 	var keys [][]byte
 	err := b.ForEach(func(k, v []byte) error {
-		ok, err := match(v)
+		ok, err := match(k, v)
 		if ok {
 			keys = append(keys, append([]byte(nil), k...))
 		}
@@ -198,6 +222,12 @@ func deleteWhere(b *bolt.Bucket, match func(v []byte) (bool, error)) error {
 }
 
 func (o oauthStore) PutRequest(ctx context.Context, r oauthstore.Request) error {
+	if err := checkIDs(r.ClientID); err != nil {
+		return err
+	}
+	if err := checkTimes(r.Expires); err != nil {
+		return err
+	}
 	return o.s.update(ctx, func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bOAuthRequests), r.Hash[:], oauthRequestRow{Client: r.ClientID, Expires: r.Expires, Sealed: r.Sealed})
 	})
@@ -230,6 +260,9 @@ func (o oauthStore) DeleteRequest(ctx context.Context, hash [32]byte) error {
 }
 
 func (o oauthStore) PutCode(ctx context.Context, c oauthstore.Code) error {
+	if err := checkTimes(c.Expires); err != nil {
+		return err
+	}
 	return o.s.update(ctx, func(tx *bolt.Tx) error {
 		if tx.Bucket(bOAuthRequests).Get(c.Request[:]) == nil {
 			return oauthstore.ErrNotFound
@@ -281,6 +314,12 @@ func tokenRow(t oauthstore.Token) oauthTokenRow {
 func putTokens(tx *bolt.Tx, ts []oauthstore.Token) error {
 	b := tx.Bucket(bOAuthTokens)
 	for _, t := range ts {
+		if err := checkTimes(t.Expires); err != nil {
+			return err
+		}
+		if err := checkIDs(t.Family, t.UserID, t.ClientID); err != nil {
+			return err
+		}
 		if t.Kind != oauthstore.Access && t.Kind != oauthstore.Refresh {
 			return errors.New("unknown token kind")
 		}
@@ -352,6 +391,9 @@ func deleteTokens(tx *bolt.Tx, f oauthstore.Filter) (int, error) {
 }
 
 func (o oauthStore) DeleteTokens(ctx context.Context, f oauthstore.Filter) (int, error) {
+	if err := checkIDs(f.UserID, f.ClientID, f.Family); err != nil {
+		return 0, err
+	}
 	var n int
 	err := o.s.update(ctx, func(tx *bolt.Tx) error {
 		var err error
@@ -366,6 +408,9 @@ func (o oauthStore) DeleteToken(ctx context.Context, hash [32]byte) error {
 }
 
 func (o oauthStore) SpendJTI(ctx context.Context, hash [32]byte, expires time.Time) error {
+	if err := checkTimes(expires); err != nil {
+		return err
+	}
 	return o.s.batch(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOAuthJTI)
 		if b.Get(hash[:]) != nil {
@@ -408,6 +453,12 @@ func (o oauthStore) AddKey(ctx context.Context, k oauthstore.Key, keep int) erro
 	if keep < 1 || k.ID == "" {
 		return errors.New("a key needs an id, and at least one key is kept")
 	}
+	if err := checkTimes(k.Created); err != nil {
+		return err
+	}
+	if err := checkIDs(k.ID); err != nil {
+		return err
+	}
 	return o.s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOAuthKeys)
 		if err := putJSON(b, keyKey(k), oauthKeyRow{ID: k.ID, Created: k.Created, Sealed: k.Sealed}); err != nil {
@@ -429,6 +480,9 @@ func (o oauthStore) AddKey(ctx context.Context, k oauthstore.Key, keep int) erro
 }
 
 func (o oauthStore) Sweep(ctx context.Context, before time.Time) (int, error) {
+	if err := checkTimes(before); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := o.s.update(ctx, func(tx *bolt.Tx) error {
 		expired := func(v []byte) (bool, error) {

@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jupyterhealth/vault/web/webstore"
 	bolt "go.etcd.io/bbolt"
@@ -137,12 +140,57 @@ func (w webStore) update(ctx context.Context, fn func(*webTx) error) error {
 	})
 }
 
+// appendTime encodes a time as its Unix nanoseconds, sign bit flipped so
+// they sort; the zero time is the smallest (math.MinInt64), as the
+// PostgreSQL store keeps it. A time outside what Unix nanoseconds hold is
+// refused before it gets here (checkTimes).
 func appendTime(dst []byte, t time.Time) []byte {
-	return binary.BigEndian.AppendUint64(dst, uint64(t.UnixNano())^(1<<63))
+	n := int64(math.MinInt64)
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	return binary.BigEndian.AppendUint64(dst, uint64(n)^(1<<63))
 }
 
 func readTime(b []byte) time.Time {
-	return time.Unix(0, int64(binary.BigEndian.Uint64(b)^(1<<63))).UTC()
+	n := int64(binary.BigEndian.Uint64(b) ^ (1 << 63))
+	if n == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// The times a web or OAuth row keeps: what signed Unix nanoseconds hold
+// (1677-09-21 to 2262-04-11), less the smallest, which stands for the
+// zero time; and the zero time.
+var (
+	minTime = time.Unix(0, math.MinInt64+1)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// checkIDs refuses an id (a user's, a client's, a token family's, a
+// key's) that is not UTF-8 text without NUL bytes, as the PostgreSQL
+// store does (its text columns refuse both). Here a NUL byte would also
+// make one user's index rows look like another's: they are keyed by the
+// user id and a NUL byte.
+func checkIDs(ids ...string) error {
+	for _, id := range ids {
+		if !utf8.ValidString(id) || strings.IndexByte(id, 0) >= 0 {
+			return fmt.Errorf("id %q is not UTF-8 text without NUL bytes", id)
+		}
+	}
+	return nil
+}
+
+// checkTimes refuses a time a row cannot keep, as the PostgreSQL store
+// does (its columns are bigint nanoseconds).
+func checkTimes(ts ...time.Time) error {
+	for _, t := range ts {
+		if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
+			return fmt.Errorf("time %s is outside what the store keeps (%s to %s)", t.UTC().Format(time.RFC3339), minTime.UTC().Format(time.RFC3339Nano), maxTime.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return nil
 }
 
 func userKey(userID string, id []byte) []byte {
@@ -214,6 +262,12 @@ func (wt *webTx) invitesWhere(match func(expires time.Time, userID string) bool)
 }
 
 func (w webStore) PutInvite(ctx context.Context, inv webstore.Invite, sweepBefore time.Time) error {
+	if err := checkIDs(inv.UserID); err != nil {
+		return err
+	}
+	if err := checkTimes(inv.Expires, sweepBefore); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if !sweepBefore.IsZero() {
 			stale := wt.invitesWhere(func(exp time.Time, _ string) bool { return exp.Before(sweepBefore) })
@@ -248,6 +302,12 @@ func (w webStore) ClaimInvite(ctx context.Context, hash [32]byte) (webstore.Invi
 }
 
 func (w webStore) ReleaseInvite(ctx context.Context, inv webstore.Invite) error {
+	if err := checkIDs(inv.UserID); err != nil {
+		return err
+	}
+	if err := checkTimes(inv.Expires); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error { return wt.putInvite(inv) })
 }
 
@@ -273,6 +333,9 @@ func (w webStore) Invites(ctx context.Context) ([]webstore.Invite, error) {
 // ---- passkeys ----
 
 func (w webStore) AddCredential(ctx context.Context, userID string, c webstore.Credential, max int) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if wt.creds.Get(c.ID) != nil {
 			return webstore.ErrExists
@@ -301,6 +364,9 @@ func (w webStore) Credential(ctx context.Context, id []byte) (webstore.Credentia
 }
 
 func (w webStore) Credentials(ctx context.Context, userID string) ([]webstore.Credential, error) {
+	if err := checkIDs(userID); err != nil {
+		return nil, err
+	}
 	var out []webstore.Credential
 	err := w.view(ctx, func(wt *webTx) error {
 		prefix := userPrefix(userID)
@@ -328,6 +394,9 @@ func (wt *webTx) usersCredential(userID string, id []byte) ([]byte, error) {
 }
 
 func (w webStore) ModifyCredential(ctx context.Context, userID string, id []byte, fn func(sealed []byte) ([]byte, error)) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		v, err := wt.usersCredential(userID, id)
 		if err != nil {
@@ -342,6 +411,9 @@ func (w webStore) ModifyCredential(ctx context.Context, userID string, id []byte
 }
 
 func (w webStore) RemoveCredential(ctx context.Context, userID string, id []byte) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if _, err := wt.usersCredential(userID, id); err != nil {
 			return err
@@ -391,6 +463,9 @@ func (wt *webTx) deleteRecovery(userID string) error {
 }
 
 func (w webStore) ReplaceRecoveryCodes(ctx context.Context, userID string, codes []webstore.RecoveryCode) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if err := wt.deleteRecovery(userID); err != nil {
 			return err
@@ -408,6 +483,9 @@ func (w webStore) ReplaceRecoveryCodes(ctx context.Context, userID string, codes
 }
 
 func (w webStore) RecoveryCodesLeft(ctx context.Context, userID string) (int, error) {
+	if err := checkIDs(userID); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := w.view(ctx, func(wt *webTx) error {
 		n = len(keysWithPrefix(wt.recovery, recoveryUserPrefix(userID)))
@@ -611,6 +689,12 @@ func (r timedRow) session() webstore.Session {
 }
 
 func (w webStore) CreateSession(ctx context.Context, s webstore.Session, max int) error {
+	if err := checkIDs(s.UserID); err != nil {
+		return err
+	}
+	if err := checkTimes(s.Created, s.LastSeen, s.Expires); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.sessions
 		if _, err := t.makeRoom(s.Created, max); err != nil {
@@ -640,6 +724,9 @@ func (w webStore) Session(ctx context.Context, hash [32]byte) (webstore.Session,
 }
 
 func (w webStore) TouchSession(ctx context.Context, hash [32]byte, lastSeen, expires time.Time) error {
+	if err := checkTimes(lastSeen, expires); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.sessions
 		r, err := t.get(hash)
@@ -670,6 +757,9 @@ func (w webStore) DeleteSession(ctx context.Context, hash [32]byte) error {
 }
 
 func (w webStore) DeleteSessions(ctx context.Context, userID string, match func(webstore.Session) bool) (int, error) {
+	if err := checkIDs(userID); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := w.update(ctx, func(wt *webTx) error {
 		n = 0
@@ -693,6 +783,12 @@ func (w webStore) DeleteSessions(ctx context.Context, userID string, match func(
 }
 
 func (w webStore) PutCeremony(ctx context.Context, c webstore.Ceremony, max int) error {
+	if err := checkIDs(c.UserID); err != nil {
+		return err
+	}
+	if err := checkTimes(c.Created, c.Expires); err != nil {
+		return err
+	}
 	// A full store of live ceremonies refuses from a read transaction: a
 	// flood of unauthenticated begins then costs no write (and no fsync).
 	full := false
@@ -736,6 +832,9 @@ func (w webStore) TakeCeremony(ctx context.Context, hash [32]byte) (webstore.Cer
 }
 
 func (w webStore) SpendChallenge(ctx context.Context, sp webstore.SpentChallenge, max int) error {
+	if err := checkTimes(sp.Created, sp.Expires); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		t := wt.spent
 		if !sp.Created.Before(sp.Expires) {
@@ -760,6 +859,9 @@ func (w webStore) SpendChallenge(ctx context.Context, sp webstore.SpentChallenge
 // ---- forgetting ----
 
 func (w webStore) ForgetUser(ctx context.Context, userID string) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		if err := wt.deleteCredentials(userID); err != nil {
 			return err
@@ -794,6 +896,12 @@ func (r timedRow) appConsent() webstore.AppConsent {
 }
 
 func (w webStore) PutAppConsent(ctx context.Context, c webstore.AppConsent, max int) error {
+	if err := checkIDs(c.UserID); err != nil {
+		return err
+	}
+	if err := checkTimes(c.Created); err != nil {
+		return err
+	}
 	if c.UserID == "" {
 		return errors.New("a remembered consent names its user")
 	}
@@ -824,6 +932,9 @@ func (w webStore) AppConsent(ctx context.Context, hash [32]byte) (webstore.AppCo
 }
 
 func (w webStore) AppConsents(ctx context.Context, userID string) ([]webstore.AppConsent, error) {
+	if err := checkIDs(userID); err != nil {
+		return nil, err
+	}
 	var out []webstore.AppConsent
 	err := w.view(ctx, func(wt *webTx) error {
 		for _, h := range wt.apps.userHashes(userID) {
@@ -839,6 +950,9 @@ func (w webStore) AppConsents(ctx context.Context, userID string) ([]webstore.Ap
 }
 
 func (w webStore) DeleteAppConsent(ctx context.Context, userID string, hash [32]byte) error {
+	if err := checkIDs(userID); err != nil {
+		return err
+	}
 	return w.update(ctx, func(wt *webTx) error {
 		r, err := wt.apps.get(hash)
 		if err != nil {

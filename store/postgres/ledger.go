@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -73,6 +74,9 @@ func (t *ledgerTx) Size() (int64, error) {
 }
 
 func (t *ledgerTx) Meta(key string) ([]byte, error) {
+	if key == "size" {
+		return nil, errors.New(`ledger metadata "size" is read with Size`)
+	}
 	return t.bytesRow("SELECT value FROM ledger_meta WHERE key = $1", []byte(key))
 }
 
@@ -218,7 +222,14 @@ func (t *ledgerTx) Extent() (ledgerstore.Extent, error) {
 	return e, err
 }
 
+// errEmptyValue refuses an empty value, as the bbolt store does: a
+// reader takes nil for "not stored".
+var errEmptyValue = errors.New("the ledger stores no empty value")
+
 func (t *ledgerTx) PutEntry(i int64, sealed []byte) error {
+	if len(sealed) == 0 {
+		return errEmptyValue
+	}
 	if i < 0 {
 		return fmt.Errorf("entry index %d", i)
 	}
@@ -226,6 +237,9 @@ func (t *ledgerTx) PutEntry(i int64, sealed []byte) error {
 }
 
 func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
+	if first < 0 || first > math.MaxInt64-int64(len(hs)) {
+		return fmt.Errorf("stored hash indexes from %d", first)
+	}
 	if len(hs) == 0 {
 		return nil
 	}
@@ -240,14 +254,26 @@ func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
 }
 
 func (t *ledgerTx) PutIndexRow(id string, sealed []byte) error {
+	if len(sealed) == 0 {
+		return errEmptyValue
+	}
+	if id == "" {
+		return errors.New("an index row needs an id") // as bbolt refuses an empty key
+	}
 	return t.exec("INSERT INTO ledger_index (id, sealed) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET sealed = EXCLUDED.sealed", []byte(id), nonNil(sealed))
 }
 
 func (t *ledgerTx) ClearIndex() error { return t.exec("DELETE FROM ledger_index") }
 
 func (t *ledgerTx) PutMeta(key string, val []byte) error {
+	if len(val) == 0 {
+		return errEmptyValue
+	}
 	if key == "size" {
 		return errors.New(`ledger metadata "size" is written with SetSize`)
+	}
+	if key == "" {
+		return errors.New("ledger metadata needs a name") // as bbolt refuses an empty key
 	}
 	return t.exec("INSERT INTO ledger_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", []byte(key), nonNil(val))
 }
@@ -260,6 +286,9 @@ func (t *ledgerTx) SetSize(n int64) error {
 }
 
 func (t *ledgerTx) PutCheckpoint(size int64, signed []byte) error {
+	if len(signed) == 0 {
+		return errEmptyValue
+	}
 	if size < 0 {
 		return fmt.Errorf("checkpoint size %d", size)
 	}

@@ -46,6 +46,9 @@ func one[T any](rs []T, err error) (T, error) {
 }
 
 func (o oauthStore) PutClient(ctx context.Context, c oauthstore.Client) error {
+	if err := checkTimes(c.Created); err != nil {
+		return err
+	}
 	if c.ID == "" {
 		return errors.New("a client needs an id")
 	}
@@ -94,6 +97,9 @@ func (o oauthStore) DeleteClient(ctx context.Context, id string) error {
 }
 
 func (o oauthStore) PutRequest(ctx context.Context, r oauthstore.Request) error {
+	if err := checkTimes(r.Expires); err != nil {
+		return err
+	}
 	return o.s.inTx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO oauth_requests (hash, client_id, expires, sealed) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (hash) DO UPDATE SET client_id = EXCLUDED.client_id, expires = EXCLUDED.expires, sealed = EXCLUDED.sealed`,
@@ -133,6 +139,9 @@ func (o oauthStore) DeleteRequest(ctx context.Context, hash [32]byte) error {
 }
 
 func (o oauthStore) PutCode(ctx context.Context, c oauthstore.Code) error {
+	if err := checkTimes(c.Expires); err != nil {
+		return err
+	}
 	return o.s.inTx(ctx, func(tx pgx.Tx) error {
 		// FOR SHARE: a racing DeleteRequest waits until this code is in,
 		// and then takes it with the request.
@@ -172,6 +181,9 @@ const tokenCols = "hash, kind, family, user_id, client_id, expires, rotated, sea
 
 func putTokens(ctx context.Context, tx pgx.Tx, ts []oauthstore.Token) error {
 	for _, t := range ts {
+		if err := checkTimes(t.Expires); err != nil {
+			return err
+		}
 		if t.Kind != oauthstore.Access && t.Kind != oauthstore.Refresh {
 			return errors.New("unknown token kind")
 		}
@@ -257,6 +269,9 @@ func (o oauthStore) DeleteToken(ctx context.Context, hash [32]byte) error {
 }
 
 func (o oauthStore) SpendJTI(ctx context.Context, hash [32]byte, expires time.Time) error {
+	if err := checkTimes(expires); err != nil {
+		return err
+	}
 	return o.s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, "INSERT INTO oauth_jti (hash, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING", hash[:], nanos(expires))
 		if err == nil && tag.RowsAffected() == 0 {
@@ -287,6 +302,9 @@ func (o oauthStore) AddKey(ctx context.Context, k oauthstore.Key, keep int) erro
 	if keep < 1 || k.ID == "" {
 		return errors.New("a key needs an id, and at least one key is kept")
 	}
+	if err := checkTimes(k.Created); err != nil {
+		return err
+	}
 	return o.s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 0)", lockOAuthKeys); err != nil {
 			return err
@@ -302,6 +320,9 @@ func (o oauthStore) AddKey(ctx context.Context, k oauthstore.Key, keep int) erro
 }
 
 func (o oauthStore) Sweep(ctx context.Context, before time.Time) (int, error) {
+	if err := checkTimes(before); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := o.s.inTx(ctx, func(tx pgx.Tx) error {
 		n = 0

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 
@@ -34,6 +35,25 @@ func nanos(t time.Time) int64 {
 		return math.MinInt64
 	}
 	return t.UnixNano()
+}
+
+// The times a web or OAuth row keeps: what a bigint of nanoseconds holds
+// (1677-09-21 to 2262-04-11), less the smallest, which stands for the
+// zero time; and the zero time.
+var (
+	minTime = time.Unix(0, math.MinInt64+1)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+// checkTimes refuses a time nanos cannot encode (it would wrap around),
+// as the bbolt store does.
+func checkTimes(ts ...time.Time) error {
+	for _, t := range ts {
+		if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
+			return fmt.Errorf("time %s is outside what the store keeps (%s to %s)", t.UTC().Format(time.RFC3339), minTime.UTC().Format(time.RFC3339Nano), maxTime.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return nil
 }
 
 // fromNanos decodes nanos.
@@ -124,6 +144,9 @@ func putInvite(ctx context.Context, tx pgx.Tx, inv webstore.Invite) error {
 }
 
 func (w webStore) PutInvite(ctx context.Context, inv webstore.Invite, sweepBefore time.Time) error {
+	if err := checkTimes(inv.Expires, sweepBefore); err != nil {
+		return err
+	}
 	return w.tx(ctx, func(tx pgx.Tx) error {
 		if !sweepBefore.IsZero() {
 			if _, err := tx.Exec(ctx, "DELETE FROM web_invites WHERE expires < $1", nanos(sweepBefore)); err != nil {
@@ -159,6 +182,9 @@ func (w webStore) ClaimInvite(ctx context.Context, hash [32]byte) (webstore.Invi
 }
 
 func (w webStore) ReleaseInvite(ctx context.Context, inv webstore.Invite) error {
+	if err := checkTimes(inv.Expires); err != nil {
+		return err
+	}
 	return w.tx(ctx, func(tx pgx.Tx) error { return putInvite(ctx, tx, inv) })
 }
 
@@ -374,6 +400,9 @@ func scanSession(r pgx.CollectableRow) (webstore.Session, error) {
 }
 
 func (w webStore) CreateSession(ctx context.Context, s webstore.Session, max int) error {
+	if err := checkTimes(s.Created, s.LastSeen, s.Expires); err != nil {
+		return err
+	}
 	return w.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, 0)", lockWebSessions); err != nil {
 			return err
@@ -409,6 +438,9 @@ func (w webStore) Session(ctx context.Context, hash [32]byte) (webstore.Session,
 }
 
 func (w webStore) TouchSession(ctx context.Context, hash [32]byte, lastSeen, expires time.Time) error {
+	if err := checkTimes(lastSeen, expires); err != nil {
+		return err
+	}
 	return w.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE web_sessions SET last_seen = greatest(last_seen, $2), expires = greatest(expires, $3) WHERE hash = $1`,
 			hash[:], nanos(lastSeen), nanos(expires))
@@ -458,6 +490,9 @@ func (w webStore) DeleteSessions(ctx context.Context, userID string, match func(
 }
 
 func (w webStore) PutCeremony(ctx context.Context, c webstore.Ceremony, max int) error {
+	if err := checkTimes(c.Created, c.Expires); err != nil {
+		return err
+	}
 	// A table full of live ceremonies refuses from a read, with no lock
 	// and no write: a flood of unauthenticated begins costs no commit.
 	if err := ctx.Err(); err != nil {
@@ -514,6 +549,9 @@ func (w webStore) TakeCeremony(ctx context.Context, hash [32]byte) (webstore.Cer
 }
 
 func (w webStore) SpendChallenge(ctx context.Context, sp webstore.SpentChallenge, max int) error {
+	if err := checkTimes(sp.Created, sp.Expires); err != nil {
+		return err
+	}
 	if !sp.Created.Before(sp.Expires) {
 		return webstore.ErrExists
 	}
@@ -575,6 +613,9 @@ func scanAppConsent(r pgx.CollectableRow) (webstore.AppConsent, error) {
 }
 
 func (w webStore) PutAppConsent(ctx context.Context, c webstore.AppConsent, max int) error {
+	if err := checkTimes(c.Created); err != nil {
+		return err
+	}
 	if c.UserID == "" {
 		return errors.New("a remembered consent names its user")
 	}

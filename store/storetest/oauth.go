@@ -28,9 +28,12 @@ func RunOAuth(t *testing.T, open OAuthFactory) {
 		{"Tokens", testOAuthTokens},
 		{"RotateRace", testOAuthRotateRace},
 		{"DeleteClientTakesItsRows", testOAuthDeleteClient},
+		{"DeleteClientLeavesOtherCodes", testOAuthDeleteClientOtherCodes},
 		{"JTI", testOAuthJTI},
 		{"Keys", testOAuthKeys},
 		{"Sweep", testOAuthSweep},
+		{"TimeRange", testOAuthTimeRange},
+		{"BadIDs", testOAuthBadIDs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -272,6 +275,43 @@ func testOAuthDeleteClient(t *testing.T, s oauthstore.Store, _ func() oauthstore
 	}
 }
 
+// testOAuthDeleteClientOtherCodes: deleting a client takes the codes of
+// its requests and no other, not even a code whose request went earlier
+// (another code of it was claimed): that one is Sweep's, and Sweep counts
+// it. (bbolt's DeleteClient once took every such code; the differential
+// test saw the sweeps' counts differ.)
+func testOAuthDeleteClientOtherCodes(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := context.Background()
+	for _, id := range []string{"oc_a", "oc_b"} {
+		if err := s.PutClient(ctx, oauthstore.Client{ID: id, Sealed: sealedOf(id)}); err != nil {
+			t.Fatal(err)
+		}
+		req := oauthstore.Request{Hash: h32("req" + id), ClientID: id, Expires: oauthNow, Sealed: sealedOf("req")}
+		if err := s.PutRequest(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []string{"code1", "code2"} {
+			if err := s.PutCode(ctx, oauthstore.Code{Hash: h32(c + id), Request: req.Hash, Expires: oauthNow}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// oc_b's request is claimed through code1; its code2 stays behind.
+	if _, err := s.ClaimCode(ctx, h32("code1oc_b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClient(ctx, "oc_a"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Sweep(ctx, oauthNow.Add(time.Nanosecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("the sweep after the deletion dropped %d rows, want 1 (oc_b's unclaimable code2)", n)
+	}
+}
+
 func testOAuthJTI(t *testing.T, s oauthstore.Store, reopen func() oauthstore.Store) {
 	ctx := context.Background()
 	if spent, err := s.JTISpent(ctx, h32("j")); err != nil || spent {
@@ -372,5 +412,98 @@ func oneWinner(t *testing.T, what string, lost error, try func(i int) error) {
 	wg.Wait()
 	if wins != 1 {
 		t.Fatalf("%d %s won, want 1", wins, what)
+	}
+}
+
+// testOAuthTimeRange: the extreme times and the zero time come back as
+// they were put; a time beyond them is refused and nothing is stored.
+// (Found by store/postgres's TestDifferentialOAuth: bbolt's JSON rows
+// kept a year-3000 expiry, PostgreSQL's bigint wrapped it around.)
+func testOAuthTimeRange(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := context.Background()
+	for i, tm := range []time.Time{timeKeptMin, timeKeptMax, {}} {
+		c := oauthstore.Client{ID: fmt.Sprint("oc_", i), Created: tm, Sealed: sealedOf("c")}
+		if err := s.PutClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Client(ctx, c.ID)
+		if err != nil || !got.Created.Equal(c.Created) || got.Created.IsZero() != tm.IsZero() {
+			t.Fatalf("client created %s: read back %s, %v", tm, got.Created, err)
+		}
+		tok := oauthToken(fmt.Sprint("tok", i), oauthstore.Refresh, "f", "pt_a", c.ID)
+		tok.Expires = tm
+		if err := s.PutTokens(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		gt, err := s.Token(ctx, tok.Hash)
+		if err != nil || !gt.Expires.Equal(tm) || gt.Expires.IsZero() != tm.IsZero() {
+			t.Fatalf("token expiring %s: read back %s, %v", tm, gt.Expires, err)
+		}
+	}
+	for _, tm := range timesRefused {
+		h := h32("refused " + tm.String())
+		if err := s.PutRequest(ctx, oauthstore.Request{Hash: h, ClientID: "oc_0", Expires: tm}); err == nil {
+			t.Errorf("a request expiring %s was stored", tm)
+		}
+		if _, err := s.Request(ctx, h); !errors.Is(err, oauthstore.ErrNotFound) {
+			t.Errorf("the refused request: %v", err)
+		}
+		tok := oauthToken("refused", oauthstore.Access, "f", "pt_a", "oc_0")
+		tok.Expires = tm
+		if err := s.PutTokens(ctx, tok); err == nil {
+			t.Errorf("a token expiring %s was stored", tm)
+		}
+		if err := s.SpendJTI(ctx, h, tm); err == nil {
+			t.Errorf("an assertion id spent until %s was stored", tm)
+		}
+		if err := s.PutClient(ctx, oauthstore.Client{ID: "oc_refused", Created: tm}); err == nil {
+			t.Errorf("a client created %s was stored", tm)
+		}
+		if err := s.AddKey(ctx, oauthstore.Key{ID: "k_refused", Created: tm}, 3); err == nil {
+			t.Errorf("a key created %s was stored", tm)
+		}
+		if _, err := s.Sweep(ctx, tm); err == nil {
+			t.Errorf("a sweep before %s was taken", tm)
+		}
+	}
+}
+
+// testOAuthBadIDs: a client, user, family or key id that is not UTF-8
+// text without NUL bytes is refused and nothing is stored. (Found by
+// store/postgres's TestDifferentialOAuth: PostgreSQL's text columns
+// refused them, bbolt stored them.)
+func testOAuthBadIDs(t *testing.T, s oauthstore.Store, _ func() oauthstore.Store) {
+	ctx := t.Context()
+	for _, id := range []string{"oc_\x00a", "oc_\xff"} {
+		if err := s.PutClient(ctx, oauthstore.Client{ID: id, Sealed: sealedOf("c")}); err == nil {
+			t.Errorf("client %q: accepted", id)
+		}
+		if _, err := s.Client(ctx, id); err == nil {
+			t.Errorf("Client(%q): found", id)
+		}
+		if err := s.PutRequest(ctx, oauthstore.Request{Hash: h32("r" + id), ClientID: id, Expires: oauthNow}); err == nil {
+			t.Errorf("a request of client %q: accepted", id)
+		}
+		for i, tok := range []oauthstore.Token{
+			oauthToken("t1"+id, oauthstore.Access, "f", "pt_a", id),
+			oauthToken("t2"+id, oauthstore.Access, "f", id, "oc_a"),
+			oauthToken("t3"+id, oauthstore.Access, id, "pt_a", "oc_a"),
+		} {
+			if err := s.PutTokens(ctx, tok); err == nil {
+				t.Errorf("token %d naming %q: accepted", i, id)
+			}
+			if _, err := s.Token(ctx, tok.Hash); !errors.Is(err, oauthstore.ErrNotFound) {
+				t.Errorf("the refused token %d: %v", i, err)
+			}
+		}
+		if _, err := s.DeleteTokens(ctx, oauthstore.Filter{UserID: id}); err == nil {
+			t.Errorf("DeleteTokens of user %q: accepted", id)
+		}
+		if err := s.AddKey(ctx, oauthstore.Key{ID: id, Created: oauthNow, Sealed: sealedOf("k")}, 3); err == nil {
+			t.Errorf("key %q: accepted", id)
+		}
+	}
+	if ks, err := s.Keys(ctx); err != nil || len(ks) != 0 {
+		t.Fatalf("keys after refused adds: %d, %v", len(ks), err)
 	}
 }

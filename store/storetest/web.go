@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -41,6 +42,8 @@ func RunWeb(t *testing.T, open WebFactory) {
 		{"ForgetUser", testWebForgetUser},
 		{"AppConsents", testWebAppConsents},
 		{"Reopen", testWebReopen},
+		{"TimeRange", testWebTimeRange},
+		{"BadUserIDs", testWebBadUserIDs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -712,4 +715,120 @@ func testWebAppConsents(t *testing.T, s webstore.Store, reopen func() webstore.S
 	if list, err := s.AppConsents(ctx, "cl_ab"); err != nil || len(list) != 1 {
 		t.Fatalf("another user's after ForgetUser: %v, %v", list, err)
 	}
+}
+
+// The edges of the times a web or OAuth row keeps: signed Unix
+// nanoseconds, less the smallest (the zero time's), and the zero time.
+// Beyond them a store refuses: one keeping nanoseconds in a bigint would
+// wrap a year-3000 expiry around into the past.
+var (
+	timeKeptMin  = time.Unix(0, math.MinInt64+1).UTC()
+	timeKeptMax  = time.Unix(0, math.MaxInt64).UTC()
+	timesRefused = []time.Time{
+		time.Unix(0, math.MinInt64).UTC(),
+		timeKeptMax.Add(time.Nanosecond),
+		time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC),
+	}
+)
+
+// testWebTimeRange: the extreme times and the zero time come back as they
+// were put; a time beyond them is refused, and nothing is stored. (Found
+// by store/postgres's TestDifferentialWeb: bbolt read the zero time back
+// as 1754, and both wrapped times beyond 2262 around.)
+func testWebTimeRange(t *testing.T, s webstore.Store, _ func() webstore.Store) {
+	ctx := t.Context()
+	for i, tm := range []time.Time{timeKeptMin, timeKeptMax, {}} {
+		sess := webstore.Session{Hash: h32(fmt.Sprint("kept", i)), UserID: "pt_a", Created: tm, LastSeen: tm, Expires: timeKeptMax, Sealed: sealedOf("s")}
+		if i == 2 {
+			sess.Expires = time.Time{}
+		}
+		must(t, s.CreateSession(ctx, sess, 100))
+		sameSession(t, getSession(t, s, sess.Hash), sess)
+		inv := webstore.Invite{Hash: h32(fmt.Sprint("inv", i)), UserID: "pt_a", Expires: tm, Sealed: sealedOf("i")}
+		must(t, s.PutInvite(ctx, inv, time.Time{}))
+		got, err := s.Invite(ctx, inv.Hash)
+		must(t, err)
+		sameInvite(t, got, inv)
+	}
+	touched := webstore.Session{Hash: h32("touched"), UserID: "pt_a", Created: webNow, LastSeen: webNow, Expires: webNow.Add(time.Hour)}
+	must(t, s.CreateSession(ctx, touched, 100))
+	for _, tm := range timesRefused {
+		h := h32("refused " + tm.String())
+		if err := s.CreateSession(ctx, webstore.Session{Hash: h, UserID: "pt_a", Created: webNow, LastSeen: webNow, Expires: tm}, 100); err == nil {
+			t.Errorf("a session expiring %s was stored", tm)
+		}
+		if _, err := s.Session(ctx, h); !errors.Is(err, webstore.ErrNotFound) {
+			t.Errorf("the refused session: %v", err)
+		}
+		if err := s.TouchSession(ctx, touched.Hash, webNow, tm); err == nil {
+			t.Errorf("a touch to %s was taken", tm)
+		}
+		if err := s.PutCeremony(ctx, webstore.Ceremony{Hash: h, Created: tm, Expires: webNow}, 100); err == nil {
+			t.Errorf("a ceremony created %s was stored", tm)
+		}
+		if err := s.PutInvite(ctx, webstore.Invite{Hash: h, UserID: "pt_a", Expires: tm}, time.Time{}); err == nil {
+			t.Errorf("an invite expiring %s was stored", tm)
+		}
+		if err := s.SpendChallenge(ctx, webstore.SpentChallenge{Hash: h, Created: webNow, Expires: tm}, 100); err == nil {
+			t.Errorf("a challenge spent until %s was stored", tm)
+		}
+		if err := s.PutAppConsent(ctx, webstore.AppConsent{Hash: h, UserID: "pt_a", Created: tm}, 100); err == nil {
+			t.Errorf("an app consent made %s was stored", tm)
+		}
+	}
+	// The touch refused left the session as it was.
+	if got := getSession(t, s, touched.Hash); !got.Expires.Equal(touched.Expires) {
+		t.Fatalf("after refused touches the session expires %s", got.Expires)
+	}
+}
+
+func getSession(t *testing.T, s webstore.Store, h [32]byte) webstore.Session {
+	t.Helper()
+	got, err := s.Session(t.Context(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// testWebBadUserIDs: a user id that is not UTF-8 text without NUL bytes
+// is refused, by every call that takes one, and nothing is stored. (Found
+// by store/postgres's TestDifferentialWeb: PostgreSQL's text columns
+// refused them, bbolt stored them, and its user indexes, keyed by the id
+// and a NUL byte, then counted "pt_a\x00b"'s passkeys as "pt_a"'s.)
+func testWebBadUserIDs(t *testing.T, s webstore.Store, _ func() webstore.Store) {
+	ctx := t.Context()
+	must(t, s.AddCredential(ctx, "pt_a", webstore.Credential{ID: []byte("ca"), Sealed: sealedOf("ca")}, 5))
+	for _, u := range []string{"pt_a\x00b", "pt_\xff"} {
+		calls := []struct {
+			what string
+			err  error
+		}{
+			{"AddCredential", s.AddCredential(ctx, u, webstore.Credential{ID: []byte("c" + u), Sealed: sealedOf("c")}, 5)},
+			{"CreateSession", s.CreateSession(ctx, session("s"+u, u, webNow, webNow.Add(time.Hour)), 100)},
+			{"PutCeremony", s.PutCeremony(ctx, webstore.Ceremony{Hash: h32("c" + u), UserID: u, Created: webNow, Expires: webNow.Add(time.Hour)}, 100)},
+			{"PutInvite", s.PutInvite(ctx, webstore.Invite{Hash: h32("i" + u), UserID: u, Expires: webNow.Add(time.Hour)}, time.Time{})},
+			{"ReplaceRecoveryCodes", s.ReplaceRecoveryCodes(ctx, u, recoveryCodes(u, "r1"))},
+			{"PutAppConsent", s.PutAppConsent(ctx, webstore.AppConsent{Hash: h32("a" + u), UserID: u, Created: webNow}, 5)},
+			{"RemoveCredential", s.RemoveCredential(ctx, u, []byte("ca"))},
+			{"ForgetUser", s.ForgetUser(ctx, u)},
+		}
+		for _, c := range calls {
+			if c.err == nil {
+				t.Errorf("%s for user %q: accepted", c.what, u)
+			}
+		}
+		if _, err := s.Credentials(ctx, u); err == nil {
+			t.Errorf("Credentials of %q: accepted", u)
+		}
+		if _, err := s.Credential(ctx, []byte("c"+u)); !errors.Is(err, webstore.ErrNotFound) {
+			t.Errorf("the refused passkey: %v", err)
+		}
+		if _, err := s.Session(ctx, h32("s"+u)); !errors.Is(err, webstore.ErrNotFound) {
+			t.Errorf("the refused session: %v", err)
+		}
+	}
+	// pt_a's only passkey is still her last.
+	wantErr(t, "removing pt_a's only passkey", s.RemoveCredential(ctx, "pt_a", []byte("ca")), webstore.ErrLastPasskey)
 }

@@ -26,6 +26,11 @@
 // last one, and handing out an invite, a recovery code or a ceremony at most
 // once however many requests race for it.
 //
+// A store keeps times to the nanosecond, from 1677-09-21 to 2262-04-11
+// (signed Unix nanoseconds), and the zero time; it refuses a row or a
+// sweep with a time outside them. A user id is UTF-8 text without NUL
+// bytes; a store refuses a call naming another.
+//
 // Every method takes a context; a store on a network honours it, an
 // embedded one may only check it before it starts.
 //

@@ -40,7 +40,13 @@ const catchUpChunk = 4096
 // committed size when other processes may append to it.
 func (l *Ledger) index() (*grantIndex, error) {
 	x := l.grants.Load()
-	if l.shared == nil {
+	if l.shared == nil || l.locked.Load() {
+		// (While this process holds the append lock, caught up, the
+		// committed size cannot move past what the index has applied;
+		// and a check inside the append, such as an export's decision,
+		// must not ask the store's pool for a second connection while
+		// its transaction holds one and the lock: with the pool taken
+		// by transactions waiting for that lock, it would wait forever.)
 		return x, nil
 	}
 	n, err := l.shared.Head(context.Background())
@@ -105,6 +111,8 @@ func (l *Ledger) updateCaughtUp(fn func(tx ledgerstore.WriteTx) error) error {
 				return err
 			}
 		}
+		l.locked.Store(true)
+		defer l.locked.Store(false)
 		return fn(tx)
 	})
 }

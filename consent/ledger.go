@@ -33,6 +33,10 @@ type Sealer interface {
 type Ledger struct {
 	store  Store
 	shared ledgerstore.Shared // the store, when other processes append to it too
+	// locked is set while this process holds the store's cross-process
+	// append lock with its index caught up (updateCaughtUp): no other
+	// process can commit meanwhile, so index need not read the size.
+	locked atomic.Bool
 	sealer Sealer
 	origin string
 	signer note.Signer

@@ -107,6 +107,8 @@ func cmdBenchLoad(args []string, stdout, stderr io.Writer) error {
 			c.Database, c.OpenDatabase = dsn, benchOpenPostgres
 		} else if given(fs, "replicas") {
 			return nil, errors.New("--replicas needs --database: replicas share a PostgreSQL database")
+		} else {
+			c.Replicas = 0 // the flag's default is for --database; bbolt serves from one process
 		}
 		exe, err := os.Executable()
 		if err != nil {

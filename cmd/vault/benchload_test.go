@@ -46,6 +46,12 @@ func TestBenchLoad(t *testing.T) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())
 		}
 	}
+	// The command line too, with its defaults: once --replicas (whose
+	// default is for --database) refused every plain 'vault bench load'.
+	stdout, errOut, err := runVault(t, 2*time.Minute, "bench", "load", "--clients", "2", "--patients", "1", "--demo-days", "1", "--duration", "1s")
+	if err != nil || !strings.Contains(stdout, "requests/s") {
+		t.Fatalf("vault bench load: %v\n%s\n%s", err, stdout, errOut)
+	}
 }
 
 // TestBenchLoadAttack runs the load bench briefly with --attack: beside

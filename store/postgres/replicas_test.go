@@ -574,3 +574,65 @@ func TestReplicaKeyRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideInsideAppendNeedsNoConnection: an export's consent decision
+// runs inside the ledger's append transaction, which holds a connection
+// and the cross-process append lock. It once read the ledger's size on a
+// second connection from the pool; under load every other connection was
+// held by transactions waiting for that lock, and a replica hung for good
+// (seen in 'vault bench load --database': the server no longer answered,
+// nor stopped on SIGTERM). With a pool of one connection the same wait is
+// certain. The decision must come back, and permit, without one.
+func TestDecideInsideAppendNeedsNoConnection(t *testing.T) {
+	dsn := pgtest.New(t)
+	root, err := keys.CreateKeyFile(filepath.Join(t.TempDir(), "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), dsn, Options{AllowUnsafeDurability: true, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	v, err := vault.Open(t.Context(), s, root, vault.RootInfo{Kind: root.Kind()}, vault.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := consent.Open(s.Ledger(), v.Master(), consent.Options{Origin: "vault.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// (The grant's append decides inside its transaction too.)
+		if _, err := l.Append(repGrant("gr_1", "pt_a", "cl_b")); err != nil {
+			done <- err
+			return
+		}
+		start, end := repAccess("pt_a", "cl_b")
+		_, err := l.AppendAccess(func(int64) error {
+			if d := l.Decide(repRequest("pt_a", "cl_b")); !d.Permit {
+				return fmt.Errorf("denied: %s", d.Reason)
+			}
+			return nil
+		}, start, end)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		// Not a timing assertion: a minute is the deadlock's sign. A
+		// panic, not t.Fatal: the stuck goroutine holds the pool's one
+		// connection, and the cleanup's Close would wait for it forever;
+		// the panic ends the run with every goroutine's stack.
+		panic("the decision inside the append waited a minute for a second connection: deadlock")
+	}
+	// And outside an append a decision reads the size again: a grant
+	// another process appends is seen.
+	if d := l.Decide(repRequest("pt_a", "cl_b")); !d.Permit {
+		t.Fatalf("after: %+v", d)
+	}
+}

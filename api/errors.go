@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/jupyterhealth/vault/internal/clientgone"
 	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
@@ -80,6 +81,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		if ae.Status >= 500 && vault.IsStorageFull(err) {
 			ae = storageFull(err)
+		}
+		if clientgone.Is(c.Request(), err) {
+			ae = &Error{Status: clientgone.Status, Code: clientgone.Code, Message: clientgone.Message, Cause: err}
 		}
 		attrs := []any{"method", c.Request().Method, "route", c.Path(), "status", ae.Status, "code", ae.Code}
 		if ae.Cause != nil {

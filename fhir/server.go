@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
+	"github.com/jupyterhealth/vault/internal/clientgone"
 	"github.com/jupyterhealth/vault/oauth"
 	"github.com/jupyterhealth/vault/vault"
 )
@@ -166,6 +167,10 @@ func (s *Server) serve(h handlerFunc) http.Handler {
 		var e *Error
 		if !errors.As(err, &e) {
 			e = &Error{Status: http.StatusInternalServerError, Code: "exception", Reason: "internal", Message: "the server failed; retry later", Cause: err}
+		}
+		if clientgone.Is(r, err) {
+			e = &Error{Status: clientgone.Status, Code: "exception", Reason: clientgone.Code, Message: clientgone.Message, Cause: err}
+			s.log.Info("fhir request abandoned", "path", r.URL.Path, "cause", err.Error())
 		}
 		if e.Status >= 500 {
 			s.log.Error("fhir request failed", "path", r.URL.Path, "reason", e.Reason, "cause", fmt.Sprint(e.Cause))

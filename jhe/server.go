@@ -13,6 +13,7 @@ import (
 	"github.com/jupyterhealth/vault/api"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/fhir"
+	"github.com/jupyterhealth/vault/internal/clientgone"
 	"github.com/jupyterhealth/vault/oauth"
 	"github.com/jupyterhealth/vault/vault"
 )
@@ -129,6 +130,10 @@ func (s *Server) serve(h handlerFunc) http.Handler {
 		}
 		if e.Status >= 500 && vault.IsStorageFull(err) {
 			e = &Error{Status: http.StatusInsufficientStorage, Code: "storage_full", Detail: "the vault's disk is full, so nothing was stored; an admin must free space, then retry", Cause: err}
+		}
+		if clientgone.Is(r, err) {
+			e = &Error{Status: clientgone.Status, Code: clientgone.Code, Detail: clientgone.Message, Cause: err}
+			s.log.Info("jhe request abandoned", "path", r.URL.Path, "cause", err.Error())
 		}
 		if e.Status >= 500 {
 			s.log.Error("jhe request failed", "path", r.URL.Path, "code", e.Code, "cause", fmt.Sprint(e.Cause))

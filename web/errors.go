@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/jupyterhealth/vault/internal/clientgone"
 	"github.com/jupyterhealth/vault/internal/upload"
 	"github.com/jupyterhealth/vault/vault"
 )
@@ -108,6 +109,9 @@ func asPublic(err error) *publicError {
 // route found one. A response the handler had begun is left as it is.
 func (s *Server) respond(w *responseWriter, r *http.Request, rt route, sess *session, err error) {
 	pe := asPublic(err)
+	if clientgone.Is(r, err) {
+		pe = refuse(clientgone.Status, clientgone.Code, "Request abandoned", clientgone.Message).because(err)
+	}
 	attrs := []any{"method", r.Method, "route", rt.pattern, "status", pe.Status, "code", pe.Code}
 	if sess != nil {
 		attrs = append(attrs, "user", sess.UserID)
@@ -116,6 +120,9 @@ func (s *Server) respond(w *responseWriter, r *http.Request, rt route, sess *ses
 		attrs = append(attrs, "cause", pe.Cause.Error())
 	}
 	switch {
+	case w.wrote && pe.Status == clientgone.Status:
+		s.log.Info("web request abandoned after its response began", attrs...)
+		return
 	case w.wrote:
 		s.log.Error("web request failed after its response began", attrs...)
 		return

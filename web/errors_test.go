@@ -17,6 +17,7 @@ import (
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/consent/consenttest"
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
+	"github.com/jupyterhealth/vault/internal/clientgone/clientgonetest"
 	"github.com/jupyterhealth/vault/web/webstore"
 )
 
@@ -538,5 +539,22 @@ func TestRoutesGuarded(t *testing.T) {
 		if (rt.guards&jsonAPI != 0) != strings.HasPrefix(path, "/webauthn/") {
 			t.Errorf("%s: JSON exactly on /webauthn/", rt.pattern)
 		}
+	}
+}
+
+// TestClientGoneIsNotAnError: a page whose client closes the connection
+// while the handler waits on the store is logged as abandoned
+// (client_closed_request, 499), not as the vault's failure (it was a "web
+// request failed" ERROR line and a 500).
+func TestClientGoneIsNotAnError(t *testing.T) {
+	f := newErrFixture(t, 0)
+	a := clientgonetest.New()
+	rt := route{pattern: "GET /gone", who: anyone, h: func(_ http.ResponseWriter, r *http.Request, _ session) error {
+		return a.Wait(r)
+	}}
+	a.Run(t, f.srv.serve(rt))
+	logs := f.logs.String()
+	if strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, `"code":"client_closed_request"`) {
+		t.Fatalf("log:\n%s", logs)
 	}
 }

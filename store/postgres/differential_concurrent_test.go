@@ -13,6 +13,7 @@ import (
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/oauth/oauthstore"
 	"github.com/jupyterhealth/vault/store/boltstore"
+	"github.com/jupyterhealth/vault/vault"
 	"github.com/jupyterhealth/vault/web/webstore"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -41,6 +42,16 @@ import (
 //     last-seen and expiry any touch that returned nil gave it; of
 //     passkeys added at once beyond the limit exactly the limit are
 //     stored, and of all removed at once exactly one stays.
+//   - readings (vault.Backend, differential_readings_test.go):
+//     overlapping batches inserted at once, some invalid, some for a
+//     patient without keys, one patient deleted among them: every
+//     identity a call that returned nil carried is stored exactly once,
+//     counted new by exactly one call, with that call's value, and none
+//     only failed calls carried; Count and Schemas agree with the
+//     records; a reader's scan sees a batch's records of its schema all
+//     or none, and never a failed call's; the deleted patient ends with
+//     nothing, and every insert that started after the deletion returned,
+//     and every one after the run, is refused with ErrNotFound.
 //
 // The calls each worker makes come from the seed (-diff.seed); their
 // interleaving is the scheduler's. -diff.runs rounds (default 1), each on
@@ -58,6 +69,10 @@ func TestDifferentialConcurrent(t *testing.T) {
 		t.Run("Web", func(t *testing.T) {
 			diffConcurrent(t, seed, func(b *boltstore.Store) webstore.Store { return b.Web() },
 				func(s *Store) webstore.Store { return s.Web() }, concWeb)
+		})
+		t.Run("Readings", func(t *testing.T) {
+			diffConcurrent(t, seed, func(b *boltstore.Store) vault.Backend { return b },
+				func(s *Store) vault.Backend { return s }, concReadings)
 		})
 	})
 }

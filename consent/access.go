@@ -123,13 +123,24 @@ func (l *Ledger) AccessPage(patient string, before int64, limit int) (out []Acce
 	err = l.view(func(tx ledgerstore.ReadTx) error {
 		for i := len(starts) - 1; i >= 0; i-- {
 			id := accessRowID(patient, starts[i])
-			r, err := l.getRow(tx, id)
+			sealed, err := tx.IndexRow(id)
 			if err != nil {
 				return err
+			}
+			if st, ok := l.accessRows.get(id, sealed); ok && sealed != nil {
+				out = append(out, st)
+				continue
+			}
+			var r indexRow
+			if sealed != nil {
+				if r, err = l.openRow(id, sealed); err != nil {
+					return err
+				}
 			}
 			if r.Access == nil {
 				return fmt.Errorf("index entry %s is missing", id)
 			}
+			l.accessRows.put(id, sealed, r.Access)
 			out = append(out, *r.Access)
 		}
 		return nil

@@ -50,6 +50,8 @@ type Ledger struct {
 	// ownRebuilds are the announcements of this ledger's own rebuilds
 	// not yet come back to RebuiltElsewhere (guarded by mu).
 	ownRebuilds map[int64]bool
+	// accessRows keeps the access rows AccessPage opened (accesscache.go).
+	accessRows accessCache
 
 	qmu   sync.Mutex
 	queue []*appendReq // appends waiting for the next group commit

@@ -46,8 +46,9 @@ func (s *Server) postReadings(c echo.Context) error {
 // MaxBodyBytes and at no less than the minimum rate, and only then one of
 // the slots every patient shares is held while split cuts the body into
 // one raw JSON point each (at most MaxBatch), and every point is validated,
-// normalised, sealed and stored atomically (one invalid point and nothing
-// is stored; a point stored before is a duplicate). It returns the counts
+// normalised and sealed; the slot is given back, and the batch is stored
+// atomically (one invalid point and nothing is stored; a point stored
+// before is a duplicate). It returns the counts
 // and the points as stored (each with its uuid, derived when the point had
 // none); a refusal is an *Error with the native API's status and code, or
 // split's own error unchanged.
@@ -75,10 +76,15 @@ func (s *Server) IngestUpload(w http.ResponseWriter, req *http.Request, tok vaul
 	}
 	select {
 	case s.ingestSlots <- struct{}{}:
-		defer func() { <-s.ingestSlots }()
 	case <-req.Context().Done():
 		return vault.IngestResult{}, nil, newError(http.StatusServiceUnavailable, "busy", "the vault is busy; retry shortly")
 	}
+	// The slot bounds the CPU phase (split, parse, validate, seal) only:
+	// it is given back before the store's commit, so that the batches
+	// waiting for the disk are not capped by it and go into one group
+	// commit together.
+	release := sync.OnceFunc(func() { <-s.ingestSlots })
+	defer release()
 	raws, err := split(body)
 	if err != nil {
 		var aerr *Error
@@ -99,7 +105,12 @@ func (s *Server) IngestUpload(w http.ResponseWriter, req *http.Request, tok vaul
 		s.metrics.rejected.WithLabelValues(aerr.Code).Inc()
 		return vault.IngestResult{}, nil, aerr
 	}
-	res, err := s.vault.Ingest(req.Context(), tok.UserID, pts)
+	sealed, err := s.vault.Seal(req.Context(), tok.UserID, pts)
+	if err != nil {
+		return vault.IngestResult{}, nil, storeError(err)
+	}
+	release()
+	res, err := s.vault.Store(req.Context(), sealed)
 	if err != nil {
 		return vault.IngestResult{}, nil, storeError(err)
 	}

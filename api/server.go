@@ -26,9 +26,10 @@ const (
 	DefaultMaxBodyBytes          = 16 << 20 // 16 MiB per request
 	DefaultMaxBatch              = 10000    // points per ingest request
 	DefaultAuthFailuresPerMinute = 20       // failed token checks per client address
-	// DefaultMaxConcurrentIngest bounds the ingest requests validating,
-	// sealing and storing at once, over all patients; a body is read
-	// whole before it takes one, so a slow client never holds one.
+	// DefaultMaxConcurrentIngest bounds the ingest requests validating
+	// and sealing at once, over all patients; a body is read whole before
+	// it takes one, so a slow client never holds one, and it is given back
+	// before the batch waits for the store's commit.
 	DefaultMaxConcurrentIngest = 8
 	// maxIngestPerPatient bounds one patient's ingest requests in flight
 	// (reading their bodies or storing); more wait for one of these, so a
@@ -118,7 +119,7 @@ type Server struct {
 
 	maxBody     int64
 	maxBatch    int
-	ingestSlots chan struct{} // the CPU and store phase, over all patients
+	ingestSlots chan struct{} // the CPU phase (parse, validate, seal), over all patients
 	ingestPer   *upload.PerKey
 	keyDelay    time.Duration
 	uploadRate  upload.Rate

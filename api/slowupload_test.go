@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,10 +11,13 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jupyterhealth/vault/api"
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
 	"github.com/jupyterhealth/vault/ingest/formats"
 )
 
@@ -238,5 +242,67 @@ func TestAnnouncedBodyNotAllocated(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // for the handlers to reach the body (they would have allocated by then)
 	if grew := int64(heap()) - int64(before); grew > 8<<20 {
 		t.Fatalf("4 uploads of one byte so far hold %d MiB", grew>>20)
+	}
+}
+
+// TestIngestSlotNotHeldForTheDisk: an upload waiting for the store's
+// commit does not hold one of the shared ingest slots, which bound the
+// CPU phase only. With one slot, and the database's single writer held
+// (a ledger transaction left open), one patient's upload is sealed and
+// waits for the disk; another patient's invalid upload still takes the
+// slot and is refused at once (on the old code it waited for the first
+// upload's commit), and once the writer is free the first is stored.
+func TestIngestSlotNotHeldForTheDisk(t *testing.T) {
+	f := newFixture(t, api.Config{MaxConcurrentIngest: 1})
+	// Each token's first use records when it was used, a write; done
+	// here, before the writer is held.
+	for _, tok := range []string{f.device, f.other} {
+		if st, b := postWithin(t, f, "/api/v1/readings", tok, "application/json", []byte(batch(1))); st != http.StatusCreated {
+			t.Fatalf("first upload: %d %s", st, b)
+		}
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free) // a failure below must not leave the writer held
+	writer := make(chan error, 1)
+	go func() {
+		writer <- f.store.Ledger().Update(context.Background(), func(ledgerstore.WriteTx) error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	first := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/api/v1/readings", strings.NewReader(batch(3)))
+		req.Header.Set("Authorization", "Bearer "+f.device)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			first <- -1
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	// Let the first upload be sealed and reach the store; on the old code
+	// it then held the one slot until its commit.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case st := <-first:
+		t.Fatalf("the first upload was answered (%d) while the writer was held", st)
+	default:
+	}
+	st, b := postWithin(t, f, "/api/v1/readings", f.other, "application/json", []byte(`[{"header":{}}]`))
+	if st != http.StatusBadRequest {
+		t.Fatalf("the invalid upload: %d %s", st, b)
+	}
+	free()
+	if err := <-writer; err != nil {
+		t.Fatal(err)
+	}
+	if st := <-first; st != http.StatusCreated {
+		t.Fatalf("the first upload: %d", st)
 	}
 }

@@ -146,14 +146,36 @@ const parallelMin = 256
 // Ingest seals and stores validated points for one patient, atomically. A
 // point without a uuid gets one derived under the patient's dedup key from
 // its content (or its original OMH 1.x id), so re-sending it is a duplicate.
+// It is Seal, then Store.
 func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) (IngestResult, error) {
-	pk, err := v.patientKeys(ctx, patientID)
+	b, err := v.Seal(ctx, patientID, pts)
 	if err != nil {
 		return IngestResult{}, err
 	}
+	return v.Store(ctx, b)
+}
+
+// A SealedBatch is a batch of points sealed for one patient by Seal, ready
+// for Store.
+type SealedBatch struct {
+	patient string
+	recs    []Record
+}
+
+// Seal is the work of Ingest done on the CPU: it derives each point's
+// uuid if it has none (setting it on the point) and its tag, and seals it.
+// Nothing is stored. A caller that bounds how many ingests compute at once
+// (the API's ingest slots) bounds Seal, and lets Store wait for the disk
+// outside that bound, where the store's group commit merges the batches
+// waiting into one transaction.
+func (v *Vault) Seal(ctx context.Context, patientID string, pts []*omh.Point) (*SealedBatch, error) {
+	pk, err := v.patientKeys(ctx, patientID)
+	if err != nil {
+		return nil, err
+	}
 	for _, p := range pts {
 		if !TimeInRange(p.Time) {
-			return IngestResult{}, errors.New("reading time out of range")
+			return nil, errors.New("reading time out of range")
 		}
 	}
 	recs := make([]Record, len(pts))
@@ -189,9 +211,16 @@ func (v *Vault) Ingest(ctx context.Context, patientID string, pts []*omh.Point) 
 		return nil
 	}
 	if err := parallel(len(pts), seal); err != nil {
-		return IngestResult{}, err
+		return nil, err
 	}
-	n, err := v.b.Insert(ctx, patientID, recs)
+	return &SealedBatch{patient: patientID, recs: recs}, nil
+}
+
+// Store stores a batch Seal made, atomically: every new record or none. A
+// record stored before is a duplicate.
+func (v *Vault) Store(ctx context.Context, b *SealedBatch) (IngestResult, error) {
+	recs := b.recs
+	n, err := v.b.Insert(ctx, b.patient, recs)
 	if errors.Is(err, ErrNotFound) {
 		return IngestResult{}, ErrNoPatient
 	}

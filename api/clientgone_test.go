@@ -1,8 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -15,14 +15,13 @@ import (
 // client_closed_request (499), not as the vault's failure (an ERROR line
 // and a 500, which is what it was, and what an alert on 5xx would fire on).
 func TestClientGoneIsNotAnError(t *testing.T) {
-	var logs bytes.Buffer
-	e := echo.New()
-	e.HTTPErrorHandler = errorHandler(slog.New(slog.NewJSONHandler(&logs, nil)))
-	a := clientgonetest.New()
-	e.GET("/gone", func(c echo.Context) error { return a.Wait(c.Request()) })
-	a.Run(t, e)
-	got := logs.String()
-	if strings.Contains(got, `"level":"ERROR"`) || !strings.Contains(got, `"status":499`) || !strings.Contains(got, `"code":"client_closed_request"`) {
-		t.Fatalf("log:\n%s", got)
+	logs := clientgonetest.Logged(t, func(log *slog.Logger, wait func(*http.Request) error) http.Handler {
+		e := echo.New()
+		e.HTTPErrorHandler = errorHandler(log)
+		e.GET("/gone", func(c echo.Context) error { return wait(c.Request()) })
+		return e
+	})
+	if !strings.Contains(logs, `"status":499`) || !strings.Contains(logs, `"code":"client_closed_request"`) {
+		t.Fatalf("log:\n%s", logs)
 	}
 }

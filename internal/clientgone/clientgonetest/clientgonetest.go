@@ -4,10 +4,13 @@
 package clientgonetest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,4 +70,20 @@ func (a *Abandoner) Run(t *testing.T, h http.Handler) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler did not return after its client went away")
 	}
+}
+
+// Logged builds a surface's handler with a logger writing JSON lines and a
+// wait to call where a real handler would wait on the store, runs it
+// through an abandoned request, fails the test if anything was logged at
+// ERROR, and returns the log.
+func Logged(t *testing.T, build func(log *slog.Logger, wait func(*http.Request) error) http.Handler) string {
+	t.Helper()
+	var logs bytes.Buffer
+	a := New()
+	a.Run(t, build(slog.New(slog.NewJSONHandler(&logs, nil)), a.Wait))
+	got := logs.String()
+	if strings.Contains(got, `"level":"ERROR"`) {
+		t.Fatalf("an abandoned request was logged as an error:\n%s", got)
+	}
+	return got
 }

@@ -120,13 +120,20 @@ func (l *Ledger) AccessPage(patient string, before int64, limit int) (out []Acce
 	starts := slices.Clone(list[first:end])
 	x.mu.RUnlock()
 	out = make([]AccessState, 0, len(starts))
+	ids := make([]string, len(starts))
+	for i := range starts {
+		ids[i] = accessRowID(patient, starts[len(starts)-1-i])
+	}
 	err = l.view(func(tx ledgerstore.ReadTx) error {
-		for i := len(starts) - 1; i >= 0; i-- {
-			id := accessRowID(patient, starts[i])
-			sealed, err := tx.IndexRow(id)
-			if err != nil {
-				return err
-			}
+		// One read for the page's rows: on PostgreSQL a row at a time
+		// was a round trip each, three quarters of a page's time.
+		out = out[:0]
+		rows, err := tx.IndexRowsByID(ids)
+		if err != nil {
+			return err
+		}
+		for i, id := range ids {
+			sealed := rows[i]
 			if st, ok := l.accessRows.get(id, sealed); ok && sealed != nil {
 				out = append(out, st)
 				continue

@@ -90,6 +90,10 @@ type ReadTx interface {
 
 	// IndexRow returns the sealed index row id, or nil when there is none.
 	IndexRow(id string) ([]byte, error)
+	// IndexRowsByID returns the sealed index rows ids name, in the order
+	// of ids, nil for an id that has none: in one round trip where the
+	// store is across a network (an access-log page's rows).
+	IndexRowsByID(ids []string) ([][]byte, error)
 	// IndexRows calls fn with every index row, in byte order of id, and
 	// stops at fn's first error, returning it.
 	IndexRows(fn func(id string, sealed []byte) error) error

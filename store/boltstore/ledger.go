@@ -167,6 +167,14 @@ func (t *ledgerTx) IndexRow(id string) ([]byte, error) {
 	return t.index.Get([]byte(id)), nil
 }
 
+func (t *ledgerTx) IndexRowsByID(ids []string) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		out[i] = t.index.Get([]byte(id))
+	}
+	return out, nil
+}
+
 func (t *ledgerTx) IndexRows(fn func(id string, sealed []byte) error) error {
 	return t.index.ForEach(func(k, v []byte) error { return fn(string(k), v) })
 }

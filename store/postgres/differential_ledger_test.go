@@ -121,6 +121,20 @@ func diffLedgerRead(g *diffRand) diffLedgerOp {
 			return fmt.Sprintf("%x", hs), nil
 		}}
 	case 6:
+		if g.one(2) {
+			ids := make([]string, g.n(5))
+			for i := range ids {
+				ids[i] = g.str(diffLedgerIDs)
+			}
+			return diffLedgerOp{desc: fmt.Sprintf("IndexRowsByID(%q)", ids), read: func(tx ledgerstore.ReadTx) (string, error) {
+				vs, err := tx.IndexRowsByID(ids)
+				out := make([]string, len(vs))
+				for i, v := range vs {
+					out[i] = diffB(v)
+				}
+				return strings.Join(out, " "), err
+			}}
+		}
 		id := g.str(diffLedgerIDs)
 		return diffLedgerOp{desc: fmt.Sprintf("IndexRow(%q)", id), read: func(tx ledgerstore.ReadTx) (string, error) {
 			v, err := tx.IndexRow(id)

@@ -166,6 +166,34 @@ func (t *ledgerTx) IndexRow(id string) ([]byte, error) {
 	return t.bytesRow("SELECT sealed FROM ledger_index WHERE id = $1", []byte(id))
 }
 
+func (t *ledgerTx) IndexRowsByID(ids []string) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	keys := make([][]byte, len(ids))
+	at := make(map[string][]int, len(ids))
+	for i, id := range ids {
+		keys[i] = []byte(id)
+		at[id] = append(at[id], i)
+	}
+	rows, err := t.tx.Query(t.ctx, "SELECT id, sealed FROM ledger_index WHERE id = ANY($1)", keys)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, sealed []byte
+		if err := rows.Scan(&id, &sealed); err != nil {
+			return nil, err
+		}
+		for _, i := range at[string(id)] {
+			out[i] = sealed
+		}
+	}
+	return out, rows.Err()
+}
+
 func (t *ledgerTx) IndexRows(fn func(id string, sealed []byte) error) error {
 	rows, err := t.tx.Query(t.ctx, "SELECT id, sealed FROM ledger_index ORDER BY id")
 	if err != nil {

@@ -80,6 +80,7 @@ func RunLedger(t *testing.T, open LedgerFactory) {
 		{"Rollback", testLedgerRollback},
 		{"ContextDone", testLedgerContext},
 		{"BadArguments", testLedgerBadArguments},
+		{"IndexRowsByID", testLedgerIndexRowsByID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1002,6 +1003,55 @@ func testLedgerBadArguments(t *testing.T, open LedgerFactory) {
 	}
 	if after != inside {
 		t.Fatalf("Extent after the commit: %+v, inside: %+v", after, inside)
+	}
+}
+
+// testLedgerIndexRowsByID: the rows named, in the order asked, nil for an
+// id with none (a prefix of a stored id, or a longer id, is not it), an id
+// asked twice answered twice, binary and NUL bytes kept, and what a
+// transaction wrote visible to its own reads; no ids, no rows.
+func testLedgerIndexRowsByID(t *testing.T, open LedgerFactory) {
+	s := open(t).Store
+	ctx := context.Background()
+	stored := map[string][]byte{"acc/pt_a/9": []byte("nine"), "acc/pt_a/10": {0, 1, 0, 255}, "gr_1": []byte("grant")}
+	ask := []string{"acc/pt_a/10", "acc/pt_a/1", "gr_1", "acc/pt_a/9", "acc/pt_a/100", "acc/pt_a/10", "gr_"}
+	want := [][]byte{stored["acc/pt_a/10"], nil, stored["gr_1"], stored["acc/pt_a/9"], nil, stored["acc/pt_a/10"], nil}
+	check := func(what string, got [][]byte, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d rows for %d ids", what, len(got), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) || (got[i] == nil) != (want[i] == nil) {
+				t.Errorf("%s: row %d (%s) = %q, want %q", what, i, ask[i], got[i], want[i])
+			}
+		}
+	}
+	if err := s.Update(ctx, func(tx ledgerstore.WriteTx) error {
+		for id, v := range stored {
+			if err := tx.PutIndexRow(id, v); err != nil {
+				return err
+			}
+		}
+		got, err := tx.IndexRowsByID(ask)
+		check("inside the writing transaction", got, err)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(ctx, func(tx ledgerstore.ReadTx) error {
+		got, err := tx.IndexRowsByID(ask)
+		check("after the commit", got, err)
+		none, err := tx.IndexRowsByID(nil)
+		if err != nil || len(none) != 0 {
+			t.Errorf("no ids: %q, %v", none, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -549,74 +549,86 @@ func (l *Ledger) Entry(i int64) (Entry, []byte, error) {
 var ErrNoEntry = errors.New("no such ledger entry")
 
 // LeafHash returns the Merkle leaf hash of entry i.
-func (l *Ledger) LeafHash(i int64) (tlog.Hash, error) {
-	var h tlog.Hash
-	err := l.view(func(tx ledgerstore.ReadTx) error {
-		n, err := tx.Size()
-		if err != nil {
-			return err
-		}
-		if i < 0 || i >= n {
-			return ErrNoEntry
-		}
-		hs, err := tx.ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
-		if err == nil {
-			h = hs[0]
-		}
+func (l *Ledger) LeafHash(i int64) (h tlog.Hash, err error) {
+	err = l.view(func(tx ledgerstore.ReadTx) error {
+		h, err = sized(tx, func(size int64) (tlog.Hash, error) { return leafHashTx(tx, size, i) })
 		return err
 	})
 	return h, err
+}
+
+// sized runs fn with the log's size read in tx.
+func sized[T any](tx ledgerstore.ReadTx, fn func(size int64) (T, error)) (T, error) {
+	size, err := tx.Size()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return fn(size)
+}
+
+// leafHashTx is entry i's leaf hash in a log of size n.
+func leafHashTx(tx ledgerstore.ReadTx, n, i int64) (tlog.Hash, error) {
+	if i < 0 || i >= n {
+		return tlog.Hash{}, ErrNoEntry
+	}
+	hs, err := tx.ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	return hs[0], nil
 }
 
 // TreeHash returns the root hash of the first n entries.
-func (l *Ledger) TreeHash(n int64) (tlog.Hash, error) {
-	var h tlog.Hash
-	err := l.view(func(tx ledgerstore.ReadTx) error {
-		size, err := tx.Size()
-		if err != nil {
-			return err
-		}
-		if n < 0 || n > size {
-			return fmt.Errorf("tree size %d is beyond the log", n)
-		}
-		h, err = tlog.TreeHash(n, tx)
+func (l *Ledger) TreeHash(n int64) (h tlog.Hash, err error) {
+	err = l.view(func(tx ledgerstore.ReadTx) error {
+		h, err = sized(tx, func(size int64) (tlog.Hash, error) { return treeHashTx(tx, size, n) })
 		return err
 	})
 	return h, err
 }
 
+// treeHashTx is the root hash of the first n entries of a log of size.
+func treeHashTx(tx ledgerstore.ReadTx, size, n int64) (tlog.Hash, error) {
+	if n < 0 || n > size {
+		return tlog.Hash{}, fmt.Errorf("tree size %d is beyond the log", n)
+	}
+	return tlog.TreeHash(n, tx)
+}
+
 // ProveInclusion proves that entry i is in the tree of size n.
-func (l *Ledger) ProveInclusion(i, n int64) (tlog.RecordProof, error) {
-	var p tlog.RecordProof
-	err := l.view(func(tx ledgerstore.ReadTx) error {
-		size, err := tx.Size()
-		if err != nil {
-			return err
-		}
-		if n < 1 || n > size || i < 0 || i >= n {
-			return fmt.Errorf("need 0 <= index < size <= %d", size)
-		}
-		p, err = tlog.ProveRecord(n, i, tx)
+func (l *Ledger) ProveInclusion(i, n int64) (p tlog.RecordProof, err error) {
+	err = l.view(func(tx ledgerstore.ReadTx) error {
+		p, err = sized(tx, func(size int64) (tlog.RecordProof, error) { return proveInclusionTx(tx, size, i, n) })
 		return err
 	})
 	return p, err
 }
 
+// proveInclusionTx proves entry i in the tree of size n, in a log of size.
+func proveInclusionTx(tx ledgerstore.ReadTx, size, i, n int64) (tlog.RecordProof, error) {
+	if n < 1 || n > size || i < 0 || i >= n {
+		return nil, fmt.Errorf("need 0 <= index < size <= %d", size)
+	}
+	return tlog.ProveRecord(n, i, tx)
+}
+
 // ProveConsistency proves that the tree of size m is a prefix of size n.
-func (l *Ledger) ProveConsistency(m, n int64) (tlog.TreeProof, error) {
-	var p tlog.TreeProof
-	err := l.view(func(tx ledgerstore.ReadTx) error {
-		size, err := tx.Size()
-		if err != nil {
-			return err
-		}
-		if m < 1 || m > n || n > size {
-			return fmt.Errorf("need 1 <= from <= size <= %d", size)
-		}
-		p, err = tlog.ProveTree(n, m, tx)
+func (l *Ledger) ProveConsistency(m, n int64) (p tlog.TreeProof, err error) {
+	err = l.view(func(tx ledgerstore.ReadTx) error {
+		p, err = sized(tx, func(size int64) (tlog.TreeProof, error) { return proveConsistencyTx(tx, size, m, n) })
 		return err
 	})
 	return p, err
+}
+
+// proveConsistencyTx proves the tree of size m a prefix of size n, in a
+// log of size.
+func proveConsistencyTx(tx ledgerstore.ReadTx, size, m, n int64) (tlog.TreeProof, error) {
+	if m < 1 || m > n || n > size {
+		return nil, fmt.Errorf("need 1 <= from <= size <= %d", size)
+	}
+	return tlog.ProveTree(n, m, tx)
 }
 
 // Run signs a checkpoint about once a second while entries arrive, until

@@ -3,6 +3,8 @@ package consent
 import (
 	"encoding/base64"
 
+	"github.com/jupyterhealth/vault/consent/ledgerstore"
+
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -31,36 +33,56 @@ func b64s(hs []tlog.Hash) []string {
 	return out
 }
 
-// InclusionProof proves that entry i is in the tree of size n.
-func (l *Ledger) InclusionProof(i, n int64) (Proof, error) {
-	p, err := l.ProveInclusion(i, n)
-	if err != nil {
-		return Proof{}, err
-	}
-	leaf, err := l.LeafHash(i)
-	if err != nil {
-		return Proof{}, err
-	}
-	root, err := l.TreeHash(n)
-	if err != nil {
-		return Proof{}, err
-	}
-	return Proof{Kind: "inclusion", Index: &i, Size: n, LeafHash: b64(leaf), RootHash: b64(root), Proof: b64s(p)}, nil
+// InclusionProof proves that entry i is in the tree of size n, with the
+// leaf and root hashes, from one read transaction (on PostgreSQL, one
+// round trip for each read rather than a transaction each: an export
+// asks for one per manifest).
+func (l *Ledger) InclusionProof(i, n int64) (out Proof, err error) {
+	err = l.view(func(tx ledgerstore.ReadTx) error {
+		size, err := tx.Size()
+		if err != nil {
+			return err
+		}
+		p, err := proveInclusionTx(tx, size, i, n)
+		if err != nil {
+			return err
+		}
+		leaf, err := leafHashTx(tx, size, i)
+		if err != nil {
+			return err
+		}
+		root, err := treeHashTx(tx, size, n)
+		if err != nil {
+			return err
+		}
+		out = Proof{Kind: "inclusion", Index: &i, Size: n, LeafHash: b64(leaf), RootHash: b64(root), Proof: b64s(p)}
+		return nil
+	})
+	return out, err
 }
 
-// ConsistencyProof proves that the tree of size m is a prefix of size n.
-func (l *Ledger) ConsistencyProof(m, n int64) (Proof, error) {
-	p, err := l.ProveConsistency(m, n)
-	if err != nil {
-		return Proof{}, err
-	}
-	fh, err := l.TreeHash(m)
-	if err != nil {
-		return Proof{}, err
-	}
-	root, err := l.TreeHash(n)
-	if err != nil {
-		return Proof{}, err
-	}
-	return Proof{Kind: "consistency", From: &m, Size: n, RootHash: b64(root), FromHash: b64(fh), Proof: b64s(p)}, nil
+// ConsistencyProof proves that the tree of size m is a prefix of size n,
+// with both root hashes, from one read transaction.
+func (l *Ledger) ConsistencyProof(m, n int64) (out Proof, err error) {
+	err = l.view(func(tx ledgerstore.ReadTx) error {
+		size, err := tx.Size()
+		if err != nil {
+			return err
+		}
+		p, err := proveConsistencyTx(tx, size, m, n)
+		if err != nil {
+			return err
+		}
+		fh, err := treeHashTx(tx, size, m)
+		if err != nil {
+			return err
+		}
+		root, err := treeHashTx(tx, size, n)
+		if err != nil {
+			return err
+		}
+		out = Proof{Kind: "consistency", From: &m, Size: n, RootHash: b64(root), FromHash: b64(fh), Proof: b64s(p)}
+		return nil
+	})
+	return out, err
 }

@@ -14,6 +14,7 @@ import (
 	"filippo.io/age"
 	"github.com/jupyterhealth/vault/consent"
 	"github.com/jupyterhealth/vault/export"
+	"github.com/jupyterhealth/vault/internal/clientgone"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/labstack/echo/v4"
 )
@@ -248,7 +249,11 @@ func (s *Server) getExport(c echo.Context) error {
 	s.metrics.exported.Add(float64(st.Records))
 	s.metrics.exports.WithLabelValues(format, map[bool]string{true: "incomplete", false: "complete"}[err != nil]).Inc()
 	if err != nil {
-		s.log.Error("export stream failed", "access_start", startIdx, "cause", err.Error())
+		if clientgone.Is(c.Request(), err) {
+			s.log.Info("export abandoned by the client", "access_start", startIdx, "cause", err.Error())
+		} else {
+			s.log.Error("export stream failed", "access_start", startIdx, "cause", err.Error())
+		}
 		panic(http.ErrAbortHandler)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jupyterhealth/vault/internal/clientgone"
 	"github.com/jupyterhealth/vault/omh"
 	"github.com/jupyterhealth/vault/vault"
 	"github.com/labstack/echo/v4"
@@ -82,7 +83,11 @@ func (s *Server) getReadings(c echo.Context) error {
 				}
 				// The status is sent: abort so the client sees a broken
 				// stream rather than a complete-looking partial one.
-				s.log.Error("readings stream failed", "patient", tok.UserID, "cause", err.Error())
+				if clientgone.Is(c.Request(), err) {
+					s.log.Info("readings stream abandoned by the client", "patient", tok.UserID, "cause", err.Error())
+				} else {
+					s.log.Error("readings stream failed", "patient", tok.UserID, "cause", err.Error())
+				}
 				panic(http.ErrAbortHandler)
 			}
 			if bw == nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -179,5 +180,37 @@ func TestExportDropsStalledClient(t *testing.T) {
 	}
 	if !acc[0].Incomplete || acc[0].Records >= 40000 {
 		t.Fatalf("stalled export logged %+v, want incomplete", acc[0])
+	}
+}
+
+// TestExportAbandonedIsNotAnError: a client that closes the connection in
+// the middle of an export (a notebook interrupted) is logged at INFO as
+// abandoned, its access logged incomplete; before, the broken pipe was an
+// ERROR "export stream failed", as if the vault had failed.
+func TestExportAbandonedIsNotAnError(t *testing.T) {
+	var logs lockedBuffer
+	f, _ := streamEnv(t, api.Config{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, 40000)
+	resp := f.startExport(t, smallBufferClient(), f.srv.URL)
+	if _, err := io.ReadFull(resp.Body, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close() // unread: the transport closes the connection
+	var acc []consent.AccessState
+	for range 300 { // 30 s at most
+		var err error
+		if acc, err = f.ledger.Accesses(f.patient.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		if len(acc) == 1 && acc[0].End != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(acc) != 1 || acc[0].End == nil || !acc[0].Incomplete {
+		t.Fatalf("access log %s: want one incomplete access", fmt.Sprint(acc))
+	}
+	got := logs.String()
+	if strings.Contains(got, `"level":"ERROR"`) || !strings.Contains(got, "export abandoned by the client") {
+		t.Fatalf("log:\n%s", got)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"syscall"
+	"time"
 )
 
 // Status is the status a request its client abandoned is logged and
@@ -24,10 +26,29 @@ const Code = "client_closed_request"
 // Message is the message an abandoned request's answer carries.
 const Message = "the client closed the connection before the answer was ready"
 
-// Is reports whether err is the cancellation of r's own context: the
-// client went away before the answer was ready. A cancellation the
-// request did not cause (its context still live) is the vault's failure
-// and is not matched.
+// Is reports whether err is what a handler meets when r's client has
+// gone: r's context is cancelled (the server saw the connection close),
+// and err is that cancellation, or a write the closed connection refused
+// (a broken pipe, a reset) in an answer already streaming. A cancellation
+// or a write error while the request's context is still live is the
+// vault's failure and is not matched.
 func Is(r *http.Request, err error) bool {
-	return err != nil && r.Context().Err() != nil && errors.Is(err, context.Canceled)
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		// The write can fail a moment before the server's reader sees
+		// the same close and cancels the context: give it that moment.
+		select {
+		case <-r.Context().Done():
+			return true
+		case <-time.After(closeNoticed):
+			return false
+		}
+	}
+	return r.Context().Err() != nil && errors.Is(err, context.Canceled)
 }
+
+// closeNoticed bounds how long Is waits, after a refused write, for the
+// server to notice the closed connection.
+const closeNoticed = 100 * time.Millisecond

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
+	"os"
+	"syscall"
 	"testing"
 )
 
@@ -24,7 +27,10 @@ func TestIs(t *testing.T) {
 		{"client gone, cancellation wrapped", true, fmt.Errorf("scan: %w", context.Canceled), true},
 		{"client gone, but a real failure", true, other, false},
 		{"client gone, no error", true, nil, false},
+		{"client gone, a streaming write refused", true, &net.OpError{Op: "write", Err: os.NewSyscallError("write", syscall.EPIPE)}, true},
+		{"client gone, connection reset", true, fmt.Errorf("export: %w", syscall.ECONNRESET), true},
 		{"client there, a cancellation of something else", false, context.Canceled, false},
+		{"client there, a write refused", false, syscall.EPIPE, false},
 		{"client there, a real failure", false, other, false},
 	} {
 		r := live

@@ -164,22 +164,8 @@ func TestExportDropsStalledClient(t *testing.T) {
 	f, _ := streamEnv(t, api.Config{ExportStallTimeout: 200 * time.Millisecond}, 40000)
 	resp := f.startExport(t, smallBufferClient(), f.srv.URL)
 	_ = resp // read nothing more
-	var acc []consent.AccessState
-	for range 300 { // 30 s at most: the drop comes after about 0.2 s
-		var err error
-		if acc, err = f.ledger.Accesses(f.patient.ID, 1); err != nil {
-			t.Fatal(err)
-		}
-		if len(acc) == 1 && acc[0].End != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if len(acc) != 1 || acc[0].End == nil {
-		t.Fatalf("access log %s: the stalled export never ended", fmt.Sprint(acc))
-	}
-	if !acc[0].Incomplete || acc[0].Records >= 40000 {
-		t.Fatalf("stalled export logged %+v, want incomplete", acc[0])
+	if a := f.accessEnded(t); !a.Incomplete || a.Records >= 40000 {
+		t.Fatalf("stalled export logged %+v, want incomplete", a)
 	}
 }
 
@@ -195,22 +181,30 @@ func TestExportAbandonedIsNotAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close() // unread: the transport closes the connection
-	var acc []consent.AccessState
-	for range 300 { // 30 s at most
-		var err error
-		if acc, err = f.ledger.Accesses(f.patient.ID, 1); err != nil {
-			t.Fatal(err)
-		}
-		if len(acc) == 1 && acc[0].End != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if len(acc) != 1 || acc[0].End == nil || !acc[0].Incomplete {
-		t.Fatalf("access log %s: want one incomplete access", fmt.Sprint(acc))
+	if a := f.accessEnded(t); !a.Incomplete || a.Records >= 40000 {
+		t.Fatalf("abandoned export logged %+v, want incomplete", a)
 	}
 	got := logs.String()
 	if strings.Contains(got, `"level":"ERROR"`) || !strings.Contains(got, "export abandoned by the client") {
 		t.Fatalf("log:\n%s", got)
 	}
+}
+
+// accessEnded waits (30 s at most) for the patient's one access to be
+// ended, and returns it.
+func (f *fixture) accessEnded(t *testing.T) consent.AccessState {
+	t.Helper()
+	var acc []consent.AccessState
+	for range 300 {
+		var err error
+		if acc, err = f.ledger.Accesses(f.patient.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+		if len(acc) == 1 && acc[0].End != nil {
+			return acc[0]
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("access log %s: the export's access never ended", fmt.Sprint(acc))
+	return consent.AccessState{}
 }

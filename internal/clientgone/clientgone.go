@@ -1,8 +1,9 @@
 // Package clientgone tells a request its client gave up on from one the
 // vault failed. A client that closes its connection (a notebook
 // interrupted, a phone that lost its network, a load generator stopped)
-// cancels the request's context, and whatever the handler was waiting on
-// returns context.Canceled. That is not the vault's failure: the error
+// cancels the request's context: whatever the handler was waiting on
+// returns context.Canceled, and an answer already streaming meets a
+// broken pipe or a reset. That is not the vault's failure: the error
 // paths log it as a refusal, not an error, and count it under Status, so
 // that an alert on 5xx answers fires for the vault's own failures only.
 package clientgone

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,7 +27,11 @@ func (l ledgerStore) Update(ctx context.Context, fn func(ledgerstore.WriteTx) er
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockLedger); err != nil {
 			return err
 		}
-		return fn(&ledgerTx{ctx: ctx, tx: tx})
+		t := &ledgerTx{ctx: ctx, tx: tx, w: new(ledgerWrites)}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.flush()
 	})
 }
 
@@ -39,11 +44,130 @@ func (l ledgerStore) View(ctx context.Context, fn func(ledgerstore.ReadTx) error
 	})
 }
 
-// ledgerTx is both the ReadTx and, inside an Update, the WriteTx. Every
-// call is a statement in the transaction; returned slices are fresh.
+// ledgerTx is both the ReadTx and, inside an Update, the WriteTx. A read
+// is a statement in the transaction; returned slices are fresh. Inside an
+// Update the writes are kept in w and sent together when fn returns (or
+// before a read that w cannot answer alone), in one round trip: an append
+// of a few entries writes each entry, its hashes, the index rows it
+// changes, the digest and the size, and while its transaction runs it
+// holds the lock every replica's appends wait for, so its round trips are
+// everyone's.
 type ledgerTx struct {
 	ctx context.Context
 	tx  pgx.Tx
+	w   *ledgerWrites // nil in a View
+}
+
+// ledgerWrites are a write transaction's writes not yet sent, the last
+// value for each row (every write replaces its row, so only the last one
+// counts). Reads of a single row are answered from here first, so the
+// transaction sees its own writes.
+type ledgerWrites struct {
+	entries     map[int64][]byte
+	hashes      map[int64][]byte
+	index       map[string][]byte
+	meta        map[string][]byte
+	size        int64
+	sizeSet     bool
+	checkpoints []ledgerCheckpoint
+}
+
+type ledgerCheckpoint struct {
+	size   int64
+	signed []byte
+}
+
+func (w *ledgerWrites) empty() bool {
+	return w == nil || len(w.entries)+len(w.hashes)+len(w.index)+len(w.meta)+len(w.checkpoints) == 0 && !w.sizeSet
+}
+
+// flush sends the writes kept in t.w, as one batch of at most six
+// statements (one per table), and empties it.
+func (t *ledgerTx) flush() error {
+	w := t.w
+	if w.empty() {
+		return nil
+	}
+	b := new(pgx.Batch)
+	if len(w.entries) > 0 {
+		idx, vals := int64Rows(w.entries)
+		b.Queue(`INSERT INTO ledger_entries (idx, sealed) SELECT * FROM unnest($1::bigint[], $2::bytea[])
+			ON CONFLICT (idx) DO UPDATE SET sealed = EXCLUDED.sealed`, idx, vals)
+	}
+	if len(w.hashes) > 0 {
+		idx, vals := int64Rows(w.hashes)
+		b.Queue(`INSERT INTO ledger_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])
+			ON CONFLICT (idx) DO UPDATE SET hash = EXCLUDED.hash`, idx, vals)
+	}
+	if len(w.index) > 0 {
+		ids, vals := stringRows(w.index)
+		b.Queue(`INSERT INTO ledger_index (id, sealed) SELECT * FROM unnest($1::bytea[], $2::bytea[])
+			ON CONFLICT (id) DO UPDATE SET sealed = EXCLUDED.sealed`, ids, vals)
+	}
+	if len(w.meta) > 0 {
+		keys, vals := stringRows(w.meta)
+		b.Queue(`INSERT INTO ledger_meta (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[])
+			ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, keys, vals)
+	}
+	if w.sizeSet {
+		b.Queue("INSERT INTO ledger_head (id, size) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size", w.size)
+	}
+	for _, c := range w.checkpoints {
+		b.Queue("INSERT INTO ledger_checkpoints (size, signed) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING", c.size, c.signed)
+	}
+	*w = ledgerWrites{}
+	return t.tx.SendBatch(t.ctx, b).Close()
+}
+
+// int64Rows and stringRows turn kept rows into the two arrays of an
+// unnest insert.
+func int64Rows(m map[int64][]byte) ([]int64, [][]byte) {
+	keys := make([]int64, 0, len(m))
+	vals := make([][]byte, 0, len(m))
+	for k, v := range m {
+		keys = append(keys, k)
+		vals = append(vals, v)
+	}
+	return keys, vals
+}
+
+func stringRows(m map[string][]byte) ([][]byte, [][]byte) {
+	keys := make([][]byte, 0, len(m))
+	vals := make([][]byte, 0, len(m))
+	for k, v := range m {
+		keys = append(keys, []byte(k))
+		vals = append(vals, v)
+	}
+	return keys, vals
+}
+
+// flushed is flush for a read that needs the table as the transaction
+// left it (a range, a count): in a View, or with nothing kept, it costs
+// nothing.
+func (t *ledgerTx) flushed() error {
+	if t.w == nil {
+		return nil
+	}
+	return t.flush()
+}
+
+// kept returns a copy of a kept row: a caller may change what a read
+// returns, and the kept row is still to be sent.
+func kept[K comparable](m map[K][]byte, k K) ([]byte, bool) {
+	v, ok := m[k]
+	if !ok {
+		return nil, false
+	}
+	return bytes.Clone(v), true
+}
+
+// keep stores a row in m, made on first use, copying v: the caller may
+// use its slice again once the call returns.
+func keep[K comparable](m *map[K][]byte, k K, v []byte) {
+	if *m == nil {
+		*m = make(map[K][]byte)
+	}
+	(*m)[k] = bytes.Clone(v)
 }
 
 // entriesPage bounds one statement of EntriesDesc, so a caller that stops
@@ -65,6 +189,9 @@ func (t *ledgerTx) exec(q string, args ...any) error {
 }
 
 func (t *ledgerTx) Size() (int64, error) {
+	if t.w != nil && t.w.sizeSet {
+		return t.w.size, nil
+	}
 	var n int64
 	err := t.tx.QueryRow(t.ctx, "SELECT size FROM ledger_head WHERE id = 1").Scan(&n)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -77,10 +204,18 @@ func (t *ledgerTx) Meta(key string) ([]byte, error) {
 	if key == "size" {
 		return nil, errors.New(`ledger metadata "size" is read with Size`)
 	}
+	if t.w != nil {
+		if v, ok := kept(t.w.meta, key); ok {
+			return v, nil
+		}
+	}
 	return t.bytesRow("SELECT value FROM ledger_meta WHERE key = $1", []byte(key))
 }
 
 func (t *ledgerTx) MetaKeys(fn func(key string) error) error {
+	if err := t.flushed(); err != nil {
+		return err
+	}
 	rows, err := t.tx.Query(t.ctx, "SELECT key FROM ledger_meta ORDER BY key")
 	if err != nil {
 		return err
@@ -101,10 +236,18 @@ func (t *ledgerTx) Entry(i int64) ([]byte, error) {
 	if i < 0 {
 		return nil, nil
 	}
+	if t.w != nil {
+		if v, ok := kept(t.w.entries, i); ok {
+			return v, nil
+		}
+	}
 	return t.bytesRow("SELECT sealed FROM ledger_entries WHERE idx = $1", i)
 }
 
 func (t *ledgerTx) EntriesDesc(below int64, fn func(i int64, sealed []byte) bool) error {
+	if err := t.flushed(); err != nil {
+		return err
+	}
 	for below > 0 {
 		rows, err := t.tx.Query(t.ctx, "SELECT idx, sealed FROM ledger_entries WHERE idx < $1 ORDER BY idx DESC LIMIT $2", below, entriesPage)
 		if err != nil {
@@ -138,11 +281,27 @@ func (t *ledgerTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	if len(indexes) == 0 {
 		return nil, nil
 	}
-	rows, err := t.tx.Query(t.ctx, "SELECT idx, hash FROM ledger_hashes WHERE idx = ANY($1)", indexes)
+	found := make(map[int64][]byte, len(indexes))
+	ask := indexes
+	if t.w != nil && len(t.w.hashes) > 0 {
+		// The hashes this transaction wrote (an append reads those of
+		// the entries before it) are not asked of the database.
+		ask = nil
+		for _, x := range indexes {
+			if v, ok := t.w.hashes[x]; ok {
+				found[x] = v
+			} else {
+				ask = append(ask, x)
+			}
+		}
+	}
+	if len(ask) == 0 {
+		return hashesFound(indexes, found)
+	}
+	rows, err := t.tx.Query(t.ctx, "SELECT idx, hash FROM ledger_hashes WHERE idx = ANY($1)", ask)
 	if err != nil {
 		return nil, err
 	}
-	found := make(map[int64][]byte, len(indexes))
 	var idx int64
 	var h []byte
 	if _, err := pgx.ForEachRow(rows, []any{&idx, &h}, func() error {
@@ -151,6 +310,11 @@ func (t *ledgerTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	}); err != nil {
 		return nil, err
 	}
+	return hashesFound(indexes, found)
+}
+
+// hashesFound is ReadHashes's answer from the hashes found by index.
+func hashesFound(indexes []int64, found map[int64][]byte) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, x := range indexes {
 		v := found[x]
@@ -163,6 +327,11 @@ func (t *ledgerTx) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 }
 
 func (t *ledgerTx) IndexRow(id string) ([]byte, error) {
+	if t.w != nil {
+		if v, ok := kept(t.w.index, id); ok {
+			return v, nil
+		}
+	}
 	return t.bytesRow("SELECT sealed FROM ledger_index WHERE id = $1", []byte(id))
 }
 
@@ -170,6 +339,9 @@ func (t *ledgerTx) IndexRowsByID(ids []string) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	if len(ids) == 0 {
 		return out, nil
+	}
+	if err := t.flushed(); err != nil {
+		return nil, err
 	}
 	keys := make([][]byte, len(ids))
 	at := make(map[string][]int, len(ids))
@@ -195,6 +367,9 @@ func (t *ledgerTx) IndexRowsByID(ids []string) ([][]byte, error) {
 }
 
 func (t *ledgerTx) IndexRows(fn func(id string, sealed []byte) error) error {
+	if err := t.flushed(); err != nil {
+		return err
+	}
 	rows, err := t.tx.Query(t.ctx, "SELECT id, sealed FROM ledger_index ORDER BY id")
 	if err != nil {
 		return err
@@ -213,6 +388,9 @@ func (t *ledgerTx) IndexRows(fn func(id string, sealed []byte) error) error {
 }
 
 func (t *ledgerTx) LatestCheckpoint() (int64, []byte, error) {
+	if err := t.flushed(); err != nil {
+		return -1, nil, err
+	}
 	var size int64
 	var signed []byte
 	err := t.tx.QueryRow(t.ctx, "SELECT size, signed FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").Scan(&size, &signed)
@@ -223,6 +401,9 @@ func (t *ledgerTx) LatestCheckpoint() (int64, []byte, error) {
 }
 
 func (t *ledgerTx) Checkpoints(fn func(size int64, signed []byte) error) error {
+	if err := t.flushed(); err != nil {
+		return err
+	}
 	rows, err := t.tx.Query(t.ctx, "SELECT size, signed FROM ledger_checkpoints ORDER BY size")
 	if err != nil {
 		return err
@@ -243,6 +424,9 @@ func (t *ledgerTx) Checkpoints(fn func(size int64, signed []byte) error) error {
 
 func (t *ledgerTx) Extent() (ledgerstore.Extent, error) {
 	var e ledgerstore.Extent
+	if err := t.flushed(); err != nil {
+		return e, err
+	}
 	err := t.tx.QueryRow(t.ctx, `SELECT
 		(SELECT count(*) FROM ledger_entries), (SELECT coalesce(max(idx), -1) FROM ledger_entries),
 		(SELECT count(*) FROM ledger_hashes), (SELECT coalesce(max(idx), -1) FROM ledger_hashes)`).
@@ -261,7 +445,8 @@ func (t *ledgerTx) PutEntry(i int64, sealed []byte) error {
 	if i < 0 {
 		return fmt.Errorf("entry index %d", i)
 	}
-	return t.exec("INSERT INTO ledger_entries (idx, sealed) VALUES ($1, $2) ON CONFLICT (idx) DO UPDATE SET sealed = EXCLUDED.sealed", i, nonNil(sealed))
+	keep(&t.w.entries, i, sealed)
+	return nil
 }
 
 func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
@@ -271,14 +456,10 @@ func (t *ledgerTx) PutHashes(first int64, hs []tlog.Hash) error {
 	if len(hs) == 0 {
 		return nil
 	}
-	idx := make([]int64, len(hs))
-	vals := make([][]byte, len(hs))
 	for j := range hs {
-		idx[j] = first + int64(j)
-		vals[j] = hs[j][:]
+		keep(&t.w.hashes, first+int64(j), hs[j][:])
 	}
-	return t.exec(`INSERT INTO ledger_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])
-		ON CONFLICT (idx) DO UPDATE SET hash = EXCLUDED.hash`, idx, vals)
+	return nil
 }
 
 func (t *ledgerTx) PutIndexRow(id string, sealed []byte) error {
@@ -288,10 +469,15 @@ func (t *ledgerTx) PutIndexRow(id string, sealed []byte) error {
 	if id == "" {
 		return errors.New("an index row needs an id") // as bbolt refuses an empty key
 	}
-	return t.exec("INSERT INTO ledger_index (id, sealed) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET sealed = EXCLUDED.sealed", []byte(id), nonNil(sealed))
+	keep(&t.w.index, id, sealed)
+	return nil
 }
 
-func (t *ledgerTx) ClearIndex() error { return t.exec("DELETE FROM ledger_index") }
+func (t *ledgerTx) ClearIndex() error {
+	// Rows kept before the clear are cleared too, and not sent.
+	t.w.index = nil
+	return t.exec("DELETE FROM ledger_index")
+}
 
 func (t *ledgerTx) PutMeta(key string, val []byte) error {
 	if len(val) == 0 {
@@ -303,14 +489,16 @@ func (t *ledgerTx) PutMeta(key string, val []byte) error {
 	if key == "" {
 		return errors.New("ledger metadata needs a name") // as bbolt refuses an empty key
 	}
-	return t.exec("INSERT INTO ledger_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", []byte(key), nonNil(val))
+	keep(&t.w.meta, key, val)
+	return nil
 }
 
 func (t *ledgerTx) SetSize(n int64) error {
 	if n < 0 {
 		return fmt.Errorf("ledger size %d", n)
 	}
-	return t.exec("INSERT INTO ledger_head (id, size) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size", n)
+	t.w.size, t.w.sizeSet = n, true
+	return nil
 }
 
 func (t *ledgerTx) PutCheckpoint(size int64, signed []byte) error {
@@ -320,7 +508,8 @@ func (t *ledgerTx) PutCheckpoint(size int64, signed []byte) error {
 	if size < 0 {
 		return fmt.Errorf("checkpoint size %d", size)
 	}
-	return t.exec("INSERT INTO ledger_checkpoints (size, signed) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING", size, nonNil(signed))
+	t.w.checkpoints = append(t.w.checkpoints, ledgerCheckpoint{size, bytes.Clone(signed)})
+	return nil
 }
 
 // Head is the committed log size, read in one statement on the pool
@@ -339,6 +528,9 @@ func (l ledgerStore) Head(ctx context.Context) (int64, error) {
 // transaction (ledgerstore.RebuildAnnouncer): every replica's watcher
 // hands it to its ledger once the rebuilt index has committed.
 func (t *ledgerTx) AnnounceRebuild(size int64) (int64, error) {
+	if err := t.flush(); err != nil {
+		return 0, err
+	}
 	return appendEventID(t.ctx, t.tx, EventLedgerRebuilt, strconv.FormatInt(size, 10))
 }
 

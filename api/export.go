@@ -211,16 +211,16 @@ func (s *Server) getExport(c echo.Context) error {
 	// it does, or one signing shared with the exports waiting beside this
 	// one (consent.Ledger.CheckpointCovering); no write.
 	cp, size, err := s.ledger.CheckpointCovering(startIdx + 1)
-	for _, idx := range append([]int64{startIdx}, grantIndexes(grants)...) {
-		if err != nil {
-			break
+	if err == nil {
+		// The access-start and the grants it used, each with its
+		// inclusion proof, from one read of the ledger.
+		idxs := append([]int64{startIdx}, grantIndexes(grants)...)
+		var proofs []consent.Proof
+		var raws [][]byte
+		proofs, raws, err = s.ledger.ProvenEntries(idxs, size)
+		for k, idx := range idxs[:len(proofs)] {
+			manifest.Proofs[fmt.Sprint(idx)], manifest.Entries[fmt.Sprint(idx)] = proofs[k], raws[k]
 		}
-		var p consent.Proof
-		var raw []byte
-		if p, err = s.ledger.InclusionProof(idx, size); err == nil {
-			_, raw, err = s.ledger.Entry(idx)
-		}
-		manifest.Proofs[fmt.Sprint(idx)], manifest.Entries[fmt.Sprint(idx)] = p, raw
 	}
 	if err != nil {
 		s.endAccess(tok.UserID, patient, startIdx, 0, nil, true)

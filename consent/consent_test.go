@@ -2,9 +2,11 @@ package consent
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +228,67 @@ func TestProofsExhaustive(t *testing.T) {
 	}
 	if _, err := e.l.ProveConsistency(3, N+1); err == nil {
 		t.Fatal("proved consistency beyond the log")
+	}
+}
+
+// TestProvenEntries: the proofs and entries an export's manifest takes
+// from one read are the ones InclusionProof and Entry give one by one, and
+// they verify against the tree's root; an index past the tree or the log
+// is refused with nothing returned.
+func TestProvenEntries(t *testing.T) {
+	e := newTestEnv(t)
+	var entries []Entry
+	for i := range 37 {
+		entries = append(entries, grantEntry(i))
+	}
+	e.append(t, entries...)
+	const n = 30
+	root, err := e.l.TreeHash(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idxs := []int64{29, 0, 17, 17, 5}
+	proofs, raws, err := e.l.ProvenEntries(idxs, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(proofs) != len(idxs) || len(raws) != len(idxs) {
+		t.Fatalf("%d proofs and %d entries for %d indexes", len(proofs), len(raws), len(idxs))
+	}
+	for k, i := range idxs {
+		one, err := e.l.InclusionProof(i, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(proofs[k], one) {
+			t.Errorf("index %d: proof %+v, InclusionProof %+v", i, proofs[k], one)
+		}
+		_, raw, err := e.l.Entry(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(raws[k], raw) {
+			t.Errorf("index %d: entry %q, Entry %q", i, raws[k], raw)
+		}
+		var p tlog.RecordProof
+		for _, h := range proofs[k].Proof {
+			b, _ := base64.StdEncoding.DecodeString(h)
+			p = append(p, tlog.Hash(b))
+		}
+		if err := tlog.CheckRecord(p, n, root, i, tlog.RecordHash(raws[k])); err != nil {
+			t.Errorf("index %d: %v", i, err)
+		}
+		if proofs[k].RootHash != base64.StdEncoding.EncodeToString(root[:]) || *proofs[k].Index != i {
+			t.Errorf("index %d: root %s, index %d", i, proofs[k].RootHash, *proofs[k].Index)
+		}
+	}
+	for _, bad := range []struct {
+		idxs []int64
+		n    int64
+	}{{[]int64{3, 30}, n}, {[]int64{-1}, n}, {[]int64{1}, 38}, {[]int64{1}, 0}} {
+		if ps, rs, err := e.l.ProvenEntries(bad.idxs, bad.n); err == nil || ps != nil || rs != nil {
+			t.Errorf("ProvenEntries(%v, %d): %d proofs, %d entries, error %v; want an error alone", bad.idxs, bad.n, len(ps), len(rs), err)
+		}
 	}
 }
 

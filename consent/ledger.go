@@ -517,32 +517,34 @@ func (l *Ledger) Size() (int64, error) {
 func (l *Ledger) Entry(i int64) (Entry, []byte, error) {
 	var raw []byte
 	err := l.view(func(tx ledgerstore.ReadTx) error {
-		n, err := tx.Size()
-		if err != nil {
-			return err
-		}
-		if i < 0 || i >= n {
-			return ErrNoEntry
-		}
-		sealed, err := tx.Entry(i)
-		if err != nil {
-			return err
-		}
-		if sealed == nil {
-			return fmt.Errorf("entry %d is missing", i)
-		}
-		b, err := l.sealer.Decrypt(sealed, entryAD(i))
-		if err != nil {
-			return fmt.Errorf("entry %d does not decrypt", i)
-		}
-		raw = b
-		return nil
+		var err error
+		raw, err = sized(tx, func(n int64) ([]byte, error) { return l.entryTx(tx, n, i) })
+		return err
 	})
 	if err != nil {
 		return Entry{}, nil, err
 	}
 	e, err := Parse(raw)
 	return e, raw, err
+}
+
+// entryTx opens entry i of a log of size n: its canonical bytes.
+func (l *Ledger) entryTx(tx ledgerstore.ReadTx, n, i int64) ([]byte, error) {
+	if i < 0 || i >= n {
+		return nil, ErrNoEntry
+	}
+	sealed, err := tx.Entry(i)
+	if err != nil {
+		return nil, err
+	}
+	if sealed == nil {
+		return nil, fmt.Errorf("entry %d is missing", i)
+	}
+	b, err := l.sealer.Decrypt(sealed, entryAD(i))
+	if err != nil {
+		return nil, fmt.Errorf("entry %d does not decrypt", i)
+	}
+	return b, nil
 }
 
 // ErrNoEntry is returned for an index beyond the log.

@@ -35,30 +35,59 @@ func b64s(hs []tlog.Hash) []string {
 
 // InclusionProof proves that entry i is in the tree of size n, with the
 // leaf and root hashes, from one read transaction (on PostgreSQL, one
-// round trip for each read rather than a transaction each: an export
-// asks for one per manifest).
-func (l *Ledger) InclusionProof(i, n int64) (out Proof, err error) {
+// round trip for each read rather than a transaction each).
+func (l *Ledger) InclusionProof(i, n int64) (Proof, error) {
+	ps, _, err := l.provenEntries([]int64{i}, n, false)
+	if err != nil {
+		return Proof{}, err
+	}
+	return ps[0], nil
+}
+
+// ProvenEntries proves each entry of idxs in the tree of size n, as
+// InclusionProof does, and returns the entries' canonical bytes too, as
+// Entry does: all from one read transaction, the root hash read once (an
+// export's manifest carries its access-start and the grants it used,
+// each with its proof).
+func (l *Ledger) ProvenEntries(idxs []int64, n int64) ([]Proof, [][]byte, error) {
+	return l.provenEntries(idxs, n, true)
+}
+
+func (l *Ledger) provenEntries(idxs []int64, n int64, entries bool) (proofs []Proof, raws [][]byte, err error) {
 	err = l.view(func(tx ledgerstore.ReadTx) error {
+		proofs, raws = make([]Proof, len(idxs)), make([][]byte, len(idxs))
 		size, err := tx.Size()
 		if err != nil {
 			return err
 		}
-		p, err := proveInclusionTx(tx, size, i, n)
-		if err != nil {
-			return err
+		var root tlog.Hash
+		for k, i := range idxs {
+			p, err := proveInclusionTx(tx, size, i, n)
+			if err != nil {
+				return err
+			}
+			if k == 0 {
+				if root, err = treeHashTx(tx, size, n); err != nil {
+					return err
+				}
+			}
+			leaf, err := leafHashTx(tx, size, i)
+			if err != nil {
+				return err
+			}
+			proofs[k] = Proof{Kind: "inclusion", Index: &i, Size: n, LeafHash: b64(leaf), RootHash: b64(root), Proof: b64s(p)}
+			if entries {
+				if raws[k], err = l.entryTx(tx, size, i); err != nil {
+					return err
+				}
+			}
 		}
-		leaf, err := leafHashTx(tx, size, i)
-		if err != nil {
-			return err
-		}
-		root, err := treeHashTx(tx, size, n)
-		if err != nil {
-			return err
-		}
-		out = Proof{Kind: "inclusion", Index: &i, Size: n, LeafHash: b64(leaf), RootHash: b64(root), Proof: b64s(p)}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return proofs, raws, nil
 }
 
 // ConsistencyProof proves that the tree of size m is a prefix of size n,

@@ -70,6 +70,11 @@ type ledgerWrites struct {
 	size        int64
 	sizeSet     bool
 	checkpoints []ledgerCheckpoint
+	// indexRead holds the index rows this transaction has read, nil for
+	// one that is not stored: while it holds the lock no other process
+	// writes them, and an append reads a row twice (its old value for the
+	// digest, then to change it).
+	indexRead map[string][]byte
 }
 
 type ledgerCheckpoint struct {
@@ -115,7 +120,14 @@ func (t *ledgerTx) flush() error {
 	for _, c := range w.checkpoints {
 		b.Queue("INSERT INTO ledger_checkpoints (size, signed) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING", c.size, c.signed)
 	}
-	*w = ledgerWrites{}
+	read := w.indexRead
+	if read == nil {
+		read = make(map[string][]byte, len(w.index))
+	}
+	for id, v := range w.index {
+		read[id] = v // stored now: still this transaction's own
+	}
+	*w = ledgerWrites{indexRead: read}
 	return t.tx.SendBatch(t.ctx, b).Close()
 }
 
@@ -327,12 +339,21 @@ func hashesFound(indexes []int64, found map[int64][]byte) ([]tlog.Hash, error) {
 }
 
 func (t *ledgerTx) IndexRow(id string) ([]byte, error) {
-	if t.w != nil {
-		if v, ok := kept(t.w.index, id); ok {
-			return v, nil
-		}
+	if t.w == nil {
+		return t.bytesRow("SELECT sealed FROM ledger_index WHERE id = $1", []byte(id))
 	}
-	return t.bytesRow("SELECT sealed FROM ledger_index WHERE id = $1", []byte(id))
+	if v, ok := kept(t.w.index, id); ok {
+		return v, nil
+	}
+	if v, ok := kept(t.w.indexRead, id); ok {
+		return v, nil
+	}
+	v, err := t.bytesRow("SELECT sealed FROM ledger_index WHERE id = $1", []byte(id))
+	if err != nil {
+		return nil, err
+	}
+	keep(&t.w.indexRead, id, v)
+	return v, nil
 }
 
 func (t *ledgerTx) IndexRowsByID(ids []string) ([][]byte, error) {
@@ -475,7 +496,7 @@ func (t *ledgerTx) PutIndexRow(id string, sealed []byte) error {
 
 func (t *ledgerTx) ClearIndex() error {
 	// Rows kept before the clear are cleared too, and not sent.
-	t.w.index = nil
+	t.w.index, t.w.indexRead = nil, nil
 	return t.exec("DELETE FROM ledger_index")
 }
 

@@ -570,7 +570,7 @@ func sized[T any](tx ledgerstore.ReadTx, fn func(size int64) (T, error)) (T, err
 }
 
 // leafHashTx is entry i's leaf hash in a log of size n.
-func leafHashTx(tx ledgerstore.ReadTx, n, i int64) (tlog.Hash, error) {
+func leafHashTx(tx tlog.HashReader, n, i int64) (tlog.Hash, error) {
 	if i < 0 || i >= n {
 		return tlog.Hash{}, ErrNoEntry
 	}
@@ -591,7 +591,7 @@ func (l *Ledger) TreeHash(n int64) (h tlog.Hash, err error) {
 }
 
 // treeHashTx is the root hash of the first n entries of a log of size.
-func treeHashTx(tx ledgerstore.ReadTx, size, n int64) (tlog.Hash, error) {
+func treeHashTx(tx tlog.HashReader, size, n int64) (tlog.Hash, error) {
 	if n < 0 || n > size {
 		return tlog.Hash{}, fmt.Errorf("tree size %d is beyond the log", n)
 	}
@@ -608,7 +608,7 @@ func (l *Ledger) ProveInclusion(i, n int64) (p tlog.RecordProof, err error) {
 }
 
 // proveInclusionTx proves entry i in the tree of size n, in a log of size.
-func proveInclusionTx(tx ledgerstore.ReadTx, size, i, n int64) (tlog.RecordProof, error) {
+func proveInclusionTx(tx tlog.HashReader, size, i, n int64) (tlog.RecordProof, error) {
 	if n < 1 || n > size || i < 0 || i >= n {
 		return nil, fmt.Errorf("need 0 <= index < size <= %d", size)
 	}
@@ -626,7 +626,7 @@ func (l *Ledger) ProveConsistency(m, n int64) (p tlog.TreeProof, err error) {
 
 // proveConsistencyTx proves the tree of size m a prefix of size n, in a
 // log of size.
-func proveConsistencyTx(tx ledgerstore.ReadTx, size, m, n int64) (tlog.TreeProof, error) {
+func proveConsistencyTx(tx tlog.HashReader, size, m, n int64) (tlog.TreeProof, error) {
 	if m < 1 || m > n || n > size {
 		return nil, fmt.Errorf("need 1 <= from <= size <= %d", size)
 	}

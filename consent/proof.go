@@ -2,6 +2,8 @@ package consent
 
 import (
 	"encoding/base64"
+	"fmt"
+	"slices"
 
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
 
@@ -60,18 +62,35 @@ func (l *Ledger) provenEntries(idxs []int64, n int64, entries bool) (proofs []Pr
 		if err != nil {
 			return err
 		}
-		var root tlog.Hash
+		// The proofs, the leaves and the root read stored hashes at
+		// indexes set by the tree's shape alone: a first pass learns
+		// them, one read fetches them all, and the second pass computes.
+		var plan hashPlan
+		for _, i := range idxs {
+			if _, err := proveInclusionTx(&plan, size, i, n); err != nil {
+				return err
+			}
+			if _, err := leafHashTx(&plan, size, i); err != nil {
+				return err
+			}
+		}
+		if _, err := treeHashTx(&plan, size, n); err != nil {
+			return err
+		}
+		hs, err := plan.read(tx)
+		if err != nil {
+			return err
+		}
+		root, err := treeHashTx(hs, size, n)
+		if err != nil {
+			return err
+		}
 		for k, i := range idxs {
-			p, err := proveInclusionTx(tx, size, i, n)
+			p, err := proveInclusionTx(hs, size, i, n)
 			if err != nil {
 				return err
 			}
-			if k == 0 {
-				if root, err = treeHashTx(tx, size, n); err != nil {
-					return err
-				}
-			}
-			leaf, err := leafHashTx(tx, size, i)
+			leaf, err := leafHashTx(hs, size, i)
 			if err != nil {
 				return err
 			}
@@ -114,4 +133,45 @@ func (l *Ledger) ConsistencyProof(m, n int64) (out Proof, err error) {
 		return nil
 	})
 	return out, err
+}
+
+// hashPlan is a tlog.HashReader that only notes the stored hash indexes
+// asked of it (answering zero hashes), so that a computation's hashes can
+// be read in one call (read) and the computation run again on them.
+type hashPlan struct{ idx []int64 }
+
+func (p *hashPlan) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	p.idx = append(p.idx, indexes...)
+	return make([]tlog.Hash, len(indexes)), nil
+}
+
+// read fetches every hash the plan noted, once each.
+func (p *hashPlan) read(tx ledgerstore.ReadTx) (readHashes, error) {
+	slices.Sort(p.idx)
+	idx := slices.Compact(p.idx)
+	hs, err := tx.ReadHashes(idx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(readHashes, len(idx))
+	for k, x := range idx {
+		m[x] = hs[k]
+	}
+	return m, nil
+}
+
+// readHashes answers a tlog.HashReader's reads from hashes read before;
+// one it lacks is ledgerstore.ErrMissing, as from the store.
+type readHashes map[int64]tlog.Hash
+
+func (m readHashes) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for k, x := range indexes {
+		h, ok := m[x]
+		if !ok {
+			return nil, fmt.Errorf("stored hash %d: %w", x, ledgerstore.ErrMissing)
+		}
+		out[k] = h
+	}
+	return out, nil
 }

@@ -182,9 +182,15 @@ func keep[K comparable](m *map[K][]byte, k K, v []byte) {
 	(*m)[k] = bytes.Clone(v)
 }
 
-// entriesPage bounds one statement of EntriesDesc, so a caller that stops
-// early does not read the whole log.
-const entriesPage = 256
+// EntriesDesc reads pages of entries, the first of entriesFirstPage rows
+// and each next one twice as large, up to entriesPage: a caller that stops
+// early does not read the whole log, and the commonest caller, a replica
+// catching up on the few entries another appended since its last
+// decision, reads a few rows in one statement rather than a full page.
+const (
+	entriesFirstPage = 8
+	entriesPage      = 256
+)
 
 func (t *ledgerTx) bytesRow(q string, args ...any) ([]byte, error) {
 	var b []byte
@@ -260,8 +266,8 @@ func (t *ledgerTx) EntriesDesc(below int64, fn func(i int64, sealed []byte) bool
 	if err := t.flushed(); err != nil {
 		return err
 	}
-	for below > 0 {
-		rows, err := t.tx.Query(t.ctx, "SELECT idx, sealed FROM ledger_entries WHERE idx < $1 ORDER BY idx DESC LIMIT $2", below, entriesPage)
+	for page := entriesFirstPage; below > 0; page = min(2*page, entriesPage) {
+		rows, err := t.tx.Query(t.ctx, "SELECT idx, sealed FROM ledger_entries WHERE idx < $1 ORDER BY idx DESC LIMIT $2", below, page)
 		if err != nil {
 			return err
 		}
@@ -269,22 +275,22 @@ func (t *ledgerTx) EntriesDesc(below int64, fn func(i int64, sealed []byte) bool
 			i      int64
 			sealed []byte
 		}
-		page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (entry, error) {
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (entry, error) {
 			var e entry
 			return e, r.Scan(&e.i, &e.sealed)
 		})
 		if err != nil {
 			return err
 		}
-		for _, e := range page {
+		for _, e := range got {
 			if !fn(e.i, e.sealed) {
 				return nil
 			}
 		}
-		if len(page) < entriesPage {
+		if len(got) < page {
 			return nil
 		}
-		below = page[len(page)-1].i
+		below = got[len(got)-1].i
 	}
 	return nil
 }

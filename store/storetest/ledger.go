@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,6 +83,7 @@ func RunLedger(t *testing.T, open LedgerFactory) {
 		{"ContextDone", testLedgerContext},
 		{"BadArguments", testLedgerBadArguments},
 		{"IndexRowsByID", testLedgerIndexRowsByID},
+		{"EntriesDesc", testLedgerEntriesDesc},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1064,3 +1067,74 @@ func mustGrants(t *testing.T, l *consent.Ledger, patient string) []consent.Grant
 	}
 	return gs
 }
+
+// testLedgerEntriesDesc: EntriesDesc gives every stored entry below its
+// bound, highest first, skipping missing indexes, and stops where its
+// callback says, whatever pages the backend reads in (PostgreSQL reads
+// growing pages: 8 rows, then 16, up to 256); inside the writing
+// transaction it sees that transaction's entries too.
+func testLedgerEntriesDesc(t *testing.T, open LedgerFactory) {
+	s := open(t).Store
+	ctx := context.Background()
+	const n = 700
+	stored := func(i int64) bool { return i%97 != 5 && i != 300 } // gaps
+	val := func(i int64) []byte { return []byte(fmt.Sprintf("entry %d", i)) }
+	var want []int64 // every stored index, highest first
+	for i := int64(n - 1); i >= 0; i-- {
+		if stored(i) {
+			want = append(want, i)
+		}
+	}
+	check := func(tx ledgerstore.ReadTx, what string, below int64, stop int) {
+		t.Helper()
+		var got []int64
+		err := tx.EntriesDesc(below, func(i int64, sealed []byte) bool {
+			if !bytes.Equal(sealed, val(i)) {
+				t.Errorf("%s: entry %d reads %q", what, i, sealed)
+			}
+			got = append(got, i)
+			return len(got) < stop
+		})
+		if err != nil {
+			t.Fatalf("%s: EntriesDesc(%d): %v", what, below, err)
+		}
+		var exp []int64
+		for _, i := range want {
+			if i < below && len(exp) < stop {
+				exp = append(exp, i)
+			}
+		}
+		if !slices.Equal(got, exp) {
+			t.Fatalf("%s: EntriesDesc(%d, stop after %d) gave %d entries %v..., want %d %v...", what, below, stop, len(got), head(got), len(exp), head(exp))
+		}
+	}
+	cases := func(tx ledgerstore.ReadTx, what string) {
+		for _, below := range []int64{0, 1, 6, 9, 300, 301, n, n + 50, math.MaxInt64} {
+			for _, stop := range []int{1, 7, 8, 9, 24, 25, 257, 505, n + 1} {
+				check(tx, what, below, stop)
+			}
+		}
+	}
+	if err := s.Update(ctx, func(tx ledgerstore.WriteTx) error {
+		for i := int64(0); i < n; i++ {
+			if stored(i) {
+				if err := tx.PutEntry(i, val(i)); err != nil {
+					return err
+				}
+			}
+		}
+		cases(tx, "inside the writing transaction")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(ctx, func(tx ledgerstore.ReadTx) error {
+		cases(tx, "after the commit")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// head is the start of a list of indexes, for a message.
+func head(xs []int64) []int64 { return xs[:min(len(xs), 12)] }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jupyterhealth/vault/web/webstore"
@@ -492,6 +494,12 @@ func (w webStore) DeleteSessions(ctx context.Context, userID string, match func(
 func (w webStore) PutCeremony(ctx context.Context, c webstore.Ceremony, max int) error {
 	if err := checkTimes(c.Created, c.Expires); err != nil {
 		return err
+	}
+	// The user id's column would refuse it only at the insert, after a
+	// full table's refusal below: an id it cannot hold is refused first,
+	// as the bbolt store does.
+	if !utf8.ValidString(c.UserID) || strings.IndexByte(c.UserID, 0) >= 0 {
+		return fmt.Errorf("user id %q is not UTF-8 text without NUL bytes", c.UserID)
 	}
 	// A table full of live ceremonies refuses from a read, with no lock
 	// and no write: a flood of unauthenticated begins costs no commit.

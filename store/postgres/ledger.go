@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jupyterhealth/vault/consent/ledgerstore"
@@ -94,26 +95,10 @@ func (t *ledgerTx) flush() error {
 		return nil
 	}
 	b := new(pgx.Batch)
-	if len(w.entries) > 0 {
-		idx, vals := int64Rows(w.entries)
-		b.Queue(`INSERT INTO ledger_entries (idx, sealed) SELECT * FROM unnest($1::bigint[], $2::bytea[])
-			ON CONFLICT (idx) DO UPDATE SET sealed = EXCLUDED.sealed`, idx, vals)
-	}
-	if len(w.hashes) > 0 {
-		idx, vals := int64Rows(w.hashes)
-		b.Queue(`INSERT INTO ledger_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])
-			ON CONFLICT (idx) DO UPDATE SET hash = EXCLUDED.hash`, idx, vals)
-	}
-	if len(w.index) > 0 {
-		ids, vals := stringRows(w.index)
-		b.Queue(`INSERT INTO ledger_index (id, sealed) SELECT * FROM unnest($1::bytea[], $2::bytea[])
-			ON CONFLICT (id) DO UPDATE SET sealed = EXCLUDED.sealed`, ids, vals)
-	}
-	if len(w.meta) > 0 {
-		keys, vals := stringRows(w.meta)
-		b.Queue(`INSERT INTO ledger_meta (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[])
-			ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, keys, vals)
-	}
+	upsert(b, "ledger_entries", "idx bigint", "sealed", w.entries, sameKey)
+	upsert(b, "ledger_hashes", "idx bigint", "hash", w.hashes, sameKey)
+	upsert(b, "ledger_index", "id bytea", "sealed", w.index, textKey)
+	upsert(b, "ledger_meta", "key bytea", "value", w.meta, textKey)
 	if w.sizeSet {
 		b.Queue("INSERT INTO ledger_head (id, size) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size", w.size)
 	}
@@ -131,27 +116,27 @@ func (t *ledgerTx) flush() error {
 	return t.tx.SendBatch(t.ctx, b).Close()
 }
 
-// int64Rows and stringRows turn kept rows into the two arrays of an
-// unnest insert.
-func int64Rows(m map[int64][]byte) ([]int64, [][]byte) {
-	keys := make([]int64, 0, len(m))
+// upsert queues, when m holds rows, one insert of them all into table
+// (its key column and type, its value column) that replaces a row with
+// the same key: the keys as arg makes them, unnested beside the values.
+// Every name is one of flush's constants.
+func upsert[K comparable, A any](b *pgx.Batch, table, key, val string, m map[K][]byte, arg func(K) A) {
+	if len(m) == 0 {
+		return
+	}
+	keys := make([]A, 0, len(m))
 	vals := make([][]byte, 0, len(m))
 	for k, v := range m {
-		keys = append(keys, k)
+		keys = append(keys, arg(k))
 		vals = append(vals, v)
 	}
-	return keys, vals
+	col, typ, _ := strings.Cut(key, " ")
+	b.Queue(fmt.Sprintf(`INSERT INTO %s (%s, %s) SELECT * FROM unnest($1::%s[], $2::bytea[])
+		ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s`, table, col, val, typ, col, val, val), keys, vals)
 }
 
-func stringRows(m map[string][]byte) ([][]byte, [][]byte) {
-	keys := make([][]byte, 0, len(m))
-	vals := make([][]byte, 0, len(m))
-	for k, v := range m {
-		keys = append(keys, []byte(k))
-		vals = append(vals, v)
-	}
-	return keys, vals
-}
+func sameKey(i int64) int64    { return i }
+func textKey(id string) []byte { return []byte(id) }
 
 // flushed is flush for a read that needs the table as the transaction
 // left it (a range, a count): in a View, or with nothing kept, it costs

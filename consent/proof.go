@@ -63,39 +63,40 @@ func (l *Ledger) provenEntries(idxs []int64, n int64, entries bool) (proofs []Pr
 			return err
 		}
 		// The proofs, the leaves and the root read stored hashes at
-		// indexes set by the tree's shape alone: a first pass learns
-		// them, one read fetches them all, and the second pass computes.
-		var plan hashPlan
-		for _, i := range idxs {
-			if _, err := proveInclusionTx(&plan, size, i, n); err != nil {
+		// indexes set by the tree's shape alone: a first pass over a
+		// hashPlan learns them, one read fetches them all, and the
+		// second pass computes.
+		prove := func(r tlog.HashReader) error {
+			root, err := treeHashTx(r, size, n)
+			if err != nil {
 				return err
 			}
-			if _, err := leafHashTx(&plan, size, i); err != nil {
-				return err
+			for k, i := range idxs {
+				p, err := proveInclusionTx(r, size, i, n)
+				if err != nil {
+					return err
+				}
+				leaf, err := leafHashTx(r, size, i)
+				if err != nil {
+					return err
+				}
+				proofs[k] = Proof{Kind: "inclusion", Index: &i, Size: n, LeafHash: b64(leaf), RootHash: b64(root), Proof: b64s(p)}
 			}
+			return nil
 		}
-		if _, err := treeHashTx(&plan, size, n); err != nil {
+		var plan hashPlan
+		if err := prove(&plan); err != nil {
 			return err
 		}
 		hs, err := plan.read(tx)
 		if err != nil {
 			return err
 		}
-		root, err := treeHashTx(hs, size, n)
-		if err != nil {
+		if err := prove(hs); err != nil {
 			return err
 		}
-		for k, i := range idxs {
-			p, err := proveInclusionTx(hs, size, i, n)
-			if err != nil {
-				return err
-			}
-			leaf, err := leafHashTx(hs, size, i)
-			if err != nil {
-				return err
-			}
-			proofs[k] = Proof{Kind: "inclusion", Index: &i, Size: n, LeafHash: b64(leaf), RootHash: b64(root), Proof: b64s(p)}
-			if entries {
+		if entries {
+			for k, i := range idxs {
 				if raws[k], err = l.entryTx(tx, size, i); err != nil {
 					return err
 				}

@@ -41,8 +41,11 @@ func (s *Store) Ledger() ledgerstore.Store { return ledgerStore{s} }
 
 type ledgerStore struct{ s *Store }
 
+// Update shares the insert queue's group commits: an export's access
+// entries and the uploads queued beside them commit together, rather than
+// each waiting for the other's commit on bbolt's one writer lock.
 func (l ledgerStore) Update(ctx context.Context, fn func(ledgerstore.WriteTx) error) error {
-	return l.s.update(ctx, func(tx *bolt.Tx) error {
+	return l.s.write(ctx, func(tx *bolt.Tx) error {
 		lt, err := openLedgerTx(tx)
 		if err != nil {
 			return err

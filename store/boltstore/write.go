@@ -13,12 +13,19 @@ import (
 // ErrClosed is returned by Insert after Close.
 var ErrClosed = vault.ErrClosed
 
-type insertReq struct {
+// writeReq is one caller's part of a group transaction: an insert of a
+// patient's records, or (fn set) another write that shares the group's
+// commit, such as the ledger's appends.
+type writeReq struct {
 	patient string
 	recs    []vault.Record
-	n       int
-	err     error
-	done    chan struct{}
+	fn      func(*bolt.Tx) error
+
+	n        int
+	err      error
+	panicked any  // what fn panicked with, raised again in its caller
+	final    bool // err (or panicked) stands: not retried alone
+	done     chan struct{}
 }
 
 // Insert implements vault.Backend. Concurrent calls are merged into one
@@ -31,11 +38,6 @@ func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Recor
 	if s.opts.ReadOnly {
 		return 0, errors.New("the store is read-only")
 	}
-	// Checked first: the select below picks at random when both the
-	// queue and ctx.Done are ready.
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
 	// A malformed call is refused before it is queued, whatever the
 	// store holds (a missing patient included), as PostgreSQL's is.
 	for i, r := range recs {
@@ -43,25 +45,61 @@ func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Recor
 			return 0, fmt.Errorf("record %d has no schema or no value", i)
 		}
 	}
-	req := &insertReq{patient: patientID, recs: recs, done: make(chan struct{})}
+	req := &writeReq{patient: patientID, recs: recs}
+	if err := s.queue(ctx, req); err != nil {
+		return 0, err
+	}
+	return req.n, req.err
+}
+
+// write runs fn in the writer goroutine's next group transaction, beside
+// the inserts queued with it: one commit for all of them, where fn's own
+// transaction would take bbolt's single writer lock and a commit of its
+// own, and the inserts would wait for both. fn may run more than once
+// (alone, when the group's transaction fails for another member), so it
+// must depend on its transaction only, as for bbolt's Batch.
+func (s *Store) write(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if s.opts.ReadOnly {
+		return s.update(ctx, fn) // bbolt's own refusal
+	}
+	req := &writeReq{fn: fn}
+	if err := s.queue(ctx, req); err != nil {
+		return err
+	}
+	if req.panicked != nil {
+		panic(req.panicked)
+	}
+	return req.err
+}
+
+// queue hands req to the writer goroutine and waits until it is carried
+// out. It fails only when req was never queued: ctx done first, or the
+// store closed.
+func (s *Store) queue(ctx context.Context, req *writeReq) error {
+	// Checked first: the select below picks at random when both the
+	// queue and ctx.Done are ready.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req.done = make(chan struct{})
 	// Enqueue under the read side of closeMu: Close takes the write side
 	// before it stops the writer, so a queued request is always served.
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
-		return 0, ErrClosed
+		return ErrClosed
 	}
 	select {
 	case s.writes <- req:
 		s.closeMu.RUnlock()
 	case <-ctx.Done():
 		s.closeMu.RUnlock()
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
 	// Once queued, the writer decides; wait for it so the caller never
-	// reports a failure for records that were in fact stored.
+	// reports a failure for writes that were in fact stored.
 	<-req.done
-	return req.n, req.err
+	return nil
 }
 
 func (s *Store) writer() {
@@ -83,15 +121,16 @@ func (s *Store) writer() {
 	}
 }
 
-// gather takes whatever else is already queued, up to MaxGroupRecords.
-func (s *Store) gather(first *insertReq) []*insertReq {
-	group := []*insertReq{first}
-	n := len(first.recs)
+// gather takes whatever else is already queued, up to MaxGroupRecords
+// (a write other than an insert counts as one record).
+func (s *Store) gather(first *writeReq) []*writeReq {
+	group := []*writeReq{first}
+	n := max(len(first.recs), 1)
 	for n < s.opts.MaxGroupRecords {
 		select {
 		case r := <-s.writes:
 			group = append(group, r)
-			n += len(r.recs)
+			n += max(len(r.recs), 1)
 		default:
 			return group
 		}
@@ -99,31 +138,60 @@ func (s *Store) gather(first *insertReq) []*insertReq {
 	return group
 }
 
+// errMemberFailed aborts a group's transaction when one of its members
+// panicked; that member's panic is raised again in its caller.
+var errMemberFailed = errors.New("a write in the group panicked")
+
+// run carries out r in tx. An insert refused before it writes anything
+// (its patient unknown) is answered without failing the group.
+func (r *writeReq) run(tx *bolt.Tx) (err error) {
+	r.n, r.err, r.final = 0, nil, false
+	if r.fn == nil {
+		if err := insertCheck(tx, r.patient); err != nil {
+			r.err, r.final = err, true
+			return nil
+		}
+		r.n, err = insertTx(tx, r.patient, r.recs)
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r.panicked, r.final = p, true
+			err = errMemberFailed
+		}
+	}()
+	return r.fn(tx)
+}
+
 // commit runs in the writer goroutine. Its transactions take no caller's
 // context: a queued request is always carried out, so its caller never
-// hears of a failure for records that were stored.
-func (s *Store) commit(group []*insertReq) {
+// hears of a failure for writes that were stored.
+func (s *Store) commit(group []*writeReq) {
 	ctx := context.Background()
+	first := true
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		for _, r := range group {
-			r.n = 0
-			n, err := insertTx(tx, r.patient, r.recs)
+			err := r.run(tx)
+			if err != nil && first {
+				// Nothing ran before it: its failure is its own.
+				r.err, r.final = err, true
+			}
+			first = false
 			if err != nil {
 				return err
 			}
-			r.n = n
 		}
 		return nil
 	})
 	if err != nil && len(group) > 1 {
-		// One caller's failure must not fail the others: retry alone.
+		// One member's failure must not fail the others: each that did
+		// not fail on its own is retried alone.
 		for _, r := range group {
-			r.n = 0
-			r.err = s.update(ctx, func(tx *bolt.Tx) error {
-				n, err := insertTx(tx, r.patient, r.recs)
-				r.n = n
-				return err
-			})
+			if !r.final {
+				if err := s.update(ctx, r.run); err != nil && !r.final {
+					r.err = err
+				}
+			}
 			if r.err != nil {
 				r.n = 0
 			}
@@ -132,22 +200,31 @@ func (s *Store) commit(group []*insertReq) {
 		return
 	}
 	for _, r := range group {
-		if err != nil {
-			r.n, r.err = 0, err
+		if err != nil && !r.final {
+			r.err = err
+		}
+		if r.err != nil || r.panicked != nil {
+			r.n = 0
 		}
 		close(r.done)
 	}
 }
 
-func insertTx(tx *bolt.Tx, patient string, recs []vault.Record) (int, error) {
+// insertCheck refuses an insert before it writes anything. Checked in the
+// same transaction as the puts, so an insert racing a DeletePatient can
+// never bring the patient's records back.
+func insertCheck(tx *bolt.Tx, patient string) error {
 	if patient == "" {
-		return 0, errors.New("empty patient id")
+		return errors.New("empty patient id")
 	}
-	// Checked in the same transaction as the puts, so an insert racing a
-	// DeletePatient can never bring the patient's records back.
 	if tx.Bucket(bPKeys).Get([]byte(patient)) == nil {
-		return 0, vault.ErrNotFound
+		return vault.ErrNotFound
 	}
+	return nil
+}
+
+// insertTx stores recs, once insertCheck has passed in tx.
+func insertTx(tx *bolt.Tx, patient string, recs []vault.Record) (int, error) {
 	b, err := tx.Bucket(bReadings).CreateBucketIfNotExists([]byte(patient))
 	if err != nil {
 		return 0, fmt.Errorf("patient bucket: %v", err)

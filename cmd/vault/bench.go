@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jupyterhealth/vault/consent"
@@ -82,6 +83,7 @@ func cmdBenchLoad(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.Pause, "pause", 200*time.Millisecond, "mean pause between a client's requests (exponential); 0 is saturation")
 	fs.DurationVar(&c.Duration, "duration", 30*time.Second, "how long the clients run")
 	fs.IntVar(&c.Patients, "patients", 20, "patients with two days of CGM, a device and a grant to the clinician")
+	ops := fs.String("ops", strings.Join(bench.MixOps, ","), "the operations drawn, each with the same probability (comma-separated, from the default); one alone measures what the server and the clients can do with nothing else in the way")
 	fs.IntVar(&c.DemoDays, "demo-days", 30, "days of demo data the server seeds besides (--demo); 0: none")
 	fs.BoolVar(&c.KeepLimits, "keep-limits", false, "keep the server's per-token and per-grant export limits (default: lifted, so exports are measured, not refused)")
 	fs.StringVar(&c.Dir, "dir", "", "scratch directory (default: a new temporary directory, removed after)")
@@ -95,6 +97,9 @@ func cmdBenchLoad(args []string, stdout, stderr io.Writer) error {
 	return runBench(fs, args, stdout, func() (report, error) {
 		if *attack {
 			c.Attack = &ac
+		}
+		if given(fs, "ops") {
+			c.Ops = strings.Split(*ops, ",")
 		}
 		if *database != "" {
 			dsn, err := databaseURL(*database)

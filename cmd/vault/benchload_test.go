@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -48,9 +49,19 @@ func TestBenchLoad(t *testing.T) {
 	}
 	// The command line too, with its defaults: once --replicas (whose
 	// default is for --database) refused every plain 'vault bench load'.
-	stdout, errOut, err := runVault(t, 2*time.Minute, "bench", "load", "--clients", "2", "--patients", "1", "--demo-days", "1", "--duration", "1s")
+	// With --ops, only the operations named are drawn and shown.
+	stdout, errOut, err := runVault(t, 2*time.Minute, "bench", "load", "--clients", "2", "--patients", "1", "--demo-days", "1", "--duration", "1s", "--ops", "grants,checkpoint")
 	if err != nil || !strings.Contains(stdout, "requests/s") {
 		t.Fatalf("vault bench load: %v\n%s\n%s", err, stdout, errOut)
+	}
+	for _, op := range bench.MixOps {
+		row := regexp.MustCompile(`(?m)^ *` + op + ` +[1-9][0-9]* `)
+		if want := op == "grants" || op == "checkpoint"; row.MatchString(stdout) != want {
+			t.Errorf("--ops grants,checkpoint: a row for %s with requests: %v, want %v\n%s", op, !want, want, stdout)
+		}
+	}
+	if _, errOut, err := runVault(t, time.Minute, "bench", "load", "--ops", "grants,nope"); err == nil || !strings.Contains(errOut, `"nope" is not an operation of the mix`) {
+		t.Errorf("--ops with an unknown operation: %v\n%s", err, errOut)
 	}
 }
 

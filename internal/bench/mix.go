@@ -55,6 +55,10 @@ type MixConfig struct {
 	Duration time.Duration // how long the clients run
 	Patients int           // patients, each with two days of CGM, a device token and a grant to the clinician
 	DemoDays int           // days of demo data the server seeds (--demo); 0: no demo
+	// Ops are the operations drawn, each with the same probability; nil
+	// draws every one of MixOps. One operation alone measures what the
+	// server and the clients can do with nothing else in the way.
+	Ops []string
 	// KeepLimits keeps the server's per-token and per-grant export limits;
 	// by default they are lifted (serve flags), so that the exports are
 	// measured rather than refused.
@@ -105,6 +109,7 @@ type MixReport struct {
 	Pause      time.Duration
 	Seconds    float64 // the clients' wall time
 	Requests   int
+	Drawn      []string // the operations drawn: MixOps unless MixConfig.Ops chose some
 	Ops        map[string]OpStats
 	RSS        []RSSSample // the server's RssAnon, about once a second
 	Warmup     time.Duration
@@ -146,7 +151,7 @@ func (r *MixReport) Print(w io.Writer) error {
 		r.servedBy(), r.Clients, r.Pause, r.Seconds, r.GOMAXPROCS, r.LoadBefore, r.Load)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "operation\tcount\tp50 ms\tp99 ms\tmax ms\terrors\t429\t")
-	for _, name := range MixOps {
+	for _, name := range r.Drawn {
 		o := r.Ops[name]
 		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t\n", name, o.Count, o.P50, o.P99, o.Max, o.Errors, o.Limited)
 	}
@@ -158,7 +163,7 @@ func (r *MixReport) Print(w io.Writer) error {
 	if len(r.PerServer) > 0 {
 		fmt.Fprintf(w, "requests sent to each replica, round robin: %s\n", strings.Trim(fmt.Sprint(r.PerServer), "[]"))
 	}
-	for _, name := range MixOps {
+	for _, name := range r.Drawn {
 		if e := r.Ops[name].FirstErr; e != "" {
 			fmt.Fprintf(w, "first %s error: %s\n", name, e)
 		}
@@ -193,7 +198,7 @@ func (r *MixReport) Print(w io.Writer) error {
 	fmt.Fprintf(w, "\np99 side by side (issue 12's targets at ~1,000 requests/s offered):\n\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "operation\t%s p99 ms\t%s p99 ms\ttarget ms\t\n", r.Baseline.servedBy(), r.servedBy())
-	for _, name := range MixOps {
+	for _, name := range r.Drawn {
 		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%s\t\n", name, r.Baseline.Ops[name].P99, r.Ops[name].P99, map[bool]string{true: "<= 100", false: "<= 25"}[name == "export"])
 	}
 	fmt.Fprintf(tw, "requests/s\t%.0f\t%.0f\t\t\n", float64(r.Baseline.Requests)/r.Baseline.Seconds, float64(r.Requests)/r.Seconds)
@@ -216,6 +221,7 @@ type mixPlan struct {
 	URLs            []string      `json:"urls,omitempty"`
 	Pause           time.Duration `json:"pause"`
 	Duration        time.Duration `json:"duration"`
+	Ops             []string      `json:"ops"` // drawn from, each a name in MixOps
 	Patients        []mixPatient  `json:"patients"`
 	ClinicianTokens []string      `json:"clinician_tokens"` // one per client
 	Attack          *attackPlan   `json:"attack,omitempty"`
@@ -242,6 +248,11 @@ type mixResult struct {
 func Mix(c MixConfig) (*MixReport, error) {
 	if c.Clients < 1 || c.Patients < 1 || c.Duration <= 0 || c.Pause < 0 || c.DemoDays < 0 {
 		return nil, errors.New("--clients, --patients and --duration must be positive, --pause and --demo-days not negative")
+	}
+	for _, op := range c.Ops {
+		if !slices.Contains(MixOps, op) {
+			return nil, fmt.Errorf("--ops: %q is not an operation of the mix (%s)", op, strings.Join(MixOps, ", "))
+		}
 	}
 	if a := c.Attack; a != nil && (a.Honest < 1 || a.Honest > 250 || a.Addrs < 0 || a.Trickles < 0 || a.Addrs > 250*250 || a.Trickles > 250) {
 		return nil, errors.New("--attack-honest must be 1 to 250, --attack-addrs 0 to 62500, --attack-trickles 0 to 250")
@@ -283,6 +294,14 @@ func Mix(c MixConfig) (*MixReport, error) {
 	}
 	r.Baseline = b
 	return r, nil
+}
+
+// drawn is the operations the clients draw from.
+func (c MixConfig) drawn() []string {
+	if len(c.Ops) == 0 {
+		return MixOps
+	}
+	return c.Ops
 }
 
 // mixOnce seeds a vault in scratch (on c.Database when set), serves it
@@ -374,7 +393,7 @@ func mixOnce(c MixConfig, scratch string) (*MixReport, error) {
 		}
 	}
 
-	r := &MixReport{Servers: servers, Database: c.Database != "", Clients: c.Clients, Pause: c.Pause, Warmup: max(time.Second, c.Duration/5), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	r := &MixReport{Servers: servers, Database: c.Database != "", Clients: c.Clients, Pause: c.Pause, Drawn: c.drawn(), Warmup: max(time.Second, c.Duration/5), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	rss := func() (kb uint64) {
 		for _, pid := range pids {
 			kb += procstat.PidKB(pid, "RssAnon")
@@ -463,7 +482,7 @@ func seedMix(open func() (*Handle, error), c MixConfig) (*mixPlan, []string, err
 	if err != nil {
 		return nil, nil, err
 	}
-	plan := &mixPlan{Pause: c.Pause, Duration: c.Duration}
+	plan := &mixPlan{Pause: c.Pause, Duration: c.Duration, Ops: c.drawn()}
 	for range c.Clients {
 		tok, _, err := v.MintToken(ctx, clin.ID, vault.TokenClinician, life)
 		if err != nil {
@@ -623,6 +642,18 @@ func RunMix(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if n == 0 || len(plan.Patients) == 0 {
 		return errors.New("no clients or no patients")
 	}
+	// Each drawn operation as its index in MixOps, which the samples keep.
+	var ops []int
+	for _, name := range plan.Ops {
+		i := slices.Index(MixOps, name)
+		if i < 0 {
+			return fmt.Errorf("%q is not an operation of the mix", name)
+		}
+		ops = append(ops, i)
+	}
+	if len(ops) == 0 {
+		return errors.New("no operations to draw")
+	}
 	var rt http.RoundTripper = &http.Transport{MaxIdleConns: n * max(1, len(plan.URLs)), MaxIdleConnsPerHost: n}
 	var rr *roundRobin
 	if len(plan.URLs) > 1 {
@@ -652,7 +683,7 @@ func RunMix(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			rng := rand.New(rand.NewPCG(uint64(i), 1))
 			var seq int
 			for time.Now().Before(deadline) {
-				op := rng.IntN(len(MixOps))
+				op := ops[rng.IntN(len(ops))]
 				var req *http.Request
 				switch MixOps[op] {
 				case "read":

@@ -192,10 +192,7 @@ func (s *Store) commit(group []*writeReq) {
 					r.err = err
 				}
 			}
-			if r.err != nil {
-				r.n = 0
-			}
-			close(r.done)
+			r.answer()
 		}
 		return
 	}
@@ -203,11 +200,20 @@ func (s *Store) commit(group []*writeReq) {
 		if err != nil && !r.final {
 			r.err = err
 		}
-		if r.err != nil || r.panicked != nil {
-			r.n = 0
-		}
-		close(r.done)
+		r.answer()
 	}
+}
+
+// answer wakes r's caller. A failed insert stored nothing, whatever an
+// attempt rolled back had marked.
+func (r *writeReq) answer() {
+	if r.err != nil || r.panicked != nil {
+		r.n = 0
+		for i := range r.recs {
+			r.recs[i].Stored = false
+		}
+	}
+	close(r.done)
 }
 
 // insertCheck refuses an insert before it writes anything. Checked in the

@@ -45,10 +45,11 @@ import (
 // them happened. Updates are serialised with each other across every handle
 // and process that can write the store (bbolt: the file's single writer;
 // PostgreSQL: a transaction-scoped advisory lock and the head row), so fn
-// reads the size, decides and writes without a race. A backend whose
-// transactions can conflict may run fn again; fn must then do the same
-// thing from the start, and must keep nothing outside the transaction
-// until Update has returned nil.
+// reads the size, decides and writes without a race. A backend may run fn
+// again (PostgreSQL when transactions conflict; bbolt when fn shared a
+// group commit with other writes and one of them failed); fn must then do
+// the same thing from the start, and must keep nothing outside the
+// transaction until Update has returned nil.
 //
 // View runs fn on one consistent snapshot, read-only.
 //

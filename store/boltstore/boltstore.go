@@ -16,9 +16,10 @@
 //
 // Record keys are time-ordered within a schema, so a batch of readings in
 // time order appends to the end of the B+tree, and deduplication is a lookup
-// of the key itself. Writes go through one writer goroutine that merges
-// concurrent inserts into one fsync'd transaction (group commit); each
-// caller's records still commit or fail together.
+// of the key itself. Inserts, the ledger's writes and tokens' last-use
+// touches go through one writer goroutine that merges whatever is queued
+// into one fsync'd transaction (group commit); each caller's writes still
+// commit or fail together.
 package boltstore
 
 import (
@@ -382,8 +383,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
-// Close stops the writer and closes the file. Inserts already queued finish;
-// later ones get ErrClosed.
+// Close stops the writer and closes the file. Writes already queued
+// finish; later ones get ErrClosed.
 func (s *Store) Close() error {
 	s.closeMu.Lock()
 	s.closed = true

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jupyterhealth/vault/vault"
 	bolt "go.etcd.io/bbolt"
 )
 
-// ErrClosed is returned by Insert after Close.
+// ErrClosed is returned by Insert, and by every write that shares the
+// insert queue (the ledger's, TouchToken), after Close.
 var ErrClosed = vault.ErrClosed
 
 // writeReq is one caller's part of a group transaction: an insert of a
@@ -56,8 +58,11 @@ func (s *Store) Insert(ctx context.Context, patientID string, recs []vault.Recor
 // the inserts queued with it: one commit for all of them, where fn's own
 // transaction would take bbolt's single writer lock and a commit of its
 // own, and the inserts would wait for both. fn may run more than once
-// (alone, when the group's transaction fails for another member), so it
-// must depend on its transaction only, as for bbolt's Batch.
+// (again, when the group's transaction fails for another member), so it
+// must do the same thing from the start each time and keep nothing
+// outside the transaction until write has returned nil, as
+// ledgerstore.Store asks of a ledger write. fn must not end its goroutine
+// (runtime.Goexit, t.FailNow): the group is then answered with an error.
 func (s *Store) write(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if s.opts.ReadOnly {
 		return s.update(ctx, fn) // bbolt's own refusal
@@ -107,12 +112,12 @@ func (s *Store) writer() {
 	for {
 		select {
 		case req := <-s.writes:
-			s.commit(s.gather(req))
+			s.commitGuarded(s.gather(req))
 		case <-s.stop:
 			for {
 				select {
 				case req := <-s.writes:
-					s.commit(s.gather(req))
+					s.commitGuarded(s.gather(req))
 				default:
 					return
 				}
@@ -138,21 +143,54 @@ func (s *Store) gather(first *writeReq) []*writeReq {
 	return group
 }
 
-// errMemberFailed aborts a group's transaction when one of its members
-// panicked; that member's panic is raised again in its caller.
-var errMemberFailed = errors.New("a write in the group panicked")
+// errWriterExited answers a group whose member's fn ended the writer
+// goroutine (runtime.Goexit, which no recover stops).
+var errWriterExited = errors.New("a write in the group ended the store's writer")
 
-// run carries out r in tx. An insert refused before it writes anything
-// (its patient unknown) is answered without failing the group.
-func (r *writeReq) run(tx *bolt.Tx) (err error) {
+// commitGuarded is commit in a writer goroutine that survives a member
+// ending it: the group is answered, and a new writer takes the queue.
+func (s *Store) commitGuarded(group []*writeReq) {
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		for _, r := range group {
+			select {
+			case <-r.done:
+			default:
+				r.err = errWriterExited
+				r.answer()
+			}
+		}
+		s.wg.Add(1)
+		go s.writer()
+	}()
+	s.commit(group)
+	returned = true
+}
+
+var (
+	// errMemberFailed aborts a group's transaction when one of its
+	// members panicked; that member's panic is raised again in its caller.
+	errMemberFailed = errors.New("a write in the group panicked")
+	// errNothingWritten rolls back a group whose every member was refused
+	// before it wrote: there is nothing to commit.
+	errNothingWritten = errors.New("nothing to commit")
+)
+
+// run carries out r in tx, and reports whether it may have written. An
+// insert refused before it writes anything (its patient unknown) is
+// answered without failing the group.
+func (r *writeReq) run(tx *bolt.Tx) (wrote bool, err error) {
 	r.n, r.err, r.final = 0, nil, false
 	if r.fn == nil {
 		if err := insertCheck(tx, r.patient); err != nil {
 			r.err, r.final = err, true
-			return nil
+			return false, nil
 		}
 		r.n, err = insertTx(tx, r.patient, r.recs)
-		return err
+		return true, err
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -160,48 +198,85 @@ func (r *writeReq) run(tx *bolt.Tx) (err error) {
 			err = errMemberFailed
 		}
 	}()
-	return r.fn(tx)
+	return true, r.fn(tx)
 }
 
 // commit runs in the writer goroutine. Its transactions take no caller's
 // context: a queued request is always carried out, so its caller never
 // hears of a failure for writes that were stored.
+//
+// As bbolt's Batch does, a member that fails is taken out of the group
+// and the rest run again together: the first member's failure is its own
+// (it ran on the committed state, as alone), and a later member's is
+// tried again alone, since it may have come from the writes before it
+// in the rolled-back transaction. A member that panicked is not run again.
 func (s *Store) commit(group []*writeReq) {
 	ctx := context.Background()
-	first := true
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		for _, r := range group {
-			err := r.run(tx)
-			if err != nil && first {
-				// Nothing ran before it: its failure is its own.
-				r.err, r.final = err, true
+	for len(group) > 0 {
+		failed := -1
+		err := s.update(ctx, func(tx *bolt.Tx) error {
+			wrote := false
+			for i, r := range group {
+				w, err := r.run(tx)
+				if err != nil {
+					failed = i
+					return err
+				}
+				wrote = wrote || w
 			}
-			first = false
-			if err != nil {
-				return err
+			if !wrote {
+				return errNothingWritten
 			}
+			return nil
+		})
+		if errors.Is(err, errNothingWritten) {
+			err = nil
 		}
-		return nil
-	})
-	if err != nil && len(group) > 1 {
-		// One member's failure must not fail the others: each that did
-		// not fail on its own is retried alone.
-		for _, r := range group {
-			if !r.final {
-				if err := s.update(ctx, r.run); err != nil && !r.final {
+		if failed < 0 {
+			if err != nil && len(group) > 1 {
+				// The commit failed (a full disk): each member alone
+				// gets its own answer.
+				for _, r := range group {
+					s.alone(r)
+				}
+				return
+			}
+			for _, r := range group {
+				if err != nil && !r.final {
 					r.err = err
 				}
+				r.answer()
 			}
-			r.answer()
+			return
 		}
-		return
-	}
-	for _, r := range group {
-		if err != nil && !r.final {
+		r := group[failed]
+		switch {
+		case r.final: // it panicked
+		case failed == 0:
 			r.err = err
+		default:
+			s.alone(r)
+			group = slices.Delete(group, failed, failed+1)
+			continue
 		}
 		r.answer()
+		group = slices.Delete(group, failed, failed+1)
 	}
+}
+
+// alone runs r in a transaction of its own and answers it.
+func (s *Store) alone(r *writeReq) {
+	err := s.update(context.Background(), func(tx *bolt.Tx) error {
+		wrote, err := r.run(tx)
+		if err == nil && !wrote {
+			return errNothingWritten
+		}
+		return err
+	})
+	if err != nil && !errors.Is(err, errNothingWritten) && !r.final {
+		r.err = err
+	}
+	r.answer()
 }
 
 // answer wakes r's caller. A failed insert stored nothing, whatever an

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,42 +129,46 @@ func TestLedgerWritesShareInsertCommits(t *testing.T) {
 
 // TestGroupMemberFailures: in one group, an insert for an unknown patient,
 // a ledger write that fails and one that panics each get their own
-// answer, and every other member commits.
+// answer, and the others commit together, in one commit: as with bbolt's
+// Batch, a failing member is taken out and the rest run again as a group.
 func TestGroupMemberFailures(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
 	must(t, s.CreatePatientKeys(ctx, "pt_a", []byte("k")))
 	refused := errors.New("refused by its own check")
+	before, err := s.txID()
+	must(t, err)
 
 	h := holdWriter(t, s)
 	var (
 		goodN                               int
 		goodErr, unknownErr, failErr, okErr error
 		panicked                            any
+		failRuns, panicRuns                 atomic.Int32
 	)
-	// Queued one at a time, so the group's order is known: the failing
-	// and panicking writes come after members that wrote, and the good
-	// members after them must be retried alone.
-	h.go_(func() {
-		_, unknownErr = s.Insert(ctx, "pt_unknown", []vault.Record{{Schema: "s", Time: 1, Value: []byte("v")}})
-	})
-	h.queued(1)
+	// Queued one at a time, so the group's order is known: the panicking
+	// and the failing write each come after a member that wrote.
 	h.go_(func() {
 		okErr = s.Ledger().Update(ctx, func(tx ledgerstore.WriteTx) error { return tx.PutMeta("ok", []byte("1")) })
 	})
+	h.queued(1)
+	h.go_(func() {
+		defer func() { panicked = recover() }()
+		_ = s.Ledger().Update(ctx, func(tx ledgerstore.WriteTx) error { panicRuns.Add(1); panic("boom") })
+	})
 	h.queued(2)
 	h.go_(func() {
+		_, unknownErr = s.Insert(ctx, "pt_unknown", []vault.Record{{Schema: "s", Time: 1, Value: []byte("v")}})
+	})
+	h.queued(3)
+	h.go_(func() {
 		failErr = s.Ledger().Update(ctx, func(tx ledgerstore.WriteTx) error {
+			failRuns.Add(1)
 			if err := tx.PutMeta("failed", []byte("1")); err != nil {
 				return err
 			}
 			return refused
 		})
-	})
-	h.queued(3)
-	h.go_(func() {
-		defer func() { panicked = recover() }()
-		_ = s.Ledger().Update(ctx, func(tx ledgerstore.WriteTx) error { panic("boom") })
 	})
 	h.queued(4)
 	h.go_(func() {
@@ -180,11 +186,22 @@ func TestGroupMemberFailures(t *testing.T) {
 	if !errors.Is(failErr, refused) {
 		t.Errorf("failing ledger write: %v, want its own error", failErr)
 	}
+	if n := failRuns.Load(); n != 2 {
+		t.Errorf("the failing write ran %d times, want 2: in the group, then alone", n)
+	}
 	if panicked != "boom" {
 		t.Errorf("panicking ledger write: recovered %v in its caller, want boom", panicked)
 	}
+	if n := panicRuns.Load(); n != 1 {
+		t.Errorf("the panicking write ran %d times, want 1", n)
+	}
 	if goodErr != nil || goodN != 1 {
 		t.Errorf("good insert: %d, %v", goodN, goodErr)
+	}
+	after, err := s.txID()
+	must(t, err)
+	if commits := after - before; commits != 2 {
+		t.Errorf("%d commits, want 2: the holding write's, then one for every member that succeeded", commits)
 	}
 	if c, err := s.Count(ctx, "pt_a"); err != nil || c != 1 {
 		t.Errorf("Count(pt_a) = %d, %v", c, err)
@@ -201,4 +218,53 @@ func TestGroupMemberFailures(t *testing.T) {
 		}
 		return nil
 	}))
+}
+
+// TestGroupFirstMemberFailure: the first member of a group ran on the
+// committed state, as it would alone, so its failure is its answer and it
+// is not run again; a group of inserts refused before they wrote
+// commits nothing; a write that ends the writer goroutine is answered
+// with an error and a new writer serves the queue.
+func TestGroupFirstMemberFailure(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	must(t, s.CreatePatientKeys(ctx, "pt_a", []byte("k")))
+	refused := errors.New("refused")
+	before, err := s.txID()
+	must(t, err)
+
+	h := holdWriter(t, s)
+	var runs atomic.Int32
+	var failErr, insErr error
+	h.go_(func() {
+		failErr = s.Ledger().Update(ctx, func(tx ledgerstore.WriteTx) error { runs.Add(1); return refused })
+	})
+	h.queued(1)
+	h.go_(func() { _, insErr = s.Insert(ctx, "pt_a", []vault.Record{{Schema: "s", Time: 1, Value: []byte("v")}}) })
+	h.queued(2)
+	h.letGo()
+	if !errors.Is(failErr, refused) || runs.Load() != 1 {
+		t.Errorf("first member: %v after %d runs, want its own error after 1", failErr, runs.Load())
+	}
+	must(t, insErr)
+	after, err := s.txID()
+	must(t, err)
+	if after-before != 2 {
+		t.Errorf("%d commits, want 2", after-before)
+	}
+
+	if _, err := s.Insert(ctx, "pt_unknown", []vault.Record{{Schema: "s", Time: 1, Value: []byte("v")}}); !errors.Is(err, vault.ErrNotFound) {
+		t.Errorf("insert for an unknown patient: %v", err)
+	}
+	if now, err := s.txID(); err != nil || now != after {
+		t.Errorf("an insert refused before it wrote committed: txid %d -> %d (%v)", after, now, err)
+	}
+
+	err = s.Ledger().Update(ctx, func(tx ledgerstore.WriteTx) error { runtime.Goexit(); return nil })
+	if !errors.Is(err, errWriterExited) {
+		t.Errorf("a write that ended the writer: %v", err)
+	}
+	if n, err := s.Insert(ctx, "pt_a", []vault.Record{{Schema: "s", Time: 2, Value: []byte("v")}}); err != nil || n != 1 {
+		t.Errorf("insert after the writer was ended: %d, %v", n, err)
+	}
 }

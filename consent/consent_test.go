@@ -292,6 +292,51 @@ func TestProvenEntries(t *testing.T) {
 	}
 }
 
+// TestConsistencyProofVerifies: ConsistencyProof, which reads its stored
+// hashes in one read, gives the proof ProveConsistency gives and the
+// roots TreeHash gives, and the proof verifies; a bad pair is refused.
+func TestConsistencyProofVerifies(t *testing.T) {
+	e := newTestEnv(t)
+	var entries []Entry
+	for i := range 37 {
+		entries = append(entries, grantEntry(i))
+	}
+	e.append(t, entries...)
+	for _, c := range [][2]int64{{1, 1}, {1, 37}, {5, 8}, {13, 30}, {36, 37}, {37, 37}} {
+		m, n := c[0], c[1]
+		out, err := e.l.ConsistencyProof(m, n)
+		if err != nil {
+			t.Fatalf("ConsistencyProof(%d, %d): %v", m, n, err)
+		}
+		want, err := e.l.ProveConsistency(m, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(out.Proof, b64s(want)) {
+			t.Errorf("ConsistencyProof(%d, %d) = %v, ProveConsistency %v", m, n, out.Proof, b64s(want))
+		}
+		mh, err := e.l.TreeHash(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nh, err := e.l.TreeHash(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.FromHash != b64(mh) || out.RootHash != b64(nh) || *out.From != m || out.Size != n {
+			t.Errorf("ConsistencyProof(%d, %d) = %+v", m, n, out)
+		}
+		if err := tlog.CheckTree(want, n, nh, m, mh); err != nil {
+			t.Errorf("(%d, %d): %v", m, n, err)
+		}
+	}
+	for _, c := range [][2]int64{{0, 5}, {6, 5}, {1, 38}} {
+		if _, err := e.l.ConsistencyProof(c[0], c[1]); err == nil {
+			t.Errorf("ConsistencyProof(%d, %d): no error", c[0], c[1])
+		}
+	}
+}
+
 // TestSealedOnDisk: the log's signing key is sealed under the master and
 // entries are sealed, so neither is in the file in plaintext. (How
 // checkpoints are signed, re-signed and kept, and that the key survives a

@@ -62,11 +62,7 @@ func (l *Ledger) provenEntries(idxs []int64, n int64, entries bool) (proofs []Pr
 		if err != nil {
 			return err
 		}
-		// The proofs, the leaves and the root read stored hashes at
-		// indexes set by the tree's shape alone: a first pass over a
-		// hashPlan learns them, one read fetches them all, and the
-		// second pass computes.
-		prove := func(r tlog.HashReader) error {
+		err = inOneRead(tx, func(r tlog.HashReader) error {
 			root, err := treeHashTx(r, size, n)
 			if err != nil {
 				return err
@@ -83,16 +79,8 @@ func (l *Ledger) provenEntries(idxs []int64, n int64, entries bool) (proofs []Pr
 				proofs[k] = Proof{Kind: "inclusion", Index: &i, Size: n, LeafHash: b64(leaf), RootHash: b64(root), Proof: b64s(p)}
 			}
 			return nil
-		}
-		var plan hashPlan
-		if err := prove(&plan); err != nil {
-			return err
-		}
-		hs, err := plan.read(tx)
+		})
 		if err != nil {
-			return err
-		}
-		if err := prove(hs); err != nil {
 			return err
 		}
 		if entries {
@@ -111,29 +99,49 @@ func (l *Ledger) provenEntries(idxs []int64, n int64, entries bool) (proofs []Pr
 }
 
 // ConsistencyProof proves that the tree of size m is a prefix of size n,
-// with both root hashes, from one read transaction.
+// with both root hashes, from one read transaction and one read of the
+// stored hashes.
 func (l *Ledger) ConsistencyProof(m, n int64) (out Proof, err error) {
 	err = l.view(func(tx ledgerstore.ReadTx) error {
 		size, err := tx.Size()
 		if err != nil {
 			return err
 		}
-		p, err := proveConsistencyTx(tx, size, m, n)
-		if err != nil {
-			return err
-		}
-		fh, err := treeHashTx(tx, size, m)
-		if err != nil {
-			return err
-		}
-		root, err := treeHashTx(tx, size, n)
-		if err != nil {
-			return err
-		}
-		out = Proof{Kind: "consistency", From: &m, Size: n, RootHash: b64(root), FromHash: b64(fh), Proof: b64s(p)}
-		return nil
+		return inOneRead(tx, func(r tlog.HashReader) error {
+			p, err := proveConsistencyTx(r, size, m, n)
+			if err != nil {
+				return err
+			}
+			fh, err := treeHashTx(r, size, m)
+			if err != nil {
+				return err
+			}
+			root, err := treeHashTx(r, size, n)
+			if err != nil {
+				return err
+			}
+			out = Proof{Kind: "consistency", From: &m, Size: n, RootHash: b64(root), FromHash: b64(fh), Proof: b64s(p)}
+			return nil
+		})
 	})
 	return out, err
+}
+
+// inOneRead runs prove, which reads stored hashes at indexes set by the
+// tree's shape alone (proofs, leaves, roots), with every hash it needs
+// fetched in one read: a first pass over a hashPlan learns the indexes,
+// one ReadHashes fetches them, and the second pass computes. What the
+// first pass computes from zero hashes is overwritten by the second.
+func inOneRead(tx ledgerstore.ReadTx, prove func(tlog.HashReader) error) error {
+	var plan hashPlan
+	if err := prove(&plan); err != nil {
+		return err
+	}
+	hs, err := plan.read(tx)
+	if err != nil {
+		return err
+	}
+	return prove(hs)
 }
 
 // hashPlan is a tlog.HashReader that only notes the stored hash indexes

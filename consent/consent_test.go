@@ -231,17 +231,24 @@ func TestProofsExhaustive(t *testing.T) {
 	}
 }
 
+// grantLog is a test ledger of n grants.
+func grantLog(t *testing.T, n int) *testEnv {
+	t.Helper()
+	e := newTestEnv(t)
+	var entries []Entry
+	for i := range n {
+		entries = append(entries, grantEntry(i))
+	}
+	e.append(t, entries...)
+	return e
+}
+
 // TestProvenEntries: the proofs and entries an export's manifest takes
 // from one read are the ones InclusionProof and Entry give one by one, and
 // they verify against the tree's root; an index past the tree or the log
 // is refused with nothing returned.
 func TestProvenEntries(t *testing.T) {
-	e := newTestEnv(t)
-	var entries []Entry
-	for i := range 37 {
-		entries = append(entries, grantEntry(i))
-	}
-	e.append(t, entries...)
+	e := grantLog(t, 37)
 	const n = 30
 	root, err := e.l.TreeHash(n)
 	if err != nil {
@@ -296,12 +303,7 @@ func TestProvenEntries(t *testing.T) {
 // hashes in one read, gives the proof ProveConsistency gives and the
 // roots TreeHash gives, and the proof verifies; a bad pair is refused.
 func TestConsistencyProofVerifies(t *testing.T) {
-	e := newTestEnv(t)
-	var entries []Entry
-	for i := range 37 {
-		entries = append(entries, grantEntry(i))
-	}
-	e.append(t, entries...)
+	e := grantLog(t, 37)
 	for _, c := range [][2]int64{{1, 1}, {1, 37}, {5, 8}, {13, 30}, {36, 37}, {37, 37}} {
 		m, n := c[0], c[1]
 		out, err := e.l.ConsistencyProof(m, n)
